@@ -1,0 +1,6 @@
+"""Typed stubs of the C extension bnpy._core (see csrc/). Use the kernels through bnpy.ops."""
+
+HAVE_OPENMP: int
+
+def set_num_threads(n: int, /) -> int: ...
+def get_num_threads() -> int: ...

@@ -1,0 +1,162 @@
+"""The Layer base class: the contract between Sequential and every layer.
+
+A layer is built once from its input shape, then runs
+
+    y  = layer.forward(x, training)   # caches what backward needs
+    dx = layer.backward(dy)           # fills layer.gradients, aligned with layer.trainable_weights
+
+Weights are NumPy arrays owned by the layer and updated *in place* by optimizers, so a reference
+taken once (``layer.trainable_weights``) stays valid for the life of the layer. ``get_weights``
+returns copies, ``set_weights`` copies into the existing arrays.
+
+Shapes carry the batch axis as ``None``: ``compute_output_shape((None, 32, 32, 3))``.
+"""
+import re
+
+import numpy as np
+
+# Keras-2.0 base keywords accepted by every layer (keras/engine/topology.py, Layer.__init__).
+_BASE_KWARGS = {"input_shape", "batch_input_shape", "batch_size", "dtype", "name", "trainable",
+                "weights", "input_dtype"}
+
+# Process-global counters of automatic names, per snake_case prefix (as Keras's per-graph ones).
+_name_counters = {}
+
+
+def to_snake_case(name):
+    """'MaxPooling2D' -> 'max_pooling2d', 'BatchNormalization' -> 'batch_normalization'."""
+    intermediate = re.sub("(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", intermediate).lower()
+
+
+def unique_layer_name(prefix):
+    """prefix_1, prefix_2, ... across the whole process, as Keras 2.0 names layers."""
+    _name_counters[prefix] = _name_counters.get(prefix, 0) + 1
+    return "{}_{}".format(prefix, _name_counters[prefix])
+
+
+def reset_layer_names():
+    """Restart automatic layer names at _1 (Keras's K.clear_session() does this)."""
+    _name_counters.clear()
+
+
+class _Param:
+    """One weight: its array and what the model needs to know about it."""
+
+    __slots__ = ("name", "value", "trainable", "regularizer", "constraint")
+
+    def __init__(self, name, value, trainable, regularizer, constraint):
+        self.name = name
+        self.value = value
+        self.trainable = trainable
+        self.regularizer = regularizer
+        self.constraint = constraint
+
+
+class Layer:
+    """Base class of all layers (Keras 2.0 semantics for names, shapes and weights)."""
+
+    def __init__(self, **kwargs):
+        for key in kwargs:
+            if key not in _BASE_KWARGS:
+                raise TypeError("Keyword argument not understood: {!r} (in {})".format(
+                    key, type(self).__name__))
+        self.name = kwargs.get("name") or unique_layer_name(to_snake_case(type(self).__name__))
+        self.trainable = kwargs.get("trainable", True)
+        self.dtype = np.dtype(kwargs.get("dtype") or kwargs.get("input_dtype") or "float32")
+        if "batch_input_shape" in kwargs:
+            self.batch_input_shape = tuple(kwargs["batch_input_shape"])
+        elif "input_shape" in kwargs:
+            self.batch_input_shape = (kwargs.get("batch_size"),) + tuple(kwargs["input_shape"])
+        else:
+            self.batch_input_shape = None
+        self._initial_weights = kwargs.get("weights")
+        self._params = []
+        self.gradients = []
+        self.built = False
+        self.input_shape = None
+        self.output_shape = None
+
+    # -- building ----------------------------------------------------------------------------
+    def build(self, input_shape):
+        """Create the weights for ``input_shape`` (batch axis included, as None)."""
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def build_for(self, input_shape):
+        """Build once for ``input_shape`` and record input and output shapes."""
+        input_shape = tuple(input_shape)
+        if not self.built:
+            self.build(input_shape)
+            self.built = True
+            if self._initial_weights is not None:
+                self.set_weights(self._initial_weights)
+                self._initial_weights = None
+        self.input_shape = input_shape
+        self.output_shape = tuple(self.compute_output_shape(input_shape))
+        return self.output_shape
+
+    def add_weight(self, shape, initializer, name, regularizer=None, trainable=True,
+                   constraint=None, dtype=None):
+        """Create a weight array from ``initializer(shape, dtype)`` and register it."""
+        value = np.ascontiguousarray(initializer(tuple(shape), dtype or self.dtype),
+                                     dtype=dtype or self.dtype)
+        self._params.append(_Param(name, value, trainable, regularizer, constraint))
+        return value
+
+    # -- running -----------------------------------------------------------------------------
+    def forward(self, x, training=False):
+        """Output for input ``x``; in training mode, cache what backward needs."""
+        raise NotImplementedError(type(self).__name__ + ".forward")
+
+    def backward(self, dy):
+        """Gradient of the loss w.r.t. the input of the last forward(x, training=True).
+
+        Sets ``self.gradients`` (one array per entry of ``trainable_weights``).
+        """
+        raise NotImplementedError(type(self).__name__ + ".backward")
+
+    # -- weights -----------------------------------------------------------------------------
+    @property
+    def trainable_weights(self):
+        return [p.value for p in self._params if p.trainable] if self.trainable else []
+
+    @property
+    def non_trainable_weights(self):
+        if self.trainable:
+            return [p.value for p in self._params if not p.trainable]
+        return [p.value for p in self._params]
+
+    @property
+    def weights(self):
+        """Keras order: trainable weights, then non-trainable ones."""
+        return self.trainable_weights + self.non_trainable_weights
+
+    def get_weights(self):
+        return [w.copy() for w in self.weights]
+
+    def set_weights(self, weights):
+        """Copy ``weights`` into the layer's arrays, after checking count and every shape."""
+        params = self.weights
+        if len(weights) != len(params):
+            raise ValueError("{}: set_weights expected a list of {} arrays, got {}".format(
+                self.name, len(params), len(weights)))
+        converted = []
+        for i, (old, new) in enumerate(zip(params, weights)):
+            new = np.asarray(new)
+            if new.shape != old.shape:
+                raise ValueError("{}: weight {} has shape {}, got an array of shape {}".format(
+                    self.name, i, old.shape, new.shape))
+            converted.append(new)
+        for old, new in zip(params, converted):  # only after every check passed
+            np.copyto(old, new, casting="same_kind")
+
+    def count_params(self):
+        return int(sum(w.size for w in self.weights))
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable}
+
+    def __repr__(self):
+        return "<{} name={!r}>".format(type(self).__name__, self.name)

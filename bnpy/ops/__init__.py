@@ -1,0 +1,6 @@
+"""bnpy.ops: the functional API over the C kernels, what layers, notebooks and users call.
+
+- batch normalization: :mod:`bnpy.ops.batchnorm`
+- convolution and pooling: :mod:`bnpy.ops.conv`
+- image warps: :mod:`bnpy.ops.image`
+"""

@@ -1,0 +1,173 @@
+/* glue.c: helpers shared by the glue files (see glue.h). */
+#include "glue.h"
+
+int bnpy_float_typenum(PyObject *obj, const char *func, const char *arg)
+{
+    int typenum;
+    if (PyArray_Check(obj)) {
+        typenum = PyArray_TYPE((PyArrayObject *)obj);
+    } else {
+        PyArrayObject *tmp = (PyArrayObject *)PyArray_FROM_O(obj);
+        if (tmp == NULL) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError, "%s: %s must be a float32 or float64 array, got %.200s",
+                         func, arg, Py_TYPE(obj)->tp_name);
+            return -1;
+        }
+        typenum = PyArray_TYPE(tmp);
+        Py_DECREF(tmp);
+    }
+    if (typenum == NPY_FLOAT || typenum == NPY_DOUBLE)
+        return typenum;
+    {
+        PyArray_Descr *d = PyArray_DescrFromType(typenum);
+        PyObject *name = d ? PyObject_Str((PyObject *)d) : NULL;
+        Py_XDECREF(d);
+        if (name == NULL) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError, "%s: %s must be float32 or float64, got %.200s", func, arg,
+                         PyArray_Check(obj) ? "an unsupported dtype" : Py_TYPE(obj)->tp_name);
+            return -1;
+        }
+        PyErr_Format(PyExc_TypeError, "%s: %s must be float32 or float64, got %U", func, arg, name);
+        Py_DECREF(name);
+    }
+    return -1;
+}
+
+static const char *float_name(int typenum)
+{
+    return typenum == NPY_FLOAT ? "float32" : "float64";
+}
+
+PyArrayObject *bnpy_input_array(PyObject *obj, int typenum, const char *func, const char *arg)
+{
+    int have = bnpy_float_typenum(obj, func, arg);
+    if (have < 0)
+        return NULL;
+    if (typenum >= 0 && have != typenum) {
+        PyErr_Format(PyExc_TypeError, "%s: %s must be %s like the other arrays, got %s", func, arg,
+                     float_name(typenum), float_name(have));
+        return NULL;
+    }
+    /* The requested descriptor is native-endian, so byte-swapped input is converted too. */
+    return (PyArrayObject *)PyArray_FROM_OTF(obj, have, NPY_ARRAY_IN_ARRAY);
+}
+
+static int check_shape(PyArrayObject *a, int ndim, const npy_intp *dims, const char *func,
+                       const char *arg)
+{
+    int ok = PyArray_NDIM(a) == ndim;
+    for (int i = 0; ok && i < ndim; i++)
+        if (dims[i] >= 0 && PyArray_DIM(a, i) != dims[i])
+            ok = 0;
+    if (ok)
+        return 0;
+    PyObject *want = PyList_New(ndim), *got = NULL;
+    if (want != NULL) {
+        for (int i = 0; i < ndim; i++) {
+            PyObject *v = dims[i] >= 0 ? PyLong_FromSsize_t(dims[i]) : PyUnicode_FromString("any");
+            if (v == NULL) {
+                Py_CLEAR(want);
+                break;
+            }
+            PyList_SET_ITEM(want, i, v);
+        }
+    }
+    if (want != NULL) {
+        got = PyList_New(PyArray_NDIM(a));
+        for (int i = 0; got != NULL && i < PyArray_NDIM(a); i++) {
+            PyObject *v = PyLong_FromSsize_t(PyArray_DIM(a, i));
+            if (v == NULL) {
+                Py_CLEAR(got);
+                break;
+            }
+            PyList_SET_ITEM(got, i, v);
+        }
+    }
+    if (want != NULL && got != NULL)
+        PyErr_Format(PyExc_ValueError, "%s: %s must have shape %R, got shape %R", func, arg, want, got);
+    else if (!PyErr_Occurred())
+        PyErr_Format(PyExc_ValueError, "%s: %s has the wrong shape", func, arg);
+    Py_XDECREF(want);
+    Py_XDECREF(got);
+    return -1;
+}
+
+PyArrayObject *bnpy_inplace_array(PyObject *obj, int typenum, int ndim, const npy_intp *dims,
+                                  const char *func, const char *arg)
+{
+    if (!PyArray_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s: %s must be a numpy.ndarray (it is updated in place), got %.200s",
+                     func, arg, Py_TYPE(obj)->tp_name);
+        return NULL;
+    }
+    PyArrayObject *a = (PyArrayObject *)obj;
+    if (PyArray_TYPE(a) != typenum) {
+        if (bnpy_float_typenum(obj, func, arg) < 0)
+            return NULL;
+        PyErr_Format(PyExc_TypeError, "%s: %s must be %s like the other arrays, got %s", func, arg,
+                     float_name(typenum), float_name(PyArray_TYPE(a)));
+        return NULL;
+    }
+    if (!PyArray_ISNOTSWAPPED(a) || !PyArray_ISALIGNED(a) || !PyArray_IS_C_CONTIGUOUS(a)) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: %s must be C-contiguous, aligned and native-endian (it is written in place)",
+                     func, arg);
+        return NULL;
+    }
+    if (!PyArray_ISWRITEABLE(a)) {
+        PyErr_Format(PyExc_ValueError, "%s: %s must be writeable (it is written in place)", func, arg);
+        return NULL;
+    }
+    if (check_shape(a, ndim, dims, func, arg) < 0)
+        return NULL;
+    Py_INCREF(a);
+    return a;
+}
+
+PyArrayObject *bnpy_output_array(PyObject *out, int typenum, int ndim, const npy_intp *dims,
+                                 const char *func, const char *arg)
+{
+    if (out == NULL || out == Py_None) {
+        for (int i = 0; i < ndim; i++)
+            if (dims[i] < 0) {
+                PyErr_Format(PyExc_SystemError, "%s: output %s has an unknown size", func, arg);
+                return NULL;
+            }
+        return (PyArrayObject *)PyArray_EMPTY(ndim, (npy_intp *)dims, typenum, 0);
+    }
+    return bnpy_inplace_array(out, typenum, ndim, dims, func, arg);
+}
+
+int bnpy_may_overlap(PyArrayObject *a, PyArrayObject *b)
+{
+    /* Byte extents of each array (any strides): [lo, hi). Empty arrays overlap nothing. */
+    char *lo[2], *hi[2];
+    PyArrayObject *arr[2] = {a, b};
+    for (int k = 0; k < 2; k++) {
+        if (PyArray_SIZE(arr[k]) == 0)
+            return 0;
+        char *start = PyArray_BYTES(arr[k]), *end = start;
+        for (int i = 0; i < PyArray_NDIM(arr[k]); i++) {
+            npy_intp span = (PyArray_DIM(arr[k], i) - 1) * PyArray_STRIDE(arr[k], i);
+            if (span < 0)
+                start += span;
+            else
+                end += span;
+        }
+        lo[k] = start;
+        hi[k] = end + PyArray_ITEMSIZE(arr[k]);
+    }
+    return lo[0] < hi[1] && lo[1] < hi[0];
+}
+
+int bnpy_normalize_axis(int axis, int ndim, const char *func)
+{
+    if (axis < -ndim || axis >= ndim) {
+        PyErr_Format(PyExc_ValueError, "%s: axis %d is out of range for an array of rank %d", func,
+                     axis, ndim);
+        return -1;
+    }
+    return axis < 0 ? axis + ndim : axis;
+}

@@ -1,0 +1,57 @@
+/* glue.h: shared helpers of the CPython/NumPy glue (csrc/py_*.c, module.c).
+ *
+ * Only glue files include this header; kernels include kernels.h alone. The helpers convert
+ * Python objects to arrays once at the boundary and raise errors that name the function and the
+ * argument, so each glue function reads as: parse, validate, allocate, release the GIL, call.
+ */
+#ifndef BNPY_GLUE_H
+#define BNPY_GLUE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#define NPY_NO_DEPRECATED_API NPY_1_23_API_VERSION
+#define NPY_TARGET_VERSION NPY_1_23_API_VERSION
+#define PY_ARRAY_UNIQUE_SYMBOL bnpy_ARRAY_API
+#ifndef BNPY_GLUE_IMPORTS_ARRAY /* only module.c imports the NumPy C API */
+#define NO_IMPORT_ARRAY
+#endif
+#include <numpy/arrayobject.h>
+
+#include "kernels.h"
+
+/* The method tables of each kernel family, added to the module by module.c. */
+extern PyMethodDef bnpy_batchnorm_methods[];
+extern PyMethodDef bnpy_conv_methods[];
+extern PyMethodDef bnpy_image_methods[];
+
+/* The float type number of obj (NPY_FLOAT or NPY_DOUBLE; arrays by their dtype, other objects as
+ * NumPy would convert them). Anything else: TypeError "func: arg must be float32 or float64, got
+ * <dtype>" and -1. */
+int bnpy_float_typenum(PyObject *obj, const char *func, const char *arg);
+
+/* A read-only input: obj as a C-contiguous, aligned, native-endian array of typenum (copied only
+ * when needed). typenum < 0 takes the dtype from obj (which must be float32/float64). The dtype
+ * must match exactly: a float64 array given where float32 is needed is a TypeError, never a
+ * silent cast. Returns a new reference, or NULL with TypeError/ValueError set. */
+PyArrayObject *bnpy_input_array(PyObject *obj, int typenum, const char *func, const char *arg);
+
+/* An array updated in place (running statistics, parameters): must already be an ndarray of
+ * typenum, C-contiguous, aligned, native-endian and writeable, with ndim dims equal to dims
+ * (a dim < 0 matches any size). Never copied. Returns a new reference or NULL with an error. */
+PyArrayObject *bnpy_inplace_array(PyObject *obj, int typenum, int ndim, const npy_intp *dims,
+                                  const char *func, const char *arg);
+
+/* An output: a new C-contiguous array if out is NULL or None, else out validated as with
+ * bnpy_inplace_array. Returns a new reference or NULL with an error. */
+PyArrayObject *bnpy_output_array(PyObject *out, int typenum, int ndim, const npy_intp *dims,
+                                 const char *func, const char *arg);
+
+/* 1 if the memory of a and b may overlap (their byte ranges intersect), else 0. */
+int bnpy_may_overlap(PyArrayObject *a, PyArrayObject *b);
+
+/* Normalise an axis for an array of rank ndim (negative counts from the end). On error:
+ * ValueError "func: axis A is out of range for an array of rank N" and -1. */
+int bnpy_normalize_axis(int axis, int ndim, const char *func);
+
+#endif /* BNPY_GLUE_H */

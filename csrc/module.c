@@ -1,0 +1,70 @@
+/* module.c: the bnpy._core extension module: multi-phase init, the NumPy C API import, the thread
+ * setting, and the method tables of every kernel family (py_batchnorm.c, py_conv.c, py_image.c). */
+#define BNPY_GLUE_IMPORTS_ARRAY
+#include "glue.h"
+
+static PyObject *set_num_threads(PyObject *module, PyObject *arg)
+{
+    if (!PyLong_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "set_num_threads: n must be an int, got %.200s",
+                     Py_TYPE(arg)->tp_name);
+        return NULL;
+    }
+    long n = PyLong_AsLong(arg);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    if (n < 1 || n > 4096) {
+        PyErr_Format(PyExc_ValueError, "set_num_threads: n must be in [1, 4096], got %ld", n);
+        return NULL;
+    }
+    return PyLong_FromLong(bnpy_set_num_threads((int)n));
+}
+
+static PyObject *get_num_threads(PyObject *module, PyObject *unused)
+{
+    return PyLong_FromLong(bnpy_get_num_threads());
+}
+
+static PyMethodDef core_methods[] = {
+    {"set_num_threads", set_num_threads, METH_O,
+     "set_num_threads(n, /)\n--\n\nUse n >= 1 threads in every kernel; returns the previous count."},
+    {"get_num_threads", get_num_threads, METH_NOARGS,
+     "get_num_threads()\n--\n\nThe number of threads kernels use (1 in a serial build)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static int core_exec(PyObject *module)
+{
+    if (_import_array() < 0)
+        return -1;
+    if (PyModule_AddFunctions(module, core_methods) < 0 ||
+        PyModule_AddFunctions(module, bnpy_batchnorm_methods) < 0 ||
+        PyModule_AddFunctions(module, bnpy_conv_methods) < 0 ||
+        PyModule_AddFunctions(module, bnpy_image_methods) < 0)
+        return -1;
+    if (PyModule_AddIntConstant(module, "HAVE_OPENMP", bnpy_have_openmp()) < 0)
+        return -1;
+    return 0;
+}
+
+static PyModuleDef_Slot core_slots[] = {
+    {Py_mod_exec, core_exec},
+#ifdef Py_mod_multiple_interpreters
+    {Py_mod_multiple_interpreters, Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED},
+#endif
+    {0, NULL},
+};
+
+static struct PyModuleDef core_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "bnpy._core",
+    .m_doc = "bnpy's C kernels on NumPy buffers: batch normalization, convolution helpers, pooling, "
+             "image warps. Use them through bnpy.ops.",
+    .m_size = 0,
+    .m_slots = core_slots,
+};
+
+PyMODINIT_FUNC PyInit__core(void)
+{
+    return PyModuleDef_Init(&core_module);
+}
