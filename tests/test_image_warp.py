@@ -173,8 +173,9 @@ def test_empty_batch():
 
 def test_results_do_not_depend_on_thread_count():
     rng = np.random.default_rng(6)
-    x = rng.normal(size=(32, 32, 32, 3)).astype(np.float32)  # large enough for the threaded path
-    m = random_matrices(rng, 32, 32, 32)
+    # 16*64*64*5 = 327,680 output values: above the kernel's 2**18 threshold for using threads
+    x = rng.normal(size=(16, 64, 64, 5)).astype(np.float32)
+    m = random_matrices(rng, 16, 64, 64)
     before = bnpy.get_num_threads()
     try:
         bnpy.set_num_threads(1)
