@@ -259,3 +259,15 @@ def test_reference_matches_scipy(mode, order):
             else:  # scipy's spline weights reach the same blend by another route: ~1e-15 relative
                 np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * np.abs(x).max(),
                                            err_msg=f"{mode} {(n, h, w, c)}")
+
+
+@pytest.mark.parametrize("order", [0, 1])
+@pytest.mark.parametrize("mode", MODES)
+def test_far_away_coordinates_stay_in_bounds(mode, order):
+    # Finite matrices whose coordinates reach 1e300 or overflow to inf: the kernel's casts are
+    # guarded, so every output is a pixel value (or a blend of them) or cval, never a stray read.
+    x = np.arange(1.0, 1.0 + 2 * 5 * 6).reshape(2, 5, 6, 1)
+    m = np.array([[[1e300, 0, 0], [0, 1, 0]], [[1.7e308, 1.7e308, -1e308], [-1e308, 0, 1e308]]])
+    got = affine_warp(x, m, order=order, fill_mode=mode, cval=-1.0)
+    assert got.shape == x.shape
+    assert np.all((got == -1.0) | ((got >= 1.0) & (got <= 60.0))), got.ravel()
