@@ -271,3 +271,25 @@ def test_far_away_coordinates_stay_in_bounds(mode, order):
     got = affine_warp(x, m, order=order, fill_mode=mode, cval=-1.0)
     assert got.shape == x.shape
     assert np.all((got == -1.0) | ((got >= 1.0) & (got <= 60.0))), got.ravel()
+
+
+def test_memory_does_not_grow_over_many_calls():
+    import tracemalloc  # NumPy reports its data buffers to tracemalloc
+
+    x = np.random.default_rng(10).normal(size=(4, 16, 16, 3))
+    m = random_matrices(np.random.default_rng(11), 4, 16, 16)
+    affine_warp(x, m)  # warm up caches
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        for _ in range(500):
+            affine_warp(x, m, order=1)
+            try:
+                affine_warp(x, m, fill_mode="bogus")
+            except ValueError:
+                pass
+        grown = tracemalloc.get_traced_memory()[0] - start
+    finally:
+        tracemalloc.stop()
+    # each call allocates a 24 kB output; 500 leaked outputs would be 12 MB. Allow 64 kB of noise.
+    assert grown < 64 * 1024, grown
