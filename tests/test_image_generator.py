@@ -344,3 +344,12 @@ def test_module_functions_match_keras_formulas():
     want = np.stack([np.clip(p + np.random.uniform(-10, 10), x.min(), x.max()) for p in x])
     assert_same(shifted, want, "random_channel_shift")
     np.testing.assert_array_equal(bimage.flip_axis(x, 2), x[:, :, ::-1])
+
+
+def test_fit_without_statistics_computes_nothing_and_only_seeds():
+    gen = ImageDataGenerator(**CONFIGS["article"])  # the article: all statistics flags False
+    gen.fit(images(n=4).astype(np.uint8), seed=9)
+    after_fit = np.random.random()
+    np.random.seed(9)
+    assert after_fit == np.random.random()  # the seed, and no augmentation draws
+    assert gen.mean is None and gen.std is None and gen.principal_components is None
