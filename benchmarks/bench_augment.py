@@ -10,6 +10,8 @@ per image) and warps the whole batch in one C call. Cases:
   flow       next(datagen.flow(x, batch_size=32)): the iterator around it (standardize is a no-op)
   warp o=0   the warp alone: one bnpy.ops.affine_warp call vs 96 scipy calls, nearest
   warp o=1   the same, bilinear
+  big o=0    the warp of a larger batch, 128 images 64x64x3 (3.1M values: above the kernel's
+             threshold for using threads, so --threads shows its scaling)
 
 Medians of repeated runs measured in the same process, and their ratios (scipy time / bnpy time).
 This machine is shared and noisy: the ratios are the result, not the absolute times.
@@ -91,6 +93,14 @@ def main():
                                                             mode="nearest") for c in range(3)], axis=-1)
                          for img, m in zip(x, matrices)])
 
+    big = rng.integers(0, 256, size=(128, 64, 64, 3)).astype(np.float32)
+    big_matrices = np.concatenate([matrices] * 4)
+
+    def scipy_big():
+        return np.stack([np.stack([ndimage.affine_transform(img[:, :, c], m[:2, :2], m[:2, 2], order=0,
+                                                            mode="nearest") for c in range(3)], axis=-1)
+                         for img, m in zip(big, big_matrices)])
+
     iterator = datagen.flow(x, batch_size=32, shuffle=False)
     cases = [
         ("pipeline", lambda: datagen._random_transform_batch(x),
@@ -98,6 +108,7 @@ def main():
         ("flow", lambda: next(iterator), lambda: [keras_random_transform(img, **settings) for img in x]),
         ("warp o=0", lambda: affine_warp(x, matrices, order=0), lambda: scipy_warp(0)),
         ("warp o=1", lambda: affine_warp(x, matrices, order=1), lambda: scipy_warp(1)),
+        ("big o=0", lambda: affine_warp(big, big_matrices, order=0), scipy_big),
     ]
     print("batch of 32 images 32x32x3 float32, bnpy threads: {} (OpenMP: {}), repeats: {}".format(
         bnpy.get_num_threads(), bool(bnpy._core.HAVE_OPENMP), args.repeats))
