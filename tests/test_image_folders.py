@@ -15,7 +15,7 @@ CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
 
 @pytest.fixture
 def pil():
-    return pytest.importorskip("PIL.Image")
+    return pytest.importorskip("PIL.Image", reason="Pillow (bnpy[image], in the test extra) is not installed")
 
 
 def write_png(pil, path, pixels):

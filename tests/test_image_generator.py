@@ -304,7 +304,7 @@ def test_flow_warps_each_batch_in_one_kernel_call(monkeypatch):
 
 
 def test_flow_save_to_dir(tmp_path):
-    pytest.importorskip("PIL")
+    pytest.importorskip("PIL", reason="save_to_dir needs Pillow (bnpy[image]), not installed")
     it = ImageDataGenerator(rotation_range=10).flow(images(n=5), batch_size=3, save_to_dir=str(tmp_path),
                                                     save_prefix="aug", save_format="png")
     next(it)

@@ -245,7 +245,8 @@ def test_reference_counts_are_stable():
 @pytest.mark.parametrize("mode", MODES)
 def test_reference_matches_scipy(mode, order):
     """The reference restates scipy.ndimage.affine_transform (what Keras 2.0 calls per channel)."""
-    ndi = pytest.importorskip("scipy.ndimage")
+    ndi = pytest.importorskip("scipy.ndimage",
+                              reason="scipy is optional: the cross-check of the reference against scipy needs it")
     rng = np.random.default_rng(9)
     for (n, h, w, c) in SHAPES:
         x = rng.normal(size=(n, h, w, c))
