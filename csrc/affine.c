@@ -9,6 +9,9 @@
  * map_index. In constant mode a coordinate outside [0, size - 1] on either axis gives cval (scipy
  * treats the pixel centres 0 and size - 1, not the pixel edges, as the image's extent).
  *
+ * A coordinate pair inside the image (and, for bilinear, with both neighbours inside) takes a fast
+ * path without the boundary logic; it computes the same index and weights as the general path.
+ *
  * One output pixel is computed from its coordinates alone, so the loops over (image, row) are
  * split among threads freely and results never depend on the thread count.
  */
@@ -148,9 +151,32 @@ static inline void linear_neighbours(double mapped, ptrdiff_t len, int fill_mode
                                               ptrdiff_t col_stride, T fill, const int order,         \
                                               const int fill_mode)                                   \
     {                                                                                                \
+        const double last_row = (double)(height - 1), last_col = (double)(width - 1);                \
         for (ptrdiff_t col = 0; col < width; col++, dst += col_stride) {                             \
             const double r = m[0] * (double)row + m[1] * (double)col + m[2];                         \
             const double c = m[3] * (double)row + m[4] * (double)col + m[5];                         \
+            if (order == 0 && r >= 0.0 && r <= last_row && c >= 0.0 && c <= last_col) {             \
+                /* inside the image every fill mode agrees: floor(x + 0.5) of a positive x is a */     \
+                /* truncation. The common case, without the boundary logic. */                       \
+                const T *p = src + (ptrdiff_t)(r + 0.5) * row_stride + (ptrdiff_t)(c + 0.5) * col_stride; \
+                for (ptrdiff_t ch = 0; ch < channels; ch++)                                          \
+                    dst[ch * channel_stride] = p[ch * channel_stride];                               \
+                continue;                                                                            \
+            }                                                                                        \
+            if (order == 1 && r >= 0.0 && r < last_row && c >= 0.0 && c < last_col) {               \
+                /* both neighbours inside on both axes: no boundary logic either */                  \
+                const ptrdiff_t r0 = (ptrdiff_t)r, c0 = (ptrdiff_t)c;                                \
+                const double tr = r - (double)r0, tc = c - (double)c0;                               \
+                const T *p00 = src + r0 * row_stride + c0 * col_stride;                              \
+                for (ptrdiff_t ch = 0; ch < channels; ch++) {                                        \
+                    const ptrdiff_t k = ch * channel_stride;                                         \
+                    const double top = (1.0 - tc) * (double)p00[k] + tc * (double)p00[k + col_stride]; \
+                    const double bottom = (1.0 - tc) * (double)p00[k + row_stride] +                 \
+                                          tc * (double)p00[k + row_stride + col_stride];             \
+                    dst[k] = (T)((1.0 - tr) * top + tr * bottom);                                    \
+                }                                                                                    \
+                continue;                                                                            \
+            }                                                                                        \
             double rm, cm;                                                                           \
             if (!axis_position(r, height, fill_mode, &rm) || !axis_position(c, width, fill_mode, &cm)) { \
                 for (ptrdiff_t ch = 0; ch < channels; ch++)                                          \
