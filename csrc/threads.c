@@ -5,7 +5,9 @@
 #include <omp.h>
 #endif
 
+#ifdef BNPY_OPENMP
 static int num_threads = 0; /* 0: not set yet, use the OpenMP default (OMP_NUM_THREADS) */
+#endif
 
 int bnpy_have_openmp(void)
 {
