@@ -4,3 +4,18 @@
 - convolution and pooling: :mod:`bnpy.ops.conv`
 - image warps: :mod:`bnpy.ops.image`
 """
+from .batchnorm import (
+    batch_norm_backward,
+    batch_norm_forward,
+    batch_norm_inference,
+    batch_norm_inference_backward,
+    update_moving_stats,
+)
+
+__all__ = [
+    "batch_norm_forward",
+    "batch_norm_inference",
+    "batch_norm_backward",
+    "batch_norm_inference_backward",
+    "update_moving_stats",
+]
