@@ -4,3 +4,6 @@
 - convolution and pooling: :mod:`bnpy.ops.conv`
 - image warps: :mod:`bnpy.ops.image`
 """
+
+from .conv import (avg_pool2d_backward, avg_pool2d_forward, conv2d, conv2d_backward, conv2d_forward,
+                   max_pool2d_backward, max_pool2d_forward)
