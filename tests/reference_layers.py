@@ -198,3 +198,37 @@ def fashion_mnist_paths():
              "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
     paths = [os.path.join(FASHION_MNIST_DIR, n) for n in names]
     return paths if all(os.path.exists(p) for p in paths) else None
+
+
+# -- the article's network -------------------------------------------------------------------
+def build_article_model(comment1=False, comment2=False, comment3=False, comment4=False):
+    """build_LeNet5() of the article's script, written exactly as there (Keras-1 arguments),
+    with its four commented-out lines ("注释1".."注释4") switchable."""
+    import warnings
+
+    from bnpy.layers.convolutional import AveragePooling2D, Convolution2D, MaxPooling2D, ZeroPadding2D  # noqa: F401  (the script's import line)
+    from bnpy.layers.core import Activation, Dense, Flatten
+    from bnpy.layers.normalization import BatchNormalization
+    from bnpy.models import Sequential
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the Keras-2 API update notices
+        model = Sequential()
+        model.add(Convolution2D(96, 11, 11, border_mode='same', input_shape=(32, 32, 3), dim_ordering='tf'))
+        if comment1:
+            model.add(BatchNormalization())
+        model.add(MaxPooling2D(pool_size=(2, 2)))
+        if comment2:
+            model.add(BatchNormalization())
+        model.add(Activation("tanh"))
+        model.add(Convolution2D(120, 1, 1, border_mode='valid'))
+        if comment3:
+            model.add(BatchNormalization())
+        model.add(Flatten())
+        model.add(Dense(10))
+        model.add(BatchNormalization())
+        model.add(Activation("relu"))
+        if comment4:
+            model.add(Dense(10))
+        model.add(Activation('softmax'))
+    return model
