@@ -4,12 +4,14 @@ Everything here is written for clarity, in float64: direct loop-based convolutio
 (loops over output positions and kernel offsets, vectorised only over batch and channels), the
 BN formulas as printed in the paper, and a central-difference gradient.
 """
+import contextlib
 import gzip
 import os
 
 import numpy as np
 import pytest
 
+import bnpy
 import bnpy.ops
 
 
@@ -133,6 +135,24 @@ def batch_norm_inference_reference(x, gamma, beta, mean, var, axis=-1, epsilon=1
     return y
 
 
+@contextlib.contextmanager
+def one_thread():
+    """Run bnpy's kernels (and BLAS, when threadpoolctl is installed) on one thread. For tests
+    that make many tiny calls or check learning, not speed: on a shared, loaded machine every
+    multi-threaded region waits for both cores, which turns microseconds into milliseconds."""
+    previous = bnpy.set_num_threads(1)
+    try:
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            yield
+        else:
+            with threadpool_limits(1):
+                yield
+    finally:
+        bnpy.set_num_threads(previous)
+
+
 # -- gradients -------------------------------------------------------------------------------
 def numeric_gradient(f, a, h=1e-6):
     """Central differences of the scalar f() w.r.t. every element of the float64 array ``a``
@@ -164,10 +184,12 @@ def check_layer_gradients(layer, x, rng, training_forward=None, rtol=1e-6, atol=
     def loss():
         return float(np.sum(forward() * dy))
 
-    layer.forward(x, training=True)
-    dx = layer.backward(dy.copy())
-    analytic = [dx] + [g.copy() for g in layer.gradients]
-    numeric = [numeric_gradient(loss, x)] + [numeric_gradient(loss, w) for w in layer.trainable_weights]
+    with one_thread():
+        layer.forward(x, training=True)
+        dx = layer.backward(dy.copy())
+        analytic = [dx] + [g.copy() for g in layer.gradients]
+        numeric = [numeric_gradient(loss, x)] + [numeric_gradient(loss, w)
+                                                 for w in layer.trainable_weights]
     names = ["dx"] + ["d" + p.name for p in layer.trainable_params]
     assert len(analytic) == len(numeric), (names, len(analytic))
     for name, a, n in zip(names, analytic, numeric):

@@ -158,3 +158,22 @@ def test_progbar_verbose_2():
     assert out.getvalue() == ""
     bar.update(10, [("loss", 0.5), ("acc", -1.0)])
     assert out.getvalue() == "0s - loss: 0.5000 - acc: -1.0000e+00\n"  # 2.0's sign-sensitive test
+
+
+def test_progbar_redraws_in_place_in_jupyter(monkeypatch):
+    """An ipykernel stream is not a tty but honours '\\r': the bar is redrawn in place there."""
+    import sys
+    import types
+
+    class OutStream(io.StringIO):
+        pass
+
+    OutStream.__module__ = "ipykernel.iostream"
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    out = OutStream()
+    bar = Progbar(10, stream=out, interval=0)
+    bar.update(5)
+    bar.update(10)
+    # the final line is space-padded to the width of the longer line it overwrites, as Keras does
+    assert out.getvalue() == ("\r 5/10 [==============>...............] - ETA: 0s"
+                              "\r10/10 [==============================] - 0s     \n")

@@ -189,7 +189,7 @@ def test_evaluate_is_exact_mean_over_samples():
 def test_fit_console_output_verbose_1_and_2(capsys):
     x, y = _data(n=40)
     model = _softmax_model()
-    history = model.fit(x, y, batch_size=16, nb_epoch=2, verbose=1, validation_data=(x[:10], y[:10]))
+    history = model.fit(x, y, batch_size=16, epochs=2, verbose=1, validation_data=(x[:10], y[:10]))
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "Train on 40 samples, validate on 10 samples"
     assert out[1] == "Epoch 1/2"
@@ -429,3 +429,18 @@ def test_keyboard_interrupt_keeps_the_last_finished_batch():
     bn_layer.backward = real_backward
     model.fit(x, y, batch_size=8, epochs=1, verbose=0)  # and the model still trains
     assert model.optimizer.iterations == 2 + 8
+
+
+def test_ctrl_c_while_updates_are_applied_is_delivered_afterwards():
+    """SIGINT arriving inside the update phase is held back until the updates are complete."""
+    import signal
+
+    from bnpy.models import _DeferKeyboardInterrupt
+
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with _DeferKeyboardInterrupt():
+            os.kill(os.getpid(), signal.SIGINT)
+            done.append("updates finished")
+    assert done == ["updates finished"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

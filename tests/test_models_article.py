@@ -1,35 +1,15 @@
 """The article's script, model and training part, on arrays of the real shapes; and a small
 convnet that learns Fashion-MNIST (Debian's dataset-fashion-mnist files)."""
-import contextlib
-
 import numpy as np
 import pytest
 
-import bnpy
 from bnpy.layers import Activation, BatchNormalization, Conv2D, Dense, Flatten, MaxPooling2D
 from bnpy.models import Sequential
 from bnpy.utils import np_utils
-from reference_layers import (build_article_model, fashion_mnist_paths, read_idx_gz, requires_bn,
-                              requires_conv, requires_pool)
+from reference_layers import (build_article_model, fashion_mnist_paths, one_thread, read_idx_gz,
+                              requires_bn, requires_conv, requires_pool)
 
 pytestmark = [requires_conv, requires_pool, requires_bn]
-
-
-@contextlib.contextmanager
-def _one_thread():
-    """Run on one thread (bnpy's kernels and, when threadpoolctl is there, BLAS): these tests
-    check learning, not speed, and on a shared, loaded machine multi-threaded barriers stall."""
-    previous = bnpy.set_num_threads(1)
-    try:
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:
-            yield
-        else:
-            with threadpool_limits(1):
-                yield
-    finally:
-        bnpy.set_num_threads(previous)
 
 
 @pytest.mark.parametrize("comments", [(False, False, False, False), (True, True, True, True)])
@@ -42,7 +22,7 @@ def test_article_training_part_runs_on_arrays_of_the_real_shapes(comments, capsy
     y_train = np.random.randint(0, 10, (64, 1))
     X_test = np.random.randint(0, 256, (32, 32, 32, 3), dtype=np.uint8)
     y_test = np.random.randint(0, 10, (32, 1))
-    with _one_thread():
+    with one_thread():
         X_train = X_train.reshape(X_train.shape[0], 32, 32, 3).astype('float32') / 255
         X_test = X_test.reshape(X_test.shape[0], 32, 32, 3).astype('float32') / 255
         Y_train = np_utils.to_categorical(y_train, 10)
@@ -90,7 +70,7 @@ def test_small_convnet_learns_fashion_mnist():
     model.add(Flatten())
     model.add(Dense(10, activation="softmax"))
     model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
-    with _one_thread():
+    with one_thread():
         history = model.fit(x, y, batch_size=32, epochs=2, verbose=0, validation_data=(xt, yt))
         loss, accuracy = model.evaluate(xt, yt, verbose=0)
     assert accuracy >= 0.75, history.history
