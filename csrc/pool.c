@@ -77,13 +77,14 @@ void SUF(bnpy_max_pool2d)(T *y, int32_t *argmax, const T *x, ptrdiff_t N, ptrdif
                     for (ptrdiff_t h = h0; h < h1; h++)
                         for (ptrdiff_t w = (h == h0 ? w0 + 1 : w0); w < w1; w++) {
                             const T *cell = image + (h * W + w) * C;
+                            const int32_t where = (int32_t)(h * W + w);
+                            /* Branch-free selects so the channel loop vectorizes. Strictly
+                             * greater keeps the first maximum; a NaN wins once (propagates). */
                             for (ptrdiff_t c = 0; c < C; c++) {
                                 const T v = cell[c], best = yrow[c];
-                                /* strictly greater keeps the first maximum; a NaN wins once */
-                                if (v > best || (v != v && best == best)) {
-                                    yrow[c] = v;
-                                    arow[c] = (int32_t)(h * W + w);
-                                }
+                                const int take = (v > best) | ((v != v) & (best == best));
+                                yrow[c] = take ? v : best;
+                                arow[c] = take ? where : arow[c];
                             }
                         }
                 } else {
