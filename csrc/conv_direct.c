@@ -21,19 +21,28 @@
 
 #include "kernels.h"
 
+#define DIRECT_PRAGMA(x) _Pragma(#x)
 #ifdef BNPY_OPENMP
-#define DIRECT_OMP_FOR _Pragma("omp parallel for schedule(dynamic, 1) num_threads(bnpy_get_num_threads())")
-#define DIRECT_OMP_STATIC _Pragma("omp parallel for schedule(static) num_threads(bnpy_get_num_threads())")
+#define DIRECT_OMP_FOR(nt) DIRECT_PRAGMA(omp parallel for schedule(dynamic, 1) num_threads(nt))
+#define DIRECT_OMP_STATIC(nt) DIRECT_PRAGMA(omp parallel for schedule(static) num_threads(nt))
 #else
-#define DIRECT_OMP_FOR
-#define DIRECT_OMP_STATIC
+#define DIRECT_OMP_FOR(nt)
+#define DIRECT_OMP_STATIC(nt)
 #endif
+
+/* Threads for a loop touching `work` values: one below ~64K (a parallel region costs more than it
+ * saves there, and on a busy machine waiting workers make tiny calls slow), else the setting. */
+static inline int threads_for(double work)
+{
+    return work < 65536.0 ? 1 : bnpy_get_num_threads();
+}
 
 void bnpy_pad_nhwc_f32(float *xpad, const float *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
                        ptrdiff_t pad_top, ptrdiff_t pad_bottom, ptrdiff_t pad_left, ptrdiff_t pad_right)
 {
     const ptrdiff_t Hp = H + pad_top + pad_bottom, Wp = W + pad_left + pad_right;
-    DIRECT_OMP_STATIC
+    const int nt = threads_for((double)N * Hp * Wp * C);
+    DIRECT_OMP_STATIC(nt)
     for (ptrdiff_t n = 0; n < N; n++) {
         float *dst = xpad + n * Hp * Wp * C;
         const float *src = x + n * H * W * C;
@@ -171,7 +180,8 @@ int bnpy_conv2d_direct_f32(float *y, const float *xpad, const float *kernel, con
     if (kpack == NULL)
         return -1;
     pack_kernel(kpack, kernel, taps, Cout);
-    DIRECT_OMP_FOR
+    const int nt = threads_for((double)N * out_h * out_w * Cout * taps);
+    DIRECT_OMP_FOR(nt)
     for (ptrdiff_t row = 0; row < N * out_h; row++) {
         const ptrdiff_t n = row / out_h, i = row % out_h;
         /* taps di whose input row i*sh + di is real: pad_top <= i*sh + di < pad_top + H */
@@ -267,7 +277,7 @@ int bnpy_conv2d_direct_dkernel_f32(float *dkernel, const float *xpad, const floa
 {
     const ptrdiff_t Hp = H + pad_top + pad_bottom, Wp = W + pad_left + pad_right;
     const ptrdiff_t taps = kh * kw * C, tap_blocks = (taps + 3) / 4;
-    ptrdiff_t blocks = bnpy_get_num_threads();
+    ptrdiff_t blocks = threads_for((double)N * out_h * out_w * Cout * taps);
     if (blocks > N)
         blocks = N > 0 ? N : 1;
     double *partial = calloc((size_t)(blocks * taps * Cout), sizeof(double));
@@ -299,7 +309,8 @@ int bnpy_conv2d_direct_dkernel_f32(float *dkernel, const float *xpad, const floa
         }
         ranges[4 * b] = i0, ranges[4 * b + 1] = i1, ranges[4 * b + 2] = j0, ranges[4 * b + 3] = j1;
     }
-    DIRECT_OMP_STATIC
+    const int nt = (int)blocks;
+    DIRECT_OMP_STATIC(nt)
     for (ptrdiff_t blk = 0; blk < blocks; blk++) {
         double *acc = partial + blk * taps * Cout;
         float *img = image_acc + blk * taps * Cout;

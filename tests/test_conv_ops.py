@@ -306,26 +306,35 @@ def test_same_pooling_ignores_padding():
 
 # ---- thread count, inputs untouched -------------------------------------------------------------------
 
-def test_results_do_not_depend_on_thread_count():
+@pytest.mark.parametrize("direct", [True, False])
+def test_results_do_not_depend_on_thread_count(direct, monkeypatch):
+    # Sizes above the kernels' 64K-value threshold for going parallel, in both data formats.
+    from bnpy.ops import conv as conv_module
+    monkeypatch.setattr(conv_module, "_USE_DIRECT", direct and bnpy._core.conv_direct_available())
     rng = np.random.default_rng(17)
-    x = rng.standard_normal((5, 9, 9, 3)).astype(np.float32)
-    kernel = rng.standard_normal((5, 5, 3, 4)).astype(np.float32)
-    bias = rng.standard_normal(4).astype(np.float32)
+    x = rng.standard_normal((16, 24, 24, 3)).astype(np.float32)
+    kernel = rng.standard_normal((5, 5, 3, 16)).astype(np.float32)
+    bias = rng.standard_normal(16).astype(np.float32)
     before = bnpy.get_num_threads()
     results = []
     try:
         for threads in (1, 2, 3):
             bnpy.set_num_threads(threads)
-            y, ctx = ops.conv2d_forward(x, kernel, bias, 2, "same")
-            dx, dk, db = ops.conv2d_backward(np.ones_like(y), ctx)
-            p, pctx = ops.max_pool2d_forward(x, 3, 2, "same")
-            results.append((y, dx, dk, db, p, ops.max_pool2d_backward(p, pctx)))
+            out = []
+            for fmt in ("channels_last", "channels_first"):
+                y, ctx = ops.conv2d_forward(to_format(x, fmt), kernel, bias, 1, "same", fmt)
+                out.extend(ops.conv2d_backward(np.ones_like(y) + y, ctx))
+                p, pctx = ops.max_pool2d_forward(y, 3, 2, "same", fmt)
+                a, actx = ops.avg_pool2d_forward(y, 3, 2, "same", fmt)
+                out += [y, p, ops.max_pool2d_backward(p, pctx), a, ops.avg_pool2d_backward(a, actx)]
+            results.append(out)
     finally:
         bnpy.set_num_threads(before)
     for other in results[1:]:
         for a, b in zip(results[0], other):
-            # dbias sums per-thread partials in double: equal to float32 rounding (a few ulps)
-            np.testing.assert_allclose(a, b, rtol=4 * 2.0 ** -24, atol=0)
+            # the kernel gradient and dbias add per-thread partials in double: the same to a few
+            # float32 ulps of the largest value; everything else is computed identically
+            np.testing.assert_allclose(a, b, rtol=0, atol=4 * 2.0 ** -24 * np.abs(a).max())
 
 
 def test_inputs_are_not_modified():
