@@ -177,3 +177,10 @@ def test_progbar_redraws_in_place_in_jupyter(monkeypatch):
     # the final line is space-padded to the width of the longer line it overwrites, as Keras does
     assert out.getvalue() == ("\r 5/10 [==============>...............] - ETA: 0s"
                               "\r10/10 [==============================] - 0s     \n")
+
+
+def test_progbar_unknown_target():
+    out = io.StringIO()
+    bar = Progbar(None, stream=out, dynamic=True, interval=0)
+    bar.update(64, [("loss", 0.5)])
+    assert out.getvalue() == "\r     64/Unknown - 0s - loss: 0.5000"

@@ -444,3 +444,14 @@ def test_ctrl_c_while_updates_are_applied_is_delivered_afterwards():
             done.append("updates finished")
     assert done == ["updates finished"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_missing_or_non_numeric_data_is_a_clear_error():
+    x, y = _data()
+    model = _softmax_model()
+    with pytest.raises(ValueError, match="Error when checking input: expected an array"):
+        model.fit(None, y, verbose=0)
+    with pytest.raises(TypeError, match="expected a numeric array, got dtype <U"):
+        model.predict(np.full((2, 4), "a"))
+    with pytest.raises(ValueError, match="Error when checking target"):
+        model.evaluate(x, None, verbose=0)
