@@ -400,6 +400,10 @@ class Sequential:
                 dy = layer.backward(dy)
             constrained = []
             for layer in self.layers:
+                if len(layer.gradients) != len(layer.trainable_params):
+                    raise RuntimeError("{}: backward produced {} gradients for {} trainable weights"
+                                       .format(layer.name, len(layer.gradients),
+                                               len(layer.trainable_params)))
                 for param, grad in zip(layer.trainable_params, layer.gradients):
                     if param.regularizer is not None:
                         grad = grad + param.regularizer.gradient(param.value)
