@@ -813,6 +813,8 @@ def _unpack(values):
 
 
 def _positive(value, function, arg):
+    if value is None and arg == "batch_size":
+        return 32  # Keras's default (Model.fit maps batch_size=None to 32)
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError("Sequential.{}: `{}` must be a positive integer, got {!r}".format(
             function, arg, value))
