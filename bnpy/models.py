@@ -500,6 +500,9 @@ class Sequential:
         out_labels = list(self.metrics_names)
         callback_metrics = out_labels + (["val_" + n for n in out_labels] if do_validation else [])
         num_train = len(x)
+        smallest_batch = num_train % batch_size or batch_size
+        for layer in self.layers:  # fail before the first step, not at the end of an epoch
+            layer.check_training_batch_size(min(smallest_batch, num_train))
         callback_list = self._make_callbacks(callbacks, verbose, "samples")
         callback_list.set_params({"batch_size": batch_size, "epochs": epochs, "steps": None,
                                   "samples": num_train, "verbose": verbose,
