@@ -528,3 +528,15 @@ def test_sample_weight_in_training_equals_training_on_the_weighted_samples():
     reference.train_on_batch(x, y, sample_weight=np.where(classes == classes[0], 2.0, 1.0))
     for a, b in zip(by_class.get_weights(), reference.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_shuffle_batch_moves_whole_blocks_and_keeps_the_tail():
+    from bnpy.models import _batch_shuffle
+
+    np.random.seed(0)
+    shuffled = _batch_shuffle(np.arange(10), 3)
+    blocks = [tuple(shuffled[i:i + 3]) for i in range(0, 9, 3)]
+    assert sorted(blocks) == [(0, 1, 2), (3, 4, 5), (6, 7, 8)] and shuffled[-1] == 9
+    x, y = _data(n=10)
+    model = _softmax_model()
+    assert model.fit(x, y, batch_size=3, epochs=1, shuffle="batch", verbose=0).epoch == [0]
