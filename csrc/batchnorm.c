@@ -39,7 +39,7 @@
 /* Portable SIMD through GCC/Clang vector extensions: bn_vd holds 4 doubles (one AVX register, two
  * SSE2 ones in the baseline clone). Other compilers take the scalar loops, which every vector
  * loop below also uses for its tail. */
-#if defined(__GNUC__) && (defined(__clang__) || __GNUC__ >= 9)
+#if defined(__GNUC__) && (defined(__clang__) || __GNUC__ >= 9) && !defined(BN_NO_VECTOR)
 #define BN_VECTOR 1
 typedef double bn_vd __attribute__((vector_size(32)));
 typedef float bn_vf __attribute__((vector_size(16)));
