@@ -64,24 +64,9 @@ typedef float bn_vf __attribute__((vector_size(16)));
 #endif
 #if defined(__GNUC__)
 #define BN_INLINE static inline __attribute__((always_inline))
-#define BN_PREFETCH(p) __builtin_prefetch(p)
 #else
 #define BN_INLINE static inline
-#define BN_PREFETCH(p) ((void)0)
 #endif
-
-/* Ask for rows [r, r + n) of a (rows, row_stride) array of `width` bytes per row, starting at base:
- * the register-blocked loops walk a block column by column, which the hardware prefetchers follow
- * badly, so the next block is requested while the current one is computed. */
-static inline void bn_prefetch_rows(const char *base, ptrdiff_t row_stride, ptrdiff_t width,
-                                    ptrdiff_t n)
-{
-    for (ptrdiff_t r = 0; r < n; r++) {
-        const char *row = base + r * row_stride;
-        for (ptrdiff_t b = 0; b < width; b += 64)
-            BN_PREFETCH(row + b);
-    }
-}
 
 #if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && defined(__has_attribute)
 #if __has_attribute(target_clones)
@@ -361,25 +346,23 @@ static BN_HOT void F(bn_stats_rows)(double *unit_mean, double *unit_m2, const T 
         double nb = (double)(re - rb), inv_nb = 1.0 / nb;
         ptrdiff_t c_scalar = 0; /* channels from here on take the scalar loops */
 #ifdef BN_VECTOR
-        if (re < r1)
-            bn_prefetch_rows((const char *)(x + re * C + c0), C * (ptrdiff_t)sizeof(T),
-                             cw * (ptrdiff_t)sizeof(T), (re + block_rows < r1 ? re + block_rows : r1) - re);
-        /* Eight channels at a time, the accumulators in registers; rows in pairs for more
-         * independent adds. The block is in L1, so the second pass costs no memory traffic. */
-        /* Pass 1 row by row (a sequential stream the prefetchers follow), sums in L1. */
+        /* Pass 1 row by row: a sequential stream, which the hardware prefetchers follow (a
+         * column-wise walk measured slower), four channels per vector, the sums in L1. */
         ptrdiff_t c_vector_end = cw - cw % 8;
         for (ptrdiff_t c = 0; c < c_vector_end; c++)
             block_mean[c] = 0.0;
         for (ptrdiff_t r = rb; r < re; r++) {
             const T *row = x + r * C + c0;
-            for (ptrdiff_t c = 0; c < c_vector_end; c++)
-                block_mean[c] += (double)row[c] - pivot[c];
+            for (ptrdiff_t c = 0; c < c_vector_end; c += 4)
+                bn_store_f64(block_mean + c,
+                             bn_load_f64(block_mean + c) + (BN_LOAD(row + c) - bn_load_f64(pivot + c)));
         }
         for (ptrdiff_t c = 0; c < c_vector_end; c++)
             block_mean[c] *= inv_nb;
-        /* Pass 2 (in L1) eight channels at a time, sums in registers, rows in pairs. */
-        for (; c_scalar + 8 <= cw; c_scalar += 8) {
-            ptrdiff_t g = c_scalar, r;
+        /* Pass 2 on the block, now in L1: eight channels at a time with the sums in registers,
+         * rows in pairs for more independent adds. */
+        for (ptrdiff_t g = 0; g < c_vector_end; g += 8) {
+            ptrdiff_t r;
             const T *base = x + c0 + g;
             bn_vd k0 = bn_load_f64(pivot + g), k1 = bn_load_f64(pivot + g + 4);
             bn_vd m0 = bn_load_f64(block_mean + g), m1 = bn_load_f64(block_mean + g + 4);
@@ -405,17 +388,12 @@ static BN_HOT void F(bn_stats_rows)(double *unit_mean, double *unit_m2, const T 
                 f0 += d0 * d0;
                 f1 += d1 * d1;
             }
-            e0 += e2;
-            e1 += e3;
-            f0 += f2;
-            f1 += f3;
-            bn_store_f64(block_mean + g, m0);
-            bn_store_f64(block_mean + g + 4, m1);
-            bn_store_f64(block_d1 + g, e0);
-            bn_store_f64(block_d1 + g + 4, e1);
-            bn_store_f64(block_d2 + g, f0);
-            bn_store_f64(block_d2 + g + 4, f1);
+            bn_store_f64(block_d1 + g, e0 + e2);
+            bn_store_f64(block_d1 + g + 4, e1 + e3);
+            bn_store_f64(block_d2 + g, f0 + f2);
+            bn_store_f64(block_d2 + g + 4, f1 + f3);
         }
+        c_scalar = c_vector_end;
 #endif
         if (c_scalar < cw) {
             for (ptrdiff_t c = c_scalar; c < cw; c++)
@@ -520,48 +498,24 @@ static BN_HOT void F(bn_grad_sums_rows)(double *unit_dy, double *unit_dyxc, T *d
     const double *s = scale != NULL ? scale + c0 : NULL;
     ptrdiff_t c_scalar = 0;
 #ifdef BN_VECTOR
-    /* Eight channels at a time over blocks of rows that stay in L1, sums in registers. */
-    ptrdiff_t block_rows = BN_BLOCK_VALUES / cw;
-    if (block_rows < 4)
-        block_rows = 4;
-    ptrdiff_t c_vector_end = cw - cw % 8;
-    for (ptrdiff_t rb = r0; rb < r1; rb += block_rows) {
-        ptrdiff_t re = rb + block_rows < r1 ? rb + block_rows : r1;
-        if (re < r1) {
-            ptrdiff_t next = (re + block_rows < r1 ? re + block_rows : r1) - re;
-            bn_prefetch_rows((const char *)(dy + re * C + c0), C * (ptrdiff_t)sizeof(T),
-                             cw * (ptrdiff_t)sizeof(T), next);
-            bn_prefetch_rows((const char *)(x + re * C + c0), C * (ptrdiff_t)sizeof(T),
-                             cw * (ptrdiff_t)sizeof(T), next);
-        }
-        for (ptrdiff_t g = 0; g < c_vector_end; g += 8) {
-            bn_vd m0 = bn_load_f64(m + g), m1 = bn_load_f64(m + g + 4);
-            bn_vd e0 = bn_splat(0), e1 = e0, f0 = e0, f1 = e0;
-            ptrdiff_t offset = rb * C + c0 + g;
-            if (dx == NULL) {
-                for (ptrdiff_t r = rb; r < re; r++, offset += C) {
-                    bn_vd g0 = BN_LOAD(dy + offset), g1 = BN_LOAD(dy + offset + 4);
-                    e0 += g0;
-                    e1 += g1;
-                    f0 += g0 * (BN_LOAD(x + offset) - m0);
-                    f1 += g1 * (BN_LOAD(x + offset + 4) - m1);
-                }
-            } else {
-                bn_vd s0 = bn_load_f64(s + g), s1 = bn_load_f64(s + g + 4);
-                for (ptrdiff_t r = rb; r < re; r++, offset += C) {
-                    bn_vd g0 = BN_LOAD(dy + offset), g1 = BN_LOAD(dy + offset + 4);
-                    e0 += g0;
-                    e1 += g1;
-                    f0 += g0 * (BN_LOAD(x + offset) - m0);
-                    f1 += g1 * (BN_LOAD(x + offset + 4) - m1);
-                    BN_STORE(dx + offset, g0 * s0);
-                    BN_STORE(dx + offset + 4, g1 * s1);
-                }
+    /* Row by row (a sequential stream, which the hardware prefetchers follow; a column-wise walk
+     * with the sums in registers measured 1.4x slower), four channels per vector, sums in L1. */
+    ptrdiff_t c_vector_end = cw - cw % 4;
+    for (ptrdiff_t r = r0; r < r1; r++) {
+        ptrdiff_t offset = r * C + c0;
+        if (dx == NULL) {
+            for (ptrdiff_t c = 0; c < c_vector_end; c += 4) {
+                bn_vd gv = BN_LOAD(dy + offset + c), xv = BN_LOAD(x + offset + c);
+                bn_store_f64(unit_dy + c, bn_load_f64(unit_dy + c) + gv);
+                bn_store_f64(unit_dyxc + c, bn_load_f64(unit_dyxc + c) + gv * (xv - bn_load_f64(m + c)));
             }
-            bn_store_f64(unit_dy + g, bn_load_f64(unit_dy + g) + e0);
-            bn_store_f64(unit_dy + g + 4, bn_load_f64(unit_dy + g + 4) + e1);
-            bn_store_f64(unit_dyxc + g, bn_load_f64(unit_dyxc + g) + f0);
-            bn_store_f64(unit_dyxc + g + 4, bn_load_f64(unit_dyxc + g + 4) + f1);
+        } else {
+            for (ptrdiff_t c = 0; c < c_vector_end; c += 4) {
+                bn_vd gv = BN_LOAD(dy + offset + c), xv = BN_LOAD(x + offset + c);
+                bn_store_f64(unit_dy + c, bn_load_f64(unit_dy + c) + gv);
+                bn_store_f64(unit_dyxc + c, bn_load_f64(unit_dyxc + c) + gv * (xv - bn_load_f64(m + c)));
+                BN_STORE(dx + offset + c, gv * bn_load_f64(s + c));
+            }
         }
     }
     c_scalar = c_vector_end;
