@@ -11,6 +11,8 @@ from .batchnorm import (
     batch_norm_inference_backward,
     update_moving_stats,
 )
+from .conv import (avg_pool2d_backward, avg_pool2d_forward, conv2d, conv2d_backward, conv2d_forward,
+                   max_pool2d_backward, max_pool2d_forward)
 
 __all__ = [
     "batch_norm_forward",
@@ -18,9 +20,11 @@ __all__ = [
     "batch_norm_backward",
     "batch_norm_inference_backward",
     "update_moving_stats",
+    "conv2d_forward",
+    "conv2d_backward",
+    "conv2d",
+    "max_pool2d_forward",
+    "max_pool2d_backward",
+    "avg_pool2d_forward",
+    "avg_pool2d_backward",
 ]
-
-from .conv import (avg_pool2d_backward, avg_pool2d_forward, conv2d, conv2d_backward, conv2d_forward,
-                   max_pool2d_backward, max_pool2d_forward)
-__all__ += ["conv2d", "conv2d_forward", "conv2d_backward", "max_pool2d_forward", "max_pool2d_backward",
-            "avg_pool2d_forward", "avg_pool2d_backward"]
