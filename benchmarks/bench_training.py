@@ -36,18 +36,23 @@ EPS_BN, MOMENTUM = 1e-3, 0.99            # Keras 2.0 BatchNormalization defaults
 RHO, EPS_ADADELTA, LR = 0.95, 1e-8, 1.0  # Keras 2.0 Adadelta defaults
 
 
+CLOCK = time.perf_counter
+
+
 def median_ms(steps, repeats, warmup=3):
     """Median ms per call of each step function, measured round-robin (one call of each in turn),
-    so that the load of a shared machine falls on every contestant alike."""
+    so that the load of a shared machine falls on every contestant alike. CLOCK is wall time, or
+    process CPU time with --clock cpu (robust to other processes' load, but only meaningful for
+    one thread: with more it adds up the threads' times)."""
     for step in steps.values():
         for _ in range(warmup):
             step()
     times = {name: [] for name in steps}
     for _ in range(repeats):
         for name, step in steps.items():
-            start = time.perf_counter()
+            start = CLOCK()
             step()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(CLOCK() - start)
     return {name: 1e3 * float(np.median(t)) for name, t in times.items()}
 
 
@@ -178,6 +183,14 @@ def build_model():
         from bnpy.models import Sequential
     except ImportError:
         return None
+    import warnings
+    with warnings.catch_warnings():  # the article's Keras-1 argument names warn, as in Keras 2.0
+        warnings.simplefilter("ignore", UserWarning)
+        return _article_model(Sequential, Convolution2D, MaxPooling2D, Activation, Dense, Flatten,
+                              BatchNormalization)
+
+
+def _article_model(Sequential, Convolution2D, MaxPooling2D, Activation, Dense, Flatten, BatchNormalization):
     model = Sequential()
     model.add(Convolution2D(96, 11, 11, border_mode="same", input_shape=(32, 32, 3), dim_ordering="tf"))
     model.add(BatchNormalization())
@@ -226,15 +239,16 @@ def torch_step_factory(channels_last):
 # ---- peak memory of a one-epoch fit -------------------------------------------------------------------------
 
 MEMORY_CHILD = r"""
-import resource, sys, numpy as np
+import resource, sys, time, numpy as np
 sys.path[:0] = {path!r}
 import bench_training as bt
 model = bt.build_model()
 rng = np.random.default_rng(0)
 x = rng.random((50000, 32, 32, 3), dtype=np.float32)
 y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 50000)]
+start = time.perf_counter()
 model.fit(x, y, batch_size=32, epochs=1, verbose=0)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter() - start)
 """
 
 
@@ -242,7 +256,8 @@ def peak_memory_of_fit():
     here = os.path.dirname(os.path.abspath(__file__))
     code = MEMORY_CHILD.format(path=[here] + sys.path[:1])
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return int(out.stdout.split()[-1]) * 1024  # ru_maxrss is in KiB on Linux
+    maxrss_kib, seconds = out.stdout.split()[-2:]
+    return int(maxrss_kib) * 1024, float(seconds)  # ru_maxrss is in KiB on Linux
 
 
 def main():
@@ -250,7 +265,14 @@ def main():
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--memory", action="store_true", help="also measure a one-epoch fit's peak RSS")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="wall time (default) or process CPU time (load-robust; 1 thread only)")
     args = parser.parse_args()
+    global CLOCK
+    if args.clock == "cpu":
+        CLOCK = time.process_time
+        if any(t != 1 for t in args.threads):
+            sys.exit("--clock cpu is only meaningful with --threads 1")
     try:
         from threadpoolctl import threadpool_info, threadpool_limits
     except ImportError:
@@ -271,7 +293,7 @@ def main():
         bnpy.__version__, bool(bnpy._core.HAVE_OPENMP), np.__version__, blas,
         torch.__version__ if torch else "absent"))
     print("BN in the ops step: {}".format("bnpy.ops" if HAVE_BNPY_BN else "NumPy (bnpy.ops has no batch_norm yet)"))
-    print("parameters: {} (Keras: 355,192)".format(network.count_params()))
+    print("parameters: {} (Keras: 355,192); clock: {}".format(network.count_params(), args.clock))
     steps_per_epoch = -(-EPOCH_IMAGES // BATCH)
     print("\n{:>7} {:<22} {:>9} {:>14} {:>10}".format("threads", "contestant", "ms/step", "vs torch best",
                                                        "s/epoch"))
@@ -295,9 +317,9 @@ def main():
     if model is None:
         print("\nbnpy.models is not available here: the model rows and --memory need the framework.")
     elif args.memory:
-        peak = peak_memory_of_fit()
-        print("\npeak resident memory of a one-epoch fit on 50,000 images: {:.2f} GiB (target <= 2 GiB)".format(
-            peak / 2 ** 30))
+        peak, seconds = peak_memory_of_fit()
+        print("\none-epoch fit on 50,000 random images ({} threads): peak resident memory {:.2f} GiB "
+              "(target <= 2 GiB), {:.0f} s".format(bnpy.get_num_threads(), peak / 2 ** 30, seconds))
 
 
 if __name__ == "__main__":
