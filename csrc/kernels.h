@@ -26,7 +26,161 @@ int bnpy_have_openmp(void);
 
 /* ---- batch normalization (batchnorm.c) ------------------------------------------------------ */
 
+/* Every tensor is one contiguous (outer, C, inner) block with the channel axis in the middle:
+ * channels-last (N, H, W, C) is (N·H·W, C, 1), channels-first (N, C, H, W) is (N, C, H·W), a dense
+ * (N, C) is (N, C, 1). Per channel there are m = outer·inner values. Per-channel vectors (gamma,
+ * beta, mean, var, dgamma, dbeta, moving_*) are (C,); gamma and beta may be NULL (γ = 1, β = 0).
+ * Sums are accumulated in double; results do not depend on the thread count (bitwise).
+ * The elementwise output (y, dx) may be the very same buffer as x or dy (in place); it must not
+ * overlap anything else. Kernels returning int give 0, or -1 when scratch memory could not be
+ * allocated, in which case nothing has been written. Formulas: the header of batchnorm.c. */
+
+/* Training forward: y (outer, C, inner); mean, var (C,) the batch mean and biased variance;
+ * x (outer, C, inner); gamma, beta (C,) or NULL. Needs outer·inner >= 1. */
+int bnpy_bn_forward_f32(float *y, float *mean, float *var, const float *x, const float *gamma,
+                        const float *beta, ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t inner,
+                        double epsilon);
+int bnpy_bn_forward_f64(double *y, double *mean, double *var, const double *x, const double *gamma,
+                        const double *beta, ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t inner,
+                        double epsilon);
+
+/* Inference forward with given statistics: y, x (outer, C, inner); gamma, beta (C,) or NULL;
+ * mean, var (C,). */
+int bnpy_bn_inference_f32(float *y, const float *x, const float *gamma, const float *beta,
+                          const float *mean, const float *var, ptrdiff_t outer, ptrdiff_t channels,
+                          ptrdiff_t inner, double epsilon);
+int bnpy_bn_inference_f64(double *y, const double *x, const double *gamma, const double *beta,
+                          const double *mean, const double *var, ptrdiff_t outer,
+                          ptrdiff_t channels, ptrdiff_t inner, double epsilon);
+
+/* Training backward (gradient of the training forward at its batch statistics): dx, dy, x
+ * (outer, C, inner); dgamma = Σ dy·x̂ and dbeta = Σ dy (C,) (dgamma does not depend on gamma, so it
+ * is returned for gamma == NULL too); gamma (C,) or NULL; mean, var (C,) from the forward. */
+int bnpy_bn_backward_f32(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                         const float *gamma, const float *mean, const float *var, ptrdiff_t outer,
+                         ptrdiff_t channels, ptrdiff_t inner, double epsilon);
+int bnpy_bn_backward_f64(double *dx, double *dgamma, double *dbeta, const double *dy,
+                         const double *x, const double *gamma, const double *mean,
+                         const double *var, ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t inner,
+                         double epsilon);
+
+/* Inference-mode backward (mean and var held fixed): dx = γ·dy/√(var + ε); dgamma, dbeta as above.
+ * Shapes as for the training backward. */
+int bnpy_bn_inference_backward_f32(float *dx, float *dgamma, float *dbeta, const float *dy,
+                                   const float *x, const float *gamma, const float *mean,
+                                   const float *var, ptrdiff_t outer, ptrdiff_t channels,
+                                   ptrdiff_t inner, double epsilon);
+int bnpy_bn_inference_backward_f64(double *dx, double *dgamma, double *dbeta, const double *dy,
+                                   const double *x, const double *gamma, const double *mean,
+                                   const double *var, ptrdiff_t outer, ptrdiff_t channels,
+                                   ptrdiff_t inner, double epsilon);
+
+/* In place, per channel: moving_mean = momentum·moving_mean + (1 − momentum)·mean and
+ * moving_var = momentum·moving_var + (1 − momentum)·var·k with k = count/(count − 1) when
+ * count > 1, else k = 1 (count <= 0: no correction requested; count == 1: none possible).
+ * All (C,); mean/var may be the very same arrays as moving_mean/moving_var. */
+void bnpy_bn_update_moving_stats_f32(float *moving_mean, float *moving_var, const float *mean,
+                                     const float *var, ptrdiff_t channels, double momentum,
+                                     ptrdiff_t count);
+void bnpy_bn_update_moving_stats_f64(double *moving_mean, double *moving_var, const double *mean,
+                                     const double *var, ptrdiff_t channels, double momentum,
+                                     ptrdiff_t count);
+
 /* ---- convolution and pooling (conv.c, pool.c) ----------------------------------------------- */
+
+/* Geometry shared by the kernels below. x is C-contiguous (N, H, W, C) when channels_first == 0,
+ * else (N, C, H, W). A window (kernel or pool) of kh x kw with strides sh, sw >= 1 starts at input
+ * row i*sh - pad_top and column j*sw - pad_left for output (i, j), 0 <= i < out_h, 0 <= j < out_w;
+ * cells outside x are zero padding. All sizes >= 1 (N, C >= 0). Each kernel exists as _f32 (float)
+ * and _f64 (double). */
+
+/* col (N*out_h*out_w, kh*kw*C): col[(n,i,j), (di,dj,c)] = x[n, i*sh+di-pad_top, j*sw+dj-pad_left, c]
+ * or 0 outside x. x: see above. */
+void bnpy_im2col_f32(float *col, const float *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
+                     int channels_first, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,
+                     ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w);
+void bnpy_im2col_f64(double *col, const double *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
+                     int channels_first, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,
+                     ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w);
+/* The adjoint of im2col. dx (like x, overwritten): dx[cell] = sum of the dcol entries that im2col
+ * copied from that cell. dcol (N*out_h*out_w, kh*kw*C). */
+void bnpy_col2im_f32(float *dx, const float *dcol, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
+                     int channels_first, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,
+                     ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w);
+void bnpy_col2im_f64(double *dx, const double *dcol, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
+                     int channels_first, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,
+                     ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w);
+/* y (rows, C) in place: y[r, c] += bias[c]. bias (C,). */
+void bnpy_add_bias_rows_f32(float *y, const float *bias, ptrdiff_t rows, ptrdiff_t C);
+void bnpy_add_bias_rows_f64(double *y, const double *bias, ptrdiff_t rows, ptrdiff_t C);
+/* dbias (C,) = sum over r of dy[r, c], accumulated in double. dy (rows, C). Returns 0, or -1 when
+ * the per-thread partial sums cannot be allocated (dbias untouched). */
+int bnpy_sum_rows_f32(float *dbias, const float *dy, ptrdiff_t rows, ptrdiff_t C);
+int bnpy_sum_rows_f64(double *dbias, const double *dy, ptrdiff_t rows, ptrdiff_t C);
+/* b (N, B, A): b[n, j, i] = a[n, i, j] + (bias ? bias[j] : 0). a (N, A, B); bias (B,) or NULL. */
+void bnpy_batch_transpose_f32(float *b, const float *a, const float *bias, ptrdiff_t N, ptrdiff_t A,
+                              ptrdiff_t B);
+void bnpy_batch_transpose_f64(double *b, const double *a, const double *bias, ptrdiff_t N, ptrdiff_t A,
+                              ptrdiff_t B);
+
+/* Pooling (pool.c): only cells inside x take part; requires pad_top, pad_bottom < ph and
+ * pad_left, pad_right < pw, so every window holds a real cell. y, argmax, dy: (N, out_h, out_w, C)
+ * or (N, C, out_h, out_w) following channels_first. argmax holds h*W + w of the first maximum of
+ * each window (row-major window order; a NaN is a maximum). */
+void bnpy_max_pool2d_f32(float *y, int32_t *argmax, const float *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W,
+                         ptrdiff_t C, int channels_first, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t sh,
+                         ptrdiff_t sw, ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h,
+                         ptrdiff_t out_w);
+void bnpy_max_pool2d_f64(double *y, int32_t *argmax, const double *x, ptrdiff_t N, ptrdiff_t H,
+                         ptrdiff_t W, ptrdiff_t C, int channels_first, ptrdiff_t ph, ptrdiff_t pw,
+                         ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t pad_top, ptrdiff_t pad_left,
+                         ptrdiff_t out_h, ptrdiff_t out_w);
+/* dx (like x, overwritten): dx[n, argmax, c] += dy[n, i, j, c]. */
+void bnpy_max_pool2d_backward_f32(float *dx, const float *dy, const int32_t *argmax, ptrdiff_t N,
+                                  ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, int channels_first,
+                                  ptrdiff_t out_h, ptrdiff_t out_w);
+void bnpy_max_pool2d_backward_f64(double *dx, const double *dy, const int32_t *argmax, ptrdiff_t N,
+                                  ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, int channels_first,
+                                  ptrdiff_t out_h, ptrdiff_t out_w);
+/* y = mean of the real cells of each window. */
+void bnpy_avg_pool2d_f32(float *y, const float *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
+                         int channels_first, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t sh, ptrdiff_t sw,
+                         ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w);
+void bnpy_avg_pool2d_f64(double *y, const double *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
+                         int channels_first, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t sh, ptrdiff_t sw,
+                         ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w);
+/* dx (like x, overwritten): each real cell of a window gets dy / (number of real cells). */
+void bnpy_avg_pool2d_backward_f32(float *dx, const float *dy, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W,
+                                  ptrdiff_t C, int channels_first, ptrdiff_t ph, ptrdiff_t pw,
+                                  ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t pad_top, ptrdiff_t pad_left,
+                                  ptrdiff_t out_h, ptrdiff_t out_w);
+void bnpy_avg_pool2d_backward_f64(double *dx, const double *dy, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W,
+                                  ptrdiff_t C, int channels_first, ptrdiff_t ph, ptrdiff_t pw,
+                                  ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t pad_top, ptrdiff_t pad_left,
+                                  ptrdiff_t out_h, ptrdiff_t out_w);
+
+/* Direct float32 channels-last convolution (conv_direct.c), for few input channels and large
+ * kernels. Needs AVX2 + FMA: call only when bnpy_conv_direct_available() returns 1, and with
+ * Cout % 8 == 0. Geometry as above; H, W are x's sizes, the pads those of xpad.
+ * xpad (N, H+pad_top+pad_bottom, W+pad_left+pad_right, C): x with zero padding. */
+int bnpy_conv_direct_available(void);
+/* xpad as above from x (N, H, W, C). */
+void bnpy_pad_nhwc_f32(float *xpad, const float *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
+                       ptrdiff_t pad_top, ptrdiff_t pad_bottom, ptrdiff_t pad_left, ptrdiff_t pad_right);
+/* y (N, out_h, out_w, Cout) = conv(xpad, kernel) + bias. kernel (kh, kw, C, Cout); bias (Cout,) or
+ * NULL. Returns 0, or -1 if a scratch copy of the kernel cannot be allocated (y untouched). */
+int bnpy_conv2d_direct_f32(float *y, const float *xpad, const float *kernel, const float *bias,
+                           ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, ptrdiff_t kh, ptrdiff_t kw,
+                           ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t pad_top, ptrdiff_t pad_bottom,
+                           ptrdiff_t pad_left, ptrdiff_t pad_right, ptrdiff_t out_h, ptrdiff_t out_w,
+                           ptrdiff_t Cout);
+/* dkernel (kh, kw, C, Cout) = sum over (n, i, j) of xpad-window ⊗ dy (accumulated in double).
+ * dy (N, out_h, out_w, Cout). Returns 0, or -1 if scratch cannot be allocated (dkernel untouched). */
+int bnpy_conv2d_direct_dkernel_f32(float *dkernel, const float *xpad, const float *dy, ptrdiff_t N,
+                                   ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, ptrdiff_t kh, ptrdiff_t kw,
+                                   ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t pad_top, ptrdiff_t pad_bottom,
+                                   ptrdiff_t pad_left, ptrdiff_t pad_right, ptrdiff_t out_h,
+                                   ptrdiff_t out_w, ptrdiff_t Cout);
 
 /* ---- image warps (affine.c) ----------------------------------------------------------------- */
 

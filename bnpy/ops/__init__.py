@@ -4,4 +4,29 @@
 - convolution and pooling: :mod:`bnpy.ops.conv`
 - image warps: :mod:`bnpy.ops.image`
 """
-from .image import affine_warp  # noqa: E402,F401  (image warps: helper "augment")
+from .batchnorm import (
+    batch_norm_backward,
+    batch_norm_forward,
+    batch_norm_inference,
+    batch_norm_inference_backward,
+    update_moving_stats,
+)
+from .conv import (avg_pool2d_backward, avg_pool2d_forward, conv2d, conv2d_backward, conv2d_forward,
+                   max_pool2d_backward, max_pool2d_forward)
+from .image import affine_warp
+
+__all__ = [
+    "batch_norm_forward",
+    "batch_norm_inference",
+    "batch_norm_backward",
+    "batch_norm_inference_backward",
+    "update_moving_stats",
+    "conv2d_forward",
+    "conv2d_backward",
+    "conv2d",
+    "max_pool2d_forward",
+    "max_pool2d_backward",
+    "avg_pool2d_forward",
+    "avg_pool2d_backward",
+    "affine_warp",
+]
