@@ -125,9 +125,20 @@ def _not_found_message(source, searched, reason):
     return "\n".join(lines)
 
 
+def check_path_argument(function, path):
+    """``path`` as a str, or a TypeError naming the function when it is not a path at all."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError("{}: path must be a file or folder name (str or os.PathLike), got {}".format(
+            function, type(path).__name__))
+    path = os.fspath(path)
+    if not isinstance(path, str):
+        raise TypeError("{}: path must be a str path, got {}".format(function, type(path).__name__))
+    return path
+
+
 def _check_explicit(source, path):
     """``path=`` may be the dataset itself or a folder holding one of the candidates."""
-    path = os.path.expanduser(os.fspath(path))
+    path = os.path.expanduser(check_path_argument(source.function, path))
     if not os.path.exists(path):
         raise FileNotFoundError("{}: path={!r} does not exist (expected {} or a folder holding it)"
                                 .format(source.function, path, " or ".join(source.candidates)))

@@ -72,7 +72,7 @@ def load_data(path=FNAME):
     name; a path with a folder part (``'./mnist.npz'``, ``'/data/mnist.npz'``) or a folder holding
     ``mnist.npz`` is used as given and nothing else is searched.
     """
-    path = os.fspath(path)
+    path = _lookup.check_path_argument("mnist.load_data", path)
     if os.path.basename(path) == path and path not in (".", ".."):
         found = _lookup.locate(_source(path))
     else:
