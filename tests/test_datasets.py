@@ -184,7 +184,8 @@ def test_not_found_offline_names_file_folders_and_url(isolated):
     for part in ("cifar10.load_data", "cifar-10-batches-py", "cifar-10-python.tar.gz",
                  str(isolated["keras"]), str(isolated["system"]), "$BNPY_DATA",
                  "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "170,498,071 bytes",
-                 cifar10.DOWNLOAD.file_hash, "BNPY_OFFLINE"):
+                 cifar10.DOWNLOAD.file_hash, "c58f30108f718f92721af3b95e74349a", "BNPY_OFFLINE",
+                 "$BNPY_DATA (not set)"):
         assert part in message, (part, message)
 
 

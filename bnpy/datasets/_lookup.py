@@ -78,6 +78,7 @@ class Download:
     file_hash: str
     size: Optional[int] = None
     untar: bool = False
+    md5: Optional[str] = None  # shown in the not-found message when file_hash is a sha256
 
 
 @dataclass
@@ -109,17 +110,21 @@ def _not_found_message(source, searched, reason):
     if reason:
         lines.append("  Download: {}".format(reason))
     lines.append("  Looked for {} in:".format(" or ".join(source.candidates)))
+    if not any(label == "$" + ENV_DATA for label, _, _ in searched):
+        lines.append("    ${} (not set)".format(ENV_DATA))
     for label, folder, note in searched:
         lines.append("    {} ({}){}".format(folder, label, ": " + note if note else ""))
     lines.append("  Put {} into one of these folders (for example {}), set ${} to the folder that "
-                 "holds it, or pass path=.".format(source.candidates[0],
+                 "holds it, or pass path=.".format(" or ".join(source.candidates),
                                                    os.path.join(keras_cache_dir(), source.candidates[0]),
                                                    ENV_DATA))
     for download in source.downloads:
-        lines.append("  Get {} from {} ({}{} {}).".format(
-            download.fname + (".tar.gz" if download.untar else ""), download.origins[0],
-            _describe_size(download.size),
-            "sha256" if len(download.file_hash) == 64 else "md5", download.file_hash))
+        digests = ["{} {}".format("sha256" if len(download.file_hash) == 64 else "md5", download.file_hash)]
+        if download.md5 and download.md5 != download.file_hash:
+            digests.append("md5 " + download.md5)
+        lines.append("  Get {} from {} ({}{}).".format(
+            download.origins[0].rstrip("/").rsplit("/", 1)[-1], download.origins[0],
+            _describe_size(download.size), ", ".join(digests)))
     if source.hint:
         lines.append("  " + source.hint)
     return "\n".join(lines)

@@ -34,7 +34,8 @@ def _problem(path):
 def _source(fname):
     return _lookup.DatasetSource(
         function="mnist.load_data", title="MNIST", candidates=(fname,), check=_problem,
-        downloads=(_lookup.Download(fname=fname, origins=ORIGINS, file_hash=FILE_HASH, size=11490434),))
+        downloads=(_lookup.Download(fname=fname, origins=ORIGINS, file_hash=FILE_HASH, size=11490434,
+                                          md5=MD5),))
 
 
 def read_npz(fpath, function="mnist.load_data"):
