@@ -13,6 +13,7 @@ import zipfile
 
 import pytest
 
+import bnpy
 from bnpy.utils import data_utils
 from bnpy.utils.data_utils import (ChecksumError, DataFileError, DownloadError, UnsafeArchiveError,
                                    extract_archive, get_file, hash_file, validate_file)
@@ -118,8 +119,12 @@ def test_download_killed_mid_way_leaves_no_file_that_looks_complete(tmp_path, lo
     datadir = tmp_path / "datasets"
     code = ("import sys; from bnpy.utils.data_utils import get_file; "
             "get_file('blob.bin', sys.argv[1], cache_dir=sys.argv[2], progress=False)")
+    # The child imports the same bnpy as this process (installed or built in place), whatever its cwd.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [os.path.dirname(os.path.dirname(os.path.abspath(bnpy.__file__)))]
+        + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
     writer = subprocess.Popen([sys.executable, "-c", code, local_server.url("blob.bin"), str(tmp_path)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                              cwd=str(tmp_path), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and writer.poll() is None:
