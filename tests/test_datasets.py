@@ -325,6 +325,49 @@ def test_allowed_globals_cannot_be_misused(tmp_path):
         cifar.unpickle_batch(matrix, "matrix")
 
 
+def test_opcodes_official_files_lack_are_refused_before_unpickling():
+    with pytest.raises(UnsafePickleError, match="opcode INST at byte 1"):
+        cifar.unpickle_batch(b"(ios\nsystem\n.", "inst")
+    with pytest.raises(UnsafePickleError, match="opcode EXT1"):
+        cifar.unpickle_batch(b"\x80\x02\x82\x01.", "ext")  # copyreg's extension registry
+    with pytest.raises(UnsafePickleError, match="opcode BYTEARRAY8"):
+        cifar.unpickle_batch(b"\x80\x05\x96" + (1).to_bytes(8, "little") + b"x.", "bytearray")
+    # A memo index near 2**31 would make CPython's unpickler allocate gigabytes: refused by the scan.
+    with pytest.raises(DataFileError, match="memo entry 2147483647 stored when only 1 exist"):
+        cifar.unpickle_batch(b"\x80\x02}q\x00]r\xff\xff\xff\x7f.", "memo")
+    with pytest.raises(DataFileError, match="ends without a STOP"):
+        cifar.unpickle_batch(b"\x80\x02}q\x00", "cut")
+
+
+def test_mutated_batches_give_a_clear_error_or_a_valid_batch():
+    """A bounded fuzz: 1,500 random byte edits of a small batch never crash, hang or leak other errors."""
+    base = py2_pickle({b"batch_label": b"x", b"labels": [1, 2, 3], b"filenames": [b"a", b"b", b"c"],
+                       b"data": (np.arange(3 * 3072) % 7).astype(np.uint8).reshape(3, 3072)})
+    structure_end = base.index(b"T")  # edits mostly before the raw pixel bytes, where structure is
+    rng = np.random.default_rng(2017)
+    outcomes = {"error": 0, "valid": 0}
+    for _ in range(1500):
+        mutated = bytearray(base)
+        for _ in range(int(rng.integers(1, 4))):
+            limit = structure_end + 5 if rng.random() < 0.9 else len(mutated)
+            position = int(rng.integers(0, limit))
+            edit = int(rng.integers(0, 3))
+            if edit == 0:
+                mutated[position] = int(rng.integers(0, 256))
+            elif edit == 1:
+                del mutated[position]
+            else:
+                mutated.insert(position, int(rng.integers(0, 256)))
+        try:
+            images, labels = cifar.parse_batch(bytes(mutated), "fuzz")
+        except DataFileError:
+            outcomes["error"] += 1
+            continue
+        assert images.dtype == np.uint8 and images.shape[1:] == (3, 32, 32) and len(labels) == len(images)
+        outcomes["valid"] += 1
+    assert outcomes["error"] > 1000  # the edits really do break most batches
+
+
 def test_numpy2_written_batches_are_accepted(tmp_path):
     """A batch re-pickled by NumPy 2 (protocol 3+) names numpy._core.multiarray._reconstruct."""
     rows = np.arange(2 * 3072, dtype=np.uint8).reshape(2, 3072) % 251
