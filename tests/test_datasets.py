@@ -520,3 +520,48 @@ def test_path_of_the_wrong_type_is_a_type_error_naming_the_loader(loader):
     name = loader.__module__.rsplit(".", 1)[1] + ".load_data: path must be"
     with pytest.raises(TypeError, match=name):
         loader(path=42)
+
+
+def _mutations(data, count, seed):
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        mutated = bytearray(data)
+        for _ in range(int(rng.integers(1, 4))):
+            position = int(rng.integers(0, len(mutated)))
+            edit = int(rng.integers(0, 3))
+            if edit == 0:
+                mutated[position] = int(rng.integers(0, 256))
+            elif edit == 1:
+                del mutated[position]
+            else:
+                mutated.insert(position, int(rng.integers(0, 256)))
+        yield bytes(mutated)
+
+
+def test_mutated_npz_and_gz_files_give_a_clear_error_or_valid_arrays(tmp_path):
+    """Bounded fuzz of the other two formats: only DataFileError, never another exception."""
+    npz = tmp_path / "mnist.npz"
+    write_mnist_npz(str(npz))
+    original = read_bytes(str(npz))
+    errors = 0
+    for mutated in _mutations(original, 400, seed=1):
+        npz.write_bytes(mutated)
+        try:
+            (x_train, y_train), _ = mnist.load_data(path=str(npz))
+        except DataFileError:
+            errors += 1
+            continue
+        assert x_train.dtype == np.uint8 and x_train.shape[1:] == (28, 28) and len(y_train) == len(x_train)
+    assert errors > 300
+    folder = tmp_path / "fashion-mnist"
+    write_fashion_mnist(str(folder))
+    labels = folder / "t10k-labels-idx1-ubyte.gz"
+    original = read_bytes(str(labels))
+    errors = 0
+    for mutated in _mutations(original, 300, seed=2):
+        labels.write_bytes(mutated)
+        try:
+            fashion_mnist.load_data(path=str(folder))
+        except DataFileError:
+            errors += 1
+    assert errors > 200
