@@ -565,3 +565,20 @@ def test_mutated_npz_and_gz_files_give_a_clear_error_or_valid_arrays(tmp_path):
         except DataFileError:
             errors += 1
     assert errors > 200
+
+
+DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
+
+
+@pytest.mark.skipif(not os.path.isdir(DEBIAN_FASHION_MNIST),
+                    reason="Debian's dataset-fashion-mnist is not installed (apt install dataset-fashion-mnist)")
+def test_real_fashion_mnist_from_the_debian_package(monkeypatch):
+    """The real files where the Debian package puts them, found through the default system folders."""
+    monkeypatch.setattr(_lookup, "SYSTEM_DATA_DIRS", ["/usr/share/datasets"])
+    (x_train, y_train), (x_test, y_test) = fashion_mnist.load_data()
+    assert (x_train.shape, x_test.shape) == ((60000, 28, 28), (10000, 28, 28))
+    assert x_train.dtype == y_train.dtype == np.uint8 and (y_train.shape, y_test.shape) == ((60000,), (10000,))
+    # Fashion-MNIST is balanced: 6,000 training and 1,000 test images per class (its README).
+    np.testing.assert_array_equal(np.bincount(y_train, minlength=10), [6000] * 10)
+    np.testing.assert_array_equal(np.bincount(y_test, minlength=10), [1000] * 10)
+    assert x_train.max() == 255 and x_train.min() == 0
