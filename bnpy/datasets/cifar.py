@@ -55,7 +55,7 @@ class _Pure:
 
 
 class _NdarrayToken(_Pure):
-    """What ``numpy.ndarray`` resolves to: only a marker for :func:`_reconstruct`, never callable."""
+    """What ``numpy.ndarray`` resolves to: a marker that :class:`_PickledArray` accepts, never callable."""
     __slots__ = ()
 
     def __repr__(self):
@@ -312,7 +312,7 @@ def unpickle_batch(data, source="<bytes>"):
     except (UnsafePickleError, DataFileError):
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
-            KeyError, OverflowError, MemoryError, UnicodeDecodeError) as exc:
+            KeyError, OverflowError, MemoryError, UnicodeDecodeError, RuntimeError) as exc:
         raise DataFileError("cifar.load_batch: {} is not a readable CIFAR batch (truncated or "
                             "corrupt pickle: {}: {})".format(source, type(exc).__name__, exc)) from exc
     obj = _plain(obj, source)
