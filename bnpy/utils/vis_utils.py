@@ -282,7 +282,14 @@ def _draw_model_matplotlib(nodes, path, fmt, show_shapes, show_layer_names, rank
             end = (xb, yb + box_h / 2) if rankdir == "LR" else (xb + wb, yb + box_h / 2)
         ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=12,
                                      color="black", linewidth=1.0))
-    fig.savefig(path, format="jpeg" if fmt == "jpg" else fmt)
+    _save(fig, path, fmt)
+
+
+def _save(fig, path, fmt):
+    """Save a Figure; SVG keeps its text as <text> (searchable, as Graphviz's SVG does)."""
+    import matplotlib
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        fig.savefig(path, format="jpeg" if fmt == "jpg" else fmt)
 
 
 # --------------------------------------------------------------------------------------------
@@ -372,6 +379,5 @@ def plot_history(histories, to_file="history.png", title=None):
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    _write_atomically(to_file, lambda path: fig.savefig(path, format="jpeg" if fmt == "jpg"
-                                                        else fmt))
+    _write_atomically(to_file, lambda path: _save(fig, path, fmt))
     return to_file
