@@ -1,7 +1,7 @@
 # The experiment script of the article in article.txt ("GoogLeNet Inception V2", part 17 of a
 # series), as the article prints it (2017-era Keras 2.0 with Keras-1 argument names, TensorFlow
 # backend). Only the line break between `return model` and `if __name__ == "__main__":`, lost in
-# the article's formatting, is restored. bnpy's goal: this file runs with `bnpy` replaced by
+# the article's formatting, is restored. bnpy's goal: this file runs with `keras` replaced by
 # `bnpy` in the imports and the two tensorflow lines removed, and nothing else changed.
 import copy
 import numpy as np
