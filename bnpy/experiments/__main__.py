@@ -120,8 +120,7 @@ def main(argv=None, *, after_epoch=None):
             import bnpy
             bnpy.set_num_threads(args.threads)
         config = module.vars_config(args)
-        if hasattr(module, "parse_groups"):
-            module.parse_groups(args.groups)  # reject bad --groups before creating anything
+        module.validate_args(args)  # reject bad options before creating anything
         run_dir, record, resuming = _common.prepare_run_dir(
             args.command, args.out, args.resume, args.overwrite, config, log)
         log = _common.Log(run_dir)

@@ -202,50 +202,82 @@ def optimizer_of(model):
     return getattr(model, "optimizer", None)
 
 
-def optimizer_state(optimizer):
-    """The optimizer's state as a list of arrays (Keras's Optimizer.get_weights())."""
-    getter = getattr(optimizer, "get_weights", None)
-    if getter is None:
-        return None
-    return [np.asarray(a) for a in getter()]
+def _trainable_arrays(model):
+    """The arrays the optimizer updates, in a fixed order (layer by layer)."""
+    return [w for layer in model.layers for w in layer.trainable_weights]
 
 
-def save_checkpoint(path, model, progress, extra_json=None):
-    """Write model weights, optimizer state, NumPy RNG state and ``progress`` (a JSON-able dict:
-    finished epochs/steps and the history so far) into one .npz, atomically."""
+def optimizer_state_arrays(model):
+    """The optimizer's state as named arrays: its step count and, per trainable array, its slots
+    (Adadelta's two accumulators, SGD's velocity, ...)."""
+    optimizer = optimizer_of(model)
+    arrays = {"optimizer_iterations": np.int64(getattr(optimizer, "iterations", 0))}
+    if hasattr(optimizer, "get_weights") and hasattr(optimizer, "set_weights"):  # Keras's API
+        state = [np.asarray(a) for a in optimizer.get_weights()]
+        arrays["optimizer_n_weights"] = np.int64(len(state))
+        for i, a in enumerate(state):
+            arrays["optimizer_weight_{}".format(i)] = a
+        return arrays
+    if not hasattr(optimizer, "get_state"):
+        raise ExperimentError("cannot checkpoint the optimizer {}: it has neither get_weights() "
+                              "nor get_state(param)".format(type(optimizer).__name__))
+    for i, param in enumerate(_trainable_arrays(model)):
+        slots = optimizer.get_state(param)
+        arrays["optimizer_n_slots_{}".format(i)] = np.int64(len(slots))
+        for j, slot in enumerate(slots):
+            arrays["optimizer_slot_{}_{}".format(i, j)] = np.asarray(slot)
+    return arrays
+
+
+def restore_optimizer_state(model, arrays):
+    optimizer = optimizer_of(model)
+    if "optimizer_n_weights" in arrays:
+        optimizer.set_weights([arrays["optimizer_weight_{}".format(i)]
+                               for i in range(int(arrays["optimizer_n_weights"]))])
+    else:
+        for i, param in enumerate(_trainable_arrays(model)):
+            n_slots = int(arrays["optimizer_n_slots_{}".format(i)])
+            if n_slots == 0:
+                continue  # no step taken yet: the optimizer creates zeros, as a fresh one does
+            # bnpy's optimizers keep their slots per parameter array and create them on first
+            # use (zeros); fill the freshly created ones with the saved values.
+            slots = optimizer._slots(param)
+            if len(slots) != n_slots:
+                raise ExperimentError("checkpoint holds {} optimizer slots for weight {}, the "
+                                      "optimizer has {}".format(n_slots, i, len(slots)))
+            for j, slot in enumerate(slots):
+                np.copyto(slot, arrays["optimizer_slot_{}_{}".format(i, j)])
+    optimizer.iterations = int(arrays["optimizer_iterations"])
+
+
+def save_checkpoint(path, model, progress):
+    """Write model weights, optimizer state, NumPy's RNG state and ``progress`` (a JSON-able
+    dict: finished epochs/steps and the history so far) into one .npz, atomically."""
     arrays = {}
     weights = model.get_weights()
     arrays["n_weights"] = np.int64(len(weights))
     for i, w in enumerate(weights):
         arrays["weight_{}".format(i)] = w
-    opt = optimizer_state(optimizer_of(model))
-    arrays["n_optimizer"] = np.int64(-1 if opt is None else len(opt))
-    for i, a in enumerate(opt or []):
-        arrays["optimizer_{}".format(i)] = a
+    arrays.update(optimizer_state_arrays(model))
     arrays.update(rng_state_arrays())
     arrays["progress_json"] = np.array(json.dumps(progress))
-    if extra_json is not None:
-        arrays["extra_json"] = np.array(json.dumps(extra_json))
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     atomic_write_bytes(path, buf.getvalue())
 
 
 def load_checkpoint(path, model):
-    """Restore what save_checkpoint wrote into ``model`` and the global RNG; returns progress."""
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files}
+    """Restore what save_checkpoint wrote into ``model``, its optimizer and NumPy's global RNG;
+    returns the progress dict."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError) as exc:
+        raise ExperimentError("cannot read the checkpoint {} ({}); start a new run or use "
+                              "--overwrite".format(path, exc)) from exc
     weights = [arrays["weight_{}".format(i)] for i in range(int(arrays["n_weights"]))]
     model.set_weights(weights)
-    n_opt = int(arrays["n_optimizer"])
-    if n_opt >= 0:
-        optimizer = optimizer_of(model)
-        state = [arrays["optimizer_{}".format(i)] for i in range(n_opt)]
-        setter = getattr(optimizer, "set_weights", None)
-        if setter is None:
-            raise ExperimentError("checkpoint {} holds optimizer state but the model's optimizer "
-                                  "cannot take it".format(path))
-        setter(state)
+    restore_optimizer_state(model, arrays)
     restore_rng_state(arrays)
     return json.loads(str(arrays["progress_json"]))
 

@@ -100,6 +100,10 @@ def parse_groups(text):
     return groups
 
 
+def validate_args(args):
+    parse_groups(args.groups)
+
+
 def _history_row(epoch, history, seconds):
     h = history.history
 

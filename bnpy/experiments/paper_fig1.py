@@ -58,6 +58,12 @@ def parse_groups(text):
     return groups
 
 
+def validate_args(args):
+    parse_groups(args.groups)
+    if args.unit >= HIDDEN_UNITS:
+        raise ExperimentError("--unit must be below {}, got {}".format(HIDDEN_UNITS, args.unit))
+
+
 def vars_config(args):
     return {k: getattr(args, k) for k in ("steps", "eval_every", "lr", "unit", "batch_size",
                                           "train_size", "test_size", "seed", "groups", "dataset")}
@@ -101,9 +107,8 @@ def _evaluate(model, x_test, y_test_1h, unit, step, train_time):
 
 
 def run(args, run_dir, resuming, log, after_epoch=None):
+    validate_args(args)
     groups = parse_groups(args.groups)
-    if args.unit >= HIDDEN_UNITS:
-        raise ExperimentError("--unit must be below {}, got {}".format(HIDDEN_UNITS, args.unit))
     x_train, y_train, x_test, y_test, info = _common.load_dataset(
         args.dataset, ("mnist", "fashion_mnist"), log)
     x_train, y_train = _common.take_subset(x_train, y_train, args.train_size, "--train-size")
