@@ -4,3 +4,4 @@
 - convolution and pooling: :mod:`bnpy.ops.conv`
 - image warps: :mod:`bnpy.ops.image`
 """
+from .image import affine_warp  # noqa: E402,F401  (image warps: helper "augment")

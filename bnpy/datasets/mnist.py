@@ -1,0 +1,80 @@
+"""MNIST (as ``keras.datasets.mnist``): 60,000 training and 10,000 test 28x28 grey digits.
+
+``load_data(path='mnist.npz')`` returns ``(x_train, y_train), (x_test, y_test)``: ``x_*`` (N, 28, 28)
+uint8 and ``y_*`` (N,) uint8, read from the ``.npz`` (a zip of ``.npy`` files) with
+``allow_pickle=False`` and checked for names, shapes and dtypes.
+"""
+import os
+import zipfile
+
+import numpy as np
+
+from . import _lookup
+from ..utils.data_utils import DataFileError
+
+__all__ = ["load_data"]
+
+FNAME = "mnist.npz"
+#: 11,490,434 bytes. Keras 2.0.9+ checks md5 8a61469f7ea1b51cbae51d4f78837e45; sha256 as tf.keras.
+FILE_HASH = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
+MD5 = "8a61469f7ea1b51cbae51d4f78837e45"
+ORIGINS = ("https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz",  # tf.keras mirror
+           "https://s3.amazonaws.com/img-datasets/mnist.npz")                         # Keras 2.0
+ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def _problem(path):
+    if os.path.isdir(path):
+        return "is a folder"
+    if not zipfile.is_zipfile(path):
+        return "is not an .npz (zip) file"
+    return None
+
+
+def _source(fname):
+    return _lookup.DatasetSource(
+        function="mnist.load_data", title="MNIST", candidates=(fname,), check=_problem,
+        downloads=(_lookup.Download(fname=fname, origins=ORIGINS, file_hash=FILE_HASH, size=11490434),))
+
+
+def read_npz(fpath, function="mnist.load_data"):
+    """The four arrays of an MNIST-style ``.npz``, checked: x (N, 28, 28) uint8, y (N,) uint8."""
+    try:
+        with np.load(fpath, allow_pickle=False) as f:
+            missing = [name for name in ARRAYS if name not in f.files]
+            if missing:
+                raise DataFileError("{}: {} has no {} (it holds {})".format(
+                    function, fpath, ", ".join(missing), ", ".join(f.files)))
+            arrays = {name: f[name] for name in ARRAYS}
+    except DataFileError:
+        raise
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError, KeyError) as exc:
+        if isinstance(exc, (FileNotFoundError, PermissionError)):
+            raise
+        raise DataFileError("{}: {} is truncated or corrupt ({}: {})".format(
+            function, fpath, type(exc).__name__, exc)) from exc
+    for split in ("train", "test"):
+        x, y = arrays["x_" + split], arrays["y_" + split]
+        if x.dtype != np.uint8 or x.ndim != 3 or x.shape[1:] != (28, 28):
+            raise DataFileError("{}: {}'s x_{} should be uint8 (N, 28, 28), got {} {}".format(
+                function, fpath, split, x.dtype, x.shape))
+        if y.dtype != np.uint8 or y.shape != (x.shape[0],):
+            raise DataFileError("{}: {}'s y_{} should be uint8 ({},), got {} {}".format(
+                function, fpath, split, x.shape[0], y.dtype, y.shape))
+    return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
+
+
+def load_data(path=FNAME):
+    """Load MNIST: ``(x_train, y_train), (x_test, y_test)`` as Keras 2.0.
+
+    ``path`` as in Keras: a bare file name (the default ``'mnist.npz'``) is looked up in
+    ``$BNPY_DATA``, ``~/.keras/datasets`` and the system dataset folders, then downloaded under that
+    name; a path with a folder part (``'./mnist.npz'``, ``'/data/mnist.npz'``) or a folder holding
+    ``mnist.npz`` is used as given and nothing else is searched.
+    """
+    path = os.fspath(path)
+    if os.path.basename(path) == path and path not in (".", ".."):
+        found = _lookup.locate(_source(path))
+    else:
+        found = _lookup.locate(_source(FNAME), path)
+    return read_npz(found)

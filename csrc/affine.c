@@ -1,0 +1,190 @@
+/* affine.c: affine warps of image batches (ImageDataGenerator's rotation/shift/shear/zoom).
+ *
+ * Semantics are scipy.ndimage.affine_transform's for order 0 and 1, which is what Keras 2.0 calls
+ * once per channel: the output pixel at (row, col) samples the input at
+ *     r = m00*row + m01*col + m02,   c = m10*row + m11*col + m12.
+ * Each axis is first mapped into the input by the fill mode (map_coordinate, the same formulas
+ * as scipy's map_coordinate), then rounded (order 0: floor(x + 0.5)) or split into two
+ * neighbours and a weight (order 1); a neighbour index that lands one past an edge is mapped by
+ * map_index. In constant mode a coordinate outside [0, size - 1] on either axis gives cval (scipy
+ * treats the pixel centres 0 and size - 1, not the pixel edges, as the image's extent).
+ *
+ * One output pixel is computed from its coordinates alone, so the loops over (image, row) are
+ * split among threads freely and results never depend on the thread count.
+ */
+#include <math.h>
+
+#include "kernels.h"
+
+/* Map one continuous coordinate x on an axis of `len` pixels into the range the fill mode reads:
+ * the result lies in [-1, len] (constant and nearest: x itself or the clamped edge). These are
+ * scipy's formulas; trunc() stands in for its integer casts so far-away coordinates cannot
+ * overflow an integer. */
+static inline double map_coordinate(double x, ptrdiff_t len, int fill_mode)
+{
+    const double last = (double)(len - 1);
+    if (x < 0) {
+        switch (fill_mode) {
+        case BNPY_FILL_NEAREST:
+            return 0.0;
+        case BNPY_FILL_REFLECT: { /* half-sample symmetric, period 2*len: x -> -x - 1 */
+            if (len <= 1)
+                return 0.0;
+            const double period = 2.0 * (double)len;
+            if (x < -period)
+                x = period * trunc(-x / period) + x;
+            return x < -(double)len ? x + period : -x - 1.0;
+        }
+        case BNPY_FILL_WRAP: { /* scipy's legacy wrap: period len - 1 */
+            if (len <= 1)
+                return 0.0;
+            return x + last * (trunc(-x / last) + 1.0);
+        }
+        default:
+            return x;
+        }
+    }
+    if (x > last) {
+        switch (fill_mode) {
+        case BNPY_FILL_NEAREST:
+            return last;
+        case BNPY_FILL_REFLECT: {
+            if (len <= 1)
+                return 0.0;
+            const double period = 2.0 * (double)len;
+            x -= period * trunc(x / period);
+            return x >= (double)len ? period - x - 1.0 : x;
+        }
+        case BNPY_FILL_WRAP:
+            if (len <= 1)
+                return 0.0;
+            return x - last * trunc(x / last);
+        default:
+            return x;
+        }
+    }
+    return x;
+}
+
+/* A pixel index one step outside [0, len) (a rounded or neighbouring coordinate) mapped into it. */
+static inline ptrdiff_t map_index(ptrdiff_t i, ptrdiff_t len, int fill_mode)
+{
+    if (i >= 0 && i < len)
+        return i;
+    if (fill_mode == BNPY_FILL_REFLECT) {
+        const ptrdiff_t period = 2 * len;
+        i %= period;
+        if (i < 0)
+            i += period;
+        return i >= len ? period - 1 - i : i;
+    }
+    if (fill_mode == BNPY_FILL_WRAP) {
+        i %= len;
+        return i < 0 ? i + len : i;
+    }
+    return i < 0 ? 0 : len - 1; /* nearest; constant (only the zero-weight neighbour gets here) */
+}
+
+/* The sampling position of one axis: 0 if it is outside the image in constant mode, else 1 with
+ * the mapped coordinate in *mapped (within [-1, len] even for absurd coordinates). */
+static inline int axis_position(double x, ptrdiff_t len, int fill_mode, double *mapped)
+{
+    if (fill_mode == BNPY_FILL_CONSTANT) {
+        if (!(x >= 0.0 && x <= (double)(len - 1))) /* also NaN */
+            return 0;
+        *mapped = x;
+        return 1;
+    }
+    x = map_coordinate(x, len, fill_mode);
+    if (!(x >= -1.0 && x <= (double)len)) /* unreachable for sane inputs: guards the casts below */
+        x = x > 0 ? (double)len : -1.0;
+    *mapped = x;
+    return 1;
+}
+
+/* Order 0: the source pixel index along one axis. */
+static inline ptrdiff_t nearest_index(double mapped, ptrdiff_t len, int fill_mode)
+{
+    return map_index((ptrdiff_t)floor(mapped + 0.5), len, fill_mode);
+}
+
+/* Order 1: the two neighbours along one axis and the weight of the second, x = i0 + t. */
+static inline void linear_neighbours(double mapped, ptrdiff_t len, int fill_mode, ptrdiff_t *i0,
+                                     ptrdiff_t *i1, double *t)
+{
+    const double lower = floor(mapped);
+    const ptrdiff_t i = (ptrdiff_t)lower;
+    *t = mapped - lower;
+    *i0 = map_index(i, len, fill_mode);
+    *i1 = map_index(i + 1, len, fill_mode);
+}
+
+/* One body for both dtypes. Strides: a pixel (row, col) of image `img` starts at
+ * base + row*row_stride + col*col_stride and its channels are channel_stride apart. */
+#define DEFINE_AFFINE_WARP(SUFFIX, T)                                                               \
+    void bnpy_affine_warp_##SUFFIX(T *out, const T *images, const double *matrices, ptrdiff_t n,     \
+                                   ptrdiff_t height, ptrdiff_t width, ptrdiff_t channels,            \
+                                   ptrdiff_t matrix_rows, int channels_last, int order,              \
+                                   int fill_mode, double cval)                                       \
+    {                                                                                                \
+        const ptrdiff_t image_size = height * width * channels;                                      \
+        const ptrdiff_t channel_stride = channels_last ? 1 : height * width;                         \
+        const ptrdiff_t col_stride = channels_last ? channels : 1;                                   \
+        const ptrdiff_t row_stride = width * col_stride;                                             \
+        const T fill = (T)cval;                                                                      \
+        const ptrdiff_t total_rows = n * height;                                                     \
+        /* Below ~16k pixels a thread team costs more than it saves. */                             \
+        const int parallel = total_rows * width * (channels > 0 ? channels : 1) >= 16384;            \
+        (void)parallel; /* unused in a serial build */                                              \
+        BNPY_OMP_FOR_ROWS                                                                            \
+        for (ptrdiff_t image_row = 0; image_row < total_rows; image_row++) {                         \
+            const ptrdiff_t img = image_row / height, row = image_row % height;                      \
+            const double *m = matrices + img * matrix_rows * 3;                                      \
+            const T *src = images + img * image_size;                                                \
+            T *dst = out + img * image_size + row * row_stride;                                      \
+            for (ptrdiff_t col = 0; col < width; col++, dst += col_stride) {                         \
+                const double r = m[0] * (double)row + m[1] * (double)col + m[2];                     \
+                const double c = m[3] * (double)row + m[4] * (double)col + m[5];                     \
+                double rm, cm;                                                                       \
+                if (!axis_position(r, height, fill_mode, &rm) ||                                     \
+                    !axis_position(c, width, fill_mode, &cm)) {                                      \
+                    for (ptrdiff_t ch = 0; ch < channels; ch++)                                      \
+                        dst[ch * channel_stride] = fill;                                             \
+                    continue;                                                                        \
+                }                                                                                    \
+                if (order == 0) {                                                                    \
+                    const T *p = src + nearest_index(rm, height, fill_mode) * row_stride +           \
+                                 nearest_index(cm, width, fill_mode) * col_stride;                   \
+                    for (ptrdiff_t ch = 0; ch < channels; ch++)                                      \
+                        dst[ch * channel_stride] = p[ch * channel_stride];                           \
+                } else {                                                                             \
+                    ptrdiff_t r0, r1, c0, c1;                                                        \
+                    double tr, tc;                                                                   \
+                    linear_neighbours(rm, height, fill_mode, &r0, &r1, &tr);                         \
+                    linear_neighbours(cm, width, fill_mode, &c0, &c1, &tc);                          \
+                    const T *p00 = src + r0 * row_stride + c0 * col_stride;                          \
+                    const T *p01 = src + r0 * row_stride + c1 * col_stride;                          \
+                    const T *p10 = src + r1 * row_stride + c0 * col_stride;                          \
+                    const T *p11 = src + r1 * row_stride + c1 * col_stride;                          \
+                    for (ptrdiff_t ch = 0; ch < channels; ch++) {                                    \
+                        const ptrdiff_t k = ch * channel_stride;                                     \
+                        /* tests/reference_image.py blends in this same order */                    \
+                        const double top = (1.0 - tc) * (double)p00[k] + tc * (double)p01[k];        \
+                        const double bottom = (1.0 - tc) * (double)p10[k] + tc * (double)p11[k];     \
+                        dst[k] = (T)((1.0 - tr) * top + tr * bottom);                                \
+                    }                                                                                \
+                }                                                                                    \
+            }                                                                                        \
+        }                                                                                            \
+    }
+
+#ifdef BNPY_OPENMP
+#define BNPY_PRAGMA(x) _Pragma(#x)
+#define BNPY_OMP_FOR_ROWS                                                                           \
+    BNPY_PRAGMA(omp parallel for if (parallel) num_threads(bnpy_get_num_threads()) schedule(static))
+#else
+#define BNPY_OMP_FOR_ROWS
+#endif
+
+DEFINE_AFFINE_WARP(f32, float)
+DEFINE_AFFINE_WARP(f64, double)
