@@ -108,6 +108,7 @@ def offline(monkeypatch, tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("BNPY_OFFLINE", "1")  # the loaders' switch: no download attempt
     monkeypatch.chdir(tmp_path)
     import urllib.request
 
