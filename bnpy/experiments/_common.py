@@ -335,8 +335,9 @@ def load_dataset(requested, default_chain, log):
                 if first_error is None:
                     first_error = exc
                 if i + 1 < len(chain):
+                    first_line = (str(exc).splitlines() or [""])[0]
                     log("{} is not available ({}: {}); trying {} instead.".format(
-                        DATASET_TITLES[name], type(exc).__name__, exc,
+                        DATASET_TITLES[name], type(exc).__name__, first_line,
                         DATASET_TITLES[chain[i + 1]]))
                 continue
             info = {"dataset": name, "title": DATASET_TITLES[name]}
