@@ -28,6 +28,77 @@ int bnpy_have_openmp(void);
 
 /* ---- convolution and pooling (conv.c, pool.c) ----------------------------------------------- */
 
+/* Geometry shared by the kernels below. x is C-contiguous (N, H, W, C) when channels_first == 0,
+ * else (N, C, H, W). A window (kernel or pool) of kh x kw with strides sh, sw >= 1 starts at input
+ * row i*sh - pad_top and column j*sw - pad_left for output (i, j), 0 <= i < out_h, 0 <= j < out_w;
+ * cells outside x are zero padding. All sizes >= 1 (N, C >= 0). Each kernel exists as _f32 (float)
+ * and _f64 (double). */
+
+/* col (N*out_h*out_w, kh*kw*C): col[(n,i,j), (di,dj,c)] = x[n, i*sh+di-pad_top, j*sw+dj-pad_left, c]
+ * or 0 outside x. x: see above. */
+void bnpy_im2col_f32(float *col, const float *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
+                     int channels_first, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,
+                     ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w);
+void bnpy_im2col_f64(double *col, const double *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
+                     int channels_first, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,
+                     ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w);
+/* The adjoint of im2col. dx (like x, overwritten): dx[cell] = sum of the dcol entries that im2col
+ * copied from that cell. dcol (N*out_h*out_w, kh*kw*C). */
+void bnpy_col2im_f32(float *dx, const float *dcol, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
+                     int channels_first, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,
+                     ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w);
+void bnpy_col2im_f64(double *dx, const double *dcol, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
+                     int channels_first, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,
+                     ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w);
+/* y (rows, C) in place: y[r, c] += bias[c]. bias (C,). */
+void bnpy_add_bias_rows_f32(float *y, const float *bias, ptrdiff_t rows, ptrdiff_t C);
+void bnpy_add_bias_rows_f64(double *y, const double *bias, ptrdiff_t rows, ptrdiff_t C);
+/* dbias (C,) = sum over r of dy[r, c], accumulated in double. dy (rows, C). Returns 0, or -1 when
+ * the per-thread partial sums cannot be allocated (dbias untouched). */
+int bnpy_sum_rows_f32(float *dbias, const float *dy, ptrdiff_t rows, ptrdiff_t C);
+int bnpy_sum_rows_f64(double *dbias, const double *dy, ptrdiff_t rows, ptrdiff_t C);
+/* b (N, B, A): b[n, j, i] = a[n, i, j] + (bias ? bias[j] : 0). a (N, A, B); bias (B,) or NULL. */
+void bnpy_batch_transpose_f32(float *b, const float *a, const float *bias, ptrdiff_t N, ptrdiff_t A,
+                              ptrdiff_t B);
+void bnpy_batch_transpose_f64(double *b, const double *a, const double *bias, ptrdiff_t N, ptrdiff_t A,
+                              ptrdiff_t B);
+
+/* Pooling (pool.c): only cells inside x take part; requires pad_top, pad_bottom < ph and
+ * pad_left, pad_right < pw, so every window holds a real cell. y, argmax, dy: (N, out_h, out_w, C)
+ * or (N, C, out_h, out_w) following channels_first. argmax holds h*W + w of the first maximum of
+ * each window (row-major window order; a NaN is a maximum). */
+void bnpy_max_pool2d_f32(float *y, int32_t *argmax, const float *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W,
+                         ptrdiff_t C, int channels_first, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t sh,
+                         ptrdiff_t sw, ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h,
+                         ptrdiff_t out_w);
+void bnpy_max_pool2d_f64(double *y, int32_t *argmax, const double *x, ptrdiff_t N, ptrdiff_t H,
+                         ptrdiff_t W, ptrdiff_t C, int channels_first, ptrdiff_t ph, ptrdiff_t pw,
+                         ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t pad_top, ptrdiff_t pad_left,
+                         ptrdiff_t out_h, ptrdiff_t out_w);
+/* dx (like x, overwritten): dx[n, argmax, c] += dy[n, i, j, c]. */
+void bnpy_max_pool2d_backward_f32(float *dx, const float *dy, const int32_t *argmax, ptrdiff_t N,
+                                  ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, int channels_first,
+                                  ptrdiff_t out_h, ptrdiff_t out_w);
+void bnpy_max_pool2d_backward_f64(double *dx, const double *dy, const int32_t *argmax, ptrdiff_t N,
+                                  ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, int channels_first,
+                                  ptrdiff_t out_h, ptrdiff_t out_w);
+/* y = mean of the real cells of each window. */
+void bnpy_avg_pool2d_f32(float *y, const float *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
+                         int channels_first, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t sh, ptrdiff_t sw,
+                         ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w);
+void bnpy_avg_pool2d_f64(double *y, const double *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
+                         int channels_first, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t sh, ptrdiff_t sw,
+                         ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w);
+/* dx (like x, overwritten): each real cell of a window gets dy / (number of real cells). */
+void bnpy_avg_pool2d_backward_f32(float *dx, const float *dy, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W,
+                                  ptrdiff_t C, int channels_first, ptrdiff_t ph, ptrdiff_t pw,
+                                  ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t pad_top, ptrdiff_t pad_left,
+                                  ptrdiff_t out_h, ptrdiff_t out_w);
+void bnpy_avg_pool2d_backward_f64(double *dx, const double *dy, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W,
+                                  ptrdiff_t C, int channels_first, ptrdiff_t ph, ptrdiff_t pw,
+                                  ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t pad_top, ptrdiff_t pad_left,
+                                  ptrdiff_t out_h, ptrdiff_t out_w);
+
 /* ---- image warps (affine.c) ----------------------------------------------------------------- */
 
 /* How a warp samples outside the input image (scipy.ndimage's mode names, as Keras 2.0 passes

@@ -5,3 +5,6 @@
 - image warps: :mod:`bnpy.ops.image`
 """
 from .image import affine_warp  # noqa: E402,F401  (image warps: helper "augment")
+
+from .conv import (avg_pool2d_backward, avg_pool2d_forward, conv2d, conv2d_backward, conv2d_forward,
+                   max_pool2d_backward, max_pool2d_forward)

@@ -1,0 +1,330 @@
+"""Convolution and pooling on NumPy arrays: forward and backward, float32 and float64.
+
+A 2-D convolution is computed as ONE matrix product over an im2col matrix (Keras and TensorFlow's
+cross-correlation, no kernel flip)::
+
+    col[(n,i,j), (di,dj,c)] = x[n, i*sh + di - top, j*sw + dj - left, c]      (0 in the padding)
+    y[n,i,j,o]              = b[o] + sum_(di,dj,c) col[(n,i,j), (di,dj,c)] * K[di,dj,c,o]
+
+and its backward as two more::
+
+    dK = colᵀ · dy        db = sum_(n,i,j) dy        dx = col2im(dy · Kᵀ)
+
+where col2im adds every column entry back to the input cell it was copied from. im2col, col2im,
+the bias and the layout changes are C kernels (csrc/conv.c, OpenMP); the products are NumPy's
+matmul (its BLAS). Keras's kernel layout (kh, kw, Cin, Cout) read as a matrix is exactly
+(kh*kw*Cin, Cout) in the column order above, so the kernel is never transposed.
+
+Padding follows TensorFlow: 'valid' gives out = ceil((n - k + 1) / s); 'same' gives
+out = ceil(n / s) with pad_total = max((out - 1)*s + k - n, 0), pad_top = pad_total // 2 and the
+extra row (column) at the bottom (right). An explicit ((top, bottom), (left, right)) is accepted
+by the convolutions.
+
+Pooling ('valid' or 'same'): only real cells take part. Max pooling's gradient goes to the first
+maximum of each window in row-major order; average pooling divides by the number of real cells in
+the window (TensorFlow's avg_pool).
+
+Each ``*_forward`` returns ``(y, ctx)``; ``ctx`` is an opaque object holding what the matching
+``*_backward`` needs (for a convolution the im2col matrix, or a reference to x for a 1x1 stride-1
+unpadded channels-last convolution: do not modify x in place before the backward). ``conv2d``
+is the inference form: it keeps nothing and works through large batches in chunks, so predict and
+evaluate use little memory.
+"""
+import numpy as np
+
+from .. import _core
+
+__all__ = [
+    "conv2d",
+    "conv2d_forward",
+    "conv2d_backward",
+    "max_pool2d_forward",
+    "max_pool2d_backward",
+    "avg_pool2d_forward",
+    "avg_pool2d_backward",
+]
+
+# conv2d (inference) keeps each im2col chunk under this many bytes.
+_INFERENCE_COL_BYTES = 64 << 20
+
+
+# ---- argument checking ----------------------------------------------------------------------------
+
+def _float_array(a, func, name, dtype=None, ndim=None):
+    """`a` as an ndarray of float32/float64 (the dtype of the call, if given), any strides."""
+    arr = a if isinstance(a, np.ndarray) else np.asarray(a)
+    if arr.dtype not in (np.float32, np.float64):
+        raise TypeError("{}: {} must be float32 or float64, got {}".format(func, name, arr.dtype))
+    if dtype is not None and arr.dtype != dtype:
+        raise TypeError("{}: {} must be {} like x, got {}".format(func, name, np.dtype(dtype).name, arr.dtype))
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError("{}: {} must be a {}-D array, got shape {}".format(func, name, ndim, arr.shape))
+    return arr
+
+
+def _pair(value, func, name):
+    """An int or a pair of ints, as a tuple of two ints >= 1."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        value = (value, value)
+    try:
+        pair = tuple(value)
+    except TypeError:
+        pair = None
+    if (pair is None or len(pair) != 2 or
+            not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair)):
+        raise TypeError("{}: {} must be an int or a pair of ints, got {!r}".format(func, name, value))
+    if pair[0] < 1 or pair[1] < 1:
+        raise ValueError("{}: {} must be >= 1, got {!r}".format(func, name, pair))
+    return int(pair[0]), int(pair[1])
+
+
+def _channels_first(data_format, func):
+    if data_format == "channels_last":
+        return False
+    if data_format == "channels_first":
+        return True
+    raise ValueError("{}: data_format must be 'channels_last' or 'channels_first', got {!r}".format(
+        func, data_format))
+
+
+def _same_pads(n, k, s):
+    """TensorFlow's 'same' padding along one axis: (before, after)."""
+    out = -(-n // s)
+    total = max((out - 1) * s + k - n, 0)
+    return total // 2, total - total // 2
+
+
+def _pads(padding, size, window, strides, func, allow_explicit):
+    """((top, bottom), (left, right)) for the padding spec."""
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode == "valid":
+            return (0, 0), (0, 0)
+        if mode == "same":
+            return (_same_pads(size[0], window[0], strides[0]),
+                    _same_pads(size[1], window[1], strides[1]))
+    elif allow_explicit:
+        try:
+            (top, bottom), (left, right) = padding
+            pads = tuple(int(v) for v in (top, bottom, left, right))
+            ok = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                     for v in (top, bottom, left, right))
+        except (TypeError, ValueError):
+            ok = False
+        if ok:
+            if min(pads) < 0:
+                raise ValueError("{}: padding must be >= 0, got {!r}".format(func, padding))
+            return (pads[0], pads[1]), (pads[2], pads[3])
+    expected = "'valid', 'same' or ((top, bottom), (left, right))" if allow_explicit else "'valid' or 'same'"
+    raise ValueError("{}: padding must be {}, got {!r}".format(func, expected, padding))
+
+
+def _image(x, func, channels_first, dtype=None):
+    x = _float_array(x, func, "x", dtype, ndim=4)
+    n, a, b, c = x.shape
+    return x, ((n, b, c, a) if channels_first else (n, a, b, c))  # (N, H, W, C)
+
+
+# ---- convolution ------------------------------------------------------------------------------------
+
+class Conv2DContext:
+    """What conv2d_backward needs: the im2col matrix (or x itself for a 1x1 unpadded stride-1
+    channels-last convolution), the kernel as a matrix, and the geometry."""
+
+    __slots__ = ("col", "kernel2d", "kernel_shape", "x_shape", "y_shape", "geometry",
+                 "channels_first", "has_bias", "dtype")
+
+
+def _conv_setup(x, kernel, bias, strides, padding, data_format, func):
+    channels_first = _channels_first(data_format, func)
+    x, (n, h, w, cin) = _image(x, func, channels_first)
+    kernel = _float_array(kernel, func, "kernel", x.dtype, ndim=4)
+    kh, kw, kcin, cout = kernel.shape
+    if kcin != cin:
+        raise ValueError("{}: kernel {} expects {} input channels, x has {} (shape {}, {})".format(
+            func, kernel.shape, kcin, cin, x.shape, data_format))
+    if kh < 1 or kw < 1 or cout < 1:
+        raise ValueError("{}: kernel must have a non-empty shape, got {}".format(func, kernel.shape))
+    if bias is not None:
+        bias = _float_array(bias, func, "bias", x.dtype)
+        if bias.shape != (cout,):
+            raise ValueError("{}: bias must have shape ({},), got {}".format(func, cout, bias.shape))
+        bias = np.ascontiguousarray(bias)
+    sh, sw = _pair(strides, func, "strides")
+    (pt, pb), (pl, pr) = _pads(padding, (h, w), (kh, kw), (sh, sw), func, allow_explicit=True)
+    if h + pt + pb < kh or w + pl + pr < kw:
+        raise ValueError("{}: kernel size ({}, {}) is larger than the padded input ({}, {})".format(
+            func, kh, kw, h + pt + pb, w + pl + pr))
+    out_h, out_w = (h + pt + pb - kh) // sh + 1, (w + pl + pr - kw) // sw + 1
+    geometry = (kh, kw, sh, sw, pt, pb, pl, pr)
+    # The kernel as a (kh*kw*Cin, Cout) matrix, copied so that an in-place update of the weights
+    # between forward and backward cannot change the gradient.
+    kernel2d = np.array(kernel, order="C", copy=True).reshape(kh * kw * cin, cout)
+    return x, kernel2d, bias, channels_first, (n, h, w, cin), (out_h, out_w), geometry
+
+
+def _is_pointwise(geometry, channels_first):
+    kh, kw, sh, sw, pt, pb, pl, pr = geometry
+    return not channels_first and kh == kw == sh == sw == 1 and pt == pb == pl == pr == 0
+
+
+def _columns(x, geometry, channels_first):
+    """The im2col matrix of x (x itself, reshaped, for a pointwise channels-last convolution)."""
+    if _is_pointwise(geometry, channels_first):
+        x = np.ascontiguousarray(x)
+        return x.reshape(-1, x.shape[-1])
+    return _core.im2col(x, *geometry, channels_first)
+
+
+def _finish_output(y2d, bias, n, out_hw, channels_first):
+    """(N*P, Cout) product -> y in the data format, bias added (in place for channels-last)."""
+    cout = y2d.shape[1]
+    if channels_first:
+        return _core.batch_transpose(y2d.reshape(n, -1, cout), bias).reshape(n, cout, *out_hw)
+    if bias is not None:
+        _core.add_bias_rows(y2d, bias)
+    return y2d.reshape(n, out_hw[0], out_hw[1], cout)
+
+
+def conv2d_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", data_format="channels_last"):
+    """Training-mode 2-D convolution: ``(y, ctx)``; see the module docstring for the formulas.
+
+    x: (N, H, W, Cin) for 'channels_last' or (N, Cin, H, W) for 'channels_first'; kernel:
+    (kh, kw, Cin, Cout) always (Keras's layout); bias: (Cout,) or None. All share one float dtype.
+    y has x's layout and dtype.
+    """
+    func = "conv2d_forward"
+    x, kernel2d, bias, cf, (n, h, w, cin), out_hw, geometry = _conv_setup(
+        x, kernel, bias, strides, padding, data_format, func)
+    col = _columns(x, geometry, cf)
+    y = _finish_output(np.matmul(col, kernel2d), bias, n, out_hw, cf)
+    ctx = Conv2DContext()
+    ctx.col, ctx.kernel2d, ctx.geometry, ctx.channels_first = col, kernel2d, geometry, cf
+    ctx.kernel_shape = (geometry[0], geometry[1], cin, kernel2d.shape[1])
+    ctx.x_shape, ctx.y_shape = x.shape, y.shape
+    ctx.has_bias, ctx.dtype = bias is not None, x.dtype
+    return y, ctx
+
+
+def conv2d_backward(dy, ctx, need_dx=True):
+    """Gradients of conv2d_forward: ``(dx or None, dkernel, dbias or None)``.
+
+    dkernel = colᵀ·dy reshaped to (kh, kw, Cin, Cout); dbias = sum of dy over batch and space
+    (None when the forward had no bias); dx = col2im(dy·Kᵀ) in x's layout (None unless need_dx).
+    """
+    func = "conv2d_backward"
+    if not isinstance(ctx, Conv2DContext):
+        raise TypeError("{}: ctx must be the context conv2d_forward returned, got {}".format(
+            func, type(ctx).__name__))
+    dy = _float_array(dy, func, "dy", ctx.dtype)
+    if dy.shape != ctx.y_shape:
+        raise ValueError("{}: dy must have the forward output's shape {}, got {}".format(
+            func, ctx.y_shape, dy.shape))
+    cout = ctx.kernel_shape[3]
+    n = dy.shape[0]
+    if ctx.channels_first:
+        dy2d = _core.batch_transpose(dy.reshape(n, cout, -1)).reshape(-1, cout)
+    else:
+        dy2d = np.ascontiguousarray(dy).reshape(-1, cout)
+    dkernel = np.matmul(ctx.col.T, dy2d).reshape(ctx.kernel_shape)
+    dbias = _core.sum_rows(dy2d) if ctx.has_bias else None
+    dx = None
+    if need_dx:
+        dcol = np.matmul(dy2d, ctx.kernel2d.T)
+        if _is_pointwise(ctx.geometry, ctx.channels_first):
+            dx = dcol.reshape(ctx.x_shape)
+        else:
+            dx = _core.col2im(dcol, ctx.x_shape, *ctx.geometry, ctx.channels_first)
+    return dx, dkernel, dbias
+
+
+def conv2d(x, kernel, bias=None, strides=(1, 1), padding="valid", data_format="channels_last"):
+    """Inference-mode 2-D convolution: y only, nothing kept for a backward.
+
+    Same arguments and result as conv2d_forward; large batches are processed in chunks whose
+    im2col matrix stays under 64 MiB, so memory does not grow with the batch.
+    """
+    func = "conv2d"
+    x, kernel2d, bias, cf, (n, h, w, cin), out_hw, geometry = _conv_setup(
+        x, kernel, bias, strides, padding, data_format, func)
+    kh, kw = geometry[0], geometry[1]
+    col_bytes_per_image = out_hw[0] * out_hw[1] * kh * kw * cin * x.dtype.itemsize
+    chunk = max(1, _INFERENCE_COL_BYTES // max(col_bytes_per_image, 1))
+    if n <= chunk:
+        return _finish_output(np.matmul(_columns(x, geometry, cf), kernel2d), bias, n, out_hw, cf)
+    cout = kernel2d.shape[1]
+    y = np.empty((n, cout) + out_hw if cf else (n,) + out_hw + (cout,), dtype=x.dtype)
+    for start in range(0, n, chunk):
+        part = x[start:start + chunk]
+        y2d = np.matmul(_columns(part, geometry, cf), kernel2d)
+        y[start:start + chunk] = _finish_output(y2d, bias, part.shape[0], out_hw, cf)
+    return y
+
+
+# ---- pooling ------------------------------------------------------------------------------------------
+
+class Pool2DContext:
+    """What a pooling backward needs: the geometry, x's shape, and max pooling's argmax."""
+
+    __slots__ = ("kind", "argmax", "x_shape", "y_shape", "geometry", "channels_first", "dtype")
+
+
+def _pool_setup(x, pool_size, strides, padding, data_format, func):
+    cf = _channels_first(data_format, func)
+    x, (n, h, w, c) = _image(x, func, cf)
+    ph, pw = _pair(pool_size, func, "pool_size")
+    sh, sw = (ph, pw) if strides is None else _pair(strides, func, "strides")
+    (pt, pb), (pl, pr) = _pads(padding, (h, w), (ph, pw), (sh, sw), func, allow_explicit=False)
+    if h + pt + pb < ph or w + pl + pr < pw:
+        raise ValueError("{}: pool_size ({}, {}) is larger than the padded input ({}, {})".format(
+            func, ph, pw, h + pt + pb, w + pl + pr))
+    return x, cf, (ph, pw, sh, sw, pt, pb, pl, pr)
+
+
+def _pool_forward(kind, x, pool_size, strides, padding, data_format):
+    func = kind + "_pool2d_forward"
+    x, cf, geometry = _pool_setup(x, pool_size, strides, padding, data_format, func)
+    ctx = Pool2DContext()
+    if kind == "max":
+        y, ctx.argmax = _core.max_pool2d(x, *geometry, cf)
+    else:
+        y, ctx.argmax = _core.avg_pool2d(x, *geometry, cf), None
+    ctx.kind, ctx.x_shape, ctx.y_shape, ctx.geometry = kind, x.shape, y.shape, geometry
+    ctx.channels_first, ctx.dtype = cf, x.dtype
+    return y, ctx
+
+
+def _pool_backward(kind, dy, ctx):
+    func = kind + "_pool2d_backward"
+    if not isinstance(ctx, Pool2DContext) or ctx.kind != kind:
+        raise TypeError("{}: ctx must be the context {}_pool2d_forward returned, got {}".format(
+            func, kind, type(ctx).__name__ if not isinstance(ctx, Pool2DContext) else ctx.kind + " pooling's"))
+    dy = _float_array(dy, func, "dy", ctx.dtype)
+    if dy.shape != ctx.y_shape:
+        raise ValueError("{}: dy must have the forward output's shape {}, got {}".format(
+            func, ctx.y_shape, dy.shape))
+    if kind == "max":
+        return _core.max_pool2d_backward(dy, ctx.argmax, ctx.x_shape, ctx.channels_first)
+    return _core.avg_pool2d_backward(dy, ctx.x_shape, *ctx.geometry, ctx.channels_first)
+
+
+def max_pool2d_forward(x, pool_size=(2, 2), strides=None, padding="valid", data_format="channels_last"):
+    """2-D max pooling: ``(y, ctx)``. y[n,i,j,c] = max of x over the real cells of window (i, j);
+    strides None means pool_size; padding 'valid' or 'same' (padded cells never win)."""
+    return _pool_forward("max", x, pool_size, strides, padding, data_format)
+
+
+def max_pool2d_backward(dy, ctx):
+    """dx of max pooling: each dy goes to the first maximum (row-major) of its window."""
+    return _pool_backward("max", dy, ctx)
+
+
+def avg_pool2d_forward(x, pool_size=(2, 2), strides=None, padding="valid", data_format="channels_last"):
+    """2-D average pooling: ``(y, ctx)``; y = mean over the real cells of each window (with
+    'same', border windows divide by the number of real cells, as TensorFlow's avg_pool)."""
+    return _pool_forward("avg", x, pool_size, strides, padding, data_format)
+
+
+def avg_pool2d_backward(dy, ctx):
+    """dx of average pooling: each real cell of a window gets dy / (number of real cells)."""
+    return _pool_backward("avg", dy, ctx)

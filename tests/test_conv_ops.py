@@ -1,0 +1,430 @@
+"""bnpy.ops convolution and pooling against the direct NumPy references of reference_conv.py.
+
+Tolerances come from the standard bound for a sum of K products computed in floating point:
+|computed - exact| <= K * u * sum|terms| (u = 2**-24 for float32, 2**-53 for float64), where
+sum|terms| is the same convolution applied to |x|, |K|, |dy| (computed by the reference). The
+references run in float64 on the very same (float32-representable) inputs, so the bound covers
+everything but a factor for the reference's own rounding (a few float64 ulps: far below).
+"""
+import itertools
+
+import numpy as np
+import pytest
+
+import bnpy
+import bnpy.ops as ops
+import reference_conv as ref
+
+UNIT_ROUNDOFF = {np.float32: 2.0 ** -24, np.float64: 2.0 ** -53}
+
+
+def layout(x, kind):
+    """x's values in another memory layout: C order, Fortran order, a strided slice, negative strides."""
+    if kind == "C":
+        return np.ascontiguousarray(x)
+    if kind == "F":
+        return np.asfortranarray(x)
+    if kind == "sliced":
+        buf = np.full(x.shape[:-1] + (2 * x.shape[-1] + 1,), np.nan, dtype=x.dtype)
+        buf[..., 1::2] = x
+        return buf[..., 1::2]
+    if kind == "reversed":
+        return np.ascontiguousarray(x[::-1, :, ::-1])[::-1, :, ::-1]
+    raise AssertionError(kind)
+
+
+def to_format(x_nhwc, data_format):
+    return x_nhwc if data_format == "channels_last" else x_nhwc.transpose(0, 3, 1, 2)
+
+
+def from_format(y, data_format):
+    return y if data_format == "channels_last" else y.transpose(0, 2, 3, 1)
+
+
+def assert_within(name, got, want, bound, terms, dtype, context):
+    """|got - want| <= (terms + 2) * u * bound elementwise, with a message naming the case."""
+    u = UNIT_ROUNDOFF[dtype]
+    got = np.asarray(got, np.float64)
+    assert got.shape == want.shape, "{} {}: shape {} != {}".format(name, context, got.shape, want.shape)
+    err = np.abs(got - want)
+    allowed = (terms + 2) * u * bound + 1e-300
+    worst = np.max(err / allowed) if err.size else 0.0
+    assert worst <= 1.0, "{} {} {}: max error {:.3g} exceeds the bound by {:.3g}x".format(
+        name, np.dtype(dtype).name, context, err.max(), worst)
+
+
+# ---- convolution: forward and backward against the reference ----------------------------------------
+
+# (N, H, W, Cin, kh, kw, Cout): odd sizes, 1x1, rectangular, an 11x11 kernel, a batch of 1.
+CONV_SHAPES = [
+    (2, 7, 9, 3, 3, 3, 4),
+    (1, 5, 5, 1, 1, 1, 2),
+    (3, 6, 5, 2, 2, 3, 5),
+    (2, 13, 12, 3, 11, 11, 6),
+    (2, 4, 4, 5, 1, 1, 3),
+]
+PADDINGS = ["valid", "same", ((1, 2), (0, 3))]
+
+
+def conv_cases():
+    for shape, padding, stride, fmt in itertools.product(CONV_SHAPES, PADDINGS, [1, 2, 3],
+                                                         ["channels_last", "channels_first"]):
+        n, h, w, cin, kh, kw, cout = shape
+        if padding == "valid" and (kh > h or kw > w):
+            continue
+        yield shape, padding, stride, fmt
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, padding, stride, fmt", list(conv_cases()))
+def test_conv2d_matches_reference(shape, padding, stride, fmt, dtype):
+    n, h, w, cin, kh, kw, cout = shape
+    rng = np.random.default_rng(hash((shape, str(padding), stride, fmt)) % 2 ** 32)
+    x = rng.standard_normal((n, h, w, cin)).astype(dtype)
+    kernel = rng.standard_normal((kh, kw, cin, cout)).astype(dtype)
+    bias = rng.standard_normal(cout).astype(dtype)
+    strides = (stride, 1 if stride == 3 else stride)  # also a non-square stride
+    pads = ref.pads_for(padding, h, w, kh, kw, *strides)
+    context = "shape={} padding={} strides={} {}".format(shape, padding, strides, fmt)
+
+    y, ctx = ops.conv2d_forward(to_format(x, fmt), kernel, bias, strides, padding, fmt)
+    assert y.dtype == dtype
+    want = ref.conv2d(x, kernel, bias, strides, pads)
+    bound = ref.conv2d(np.abs(x), np.abs(kernel), np.abs(bias), strides, pads)
+    assert_within("conv2d_forward", from_format(y, fmt), want, bound, kh * kw * cin, dtype, context)
+    y_inference = ops.conv2d(to_format(x, fmt), kernel, bias, strides, padding, fmt)
+    np.testing.assert_array_equal(y_inference, y)
+
+    dy = rng.standard_normal(want.shape).astype(dtype)
+    dx, dkernel, dbias = ops.conv2d_backward(to_format(dy, fmt), ctx)
+    want_dx, want_dk, want_db = ref.conv2d_backward(dy, x, kernel, strides, pads)
+    bound_dx, bound_dk, bound_db = ref.conv2d_backward(np.abs(dy), np.abs(x), np.abs(kernel), strides, pads)
+    rows = dy.shape[0] * dy.shape[1] * dy.shape[2]
+    assert_within("conv2d_backward dx", from_format(dx, fmt), want_dx, bound_dx, cout + kh * kw, dtype, context)
+    assert_within("conv2d_backward dkernel", dkernel, want_dk, bound_dk, rows, dtype, context)
+    assert_within("conv2d_backward dbias", dbias, want_db, bound_db, rows, dtype, context)
+    assert dx.dtype == dkernel.dtype == dbias.dtype == dtype
+
+
+@pytest.mark.parametrize("kind", ["F", "sliced", "reversed"])
+@pytest.mark.parametrize("fmt", ["channels_last", "channels_first"])
+def test_conv2d_any_input_strides(kind, fmt):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 8, 7, 4)).astype(np.float32)
+    kernel = rng.standard_normal((3, 2, 4, 5)).astype(np.float32)
+    bias = rng.standard_normal(5).astype(np.float32)
+    dy_shape = ops.conv2d(to_format(x, fmt), kernel, bias, 2, "same", fmt).shape
+    dy = rng.standard_normal(dy_shape).astype(np.float32)
+    y0, ctx0 = ops.conv2d_forward(np.ascontiguousarray(to_format(x, fmt)), kernel, bias, 2, "same", fmt)
+    grads0 = ops.conv2d_backward(dy, ctx0)
+    xs = layout(to_format(x, fmt), kind)
+    y1, ctx1 = ops.conv2d_forward(xs, layout(kernel, kind), layout(bias[None, None, :], kind)[0, 0], 2,
+                                  "same", fmt)
+    grads1 = ops.conv2d_backward(layout(dy, kind), ctx1)
+    np.testing.assert_array_equal(y1, y0)  # same values in, same arithmetic: identical results
+    for a, b in zip(grads1, grads0):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_conv2d_without_bias_and_need_dx_false():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 6, 6, 3))
+    kernel = rng.standard_normal((3, 3, 3, 4))
+    y, ctx = ops.conv2d_forward(x, kernel, None, 1, "same")
+    np.testing.assert_allclose(y, ref.conv2d(x, kernel, None, (1, 1), ((1, 1), (1, 1))), rtol=0, atol=1e-12)
+    dy = rng.standard_normal(y.shape)
+    dx, dkernel, dbias = ops.conv2d_backward(dy, ctx, need_dx=False)
+    assert dx is None and dbias is None
+    np.testing.assert_allclose(dkernel, ref.conv2d_backward(dy, x, kernel, (1, 1), ((1, 1), (1, 1)))[1],
+                               rtol=0, atol=1e-12)
+
+
+def test_conv2d_inference_chunks_large_batches(monkeypatch):
+    """conv2d works through a batch in chunks; the result is the same as in one piece."""
+    from bnpy.ops import conv as conv_module
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((7, 6, 5, 2)).astype(np.float32)
+    kernel = rng.standard_normal((3, 3, 2, 4)).astype(np.float32)
+    bias = rng.standard_normal(4).astype(np.float32)
+    for fmt in ["channels_last", "channels_first"]:
+        whole = ops.conv2d(to_format(x, fmt), kernel, bias, 1, "same", fmt)
+        monkeypatch.setattr(conv_module, "_INFERENCE_COL_BYTES", 2 * 6 * 5 * 9 * 2 * 4)  # 2 images
+        chunked = ops.conv2d(to_format(x, fmt), kernel, bias, 1, "same", fmt)
+        monkeypatch.undo()
+        np.testing.assert_array_equal(chunked, whole)
+
+
+def test_same_output_sizes_follow_tensorflow():
+    x = np.zeros((1, 10, 7, 1), np.float32)
+    for k, s in [(3, 1), (3, 2), (4, 3), (11, 1), (11, 4)]:
+        y = ops.conv2d(x, np.zeros((k, k, 1, 1), np.float32), None, s, "same")
+        assert y.shape[1:3] == (-(-10 // s), -(-7 // s)), (k, s)
+        if k <= 7:
+            y = ops.conv2d(x, np.zeros((k, k, 1, 1), np.float32), None, s, "valid")
+            assert y.shape[1:3] == (-(-(10 - k + 1) // s), -(-(7 - k + 1) // s)), (k, s)
+
+
+# ---- finite differences --------------------------------------------------------------------------------
+
+def numerical_gradient(f, a, step):
+    """Central differences of the scalar f() with respect to every entry of a (changed in place)."""
+    grad = np.zeros_like(a)
+    for idx in np.ndindex(a.shape):
+        old = a[idx]
+        a[idx] = old + step
+        up = f()
+        a[idx] = old - step
+        down = f()
+        a[idx] = old
+        grad[idx] = (up - down) / (2 * step)
+    return grad
+
+
+@pytest.mark.parametrize("padding, stride, fmt", [
+    ("same", 1, "channels_last"), ("valid", 2, "channels_first"), ("same", 3, "channels_first"),
+    (((2, 0), (1, 1)), 2, "channels_last"),
+])
+def test_conv2d_backward_finite_differences(padding, stride, fmt):
+    # The loss sum(g * y) is linear in each of x, K, b, so central differences are exact up to
+    # rounding: error ~ u * |loss| / step ≈ 1e-16 * 10 / 1e-3 = 1e-12; 1e-8 leaves ample margin.
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal(to_format(np.empty((2, 6, 5, 3)), fmt).shape)
+    kernel = rng.standard_normal((3, 2, 3, 4))
+    bias = rng.standard_normal(4)
+    y, ctx = ops.conv2d_forward(x, kernel, bias, stride, padding, fmt)
+    g = rng.standard_normal(y.shape)
+    dx, dkernel, dbias = ops.conv2d_backward(g, ctx)
+
+    def loss():
+        return float(np.sum(g * ops.conv2d(x, kernel, bias, stride, padding, fmt)))
+
+    for name, analytic, param in [("dx", dx, x), ("dkernel", dkernel, kernel), ("dbias", dbias, bias)]:
+        np.testing.assert_allclose(analytic, numerical_gradient(loss, param, 1e-3), rtol=0, atol=1e-8,
+                                   err_msg=name)
+
+
+@pytest.mark.parametrize("kind, padding, pool, stride, fmt", [
+    ("max", "valid", (2, 2), None, "channels_last"), ("max", "same", (3, 3), 2, "channels_first"),
+    ("avg", "valid", (2, 3), 1, "channels_first"), ("avg", "same", (3, 2), (2, 1), "channels_last"),
+])
+def test_pool_backward_finite_differences(kind, padding, pool, stride, fmt):
+    # Average pooling is linear (exact differences). Max pooling is linear between ties; distinct
+    # values at least 1e-3 apart (a shuffled grid) keep every window's winner fixed within ±1e-5.
+    rng = np.random.default_rng(13)
+    shape = to_format(np.empty((2, 5, 7, 3)), fmt).shape
+    x = rng.permutation(np.arange(np.prod(shape)) * 1e-3).reshape(shape)
+    forward = ops.max_pool2d_forward if kind == "max" else ops.avg_pool2d_forward
+    backward = ops.max_pool2d_backward if kind == "max" else ops.avg_pool2d_backward
+    y, ctx = forward(x, pool, stride, padding, fmt)
+    g = rng.standard_normal(y.shape)
+    dx = backward(g, ctx)
+    numeric = numerical_gradient(lambda: float(np.sum(g * forward(x, pool, stride, padding, fmt)[0])), x, 1e-5)
+    np.testing.assert_allclose(dx, numeric, rtol=0, atol=1e-8)
+
+
+# ---- pooling against the reference -------------------------------------------------------------------
+
+POOL_CASES = list(itertools.product(
+    [(2, 2), (3, 3), (2, 3), (1, 1)], [None, 1, 2, 3], ["valid", "same"], ["channels_last", "channels_first"]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("pool, stride, padding, fmt", POOL_CASES)
+def test_pooling_matches_reference(pool, stride, padding, fmt, dtype):
+    rng = np.random.default_rng(hash((pool, stride, padding, fmt)) % 2 ** 32)
+    x = rng.standard_normal((2, 7, 6, 3)).astype(dtype)
+    strides = pool if stride is None else (stride, stride)
+    pads = ref.pads_for(padding, 7, 6, pool[0], pool[1], *strides)
+    context = "pool={} strides={} padding={} {}".format(pool, stride, padding, fmt)
+
+    y, ctx = ops.max_pool2d_forward(to_format(x, fmt), pool, stride, padding, fmt)
+    want, argmax = ref.max_pool2d(x, pool, strides, pads)
+    np.testing.assert_array_equal(from_format(y, fmt), want, err_msg=context)  # a max is exact
+    dy = rng.standard_normal(want.shape).astype(dtype)
+    dx = ops.max_pool2d_backward(to_format(dy, fmt), ctx)
+    # overlapping windows (stride < pool) add several dy into one cell: at most ceil(k/s)^2 terms
+    overlaps = -(-pool[0] // strides[0]) * -(-pool[1] // strides[1])
+    assert_within("max_pool2d_backward", from_format(dx, fmt), ref.max_pool2d_backward(dy, argmax, x.shape),
+                  ref.max_pool2d_backward(np.abs(dy), argmax, x.shape), overlaps, dtype, context)
+
+    y, ctx = ops.avg_pool2d_forward(to_format(x, fmt), pool, stride, padding, fmt)
+    window = pool[0] * pool[1]
+    want = ref.avg_pool2d(x, pool, strides, pads)
+    assert_within("avg_pool2d_forward", from_format(y, fmt), want,
+                  ref.avg_pool2d(np.abs(x), pool, strides, pads), window + 1, dtype, context)
+    dx = ops.avg_pool2d_backward(to_format(dy, fmt), ctx)
+    assert_within("avg_pool2d_backward", from_format(dx, fmt),
+                  ref.avg_pool2d_backward(dy, x.shape, pool, strides, pads),
+                  ref.avg_pool2d_backward(np.abs(dy), x.shape, pool, strides, pads), window + 1, dtype, context)
+
+
+def test_max_pool_ties_go_to_the_first_maximum():
+    x = np.zeros((1, 4, 4, 2), np.float32)
+    x[0, 1, 1, 1] = x[0, 0, 1, 1] = 5.0  # two maxima in window (0, 0) of channel 1: (0,1) comes first
+    y, ctx = ops.max_pool2d_forward(x)
+    dx = ops.max_pool2d_backward(np.ones_like(y), ctx)
+    # channel 0 is all ties: each window's gradient goes to its top-left cell
+    np.testing.assert_array_equal(dx[0, :, :, 0], np.array([[1, 0, 1, 0], [0, 0, 0, 0]] * 2, np.float32))
+    assert dx[0, 0, 1, 1] == 1 and dx[0, 1, 1, 1] == 0 and dx[..., 1].sum() == 4
+
+
+def test_max_pool_propagates_nan():
+    x = np.arange(16, dtype=np.float64).reshape(1, 4, 4, 1)
+    x[0, 2, 3, 0] = np.nan
+    y, _ = ops.max_pool2d_forward(x)
+    assert np.isnan(y[0, 1, 1, 0]) and np.isfinite(np.delete(y.ravel(), 3)).all()
+
+
+def test_same_pooling_ignores_padding():
+    x = -np.ones((1, 3, 3, 1), np.float32)  # all negative: a zero pad cell would win a max
+    y, _ = ops.max_pool2d_forward(x, (2, 2), None, "same")
+    assert y.shape == (1, 2, 2, 1) and (y == -1).all()
+    x = np.arange(9, dtype=np.float32).reshape(1, 3, 3, 1)
+    y, _ = ops.avg_pool2d_forward(x, (2, 2), None, "same")
+    np.testing.assert_array_equal(y[0, :, :, 0], [[2, 3.5], [6.5, 8]])  # border windows: real cells only
+
+
+# ---- thread count, inputs untouched -------------------------------------------------------------------
+
+def test_results_do_not_depend_on_thread_count():
+    rng = np.random.default_rng(17)
+    x = rng.standard_normal((5, 9, 9, 3)).astype(np.float32)
+    kernel = rng.standard_normal((5, 5, 3, 4)).astype(np.float32)
+    bias = rng.standard_normal(4).astype(np.float32)
+    before = bnpy.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2, 3):
+            bnpy.set_num_threads(threads)
+            y, ctx = ops.conv2d_forward(x, kernel, bias, 2, "same")
+            dx, dk, db = ops.conv2d_backward(np.ones_like(y), ctx)
+            p, pctx = ops.max_pool2d_forward(x, 3, 2, "same")
+            results.append((y, dx, dk, db, p, ops.max_pool2d_backward(p, pctx)))
+    finally:
+        bnpy.set_num_threads(before)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            # dbias sums per-thread partials in double: equal to float32 rounding (a few ulps)
+            np.testing.assert_allclose(a, b, rtol=4 * 2.0 ** -24, atol=0)
+
+
+def test_inputs_are_not_modified():
+    rng = np.random.default_rng(19)
+    x = rng.standard_normal((2, 6, 6, 3))
+    kernel = rng.standard_normal((3, 3, 3, 2))
+    bias = rng.standard_normal(2)
+    copies = [a.copy() for a in (x, kernel, bias)]
+    y, ctx = ops.conv2d_forward(x, kernel, bias, 1, "same")
+    dy = rng.standard_normal(y.shape)
+    dy_copy = dy.copy()
+    ops.conv2d_backward(dy, ctx)
+    p, pctx = ops.max_pool2d_forward(x)
+    ops.max_pool2d_backward(p, pctx)
+    for a, b in zip((x, kernel, bias, dy), copies + [dy_copy]):
+        np.testing.assert_array_equal(a, b)
+
+
+# ---- bad input ------------------------------------------------------------------------------------------
+
+X32 = np.zeros((2, 5, 5, 3), np.float32)
+K32 = np.zeros((3, 3, 3, 4), np.float32)
+
+
+@pytest.mark.parametrize("kwargs, exc, words", [
+    (dict(x=X32.astype(np.int32)), TypeError, ["conv2d_forward", "x", "int32"]),
+    (dict(kernel=K32.astype(np.float64)), TypeError, ["conv2d_forward", "kernel", "float32"]),
+    (dict(x=X32[0]), ValueError, ["conv2d_forward", "x", "4-D"]),
+    (dict(kernel=K32[0]), ValueError, ["conv2d_forward", "kernel", "4-D"]),
+    (dict(kernel=np.zeros((3, 3, 2, 4), np.float32)), ValueError, ["conv2d_forward", "kernel", "channels"]),
+    (dict(bias=np.zeros(3, np.float32)), ValueError, ["conv2d_forward", "bias", "(4,)"]),
+    (dict(bias=np.zeros(4, np.float64)), TypeError, ["conv2d_forward", "bias"]),
+    (dict(strides=0), ValueError, ["conv2d_forward", "strides", ">= 1"]),
+    (dict(strides=(1, 1.5)), TypeError, ["conv2d_forward", "strides"]),
+    (dict(padding="full"), ValueError, ["conv2d_forward", "padding", "'full'"]),
+    (dict(padding=((1, -1), (0, 0))), ValueError, ["conv2d_forward", "padding"]),
+    (dict(data_format="tf"), ValueError, ["conv2d_forward", "data_format", "'tf'"]),
+    (dict(kernel=np.zeros((7, 3, 3, 4), np.float32)), ValueError, ["conv2d_forward", "larger than the padded input"]),
+])
+def test_conv2d_forward_rejects_bad_arguments(kwargs, exc, words):
+    args = dict(x=X32, kernel=K32, bias=None, strides=(1, 1), padding="valid", data_format="channels_last")
+    args.update(kwargs)
+    with pytest.raises(exc) as info:
+        ops.conv2d_forward(**args)
+    for word in words:
+        assert word in str(info.value), (word, str(info.value))
+    with pytest.raises(exc, match="^conv2d:"):
+        ops.conv2d(**args)
+
+
+def test_conv2d_backward_rejects_bad_arguments():
+    y, ctx = ops.conv2d_forward(X32, K32)
+    with pytest.raises(ValueError, match="conv2d_backward: dy must have the forward output's shape"):
+        ops.conv2d_backward(np.zeros((2, 4, 4, 4), np.float32), ctx)
+    with pytest.raises(TypeError, match="conv2d_backward: dy must be float32"):
+        ops.conv2d_backward(y.astype(np.float64), ctx)
+    with pytest.raises(TypeError, match="conv2d_backward: ctx"):
+        ops.conv2d_backward(y, None)
+    _, pool_ctx = ops.max_pool2d_forward(X32)
+    with pytest.raises(TypeError, match="conv2d_backward: ctx"):
+        ops.conv2d_backward(y, pool_ctx)
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_pooling_rejects_bad_arguments(kind):
+    forward = getattr(ops, kind + "_pool2d_forward")
+    backward = getattr(ops, kind + "_pool2d_backward")
+    name = kind + "_pool2d_forward"
+    cases = [
+        (dict(x=X32.astype(np.float16)), TypeError, "x must be float32 or float64, got float16"),
+        (dict(x=X32[0]), ValueError, "x must be a 4-D array"),
+        (dict(pool_size=(0, 2)), ValueError, "pool_size must be >= 1"),
+        (dict(strides=(2, -1)), ValueError, "strides must be >= 1"),
+        (dict(padding=((0, 0), (0, 0))), ValueError, "padding must be 'valid' or 'same'"),
+        (dict(data_format="th"), ValueError, "data_format"),
+        (dict(pool_size=(6, 2)), ValueError, "pool_size (6, 2) is larger than the padded input"),
+    ]
+    for kwargs, exc, message in cases:
+        args = dict(x=X32, pool_size=(2, 2), strides=None, padding="valid", data_format="channels_last")
+        args.update(kwargs)
+        with pytest.raises(exc, match=name + ": " + message.replace("(", r"\(").replace(")", r"\)")):
+            forward(**args)
+    y, ctx = forward(X32)
+    with pytest.raises(ValueError, match=kind + "_pool2d_backward: dy must have the forward output's shape"):
+        backward(np.zeros((2, 3, 3, 3), np.float32), ctx)
+    other = "avg" if kind == "max" else "max"
+    with pytest.raises(TypeError, match=kind + "_pool2d_backward: ctx"):
+        backward(y, getattr(ops, other + "_pool2d_forward")(X32)[1])
+
+
+def test_core_rejects_inconsistent_arguments_without_writing():
+    """The C entry points validate on their own (they are callable directly) and write nothing."""
+    core = bnpy._core
+    x = np.ones((1, 4, 4, 2), np.float32)
+    out = np.full((9, 7), 7.0, np.float32)
+    with pytest.raises(ValueError, match=r"im2col: out must have shape \[9, 8\]"):
+        core.im2col(x, 2, 2, 1, 1, 0, 0, 0, 0, False, out=out)  # 3x3 windows of 2x2x2 values
+    np.testing.assert_array_equal(out, 7.0)
+    with pytest.raises(TypeError, match="im2col: out must be float32"):
+        core.im2col(x, 2, 2, 1, 1, 0, 0, 0, 0, False, out=np.zeros((9, 8)))
+    with pytest.raises(ValueError, match="im2col: kernel size"):
+        core.im2col(x, 6, 2, 1, 1, 0, 0, 0, 0, False)
+    with pytest.raises(ValueError, match="im2col: strides"):
+        core.im2col(x, 2, 2, 0, 1, 0, 0, 0, 0, False)
+    with pytest.raises(ValueError, match="col2im: dcol must have shape"):
+        core.col2im(np.zeros((9, 7), np.float32), (1, 4, 4, 2), 2, 2, 1, 1, 0, 0, 0, 0, False)
+    y, argmax = core.max_pool2d(x, 2, 2, 2, 2, 0, 0, 0, 0, False)
+    bad = argmax.copy()
+    bad[0, 0, 0, 0] = 16
+    with pytest.raises(ValueError, match="max_pool2d_backward: argmax holds 16"):
+        core.max_pool2d_backward(y, bad, x.shape, False)
+    with pytest.raises(TypeError, match="max_pool2d_backward: argmax must be the int32"):
+        core.max_pool2d_backward(y, argmax.astype(np.int64), x.shape, False)
+    with pytest.raises(ValueError, match="max_pool2d: padding"):
+        core.max_pool2d(x, 2, 2, 2, 2, 2, 0, 0, 0, False)
+    with pytest.raises(ValueError, match="add_bias_rows: bias must have shape"):
+        core.add_bias_rows(out, np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match="add_bias_rows: y must be writeable"):
+        ro = out.copy()
+        ro.flags.writeable = False
+        core.add_bias_rows(ro, np.zeros(7, np.float32))
+    np.testing.assert_array_equal(out, 7.0)
