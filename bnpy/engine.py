@@ -10,6 +10,15 @@ taken once (``layer.trainable_weights``) stays valid for the life of the layer. 
 returns copies, ``set_weights`` copies into the existing arrays.
 
 Shapes carry the batch axis as ``None``: ``compute_output_shape((None, 32, 32, 3))``.
+
+Ownership rules that let the training loop avoid copies:
+
+- ``forward`` never modifies its input ``x`` (the previous layer may have cached it);
+- ``backward`` may overwrite the ``dy`` it is given (it is consumed), and returns ``None`` when
+  ``need_input_gradient`` is False (Sequential sets that on its first layer, whose input is data);
+- ``backward`` does not change any weight: it only fills ``self.gradients``. Updates that a
+  training step implies besides the optimizer's (BatchNormalization's moving statistics) are held
+  back until the model calls ``commit_updates()``, after the whole backward pass succeeded.
 """
 import re
 
@@ -56,6 +65,8 @@ class _Param:
 class Layer:
     """Base class of all layers (Keras 2.0 semantics for names, shapes and weights)."""
 
+    activity_regularizer = None  # a Regularizer on the layer's output, if any (Dense, Conv2D)
+
     def __init__(self, **kwargs):
         for key in kwargs:
             if key not in _BASE_KWARGS:
@@ -76,6 +87,7 @@ class Layer:
         self.built = False
         self.input_shape = None
         self.output_shape = None
+        self.need_input_gradient = True
 
     # -- building ----------------------------------------------------------------------------
     def build(self, input_shape):
@@ -117,6 +129,12 @@ class Layer:
         """
         raise NotImplementedError(type(self).__name__ + ".backward")
 
+    def commit_updates(self):
+        """Apply the non-gradient updates of the last training forward (none by default)."""
+
+    def discard_updates(self):
+        """Forget the pending updates of an unfinished training step (none by default)."""
+
     # -- weights -----------------------------------------------------------------------------
     @property
     def trainable_weights(self):
@@ -127,6 +145,23 @@ class Layer:
         if self.trainable:
             return [p.value for p in self._params if not p.trainable]
         return [p.value for p in self._params]
+
+    @property
+    def trainable_params(self):
+        """The _Param records behind ``trainable_weights`` (same order)."""
+        return [p for p in self._params if p.trainable] if self.trainable else []
+
+    @property
+    def non_trainable_params(self):
+        if self.trainable:
+            return [p for p in self._params if not p.trainable]
+        return list(self._params)
+
+    @property
+    def weight_names(self):
+        """Keras-style names of ``weights``, e.g. ``['dense_1/kernel:0', 'dense_1/bias:0']``."""
+        return ["{}/{}:0".format(self.name, p.name)
+                for p in self.trainable_params + self.non_trainable_params]
 
     @property
     def weights(self):

@@ -1,0 +1,311 @@
+"""Callbacks (Keras 2.0.8's ``keras/callbacks.py``).
+
+``fit`` calls, in this order of callbacks: BaseLogger, the user's callbacks, History, then
+ProgbarLogger (when verbose). Hooks: on_train_begin/end, on_epoch_begin/end(epoch, logs),
+on_batch_begin/end(batch, logs). Batch logs hold ``batch``, ``size``, ``loss`` and the metrics;
+epoch logs hold ``val_*`` values first, then BaseLogger adds the batch-size-weighted epoch
+averages of ``loss`` and the metrics.
+"""
+import sys
+import warnings
+
+import numpy as np
+
+from .utils.generic_utils import Progbar
+
+
+class Callback:
+    def __init__(self):
+        self.model = None
+        self.params = None
+
+    def set_params(self, params):
+        self.params = params
+
+    def set_model(self, model):
+        self.model = model
+
+    def on_epoch_begin(self, epoch, logs=None):
+        pass
+
+    def on_epoch_end(self, epoch, logs=None):
+        pass
+
+    def on_batch_begin(self, batch, logs=None):
+        pass
+
+    def on_batch_end(self, batch, logs=None):
+        pass
+
+    def on_train_begin(self, logs=None):
+        pass
+
+    def on_train_end(self, logs=None):
+        pass
+
+
+class CallbackList:
+    def __init__(self, callbacks=None):
+        self.callbacks = list(callbacks or [])
+
+    def append(self, callback):
+        self.callbacks.append(callback)
+
+    def set_params(self, params):
+        for callback in self.callbacks:
+            callback.set_params(params)
+
+    def set_model(self, model):
+        for callback in self.callbacks:
+            callback.set_model(model)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for callback in self.callbacks:
+            callback.on_epoch_begin(epoch, logs if logs is not None else {})
+
+    def on_epoch_end(self, epoch, logs=None):
+        for callback in self.callbacks:
+            callback.on_epoch_end(epoch, logs if logs is not None else {})
+
+    def on_batch_begin(self, batch, logs=None):
+        for callback in self.callbacks:
+            callback.on_batch_begin(batch, logs if logs is not None else {})
+
+    def on_batch_end(self, batch, logs=None):
+        for callback in self.callbacks:
+            callback.on_batch_end(batch, logs if logs is not None else {})
+
+    def on_train_begin(self, logs=None):
+        for callback in self.callbacks:
+            callback.on_train_begin(logs if logs is not None else {})
+
+    def on_train_end(self, logs=None):
+        for callback in self.callbacks:
+            callback.on_train_end(logs if logs is not None else {})
+
+    def __iter__(self):
+        return iter(self.callbacks)
+
+
+class BaseLogger(Callback):
+    """Epoch averages of the batch values, weighted by batch size: Σ b_i·v_i / Σ b_i."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.seen = 0
+        self.totals = {}
+
+    def on_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        batch_size = logs.get("size", 0)
+        self.seen += batch_size
+        for k, v in logs.items():
+            if k in ("batch", "size"):
+                continue
+            self.totals[k] = self.totals.get(k, 0.0) + v * batch_size
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            for k in self.params["metrics"]:
+                if k in self.totals:
+                    logs[k] = self.totals[k] / self.seen
+
+
+class History(Callback):
+    """``history.history[key]`` is the list of epoch values; ``history.epoch`` the epoch indices."""
+
+    def on_train_begin(self, logs=None):
+        self.epoch = []
+        self.history = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        self.epoch.append(epoch)
+        for k, v in logs.items():
+            self.history.setdefault(k, []).append(v)
+
+
+class ProgbarLogger(Callback):
+    """Prints ``Epoch i/N`` and a Progbar per epoch (counting samples, or steps for generators).
+
+    The last batch of an epoch does not redraw the bar; ``on_epoch_end`` does, with the epoch
+    averages and the validation values, so the final line shows exactly the History values.
+    """
+
+    def __init__(self, count_mode="samples"):
+        super().__init__()
+        if count_mode == "samples":
+            self.use_steps = False
+        elif count_mode == "steps":
+            self.use_steps = True
+        else:
+            raise ValueError("ProgbarLogger: unknown `count_mode` {!r}; expected 'samples' or "
+                             "'steps'".format(count_mode))
+
+    def on_train_begin(self, logs=None):
+        self.verbose = self.params["verbose"]
+        self.epochs = self.params["epochs"]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.target = self.params["steps"] if self.use_steps else self.params["samples"]
+        if self.verbose:
+            sys.stdout.write("Epoch %d/%d\n" % (epoch + 1, self.epochs))
+            sys.stdout.flush()
+            self.progbar = Progbar(target=self.target, verbose=self.verbose)
+        self.seen = 0
+        self.log_values = []
+
+    def on_batch_begin(self, batch, logs=None):
+        if self.seen < self.target:
+            self.log_values = []
+
+    def on_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        self.seen += 1 if self.use_steps else logs.get("size", 0)
+        for k in self.params["metrics"]:
+            if k in logs:
+                self.log_values.append((k, logs[k]))
+        if self.verbose and self.seen < self.target:
+            self.progbar.update(self.seen, self.log_values)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        for k in self.params["metrics"]:
+            if k in logs:
+                self.log_values.append((k, logs[k]))
+        if self.verbose:
+            self.progbar.update(self.seen, self.log_values, force=True)
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` stops improving (Keras 2.0.8 semantics).
+
+    Improvement: ``current − min_delta > best`` in max mode, ``current + min_delta < best`` in
+    min mode; ``mode='auto'`` is max when 'acc' is in the monitor's name. Without improvement,
+    training stops once ``wait >= patience`` (then wait += 1): that is at the (patience+1)-th
+    consecutive epoch without improvement, as in Keras ≤ 2.0.8 (2.0.9 stops one epoch earlier).
+    """
+
+    def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto"):
+        super().__init__()
+        self.monitor = monitor
+        self.patience = patience
+        self.verbose = verbose
+        self.min_delta = min_delta
+        self.wait = 0
+        self.stopped_epoch = 0
+        if mode not in ("auto", "min", "max"):
+            warnings.warn("EarlyStopping mode %s is unknown, fallback to auto mode." % mode,
+                          RuntimeWarning)
+            mode = "auto"
+        if mode == "min" or (mode == "auto" and "acc" not in self.monitor):
+            self.monitor_op = np.less
+        else:
+            self.monitor_op = np.greater
+        self.min_delta *= 1 if self.monitor_op is np.greater else -1
+
+    def on_train_begin(self, logs=None):
+        self.wait = 0
+        self.stopped_epoch = 0
+        self.best = np.inf if self.monitor_op is np.less else -np.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        current = logs.get(self.monitor)
+        if current is None:
+            warnings.warn("Early stopping requires %s available!" % self.monitor, RuntimeWarning)
+            return
+        if self.monitor_op(current - self.min_delta, self.best):
+            self.best = current
+            self.wait = 0
+        else:
+            if self.wait >= self.patience:
+                self.stopped_epoch = epoch
+                self.model.stop_training = True
+            self.wait += 1
+
+    def on_train_end(self, logs=None):
+        if self.stopped_epoch > 0 and self.verbose > 0:
+            print("Epoch %05d: early stopping" % self.stopped_epoch)
+
+
+class ModelCheckpoint(Callback):
+    """Save the weights after every ``period`` epochs (``filepath`` may hold ``{epoch:02d}`` and
+    log keys such as ``{val_loss:.2f}``). bnpy saves weights only (its .npz format, see
+    ``Sequential.save_weights``); ``save_weights_only=False`` saves the weights as well."""
+
+    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
+                 save_weights_only=False, mode="auto", period=1):
+        super().__init__()
+        self.monitor = monitor
+        self.verbose = verbose
+        self.filepath = filepath
+        self.save_best_only = save_best_only
+        self.save_weights_only = save_weights_only
+        self.period = period
+        self.epochs_since_last_save = 0
+        if mode not in ("auto", "min", "max"):
+            warnings.warn("ModelCheckpoint mode %s is unknown, fallback to auto mode." % mode,
+                          RuntimeWarning)
+            mode = "auto"
+        if mode == "max" or (mode == "auto" and ("acc" in monitor or monitor.startswith("fmeasure"))):
+            self.monitor_op, self.best = np.greater, -np.inf
+        else:
+            self.monitor_op, self.best = np.less, np.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        self.epochs_since_last_save += 1
+        if self.epochs_since_last_save < self.period:
+            return
+        self.epochs_since_last_save = 0
+        filepath = self.filepath.format(epoch=epoch, **logs)
+        if self.save_best_only:
+            current = logs.get(self.monitor)
+            if current is None:
+                warnings.warn("Can save best model only with %s available, skipping." % self.monitor,
+                              RuntimeWarning)
+                return
+            if self.monitor_op(current, self.best):
+                if self.verbose > 0:
+                    print("Epoch %05d: %s improved from %0.5f to %0.5f, saving model to %s"
+                          % (epoch, self.monitor, self.best, current, filepath))
+                self.best = current
+                self.model.save_weights(filepath, overwrite=True)
+            elif self.verbose > 0:
+                print("Epoch %05d: %s did not improve" % (epoch, self.monitor))
+        else:
+            if self.verbose > 0:
+                print("Epoch %05d: saving model to %s" % (epoch, filepath))
+            self.model.save_weights(filepath, overwrite=True)
+
+
+class LambdaCallback(Callback):
+    """A callback from plain functions: on_epoch_begin/end(epoch, logs),
+    on_batch_begin/end(batch, logs), on_train_begin/end(logs)."""
+
+    def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_batch_begin=None,
+                 on_batch_end=None, on_train_begin=None, on_train_end=None, **kwargs):
+        super().__init__()
+        self.__dict__.update(kwargs)
+        noop2 = lambda a, b: None  # noqa: E731
+        noop1 = lambda a: None  # noqa: E731
+        self.on_epoch_begin = on_epoch_begin or noop2
+        self.on_epoch_end = on_epoch_end or noop2
+        self.on_batch_begin = on_batch_begin or noop2
+        self.on_batch_end = on_batch_end or noop2
+        self.on_train_begin = on_train_begin or noop1
+        self.on_train_end = on_train_end or noop1
+
+
+class TerminateOnNaN(Callback):
+    """Stop training when a batch loss is NaN or infinite."""
+
+    def on_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(loss):
+            print("Batch %d: Invalid loss, terminating training" % batch)
+            self.model.stop_training = True
+
+
+__all__ = ["Callback", "CallbackList", "BaseLogger", "History", "ProgbarLogger", "EarlyStopping",
+           "ModelCheckpoint", "LambdaCallback", "TerminateOnNaN"]

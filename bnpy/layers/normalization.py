@@ -1,0 +1,156 @@
+"""Batch Normalization layer (Ioffe & Szegedy 2015) with Keras 2.0's semantics, on bnpy's C core."""
+import numpy as np
+
+from .. import constraints, initializers, ops, regularizers
+from ..engine import Layer
+from ..legacy.interfaces import legacy_batchnorm_support
+
+
+class BatchNormalization(Layer):
+    """Normalize each channel over the batch (and spatial axes), then scale and shift.
+
+    ``axis`` is the channel axis that is *kept* (-1 for channels_last, 1 after a channels_first
+    Conv2D); statistics reduce over every other axis: over (N, H, W) after a convolution, over N
+    after a Dense layer. With m = the number of values per channel:
+
+    Training (``fit``, ``train_on_batch``)::
+
+        μ_B  = (1/m) Σ x                     σ²_B = (1/m) Σ (x − μ_B)²   (biased, as tf.nn.moments)
+        y    = γ · (x − μ_B) / √(σ²_B + ε) + β        (ε inside the square root)
+        moving_mean     ← momentum · moving_mean     + (1 − momentum) · μ_B
+        moving_variance ← momentum · moving_variance + (1 − momentum) · σ²_B
+
+    and the gradient flows through μ_B and σ²_B (x̂ = (x − μ_B)/√(σ²_B + ε))::
+
+        dx = γ / (m √(σ²_B + ε)) · (m·dy − Σdy − x̂ · Σ(dy·x̂)),   dγ = Σ dy·x̂,   dβ = Σ dy
+
+    Inference (``evaluate``, ``predict``, validation inside ``fit``)::
+
+        y = γ · (x − moving_mean) / √(moving_variance + ε) + β       (nothing is updated)
+
+    The moving statistics are updated once per training batch, after that batch's whole backward
+    pass, together with the optimizer step. ``unbiased_moving_variance=True`` feeds the paper's
+    population estimate m/(m−1)·σ²_B into moving_variance instead (PyTorch, cuDNN and Caffe do
+    this; Keras 2.0 does not; it needs m ≥ 2); normalization always uses the biased σ²_B.
+
+    Defaults are Keras 2.0's: axis=-1, momentum=0.99, epsilon=1e-3, center, scale, γ=1, β=0,
+    moving mean 0 and variance 1. Weights in Keras's order: [gamma, beta, moving_mean,
+    moving_variance] (gamma only with ``scale``, beta only with ``center``); the moving
+    statistics are non-trainable. ``gamma_regularizer``/``beta_regularizer`` and the constraints
+    act as on any weight. Keras 1's ``beta_init``/``gamma_init`` are converted with a warning,
+    ``mode=0`` is accepted, ``mode=1``/``mode=2`` raise TypeError.
+
+    PyTorch mapping: ``torch.nn.BatchNorm2d(C, eps=e, momentum=p)`` is
+    ``BatchNormalization(axis=1, epsilon=e, momentum=1 − p, unbiased_moving_variance=True)`` (PyTorch's
+    momentum weights the *new* batch value, bnpy's and Keras's the old moving value; ε has the
+    same place, inside the root; PyTorch's defaults 1e-5 and 0.1 ↔ epsilon=1e-5, momentum=0.9).
+
+    ``trainable=False`` freezes the layer completely: it runs in inference mode even inside
+    ``fit`` (moving statistics used, nothing updated, γ and β get no gradient), which is what
+    tf.keras 2 and Keras 3 do. Keras 2.0 differed: a frozen layer still normalized with the batch
+    statistics in ``fit`` and still updated its moving statistics (only γ and β were frozen).
+    """
+
+    @legacy_batchnorm_support
+    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
+                 beta_initializer="zeros", gamma_initializer="ones",
+                 moving_mean_initializer="zeros", moving_variance_initializer="ones",
+                 beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
+                 gamma_constraint=None, unbiased_moving_variance=False, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+            raise ValueError("BatchNormalization: `axis` must be an integer, got {!r}".format(axis))
+        if not 0.0 <= float(momentum) <= 1.0:
+            raise ValueError("BatchNormalization: `momentum` must be in [0, 1], got {!r}".format(
+                momentum))
+        if not float(epsilon) > 0.0:
+            raise ValueError("BatchNormalization: `epsilon` must be > 0, got {!r}".format(epsilon))
+        self.axis = int(axis)
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+        self.center = bool(center)
+        self.scale = bool(scale)
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.moving_mean_initializer = initializers.get(moving_mean_initializer)
+        self.moving_variance_initializer = initializers.get(moving_variance_initializer)
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        self.beta_constraint = constraints.get(beta_constraint)
+        self.gamma_constraint = constraints.get(gamma_constraint)
+        self.unbiased_moving_variance = bool(unbiased_moving_variance)
+        self._cache = None
+        self._pending = None
+
+    def build(self, input_shape):
+        ndim = len(input_shape)
+        if not -ndim <= self.axis < ndim or self.axis % ndim == 0:
+            raise ValueError("{}: `axis` {} is not a non-batch axis of an input of shape {}".format(
+                self.name, self.axis, input_shape))
+        channels = input_shape[self.axis]
+        if channels is None:
+            raise ValueError("Axis " + str(self.axis) + " of input tensor should have a defined "
+                             "dimension but the layer received an input with shape " +
+                             str(tuple(input_shape)) + ".")
+        shape = (channels,)
+        self.gamma = self.add_weight(shape, self.gamma_initializer, "gamma", self.gamma_regularizer,
+                                     constraint=self.gamma_constraint) if self.scale else None
+        self.beta = self.add_weight(shape, self.beta_initializer, "beta", self.beta_regularizer,
+                                    constraint=self.beta_constraint) if self.center else None
+        self.moving_mean = self.add_weight(shape, self.moving_mean_initializer, "moving_mean",
+                                           trainable=False)
+        self.moving_variance = self.add_weight(shape, self.moving_variance_initializer,
+                                               "moving_variance", trainable=False)
+
+    def forward(self, x, training=False):
+        self._pending = None
+        if training and self.trainable:
+            count = x.size // x.shape[self.axis]
+            if self.unbiased_moving_variance and count < 2:
+                raise ValueError("{}: unbiased_moving_variance needs at least 2 values per channel "
+                                 "in a training batch, got {} (input shape {})".format(
+                                     self.name, count, x.shape))
+            y, mean, var = ops.batch_norm_forward(x, self.gamma, self.beta, axis=self.axis,
+                                                  epsilon=self.epsilon)
+            self._cache = (x, mean, var, ops.batch_norm_backward)
+            self._pending = (mean, var, count)
+            return y
+        y = ops.batch_norm_inference(x, self.gamma, self.beta, self.moving_mean,
+                                     self.moving_variance, axis=self.axis, epsilon=self.epsilon)
+        # frozen layer inside fit: backward treats the moving statistics as constants
+        self._cache = (x, self.moving_mean, self.moving_variance,
+                       ops.batch_norm_inference_backward) if training else None
+        return y
+
+    def backward(self, dy):
+        if self._cache is None:
+            raise RuntimeError("{}: backward called without a training forward".format(self.name))
+        x, mean, var, backward = self._cache
+        self._cache = None
+        dx, dgamma, dbeta = backward(dy, x, self.gamma, mean, var, axis=self.axis,
+                                     epsilon=self.epsilon)
+        self.gradients = []
+        if self.trainable:
+            if self.scale:
+                self.gradients.append(dgamma)
+            if self.center:
+                self.gradients.append(dbeta)
+        return dx if self.need_input_gradient else None
+
+    def commit_updates(self):
+        """Fold the last training batch's statistics into the moving ones (once per batch)."""
+        if self._pending is None:
+            return
+        mean, var, count = self._pending
+        self._pending = None
+        ops.update_moving_stats(self.moving_mean, self.moving_variance, mean, var,
+                                momentum=self.momentum,
+                                count=count if self.unbiased_moving_variance else None)
+
+    def discard_updates(self):
+        self._pending = None
+
+    def get_config(self):
+        return dict(super().get_config(), axis=self.axis, momentum=self.momentum,
+                    epsilon=self.epsilon, center=self.center, scale=self.scale,
+                    unbiased_moving_variance=self.unbiased_moving_variance)

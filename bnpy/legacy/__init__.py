@@ -1,0 +1,1 @@
+"""Keras-1 compatibility: argument-name converters (see :mod:`bnpy.legacy.interfaces`)."""

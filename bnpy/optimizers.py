@@ -1,0 +1,332 @@
+"""Optimizers (Keras 2.0's ``keras/optimizers.py``): same defaults, same update rules.
+
+``optimizer.update(params, grads)`` applies one step *in place* to every array of ``params``
+(the layers' weight arrays) given the gradients ``grads`` (same order and shapes). State arrays
+(moments, accumulators) are created at the first step of each parameter, zero-initialised, and
+kept per parameter array. ``iterations`` counts the steps taken so far.
+
+Common to all (with ``it`` = iterations before this step):
+
+    lr_t = lr / (1 + decay·it)                                   (only when decay > 0)
+    clipnorm c:   every g ← g·c/‖G‖ when the global norm ‖G‖ = sqrt(Σ_all g²) ≥ c
+    clipvalue v:  g ← clip(g, −v, v)
+
+Update rules (p parameter, g gradient):
+
+    SGD       v ← m·v − lr_t·g;  p ← p + v       (Nesterov: p ← p + m·v − lr_t·g, new v)
+    RMSprop   a ← ρa + (1−ρ)g²;  p ← p − lr_t·g/(√a + ε)
+    Adagrad   a ← a + g²;        p ← p − lr_t·g/(√a + ε)
+    Adadelta  a ← ρa + (1−ρ)g²;  Δ = g·√(d + ε)/√(a + ε);  p ← p − lr_t·Δ;  d ← ρd + (1−ρ)Δ²
+    Adam      t = it+1;  â = lr_t·√(1−β2^t)/(1−β1^t);  m ← β1m + (1−β1)g;  v ← β2v + (1−β2)g²;
+              p ← p − â·m/(√v + ε)
+    Adamax    t = it+1;  m ← β1m + (1−β1)g;  u ← max(β2u, |g|);  p ← p − lr_t/(1−β1^t)·m/(u + ε)
+    Nadam     Keras 2.0's schedule (see the class)
+
+Every step allocates nothing beyond two scratch buffers per parameter, reused across steps.
+"""
+import numpy as np
+
+_COMMON_KWARGS = {"clipnorm", "clipvalue"}
+
+
+class Optimizer:
+    """Base class: gradient clipping, learning-rate decay, per-parameter state."""
+
+    def __init__(self, **kwargs):
+        for key in kwargs:
+            if key not in _COMMON_KWARGS:
+                raise TypeError("Unexpected keyword argument passed to optimizer: " + str(key))
+        self.clipnorm = kwargs.get("clipnorm")
+        self.clipvalue = kwargs.get("clipvalue")
+        self.iterations = 0
+        self._state = {}  # id(param) -> (param, list of state arrays); the param keeps the id valid
+
+    # -- one step ---------------------------------------------------------------------------
+    def update(self, params, grads):
+        """One optimization step: update every ``params[i]`` in place from ``grads[i]``."""
+        if len(params) != len(grads):
+            raise ValueError("{}.update: got {} parameters but {} gradients".format(
+                type(self).__name__, len(params), len(grads)))
+        for p, g in zip(params, grads):
+            if g.shape != p.shape:
+                raise ValueError("{}.update: gradient of shape {} for a parameter of shape {}"
+                                 .format(type(self).__name__, g.shape, p.shape))
+        grads = self._clip(grads)
+        lr = self.lr
+        if self.decay > 0:
+            lr = lr / (1.0 + self.decay * self.iterations)
+        for p, g in zip(params, grads):
+            self._update_one(p, g, self._slots(p), lr)
+        self.iterations += 1
+
+    def _clip(self, grads):
+        if self.clipnorm is not None and self.clipnorm > 0:
+            norm = np.sqrt(sum(float(np.square(g, dtype=np.float64).sum()) for g in grads))
+            if norm >= self.clipnorm:
+                grads = [g * (self.clipnorm / norm) for g in grads]
+        if self.clipvalue is not None and self.clipvalue > 0:
+            grads = [np.clip(g, -self.clipvalue, self.clipvalue) for g in grads]
+        return grads
+
+    def _slots(self, p):
+        entry = self._state.get(id(p))
+        if entry is None or entry[0] is not p:
+            entry = (p, [np.zeros_like(p) for _ in range(self._n_slots)])
+            self._state[id(p)] = entry
+        return entry[1]
+
+    _n_slots = 0
+    lr = 0.0
+    decay = 0.0
+
+    def _update_one(self, p, g, slots, lr):
+        raise NotImplementedError
+
+    # -- introspection ----------------------------------------------------------------------
+    def get_config(self):
+        config = {}
+        if self.clipnorm is not None:
+            config["clipnorm"] = self.clipnorm
+        if self.clipvalue is not None:
+            config["clipvalue"] = self.clipvalue
+        return config
+
+    def get_state(self, param):
+        """The state arrays of ``param`` (empty list before its first step)."""
+        entry = self._state.get(id(param))
+        return list(entry[1]) if entry is not None and entry[0] is param else []
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with momentum, Nesterov momentum and decay.
+
+    Slots: [velocity, scratch]."""
+    _n_slots = 2
+
+    def __init__(self, lr=0.01, momentum=0.0, decay=0.0, nesterov=False, **kwargs):
+        super().__init__(**kwargs)
+        self.lr, self.momentum, self.decay, self.nesterov = lr, momentum, decay, nesterov
+
+    def _update_one(self, p, g, slots, lr):
+        v, scratch = slots
+        np.multiply(g, lr, out=scratch)     # lr·g
+        v *= self.momentum
+        v -= scratch                        # v = m·v − lr·g
+        if self.nesterov:
+            p -= scratch
+            np.multiply(v, self.momentum, out=scratch)
+            p += scratch                    # p + m·v − lr·g
+        else:
+            p += v
+
+    def get_config(self):
+        return dict(super().get_config(), lr=self.lr, momentum=self.momentum, decay=self.decay,
+                    nesterov=self.nesterov)
+
+
+class RMSprop(Optimizer):
+    """Slots: [a (mean square), scratch]."""
+    _n_slots = 2
+
+    def __init__(self, lr=0.001, rho=0.9, epsilon=1e-8, decay=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.lr, self.rho, self.epsilon, self.decay = lr, rho, epsilon, decay
+
+    def _update_one(self, p, g, slots, lr):
+        a, scratch = slots
+        np.multiply(g, g, out=scratch)
+        scratch *= 1.0 - self.rho
+        a *= self.rho
+        a += scratch                        # a = ρa + (1−ρ)g²
+        np.sqrt(a, out=scratch)
+        scratch += self.epsilon
+        np.divide(g, scratch, out=scratch)
+        scratch *= lr
+        p -= scratch
+
+    def get_config(self):
+        return dict(super().get_config(), lr=self.lr, rho=self.rho, epsilon=self.epsilon,
+                    decay=self.decay)
+
+
+class Adagrad(Optimizer):
+    """Slots: [a (sum of squares), scratch]."""
+    _n_slots = 2
+
+    def __init__(self, lr=0.01, epsilon=1e-8, decay=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.lr, self.epsilon, self.decay = lr, epsilon, decay
+
+    def _update_one(self, p, g, slots, lr):
+        a, scratch = slots
+        np.multiply(g, g, out=scratch)
+        a += scratch
+        np.sqrt(a, out=scratch)
+        scratch += self.epsilon
+        np.divide(g, scratch, out=scratch)
+        scratch *= lr
+        p -= scratch
+
+    def get_config(self):
+        return dict(super().get_config(), lr=self.lr, epsilon=self.epsilon, decay=self.decay)
+
+
+class Adadelta(Optimizer):
+    """Adadelta (Zeiler 2012) as Keras 2.0: lr=1.0, rho=0.95, epsilon=1e-8 (the literal, not
+    K.epsilon(); Keras >= 2.1.3 defaults to 1e-7). Slots: [a, d, scratch, scratch2]."""
+    _n_slots = 4
+
+    def __init__(self, lr=1.0, rho=0.95, epsilon=1e-8, decay=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.lr, self.rho, self.epsilon, self.decay = lr, rho, epsilon, decay
+
+    def _update_one(self, p, g, slots, lr):
+        a, d, delta, scratch = slots
+        rho, eps = self.rho, self.epsilon
+        np.multiply(g, g, out=scratch)
+        scratch *= 1.0 - rho
+        a *= rho
+        a += scratch                        # a = ρa + (1−ρ)g²   (new a)
+        np.add(d, eps, out=delta)
+        np.sqrt(delta, out=delta)
+        delta *= g                          # g·√(d + ε)         (old d)
+        np.add(a, eps, out=scratch)
+        np.sqrt(scratch, out=scratch)
+        delta /= scratch                    # Δ = g·√(d + ε)/√(a + ε)
+        np.multiply(delta, lr, out=scratch)
+        p -= scratch                        # p = p − lr·Δ
+        np.multiply(delta, delta, out=scratch)
+        scratch *= 1.0 - rho
+        d *= rho
+        d += scratch                        # d = ρd + (1−ρ)Δ²   (unscaled Δ)
+
+    def get_config(self):
+        return dict(super().get_config(), lr=self.lr, rho=self.rho, epsilon=self.epsilon,
+                    decay=self.decay)
+
+
+class Adam(Optimizer):
+    """Slots: [m, v, scratch]."""
+    _n_slots = 3
+
+    def __init__(self, lr=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8, decay=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.lr, self.beta_1, self.beta_2, self.epsilon, self.decay = lr, beta_1, beta_2, epsilon, decay
+
+    def _update_one(self, p, g, slots, lr):
+        m, v, scratch = slots
+        t = self.iterations + 1
+        lr_t = lr * np.sqrt(1.0 - self.beta_2 ** t) / (1.0 - self.beta_1 ** t)
+        m *= self.beta_1
+        np.multiply(g, 1.0 - self.beta_1, out=scratch)
+        m += scratch
+        v *= self.beta_2
+        np.multiply(g, g, out=scratch)
+        scratch *= 1.0 - self.beta_2
+        v += scratch
+        np.sqrt(v, out=scratch)
+        scratch += self.epsilon
+        np.divide(m, scratch, out=scratch)
+        scratch *= lr_t
+        p -= scratch
+
+    def get_config(self):
+        return dict(super().get_config(), lr=self.lr, beta_1=self.beta_1, beta_2=self.beta_2,
+                    epsilon=self.epsilon, decay=self.decay)
+
+
+class Adamax(Optimizer):
+    """Slots: [m, u, scratch]."""
+    _n_slots = 3
+
+    def __init__(self, lr=0.002, beta_1=0.9, beta_2=0.999, epsilon=1e-8, decay=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.lr, self.beta_1, self.beta_2, self.epsilon, self.decay = lr, beta_1, beta_2, epsilon, decay
+
+    def _update_one(self, p, g, slots, lr):
+        m, u, scratch = slots
+        t = self.iterations + 1
+        lr_t = lr / (1.0 - self.beta_1 ** t)
+        m *= self.beta_1
+        np.multiply(g, 1.0 - self.beta_1, out=scratch)
+        m += scratch
+        u *= self.beta_2
+        np.abs(g, out=scratch)
+        np.maximum(u, scratch, out=u)
+        np.add(u, self.epsilon, out=scratch)
+        np.divide(m, scratch, out=scratch)
+        scratch *= lr_t
+        p -= scratch
+
+    def get_config(self):
+        return dict(super().get_config(), lr=self.lr, beta_1=self.beta_1, beta_2=self.beta_2,
+                    epsilon=self.epsilon, decay=self.decay)
+
+
+class Nadam(Optimizer):
+    """Nesterov Adam as Keras 2.0 (no decay; ``schedule_decay`` sets the momentum schedule):
+
+        μ_t = β1(1 − ½·0.96^(t·s)),  μ_{t+1} likewise;  S ← S·μ_t  (S starts at 1)
+        ĝ = g/(1 − S);  m ← β1m + (1−β1)g;  m̂ = m/(1 − S·μ_{t+1});
+        v ← β2v + (1−β2)g²;  v̂ = v/(1 − β2^t);  m̄ = (1−μ_t)ĝ + μ_{t+1}m̂
+        p ← p − lr·m̄/(√v̂ + ε)
+    """
+    _n_slots = 2
+
+    def __init__(self, lr=0.002, beta_1=0.9, beta_2=0.999, epsilon=1e-8, schedule_decay=0.004,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.lr, self.beta_1, self.beta_2, self.epsilon = lr, beta_1, beta_2, epsilon
+        self.schedule_decay = schedule_decay
+        self.m_schedule = 1.0
+        self._step_coefficients = None
+
+    def update(self, params, grads):
+        t = self.iterations + 1
+        cache_t = self.beta_1 * (1.0 - 0.5 * 0.96 ** (t * self.schedule_decay))
+        cache_t1 = self.beta_1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * self.schedule_decay))
+        schedule_new = self.m_schedule * cache_t
+        schedule_next = schedule_new * cache_t1
+        self._step_coefficients = (t, cache_t, cache_t1, schedule_new, schedule_next)
+        super().update(params, grads)
+        self.m_schedule = schedule_new
+
+    def _update_one(self, p, g, slots, lr):
+        m, v = slots
+        t, cache_t, cache_t1, schedule_new, schedule_next = self._step_coefficients
+        m *= self.beta_1
+        m += (1.0 - self.beta_1) * g
+        v *= self.beta_2
+        v += (1.0 - self.beta_2) * np.square(g)
+        m_bar = (1.0 - cache_t) / (1.0 - schedule_new) * g + cache_t1 / (1.0 - schedule_next) * m
+        denom = np.sqrt(v / (1.0 - self.beta_2 ** t)) + self.epsilon
+        p -= self.lr * m_bar / denom
+
+    def get_config(self):
+        return dict(super().get_config(), lr=self.lr, beta_1=self.beta_1, beta_2=self.beta_2,
+                    epsilon=self.epsilon, schedule_decay=self.schedule_decay)
+
+
+sgd = SGD
+rmsprop = RMSprop
+adagrad = Adagrad
+adadelta = Adadelta
+adam = Adam
+adamax = Adamax
+nadam = Nadam
+
+_BY_NAME = {"sgd": SGD, "rmsprop": RMSprop, "adagrad": Adagrad, "adadelta": Adadelta,
+            "adam": Adam, "adamax": Adamax, "nadam": Nadam}
+
+
+def get(identifier):
+    """An optimizer instance from a name (case-insensitive, default arguments) or an instance."""
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, str):
+        try:
+            return _BY_NAME[identifier.lower()]()
+        except KeyError:
+            raise ValueError("Unknown optimizer: {!r}; expected one of {} or an Optimizer "
+                             "instance".format(identifier, ", ".join(sorted(_BY_NAME)))) from None
+    raise ValueError("Could not interpret optimizer identifier: {!r}".format(identifier))
