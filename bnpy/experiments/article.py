@@ -57,7 +57,8 @@ def build_model(group, input_shape, num_classes=10):
     Layer names restart at _1 for every model, as in a fresh Keras process.
     """
     from bnpy.engine import reset_layer_names
-    from bnpy.layers.convolutional import Convolution2D, MaxPooling2D
+    from bnpy.layers.convolutional import Convolution2D
+    from bnpy.layers.pooling import MaxPooling2D
     from bnpy.layers.core import Activation, Dense, Flatten
     from bnpy.layers.normalization import BatchNormalization
     from bnpy.models import Sequential
