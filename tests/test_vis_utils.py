@@ -61,12 +61,13 @@ def real_model():
     """The article's base network built with bnpy's own layers, when the framework is there."""
     models = pytest.importorskip("bnpy.models")
     from bnpy.engine import reset_layer_names
-    from bnpy.layers.convolutional import Convolution2D, MaxPooling2D as Pool
+    from bnpy.layers.convolutional import Conv2D
+    from bnpy.layers.pooling import MaxPooling2D as Pool
     from bnpy.layers.core import Activation, Dense as RealDense, Flatten
     from bnpy.layers.normalization import BatchNormalization as BN
     reset_layer_names()
     model = models.Sequential()
-    model.add(Convolution2D(8, 3, 3, border_mode="same", input_shape=(8, 8, 3)))
+    model.add(Conv2D(8, (3, 3), padding="same", input_shape=(8, 8, 3)))
     model.add(Pool(pool_size=(2, 2)))
     model.add(Activation("tanh"))
     model.add(Flatten())

@@ -57,7 +57,7 @@ def build_model(group, input_shape, num_classes=10):
     Layer names restart at _1 for every model, as in a fresh Keras process.
     """
     from bnpy.engine import reset_layer_names
-    from bnpy.layers.convolutional import Convolution2D
+    from bnpy.layers.convolutional import Conv2D
     from bnpy.layers.pooling import MaxPooling2D
     from bnpy.layers.core import Activation, Dense, Flatten
     from bnpy.layers.normalization import BatchNormalization
@@ -66,15 +66,15 @@ def build_model(group, input_shape, num_classes=10):
     flags = GROUPS[group][1]
     reset_layer_names()
     model = Sequential()
-    model.add(Convolution2D(96, 11, 11, border_mode="same", input_shape=tuple(input_shape),
-                            dim_ordering="tf"))
+    # The script's Keras-1 spelling Convolution2D(96, 11, 11, border_mode='same') in Keras 2 terms
+    model.add(Conv2D(96, (11, 11), padding="same", input_shape=tuple(input_shape)))
     if flags["bn1"]:
         model.add(BatchNormalization())
     model.add(MaxPooling2D(pool_size=(2, 2)))
     if flags["bn2"]:
         model.add(BatchNormalization())
     model.add(Activation("tanh"))
-    model.add(Convolution2D(120, 1, 1, border_mode="valid"))
+    model.add(Conv2D(120, (1, 1), padding="valid"))
     if flags["bn3"]:
         model.add(BatchNormalization())
     model.add(Flatten())
