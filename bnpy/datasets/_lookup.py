@@ -78,6 +78,7 @@ class Download:
     file_hash: str
     size: Optional[int] = None
     untar: bool = False
+    md5: Optional[str] = None  # shown in the not-found message when file_hash is a sha256
 
 
 @dataclass
@@ -109,25 +110,40 @@ def _not_found_message(source, searched, reason):
     if reason:
         lines.append("  Download: {}".format(reason))
     lines.append("  Looked for {} in:".format(" or ".join(source.candidates)))
+    if not any(label == "$" + ENV_DATA for label, _, _ in searched):
+        lines.append("    ${} (not set)".format(ENV_DATA))
     for label, folder, note in searched:
         lines.append("    {} ({}){}".format(folder, label, ": " + note if note else ""))
     lines.append("  Put {} into one of these folders (for example {}), set ${} to the folder that "
-                 "holds it, or pass path=.".format(source.candidates[0],
+                 "holds it, or pass path=.".format(" or ".join(source.candidates),
                                                    os.path.join(keras_cache_dir(), source.candidates[0]),
                                                    ENV_DATA))
     for download in source.downloads:
-        lines.append("  Get {} from {} ({}{} {}).".format(
-            download.fname + (".tar.gz" if download.untar else ""), download.origins[0],
-            _describe_size(download.size),
-            "sha256" if len(download.file_hash) == 64 else "md5", download.file_hash))
+        digests = ["{} {}".format("sha256" if len(download.file_hash) == 64 else "md5", download.file_hash)]
+        if download.md5 and download.md5 != download.file_hash:
+            digests.append("md5 " + download.md5)
+        lines.append("  Get {} from {} ({}{}).".format(
+            download.origins[0].rstrip("/").rsplit("/", 1)[-1], download.origins[0],
+            _describe_size(download.size), ", ".join(digests)))
     if source.hint:
         lines.append("  " + source.hint)
     return "\n".join(lines)
 
 
+def check_path_argument(function, path):
+    """``path`` as a str, or a TypeError naming the function when it is not a path at all."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError("{}: path must be a file or folder name (str or os.PathLike), got {}".format(
+            function, type(path).__name__))
+    path = os.fspath(path)
+    if not isinstance(path, str):
+        raise TypeError("{}: path must be a str path, got {}".format(function, type(path).__name__))
+    return path
+
+
 def _check_explicit(source, path):
     """``path=`` may be the dataset itself or a folder holding one of the candidates."""
-    path = os.path.expanduser(os.fspath(path))
+    path = os.path.expanduser(check_path_argument(source.function, path))
     if not os.path.exists(path):
         raise FileNotFoundError("{}: path={!r} does not exist (expected {} or a folder holding it)"
                                 .format(source.function, path, " or ".join(source.candidates)))

@@ -35,8 +35,8 @@ DOWNLOAD = _lookup.Download(
     fname=DIRNAME, untar=True, size=170498071,
     origins=("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
     file_hash="6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",
+    md5="c58f30108f718f92721af3b95e74349a",
 )
-MD5 = "c58f30108f718f92721af3b95e74349a"
 
 
 def _problem(path):

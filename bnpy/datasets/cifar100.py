@@ -23,8 +23,8 @@ DOWNLOAD = _lookup.Download(
     fname=DIRNAME, untar=True, size=169001437,
     origins=("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",),
     file_hash="85cd44d02ba6437773c5bbd22e183051d648de2e7d6b014e1ef29b855ba677a7",
+    md5="eb9058c3a382ffc7106e4002c42a8d85",
 )
-MD5 = "eb9058c3a382ffc7106e4002c42a8d85"
 
 
 def _problem(path):

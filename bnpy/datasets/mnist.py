@@ -34,7 +34,8 @@ def _problem(path):
 def _source(fname):
     return _lookup.DatasetSource(
         function="mnist.load_data", title="MNIST", candidates=(fname,), check=_problem,
-        downloads=(_lookup.Download(fname=fname, origins=ORIGINS, file_hash=FILE_HASH, size=11490434),))
+        downloads=(_lookup.Download(fname=fname, origins=ORIGINS, file_hash=FILE_HASH, size=11490434,
+                                          md5=MD5),))
 
 
 def read_npz(fpath, function="mnist.load_data"):
@@ -72,7 +73,7 @@ def load_data(path=FNAME):
     name; a path with a folder part (``'./mnist.npz'``, ``'/data/mnist.npz'``) or a folder holding
     ``mnist.npz`` is used as given and nothing else is searched.
     """
-    path = os.fspath(path)
+    path = _lookup.check_path_argument("mnist.load_data", path)
     if os.path.basename(path) == path and path not in (".", ".."):
         found = _lookup.locate(_source(path))
     else:
