@@ -5,7 +5,6 @@ import csv
 import gzip
 import json
 import os
-import pickle
 import struct
 import subprocess
 import sys
@@ -64,9 +63,11 @@ def write_tiny_mnist(root, n_train=128, n_test=64, seed=2):
 
 
 def write_tiny_cifar10(root, n_train_per_batch=16, n_batches=5, n_test=32, seed=3):
-    """<root>/cifar-10-batches-py/ with data_batch_1..n and test_batch as Python pickles of
+    """<root>/cifar-10-batches-py/ with data_batch_1..n and test_batch as Python 2 cPickle files
+    (dataset_fixtures.py writes them byte for byte as the official ones) of
     {b'data': uint8 (N, 3072) (R plane, G plane, B plane), b'labels': [int], ...}, and
     batches.meta."""
+    from dataset_fixtures import py2_pickle
     rng = np.random.default_rng(seed)
     folder = os.path.join(root, "cifar-10-batches-py")
     os.makedirs(folder, exist_ok=True)
@@ -76,14 +77,14 @@ def write_tiny_cifar10(root, n_train_per_batch=16, n_batches=5, n_test=32, seed=
         labels = rng.integers(0, 10, size=n)
         images = _class_images(rng, labels, (3, 32, 32))  # channels-first, as the files store
         batch = {b"batch_label": name.encode(), b"labels": [int(v) for v in labels],
-                 b"data": images.reshape(n, 3072),
+                 b"data": np.ascontiguousarray(images.reshape(n, 3072)),
                  b"filenames": [b"img_%d.png" % i for i in range(n)]}
         with open(os.path.join(folder, name), "wb") as f:
-            pickle.dump(batch, f, protocol=2)
+            f.write(py2_pickle(batch))
     with open(os.path.join(folder, "batches.meta"), "wb") as f:
-        pickle.dump({b"label_names": [b"airplane", b"automobile", b"bird", b"cat", b"deer",
-                                      b"dog", b"frog", b"horse", b"ship", b"truck"],
-                     b"num_cases_per_batch": n_train_per_batch, b"num_vis": 3072}, f, protocol=2)
+        f.write(py2_pickle({b"label_names": [b"airplane", b"automobile", b"bird", b"cat", b"deer",
+                                             b"dog", b"frog", b"horse", b"ship", b"truck"],
+                            b"num_cases_per_batch": n_train_per_batch, b"num_vis": 3072}))
 
 
 @pytest.fixture(scope="module")
