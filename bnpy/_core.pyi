@@ -41,3 +41,29 @@ def avg_pool2d(x: _np.ndarray, ph: int, pw: int, sh: int, sw: int, pad_top: int,
 def avg_pool2d_backward(dy: _np.ndarray, x_shape: _Tuple[int, int, int, int], ph: int, pw: int, sh: int,
                         sw: int, pad_top: int, pad_bottom: int, pad_left: int, pad_right: int,
                         channels_first: bool) -> _np.ndarray: ...
+# ---- batch normalization (csrc/py_batchnorm.c); documented in bnpy.ops.batchnorm -------------
+from typing import Optional, Tuple
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+def batch_norm_forward(
+    x: ArrayLike, gamma: Optional[ArrayLike], beta: Optional[ArrayLike], axis: int, epsilon: float,
+    out: Optional[NDArray[np.floating]], /,
+) -> Tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]]: ...
+def batch_norm_inference(
+    x: ArrayLike, gamma: Optional[ArrayLike], beta: Optional[ArrayLike], mean: ArrayLike,
+    var: ArrayLike, axis: int, epsilon: float, out: Optional[NDArray[np.floating]], /,
+) -> NDArray[np.floating]: ...
+def batch_norm_backward(
+    dy: ArrayLike, x: ArrayLike, gamma: Optional[ArrayLike], mean: ArrayLike, var: ArrayLike,
+    axis: int, epsilon: float, out: Optional[NDArray[np.floating]], /,
+) -> Tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]]: ...
+def batch_norm_inference_backward(
+    dy: ArrayLike, x: ArrayLike, gamma: Optional[ArrayLike], mean: ArrayLike, var: ArrayLike,
+    axis: int, epsilon: float, out: Optional[NDArray[np.floating]], /,
+) -> Tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]]: ...
+def update_moving_stats(
+    moving_mean: NDArray[np.floating], moving_var: NDArray[np.floating], mean: ArrayLike,
+    var: ArrayLike, momentum: float, count: Optional[int], /,
+) -> None: ...

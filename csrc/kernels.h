@@ -26,6 +26,66 @@ int bnpy_have_openmp(void);
 
 /* ---- batch normalization (batchnorm.c) ------------------------------------------------------ */
 
+/* Every tensor is one contiguous (outer, C, inner) block with the channel axis in the middle:
+ * channels-last (N, H, W, C) is (N·H·W, C, 1), channels-first (N, C, H, W) is (N, C, H·W), a dense
+ * (N, C) is (N, C, 1). Per channel there are m = outer·inner values. Per-channel vectors (gamma,
+ * beta, mean, var, dgamma, dbeta, moving_*) are (C,); gamma and beta may be NULL (γ = 1, β = 0).
+ * Sums are accumulated in double; results do not depend on the thread count (bitwise).
+ * The elementwise output (y, dx) may be the very same buffer as x or dy (in place); it must not
+ * overlap anything else. Kernels returning int give 0, or -1 when scratch memory could not be
+ * allocated, in which case nothing has been written. Formulas: the header of batchnorm.c. */
+
+/* Training forward: y (outer, C, inner); mean, var (C,) the batch mean and biased variance;
+ * x (outer, C, inner); gamma, beta (C,) or NULL. Needs outer·inner >= 1. */
+int bnpy_bn_forward_f32(float *y, float *mean, float *var, const float *x, const float *gamma,
+                        const float *beta, ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t inner,
+                        double epsilon);
+int bnpy_bn_forward_f64(double *y, double *mean, double *var, const double *x, const double *gamma,
+                        const double *beta, ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t inner,
+                        double epsilon);
+
+/* Inference forward with given statistics: y, x (outer, C, inner); gamma, beta (C,) or NULL;
+ * mean, var (C,). */
+int bnpy_bn_inference_f32(float *y, const float *x, const float *gamma, const float *beta,
+                          const float *mean, const float *var, ptrdiff_t outer, ptrdiff_t channels,
+                          ptrdiff_t inner, double epsilon);
+int bnpy_bn_inference_f64(double *y, const double *x, const double *gamma, const double *beta,
+                          const double *mean, const double *var, ptrdiff_t outer,
+                          ptrdiff_t channels, ptrdiff_t inner, double epsilon);
+
+/* Training backward (gradient of the training forward at its batch statistics): dx, dy, x
+ * (outer, C, inner); dgamma = Σ dy·x̂ and dbeta = Σ dy (C,) (dgamma does not depend on gamma, so it
+ * is returned for gamma == NULL too); gamma (C,) or NULL; mean, var (C,) from the forward. */
+int bnpy_bn_backward_f32(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                         const float *gamma, const float *mean, const float *var, ptrdiff_t outer,
+                         ptrdiff_t channels, ptrdiff_t inner, double epsilon);
+int bnpy_bn_backward_f64(double *dx, double *dgamma, double *dbeta, const double *dy,
+                         const double *x, const double *gamma, const double *mean,
+                         const double *var, ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t inner,
+                         double epsilon);
+
+/* Inference-mode backward (mean and var held fixed): dx = γ·dy/√(var + ε); dgamma, dbeta as above.
+ * Shapes as for the training backward. */
+int bnpy_bn_inference_backward_f32(float *dx, float *dgamma, float *dbeta, const float *dy,
+                                   const float *x, const float *gamma, const float *mean,
+                                   const float *var, ptrdiff_t outer, ptrdiff_t channels,
+                                   ptrdiff_t inner, double epsilon);
+int bnpy_bn_inference_backward_f64(double *dx, double *dgamma, double *dbeta, const double *dy,
+                                   const double *x, const double *gamma, const double *mean,
+                                   const double *var, ptrdiff_t outer, ptrdiff_t channels,
+                                   ptrdiff_t inner, double epsilon);
+
+/* In place, per channel: moving_mean = momentum·moving_mean + (1 − momentum)·mean and
+ * moving_var = momentum·moving_var + (1 − momentum)·var·k with k = count/(count − 1) when
+ * count > 1, else k = 1 (count <= 0: no correction requested; count == 1: none possible).
+ * All (C,); mean/var may be the very same arrays as moving_mean/moving_var. */
+void bnpy_bn_update_moving_stats_f32(float *moving_mean, float *moving_var, const float *mean,
+                                     const float *var, ptrdiff_t channels, double momentum,
+                                     ptrdiff_t count);
+void bnpy_bn_update_moving_stats_f64(double *moving_mean, double *moving_var, const double *mean,
+                                     const double *var, ptrdiff_t channels, double momentum,
+                                     ptrdiff_t count);
+
 /* ---- convolution and pooling (conv.c, pool.c) ----------------------------------------------- */
 
 /* Geometry shared by the kernels below. x is C-contiguous (N, H, W, C) when channels_first == 0,

@@ -8,3 +8,18 @@ from .image import affine_warp  # noqa: E402,F401  (image warps: helper "augment
 
 from .conv import (avg_pool2d_backward, avg_pool2d_forward, conv2d, conv2d_backward, conv2d_forward,
                    max_pool2d_backward, max_pool2d_forward)
+from .batchnorm import (
+    batch_norm_backward,
+    batch_norm_forward,
+    batch_norm_inference,
+    batch_norm_inference_backward,
+    update_moving_stats,
+)
+
+__all__ = [
+    "batch_norm_forward",
+    "batch_norm_inference",
+    "batch_norm_backward",
+    "batch_norm_inference_backward",
+    "update_moving_stats",
+]
