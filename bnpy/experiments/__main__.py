@@ -46,7 +46,8 @@ def _add_common(parser, dataset_help, batch_size):
     parser.add_argument("--seed", type=_nonnegative_int, default=0,
                         help="NumPy seed for initialisation and shuffling (default %(default)s)")
     parser.add_argument("--threads", type=_positive_int, default=None,
-                        help="threads of bnpy's C kernels (default: OMP_NUM_THREADS or all cores)")
+                        help="threads of bnpy's C kernels and of NumPy's BLAS (the latter with "
+                             "threadpoolctl installed) (default: OMP_NUM_THREADS or all cores)")
     parser.add_argument("--dataset", default=None, help=dataset_help)
     parser.add_argument("--out", default=None,
                         help="directory of this run's results (default: a new directory "
@@ -117,8 +118,7 @@ def main(argv=None, *, after_epoch=None):
     log = _common.Log()
     try:
         if args.threads is not None:
-            import bnpy
-            bnpy.set_num_threads(args.threads)
+            _set_threads(args.threads, log)
         config = module.vars_config(args)
         module.validate_args(args)  # reject bad options before creating anything
         run_dir, record, resuming = _common.prepare_run_dir(
@@ -148,6 +148,21 @@ def main(argv=None, *, after_epoch=None):
     except ExperimentError as exc:
         print("bnpy-experiment {}: error: {}".format(args.command, exc), file=sys.stderr)
         return 2
+
+
+def _set_threads(n, log):
+    """bnpy's OpenMP kernels and, where threadpoolctl is installed, NumPy's BLAS (the matrix
+    products of Dense and of the convolutions): on a busy machine a BLAS that spins more threads
+    than there are free cores can be ten times slower than one thread."""
+    import bnpy
+    bnpy.set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        log("(--threads {}: bnpy's kernels only; install threadpoolctl, or set "
+            "OPENBLAS_NUM_THREADS/OMP_NUM_THREADS, to limit NumPy's BLAS too)".format(n))
+        return
+    threadpool_limits(limits=n)
 
 
 def _same_options_hint(argv):
