@@ -285,7 +285,8 @@ def test_article_resumes_to_the_same_result(offline, digits_root, monkeypatch, c
     val_loss, val_acc) and final weights equal those of an uninterrupted run."""
     monkeypatch.setenv("BNPY_DATA", digits_root)
     groups = "all-comments,no-bn"
-    argv = ["article", "--epochs", 2, "--groups", groups] + ARTICLE_TINY
+    argv = ["article", "--epochs", 2, "--groups", groups, "--dataset", "fashion_mnist",
+            "--train-size", 32, "--test-size", 16, "--batch-size", 16, "--verbose", 0]
     assert run_cli(argv + ["--out", offline / "straight"]) == 0
 
     assert run_cli(argv + ["--out", offline / "broken"],
