@@ -249,6 +249,35 @@ def test_article_default_dataset_is_cifar10_when_present(offline, cifar_root, mo
     assert "note" not in info
 
 
+def write_image_folders(root, n_per_class=4, classes=("cat", "dog", "frog"), size=(12, 12)):
+    """root/train/<class>/*.png and root/test/<class>/*.png, RGB, brightness by class."""
+    Image = pytest.importorskip("PIL.Image")
+    rng = np.random.default_rng(5)
+    for split in ("train", "test"):
+        for k, name in enumerate(classes):
+            folder = os.path.join(root, split, name)
+            os.makedirs(folder)
+            for i in range(n_per_class):
+                pixels = np.clip(rng.integers(0, 80, size + (3,)) + 60 * k, 0, 255)
+                Image.fromarray(pixels.astype(np.uint8), "RGB").save(
+                    os.path.join(folder, "{:04d}.png".format(i)))
+
+
+def test_article_on_an_image_folder_dataset(offline, tmp_path):
+    pytest.importorskip("bnpy.preprocessing.image")
+    root = tmp_path / "folders"
+    write_image_folders(str(root))
+    out = offline / "folders-run"
+    argv = ["article", "--epochs", 1, "--groups", "as-printed", "--dataset", root, "--out", out,
+            "--batch-size", 4, "--verbose", 0]
+    assert run_cli(argv) == 0
+    with open(out / "dataset.json") as f:
+        info = json.load(f)
+    assert info["input_shape"] == [12, 12, 3] and info["num_classes"] == 3
+    assert info["train_used"] == 12 and info["test_used"] == 12
+    check_article_run(str(out), ["as-printed"], 1, dataset=str(root))
+
+
 def test_no_dataset_at_all_gives_the_loaders_error(offline, tmp_path, monkeypatch, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
