@@ -32,8 +32,56 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "kernels.h"
+
+/* Portable SIMD through GCC/Clang vector extensions: bn_vd holds 4 doubles (one AVX register, two
+ * SSE2 ones in the baseline clone). Other compilers take the scalar loops, which every vector
+ * loop below also uses for its tail. */
+#if defined(__GNUC__) && (defined(__clang__) || __GNUC__ >= 9)
+#define BN_VECTOR 1
+typedef double bn_vd __attribute__((vector_size(32)));
+typedef float bn_vf __attribute__((vector_size(16)));
+/* Macros, not functions: so the vector code is compiled inside each target clone (an inline
+ * function gets lowered for the baseline ISA first), and this element-wise form becomes one
+ * vcvtps2pd / vcvtpd2ps with AVX. Loads and stores need no alignment. */
+#define bn_load_f32(p) ((bn_vd){(p)[0], (p)[1], (p)[2], (p)[3]})
+#define bn_load_f64(p) ((bn_vd){(p)[0], (p)[1], (p)[2], (p)[3]})
+#define bn_store_f32(p, v)                                                                        \
+    do {                                                                                          \
+        bn_vd v_ = (v);                                                                           \
+        bn_vf f_ = {(float)v_[0], (float)v_[1], (float)v_[2], (float)v_[3]};                      \
+        memcpy((p), &f_, sizeof f_);                                                              \
+    } while (0)
+#define bn_store_f64(p, v)                                                                        \
+    do {                                                                                          \
+        bn_vd v_ = (v);                                                                           \
+        memcpy((p), &v_, sizeof v_);                                                              \
+    } while (0)
+#define bn_splat(a) ((bn_vd){(a), (a), (a), (a)})
+#define bn_hsum(v) __extension__({ bn_vd h_ = (v); (h_[0] + h_[2]) + (h_[1] + h_[3]); })
+#endif
+#if defined(__GNUC__)
+#define BN_INLINE static inline __attribute__((always_inline))
+#define BN_PREFETCH(p) __builtin_prefetch(p)
+#else
+#define BN_INLINE static inline
+#define BN_PREFETCH(p) ((void)0)
+#endif
+
+/* Ask for rows [r, r + n) of a (rows, row_stride) array of `width` bytes per row, starting at base:
+ * the register-blocked loops walk a block column by column, which the hardware prefetchers follow
+ * badly, so the next block is requested while the current one is computed. */
+static inline void bn_prefetch_rows(const char *base, ptrdiff_t row_stride, ptrdiff_t width,
+                                    ptrdiff_t n)
+{
+    for (ptrdiff_t r = 0; r < n; r++) {
+        const char *row = base + r * row_stride;
+        for (ptrdiff_t b = 0; b < width; b += 64)
+            BN_PREFETCH(row + b);
+    }
+}
 
 #if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && defined(__has_attribute)
 #if __has_attribute(target_clones)
@@ -45,8 +93,11 @@
 #endif
 
 #ifdef BNPY_OPENMP
-/* Needs `bn_threads` (int) and `bn_fork` (int: whether to fork at all) in scope. */
-#define BN_PARALLEL_FOR _Pragma("omp parallel for schedule(static) num_threads(bn_threads) if(bn_fork)")
+/* Needs `bn_threads` (int), `bn_fork` (int: whether to fork at all) and `bn_grain` (units taken
+ * at a time) in scope. Dynamic scheduling: on a shared machine a busy core must not hold up the
+ * whole pass; which thread runs a unit never changes the result. */
+#define BN_PARALLEL_FOR                                                                           \
+    _Pragma("omp parallel for schedule(dynamic, bn_grain) num_threads(bn_threads) if(bn_fork)")
 #else
 #define BN_PARALLEL_FOR
 #endif
@@ -56,7 +107,9 @@
 #define BN_CHUNK_MIN_VALUES 32768
 #define BN_MAX_CHUNKS 64
 /* Values in one two-pass block: 4096 doubles' worth of float32/float64 stays in L1. */
+#ifndef BN_BLOCK_VALUES
 #define BN_BLOCK_VALUES 4096
+#endif
 /* Channels per channel block in the channels-last (inner == 1) layout: bounds the stack arrays. */
 #define BN_CHANNEL_BLOCK 512
 /* Fewer values than this run on the calling thread: an OpenMP fork costs microseconds. */
@@ -105,10 +158,17 @@ static inline ptrdiff_t bn_reduce_units(const bn_plan *p)
     return p->chunks * (p->rows_layout ? p->channel_blocks : p->channels);
 }
 
+/* Units a thread takes at a time: about 16 grabs per thread over the pass. */
+static inline ptrdiff_t bn_grain_for(const bn_plan *p, ptrdiff_t units)
+{
+    ptrdiff_t grain = units / (16 * (ptrdiff_t)p->threads);
+    return grain > 1 ? grain : 1;
+}
+
 /* Number of parts an elementwise pass is split into (any split gives the same result). */
 static inline ptrdiff_t bn_elementwise_parts(const bn_plan *p, ptrdiff_t items)
 {
-    ptrdiff_t parts = p->parallel ? 8 * (ptrdiff_t)p->threads : 1;
+    ptrdiff_t parts = p->parallel ? 16 * (ptrdiff_t)p->threads : 1;
     return parts < items ? parts : (items > 0 ? items : 1);
 }
 
@@ -189,65 +249,96 @@ static void bn_merge_chunk_sums(double *sum, const double *chunk_sum, const bn_p
 #else /* BN_BODY ------------------------------------------------------------------------------ */
 
 /* ---- reductions over a contiguous run of values (channels-first segments) -------------------
- * Eight independent double accumulators: the compiler keeps them in vector registers, and the
- * summation order is fixed by the code (not by flags or threads). */
+ * Several independent double accumulators (vector registers), so the adds pipeline; the
+ * summation order is fixed by the code, not by flags or threads. */
+
+#ifdef BN_VECTOR
+#undef BN_LOAD
+#undef BN_STORE
+#define BN_LOAD F(bn_load)
+#define BN_STORE F(bn_store)
+#endif
 
 /* Σ (p − pivot). */
-static inline double F(bn_sum)(const T *p, ptrdiff_t n, double pivot)
+BN_INLINE double F(bn_sum)(const T *p, ptrdiff_t n, double pivot)
 {
-    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    double total = 0.0;
     ptrdiff_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++)
-            acc[j] += (double)p[i + j] - pivot;
-    double tail = 0.0;
+#ifdef BN_VECTOR
+    bn_vd k = bn_splat(pivot), a0 = bn_splat(0), a1 = a0, a2 = a0, a3 = a0;
+    for (; i + 16 <= n; i += 16) {
+        a0 += BN_LOAD(p + i) - k;
+        a1 += BN_LOAD(p + i + 4) - k;
+        a2 += BN_LOAD(p + i + 8) - k;
+        a3 += BN_LOAD(p + i + 12) - k;
+    }
+    total = bn_hsum((a0 + a1) + (a2 + a3));
+#endif
     for (; i < n; i++)
-        tail += (double)p[i] - pivot;
-    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
+        total += (double)p[i] - pivot;
+    return total;
 }
 
 /* Σ d and Σ d² with d = (p − pivot) − center. */
-static inline void F(bn_deviation_sums)(double *sum_d, double *sum_d2, const T *p, ptrdiff_t n,
+BN_INLINE void F(bn_deviation_sums)(double *sum_d, double *sum_d2, const T *p, ptrdiff_t n,
                                         double pivot, double center)
 {
-    double a1[8] = {0, 0, 0, 0, 0, 0, 0, 0}, a2[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    ptrdiff_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) {
-            double d = ((double)p[i + j] - pivot) - center;
-            a1[j] += d;
-            a2[j] += d * d;
-        }
     double t1 = 0.0, t2 = 0.0;
+    ptrdiff_t i = 0;
+#ifdef BN_VECTOR
+    bn_vd k = bn_splat(pivot), m = bn_splat(center);
+    bn_vd e0 = bn_splat(0), e1 = e0, f0 = e0, f1 = e0;
+    for (; i + 8 <= n; i += 8) {
+        bn_vd d0 = (BN_LOAD(p + i) - k) - m, d1 = (BN_LOAD(p + i + 4) - k) - m;
+        e0 += d0;
+        e1 += d1;
+        f0 += d0 * d0;
+        f1 += d1 * d1;
+    }
+    t1 = bn_hsum(e0 + e1);
+    t2 = bn_hsum(f0 + f1);
+#endif
     for (; i < n; i++) {
         double d = ((double)p[i] - pivot) - center;
         t1 += d;
         t2 += d * d;
     }
-    *sum_d = ((a1[0] + a1[4]) + (a1[1] + a1[5])) + ((a1[2] + a1[6]) + (a1[3] + a1[7])) + t1;
-    *sum_d2 = ((a2[0] + a2[4]) + (a2[1] + a2[5])) + ((a2[2] + a2[6]) + (a2[3] + a2[7])) + t2;
+    *sum_d = t1;
+    *sum_d2 = t2;
 }
 
-/* Σ dy and Σ dy·(x − center) over a run. */
-static inline void F(bn_grad_sums)(double *sum_dy, double *sum_dyxc, const T *dy, const T *x,
-                                   ptrdiff_t n, double center)
+/* Σ dy and Σ dy·(x − center) over a run; with dx, also dx = scale·dy (after the reads). */
+BN_INLINE void F(bn_grad_sums)(double *sum_dy, double *sum_dyxc, T *dx, const T *dy,
+                                   const T *x, ptrdiff_t n, double center, double scale)
 {
-    double a1[8] = {0, 0, 0, 0, 0, 0, 0, 0}, a2[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    ptrdiff_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) {
-            double g = (double)dy[i + j];
-            a1[j] += g;
-            a2[j] += g * ((double)x[i + j] - center);
-        }
     double t1 = 0.0, t2 = 0.0;
+    ptrdiff_t i = 0;
+#ifdef BN_VECTOR
+    bn_vd m = bn_splat(center), s = bn_splat(scale);
+    bn_vd e0 = bn_splat(0), e1 = e0, f0 = e0, f1 = e0;
+    for (; i + 8 <= n; i += 8) {
+        bn_vd g0 = BN_LOAD(dy + i), g1 = BN_LOAD(dy + i + 4);
+        e0 += g0;
+        e1 += g1;
+        f0 += g0 * (BN_LOAD(x + i) - m);
+        f1 += g1 * (BN_LOAD(x + i + 4) - m);
+        if (dx != NULL) {
+            BN_STORE(dx + i, g0 * s);
+            BN_STORE(dx + i + 4, g1 * s);
+        }
+    }
+    t1 = bn_hsum(e0 + e1);
+    t2 = bn_hsum(f0 + f1);
+#endif
     for (; i < n; i++) {
         double g = (double)dy[i];
         t1 += g;
         t2 += g * ((double)x[i] - center);
+        if (dx != NULL)
+            dx[i] = (T)(g * scale);
     }
-    *sum_dy = ((a1[0] + a1[4]) + (a1[1] + a1[5])) + ((a1[2] + a1[6]) + (a1[3] + a1[7])) + t1;
-    *sum_dyxc = ((a2[0] + a2[4]) + (a2[1] + a2[5])) + ((a2[2] + a2[6]) + (a2[3] + a2[7])) + t2;
+    *sum_dy = t1;
+    *sum_dyxc = t2;
 }
 
 /* ---- statistics: one work unit ----------------------------------------------------------- */
@@ -267,30 +358,90 @@ static BN_HOT void F(bn_stats_rows)(double *unit_mean, double *unit_m2, const T 
         unit_mean[c] = unit_m2[c] = 0.0;
     for (ptrdiff_t rb = r0; rb < r1; rb += block_rows) {
         ptrdiff_t re = rb + block_rows < r1 ? rb + block_rows : r1;
-        double nb = (double)(re - rb);
-        for (ptrdiff_t c = 0; c < cw; c++)
+        double nb = (double)(re - rb), inv_nb = 1.0 / nb;
+        ptrdiff_t c_scalar = 0; /* channels from here on take the scalar loops */
+#ifdef BN_VECTOR
+        if (re < r1)
+            bn_prefetch_rows((const char *)(x + re * C + c0), C * (ptrdiff_t)sizeof(T),
+                             cw * (ptrdiff_t)sizeof(T), (re + block_rows < r1 ? re + block_rows : r1) - re);
+        /* Eight channels at a time, the accumulators in registers; rows in pairs for more
+         * independent adds. The block is in L1, so the second pass costs no memory traffic. */
+        /* Pass 1 row by row (a sequential stream the prefetchers follow), sums in L1. */
+        ptrdiff_t c_vector_end = cw - cw % 8;
+        for (ptrdiff_t c = 0; c < c_vector_end; c++)
             block_mean[c] = 0.0;
         for (ptrdiff_t r = rb; r < re; r++) {
             const T *row = x + r * C + c0;
-            for (ptrdiff_t c = 0; c < cw; c++)
+            for (ptrdiff_t c = 0; c < c_vector_end; c++)
                 block_mean[c] += (double)row[c] - pivot[c];
         }
-        for (ptrdiff_t c = 0; c < cw; c++) {
-            block_mean[c] /= nb;
-            block_d1[c] = block_d2[c] = 0.0;
+        for (ptrdiff_t c = 0; c < c_vector_end; c++)
+            block_mean[c] *= inv_nb;
+        /* Pass 2 (in L1) eight channels at a time, sums in registers, rows in pairs. */
+        for (; c_scalar + 8 <= cw; c_scalar += 8) {
+            ptrdiff_t g = c_scalar, r;
+            const T *base = x + c0 + g;
+            bn_vd k0 = bn_load_f64(pivot + g), k1 = bn_load_f64(pivot + g + 4);
+            bn_vd m0 = bn_load_f64(block_mean + g), m1 = bn_load_f64(block_mean + g + 4);
+            bn_vd e0 = bn_splat(0), e1 = e0, f0 = e0, f1 = e0, e2 = e0, e3 = e0, f2 = e0, f3 = e0;
+            for (r = rb; r + 2 <= re; r += 2) {
+                const T *p = base + r * C, *q = p + C;
+                bn_vd d0 = (BN_LOAD(p) - k0) - m0, d1 = (BN_LOAD(p + 4) - k1) - m1;
+                bn_vd d2 = (BN_LOAD(q) - k0) - m0, d3 = (BN_LOAD(q + 4) - k1) - m1;
+                e0 += d0;
+                e1 += d1;
+                f0 += d0 * d0;
+                f1 += d1 * d1;
+                e2 += d2;
+                e3 += d3;
+                f2 += d2 * d2;
+                f3 += d3 * d3;
+            }
+            if (r < re) {
+                const T *p = base + r * C;
+                bn_vd d0 = (BN_LOAD(p) - k0) - m0, d1 = (BN_LOAD(p + 4) - k1) - m1;
+                e0 += d0;
+                e1 += d1;
+                f0 += d0 * d0;
+                f1 += d1 * d1;
+            }
+            e0 += e2;
+            e1 += e3;
+            f0 += f2;
+            f1 += f3;
+            bn_store_f64(block_mean + g, m0);
+            bn_store_f64(block_mean + g + 4, m1);
+            bn_store_f64(block_d1 + g, e0);
+            bn_store_f64(block_d1 + g + 4, e1);
+            bn_store_f64(block_d2 + g, f0);
+            bn_store_f64(block_d2 + g + 4, f1);
         }
-        for (ptrdiff_t r = rb; r < re; r++) {
-            const T *row = x + r * C + c0;
-            for (ptrdiff_t c = 0; c < cw; c++) {
-                double d = ((double)row[c] - pivot[c]) - block_mean[c];
-                block_d1[c] += d;
-                block_d2[c] += d * d;
+#endif
+        if (c_scalar < cw) {
+            for (ptrdiff_t c = c_scalar; c < cw; c++)
+                block_mean[c] = 0.0;
+            for (ptrdiff_t r = rb; r < re; r++) {
+                const T *row = x + r * C + c0;
+                for (ptrdiff_t c = c_scalar; c < cw; c++)
+                    block_mean[c] += (double)row[c] - pivot[c];
+            }
+            for (ptrdiff_t c = c_scalar; c < cw; c++) {
+                block_mean[c] /= nb;
+                block_d1[c] = block_d2[c] = 0.0;
+            }
+            for (ptrdiff_t r = rb; r < re; r++) {
+                const T *row = x + r * C + c0;
+                for (ptrdiff_t c = c_scalar; c < cw; c++) {
+                    double d = ((double)row[c] - pivot[c]) - block_mean[c];
+                    block_d1[c] += d;
+                    block_d2[c] += d * d;
+                }
             }
         }
         double n = n_a + nb, w_b = nb / n, w_ab = n_a * nb / n;
-        for (ptrdiff_t c = 0; c < cw; c++) {
-            double mean_b = block_mean[c] + block_d1[c] / nb;
-            double m2_b = block_d2[c] - block_d1[c] * block_d1[c] / nb;
+        for (ptrdiff_t c = 0; c < cw; c++) { /* no division per channel: this runs every block */
+            double mean_b = block_mean[c] + block_d1[c] * inv_nb;
+            double m2_b = block_d2[c] - block_d1[c] * block_d1[c] * inv_nb;
             double delta = mean_b - unit_mean[c];
             unit_mean[c] += delta * w_b;
             unit_m2[c] += m2_b + delta * delta * w_ab;
@@ -325,10 +476,13 @@ static void F(bn_chunk_stats)(double *chunk_mean, double *chunk_m2, const T *x,
 {
     ptrdiff_t C = p->channels, units = bn_reduce_units(p);
     int bn_threads = p->threads, bn_fork;
+    ptrdiff_t bn_grain;
     (void)bn_threads;
     if (p->rows_layout) {
         bn_fork = p->parallel && units > 1;
+        bn_grain = bn_grain_for(p, units);
         (void)bn_fork;
+        (void)bn_grain;
         BN_PARALLEL_FOR
         for (ptrdiff_t u = 0; u < units; u++) {
             ptrdiff_t k = u / p->channel_blocks, c0 = (u % p->channel_blocks) * BN_CHANNEL_BLOCK;
@@ -338,7 +492,9 @@ static void F(bn_chunk_stats)(double *chunk_mean, double *chunk_m2, const T *x,
         }
     } else {
         bn_fork = p->parallel && units > 1;
+        bn_grain = bn_grain_for(p, units);
         (void)bn_fork;
+        (void)bn_grain;
         BN_PARALLEL_FOR
         for (ptrdiff_t u = 0; u < units; u++) {
             ptrdiff_t k = u / C, c = u % C;
@@ -351,7 +507,8 @@ static void F(bn_chunk_stats)(double *chunk_mean, double *chunk_m2, const T *x,
 /* ---- gradient sums: one work unit -------------------------------------------------------- */
 
 /* Rows layout: Σdy and Σdy·(x − mean) of rows [r0, r1), channels [c0, c0 + cw); with dx, also
- * dx = scale·dy (the inference backward's one pass). */
+ * dx = scale·dy (the inference backward's one pass). dx may be dy or x itself: each element is
+ * written after it is read. */
 static BN_HOT void F(bn_grad_sums_rows)(double *unit_dy, double *unit_dyxc, T *dx, const T *dy,
                                         const T *x, const double *mean, const double *scale,
                                         ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t C, ptrdiff_t c0,
@@ -360,18 +517,66 @@ static BN_HOT void F(bn_grad_sums_rows)(double *unit_dy, double *unit_dyxc, T *d
     for (ptrdiff_t c = 0; c < cw; c++)
         unit_dy[c] = unit_dyxc[c] = 0.0;
     const double *m = mean + c0;
-    for (ptrdiff_t r = r0; r < r1; r++) {
-        const T *g_row = dy + r * C + c0, *x_row = x + r * C + c0;
-        for (ptrdiff_t c = 0; c < cw; c++) {
-            double g = (double)g_row[c];
-            unit_dy[c] += g;
-            unit_dyxc[c] += g * ((double)x_row[c] - m[c]);
+    const double *s = scale != NULL ? scale + c0 : NULL;
+    ptrdiff_t c_scalar = 0;
+#ifdef BN_VECTOR
+    /* Eight channels at a time over blocks of rows that stay in L1, sums in registers. */
+    ptrdiff_t block_rows = BN_BLOCK_VALUES / cw;
+    if (block_rows < 4)
+        block_rows = 4;
+    ptrdiff_t c_vector_end = cw - cw % 8;
+    for (ptrdiff_t rb = r0; rb < r1; rb += block_rows) {
+        ptrdiff_t re = rb + block_rows < r1 ? rb + block_rows : r1;
+        if (re < r1) {
+            ptrdiff_t next = (re + block_rows < r1 ? re + block_rows : r1) - re;
+            bn_prefetch_rows((const char *)(dy + re * C + c0), C * (ptrdiff_t)sizeof(T),
+                             cw * (ptrdiff_t)sizeof(T), next);
+            bn_prefetch_rows((const char *)(x + re * C + c0), C * (ptrdiff_t)sizeof(T),
+                             cw * (ptrdiff_t)sizeof(T), next);
         }
-        if (dx != NULL) { /* after the reads: dx may be dy or x itself */
-            T *dx_row = dx + r * C + c0;
-            const double *s = scale + c0;
-            for (ptrdiff_t c = 0; c < cw; c++)
-                dx_row[c] = (T)((double)g_row[c] * s[c]);
+        for (ptrdiff_t g = 0; g < c_vector_end; g += 8) {
+            bn_vd m0 = bn_load_f64(m + g), m1 = bn_load_f64(m + g + 4);
+            bn_vd e0 = bn_splat(0), e1 = e0, f0 = e0, f1 = e0;
+            ptrdiff_t offset = rb * C + c0 + g;
+            if (dx == NULL) {
+                for (ptrdiff_t r = rb; r < re; r++, offset += C) {
+                    bn_vd g0 = BN_LOAD(dy + offset), g1 = BN_LOAD(dy + offset + 4);
+                    e0 += g0;
+                    e1 += g1;
+                    f0 += g0 * (BN_LOAD(x + offset) - m0);
+                    f1 += g1 * (BN_LOAD(x + offset + 4) - m1);
+                }
+            } else {
+                bn_vd s0 = bn_load_f64(s + g), s1 = bn_load_f64(s + g + 4);
+                for (ptrdiff_t r = rb; r < re; r++, offset += C) {
+                    bn_vd g0 = BN_LOAD(dy + offset), g1 = BN_LOAD(dy + offset + 4);
+                    e0 += g0;
+                    e1 += g1;
+                    f0 += g0 * (BN_LOAD(x + offset) - m0);
+                    f1 += g1 * (BN_LOAD(x + offset + 4) - m1);
+                    BN_STORE(dx + offset, g0 * s0);
+                    BN_STORE(dx + offset + 4, g1 * s1);
+                }
+            }
+            bn_store_f64(unit_dy + g, bn_load_f64(unit_dy + g) + e0);
+            bn_store_f64(unit_dy + g + 4, bn_load_f64(unit_dy + g + 4) + e1);
+            bn_store_f64(unit_dyxc + g, bn_load_f64(unit_dyxc + g) + f0);
+            bn_store_f64(unit_dyxc + g + 4, bn_load_f64(unit_dyxc + g + 4) + f1);
+        }
+    }
+    c_scalar = c_vector_end;
+#endif
+    if (c_scalar < cw) {
+        for (ptrdiff_t r = r0; r < r1; r++) {
+            const T *g_row = dy + r * C + c0, *x_row = x + r * C + c0;
+            T *dx_row = dx != NULL ? dx + r * C + c0 : NULL;
+            for (ptrdiff_t c = c_scalar; c < cw; c++) {
+                double g = (double)g_row[c];
+                unit_dy[c] += g;
+                unit_dyxc[c] += g * ((double)x_row[c] - m[c]);
+                if (dx_row != NULL)
+                    dx_row[c] = (T)(g * s[c]);
+            }
         }
     }
 }
@@ -385,15 +590,10 @@ static BN_HOT void F(bn_grad_sums_segments)(double *unit_dy, double *unit_dyxc, 
     for (ptrdiff_t r = r0; r < r1; r++) {
         ptrdiff_t offset = (r * C + c) * L;
         double a, b;
-        F(bn_grad_sums)(&a, &b, dy + offset, x + offset, L, mean);
+        F(bn_grad_sums)(&a, &b, dx != NULL ? dx + offset : NULL, dy + offset, x + offset, L, mean,
+                        scale);
         s_dy += a;
         s_dyxc += b;
-        if (dx != NULL) {
-            const T *g = dy + offset;
-            T *out = dx + offset;
-            for (ptrdiff_t i = 0; i < L; i++)
-                out[i] = (T)((double)g[i] * scale);
-        }
     }
     *unit_dy = s_dy;
     *unit_dyxc = s_dyxc;
@@ -406,10 +606,13 @@ static void F(bn_chunk_grad_sums)(double *chunk_dy, double *chunk_dyxc, T *dx, c
 {
     ptrdiff_t C = p->channels, units = bn_reduce_units(p);
     int bn_threads = p->threads, bn_fork;
+    ptrdiff_t bn_grain;
     (void)bn_threads;
     if (p->rows_layout) {
         bn_fork = p->parallel && units > 1;
+        bn_grain = bn_grain_for(p, units);
         (void)bn_fork;
+        (void)bn_grain;
         BN_PARALLEL_FOR
         for (ptrdiff_t u = 0; u < units; u++) {
             ptrdiff_t k = u / p->channel_blocks, c0 = (u % p->channel_blocks) * BN_CHANNEL_BLOCK;
@@ -419,7 +622,9 @@ static void F(bn_chunk_grad_sums)(double *chunk_dy, double *chunk_dyxc, T *dx, c
         }
     } else {
         bn_fork = p->parallel && units > 1;
+        bn_grain = bn_grain_for(p, units);
         (void)bn_fork;
+        (void)bn_grain;
         BN_PARALLEL_FOR
         for (ptrdiff_t u = 0; u < units; u++) {
             ptrdiff_t k = u / C, c = u % C;
@@ -488,11 +693,14 @@ static void F(bn_affine)(T *out, const T *u, const T *v, const double *a, const 
                          const bn_plan *p)
 {
     int bn_threads = p->threads, bn_fork;
+    ptrdiff_t bn_grain;
     (void)bn_threads;
     if (p->rows_layout) {
         ptrdiff_t parts = bn_elementwise_parts(p, p->outer);
         bn_fork = p->parallel && parts > 1;
+        bn_grain = 1;
         (void)bn_fork;
+        (void)bn_grain;
         BN_PARALLEL_FOR
         for (ptrdiff_t q = 0; q < parts; q++)
             F(bn_affine_rows)(out, u, v, a, b, pivot, center, shift, q * p->outer / parts,
@@ -500,7 +708,9 @@ static void F(bn_affine)(T *out, const T *u, const T *v, const double *a, const 
     } else {
         ptrdiff_t segments = p->outer * p->channels, parts = bn_elementwise_parts(p, segments);
         bn_fork = p->parallel && parts > 1;
+        bn_grain = 1;
         (void)bn_fork;
+        (void)bn_grain;
         BN_PARALLEL_FOR
         for (ptrdiff_t q = 0; q < parts; q++)
             F(bn_affine_segments)(out, u, v, a, b, pivot, center, shift, q * segments / parts,

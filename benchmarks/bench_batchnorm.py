@@ -1,0 +1,254 @@
+"""Benchmark of bnpy's batch normalization kernels (float32), against references in the same run.
+
+For each shape, channels-last (axis=-1) and channels-first (axis=1), and 1 and 2 threads, the
+median time per call of
+
+  fwd      training forward              bnpy.ops.batch_norm_forward
+  bwd      training backward             bnpy.ops.batch_norm_backward
+  fwd+bwd  the two in a row (a training step of one BN layer)
+  inf      inference forward             bnpy.ops.batch_norm_inference
+
+for bnpy (outputs written into preallocated out= buffers, as a training loop reuses them), a
+float32 NumPy implementation (the obvious vectorised formulas), and torch.nn.functional.batch_norm
+with autograd (when torch is installed; channels-last via memory_format=torch.channels_last).
+
+The bandwidth floor: a copy (read + write) and a read (a sum) of an array of the same size, timed
+in the same run (the faster of NumPy single-threaded and torch with the same thread count). A
+forward must at least read x twice and write y once (t_read + t_copy); a backward read x and dy
+twice and write dx once (3·t_read + t_copy); fwd+bwd is their sum; inference reads x once and
+writes y once (t_copy).
+
+The machine is shared and noisy: every figure is the median of several repeats, and only ratios
+measured in the same run are meaningful. Usage:
+
+    python benchmarks/bench_batchnorm.py [--quick] [--repeats N] [--threads 1,2] [--no-torch]
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import bnpy  # noqa: E402
+from bnpy import ops  # noqa: E402
+
+SHAPES = [(32, 32, 32, 96), (32, 16, 16, 96), (32, 16, 16, 120), (32, 10), (128, 32, 32, 64),
+          (256, 14, 14, 256)]
+SEED_CONV_SHAPES = [(32, 32, 32, 96), (32, 16, 16, 96), (32, 16, 16, 120)]
+EPS = 1e-3
+
+
+def median_time(fn, repeats, min_time=0.02):
+    """Median seconds per call over `repeats` timings, each of enough calls to last ~min_time."""
+    fn()
+    t0 = time.perf_counter()
+    fn()
+    once = max(time.perf_counter() - t0, 1e-7)
+    calls = max(1, int(min_time / once))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        times.append((time.perf_counter() - t0) / calls)
+    return float(np.median(times))
+
+
+# ---- the NumPy reference (float32, vectorised) ----------------------------------------------------
+
+def numpy_forward(x, gamma, beta, axes, bshape):
+    mean = x.mean(axis=axes)
+    xc = x - mean.reshape(bshape)
+    var = (xc * xc).mean(axis=axes)
+    invstd = 1.0 / np.sqrt(var + EPS)
+    return xc * (gamma * invstd).reshape(bshape) + beta.reshape(bshape), mean, var, invstd
+
+
+def numpy_backward(dy, x, gamma, mean, invstd, axes, bshape):
+    m = x.size // mean.size
+    xhat = (x - mean.reshape(bshape)) * invstd.reshape(bshape)
+    dbeta = dy.sum(axis=axes)
+    dgamma = (dy * xhat).sum(axis=axes)
+    dx = (gamma * invstd / m).reshape(bshape) * (m * dy - dbeta.reshape(bshape) - xhat * dgamma.reshape(bshape))
+    return dx, dgamma, dbeta
+
+
+def numpy_inference(x, gamma, beta, mean, var, bshape):
+    scale = gamma / np.sqrt(var + EPS)
+    return (x - mean.reshape(bshape)) * scale.reshape(bshape) + beta.reshape(bshape)
+
+
+# ---- one case ----------------------------------------------------------------------------------------
+
+def bench_case(shape, channels_last, threads, repeats, torch, with_numpy):
+    rng = np.random.default_rng(0)
+    if channels_last or len(shape) == 2:
+        logical = shape
+        axis = len(shape) - 1
+    else:  # (N, H, W, C) -> (N, C, H, W)
+        logical = (shape[0], shape[-1]) + tuple(shape[1:-1])
+        axis = 1
+    x = rng.standard_normal(logical).astype(np.float32)
+    dy = rng.standard_normal(logical).astype(np.float32)
+    C = logical[axis]
+    gamma = rng.uniform(0.5, 2, C).astype(np.float32)
+    beta = rng.standard_normal(C).astype(np.float32)
+    y_out, dx_out, inf_out = np.empty_like(x), np.empty_like(x), np.empty_like(x)
+    axes = tuple(d for d in range(x.ndim) if d != axis)
+    bshape = [1] * x.ndim
+    bshape[axis] = C
+
+    bnpy.set_num_threads(threads)
+    _, mean, var = ops.batch_norm_forward(x, gamma, beta, axis=axis, out=y_out)
+
+    def b_fwd():
+        return ops.batch_norm_forward(x, gamma, beta, axis=axis, out=y_out)
+
+    def b_bwd():
+        return ops.batch_norm_backward(dy, x, gamma, mean, var, axis=axis, out=dx_out)
+
+    def b_step():
+        _, m, v = ops.batch_norm_forward(x, gamma, beta, axis=axis, out=y_out)
+        ops.batch_norm_backward(dy, x, gamma, m, v, axis=axis, out=dx_out)
+
+    def b_inf():
+        return ops.batch_norm_inference(x, gamma, beta, mean, var, axis=axis, out=inf_out)
+
+    row = {"bnpy": {"fwd": median_time(b_fwd, repeats), "bwd": median_time(b_bwd, repeats),
+                    "fwd+bwd": median_time(b_step, repeats), "inf": median_time(b_inf, repeats)}}
+
+    if with_numpy:
+        _, nmean, nvar, ninvstd = numpy_forward(x, gamma, beta, axes, bshape)
+
+        def n_step():
+            _, m, v, s = numpy_forward(x, gamma, beta, axes, bshape)
+            numpy_backward(dy, x, gamma, m, s, axes, bshape)
+        nrep = max(3, repeats // 2)
+        row["numpy"] = {
+            "fwd": median_time(lambda: numpy_forward(x, gamma, beta, axes, bshape), nrep, 0.0),
+            "bwd": median_time(lambda: numpy_backward(dy, x, gamma, nmean, ninvstd, axes, bshape), nrep, 0.0),
+            "fwd+bwd": median_time(n_step, nrep, 0.0),
+            "inf": median_time(lambda: numpy_inference(x, gamma, beta, nmean, nvar, bshape), nrep, 0.0),
+        }
+
+    # The bandwidth floor: NumPy single-threaded, and torch with `threads` threads when present.
+    dst = np.empty_like(x)
+    t_copy = median_time(lambda: np.copyto(dst, x), repeats)
+    t_read = median_time(lambda: x.sum(), repeats)
+    if torch is not None:
+        torch.set_num_threads(threads)
+        tx = torch.from_numpy(x)
+        tdst = torch.from_numpy(dst)
+        t_copy = min(t_copy, median_time(lambda: tdst.copy_(tx), repeats))
+        t_read = min(t_read, median_time(lambda: tx.sum(), repeats))
+    t_read = min(t_read, t_copy)
+    row["floor"] = {"fwd": t_read + t_copy, "bwd": 3 * t_read + t_copy,
+                    "fwd+bwd": 4 * t_read + 2 * t_copy, "inf": t_copy}
+
+    if torch is not None:
+        F = torch.nn.functional
+        memory_format = torch.channels_last if (channels_last and x.ndim == 4) else torch.contiguous_format
+        if x.ndim == 4:  # torch's channel axis is 1: a channels-last tensor is NCHW logically
+            nchw = np.moveaxis(x, -1, 1) if channels_last else x
+            dnchw = np.moveaxis(dy, -1, 1) if channels_last else dy
+        else:
+            nchw, dnchw = x, dy
+        tx = torch.from_numpy(np.ascontiguousarray(nchw)).contiguous(memory_format=memory_format)
+        tdy = torch.from_numpy(np.ascontiguousarray(dnchw)).contiguous(memory_format=memory_format)
+        tx.requires_grad_(True)
+        tw = torch.from_numpy(gamma.copy()).requires_grad_(True)
+        tb = torch.from_numpy(beta.copy()).requires_grad_(True)
+        rm, rv = torch.zeros(C), torch.ones(C)
+
+        def t_fwd():
+            return F.batch_norm(tx, rm, rv, tw, tb, training=True, momentum=0.01, eps=EPS)
+        ty = t_fwd()
+
+        def t_bwd():
+            return torch.autograd.grad(ty, (tx, tw, tb), tdy, retain_graph=True)
+
+        def t_step():
+            out = F.batch_norm(tx, rm, rv, tw, tb, training=True, momentum=0.01, eps=EPS)
+            return torch.autograd.grad(out, (tx, tw, tb), tdy)
+
+        def t_inf():
+            with torch.no_grad():
+                return F.batch_norm(tx, rm, rv, tw, tb, training=False, eps=EPS)
+        row["torch"] = {"fwd": median_time(t_fwd, repeats), "bwd": median_time(t_bwd, repeats),
+                        "fwd+bwd": median_time(t_step, repeats), "inf": median_time(t_inf, repeats)}
+    return row
+
+
+def fmt_time(t):
+    return f"{t * 1e6:9.1f}us" if t < 1e-3 else f"{t * 1e3:9.2f}ms"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, small shapes only")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--no-numpy", action="store_true")
+    args = parser.parse_args()
+
+    torch = None
+    if not args.no_torch:
+        try:
+            import torch
+        except ImportError:
+            print("torch not installed: no torch column")
+    shapes = [s for s in SHAPES if np.prod(s) <= 2 ** 20] if args.quick else SHAPES
+    repeats = 3 if args.quick else args.repeats
+    threads_list = [int(t) for t in args.threads.split(",")]
+    print(f"bnpy {bnpy.__version__}, OpenMP={bool(bnpy._core.HAVE_OPENMP)}, numpy {np.__version__}"
+          + (f", torch {torch.__version__}" if torch is not None else "") + f", {os.cpu_count()} CPUs")
+    print("float32; medians of {} repeats; ratios are time/time in this run\n".format(repeats))
+
+    summary = []
+    header = (f"{'shape':>18} {'layout':>6} {'thr':>3} {'op':>7} | {'bnpy':>11} {'floor':>11} {'bnpy/floor':>10}"
+              f" | {'numpy':>11} {'numpy/bnpy':>10}" + (f" | {'torch':>11} {'torch/bnpy':>10}" if torch is not None else ""))
+    print(header)
+    print("-" * len(header))
+    for shape in shapes:
+        layouts = ["last"] if len(shape) == 2 else ["last", "first"]
+        for layout in layouts:
+            for threads in threads_list:
+                row = bench_case(shape, layout == "last", threads, repeats, torch, not args.no_numpy)
+                for op in ("fwd", "bwd", "fwd+bwd", "inf"):
+                    b = row["bnpy"][op]
+                    line = (f"{str(shape):>18} {layout:>6} {threads:>3} {op:>7} | {fmt_time(b)} "
+                            f"{fmt_time(row['floor'][op])} {b / row['floor'][op]:10.2f}")
+                    line += (f" | {fmt_time(row['numpy'][op])} {row['numpy'][op] / b:10.1f}"
+                             if "numpy" in row else f" | {'-':>11} {'-':>10}")
+                    if torch is not None:
+                        line += f" | {fmt_time(row['torch'][op])} {row['torch'][op] / b:10.2f}"
+                    print(line, flush=True)
+                summary.append((shape, layout, threads, row))
+    print()
+    # The "done means" of issue 2, from the figures above.
+    mib = 2 ** 20
+    print("checks (issue 2):")
+    for shape, layout, threads, row in summary:
+        nbytes = int(np.prod(shape)) * 4
+        r = row["bnpy"]["fwd+bwd"] / row["floor"]["fwd+bwd"]
+        i = row["bnpy"]["inf"] / row["floor"]["inf"]
+        notes = []
+        if nbytes >= mib:
+            notes.append(f"fwd+bwd/floor {r:.2f} ({'ok' if r <= 1.5 else 'over 1.5'})")
+            notes.append(f"inf/copy {i:.2f} ({'ok' if i <= 1.3 else 'over 1.3'})")
+        if "numpy" in row:
+            q = row["numpy"]["fwd+bwd"] / row["bnpy"]["fwd+bwd"]
+            notes.append(f"numpy/bnpy {q:.1f}x ({'ok' if q >= 10 else 'under 10x'})")
+        if "torch" in row and shape in SEED_CONV_SHAPES and layout == "last" and threads == 2:
+            q = row["torch"]["fwd+bwd"] / row["bnpy"]["fwd+bwd"]
+            notes.append(f"torch/bnpy {q:.2f}x ({'ok' if q >= 2 else 'under 2x'})")
+        if shape == (32, 10):
+            notes.append("per call: " + ", ".join(f"{op} {row['bnpy'][op] * 1e6:.1f}us" for op in ("fwd", "bwd", "inf")))
+        print(f"  {str(shape):>18} {layout:>6} {threads} threads: " + "; ".join(notes))
+
+
+if __name__ == "__main__":
+    main()
