@@ -112,12 +112,16 @@ def _relu_backward(y, dy):
 
 
 def _tanh_backward(y, dy):
-    dy *= 1 - y * y
+    factor = np.multiply(y, y)
+    np.subtract(1, factor, out=factor)   # 1 − y², one temporary
+    dy *= factor
     return dy
 
 
 def _sigmoid_backward(y, dy):
-    dy *= y * (1 - y)
+    factor = np.subtract(1, y)
+    factor *= y                          # y(1 − y), one temporary
+    dy *= factor
     return dy
 
 

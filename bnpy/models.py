@@ -268,7 +268,13 @@ class Sequential:
     def _standardize_x(self, x, what):
         if isinstance(x, (list, tuple)) and len(x) == 1:
             x = x[0]
+        if x is None:
+            raise ValueError("Error when checking {}: expected an array of shape {}, got None"
+                             .format(what, self.input_shape))
         x = np.asarray(x)
+        if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+            raise TypeError("Error when checking {}: expected a numeric array, got dtype {}".format(
+                what, x.dtype))
         if x.dtype != self.dtype:
             x = x.astype(self.dtype)
         expected = self.input_shape
@@ -284,7 +290,13 @@ class Sequential:
     def _standardize_y(self, y):
         if isinstance(y, (list, tuple)) and len(y) == 1:
             y = y[0]
+        if y is None:
+            raise ValueError("Error when checking target: expected an array of shape {}, got None"
+                             .format(self.output_shape))
         y = np.asarray(y)
+        if y.dtype == object or not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
+            raise TypeError("Error when checking target: expected a numeric array, got dtype {}"
+                            .format(y.dtype))
         sparse = self.loss_function is losses.sparse_categorical_crossentropy
         if y.ndim == 1:
             y = y[:, None]

@@ -23,14 +23,21 @@
 
 #include "kernels.h"
 
+#define BNPY_PRAGMA(x) _Pragma(#x)
 #ifdef BNPY_OPENMP
-#define BNPY_OMP_FOR _Pragma("omp parallel for schedule(static) num_threads(bnpy_get_num_threads())")
-#define BNPY_OMP_FOR2 \
-    _Pragma("omp parallel for collapse(2) schedule(static) num_threads(bnpy_get_num_threads())")
+#define BNPY_OMP_FOR(nt) BNPY_PRAGMA(omp parallel for schedule(static) num_threads(nt))
+#define BNPY_OMP_FOR2(nt) BNPY_PRAGMA(omp parallel for collapse(2) schedule(static) num_threads(nt))
 #else
-#define BNPY_OMP_FOR
-#define BNPY_OMP_FOR2
+#define BNPY_OMP_FOR(nt)
+#define BNPY_OMP_FOR2(nt)
 #endif
+
+/* Threads for a loop touching `work` values: one below ~64K (a parallel region costs more than it
+ * saves there, and on a busy machine waiting workers make tiny calls slow), else the setting. */
+static inline int threads_for(double work)
+{
+    return work < 65536.0 ? 1 : bnpy_get_num_threads();
+}
 
 #define T float
 #define SUF(name) name##_f32
@@ -51,7 +58,8 @@ void SUF(bnpy_im2col)(T *col, const T *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W,
                       ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w)
 {
     const ptrdiff_t row_len = kh * kw * C; /* one output pixel's receptive field */
-    BNPY_OMP_FOR2
+    const int nt = threads_for((double)N * out_h * out_w * row_len);
+    BNPY_OMP_FOR2(nt)
     for (ptrdiff_t n = 0; n < N; n++) {
         for (ptrdiff_t i = 0; i < out_h; i++) {
             const T *image = x + n * H * W * C;
@@ -102,7 +110,8 @@ void SUF(bnpy_col2im)(T *dx, const T *dcol, ptrdiff_t N, ptrdiff_t H, ptrdiff_t 
                       ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w)
 {
     const ptrdiff_t row_len = kh * kw * C;
-    BNPY_OMP_FOR
+    const int nt = threads_for((double)N * out_h * out_w * row_len);
+    BNPY_OMP_FOR(nt)
     for (ptrdiff_t n = 0; n < N; n++) {
         T *image = dx + n * H * W * C;
         memset(image, 0, (size_t)(H * W * C) * sizeof(T));
@@ -138,7 +147,8 @@ void SUF(bnpy_col2im)(T *dx, const T *dcol, ptrdiff_t N, ptrdiff_t H, ptrdiff_t 
 
 void SUF(bnpy_add_bias_rows)(T *y, const T *bias, ptrdiff_t rows, ptrdiff_t C)
 {
-    BNPY_OMP_FOR
+    const int nt = threads_for((double)rows * C);
+    BNPY_OMP_FOR(nt)
     for (ptrdiff_t r = 0; r < rows; r++) {
         T *row = y + r * C;
         for (ptrdiff_t c = 0; c < C; c++)
@@ -150,13 +160,14 @@ int SUF(bnpy_sum_rows)(T *dbias, const T *dy, ptrdiff_t rows, ptrdiff_t C)
 {
     /* A fixed number of row blocks (the thread count), each summed in double into its own
      * partial, then the partials added in block order: deterministic for a given thread count. */
-    ptrdiff_t blocks = bnpy_get_num_threads();
+    ptrdiff_t blocks = threads_for((double)rows * C);
     if (blocks > rows)
         blocks = rows > 0 ? rows : 1;
     double *partial = calloc((size_t)(blocks * C), sizeof(double));
     if (partial == NULL)
         return -1;
-    BNPY_OMP_FOR
+    const int nt = (int)blocks;
+    BNPY_OMP_FOR(nt)
     for (ptrdiff_t b = 0; b < blocks; b++) {
         double *acc = partial + b * C;
         const ptrdiff_t r0 = rows * b / blocks, r1 = rows * (b + 1) / blocks;
@@ -182,7 +193,8 @@ void SUF(bnpy_batch_transpose)(T *b, const T *a, const T *bias, ptrdiff_t N, ptr
     /* Tiles of 16x16 keep both the reads and the writes within a few cache lines. */
     enum { TILE = 16 };
     const ptrdiff_t tiles_a = (A + TILE - 1) / TILE;
-    BNPY_OMP_FOR2
+    const int nt = threads_for((double)N * A * B);
+    BNPY_OMP_FOR2(nt)
     for (ptrdiff_t n = 0; n < N; n++) {
         for (ptrdiff_t ta = 0; ta < tiles_a; ta++) {
             const T *an = a + n * A * B;

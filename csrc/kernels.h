@@ -159,6 +159,29 @@ void bnpy_avg_pool2d_backward_f64(double *dx, const double *dy, ptrdiff_t N, ptr
                                   ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t pad_top, ptrdiff_t pad_left,
                                   ptrdiff_t out_h, ptrdiff_t out_w);
 
+/* Direct float32 channels-last convolution (conv_direct.c), for few input channels and large
+ * kernels. Needs AVX2 + FMA: call only when bnpy_conv_direct_available() returns 1, and with
+ * Cout % 8 == 0. Geometry as above; H, W are x's sizes, the pads those of xpad.
+ * xpad (N, H+pad_top+pad_bottom, W+pad_left+pad_right, C): x with zero padding. */
+int bnpy_conv_direct_available(void);
+/* xpad as above from x (N, H, W, C). */
+void bnpy_pad_nhwc_f32(float *xpad, const float *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
+                       ptrdiff_t pad_top, ptrdiff_t pad_bottom, ptrdiff_t pad_left, ptrdiff_t pad_right);
+/* y (N, out_h, out_w, Cout) = conv(xpad, kernel) + bias. kernel (kh, kw, C, Cout); bias (Cout,) or
+ * NULL. Returns 0, or -1 if a scratch copy of the kernel cannot be allocated (y untouched). */
+int bnpy_conv2d_direct_f32(float *y, const float *xpad, const float *kernel, const float *bias,
+                           ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, ptrdiff_t kh, ptrdiff_t kw,
+                           ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t pad_top, ptrdiff_t pad_bottom,
+                           ptrdiff_t pad_left, ptrdiff_t pad_right, ptrdiff_t out_h, ptrdiff_t out_w,
+                           ptrdiff_t Cout);
+/* dkernel (kh, kw, C, Cout) = sum over (n, i, j) of xpad-window ⊗ dy (accumulated in double).
+ * dy (N, out_h, out_w, Cout). Returns 0, or -1 if scratch cannot be allocated (dkernel untouched). */
+int bnpy_conv2d_direct_dkernel_f32(float *dkernel, const float *xpad, const float *dy, ptrdiff_t N,
+                                   ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, ptrdiff_t kh, ptrdiff_t kw,
+                                   ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t pad_top, ptrdiff_t pad_bottom,
+                                   ptrdiff_t pad_left, ptrdiff_t pad_right, ptrdiff_t out_h,
+                                   ptrdiff_t out_w, ptrdiff_t Cout);
+
 /* ---- image warps (affine.c) ----------------------------------------------------------------- */
 
 /* How a warp samples outside the input image (scipy.ndimage's mode names, as Keras 2.0 passes

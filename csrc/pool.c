@@ -20,14 +20,21 @@
 
 #include "kernels.h"
 
+#define BNPY_POOL_PRAGMA(x) _Pragma(#x)
 #ifdef BNPY_OPENMP
-#define BNPY_POOL_OMP_FOR _Pragma("omp parallel for schedule(static) num_threads(bnpy_get_num_threads())")
-#define BNPY_POOL_OMP_FOR2 \
-    _Pragma("omp parallel for collapse(2) schedule(static) num_threads(bnpy_get_num_threads())")
+#define BNPY_POOL_OMP_FOR(nt) BNPY_POOL_PRAGMA(omp parallel for schedule(static) num_threads(nt))
+#define BNPY_POOL_OMP_FOR2(nt) BNPY_POOL_PRAGMA(omp parallel for collapse(2) schedule(static) num_threads(nt))
 #else
-#define BNPY_POOL_OMP_FOR
-#define BNPY_POOL_OMP_FOR2
+#define BNPY_POOL_OMP_FOR(nt)
+#define BNPY_POOL_OMP_FOR2(nt)
 #endif
+
+/* Threads for a loop touching `work` values: one below ~64K (a parallel region costs more than it
+ * saves there, and on a busy machine waiting workers make tiny calls slow), else the setting. */
+static inline int threads_for(double work)
+{
+    return work < 65536.0 ? 1 : bnpy_get_num_threads();
+}
 
 /* The real rows [*lo, *hi) of window index i along one axis. */
 static inline void window_range(ptrdiff_t i, ptrdiff_t stride, ptrdiff_t pad, ptrdiff_t size,
@@ -57,7 +64,8 @@ void SUF(bnpy_max_pool2d)(T *y, int32_t *argmax, const T *x, ptrdiff_t N, ptrdif
                           ptrdiff_t sw, ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h,
                           ptrdiff_t out_w)
 {
-    BNPY_POOL_OMP_FOR2
+    const int nt = threads_for((double)N * out_h * out_w * C * ph * pw);
+    BNPY_POOL_OMP_FOR2(nt)
     for (ptrdiff_t n = 0; n < N; n++) {
         for (ptrdiff_t i = 0; i < out_h; i++) {
             const T *image = x + n * H * W * C;
@@ -77,13 +85,14 @@ void SUF(bnpy_max_pool2d)(T *y, int32_t *argmax, const T *x, ptrdiff_t N, ptrdif
                     for (ptrdiff_t h = h0; h < h1; h++)
                         for (ptrdiff_t w = (h == h0 ? w0 + 1 : w0); w < w1; w++) {
                             const T *cell = image + (h * W + w) * C;
+                            const int32_t where = (int32_t)(h * W + w);
+                            /* Branch-free selects so the channel loop vectorizes. Strictly
+                             * greater keeps the first maximum; a NaN wins once (propagates). */
                             for (ptrdiff_t c = 0; c < C; c++) {
                                 const T v = cell[c], best = yrow[c];
-                                /* strictly greater keeps the first maximum; a NaN wins once */
-                                if (v > best || (v != v && best == best)) {
-                                    yrow[c] = v;
-                                    arow[c] = (int32_t)(h * W + w);
-                                }
+                                const int take = (v > best) | ((v != v) & (best == best));
+                                yrow[c] = take ? v : best;
+                                arow[c] = take ? where : arow[c];
                             }
                         }
                 } else {
@@ -114,7 +123,8 @@ void SUF(bnpy_max_pool2d_backward)(T *dx, const T *dy, const int32_t *argmax, pt
                                    ptrdiff_t out_h, ptrdiff_t out_w)
 {
     const ptrdiff_t P = out_h * out_w;
-    BNPY_POOL_OMP_FOR
+    const int nt = threads_for((double)N * H * W * C);
+    BNPY_POOL_OMP_FOR(nt)
     for (ptrdiff_t n = 0; n < N; n++) {
         T *image = dx + n * H * W * C;
         memset(image, 0, (size_t)(H * W * C) * sizeof(T));
@@ -136,7 +146,8 @@ void SUF(bnpy_avg_pool2d)(T *y, const T *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t 
                           int channels_first, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t sh, ptrdiff_t sw,
                           ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w)
 {
-    BNPY_POOL_OMP_FOR2
+    const int nt = threads_for((double)N * out_h * out_w * C * ph * pw);
+    BNPY_POOL_OMP_FOR2(nt)
     for (ptrdiff_t n = 0; n < N; n++) {
         for (ptrdiff_t i = 0; i < out_h; i++) {
             const T *image = x + n * H * W * C;
@@ -177,7 +188,8 @@ void SUF(bnpy_avg_pool2d_backward)(T *dx, const T *dy, ptrdiff_t N, ptrdiff_t H,
                                    ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t pad_top,
                                    ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w)
 {
-    BNPY_POOL_OMP_FOR
+    const int nt = threads_for((double)N * (H * W + out_h * out_w * ph * pw) * C);
+    BNPY_POOL_OMP_FOR(nt)
     for (ptrdiff_t n = 0; n < N; n++) {
         T *image = dx + n * H * W * C;
         memset(image, 0, (size_t)(H * W * C) * sizeof(T));

@@ -520,6 +520,147 @@ fail:
     return NULL;
 }
 
+/* ---- the direct float32 channels-last convolution (conv_direct.c) ------------------------------ */
+
+static PyObject *py_conv_direct_available(PyObject *self, PyObject *unused)
+{
+    return PyBool_FromLong(bnpy_conv_direct_available());
+}
+
+static PyObject *py_conv2d_direct(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    static const char *func = "conv2d_direct";
+    static char *kwlist[] = {"x", "kernel", "bias", "sh", "sw", "pad_top", "pad_bottom", "pad_left",
+                             "pad_right", NULL};
+    PyObject *x_obj, *k_obj, *b_obj, *result = NULL;
+    PyArrayObject *x = NULL, *kernel = NULL, *bias = NULL, *y = NULL, *xpad = NULL;
+    geometry g;
+    int rc = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOnnnnnn:conv2d_direct", kwlist, &x_obj, &k_obj, &b_obj,
+                                     &g.sh, &g.sw, &g.pt, &g.pb, &g.pl, &g.pr))
+        return NULL;
+    if (!bnpy_conv_direct_available()) {
+        PyErr_Format(PyExc_RuntimeError, "%s: this CPU (or build) has no AVX2/FMA direct convolution", func);
+        return NULL;
+    }
+    x = bnpy_input_array(x_obj, NPY_FLOAT, func, "x");
+    if (x == NULL || check_rank(x, 4, func, "x", "(N, H, W, C)") < 0)
+        goto fail;
+    kernel = bnpy_input_array(k_obj, NPY_FLOAT, func, "kernel");
+    if (kernel == NULL || check_rank(kernel, 4, func, "kernel", "(kh, kw, C, Cout)") < 0)
+        goto fail;
+    shape_from_dims(&g, PyArray_DIMS(x), 0);
+    g.kh = PyArray_DIM(kernel, 0);
+    g.kw = PyArray_DIM(kernel, 1);
+    const npy_intp cout = PyArray_DIM(kernel, 3);
+    if (PyArray_DIM(kernel, 2) != g.C || cout % 8 != 0 || cout == 0) {
+        PyErr_Format(PyExc_ValueError, "%s: kernel must be (kh, kw, %zd, Cout) with Cout a multiple of 8, "
+                     "got Cin %zd, Cout %zd", func, (Py_ssize_t)g.C, (Py_ssize_t)PyArray_DIM(kernel, 2),
+                     (Py_ssize_t)cout);
+        goto fail;
+    }
+    if (b_obj != Py_None) {
+        bias = bnpy_input_array(b_obj, NPY_FLOAT, func, "bias");
+        if (bias == NULL)
+            goto fail;
+        if (PyArray_NDIM(bias) != 1 || PyArray_DIM(bias, 0) != cout) {
+            PyErr_Format(PyExc_ValueError, "%s: bias must have shape (%zd,)", func, (Py_ssize_t)cout);
+            goto fail;
+        }
+    }
+    if (check_geometry(&g, func, 0) < 0)
+        goto fail;
+    npy_intp ydims[4] = {g.N, g.out_h, g.out_w, cout};
+    npy_intp pdims[4] = {g.N, g.H + g.pt + g.pb, g.W + g.pl + g.pr, g.C};
+    y = (PyArrayObject *)PyArray_EMPTY(4, ydims, NPY_FLOAT, 0);
+    xpad = (PyArrayObject *)PyArray_EMPTY(4, pdims, NPY_FLOAT, 0);
+    if (y == NULL || xpad == NULL)
+        goto fail;
+    Py_BEGIN_ALLOW_THREADS
+    bnpy_pad_nhwc_f32(PyArray_DATA(xpad), PyArray_DATA(x), g.N, g.H, g.W, g.C, g.pt, g.pb, g.pl, g.pr);
+    rc = bnpy_conv2d_direct_f32(PyArray_DATA(y), PyArray_DATA(xpad), PyArray_DATA(kernel),
+                                bias ? PyArray_DATA(bias) : NULL, g.N, g.H, g.W, g.C, g.kh, g.kw, g.sh,
+                                g.sw, g.pt, g.pb, g.pl, g.pr, g.out_h, g.out_w, cout);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    result = Py_BuildValue("OO", y, xpad);
+fail:
+    Py_XDECREF(x);
+    Py_XDECREF(kernel);
+    Py_XDECREF(bias);
+    Py_XDECREF(y);
+    Py_XDECREF(xpad);
+    return result;
+}
+
+static PyObject *py_conv2d_direct_dkernel(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    static const char *func = "conv2d_direct_dkernel";
+    static char *kwlist[] = {"dy", "xpad", "x_shape", "kh", "kw", "sh", "sw", "pad_top", "pad_bottom",
+                             "pad_left", "pad_right", NULL};
+    PyObject *dy_obj, *xpad_obj, *shape_obj;
+    PyArrayObject *dy = NULL, *xpad = NULL, *dk = NULL;
+    geometry g;
+    npy_intp xd[4];
+    int rc = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOnnnnnnnn:conv2d_direct_dkernel", kwlist, &dy_obj,
+                                     &xpad_obj, &shape_obj, &g.kh, &g.kw, &g.sh, &g.sw, &g.pt, &g.pb,
+                                     &g.pl, &g.pr))
+        return NULL;
+    if (!bnpy_conv_direct_available()) {
+        PyErr_Format(PyExc_RuntimeError, "%s: this CPU (or build) has no AVX2/FMA direct convolution", func);
+        return NULL;
+    }
+    if (parse_shape4(shape_obj, xd, func, "x_shape") < 0)
+        return NULL;
+    shape_from_dims(&g, xd, 0);
+    if (check_geometry(&g, func, 0) < 0)
+        return NULL;
+    dy = bnpy_input_array(dy_obj, NPY_FLOAT, func, "dy");
+    if (dy == NULL || check_rank(dy, 4, func, "dy", "(N, out_h, out_w, Cout)") < 0)
+        goto fail;
+    xpad = bnpy_input_array(xpad_obj, NPY_FLOAT, func, "xpad");
+    if (xpad == NULL || check_rank(xpad, 4, func, "xpad", "(N, Hp, Wp, C)") < 0)
+        goto fail;
+    const npy_intp cout = PyArray_DIM(dy, 3);
+    if (PyArray_DIM(dy, 0) != g.N || PyArray_DIM(dy, 1) != g.out_h || PyArray_DIM(dy, 2) != g.out_w ||
+        cout % 8 != 0 || cout == 0) {
+        PyErr_Format(PyExc_ValueError, "%s: dy must have shape (%zd, %zd, %zd, Cout), Cout a multiple of 8",
+                     func, (Py_ssize_t)g.N, (Py_ssize_t)g.out_h, (Py_ssize_t)g.out_w);
+        goto fail;
+    }
+    if (PyArray_DIM(xpad, 0) != g.N || PyArray_DIM(xpad, 1) != g.H + g.pt + g.pb ||
+        PyArray_DIM(xpad, 2) != g.W + g.pl + g.pr || PyArray_DIM(xpad, 3) != g.C) {
+        PyErr_Format(PyExc_ValueError, "%s: xpad must have shape (%zd, %zd, %zd, %zd)", func, (Py_ssize_t)g.N,
+                     (Py_ssize_t)(g.H + g.pt + g.pb), (Py_ssize_t)(g.W + g.pl + g.pr), (Py_ssize_t)g.C);
+        goto fail;
+    }
+    npy_intp kdims[4] = {g.kh, g.kw, g.C, cout};
+    dk = (PyArrayObject *)PyArray_EMPTY(4, kdims, NPY_FLOAT, 0);
+    if (dk == NULL)
+        goto fail;
+    Py_BEGIN_ALLOW_THREADS
+    rc = bnpy_conv2d_direct_dkernel_f32(PyArray_DATA(dk), PyArray_DATA(xpad), PyArray_DATA(dy), g.N, g.H,
+                                        g.W, g.C, g.kh, g.kw, g.sh, g.sw, g.pt, g.pb, g.pl, g.pr, g.out_h,
+                                        g.out_w, cout);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    Py_DECREF(dy);
+    Py_DECREF(xpad);
+    return (PyObject *)dk;
+fail:
+    Py_XDECREF(dy);
+    Py_XDECREF(xpad);
+    Py_XDECREF(dk);
+    return NULL;
+}
+
 #define KW (PyCFunction)(void (*)(void))
 PyMethodDef bnpy_conv_methods[] = {
     {"im2col", KW py_im2col, METH_VARARGS | METH_KEYWORDS,
@@ -545,5 +686,13 @@ PyMethodDef bnpy_conv_methods[] = {
     {"avg_pool2d_backward", KW py_avg_pool2d_backward, METH_VARARGS | METH_KEYWORDS,
      "avg_pool2d_backward(dy, x_shape, ph, pw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first)\n--\n\n"
      "dx: each real cell of a window gets dy / (number of real cells)."},
+    {"conv_direct_available", py_conv_direct_available, METH_NOARGS,
+     "conv_direct_available()\n--\n\nTrue when conv2d_direct can run (x86 with AVX2 and FMA)."},
+    {"conv2d_direct", KW py_conv2d_direct, METH_VARARGS | METH_KEYWORDS,
+     "conv2d_direct(x, kernel, bias, sh, sw, pad_top, pad_bottom, pad_left, pad_right)\n--\n\n"
+     "(y, xpad): float32 channels-last convolution without im2col (Cout % 8 == 0), and the padded x."},
+    {"conv2d_direct_dkernel", KW py_conv2d_direct_dkernel, METH_VARARGS | METH_KEYWORDS,
+     "conv2d_direct_dkernel(dy, xpad, x_shape, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, pad_right)\n--\n\n"
+     "The kernel gradient of conv2d_direct from its padded x and dy."},
     {NULL, NULL, 0, NULL},
 };

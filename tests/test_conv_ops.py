@@ -62,6 +62,12 @@ CONV_SHAPES = [
     (3, 6, 5, 2, 2, 3, 5),
     (2, 13, 12, 3, 11, 11, 6),
     (2, 4, 4, 5, 1, 1, 3),
+    # Cout % 8 == 0 and few input channels: the direct AVX2 kernel in float32 channels-last
+    # (24-channel blocks and an 8-channel tail, 4-pixel blocks and 1-pixel tails)
+    (2, 9, 11, 3, 5, 5, 32),
+    (2, 13, 12, 3, 11, 11, 24),
+    (1, 6, 7, 1, 3, 3, 8),
+    (2, 7, 9, 2, 2, 3, 40),
 ]
 PADDINGS = ["valid", "same", ((1, 2), (0, 3))]
 
@@ -75,9 +81,21 @@ def conv_cases():
         yield shape, padding, stride, fmt
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape, padding, stride, fmt", list(conv_cases()))
-def test_conv2d_matches_reference(shape, padding, stride, fmt, dtype):
+def conv_cases_with_paths():
+    """Every case with im2col + matmul; float32 channels-last cases also with the direct kernel."""
+    for case in conv_cases():
+        for dtype in (np.float32, np.float64):
+            yield case + (dtype, "im2col")
+            if dtype == np.float32 and case[3] == "channels_last":
+                yield case + (dtype, "direct")
+
+
+@pytest.mark.parametrize("shape, padding, stride, fmt, dtype, path", list(conv_cases_with_paths()))
+def test_conv2d_matches_reference(shape, padding, stride, fmt, dtype, path, monkeypatch):
+    from bnpy.ops import conv as conv_module
+    if path == "direct" and not bnpy._core.conv_direct_available():
+        pytest.skip("this CPU has no AVX2/FMA: the direct kernel never runs")
+    monkeypatch.setattr(conv_module, "_USE_DIRECT", path == "direct")
     n, h, w, cin, kh, kw, cout = shape
     rng = np.random.default_rng(hash((shape, str(padding), stride, fmt)) % 2 ** 32)
     x = rng.standard_normal((n, h, w, cin)).astype(dtype)
@@ -85,9 +103,11 @@ def test_conv2d_matches_reference(shape, padding, stride, fmt, dtype):
     bias = rng.standard_normal(cout).astype(dtype)
     strides = (stride, 1 if stride == 3 else stride)  # also a non-square stride
     pads = ref.pads_for(padding, h, w, kh, kw, *strides)
-    context = "shape={} padding={} strides={} {}".format(shape, padding, strides, fmt)
+    context = "shape={} padding={} strides={} {} {}".format(shape, padding, strides, fmt, path)
 
     y, ctx = ops.conv2d_forward(to_format(x, fmt), kernel, bias, strides, padding, fmt)
+    direct_applies = path == "direct" and cin <= conv_module._DIRECT_MAX_CIN and kh * kw > 1 and cout % 8 == 0
+    assert (ctx.xpad is not None) == direct_applies, context  # the path under test really ran
     assert y.dtype == dtype
     want = ref.conv2d(x, kernel, bias, strides, pads)
     bound = ref.conv2d(np.abs(x), np.abs(kernel), np.abs(bias), strides, pads)
@@ -286,26 +306,35 @@ def test_same_pooling_ignores_padding():
 
 # ---- thread count, inputs untouched -------------------------------------------------------------------
 
-def test_results_do_not_depend_on_thread_count():
+@pytest.mark.parametrize("direct", [True, False])
+def test_results_do_not_depend_on_thread_count(direct, monkeypatch):
+    # Sizes above the kernels' 64K-value threshold for going parallel, in both data formats.
+    from bnpy.ops import conv as conv_module
+    monkeypatch.setattr(conv_module, "_USE_DIRECT", direct and bnpy._core.conv_direct_available())
     rng = np.random.default_rng(17)
-    x = rng.standard_normal((5, 9, 9, 3)).astype(np.float32)
-    kernel = rng.standard_normal((5, 5, 3, 4)).astype(np.float32)
-    bias = rng.standard_normal(4).astype(np.float32)
+    x = rng.standard_normal((16, 24, 24, 3)).astype(np.float32)
+    kernel = rng.standard_normal((5, 5, 3, 16)).astype(np.float32)
+    bias = rng.standard_normal(16).astype(np.float32)
     before = bnpy.get_num_threads()
     results = []
     try:
         for threads in (1, 2, 3):
             bnpy.set_num_threads(threads)
-            y, ctx = ops.conv2d_forward(x, kernel, bias, 2, "same")
-            dx, dk, db = ops.conv2d_backward(np.ones_like(y), ctx)
-            p, pctx = ops.max_pool2d_forward(x, 3, 2, "same")
-            results.append((y, dx, dk, db, p, ops.max_pool2d_backward(p, pctx)))
+            out = []
+            for fmt in ("channels_last", "channels_first"):
+                y, ctx = ops.conv2d_forward(to_format(x, fmt), kernel, bias, 1, "same", fmt)
+                out.extend(ops.conv2d_backward(np.ones_like(y) + y, ctx))
+                p, pctx = ops.max_pool2d_forward(y, 3, 2, "same", fmt)
+                a, actx = ops.avg_pool2d_forward(y, 3, 2, "same", fmt)
+                out += [y, p, ops.max_pool2d_backward(p, pctx), a, ops.avg_pool2d_backward(a, actx)]
+            results.append(out)
     finally:
         bnpy.set_num_threads(before)
     for other in results[1:]:
         for a, b in zip(results[0], other):
-            # dbias sums per-thread partials in double: equal to float32 rounding (a few ulps)
-            np.testing.assert_allclose(a, b, rtol=4 * 2.0 ** -24, atol=0)
+            # the kernel gradient and dbias add per-thread partials in double: the same to a few
+            # float32 ulps of the largest value; everything else is computed identically
+            np.testing.assert_allclose(a, b, rtol=0, atol=4 * 2.0 ** -24 * np.abs(a).max())
 
 
 def test_inputs_are_not_modified():

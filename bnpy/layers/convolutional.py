@@ -6,6 +6,8 @@ from .. import activations, constraints, initializers, ops, regularizers
 from ..engine import Layer
 from ..legacy.interfaces import legacy_conv2d_support, legacy_zeropadding2d_support
 from . import _conv_utils as cu
+# Keras 2.0 re-exports the pooling layers here, and the article imports them from this module
+from .pooling import AveragePooling2D, MaxPooling2D  # noqa: F401
 
 
 class Conv2D(Layer):

@@ -5,9 +5,6 @@
 - image warps: :mod:`bnpy.ops.image`
 """
 from .image import affine_warp  # noqa: E402,F401  (image warps: helper "augment")
-
-from .conv import (avg_pool2d_backward, avg_pool2d_forward, conv2d, conv2d_backward, conv2d_forward,
-                   max_pool2d_backward, max_pool2d_forward)
 from .batchnorm import (
     batch_norm_backward,
     batch_norm_forward,
@@ -15,6 +12,8 @@ from .batchnorm import (
     batch_norm_inference_backward,
     update_moving_stats,
 )
+from .conv import (avg_pool2d_backward, avg_pool2d_forward, conv2d, conv2d_backward, conv2d_forward,
+                   max_pool2d_backward, max_pool2d_forward)
 
 __all__ = [
     "batch_norm_forward",
@@ -22,4 +21,12 @@ __all__ = [
     "batch_norm_backward",
     "batch_norm_inference_backward",
     "update_moving_stats",
+    "conv2d_forward",
+    "conv2d_backward",
+    "conv2d",
+    "max_pool2d_forward",
+    "max_pool2d_backward",
+    "avg_pool2d_forward",
+    "avg_pool2d_backward",
+    "affine_warp",
 ]

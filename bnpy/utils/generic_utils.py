@@ -80,7 +80,7 @@ class Progbar:
         if self.verbose == 1:
             if not force and (now - self.last_update) < self.interval:
                 return
-            done = current >= self.target
+            done = self.target is not None and current >= self.target
             dynamic = _is_interactive(stream) if self._dynamic is None else self._dynamic
             if not dynamic and not done:
                 self.last_update = now
@@ -98,7 +98,7 @@ class Progbar:
                 stream.write("\n")
             stream.flush()
         elif self.verbose == 2:
-            if current >= self.target:
+            if self.target is None or current >= self.target:
                 info = "%ds" % (now - self.start)
                 for k in self.unique_values:
                     info += " - %s:" % k
@@ -115,6 +115,11 @@ class Progbar:
         return float(np.mean(total / max(1, count)))
 
     def _bar_line(self, current, now):
+        if self.target is None:  # unknown total: a counter and the elapsed time
+            info = "%7d/Unknown - %ds" % (current, now - self.start)
+            for k in self.unique_values:
+                info += " - %s:" % k + _format_value(self._average(k))
+            return info
         numdigits = int(np.floor(np.log10(self.target))) + 1 if self.target > 0 else 1
         bar = ("%%%dd/%%%dd [" % (numdigits, numdigits)) % (current, self.target)
         prog_width = int(self.width * float(current) / self.target) if self.target > 0 else self.width

@@ -1,0 +1,316 @@
+"""One training step of the article's network, bnpy against PyTorch, measured in the same run.
+
+The network is the article's LeNet-5 variant with all four commented BatchNormalization lines
+enabled (355,192 parameters):
+
+    Conv2D 96 11x11 same -> BN -> MaxPool 2x2 -> BN -> tanh -> Conv2D 120 1x1 valid -> BN ->
+    Flatten -> Dense 10 -> BN -> relu -> Dense 10 -> softmax, categorical cross-entropy, Adadelta
+
+on a batch of 32 random 32x32x3 float32 images, at 1 and 2 threads. Three contestants:
+
+  * bnpy.ops  - the step composed from bnpy.ops calls (conv, pooling, BN, matmul for the dense
+                layers, softmax + cross-entropy and Adadelta in NumPy): what the framework can reach;
+  * bnpy model - ``Sequential.train_on_batch`` of the real model (when bnpy.models exists);
+  * torch      - the same network in PyTorch, NCHW and channels-last (torch.set_num_threads).
+
+For each thread count it prints the median ms/step, the ratio to PyTorch's fastest layout and the
+implied seconds per 50,000-image epoch. With --memory it also runs a one-epoch fit of the bnpy
+model on 50,000 random images in a subprocess and prints its peak resident memory (getrusage).
+
+Run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_training.py [--memory]
+Timings on a shared machine are noisy: compare the ratios of one run, not absolute times.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+import bnpy
+import bnpy.ops as ops
+
+BATCH, EPOCH_IMAGES = 32, 50_000
+EPS_BN, MOMENTUM = 1e-3, 0.99            # Keras 2.0 BatchNormalization defaults
+RHO, EPS_ADADELTA, LR = 0.95, 1e-8, 1.0  # Keras 2.0 Adadelta defaults
+
+
+CLOCK = time.perf_counter
+
+
+def median_ms(steps, repeats, warmup=3):
+    """Median ms per call of each step function, measured round-robin (one call of each in turn),
+    so that the load of a shared machine falls on every contestant alike. CLOCK is wall time, or
+    process CPU time with --clock cpu (robust to other processes' load, but only meaningful for
+    one thread: with more it adds up the threads' times)."""
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    times = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            start = CLOCK()
+            step()
+            times[name].append(CLOCK() - start)
+    return {name: 1e3 * float(np.median(t)) for name, t in times.items()}
+
+
+# ---- batch normalization: bnpy.ops when the core branch provides it, else NumPy ---------------------
+
+def _numpy_bn_forward(x, gamma, beta):
+    x2 = x.reshape(-1, x.shape[-1])
+    mean = x2.mean(axis=0)
+    centered = x2 - mean
+    var = np.mean(centered * centered, axis=0)
+    inv_std = 1.0 / np.sqrt(var + EPS_BN)
+    y = centered * (inv_std * gamma) + beta
+    return y.reshape(x.shape), mean, var
+
+
+def _numpy_bn_backward(dy, x, gamma, mean, var):
+    dy2, x2 = dy.reshape(-1, dy.shape[-1]), x.reshape(-1, x.shape[-1])
+    inv_std = 1.0 / np.sqrt(var + EPS_BN)
+    x_hat = (x2 - mean) * inv_std
+    dbeta = dy2.sum(axis=0)
+    dgamma = np.sum(dy2 * x_hat, axis=0)
+    dx = (gamma * inv_std / x2.shape[0]) * (x2.shape[0] * dy2 - dbeta - x_hat * dgamma)
+    return dx.reshape(dy.shape), dgamma, dbeta
+
+
+HAVE_BNPY_BN = hasattr(ops, "batch_norm_forward") and hasattr(ops, "batch_norm_backward")
+bn_forward = ops.batch_norm_forward if HAVE_BNPY_BN else _numpy_bn_forward
+bn_backward = ops.batch_norm_backward if HAVE_BNPY_BN else _numpy_bn_backward
+
+
+def update_moving(moving_mean, moving_var, mean, var):
+    if hasattr(ops, "update_moving_stats"):
+        ops.update_moving_stats(moving_mean, moving_var, mean, var, MOMENTUM)
+    else:
+        moving_mean *= MOMENTUM
+        moving_mean += (1 - MOMENTUM) * mean
+        moving_var *= MOMENTUM
+        moving_var += (1 - MOMENTUM) * var
+
+
+# ---- the network composed from bnpy.ops ----------------------------------------------------------------
+
+class OpsNetwork:
+    """The article's network as explicit forward/backward calls on bnpy.ops (channels-last)."""
+
+    def __init__(self, rng):
+        def glorot(shape, fan_in, fan_out):
+            limit = np.sqrt(6.0 / (fan_in + fan_out))
+            return rng.uniform(-limit, limit, shape).astype(np.float32)
+
+        f32 = np.float32
+        self.params = {
+            "K1": glorot((11, 11, 3, 96), 11 * 11 * 3, 11 * 11 * 96), "b1": np.zeros(96, f32),
+            "g1": np.ones(96, f32), "be1": np.zeros(96, f32),
+            "g2": np.ones(96, f32), "be2": np.zeros(96, f32),
+            "K2": glorot((1, 1, 96, 120), 96, 120), "b2": np.zeros(120, f32),
+            "g3": np.ones(120, f32), "be3": np.zeros(120, f32),
+            "W1": glorot((16 * 16 * 120, 10), 16 * 16 * 120, 10), "d1": np.zeros(10, f32),
+            "g4": np.ones(10, f32), "be4": np.zeros(10, f32),
+            "W2": glorot((10, 10), 10, 10), "d2": np.zeros(10, f32),
+        }
+        self.moving = {k: (np.zeros(c, f32), np.ones(c, f32))
+                       for k, c in [("bn1", 96), ("bn2", 96), ("bn3", 120), ("bn4", 10)]}
+        self.accumulators = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.delta_accumulators = {k: np.zeros_like(v) for k, v in self.params.items()}
+
+    def count_params(self):
+        return sum(v.size for v in self.params.values()) + sum(2 * m.size for m, _ in self.moving.values())
+
+    def train_step(self, x, y_onehot):
+        p = self.params
+        # forward
+        h1, conv1 = ops.conv2d_forward(x, p["K1"], p["b1"], 1, "same")
+        h2, m1, v1 = bn_forward(h1, p["g1"], p["be1"])
+        h3, pool = ops.max_pool2d_forward(h2)
+        h4, m2, v2 = bn_forward(h3, p["g2"], p["be2"])
+        h5 = np.tanh(h4)
+        h6, conv2 = ops.conv2d_forward(h5, p["K2"], p["b2"], 1, "valid")
+        h7, m3, v3 = bn_forward(h6, p["g3"], p["be3"])
+        flat = h7.reshape(h7.shape[0], -1)
+        h8 = flat @ p["W1"] + p["d1"]
+        h9, m4, v4 = bn_forward(h8, p["g4"], p["be4"])
+        h10 = np.maximum(h9, 0)
+        logits = h10 @ p["W2"] + p["d2"]
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        probs = np.exp(shifted)
+        probs /= probs.sum(axis=1, keepdims=True)
+        loss = -np.mean(np.sum(y_onehot * np.log(np.clip(probs, 1e-7, 1 - 1e-7)), axis=1))
+        for key, (mean, var) in zip(["bn1", "bn2", "bn3", "bn4"], [(m1, v1), (m2, v2), (m3, v3), (m4, v4)]):
+            update_moving(*self.moving[key], mean, var)
+        # backward
+        g = {}
+        d_logits = (probs - y_onehot) / x.shape[0]
+        g["W2"], g["d2"] = h10.T @ d_logits, d_logits.sum(axis=0)
+        d_h10 = d_logits @ p["W2"].T
+        d_h9 = d_h10 * (h9 > 0)
+        d_h8, g["g4"], g["be4"] = bn_backward(d_h9, h8, p["g4"], m4, v4)
+        g["W1"], g["d1"] = flat.T @ d_h8, d_h8.sum(axis=0)
+        d_h7 = (d_h8 @ p["W1"].T).reshape(h7.shape)
+        d_h6, g["g3"], g["be3"] = bn_backward(d_h7, h6, p["g3"], m3, v3)
+        d_h5, g["K2"], g["b2"] = ops.conv2d_backward(d_h6, conv2)
+        d_h4 = d_h5 * (1 - h5 * h5)
+        d_h3, g["g2"], g["be2"] = bn_backward(d_h4, h3, p["g2"], m2, v2)
+        d_h2 = ops.max_pool2d_backward(d_h3, pool)
+        d_h1, g["g1"], g["be1"] = bn_backward(d_h2, h1, p["g1"], m1, v1)
+        _, g["K1"], g["b1"] = ops.conv2d_backward(d_h1, conv1, need_dx=False)
+        # Adadelta (Keras 2.0): a = rho a + (1-rho) g²; u = g sqrt(d + eps)/sqrt(a + eps);
+        # p -= lr u; d = rho d + (1-rho) u²
+        for key, value in p.items():
+            grad, acc, delta = g[key], self.accumulators[key], self.delta_accumulators[key]
+            acc *= RHO
+            acc += (1 - RHO) * grad * grad
+            update = grad * np.sqrt(delta + EPS_ADADELTA) / np.sqrt(acc + EPS_ADADELTA)
+            value -= LR * update
+            delta *= RHO
+            delta += (1 - RHO) * update * update
+        return loss
+
+
+# ---- the real model (branch `framework`) ---------------------------------------------------------------
+
+def build_model():
+    """The article's build_LeNet5 with all four comments enabled, or None without bnpy.models."""
+    try:
+        from bnpy.layers.convolutional import Convolution2D, MaxPooling2D
+        from bnpy.layers.core import Activation, Dense, Flatten
+        from bnpy.layers.normalization import BatchNormalization
+        from bnpy.models import Sequential
+    except ImportError:
+        return None
+    model = Sequential()
+    model.add(Convolution2D(96, 11, 11, border_mode="same", input_shape=(32, 32, 3), dim_ordering="tf"))
+    model.add(BatchNormalization())
+    model.add(MaxPooling2D(pool_size=(2, 2)))
+    model.add(BatchNormalization())
+    model.add(Activation("tanh"))
+    model.add(Convolution2D(120, 1, 1, border_mode="valid"))
+    model.add(BatchNormalization())
+    model.add(Flatten())
+    model.add(Dense(10))
+    model.add(BatchNormalization())
+    model.add(Activation("relu"))
+    model.add(Dense(10))
+    model.add(Activation("softmax"))
+    model.compile(loss="categorical_crossentropy", optimizer="adadelta", metrics=["accuracy"])
+    return model
+
+
+# ---- PyTorch ----------------------------------------------------------------------------------------------
+
+def torch_step_factory(channels_last):
+    import torch
+    nn = torch.nn
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 96, 11, padding=5), nn.BatchNorm2d(96, eps=EPS_BN, momentum=1 - MOMENTUM),
+        nn.MaxPool2d(2), nn.BatchNorm2d(96, eps=EPS_BN, momentum=1 - MOMENTUM), nn.Tanh(),
+        nn.Conv2d(96, 120, 1), nn.BatchNorm2d(120, eps=EPS_BN, momentum=1 - MOMENTUM), nn.Flatten(),
+        nn.Linear(16 * 16 * 120, 10), nn.BatchNorm1d(10, eps=EPS_BN, momentum=1 - MOMENTUM), nn.ReLU(),
+        nn.Linear(10, 10))
+    optimizer = torch.optim.Adadelta(model.parameters(), lr=LR, rho=RHO, eps=EPS_ADADELTA)
+    x = torch.randn(BATCH, 3, 32, 32)
+    labels = torch.randint(0, 10, (BATCH,))
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        loss = nn.functional.cross_entropy(model(x), labels)
+        loss.backward()
+        optimizer.step()
+    return step
+
+
+# ---- peak memory of a one-epoch fit -------------------------------------------------------------------------
+
+MEMORY_CHILD = r"""
+import resource, sys, numpy as np
+sys.path[:0] = {path!r}
+import bench_training as bt
+model = bt.build_model()
+rng = np.random.default_rng(0)
+x = rng.random((50000, 32, 32, 3), dtype=np.float32)
+y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 50000)]
+model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def peak_memory_of_fit():
+    here = os.path.dirname(os.path.abspath(__file__))
+    code = MEMORY_CHILD.format(path=[here] + sys.path[:1])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[-1]) * 1024  # ru_maxrss is in KiB on Linux
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--memory", action="store_true", help="also measure a one-epoch fit's peak RSS")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="wall time (default) or process CPU time (load-robust; 1 thread only)")
+    args = parser.parse_args()
+    global CLOCK
+    if args.clock == "cpu":
+        CLOCK = time.process_time
+        if any(t != 1 for t in args.threads):
+            sys.exit("--clock cpu is only meaningful with --threads 1")
+    try:
+        from threadpoolctl import threadpool_info, threadpool_limits
+    except ImportError:
+        sys.exit("bench_training needs threadpoolctl (to set and report the BLAS threads)")
+    try:
+        import torch
+    except ImportError:
+        torch = None
+
+    rng = np.random.default_rng(0)
+    x = rng.random((BATCH, 32, 32, 3), dtype=np.float32)
+    y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, BATCH)]
+    network = OpsNetwork(rng)
+    model = build_model()
+    blas = [(i["internal_api"], i.get("architecture"), i.get("version")) for i in threadpool_info()
+            if i["user_api"] == "blas"]
+    print("bnpy {} (OpenMP {}), NumPy {}, BLAS {}, torch {}".format(
+        bnpy.__version__, bool(bnpy._core.HAVE_OPENMP), np.__version__, blas,
+        torch.__version__ if torch else "absent"))
+    print("BN in the ops step: {}".format("bnpy.ops" if HAVE_BNPY_BN else "NumPy (bnpy.ops has no batch_norm yet)"))
+    print("parameters: {} (Keras: 355,192); clock: {}".format(network.count_params(), args.clock))
+    steps_per_epoch = -(-EPOCH_IMAGES // BATCH)
+    print("\n{:>7} {:<22} {:>9} {:>14} {:>10}".format("threads", "contestant", "ms/step", "vs torch best",
+                                                       "s/epoch"))
+    for threads in args.threads:
+        bnpy.set_num_threads(threads)
+        steps = {}
+        with threadpool_limits(threads):
+            if torch is not None:
+                torch.set_num_threads(threads)
+                steps["torch NCHW"] = torch_step_factory(False)
+                steps["torch channels_last"] = torch_step_factory(True)
+            steps["bnpy.ops"] = lambda: network.train_step(x, y)
+            if model is not None:
+                steps["bnpy model"] = lambda: model.train_on_batch(x, y)
+            results = median_ms(steps, args.repeats)
+        best_torch = min((v for k, v in results.items() if k.startswith("torch")), default=None)
+        for name, ms in results.items():
+            ratio = "{:.2f}x".format(ms / best_torch) if best_torch else "-"
+            print("{:>7} {:<22} {:>9.1f} {:>14} {:>10.0f}".format(threads, name, ms, ratio,
+                                                                   ms * steps_per_epoch / 1e3))
+    if model is None:
+        print("\nbnpy.models is not available here: the model rows and --memory need the framework.")
+    elif args.memory:
+        peak = peak_memory_of_fit()
+        print("\npeak resident memory of a one-epoch fit on 50,000 images: {:.2f} GiB (target <= 2 GiB)".format(
+            peak / 2 ** 30))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""Callbacks (EarlyStopping's Keras-2.0.8 patience, History, ModelCheckpoint, LambdaCallback)
+and the Progbar text."""
+import io
+import os
+
+import numpy as np
+import pytest
+
+from bnpy.callbacks import Callback, EarlyStopping, LambdaCallback, ModelCheckpoint
+from bnpy.layers import Activation, Dense
+from bnpy.models import Sequential
+from bnpy.utils.generic_utils import Progbar
+
+
+class _FakeModel:
+    stop_training = False
+
+
+def _early_stopping_run(values, **kwargs):
+    es = EarlyStopping(**kwargs)
+    es.set_model(_FakeModel())
+    es.on_train_begin()
+    for epoch, v in enumerate(values):
+        es.on_epoch_end(epoch, {"val_loss": v, "val_acc": v})
+        if es.model.stop_training:
+            return epoch, es
+    return None, es
+
+
+def test_early_stopping_stops_at_patience_plus_one_non_improving_epoch():
+    # best at epoch 1; epochs 2, 3, 4 do not improve; patience 2 → stop at epoch 4 (2.0.8 rule)
+    stopped, es = _early_stopping_run([1.0, 0.5, 0.6, 0.7, 0.8, 0.9], patience=2)
+    assert stopped == 4 and es.stopped_epoch == 4
+    stopped, _ = _early_stopping_run([1.0, 0.9, 0.95], patience=0)
+    assert stopped == 2
+
+
+def test_early_stopping_modes_and_min_delta():
+    stopped, _ = _early_stopping_run([0.1, 0.2, 0.2, 0.2], monitor="val_acc", patience=0)
+    assert stopped == 2  # auto → max for 'acc'
+    stopped, _ = _early_stopping_run([1.0, 0.95, 0.9], min_delta=0.1, patience=0)
+    assert stopped == 1  # an improvement of 0.05 < min_delta does not count
+    with pytest.warns(RuntimeWarning, match="mode sideways is unknown"):
+        EarlyStopping(mode="sideways")
+
+
+def test_early_stopping_missing_monitor_warns():
+    es = EarlyStopping(monitor="val_nothing")
+    es.set_model(_FakeModel())
+    es.on_train_begin()
+    with pytest.warns(RuntimeWarning, match="val_nothing"):
+        es.on_epoch_end(0, {"loss": 1.0})
+
+
+def _tiny_model():
+    np.random.seed(0)
+    model = Sequential()
+    model.add(Dense(3, input_shape=(4,)))
+    model.add(Activation("softmax"))
+    model.compile(loss="categorical_crossentropy", optimizer="sgd", metrics=["accuracy"])
+    x = np.random.standard_normal((40, 4)).astype(np.float32)
+    y = np.eye(3)[np.random.randint(0, 3, 40)]
+    return model, x, y
+
+
+def test_callback_hooks_order_and_early_stopping_in_fit(capsys):
+    model, x, y = _tiny_model()
+    events = []
+
+    class Recorder(Callback):
+        def on_train_begin(self, logs=None):
+            events.append("train_begin")
+
+        def on_epoch_begin(self, epoch, logs=None):
+            events.append(("epoch_begin", epoch))
+
+        def on_batch_end(self, batch, logs=None):
+            events.append(("batch_end", batch, logs["size"]))
+
+        def on_epoch_end(self, epoch, logs=None):
+            events.append(("epoch_end", epoch, sorted(logs)))
+
+        def on_train_end(self, logs=None):
+            events.append("train_end")
+
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[Recorder()],
+              validation_data=(x[:8], y[:8]))
+    assert events == ["train_begin", ("epoch_begin", 0), ("batch_end", 0, 16), ("batch_end", 1, 16),
+                      ("batch_end", 2, 8), ("epoch_end", 0, ["acc", "loss", "val_acc", "val_loss"]),
+                      "train_end"]
+    # a monitor that never improves (val_loss of a constant model output is tiny noise): use
+    # patience=0 with a huge min_delta so the second epoch cannot improve → 2 epochs run
+    history = model.fit(x, y, epochs=10, verbose=1, validation_data=(x, y),
+                        callbacks=[EarlyStopping(min_delta=1e9, patience=0, verbose=1)])
+    assert history.epoch == [0, 1]
+    assert "Epoch 00001: early stopping" in capsys.readouterr().out
+
+
+def test_lambda_callback_and_checkpoint(tmp_path):
+    model, x, y = _tiny_model()
+    ends = []
+    path = os.path.join(str(tmp_path), "w-{epoch:02d}.npz")
+    model.fit(x, y, epochs=2, verbose=0, validation_data=(x, y),
+              callbacks=[LambdaCallback(on_epoch_end=lambda e, logs: ends.append(e)),
+                         ModelCheckpoint(path)])
+    assert ends == [0, 1]
+    assert sorted(os.listdir(str(tmp_path))) == ["w-00.npz", "w-01.npz"]
+    saved = model.get_weights()
+    model.layers[0].kernel[...] = 0
+    model.load_weights(path.format(epoch=1))
+    for a, b in zip(saved, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_checkpoint_save_best_only(tmp_path):
+    model, x, y = _tiny_model()
+    saves = []
+    model.save_weights = lambda p, overwrite=True: saves.append(p)
+    cp = ModelCheckpoint(str(tmp_path / "best.npz"), save_best_only=True)
+    cp.set_model(model)
+    for epoch, v in enumerate([1.0, 0.8, 0.9, 0.7]):
+        cp.on_epoch_end(epoch, {"val_loss": v})
+    assert len(saves) == 3
+
+
+def test_progbar_text_dynamic():
+    out = io.StringIO()
+    bar = Progbar(50000, stream=out, dynamic=True, interval=0)
+    bar.update(32, [("loss", 2.4521), ("acc", 0.0625)])
+    first = out.getvalue()
+    assert first.startswith("\r   32/50000 [..............................] - ETA: ")
+    assert first.endswith(" - loss: 2.4521 - acc: 0.0625")
+    bar.update(25024, [("loss", 2.4521), ("acc", 0.0625)])
+    assert "\r25024/50000 [==============>...............] - ETA: " in out.getvalue()
+    bar.update(50000, [("loss", 0.0005), ("acc", 0.0625)], force=True)
+    last = out.getvalue().split("\r")[-1]
+    assert last.startswith("50000/50000 [==============================] - ")
+    assert " - ETA" not in last and last.endswith("\n")
+    # averages weighted by progress: loss (2.4521·25024 + 0.0005·24976)/50000
+    expected = (2.4521 * 25024 + 0.0005 * 24976) / 50000
+    assert " - loss: %.4f - acc: 0.0625" % expected in last
+
+
+def test_progbar_non_interactive_prints_one_whole_line():
+    out = io.StringIO()
+    bar = Progbar(100, stream=out, interval=0)  # StringIO is not a tty → whole lines only
+    for i in range(10, 101, 10):
+        bar.update(i, [("loss", 1e-4)], force=(i == 100))
+    text = out.getvalue()
+    assert "\r" not in text and "\b" not in text and text.count("\n") == 1
+    assert text.startswith("100/100 [==============================] - 0s - loss: 1.0000e-04")
+
+
+def test_progbar_verbose_2():
+    out = io.StringIO()
+    bar = Progbar(10, verbose=2, stream=out)
+    bar.update(5, [("loss", 0.5)])
+    assert out.getvalue() == ""
+    bar.update(10, [("loss", 0.5), ("acc", -1.0)])
+    assert out.getvalue() == "0s - loss: 0.5000 - acc: -1.0000e+00\n"  # 2.0's sign-sensitive test
+
+
+def test_progbar_redraws_in_place_in_jupyter(monkeypatch):
+    """An ipykernel stream is not a tty but honours '\\r': the bar is redrawn in place there."""
+    import sys
+    import types
+
+    class OutStream(io.StringIO):
+        pass
+
+    OutStream.__module__ = "ipykernel.iostream"
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    out = OutStream()
+    bar = Progbar(10, stream=out, interval=0)
+    bar.update(5)
+    bar.update(10)
+    # the final line is space-padded to the width of the longer line it overwrites, as Keras does
+    assert out.getvalue() == ("\r 5/10 [==============>...............] - ETA: 0s"
+                              "\r10/10 [==============================] - 0s     \n")
+
+
+def test_progbar_unknown_target():
+    out = io.StringIO()
+    bar = Progbar(None, stream=out, dynamic=True, interval=0)
+    bar.update(64, [("loss", 0.5)])
+    assert out.getvalue() == "\r     64/Unknown - 0s - loss: 0.5000"
