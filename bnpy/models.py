@@ -367,11 +367,11 @@ class Sequential:
         per_sample = np.asarray(self.loss_function(y, out), dtype=np.float64)
         if sample_weight is None:
             return float(per_sample.mean()), None, per_sample.size
-        w = sample_weight.reshape((-1,) + (1,) * (per_sample.ndim - 1))
         nonzero = float(np.mean(sample_weight != 0))
-        if nonzero == 0:
-            return 0.0, w * 0.0, per_sample.size
-        return float(np.mean(per_sample * w) / nonzero), w / nonzero, per_sample.size
+        factor = sample_weight / nonzero if nonzero else np.zeros_like(sample_weight)
+        loss = float(np.mean(per_sample * factor.reshape((-1,) + (1,) * (per_sample.ndim - 1))))
+        # the factor multiplies d loss / d out, which has out's rank
+        return loss, factor.reshape((-1,) + (1,) * (out.ndim - 1)), per_sample.size
 
     def _train_step(self, x, y, sample_weight=None):
         """One training step on one batch; returns [loss, metric values] from before the update."""

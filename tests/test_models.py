@@ -455,3 +455,76 @@ def test_missing_or_non_numeric_data_is_a_clear_error():
         model.predict(np.full((2, 4), "a"))
     with pytest.raises(ValueError, match="Error when checking target"):
         model.evaluate(x, None, verbose=0)
+
+
+def test_whole_model_gradient_by_finite_differences_channels_first():
+    """Every layer type in one float64 channels-first model: the update of SGD(lr=1) is minus the
+    gradient of the training-mode loss, which central differences check for every weight."""
+    from bnpy.layers import AveragePooling2D, Reshape, ZeroPadding2D
+    from reference_layers import requires_bn, requires_conv, requires_pool, one_thread
+
+    for mark in (requires_bn, requires_conv, requires_pool):
+        if mark.args[0]:
+            pytest.skip(mark.kwargs["reason"])
+    np.random.seed(7)
+    f64 = {"dtype": "float64"}
+    cf = {"data_format": "channels_first"}
+    model = Sequential()
+    model.add(ZeroPadding2D(1, input_shape=(2, 5, 5), **cf, **f64))
+    model.add(Conv2D(3, 3, activation="tanh", bias_initializer="uniform", **cf, **f64))
+    model.add(BatchNormalization(axis=1, gamma_initializer="uniform", **f64))
+    model.add(AveragePooling2D(2, padding="same", **cf, **f64))
+    model.add(Flatten(**f64))
+    model.add(Dense(4, **f64))
+    model.add(Reshape((2, 2), **f64))
+    model.add(Flatten(**f64))
+    model.add(Dense(3, activation="softmax", **f64))
+    model.compile(loss="categorical_crossentropy", optimizer=SGD(lr=1.0))
+    x = np.random.standard_normal((4, 2, 5, 5))
+    y = np.eye(3)[[0, 1, 2, 1]]
+
+    def training_loss():
+        out = x
+        for layer in model.layers:
+            out = layer.forward(out, training=True)
+            layer.discard_updates()
+        return float(np.mean(model.loss_function(y, out)))
+
+    with one_thread():
+        numeric = []
+        for w in model.trainable_weights:
+            g = np.zeros_like(w)
+            for i in np.ndindex(w.shape):
+                old = w[i]
+                w[i] = old + 1e-6
+                plus = training_loss()
+                w[i] = old - 1e-6
+                minus = training_loss()
+                w[i] = old
+                g[i] = (plus - minus) / 2e-6
+            numeric.append(g)
+        before = [w.copy() for w in model.trainable_weights]
+        model.train_on_batch(x, y)
+    for b, w, g in zip(before, model.trainable_weights, numeric):
+        np.testing.assert_allclose(b - w, g, rtol=1e-6, atol=1e-9)
+
+
+def test_sample_weight_in_training_equals_training_on_the_weighted_samples():
+    """With weights 1/0, Keras's mean(loss·w)/mean(w≠0) is the mean over the kept samples, so
+    the update equals training on those samples alone (a model without BN: same statistics)."""
+    x, y = _data(n=8)
+    w = np.array([1.0, 0, 1, 1, 0, 0, 1, 0])
+    weighted, subset = _softmax_model(optimizer=SGD(lr=0.5)), _softmax_model(optimizer=SGD(lr=0.5))
+    loss_weighted = weighted.train_on_batch(x, y, sample_weight=w)
+    loss_subset = subset.train_on_batch(x[w == 1], y[w == 1])
+    np.testing.assert_allclose(loss_weighted[0], loss_subset[0], rtol=1e-6)
+    for a, b in zip(weighted.get_weights(), subset.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    # class_weight: per-class weights become sample weights
+    by_class = _softmax_model(optimizer=SGD(lr=0.5))
+    classes = y.argmax(1)
+    by_class.train_on_batch(x, y, class_weight={c: 2.0 if c == classes[0] else 1.0 for c in range(3)})
+    reference = _softmax_model(optimizer=SGD(lr=0.5))
+    reference.train_on_batch(x, y, sample_weight=np.where(classes == classes[0], 2.0, 1.0))
+    for a, b in zip(by_class.get_weights(), reference.get_weights()):
+        np.testing.assert_array_equal(a, b)
