@@ -278,13 +278,16 @@ class LocalServer:
     """Serves ``files`` ({'/name': bytes}) on 127.0.0.1 from a daemon thread.
 
     ``cut_once`` holds paths whose next response announces the full Content-Length, sends half the
-    body and closes the connection (an interrupted download). ``requests`` records each GET path.
+    body and closes the connection (an interrupted download); ``stall_once`` paths send half and
+    then hang until ``release`` is set (a download killed mid-way). ``requests`` records each GET.
     A watchdog shuts the server down after ``lifetime`` seconds even if a test forgets to.
     """
 
     def __init__(self, files=None, lifetime=60.0):
         self.files = dict(files or {})
         self.cut_once = set()
+        self.stall_once = set()
+        self.release = threading.Event()
         self.requests = []
         server = self
 
@@ -301,10 +304,14 @@ class LocalServer:
                 self.send_header("Content-Type", "application/octet-stream")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                if self.path in server.cut_once:
+                if self.path in server.cut_once or self.path in server.stall_once:
+                    stall = self.path in server.stall_once
                     server.cut_once.discard(self.path)
+                    server.stall_once.discard(self.path)
                     self.wfile.write(body[:len(body) // 2])
                     self.wfile.flush()
+                    if stall:  # hold the connection open, half sent, until released (10 s at most)
+                        server.release.wait(10)
                     self.close_connection = True
                     return
                 self.wfile.write(body)
@@ -328,6 +335,7 @@ class LocalServer:
         self.stop()
 
     def stop(self):
+        self.release.set()
         self.watchdog.cancel()
         self.httpd.shutdown()
         self.httpd.server_close()

@@ -5,11 +5,15 @@ Every download comes from a LocalServer on 127.0.0.1 started by the test; nothin
 import hashlib
 import io
 import os
+import subprocess
+import sys
 import tarfile
+import time
 import zipfile
 
 import pytest
 
+import bnpy
 from bnpy.utils import data_utils
 from bnpy.utils.data_utils import (ChecksumError, DataFileError, DownloadError, UnsafeArchiveError,
                                    extract_archive, get_file, hash_file, validate_file)
@@ -106,6 +110,38 @@ def test_keyboard_interrupt_mid_download_leaves_no_file(tmp_path, local_server, 
     with pytest.raises(KeyboardInterrupt):
         get_file("blob.bin", local_server.url("blob.bin"), cache_dir=str(tmp_path))
     assert tree(str(tmp_path / "datasets")) == []
+
+
+def test_download_killed_mid_way_leaves_no_file_that_looks_complete(tmp_path, local_server):
+    """SIGKILL gives no chance to clean up: only a hidden '.blob.bin.*.part' may remain, never blob.bin."""
+    local_server.files["/blob.bin"] = PAYLOAD
+    local_server.stall_once.add("/blob.bin")
+    datadir = tmp_path / "datasets"
+    code = ("import sys; from bnpy.utils.data_utils import get_file; "
+            "get_file('blob.bin', sys.argv[1], cache_dir=sys.argv[2], progress=False)")
+    # The child imports the same bnpy as this process (installed or built in place), whatever its cwd.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [os.path.dirname(os.path.dirname(os.path.abspath(bnpy.__file__)))]
+        + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    writer = subprocess.Popen([sys.executable, "-c", code, local_server.url("blob.bin"), str(tmp_path)],
+                              cwd=str(tmp_path), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and writer.poll() is None:
+            parts = [p for p in (os.listdir(datadir) if datadir.exists() else []) if p.endswith(".part")]
+            if parts and os.path.getsize(datadir / parts[0]) > 0:  # bytes arrived, the rest hangs
+                break
+            time.sleep(0.02)
+        assert writer.poll() is None, writer.stderr.read().decode()
+        assert parts, "the writer never started its download"
+    finally:
+        writer.kill()
+        writer.wait(10)
+        writer.stderr.close()
+    assert not (datadir / "blob.bin").exists()
+    assert all(name.startswith(".blob.bin.") and name.endswith(".part") for name in os.listdir(datadir))
+    path = get_file("blob.bin", local_server.url("blob.bin"), cache_dir=str(tmp_path), progress=False)
+    assert read_bytes(path) == PAYLOAD
 
 
 def test_http_error_names_the_url_and_code(tmp_path, local_server):

@@ -246,6 +246,14 @@ def test_out_of_range_labels_are_reported(tmp_path):
         cifar10.load_data(path=expected["dir"])
 
 
+def test_label_too_large_for_int64_is_reported(tmp_path):
+    expected = write_cifar10(str(tmp_path))
+    with open(os.path.join(expected["dir"], "test_batch"), "wb") as f:
+        pickle.dump({b"data": np.zeros((1, 3072), np.uint8), b"labels": [2 ** 70]}, f, protocol=3)
+    with pytest.raises(DataFileError, match="test_batch in .* has a label too large"):
+        cifar10.load_data(path=expected["dir"])
+
+
 # --------------------------------------------------------------------------------------------------
 # the restricted unpickler
 

@@ -189,7 +189,11 @@ def load_batch(fpath, label_key="labels"):
 
 def check_labels(labels, num_classes, source):
     """Labels as an int64 array, checked to lie in ``[0, num_classes)``."""
-    array = np.asarray(labels, dtype=np.int64)
+    try:
+        array = np.asarray(labels, dtype=np.int64)
+    except OverflowError:
+        raise DataFileError("{} has a label too large for any class index, expected 0 to {}".format(
+            source, num_classes - 1)) from None
     if array.size and (array.min() < 0 or array.max() >= num_classes):
         raise DataFileError("{} has labels in [{}, {}], expected 0 to {}".format(
             source, array.min(), array.max(), num_classes - 1))
