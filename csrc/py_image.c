@@ -119,12 +119,12 @@ static PyObject *affine_warp(PyObject *module, PyObject *args, PyObject *kwargs)
 
     long order = 0;
     if (order_obj != NULL) {
-        if (!PyLong_Check(order_obj) || PyBool_Check(order_obj)) {
+        if (!PyIndex_Check(order_obj) || PyBool_Check(order_obj)) { /* ints and NumPy ints */
             PyErr_Format(PyExc_TypeError, FUNC ": order must be an int (0 or 1), got %.200s",
                          Py_TYPE(order_obj)->tp_name);
             goto fail;
         }
-        order = PyLong_AsLong(order_obj);
+        order = (long)PyNumber_AsSsize_t(order_obj, NULL); /* clamps, never overflows */
         if (order == -1 && PyErr_Occurred())
             goto fail;
         if (order != 0 && order != 1) {
