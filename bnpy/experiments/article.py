@@ -126,9 +126,22 @@ def _write_group_history(run_dir, group, rows):
 
 
 def _fit_one_epoch(model, x, y, xv, yv, batch_size, epoch, epochs, verbose):
-    """One epoch of model.fit, labelled 'Epoch epoch+1/epochs' (Keras's initial_epoch)."""
-    return model.fit(x, y, batch_size=batch_size, epochs=epoch + 1, initial_epoch=epoch,
-                     verbose=verbose, validation_data=(xv, yv))
+    """Epoch ``epoch`` (0-based) of ``epochs`` with model.fit, printed as 'Epoch epoch+1/epochs'.
+
+    One fit call per epoch (fit(epochs=epochs, initial_epoch=epoch), stopped after that epoch by
+    a callback) so that each epoch's shuffle starts from NumPy's RNG state alone: the state a
+    checkpoint saves, which makes a resumed run identical to an uninterrupted one. (Within one
+    long fit call, Keras re-shuffles the previous epoch's permutation, which no checkpoint holds.)
+    """
+    from bnpy.callbacks import Callback
+
+    class StopAfterThisEpoch(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.model.stop_training = True
+
+    return model.fit(x, y, batch_size=batch_size, epochs=epochs, initial_epoch=epoch,
+                     verbose=verbose, validation_data=(xv, yv),
+                     callbacks=[StopAfterThisEpoch()])
 
 
 def run(args, run_dir, resuming, log, after_epoch=None):
