@@ -394,10 +394,12 @@ def test_default_out_makes_a_new_directory_each_time(offline, digits_root, monke
      "--train-size 100000 asked, but the dataset has only 128"),
     (["article", "--resume", "--out", "nothing-here"], "--resume: there is no run to resume"),
     (["article", "--resume", "--overwrite"], "--resume and --overwrite exclude each other"),
+    (["article", "--out", "a-file.txt"], "--out a-file.txt is a file, not a directory"),
     (["paper-fig1", "--unit", 100, "--dataset", "mnist"], "--unit must be below 100"),
 ])
 def test_bad_options_give_clear_errors(offline, digits_root, monkeypatch, capsys, argv, message):
     monkeypatch.setenv("BNPY_DATA", digits_root)
+    (offline / "a-file.txt").write_text("not a directory")
     assert run_cli(argv + ["--verbose", 0]) == 2
     err = capsys.readouterr().err
     assert err.startswith("bnpy-experiment {}: error:".format(argv[0])) and message in err

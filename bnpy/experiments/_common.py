@@ -119,6 +119,8 @@ def prepare_run_dir(command, out, resume, overwrite, config, log=print):
                 n += 1
                 out = "{}-{}".format(base, n)
 
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ExperimentError("--out {} is a file, not a directory".format(out))
     record = read_run_record(out) if os.path.isdir(out) else None
     if record is not None:
         if record.get("command") != command:
