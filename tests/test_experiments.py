@@ -403,6 +403,10 @@ def test_bad_options_give_clear_errors(offline, digits_root, monkeypatch, capsys
     assert run_cli(argv + ["--verbose", 0]) == 2
     err = capsys.readouterr().err
     assert err.startswith("bnpy-experiment {}: error:".format(argv[0])) and message in err
+    for run in os.listdir(offline / "bnpy-results") if (offline / "bnpy-results").exists() else []:
+        with open(offline / "bnpy-results" / run / "run.json") as f:  # a run that started failed
+            record = json.load(f)
+        assert record["status"] == "failed" and message in record["error"]
 
 
 @pytest.mark.parametrize("argv", [["article", "--epochs", "0"], ["article", "--batch-size", "x"],

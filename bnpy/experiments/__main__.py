@@ -140,6 +140,11 @@ def main(argv=None, *, after_epoch=None):
                 "  bnpy-experiment {} --out {} --resume {}".format(
                     args.command, run_dir, _same_options_hint(argv)))
             return 130
+        except Exception as exc:  # recorded in the run, then reported as usual
+            record["status"] = "failed"
+            record["error"] = "{}: {}".format(type(exc).__name__, exc)
+            _common.write_json(_common.os.path.join(run_dir, _common.RUN_FILE), record)
+            raise
         record["status"] = "finished"
         record["finished"] = _common.now_text()
         _common.write_json(_common.os.path.join(run_dir, _common.RUN_FILE), record)

@@ -88,7 +88,8 @@ def _latest_unfinished_run(parent, command):
     for entry in os.listdir(parent):
         run_dir = os.path.join(parent, entry)
         record = read_run_record(run_dir) if os.path.isdir(run_dir) else None
-        if record and record.get("command") == command and record.get("status") != "finished":
+        if record and record.get("command") == command and record.get("status") in (
+                "running", "interrupted"):  # not "finished", not "failed" (bad data or options)
             candidates.append((record.get("started", ""), run_dir))
     return max(candidates)[1] if candidates else None
 
