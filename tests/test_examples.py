@@ -76,7 +76,7 @@ def test_notebook_executes(tmp_path, monkeypatch):
     bnpy_parent = os.path.dirname(os.path.dirname(os.path.abspath(bnpy.__file__)))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([bnpy_parent] + [p for p in sys.path if p]))
     notebook = nbformat.read(os.path.join(EXAMPLES, "batchnorm_explained.ipynb"), as_version=4)
-    client = nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
+    client = nbclient.NotebookClient(notebook, timeout=300, startup_timeout=180, kernel_name="python3",
                                      resources={"metadata": {"path": str(tmp_path)}})
     client.execute()  # raises CellExecutionError naming the cell if any cell fails
     outputs = [o for cell in notebook.cells if cell.cell_type == "code"
