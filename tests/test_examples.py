@@ -31,7 +31,8 @@ def test_article_script_is_the_seed_with_keras_replaced():
     assert "from bnpy.utils.vis_utils import plot_model" in script
     seeds = [p for p in SEED_CANDIDATES if os.path.isfile(p)]
     if not seeds:
-        pytest.skip("the seed script (../shared/seed/article_script.py) is not beside this checkout")
+        pytest.skip("the seed script (../shared/seed/article_script.py) is not beside this "
+                    "checkout")
     with open(seeds[0], encoding="utf-8") as f:
         seed = f.read().splitlines()
     expected = [line if line.startswith("#") else re.sub(r"\bkeras\b", "bnpy", line)
@@ -76,7 +77,8 @@ def test_notebook_executes(tmp_path, monkeypatch):
     bnpy_parent = os.path.dirname(os.path.dirname(os.path.abspath(bnpy.__file__)))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([bnpy_parent] + [p for p in sys.path if p]))
     notebook = nbformat.read(os.path.join(EXAMPLES, "batchnorm_explained.ipynb"), as_version=4)
-    client = nbclient.NotebookClient(notebook, timeout=300, startup_timeout=180, kernel_name="python3",
+    client = nbclient.NotebookClient(notebook, timeout=300, startup_timeout=180,
+                                     kernel_name="python3",
                                      resources={"metadata": {"path": str(tmp_path)}})
     client.execute()  # raises CellExecutionError naming the cell if any cell fails
     outputs = [o for cell in notebook.cells if cell.cell_type == "code"
