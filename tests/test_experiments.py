@@ -387,6 +387,23 @@ def test_default_out_makes_a_new_directory_each_time(offline, digits_root, monke
         check_article_run(str(offline / "bnpy-results" / r), ["no-bn"], 1)
 
 
+def test_resume_without_out_continues_the_latest_unfinished_run(offline, digits_root,
+                                                                monkeypatch, capsys):
+    monkeypatch.setenv("BNPY_DATA", digits_root)
+    argv = ["article", "--epochs", 2, "--groups", "no-bn", "--train-size", 16, "--test-size", 16,
+            "--dataset", "fashion_mnist", "--verbose", 0]
+    assert run_cli(argv, after_epoch=Interrupt("no-bn", 1)) == 130
+    (run,) = os.listdir(offline / "bnpy-results")
+    capsys.readouterr()
+    assert run_cli(argv + ["--resume"]) == 0
+    assert "Resuming the latest unfinished run: " + os.path.join("bnpy-results", run) in \
+        capsys.readouterr().out
+    assert os.listdir(offline / "bnpy-results") == [run]
+    check_article_run(str(offline / "bnpy-results" / run), ["no-bn"], 2)
+    assert run_cli(argv + ["--resume"]) == 2  # nothing unfinished is left
+    assert "no unfinished 'article' run under bnpy-results/" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["article", "--groups", "all-comments,bogus"], "--groups: unknown group(s) 'bogus'"),
     (["article", "--dataset", "/no/such/dir"], "--dataset must be one of"),
