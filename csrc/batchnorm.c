@@ -589,63 +589,117 @@ static void F(bn_chunk_grad_sums)(double *chunk_dy, double *chunk_dyxc, T *dx, c
     }
 }
 
-/* ---- elementwise passes ---------------------------------------------------------------------- */
+/* ---- elementwise passes ----------------------------------------------------------------------
+ * out = a·u + b·((v − pivot) − center) + shift per channel, in T's own precision: there is no
+ * accumulation here, every output is a few roundings of its own size (x − pivot and x − mean
+ * are exact or correctly rounded for close values), so float32 needs no double, and float32
+ * vectors hold twice the lanes. The coefficients come as T arrays of C values.
+ * Forward: u = NULL, v = x, pivot and center = the mean of x − pivot. Inference: u = NULL,
+ * pivot = NULL, center = mean. Training backward: u = dy, v = x, pivot = NULL. out may be u or v
+ * itself (each element is written after it is read). */
 
-/* out = a·u + b·((v − pivot) − center) + shift per channel, over rows [r0, r1) (rows layout).
- * Forward: u = NULL, v = x, pivot = the stats' pivot, center = mean of x − pivot. Inference:
- * u = NULL, pivot = NULL (taken as 0), center = mean. Training backward: u = dy, v = x,
- * pivot = NULL. out may be u or v itself. */
-static BN_HOT void F(bn_affine_rows)(T *out, const T *u, const T *v, const double *a,
-                                     const double *b, const double *pivot, const double *center,
-                                     const double *shift, ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t C)
+#ifdef BN_VECTOR
+typedef T F(bn_vt) __attribute__((vector_size(32)));
+#define BN_VT F(bn_vt)
+#define BN_VT_LANES ((ptrdiff_t)(32 / sizeof(T)))
+#define BN_VT_LOAD(p) __extension__({ BN_VT v_; memcpy(&v_, (p), sizeof v_); v_; })
+#define BN_VT_STORE(p, v)                                                                         \
+    do {                                                                                          \
+        BN_VT w_ = (v);                                                                           \
+        memcpy((p), &w_, sizeof w_);                                                              \
+    } while (0)
+#endif
+
+/* Rows layout: rows [r0, r1) of C values. */
+static BN_HOT void F(bn_affine_rows)(T *out, const T *u, const T *v, const T *a, const T *b,
+                                     const T *pivot, const T *center, const T *shift, ptrdiff_t r0,
+                                     ptrdiff_t r1, ptrdiff_t C)
 {
     for (ptrdiff_t r = r0; r < r1; r++) {
         T *o = out + r * C;
-        const T *vr = v + r * C;
-        if (u != NULL) {
-            const T *ur = u + r * C;
-            for (ptrdiff_t c = 0; c < C; c++)
-                o[c] = (T)((double)ur[c] * a[c] + ((double)vr[c] - center[c]) * b[c] + shift[c]);
+        const T *vr = v + r * C, *ur = u != NULL ? u + r * C : NULL;
+        ptrdiff_t c = 0;
+#ifdef BN_VECTOR
+        if (ur != NULL) {
+            for (; c + BN_VT_LANES <= C; c += BN_VT_LANES)
+                BN_VT_STORE(o + c, BN_VT_LOAD(ur + c) * BN_VT_LOAD(a + c) +
+                                       (BN_VT_LOAD(vr + c) - BN_VT_LOAD(center + c)) * BN_VT_LOAD(b + c) +
+                                       BN_VT_LOAD(shift + c));
         } else if (pivot != NULL) {
-            for (ptrdiff_t c = 0; c < C; c++)
-                o[c] = (T)((((double)vr[c] - pivot[c]) - center[c]) * b[c] + shift[c]);
+            for (; c + BN_VT_LANES <= C; c += BN_VT_LANES)
+                BN_VT_STORE(o + c, ((BN_VT_LOAD(vr + c) - BN_VT_LOAD(pivot + c)) - BN_VT_LOAD(center + c)) *
+                                           BN_VT_LOAD(b + c) +
+                                       BN_VT_LOAD(shift + c));
         } else {
-            for (ptrdiff_t c = 0; c < C; c++)
-                o[c] = (T)(((double)vr[c] - center[c]) * b[c] + shift[c]);
+            for (; c + BN_VT_LANES <= C; c += BN_VT_LANES)
+                BN_VT_STORE(o + c, (BN_VT_LOAD(vr + c) - BN_VT_LOAD(center + c)) * BN_VT_LOAD(b + c) +
+                                       BN_VT_LOAD(shift + c));
+        }
+#endif
+        if (ur != NULL) {
+            for (; c < C; c++)
+                o[c] = ur[c] * a[c] + (vr[c] - center[c]) * b[c] + shift[c];
+        } else if (pivot != NULL) {
+            for (; c < C; c++)
+                o[c] = ((vr[c] - pivot[c]) - center[c]) * b[c] + shift[c];
+        } else {
+            for (; c < C; c++)
+                o[c] = (vr[c] - center[c]) * b[c] + shift[c];
         }
     }
 }
 
-/* The same over segments [s0, s1) of L values (segment s has channel s mod C). */
-static BN_HOT void F(bn_affine_segments)(T *out, const T *u, const T *v, const double *a,
-                                         const double *b, const double *pivot,
-                                         const double *center, const double *shift, ptrdiff_t s0,
-                                         ptrdiff_t s1, ptrdiff_t C, ptrdiff_t L)
+/* Channels-first layout: segments [s0, s1) of L values (segment s has channel s mod C). */
+static BN_HOT void F(bn_affine_segments)(T *out, const T *u, const T *v, const T *a, const T *b,
+                                         const T *pivot, const T *center, const T *shift,
+                                         ptrdiff_t s0, ptrdiff_t s1, ptrdiff_t C, ptrdiff_t L)
 {
     for (ptrdiff_t s = s0; s < s1; s++) {
-        ptrdiff_t c = s % C;
-        double bc = b[c], cc = center[c], sc = shift[c], pc = pivot != NULL ? pivot[c] : 0.0;
+        ptrdiff_t c = s % C, i = 0;
+        T ac = u != NULL ? a[c] : (T)0, bc = b[c], pc = pivot != NULL ? pivot[c] : (T)0,
+          cc = center[c], sc = shift[c];
         T *o = out + s * L;
-        const T *vs = v + s * L;
-        if (u != NULL) {
-            const T *us = u + s * L;
-            double ac = a[c];
-            for (ptrdiff_t i = 0; i < L; i++)
-                o[i] = (T)((double)us[i] * ac + ((double)vs[i] - cc) * bc + sc);
+        const T *vs = v + s * L, *us = u != NULL ? u + s * L : NULL;
+#ifdef BN_VECTOR
+        BN_VT zero = {0}, av = zero + ac, bv = zero + bc, pv = zero + pc, cv = zero + cc,
+              sv = zero + sc;
+        if (us != NULL) {
+            for (; i + BN_VT_LANES <= L; i += BN_VT_LANES)
+                BN_VT_STORE(o + i, BN_VT_LOAD(us + i) * av + (BN_VT_LOAD(vs + i) - cv) * bv + sv);
         } else if (pivot != NULL) {
-            for (ptrdiff_t i = 0; i < L; i++)
-                o[i] = (T)((((double)vs[i] - pc) - cc) * bc + sc);
+            for (; i + BN_VT_LANES <= L; i += BN_VT_LANES)
+                BN_VT_STORE(o + i, ((BN_VT_LOAD(vs + i) - pv) - cv) * bv + sv);
         } else {
-            for (ptrdiff_t i = 0; i < L; i++)
-                o[i] = (T)(((double)vs[i] - cc) * bc + sc);
+            for (; i + BN_VT_LANES <= L; i += BN_VT_LANES)
+                BN_VT_STORE(o + i, (BN_VT_LOAD(vs + i) - cv) * bv + sv);
+        }
+#endif
+        if (us != NULL) {
+            for (; i < L; i++)
+                o[i] = us[i] * ac + (vs[i] - cc) * bc + sc;
+        } else {
+            for (; i < L; i++)
+                o[i] = ((vs[i] - pc) - cc) * bc + sc;
         }
     }
 }
 
+/* The pass over the whole block; the double coefficients (a may be NULL when u is, pivot may be
+ * NULL) are first rounded to T into coef, which has room for 5·C values of T. */
 static void F(bn_affine)(T *out, const T *u, const T *v, const double *a, const double *b,
                          const double *pivot, const double *center, const double *shift,
-                         const bn_plan *p)
+                         T *coef, const bn_plan *p)
 {
+    ptrdiff_t C = p->channels;
+    T *ta = coef, *tb = ta + C, *tp = tb + C, *tc = tp + C, *ts = tc + C;
+    for (ptrdiff_t c = 0; c < C; c++) {
+        ta[c] = a != NULL ? (T)a[c] : (T)0;
+        tb[c] = (T)b[c];
+        tp[c] = pivot != NULL ? (T)pivot[c] : (T)0;
+        tc[c] = (T)center[c];
+        ts[c] = (T)shift[c];
+    }
+    const T *pv = pivot != NULL ? tp : NULL;
     int bn_threads = p->threads, bn_fork;
     ptrdiff_t bn_grain;
     (void)bn_threads;
@@ -657,18 +711,18 @@ static void F(bn_affine)(T *out, const T *u, const T *v, const double *a, const 
         (void)bn_grain;
         BN_PARALLEL_FOR
         for (ptrdiff_t q = 0; q < parts; q++)
-            F(bn_affine_rows)(out, u, v, a, b, pivot, center, shift, q * p->outer / parts,
-                              (q + 1) * p->outer / parts, p->channels);
+            F(bn_affine_rows)(out, u, v, ta, tb, pv, tc, ts, q * p->outer / parts,
+                              (q + 1) * p->outer / parts, C);
     } else {
-        ptrdiff_t segments = p->outer * p->channels, parts = bn_elementwise_parts(p, segments);
+        ptrdiff_t segments = p->outer * C, parts = bn_elementwise_parts(p, segments);
         bn_fork = p->parallel && parts > 1;
         bn_grain = 1;
         (void)bn_fork;
         (void)bn_grain;
         BN_PARALLEL_FOR
         for (ptrdiff_t q = 0; q < parts; q++)
-            F(bn_affine_segments)(out, u, v, a, b, pivot, center, shift, q * segments / parts,
-                                  (q + 1) * segments / parts, p->channels, p->inner);
+            F(bn_affine_segments)(out, u, v, ta, tb, pv, tc, ts, q * segments / parts,
+                                  (q + 1) * segments / parts, C, p->inner);
     }
 }
 
@@ -683,12 +737,13 @@ int F(bnpy_bn_forward)(T *y, T *mean, T *var, const T *x, const T *gamma, const 
     if (C <= 0 || outer * inner <= 0)
         return 0;
     bn_make_plan(&p, outer, channels, inner);
-    double *scratch = bn_scratch((size_t)(2 * p.chunks * C + 5 * C), stack_buffer);
+    double *scratch = bn_scratch((size_t)(2 * p.chunks * C + 10 * C), stack_buffer);
     if (scratch == NULL)
         return -1;
     double *chunk_mean = scratch, *chunk_m2 = chunk_mean + p.chunks * C;
     double *pivot = chunk_m2 + p.chunks * C, *centered_mean = pivot + C, *var_d = centered_mean + C,
            *scale = var_d + C, *shift = scale + C;
+    T *coef = (T *)(shift + C); /* 5·C values of T for bn_affine */
 
     /* Statistics of x − pivot with the pivot one of the channel's own values (its first): for data
      * far from 0 (1e4 + N(0, 1)) x − pivot is exact, and for any data |x − pivot| <= 2√m·σ, so
@@ -701,7 +756,7 @@ int F(bnpy_bn_forward)(T *y, T *mean, T *var, const T *x, const T *gamma, const 
         scale[c] = (gamma != NULL ? (double)gamma[c] : 1.0) * bn_invstd(var_d[c], epsilon);
         shift[c] = beta != NULL ? (double)beta[c] : 0.0;
     }
-    F(bn_affine)(y, NULL, x, NULL, scale, pivot, centered_mean, shift, &p);
+    F(bn_affine)(y, NULL, x, NULL, scale, pivot, centered_mean, shift, coef, &p);
     for (ptrdiff_t c = 0; c < C; c++) {
         mean[c] = (T)(pivot[c] + centered_mean[c]);
         var[c] = (T)var_d[c];
@@ -720,16 +775,17 @@ int F(bnpy_bn_inference)(T *y, const T *x, const T *gamma, const T *beta, const 
     if (C <= 0 || outer * inner <= 0)
         return 0;
     bn_make_plan(&p, outer, channels, inner);
-    double *scratch = bn_scratch((size_t)(3 * C), stack_buffer);
+    double *scratch = bn_scratch((size_t)(8 * C), stack_buffer);
     if (scratch == NULL)
         return -1;
     double *mean_d = scratch, *scale = mean_d + C, *shift = scale + C;
+    T *coef = (T *)(shift + C); /* 5·C values of T for bn_affine */
     for (ptrdiff_t c = 0; c < C; c++) {
         mean_d[c] = (double)mean[c];
         scale[c] = (gamma != NULL ? (double)gamma[c] : 1.0) * bn_invstd((double)var[c], epsilon);
         shift[c] = beta != NULL ? (double)beta[c] : 0.0;
     }
-    F(bn_affine)(y, NULL, x, NULL, scale, NULL, mean_d, shift, &p);
+    F(bn_affine)(y, NULL, x, NULL, scale, NULL, mean_d, shift, coef, &p);
     bn_scratch_free(scratch, stack_buffer);
     return 0;
 }
@@ -744,12 +800,13 @@ int F(bnpy_bn_backward)(T *dx, T *dgamma, T *dbeta, const T *dy, const T *x, con
     if (C <= 0)
         return 0;
     bn_make_plan(&p, outer, channels, inner);
-    double *scratch = bn_scratch((size_t)(2 * p.chunks * C + 6 * C), stack_buffer);
+    double *scratch = bn_scratch((size_t)(2 * p.chunks * C + 11 * C), stack_buffer);
     if (scratch == NULL)
         return -1;
     double *chunk_dy = scratch, *chunk_dyxc = chunk_dy + p.chunks * C;
     double *sum_dy = chunk_dyxc + p.chunks * C, *sum_dyxc = sum_dy + C, *mean_d = sum_dyxc + C,
            *a = mean_d + C, *b = a + C, *shift = b + C;
+    T *coef = (T *)(shift + C); /* 5·C values of T for bn_affine */
     for (ptrdiff_t c = 0; c < C; c++)
         mean_d[c] = (double)mean[c];
     if (m > 0) {
@@ -771,7 +828,7 @@ int F(bnpy_bn_backward)(T *dx, T *dgamma, T *dbeta, const T *dy, const T *x, con
         shift[c] = -g * s * sum_dy[c] * inv_m;
     }
     if (m > 0)
-        F(bn_affine)(dx, dy, x, a, b, NULL, mean_d, shift, &p);
+        F(bn_affine)(dx, dy, x, a, b, NULL, mean_d, shift, coef, &p);
     for (ptrdiff_t c = 0; c < C; c++) {
         dgamma[c] = (T)(sum_dyxc[c] * bn_invstd((double)var[c], epsilon));
         dbeta[c] = (T)sum_dy[c];
