@@ -244,37 +244,37 @@ static void bn_merge_chunk_sums(double *sum, const double *chunk_sum, const bn_p
 #define BN_STORE F(bn_store)
 #endif
 
-/* Σ (p − pivot). */
-BN_INLINE double F(bn_sum)(const T *p, ptrdiff_t n, double pivot)
+/* Σ p. */
+BN_INLINE double F(bn_sum)(const T *p, ptrdiff_t n)
 {
     double total = 0.0;
     ptrdiff_t i = 0;
 #ifdef BN_VECTOR
-    bn_vd k = bn_splat(pivot), a0 = bn_splat(0), a1 = a0, a2 = a0, a3 = a0;
+    bn_vd a0 = bn_splat(0), a1 = a0, a2 = a0, a3 = a0;
     for (; i + 16 <= n; i += 16) {
-        a0 += BN_LOAD(p + i) - k;
-        a1 += BN_LOAD(p + i + 4) - k;
-        a2 += BN_LOAD(p + i + 8) - k;
-        a3 += BN_LOAD(p + i + 12) - k;
+        a0 += BN_LOAD(p + i);
+        a1 += BN_LOAD(p + i + 4);
+        a2 += BN_LOAD(p + i + 8);
+        a3 += BN_LOAD(p + i + 12);
     }
     total = bn_hsum((a0 + a1) + (a2 + a3));
 #endif
     for (; i < n; i++)
-        total += (double)p[i] - pivot;
+        total += (double)p[i];
     return total;
 }
 
-/* Σ d and Σ d² with d = (p − pivot) − center. */
+/* Σ d and Σ d² with d = p − center. */
 BN_INLINE void F(bn_deviation_sums)(double *sum_d, double *sum_d2, const T *p, ptrdiff_t n,
-                                        double pivot, double center)
+                                    double center)
 {
     double t1 = 0.0, t2 = 0.0;
     ptrdiff_t i = 0;
 #ifdef BN_VECTOR
-    bn_vd k = bn_splat(pivot), m = bn_splat(center);
+    bn_vd m = bn_splat(center);
     bn_vd e0 = bn_splat(0), e1 = e0, f0 = e0, f1 = e0;
     for (; i + 8 <= n; i += 8) {
-        bn_vd d0 = (BN_LOAD(p + i) - k) - m, d1 = (BN_LOAD(p + i + 4) - k) - m;
+        bn_vd d0 = BN_LOAD(p + i) - m, d1 = BN_LOAD(p + i + 4) - m;
         e0 += d0;
         e1 += d1;
         f0 += d0 * d0;
@@ -284,7 +284,7 @@ BN_INLINE void F(bn_deviation_sums)(double *sum_d, double *sum_d2, const T *p, p
     t2 = bn_hsum(f0 + f1);
 #endif
     for (; i < n; i++) {
-        double d = ((double)p[i] - pivot) - center;
+        double d = (double)p[i] - center;
         t1 += d;
         t2 += d * d;
     }
@@ -328,13 +328,19 @@ BN_INLINE void F(bn_grad_sums)(double *sum_dy, double *sum_dyxc, T *dx, const T 
 
 /* ---- statistics: one work unit ----------------------------------------------------------- */
 
+/* One block of n_b values of a channel is summarised exactly by two passes over it while it sits
+ * in L1: its rounded mean c_b = (1/n_b) Σx, then d = x − c_b (exact for x near c_b), d1 = Σd and
+ * d2 = Σd². Its mean relative to the channel's pivot K is (c_b − K) + d1/n_b (d1 restores what
+ * rounding c_b lost, which at x ≈ 1e4 is an ulp of 1e4, not of σ) and its M2 = d2 − d1²/n_b.
+ * Blocks then merge with Chan's formula. The inner loops need no pivot. */
+
 /* Rows layout: rows [r0, r1) of x (rows of C values), channels [c0, c0 + cw): the unit's mean of
  * x − pivot and M2 per channel into unit_mean, unit_m2 (all three indexed from c0). */
 static BN_HOT void F(bn_stats_rows)(double *unit_mean, double *unit_m2, const T *x,
                                     const double *pivot, ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t C,
                                     ptrdiff_t c0, ptrdiff_t cw)
 {
-    double block_mean[BN_CHANNEL_BLOCK], block_d1[BN_CHANNEL_BLOCK], block_d2[BN_CHANNEL_BLOCK];
+    double block_center[BN_CHANNEL_BLOCK], block_d1[BN_CHANNEL_BLOCK], block_d2[BN_CHANNEL_BLOCK];
     ptrdiff_t block_rows = BN_BLOCK_VALUES / cw;
     if (block_rows < 4)
         block_rows = 4;
@@ -350,27 +356,25 @@ static BN_HOT void F(bn_stats_rows)(double *unit_mean, double *unit_m2, const T 
          * column-wise walk measured slower), four channels per vector, the sums in L1. */
         ptrdiff_t c_vector_end = cw - cw % 8;
         for (ptrdiff_t c = 0; c < c_vector_end; c++)
-            block_mean[c] = 0.0;
+            block_center[c] = 0.0;
         for (ptrdiff_t r = rb; r < re; r++) {
             const T *row = x + r * C + c0;
             for (ptrdiff_t c = 0; c < c_vector_end; c += 4)
-                bn_store_f64(block_mean + c,
-                             bn_load_f64(block_mean + c) + (BN_LOAD(row + c) - bn_load_f64(pivot + c)));
+                bn_store_f64(block_center + c, bn_load_f64(block_center + c) + BN_LOAD(row + c));
         }
         for (ptrdiff_t c = 0; c < c_vector_end; c++)
-            block_mean[c] *= inv_nb;
+            block_center[c] *= inv_nb;
         /* Pass 2 on the block, now in L1: eight channels at a time with the sums in registers,
          * rows in pairs for more independent adds. */
         for (ptrdiff_t g = 0; g < c_vector_end; g += 8) {
             ptrdiff_t r;
             const T *base = x + c0 + g;
-            bn_vd k0 = bn_load_f64(pivot + g), k1 = bn_load_f64(pivot + g + 4);
-            bn_vd m0 = bn_load_f64(block_mean + g), m1 = bn_load_f64(block_mean + g + 4);
+            bn_vd m0 = bn_load_f64(block_center + g), m1 = bn_load_f64(block_center + g + 4);
             bn_vd e0 = bn_splat(0), e1 = e0, f0 = e0, f1 = e0, e2 = e0, e3 = e0, f2 = e0, f3 = e0;
             for (r = rb; r + 2 <= re; r += 2) {
                 const T *p = base + r * C, *q = p + C;
-                bn_vd d0 = (BN_LOAD(p) - k0) - m0, d1 = (BN_LOAD(p + 4) - k1) - m1;
-                bn_vd d2 = (BN_LOAD(q) - k0) - m0, d3 = (BN_LOAD(q + 4) - k1) - m1;
+                bn_vd d0 = BN_LOAD(p) - m0, d1 = BN_LOAD(p + 4) - m1;
+                bn_vd d2 = BN_LOAD(q) - m0, d3 = BN_LOAD(q + 4) - m1;
                 e0 += d0;
                 e1 += d1;
                 f0 += d0 * d0;
@@ -382,7 +386,7 @@ static BN_HOT void F(bn_stats_rows)(double *unit_mean, double *unit_m2, const T 
             }
             if (r < re) {
                 const T *p = base + r * C;
-                bn_vd d0 = (BN_LOAD(p) - k0) - m0, d1 = (BN_LOAD(p + 4) - k1) - m1;
+                bn_vd d0 = BN_LOAD(p) - m0, d1 = BN_LOAD(p + 4) - m1;
                 e0 += d0;
                 e1 += d1;
                 f0 += d0 * d0;
@@ -397,20 +401,20 @@ static BN_HOT void F(bn_stats_rows)(double *unit_mean, double *unit_m2, const T 
 #endif
         if (c_scalar < cw) {
             for (ptrdiff_t c = c_scalar; c < cw; c++)
-                block_mean[c] = 0.0;
+                block_center[c] = 0.0;
             for (ptrdiff_t r = rb; r < re; r++) {
                 const T *row = x + r * C + c0;
                 for (ptrdiff_t c = c_scalar; c < cw; c++)
-                    block_mean[c] += (double)row[c] - pivot[c];
+                    block_center[c] += (double)row[c];
             }
             for (ptrdiff_t c = c_scalar; c < cw; c++) {
-                block_mean[c] /= nb;
+                block_center[c] *= inv_nb;
                 block_d1[c] = block_d2[c] = 0.0;
             }
             for (ptrdiff_t r = rb; r < re; r++) {
                 const T *row = x + r * C + c0;
                 for (ptrdiff_t c = c_scalar; c < cw; c++) {
-                    double d = ((double)row[c] - pivot[c]) - block_mean[c];
+                    double d = (double)row[c] - block_center[c];
                     block_d1[c] += d;
                     block_d2[c] += d * d;
                 }
@@ -418,7 +422,7 @@ static BN_HOT void F(bn_stats_rows)(double *unit_mean, double *unit_m2, const T 
         }
         double n = n_a + nb, w_b = nb / n, w_ab = n_a * nb / n;
         for (ptrdiff_t c = 0; c < cw; c++) { /* no division per channel: this runs every block */
-            double mean_b = block_mean[c] + block_d1[c] * inv_nb;
+            double mean_b = (block_center[c] - pivot[c]) + block_d1[c] * inv_nb;
             double m2_b = block_d2[c] - block_d1[c] * block_d1[c] * inv_nb;
             double delta = mean_b - unit_mean[c];
             unit_mean[c] += delta * w_b;
@@ -439,9 +443,9 @@ static BN_HOT void F(bn_stats_segments)(double *unit_mean, double *unit_m2, cons
         for (ptrdiff_t b = 0; b < L; b += BN_BLOCK_VALUES) {
             ptrdiff_t len = L - b < BN_BLOCK_VALUES ? L - b : BN_BLOCK_VALUES;
             double nb = (double)len, d1, d2;
-            double mean_b = F(bn_sum)(segment + b, len, pivot) / nb;
-            F(bn_deviation_sums)(&d1, &d2, segment + b, len, pivot, mean_b);
-            bn_chan_merge(&n_a, &mean_a, &m2_a, nb, mean_b + d1 / nb, d2 - d1 * d1 / nb);
+            double center = F(bn_sum)(segment + b, len) / nb;
+            F(bn_deviation_sums)(&d1, &d2, segment + b, len, center);
+            bn_chan_merge(&n_a, &mean_a, &m2_a, nb, (center - pivot) + d1 / nb, d2 - d1 * d1 / nb);
         }
     }
     *unit_mean = mean_a;
@@ -745,9 +749,10 @@ int F(bnpy_bn_forward)(T *y, T *mean, T *var, const T *x, const T *gamma, const 
            *scale = var_d + C, *shift = scale + C;
     T *coef = (T *)(shift + C); /* 5·C values of T for bn_affine */
 
-    /* Statistics of x − pivot with the pivot one of the channel's own values (its first): for data
-     * far from 0 (1e4 + N(0, 1)) x − pivot is exact, and for any data |x − pivot| <= 2√m·σ, so
-     * the centred values keep all their digits. y = ((x − pivot) − centered_mean)·scale + β. */
+    /* The mean is carried relative to a pivot, one of the channel's own values (its first):
+     * mean = pivot + centered_mean with centered_mean of the size of σ (|pivot − mean| <= √m·σ),
+     * and y = ((x − pivot) − centered_mean)·scale + β, where x − pivot is exact for data far from
+     * 0 (1e4 + N(0, 1)). Subtracting one rounded mean instead would cost an ulp of |x| in y. */
     for (ptrdiff_t c = 0; c < C; c++)
         pivot[c] = (double)x[c * inner];
     F(bn_chunk_stats)(chunk_mean, chunk_m2, x, pivot, &p);
