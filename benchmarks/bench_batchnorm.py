@@ -23,7 +23,11 @@ writes y once (t_copy).
 The machine is shared and noisy: every figure is the median of several repeats, and only ratios
 measured in the same run are meaningful. Usage:
 
-    python benchmarks/bench_batchnorm.py [--quick] [--repeats N] [--threads 1,2] [--no-torch]
+    python benchmarks/bench_batchnorm.py [--quick] [--repeats N] [--threads 1,2] [--no-torch] [--cpu-time]
+
+On a machine shared with other busy processes, OpenMP's spin-waiting threads (bnpy's and torch's)
+make 2-thread wall times meaningless; run with OMP_WAIT_POLICY=passive there (the default, active,
+is best on an otherwise idle machine).
 """
 import argparse
 import os
@@ -222,7 +226,11 @@ def main():
     repeats = 3 if args.quick else args.repeats
     threads_list = [int(t) for t in args.threads.split(",")]
     print(f"bnpy {bnpy.__version__}, OpenMP={bool(bnpy._core.HAVE_OPENMP)}, numpy {np.__version__}"
-          + (f", torch {torch.__version__}" if torch is not None else "") + f", {os.cpu_count()} CPUs")
+          + (f", torch {torch.__version__}" if torch is not None else "") + f", {os.cpu_count()} CPUs"
+          + f", OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}")
+    if hasattr(os, "getloadavg"):
+        print("load average at start: {:.1f} {:.1f} {:.1f} (other processes inflate wall times, "
+              "above all with 2 threads)".format(*os.getloadavg()))
     print("float32; medians of {} repeats; ratios are time/time in this run; clock: {}\n".format(
         repeats, "thread CPU time for 1 thread, wall time otherwise" if args.cpu_time else "wall time"))
 
