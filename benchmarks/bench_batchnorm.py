@@ -210,6 +210,7 @@ def main():
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--no-numpy", action="store_true")
+    parser.add_argument("--markdown", action="store_true", help="also print a summary table in Markdown")
     parser.add_argument("--cpu-time", action="store_true",
                         help="single-threaded cases: time the calling thread's CPU time (time.thread_time), "
                              "which time spent descheduled on a busy machine does not inflate; every "
@@ -278,6 +279,30 @@ def main():
         if shape == (32, 10):
             notes.append("per call: " + ", ".join(f"{op} {row['bnpy'][op] * 1e6:.1f}us" for op in ("fwd", "bwd", "inf")))
         print(f"  {str(shape):>18} {layout:>6} {threads} threads: " + "; ".join(notes))
+    if args.markdown:
+        clock_note = ("1 thread: CPU time of the calling thread; 2 threads: wall time" if args.cpu_time
+                      else "wall time")
+        print()
+        print(markdown_table(summary, clock_note))
+
+
+def markdown_table(summary, clock_note):
+    """The README's table: one line per case, fwd+bwd and inference against their references."""
+    lines = [
+        f"float32, medians; {clock_note}. Ratios > 1 in the last three columns mean bnpy is faster.",
+        "",
+        "| shape | layout | threads | fwd+bwd | ÷ floor | inference ÷ copy | NumPy f32 ÷ bnpy | float64 twin ÷ bnpy | torch ÷ bnpy |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for shape, layout, threads, row in summary:
+        b = row["bnpy"]
+        cells = [str(shape), layout, str(threads), fmt_time(b["fwd+bwd"]).strip(),
+                 f"{b['fwd+bwd'] / row['floor']['fwd+bwd']:.2f}", f"{b['inf'] / row['floor']['inf']:.2f}"]
+        cells.append(f"{row['numpy']['fwd+bwd'] / b['fwd+bwd']:.1f}" if "numpy" in row else "–")
+        cells.append(f"{row['twin']['fwd+bwd'] / b['fwd+bwd']:.1f}" if "twin" in row else "–")
+        cells.append(f"{row['torch']['fwd+bwd'] / b['fwd+bwd']:.2f}" if "torch" in row else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
