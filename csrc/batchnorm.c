@@ -599,13 +599,15 @@ static void F(bn_chunk_grad_sums)(double *chunk_dy, double *chunk_dyxc, T *dx, c
 }
 
 /* ---- elementwise passes ----------------------------------------------------------------------
- * out = a·u + b·((v − pivot) − center) + shift per channel, in T's own precision: there is no
+ * out = b·((v − pivot) − center) + shift, or with u: out = a·(u − shift) + b·(v − center), per
+ * channel, in T's own precision: there is no
  * accumulation here, every output is a few roundings of its own size (x − pivot and x − mean
  * are exact or correctly rounded for close values), so float32 needs no double, and float32
  * vectors hold twice the lanes. The coefficients come as T arrays of C values.
- * Forward: u = NULL, v = x, pivot and center = the mean of x − pivot. Inference: u = NULL,
- * pivot = NULL, center = mean. Training backward: u = dy, v = x, pivot = NULL. out may be u or v
- * itself (each element is written after it is read). */
+ * Forward: u = NULL, v = x, pivot and center = the mean of x − pivot, shift = β. Inference:
+ * u = NULL, pivot = NULL, center = mean, shift = β. Training backward: u = dy, v = x, pivot = NULL,
+ * shift = mean of dy (so dy − mean(dy) is one correctly rounded subtraction, and m = 1 gives
+ * exactly 0). out may be u or v itself (each element is written after it is read). */
 
 #ifdef BN_VECTOR
 typedef T F(bn_vt) __attribute__((vector_size(32)));
@@ -631,9 +633,8 @@ static BN_HOT void F(bn_affine_rows)(T *out, const T *u, const T *v, const T *a,
 #ifdef BN_VECTOR
         if (ur != NULL) {
             for (; c + BN_VT_LANES <= C; c += BN_VT_LANES)
-                BN_VT_STORE(o + c, BN_VT_LOAD(ur + c) * BN_VT_LOAD(a + c) +
-                                       (BN_VT_LOAD(vr + c) - BN_VT_LOAD(center + c)) * BN_VT_LOAD(b + c) +
-                                       BN_VT_LOAD(shift + c));
+                BN_VT_STORE(o + c, (BN_VT_LOAD(ur + c) - BN_VT_LOAD(shift + c)) * BN_VT_LOAD(a + c) +
+                                       (BN_VT_LOAD(vr + c) - BN_VT_LOAD(center + c)) * BN_VT_LOAD(b + c));
         } else if (pivot != NULL) {
             for (; c + BN_VT_LANES <= C; c += BN_VT_LANES)
                 BN_VT_STORE(o + c, ((BN_VT_LOAD(vr + c) - BN_VT_LOAD(pivot + c)) - BN_VT_LOAD(center + c)) *
@@ -647,7 +648,7 @@ static BN_HOT void F(bn_affine_rows)(T *out, const T *u, const T *v, const T *a,
 #endif
         if (ur != NULL) {
             for (; c < C; c++)
-                o[c] = ur[c] * a[c] + (vr[c] - center[c]) * b[c] + shift[c];
+                o[c] = (ur[c] - shift[c]) * a[c] + (vr[c] - center[c]) * b[c];
         } else if (pivot != NULL) {
             for (; c < C; c++)
                 o[c] = ((vr[c] - pivot[c]) - center[c]) * b[c] + shift[c];
@@ -674,7 +675,7 @@ static BN_HOT void F(bn_affine_segments)(T *out, const T *u, const T *v, const T
               sv = zero + sc;
         if (us != NULL) {
             for (; i + BN_VT_LANES <= L; i += BN_VT_LANES)
-                BN_VT_STORE(o + i, BN_VT_LOAD(us + i) * av + (BN_VT_LOAD(vs + i) - cv) * bv + sv);
+                BN_VT_STORE(o + i, (BN_VT_LOAD(us + i) - sv) * av + (BN_VT_LOAD(vs + i) - cv) * bv);
         } else if (pivot != NULL) {
             for (; i + BN_VT_LANES <= L; i += BN_VT_LANES)
                 BN_VT_STORE(o + i, ((BN_VT_LOAD(vs + i) - pv) - cv) * bv + sv);
@@ -685,7 +686,7 @@ static BN_HOT void F(bn_affine_segments)(T *out, const T *u, const T *v, const T
 #endif
         if (us != NULL) {
             for (; i < L; i++)
-                o[i] = us[i] * ac + (vs[i] - cc) * bc + sc;
+                o[i] = (us[i] - sc) * ac + (vs[i] - cc) * bc;
         } else {
             for (; i < L; i++)
                 o[i] = ((vs[i] - pc) - cc) * bc + sc;
@@ -827,7 +828,7 @@ int F(bnpy_bn_backward)(T *dx, T *dgamma, T *dbeta, const T *dy, const T *x, con
         for (ptrdiff_t c = 0; c < C; c++)
             sum_dy[c] = sum_dyxc[c] = 0.0;
     }
-    /* dx = a·dy + b·(x − mean) + shift with a = γ·s, b = −γ·s³·Σdy(x − mean)/m, shift = −γ·s·Σdy/m,
+    /* dx = a·(dy − Σdy/m) + b·(x − mean) with a = γ·s, b = −γ·s³·Σdy(x − mean)/m,
      * s = 1/√(var + ε): the compact form γ·s·(dy − Σdy/m − x̂·Σdy·x̂/m) written out. */
     for (ptrdiff_t c = 0; c < C; c++) {
         double s = bn_invstd((double)var[c], epsilon);
@@ -835,7 +836,7 @@ int F(bnpy_bn_backward)(T *dx, T *dgamma, T *dbeta, const T *dy, const T *x, con
         double inv_m = m > 0 ? 1.0 / (double)m : 0.0;
         a[c] = g * s;
         b[c] = -g * s * s * s * sum_dyxc[c] * inv_m;
-        shift[c] = -g * s * sum_dy[c] * inv_m;
+        shift[c] = sum_dy[c] * inv_m; /* the mean of dy */
     }
     if (m > 0)
         F(bn_affine)(dx, dy, x, a, b, NULL, mean_d, shift, coef, &p);
