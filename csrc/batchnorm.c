@@ -16,9 +16,10 @@
  * does), so y = β and dx = 0 rather than NaN.
  *
  * Statistics are numerically stable without a second read of x from memory: each block of values
- * small enough to stay in L1 gets an exact two-pass mean and sum of squared deviations (with the
- * "corrected two-pass" term Σ(x − mean_b) folded back in), and blocks are combined with Chan's
- * formula  δ = mean_b − mean_a,  mean = mean_a + δ·n_b/n,  M2 = M2_a + M2_b + δ²·n_a·n_b/n.
+ * small enough to stay in L1 gets its mean and sum of squared deviations from sums about a shift
+ * within its spread (the previous block's mean, or its own mean in a second pass over the block
+ * when the level jumps; see bn_stats_rows), and blocks are combined with Chan's formula
+ * δ = mean_b − mean_a,  mean = mean_a + δ·n_b/n,  M2 = M2_a + M2_b + δ²·n_a·n_b/n.
  * E[x²] − E[x]² is never used. The mean is carried relative to a pivot (one of the channel's
  * values), so that y = ((x − pivot) − (mean − pivot))·scale + β keeps every digit at large offsets.
  *
@@ -96,7 +97,7 @@ typedef float bn_vf __attribute__((vector_size(16)));
  * many chunks (the merge and the scratch memory grow with it). */
 #define BN_CHUNK_MIN_VALUES 32768
 #define BN_MAX_CHUNKS 64
-/* Values in one two-pass block: 4096 doubles' worth of float32/float64 stays in L1. */
+/* Values per channel and block: a block of 4096 float32/float64 values stays in L1. */
 #ifndef BN_BLOCK_VALUES
 #define BN_BLOCK_VALUES 4096
 #endif
@@ -249,26 +250,6 @@ static void bn_merge_chunk_sums(double *sum, const double *chunk_sum, const bn_p
 #define BN_STORE F(bn_store)
 #endif
 
-/* Σ p. */
-BN_INLINE double F(bn_sum)(const T *p, ptrdiff_t n)
-{
-    double total = 0.0;
-    ptrdiff_t i = 0;
-#ifdef BN_VECTOR
-    bn_vd a0 = bn_splat(0), a1 = a0, a2 = a0, a3 = a0;
-    for (; i + 16 <= n; i += 16) {
-        a0 += BN_LOAD(p + i);
-        a1 += BN_LOAD(p + i + 4);
-        a2 += BN_LOAD(p + i + 8);
-        a3 += BN_LOAD(p + i + 12);
-    }
-    total = bn_hsum((a0 + a1) + (a2 + a3));
-#endif
-    for (; i < n; i++)
-        total += (double)p[i];
-    return total;
-}
-
 /* Σ d and Σ d² with d = p − center. */
 BN_INLINE void F(bn_deviation_sums)(double *sum_d, double *sum_d2, const T *p, ptrdiff_t n,
                                     double center)
@@ -333,11 +314,14 @@ BN_INLINE void F(bn_grad_sums)(double *sum_dy, double *sum_dyxc, T *dx, const T 
 
 /* ---- statistics: one work unit ----------------------------------------------------------- */
 
-/* One block of n_b values of a channel is summarised exactly by two passes over it while it sits
- * in L1: its rounded mean c_b = (1/n_b) Σx, then d = x − c_b (exact for x near c_b), d1 = Σd and
- * d2 = Σd². Its mean relative to the channel's pivot K is (c_b − K) + d1/n_b (d1 restores what
- * rounding c_b lost, which at x ≈ 1e4 is an ulp of 1e4, not of σ) and its M2 = d2 − d1²/n_b.
- * Blocks then merge with Chan's formula. The inner loops need no pivot. */
+/* One pass per block of values of a channel (the block stays in L1), summed about a shift s: with
+ * d = x − s, the block's mean is s + Σd/n_b and its M2 = Σd² − (Σd)²/n_b, and blocks merge with
+ * Chan's formula. The shift is the previous block's mean (the pivot for a unit's first block, so
+ * chunks stay independent); for data whose level does not jump from block to block it lies
+ * within the block's spread, and the subtraction cancels nothing. Where it does not — the block's
+ * mean is more than one of its standard deviations from s, i.e. (Σd)²/n_b > Σd²/2: a jump, a
+ * trend, an outlying pivot — the block, still in L1, is summed again about its own mean (an exact
+ * two-pass). Either way M2_b loses at most a factor 2 of cancellation; sums are in double. */
 
 /* Rows layout: rows [r0, r1) of x (rows of C values), channels [c0, c0 + cw): the unit's mean of
  * x − pivot and M2 per channel into unit_mean, unit_m2 (all three indexed from c0). */
@@ -345,93 +329,76 @@ static BN_HOT void F(bn_stats_rows)(double *unit_mean, double *unit_m2, const T 
                                     const double *pivot, ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t C,
                                     ptrdiff_t c0, ptrdiff_t cw)
 {
-    double block_center[BN_CHANNEL_BLOCK], block_d1[BN_CHANNEL_BLOCK], block_d2[BN_CHANNEL_BLOCK];
+    double shift[BN_CHANNEL_BLOCK], block_d1[BN_CHANNEL_BLOCK], block_d2[BN_CHANNEL_BLOCK];
     ptrdiff_t block_rows = BN_BLOCK_VALUES / cw;
     if (block_rows < 4)
         block_rows = 4;
     double n_a = 0.0;
-    for (ptrdiff_t c = 0; c < cw; c++)
+    for (ptrdiff_t c = 0; c < cw; c++) {
         unit_mean[c] = unit_m2[c] = 0.0;
+        shift[c] = pivot[c];
+    }
     for (ptrdiff_t rb = r0; rb < r1; rb += block_rows) {
         ptrdiff_t re = rb + block_rows < r1 ? rb + block_rows : r1;
         double nb = (double)(re - rb), inv_nb = 1.0 / nb;
-        ptrdiff_t c_scalar = 0; /* channels from here on take the scalar loops */
+        for (ptrdiff_t c = 0; c < cw; c++)
+            block_d1[c] = block_d2[c] = 0.0;
+        ptrdiff_t c_scalar = 0; /* channels from here on take the scalar loop */
 #ifdef BN_VECTOR
-        /* Pass 1 row by row: a sequential stream, which the hardware prefetchers follow (a
-         * column-wise walk measured slower), four channels per vector, the sums in L1. */
-        ptrdiff_t c_vector_end = cw - cw % 8;
-        for (ptrdiff_t c = 0; c < c_vector_end; c++)
-            block_center[c] = 0.0;
-        for (ptrdiff_t r = rb; r < re; r++) {
-            const T *row = x + r * C + c0;
-            for (ptrdiff_t c = 0; c < c_vector_end; c += 4)
-                bn_store_f64(block_center + c, bn_load_f64(block_center + c) + BN_LOAD(row + c));
+        /* Row by row, a sequential stream that the hardware prefetchers follow (a column-wise
+         * walk measured slower); two rows per sweep halve the updates of the sums in L1. */
+        ptrdiff_t c_vector_end = cw - cw % 4, r = rb;
+        for (; r + 2 <= re; r += 2) {
+            const T *p = x + r * C + c0, *q = p + C;
+            for (ptrdiff_t c = 0; c < c_vector_end; c += 4) {
+                bn_vd s = bn_load_f64(shift + c), d0 = BN_LOAD(p + c) - s, d1 = BN_LOAD(q + c) - s;
+                bn_store_f64(block_d1 + c, bn_load_f64(block_d1 + c) + (d0 + d1));
+                bn_store_f64(block_d2 + c, bn_load_f64(block_d2 + c) + (d0 * d0 + d1 * d1));
+            }
         }
-        for (ptrdiff_t c = 0; c < c_vector_end; c++)
-            block_center[c] *= inv_nb;
-        /* Pass 2 on the block, now in L1: eight channels at a time with the sums in registers,
-         * rows in pairs for more independent adds. */
-        for (ptrdiff_t g = 0; g < c_vector_end; g += 8) {
-            ptrdiff_t r;
-            const T *base = x + c0 + g;
-            bn_vd m0 = bn_load_f64(block_center + g), m1 = bn_load_f64(block_center + g + 4);
-            bn_vd e0 = bn_splat(0), e1 = e0, f0 = e0, f1 = e0, e2 = e0, e3 = e0, f2 = e0, f3 = e0;
-            for (r = rb; r + 2 <= re; r += 2) {
-                const T *p = base + r * C, *q = p + C;
-                bn_vd d0 = BN_LOAD(p) - m0, d1 = BN_LOAD(p + 4) - m1;
-                bn_vd d2 = BN_LOAD(q) - m0, d3 = BN_LOAD(q + 4) - m1;
-                e0 += d0;
-                e1 += d1;
-                f0 += d0 * d0;
-                f1 += d1 * d1;
-                e2 += d2;
-                e3 += d3;
-                f2 += d2 * d2;
-                f3 += d3 * d3;
+        if (r < re) {
+            const T *p = x + r * C + c0;
+            for (ptrdiff_t c = 0; c < c_vector_end; c += 4) {
+                bn_vd d0 = BN_LOAD(p + c) - bn_load_f64(shift + c);
+                bn_store_f64(block_d1 + c, bn_load_f64(block_d1 + c) + d0);
+                bn_store_f64(block_d2 + c, bn_load_f64(block_d2 + c) + d0 * d0);
             }
-            if (r < re) {
-                const T *p = base + r * C;
-                bn_vd d0 = BN_LOAD(p) - m0, d1 = BN_LOAD(p + 4) - m1;
-                e0 += d0;
-                e1 += d1;
-                f0 += d0 * d0;
-                f1 += d1 * d1;
-            }
-            bn_store_f64(block_d1 + g, e0 + e2);
-            bn_store_f64(block_d1 + g + 4, e1 + e3);
-            bn_store_f64(block_d2 + g, f0 + f2);
-            bn_store_f64(block_d2 + g + 4, f1 + f3);
         }
         c_scalar = c_vector_end;
 #endif
         if (c_scalar < cw) {
-            for (ptrdiff_t c = c_scalar; c < cw; c++)
-                block_center[c] = 0.0;
-            for (ptrdiff_t r = rb; r < re; r++) {
-                const T *row = x + r * C + c0;
-                for (ptrdiff_t c = c_scalar; c < cw; c++)
-                    block_center[c] += (double)row[c];
-            }
-            for (ptrdiff_t c = c_scalar; c < cw; c++) {
-                block_center[c] *= inv_nb;
-                block_d1[c] = block_d2[c] = 0.0;
-            }
             for (ptrdiff_t r = rb; r < re; r++) {
                 const T *row = x + r * C + c0;
                 for (ptrdiff_t c = c_scalar; c < cw; c++) {
-                    double d = (double)row[c] - block_center[c];
+                    double d = (double)row[c] - shift[c];
                     block_d1[c] += d;
                     block_d2[c] += d * d;
                 }
             }
         }
+        for (ptrdiff_t c = 0; c < cw; c++) {
+            if (block_d1[c] * block_d1[c] * inv_nb > 0.5 * block_d2[c]) {
+                /* The shift is far from this block's mean: sum again about the mean. */
+                shift[c] += block_d1[c] * inv_nb;
+                double d1 = 0.0, d2 = 0.0;
+                for (ptrdiff_t r = rb; r < re; r++) {
+                    double d = (double)x[r * C + c0 + c] - shift[c];
+                    d1 += d;
+                    d2 += d * d;
+                }
+                block_d1[c] = d1;
+                block_d2[c] = d2;
+            }
+        }
         double n = n_a + nb, w_b = nb / n, w_ab = n_a * nb / n;
         for (ptrdiff_t c = 0; c < cw; c++) { /* no division per channel: this runs every block */
-            double mean_b = (block_center[c] - pivot[c]) + block_d1[c] * inv_nb;
-            double m2_b = block_d2[c] - block_d1[c] * block_d1[c] * inv_nb;
+            double offset = block_d1[c] * inv_nb;
+            double mean_b = (shift[c] - pivot[c]) + offset;
+            double m2_b = block_d2[c] - block_d1[c] * offset;
             double delta = mean_b - unit_mean[c];
             unit_mean[c] += delta * w_b;
             unit_m2[c] += m2_b + delta * delta * w_ab;
+            shift[c] += offset; /* the next block's shift: this block's mean */
         }
         n_a = n;
     }
@@ -442,15 +409,20 @@ static BN_HOT void F(bn_stats_segments)(double *unit_mean, double *unit_m2, cons
                                         double pivot, ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t C,
                                         ptrdiff_t c, ptrdiff_t L)
 {
-    double n_a = 0.0, mean_a = 0.0, m2_a = 0.0;
+    double n_a = 0.0, mean_a = 0.0, m2_a = 0.0, shift = pivot;
     for (ptrdiff_t r = r0; r < r1; r++) {
         const T *segment = x + (r * C + c) * L;
         for (ptrdiff_t b = 0; b < L; b += BN_BLOCK_VALUES) {
             ptrdiff_t len = L - b < BN_BLOCK_VALUES ? L - b : BN_BLOCK_VALUES;
             double nb = (double)len, d1, d2;
-            double center = F(bn_sum)(segment + b, len) / nb;
-            F(bn_deviation_sums)(&d1, &d2, segment + b, len, center);
-            bn_chan_merge(&n_a, &mean_a, &m2_a, nb, (center - pivot) + d1 / nb, d2 - d1 * d1 / nb);
+            F(bn_deviation_sums)(&d1, &d2, segment + b, len, shift);
+            if (d1 * d1 / nb > 0.5 * d2) { /* the shift is far from this block's mean: again */
+                shift += d1 / nb;
+                F(bn_deviation_sums)(&d1, &d2, segment + b, len, shift);
+            }
+            double offset = d1 / nb;
+            bn_chan_merge(&n_a, &mean_a, &m2_a, nb, (shift - pivot) + offset, d2 - d1 * offset);
+            shift += offset;
         }
     }
     *unit_mean = mean_a;
