@@ -242,6 +242,10 @@ MEMORY_CHILD = r"""
 import resource, sys, time, numpy as np
 sys.path[:0] = {path!r}
 import bench_training as bt
+import bnpy
+from threadpoolctl import threadpool_limits
+bnpy.set_num_threads({threads})
+threadpool_limits({threads})
 model = bt.build_model()
 rng = np.random.default_rng(0)
 x = rng.random((50000, 32, 32, 3), dtype=np.float32)
@@ -252,9 +256,11 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter() - 
 """
 
 
-def peak_memory_of_fit():
+def peak_memory_of_fit(threads=1):
+    """(peak RSS in bytes, seconds) of a one-epoch fit of the model on 50,000 random images, run in
+    a fresh interpreter so nothing else counts toward its peak."""
     here = os.path.dirname(os.path.abspath(__file__))
-    code = MEMORY_CHILD.format(path=[here] + sys.path[:1])
+    code = MEMORY_CHILD.format(path=[here] + sys.path[:1], threads=int(threads))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     maxrss_kib, seconds = out.stdout.split()[-2:]
     return int(maxrss_kib) * 1024, float(seconds)  # ru_maxrss is in KiB on Linux
@@ -317,9 +323,10 @@ def main():
     if model is None:
         print("\nbnpy.models is not available here: the model rows and --memory need the framework.")
     elif args.memory:
-        peak, seconds = peak_memory_of_fit()
-        print("\none-epoch fit on 50,000 random images ({} threads): peak resident memory {:.2f} GiB "
-              "(target <= 2 GiB), {:.0f} s".format(bnpy.get_num_threads(), peak / 2 ** 30, seconds))
+        threads = min(args.threads)
+        peak, seconds = peak_memory_of_fit(threads)
+        print("\none-epoch fit on 50,000 random images ({} thread(s)): peak resident memory {:.2f} GiB "
+              "(target <= 2 GiB), {:.0f} s".format(threads, peak / 2 ** 30, seconds))
 
 
 if __name__ == "__main__":
