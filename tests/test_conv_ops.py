@@ -457,3 +457,45 @@ def test_core_rejects_inconsistent_arguments_without_writing():
         ro.flags.writeable = False
         core.add_bias_rows(ro, np.zeros(7, np.float32))
     np.testing.assert_array_equal(out, 7.0)
+
+
+@pytest.mark.parametrize("kind", ["F", "sliced", "reversed"])
+@pytest.mark.parametrize("fmt", ["channels_last", "channels_first"])
+def test_pooling_any_input_strides(kind, fmt):
+    rng = np.random.default_rng(23)
+    x = to_format(rng.standard_normal((3, 7, 8, 4)), fmt)
+    for forward, backward in [(ops.max_pool2d_forward, ops.max_pool2d_backward),
+                              (ops.avg_pool2d_forward, ops.avg_pool2d_backward)]:
+        y0, ctx0 = forward(np.ascontiguousarray(x), 3, 2, "same", fmt)
+        dy = rng.standard_normal(y0.shape)
+        y1, ctx1 = forward(layout(x, kind), 3, 2, "same", fmt)
+        np.testing.assert_array_equal(y1, y0)
+        np.testing.assert_array_equal(backward(layout(dy, kind), ctx1), backward(dy, ctx0))
+
+
+def test_reference_counts_are_stable():
+    """No call leaks a reference to its inputs, on success or on error."""
+    import sys
+    rng = np.random.default_rng(29)
+    x = rng.standard_normal((2, 6, 6, 3)).astype(np.float32)
+    kernel = rng.standard_normal((3, 3, 3, 8)).astype(np.float32)
+    bias = rng.standard_normal(8).astype(np.float32)
+    arrays = (x, kernel, bias)
+    before = [sys.getrefcount(a) for a in arrays]
+    for _ in range(200):
+        for channels_first in (False, True):
+            fmt = "channels_first" if channels_first else "channels_last"
+            y, ctx = ops.conv2d_forward(to_format(x, fmt), kernel, bias, 1, "same", fmt)
+            ops.conv2d_backward(y, ctx)
+            del ctx
+            p, pctx = ops.max_pool2d_forward(to_format(x, fmt), 2, None, "same", fmt)
+            ops.max_pool2d_backward(p, pctx)
+            del pctx
+        with pytest.raises(ValueError):
+            bnpy._core.im2col(x, 9, 9, 1, 1, 0, 0, 0, 0, False)
+        with pytest.raises(ValueError):
+            bnpy._core.conv2d_direct(x, kernel[..., :5], bias, 1, 1, 0, 0, 0, 0) \
+                if bnpy._core.conv_direct_available() else bnpy._core.im2col(x, 9, 9, 1, 1, 0, 0, 0, 0, False)
+        with pytest.raises(ValueError):
+            bnpy._core.add_bias_rows(x.reshape(-1, 3), bias)
+    assert [sys.getrefcount(a) for a in arrays] == before

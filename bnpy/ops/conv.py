@@ -178,7 +178,7 @@ def _use_direct(x, kernel2d, geometry, channels_first):
     kh, kw = geometry[0], geometry[1]
     cin = x.shape[-1]
     return (_USE_DIRECT and not channels_first and x.dtype == np.float32 and kh * kw > 1
-            and cin <= _DIRECT_MAX_CIN and kernel2d.shape[1] % 8 == 0)
+            and 1 <= cin <= _DIRECT_MAX_CIN and kernel2d.shape[1] % 8 == 0)
 
 
 def _is_pointwise(geometry, channels_first):
