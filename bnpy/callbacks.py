@@ -174,6 +174,7 @@ class ProgbarLogger(Callback):
                 self.log_values.append((k, logs[k]))
         if self.verbose:
             self.progbar.update(self.seen, self.log_values, force=True)
+            self.progbar.close()  # a newline after a bar cut short by stop_training
 
 
 class EarlyStopping(Callback):

@@ -129,6 +129,10 @@ class Layer:
         """
         raise NotImplementedError(type(self).__name__ + ".backward")
 
+    def check_training_batch_size(self, batch_size):
+        """Raise ValueError if a training batch of ``batch_size`` samples cannot be used (called
+        by ``fit`` before the first step for the smallest batch; no constraint by default)."""
+
     def commit_updates(self):
         """Apply the non-gradient updates of the last training forward (none by default)."""
 

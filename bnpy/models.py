@@ -400,6 +400,10 @@ class Sequential:
                 dy = layer.backward(dy)
             constrained = []
             for layer in self.layers:
+                if len(layer.gradients) != len(layer.trainable_params):
+                    raise RuntimeError("{}: backward produced {} gradients for {} trainable weights"
+                                       .format(layer.name, len(layer.gradients),
+                                               len(layer.trainable_params)))
                 for param, grad in zip(layer.trainable_params, layer.gradients):
                     if param.regularizer is not None:
                         grad = grad + param.regularizer.gradient(param.value)
@@ -496,6 +500,9 @@ class Sequential:
         out_labels = list(self.metrics_names)
         callback_metrics = out_labels + (["val_" + n for n in out_labels] if do_validation else [])
         num_train = len(x)
+        smallest_batch = num_train % batch_size or batch_size
+        for layer in self.layers:  # fail before the first step, not at the end of an epoch
+            layer.check_training_batch_size(min(smallest_batch, num_train))
         callback_list = self._make_callbacks(callbacks, verbose, "samples")
         callback_list.set_params({"batch_size": batch_size, "epochs": epochs, "steps": None,
                                   "samples": num_train, "verbose": verbose,
@@ -809,6 +816,8 @@ def _unpack(values):
 
 
 def _positive(value, function, arg):
+    if value is None and arg == "batch_size":
+        return 32  # Keras's default (Model.fit maps batch_size=None to 32)
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError("Sequential.{}: `{}` must be a positive integer, got {!r}".format(
             function, arg, value))

@@ -184,3 +184,13 @@ def test_progbar_unknown_target():
     bar = Progbar(None, stream=out, dynamic=True, interval=0)
     bar.update(64, [("loss", 0.5)])
     assert out.getvalue() == "\r     64/Unknown - 0s - loss: 0.5000"
+
+
+def test_progbar_close_ends_a_partial_bar():
+    out = io.StringIO()
+    bar = Progbar(10, stream=out, dynamic=True, interval=0)
+    bar.update(4, force=True)
+    bar.close()
+    assert out.getvalue().endswith("] - ETA: 0s\n")
+    bar.close()  # nothing more to end
+    assert out.getvalue().count("\n") == 1

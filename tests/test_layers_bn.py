@@ -168,3 +168,17 @@ def test_n5_10_on_conv_shaped_input_channels_last():
     out = (model.predict(x) - bn.beta) / bn.gamma
     np.testing.assert_allclose(out.mean(axis=(0, 1, 2)), 0.0, atol=0.1)
     np.testing.assert_allclose(out.std(axis=(0, 1, 2)), 1.0, atol=0.1)
+
+
+def test_unbiased_option_rejects_a_last_batch_of_one_before_training():
+    np.random.seed(8)
+    model = Sequential([Dense(2, input_shape=(3,)), BatchNormalization(unbiased_moving_variance=True)])
+    model.compile(loss="mse", optimizer="sgd")
+    before = model.get_weights()
+    with pytest.raises(ValueError, match="a batch of 1 gives 1"):
+        model.fit(np.zeros((33, 3)), np.zeros((33, 2)), batch_size=32, verbose=0)
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert model.optimizer.iterations == 0
+    model.fit(np.zeros((34, 3)), np.zeros((34, 2)), batch_size=32, verbose=0, epochs=1)
+    assert model.optimizer.iterations == 2

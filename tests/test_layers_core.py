@@ -171,6 +171,20 @@ def test_dropout_is_inverted_and_identity_at_test_time():
     np.testing.assert_allclose(layer.backward(dy.copy()), dy * kept / 0.75, rtol=1e-6)
 
 
+def test_dropout_gradient_finite_differences_with_a_fixed_mask():
+    rng = np.random.default_rng(9)
+    layer = Dropout(0.4, seed=3, dtype="float64")
+    layer.build_for((None, 12))
+    x = rng.standard_normal((3, 12))
+
+    def forward_with_the_same_mask():
+        layer._rng = np.random.RandomState(3)  # the mask of a given seed, for every evaluation
+        return layer.forward(x, training=True)
+
+    assert 0 < np.count_nonzero(forward_with_the_same_mask()) < x.size
+    check_layer_gradients(layer, x, rng, training_forward=forward_with_the_same_mask)
+
+
 def test_dropout_mask_follows_np_random_seed_and_legacy_p():
     with pytest.warns(UserWarning, match=r"Update your `Dropout` call to the Keras 2 API: `Dropout\(rate=0.5\)`"):
         layer = Dropout(p=0.5)

@@ -102,6 +102,17 @@ class BatchNormalization(Layer):
         self.moving_variance = self.add_weight(shape, self.moving_variance_initializer,
                                                "moving_variance", trainable=False)
 
+    def check_training_batch_size(self, batch_size):
+        if not (self.unbiased_moving_variance and self.trainable):
+            return
+        per_sample = int(np.prod([d for i, d in enumerate(self.input_shape[1:], 1)
+                                  if i != self.axis % len(self.input_shape)]))
+        if batch_size * per_sample < 2:
+            raise ValueError("{}: unbiased_moving_variance needs at least 2 values per channel in "
+                             "every training batch, but a batch of {} gives {}; choose a batch_size "
+                             "that does not leave a last batch of {} sample(s)".format(
+                                 self.name, batch_size, batch_size * per_sample, batch_size))
+
     def forward(self, x, training=False):
         self._pending = None
         if training and self.trainable:

@@ -58,6 +58,7 @@ class Progbar:
         self.verbose = verbose
         self._stream = stream
         self._dynamic = dynamic
+        self._line_open = False  # a redrawn bar without its final newline yet
 
     @property
     def stream(self):
@@ -82,7 +83,7 @@ class Progbar:
                 return
             done = self.target is not None and current >= self.target
             dynamic = _is_interactive(stream) if self._dynamic is None else self._dynamic
-            if not dynamic and not done:
+            if not dynamic and not (done or force):
                 self.last_update = now
                 return
             line = self._bar_line(current, now)
@@ -92,10 +93,11 @@ class Progbar:
                 if prev_total_width > self.total_width:
                     line += " " * (prev_total_width - self.total_width)
                 stream.write("\r" + line)
-            else:
-                stream.write(line)
-            if done:
-                stream.write("\n")
+                self._line_open = not done
+                if done:
+                    stream.write("\n")
+            else:  # a whole line: the finished bar, or a forced one (training stopped early)
+                stream.write(line + "\n")
             stream.flush()
         elif self.verbose == 2:
             if self.target is None or current >= self.target:
@@ -106,6 +108,13 @@ class Progbar:
                 stream.write(info + "\n")
                 stream.flush()
         self.last_update = now
+
+    def close(self):
+        """End an unfinished in-place bar with a newline (e.g. when training stopped early)."""
+        if self._line_open:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._line_open = False
 
     def add(self, n, values=None):
         self.update(self.seen_so_far + n, values)
