@@ -14,7 +14,6 @@
 import gzip
 import hashlib
 import http.server
-import io
 import os
 import struct
 import tarfile

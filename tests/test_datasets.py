@@ -325,6 +325,49 @@ def test_allowed_globals_cannot_be_misused(tmp_path):
         cifar.unpickle_batch(matrix, "matrix")
 
 
+def test_opcodes_official_files_lack_are_refused_before_unpickling():
+    with pytest.raises(UnsafePickleError, match="opcode INST at byte 1"):
+        cifar.unpickle_batch(b"(ios\nsystem\n.", "inst")
+    with pytest.raises(UnsafePickleError, match="opcode EXT1"):
+        cifar.unpickle_batch(b"\x80\x02\x82\x01.", "ext")  # copyreg's extension registry
+    with pytest.raises(UnsafePickleError, match="opcode BYTEARRAY8"):
+        cifar.unpickle_batch(b"\x80\x05\x96" + (1).to_bytes(8, "little") + b"x.", "bytearray")
+    # A memo index near 2**31 would make CPython's unpickler allocate gigabytes: refused by the scan.
+    with pytest.raises(DataFileError, match="memo entry 2147483647 stored when only 1 exist"):
+        cifar.unpickle_batch(b"\x80\x02}q\x00]r\xff\xff\xff\x7f.", "memo")
+    with pytest.raises(DataFileError, match="ends without a STOP"):
+        cifar.unpickle_batch(b"\x80\x02}q\x00", "cut")
+
+
+def test_mutated_batches_give_a_clear_error_or_a_valid_batch():
+    """A bounded fuzz: 1,500 random byte edits of a small batch never crash, hang or leak other errors."""
+    base = py2_pickle({b"batch_label": b"x", b"labels": [1, 2, 3], b"filenames": [b"a", b"b", b"c"],
+                       b"data": (np.arange(3 * 3072) % 7).astype(np.uint8).reshape(3, 3072)})
+    structure_end = base.index(b"T")  # edits mostly before the raw pixel bytes, where structure is
+    rng = np.random.default_rng(2017)
+    outcomes = {"error": 0, "valid": 0}
+    for _ in range(1500):
+        mutated = bytearray(base)
+        for _ in range(int(rng.integers(1, 4))):
+            limit = structure_end + 5 if rng.random() < 0.9 else len(mutated)
+            position = int(rng.integers(0, limit))
+            edit = int(rng.integers(0, 3))
+            if edit == 0:
+                mutated[position] = int(rng.integers(0, 256))
+            elif edit == 1:
+                del mutated[position]
+            else:
+                mutated.insert(position, int(rng.integers(0, 256)))
+        try:
+            images, labels = cifar.parse_batch(bytes(mutated), "fuzz")
+        except DataFileError:
+            outcomes["error"] += 1
+            continue
+        assert images.dtype == np.uint8 and images.shape[1:] == (3, 32, 32) and len(labels) == len(images)
+        outcomes["valid"] += 1
+    assert outcomes["error"] > 1000  # the edits really do break most batches
+
+
 def test_numpy2_written_batches_are_accepted(tmp_path):
     """A batch re-pickled by NumPy 2 (protocol 3+) names numpy._core.multiarray._reconstruct."""
     rows = np.arange(2 * 3072, dtype=np.uint8).reshape(2, 3072) % 251
@@ -477,3 +520,65 @@ def test_path_of_the_wrong_type_is_a_type_error_naming_the_loader(loader):
     name = loader.__module__.rsplit(".", 1)[1] + ".load_data: path must be"
     with pytest.raises(TypeError, match=name):
         loader(path=42)
+
+
+def _mutations(data, count, seed):
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        mutated = bytearray(data)
+        for _ in range(int(rng.integers(1, 4))):
+            position = int(rng.integers(0, len(mutated)))
+            edit = int(rng.integers(0, 3))
+            if edit == 0:
+                mutated[position] = int(rng.integers(0, 256))
+            elif edit == 1:
+                del mutated[position]
+            else:
+                mutated.insert(position, int(rng.integers(0, 256)))
+        yield bytes(mutated)
+
+
+def test_mutated_npz_and_gz_files_give_a_clear_error_or_valid_arrays(tmp_path):
+    """Bounded fuzz of the other two formats: only DataFileError, never another exception."""
+    npz = tmp_path / "mnist.npz"
+    write_mnist_npz(str(npz))
+    original = read_bytes(str(npz))
+    errors = 0
+    for mutated in _mutations(original, 400, seed=1):
+        npz.write_bytes(mutated)
+        try:
+            (x_train, y_train), _ = mnist.load_data(path=str(npz))
+        except DataFileError:
+            errors += 1
+            continue
+        assert x_train.dtype == np.uint8 and x_train.shape[1:] == (28, 28) and len(y_train) == len(x_train)
+    assert errors > 300
+    folder = tmp_path / "fashion-mnist"
+    write_fashion_mnist(str(folder))
+    labels = folder / "t10k-labels-idx1-ubyte.gz"
+    original = read_bytes(str(labels))
+    errors = 0
+    for mutated in _mutations(original, 300, seed=2):
+        labels.write_bytes(mutated)
+        try:
+            fashion_mnist.load_data(path=str(folder))
+        except DataFileError:
+            errors += 1
+    assert errors > 200
+
+
+DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
+
+
+@pytest.mark.skipif(not os.path.isdir(DEBIAN_FASHION_MNIST),
+                    reason="Debian's dataset-fashion-mnist is not installed (apt install dataset-fashion-mnist)")
+def test_real_fashion_mnist_from_the_debian_package(monkeypatch):
+    """The real files where the Debian package puts them, found through the default system folders."""
+    monkeypatch.setattr(_lookup, "SYSTEM_DATA_DIRS", ["/usr/share/datasets"])
+    (x_train, y_train), (x_test, y_test) = fashion_mnist.load_data()
+    assert (x_train.shape, x_test.shape) == ((60000, 28, 28), (10000, 28, 28))
+    assert x_train.dtype == y_train.dtype == np.uint8 and (y_train.shape, y_test.shape) == ((60000,), (10000,))
+    # Fashion-MNIST is balanced: 6,000 training and 1,000 test images per class (its README).
+    np.testing.assert_array_equal(np.bincount(y_train, minlength=10), [6000] * 10)
+    np.testing.assert_array_equal(np.bincount(y_test, minlength=10), [1000] * 10)
+    assert x_train.max() == 255 and x_train.min() == 0

@@ -150,6 +150,9 @@ def _check_explicit(source, path):
     problem = source.check(path)
     if problem is None:
         return path
+    if not os.path.isdir(path):  # the file named is there but is not what it should be
+        raise data_utils.DataFileError("{}: path={!r} {}; expected {}".format(
+            source.function, path, problem, " or ".join(source.candidates)))
     notes = ["{}: {}".format(path, problem)]
     if os.path.isdir(path):
         for name in source.candidates:

@@ -49,9 +49,11 @@ def read_npz(fpath, function="mnist.load_data"):
             arrays = {name: f[name] for name in ARRAYS}
     except DataFileError:
         raise
-    except (zipfile.BadZipFile, ValueError, EOFError, OSError, KeyError) as exc:
-        if isinstance(exc, (FileNotFoundError, PermissionError)):
-            raise
+    except (FileNotFoundError, PermissionError):
+        raise
+    except Exception as exc:  # noqa: BLE001 -- a corrupt zip/.npy surfaces as BadZipFile, zlib.error,
+        # ValueError, EOFError, NotImplementedError (compression method), tokenize.TokenError (a
+        # garbled .npy header), ...: every one of them means "this file is not a readable mnist.npz".
         raise DataFileError("{}: {} is truncated or corrupt ({}: {})".format(
             function, fpath, type(exc).__name__, exc)) from exc
     for split in ("train", "test"):

@@ -213,10 +213,9 @@ def _download(origin, fpath, file_hash, algorithm, progress, timeout):
                 "get_file: the file downloaded from {} has {} {} but {} was expected: the download "
                 "is corrupt or the file on the server changed; nothing was saved".format(
                     origin, algorithm, hasher.hexdigest(), file_hash))
-        # mkstemp creates 0600; give the finished file the permissions a normal file would have.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)
+        # mkstemp creates 0600; give the finished file the usual rw-r--r--. (Reading the umask
+        # would mean setting it for a moment, which races with other threads creating files.)
+        os.chmod(tmp_path, 0o644)
         os.replace(tmp_path, fpath)
     except BaseException:
         _remove_quietly(tmp_path)
