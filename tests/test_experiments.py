@@ -246,7 +246,26 @@ def test_article_default_dataset_is_cifar10_when_present(offline, cifar_root, mo
     with open(out / "dataset.json") as f:
         info = json.load(f)
     assert info["dataset"] == "cifar10" and info["input_shape"] == [32, 32, 3]
-    assert "note" not in info
+    assert "note" not in info and "loader_warnings" not in info  # all five batches are there
+
+
+def test_loader_warnings_are_recorded(offline, tmp_path, monkeypatch, capsys):
+    """A CIFAR folder with fewer than five training batches loads with the loader's warning,
+    which the run prints and keeps in dataset.json."""
+    root = tmp_path / "two-batches"
+    write_tiny_cifar10(str(root), n_batches=2)
+    monkeypatch.setenv("BNPY_DATA", str(root))
+    out = offline / "partial"
+    argv = ["article", "--epochs", 1, "--groups", "no-bn", "--dataset", "cifar10", "--out", out,
+            "--verbose", 0, "--batch-size", 16]
+    assert run_cli(argv) == 0
+    assert "Warning from the loader: " in capsys.readouterr().out
+    with open(out / "dataset.json") as f:
+        info = json.load(f)
+    assert info["train_total"] == 32 and len(info["loader_warnings"]) == 1
+    assert "data_batch_3" in info["loader_warnings"][0]
+    with open(out / "summary.md") as f:
+        assert "Loader warning: " + info["loader_warnings"][0] in f.read()
 
 
 def write_image_folders(root, n_per_class=4, classes=("cat", "dog", "frog"), size=(12, 12)):

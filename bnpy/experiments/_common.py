@@ -297,6 +297,16 @@ def _load_named(name):
     return module.load_data()
 
 
+def _load_recording_warnings(load, *args):
+    """Call load(*args); return (its result, the texts of the warnings it gave, e.g. a CIFAR
+    folder holding fewer than the five official batches), so the run's records can say so."""
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = load(*args)
+    return result, [str(w.message) for w in caught]
+
+
 def _load_directory(directory):
     """An image-folder dataset: DIR/train/<class>/*.png|jpg and DIR/test/<class>/..."""
     from bnpy.preprocessing.image import load_from_directory
@@ -326,14 +336,16 @@ def load_dataset(requested, default_chain, log):
         if not os.path.isdir(requested):
             raise ExperimentError("--dataset must be one of {} or an image-folder directory; {!r} "
                                   "is neither".format(", ".join(DATASET_TITLES), requested))
-        (x_train, y_train), (x_test, y_test) = _load_directory(requested)
+        ((x_train, y_train), (x_test, y_test)), warned = _load_recording_warnings(
+            _load_directory, requested)
         info = {"dataset": os.path.abspath(requested), "title": "image folders in " + requested}
     else:
         chain = [requested] if requested is not None else list(default_chain)
         first_error = None
         for i, name in enumerate(chain):
             try:
-                (x_train, y_train), (x_test, y_test) = _load_named(name)
+                ((x_train, y_train), (x_test, y_test)), warned = _load_recording_warnings(
+                    _load_named, name)
             except (OSError, ValueError, RuntimeError, ImportError) as exc:
                 if first_error is None:
                     first_error = exc
@@ -350,6 +362,10 @@ def load_dataset(requested, default_chain, log):
             break
         else:
             raise first_error
+    for text in warned:
+        log("Warning from the loader: " + text)
+    if warned:
+        info["loader_warnings"] = warned
     x_train, x_test = _as_images(x_train), _as_images(x_test)
     y_train = np.asarray(y_train).reshape(-1).astype(np.int64)
     y_test = np.asarray(y_test).reshape(-1).astype(np.int64)

@@ -238,7 +238,8 @@ def summary_markdown(args, data_info, results):
     text = ["# The article's BN comparison\n",
             "Data: {} ({}), {} training / {} test images{}.\n".format(
                 data_info["title"], data_info["dataset"], data_info["train_used"],
-                data_info["test_used"], "; " + data_info["note"] if "note" in data_info else ""),
+                data_info["test_used"], "; " + data_info["note"] if "note" in data_info else "")
+            + "".join("\n\nLoader warning: " + w for w in data_info.get("loader_warnings", [])),
             "Settings: Adadelta (lr 1.0, rho 0.95, eps 1e-8), batch size {}, {} epochs, "
             "categorical cross-entropy, validation on the test images, seed {}.\n".format(
                 args.batch_size, args.epochs, args.seed),

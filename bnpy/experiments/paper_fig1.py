@@ -232,7 +232,8 @@ def summary_markdown(args, info, results):
         "# The BN paper's Figure 1 (Ioffe & Szegedy 2015, section 4.1)\n",
         "Data: {} ({}), {} training / {} test images{}.\n".format(
             info["title"], info["dataset"], info["train_used"], info["test_used"],
-            "; " + info["note"] if "note" in info else ""),
+            "; " + info["note"] if "note" in info else "") + "".join(
+                "\n\nLoader warning: " + w for w in info.get("loader_warnings", [])),
         "Settings: 784-100-100-100-10, sigmoid hidden units, softmax output, SGD lr {}, batch "
         "{}, {} steps, seed {}; sigmoid unit {} of the last hidden layer followed.\n".format(
             args.lr, args.batch_size, args.steps, args.seed, args.unit),
