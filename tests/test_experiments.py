@@ -295,6 +295,10 @@ def test_article_on_an_image_folder_dataset(offline, tmp_path):
     assert info["input_shape"] == [12, 12, 3] and info["num_classes"] == 3
     assert info["train_used"] == 12 and info["test_used"] == 12
     check_article_run(str(out), ["as-printed"], 1, dataset=str(root))
+    # a subset of a class-by-class folder tree still holds every class
+    x, y, _, _, _ = _common.load_dataset(str(root), (), print)
+    assert set(y[:6].tolist()) == {0, 1, 2}
+    np.testing.assert_array_equal(np.bincount(y), [4, 4, 4])
 
 
 def test_no_dataset_at_all_gives_the_loaders_error(offline, tmp_path, monkeypatch, capsys):

@@ -317,7 +317,12 @@ def _load_directory(directory):
             raise ExperimentError("--dataset {}: expected class folders under {}/train and "
                                   "{}/test".format(directory, directory, directory))
         x, y, classes = load_from_directory(sub)
-        parts.append((x, np.asarray(y), list(classes)))
+        # Folders list their images class by class; put them in one fixed random order (the
+        # official CIFAR/MNIST files already are), so that --train-size/--test-size take a
+        # sample of every class, not the first classes only. Independent of --seed on purpose:
+        # the same data for every seed.
+        order = np.random.RandomState(0).permutation(len(x))
+        parts.append((np.asarray(x)[order], np.asarray(y)[order], list(classes)))
     if parts[0][2] != parts[1][2]:
         raise ExperimentError("--dataset {}: train and test have different classes ({} vs "
                               "{})".format(directory, parts[0][2], parts[1][2]))
@@ -338,7 +343,8 @@ def load_dataset(requested, default_chain, log):
                                   "is neither".format(", ".join(DATASET_TITLES), requested))
         ((x_train, y_train), (x_test, y_test)), warned = _load_recording_warnings(
             _load_directory, requested)
-        info = {"dataset": os.path.abspath(requested), "title": "image folders in " + requested}
+        info = {"dataset": os.path.abspath(requested), "title": "image folders in " + requested,
+                "order": "shuffled once at load time with RandomState(0) (folders are by class)"}
     else:
         chain = [requested] if requested is not None else list(default_chain)
         first_error = None
