@@ -332,3 +332,37 @@ def test_concurrent_calls_agree_with_serial_ones():
     for got, want in zip(results, serial):
         for g, w in zip(got, want):
             np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or not _core.HAVE_OPENMP, reason="needs fork() and OpenMP")
+def test_forked_child_after_threaded_calls_does_not_hang():
+    """libgomp's thread pool does not survive fork(): the kernels run on one thread in a child."""
+    import bnpy
+    import time
+
+    before = bnpy.get_num_threads()
+    bnpy.set_num_threads(2)
+    try:
+        x = np.random.default_rng(7).standard_normal((256, 1000)).astype(np.float32)
+        y, mean, var = ops.batch_norm_forward(x, None, None)  # large enough to use the threads
+        pid = os.fork()
+        if pid == 0:  # the child: compute again and report through the exit status
+            try:
+                y2, mean2, var2 = ops.batch_norm_forward(x, None, None)
+                os._exit(0 if np.array_equal(y2, y) and np.array_equal(var2, var) else 1)
+            finally:
+                os._exit(2)
+        deadline = time.monotonic() + 60
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+                pytest.fail("the forked child hung in a kernel")
+            time.sleep(0.05)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    finally:
+        bnpy.set_num_threads(before)
+
