@@ -12,6 +12,8 @@ for bnpy (outputs written into preallocated out= buffers, as a training loop reu
 float32 NumPy implementation (the obvious vectorised formulas), and torch.nn.functional.batch_norm
 with autograd (when torch is installed; channels-last via memory_format=torch.channels_last).
 
+Also the float64 NumPy twins of tests/reference.py (fwd+bwd only), the reference the tests use.
+
 The bandwidth floor: a copy (read + write) and a read (a sum) of an array of the same size, timed
 in the same run (the faster of NumPy single-threaded and torch with the same thread count). A
 forward must at least read x twice and write y once (t_read + t_copy); a backward read x and dy
@@ -21,7 +23,11 @@ writes y once (t_copy).
 The machine is shared and noisy: every figure is the median of several repeats, and only ratios
 measured in the same run are meaningful. Usage:
 
-    python benchmarks/bench_batchnorm.py [--quick] [--repeats N] [--threads 1,2] [--no-torch]
+    python benchmarks/bench_batchnorm.py [--quick] [--repeats N] [--threads 1,2] [--no-torch] [--cpu-time]
+
+On a machine shared with other busy processes, OpenMP's spin-waiting threads (bnpy's and torch's)
+make 2-thread wall times meaningless; run with OMP_WAIT_POLICY=passive there (the default, active,
+is best on an otherwise idle machine).
 """
 import argparse
 import os
@@ -30,8 +36,11 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 import bnpy  # noqa: E402
+import reference  # noqa: E402  (tests/reference.py: the float64 NumPy twins of the kernels)
 from bnpy import ops  # noqa: E402
 
 SHAPES = [(32, 32, 32, 96), (32, 16, 16, 96), (32, 16, 16, 120), (32, 10), (128, 32, 32, 64),
@@ -40,19 +49,22 @@ SEED_CONV_SHAPES = [(32, 32, 32, 96), (32, 16, 16, 96), (32, 16, 16, 120)]
 EPS = 1e-3
 
 
+CLOCK = time.perf_counter  # --cpu-time: time.thread_time for the single-threaded cases
+
+
 def median_time(fn, repeats, min_time=0.02):
     """Median seconds per call over `repeats` timings, each of enough calls to last ~min_time."""
     fn()
-    t0 = time.perf_counter()
+    t0 = CLOCK()
     fn()
-    once = max(time.perf_counter() - t0, 1e-7)
+    once = max(CLOCK() - t0, 1e-6)
     calls = max(1, int(min_time / once))
     times = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = CLOCK()
         for _ in range(calls):
             fn()
-        times.append((time.perf_counter() - t0) / calls)
+        times.append((CLOCK() - t0) / calls)
     return float(np.median(times))
 
 
@@ -133,6 +145,11 @@ def bench_case(shape, channels_last, threads, repeats, torch, with_numpy):
             "inf": median_time(lambda: numpy_inference(x, gamma, beta, nmean, nvar, bshape), nrep, 0.0),
         }
 
+        def twin_step():
+            _, m, v = reference.batch_norm_forward(x, gamma, beta, axis, EPS)
+            reference.batch_norm_backward(dy, x, gamma, m, v, axis, EPS)
+        row["twin"] = {"fwd+bwd": median_time(twin_step, 3, 0.0)}
+
     # The bandwidth floor: NumPy single-threaded, and torch with `threads` threads when present.
     dst = np.empty_like(x)
     t_copy = median_time(lambda: np.copyto(dst, x), repeats)
@@ -186,12 +203,18 @@ def fmt_time(t):
 
 
 def main():
+    global CLOCK
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats, small shapes only")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--no-numpy", action="store_true")
+    parser.add_argument("--markdown", action="store_true", help="also print a summary table in Markdown")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="single-threaded cases: time the calling thread's CPU time (time.thread_time), "
+                             "which time spent descheduled on a busy machine does not inflate; every "
+                             "library then runs on this one thread (torch.set_num_threads(1))")
     args = parser.parse_args()
 
     torch = None
@@ -204,8 +227,13 @@ def main():
     repeats = 3 if args.quick else args.repeats
     threads_list = [int(t) for t in args.threads.split(",")]
     print(f"bnpy {bnpy.__version__}, OpenMP={bool(bnpy._core.HAVE_OPENMP)}, numpy {np.__version__}"
-          + (f", torch {torch.__version__}" if torch is not None else "") + f", {os.cpu_count()} CPUs")
-    print("float32; medians of {} repeats; ratios are time/time in this run\n".format(repeats))
+          + (f", torch {torch.__version__}" if torch is not None else "") + f", {os.cpu_count()} CPUs"
+          + f", OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}")
+    if hasattr(os, "getloadavg"):
+        print("load average at start: {:.1f} {:.1f} {:.1f} (other processes inflate wall times, "
+              "above all with 2 threads)".format(*os.getloadavg()))
+    print("float32; medians of {} repeats; ratios are time/time in this run; clock: {}\n".format(
+        repeats, "thread CPU time for 1 thread, wall time otherwise" if args.cpu_time else "wall time"))
 
     summary = []
     header = (f"{'shape':>18} {'layout':>6} {'thr':>3} {'op':>7} | {'bnpy':>11} {'floor':>11} {'bnpy/floor':>10}"
@@ -216,6 +244,7 @@ def main():
         layouts = ["last"] if len(shape) == 2 else ["last", "first"]
         for layout in layouts:
             for threads in threads_list:
+                CLOCK = time.thread_time if (args.cpu_time and threads == 1) else time.perf_counter
                 row = bench_case(shape, layout == "last", threads, repeats, torch, not args.no_numpy)
                 for op in ("fwd", "bwd", "fwd+bwd", "inf"):
                     b = row["bnpy"][op]
@@ -241,13 +270,39 @@ def main():
             notes.append(f"inf/copy {i:.2f} ({'ok' if i <= 1.3 else 'over 1.3'})")
         if "numpy" in row:
             q = row["numpy"]["fwd+bwd"] / row["bnpy"]["fwd+bwd"]
-            notes.append(f"numpy/bnpy {q:.1f}x ({'ok' if q >= 10 else 'under 10x'})")
+            t = row["twin"]["fwd+bwd"] / row["bnpy"]["fwd+bwd"]
+            notes.append(f"fwd+bwd: numpy-float32/bnpy {q:.1f}x, float64 twin (tests/reference.py)/bnpy "
+                         f"{t:.1f}x ({'ok' if t >= 10 else 'under 10x'})")
         if "torch" in row and shape in SEED_CONV_SHAPES and layout == "last" and threads == 2:
             q = row["torch"]["fwd+bwd"] / row["bnpy"]["fwd+bwd"]
             notes.append(f"torch/bnpy {q:.2f}x ({'ok' if q >= 2 else 'under 2x'})")
         if shape == (32, 10):
             notes.append("per call: " + ", ".join(f"{op} {row['bnpy'][op] * 1e6:.1f}us" for op in ("fwd", "bwd", "inf")))
         print(f"  {str(shape):>18} {layout:>6} {threads} threads: " + "; ".join(notes))
+    if args.markdown:
+        clock_note = ("1 thread: CPU time of the calling thread; 2 threads: wall time" if args.cpu_time
+                      else "wall time")
+        print()
+        print(markdown_table(summary, clock_note))
+
+
+def markdown_table(summary, clock_note):
+    """The README's table: one line per case, fwd+bwd and inference against their references."""
+    lines = [
+        f"float32, medians; {clock_note}. Ratios > 1 in the last three columns mean bnpy is faster.",
+        "",
+        "| shape | layout | threads | fwd+bwd | ÷ floor | inference ÷ copy | NumPy f32 ÷ bnpy | float64 twin ÷ bnpy | torch ÷ bnpy |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for shape, layout, threads, row in summary:
+        b = row["bnpy"]
+        cells = [str(shape), layout, str(threads), fmt_time(b["fwd+bwd"]).strip(),
+                 f"{b['fwd+bwd'] / row['floor']['fwd+bwd']:.2f}", f"{b['inf'] / row['floor']['inf']:.2f}"]
+        cells.append(f"{row['numpy']['fwd+bwd'] / b['fwd+bwd']:.1f}" if "numpy" in row else "–")
+        cells.append(f"{row['twin']['fwd+bwd'] / b['fwd+bwd']:.1f}" if "twin" in row else "–")
+        cells.append(f"{row['torch']['fwd+bwd'] / b['fwd+bwd']:.2f}" if "torch" in row else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -6,11 +6,13 @@ Cases (float32, batch 32):
   pool   MaxPooling2D 2x2 on 32x32x96
 For each: forward, backward and forward+backward, at 1 and 2 threads, for bnpy (channels-last),
 bnpy with the direct kernel switched off (im2col + matmul: shows what the direct kernel buys) and
-torch in NCHW and channels-last (autograd; torch.set_num_threads). Medians are measured
+torch in NCHW and channels-last (autograd; torch.set_num_threads; its backward is derived as
+fwd+bwd minus forward, since autograd frees the graph after each backward). Medians are measured
 round-robin (one call of each contestant in turn) so a busy machine slows all alike; ratios are
 bnpy / fastest torch layout.
 
-Run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_conv.py
+Run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_conv.py [--threads 1 --clock cpu]
+(--clock cpu: process CPU time, which other processes' load does not inflate; one thread only)
 """
 import argparse
 import sys
@@ -23,6 +25,9 @@ import bnpy.ops as ops
 from bnpy.ops import conv as conv_module
 
 
+CLOCK = time.perf_counter
+
+
 def round_robin_medians(steps, repeats, warmup=2):
     for step in steps.values():
         for _ in range(warmup):
@@ -30,9 +35,9 @@ def round_robin_medians(steps, repeats, warmup=2):
     times = {name: [] for name in steps}
     for _ in range(repeats):
         for name, step in steps.items():
-            start = time.perf_counter()
+            start = CLOCK()
             step()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(CLOCK() - start)
     return {name: 1e3 * float(np.median(t)) for name, t in times.items()}
 
 
@@ -71,25 +76,23 @@ def torch_conv_steps(torch, x, kernel, bias, padding, need_dx, channels_last):
         with torch.no_grad():
             return torch.nn.functional.conv2d(xt, wt, bt, padding=pad)
 
-    y_graph = [None]
-
-    def prepare():
-        y_graph[0] = torch.nn.functional.conv2d(xt, wt, bt, padding=pad)
-
-    def backward():  # includes building the graph again: torch frees it after backward
-        prepare()
-        torch.autograd.backward(y_graph[0], dy)
-
     def both():
         torch.autograd.backward(torch.nn.functional.conv2d(xt, wt, bt, padding=pad), dy)
-    return forward, backward, both
+    return forward, None, both  # no separate backward: derived as (fwd+bwd) - forward
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="wall time (default) or process CPU time (load-robust; 1 thread only)")
     args = parser.parse_args()
+    global CLOCK
+    if args.clock == "cpu":
+        CLOCK = time.process_time
+        if any(t != 1 for t in args.threads):
+            sys.exit("--clock cpu is only meaningful with --threads 1")
     from threadpoolctl import threadpool_info, threadpool_limits
     try:
         import torch
@@ -120,12 +123,20 @@ def main():
                 if torch is not None:
                     contestants["torch NCHW"] = torch_conv_steps(torch, x, kernel, bias, padding, need_dx, False)
                     contestants["torch CL"] = torch_conv_steps(torch, x, kernel, bias, padding, need_dx, True)
+                res = {}
                 for phase_index, phase in enumerate(["forward", "backward", "fwd+bwd"]):
-                    res = round_robin_medians({k: v[phase_index] for k, v in contestants.items()}, args.repeats)
-                    best = min((v for k, v in res.items() if k.startswith("torch")), default=float("nan"))
+                    steps = {k: v[phase_index] for k, v in contestants.items()
+                             if not (phase == "backward" and k.startswith("torch"))}
+                    res[phase] = round_robin_medians(steps, args.repeats)
+                for name in contestants:  # torch frees its graph: its backward = (fwd+bwd) - forward
+                    if name.startswith("torch"):
+                        res["backward"][name] = res["fwd+bwd"][name] - res["forward"][name]
+                for phase in ["forward", "backward", "fwd+bwd"]:
+                    r = res[phase]
+                    best = min((v for k, v in r.items() if k.startswith("torch")), default=float("nan"))
                     print("{:>3} {:<6} {:<9} {:>9.2f} {:>9.2f} {:>10.2f} {:>10.2f} {:>7.2f}x".format(
-                        threads, case, phase, res["bnpy"], res["im2col"], res.get("torch NCHW", float("nan")),
-                        res.get("torch CL", float("nan")), res["bnpy"] / best))
+                        threads, case, phase, r["bnpy"], r["im2col"], r.get("torch NCHW", float("nan")),
+                        r.get("torch CL", float("nan")), r["bnpy"] / best))
             # max pooling 2x2 on 32x32x96
             y, ctx = ops.max_pool2d_forward(xp)
             dy = rng.standard_normal(y.shape).astype(np.float32)
@@ -152,7 +163,7 @@ def main():
                     threads, "pool", phase, res["bnpy " + key], "-", torch_times[0], torch_times[1],
                     res["bnpy " + key] / min(torch_times)))
     print("\nratio = bnpy / fastest torch layout (below 1: bnpy faster). Timings: medians of {} "
-          "round-robin calls on a possibly busy machine.".format(args.repeats))
+          "round-robin calls, clock: {}.".format(args.repeats, args.clock))
 
 
 if __name__ == "__main__":

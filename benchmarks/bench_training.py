@@ -13,8 +13,9 @@ on a batch of 32 random 32x32x3 float32 images, at 1 and 2 threads. Three contes
   * bnpy model - ``Sequential.train_on_batch`` of the real model (when bnpy.models exists);
   * torch      - the same network in PyTorch, NCHW and channels-last (torch.set_num_threads).
 
-For each thread count it prints the median ms/step, the ratio to PyTorch's fastest layout and the
-implied seconds per 50,000-image epoch. With --memory it also runs a one-epoch fit of the bnpy
+For each thread count it prints the median ms/step, the ratio to PyTorch's fastest layout, the
+implied seconds per 50,000-image epoch, and the fastest step of each (on a busy machine the
+minimum is the better estimate of a contestant's unloaded speed). With --memory it also runs a one-epoch fit of the bnpy
 model on 50,000 random images in a subprocess and prints its peak resident memory (getrusage).
 
 Run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_training.py [--memory]
@@ -53,7 +54,7 @@ def median_ms(steps, repeats, warmup=3):
             start = CLOCK()
             step()
             times[name].append(CLOCK() - start)
-    return {name: 1e3 * float(np.median(t)) for name, t in times.items()}
+    return {name: (1e3 * float(np.median(t)), 1e3 * float(np.min(t))) for name, t in times.items()}
 
 
 # ---- batch normalization: bnpy.ops when the core branch provides it, else NumPy ---------------------
@@ -242,6 +243,10 @@ MEMORY_CHILD = r"""
 import resource, sys, time, numpy as np
 sys.path[:0] = {path!r}
 import bench_training as bt
+import bnpy
+from threadpoolctl import threadpool_limits
+bnpy.set_num_threads({threads})
+threadpool_limits({threads})
 model = bt.build_model()
 rng = np.random.default_rng(0)
 x = rng.random((50000, 32, 32, 3), dtype=np.float32)
@@ -252,9 +257,11 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter() - 
 """
 
 
-def peak_memory_of_fit():
+def peak_memory_of_fit(threads=1):
+    """(peak RSS in bytes, seconds) of a one-epoch fit of the model on 50,000 random images, run in
+    a fresh interpreter so nothing else counts toward its peak."""
     here = os.path.dirname(os.path.abspath(__file__))
-    code = MEMORY_CHILD.format(path=[here] + sys.path[:1])
+    code = MEMORY_CHILD.format(path=[here] + sys.path[:1], threads=int(threads))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     maxrss_kib, seconds = out.stdout.split()[-2:]
     return int(maxrss_kib) * 1024, float(seconds)  # ru_maxrss is in KiB on Linux
@@ -295,8 +302,8 @@ def main():
     print("BN in the ops step: {}".format("bnpy.ops" if HAVE_BNPY_BN else "NumPy (bnpy.ops has no batch_norm yet)"))
     print("parameters: {} (Keras: 355,192); clock: {}".format(network.count_params(), args.clock))
     steps_per_epoch = -(-EPOCH_IMAGES // BATCH)
-    print("\n{:>7} {:<22} {:>9} {:>14} {:>10}".format("threads", "contestant", "ms/step", "vs torch best",
-                                                       "s/epoch"))
+    print("\n{:>7} {:<22} {:>9} {:>14} {:>10} {:>9} {:>10}".format(
+        "threads", "contestant", "ms/step", "vs torch best", "s/epoch", "min ms", "min ratio"))
     for threads in args.threads:
         bnpy.set_num_threads(threads)
         steps = {}
@@ -309,17 +316,20 @@ def main():
             if model is not None:
                 steps["bnpy model"] = lambda: model.train_on_batch(x, y)
             results = median_ms(steps, args.repeats)
-        best_torch = min((v for k, v in results.items() if k.startswith("torch")), default=None)
-        for name, ms in results.items():
+        best_torch = min((v[0] for k, v in results.items() if k.startswith("torch")), default=None)
+        best_torch_min = min((v[1] for k, v in results.items() if k.startswith("torch")), default=None)
+        for name, (ms, ms_min) in results.items():
             ratio = "{:.2f}x".format(ms / best_torch) if best_torch else "-"
-            print("{:>7} {:<22} {:>9.1f} {:>14} {:>10.0f}".format(threads, name, ms, ratio,
-                                                                   ms * steps_per_epoch / 1e3))
+            ratio_min = "{:.2f}x".format(ms_min / best_torch_min) if best_torch_min else "-"
+            print("{:>7} {:<22} {:>9.1f} {:>14} {:>10.0f} {:>9.1f} {:>10}".format(
+                threads, name, ms, ratio, ms * steps_per_epoch / 1e3, ms_min, ratio_min))
     if model is None:
         print("\nbnpy.models is not available here: the model rows and --memory need the framework.")
     elif args.memory:
-        peak, seconds = peak_memory_of_fit()
-        print("\none-epoch fit on 50,000 random images ({} threads): peak resident memory {:.2f} GiB "
-              "(target <= 2 GiB), {:.0f} s".format(bnpy.get_num_threads(), peak / 2 ** 30, seconds))
+        threads = min(args.threads)
+        peak, seconds = peak_memory_of_fit(threads)
+        print("\none-epoch fit on 50,000 random images ({} thread(s)): peak resident memory {:.2f} GiB "
+              "(target <= 2 GiB), {:.0f} s".format(threads, peak / 2 ** 30, seconds))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 /* batchnorm.c: Batch Normalization kernels (Ioffe & Szegedy 2015) on contiguous (outer, C, inner)
- * blocks, float32 and float64 from one type-generic body, accumulation in double.
+ * blocks, float32 and float64 from one type-generic body, every sum accumulated in double.
  *
  * The file includes itself twice (the part under BN_BODY), once with T = float and once with
  * T = double, so each kernel has one body. Per channel c, with m = outer * inner values:
@@ -16,10 +16,16 @@
  * does), so y = β and dx = 0 rather than NaN.
  *
  * Statistics are numerically stable without a second read of x from memory: each block of values
- * small enough to stay in L1 gets an exact two-pass mean and sum of squared deviations (with the
- * "corrected two-pass" term Σ(x − mean_b) folded back in), and blocks are combined with Chan's
- * formula  δ = mean_b − mean_a,  mean = mean_a + δ·n_b/n,  M2 = M2_a + M2_b + δ²·n_a·n_b/n.
- * E[x²] − E[x]² is never used.
+ * small enough to stay in L1 gets its mean and sum of squared deviations from sums about a shift
+ * within its spread (the previous block's mean, or its own mean in a second pass over the block
+ * when the level jumps; see bn_stats_rows), and blocks are combined with Chan's formula
+ * δ = mean_b − mean_a,  mean = mean_a + δ·n_b/n,  M2 = M2_a + M2_b + δ²·n_a·n_b/n.
+ * E[x²] − E[x]² is never used. The mean is carried relative to a pivot (one of the channel's
+ * values), so that y = ((x − pivot) − (mean − pivot))·scale + β keeps every digit at large offsets.
+ *
+ * The elementwise passes (y, dx) compute in T's own precision: they accumulate nothing, and each
+ * output is a few roundings of its own size (float32 results are within 1e-5 of a float64
+ * reference, offsets of 1e4 included; the tests check it).
  *
  * Threads: the outer range is cut into chunks whose number depends on the sizes alone, each chunk
  * writes its partial statistics into scratch memory, and chunks are merged in order by one thread,
@@ -35,6 +41,24 @@
 #include <string.h>
 
 #include "kernels.h"
+
+#if defined(BNPY_OPENMP) && defined(__unix__) && defined(__GNUC__)
+#include <pthread.h>
+/* libgomp's thread pool does not survive fork(): a child that enters a parallel region of more
+ * than one thread hangs (multiprocessing's fork start method, a fork()ing data loader). A forked
+ * child therefore runs these kernels on one thread (bnpy.get_num_threads() still reports the
+ * setting). The handler is registered when the extension is loaded, before any parallel region. */
+#define BN_FORK_GUARD 1
+static volatile int bn_in_forked_child = 0;
+static void bn_mark_forked_child(void)
+{
+    bn_in_forked_child = 1;
+}
+__attribute__((constructor)) static void bn_register_fork_guard(void)
+{
+    pthread_atfork(NULL, NULL, bn_mark_forked_child);
+}
+#endif
 
 /* Portable SIMD through GCC/Clang vector extensions: bn_vd holds 4 doubles (one AVX register, two
  * SSE2 ones in the baseline clone). Other compilers take the scalar loops, which every vector
@@ -91,7 +115,7 @@ typedef float bn_vf __attribute__((vector_size(16)));
  * many chunks (the merge and the scratch memory grow with it). */
 #define BN_CHUNK_MIN_VALUES 32768
 #define BN_MAX_CHUNKS 64
-/* Values in one two-pass block: 4096 doubles' worth of float32/float64 stays in L1. */
+/* Values per channel and block: a block of 4096 float32/float64 values stays in L1. */
 #ifndef BN_BLOCK_VALUES
 #define BN_BLOCK_VALUES 4096
 #endif
@@ -128,6 +152,10 @@ static void bn_make_plan(bn_plan *p, ptrdiff_t outer, ptrdiff_t channels, ptrdif
     p->rows_layout = inner == 1;
     p->channel_blocks = (channels + BN_CHANNEL_BLOCK - 1) / BN_CHANNEL_BLOCK;
     p->threads = bnpy_get_num_threads();
+#ifdef BN_FORK_GUARD
+    if (bn_in_forked_child)
+        p->threads = 1;
+#endif
     p->parallel = p->threads > 1 && total >= BN_PARALLEL_MIN_VALUES;
 }
 
@@ -244,37 +272,17 @@ static void bn_merge_chunk_sums(double *sum, const double *chunk_sum, const bn_p
 #define BN_STORE F(bn_store)
 #endif
 
-/* Σ (p − pivot). */
-BN_INLINE double F(bn_sum)(const T *p, ptrdiff_t n, double pivot)
-{
-    double total = 0.0;
-    ptrdiff_t i = 0;
-#ifdef BN_VECTOR
-    bn_vd k = bn_splat(pivot), a0 = bn_splat(0), a1 = a0, a2 = a0, a3 = a0;
-    for (; i + 16 <= n; i += 16) {
-        a0 += BN_LOAD(p + i) - k;
-        a1 += BN_LOAD(p + i + 4) - k;
-        a2 += BN_LOAD(p + i + 8) - k;
-        a3 += BN_LOAD(p + i + 12) - k;
-    }
-    total = bn_hsum((a0 + a1) + (a2 + a3));
-#endif
-    for (; i < n; i++)
-        total += (double)p[i] - pivot;
-    return total;
-}
-
-/* Σ d and Σ d² with d = (p − pivot) − center. */
+/* Σ d and Σ d² with d = p − center. */
 BN_INLINE void F(bn_deviation_sums)(double *sum_d, double *sum_d2, const T *p, ptrdiff_t n,
-                                        double pivot, double center)
+                                    double center)
 {
     double t1 = 0.0, t2 = 0.0;
     ptrdiff_t i = 0;
 #ifdef BN_VECTOR
-    bn_vd k = bn_splat(pivot), m = bn_splat(center);
+    bn_vd m = bn_splat(center);
     bn_vd e0 = bn_splat(0), e1 = e0, f0 = e0, f1 = e0;
     for (; i + 8 <= n; i += 8) {
-        bn_vd d0 = (BN_LOAD(p + i) - k) - m, d1 = (BN_LOAD(p + i + 4) - k) - m;
+        bn_vd d0 = BN_LOAD(p + i) - m, d1 = BN_LOAD(p + i + 4) - m;
         e0 += d0;
         e1 += d1;
         f0 += d0 * d0;
@@ -284,7 +292,7 @@ BN_INLINE void F(bn_deviation_sums)(double *sum_d, double *sum_d2, const T *p, p
     t2 = bn_hsum(f0 + f1);
 #endif
     for (; i < n; i++) {
-        double d = ((double)p[i] - pivot) - center;
+        double d = (double)p[i] - center;
         t1 += d;
         t2 += d * d;
     }
@@ -328,101 +336,91 @@ BN_INLINE void F(bn_grad_sums)(double *sum_dy, double *sum_dyxc, T *dx, const T 
 
 /* ---- statistics: one work unit ----------------------------------------------------------- */
 
+/* One pass per block of values of a channel (the block stays in L1), summed about a shift s: with
+ * d = x − s, the block's mean is s + Σd/n_b and its M2 = Σd² − (Σd)²/n_b, and blocks merge with
+ * Chan's formula. The shift is the previous block's mean (the pivot for a unit's first block, so
+ * chunks stay independent); for data whose level does not jump from block to block it lies
+ * within the block's spread, and the subtraction cancels nothing. Where it does not — the block's
+ * mean is more than one of its standard deviations from s, i.e. (Σd)²/n_b > Σd²/2: a jump, a
+ * trend, an outlying pivot — the block, still in L1, is summed again about its own mean (an exact
+ * two-pass). Either way M2_b loses at most a factor 2 of cancellation; sums are in double. */
+
 /* Rows layout: rows [r0, r1) of x (rows of C values), channels [c0, c0 + cw): the unit's mean of
  * x − pivot and M2 per channel into unit_mean, unit_m2 (all three indexed from c0). */
 static BN_HOT void F(bn_stats_rows)(double *unit_mean, double *unit_m2, const T *x,
                                     const double *pivot, ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t C,
                                     ptrdiff_t c0, ptrdiff_t cw)
 {
-    double block_mean[BN_CHANNEL_BLOCK], block_d1[BN_CHANNEL_BLOCK], block_d2[BN_CHANNEL_BLOCK];
+    double shift[BN_CHANNEL_BLOCK], block_d1[BN_CHANNEL_BLOCK], block_d2[BN_CHANNEL_BLOCK];
     ptrdiff_t block_rows = BN_BLOCK_VALUES / cw;
     if (block_rows < 4)
         block_rows = 4;
     double n_a = 0.0;
-    for (ptrdiff_t c = 0; c < cw; c++)
+    for (ptrdiff_t c = 0; c < cw; c++) {
         unit_mean[c] = unit_m2[c] = 0.0;
+        shift[c] = pivot[c];
+    }
     for (ptrdiff_t rb = r0; rb < r1; rb += block_rows) {
         ptrdiff_t re = rb + block_rows < r1 ? rb + block_rows : r1;
         double nb = (double)(re - rb), inv_nb = 1.0 / nb;
-        ptrdiff_t c_scalar = 0; /* channels from here on take the scalar loops */
+        for (ptrdiff_t c = 0; c < cw; c++)
+            block_d1[c] = block_d2[c] = 0.0;
+        ptrdiff_t c_scalar = 0; /* channels from here on take the scalar loop */
 #ifdef BN_VECTOR
-        /* Pass 1 row by row: a sequential stream, which the hardware prefetchers follow (a
-         * column-wise walk measured slower), four channels per vector, the sums in L1. */
-        ptrdiff_t c_vector_end = cw - cw % 8;
-        for (ptrdiff_t c = 0; c < c_vector_end; c++)
-            block_mean[c] = 0.0;
-        for (ptrdiff_t r = rb; r < re; r++) {
-            const T *row = x + r * C + c0;
-            for (ptrdiff_t c = 0; c < c_vector_end; c += 4)
-                bn_store_f64(block_mean + c,
-                             bn_load_f64(block_mean + c) + (BN_LOAD(row + c) - bn_load_f64(pivot + c)));
+        /* Row by row, a sequential stream that the hardware prefetchers follow (a column-wise
+         * walk measured slower); two rows per sweep halve the updates of the sums in L1. */
+        ptrdiff_t c_vector_end = cw - cw % 4, r = rb;
+        for (; r + 2 <= re; r += 2) {
+            const T *p = x + r * C + c0, *q = p + C;
+            for (ptrdiff_t c = 0; c < c_vector_end; c += 4) {
+                bn_vd s = bn_load_f64(shift + c), d0 = BN_LOAD(p + c) - s, d1 = BN_LOAD(q + c) - s;
+                bn_store_f64(block_d1 + c, bn_load_f64(block_d1 + c) + (d0 + d1));
+                bn_store_f64(block_d2 + c, bn_load_f64(block_d2 + c) + (d0 * d0 + d1 * d1));
+            }
         }
-        for (ptrdiff_t c = 0; c < c_vector_end; c++)
-            block_mean[c] *= inv_nb;
-        /* Pass 2 on the block, now in L1: eight channels at a time with the sums in registers,
-         * rows in pairs for more independent adds. */
-        for (ptrdiff_t g = 0; g < c_vector_end; g += 8) {
-            ptrdiff_t r;
-            const T *base = x + c0 + g;
-            bn_vd k0 = bn_load_f64(pivot + g), k1 = bn_load_f64(pivot + g + 4);
-            bn_vd m0 = bn_load_f64(block_mean + g), m1 = bn_load_f64(block_mean + g + 4);
-            bn_vd e0 = bn_splat(0), e1 = e0, f0 = e0, f1 = e0, e2 = e0, e3 = e0, f2 = e0, f3 = e0;
-            for (r = rb; r + 2 <= re; r += 2) {
-                const T *p = base + r * C, *q = p + C;
-                bn_vd d0 = (BN_LOAD(p) - k0) - m0, d1 = (BN_LOAD(p + 4) - k1) - m1;
-                bn_vd d2 = (BN_LOAD(q) - k0) - m0, d3 = (BN_LOAD(q + 4) - k1) - m1;
-                e0 += d0;
-                e1 += d1;
-                f0 += d0 * d0;
-                f1 += d1 * d1;
-                e2 += d2;
-                e3 += d3;
-                f2 += d2 * d2;
-                f3 += d3 * d3;
+        if (r < re) {
+            const T *p = x + r * C + c0;
+            for (ptrdiff_t c = 0; c < c_vector_end; c += 4) {
+                bn_vd d0 = BN_LOAD(p + c) - bn_load_f64(shift + c);
+                bn_store_f64(block_d1 + c, bn_load_f64(block_d1 + c) + d0);
+                bn_store_f64(block_d2 + c, bn_load_f64(block_d2 + c) + d0 * d0);
             }
-            if (r < re) {
-                const T *p = base + r * C;
-                bn_vd d0 = (BN_LOAD(p) - k0) - m0, d1 = (BN_LOAD(p + 4) - k1) - m1;
-                e0 += d0;
-                e1 += d1;
-                f0 += d0 * d0;
-                f1 += d1 * d1;
-            }
-            bn_store_f64(block_d1 + g, e0 + e2);
-            bn_store_f64(block_d1 + g + 4, e1 + e3);
-            bn_store_f64(block_d2 + g, f0 + f2);
-            bn_store_f64(block_d2 + g + 4, f1 + f3);
         }
         c_scalar = c_vector_end;
 #endif
         if (c_scalar < cw) {
-            for (ptrdiff_t c = c_scalar; c < cw; c++)
-                block_mean[c] = 0.0;
-            for (ptrdiff_t r = rb; r < re; r++) {
-                const T *row = x + r * C + c0;
-                for (ptrdiff_t c = c_scalar; c < cw; c++)
-                    block_mean[c] += (double)row[c] - pivot[c];
-            }
-            for (ptrdiff_t c = c_scalar; c < cw; c++) {
-                block_mean[c] /= nb;
-                block_d1[c] = block_d2[c] = 0.0;
-            }
             for (ptrdiff_t r = rb; r < re; r++) {
                 const T *row = x + r * C + c0;
                 for (ptrdiff_t c = c_scalar; c < cw; c++) {
-                    double d = ((double)row[c] - pivot[c]) - block_mean[c];
+                    double d = (double)row[c] - shift[c];
                     block_d1[c] += d;
                     block_d2[c] += d * d;
                 }
             }
         }
+        for (ptrdiff_t c = 0; c < cw; c++) {
+            if (block_d1[c] * block_d1[c] * inv_nb > 0.5 * block_d2[c]) {
+                /* The shift is far from this block's mean: sum again about the mean. */
+                shift[c] += block_d1[c] * inv_nb;
+                double d1 = 0.0, d2 = 0.0;
+                for (ptrdiff_t r = rb; r < re; r++) {
+                    double d = (double)x[r * C + c0 + c] - shift[c];
+                    d1 += d;
+                    d2 += d * d;
+                }
+                block_d1[c] = d1;
+                block_d2[c] = d2;
+            }
+        }
         double n = n_a + nb, w_b = nb / n, w_ab = n_a * nb / n;
         for (ptrdiff_t c = 0; c < cw; c++) { /* no division per channel: this runs every block */
-            double mean_b = block_mean[c] + block_d1[c] * inv_nb;
-            double m2_b = block_d2[c] - block_d1[c] * block_d1[c] * inv_nb;
+            double offset = block_d1[c] * inv_nb;
+            double mean_b = (shift[c] - pivot[c]) + offset;
+            double m2_b = block_d2[c] - block_d1[c] * offset;
             double delta = mean_b - unit_mean[c];
             unit_mean[c] += delta * w_b;
             unit_m2[c] += m2_b + delta * delta * w_ab;
+            shift[c] += offset; /* the next block's shift: this block's mean */
         }
         n_a = n;
     }
@@ -433,15 +431,20 @@ static BN_HOT void F(bn_stats_segments)(double *unit_mean, double *unit_m2, cons
                                         double pivot, ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t C,
                                         ptrdiff_t c, ptrdiff_t L)
 {
-    double n_a = 0.0, mean_a = 0.0, m2_a = 0.0;
+    double n_a = 0.0, mean_a = 0.0, m2_a = 0.0, shift = pivot;
     for (ptrdiff_t r = r0; r < r1; r++) {
         const T *segment = x + (r * C + c) * L;
         for (ptrdiff_t b = 0; b < L; b += BN_BLOCK_VALUES) {
             ptrdiff_t len = L - b < BN_BLOCK_VALUES ? L - b : BN_BLOCK_VALUES;
             double nb = (double)len, d1, d2;
-            double mean_b = F(bn_sum)(segment + b, len, pivot) / nb;
-            F(bn_deviation_sums)(&d1, &d2, segment + b, len, pivot, mean_b);
-            bn_chan_merge(&n_a, &mean_a, &m2_a, nb, mean_b + d1 / nb, d2 - d1 * d1 / nb);
+            F(bn_deviation_sums)(&d1, &d2, segment + b, len, shift);
+            if (d1 * d1 / nb > 0.5 * d2) { /* the shift is far from this block's mean: again */
+                shift += d1 / nb;
+                F(bn_deviation_sums)(&d1, &d2, segment + b, len, shift);
+            }
+            double offset = d1 / nb;
+            bn_chan_merge(&n_a, &mean_a, &m2_a, nb, (shift - pivot) + offset, d2 - d1 * offset);
+            shift += offset;
         }
     }
     *unit_mean = mean_a;
@@ -589,63 +592,118 @@ static void F(bn_chunk_grad_sums)(double *chunk_dy, double *chunk_dyxc, T *dx, c
     }
 }
 
-/* ---- elementwise passes ---------------------------------------------------------------------- */
+/* ---- elementwise passes ----------------------------------------------------------------------
+ * out = b·((v − pivot) − center) + shift, or with u: out = a·(u − shift) + b·(v − center), per
+ * channel, in T's own precision: there is no
+ * accumulation here, every output is a few roundings of its own size (x − pivot and x − mean
+ * are exact or correctly rounded for close values), so float32 needs no double, and float32
+ * vectors hold twice the lanes. The coefficients come as T arrays of C values.
+ * Forward: u = NULL, v = x, pivot and center = the mean of x − pivot, shift = β. Inference:
+ * u = NULL, pivot = NULL, center = mean, shift = β. Training backward: u = dy, v = x, pivot = NULL,
+ * shift = mean of dy (so dy − mean(dy) is one correctly rounded subtraction, and m = 1 gives
+ * exactly 0). out may be u or v itself (each element is written after it is read). */
 
-/* out = a·u + b·((v − pivot) − center) + shift per channel, over rows [r0, r1) (rows layout).
- * Forward: u = NULL, v = x, pivot = the stats' pivot, center = mean of x − pivot. Inference:
- * u = NULL, pivot = NULL (taken as 0), center = mean. Training backward: u = dy, v = x,
- * pivot = NULL. out may be u or v itself. */
-static BN_HOT void F(bn_affine_rows)(T *out, const T *u, const T *v, const double *a,
-                                     const double *b, const double *pivot, const double *center,
-                                     const double *shift, ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t C)
+#ifdef BN_VECTOR
+typedef T F(bn_vt) __attribute__((vector_size(32)));
+#define BN_VT F(bn_vt)
+#define BN_VT_LANES ((ptrdiff_t)(32 / sizeof(T)))
+#define BN_VT_LOAD(p) __extension__({ BN_VT v_; memcpy(&v_, (p), sizeof v_); v_; })
+#define BN_VT_STORE(p, v)                                                                         \
+    do {                                                                                          \
+        BN_VT w_ = (v);                                                                           \
+        memcpy((p), &w_, sizeof w_);                                                              \
+    } while (0)
+#endif
+
+/* Rows layout: rows [r0, r1) of C values. */
+static BN_HOT void F(bn_affine_rows)(T *out, const T *u, const T *v, const T *a, const T *b,
+                                     const T *pivot, const T *center, const T *shift, ptrdiff_t r0,
+                                     ptrdiff_t r1, ptrdiff_t C)
 {
     for (ptrdiff_t r = r0; r < r1; r++) {
         T *o = out + r * C;
-        const T *vr = v + r * C;
-        if (u != NULL) {
-            const T *ur = u + r * C;
-            for (ptrdiff_t c = 0; c < C; c++)
-                o[c] = (T)((double)ur[c] * a[c] + ((double)vr[c] - center[c]) * b[c] + shift[c]);
+        const T *vr = v + r * C, *ur = u != NULL ? u + r * C : NULL;
+        ptrdiff_t c = 0;
+#ifdef BN_VECTOR
+        if (ur != NULL) {
+            for (; c + BN_VT_LANES <= C; c += BN_VT_LANES)
+                BN_VT_STORE(o + c, (BN_VT_LOAD(ur + c) - BN_VT_LOAD(shift + c)) * BN_VT_LOAD(a + c) +
+                                       (BN_VT_LOAD(vr + c) - BN_VT_LOAD(center + c)) * BN_VT_LOAD(b + c));
         } else if (pivot != NULL) {
-            for (ptrdiff_t c = 0; c < C; c++)
-                o[c] = (T)((((double)vr[c] - pivot[c]) - center[c]) * b[c] + shift[c]);
+            for (; c + BN_VT_LANES <= C; c += BN_VT_LANES)
+                BN_VT_STORE(o + c, ((BN_VT_LOAD(vr + c) - BN_VT_LOAD(pivot + c)) - BN_VT_LOAD(center + c)) *
+                                           BN_VT_LOAD(b + c) +
+                                       BN_VT_LOAD(shift + c));
         } else {
-            for (ptrdiff_t c = 0; c < C; c++)
-                o[c] = (T)(((double)vr[c] - center[c]) * b[c] + shift[c]);
+            for (; c + BN_VT_LANES <= C; c += BN_VT_LANES)
+                BN_VT_STORE(o + c, (BN_VT_LOAD(vr + c) - BN_VT_LOAD(center + c)) * BN_VT_LOAD(b + c) +
+                                       BN_VT_LOAD(shift + c));
+        }
+#endif
+        if (ur != NULL) {
+            for (; c < C; c++)
+                o[c] = (ur[c] - shift[c]) * a[c] + (vr[c] - center[c]) * b[c];
+        } else if (pivot != NULL) {
+            for (; c < C; c++)
+                o[c] = ((vr[c] - pivot[c]) - center[c]) * b[c] + shift[c];
+        } else {
+            for (; c < C; c++)
+                o[c] = (vr[c] - center[c]) * b[c] + shift[c];
         }
     }
 }
 
-/* The same over segments [s0, s1) of L values (segment s has channel s mod C). */
-static BN_HOT void F(bn_affine_segments)(T *out, const T *u, const T *v, const double *a,
-                                         const double *b, const double *pivot,
-                                         const double *center, const double *shift, ptrdiff_t s0,
-                                         ptrdiff_t s1, ptrdiff_t C, ptrdiff_t L)
+/* Channels-first layout: segments [s0, s1) of L values (segment s has channel s mod C). */
+static BN_HOT void F(bn_affine_segments)(T *out, const T *u, const T *v, const T *a, const T *b,
+                                         const T *pivot, const T *center, const T *shift,
+                                         ptrdiff_t s0, ptrdiff_t s1, ptrdiff_t C, ptrdiff_t L)
 {
     for (ptrdiff_t s = s0; s < s1; s++) {
-        ptrdiff_t c = s % C;
-        double bc = b[c], cc = center[c], sc = shift[c], pc = pivot != NULL ? pivot[c] : 0.0;
+        ptrdiff_t c = s % C, i = 0;
+        T ac = u != NULL ? a[c] : (T)0, bc = b[c], pc = pivot != NULL ? pivot[c] : (T)0,
+          cc = center[c], sc = shift[c];
         T *o = out + s * L;
-        const T *vs = v + s * L;
-        if (u != NULL) {
-            const T *us = u + s * L;
-            double ac = a[c];
-            for (ptrdiff_t i = 0; i < L; i++)
-                o[i] = (T)((double)us[i] * ac + ((double)vs[i] - cc) * bc + sc);
+        const T *vs = v + s * L, *us = u != NULL ? u + s * L : NULL;
+#ifdef BN_VECTOR
+        BN_VT zero = {0}, av = zero + ac, bv = zero + bc, pv = zero + pc, cv = zero + cc,
+              sv = zero + sc;
+        if (us != NULL) {
+            for (; i + BN_VT_LANES <= L; i += BN_VT_LANES)
+                BN_VT_STORE(o + i, (BN_VT_LOAD(us + i) - sv) * av + (BN_VT_LOAD(vs + i) - cv) * bv);
         } else if (pivot != NULL) {
-            for (ptrdiff_t i = 0; i < L; i++)
-                o[i] = (T)((((double)vs[i] - pc) - cc) * bc + sc);
+            for (; i + BN_VT_LANES <= L; i += BN_VT_LANES)
+                BN_VT_STORE(o + i, ((BN_VT_LOAD(vs + i) - pv) - cv) * bv + sv);
         } else {
-            for (ptrdiff_t i = 0; i < L; i++)
-                o[i] = (T)(((double)vs[i] - cc) * bc + sc);
+            for (; i + BN_VT_LANES <= L; i += BN_VT_LANES)
+                BN_VT_STORE(o + i, (BN_VT_LOAD(vs + i) - cv) * bv + sv);
+        }
+#endif
+        if (us != NULL) {
+            for (; i < L; i++)
+                o[i] = (us[i] - sc) * ac + (vs[i] - cc) * bc;
+        } else {
+            for (; i < L; i++)
+                o[i] = ((vs[i] - pc) - cc) * bc + sc;
         }
     }
 }
 
+/* The pass over the whole block; the double coefficients (a may be NULL when u is, pivot may be
+ * NULL) are first rounded to T into coef, which has room for 5·C values of T. */
 static void F(bn_affine)(T *out, const T *u, const T *v, const double *a, const double *b,
                          const double *pivot, const double *center, const double *shift,
-                         const bn_plan *p)
+                         T *coef, const bn_plan *p)
 {
+    ptrdiff_t C = p->channels;
+    T *ta = coef, *tb = ta + C, *tp = tb + C, *tc = tp + C, *ts = tc + C;
+    for (ptrdiff_t c = 0; c < C; c++) {
+        ta[c] = a != NULL ? (T)a[c] : (T)0;
+        tb[c] = (T)b[c];
+        tp[c] = pivot != NULL ? (T)pivot[c] : (T)0;
+        tc[c] = (T)center[c];
+        ts[c] = (T)shift[c];
+    }
+    const T *pv = pivot != NULL ? tp : NULL;
     int bn_threads = p->threads, bn_fork;
     ptrdiff_t bn_grain;
     (void)bn_threads;
@@ -657,18 +715,18 @@ static void F(bn_affine)(T *out, const T *u, const T *v, const double *a, const 
         (void)bn_grain;
         BN_PARALLEL_FOR
         for (ptrdiff_t q = 0; q < parts; q++)
-            F(bn_affine_rows)(out, u, v, a, b, pivot, center, shift, q * p->outer / parts,
-                              (q + 1) * p->outer / parts, p->channels);
+            F(bn_affine_rows)(out, u, v, ta, tb, pv, tc, ts, q * p->outer / parts,
+                              (q + 1) * p->outer / parts, C);
     } else {
-        ptrdiff_t segments = p->outer * p->channels, parts = bn_elementwise_parts(p, segments);
+        ptrdiff_t segments = p->outer * C, parts = bn_elementwise_parts(p, segments);
         bn_fork = p->parallel && parts > 1;
         bn_grain = 1;
         (void)bn_fork;
         (void)bn_grain;
         BN_PARALLEL_FOR
         for (ptrdiff_t q = 0; q < parts; q++)
-            F(bn_affine_segments)(out, u, v, a, b, pivot, center, shift, q * segments / parts,
-                                  (q + 1) * segments / parts, p->channels, p->inner);
+            F(bn_affine_segments)(out, u, v, ta, tb, pv, tc, ts, q * segments / parts,
+                                  (q + 1) * segments / parts, C, p->inner);
     }
 }
 
@@ -683,16 +741,18 @@ int F(bnpy_bn_forward)(T *y, T *mean, T *var, const T *x, const T *gamma, const 
     if (C <= 0 || outer * inner <= 0)
         return 0;
     bn_make_plan(&p, outer, channels, inner);
-    double *scratch = bn_scratch((size_t)(2 * p.chunks * C + 5 * C), stack_buffer);
+    double *scratch = bn_scratch((size_t)(2 * p.chunks * C + 10 * C), stack_buffer);
     if (scratch == NULL)
         return -1;
     double *chunk_mean = scratch, *chunk_m2 = chunk_mean + p.chunks * C;
     double *pivot = chunk_m2 + p.chunks * C, *centered_mean = pivot + C, *var_d = centered_mean + C,
            *scale = var_d + C, *shift = scale + C;
+    T *coef = (T *)(shift + C); /* 5·C values of T for bn_affine */
 
-    /* Statistics of x − pivot with the pivot one of the channel's own values (its first): for data
-     * far from 0 (1e4 + N(0, 1)) x − pivot is exact, and for any data |x − pivot| <= 2√m·σ, so
-     * the centred values keep all their digits. y = ((x − pivot) − centered_mean)·scale + β. */
+    /* The mean is carried relative to a pivot, one of the channel's own values (its first):
+     * mean = pivot + centered_mean with centered_mean of the size of σ (|pivot − mean| <= √m·σ),
+     * and y = ((x − pivot) − centered_mean)·scale + β, where x − pivot is exact for data far from
+     * 0 (1e4 + N(0, 1)). Subtracting one rounded mean instead would cost an ulp of |x| in y. */
     for (ptrdiff_t c = 0; c < C; c++)
         pivot[c] = (double)x[c * inner];
     F(bn_chunk_stats)(chunk_mean, chunk_m2, x, pivot, &p);
@@ -701,7 +761,7 @@ int F(bnpy_bn_forward)(T *y, T *mean, T *var, const T *x, const T *gamma, const 
         scale[c] = (gamma != NULL ? (double)gamma[c] : 1.0) * bn_invstd(var_d[c], epsilon);
         shift[c] = beta != NULL ? (double)beta[c] : 0.0;
     }
-    F(bn_affine)(y, NULL, x, NULL, scale, pivot, centered_mean, shift, &p);
+    F(bn_affine)(y, NULL, x, NULL, scale, pivot, centered_mean, shift, coef, &p);
     for (ptrdiff_t c = 0; c < C; c++) {
         mean[c] = (T)(pivot[c] + centered_mean[c]);
         var[c] = (T)var_d[c];
@@ -720,16 +780,17 @@ int F(bnpy_bn_inference)(T *y, const T *x, const T *gamma, const T *beta, const 
     if (C <= 0 || outer * inner <= 0)
         return 0;
     bn_make_plan(&p, outer, channels, inner);
-    double *scratch = bn_scratch((size_t)(3 * C), stack_buffer);
+    double *scratch = bn_scratch((size_t)(8 * C), stack_buffer);
     if (scratch == NULL)
         return -1;
     double *mean_d = scratch, *scale = mean_d + C, *shift = scale + C;
+    T *coef = (T *)(shift + C); /* 5·C values of T for bn_affine */
     for (ptrdiff_t c = 0; c < C; c++) {
         mean_d[c] = (double)mean[c];
         scale[c] = (gamma != NULL ? (double)gamma[c] : 1.0) * bn_invstd((double)var[c], epsilon);
         shift[c] = beta != NULL ? (double)beta[c] : 0.0;
     }
-    F(bn_affine)(y, NULL, x, NULL, scale, NULL, mean_d, shift, &p);
+    F(bn_affine)(y, NULL, x, NULL, scale, NULL, mean_d, shift, coef, &p);
     bn_scratch_free(scratch, stack_buffer);
     return 0;
 }
@@ -744,12 +805,13 @@ int F(bnpy_bn_backward)(T *dx, T *dgamma, T *dbeta, const T *dy, const T *x, con
     if (C <= 0)
         return 0;
     bn_make_plan(&p, outer, channels, inner);
-    double *scratch = bn_scratch((size_t)(2 * p.chunks * C + 6 * C), stack_buffer);
+    double *scratch = bn_scratch((size_t)(2 * p.chunks * C + 11 * C), stack_buffer);
     if (scratch == NULL)
         return -1;
     double *chunk_dy = scratch, *chunk_dyxc = chunk_dy + p.chunks * C;
     double *sum_dy = chunk_dyxc + p.chunks * C, *sum_dyxc = sum_dy + C, *mean_d = sum_dyxc + C,
            *a = mean_d + C, *b = a + C, *shift = b + C;
+    T *coef = (T *)(shift + C); /* 5·C values of T for bn_affine */
     for (ptrdiff_t c = 0; c < C; c++)
         mean_d[c] = (double)mean[c];
     if (m > 0) {
@@ -760,7 +822,7 @@ int F(bnpy_bn_backward)(T *dx, T *dgamma, T *dbeta, const T *dy, const T *x, con
         for (ptrdiff_t c = 0; c < C; c++)
             sum_dy[c] = sum_dyxc[c] = 0.0;
     }
-    /* dx = a·dy + b·(x − mean) + shift with a = γ·s, b = −γ·s³·Σdy(x − mean)/m, shift = −γ·s·Σdy/m,
+    /* dx = a·(dy − Σdy/m) + b·(x − mean) with a = γ·s, b = −γ·s³·Σdy(x − mean)/m,
      * s = 1/√(var + ε): the compact form γ·s·(dy − Σdy/m − x̂·Σdy·x̂/m) written out. */
     for (ptrdiff_t c = 0; c < C; c++) {
         double s = bn_invstd((double)var[c], epsilon);
@@ -768,10 +830,10 @@ int F(bnpy_bn_backward)(T *dx, T *dgamma, T *dbeta, const T *dy, const T *x, con
         double inv_m = m > 0 ? 1.0 / (double)m : 0.0;
         a[c] = g * s;
         b[c] = -g * s * s * s * sum_dyxc[c] * inv_m;
-        shift[c] = -g * s * sum_dy[c] * inv_m;
+        shift[c] = sum_dy[c] * inv_m; /* the mean of dy */
     }
     if (m > 0)
-        F(bn_affine)(dx, dy, x, a, b, NULL, mean_d, shift, &p);
+        F(bn_affine)(dx, dy, x, a, b, NULL, mean_d, shift, coef, &p);
     for (ptrdiff_t c = 0; c < C; c++) {
         dgamma[c] = (T)(sum_dyxc[c] * bn_invstd((double)var[c], epsilon));
         dbeta[c] = (T)sum_dy[c];

@@ -553,8 +553,8 @@ static PyObject *py_conv2d_direct(PyObject *self, PyObject *args, PyObject *kwds
     g.kh = PyArray_DIM(kernel, 0);
     g.kw = PyArray_DIM(kernel, 1);
     const npy_intp cout = PyArray_DIM(kernel, 3);
-    if (PyArray_DIM(kernel, 2) != g.C || cout % 8 != 0 || cout == 0) {
-        PyErr_Format(PyExc_ValueError, "%s: kernel must be (kh, kw, %zd, Cout) with Cout a multiple of 8, "
+    if (PyArray_DIM(kernel, 2) != g.C || g.C < 1 || cout % 8 != 0 || cout == 0) {
+        PyErr_Format(PyExc_ValueError, "%s: kernel must be (kh, kw, %zd, Cout) with Cin >= 1 and Cout a multiple of 8, "
                      "got Cin %zd, Cout %zd", func, (Py_ssize_t)g.C, (Py_ssize_t)PyArray_DIM(kernel, 2),
                      (Py_ssize_t)cout);
         goto fail;

@@ -3,12 +3,12 @@
 The grid of DESIGN.md: ranks 1 to 5, every axis, sizes 1 and odd, float32 and float64; C-order,
 F-order, transposed, sliced and negative-stride views; values N(0, 1), with a constant channel,
 offset 1e4 + N(0, 1), and mixed per-channel scales. A few larger shapes exercise the kernels' chunks,
-channel blocks, two-pass blocks and the threaded path.
+channel blocks, statistics blocks and the threaded path.
 
-Tolerance, max|err| / max|ref| against the float64 twin run on the same (float32-valued) inputs:
-float32 1e-5 (outputs are computed in double and rounded once, ~6e-8; the sums behind dgamma and
-dbeta lose a little more on the larger shapes, still far below 1e-5), float64 1e-12 (at the 1e4
-offset one ulp of the mean is 1.8e-12 absolute against outputs of size ~4, i.e. 5e-13 relative).
+Tolerance, max|err| / max|ref|, against the float64 twin run on the same (float32-valued) inputs:
+float32 1e-5 (the statistics are summed in double; y and dx are a few float32 roundings of their
+own size, ~2e-7), float64 1e-12 (kernel and twin both normalise about a pivot, one of the channel's
+values, so the 1e4 offset costs no ulp of |x|; what is left is summation order, ~1e-15).
 """
 import numpy as np
 import pytest
@@ -24,7 +24,7 @@ SMALL_SHAPES = [
     (2, 3, 4, 5), (3, 5, 1, 2), (2, 3, 1, 4, 3), (1, 2, 3, 1, 5),
 ]
 # Larger: several chunks and the threaded path (>= 65536 values), channel blocks (C > 512),
-# two-pass blocks shorter than a segment (inner > 4096) or than the rows (C small, many rows).
+# statistics blocks shorter than a segment (inner > 4096) or than the rows (C small, many rows).
 LARGE_CASES = [((64, 40, 30), (0, 1, 2)), ((300, 520), (1, 0)), ((3, 2, 5000), (1,)),
                ((5000, 3), (1,)), ((8, 6, 6, 96), (3, 1))]
 
@@ -178,6 +178,31 @@ def test_update_moving_stats_matches_reference(dtype, momentum, count):
     assert np.isfinite(moving_var).all()
 
 
+@pytest.mark.parametrize("pattern", ["trend", "jump", "outlier_first"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_statistics_of_non_stationary_channels(dtype, pattern):
+    """The statistics are summed block by block about a moving shift (the previous block's mean):
+    channels whose level drifts or jumps along the batch, or whose first value (the pivot) is an
+    outlier, must come out as accurately as i.i.d. ones."""
+    rng = np.random.default_rng(13)
+    for shape, axis in [((6000, 7), -1), ((40, 3, 700), 1), ((9, 5, 5000), 1)]:
+        x = rng.standard_normal(shape)
+        m = x.size // shape[axis]
+        along = np.moveaxis(x, axis, -1).reshape(m, shape[axis])  # a view: edits reach x
+        position = np.arange(m)[:, None]
+        if pattern == "trend":
+            along += position * (1e3 / m)
+        elif pattern == "jump":
+            along += np.where(position < m // 3, 0.0, 1e6)
+        else:
+            along[0] = 1e5
+        x = x.astype(dtype)
+        y, mean, var = ops.batch_norm_forward(x, None, None, axis=axis)
+        ry, rmean, rvar = reference.batch_norm_forward(x, None, None, axis, 1e-3)
+        check("batch_norm_forward", dtype, shape, axis, "C", pattern,
+              [("y", y, ry), ("mean", mean, rmean), ("var", var, rvar)])
+
+
 # ---- gradients by finite differences (float64, random upstream gradients) ----------------------
 
 GRAD_CASES = [((6, 3), -1), ((2, 3, 4), 1), ((3, 2, 2, 3), 0), ((4, 5), 0), ((2, 5, 3, 2), 3)]
@@ -268,6 +293,12 @@ def test_one_value_per_channel_gives_beta_and_zero_variance():
     moving_mean, moving_var = np.zeros(3), np.ones(3)
     ops.update_moving_stats(moving_mean, moving_var, mean, var, momentum=0.5, count=1)
     np.testing.assert_array_equal(moving_var, 0.5)  # count 1: no m/(m-1) correction, no NaN
+    for dtype in (np.float32, np.float64):  # the output does not depend on x: dx is exactly 0
+        xd = x.astype(dtype)
+        _, md, vd = ops.batch_norm_forward(xd, None, None)
+        dx, _, dbeta = ops.batch_norm_backward(np.array([[0.3, -1.7, 2.2]], dtype), xd, np.full(3, 5, dtype), md, vd)
+        np.testing.assert_array_equal(dx, 0.0)
+        np.testing.assert_allclose(dbeta, [0.3, -1.7, 2.2], rtol=1e-7)
 
 
 def test_zero_epsilon_on_a_constant_channel_gives_beta_not_nan():

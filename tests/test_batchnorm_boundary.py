@@ -2,6 +2,7 @@
 immutability, reference counts, memory, byte order/alignment, and concurrent calls."""
 import gc
 import inspect
+import os
 import re
 import sys
 import threading
@@ -269,6 +270,35 @@ def test_memory_is_flat():
     assert end - start < 64 * 1024, f"traced memory grew by {end - start} bytes over 10,000 rounds"
 
 
+def _resident_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc/self/statm (Linux)")
+def test_scratch_memory_is_released():
+    """Kernels malloc scratch (per-chunk sums, coefficients) beyond 512 doubles; tracemalloc does not
+    see C allocations, so watch the resident size: 2,000 calls that each take ~60 KB of scratch
+    would leak ~120 MB per kernel if it were not freed."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((16, 600)).astype(np.float32)  # C = 600: scratch well over 512 doubles
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    out = np.empty_like(x)
+
+    def rounds(n):
+        for _ in range(n):
+            _, mean, var = ops.batch_norm_forward(x, None, None, out=out)
+            ops.batch_norm_backward(dy, x, None, mean, var, out=out)
+            ops.batch_norm_inference_backward(dy, x, None, mean, var, out=out)
+            ops.batch_norm_inference(x, None, None, mean, var, out=out)
+
+    rounds(200)
+    before = _resident_bytes()
+    rounds(2000)
+    growth = _resident_bytes() - before
+    assert growth < 16 * 2**20, f"resident memory grew by {growth / 2**20:.1f} MiB over 2,000 rounds"
+
+
 # ---- threads ---------------------------------------------------------------------------------------
 
 def test_concurrent_calls_agree_with_serial_ones():
@@ -302,3 +332,37 @@ def test_concurrent_calls_agree_with_serial_ones():
     for got, want in zip(results, serial):
         for g, w in zip(got, want):
             np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or not _core.HAVE_OPENMP, reason="needs fork() and OpenMP")
+def test_forked_child_after_threaded_calls_does_not_hang():
+    """libgomp's thread pool does not survive fork(): the kernels run on one thread in a child."""
+    import bnpy
+    import time
+
+    before = bnpy.get_num_threads()
+    bnpy.set_num_threads(2)
+    try:
+        x = np.random.default_rng(7).standard_normal((256, 1000)).astype(np.float32)
+        y, mean, var = ops.batch_norm_forward(x, None, None)  # large enough to use the threads
+        pid = os.fork()
+        if pid == 0:  # the child: compute again and report through the exit status
+            try:
+                y2, mean2, var2 = ops.batch_norm_forward(x, None, None)
+                os._exit(0 if np.array_equal(y2, y) and np.array_equal(var2, var) else 1)
+            finally:
+                os._exit(2)
+        deadline = time.monotonic() + 60
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+                pytest.fail("the forked child hung in a kernel")
+            time.sleep(0.05)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    finally:
+        bnpy.set_num_threads(before)
+

@@ -68,6 +68,9 @@ CONV_SHAPES = [
     (2, 13, 12, 3, 11, 11, 24),
     (1, 6, 7, 1, 3, 3, 8),
     (2, 7, 9, 2, 2, 3, 40),
+    (2, 5, 6, 16, 1, 1, 24),   # pointwise, Cin % 8 == 0: dx through the direct kernel too
+    (1, 4, 5, 20, 1, 1, 8),    # pointwise with many input channels
+    (1, 5, 5, 20, 3, 3, 8),    # many input channels, 3x3: im2col + matmul even in float32
 ]
 PADDINGS = ["valid", "same", ((1, 2), (0, 3))]
 
@@ -106,7 +109,7 @@ def test_conv2d_matches_reference(shape, padding, stride, fmt, dtype, path, monk
     context = "shape={} padding={} strides={} {} {}".format(shape, padding, strides, fmt, path)
 
     y, ctx = ops.conv2d_forward(to_format(x, fmt), kernel, bias, strides, padding, fmt)
-    direct_applies = path == "direct" and cin <= conv_module._DIRECT_MAX_CIN and kh * kw > 1 and cout % 8 == 0
+    direct_applies = path == "direct" and cout % 8 == 0 and (kh * kw == 1 or cin <= conv_module._DIRECT_MAX_CIN)
     assert (ctx.xpad is not None) == direct_applies, context  # the path under test really ran
     assert y.dtype == dtype
     want = ref.conv2d(x, kernel, bias, strides, pads)

@@ -18,7 +18,8 @@ unbiased variance), so PyTorch's defaults (0.1, 1e-5) are bnpy's ``momentum=0.9,
 Arrays: float32 or float64, all arrays of one call in the same dtype (a mismatch is a TypeError,
 never a silent cast); any strides (C-contiguous, aligned, native-endian input takes the fast path,
 other input is copied once). ``gamma``/``beta`` may be ``None`` (no scale / no centre). The statistics
-are computed in double precision with a stable two-pass/Chan scheme, never E[x²] − E[x]², so a
+are summed in double precision block by block about a shift near each block's mean and merged
+with Chan's formula (as accurate as two passes, never E[x²] − E[x]² about 0), so a
 large offset (1e4 + N(0, 1) in float32) loses nothing. Results do not depend on the thread count
 (``bnpy.set_num_threads``); the GIL is released while the kernels run. A NaN or Inf stays in its
 own channel: it makes that channel's statistics and outputs NaN and leaves the others untouched.

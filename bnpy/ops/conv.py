@@ -12,9 +12,11 @@ and its backward as two more::
 
 where col2im adds every column entry back to the input cell it was copied from. im2col, col2im,
 the bias and the layout changes are C kernels (csrc/conv.c, OpenMP); the products are NumPy's
-matmul (its BLAS). A float32 channels-last convolution with few input channels (<= 16), a kernel
-larger than 1x1 and Cout % 8 == 0 instead runs a direct AVX2/FMA kernel (csrc/conv_direct.c) for
-y and dK, on CPUs that have it: no im2col matrix, and taps that read only padding are skipped. Keras's kernel layout (kh, kw, Cin, Cout) read as a matrix is exactly
+matmul (its BLAS). A float32 channels-last convolution with Cout % 8 == 0 and either few input
+channels (<= 16) and a kernel larger than 1x1, or a 1x1 kernel, instead runs a direct AVX2/FMA
+kernel (csrc/conv_direct.c) for y and dK (and dx of an unpadded stride-1 1x1 convolution, itself
+a 1x1 convolution of dy with Kᵀ), on CPUs that have it: no im2col matrix, taps that read only
+padding are skipped, and the work stays on bnpy's OpenMP threads. Keras's kernel layout (kh, kw, Cin, Cout) read as a matrix is exactly
 (kh*kw*Cin, Cout) in the column order above, so the kernel is never transposed.
 
 Padding follows TensorFlow: 'valid' gives out = ceil((n - k + 1) / s); 'same' gives
@@ -50,10 +52,9 @@ __all__ = [
 _INFERENCE_COL_BYTES = 64 << 20
 
 # The direct AVX2 kernel (csrc/conv_direct.c) replaces im2col + matmul for float32 channels-last
-# convolutions with few input channels and a kernel larger than 1x1, where the im2col matrix is
-# kh*kw times larger than x (the article's 11x11 conv over RGB: its forward runs ~2x faster and
-# its kernel gradient ~1.2x, measured with benchmarks/bench_conv.py). Tests switch it off to
-# compare both paths.
+# convolutions (see _use_direct). For the article's 11x11 conv over RGB its forward takes 0.47x
+# and its kernel gradient 0.71x the time of im2col + matmul (benchmarks/bench_conv.py, one thread,
+# CPU time). Tests switch it off to compare both paths.
 _USE_DIRECT = _core.conv_direct_available()
 _DIRECT_MAX_CIN = 16
 
@@ -175,10 +176,15 @@ def _conv_setup(x, kernel, bias, strides, padding, data_format, func):
 
 
 def _use_direct(x, kernel2d, geometry, channels_first):
+    """The direct kernel runs float32 channels-last convolutions with Cout % 8 == 0 that have few
+    input channels and a kernel larger than 1x1 (im2col would blow x up kh*kw times), or a 1x1
+    kernel (im2col is x itself; the direct kernel is as fast as BLAS there and keeps the whole
+    convolution on bnpy's own OpenMP threads instead of waking BLAS's thread pool too)."""
     kh, kw = geometry[0], geometry[1]
     cin = x.shape[-1]
-    return (_USE_DIRECT and not channels_first and x.dtype == np.float32 and kh * kw > 1
-            and cin <= _DIRECT_MAX_CIN and kernel2d.shape[1] % 8 == 0)
+    if not _USE_DIRECT or channels_first or x.dtype != np.float32 or kernel2d.shape[1] % 8 != 0 or cin < 1:
+        return False
+    return kh * kw == 1 or cin <= _DIRECT_MAX_CIN
 
 
 def _is_pointwise(geometry, channels_first):
@@ -257,7 +263,11 @@ def conv2d_backward(dy, ctx, need_dx=True):
         dkernel = np.matmul(ctx.col.T, dy2d).reshape(ctx.kernel_shape)
     dbias = _core.sum_rows(dy2d) if ctx.has_bias else None
     dx = None
-    if need_dx:
+    if need_dx and ctx.xpad is not None and _is_pointwise(ctx.geometry, False) and ctx.x_shape[-1] % 8 == 0:
+        # dx of a pointwise convolution is itself a pointwise convolution of dy with Kᵀ
+        kernel_t = np.ascontiguousarray(ctx.kernel2d.T).reshape(1, 1, cout, -1)
+        dx = _core.conv2d_direct(dy2d.reshape(ctx.y_shape), kernel_t, None, 1, 1, 0, 0, 0, 0)[0]
+    elif need_dx:
         dcol = np.matmul(dy2d, ctx.kernel2d.T)
         if _is_pointwise(ctx.geometry, ctx.channels_first):
             dx = dcol.reshape(ctx.x_shape)

@@ -1,0 +1,190 @@
+"""``bnpy-experiment article|paper-fig1 [options]`` (also ``python -m bnpy.experiments``)."""
+import argparse
+import sys
+
+from . import _common
+from ._common import ExperimentError
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected a positive integer, got {!r}".format(text))
+    if value < 1:
+        raise argparse.ArgumentTypeError("expected a positive integer, got {}".format(value))
+    return value
+
+
+def _nonnegative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected an integer >= 0, got {!r}".format(text))
+    if value < 0:
+        raise argparse.ArgumentTypeError("expected an integer >= 0, got {}".format(value))
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected a positive number, got {!r}".format(text))
+    if not value > 0:
+        raise argparse.ArgumentTypeError("expected a positive number, got {}".format(value))
+    return value
+
+
+def _add_common(parser, dataset_help, batch_size):
+    parser.add_argument("--batch-size", type=_positive_int, default=batch_size,
+                        help="mini-batch size (default %(default)s)")
+    parser.add_argument("--train-size", type=_positive_int, default=None,
+                        help="use the first N training images (default: all)")
+    parser.add_argument("--test-size", type=_positive_int, default=None,
+                        help="use the first N test images (default: all)")
+    parser.add_argument("--seed", type=_nonnegative_int, default=0,
+                        help="NumPy seed for initialisation and shuffling (default %(default)s)")
+    parser.add_argument("--threads", type=_positive_int, default=None,
+                        help="threads of bnpy's C kernels and of NumPy's BLAS (the latter with "
+                             "threadpoolctl installed) (default: OMP_NUM_THREADS or all cores)")
+    parser.add_argument("--dataset", default=None, help=dataset_help)
+    parser.add_argument("--out", default=None,
+                        help="directory of this run's results (default: a new directory "
+                             "bnpy-results/<command>-<UTC time>)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the interrupted run in --out (default: the latest "
+                             "unfinished run under bnpy-results/) from its last checkpoint")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the results of an earlier run in --out")
+    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
+                        help="Keras progress output: 0 silent, 1 progress bar, 2 one line per "
+                             "epoch (default %(default)s)")
+
+
+def build_parser():
+    from . import article, paper_fig1
+    parser = argparse.ArgumentParser(
+        prog="bnpy-experiment",
+        description="Reproduce the article's comparison of BN placements (article) or the BN "
+                    "paper's Figure 1 (paper-fig1) with bnpy; results go to --out.")
+    sub = parser.add_subparsers(dest="command", metavar="{article,paper-fig1}")
+    sub.required = True
+
+    p = sub.add_parser(
+        "article", formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="the article's LeNet-5-style net with and without BN (Adadelta, batch 32, 8 epochs)",
+        description="Train the article's network in each group and compare.\n\ngroups:\n" +
+                    article.describe_groups())
+    p.add_argument("--epochs", type=_positive_int, default=article.DEFAULTS["epochs"],
+                   help="epochs per group (default %(default)s, as the article)")
+    p.add_argument("--groups", default=None,
+                   help="comma-separated groups to run (default: all four: {})".format(
+                       ",".join(article.GROUPS)))
+    _add_common(p, "cifar10 | fashion_mnist | mnist | DIR with train/<class>/ and test/<class>/ "
+                   "image folders (default: CIFAR-10, else Fashion-MNIST, saying so)",
+                article.DEFAULTS["batch_size"])
+
+    p = sub.add_parser(
+        "paper-fig1",
+        help="the BN paper's Figure 1: 3x100 sigmoid MLP on 28x28 digits with and without BN",
+        description="Ioffe & Szegedy (2015), section 4.1: test accuracy against training steps "
+                    "and the 15/50/85th percentiles of one last-hidden-layer sigmoid input.")
+    p.add_argument("--steps", type=_positive_int, default=paper_fig1.DEFAULTS["steps"],
+                   help="training steps (mini-batches) per group (default %(default)s, as the "
+                        "paper)")
+    p.add_argument("--eval-every", type=_positive_int, default=paper_fig1.DEFAULTS["eval_every"],
+                   help="evaluate and checkpoint every N steps (default %(default)s)")
+    p.add_argument("--lr", type=_positive_float, default=paper_fig1.DEFAULTS["lr"],
+                   help="SGD learning rate (default %(default)s)")
+    p.add_argument("--unit", type=_nonnegative_int, default=0,
+                   help="which sigmoid of the last hidden layer to follow (default %(default)s)")
+    p.add_argument("--groups", default=None,
+                   help="comma-separated groups (default: {})".format(",".join(paper_fig1.GROUPS)))
+    _add_common(p, "mnist | fashion_mnist (default: MNIST, else Fashion-MNIST, saying so)",
+                paper_fig1.DEFAULTS["batch_size"])
+    return parser
+
+
+def main(argv=None, *, after_epoch=None):
+    """Entry point of ``bnpy-experiment``; returns the exit status (0 done, 2 error, 130 Ctrl-C).
+
+    ``after_epoch(group, done)`` is called after every checkpoint (tests interrupt runs with it).
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from . import article, paper_fig1
+    module = article if args.command == "article" else paper_fig1
+    log = _common.Log()
+    try:
+        if args.threads is not None:
+            _set_threads(args.threads, log)
+        config = module.vars_config(args)
+        module.validate_args(args)  # reject bad options before creating anything
+        run_dir, record, resuming = _common.prepare_run_dir(
+            args.command, args.out, args.resume, args.overwrite, config, log)
+        log = _common.Log(run_dir)
+        log("bnpy-experiment {} -> {}{}".format(args.command, run_dir,
+                                                " (resumed)" if resuming else ""))
+        record["status"] = "running"
+        record.setdefault("resumed", [])
+        if resuming:
+            record["resumed"].append(_common.now_text())
+        _common.write_json(_common.os.path.join(run_dir, _common.RUN_FILE), record)
+        try:
+            module.run(args, run_dir, resuming, log, after_epoch=after_epoch)
+        except KeyboardInterrupt:
+            record["status"] = "interrupted"
+            _common.write_json(_common.os.path.join(run_dir, _common.RUN_FILE), record)
+            log("Interrupted. The finished epochs are checkpointed; continue with:\n"
+                "  bnpy-experiment {} --out {} --resume {}".format(
+                    args.command, run_dir, _same_options_hint(argv)))
+            return 130
+        except Exception as exc:  # recorded in the run, then reported as usual
+            record["status"] = "failed"
+            record["error"] = "{}: {}".format(type(exc).__name__, exc)
+            _common.write_json(_common.os.path.join(run_dir, _common.RUN_FILE), record)
+            raise
+        record["status"] = "finished"
+        record["finished"] = _common.now_text()
+        _common.write_json(_common.os.path.join(run_dir, _common.RUN_FILE), record)
+        log("Done: results in {}/ (summary.md, history-*.csv/json, figures)".format(run_dir))
+        return 0
+    except ExperimentError as exc:
+        print("bnpy-experiment {}: error: {}".format(args.command, exc), file=sys.stderr)
+        return 2
+
+
+def _set_threads(n, log):
+    """bnpy's OpenMP kernels and, where threadpoolctl is installed, NumPy's BLAS (the matrix
+    products of Dense and of the convolutions): on a busy machine a BLAS that spins more threads
+    than there are free cores can be ten times slower than one thread."""
+    import bnpy
+    bnpy.set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        log("(--threads {}: bnpy's kernels only; install threadpoolctl, or set "
+            "OPENBLAS_NUM_THREADS/OMP_NUM_THREADS, to limit NumPy's BLAS too)".format(n))
+        return
+    threadpool_limits(limits=n)
+
+
+def _same_options_hint(argv):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    kept, skip = [], False
+    for i, a in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if a in ("--out",):
+            skip = True
+            continue
+        if a.startswith("--out=") or a in ("--resume", "--overwrite") or i == 0:
+            continue
+        kept.append(a)
+    return " ".join(kept)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,412 @@
+"""What both experiments share: result directories that never overwrite silently, atomic files,
+checkpoints (weights + optimizer state + history + NumPy RNG state), dataset choice with an
+honest fallback, and the progress log."""
+import csv
+import datetime
+import io
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+import numpy as np
+
+RUN_FILE = "run.json"
+DEFAULT_PARENT = "bnpy-results"
+
+
+class ExperimentError(Exception):
+    """A problem the user can fix (bad option, existing results, missing data): printed, exit 2."""
+
+
+# --------------------------------------------------------------------------------------------
+# Atomic files
+# --------------------------------------------------------------------------------------------
+def atomic_write_bytes(path, data):
+    """Write ``data`` to ``path`` through a temporary file in the same directory and a rename, so
+    a reader (or an interrupted run) sees the old file or the new one, never half of one."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path, text):
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path, obj):
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def write_csv(path, rows, columns):
+    """rows: list of dicts; columns: their keys in order."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_csv_value(row.get(c)) for c in columns])
+    atomic_write_text(path, buf.getvalue())
+
+
+def _csv_value(value):
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)  # shortest exact round-trip text
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# The run directory
+# --------------------------------------------------------------------------------------------
+def now_text():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def read_run_record(run_dir):
+    path = os.path.join(run_dir, RUN_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _latest_unfinished_run(parent, command):
+    if not os.path.isdir(parent):
+        return None
+    candidates = []
+    for entry in os.listdir(parent):
+        run_dir = os.path.join(parent, entry)
+        record = read_run_record(run_dir) if os.path.isdir(run_dir) else None
+        if record and record.get("command") == command and record.get("status") in (
+                "running", "interrupted"):  # not "finished", not "failed" (bad data or options)
+            candidates.append((record.get("started", ""), run_dir))
+    return max(candidates)[1] if candidates else None
+
+
+def prepare_run_dir(command, out, resume, overwrite, config, log=print):
+    """Choose and create the directory of this run; returns (run_dir, record, resuming).
+
+    * no ``--out``: a new directory ``bnpy-results/<command>-<UTC time>[-n]`` (never an old one);
+      with ``--resume``: the most recent unfinished run of this command under bnpy-results/.
+    * ``--out DIR``: DIR itself. If it already holds a run, it is continued with ``--resume``
+      (same settings required), replaced with ``--overwrite``, and otherwise left alone with an
+      error. A non-empty DIR that is not a bnpy run is never touched.
+    """
+    if resume and overwrite:
+        raise ExperimentError("--resume and --overwrite exclude each other")
+    if out is None:
+        if resume:
+            out = _latest_unfinished_run(DEFAULT_PARENT, command)
+            if out is None:
+                raise ExperimentError("--resume: no unfinished '{}' run under {}/ (give the run's "
+                                      "directory with --out)".format(command, DEFAULT_PARENT))
+            log("Resuming the latest unfinished run: {}".format(out))
+        else:
+            stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
+            base = os.path.join(DEFAULT_PARENT, "{}-{}".format(command, stamp))
+            out, n = base, 1
+            while os.path.exists(out):
+                n += 1
+                out = "{}-{}".format(base, n)
+
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ExperimentError("--out {} is a file, not a directory".format(out))
+    record = read_run_record(out) if os.path.isdir(out) else None
+    if record is not None:
+        if record.get("command") != command:
+            raise ExperimentError("{} holds a '{}' run, not '{}': choose another --out".format(
+                out, record.get("command"), command))
+        if resume:
+            if record.get("config") != config:
+                changed = sorted(k for k in set(config) | set(record.get("config", {}))
+                                 if config.get(k) != record.get("config", {}).get(k))
+                raise ExperimentError(
+                    "--resume: the settings differ from those of the run in {} ({}); resume with "
+                    "the same options, or start a new run".format(out, ", ".join(
+                        "{}: {!r} then, {!r} now".format(k, record["config"].get(k), config.get(k))
+                        for k in changed)))
+            if record.get("status") == "finished":
+                log("The run in {} is already finished; rewriting its results from the "
+                    "checkpoints.".format(out))
+            return out, record, True
+        if overwrite:
+            shutil.rmtree(out)
+        else:
+            raise ExperimentError(
+                "{} already holds the results of a {} '{}' run (started {}). They are not "
+                "overwritten: use --resume to continue it, --overwrite to replace it, or choose "
+                "another --out.".format(out, record.get("status", "?"), command,
+                                        record.get("started", "?")))
+    elif os.path.isdir(out) and os.listdir(out):
+        raise ExperimentError("{} is not empty and holds no bnpy experiment run: choose an empty "
+                              "or new directory for --out".format(out))
+    elif resume:
+        raise ExperimentError("--resume: there is no run to resume in {}".format(out))
+
+    os.makedirs(os.path.join(out, "checkpoints"), exist_ok=True)
+    record = {"command": command, "status": "running", "started": now_text(), "finished": None,
+              "config": config, "bnpy_version": _bnpy_version(), "python": sys.version.split()[0],
+              "numpy": np.__version__}
+    write_json(os.path.join(out, RUN_FILE), record)
+    return out, record, False
+
+
+def _bnpy_version():
+    import bnpy
+    return bnpy.__version__
+
+
+class Log:
+    """print() that also appends to <run_dir>/progress.log (the run's own account of itself)."""
+
+    def __init__(self, run_dir=None, quiet=False):
+        self.path = os.path.join(run_dir, "progress.log") if run_dir else None
+        self.quiet = quiet
+
+    def __call__(self, *parts):
+        text = " ".join(str(p) for p in parts)
+        if not self.quiet:
+            print(text, flush=True)
+        if self.path:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write("[{}] {}\n".format(now_text(), text))
+
+
+# --------------------------------------------------------------------------------------------
+# Checkpoints
+# --------------------------------------------------------------------------------------------
+def rng_state_arrays(prefix="rng"):
+    """NumPy's global RNG state (which fit's shuffling and the initialisers draw from)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {prefix + "_keys": np.asarray(keys, dtype=np.uint32),
+            prefix + "_pos": np.int64(pos), prefix + "_has_gauss": np.int64(has_gauss),
+            prefix + "_cached_gaussian": np.float64(cached),
+            prefix + "_name": np.array(name)}
+
+
+def restore_rng_state(arrays, prefix="rng"):
+    np.random.set_state((str(arrays[prefix + "_name"]), arrays[prefix + "_keys"],
+                         int(arrays[prefix + "_pos"]), int(arrays[prefix + "_has_gauss"]),
+                         float(arrays[prefix + "_cached_gaussian"])))
+
+
+def optimizer_of(model):
+    return getattr(model, "optimizer", None)
+
+
+def _trainable_arrays(model):
+    """The arrays the optimizer updates, in a fixed order (layer by layer)."""
+    return [w for layer in model.layers for w in layer.trainable_weights]
+
+
+def optimizer_state_arrays(model):
+    """The optimizer's state as named arrays: its step count and, per trainable array, its slots
+    (Adadelta's two accumulators, SGD's velocity, ...)."""
+    optimizer = optimizer_of(model)
+    arrays = {"optimizer_iterations": np.int64(getattr(optimizer, "iterations", 0))}
+    if hasattr(optimizer, "get_weights") and hasattr(optimizer, "set_weights"):  # Keras's API
+        state = [np.asarray(a) for a in optimizer.get_weights()]
+        arrays["optimizer_n_weights"] = np.int64(len(state))
+        for i, a in enumerate(state):
+            arrays["optimizer_weight_{}".format(i)] = a
+        return arrays
+    if not hasattr(optimizer, "get_state"):
+        raise ExperimentError("cannot checkpoint the optimizer {}: it has neither get_weights() "
+                              "nor get_state(param)".format(type(optimizer).__name__))
+    for i, param in enumerate(_trainable_arrays(model)):
+        slots = optimizer.get_state(param)
+        arrays["optimizer_n_slots_{}".format(i)] = np.int64(len(slots))
+        for j, slot in enumerate(slots):
+            arrays["optimizer_slot_{}_{}".format(i, j)] = np.asarray(slot)
+    return arrays
+
+
+def restore_optimizer_state(model, arrays):
+    optimizer = optimizer_of(model)
+    if "optimizer_n_weights" in arrays:
+        optimizer.set_weights([arrays["optimizer_weight_{}".format(i)]
+                               for i in range(int(arrays["optimizer_n_weights"]))])
+    else:
+        for i, param in enumerate(_trainable_arrays(model)):
+            n_slots = int(arrays["optimizer_n_slots_{}".format(i)])
+            if n_slots == 0:
+                continue  # no step taken yet: the optimizer creates zeros, as a fresh one does
+            # bnpy's optimizers keep their slots per parameter array and create them on first
+            # use (zeros); fill the freshly created ones with the saved values.
+            slots = optimizer._slots(param)
+            if len(slots) != n_slots:
+                raise ExperimentError("checkpoint holds {} optimizer slots for weight {}, the "
+                                      "optimizer has {}".format(n_slots, i, len(slots)))
+            for j, slot in enumerate(slots):
+                np.copyto(slot, arrays["optimizer_slot_{}_{}".format(i, j)])
+    optimizer.iterations = int(arrays["optimizer_iterations"])
+
+
+def save_checkpoint(path, model, progress):
+    """Write model weights, optimizer state, NumPy's RNG state and ``progress`` (a JSON-able
+    dict: finished epochs/steps and the history so far) into one .npz, atomically."""
+    arrays = {}
+    weights = model.get_weights()
+    arrays["n_weights"] = np.int64(len(weights))
+    for i, w in enumerate(weights):
+        arrays["weight_{}".format(i)] = w
+    arrays.update(optimizer_state_arrays(model))
+    arrays.update(rng_state_arrays())
+    arrays["progress_json"] = np.array(json.dumps(progress))
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path, model):
+    """Restore what save_checkpoint wrote into ``model``, its optimizer and NumPy's global RNG;
+    returns the progress dict."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError) as exc:
+        raise ExperimentError("cannot read the checkpoint {} ({}); start a new run or use "
+                              "--overwrite".format(path, exc)) from exc
+    weights = [arrays["weight_{}".format(i)] for i in range(int(arrays["n_weights"]))]
+    model.set_weights(weights)
+    restore_optimizer_state(model, arrays)
+    restore_rng_state(arrays)
+    return json.loads(str(arrays["progress_json"]))
+
+
+# --------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------
+DATASET_TITLES = {"cifar10": "CIFAR-10", "fashion_mnist": "Fashion-MNIST", "mnist": "MNIST"}
+
+
+def _load_named(name):
+    from importlib import import_module
+    module = import_module("bnpy.datasets." + name)
+    return module.load_data()
+
+
+def _load_recording_warnings(load, *args):
+    """Call load(*args); return (its result, the texts of the warnings it gave, e.g. a CIFAR
+    folder holding fewer than the five official batches), so the run's records can say so."""
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = load(*args)
+    return result, [str(w.message) for w in caught]
+
+
+def _load_directory(directory):
+    """An image-folder dataset: DIR/train/<class>/*.png|jpg and DIR/test/<class>/..."""
+    from bnpy.preprocessing.image import load_from_directory
+    parts = []
+    for split in ("train", "test"):
+        sub = os.path.join(directory, split)
+        if not os.path.isdir(sub):
+            raise ExperimentError("--dataset {}: expected class folders under {}/train and "
+                                  "{}/test".format(directory, directory, directory))
+        x, y, classes = load_from_directory(sub)
+        # Folders list their images class by class; put them in one fixed random order (the
+        # official CIFAR/MNIST files already are), so that --train-size/--test-size take a
+        # sample of every class, not the first classes only. Independent of --seed on purpose:
+        # the same data for every seed.
+        order = np.random.RandomState(0).permutation(len(x))
+        parts.append((np.asarray(x)[order], np.asarray(y)[order], list(classes)))
+    if parts[0][2] != parts[1][2]:
+        raise ExperimentError("--dataset {}: train and test have different classes ({} vs "
+                              "{})".format(directory, parts[0][2], parts[1][2]))
+    return (parts[0][0], parts[0][1]), (parts[1][0], parts[1][1])
+
+
+def load_dataset(requested, default_chain, log):
+    """Load the dataset; returns (x_train, y_train, x_test, y_test, info).
+
+    ``requested``: a name, a directory, or None for the default chain (e.g. cifar10 then
+    fashion_mnist): each missing dataset is reported and the next tried; when none is there, the
+    first loader's own error is raised. Images come back as float32 NHWC in [0, 1] (a channel
+    axis is added to 28x28 digits), labels as int64 vectors.
+    """
+    if requested is not None and requested not in DATASET_TITLES:
+        if not os.path.isdir(requested):
+            raise ExperimentError("--dataset must be one of {} or an image-folder directory; {!r} "
+                                  "is neither".format(", ".join(DATASET_TITLES), requested))
+        ((x_train, y_train), (x_test, y_test)), warned = _load_recording_warnings(
+            _load_directory, requested)
+        info = {"dataset": os.path.abspath(requested), "title": "image folders in " + requested,
+                "order": "shuffled once at load time with RandomState(0) (folders are by class)"}
+    else:
+        chain = [requested] if requested is not None else list(default_chain)
+        first_error = None
+        for i, name in enumerate(chain):
+            try:
+                ((x_train, y_train), (x_test, y_test)), warned = _load_recording_warnings(
+                    _load_named, name)
+            except (OSError, ValueError, RuntimeError, ImportError) as exc:
+                if first_error is None:
+                    first_error = exc
+                if i + 1 < len(chain):
+                    first_line = (str(exc).splitlines() or [""])[0]
+                    log("{} is not available ({}: {}); trying {} instead.".format(
+                        DATASET_TITLES[name], type(exc).__name__, first_line,
+                        DATASET_TITLES[chain[i + 1]]))
+                continue
+            info = {"dataset": name, "title": DATASET_TITLES[name]}
+            if i > 0:
+                info["note"] = "{} was not available; ran on {} instead".format(
+                    DATASET_TITLES[chain[0]], DATASET_TITLES[name])
+            break
+        else:
+            raise first_error
+    for text in warned:
+        log("Warning from the loader: " + text)
+    if warned:
+        info["loader_warnings"] = warned
+    x_train, x_test = _as_images(x_train), _as_images(x_test)
+    y_train = np.asarray(y_train).reshape(-1).astype(np.int64)
+    y_test = np.asarray(y_test).reshape(-1).astype(np.int64)
+    info.update(train_total=int(len(x_train)), test_total=int(len(x_test)),
+                input_shape=list(x_train.shape[1:]),
+                num_classes=int(max(y_train.max(), y_test.max()) + 1))
+    return x_train, y_train, x_test, y_test, info
+
+
+def _as_images(x):
+    """uint8 (N,H,W[,C]) -> float32 (N,H,W,C) / 255, as the article's script scales CIFAR."""
+    x = np.asarray(x)
+    if x.ndim == 3:
+        x = x[..., np.newaxis]
+    if x.ndim != 4:
+        raise ExperimentError("expected images of shape (N, H, W) or (N, H, W, C), got "
+                              "{}".format(x.shape))
+    return np.ascontiguousarray(x, dtype=np.float32) / np.float32(255)
+
+
+def take_subset(x, y, size, what):
+    """The first ``size`` samples (all if None); a clear error if more are asked than exist."""
+    if size is None:
+        return x, y
+    if size > len(x):
+        raise ExperimentError("{} {} asked, but the dataset has only {}".format(what, size, len(x)))
+    return x[:size], y[:size]
+
+
+def one_hot(labels, num_classes):
+    from bnpy.utils.np_utils import to_categorical
+    return to_categorical(labels, num_classes).astype(np.float32)
+
+
+def markdown_table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
