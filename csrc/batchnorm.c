@@ -502,23 +502,32 @@ static BN_HOT void F(bn_grad_sums_rows)(double *unit_dy, double *unit_dyxc, T *d
     ptrdiff_t c_scalar = 0;
 #ifdef BN_VECTOR
     /* Row by row (a sequential stream, which the hardware prefetchers follow; a column-wise walk
-     * with the sums in registers measured 1.4x slower), four channels per vector, sums in L1. */
-    ptrdiff_t c_vector_end = cw - cw % 4;
-    for (ptrdiff_t r = r0; r < r1; r++) {
-        ptrdiff_t offset = r * C + c0;
-        if (dx == NULL) {
-            for (ptrdiff_t c = 0; c < c_vector_end; c += 4) {
-                bn_vd gv = BN_LOAD(dy + offset + c), xv = BN_LOAD(x + offset + c);
-                bn_store_f64(unit_dy + c, bn_load_f64(unit_dy + c) + gv);
-                bn_store_f64(unit_dyxc + c, bn_load_f64(unit_dyxc + c) + gv * (xv - bn_load_f64(m + c)));
+     * with the sums in registers measured 1.4x slower), four channels per vector, sums in L1;
+     * two rows per sweep halve the updates of the sums. dx is written after both rows are read. */
+    ptrdiff_t c_vector_end = cw - cw % 4, r = r0;
+    for (; r + 2 <= r1; r += 2) {
+        ptrdiff_t o0 = r * C + c0, o1 = o0 + C;
+        for (ptrdiff_t c = 0; c < c_vector_end; c += 4) {
+            bn_vd mc = bn_load_f64(m + c);
+            bn_vd g0 = BN_LOAD(dy + o0 + c), g1 = BN_LOAD(dy + o1 + c);
+            bn_vd x0 = BN_LOAD(x + o0 + c), x1 = BN_LOAD(x + o1 + c);
+            bn_store_f64(unit_dy + c, bn_load_f64(unit_dy + c) + (g0 + g1));
+            bn_store_f64(unit_dyxc + c, bn_load_f64(unit_dyxc + c) + (g0 * (x0 - mc) + g1 * (x1 - mc)));
+            if (dx != NULL) {
+                bn_vd sc = bn_load_f64(s + c);
+                BN_STORE(dx + o0 + c, g0 * sc);
+                BN_STORE(dx + o1 + c, g1 * sc);
             }
-        } else {
-            for (ptrdiff_t c = 0; c < c_vector_end; c += 4) {
-                bn_vd gv = BN_LOAD(dy + offset + c), xv = BN_LOAD(x + offset + c);
-                bn_store_f64(unit_dy + c, bn_load_f64(unit_dy + c) + gv);
-                bn_store_f64(unit_dyxc + c, bn_load_f64(unit_dyxc + c) + gv * (xv - bn_load_f64(m + c)));
-                BN_STORE(dx + offset + c, gv * bn_load_f64(s + c));
-            }
+        }
+    }
+    if (r < r1) {
+        ptrdiff_t o0 = r * C + c0;
+        for (ptrdiff_t c = 0; c < c_vector_end; c += 4) {
+            bn_vd g0 = BN_LOAD(dy + o0 + c), x0 = BN_LOAD(x + o0 + c);
+            bn_store_f64(unit_dy + c, bn_load_f64(unit_dy + c) + g0);
+            bn_store_f64(unit_dyxc + c, bn_load_f64(unit_dyxc + c) + g0 * (x0 - bn_load_f64(m + c)));
+            if (dx != NULL)
+                BN_STORE(dx + o0 + c, g0 * bn_load_f64(s + c));
         }
     }
     c_scalar = c_vector_end;

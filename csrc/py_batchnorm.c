@@ -420,7 +420,7 @@ static PyObject *update_moving_stats(PyObject *module, PyObject *const *args, Py
         check_alias(moving_var, var, 1, func, "moving_var", "var") < 0)
         goto fail;
 
-    /* C is small (one value per channel): not worth releasing the GIL. */
+    Py_BEGIN_ALLOW_THREADS
     if (typenum == NPY_FLOAT)
         bnpy_bn_update_moving_stats_f32(PyArray_DATA(moving_mean), PyArray_DATA(moving_var),
                                         PyArray_DATA(mean), PyArray_DATA(var), channels, momentum,
@@ -429,6 +429,7 @@ static PyObject *update_moving_stats(PyObject *module, PyObject *const *args, Py
         bnpy_bn_update_moving_stats_f64(PyArray_DATA(moving_mean), PyArray_DATA(moving_var),
                                         PyArray_DATA(mean), PyArray_DATA(var), channels, momentum,
                                         count);
+    Py_END_ALLOW_THREADS
     result = Py_None;
     Py_INCREF(result);
 fail:
