@@ -26,12 +26,16 @@ import argparse
 import collections
 import faulthandler
 import os
+import re
 import struct
 import subprocess
 import sys
 import tempfile
 import time
 
+# A sanitizer report (not ASan's "failed to allocate" warnings, which allocator_may_return_null
+# turns into the MemoryError of an honest-but-huge request).
+SANITIZER_REPORT = re.compile(r"ERROR: \w*Sanitizer|runtime error:|SUMMARY: \w*Sanitizer")
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -106,6 +110,8 @@ def main(argv=None):
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=20.0, help="seconds per input before it is a hang")
     parser.add_argument("--replay", metavar="SEED:INDEX")
+    parser.add_argument("--require-core-under", metavar="DIR",
+                        help="fail unless bnpy._core is loaded from DIR (e.g. the sanitizer build)")
     parser.add_argument("--worker", nargs=5, metavar=("START", "STOP", "STEP", "TIMEOUT", "PROGRESS"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -115,6 +121,15 @@ def main(argv=None):
         start, stop, step = (int(v) for v in args.worker[:3])
         return worker(args.seed, start, stop, step, float(args.worker[3]), args.worker[4])
 
+    if args.require_core_under:
+        probe = subprocess.run([sys.executable, "-c", "import bnpy._core as c; print(c.__file__)"],
+                               capture_output=True, text=True)
+        where = os.path.realpath(probe.stdout.strip() or "?")
+        if probe.returncode != 0 or not where.startswith(os.path.realpath(args.require_core_under)):
+            print("FUZZ FAILURE: bnpy._core is {} (rc {}), not under {}\n{}".format(
+                where, probe.returncode, args.require_core_under, probe.stderr[-2000:]))
+            return 1
+        print("fuzz: bnpy._core from", where)
     started = time.perf_counter()
     tmp = tempfile.mkdtemp(prefix="bnpy-fuzz-")
     procs = []
@@ -150,7 +165,7 @@ def main(argv=None):
                 print("  worker stderr (tail):\n" + tail)
         elif err.strip():
             # A sanitizer report that did not stop the process still fails the campaign.
-            if "runtime error" in err or "Sanitizer" in err:
+            if SANITIZER_REPORT.search(err):
                 failed = True
                 print("FUZZ FAILURE: sanitizer output from worker {}:\n{}".format(job, err[-6000:]))
     elapsed = time.perf_counter() - started
