@@ -119,7 +119,7 @@ def entry_points():
             [lambda: _core.col2im(a["dcol64"], a["shape_nhwc"], *g, False),
              lambda: _core.col2im(a["dcol64"], a["shape_nhwc"], *g, False, out=a["out_nhwc64"])],
             [(ValueError, lambda: _core.col2im(a["dcol64"], (2, 6, 5, 4), *g, False)),
-             (ValueError, lambda: _core.col2im(a["dcol64"], a["x64"], *g, False)),
+             (ValueError, lambda: _core.col2im(a["dcol64"], a["gamma64"], *g, False)),
              (ValueError, lambda: _core.col2im(a["dcol64"], a["shape_nhwc"], *g, False, out=a["readonly64"]))]),
         "add_bias_rows": (
             [lambda: _core.add_bias_rows(a["rows64"], a["bias3_64"])],
