@@ -186,3 +186,6 @@ def test_a_writer_killed_mid_write_leaves_a_complete_file(tmp_path, mode):
     assert all(name == "weights.npz" or (name.startswith(".bnpy-weights-") and name.endswith(".tmp"))
                or name == "writer.py" for name in os.listdir(str(tmp_path)))
     assert any(v >= 1 for v in seen_versions), "no kill happened after a complete write: test too fast"
+    # A killed writer leaves its temporary file: proof that some kill landed in the middle of a
+    # write (the writer spends nearly all its time writing and fsync-ing 2.5 MB files).
+    assert any(name.endswith(".tmp") for name in os.listdir(str(tmp_path))), "no kill landed mid-write"
