@@ -154,3 +154,42 @@ def test_eight_threads_predicting_with_one_model_agree_with_serial_predict():
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     for before, after in zip(weights_before, model.get_weights()):  # predict changes nothing
         np.testing.assert_array_equal(before, after)
+
+
+# ---- bnpy._threads: the BLAS cap during fit (see docs/notes-hardening.md) ---------------------------
+
+def _blas_threads():
+    from threadpoolctl import threadpool_info
+
+    return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+
+def test_fit_threads_caps_blas_while_bnpy_runs_parallel_and_restores_it(monkeypatch):
+    pytest.importorskip("threadpoolctl")
+    from bnpy import _threads
+
+    if not _blas_threads():
+        pytest.skip("NumPy's BLAS exposes no thread pool to threadpoolctl")
+    monkeypatch.delenv("BNPY_FIT_BLAS_THREADS", raising=False)
+    previous = bnpy.set_num_threads(2)
+    try:
+        before = _blas_threads()
+        with pytest.raises(RuntimeError, match="inside"):
+            with _threads.fit_threads():
+                assert _blas_threads() == [1] * len(before)
+                raise RuntimeError("inside")
+        assert _blas_threads() == before  # restored on an exception too
+        bnpy.set_num_threads(1)  # bnpy serial: nothing to fight over, BLAS left alone
+        with _threads.fit_threads() as limiter:
+            assert limiter is None and _blas_threads() == before
+        monkeypatch.setenv("BNPY_FIT_BLAS_THREADS", "0")
+        bnpy.set_num_threads(2)
+        with _threads.fit_threads() as limiter:
+            assert limiter is None and _blas_threads() == before
+        for bad in ("two", "-1"):
+            monkeypatch.setenv("BNPY_FIT_BLAS_THREADS", bad)
+            with pytest.raises(ValueError, match="BNPY_FIT_BLAS_THREADS must be an int >= 0"):
+                with _threads.fit_threads():
+                    pass
+    finally:
+        bnpy.set_num_threads(previous)
