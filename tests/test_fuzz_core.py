@@ -23,7 +23,8 @@ def test_the_campaign_covers_every_function():
     public_core = {n for n in dir(_core) if callable(getattr(_core, n)) and not n.startswith("_")}
     assert public_core <= cases.COVERED, public_core - cases.COVERED
     assert set(ops.__all__) <= cases.COVERED, set(ops.__all__) - cases.COVERED
-    seen = {cases.make_case(7, i).name.rsplit(".", 1)[1] for i in range(1500)}
+    with np.errstate(all="ignore"):  # building a conv2d_backward case runs a forward on 1e38s
+        seen = {cases.make_case(7, i).name.rsplit(".", 1)[1] for i in range(1500)}
     expected = (public_core | set(ops.__all__)) - {"get_num_threads", "conv_direct_available"}
     if not _core.conv_direct_available():
         expected -= {"conv2d_direct", "conv2d_direct_dkernel"}
