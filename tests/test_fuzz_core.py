@@ -207,3 +207,22 @@ def test_ops_refuse_a_huge_stride_with_value_error():
 def test_update_moving_stats_refuses_a_huge_count_with_value_error():
     with pytest.raises(ValueError):
         ops.update_moving_stats(np.zeros(2), np.ones(2), np.zeros(2), np.ones(2), count=2 ** 64)
+
+
+# Error messages that do not name the function and the argument (found by counting the campaign's
+# rejections whose message lacks the function's name; still TypeError/ValueError, so the campaign
+# passes them).
+
+@pytest.mark.xfail(strict=True, reason="py_batchnorm.c parse_axis: an array axis passes PyIndex_Check, "
+                   "and PyNumber_AsSsize_t raises NumPy's 'only integer scalar arrays ...' without the "
+                   "function or argument name")
+def test_an_array_axis_is_refused_naming_function_and_argument():
+    with pytest.raises(TypeError, match="batch_norm_forward: axis"):
+        ops.batch_norm_forward(np.ones((2, 3)), None, None, axis=np.ones(2, np.int64))
+
+
+@pytest.mark.xfail(strict=True, reason="bnpy/ops/conv.py _channels_first compares data_format with == "
+                   "(an array gives NumPy's 'truth value ... ambiguous'); conv2d_backward's `if need_dx` too")
+def test_an_array_data_format_is_refused_naming_function_and_argument():
+    with pytest.raises(ValueError, match="max_pool2d_forward: data_format"):
+        ops.max_pool2d_forward(np.ones((1, 4, 4, 1)), 2, data_format=np.ones(2))
