@@ -10,11 +10,12 @@ static PyObject *set_num_threads(PyObject *module, PyObject *arg)
                      Py_TYPE(arg)->tp_name);
         return NULL;
     }
-    long n = PyLong_AsLong(arg);
+    int overflow = 0;
+    long n = PyLong_AsLongAndOverflow(arg, &overflow); /* an int beyond long: ValueError below */
     if (n == -1 && PyErr_Occurred())
         return NULL;
-    if (n < 1 || n > 4096) {
-        PyErr_Format(PyExc_ValueError, "set_num_threads: n must be in [1, 4096], got %ld", n);
+    if (overflow || n < 1 || n > 4096) {
+        PyErr_Format(PyExc_ValueError, "set_num_threads: n must be in [1, 4096], got %R", arg);
         return NULL;
     }
     return PyLong_FromLong(bnpy_set_num_threads((int)n));

@@ -6,6 +6,8 @@
  */
 #include "glue.h"
 
+#include <math.h>
+
 /* The geometry of a window sweep over an image batch (see kernels.h). */
 typedef struct {
     npy_intp N, H, W, C;         /* logical sizes, whatever the layout */
@@ -55,6 +57,25 @@ static int check_geometry(geometry *g, const char *func, int pool)
                      (Py_ssize_t)g->kh, (Py_ssize_t)g->kw);
         return -1;
     }
+    if (pool && (g->H == 0 || g->W == 0)) { /* no window would hold a real cell (padding only) */
+        PyErr_Format(PyExc_ValueError, "%s: the image plane (%zd, %zd) is empty: nothing to pool", func,
+                     (Py_ssize_t)g->H, (Py_ssize_t)g->W);
+        return -1;
+    }
+    /* Every index product below (N*out_h*out_w, times kh*kw*C for a column matrix) must fit in
+     * npy_intp: checked in double first, so a huge pad or stride cannot wrap a shape check around
+     * to a value that happens to match (e.g. 16 * (2**62 + 3) == 48 mod 2**64). */
+    if ((double)g->H + (double)g->pt + (double)g->pb >= 0x1p60 ||
+        (double)g->W + (double)g->pl + (double)g->pr >= 0x1p60 ||
+        fmax((double)g->N, 1.0) * fmax((double)g->C, 1.0) * (double)g->kh * (double)g->kw *
+                ((double)g->H + (double)g->pt + (double)g->pb) * ((double)g->W + (double)g->pl + (double)g->pr) >=
+            0x1p60) {
+        PyErr_Format(PyExc_ValueError, "%s: the geometry is too large (padding ((%zd, %zd), (%zd, %zd)), %s "
+                     "(%zd, %zd) over an input of %zd x %zd)", func, (Py_ssize_t)g->pt, (Py_ssize_t)g->pb,
+                     (Py_ssize_t)g->pl, (Py_ssize_t)g->pr, window, (Py_ssize_t)g->kh, (Py_ssize_t)g->kw,
+                     (Py_ssize_t)g->H, (Py_ssize_t)g->W);
+        return -1;
+    }
     if (g->H + g->pt + g->pb < g->kh || g->W + g->pl + g->pr < g->kw) {
         PyErr_Format(PyExc_ValueError,
                      "%s: %s (%zd, %zd) is larger than the padded input (%zd, %zd)", func, window,
@@ -96,7 +117,9 @@ static int check_rank(PyArrayObject *a, int ndim, const char *func, const char *
 /* A 4-item shape tuple of non-negative ints. */
 static int parse_shape4(PyObject *obj, npy_intp *d, const char *func, const char *arg)
 {
-    PyObject *seq = PySequence_Fast(obj, "");
+    /* the length first: PySequence_Fast would copy a huge sequence (or array) into a list */
+    Py_ssize_t len = PySequence_Check(obj) ? PySequence_Size(obj) : -1;
+    PyObject *seq = len == 4 ? PySequence_Fast(obj, "") : NULL;
     if (seq == NULL || PySequence_Fast_GET_SIZE(seq) != 4) {
         Py_XDECREF(seq);
         PyErr_Clear();

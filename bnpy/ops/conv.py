@@ -78,7 +78,7 @@ def _pair(value, func, name):
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         value = (value, value)
     try:
-        pair = tuple(value)
+        pair = tuple(value) if len(value) == 2 else None  # len first: never iterate a huge array
     except TypeError:
         pair = None
     if (pair is None or len(pair) != 2 or

@@ -1,0 +1,66 @@
+"""Keep bnpy's OpenMP team and NumPy's BLAS threads from fighting over the cores during fit.
+
+A training step alternates bnpy's C kernels (an OpenMP team of ``bnpy.get_num_threads()``
+threads) with NumPy matmuls (OpenBLAS's or MKL's own thread pool). The two never compute at the
+same time, but both keep their idle workers spinning for a while after each parallel region
+(libgomp's ``OMP_WAIT_POLICY``/``GOMP_SPINCOUNT``, OpenBLAS's busy-wait), so on a machine with as
+many cores as threads each pool's spinners take the cores the other one needs next. Measured with
+benchmarks/bench_oversubscription.py on the 2-core machine (see docs/notes-hardening.md): an
+epoch of the article's model took about 4x the CPU time with both pools at 2 threads as with the
+BLAS pool at 1, and was correspondingly slower whenever the machine had other work.
+
+:func:`fit_threads` caps the BLAS pool (through threadpoolctl, when it is installed: NumPy is
+bnpy's only required dependency) while bnpy's kernels run on more than one thread, and restores
+it afterwards. ``BNPY_FIT_BLAS_THREADS`` overrides the cap: a number of threads, or ``0`` to leave
+the BLAS pool alone.
+"""
+import contextlib
+import os
+
+__all__ = ["fit_threads", "with_fit_threads", "blas_cap"]
+
+
+def blas_cap():
+    """The number of BLAS threads fit should use, or None to leave the pool as it is."""
+    from . import get_num_threads
+
+    setting = os.environ.get("BNPY_FIT_BLAS_THREADS", "").strip()
+    if setting:
+        try:
+            value = int(setting)
+        except ValueError:
+            raise ValueError("BNPY_FIT_BLAS_THREADS must be an int >= 0, got {!r}".format(setting)) from None
+        if value < 0:
+            raise ValueError("BNPY_FIT_BLAS_THREADS must be an int >= 0, got {!r}".format(setting))
+        return value or None
+    return 1 if get_num_threads() > 1 else None
+
+
+@contextlib.contextmanager
+def fit_threads():
+    """Within the block, BLAS runs on :func:`blas_cap` threads (when threadpoolctl is installed
+    and a cap applies); the previous limits come back on exit, exceptions included."""
+    cap = blas_cap()
+    if cap is None:
+        yield None
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: without it, the pools keep their defaults
+        yield None
+        return
+    with threadpool_limits(limits=cap, user_api="blas") as limiter:
+        yield limiter
+
+
+def with_fit_threads(method):
+    """Decorator: run a training method (``Sequential.fit``, ``fit_generator``) inside
+    :func:`fit_threads`."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with fit_threads():
+            return method(*args, **kwargs)
+
+    return wrapper

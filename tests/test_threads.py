@@ -1,0 +1,195 @@
+"""Eight Python threads calling the kernels and Sequential.predict at once (issue 6, item 3).
+
+Every thread works on the same read-only inputs (flags.writeable = False: a kernel that wrote into
+an input would raise instead of silently racing), released together by a barrier so the calls
+overlap (the kernels release the GIL). Each result must equal the serial one: bitwise for the C
+kernels (they are deterministic and their results do not depend on the thread count), and within
+float32 rounding for anything that goes through NumPy's matmul (OpenBLAS may split a product
+differently when several callers use it at once). The batch-normalization kernels have their own
+concurrency test in test_batchnorm_boundary.py.
+"""
+import threading
+
+import numpy as np
+import pytest
+
+import bnpy
+from bnpy import _core, ops
+from bnpy.layers import (Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
+                         MaxPooling2D)
+from bnpy.models import Sequential
+
+THREADS = 8
+ROUNDS = 4
+
+
+def _readonly(a):
+    a = np.ascontiguousarray(a)
+    a.flags.writeable = False
+    return a
+
+
+def _run_concurrently(work, n_threads=THREADS, rounds=ROUNDS):
+    """work(i) in n_threads threads, `rounds` times each, all starting together; the results of the
+    last round per thread, and every exception raised."""
+    barrier = threading.Barrier(n_threads)
+    results, errors = [None] * n_threads, []
+
+    def run(i):
+        try:
+            barrier.wait()
+            for _ in range(rounds):
+                results[i] = work(i)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a thread did not finish (deadlock?)"
+    assert not errors, errors
+    return results
+
+
+rng = np.random.default_rng(6)
+X_NHWC = _readonly(rng.standard_normal((8, 12, 12, 3)).astype(np.float32))
+X_NCHW = _readonly(np.transpose(X_NHWC, (0, 3, 1, 2)))
+KERNEL = _readonly(rng.standard_normal((3, 3, 3, 8)).astype(np.float32))
+BIAS = _readonly(rng.standard_normal(8).astype(np.float32))
+MATRICES = _readonly(np.tile(np.array([[0.9, 0.2, 1.0], [-0.2, 0.9, -0.5], [0, 0, 1]]), (8, 1, 1)))
+
+
+def _core_work(i):
+    """A different mix of C kernels per thread (i), every one of them on the shared inputs."""
+    x = X_NCHW if i % 2 else X_NHWC
+    cf = bool(i % 2)
+    out = {}
+    out["im2col"] = _core.im2col(x, 3, 3, 1, 1, 1, 1, 1, 1, cf)
+    out["col2im"] = _core.col2im(out["im2col"], x.shape, 3, 3, 1, 1, 1, 1, 1, 1, cf)
+    out["max"], out["argmax"] = _core.max_pool2d(x, 3, 3, 2, 2, 1, 1, 1, 1, cf)
+    out["max_back"] = _core.max_pool2d_backward(out["max"], out["argmax"], x.shape, cf)
+    out["avg"] = _core.avg_pool2d(x, 2, 2, 2, 2, 0, 0, 0, 0, cf)
+    out["avg_back"] = _core.avg_pool2d_backward(out["avg"], x.shape, 2, 2, 2, 2, 0, 0, 0, 0, cf)
+    out["sum"] = _core.sum_rows(out["im2col"])
+    out["transpose"] = _core.batch_transpose(out["im2col"].reshape(8, -1, 27))
+    rows = out["im2col"].copy()
+    _core.add_bias_rows(rows, out["sum"])
+    out["bias_rows"] = rows
+    out["warp"] = ops.affine_warp(x, MATRICES, order=i % 2, fill_mode=("constant", "nearest", "reflect", "wrap")[i % 4],
+                                  data_format="channels_first" if cf else "channels_last")
+    if _core.conv_direct_available():
+        out["direct"], xpad = _core.conv2d_direct(X_NHWC, KERNEL, BIAS, 1, 1, 1, 1, 1, 1)
+        out["direct_dk"] = _core.conv2d_direct_dkernel(out["direct"], xpad, X_NHWC.shape, 3, 3, 1, 1, 1, 1, 1, 1)
+    return out
+
+
+@pytest.mark.parametrize("omp_threads", [1, 2])
+def test_eight_threads_calling_the_c_kernels_agree_with_serial_calls(omp_threads):
+    previous = bnpy.set_num_threads(omp_threads)  # 8 Python threads x 1 or 2 OpenMP threads each
+    try:
+        serial = [_core_work(i) for i in range(THREADS)]
+        concurrent = _run_concurrently(_core_work)
+    finally:
+        bnpy.set_num_threads(previous)
+    for i, (got, want) in enumerate(zip(concurrent, serial)):
+        assert got.keys() == want.keys()
+        for name in want:
+            assert got[name].tobytes() == want[name].tobytes(), "thread {}: {} differs".format(i, name)
+
+
+def _conv_pool_work(i):
+    fmt = "channels_first" if i % 2 else "channels_last"
+    x = X_NCHW if i % 2 else X_NHWC
+    y, ctx = ops.conv2d_forward(x, KERNEL, BIAS, strides=1 + i % 2, padding="same", data_format=fmt)
+    dx, dk, db = ops.conv2d_backward(y, ctx)
+    p, pctx = ops.max_pool2d_forward(y, 2, None, "same", fmt)
+    return [y, dx, dk, db, p, ops.max_pool2d_backward(p, pctx), ops.conv2d(x, KERNEL, None, 1, "valid", fmt)]
+
+
+def test_eight_threads_calling_the_ops_agree_with_serial_calls():
+    serial = [_conv_pool_work(i) for i in range(THREADS)]
+    concurrent = _run_concurrently(_conv_pool_work)
+    for got, want in zip(concurrent, serial):
+        for g, w in zip(got, want):
+            # matmul sums 27 (forward) to 8*12*12 (kernel gradient) float32 products: allow a few
+            # ulps of the largest term's scale, float32 eps = 1.2e-7.
+            scale = float(np.abs(w).max()) or 1.0
+            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5 * scale)
+
+
+def _model():
+    np.random.seed(11)
+    model = Sequential()
+    model.add(Conv2D(8, (3, 3), padding="same", input_shape=(12, 12, 3)))
+    model.add(BatchNormalization())
+    model.add(Activation("relu"))
+    model.add(MaxPooling2D((2, 2)))
+    model.add(Conv2D(8, (3, 3)))
+    model.add(BatchNormalization(axis=-1))
+    model.add(AveragePooling2D((2, 2)))
+    model.add(Flatten())
+    model.add(Dropout(0.5))  # inactive in predict
+    model.add(Dense(5))
+    model.add(BatchNormalization())
+    model.add(Activation("softmax"))
+    model.compile(loss="categorical_crossentropy", optimizer="sgd")
+    # Moving statistics away from (0, 1), so inference BN does something.
+    y = np.eye(5, dtype=np.float32)[np.arange(32) % 5]
+    x = np.random.default_rng(1).standard_normal((32, 12, 12, 3)).astype(np.float32)
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    return model
+
+
+def test_eight_threads_predicting_with_one_model_agree_with_serial_predict():
+    model = _model()
+    weights_before = [w.copy() for w in model.get_weights()]
+    inputs = [_readonly(np.random.default_rng(100 + i).standard_normal((20, 12, 12, 3)).astype(np.float32))
+              for i in range(THREADS)]
+    serial = [model.predict(x, batch_size=7) for x in inputs]
+    concurrent = _run_concurrently(lambda i: model.predict(inputs[i], batch_size=7))
+    for got, want in zip(concurrent, serial):
+        # float32 softmax outputs in [0, 1] after two matmul-based convolutions and a Dense layer
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    for before, after in zip(weights_before, model.get_weights()):  # predict changes nothing
+        np.testing.assert_array_equal(before, after)
+
+
+# ---- bnpy._threads: the BLAS cap during fit (see docs/notes-hardening.md) ---------------------------
+
+def _blas_threads():
+    from threadpoolctl import threadpool_info
+
+    return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+
+def test_fit_threads_caps_blas_while_bnpy_runs_parallel_and_restores_it(monkeypatch):
+    pytest.importorskip("threadpoolctl")
+    from bnpy import _threads
+
+    if not _blas_threads():
+        pytest.skip("NumPy's BLAS exposes no thread pool to threadpoolctl")
+    monkeypatch.delenv("BNPY_FIT_BLAS_THREADS", raising=False)
+    previous = bnpy.set_num_threads(2)
+    try:
+        before = _blas_threads()
+        with pytest.raises(RuntimeError, match="inside"):
+            with _threads.fit_threads():
+                assert _blas_threads() == [1] * len(before)
+                raise RuntimeError("inside")
+        assert _blas_threads() == before  # restored on an exception too
+        bnpy.set_num_threads(1)  # bnpy serial: nothing to fight over, BLAS left alone
+        with _threads.fit_threads() as limiter:
+            assert limiter is None and _blas_threads() == before
+        monkeypatch.setenv("BNPY_FIT_BLAS_THREADS", "0")
+        bnpy.set_num_threads(2)
+        with _threads.fit_threads() as limiter:
+            assert limiter is None and _blas_threads() == before
+        for bad in ("two", "-1"):
+            monkeypatch.setenv("BNPY_FIT_BLAS_THREADS", bad)
+            with pytest.raises(ValueError, match="BNPY_FIT_BLAS_THREADS must be an int >= 0"):
+                with _threads.fit_threads():
+                    pass
+    finally:
+        bnpy.set_num_threads(previous)
