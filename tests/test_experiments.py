@@ -458,10 +458,12 @@ def test_argparse_rejects_bad_values(argv, capsys):
     assert "error:" in capsys.readouterr().err
 
 
-def test_python_dash_m_help():
+def test_python_dash_m_help(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    # cwd elsewhere: `python -m` puts the cwd first on sys.path, and a source checkout's bnpy/
+    # (no compiled _core when the package is installed with pip) must not shadow the installed one
     result = subprocess.run([sys.executable, "-m", "bnpy.experiments", "article", "--help"],
-                            capture_output=True, text=True, env=env, timeout=60)
+                            capture_output=True, text=True, env=env, timeout=60, cwd=str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert "--train-size" in result.stdout and "all-comments" in result.stdout
     assert "RuntimeWarning" not in result.stderr
