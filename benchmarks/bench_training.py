@@ -10,7 +10,9 @@ on a batch of 32 random 32x32x3 float32 images, at 1 and 2 threads. Three contes
 
   * bnpy.ops  - the step composed from bnpy.ops calls (conv, pooling, BN, matmul for the dense
                 layers, softmax + cross-entropy and Adadelta in NumPy): what the framework can reach;
-  * bnpy model - ``Sequential.train_on_batch`` of the real model (when bnpy.models exists);
+  * bnpy model - ``Sequential.train_on_batch`` of the real model (when bnpy.models exists); with
+                more than one thread also a row with NumPy's BLAS limited to one thread (the
+                dense layers' small matmuls), bnpy's own kernels keeping all threads;
   * torch      - the same network in PyTorch, NCHW and channels-last (torch.set_num_threads).
 
 For each thread count it prints the median ms/step, the ratio to PyTorch's fastest layout, the
@@ -315,6 +317,11 @@ def main():
             steps["bnpy.ops"] = lambda: network.train_step(x, y)
             if model is not None:
                 steps["bnpy model"] = lambda: model.train_on_batch(x, y)
+                if threads > 1:  # bnpy's kernels on `threads` threads, NumPy's BLAS on one
+                    def model_blas1():
+                        with threadpool_limits(1, user_api="blas"):
+                            model.train_on_batch(x, y)
+                    steps["bnpy model, BLAS 1 thr"] = model_blas1
             results = median_ms(steps, args.repeats)
         best_torch = min((v[0] for k, v in results.items() if k.startswith("torch")), default=None)
         best_torch_min = min((v[1] for k, v in results.items() if k.startswith("torch")), default=None)

@@ -10,9 +10,9 @@
  * input values.
  * Kernel gradient:
  *     dK[di,dj,c,o] = sum_(n,i,j) xpad[n, i*sh+di, j*sw+dj, c] * dy[n,i,j,o]
- * blocked as 4 taps x 24 channels per pass over the pixels whose cells are real for one of the
- * taps; each image is summed in float registers and added into a double accumulator per thread
- * (the per-thread partials are added in a fixed order).
+ * blocked as 4 taps x 24 channels per pass over one output row's pixels whose cells are real for
+ * one of the taps; each image is summed in float, and the images' sums are added in double in
+ * image order (the same result for any thread count).
  * Both need Cout % 8 == 0 and a CPU with AVX2 and FMA (checked at run time); otherwise the
  * glue falls back to im2col + matmul.
  */
@@ -277,16 +277,18 @@ int bnpy_conv2d_direct_dkernel_f32(float *dkernel, const float *xpad, const floa
 {
     const ptrdiff_t Hp = H + pad_top + pad_bottom, Wp = W + pad_left + pad_right;
     const ptrdiff_t taps = kh * kw * C, tap_blocks = (taps + 3) / 4;
-    ptrdiff_t blocks = threads_for((double)N * out_h * out_w * Cout * taps);
-    if (blocks > N)
-        blocks = N > 0 ? N : 1;
-    double *partial = calloc((size_t)(blocks * taps * Cout), sizeof(double));
-    float *image_acc = malloc((size_t)(blocks * taps * Cout) * sizeof(float));
+    /* Images are handed out dynamically (a thread slowed by other processes does not hold the
+     * others up); each image's float sums go to its own slot of a group buffer, and the slots are
+     * added in double in image order: the result is the same for every thread count and run. */
+    const int nt = threads_for((double)N * out_h * out_w * Cout * taps);
+    const ptrdiff_t size = taps * Cout, group = N < 64 ? (N > 0 ? N : 1) : 64;
+    double *total = calloc((size_t)size, sizeof(double));
+    float *image_sums = malloc((size_t)(group * size) * sizeof(float));
     ptrdiff_t *tap_offset = malloc((size_t)taps * sizeof(ptrdiff_t));
     ptrdiff_t *ranges = malloc((size_t)(4 * tap_blocks) * sizeof(ptrdiff_t));
-    if (partial == NULL || image_acc == NULL || tap_offset == NULL || ranges == NULL) {
-        free(partial);
-        free(image_acc);
+    if (total == NULL || image_sums == NULL || tap_offset == NULL || ranges == NULL) {
+        free(total);
+        free(image_sums);
         free(tap_offset);
         free(ranges);
         return -1;
@@ -309,13 +311,13 @@ int bnpy_conv2d_direct_dkernel_f32(float *dkernel, const float *xpad, const floa
         }
         ranges[4 * b] = i0, ranges[4 * b + 1] = i1, ranges[4 * b + 2] = j0, ranges[4 * b + 3] = j1;
     }
-    const int nt = (int)blocks;
-    DIRECT_OMP_STATIC(nt)
-    for (ptrdiff_t blk = 0; blk < blocks; blk++) {
-        double *acc = partial + blk * taps * Cout;
-        float *img = image_acc + blk * taps * Cout;
-        for (ptrdiff_t n = N * blk / blocks; n < N * (blk + 1) / blocks; n++) {
-            memset(img, 0, (size_t)(taps * Cout) * sizeof(float));
+    for (ptrdiff_t g0 = 0; g0 < N; g0 += group) {
+        const ptrdiff_t count = N - g0 < group ? N - g0 : group;
+        DIRECT_OMP_FOR(nt)
+        for (ptrdiff_t slot = 0; slot < count; slot++) {
+            const ptrdiff_t n = g0 + slot;
+            float *img = image_sums + slot * size;
+            memset(img, 0, (size_t)size * sizeof(float));
             for (ptrdiff_t i = 0; i < out_h; i++) {
                 const float *xrow = xpad + ((n * Hp + i * sh) * Wp) * C;
                 const float *dyrow = dy + ((n * out_h + i) * out_w) * Cout;
@@ -345,18 +347,21 @@ int bnpy_conv2d_direct_dkernel_f32(float *dkernel, const float *xpad, const floa
                     }
                 }
             }
-            for (ptrdiff_t k = 0; k < taps * Cout; k++) /* one image's float sums into double */
-                acc[k] += img[k];
+        }
+        /* the group's image sums into the double total, in image order, split over elements */
+        const int nt_sum = threads_for((double)count * size);
+        DIRECT_OMP_STATIC(nt_sum)
+        for (ptrdiff_t k = 0; k < size; k++) {
+            double s = total[k];
+            for (ptrdiff_t slot = 0; slot < count; slot++)
+                s += image_sums[slot * size + k];
+            total[k] = s;
         }
     }
-    for (ptrdiff_t k = 0; k < taps * Cout; k++) {
-        double s = 0.0;
-        for (ptrdiff_t blk = 0; blk < blocks; blk++)
-            s += partial[blk * taps * Cout + k];
-        dkernel[k] = (float)s;
-    }
-    free(partial);
-    free(image_acc);
+    for (ptrdiff_t k = 0; k < size; k++)
+        dkernel[k] = (float)total[k];
+    free(total);
+    free(image_sums);
     free(tap_offset);
     free(ranges);
     return 0;

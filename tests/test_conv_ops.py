@@ -502,3 +502,24 @@ def test_reference_counts_are_stable():
         with pytest.raises(ValueError):
             bnpy._core.add_bias_rows(x.reshape(-1, 3), bias)
     assert [sys.getrefcount(a) for a in arrays] == before
+
+
+@pytest.mark.skipif(not bnpy._core.conv_direct_available(), reason="this CPU has no AVX2/FMA")
+def test_direct_kernel_gradient_is_identical_for_any_thread_count():
+    """The direct kernel gradient adds the images' sums in image order, whatever thread did them."""
+    rng = np.random.default_rng(31)
+    x = rng.standard_normal((9, 16, 16, 3)).astype(np.float32)
+    kernel = rng.standard_normal((5, 5, 3, 24)).astype(np.float32)
+    y, ctx = ops.conv2d_forward(x, kernel, None, 1, "same")
+    assert ctx.xpad is not None
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    before = bnpy.get_num_threads()
+    try:
+        grads = []
+        for threads in (1, 2, 3):
+            bnpy.set_num_threads(threads)
+            grads.append(ops.conv2d_backward(dy, ctx, need_dx=False)[1])
+    finally:
+        bnpy.set_num_threads(before)
+    for other in grads[1:]:
+        np.testing.assert_array_equal(other, grads[0])

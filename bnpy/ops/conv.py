@@ -16,8 +16,9 @@ matmul (its BLAS). A float32 channels-last convolution with Cout % 8 == 0 and ei
 channels (<= 16) and a kernel larger than 1x1, or a 1x1 kernel, instead runs a direct AVX2/FMA
 kernel (csrc/conv_direct.c) for y and dK (and dx of an unpadded stride-1 1x1 convolution, itself
 a 1x1 convolution of dy with Kᵀ), on CPUs that have it: no im2col matrix, taps that read only
-padding are skipped, and the work stays on bnpy's OpenMP threads. Keras's kernel layout (kh, kw, Cin, Cout) read as a matrix is exactly
-(kh*kw*Cin, Cout) in the column order above, so the kernel is never transposed.
+padding are skipped, and the work stays on bnpy's OpenMP threads. Keras's kernel layout
+(kh, kw, Cin, Cout) read as a matrix is exactly (kh*kw*Cin, Cout) in the column order above, so
+the kernel is never transposed.
 
 Padding follows TensorFlow: 'valid' gives out = ceil((n - k + 1) / s); 'same' gives
 out = ceil(n / s) with pad_total = max((out - 1)*s + k - n, 0), pad_top = pad_total // 2 and the
@@ -29,8 +30,9 @@ maximum of each window in row-major order; average pooling divides by the number
 the window (TensorFlow's avg_pool).
 
 Each ``*_forward`` returns ``(y, ctx)``; ``ctx`` is an opaque object holding what the matching
-``*_backward`` needs (for a convolution the im2col matrix, or a reference to x for a 1x1 stride-1
-unpadded channels-last convolution: do not modify x in place before the backward). ``conv2d``
+``*_backward`` needs (for a convolution the im2col matrix, or the zero-padded copy of x for the
+direct kernel, or a reference to x itself for a 1x1 stride-1 unpadded channels-last convolution
+that the direct kernel does not take: do not modify x in place before the backward). ``conv2d``
 is the inference form: it keeps nothing and works through large batches in chunks, so predict and
 evaluate use little memory.
 """
