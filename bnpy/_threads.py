@@ -5,7 +5,7 @@ threads) with NumPy matmuls (OpenBLAS's or MKL's own thread pool). The two never
 same time, but both keep their idle workers spinning for a while after each parallel region
 (libgomp's ``OMP_WAIT_POLICY``/``GOMP_SPINCOUNT``, OpenBLAS's busy-wait), so on a machine with as
 many cores as threads each pool's spinners take the cores the other one needs next. Measured with
-benchmarks/bench_oversubscription.py on the 2-core machine (see docs/notes-hardening.md): an
+benchmarks/bench_oversubscription.py on the 2-core machine (see docs/reliability.md): an
 epoch of the article's model took about 4x the CPU time with both pools at 2 threads as with the
 BLAS pool at 1, and was correspondingly slower whenever the machine had other work.
 

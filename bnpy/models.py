@@ -35,7 +35,7 @@ import warnings
 
 import numpy as np
 
-from . import callbacks as cbks
+from . import _threads, callbacks as cbks
 from . import losses, metrics as metrics_module, optimizers
 from .engine import Layer, unique_layer_name
 from .legacy.interfaces import legacy_generator_methods_support
@@ -454,6 +454,7 @@ class Sequential:
         return self._predict_batch(self._standardize_x(x, "input"))
 
     # -- fit --------------------------------------------------------------------------------
+    @_threads.with_fit_threads
     def fit(self, x=None, y=None, batch_size=32, epochs=10, verbose=1, callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, **kwargs):
@@ -611,6 +612,7 @@ class Sequential:
         return item if len(item) == 3 else (item[0], item[1], None)
 
     @legacy_generator_methods_support
+    @_threads.with_fit_threads
     def fit_generator(self, generator, steps_per_epoch, epochs=1, verbose=1, callbacks=None,
                       validation_data=None, validation_steps=None, class_weight=None,
                       max_queue_size=10, workers=1, use_multiprocessing=False, initial_epoch=0):

@@ -156,7 +156,7 @@ def test_eight_threads_predicting_with_one_model_agree_with_serial_predict():
         np.testing.assert_array_equal(before, after)
 
 
-# ---- bnpy._threads: the BLAS cap during fit (see docs/notes-hardening.md) ---------------------------
+# ---- bnpy._threads: the BLAS cap during fit (see docs/reliability.md) ---------------------------
 
 def _blas_threads():
     from threadpoolctl import threadpool_info
