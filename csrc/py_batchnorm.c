@@ -65,8 +65,15 @@ static int parse_axis(PyObject *obj, int ndim, const char *func, int *axis)
         return -1;
     }
     Py_ssize_t v = PyNumber_AsSsize_t(obj, NULL); /* clamps huge values: still out of range */
-    if (v == -1 && PyErr_Occurred())
+    if (v == -1 && PyErr_Occurred()) {
+        /* an index-like object that is no integer scalar (an array of several values) */
+        if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError, "%s: axis must be an int, got %.200s", func,
+                         Py_TYPE(obj)->tp_name);
+        }
         return -1;
+    }
     if (v < -ndim || v >= ndim) {
         PyErr_Format(PyExc_ValueError, "%s: axis %zd is out of range for an array of rank %d", func,
                      v, ndim);
@@ -404,8 +411,18 @@ static PyObject *update_moving_stats(PyObject *module, PyObject *const *args, Py
             goto fail;
         }
         count = PyNumber_AsSsize_t(args[5], PyExc_OverflowError);
-        if (count == -1 && PyErr_Occurred())
+        if (count == -1 && PyErr_Occurred()) {
+            int overflow = PyErr_ExceptionMatches(PyExc_OverflowError);
+            if (overflow || PyErr_ExceptionMatches(PyExc_TypeError)) {
+                PyErr_Clear();
+                if (overflow) /* no batch has more values than an address space has bytes */
+                    PyErr_Format(PyExc_ValueError, "%s: count is too large, got %R", func, args[5]);
+                else /* an index-like object that is no integer scalar (an array) */
+                    PyErr_Format(PyExc_TypeError, "%s: count must be an int or None, got %.200s",
+                                 func, Py_TYPE(args[5])->tp_name);
+            }
             goto fail;
+        }
         if (count < 1) {
             PyErr_Format(PyExc_ValueError,
                          "%s: count (values per channel in the batch) must be >= 1, got %zd", func,

@@ -185,44 +185,40 @@ def test_set_num_threads_refuses_a_huge_int_with_value_error():
     assert bnpy.get_num_threads() == before
 
 
-# ---- known bugs left to their owners (strict: these start failing once fixed) ------------------------
+# ---- regressions of bugs the campaign found --------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="bnpy/ops/conv.py _finish_output: reshape(n, -1, cout) of an "
-                   "empty channels-first batch raises NumPy's 'cannot reshape' instead of returning (0, ...)")
 def test_conv2d_channels_first_empty_batch():
     x = np.zeros((0, 2, 5, 5))
     y, ctx = ops.conv2d_forward(x, np.ones((3, 3, 2, 4)), np.zeros(4), data_format="channels_first")
     assert y.shape == (0, 4, 3, 3)
+    dx, dkernel, dbias = ops.conv2d_backward(np.zeros(y.shape), ctx)
+    assert dx.shape == x.shape and not dkernel.any() and not dbias.any()
 
 
-@pytest.mark.xfail(strict=True, reason="bnpy.ops conv/pool pass ints beyond ssize_t to _core, whose 'n' "
-                   "argument parsing raises OverflowError, not ValueError (cases.KNOWN_OVERFLOW_IN)")
+def test_conv2d_backward_refuses_a_non_bool_need_dx():
+    y, ctx = ops.conv2d_forward(np.ones((1, 4, 4, 1)), np.ones((3, 3, 1, 2)))
+    with pytest.raises(TypeError, match="conv2d_backward: need_dx must be a bool"):
+        ops.conv2d_backward(np.ones(y.shape), ctx, need_dx=np.ones(2))
+
+
 def test_ops_refuse_a_huge_stride_with_value_error():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="max_pool2d_forward: strides is too large"):
         ops.max_pool2d_forward(np.ones((1, 4, 4, 1)), 2, strides=2 ** 64)
 
 
-@pytest.mark.xfail(strict=True, reason="py_batchnorm.c update_moving_stats converts count with "
-                   "PyExc_OverflowError: a count beyond ssize_t raises OverflowError, not ValueError")
 def test_update_moving_stats_refuses_a_huge_count_with_value_error():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="update_moving_stats: count is too large"):
         ops.update_moving_stats(np.zeros(2), np.ones(2), np.zeros(2), np.ones(2), count=2 ** 64)
 
 
-# Error messages that do not name the function and the argument (found by counting the campaign's
-# rejections whose message lacks the function's name; still TypeError/ValueError, so the campaign
-# passes them).
+# Error messages that did not name the function and the argument (found by counting the campaign's
+# rejections whose message lacked the function's name).
 
-@pytest.mark.xfail(strict=True, reason="py_batchnorm.c parse_axis: an array axis passes PyIndex_Check, "
-                   "and PyNumber_AsSsize_t raises NumPy's 'only integer scalar arrays ...' without the "
-                   "function or argument name")
 def test_an_array_axis_is_refused_naming_function_and_argument():
     with pytest.raises(TypeError, match="batch_norm_forward: axis"):
         ops.batch_norm_forward(np.ones((2, 3)), None, None, axis=np.ones(2, np.int64))
 
 
-@pytest.mark.xfail(strict=True, reason="bnpy/ops/conv.py _channels_first compares data_format with == "
-                   "(an array gives NumPy's 'truth value ... ambiguous'); conv2d_backward's `if need_dx` too")
 def test_an_array_data_format_is_refused_naming_function_and_argument():
     with pytest.raises(ValueError, match="max_pool2d_forward: data_format"):
         ops.max_pool2d_forward(np.ones((1, 4, 4, 1)), 2, data_format=np.ones(2))

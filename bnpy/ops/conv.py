@@ -75,6 +75,11 @@ def _float_array(a, func, name, dtype=None, ndim=None):
     return arr
 
 
+# Window sizes, strides and paddings beyond this are refused in Python: the C glue parses them as
+# Py_ssize_t, and no real geometry comes near it.
+_MAX_GEOMETRY = 2 ** 62
+
+
 def _pair(value, func, name):
     """An int or a pair of ints, as a tuple of two ints >= 1."""
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
@@ -88,13 +93,15 @@ def _pair(value, func, name):
         raise TypeError("{}: {} must be an int or a pair of ints, got {!r}".format(func, name, value))
     if pair[0] < 1 or pair[1] < 1:
         raise ValueError("{}: {} must be >= 1, got {!r}".format(func, name, pair))
+    if pair[0] > _MAX_GEOMETRY or pair[1] > _MAX_GEOMETRY:
+        raise ValueError("{}: {} is too large, got {!r}".format(func, name, pair))
     return int(pair[0]), int(pair[1])
 
 
 def _channels_first(data_format, func):
-    if data_format == "channels_last":
+    if isinstance(data_format, str) and data_format == "channels_last":
         return False
-    if data_format == "channels_first":
+    if isinstance(data_format, str) and data_format == "channels_first":
         return True
     raise ValueError("{}: data_format must be 'channels_last' or 'channels_first', got {!r}".format(
         func, data_format))
@@ -127,6 +134,8 @@ def _pads(padding, size, window, strides, func, allow_explicit):
         if ok:
             if min(pads) < 0:
                 raise ValueError("{}: padding must be >= 0, got {!r}".format(func, padding))
+            if max(pads) > _MAX_GEOMETRY:
+                raise ValueError("{}: padding is too large, got {!r}".format(func, padding))
             return (pads[0], pads[1]), (pads[2], pads[3])
     expected = "'valid', 'same' or ((top, bottom), (left, right))" if allow_explicit else "'valid' or 'same'"
     raise ValueError("{}: padding must be {}, got {!r}".format(func, expected, padding))
@@ -206,7 +215,8 @@ def _finish_output(y2d, bias, n, out_hw, channels_first):
     """(N*P, Cout) product -> y in the data format, bias added (in place for channels-last)."""
     cout = y2d.shape[1]
     if channels_first:
-        return _core.batch_transpose(y2d.reshape(n, -1, cout), bias).reshape(n, cout, *out_hw)
+        pixels = out_hw[0] * out_hw[1]  # explicit: -1 is ambiguous for an empty batch
+        return _core.batch_transpose(y2d.reshape(n, pixels, cout), bias).reshape(n, cout, *out_hw)
     if bias is not None:
         _core.add_bias_rows(y2d, bias)
     return y2d.reshape(n, out_hw[0], out_hw[1], cout)
@@ -247,6 +257,8 @@ def conv2d_backward(dy, ctx, need_dx=True):
     if not isinstance(ctx, Conv2DContext):
         raise TypeError("{}: ctx must be the context conv2d_forward returned, got {}".format(
             func, type(ctx).__name__))
+    if not isinstance(need_dx, (bool, np.bool_)):
+        raise TypeError("{}: need_dx must be a bool, got {}".format(func, type(need_dx).__name__))
     dy = _float_array(dy, func, "dy", ctx.dtype)
     if dy.shape != ctx.y_shape:
         raise ValueError("{}: dy must have the forward output's shape {}, got {}".format(
@@ -254,7 +266,7 @@ def conv2d_backward(dy, ctx, need_dx=True):
     cout = ctx.kernel_shape[3]
     n = dy.shape[0]
     if ctx.channels_first:
-        dy2d = _core.batch_transpose(dy.reshape(n, cout, -1)).reshape(-1, cout)
+        dy2d = _core.batch_transpose(dy.reshape(n, cout, dy.shape[2] * dy.shape[3])).reshape(-1, cout)
     else:
         dy2d = np.ascontiguousarray(dy).reshape(-1, cout)
     if ctx.xpad is not None:

@@ -35,7 +35,9 @@ ACCEPTED_ERRORS = (TypeError, ValueError)
 #: bnpy.ops' convolution and pooling pass an int beyond ssize_t (strides, pool_size, padding) on
 #: to bnpy._core, whose argument parsing raises OverflowError instead of ValueError; so does
 #: update_moving_stats for such a count (py_batchnorm.c converts it with PyExc_OverflowError).
-KNOWN_OVERFLOW_IN = ("ops.conv2d", "ops.max_pool2d", "ops.avg_pool2d", "ops.update_moving_stats")
+# Public bnpy.ops functions must turn every out-of-range int into ValueError; only the private
+# bnpy._core functions may let CPython's argument parsing raise OverflowError.
+KNOWN_OVERFLOW_IN = ()
 
 GOOD_DTYPES = (np.float32, np.float64)
 BAD_DTYPES = ("int8", "uint8", "int32", "int64", "bool", "float16", "complex64", "complex128",
