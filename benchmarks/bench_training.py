@@ -42,20 +42,25 @@ RHO, EPS_ADADELTA, LR = 0.95, 1e-8, 1.0  # Keras 2.0 Adadelta defaults
 CLOCK = time.perf_counter
 
 
-def median_ms(steps, repeats, warmup=3):
-    """Median ms per call of each step function, measured round-robin (one call of each in turn),
-    so that the load of a shared machine falls on every contestant alike. CLOCK is wall time, or
-    process CPU time with --clock cpu (robust to other processes' load, but only meaningful for
-    one thread: with more it adds up the threads' times)."""
+def median_ms(steps, repeats, warmup=3, block=3):
+    """Median ms per call of each step function, measured in short blocks taken in turn: each
+    contestant gets one untimed call, then `block` timed ones, then the next contestant, round
+    after round. The load of a shared machine still falls on every contestant alike, while the
+    idle-spinning workers one library leaves behind (torch's OpenMP pool, OpenBLAS's) are gone
+    before the next contestant's timed calls. CLOCK is wall time, or process CPU time with --clock
+    cpu (robust to other processes' load, but only meaningful for one thread: with more it adds
+    up the threads' times)."""
     for step in steps.values():
         for _ in range(warmup):
             step()
     times = {name: [] for name in steps}
-    for _ in range(repeats):
+    for _ in range(-(-repeats // block)):
         for name, step in steps.items():
-            start = CLOCK()
             step()
-            times[name].append(CLOCK() - start)
+            for _ in range(block):
+                start = CLOCK()
+                step()
+                times[name].append(CLOCK() - start)
     return {name: (1e3 * float(np.median(t)), 1e3 * float(np.min(t))) for name, t in times.items()}
 
 
@@ -317,11 +322,18 @@ def main():
             steps["bnpy.ops"] = lambda: network.train_step(x, y)
             if model is not None:
                 steps["bnpy model"] = lambda: model.train_on_batch(x, y)
-                if threads > 1:  # bnpy's kernels on `threads` threads, NumPy's BLAS on one
-                    def model_blas1():
-                        with threadpool_limits(1, user_api="blas"):
+                if threads > 1:  # what the model does without its BLAS cap (bnpy._threads)
+                    def model_blas_uncapped():
+                        saved = os.environ.get("BNPY_FIT_BLAS_THREADS")
+                        os.environ["BNPY_FIT_BLAS_THREADS"] = "0"
+                        try:
                             model.train_on_batch(x, y)
-                    steps["bnpy model, BLAS 1 thr"] = model_blas1
+                        finally:
+                            if saved is None:
+                                del os.environ["BNPY_FIT_BLAS_THREADS"]
+                            else:
+                                os.environ["BNPY_FIT_BLAS_THREADS"] = saved
+                    steps["bnpy model, BLAS uncapped"] = model_blas_uncapped
             results = median_ms(steps, args.repeats)
         best_torch = min((v[0] for k, v in results.items() if k.startswith("torch")), default=None)
         best_torch_min = min((v[1] for k, v in results.items() if k.startswith("torch")), default=None)

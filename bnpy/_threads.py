@@ -36,26 +36,39 @@ def blas_cap():
     return 1 if get_num_threads() > 1 else None
 
 
+_controller = None  # threadpoolctl's view of the loaded thread pools, made once (~1 ms)
+
+
+def _blas_controller():
+    """A cached threadpoolctl.ThreadpoolController, or None without threadpoolctl."""
+    global _controller
+    if _controller is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # optional: without it, the pools keep their defaults
+            _controller = False
+        else:
+            _controller = ThreadpoolController()
+    return _controller or None
+
+
 @contextlib.contextmanager
 def fit_threads():
     """Within the block, BLAS runs on :func:`blas_cap` threads (when threadpoolctl is installed
-    and a cap applies); the previous limits come back on exit, exceptions included."""
+    and a cap applies); the previous limits come back on exit, exceptions included. Cheap
+    (~10 us with the cached controller), so it wraps single-batch methods too."""
     cap = blas_cap()
-    if cap is None:
+    controller = _blas_controller() if cap is not None else None
+    if controller is None:
         yield None
         return
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional: without it, the pools keep their defaults
-        yield None
-        return
-    with threadpool_limits(limits=cap, user_api="blas") as limiter:
+    with controller.limit(limits=cap, user_api="blas") as limiter:
         yield limiter
 
 
 def with_fit_threads(method):
-    """Decorator: run a training method (``Sequential.fit``, ``fit_generator``) inside
-    :func:`fit_threads`."""
+    """Decorator: run a method of Sequential that calls the kernels (fit, train_on_batch,
+    evaluate, predict, ...) inside :func:`fit_threads`."""
     import functools
 
     @functools.wraps(method)

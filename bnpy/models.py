@@ -439,17 +439,20 @@ class Sequential:
         return x
 
     # -- public batch API -------------------------------------------------------------------
+    @_threads.with_fit_threads
     def train_on_batch(self, x, y, class_weight=None, sample_weight=None):
         """One update on one batch; returns loss (and metrics) from before the update."""
         self._require_compiled("train_on_batch")
         x, y, weights = self._standardize_xy(x, y, sample_weight, class_weight)
         return _unpack(self._train_step(x, y, weights))
 
+    @_threads.with_fit_threads
     def test_on_batch(self, x, y, sample_weight=None):
         self._require_compiled("test_on_batch")
         x, y, weights = self._standardize_xy(x, y, sample_weight)
         return _unpack(self._test_step(x, y, weights))
 
+    @_threads.with_fit_threads
     def predict_on_batch(self, x):
         return self._predict_batch(self._standardize_x(x, "input"))
 
@@ -561,6 +564,7 @@ class Sequential:
                 progbar.update(end)
         return [float(v) for v in totals / max(1, num_samples)]
 
+    @_threads.with_fit_threads
     def evaluate(self, x, y, batch_size=32, verbose=1, sample_weight=None):
         """Loss (and metrics) in inference mode: a scalar, or [loss, acc, ...]."""
         self._require_compiled("evaluate")
@@ -568,6 +572,7 @@ class Sequential:
         x, y, weights = self._standardize_xy(x, y, sample_weight)
         return _unpack(self._test_loop(x, y, weights, batch_size, verbose))
 
+    @_threads.with_fit_threads
     def predict(self, x, batch_size=32, verbose=0):
         """Outputs in inference mode, batch by batch, as one array (N,) + output_shape[1:]."""
         batch_size = _positive(batch_size, "predict", "batch_size")
@@ -673,6 +678,7 @@ class Sequential:
         return self.history
 
     @legacy_generator_methods_support
+    @_threads.with_fit_threads
     def evaluate_generator(self, generator, steps, max_queue_size=10, workers=1,
                            use_multiprocessing=False):
         """Loss (and metrics) over ``steps`` batches of ``generator``, weighted by batch size."""
@@ -689,6 +695,7 @@ class Sequential:
         return _unpack([float(v) for v in totals / max(1, seen)])
 
     @legacy_generator_methods_support
+    @_threads.with_fit_threads
     def predict_generator(self, generator, steps, max_queue_size=10, workers=1,
                           use_multiprocessing=False, verbose=0):
         """Predictions for ``steps`` batches of ``generator`` (x, or (x, y[, w]) tuples)."""
