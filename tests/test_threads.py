@@ -8,6 +8,7 @@ float32 rounding for anything that goes through NumPy's matmul (OpenBLAS may spl
 differently when several callers use it at once). The batch-normalization kernels have their own
 concurrency test in test_batchnorm_boundary.py.
 """
+import os
 import threading
 
 import numpy as np
@@ -159,9 +160,13 @@ def test_eight_threads_predicting_with_one_model_agree_with_serial_predict():
 # ---- bnpy._threads: the BLAS cap during fit (see docs/reliability.md) ---------------------------
 
 def _blas_threads():
+    """Thread counts of NumPy's own BLAS (the one the model's matmuls use). Other BLAS copies
+    (SciPy's, loaded by other tests) are left out: the cap is about NumPy's pool, and bnpy's
+    cached controller only knows the libraries loaded when it was made."""
     from threadpoolctl import threadpool_info
 
-    return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+    return [p["num_threads"] for p in threadpool_info()
+            if p["user_api"] == "blas" and os.sep + "numpy" in p["filepath"]]
 
 
 def test_fit_threads_caps_blas_while_bnpy_runs_parallel_and_restores_it(monkeypatch):
