@@ -42,23 +42,7 @@
 
 #include "kernels.h"
 
-#if defined(BNPY_OPENMP) && defined(__unix__) && defined(__GNUC__)
-#include <pthread.h>
-/* libgomp's thread pool does not survive fork(): a child that enters a parallel region of more
- * than one thread hangs (multiprocessing's fork start method, a fork()ing data loader). A forked
- * child therefore runs these kernels on one thread (bnpy.get_num_threads() still reports the
- * setting). The handler is registered when the extension is loaded, before any parallel region. */
-#define BN_FORK_GUARD 1
-static volatile int bn_in_forked_child = 0;
-static void bn_mark_forked_child(void)
-{
-    bn_in_forked_child = 1;
-}
-__attribute__((constructor)) static void bn_register_fork_guard(void)
-{
-    pthread_atfork(NULL, NULL, bn_mark_forked_child);
-}
-#endif
+/* In a forked child bnpy_get_num_threads() is 1 (threads.c): libgomp's pool does not survive fork(). */
 
 /* Portable SIMD through GCC/Clang vector extensions: bn_vd holds 4 doubles (one AVX register, two
  * SSE2 ones in the baseline clone). Other compilers take the scalar loops, which every vector
@@ -152,10 +136,6 @@ static void bn_make_plan(bn_plan *p, ptrdiff_t outer, ptrdiff_t channels, ptrdif
     p->rows_layout = inner == 1;
     p->channel_blocks = (channels + BN_CHANNEL_BLOCK - 1) / BN_CHANNEL_BLOCK;
     p->threads = bnpy_get_num_threads();
-#ifdef BN_FORK_GUARD
-    if (bn_in_forked_child)
-        p->threads = 1;
-#endif
     p->parallel = p->threads > 1 && total >= BN_PARALLEL_MIN_VALUES;
 }
 

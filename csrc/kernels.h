@@ -17,7 +17,8 @@
 /* ---- threads (threads.c) -------------------------------------------------------------------- */
 
 /* Number of threads kernels use: set by bnpy_set_num_threads, initially OMP_NUM_THREADS or the
- * OpenMP default; always 1 in a serial build. */
+ * OpenMP default; always 1 in a serial build and in a process forked after loading the module
+ * (libgomp's thread pool does not survive fork()). */
 int bnpy_get_num_threads(void);
 /* n >= 1. Returns the previous value. */
 int bnpy_set_num_threads(int n);

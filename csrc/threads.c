@@ -5,6 +5,24 @@
 #include <omp.h>
 #endif
 
+#if defined(BNPY_OPENMP) && defined(__unix__) && defined(__GNUC__)
+#include <pthread.h>
+/* libgomp's thread pool does not survive fork(): a child that enters a parallel region of more
+ * than one thread hangs (multiprocessing's fork start method, a fork()ing data loader). In a
+ * forked child every kernel therefore runs on one thread. The handler is registered when the
+ * extension is loaded, before any parallel region. */
+#define BNPY_FORK_GUARD 1
+static volatile int in_forked_child = 0;
+static void mark_forked_child(void)
+{
+    in_forked_child = 1;
+}
+__attribute__((constructor)) static void register_fork_guard(void)
+{
+    pthread_atfork(NULL, NULL, mark_forked_child);
+}
+#endif
+
 #ifdef BNPY_OPENMP
 static int num_threads = 0; /* 0: not set yet, use the OpenMP default (OMP_NUM_THREADS) */
 #endif
@@ -20,6 +38,10 @@ int bnpy_have_openmp(void)
 
 int bnpy_get_num_threads(void)
 {
+#ifdef BNPY_FORK_GUARD
+    if (in_forked_child)
+        return 1;
+#endif
 #ifdef BNPY_OPENMP
     if (num_threads <= 0) {
         num_threads = omp_get_max_threads();

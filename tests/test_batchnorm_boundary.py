@@ -338,20 +338,32 @@ def test_concurrent_calls_agree_with_serial_ones():
 
 @pytest.mark.skipif(not hasattr(os, "fork") or not _core.HAVE_OPENMP, reason="needs fork() and OpenMP")
 def test_forked_child_after_threaded_calls_does_not_hang():
-    """libgomp's thread pool does not survive fork(): the kernels run on one thread in a child."""
+    """libgomp's thread pool does not survive fork(): every kernel family runs on one thread in a
+    child (and gives the same results)."""
     import bnpy
     import time
 
     before = bnpy.get_num_threads()
     bnpy.set_num_threads(2)
     try:
-        x = np.random.default_rng(7).standard_normal((256, 1000)).astype(np.float32)
-        y, mean, var = ops.batch_norm_forward(x, None, None)  # large enough to use the threads
+        rng = np.random.default_rng(7)
+        x = rng.standard_normal((256, 1000)).astype(np.float32)
+        images = rng.standard_normal((96, 32, 32, 3)).astype(np.float32)
+        kernel = rng.standard_normal((5, 5, 3, 16)).astype(np.float32)
+        shift = np.tile(np.array([[1.0, 0.0, 0.5], [0.0, 1.0, -0.5]]), (96, 1, 1))
+
+        def every_kernel_family():  # each large enough to run on the threads
+            y, mean, var = ops.batch_norm_forward(x, None, None)
+            return (y, var, ops.conv2d(images, kernel), ops.max_pool2d_forward(images)[0],
+                    ops.affine_warp(images, shift))
+
+        want = every_kernel_family()
         pid = os.fork()
         if pid == 0:  # the child: compute again and report through the exit status
             try:
-                y2, mean2, var2 = ops.batch_norm_forward(x, None, None)
-                os._exit(0 if np.array_equal(y2, y) and np.array_equal(var2, var) else 1)
+                got = every_kernel_family()
+                same = all(np.array_equal(g, w) for g, w in zip(got, want))
+                os._exit(0 if same and bnpy.get_num_threads() == 1 else 1)
             finally:
                 os._exit(2)
         deadline = time.monotonic() + 60
