@@ -25,25 +25,13 @@ import json, os, sys, time
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 import bnpy
-from bnpy.layers import Activation, BatchNormalization, Convolution2D, Dense, Flatten, MaxPooling2D
-from bnpy.models import Sequential
+from bnpy.experiments.article import build_model as article_model
 
 cfg = json.loads(sys.argv[1])
 if cfg.get("bnpy_threads"):
     bnpy.set_num_threads(cfg["bnpy_threads"])
 np.random.seed(0)
-model = Sequential()
-model.add(Convolution2D(96, 11, 11, border_mode="same", input_shape=(32, 32, 3)))
-model.add(BatchNormalization())
-model.add(MaxPooling2D(pool_size=(2, 2)))
-model.add(BatchNormalization())
-model.add(Activation("tanh"))
-model.add(Convolution2D(120, 1, 1, border_mode="valid"))
-model.add(BatchNormalization())
-model.add(Flatten())
-model.add(Dense(10))
-model.add(BatchNormalization())
-model.add(Activation("softmax"))
+model = article_model("all-comments", (32, 32, 3))  # the four commented BN lines enabled
 model.compile(loss="categorical_crossentropy", optimizer="sgd", metrics=["accuracy"])
 n = cfg["samples"]
 x = np.random.default_rng(0).random((n, 32, 32, 3), dtype=np.float32)

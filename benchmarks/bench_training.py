@@ -64,31 +64,10 @@ def median_ms(steps, repeats, warmup=3, block=3):
     return {name: (1e3 * float(np.median(t)), 1e3 * float(np.min(t))) for name, t in times.items()}
 
 
-# ---- batch normalization: bnpy.ops when the core branch provides it, else NumPy ---------------------
+# ---- batch normalization: bnpy.ops ----------------------------------------------------------------
 
-def _numpy_bn_forward(x, gamma, beta):
-    x2 = x.reshape(-1, x.shape[-1])
-    mean = x2.mean(axis=0)
-    centered = x2 - mean
-    var = np.mean(centered * centered, axis=0)
-    inv_std = 1.0 / np.sqrt(var + EPS_BN)
-    y = centered * (inv_std * gamma) + beta
-    return y.reshape(x.shape), mean, var
-
-
-def _numpy_bn_backward(dy, x, gamma, mean, var):
-    dy2, x2 = dy.reshape(-1, dy.shape[-1]), x.reshape(-1, x.shape[-1])
-    inv_std = 1.0 / np.sqrt(var + EPS_BN)
-    x_hat = (x2 - mean) * inv_std
-    dbeta = dy2.sum(axis=0)
-    dgamma = np.sum(dy2 * x_hat, axis=0)
-    dx = (gamma * inv_std / x2.shape[0]) * (x2.shape[0] * dy2 - dbeta - x_hat * dgamma)
-    return dx.reshape(dy.shape), dgamma, dbeta
-
-
-HAVE_BNPY_BN = hasattr(ops, "batch_norm_forward") and hasattr(ops, "batch_norm_backward")
-bn_forward = ops.batch_norm_forward if HAVE_BNPY_BN else _numpy_bn_forward
-bn_backward = ops.batch_norm_backward if HAVE_BNPY_BN else _numpy_bn_backward
+bn_forward = ops.batch_norm_forward
+bn_backward = ops.batch_norm_backward
 
 
 def update_moving(moving_mean, moving_var, mean, var):
@@ -183,36 +162,11 @@ class OpsNetwork:
 # ---- the real model (branch `framework`) ---------------------------------------------------------------
 
 def build_model():
-    """The article's build_LeNet5 with all four comments enabled, or None without bnpy.models."""
-    try:
-        from bnpy.layers.convolutional import Convolution2D, MaxPooling2D
-        from bnpy.layers.core import Activation, Dense, Flatten
-        from bnpy.layers.normalization import BatchNormalization
-        from bnpy.models import Sequential
-    except ImportError:
-        return None
-    import warnings
-    with warnings.catch_warnings():  # the article's Keras-1 argument names warn, as in Keras 2.0
-        warnings.simplefilter("ignore", UserWarning)
-        return _article_model(Sequential, Convolution2D, MaxPooling2D, Activation, Dense, Flatten,
-                              BatchNormalization)
+    """The article's build_LeNet5 with all four comments enabled (bnpy.experiments' "all-comments"
+    group, 355,192 parameters), compiled as the article does."""
+    from bnpy.experiments.article import build_model as article_model
 
-
-def _article_model(Sequential, Convolution2D, MaxPooling2D, Activation, Dense, Flatten, BatchNormalization):
-    model = Sequential()
-    model.add(Convolution2D(96, 11, 11, border_mode="same", input_shape=(32, 32, 3), dim_ordering="tf"))
-    model.add(BatchNormalization())
-    model.add(MaxPooling2D(pool_size=(2, 2)))
-    model.add(BatchNormalization())
-    model.add(Activation("tanh"))
-    model.add(Convolution2D(120, 1, 1, border_mode="valid"))
-    model.add(BatchNormalization())
-    model.add(Flatten())
-    model.add(Dense(10))
-    model.add(BatchNormalization())
-    model.add(Activation("relu"))
-    model.add(Dense(10))
-    model.add(Activation("softmax"))
+    model = article_model("all-comments", (32, 32, 3))
     model.compile(loss="categorical_crossentropy", optimizer="adadelta", metrics=["accuracy"])
     return model
 
@@ -306,7 +260,6 @@ def main():
     print("bnpy {} (OpenMP {}), NumPy {}, BLAS {}, torch {}".format(
         bnpy.__version__, bool(bnpy._core.HAVE_OPENMP), np.__version__, blas,
         torch.__version__ if torch else "absent"))
-    print("BN in the ops step: {}".format("bnpy.ops" if HAVE_BNPY_BN else "NumPy (bnpy.ops has no batch_norm yet)"))
     print("parameters: {} (Keras: 355,192); clock: {}".format(network.count_params(), args.clock))
     steps_per_epoch = -(-EPOCH_IMAGES // BATCH)
     print("\n{:>7} {:<22} {:>9} {:>14} {:>10} {:>9} {:>10}".format(
@@ -320,20 +273,19 @@ def main():
                 steps["torch NCHW"] = torch_step_factory(False)
                 steps["torch channels_last"] = torch_step_factory(True)
             steps["bnpy.ops"] = lambda: network.train_step(x, y)
-            if model is not None:
-                steps["bnpy model"] = lambda: model.train_on_batch(x, y)
-                if threads > 1:  # what the model does without its BLAS cap (bnpy._threads)
-                    def model_blas_uncapped():
-                        saved = os.environ.get("BNPY_FIT_BLAS_THREADS")
-                        os.environ["BNPY_FIT_BLAS_THREADS"] = "0"
-                        try:
-                            model.train_on_batch(x, y)
-                        finally:
-                            if saved is None:
-                                del os.environ["BNPY_FIT_BLAS_THREADS"]
-                            else:
-                                os.environ["BNPY_FIT_BLAS_THREADS"] = saved
-                    steps["bnpy model, BLAS uncapped"] = model_blas_uncapped
+            steps["bnpy model"] = lambda: model.train_on_batch(x, y)
+            if threads > 1:  # what the model does without its BLAS cap (bnpy._threads)
+                def model_blas_uncapped():
+                    saved = os.environ.get("BNPY_FIT_BLAS_THREADS")
+                    os.environ["BNPY_FIT_BLAS_THREADS"] = "0"
+                    try:
+                        model.train_on_batch(x, y)
+                    finally:
+                        if saved is None:
+                            del os.environ["BNPY_FIT_BLAS_THREADS"]
+                        else:
+                            os.environ["BNPY_FIT_BLAS_THREADS"] = saved
+                steps["bnpy model, BLAS uncapped"] = model_blas_uncapped
             results = median_ms(steps, args.repeats)
         best_torch = min((v[0] for k, v in results.items() if k.startswith("torch")), default=None)
         best_torch_min = min((v[1] for k, v in results.items() if k.startswith("torch")), default=None)
@@ -342,9 +294,7 @@ def main():
             ratio_min = "{:.2f}x".format(ms_min / best_torch_min) if best_torch_min else "-"
             print("{:>7} {:<22} {:>9.1f} {:>14} {:>10.0f} {:>9.1f} {:>10}".format(
                 threads, name, ms, ratio, ms * steps_per_epoch / 1e3, ms_min, ratio_min))
-    if model is None:
-        print("\nbnpy.models is not available here: the model rows and --memory need the framework.")
-    elif args.memory:
+    if args.memory:
         threads = min(args.threads)
         peak, seconds = peak_memory_of_fit(threads)
         print("\none-epoch fit on 50,000 random images ({} thread(s)): peak resident memory {:.2f} GiB "
