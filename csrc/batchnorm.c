@@ -15,13 +15,14 @@
  * When var + ε is exactly 0 (a constant channel with ε = 0) 1/√(var + ε) is taken as 0 (as PyTorch
  * does), so y = β and dx = 0 rather than NaN.
  *
- * Statistics are numerically stable without a second read of x from memory: each block of values
- * small enough to stay in L1 gets its mean and sum of squared deviations from sums about a shift
- * within its spread (the previous block's mean, or its own mean in a second pass over the block
- * when the level jumps; see bn_stats_rows), and blocks are combined with Chan's formula
- * δ = mean_b − mean_a,  mean = mean_a + δ·n_b/n,  M2 = M2_a + M2_b + δ²·n_a·n_b/n.
- * E[x²] − E[x]² is never used. The mean is carried relative to a pivot (one of the channel's
- * values), so that y = ((x − pivot) − (mean − pivot))·scale + β keeps every digit at large offsets.
+ * Statistics are numerically stable without a second read of x from memory: each channel is
+ * summed about a shift near its mean (a pivot, the rounded mean of its first values) in T over
+ * short blocks that are then added in double (see "reductions"); a block whose mean is far from
+ * the shift, or
+ * whose sums near T's range limits, is summed again exactly in double, and the pieces merge with
+ * Chan's formula δ = mean_b − mean_a,  mean = mean_a + δ·n_b/n,  M2 = M2_a + M2_b + δ²·n_a·n_b/n.
+ * E[x²] − E[x]² is never used. The mean is carried relative to the pivot, so that
+ * y = ((x − pivot) − (mean − pivot))·scale + β keeps every digit at large offsets.
  *
  * The elementwise passes (y, dx) compute in T's own precision: they accumulate nothing, and each
  * output is a few roundings of its own size (float32 results are within 1e-5 of a float64
@@ -77,7 +78,11 @@ typedef float bn_vf __attribute__((vector_size(16)));
 #endif
 
 #if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
+#if __has_attribute(target_clones) && !defined(__clang__) && __GNUC__ >= 12
+/* x86-64-v3: AVX2 with FMA (GCC 12 knows the level; with FMA the sums of squares and the
+ * elementwise passes contract to fused multiply-adds, see the pragma below). */
+#define BN_HOT __attribute__((target_clones("arch=x86-64-v3", "default"), noinline))
+#elif __has_attribute(target_clones)
 #define BN_HOT __attribute__((target_clones("avx2", "default"), noinline))
 #endif
 #endif
@@ -99,12 +104,15 @@ typedef float bn_vf __attribute__((vector_size(16)));
  * many chunks (the merge and the scratch memory grow with it). */
 #define BN_CHUNK_MIN_VALUES 32768
 #define BN_MAX_CHUNKS 64
-/* Values per channel and block: a block of 4096 float32/float64 values stays in L1. */
-#ifndef BN_BLOCK_VALUES
-#define BN_BLOCK_VALUES 4096
-#endif
+/* The sums of squares run in T over short blocks (see "reductions" below): rows per block in the
+ * rows layout (four rows per sweep: each vector lane adds 8 partial sums of 4 terms), and values
+ * per block of a channels-first segment (two vectors per step: each lane adds 16 terms). */
+#define BN_BLOCK_ROWS 32
+#define BN_SEGMENT_BLOCK 256
 /* Channels per channel block in the channels-last (inner == 1) layout: bounds the stack arrays. */
 #define BN_CHANNEL_BLOCK 512
+/* Values per channel averaged into its pivot (see bn_pivots). */
+#define BN_PIVOT_VALUES 16
 /* Fewer values than this run on the calling thread: an OpenMP fork costs microseconds. */
 #define BN_PARALLEL_MIN_VALUES 65536
 /* Scratch of at most this many doubles lives on the stack (no malloc for small problems). */
@@ -197,6 +205,17 @@ static inline void bn_chan_merge(double *n_a, double *mean_a, double *m2_a, doub
     *n_a = n;
 }
 
+/* Fold a run (n_run values summed about a shift: d1 = Σd, d2 = Σd², with shift − pivot given) into
+ * the running statistics (n_a, mean_a of x − pivot, M2_a). */
+static inline void bn_fold_run(double *n_a, double *mean_a, double *m2_a, double n_run, double d1,
+                               double d2, double shift_minus_pivot)
+{
+    if (n_run <= 0.0)
+        return;
+    double offset = d1 / n_run;
+    bn_chan_merge(n_a, mean_a, m2_a, n_run, shift_minus_pivot + offset, d2 - d1 * offset);
+}
+
 /* Final merge of the per-chunk statistics, chunk by chunk in order (deterministic). */
 static void bn_merge_chunk_stats(double *mean, double *var, const double *chunk_mean,
                                  const double *chunk_m2, const bn_plan *p)
@@ -226,104 +245,102 @@ static void bn_merge_chunk_sums(double *sum, const double *chunk_sum, const bn_p
     }
 }
 
+/* BN_F32: T is float (see "reductions"). BN_T_BIG, BN_T_TINY: a block's sum of squares below
+ * BN_T_BIG overflowed nowhere, and one of at least BN_T_TINY lost nothing that counts to
+ * subnormals (see BN_STATS_OK). */
 #define BN_BODY
 #define T float
 #define F(name) name##_f32
+#define BN_F32 1
+#define BN_T_BIG 1e30f
+#define BN_T_TINY 1e-30f
 #include "batchnorm.c"
 #undef T
 #undef F
+#undef BN_F32
+#undef BN_T_BIG
+#undef BN_T_TINY
 #define T double
 #define F(name) name##_f64
+#define BN_F32 0
+#define BN_T_BIG 1e300
+#define BN_T_TINY 1e-290
 #include "batchnorm.c"
 #undef T
 #undef F
+#undef BN_F32
+#undef BN_T_BIG
+#undef BN_T_TINY
 #undef BN_BODY
 
 #else /* BN_BODY ------------------------------------------------------------------------------ */
 
-/* ---- reductions over a contiguous run of values (channels-first segments) -------------------
- * Several independent double accumulators (vector registers), so the adds pipeline; the
- * summation order is fixed by the code, not by flags or threads. */
+/* ---- reductions ------------------------------------------------------------------------------
+ * Statistics: Σd and Σd² with d = x − s, s a shift near the channel's mean, run in T over short
+ * blocks (each vector lane adds at most 16 terms or 8 partial sums of 4) that are then added in
+ * double. A block's sums are checked first (BN_STATS_OK): its mean within 2σ of the shift, so
+ * that the terms of Σd are of the size of σ and Σd² is at most 5 times the block's M2, and no
+ * overflow or subnormal loss in T. T rounding then moves the mean by ~1e-7·σ, which is what y
+ * depends on, and the variance by ~1e-7 relative (the tests hold them to 1e-6·σ and 1e-5 of a
+ * float64 reference). A block that fails (a jump in level, values near T's range limits, a NaN
+ * or Inf) is summed again exactly, in double, by bn_exact_block: rare for ordinary data. For
+ * float32 data this runs the statistics pass at the width of float32 vectors with no conversion,
+ * which on a 2 GHz core is what keeps it near the speed of a read.
+ *
+ * Gradient sums Σdy and Σdy·(x − mean) run in double term by term: their results are compared
+ * with their own size (dβ and dγ of a channel can cancel to far below Σ|dy|), which float32 terms
+ * cannot promise. For float32 data the second is Σdy·x − mean·Σdy: products of two float32 values
+ * are exact in double, so no subtraction is needed before the conversion. */
 
 #ifdef BN_VECTOR
 #undef BN_LOAD
 #undef BN_STORE
-#define BN_LOAD F(bn_load)
-#define BN_STORE F(bn_store)
+#define BN_LOAD F(bn_load)   /* 4 values of T as 4 doubles */
+#define BN_STORE F(bn_store) /* 4 doubles into 4 values of T */
+typedef T F(bn_vt) __attribute__((vector_size(32)));
+#undef BN_VT
+#define BN_VT F(bn_vt) /* 32 bytes of T: 8 floats or 4 doubles */
+#define BN_VT_LANES ((ptrdiff_t)(32 / sizeof(T)))
+#define BN_VT_LOAD(p) __extension__({ BN_VT v_; memcpy(&v_, (p), sizeof v_); v_; })
+#define BN_VT_STORE(p, v)                                                                         \
+    do {                                                                                          \
+        BN_VT w_ = (v);                                                                           \
+        memcpy((p), &w_, sizeof w_);                                                              \
+    } while (0)
 #endif
 
-/* Σ d and Σ d² with d = p − center. */
-BN_INLINE void F(bn_deviation_sums)(double *sum_d, double *sum_d2, const T *p, ptrdiff_t n,
-                                    double center)
+/* The exact path: the mean of x − pivot and M2 of n values at stride `stride`, two passes in double. */
+static void F(bn_exact_block)(double *mean, double *m2, const T *x, ptrdiff_t n, ptrdiff_t stride,
+                              double pivot)
 {
-    double t1 = 0.0, t2 = 0.0;
-    ptrdiff_t i = 0;
-#ifdef BN_VECTOR
-    bn_vd m = bn_splat(center);
-    bn_vd e0 = bn_splat(0), e1 = e0, f0 = e0, f1 = e0;
-    for (; i + 8 <= n; i += 8) {
-        bn_vd d0 = BN_LOAD(p + i) - m, d1 = BN_LOAD(p + i + 4) - m;
-        e0 += d0;
-        e1 += d1;
-        f0 += d0 * d0;
-        f1 += d1 * d1;
+    double s = 0.0, q = 0.0;
+    for (ptrdiff_t i = 0; i < n; i++)
+        s += (double)x[i * stride] - pivot;
+    s /= (double)n;
+    for (ptrdiff_t i = 0; i < n; i++) {
+        double d = ((double)x[i * stride] - pivot) - s;
+        q += d * d;
     }
-    t1 = bn_hsum(e0 + e1);
-    t2 = bn_hsum(f0 + f1);
-#endif
-    for (; i < n; i++) {
-        double d = (double)p[i] - center;
-        t1 += d;
-        t2 += d * d;
-    }
-    *sum_d = t1;
-    *sum_d2 = t2;
+    *mean = s;
+    *m2 = q;
 }
 
-/* Σ dy and Σ dy·(x − center) over a run; with dx, also dx = scale·dy (after the reads). */
-BN_INLINE void F(bn_grad_sums)(double *sum_dy, double *sum_dyxc, T *dx, const T *dy,
-                                   const T *x, ptrdiff_t n, double center, double scale)
-{
-    double t1 = 0.0, t2 = 0.0;
-    ptrdiff_t i = 0;
-#ifdef BN_VECTOR
-    bn_vd m = bn_splat(center), s = bn_splat(scale);
-    bn_vd e0 = bn_splat(0), e1 = e0, f0 = e0, f1 = e0;
-    for (; i + 8 <= n; i += 8) {
-        bn_vd g0 = BN_LOAD(dy + i), g1 = BN_LOAD(dy + i + 4);
-        e0 += g0;
-        e1 += g1;
-        f0 += g0 * (BN_LOAD(x + i) - m);
-        f1 += g1 * (BN_LOAD(x + i + 4) - m);
-        if (dx != NULL) {
-            BN_STORE(dx + i, g0 * s);
-            BN_STORE(dx + i + 4, g1 * s);
-        }
-    }
-    t1 = bn_hsum(e0 + e1);
-    t2 = bn_hsum(f0 + f1);
-#endif
-    for (; i < n; i++) {
-        double g = (double)dy[i];
-        t1 += g;
-        t2 += g * ((double)x[i] - center);
-        if (dx != NULL)
-            dx[i] = (T)(g * scale);
-    }
-    *sum_dy = t1;
-    *sum_dyxc = t2;
-}
+/* Whether a block's sums about the shift can be used: d1 = Σd (double), sq = Σd² (in T), nb
+ * values. (Σd)² <= 0.8·nb·Σd², i.e. |block mean − shift| <= 2·σ_block, so that Σd² is at most
+ * 5 times the block's M2 and its rounding stays that small against it; Σd² below BN_T_BIG (no
+ * overflow: every term is smaller) and either 0 or at least BN_T_TINY (no term that counts was
+ * subnormal). NaN fails every comparison. & and | on 0/1 ints let a loop of it vectorise. */
+#define BN_STATS_OK(d1, sq, nb)                                                                   \
+    (((double)(d1) * (double)(d1) <= 0.8 * (nb) * (double)(sq)) & ((sq) <= BN_T_BIG) &           \
+     (((sq) >= BN_T_TINY) | ((sq) == 0)))
 
-/* ---- statistics: one work unit ----------------------------------------------------------- */
-
-/* One pass per block of values of a channel (the block stays in L1), summed about a shift s: with
- * d = x − s, the block's mean is s + Σd/n_b and its M2 = Σd² − (Σd)²/n_b, and blocks merge with
- * Chan's formula. The shift is the previous block's mean (the pivot for a unit's first block, so
- * chunks stay independent); for data whose level does not jump from block to block it lies
- * within the block's spread, and the subtraction cancels nothing. Where it does not — the block's
- * mean is more than one of its standard deviations from s, i.e. (Σd)²/n_b > Σd²/2: a jump, a
- * trend, an outlying pivot — the block, still in L1, is summed again about its own mean (an exact
- * two-pass). Either way M2_b loses at most a factor 2 of cancellation; sums are in double. */
+/* ---- statistics: one work unit -------------------------------------------------------------
+ * Per channel, the values are summed about a shift (initially the pivot, see bn_pivots) in a
+ * "run" of blocks whose sums pass BN_STATS_OK: the run keeps D1 = Σd and D2 = Σd² in double, and
+ * its mean and M2 are s + D1/n and D2 − D1²/n (at most a factor 5 of cancellation, which double
+ * absorbs). A block that fails the check ends the run: the run and the block (summed exactly, in
+ * double, about its own mean) are merged into the unit's statistics with Chan's formula, and a
+ * new run starts with the block's mean as its shift. The unit's mean is relative to the pivot. */
 
 /* Rows layout: rows [r0, r1) of x (rows of C values), channels [c0, c0 + cw): the unit's mean of
  * x − pivot and M2 per channel into unit_mean, unit_m2 (all three indexed from c0). */
@@ -331,102 +348,141 @@ static BN_HOT void F(bn_stats_rows)(double *unit_mean, double *unit_m2, const T 
                                     const double *pivot, ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t C,
                                     ptrdiff_t c0, ptrdiff_t cw)
 {
-    double shift[BN_CHANNEL_BLOCK], block_d1[BN_CHANNEL_BLOCK], block_d2[BN_CHANNEL_BLOCK];
-    ptrdiff_t block_rows = BN_BLOCK_VALUES / cw;
-    if (block_rows < 4)
-        block_rows = 4;
-    double n_a = 0.0;
+    T shift[BN_CHANNEL_BLOCK], sq[BN_CHANNEL_BLOCK], lin[BN_CHANNEL_BLOCK];
+    double d1[BN_CHANNEL_BLOCK], d2[BN_CHANNEL_BLOCK];
+    double run_start[BN_CHANNEL_BLOCK];
+    double n_seen = 0.0; /* values per channel so far; a run holds those after run_start[c] */
     for (ptrdiff_t c = 0; c < cw; c++) {
-        unit_mean[c] = unit_m2[c] = 0.0;
-        shift[c] = pivot[c];
+        shift[c] = (T)pivot[c];
+        d1[c] = d2[c] = run_start[c] = unit_mean[c] = unit_m2[c] = 0.0;
     }
-    for (ptrdiff_t rb = r0; rb < r1; rb += block_rows) {
-        ptrdiff_t re = rb + block_rows < r1 ? rb + block_rows : r1;
-        double nb = (double)(re - rb), inv_nb = 1.0 / nb;
+    for (ptrdiff_t rb = r0; rb < r1; rb += BN_BLOCK_ROWS) {
+        ptrdiff_t nb = r1 - rb < BN_BLOCK_ROWS ? r1 - rb : BN_BLOCK_ROWS;
+        const T *block = x + rb * C + c0;
         for (ptrdiff_t c = 0; c < cw; c++)
-            block_d1[c] = block_d2[c] = 0.0;
-        ptrdiff_t c_scalar = 0; /* channels from here on take the scalar loop */
+            lin[c] = sq[c] = 0;
+        /* The block, row by row (sequential streams that the prefetchers follow; a column-wise
+         * walk measured slower), four rows per sweep, its sums in L1. lin is Σx for float32 data
+         * and Σd for float64 (see above). */
+        ptrdiff_t c_vector_end = 0, r = 0;
 #ifdef BN_VECTOR
-        /* Row by row, a sequential stream that the hardware prefetchers follow (a column-wise
-         * walk measured slower); two rows per sweep halve the updates of the sums in L1. */
-        ptrdiff_t c_vector_end = cw - cw % 4, r = rb;
-        for (; r + 2 <= re; r += 2) {
-            const T *p = x + r * C + c0, *q = p + C;
-            for (ptrdiff_t c = 0; c < c_vector_end; c += 4) {
-                bn_vd s = bn_load_f64(shift + c), d0 = BN_LOAD(p + c) - s, d1 = BN_LOAD(q + c) - s;
-                bn_store_f64(block_d1 + c, bn_load_f64(block_d1 + c) + (d0 + d1));
-                bn_store_f64(block_d2 + c, bn_load_f64(block_d2 + c) + (d0 * d0 + d1 * d1));
+        c_vector_end = cw - cw % BN_VT_LANES;
+        for (; r + 4 <= nb; r += 4) {
+            const T *p0 = block + r * C, *p1 = p0 + C, *p2 = p1 + C, *p3 = p2 + C;
+            for (ptrdiff_t c = 0; c < c_vector_end; c += BN_VT_LANES) {
+                BN_VT s = BN_VT_LOAD(shift + c);
+                BN_VT a = BN_VT_LOAD(p0 + c) - s, b = BN_VT_LOAD(p1 + c) - s;
+                BN_VT e = BN_VT_LOAD(p2 + c) - s, f = BN_VT_LOAD(p3 + c) - s;
+                BN_VT_STORE(sq + c, BN_VT_LOAD(sq + c) + ((a * a + b * b) + (e * e + f * f)));
+                BN_VT_STORE(lin + c, BN_VT_LOAD(lin + c) + ((a + b) + (e + f)));
             }
         }
-        if (r < re) {
-            const T *p = x + r * C + c0;
-            for (ptrdiff_t c = 0; c < c_vector_end; c += 4) {
-                bn_vd d0 = BN_LOAD(p + c) - bn_load_f64(shift + c);
-                bn_store_f64(block_d1 + c, bn_load_f64(block_d1 + c) + d0);
-                bn_store_f64(block_d2 + c, bn_load_f64(block_d2 + c) + d0 * d0);
+        for (; r < nb; r++) {
+            const T *p0 = block + r * C;
+            for (ptrdiff_t c = 0; c < c_vector_end; c += BN_VT_LANES) {
+                BN_VT a = BN_VT_LOAD(p0 + c) - BN_VT_LOAD(shift + c);
+                BN_VT_STORE(sq + c, BN_VT_LOAD(sq + c) + a * a);
+                BN_VT_STORE(lin + c, BN_VT_LOAD(lin + c) + a);
             }
         }
-        c_scalar = c_vector_end;
 #endif
-        if (c_scalar < cw) {
-            for (ptrdiff_t r = rb; r < re; r++) {
-                const T *row = x + r * C + c0;
-                for (ptrdiff_t c = c_scalar; c < cw; c++) {
-                    double d = (double)row[c] - shift[c];
-                    block_d1[c] += d;
-                    block_d2[c] += d * d;
-                }
+        for (r = 0; r < nb && c_vector_end < cw; r++) {
+            const T *row = block + r * C;
+            for (ptrdiff_t c = c_vector_end; c < cw; c++) {
+                T d = row[c] - shift[c];
+                sq[c] += d * d;
+                lin[c] += d;
             }
+        }
+        double dnb = (double)nb;
+        int all_ok = 1;
+        for (ptrdiff_t c = 0; c < cw; c++)
+            all_ok &= BN_STATS_OK(lin[c], sq[c], dnb);
+        if (all_ok) { /* the common case, a loop that vectorises */
+            for (ptrdiff_t c = 0; c < cw; c++) {
+                d1[c] += (double)lin[c];
+                d2[c] += (double)sq[c];
+            }
+            n_seen += dnb;
+            continue;
         }
         for (ptrdiff_t c = 0; c < cw; c++) {
-            if (block_d1[c] * block_d1[c] * inv_nb > 0.5 * block_d2[c]) {
-                /* The shift is far from this block's mean: sum again about the mean. */
-                shift[c] += block_d1[c] * inv_nb;
-                double d1 = 0.0, d2 = 0.0;
-                for (ptrdiff_t r = rb; r < re; r++) {
-                    double d = (double)x[r * C + c0 + c] - shift[c];
-                    d1 += d;
-                    d2 += d * d;
-                }
-                block_d1[c] = d1;
-                block_d2[c] = d2;
+            if (BN_STATS_OK(lin[c], sq[c], dnb)) {
+                d1[c] += (double)lin[c];
+                d2[c] += (double)sq[c];
+                continue;
             }
+            double n_a = run_start[c], mean_b, m2_b;
+            bn_fold_run(&n_a, unit_mean + c, unit_m2 + c, n_seen - run_start[c], d1[c], d2[c],
+                        (double)shift[c] - pivot[c]);
+            F(bn_exact_block)(&mean_b, &m2_b, block + c, nb, C, pivot[c]);
+            bn_chan_merge(&n_a, unit_mean + c, unit_m2 + c, dnb, mean_b, m2_b);
+            if (isfinite(pivot[c] + mean_b))
+                shift[c] = (T)(pivot[c] + mean_b);
+            d1[c] = d2[c] = 0.0;
+            run_start[c] = n_seen + dnb;
         }
-        double n = n_a + nb, w_b = nb / n, w_ab = n_a * nb / n;
-        for (ptrdiff_t c = 0; c < cw; c++) { /* no division per channel: this runs every block */
-            double offset = block_d1[c] * inv_nb;
-            double mean_b = (shift[c] - pivot[c]) + offset;
-            double m2_b = block_d2[c] - block_d1[c] * offset;
-            double delta = mean_b - unit_mean[c];
-            unit_mean[c] += delta * w_b;
-            unit_m2[c] += m2_b + delta * delta * w_ab;
-            shift[c] += offset; /* the next block's shift: this block's mean */
-        }
-        n_a = n;
+        n_seen += dnb;
+    }
+    for (ptrdiff_t c = 0; c < cw; c++) {
+        double n_a = run_start[c];
+        bn_fold_run(&n_a, unit_mean + c, unit_m2 + c, n_seen - run_start[c], d1[c], d2[c],
+                    (double)shift[c] - pivot[c]);
     }
 }
 
-/* Channels-first layout: outer indices [r0, r1), channel c, each a contiguous segment of L values. */
+/* Channels-first layout: outer indices [r0, r1), channel c, each a contiguous segment of L values,
+ * in blocks of at most BN_SEGMENT_BLOCK values. */
 static BN_HOT void F(bn_stats_segments)(double *unit_mean, double *unit_m2, const T *x,
                                         double pivot, ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t C,
                                         ptrdiff_t c, ptrdiff_t L)
 {
-    double n_a = 0.0, mean_a = 0.0, m2_a = 0.0, shift = pivot;
+    double n_a = 0.0, mean_a = 0.0, m2_a = 0.0, n_run = 0.0, d1 = 0.0, d2 = 0.0;
+    T shift = (T)pivot;
     for (ptrdiff_t r = r0; r < r1; r++) {
         const T *segment = x + (r * C + c) * L;
-        for (ptrdiff_t b = 0; b < L; b += BN_BLOCK_VALUES) {
-            ptrdiff_t len = L - b < BN_BLOCK_VALUES ? L - b : BN_BLOCK_VALUES;
-            double nb = (double)len, d1, d2;
-            F(bn_deviation_sums)(&d1, &d2, segment + b, len, shift);
-            if (d1 * d1 / nb > 0.5 * d2) { /* the shift is far from this block's mean: again */
-                shift += d1 / nb;
-                F(bn_deviation_sums)(&d1, &d2, segment + b, len, shift);
+        for (ptrdiff_t b = 0; b < L; b += BN_SEGMENT_BLOCK) {
+            ptrdiff_t nb = L - b < BN_SEGMENT_BLOCK ? L - b : BN_SEGMENT_BLOCK, i = 0;
+            const T *p = segment + b;
+            T lin = 0, sq = 0;
+#ifdef BN_VECTOR
+            BN_VT zero = {0}, s = zero + shift, q0 = zero, q1 = zero;
+            BN_VT l0 = zero, l1 = zero;
+            for (; i + 2 * BN_VT_LANES <= nb; i += 2 * BN_VT_LANES) {
+                BN_VT a = BN_VT_LOAD(p + i) - s, e = BN_VT_LOAD(p + i + BN_VT_LANES) - s;
+                q0 += a * a;
+                q1 += e * e;
+                l0 += a;
+                l1 += e;
             }
-            double offset = d1 / nb;
-            bn_chan_merge(&n_a, &mean_a, &m2_a, nb, (shift - pivot) + offset, d2 - d1 * offset);
-            shift += offset;
+            q0 += q1;
+            l0 += l1;
+            for (ptrdiff_t l = 0; l < BN_VT_LANES; l++) {
+                sq += q0[l];
+                lin += l0[l];
+            }
+#endif
+            for (; i < nb; i++) {
+                T d = p[i] - shift;
+                sq += d * d;
+                lin += d;
+            }
+            if (BN_STATS_OK(lin, sq, (double)nb)) {
+                d1 += lin;
+                d2 += (double)sq;
+                n_run += (double)nb;
+                continue;
+            }
+            double mean_b, m2_b;
+            bn_fold_run(&n_a, &mean_a, &m2_a, n_run, d1, d2, (double)shift - pivot);
+            F(bn_exact_block)(&mean_b, &m2_b, p, nb, 1, pivot);
+            bn_chan_merge(&n_a, &mean_a, &m2_a, (double)nb, mean_b, m2_b);
+            if (isfinite(pivot + mean_b))
+                shift = (T)(pivot + mean_b);
+            n_run = d1 = d2 = 0.0;
         }
     }
+    bn_fold_run(&n_a, &mean_a, &m2_a, n_run, d1, d2, (double)shift - pivot);
     *unit_mean = mean_a;
     *unit_m2 = m2_a;
 }
@@ -465,11 +521,18 @@ static void F(bn_chunk_stats)(double *chunk_mean, double *chunk_m2, const T *x,
     }
 }
 
-/* ---- gradient sums: one work unit -------------------------------------------------------- */
+/* ---- gradient sums: one work unit --------------------------------------------------------
+ * Σdy and Σdy·(x − mean) in double; for float32 data the second is Σdy·x − mean·Σdy from exact
+ * products (see "reductions" above). With dx, also dx = scale·dy (the inference backward's one
+ * pass); dx may be dy or x itself: each element is written after it is read. */
 
-/* Rows layout: Σdy and Σdy·(x − mean) of rows [r0, r1), channels [c0, c0 + cw); with dx, also
- * dx = scale·dy (the inference backward's one pass). dx may be dy or x itself: each element is
- * written after it is read. */
+#if BN_F32
+#define BN_CENTER(v, m) (v) /* Σdy·x now, minus mean·Σdy at the end of the unit */
+#else
+#define BN_CENTER(v, m) ((v) - (m))
+#endif
+
+/* Rows layout: rows [r0, r1), channels [c0, c0 + cw), sums into unit_dy, unit_dyxc (from c0). */
 static BN_HOT void F(bn_grad_sums_rows)(double *unit_dy, double *unit_dyxc, T *dx, const T *dy,
                                         const T *x, const double *mean, const double *scale,
                                         ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t C, ptrdiff_t c0,
@@ -479,52 +542,60 @@ static BN_HOT void F(bn_grad_sums_rows)(double *unit_dy, double *unit_dyxc, T *d
         unit_dy[c] = unit_dyxc[c] = 0.0;
     const double *m = mean + c0;
     const double *s = scale != NULL ? scale + c0 : NULL;
-    ptrdiff_t c_scalar = 0;
+    ptrdiff_t c_vector_end = 0;
 #ifdef BN_VECTOR
-    /* Row by row (a sequential stream, which the hardware prefetchers follow; a column-wise walk
-     * with the sums in registers measured 1.4x slower), four channels per vector, sums in L1;
-     * two rows per sweep halve the updates of the sums. dx is written after both rows are read. */
-    ptrdiff_t c_vector_end = cw - cw % 4, r = r0;
-    for (; r + 2 <= r1; r += 2) {
-        ptrdiff_t o0 = r * C + c0, o1 = o0 + C;
+    /* Row by row, four rows per sweep (sequential streams; a column-wise walk with the sums in
+     * registers measured 1.4x slower), four channels per vector, sums in L1. */
+    c_vector_end = cw - cw % 4;
+    ptrdiff_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        ptrdiff_t o0 = r * C + c0, o1 = o0 + C, o2 = o1 + C, o3 = o2 + C;
         for (ptrdiff_t c = 0; c < c_vector_end; c += 4) {
             bn_vd mc = bn_load_f64(m + c);
             bn_vd g0 = BN_LOAD(dy + o0 + c), g1 = BN_LOAD(dy + o1 + c);
-            bn_vd x0 = BN_LOAD(x + o0 + c), x1 = BN_LOAD(x + o1 + c);
-            bn_store_f64(unit_dy + c, bn_load_f64(unit_dy + c) + (g0 + g1));
-            bn_store_f64(unit_dyxc + c, bn_load_f64(unit_dyxc + c) + (g0 * (x0 - mc) + g1 * (x1 - mc)));
+            bn_vd g2 = BN_LOAD(dy + o2 + c), g3 = BN_LOAD(dy + o3 + c);
+            bn_vd x0 = BN_CENTER(BN_LOAD(x + o0 + c), mc), x1 = BN_CENTER(BN_LOAD(x + o1 + c), mc);
+            bn_vd x2 = BN_CENTER(BN_LOAD(x + o2 + c), mc), x3 = BN_CENTER(BN_LOAD(x + o3 + c), mc);
+            (void)mc;
+            bn_store_f64(unit_dy + c, bn_load_f64(unit_dy + c) + ((g0 + g1) + (g2 + g3)));
+            bn_store_f64(unit_dyxc + c,
+                         bn_load_f64(unit_dyxc + c) + ((g0 * x0 + g1 * x1) + (g2 * x2 + g3 * x3)));
             if (dx != NULL) {
                 bn_vd sc = bn_load_f64(s + c);
                 BN_STORE(dx + o0 + c, g0 * sc);
                 BN_STORE(dx + o1 + c, g1 * sc);
+                BN_STORE(dx + o2 + c, g2 * sc);
+                BN_STORE(dx + o3 + c, g3 * sc);
             }
         }
     }
-    if (r < r1) {
+    for (; r < r1; r++) {
         ptrdiff_t o0 = r * C + c0;
         for (ptrdiff_t c = 0; c < c_vector_end; c += 4) {
-            bn_vd g0 = BN_LOAD(dy + o0 + c), x0 = BN_LOAD(x + o0 + c);
+            bn_vd mc = bn_load_f64(m + c), g0 = BN_LOAD(dy + o0 + c);
+            bn_vd x0 = BN_CENTER(BN_LOAD(x + o0 + c), mc);
+            (void)mc;
             bn_store_f64(unit_dy + c, bn_load_f64(unit_dy + c) + g0);
-            bn_store_f64(unit_dyxc + c, bn_load_f64(unit_dyxc + c) + g0 * (x0 - bn_load_f64(m + c)));
+            bn_store_f64(unit_dyxc + c, bn_load_f64(unit_dyxc + c) + g0 * x0);
             if (dx != NULL)
                 BN_STORE(dx + o0 + c, g0 * bn_load_f64(s + c));
         }
     }
-    c_scalar = c_vector_end;
 #endif
-    if (c_scalar < cw) {
-        for (ptrdiff_t r = r0; r < r1; r++) {
-            const T *g_row = dy + r * C + c0, *x_row = x + r * C + c0;
-            T *dx_row = dx != NULL ? dx + r * C + c0 : NULL;
-            for (ptrdiff_t c = c_scalar; c < cw; c++) {
-                double g = (double)g_row[c];
-                unit_dy[c] += g;
-                unit_dyxc[c] += g * ((double)x_row[c] - m[c]);
-                if (dx_row != NULL)
-                    dx_row[c] = (T)(g * s[c]);
-            }
+    for (ptrdiff_t r = r0; r < r1 && c_vector_end < cw; r++) {
+        const T *g_row = dy + r * C + c0, *x_row = x + r * C + c0;
+        T *dx_row = dx != NULL ? dx + r * C + c0 : NULL;
+        for (ptrdiff_t c = c_vector_end; c < cw; c++) {
+            double g = (double)g_row[c];
+            unit_dy[c] += g;
+            unit_dyxc[c] += g * BN_CENTER((double)x_row[c], m[c]);
+            if (dx_row != NULL)
+                dx_row[c] = (T)(g * s[c]);
         }
     }
+    if (BN_F32)
+        for (ptrdiff_t c = 0; c < cw; c++)
+            unit_dyxc[c] -= m[c] * unit_dy[c];
 }
 
 /* Channels-first layout: outer indices [r0, r1), channel c, segments of L values. */
@@ -532,18 +603,41 @@ static BN_HOT void F(bn_grad_sums_segments)(double *unit_dy, double *unit_dyxc, 
                                             const T *x, double mean, double scale, ptrdiff_t r0,
                                             ptrdiff_t r1, ptrdiff_t C, ptrdiff_t c, ptrdiff_t L)
 {
-    double s_dy = 0.0, s_dyxc = 0.0;
+    double t1 = 0.0, t2 = 0.0;
     for (ptrdiff_t r = r0; r < r1; r++) {
-        ptrdiff_t offset = (r * C + c) * L;
-        double a, b;
-        F(bn_grad_sums)(&a, &b, dx != NULL ? dx + offset : NULL, dy + offset, x + offset, L, mean,
-                        scale);
-        s_dy += a;
-        s_dyxc += b;
+        ptrdiff_t offset = (r * C + c) * L, i = 0;
+        const T *g = dy + offset, *v = x + offset;
+        T *d = dx != NULL ? dx + offset : NULL;
+#ifdef BN_VECTOR
+        bn_vd mc = bn_splat(mean), sc = bn_splat(scale);
+        bn_vd e0 = bn_splat(0), e1 = e0, f0 = e0, f1 = e0;
+        (void)mc;
+        for (; i + 8 <= L; i += 8) {
+            bn_vd g0 = BN_LOAD(g + i), g1 = BN_LOAD(g + i + 4);
+            e0 += g0;
+            e1 += g1;
+            f0 += g0 * BN_CENTER(BN_LOAD(v + i), mc);
+            f1 += g1 * BN_CENTER(BN_LOAD(v + i + 4), mc);
+            if (d != NULL) {
+                BN_STORE(d + i, g0 * sc);
+                BN_STORE(d + i + 4, g1 * sc);
+            }
+        }
+        t1 += bn_hsum(e0 + e1);
+        t2 += bn_hsum(f0 + f1);
+#endif
+        for (; i < L; i++) {
+            double gi = (double)g[i];
+            t1 += gi;
+            t2 += gi * BN_CENTER((double)v[i], mean);
+            if (d != NULL)
+                d[i] = (T)(gi * scale);
+        }
     }
-    *unit_dy = s_dy;
-    *unit_dyxc = s_dyxc;
+    *unit_dy = t1;
+    *unit_dyxc = BN_F32 ? t2 - mean * t1 : t2;
 }
+#undef BN_CENTER
 
 /* Per-chunk Σdy and Σdy·(x − mean): chunk_dy, chunk_dyxc are (chunks, C). */
 static void F(bn_chunk_grad_sums)(double *chunk_dy, double *chunk_dyxc, T *dx, const T *dy,
@@ -592,54 +686,57 @@ static void F(bn_chunk_grad_sums)(double *chunk_dy, double *chunk_dyxc, T *dx, c
  * shift = mean of dy (so dy − mean(dy) is one correctly rounded subtraction, and m = 1 gives
  * exactly 0). out may be u or v itself (each element is written after it is read). */
 
-#ifdef BN_VECTOR
-typedef T F(bn_vt) __attribute__((vector_size(32)));
-#define BN_VT F(bn_vt)
-#define BN_VT_LANES ((ptrdiff_t)(32 / sizeof(T)))
-#define BN_VT_LOAD(p) __extension__({ BN_VT v_; memcpy(&v_, (p), sizeof v_); v_; })
-#define BN_VT_STORE(p, v)                                                                         \
-    do {                                                                                          \
-        BN_VT w_ = (v);                                                                           \
-        memcpy((p), &w_, sizeof w_);                                                              \
-    } while (0)
-#endif
 
-/* Rows layout: rows [r0, r1) of C values. */
-static BN_HOT void F(bn_affine_rows)(T *out, const T *u, const T *v, const T *a, const T *b,
-                                     const T *pivot, const T *center, const T *shift, ptrdiff_t r0,
-                                     ptrdiff_t r1, ptrdiff_t C)
-{
-    for (ptrdiff_t r = r0; r < r1; r++) {
-        T *o = out + r * C;
-        const T *vr = v + r * C, *ur = u != NULL ? u + r * C : NULL;
-        ptrdiff_t c = 0;
+/* One output value or vector of the pass, K = 0 training backward (u = dy), 1 forward (with a
+ * pivot), 2 inference; a macro, so that vectors are compiled inside each target clone. */
+#define BN_AFFINE(K, U, V, A, B, P, CC, S)                                                        \
+    ((K) == 0 ? ((U) - (S)) * (A) + ((V) - (CC)) * (B)                                            \
+              : (K) == 1 ? (((V) - (P)) - (CC)) * (B) + (S) : ((V) - (CC)) * (B) + (S))
+
+/* Rows layout, rows [r, r1) of C values for one K: four rows per sweep, so that each vector of
+ * coefficients is loaded once for four rows (the loads, not the arithmetic, bound this loop). */
 #ifdef BN_VECTOR
-        if (ur != NULL) {
-            for (; c + BN_VT_LANES <= C; c += BN_VT_LANES)
-                BN_VT_STORE(o + c, (BN_VT_LOAD(ur + c) - BN_VT_LOAD(shift + c)) * BN_VT_LOAD(a + c) +
-                                       (BN_VT_LOAD(vr + c) - BN_VT_LOAD(center + c)) * BN_VT_LOAD(b + c));
-        } else if (pivot != NULL) {
-            for (; c + BN_VT_LANES <= C; c += BN_VT_LANES)
-                BN_VT_STORE(o + c, ((BN_VT_LOAD(vr + c) - BN_VT_LOAD(pivot + c)) - BN_VT_LOAD(center + c)) *
-                                           BN_VT_LOAD(b + c) +
-                                       BN_VT_LOAD(shift + c));
-        } else {
-            for (; c + BN_VT_LANES <= C; c += BN_VT_LANES)
-                BN_VT_STORE(o + c, (BN_VT_LOAD(vr + c) - BN_VT_LOAD(center + c)) * BN_VT_LOAD(b + c) +
-                                       BN_VT_LOAD(shift + c));
-        }
-#endif
-        if (ur != NULL) {
-            for (; c < C; c++)
-                o[c] = (ur[c] - shift[c]) * a[c] + (vr[c] - center[c]) * b[c];
-        } else if (pivot != NULL) {
-            for (; c < C; c++)
-                o[c] = ((vr[c] - pivot[c]) - center[c]) * b[c] + shift[c];
-        } else {
-            for (; c < C; c++)
-                o[c] = (vr[c] - center[c]) * b[c] + shift[c];
-        }
+#define BN_AFFINE_ROWS_VECTOR(K)                                                                  \
+    c_tail = C - C % BN_VT_LANES;                                                                 \
+    for (; r + 4 <= r1; r += 4) {                                                                 \
+        for (ptrdiff_t c = 0; c < c_tail; c += BN_VT_LANES) {                                     \
+            BN_VT av = BN_VT_LOAD(a + c), bv = BN_VT_LOAD(b + c), pv = BN_VT_LOAD(pivot + c);     \
+            BN_VT cv = BN_VT_LOAD(center + c), sv = BN_VT_LOAD(shift + c);                        \
+            for (ptrdiff_t k = 0; k < 4; k++) {                                                   \
+                ptrdiff_t o = (r + k) * C + c;                                                    \
+                BN_VT_STORE(out + o, BN_AFFINE(K, BN_VT_LOAD(u + o), BN_VT_LOAD(v + o), av, bv,   \
+                                               pv, cv, sv));                                      \
+            }                                                                                     \
+        }                                                                                         \
     }
+#else
+#define BN_AFFINE_ROWS_VECTOR(K)
+#endif
+#define BN_AFFINE_ROWS(K)                                                                         \
+    do {                                                                                          \
+        ptrdiff_t r = r0, c_tail = 0;                                                             \
+        BN_AFFINE_ROWS_VECTOR(K)                                                                  \
+        for (ptrdiff_t q = r0; q < r1; q++) {                                                     \
+            ptrdiff_t c = q < r ? c_tail : 0; /* rows swept above lack only the tail channels */  \
+            for (; c < C; c++) {                                                                  \
+                ptrdiff_t o = q * C + c;                                                          \
+                out[o] = BN_AFFINE(K, u[o], v[o], a[c], b[c], pivot[c], center[c], shift[c]);     \
+            }                                                                                     \
+        }                                                                                         \
+    } while (0)
+
+/* Rows layout: rows [r0, r1) of C values (every pointer valid; what `kind` does not use is
+ * not read). */
+static BN_HOT void F(bn_affine_rows)(int kind, T *out, const T *u, const T *v, const T *a,
+                                     const T *b, const T *pivot, const T *center, const T *shift,
+                                     ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t C)
+{
+    if (kind == 0)
+        BN_AFFINE_ROWS(0);
+    else if (kind == 1)
+        BN_AFFINE_ROWS(1);
+    else
+        BN_AFFINE_ROWS(2);
 }
 
 /* Channels-first layout: segments [s0, s1) of L values (segment s has channel s mod C). */
@@ -693,6 +790,7 @@ static void F(bn_affine)(T *out, const T *u, const T *v, const double *a, const 
         ts[c] = (T)shift[c];
     }
     const T *pv = pivot != NULL ? tp : NULL;
+    int kind = u != NULL ? 0 : pivot != NULL ? 1 : 2; /* as in BN_AFFINE */
     int bn_threads = p->threads, bn_fork;
     ptrdiff_t bn_grain;
     (void)bn_threads;
@@ -704,8 +802,8 @@ static void F(bn_affine)(T *out, const T *u, const T *v, const double *a, const 
         (void)bn_grain;
         BN_PARALLEL_FOR
         for (ptrdiff_t q = 0; q < parts; q++)
-            F(bn_affine_rows)(out, u, v, ta, tb, pv, tc, ts, q * p->outer / parts,
-                              (q + 1) * p->outer / parts, C);
+            F(bn_affine_rows)(kind, out, u != NULL ? u : v, v, ta, tb, tp, tc, ts,
+                              q * p->outer / parts, (q + 1) * p->outer / parts, C);
     } else {
         ptrdiff_t segments = p->outer * C, parts = bn_elementwise_parts(p, segments);
         bn_fork = p->parallel && parts > 1;
@@ -716,6 +814,25 @@ static void F(bn_affine)(T *out, const T *u, const T *v, const double *a, const 
         for (ptrdiff_t q = 0; q < parts; q++)
             F(bn_affine_segments)(out, u, v, ta, tb, pv, tc, ts, q * segments / parts,
                                   (q + 1) * segments / parts, C, p->inner);
+    }
+}
+
+/* The pivot of each channel: the mean of its first values (at most BN_PIVOT_VALUES of them: the
+ * first rows, or the start of the first segment), rounded to T. Close to the channel's mean
+ * (within ~σ/4 for 16 values), it is also the statistics' first shift, so that the first block
+ * of a unit rarely needs the exact path (a single value, ~1σ away, sent a third of them there). */
+static void F(bn_pivots)(double *pivot, const T *x, const bn_plan *p)
+{
+    ptrdiff_t C = p->channels, L = p->inner;
+    ptrdiff_t n = (p->rows_layout ? p->outer : L) < BN_PIVOT_VALUES ? (p->rows_layout ? p->outer : L)
+                                                                     : BN_PIVOT_VALUES;
+    ptrdiff_t step = p->rows_layout ? C : 1;
+    for (ptrdiff_t c = 0; c < C; c++) {
+        const T *first = p->rows_layout ? x + c : x + c * L;
+        double s = 0.0;
+        for (ptrdiff_t i = 0; i < n; i++)
+            s += (double)first[i * step];
+        pivot[c] = (double)(T)(s / (double)n);
     }
 }
 
@@ -738,12 +855,11 @@ int F(bnpy_bn_forward)(T *y, T *mean, T *var, const T *x, const T *gamma, const 
            *scale = var_d + C, *shift = scale + C;
     T *coef = (T *)(shift + C); /* 5·C values of T for bn_affine */
 
-    /* The mean is carried relative to a pivot, one of the channel's own values (its first):
-     * mean = pivot + centered_mean with centered_mean of the size of σ (|pivot − mean| <= √m·σ),
-     * and y = ((x − pivot) − centered_mean)·scale + β, where x − pivot is exact for data far from
+    /* The mean is carried relative to a pivot, a T value within the channel's data:
+     * mean = pivot + centered_mean with centered_mean of the size of σ, and
+     * y = ((x − pivot) − centered_mean)·scale + β, where x − pivot is exact for data far from
      * 0 (1e4 + N(0, 1)). Subtracting one rounded mean instead would cost an ulp of |x| in y. */
-    for (ptrdiff_t c = 0; c < C; c++)
-        pivot[c] = (double)x[c * inner];
+    F(bn_pivots)(pivot, x, &p);
     F(bn_chunk_stats)(chunk_mean, chunk_m2, x, pivot, &p);
     bn_merge_chunk_stats(centered_mean, var_d, chunk_mean, chunk_m2, &p);
     for (ptrdiff_t c = 0; c < C; c++) {

@@ -39,7 +39,8 @@ def _zeros_if_none(v, channels):
 def batch_norm_forward(x, gamma, beta, axis=-1, epsilon=1e-3):
     """(y, mean, var): mean and biased var over every axis but `axis`, y = (x − mean)·γ/√(var+ε) + β.
 
-    Computed as the kernel does, about a pivot (each channel's first value): with
+    Computed as the kernel does, about a pivot (here each channel's first value; the kernel takes
+    the rounded mean of its first values: any value within the data works): with
     d = x − pivot, exact for data far from 0 such as 1e4 + N(0, 1),
     mean_d = (1/m) Σ d (corrected by the mean residual), var = (1/m) Σ (d − mean_d)²,
     y = (d − mean_d)·γ/√(var + ε) + β and mean = pivot + mean_d. Subtracting a rounded mean

@@ -6,9 +6,10 @@ offset 1e4 + N(0, 1), and mixed per-channel scales. A few larger shapes exercise
 channel blocks, statistics blocks and the threaded path.
 
 Tolerance, max|err| / max|ref|, against the float64 twin run on the same (float32-valued) inputs:
-float32 1e-5 (the statistics are summed in double; y and dx are a few float32 roundings of their
-own size, ~2e-7), float64 1e-12 (kernel and twin both normalise about a pivot, one of the channel's
-values, so the 1e4 offset costs no ulp of |x|; what is left is summation order, ~1e-15).
+float32 1e-5 (the statistics are summed in short float32 blocks added in double, the gradient sums
+in double; y and dx are a few float32 roundings of their own size, ~2e-7), float64 1e-12 (kernel and
+twin both normalise about a pivot near the channel's values, so the 1e4 offset costs no ulp of |x|;
+what is left is summation order, ~1e-15).
 """
 import numpy as np
 import pytest
@@ -429,3 +430,49 @@ def test_thread_count_does_not_change_results():
                 np.testing.assert_array_equal(a, b)
     finally:
         bnpy.set_num_threads(before)
+
+
+# ---- the statistics' short float32 blocks and their exact path ------------------------------------
+# Sums of squared deviations run in float32 over short blocks about a shift near the mean; a block
+# whose mean is far from the shift (a jump in level, a trend), or whose sums near float32's range
+# limits (|x| ~ 1e18, |x| ~ 1e-25), goes through an exact double path. Per channel, the mean must be
+# within 1e-6·σ of the float64 twin beyond its own float32 rounding, and the variance within 1e-5
+# relative (where float32 can hold it).
+
+def hard_values(rng, kind, shape, axis):
+    x = rng.standard_normal(shape)
+    rows = np.arange(shape[0]).reshape([-1] + [1] * (len(shape) - 1))
+    if kind == "jumps":  # the level changes from row to row of the batch, by up to 1e3·σ
+        x = x + rng.choice([0.0, 50.0, -300.0, 1e3], size=shape[0]).reshape(rows.shape)
+    elif kind == "trend":
+        x = x + rows * (1e3 / shape[0])
+    elif kind == "tiny":  # squares below float32's normal range
+        x = x * 1e-25
+    elif kind == "huge":  # squares beyond float32's range
+        x = x * 1e19 + 3e19
+    elif kind == "far_pivot":  # the first rows (where the shift comes from) 1e3·σ off the rest
+        x[:2] += 1e3
+    elif kind == "outliers":
+        x.flat[rng.integers(0, x.size, 20)] = 1e6
+    return x
+
+
+@pytest.mark.parametrize("kind", ["jumps", "trend", "tiny", "huge", "outliers", "far_pivot"])
+@pytest.mark.parametrize("shape,axis", [((40, 6, 6, 24), -1), ((40, 24, 6, 6), 1), ((300, 520), 1),
+                                        ((3000, 5), 1), ((16, 3, 700), 1), ((400, 8, 8, 8), -1)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_statistics_per_channel_on_hard_data(dtype, shape, axis, kind):
+    rng = np.random.default_rng(7)
+    x = hard_values(rng, kind, shape, axis).astype(dtype)
+    eps = 0.0 if kind == "tiny" else 1e-3
+    y, mean, var = ops.batch_norm_forward(x, None, None, axis=axis, epsilon=eps)
+    ry, rmean, rvar = reference.batch_norm_forward(x, None, None, axis, eps)
+    sigma = np.sqrt(rvar)
+    finfo = np.finfo(dtype)
+    # The returned mean is rounded to dtype: allow that half ulp, plus 1e-6·σ (1e-12 for float64).
+    mean_tol = (1e-6 if dtype == np.float32 else 1e-12) * sigma + np.abs(rmean) * finfo.eps
+    assert np.all(np.abs(mean - rmean) <= mean_tol), (kind, np.max(np.abs(mean - rmean) / sigma))
+    representable = rvar > finfo.tiny / finfo.eps  # a float32 var of 1e-50 is 0
+    var_tol = TOLERANCE[dtype]
+    assert np.all(np.abs(var - rvar)[representable] <= var_tol * rvar[representable]), kind
+    check("batch_norm_forward", dtype, shape, axis, "C", kind, [("y", y, ry)])
