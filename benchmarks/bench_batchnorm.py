@@ -23,7 +23,8 @@ writes y once (t_copy).
 The machine is shared and noisy: every figure is the median of several repeats, and only ratios
 measured in the same run are meaningful. Usage:
 
-    python benchmarks/bench_batchnorm.py [--quick] [--repeats N] [--threads 1,2] [--no-torch] [--cpu-time]
+    python benchmarks/bench_batchnorm.py [--quick] [--repeats N] [--threads 1,2] [--shapes 32x16x16x96,...]
+                                         [--no-torch] [--cpu-time]
 
 On a machine shared with other busy processes, OpenMP's spin-waiting threads (bnpy's and torch's)
 make 2-thread wall times meaningless; run with OMP_WAIT_POLICY=passive there (the default, active,
@@ -208,6 +209,7 @@ def main():
     parser.add_argument("--quick", action="store_true", help="fewer repeats, small shapes only")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--shapes", help="only these shapes, e.g. 32x16x16x96,32x10 (default: all)")
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--no-numpy", action="store_true")
     parser.add_argument("--markdown", action="store_true", help="also print a summary table in Markdown")
@@ -224,6 +226,8 @@ def main():
         except ImportError:
             print("torch not installed: no torch column")
     shapes = [s for s in SHAPES if np.prod(s) <= 2 ** 20] if args.quick else SHAPES
+    if args.shapes:
+        shapes = [tuple(int(n) for n in spec.split("x")) for spec in args.shapes.split(",")]
     repeats = 3 if args.quick else args.repeats
     threads_list = [int(t) for t in args.threads.split(",")]
     print(f"bnpy {bnpy.__version__}, OpenMP={bool(bnpy._core.HAVE_OPENMP)}, numpy {np.__version__}"
