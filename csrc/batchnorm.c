@@ -555,11 +555,15 @@ static void F(bn_chunk_stats)(double *chunk_mean, double *chunk_m2, const T *x,
 #endif
 
 /* Rows layout: rows [r0, r1), channels [c0, c0 + cw), sums into unit_dy, unit_dyxc (from c0). */
-static BN_HOT void F(bn_grad_sums_rows)(double *unit_dy, double *unit_dyxc, T *dx, const T *dy,
+static BN_HOT void F(bn_grad_sums_rows)(double *out_dy, double *out_dyxc, T *dx, const T *dy,
                                         const T *x, const double *mean, const double *scale,
                                         ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t C, ptrdiff_t c0,
                                         ptrdiff_t cw)
 {
+    /* The sums live on this thread's stack and are written out once at the end: the units'
+     * outputs are neighbours in shared scratch memory, and updating them in place made the cache
+     * line at each boundary bounce between cores (2 threads were 1.2x faster than one). */
+    double unit_dy[BN_CHANNEL_BLOCK], unit_dyxc[BN_CHANNEL_BLOCK];
     for (ptrdiff_t c = 0; c < cw; c++)
         unit_dy[c] = unit_dyxc[c] = 0.0;
     const double *m = mean + c0;
@@ -615,9 +619,10 @@ static BN_HOT void F(bn_grad_sums_rows)(double *unit_dy, double *unit_dyxc, T *d
                 dx_row[c] = (T)(g * s[c]);
         }
     }
-    if (BN_F32)
-        for (ptrdiff_t c = 0; c < cw; c++)
-            unit_dyxc[c] -= m[c] * unit_dy[c];
+    for (ptrdiff_t c = 0; c < cw; c++) {
+        out_dy[c] = unit_dy[c];
+        out_dyxc[c] = BN_F32 ? unit_dyxc[c] - m[c] * unit_dy[c] : unit_dyxc[c];
+    }
 }
 
 /* Channels-first layout: outer indices [r0, r1), channel c, segments of L values. */
