@@ -20,8 +20,9 @@ forward must at least read x twice and write y once (t_read + t_copy); a backwar
 twice and write dx once (3·t_read + t_copy); fwd+bwd is their sum; inference reads x once and
 writes y once (t_copy).
 
-The machine is shared and noisy: every figure is the median of several repeats, and only ratios
-measured in the same run are meaningful. Usage:
+The machine is shared and noisy: every figure is the median of several rounds in which all the
+functions of a case are timed one batch each, interleaved (a burst of load slows them alike), and
+only ratios measured in the same run are meaningful. Usage:
 
     python benchmarks/bench_batchnorm.py [--quick] [--repeats N] [--threads 1,2] [--shapes 32x16x16x96,...]
                                          [--no-torch] [--cpu-time]
@@ -53,20 +54,34 @@ EPS = 1e-3
 CLOCK = time.perf_counter  # --cpu-time: time.thread_time for the single-threaded cases
 
 
-def median_time(fn, repeats, min_time=0.02):
-    """Median seconds per call over `repeats` timings, each of enough calls to last ~min_time."""
+def calls_for(fn, min_time):
+    """How many calls of fn make a timed batch of about min_time seconds (fn is warmed up)."""
     fn()
     t0 = CLOCK()
     fn()
     once = max(CLOCK() - t0, 1e-6)
-    calls = max(1, int(min_time / once))
-    times = []
+    return max(1, int(min_time / once))
+
+
+def interleaved_medians(functions, repeats, min_time=0.01):
+    """Median seconds per call of each of `functions` (name -> (fn, min_time or None)).
+
+    The functions are timed in rounds, one batch of each per round, so that a burst of load from
+    other processes on a shared machine slows every function's batch alike instead of all the
+    batches of one (the ratios, not the absolute times, are what this benchmark reports). Each
+    batch starts with one untimed call.
+    """
+    plan = {name: (fn, calls_for(fn, own if own is not None else min_time))
+            for name, (fn, own) in functions.items()}
+    samples = {name: [] for name in plan}
     for _ in range(repeats):
-        t0 = CLOCK()
-        for _ in range(calls):
+        for name, (fn, calls) in plan.items():
             fn()
-        times.append((CLOCK() - t0) / calls)
-    return float(np.median(times))
+            t0 = CLOCK()
+            for _ in range(calls):
+                fn()
+            samples[name].append((CLOCK() - t0) / calls)
+    return {name: float(np.median(times)) for name, times in samples.items()}
 
 
 # ---- the NumPy reference (float32, vectorised) ----------------------------------------------------
@@ -115,22 +130,15 @@ def bench_case(shape, channels_last, threads, repeats, torch, with_numpy):
 
     bnpy.set_num_threads(threads)
     _, mean, var = ops.batch_norm_forward(x, gamma, beta, axis=axis, out=y_out)
-
-    def b_fwd():
-        return ops.batch_norm_forward(x, gamma, beta, axis=axis, out=y_out)
-
-    def b_bwd():
-        return ops.batch_norm_backward(dy, x, gamma, mean, var, axis=axis, out=dx_out)
+    functions = {}  # "library op" -> (fn, batch time or None for the default)
 
     def b_step():
         _, m, v = ops.batch_norm_forward(x, gamma, beta, axis=axis, out=y_out)
         ops.batch_norm_backward(dy, x, gamma, m, v, axis=axis, out=dx_out)
-
-    def b_inf():
-        return ops.batch_norm_inference(x, gamma, beta, mean, var, axis=axis, out=inf_out)
-
-    row = {"bnpy": {"fwd": median_time(b_fwd, repeats), "bwd": median_time(b_bwd, repeats),
-                    "fwd+bwd": median_time(b_step, repeats), "inf": median_time(b_inf, repeats)}}
+    functions["bnpy fwd"] = (lambda: ops.batch_norm_forward(x, gamma, beta, axis=axis, out=y_out), None)
+    functions["bnpy bwd"] = (lambda: ops.batch_norm_backward(dy, x, gamma, mean, var, axis=axis, out=dx_out), None)
+    functions["bnpy fwd+bwd"] = (b_step, None)
+    functions["bnpy inf"] = (lambda: ops.batch_norm_inference(x, gamma, beta, mean, var, axis=axis, out=inf_out), None)
 
     if with_numpy:
         _, nmean, nvar, ninvstd = numpy_forward(x, gamma, beta, axes, bshape)
@@ -138,34 +146,26 @@ def bench_case(shape, channels_last, threads, repeats, torch, with_numpy):
         def n_step():
             _, m, v, s = numpy_forward(x, gamma, beta, axes, bshape)
             numpy_backward(dy, x, gamma, m, s, axes, bshape)
-        nrep = max(3, repeats // 2)
-        row["numpy"] = {
-            "fwd": median_time(lambda: numpy_forward(x, gamma, beta, axes, bshape), nrep, 0.0),
-            "bwd": median_time(lambda: numpy_backward(dy, x, gamma, nmean, ninvstd, axes, bshape), nrep, 0.0),
-            "fwd+bwd": median_time(n_step, nrep, 0.0),
-            "inf": median_time(lambda: numpy_inference(x, gamma, beta, nmean, nvar, bshape), nrep, 0.0),
-        }
 
         def twin_step():
             _, m, v = reference.batch_norm_forward(x, gamma, beta, axis, EPS)
             reference.batch_norm_backward(dy, x, gamma, m, v, axis, EPS)
-        row["twin"] = {"fwd+bwd": median_time(twin_step, 3, 0.0)}
+        functions["numpy fwd"] = (lambda: numpy_forward(x, gamma, beta, axes, bshape), 0.0)
+        functions["numpy bwd"] = (lambda: numpy_backward(dy, x, gamma, nmean, ninvstd, axes, bshape), 0.0)
+        functions["numpy fwd+bwd"] = (n_step, 0.0)
+        functions["numpy inf"] = (lambda: numpy_inference(x, gamma, beta, nmean, nvar, bshape), 0.0)
+        functions["twin fwd+bwd"] = (twin_step, 0.0)
 
     # The bandwidth floor: NumPy single-threaded, and torch with `threads` threads when present.
     dst = np.empty_like(x)
-    t_copy = median_time(lambda: np.copyto(dst, x), repeats)
-    t_read = median_time(lambda: x.sum(), repeats)
+    functions["numpy copy"] = (lambda: np.copyto(dst, x), None)
+    functions["numpy read"] = (lambda: x.sum(), None)
     if torch is not None:
         torch.set_num_threads(threads)
-        tx = torch.from_numpy(x)
-        tdst = torch.from_numpy(dst)
-        t_copy = min(t_copy, median_time(lambda: tdst.copy_(tx), repeats))
-        t_read = min(t_read, median_time(lambda: tx.sum(), repeats))
-    t_read = min(t_read, t_copy)
-    row["floor"] = {"fwd": t_read + t_copy, "bwd": 3 * t_read + t_copy,
-                    "fwd+bwd": 4 * t_read + 2 * t_copy, "inf": t_copy}
+        tx_floor, tdst = torch.from_numpy(x), torch.from_numpy(dst)
+        functions["torch copy"] = (lambda: tdst.copy_(tx_floor), None)
+        functions["torch read"] = (lambda: tx_floor.sum(), None)
 
-    if torch is not None:
         F = torch.nn.functional
         memory_format = torch.channels_last if (channels_last and x.ndim == 4) else torch.contiguous_format
         if x.ndim == 4:  # torch's channel axis is 1: a channels-last tensor is NCHW logically
@@ -184,9 +184,6 @@ def bench_case(shape, channels_last, threads, repeats, torch, with_numpy):
             return F.batch_norm(tx, rm, rv, tw, tb, training=True, momentum=0.01, eps=EPS)
         ty = t_fwd()
 
-        def t_bwd():
-            return torch.autograd.grad(ty, (tx, tw, tb), tdy, retain_graph=True)
-
         def t_step():
             out = F.batch_norm(tx, rm, rv, tw, tb, training=True, momentum=0.01, eps=EPS)
             return torch.autograd.grad(out, (tx, tw, tb), tdy)
@@ -194,8 +191,21 @@ def bench_case(shape, channels_last, threads, repeats, torch, with_numpy):
         def t_inf():
             with torch.no_grad():
                 return F.batch_norm(tx, rm, rv, tw, tb, training=False, eps=EPS)
-        row["torch"] = {"fwd": median_time(t_fwd, repeats), "bwd": median_time(t_bwd, repeats),
-                        "fwd+bwd": median_time(t_step, repeats), "inf": median_time(t_inf, repeats)}
+        functions["torch fwd"] = (t_fwd, None)
+        functions["torch bwd"] = (lambda: torch.autograd.grad(ty, (tx, tw, tb), tdy, retain_graph=True), None)
+        functions["torch fwd+bwd"] = (t_step, None)
+        functions["torch inf"] = (t_inf, None)
+
+    t = interleaved_medians(functions, repeats)
+    ops_names = ("fwd", "bwd", "fwd+bwd", "inf")
+    row = {lib: {op: t[f"{lib} {op}"] for op in ops_names} for lib in ("bnpy", "numpy", "torch")
+           if f"{lib} fwd" in t}
+    if with_numpy:
+        row["twin"] = {"fwd+bwd": t["twin fwd+bwd"]}
+    t_copy = min(t[k] for k in ("numpy copy", "torch copy") if k in t)
+    t_read = min(min(t[k] for k in ("numpy read", "torch read") if k in t), t_copy)
+    row["floor"] = {"fwd": t_read + t_copy, "bwd": 3 * t_read + t_copy,
+                    "fwd+bwd": 4 * t_read + 2 * t_copy, "inf": t_copy}
     return row
 
 

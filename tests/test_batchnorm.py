@@ -476,3 +476,26 @@ def test_statistics_per_channel_on_hard_data(dtype, shape, axis, kind):
     var_tol = TOLERANCE[dtype]
     assert np.all(np.abs(var - rvar)[representable] <= var_tol * rvar[representable]), kind
     check("batch_norm_forward", dtype, shape, axis, "C", kind, [("y", y, ry)])
+
+
+@pytest.mark.parametrize("channels", [24, 100])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_large_channels_last_elementwise_forms(dtype, channels):
+    """Channels-last tensors of 6 MiB and more with C a multiple of the vector width take the flat
+    form of the elementwise passes (csrc/batchnorm.c, BN_AFFINE_FLAT), others the row sweeps."""
+    rng = np.random.default_rng(11)
+    rows = (6 * 2 ** 20) // (channels * np.dtype(dtype).itemsize) + 7
+    x = (rng.standard_normal((rows, channels)) * 3 + 1e3).astype(dtype)
+    dy = rng.standard_normal((rows, channels)).astype(dtype)
+    gamma, beta = channel_params(rng, channels, dtype)
+    shape = x.shape
+    y, mean, var = ops.batch_norm_forward(x, gamma, beta, axis=-1)
+    ry, rmean, rvar = reference.batch_norm_forward(x, gamma, beta, -1, 1e-3)
+    check("batch_norm_forward", dtype, shape, -1, "C", "offset", [("y", y, ry), ("mean", mean, rmean), ("var", var, rvar)])
+    yi = ops.batch_norm_inference(x, gamma, beta, mean, var, axis=-1)
+    check("batch_norm_inference", dtype, shape, -1, "C", "offset",
+          [("y", yi, reference.batch_norm_inference(x, gamma, beta, mean, var, -1, 1e-3))])
+    for name in ("batch_norm_backward", "batch_norm_inference_backward"):
+        got = getattr(ops, name)(dy, x, gamma, mean, var, axis=-1)
+        ref = getattr(reference, name)(dy, x, gamma, mean, var, -1, 1e-3)
+        check(name, dtype, shape, -1, "C", "offset", list(zip(("dx", "dgamma", "dbeta"), got, ref)))
