@@ -109,13 +109,19 @@ typedef float bn_vf __attribute__((vector_size(16)));
  * many chunks (the merge and the scratch memory grow with it). */
 #define BN_CHUNK_MIN_VALUES 32768
 #define BN_MAX_CHUNKS 64
-/* The sums of squares run in T over short blocks (see "reductions" below): rows per block in the
- * rows layout (four rows per sweep: each vector lane adds 8 partial sums of 4 terms), and values
- * per block of a channels-first segment (two vectors per step: each lane adds 16 terms). */
+/* The statistics' sums run in T over short blocks (see "reductions" below): rows per block in the
+ * rows layout (four rows per sweep: each vector lane adds 8 partial sums of 4 terms, 32 squares
+ * in a chain of fused multiply-adds), and values per block of a channels-first segment (four
+ * vectors per step: each lane adds 8 partial sums, 8 squares per chain). */
 #define BN_BLOCK_ROWS 32
 #define BN_SEGMENT_BLOCK 256
 /* Channels per channel block in the channels-last (inner == 1) layout: bounds the stack arrays. */
 #define BN_CHANNEL_BLOCK 512
+/* Channels per channel block in the channels-first layout: a unit walks its rows' segments of
+ * these channels in memory order (one channel per unit walked memory with strides of C·L, and
+ * per-unit overhead doubled the pass on short segments); 64 leaves parallel units when the
+ * batch is small. */
+#define BN_SEGMENT_CHANNELS 64
 /* Tensors of at least this many bytes take the flat form of the rows layout's elementwise pass
  * (see BN_AFFINE_FLAT): between the L3-resident sizes where the sweeps win and the 12 MB where
  * the flat run does, on this project's 2-core Zen 3 machine. */
@@ -131,7 +137,8 @@ typedef float bn_vf __attribute__((vector_size(16)));
 typedef struct {
     ptrdiff_t outer, channels, inner;
     ptrdiff_t chunks;         /* chunks of the outer range, each with its own partial sums */
-    ptrdiff_t channel_blocks; /* rows layout: channel blocks of BN_CHANNEL_BLOCK */
+    ptrdiff_t block_width;    /* channels per channel block: BN_CHANNEL_BLOCK, BN_SEGMENT_CHANNELS */
+    ptrdiff_t channel_blocks; /* channel blocks of block_width: a reduction's unit is (chunk, block) */
     int rows_layout;          /* inner == 1: each outer index is one contiguous row of C channels */
     int threads;              /* bnpy_get_num_threads() */
     int parallel;             /* large enough to fork */
@@ -151,7 +158,8 @@ static void bn_make_plan(bn_plan *p, ptrdiff_t outer, ptrdiff_t channels, ptrdif
     if (p->chunks < 1)
         p->chunks = 1;
     p->rows_layout = inner == 1;
-    p->channel_blocks = (channels + BN_CHANNEL_BLOCK - 1) / BN_CHANNEL_BLOCK;
+    p->block_width = p->rows_layout ? BN_CHANNEL_BLOCK : BN_SEGMENT_CHANNELS;
+    p->channel_blocks = (channels + p->block_width - 1) / p->block_width;
     p->threads = bnpy_get_num_threads();
     p->parallel = p->threads > 1 && total >= BN_PARALLEL_MIN_VALUES;
 }
@@ -162,10 +170,10 @@ static inline ptrdiff_t bn_chunk_start(const bn_plan *p, ptrdiff_t k)
     return k * p->outer / p->chunks;
 }
 
-/* Number of work units of a reduction: (chunk, channel block) or (chunk, channel). */
+/* Number of work units of a reduction: (chunk, channel block). */
 static inline ptrdiff_t bn_reduce_units(const bn_plan *p)
 {
-    return p->chunks * (p->rows_layout ? p->channel_blocks : p->channels);
+    return p->chunks * p->channel_blocks;
 }
 
 /* Units a thread takes at a time: about 16 grabs per thread over the pass. */
@@ -319,6 +327,13 @@ typedef T F(bn_vt) __attribute__((vector_size(32)));
 #undef BN_VT
 #define BN_VT F(bn_vt) /* 32 bytes of T: 8 floats or 4 doubles */
 #define BN_VT_LANES ((ptrdiff_t)(32 / sizeof(T)))
+/* The sum of a vector's lanes, as a tree. */
+#undef BN_HSUM
+#if BN_F32
+#define BN_HSUM(v) (((v)[0] + (v)[4]) + ((v)[1] + (v)[5])) + (((v)[2] + (v)[6]) + ((v)[3] + (v)[7]))
+#else
+#define BN_HSUM(v) (((v)[0] + (v)[2]) + ((v)[1] + (v)[3]))
+#endif
 #define BN_VT_LOAD(p) __extension__({ BN_VT v_; memcpy(&v_, (p), sizeof v_); v_; })
 #define BN_VT_STORE(p, v)                                                                         \
     do {                                                                                          \
@@ -457,93 +472,102 @@ static BN_HOT void F(bn_stats_rows)(double *unit_mean, double *unit_m2, const T 
     }
 }
 
-/* Channels-first layout: outer indices [r0, r1), channel c, each a contiguous segment of L values,
- * in blocks of at most BN_SEGMENT_BLOCK values. */
+/* Channels-first layout: outer indices [r0, r1), channels [c0, c0 + cw), each (outer index,
+ * channel) a contiguous segment of L values, walked in memory order in blocks of at most
+ * BN_SEGMENT_BLOCK values; results as bn_stats_rows. */
 static BN_HOT void F(bn_stats_segments)(double *unit_mean, double *unit_m2, const T *x,
-                                        double pivot, ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t C,
-                                        ptrdiff_t c, ptrdiff_t L)
+                                        const double *pivot, ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t C,
+                                        ptrdiff_t c0, ptrdiff_t cw, ptrdiff_t L)
 {
-    double n_a = 0.0, mean_a = 0.0, m2_a = 0.0, n_run = 0.0, d1 = 0.0, d2 = 0.0;
-    T shift = (T)pivot;
+    T shift[BN_SEGMENT_CHANNELS];
+    double d1[BN_SEGMENT_CHANNELS], d2[BN_SEGMENT_CHANNELS], run_start[BN_SEGMENT_CHANNELS];
+    double n_seen = 0.0; /* values per channel so far; a run holds those after run_start[c] */
+    for (ptrdiff_t c = 0; c < cw; c++) {
+        shift[c] = (T)pivot[c];
+        d1[c] = d2[c] = run_start[c] = unit_mean[c] = unit_m2[c] = 0.0;
+    }
     for (ptrdiff_t r = r0; r < r1; r++) {
-        const T *segment = x + (r * C + c) * L;
         for (ptrdiff_t b = 0; b < L; b += BN_SEGMENT_BLOCK) {
-            ptrdiff_t nb = L - b < BN_SEGMENT_BLOCK ? L - b : BN_SEGMENT_BLOCK, i = 0;
-            const T *p = segment + b;
-            T lin = 0, sq = 0;
+            ptrdiff_t nb = L - b < BN_SEGMENT_BLOCK ? L - b : BN_SEGMENT_BLOCK;
+            for (ptrdiff_t c = 0; c < cw; c++) {
+                const T *p = x + (r * C + c0 + c) * L + b;
+                T lin = 0, sq = 0, sh = shift[c];
+                ptrdiff_t i = 0;
 #ifdef BN_VECTOR
-            BN_VT zero = {0}, s = zero + shift, q0 = zero, q1 = zero;
-            BN_VT l0 = zero, l1 = zero;
-            for (; i + 2 * BN_VT_LANES <= nb; i += 2 * BN_VT_LANES) {
-                BN_VT a = BN_VT_LOAD(p + i) - s, e = BN_VT_LOAD(p + i + BN_VT_LANES) - s;
-                q0 += a * a;
-                q1 += e * e;
-                l0 += a;
-                l1 += e;
-            }
-            q0 += q1;
-            l0 += l1;
-            for (ptrdiff_t l = 0; l < BN_VT_LANES; l++) {
-                sq += q0[l];
-                lin += l0[l];
-            }
+                /* Four vectors per step: four chains of fused multiply-adds for Σd², a tree of
+                 * four for Σd (each lane adds at most 8 partial sums), trees across the lanes. */
+                BN_VT zero = {0}, s = zero + sh, q0 = zero, q1 = zero, q2 = zero, q3 = zero;
+                BN_VT l0 = zero;
+                for (; i + 4 * BN_VT_LANES <= nb; i += 4 * BN_VT_LANES) {
+                    BN_VT va = BN_VT_LOAD(p + i) - s, vb = BN_VT_LOAD(p + i + BN_VT_LANES) - s;
+                    BN_VT ve = BN_VT_LOAD(p + i + 2 * BN_VT_LANES) - s;
+                    BN_VT vf = BN_VT_LOAD(p + i + 3 * BN_VT_LANES) - s;
+                    q0 = va * va + q0;
+                    q1 = vb * vb + q1;
+                    q2 = ve * ve + q2;
+                    q3 = vf * vf + q3;
+                    l0 += (va + vb) + (ve + vf);
+                }
+                for (; i + BN_VT_LANES <= nb; i += BN_VT_LANES) {
+                    BN_VT va = BN_VT_LOAD(p + i) - s;
+                    q0 = va * va + q0;
+                    l0 += va;
+                }
+                q0 = (q0 + q1) + (q2 + q3);
+                sq = BN_HSUM(q0);
+                lin = BN_HSUM(l0);
 #endif
-            for (; i < nb; i++) {
-                T d = p[i] - shift;
-                sq += d * d;
-                lin += d;
+                for (; i < nb; i++) {
+                    T d = p[i] - sh;
+                    sq += d * d;
+                    lin += d;
+                }
+                if (BN_STATS_OK(lin, sq, (T)nb)) {
+                    d1[c] += (double)lin;
+                    d2[c] += (double)sq;
+                    continue;
+                }
+                double n_a = run_start[c], mean_b, m2_b;
+                bn_fold_run(&n_a, unit_mean + c, unit_m2 + c, n_seen - run_start[c], d1[c], d2[c],
+                            (double)shift[c] - pivot[c]);
+                F(bn_exact_block)(&mean_b, &m2_b, p, nb, 1, pivot[c]);
+                bn_chan_merge(&n_a, unit_mean + c, unit_m2 + c, (double)nb, mean_b, m2_b);
+                if (isfinite(pivot[c] + mean_b))
+                    shift[c] = (T)(pivot[c] + mean_b);
+                d1[c] = d2[c] = 0.0;
+                run_start[c] = n_seen + (double)nb;
             }
-            if (BN_STATS_OK(lin, sq, (T)nb)) {
-                d1 += lin;
-                d2 += (double)sq;
-                n_run += (double)nb;
-                continue;
-            }
-            double mean_b, m2_b;
-            bn_fold_run(&n_a, &mean_a, &m2_a, n_run, d1, d2, (double)shift - pivot);
-            F(bn_exact_block)(&mean_b, &m2_b, p, nb, 1, pivot);
-            bn_chan_merge(&n_a, &mean_a, &m2_a, (double)nb, mean_b, m2_b);
-            if (isfinite(pivot + mean_b))
-                shift = (T)(pivot + mean_b);
-            n_run = d1 = d2 = 0.0;
+            n_seen += (double)nb;
         }
     }
-    bn_fold_run(&n_a, &mean_a, &m2_a, n_run, d1, d2, (double)shift - pivot);
-    *unit_mean = mean_a;
-    *unit_m2 = m2_a;
+    for (ptrdiff_t c = 0; c < cw; c++) {
+        double n_a = run_start[c];
+        bn_fold_run(&n_a, unit_mean + c, unit_m2 + c, n_seen - run_start[c], d1[c], d2[c],
+                    (double)shift[c] - pivot[c]);
+    }
 }
 
 /* Per-chunk mean of x − pivot and M2 of every channel: chunk_mean, chunk_m2 are (chunks, C). */
 static void F(bn_chunk_stats)(double *chunk_mean, double *chunk_m2, const T *x,
                               const double *pivot, const bn_plan *p)
 {
-    ptrdiff_t C = p->channels, units = bn_reduce_units(p);
-    int bn_threads = p->threads, bn_fork;
-    ptrdiff_t bn_grain;
+    ptrdiff_t C = p->channels, units = bn_reduce_units(p), width = p->block_width;
+    int bn_threads = p->threads, bn_fork = p->parallel && units > 1;
+    ptrdiff_t bn_grain = bn_grain_for(p, units);
     (void)bn_threads;
-    if (p->rows_layout) {
-        bn_fork = p->parallel && units > 1;
-        bn_grain = bn_grain_for(p, units);
-        (void)bn_fork;
-        (void)bn_grain;
-        BN_PARALLEL_FOR
-        for (ptrdiff_t u = 0; u < units; u++) {
-            ptrdiff_t k = u / p->channel_blocks, c0 = (u % p->channel_blocks) * BN_CHANNEL_BLOCK;
-            ptrdiff_t cw = C - c0 < BN_CHANNEL_BLOCK ? C - c0 : BN_CHANNEL_BLOCK;
-            F(bn_stats_rows)(chunk_mean + k * C + c0, chunk_m2 + k * C + c0, x, pivot + c0,
-                             bn_chunk_start(p, k), bn_chunk_start(p, k + 1), C, c0, cw);
-        }
-    } else {
-        bn_fork = p->parallel && units > 1;
-        bn_grain = bn_grain_for(p, units);
-        (void)bn_fork;
-        (void)bn_grain;
-        BN_PARALLEL_FOR
-        for (ptrdiff_t u = 0; u < units; u++) {
-            ptrdiff_t k = u / C, c = u % C;
-            F(bn_stats_segments)(chunk_mean + u, chunk_m2 + u, x, pivot[c], bn_chunk_start(p, k),
-                                 bn_chunk_start(p, k + 1), C, c, p->inner);
-        }
+    (void)bn_fork;
+    (void)bn_grain;
+    BN_PARALLEL_FOR
+    for (ptrdiff_t u = 0; u < units; u++) {
+        ptrdiff_t k = u / p->channel_blocks, c0 = (u % p->channel_blocks) * width;
+        ptrdiff_t cw = C - c0 < width ? C - c0 : width, r0 = bn_chunk_start(p, k);
+        ptrdiff_t r1 = bn_chunk_start(p, k + 1);
+        if (p->rows_layout)
+            F(bn_stats_rows)(chunk_mean + k * C + c0, chunk_m2 + k * C + c0, x, pivot + c0, r0, r1,
+                             C, c0, cw);
+        else
+            F(bn_stats_segments)(chunk_mean + k * C + c0, chunk_m2 + k * C + c0, x, pivot + c0, r0,
+                                 r1, C, c0, cw, p->inner);
     }
 }
 
@@ -629,44 +653,56 @@ static BN_HOT void F(bn_grad_sums_rows)(double *out_dy, double *out_dyxc, T *dx,
     }
 }
 
-/* Channels-first layout: outer indices [r0, r1), channel c, segments of L values. */
-static BN_HOT void F(bn_grad_sums_segments)(double *unit_dy, double *unit_dyxc, T *dx, const T *dy,
-                                            const T *x, double mean, double scale, ptrdiff_t r0,
-                                            ptrdiff_t r1, ptrdiff_t C, ptrdiff_t c, ptrdiff_t L)
+/* Channels-first layout: outer indices [r0, r1), channels [c0, c0 + cw), segments of L values in
+ * memory order; sums into out_dy, out_dyxc (from c0), as bn_grad_sums_rows. */
+static BN_HOT void F(bn_grad_sums_segments)(double *out_dy, double *out_dyxc, T *dx, const T *dy,
+                                            const T *x, const double *mean, const double *scale,
+                                            ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t C, ptrdiff_t c0,
+                                            ptrdiff_t cw, ptrdiff_t L)
 {
-    double t1 = 0.0, t2 = 0.0;
+    double unit_dy[BN_SEGMENT_CHANNELS], unit_dyxc[BN_SEGMENT_CHANNELS];
+    for (ptrdiff_t c = 0; c < cw; c++)
+        unit_dy[c] = unit_dyxc[c] = 0.0;
     for (ptrdiff_t r = r0; r < r1; r++) {
-        ptrdiff_t offset = (r * C + c) * L, i = 0;
-        const T *g = dy + offset, *v = x + offset;
-        T *d = dx != NULL ? dx + offset : NULL;
+        for (ptrdiff_t c = 0; c < cw; c++) {
+            ptrdiff_t offset = (r * C + c0 + c) * L, i = 0;
+            const T *g = dy + offset, *v = x + offset;
+            T *d = dx != NULL ? dx + offset : NULL;
+            double m = mean[c0 + c], sv = scale != NULL ? scale[c0 + c] : 0.0, t1 = 0.0, t2 = 0.0;
+            (void)m;
 #ifdef BN_VECTOR
-        bn_vd mc = bn_splat(mean), sc = bn_splat(scale);
-        bn_vd e0 = bn_splat(0), e1 = e0, f0 = e0, f1 = e0;
-        (void)mc;
-        for (; i + 8 <= L; i += 8) {
-            bn_vd g0 = BN_LOAD(g + i), g1 = BN_LOAD(g + i + 4);
-            e0 += g0;
-            e1 += g1;
-            f0 += g0 * BN_CENTER(BN_LOAD(v + i), mc);
-            f1 += g1 * BN_CENTER(BN_LOAD(v + i + 4), mc);
-            if (d != NULL) {
-                BN_STORE(d + i, g0 * sc);
-                BN_STORE(d + i + 4, g1 * sc);
+            bn_vd mc = bn_splat(m), sc = bn_splat(sv);
+            bn_vd e0 = bn_splat(0), e1 = e0, f0 = e0, f1 = e0;
+            (void)mc;
+            for (; i + 8 <= L; i += 8) {
+                bn_vd g0 = BN_LOAD(g + i), g1 = BN_LOAD(g + i + 4);
+                e0 += g0;
+                e1 += g1;
+                f0 += g0 * BN_CENTER(BN_LOAD(v + i), mc);
+                f1 += g1 * BN_CENTER(BN_LOAD(v + i + 4), mc);
+                if (d != NULL) {
+                    BN_STORE(d + i, g0 * sc);
+                    BN_STORE(d + i + 4, g1 * sc);
+                }
             }
-        }
-        t1 += bn_hsum(e0 + e1);
-        t2 += bn_hsum(f0 + f1);
+            t1 = bn_hsum(e0 + e1);
+            t2 = bn_hsum(f0 + f1);
 #endif
-        for (; i < L; i++) {
-            double gi = (double)g[i];
-            t1 += gi;
-            t2 += gi * BN_CENTER((double)v[i], mean);
-            if (d != NULL)
-                d[i] = (T)(gi * scale);
+            for (; i < L; i++) {
+                double gi = (double)g[i];
+                t1 += gi;
+                t2 += gi * BN_CENTER((double)v[i], m);
+                if (d != NULL)
+                    d[i] = (T)(gi * sv);
+            }
+            unit_dy[c] += t1;
+            unit_dyxc[c] += t2;
         }
     }
-    *unit_dy = t1;
-    *unit_dyxc = BN_F32 ? t2 - mean * t1 : t2;
+    for (ptrdiff_t c = 0; c < cw; c++) {
+        out_dy[c] = unit_dy[c];
+        out_dyxc[c] = BN_F32 ? unit_dyxc[c] - mean[c0 + c] * unit_dy[c] : unit_dyxc[c];
+    }
 }
 #undef BN_CENTER
 
@@ -675,34 +711,23 @@ static void F(bn_chunk_grad_sums)(double *chunk_dy, double *chunk_dyxc, T *dx, c
                                   const T *x, const double *mean, const double *scale,
                                   const bn_plan *p)
 {
-    ptrdiff_t C = p->channels, units = bn_reduce_units(p);
-    int bn_threads = p->threads, bn_fork;
-    ptrdiff_t bn_grain;
+    ptrdiff_t C = p->channels, units = bn_reduce_units(p), width = p->block_width;
+    int bn_threads = p->threads, bn_fork = p->parallel && units > 1;
+    ptrdiff_t bn_grain = bn_grain_for(p, units);
     (void)bn_threads;
-    if (p->rows_layout) {
-        bn_fork = p->parallel && units > 1;
-        bn_grain = bn_grain_for(p, units);
-        (void)bn_fork;
-        (void)bn_grain;
-        BN_PARALLEL_FOR
-        for (ptrdiff_t u = 0; u < units; u++) {
-            ptrdiff_t k = u / p->channel_blocks, c0 = (u % p->channel_blocks) * BN_CHANNEL_BLOCK;
-            ptrdiff_t cw = C - c0 < BN_CHANNEL_BLOCK ? C - c0 : BN_CHANNEL_BLOCK;
+    (void)bn_fork;
+    (void)bn_grain;
+    BN_PARALLEL_FOR
+    for (ptrdiff_t u = 0; u < units; u++) {
+        ptrdiff_t k = u / p->channel_blocks, c0 = (u % p->channel_blocks) * width;
+        ptrdiff_t cw = C - c0 < width ? C - c0 : width, r0 = bn_chunk_start(p, k);
+        ptrdiff_t r1 = bn_chunk_start(p, k + 1);
+        if (p->rows_layout)
             F(bn_grad_sums_rows)(chunk_dy + k * C + c0, chunk_dyxc + k * C + c0, dx, dy, x, mean,
-                                 scale, bn_chunk_start(p, k), bn_chunk_start(p, k + 1), C, c0, cw);
-        }
-    } else {
-        bn_fork = p->parallel && units > 1;
-        bn_grain = bn_grain_for(p, units);
-        (void)bn_fork;
-        (void)bn_grain;
-        BN_PARALLEL_FOR
-        for (ptrdiff_t u = 0; u < units; u++) {
-            ptrdiff_t k = u / C, c = u % C;
-            F(bn_grad_sums_segments)(chunk_dy + u, chunk_dyxc + u, dx, dy, x, mean[c],
-                                     scale != NULL ? scale[c] : 0.0, bn_chunk_start(p, k),
-                                     bn_chunk_start(p, k + 1), C, c, p->inner);
-        }
+                                 scale, r0, r1, C, c0, cw);
+        else
+            F(bn_grad_sums_segments)(chunk_dy + k * C + c0, chunk_dyxc + k * C + c0, dx, dy, x,
+                                     mean, scale, r0, r1, C, c0, cw, p->inner);
     }
 }
 

@@ -26,8 +26,10 @@ SMALL_SHAPES = [
 ]
 # Larger: several chunks and the threaded path (>= 65536 values), channel blocks (C > 512),
 # statistics blocks shorter than a segment (inner > 4096) or than the rows (C small, many rows).
+# Channels-first units are (chunk, block of 64 channels): (40, 130, 20) on axis 1 has three chunks of
+# three channel blocks, the last of 2 channels.
 LARGE_CASES = [((64, 40, 30), (0, 1, 2)), ((300, 520), (1, 0)), ((3, 2, 5000), (1,)),
-               ((5000, 3), (1,)), ((8, 6, 6, 96), (3, 1))]
+               ((5000, 3), (1,)), ((8, 6, 6, 96), (3, 1)), ((40, 130, 20), (1,))]
 
 LAYOUTS = ["C", "F", "transposed", "sliced", "negative"]
 KINDS = ["normal", "constant_channel", "offset", "mixed_scales"]
