@@ -20,9 +20,10 @@ forward must at least read x twice and write y once (t_read + t_copy); a backwar
 twice and write dx once (3·t_read + t_copy); fwd+bwd is their sum; inference reads x once and
 writes y once (t_copy).
 
-The machine is shared and noisy: every figure is the median of several rounds in which all the
-functions of a case are timed one batch each, interleaved (a burst of load slows them alike), and
-only ratios measured in the same run are meaningful. Usage:
+The machine is shared and noisy: all the functions of a case are timed in rounds, one batch each,
+interleaved; times are medians over the rounds, and every ratio is the median over the rounds of
+the ratio within a round (a burst of load, or a lower clock, slows a round's batches alike). Only
+ratios measured in the same run are meaningful. Usage:
 
     python benchmarks/bench_batchnorm.py [--quick] [--repeats N] [--threads 1,2] [--shapes 32x16x16x96,...]
                                          [--no-torch] [--cpu-time]
@@ -63,8 +64,8 @@ def calls_for(fn, min_time):
     return max(1, int(min_time / once))
 
 
-def interleaved_medians(functions, repeats, min_time=0.01):
-    """Median seconds per call of each of `functions` (name -> (fn, min_time or None)).
+def interleaved_rounds(functions, repeats, min_time=0.01):
+    """Seconds per call of each of `functions` (name -> (fn, min_time or None)), one per round.
 
     The functions are timed in rounds, one batch of each per round, so that a burst of load from
     other processes on a shared machine slows every function's batch alike instead of all the
@@ -81,7 +82,7 @@ def interleaved_medians(functions, repeats, min_time=0.01):
             for _ in range(calls):
                 fn()
             samples[name].append((CLOCK() - t0) / calls)
-    return {name: float(np.median(times)) for name, times in samples.items()}
+    return samples
 
 
 # ---- the NumPy reference (float32, vectorised) ----------------------------------------------------
@@ -196,17 +197,28 @@ def bench_case(shape, channels_last, threads, repeats, torch, with_numpy):
         functions["torch fwd+bwd"] = (t_step, None)
         functions["torch inf"] = (t_inf, None)
 
-    t = interleaved_medians(functions, repeats)
+    rounds = interleaved_rounds(functions, repeats)
+    rounds = {name: np.array(times) for name, times in rounds.items()}
     ops_names = ("fwd", "bwd", "fwd+bwd", "inf")
-    row = {lib: {op: t[f"{lib} {op}"] for op in ops_names} for lib in ("bnpy", "numpy", "torch")
-           if f"{lib} fwd" in t}
+    # Per round, the floor from that round's copy and read (the faster of NumPy's and torch's).
+    t_copy = np.min([rounds[k] for k in ("numpy copy", "torch copy") if k in rounds], axis=0)
+    t_read = np.minimum(np.min([rounds[k] for k in ("numpy read", "torch read") if k in rounds], axis=0), t_copy)
+    per_round = {f"floor {op}": v for op, v in (("fwd", t_read + t_copy), ("bwd", 3 * t_read + t_copy),
+                                               ("fwd+bwd", 4 * t_read + 2 * t_copy), ("inf", t_copy))}
+    per_round.update(rounds)
+    row = {lib: {op: float(np.median(per_round[f"{lib} {op}"])) for op in ops_names}
+           for lib in ("bnpy", "numpy", "torch", "floor") if f"{lib} fwd" in per_round}
     if with_numpy:
-        row["twin"] = {"fwd+bwd": t["twin fwd+bwd"]}
-    t_copy = min(t[k] for k in ("numpy copy", "torch copy") if k in t)
-    t_read = min(min(t[k] for k in ("numpy read", "torch read") if k in t), t_copy)
-    row["floor"] = {"fwd": t_read + t_copy, "bwd": 3 * t_read + t_copy,
-                    "fwd+bwd": 4 * t_read + 2 * t_copy, "inf": t_copy}
+        row["twin"] = {"fwd+bwd": float(np.median(per_round["twin fwd+bwd"]))}
+    row["rounds"] = per_round
     return row
+
+
+def ratio(row, numerator, denominator, op):
+    """The median over rounds of numerator/denominator for op, both timed in the same round (so a
+    change of the machine's speed between rounds, e.g. its clock under other load, cancels)."""
+    r = row["rounds"]
+    return float(np.median(r[f"{numerator} {op}"] / r[f"{denominator} {op}"]))
 
 
 def fmt_time(t):
@@ -263,11 +275,11 @@ def main():
                 for op in ("fwd", "bwd", "fwd+bwd", "inf"):
                     b = row["bnpy"][op]
                     line = (f"{str(shape):>18} {layout:>6} {threads:>3} {op:>7} | {fmt_time(b)} "
-                            f"{fmt_time(row['floor'][op])} {b / row['floor'][op]:10.2f}")
-                    line += (f" | {fmt_time(row['numpy'][op])} {row['numpy'][op] / b:10.1f}"
+                            f"{fmt_time(row['floor'][op])} {ratio(row, 'bnpy', 'floor', op):10.2f}")
+                    line += (f" | {fmt_time(row['numpy'][op])} {ratio(row, 'numpy', 'bnpy', op):10.1f}"
                              if "numpy" in row else f" | {'-':>11} {'-':>10}")
                     if torch is not None:
-                        line += f" | {fmt_time(row['torch'][op])} {row['torch'][op] / b:10.2f}"
+                        line += f" | {fmt_time(row['torch'][op])} {ratio(row, 'torch', 'bnpy', op):10.2f}"
                     print(line, flush=True)
                 summary.append((shape, layout, threads, row))
     print()
@@ -276,19 +288,19 @@ def main():
     print("checks (issue 2):")
     for shape, layout, threads, row in summary:
         nbytes = int(np.prod(shape)) * 4
-        r = row["bnpy"]["fwd+bwd"] / row["floor"]["fwd+bwd"]
-        i = row["bnpy"]["inf"] / row["floor"]["inf"]
+        r = ratio(row, "bnpy", "floor", "fwd+bwd")
+        i = ratio(row, "bnpy", "floor", "inf")
         notes = []
         if nbytes >= mib:
             notes.append(f"fwd+bwd/floor {r:.2f} ({'ok' if r <= 1.5 else 'over 1.5'})")
             notes.append(f"inf/copy {i:.2f} ({'ok' if i <= 1.3 else 'over 1.3'})")
         if "numpy" in row:
-            q = row["numpy"]["fwd+bwd"] / row["bnpy"]["fwd+bwd"]
-            t = row["twin"]["fwd+bwd"] / row["bnpy"]["fwd+bwd"]
+            q = ratio(row, "numpy", "bnpy", "fwd+bwd")
+            t = ratio(row, "twin", "bnpy", "fwd+bwd")
             notes.append(f"fwd+bwd: numpy-float32/bnpy {q:.1f}x, float64 twin (tests/reference.py)/bnpy "
                          f"{t:.1f}x ({'ok' if t >= 10 else 'under 10x'})")
         if "torch" in row and shape in SEED_CONV_SHAPES and layout == "last" and threads == 2:
-            q = row["torch"]["fwd+bwd"] / row["bnpy"]["fwd+bwd"]
+            q = ratio(row, "torch", "bnpy", "fwd+bwd")
             notes.append(f"torch/bnpy {q:.2f}x ({'ok' if q >= 2 else 'under 2x'})")
         if shape == (32, 10):
             notes.append("per call: " + ", ".join(f"{op} {row['bnpy'][op] * 1e6:.1f}us" for op in ("fwd", "bwd", "inf")))
@@ -311,10 +323,10 @@ def markdown_table(summary, clock_note):
     for shape, layout, threads, row in summary:
         b = row["bnpy"]
         cells = [str(shape), layout, str(threads), fmt_time(b["fwd+bwd"]).strip(),
-                 f"{b['fwd+bwd'] / row['floor']['fwd+bwd']:.2f}", f"{b['inf'] / row['floor']['inf']:.2f}"]
-        cells.append(f"{row['numpy']['fwd+bwd'] / b['fwd+bwd']:.1f}" if "numpy" in row else "–")
-        cells.append(f"{row['twin']['fwd+bwd'] / b['fwd+bwd']:.1f}" if "twin" in row else "–")
-        cells.append(f"{row['torch']['fwd+bwd'] / b['fwd+bwd']:.2f}" if "torch" in row else "–")
+                 f"{ratio(row, 'bnpy', 'floor', 'fwd+bwd'):.2f}", f"{ratio(row, 'bnpy', 'floor', 'inf'):.2f}"]
+        cells.append(f"{ratio(row, 'numpy', 'bnpy', 'fwd+bwd'):.1f}" if "numpy" in row else "–")
+        cells.append(f"{ratio(row, 'twin', 'bnpy', 'fwd+bwd'):.1f}" if "twin" in row else "–")
+        cells.append(f"{ratio(row, 'torch', 'bnpy', 'fwd+bwd'):.2f}" if "torch" in row else "–")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
