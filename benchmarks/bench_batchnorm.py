@@ -258,7 +258,7 @@ def main():
     if hasattr(os, "getloadavg"):
         print("load average at start: {:.1f} {:.1f} {:.1f} (other processes inflate wall times, "
               "above all with 2 threads)".format(*os.getloadavg()))
-    print("float32; medians of {} repeats; ratios are time/time in this run; clock: {}\n".format(
+    print("float32; medians of {} interleaved rounds; a ratio is the median of its per-round ratios; clock: {}\n".format(
         repeats, "thread CPU time for 1 thread, wall time otherwise" if args.cpu_time else "wall time"))
 
     summary = []
