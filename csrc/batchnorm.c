@@ -187,6 +187,25 @@ static void bn_make_plan(bn_plan *p, ptrdiff_t outer, ptrdiff_t channels, ptrdif
     p->parallel = p->threads > 1 && total >= BN_PARALLEL_MIN_VALUES;
 }
 
+/* A reduction's loop over its units, in parallel (dynamic schedule): BODY runs for chunk k,
+ * channels [c0, c0 + cw) and outer indices [r0, r1), with C the channel count. */
+#define BN_FOR_EACH_UNIT(p, ...)                                                                  \
+    do {                                                                                          \
+        ptrdiff_t C = (p)->channels, units = bn_reduce_units(p), width = (p)->block_width;        \
+        int bn_threads = (p)->threads, bn_fork = (p)->parallel && units > 1;                      \
+        ptrdiff_t bn_grain = bn_grain_for((p), units);                                            \
+        (void)bn_threads;                                                                         \
+        (void)bn_fork;                                                                            \
+        (void)bn_grain;                                                                           \
+        BN_PARALLEL_FOR                                                                           \
+        for (ptrdiff_t u = 0; u < units; u++) {                                                   \
+            ptrdiff_t k = u / (p)->channel_blocks, c0 = (u % (p)->channel_blocks) * width;        \
+            ptrdiff_t cw = C - c0 < width ? C - c0 : width, r0 = bn_chunk_start((p), k);          \
+            ptrdiff_t r1 = bn_chunk_start((p), k + 1);                                            \
+            __VA_ARGS__                                                                           \
+        }                                                                                         \
+    } while (0)
+
 /* First outer index of chunk k (k = chunks gives outer). */
 static inline ptrdiff_t bn_chunk_start(const bn_plan *p, ptrdiff_t k)
 {
@@ -594,24 +613,14 @@ static BN_HOT void F(bn_stats_segments)(double *unit_mean, double *unit_m2, cons
 static void F(bn_chunk_stats)(double *chunk_mean, double *chunk_m2, const T *x,
                               const double *pivot, const bn_plan *p)
 {
-    ptrdiff_t C = p->channels, units = bn_reduce_units(p), width = p->block_width;
-    int bn_threads = p->threads, bn_fork = p->parallel && units > 1;
-    ptrdiff_t bn_grain = bn_grain_for(p, units);
-    (void)bn_threads;
-    (void)bn_fork;
-    (void)bn_grain;
-    BN_PARALLEL_FOR
-    for (ptrdiff_t u = 0; u < units; u++) {
-        ptrdiff_t k = u / p->channel_blocks, c0 = (u % p->channel_blocks) * width;
-        ptrdiff_t cw = C - c0 < width ? C - c0 : width, r0 = bn_chunk_start(p, k);
-        ptrdiff_t r1 = bn_chunk_start(p, k + 1);
+    BN_FOR_EACH_UNIT(p, {
         if (p->rows_layout)
             F(bn_stats_rows)(chunk_mean + k * C + c0, chunk_m2 + k * C + c0, x, pivot + c0, r0, r1,
                              C, c0, cw);
         else
             F(bn_stats_segments)(chunk_mean + k * C + c0, chunk_m2 + k * C + c0, x, pivot + c0, r0,
                                  r1, C, c0, cw, p->inner);
-    }
+    });
 }
 
 /* ---- gradient sums: one work unit --------------------------------------------------------
@@ -754,24 +763,14 @@ static void F(bn_chunk_grad_sums)(double *chunk_dy, double *chunk_dyxc, T *dx, c
                                   const T *x, const double *mean, const double *scale,
                                   const bn_plan *p)
 {
-    ptrdiff_t C = p->channels, units = bn_reduce_units(p), width = p->block_width;
-    int bn_threads = p->threads, bn_fork = p->parallel && units > 1;
-    ptrdiff_t bn_grain = bn_grain_for(p, units);
-    (void)bn_threads;
-    (void)bn_fork;
-    (void)bn_grain;
-    BN_PARALLEL_FOR
-    for (ptrdiff_t u = 0; u < units; u++) {
-        ptrdiff_t k = u / p->channel_blocks, c0 = (u % p->channel_blocks) * width;
-        ptrdiff_t cw = C - c0 < width ? C - c0 : width, r0 = bn_chunk_start(p, k);
-        ptrdiff_t r1 = bn_chunk_start(p, k + 1);
+    BN_FOR_EACH_UNIT(p, {
         if (p->rows_layout)
             F(bn_grad_sums_rows)(chunk_dy + k * C + c0, chunk_dyxc + k * C + c0, dx, dy, x, mean,
                                  scale, r0, r1, C, c0, cw);
         else
             F(bn_grad_sums_segments)(chunk_dy + k * C + c0, chunk_dyxc + k * C + c0, dx, dy, x,
                                      mean, scale, r0, r1, C, c0, cw, p->inner);
-    }
+    });
 }
 
 /* ---- elementwise passes ----------------------------------------------------------------------
