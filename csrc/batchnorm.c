@@ -71,11 +71,6 @@ typedef float bn_vf __attribute__((vector_size(16)));
 #define bn_splat(a) ((bn_vd){(a), (a), (a), (a)})
 #define bn_hsum(v) __extension__({ bn_vd h_ = (v); (h_[0] + h_[2]) + (h_[1] + h_[3]); })
 #endif
-#if defined(__GNUC__)
-#define BN_INLINE static inline __attribute__((always_inline))
-#else
-#define BN_INLINE static inline
-#endif
 
 /* Let a·b + c contract to one fused multiply-add where the clone has FMA (-std=c11 turns that
  * off): fewer operations in the gradient sums and the elementwise passes, and one rounding less. */
