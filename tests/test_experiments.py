@@ -429,6 +429,8 @@ def test_resume_without_out_continues_the_latest_unfinished_run(offline, digits_
 
 @pytest.mark.parametrize("argv, message", [
     (["article", "--groups", "all-comments,bogus"], "--groups: unknown group(s) 'bogus'"),
+    (["article", "--groups", "no-bn,all-comments,no-bn"], "--groups: 'no-bn' given more than once"),
+    (["paper-fig1", "--groups", "bn,batchnorm"], "--groups: unknown group(s) 'batchnorm'; choose from no-bn, bn"),
     (["article", "--dataset", "/no/such/dir"], "--dataset must be one of"),
     (["article", "--dataset", "fashion_mnist", "--train-size", 100000],
      "--train-size 100000 asked, but the dataset has only 128"),

@@ -20,6 +20,21 @@ class ExperimentError(Exception):
     """A problem the user can fix (bad option, existing results, missing data): printed, exit 2."""
 
 
+def parse_groups(text, known):
+    """The groups named by --groups (comma-separated, each once), in order; all of `known` for None."""
+    if text is None:
+        return list(known)
+    groups = [g.strip() for g in text.split(",") if g.strip()]
+    unknown = [g for g in groups if g not in known]
+    if unknown or not groups:
+        raise ExperimentError("--groups: unknown group(s) {}; choose from {}".format(
+            ", ".join(repr(g) for g in unknown) or "(none given)", ", ".join(known)))
+    repeated = sorted({g for g in groups if groups.count(g) > 1})
+    if repeated:
+        raise ExperimentError("--groups: {} given more than once".format(", ".join(map(repr, repeated))))
+    return groups
+
+
 # --------------------------------------------------------------------------------------------
 # Atomic files
 # --------------------------------------------------------------------------------------------

@@ -33,7 +33,6 @@ import time
 import numpy as np
 
 from . import _common
-from ._common import ExperimentError
 
 GROUPS = {
     "all-comments": ("all four commented lines enabled: BN after conv 1, after the pooling, after "
@@ -88,21 +87,8 @@ def build_model(group, input_shape, num_classes=10):
     return model
 
 
-def parse_groups(text):
-    if text is None:
-        return list(GROUPS)
-    groups = [g.strip() for g in text.split(",") if g.strip()]
-    unknown = [g for g in groups if g not in GROUPS]
-    if unknown or not groups:
-        raise ExperimentError("--groups: unknown group(s) {}; choose from {}".format(
-            ", ".join(repr(g) for g in unknown) or "(none given)", ", ".join(GROUPS)))
-    if len(set(groups)) != len(groups):
-        raise ExperimentError("--groups: a group is named twice in {!r}".format(text))
-    return groups
-
-
 def validate_args(args):
-    parse_groups(args.groups)
+    _common.parse_groups(args.groups, GROUPS)
 
 
 def _history_row(epoch, history, seconds):
@@ -150,7 +136,7 @@ def run(args, run_dir, resuming, log, after_epoch=None):
     ``after_epoch(group, epochs_done)`` is called after each epoch's checkpoint is on disk (the
     tests use it to interrupt a run).
     """
-    groups = parse_groups(args.groups)
+    groups = _common.parse_groups(args.groups, GROUPS)
     x_train, y_train, x_test, y_test, data_info = _common.load_dataset(
         args.dataset, ("cifar10", "fashion_mnist"), log)
     x_train, y_train = _common.take_subset(x_train, y_train, args.train_size, "--train-size")

@@ -47,19 +47,8 @@ def build_model(group, input_dim, num_classes=10):
     return model
 
 
-def parse_groups(text):
-    if text is None:
-        return list(GROUPS)
-    groups = [g.strip() for g in text.split(",") if g.strip()]
-    unknown = [g for g in groups if g not in GROUPS]
-    if unknown or not groups or len(set(groups)) != len(groups):
-        raise ExperimentError("--groups: expected distinct names from {}, got {!r}".format(
-            ", ".join(GROUPS), text))
-    return groups
-
-
 def validate_args(args):
-    parse_groups(args.groups)
+    _common.parse_groups(args.groups, GROUPS)
     if args.unit >= HIDDEN_UNITS:
         raise ExperimentError("--unit must be below {}, got {}".format(HIDDEN_UNITS, args.unit))
 
@@ -108,7 +97,7 @@ def _evaluate(model, x_test, y_test_1h, unit, step, train_time):
 
 def run(args, run_dir, resuming, log, after_epoch=None):
     validate_args(args)
-    groups = parse_groups(args.groups)
+    groups = _common.parse_groups(args.groups, GROUPS)
     x_train, y_train, x_test, y_test, info = _common.load_dataset(
         args.dataset, ("mnist", "fashion_mnist"), log)
     x_train, y_train = _common.take_subset(x_train, y_train, args.train_size, "--train-size")
