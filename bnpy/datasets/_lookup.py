@@ -153,17 +153,27 @@ def _check_explicit(source, path):
     if not os.path.isdir(path):  # the file named is there but is not what it should be
         raise data_utils.DataFileError("{}: path={!r} {}; expected {}".format(
             source.function, path, problem, " or ".join(source.candidates)))
-    notes = ["{}: {}".format(path, problem)]
-    if os.path.isdir(path):
-        for name in source.candidates:
-            candidate = os.path.join(path, name)
-            if os.path.exists(candidate):
-                candidate_problem = source.check(candidate)
-                if candidate_problem is None:
-                    return candidate
-                notes.append("{}: {}".format(candidate, candidate_problem))
+    usable, problems = _first_usable(source, path)
+    if usable is not None:
+        return usable
+    notes = ["{}: {}".format(path, problem)] + ["{}: {}".format(os.path.join(path, name), why)
+                                                 for name, why in problems]
     raise FileNotFoundError("{}: path={!r} holds no usable {} ({}); expected {}".format(
         source.function, path, source.title, "; ".join(notes), " or ".join(source.candidates)))
+
+
+def _first_usable(source, folder):
+    """(the first of source's candidate names in folder that passes its check, or None; and the
+    (name, problem) of each candidate found there before it that did not)."""
+    problems = []
+    for name in source.candidates:
+        candidate = os.path.join(folder, name)
+        if os.path.exists(candidate):
+            problem = source.check(candidate)
+            if problem is None:
+                return candidate, problems
+            problems.append((name, problem))
+    return None, problems
 
 
 def locate(source, path=None, progress=True):
@@ -172,15 +182,10 @@ def locate(source, path=None, progress=True):
         return _check_explicit(source, path)
     searched = []
     for label, folder in search_roots():
-        notes = []
-        for name in source.candidates:
-            candidate = os.path.join(folder, name)
-            if os.path.exists(candidate):
-                problem = source.check(candidate)
-                if problem is None:
-                    return candidate
-                notes.append("{} {}".format(name, problem))
-        searched.append((label, folder, "; ".join(notes)))
+        usable, problems = _first_usable(source, folder)
+        if usable is not None:
+            return usable
+        searched.append((label, folder, "; ".join("{} {}".format(name, why) for name, why in problems)))
     if is_offline():
         raise FileNotFoundError(_not_found_message(
             source, searched, "skipped because ${} is set".format(ENV_OFFLINE)))
