@@ -416,6 +416,15 @@ def take_subset(x, y, size, what):
     return x[:size], y[:size]
 
 
+def load_run_data(args, default_chain, log):
+    """The dataset of ``args.dataset`` (see load_dataset), cut to ``args.train_size`` and
+    ``args.test_size``: (x_train, y_train, x_test, y_test, info)."""
+    x_train, y_train, x_test, y_test, info = load_dataset(args.dataset, default_chain, log)
+    x_train, y_train = take_subset(x_train, y_train, args.train_size, "--train-size")
+    x_test, y_test = take_subset(x_test, y_test, args.test_size, "--test-size")
+    return x_train, y_train, x_test, y_test, info
+
+
 def one_hot(labels, num_classes):
     from bnpy.utils.np_utils import to_categorical
     return to_categorical(labels, num_classes).astype(np.float32)

@@ -137,10 +137,7 @@ def run(args, run_dir, resuming, log, after_epoch=None):
     tests use it to interrupt a run).
     """
     groups = _common.parse_groups(args.groups, GROUPS)
-    x_train, y_train, x_test, y_test, data_info = _common.load_dataset(
-        args.dataset, ("cifar10", "fashion_mnist"), log)
-    x_train, y_train = _common.take_subset(x_train, y_train, args.train_size, "--train-size")
-    x_test, y_test = _common.take_subset(x_test, y_test, args.test_size, "--test-size")
+    x_train, y_train, x_test, y_test, data_info = _common.load_run_data(args, ("cifar10", "fashion_mnist"), log)
     num_classes = data_info["num_classes"]
     y_train_1h = _common.one_hot(y_train, num_classes)
     y_test_1h = _common.one_hot(y_test, num_classes)

@@ -98,10 +98,7 @@ def _evaluate(model, x_test, y_test_1h, unit, step, train_time):
 def run(args, run_dir, resuming, log, after_epoch=None):
     validate_args(args)
     groups = _common.parse_groups(args.groups, GROUPS)
-    x_train, y_train, x_test, y_test, info = _common.load_dataset(
-        args.dataset, ("mnist", "fashion_mnist"), log)
-    x_train, y_train = _common.take_subset(x_train, y_train, args.train_size, "--train-size")
-    x_test, y_test = _common.take_subset(x_test, y_test, args.test_size, "--test-size")
+    x_train, y_train, x_test, y_test, info = _common.load_run_data(args, ("mnist", "fashion_mnist"), log)
     num_classes = info["num_classes"]
     x_train = x_train.reshape(len(x_train), -1)
     x_test = x_test.reshape(len(x_test), -1)
