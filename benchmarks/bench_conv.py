@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 
+import benchtools  # noqa: E402  (benchmarks/, the script's own folder)
 import bnpy
 import bnpy.ops as ops
 from bnpy.ops import conv as conv_module
@@ -83,16 +84,10 @@ def torch_conv_steps(torch, x, kernel, bias, padding, need_dx, channels_last):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
-                        help="wall time (default) or process CPU time (load-robust; 1 thread only)")
+    benchtools.add_run_options(parser)
     args = parser.parse_args()
     global CLOCK
-    if args.clock == "cpu":
-        CLOCK = time.process_time
-        if any(t != 1 for t in args.threads):
-            sys.exit("--clock cpu is only meaningful with --threads 1")
+    CLOCK = benchtools.clock_of(args)
     from threadpoolctl import threadpool_info, threadpool_limits
     try:
         import torch

@@ -31,6 +31,7 @@ import time
 
 import numpy as np
 
+import benchtools  # noqa: E402  (benchmarks/, the script's own folder)
 import bnpy
 import bnpy.ops as ops
 
@@ -230,17 +231,11 @@ def peak_memory_of_fit(threads=1):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--repeats", type=int, default=15)
+    benchtools.add_run_options(parser)
     parser.add_argument("--memory", action="store_true", help="also measure a one-epoch fit's peak RSS")
-    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
-                        help="wall time (default) or process CPU time (load-robust; 1 thread only)")
     args = parser.parse_args()
     global CLOCK
-    if args.clock == "cpu":
-        CLOCK = time.process_time
-        if any(t != 1 for t in args.threads):
-            sys.exit("--clock cpu is only meaningful with --threads 1")
+    CLOCK = benchtools.clock_of(args)
     try:
         from threadpoolctl import threadpool_info, threadpool_limits
     except ImportError:
