@@ -4,7 +4,7 @@
  * process, so the ratios are free of Python and of most of a shared machine's noise.
  *
  *   cc -O3 -std=c11 -fopenmp -DBNPY_OPENMP -fno-math-errno -Icsrc benchmarks/bn_phases.c -o /tmp/bn_phases -lm
- *   /tmp/bn_phases N H W C [first] [threads]      e.g. /tmp/bn_phases 32 16 16 96
+ *   [BN_OFFSET=16] /tmp/bn_phases N H W C [first] [threads]      e.g. /tmp/bn_phases 32 16 16 96
  *
  * "last" times channels-last (N·H·W rows of C), "first" channels-first (N, C, H·W). */
 #define _GNU_SOURCE
@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 #include <math.h>
+#include <stdint.h>
 static int g_threads = 1;
 int bnpy_get_num_threads(void) { return g_threads; }
 #ifndef BNFILE
@@ -21,7 +22,10 @@ int bnpy_get_num_threads(void) { return g_threads; }
 #include BNFILE
 
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + 1e-9 * t.tv_nsec; }
-static float *alloc(size_t n) { char *p = malloc(n * 4 + 4096 + 16); return (float *)(p + 16); }
+/* Every array starts `g_offset` bytes past a 64-byte boundary (BN_OFFSET=16 is where NumPy's
+ * allocator puts large arrays: malloc's 16-byte header after an mmap'd page). */
+static size_t g_offset = 0;
+static float *alloc(size_t n) { char *p = malloc(n * 4 + 4096 + 128); p += (64 - (uintptr_t)p % 64) % 64; return (float *)(p + g_offset); }
 static double rnd(void) { double u = (rand() + 1.0) / (RAND_MAX + 2.0), v = (rand() + 1.0) / (RAND_MAX + 2.0); return sqrt(-2 * log(u)) * cos(6.283185307 * v); }
 __attribute__((target("avx2"))) static float readsum(const float *x, size_t n) {
     typedef float v8 __attribute__((vector_size(32)));
@@ -36,6 +40,7 @@ int main(int argc, char **argv) {
     ptrdiff_t N = atol(argv[1]), H = atol(argv[2]), W = atol(argv[3]), C = atol(argv[4]);
     int first = argc > 5 && argv[5][0] == 'f'; g_threads = argc > 6 ? atoi(argv[6]) : 1;
     int reps = 300;
+    if (getenv("BN_OFFSET")) g_offset = (size_t)atol(getenv("BN_OFFSET"));
     size_t n = N * H * W * C;
     float *x = alloc(n), *dy = alloc(n), *y = alloc(n), *dx = alloc(n), *dst = alloc(n);
     for (size_t i = 0; i < n; i++) { x[i] = rnd(); dy[i] = rnd(); }
@@ -47,7 +52,7 @@ int main(int argc, char **argv) {
     double *cm = malloc(8 * 64 * C * 2), *cm2 = cm + 64 * C, piv[4096], md[4096], sc[4096], sh[4096]; float coef[5 * 4096];
 
     for (int c = 0; c < C; c++) { piv[c] = 0; md[c] = mean[c]; sc[c] = 1; sh[c] = 0; }
-    printf("%s (%ld,%ld,%ld,%ld) th%d:", first ? "first" : "last ", N, H, W, C, g_threads);
+    printf("%s (%ld,%ld,%ld,%ld) th%d off%zu:", first ? "first" : "last ", N, H, W, C, g_threads, g_offset);
     TIME("copy", memcpy(dst, x, n * 4));
     TIME("read", sink = readsum(x, n));
     TIME("| stats", bn_chunk_stats_f32(cm, cm2, x, piv, &p));
@@ -57,6 +62,8 @@ int main(int argc, char **argv) {
     TIME("| gsums", bn_chunk_grad_sums_f32(cm, cm2, NULL, dy, x, md, NULL, &p));
     TIME("bwdaff", bn_affine_f32(dx, dy, x, sc, sc, NULL, md, sh, coef, &p));
     TIME("bwd", bnpy_bn_backward_f32(dx, dg, db, dy, x, g, mean, var, outer, C, inner, 1e-3));
+    TIME("| step", (bnpy_bn_forward_f32(y, mean, var, x, g, b, outer, C, inner, 1e-3),
+                    bnpy_bn_backward_f32(dx, dg, db, dy, x, g, mean, var, outer, C, inner, 1e-3)));
     printf("\n");
     return 0;
 }

@@ -501,3 +501,50 @@ def test_large_channels_last_elementwise_forms(dtype, channels):
         got = getattr(ops, name)(dy, x, gamma, mean, var, axis=-1)
         ref = getattr(reference, name)(dy, x, gamma, mean, var, -1, 1e-3)
         check(name, dtype, shape, -1, "C", "offset", list(zip(("dx", "dgamma", "dbeta"), got, ref)))
+
+
+def at_offset(shape, dtype, offset):
+    """An uninitialised C-contiguous array that starts `offset` bytes past a 64-byte boundary."""
+    itemsize = np.dtype(dtype).itemsize
+    count = int(np.prod(shape))
+    raw = np.empty(count * itemsize + 128, np.uint8)
+    start = (-raw.ctypes.data) % 64 + offset
+    return raw[start:start + count * itemsize].view(dtype).reshape(shape)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 5, 37])
+@pytest.mark.parametrize("dtype,channels", [(np.float32, 8), (np.float32, 24), (np.float64, 4),
+                                            (np.float64, 12), (np.float32, 12)])
+def test_elementwise_passes_at_every_alignment(dtype, channels, rows):
+    """Channels-last outputs at every element offset from a 32-byte boundary: the vector loops run
+    on rows shifted to the boundary (csrc/batchnorm.c, bn_affine_rows), the values before and after
+    them separately; every placement gives the same bits, in place too."""
+    rng = np.random.default_rng(rows * 100 + channels)
+    shape = (rows, channels)
+    x = (rng.standard_normal(shape) * 2 + 50).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    gamma, beta = channel_params(rng, channels, dtype)
+    y0, mean, var = ops.batch_norm_forward(x, gamma, beta, out=at_offset(shape, dtype, 0))
+    if rows > 1:
+        ry, _, _ = reference.batch_norm_forward(x, gamma, beta, -1, 1e-3)
+        assert relative_error(y0, ry) <= TOLERANCE[dtype]
+    calls = {
+        "forward": (lambda out: ops.batch_norm_forward(x, gamma, beta, out=out)[0], x),
+        "inference": (lambda out: ops.batch_norm_inference(x, gamma, beta, mean, var, out=out), x),
+        "backward": (lambda out: ops.batch_norm_backward(dy, x, gamma, mean, var, out=out)[0], dy),
+    }
+    for name, (call, aliased) in calls.items():
+        expected = call(at_offset(shape, dtype, 0))
+        for offset in range(0, 32, np.dtype(dtype).itemsize):
+            out = at_offset(shape, dtype, offset)
+            np.testing.assert_array_equal(call(out), expected, err_msg=f"{name}, out at +{offset} bytes")
+            # In place: out is the input it overwrites, at the same offset.
+            buffer = at_offset(shape, dtype, offset)
+            buffer[...] = aliased
+            if name == "backward":
+                got = ops.batch_norm_backward(buffer, x, gamma, mean, var, out=buffer)[0]
+            elif name == "forward":
+                got = ops.batch_norm_forward(buffer, gamma, beta, out=buffer)[0]
+            else:
+                got = ops.batch_norm_inference(buffer, gamma, beta, mean, var, out=buffer)
+            np.testing.assert_array_equal(got, expected, err_msg=f"{name} in place at +{offset} bytes")
