@@ -17,16 +17,18 @@ except ImportError as exc:  # no silent pure-Python fallback: the kernels are th
 
 
 def set_num_threads(n):
-    """Use ``n >= 1`` threads in bnpy's C kernels (OpenMP); returns the previous count.
+    """Use ``n`` threads (1 to 4096) in bnpy's C kernels (OpenMP); returns the previous count.
 
-    The initial count follows ``OMP_NUM_THREADS`` (or the number of cores). A build without
-    OpenMP always runs on one thread. Results do not depend on the count beyond rounding.
+    The initial count follows ``OMP_NUM_THREADS`` (or the number of cores). The kernels use at
+    most one thread per processor this process may run on: more only lose time, and a thread
+    team that libgomp cannot create would end the process. A build without OpenMP always runs on
+    one thread. Results do not depend on the count beyond rounding.
     """
     return _core.set_num_threads(n)
 
 
 def get_num_threads():
-    """The number of threads bnpy's C kernels use."""
+    """The thread count set by :func:`set_num_threads` (kernels use at most one per processor)."""
     return _core.get_num_threads()
 
 

@@ -16,11 +16,16 @@
 
 /* ---- threads (threads.c) -------------------------------------------------------------------- */
 
-/* Number of threads kernels use: set by bnpy_set_num_threads, initially OMP_NUM_THREADS or the
+/* The thread-count setting: set by bnpy_set_num_threads, initially OMP_NUM_THREADS or the
  * OpenMP default; always 1 in a serial build and in a process forked after loading the module
  * (libgomp's thread pool does not survive fork()). */
+int bnpy_num_threads_setting(void);
+/* Number of threads kernels use: the setting, but at most the processors this process may run
+ * on. More threads than that only lose time in these memory-bound kernels, and a team libgomp
+ * cannot create (set_num_threads(4096) under a memory limit) ends the process: libgomp exits
+ * with "Thread creation failed" instead of returning an error. */
 int bnpy_get_num_threads(void);
-/* n >= 1. Returns the previous value. */
+/* n >= 1. Returns the previous setting. */
 int bnpy_set_num_threads(int n);
 /* 1 when built with OpenMP. */
 int bnpy_have_openmp(void);

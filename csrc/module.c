@@ -23,14 +23,14 @@ static PyObject *set_num_threads(PyObject *module, PyObject *arg)
 
 static PyObject *get_num_threads(PyObject *module, PyObject *unused)
 {
-    return PyLong_FromLong(bnpy_get_num_threads());
+    return PyLong_FromLong(bnpy_num_threads_setting());
 }
 
 static PyMethodDef core_methods[] = {
     {"set_num_threads", set_num_threads, METH_O,
      "set_num_threads(n, /)\n--\n\nUse n >= 1 threads in every kernel; returns the previous count."},
     {"get_num_threads", get_num_threads, METH_NOARGS,
-     "get_num_threads()\n--\n\nThe number of threads kernels use (1 in a serial build)."},
+     "get_num_threads()\n--\n\nThe thread count set (1 in a serial build); kernels use at most one thread per processor."},
     {NULL, NULL, 0, NULL},
 };
 

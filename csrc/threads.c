@@ -36,7 +36,13 @@ int bnpy_have_openmp(void)
 #endif
 }
 
-int bnpy_get_num_threads(void)
+#ifdef BNPY_OPENMP
+/* The processors this process may run on (its affinity mask), read when the setting is first
+ * used and at every bnpy_set_num_threads (a system call: too slow for every kernel call). */
+static int processors = 0;
+#endif
+
+int bnpy_num_threads_setting(void)
 {
 #ifdef BNPY_FORK_GUARD
     if (in_forked_child)
@@ -54,11 +60,27 @@ int bnpy_get_num_threads(void)
 #endif
 }
 
+int bnpy_get_num_threads(void)
+{
+    int setting = bnpy_num_threads_setting();
+#ifdef BNPY_OPENMP
+    if (processors <= 0) {
+        processors = omp_get_num_procs();
+        if (processors < 1)
+            processors = 1;
+    }
+    return setting < processors ? setting : processors;
+#else
+    return setting;
+#endif
+}
+
 int bnpy_set_num_threads(int n)
 {
-    int previous = bnpy_get_num_threads();
+    int previous = bnpy_num_threads_setting();
 #ifdef BNPY_OPENMP
     num_threads = n < 1 ? 1 : n;
+    processors = 0; /* read again: the affinity mask may have changed */
 #endif
     return previous;
 }

@@ -9,6 +9,8 @@ differently when several callers use it at once). The batch-normalization kernel
 concurrency test in test_batchnorm_boundary.py.
 """
 import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -198,3 +200,39 @@ def test_fit_threads_caps_blas_while_bnpy_runs_parallel_and_restores_it(monkeypa
                     pass
     finally:
         bnpy.set_num_threads(previous)
+
+
+_CAP_SCRIPT = r"""
+import os, resource
+import numpy as np
+import bnpy
+from bnpy import ops
+
+rng = np.random.default_rng(0)
+x = rng.standard_normal((4000, 64)).astype(np.float32)
+images = rng.standard_normal((8, 32, 32, 16)).astype(np.float32)
+expected = (ops.batch_norm_forward(x, None, None)[0], ops.max_pool2d_forward(images, (2, 2))[0])
+# Room for the processors' threads (8 MiB stacks) and little else: 4096 threads need 32 GiB.
+with open("/proc/self/status") as status:
+    vm_kib = next(int(line.split()[1]) for line in status if line.startswith("VmSize:"))
+limit = vm_kib * 1024 + (512 + 16 * len(os.sched_getaffinity(0))) * 2 ** 20
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+bnpy.set_num_threads(4096)
+got = (ops.batch_norm_forward(x, None, None)[0], ops.max_pool2d_forward(images, (2, 2))[0])
+print(bnpy.get_num_threads(), all(np.array_equal(a, b) for a, b in zip(got, expected)))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not _core.HAVE_OPENMP,
+                    reason="needs Linux's RLIMIT_AS and /proc, and OpenMP")
+def test_more_threads_than_processors_cannot_end_the_process(tmp_path):
+    """set_num_threads accepts up to 4096, but the kernels use at most one thread per processor:
+    libgomp ends the process ("Thread creation failed") when it cannot create a team, as it cannot
+    with 4096 threads under a memory limit."""
+    # The bnpy this test imported (cwd elsewhere: a source checkout's bnpy/ must not shadow it).
+    env = dict(os.environ, OMP_NUM_THREADS="2",
+               PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(bnpy.__file__))] + sys.path))
+    run = subprocess.run([sys.executable, "-c", _CAP_SCRIPT], capture_output=True, text=True, timeout=300,
+                         env=env, cwd=str(tmp_path))
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == ["4096", "True"]
