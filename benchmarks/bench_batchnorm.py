@@ -214,11 +214,23 @@ def bench_case(shape, channels_last, threads, repeats, torch, with_numpy):
     return row
 
 
-def ratio(row, numerator, denominator, op):
-    """The median over rounds of numerator/denominator for op, both timed in the same round (so a
-    change of the machine's speed between rounds, e.g. its clock under other load, cancels)."""
+def round_ratios(row, numerator, denominator, op):
+    """numerator/denominator for op in each round, both timed in the same round (so a change of
+    the machine's speed between rounds, e.g. its clock under other load, cancels)."""
     r = row["rounds"]
-    return float(np.median(r[f"{numerator} {op}"] / r[f"{denominator} {op}"]))
+    return r[f"{numerator} {op}"] / r[f"{denominator} {op}"]
+
+
+def ratio(row, numerator, denominator, op):
+    """The median over rounds of numerator/denominator for op (see round_ratios)."""
+    return float(np.median(round_ratios(row, numerator, denominator, op)))
+
+
+def spread(row, numerator, denominator, op):
+    """The ratio's median and, in brackets, its lower and upper quartiles over the rounds: how far
+    the machine's noise moved it in this run."""
+    q1, q2, q3 = np.percentile(round_ratios(row, numerator, denominator, op), [25, 50, 75])
+    return f"{q2:.2f} [{q1:.2f}-{q3:.2f}]"
 
 
 def fmt_time(t):
@@ -229,7 +241,7 @@ def main():
     global CLOCK
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats, small shapes only")
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--shapes", help="only these shapes, e.g. 32x16x16x96,32x10 (default: all)")
     parser.add_argument("--no-torch", action="store_true")
@@ -285,15 +297,15 @@ def main():
     print()
     # The "done means" of issue 2, from the figures above.
     mib = 2 ** 20
-    print("checks (issue 2):")
+    print("checks (issue 2): median ratio [lower-upper quartile over the rounds]")
     for shape, layout, threads, row in summary:
         nbytes = int(np.prod(shape)) * 4
         r = ratio(row, "bnpy", "floor", "fwd+bwd")
         i = ratio(row, "bnpy", "floor", "inf")
         notes = []
         if nbytes >= mib:
-            notes.append(f"fwd+bwd/floor {r:.2f} ({'ok' if r <= 1.5 else 'over 1.5'})")
-            notes.append(f"inf/copy {i:.2f} ({'ok' if i <= 1.3 else 'over 1.3'})")
+            notes.append(f"fwd+bwd/floor {spread(row, 'bnpy', 'floor', 'fwd+bwd')} ({'ok' if r <= 1.5 else 'over 1.5'})")
+            notes.append(f"inf/copy {spread(row, 'bnpy', 'floor', 'inf')} ({'ok' if i <= 1.3 else 'over 1.3'})")
         if "numpy" in row:
             q = ratio(row, "numpy", "bnpy", "fwd+bwd")
             t = ratio(row, "twin", "bnpy", "fwd+bwd")
@@ -301,7 +313,7 @@ def main():
                          f"{t:.1f}x ({'ok' if t >= 10 else 'under 10x'})")
         if "torch" in row and shape in SEED_CONV_SHAPES and layout == "last" and threads == 2:
             q = ratio(row, "torch", "bnpy", "fwd+bwd")
-            notes.append(f"torch/bnpy {q:.2f}x ({'ok' if q >= 2 else 'under 2x'})")
+            notes.append(f"torch/bnpy {spread(row, 'torch', 'bnpy', 'fwd+bwd')}x ({'ok' if q >= 2 else 'under 2x'})")
         if shape == (32, 10):
             notes.append("per call: " + ", ".join(f"{op} {row['bnpy'][op] * 1e6:.1f}us" for op in ("fwd", "bwd", "inf")))
         print(f"  {str(shape):>18} {layout:>6} {threads} threads: " + "; ".join(notes))
