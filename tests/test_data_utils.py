@@ -144,6 +144,24 @@ def test_download_killed_mid_way_leaves_no_file_that_looks_complete(tmp_path, lo
     assert read_bytes(path) == PAYLOAD
 
 
+def test_stale_temp_files_of_killed_downloads_are_removed_by_the_next_download(tmp_path, local_server):
+    """What a SIGKILLed download leaves (the test above) is removed by the next download of the same
+    file once nobody has written it for an hour; a recent one may be another process's live
+    download, and other files' temp files are not this download's business."""
+    local_server.files["/blob.bin"] = PAYLOAD
+    datadir = tmp_path / "datasets"
+    datadir.mkdir()
+    old = time.time() - 2 * 3600
+    stale, live, other = datadir / ".blob.bin.k1ll3d.part", datadir / ".blob.bin.l1v3.part", datadir / ".other.bin.x.part"
+    for path in (stale, live, other):
+        path.write_bytes(b"partial")
+    for path in (stale, other):
+        os.utime(path, (old, old))
+    path = get_file("blob.bin", local_server.url("blob.bin"), cache_dir=str(tmp_path), progress=False)
+    assert read_bytes(path) == PAYLOAD
+    assert sorted(os.listdir(datadir)) == sorted(["blob.bin", live.name, other.name])
+
+
 def test_http_error_names_the_url_and_code(tmp_path, local_server):
     with pytest.raises(DownloadError, match=r"URL fetch failure on .*/missing\.bin: 404"):
         get_file("missing.bin", local_server.url("missing.bin"), cache_dir=str(tmp_path), progress=False)
