@@ -1,5 +1,6 @@
 /* batchnorm.c: Batch Normalization kernels (Ioffe & Szegedy 2015) on contiguous (outer, C, inner)
- * blocks, float32 and float64 from one type-generic body, every sum accumulated in double.
+ * blocks, float32 and float64 from one type-generic body; statistics summed in T over short
+ * blocks whose sums add up in double, gradient sums in double term by term.
  *
  * The file includes itself twice (the part under BN_BODY), once with T = float and once with
  * T = double, so each kernel has one body. Per channel c, with m = outer * inner values:
@@ -18,9 +19,9 @@
  * Statistics are numerically stable without a second read of x from memory: each channel is
  * summed about a shift near its mean (a pivot, the rounded mean of its first values) in T over
  * short blocks that are then added in double (see "reductions"); a block whose mean is far from
- * the shift, or
- * whose sums near T's range limits, is summed again exactly in double, and the pieces merge with
- * Chan's formula δ = mean_b − mean_a,  mean = mean_a + δ·n_b/n,  M2 = M2_a + M2_b + δ²·n_a·n_b/n.
+ * the shift, or whose sums near T's range limits, is summed again exactly in double, and the
+ * pieces merge with Chan's formula
+ *   δ = mean_b − mean_a,  mean = mean_a + δ·n_b/n,  M2 = M2_a + M2_b + δ²·n_a·n_b/n.
  * E[x²] − E[x]² is never used. The mean is carried relative to the pivot, so that
  * y = ((x − pivot) − (mean − pivot))·scale + β keeps every digit at large offsets.
  *

@@ -36,7 +36,9 @@ int bnpy_have_openmp(void);
  * channels-last (N, H, W, C) is (N·H·W, C, 1), channels-first (N, C, H, W) is (N, C, H·W), a dense
  * (N, C) is (N, C, 1). Per channel there are m = outer·inner values. Per-channel vectors (gamma,
  * beta, mean, var, dgamma, dbeta, moving_*) are (C,); gamma and beta may be NULL (γ = 1, β = 0).
- * Sums are accumulated in double; results do not depend on the thread count (bitwise).
+ * The statistics are summed in T over short blocks about a shift near the mean, the block sums
+ * in double (a block that fails its check is summed exactly in double); the gradient sums are
+ * accumulated in double term by term. Results do not depend on the thread count (bitwise).
  * The elementwise output (y, dx) may be the very same buffer as x or dy (in place); it must not
  * overlap anything else. Kernels returning int give 0, or -1 when scratch memory could not be
  * allocated, in which case nothing has been written. Formulas: the header of batchnorm.c. */

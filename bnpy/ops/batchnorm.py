@@ -18,9 +18,13 @@ unbiased variance), so PyTorch's defaults (0.1, 1e-5) are bnpy's ``momentum=0.9,
 Arrays: float32 or float64, all arrays of one call in the same dtype (a mismatch is a TypeError,
 never a silent cast); any strides (C-contiguous, aligned, native-endian input takes the fast path,
 other input is copied once). ``gamma``/``beta`` may be ``None`` (no scale / no centre). The statistics
-are summed in double precision block by block about a shift near each block's mean and merged
-with Chan's formula (as accurate as two passes, never E[x²] − E[x]² about 0), so a
-large offset (1e4 + N(0, 1) in float32) loses nothing. Results do not depend on the thread count
+are Σ(x − s) and Σ(x − s)² about a shift s near the channel's mean, summed in x's precision over
+short blocks (a float32 vector lane adds at most 32 terms) whose sums are added in double; a
+block that fails a check (its mean far from s, values near the float range's limits, NaN/Inf) is
+summed again exactly in double about its own mean and merged with Chan's formula. Never
+E[x²] − E[x]² about 0: a large offset (1e4 + N(0, 1) in float32) loses nothing, the mean is within
+~1e-7·σ and the variance ~1e-7 relative. The gradient sums Σdy and Σdy·(x − mean) are summed in
+double term by term. Results do not depend on the thread count
 (``bnpy.set_num_threads``); the GIL is released while the kernels run. A NaN or Inf stays in its
 own channel: it makes that channel's statistics and outputs NaN and leaves the others untouched.
 When ``var + ε`` is exactly 0 (a constant channel with ``epsilon=0``), ``1/√(var + ε)`` is taken as
