@@ -1,7 +1,8 @@
 /* conv.c: the memory-bound halves of a 2-D convolution (the matrix products are BLAS's, via NumPy).
  *
  * A convolution y = x ⋆ K is computed as one matrix product over an "im2col" matrix:
- *     col[(n, i, j), (di, dj, c)] = x[n, i*sh + di - pad_top, j*sw + dj - pad_left, c]  (0 outside x)
+ *     col[(n, i, j), (di, dj, c)] = x[n, i*sh + di*dh - pad_top, j*sw + dj*dw - pad_left, c]
+ * (0 outside x; dh = dw = 1 but for a dilated kernel)
  *     y[(n, i, j), o] = Σ_(di,dj,c) col[(n,i,j), (di,dj,c)] · K[(di,dj,c), o] + b[o]
  * and its backward as  dK = colᵀ·dy,  db = Σ_rows dy,  dcol = dy·Kᵀ,  dx = col2im(dcol)  (the
  * adjoint of im2col: every column entry is added back to the input cell it was copied from).
@@ -55,7 +56,8 @@ static inline int threads_for(double work)
 
 void SUF(bnpy_im2col)(T *col, const T *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
                       int channels_first, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,
-                      ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w)
+                      ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w,
+                      ptrdiff_t dh, ptrdiff_t dw)
 {
     const ptrdiff_t row_len = kh * kw * C; /* one output pixel's receptive field */
     const int nt = threads_for((double)N * out_h * out_w * row_len);
@@ -67,7 +69,7 @@ void SUF(bnpy_im2col)(T *col, const T *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W,
             for (ptrdiff_t j = 0; j < out_w; j++) {
                 const ptrdiff_t w0 = j * sw - pad_left;
                 for (ptrdiff_t di = 0; di < kh; di++) {
-                    const ptrdiff_t h = i * sh + di - pad_top;
+                    const ptrdiff_t h = i * sh + di * dh - pad_top;
                     if (h < 0 || h >= H) {
                         memset(dst, 0, (size_t)(kw * C) * sizeof(T));
                         dst += kw * C;
@@ -75,12 +77,12 @@ void SUF(bnpy_im2col)(T *col, const T *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W,
                     }
                     if (!channels_first) {
                         const T *src = image + (h * W) * C;
-                        if (w0 >= 0 && w0 + kw <= W) { /* the whole kernel row is inside x */
+                        if (dw == 1 && w0 >= 0 && w0 + kw <= W) { /* the kernel row: one run of x */
                             memcpy(dst, src + w0 * C, (size_t)(kw * C) * sizeof(T));
                             dst += kw * C;
                         } else {
                             for (ptrdiff_t dj = 0; dj < kw; dj++, dst += C) {
-                                const ptrdiff_t w = w0 + dj;
+                                const ptrdiff_t w = w0 + dj * dw;
                                 if (w < 0 || w >= W)
                                     memset(dst, 0, (size_t)C * sizeof(T));
                                 else
@@ -89,7 +91,7 @@ void SUF(bnpy_im2col)(T *col, const T *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W,
                         }
                     } else {
                         for (ptrdiff_t dj = 0; dj < kw; dj++, dst += C) {
-                            const ptrdiff_t w = w0 + dj;
+                            const ptrdiff_t w = w0 + dj * dw;
                             if (w < 0 || w >= W) {
                                 memset(dst, 0, (size_t)C * sizeof(T));
                                 continue;
@@ -107,7 +109,8 @@ void SUF(bnpy_im2col)(T *col, const T *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W,
 
 void SUF(bnpy_col2im)(T *dx, const T *dcol, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
                       int channels_first, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,
-                      ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w)
+                      ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w,
+                      ptrdiff_t dh, ptrdiff_t dw)
 {
     const ptrdiff_t row_len = kh * kw * C;
     const int nt = threads_for((double)N * out_h * out_w * row_len);
@@ -120,13 +123,13 @@ void SUF(bnpy_col2im)(T *dx, const T *dcol, ptrdiff_t N, ptrdiff_t H, ptrdiff_t 
             for (ptrdiff_t j = 0; j < out_w; j++) {
                 const ptrdiff_t w0 = j * sw - pad_left;
                 for (ptrdiff_t di = 0; di < kh; di++) {
-                    const ptrdiff_t h = i * sh + di - pad_top;
+                    const ptrdiff_t h = i * sh + di * dh - pad_top;
                     if (h < 0 || h >= H) {
                         src += kw * C;
                         continue;
                     }
                     for (ptrdiff_t dj = 0; dj < kw; dj++, src += C) {
-                        const ptrdiff_t w = w0 + dj;
+                        const ptrdiff_t w = w0 + dj * dw;
                         if (w < 0 || w >= W)
                             continue;
                         if (!channels_first) {

@@ -102,22 +102,27 @@ void bnpy_bn_update_moving_stats_f64(double *moving_mean, double *moving_var, co
  * cells outside x are zero padding. All sizes >= 1 (N, C >= 0). Each kernel exists as _f32 (float)
  * and _f64 (double). */
 
-/* col (N*out_h*out_w, kh*kw*C): col[(n,i,j), (di,dj,c)] = x[n, i*sh+di-pad_top, j*sw+dj-pad_left, c]
- * or 0 outside x. x: see above. */
+/* col (N*out_h*out_w, kh*kw*C):
+ *   col[(n,i,j), (di,dj,c)] = x[n, i*sh + di*dh - pad_top, j*sw + dj*dw - pad_left, c]
+ * or 0 outside x; dh, dw >= 1 dilate the kernel (1: a plain convolution). x: see above. */
 void bnpy_im2col_f32(float *col, const float *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
                      int channels_first, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,
-                     ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w);
+                     ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w,
+                     ptrdiff_t dh, ptrdiff_t dw);
 void bnpy_im2col_f64(double *col, const double *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
                      int channels_first, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,
-                     ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w);
+                     ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w,
+                     ptrdiff_t dh, ptrdiff_t dw);
 /* The adjoint of im2col. dx (like x, overwritten): dx[cell] = sum of the dcol entries that im2col
  * copied from that cell. dcol (N*out_h*out_w, kh*kw*C). */
 void bnpy_col2im_f32(float *dx, const float *dcol, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
                      int channels_first, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,
-                     ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w);
+                     ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w,
+                     ptrdiff_t dh, ptrdiff_t dw);
 void bnpy_col2im_f64(double *dx, const double *dcol, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
                      int channels_first, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,
-                     ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w);
+                     ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w,
+                     ptrdiff_t dh, ptrdiff_t dw);
 /* y (rows, C) in place: y[r, c] += bias[c]. bias (C,). */
 void bnpy_add_bias_rows_f32(float *y, const float *bias, ptrdiff_t rows, ptrdiff_t C);
 void bnpy_add_bias_rows_f64(double *y, const double *bias, ptrdiff_t rows, ptrdiff_t C);

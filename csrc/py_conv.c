@@ -12,6 +12,7 @@
 typedef struct {
     npy_intp N, H, W, C;         /* logical sizes, whatever the layout */
     npy_intp kh, kw, sh, sw;     /* window and strides */
+    npy_intp dh, dw;             /* kernel dilation (1: none); the window spans (kh-1)*dh + 1 rows */
     npy_intp pt, pb, pl, pr;     /* zero padding: top, bottom, left, right */
     npy_intp out_h, out_w;
     int channels_first;
@@ -21,6 +22,7 @@ typedef struct {
 static int shape_from_dims(geometry *g, const npy_intp *d, int channels_first)
 {
     g->channels_first = channels_first;
+    g->dh = g->dw = 1;
     g->N = d[0];
     if (channels_first) {
         g->C = d[1]; g->H = d[2]; g->W = d[3];
@@ -40,6 +42,15 @@ static int check_geometry(geometry *g, const char *func, int pool)
                      (Py_ssize_t)g->kh, (Py_ssize_t)g->kw);
         return -1;
     }
+    if (g->dh < 1 || g->dw < 1 || (double)(g->kh - 1) * (double)g->dh >= 0x1p60 ||
+        (double)(g->kw - 1) * (double)g->dw >= 0x1p60) {
+        PyErr_Format(PyExc_ValueError, "%s: dilation must be >= 1 and (kernel size - 1) * dilation "
+                     "below 2**60, got (%zd, %zd) for a kernel of (%zd, %zd)", func, (Py_ssize_t)g->dh,
+                     (Py_ssize_t)g->dw, (Py_ssize_t)g->kh, (Py_ssize_t)g->kw);
+        return -1;
+    }
+    /* The window's extent: the kernel's taps spread dh (dw) apart. */
+    const npy_intp ekh = (g->kh - 1) * g->dh + 1, ekw = (g->kw - 1) * g->dw + 1;
     if (g->sh < 1 || g->sw < 1) {
         PyErr_Format(PyExc_ValueError, "%s: strides must be >= 1, got (%zd, %zd)", func,
                      (Py_ssize_t)g->sh, (Py_ssize_t)g->sw);
@@ -76,15 +87,15 @@ static int check_geometry(geometry *g, const char *func, int pool)
                      (Py_ssize_t)g->H, (Py_ssize_t)g->W);
         return -1;
     }
-    if (g->H + g->pt + g->pb < g->kh || g->W + g->pl + g->pr < g->kw) {
+    if (g->H + g->pt + g->pb < ekh || g->W + g->pl + g->pr < ekw) {
         PyErr_Format(PyExc_ValueError,
-                     "%s: %s (%zd, %zd) is larger than the padded input (%zd, %zd)", func, window,
-                     (Py_ssize_t)g->kh, (Py_ssize_t)g->kw, (Py_ssize_t)(g->H + g->pt + g->pb),
-                     (Py_ssize_t)(g->W + g->pl + g->pr));
+                     "%s: %s%s (%zd, %zd) is larger than the padded input (%zd, %zd)", func,
+                     ekh != g->kh || ekw != g->kw ? "dilated " : "", window, (Py_ssize_t)ekh,
+                     (Py_ssize_t)ekw, (Py_ssize_t)(g->H + g->pt + g->pb), (Py_ssize_t)(g->W + g->pl + g->pr));
         return -1;
     }
-    g->out_h = (g->H + g->pt + g->pb - g->kh) / g->sh + 1;
-    g->out_w = (g->W + g->pl + g->pr - g->kw) / g->sw + 1;
+    g->out_h = (g->H + g->pt + g->pb - ekh) / g->sh + 1;
+    g->out_w = (g->W + g->pl + g->pr - ekw) / g->sw + 1;
     if (pool && (double)g->H * (double)g->W >= 2147483647.0) {
         PyErr_Format(PyExc_ValueError, "%s: an image plane of %zd x %zd cells is too large (argmax is int32)",
                      func, (Py_ssize_t)g->H, (Py_ssize_t)g->W);
@@ -156,18 +167,21 @@ static PyObject *py_im2col(PyObject *self, PyObject *args, PyObject *kwds)
 {
     static const char *func = "im2col";
     static char *kwlist[] = {"x", "kh", "kw", "sh", "sw", "pad_top", "pad_bottom", "pad_left",
-                             "pad_right", "channels_first", "out", NULL};
+                             "pad_right", "channels_first", "out", "dh", "dw", NULL};
     PyObject *x_obj, *out_obj = Py_None;
     PyArrayObject *x = NULL, *col = NULL;
     geometry g;
+    npy_intp dh = 1, dw = 1;
     int cf;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Onnnnnnnnp|O:im2col", kwlist, &x_obj, &g.kh, &g.kw,
-                                     &g.sh, &g.sw, &g.pt, &g.pb, &g.pl, &g.pr, &cf, &out_obj))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Onnnnnnnnp|Onn:im2col", kwlist, &x_obj, &g.kh, &g.kw,
+                                     &g.sh, &g.sw, &g.pt, &g.pb, &g.pl, &g.pr, &cf, &out_obj, &dh, &dw))
         return NULL;
     x = bnpy_input_array(x_obj, -1, func, "x");
     if (x == NULL || check_rank(x, 4, func, "x", "(N, H, W, C) or (N, C, H, W)") < 0)
         goto fail;
     shape_from_dims(&g, PyArray_DIMS(x), cf);
+    g.dh = dh;
+    g.dw = dw;
     if (check_geometry(&g, func, 0) < 0 ||
         check_size((double)g.N * g.out_h * g.out_w * g.kh * g.kw * g.C, func, "the column matrix") < 0)
         goto fail;
@@ -182,10 +196,10 @@ static PyObject *py_im2col(PyObject *self, PyObject *args, PyObject *kwds)
     Py_BEGIN_ALLOW_THREADS
     if (PyArray_TYPE(x) == NPY_FLOAT)
         bnpy_im2col_f32(PyArray_DATA(col), PyArray_DATA(x), g.N, g.H, g.W, g.C, cf, g.kh, g.kw, g.sh,
-                        g.sw, g.pt, g.pl, g.out_h, g.out_w);
+                        g.sw, g.pt, g.pl, g.out_h, g.out_w, g.dh, g.dw);
     else
         bnpy_im2col_f64(PyArray_DATA(col), PyArray_DATA(x), g.N, g.H, g.W, g.C, cf, g.kh, g.kw, g.sh,
-                        g.sw, g.pt, g.pl, g.out_h, g.out_w);
+                        g.sw, g.pt, g.pl, g.out_h, g.out_w, g.dh, g.dw);
     Py_END_ALLOW_THREADS
     Py_DECREF(x);
     return (PyObject *)col;
@@ -199,15 +213,15 @@ static PyObject *py_col2im(PyObject *self, PyObject *args, PyObject *kwds)
 {
     static const char *func = "col2im";
     static char *kwlist[] = {"dcol", "x_shape", "kh", "kw", "sh", "sw", "pad_top", "pad_bottom",
-                             "pad_left", "pad_right", "channels_first", "out", NULL};
+                             "pad_left", "pad_right", "channels_first", "out", "dh", "dw", NULL};
     PyObject *dcol_obj, *shape_obj, *out_obj = Py_None;
     PyArrayObject *dcol = NULL, *dx = NULL;
     geometry g;
-    npy_intp xd[4];
+    npy_intp xd[4], dh = 1, dw = 1;
     int cf;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOnnnnnnnnp|O:col2im", kwlist, &dcol_obj, &shape_obj,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOnnnnnnnnp|Onn:col2im", kwlist, &dcol_obj, &shape_obj,
                                      &g.kh, &g.kw, &g.sh, &g.sw, &g.pt, &g.pb, &g.pl, &g.pr, &cf,
-                                     &out_obj))
+                                     &out_obj, &dh, &dw))
         return NULL;
     if (parse_shape4(shape_obj, xd, func, "x_shape") < 0)
         return NULL;
@@ -215,6 +229,8 @@ static PyObject *py_col2im(PyObject *self, PyObject *args, PyObject *kwds)
     if (dcol == NULL || check_rank(dcol, 2, func, "dcol", "(N*out_h*out_w, kh*kw*C)") < 0)
         goto fail;
     shape_from_dims(&g, xd, cf);
+    g.dh = dh;
+    g.dw = dw;
     if (check_geometry(&g, func, 0) < 0)
         goto fail;
     if (PyArray_DIM(dcol, 0) != g.N * g.out_h * g.out_w || PyArray_DIM(dcol, 1) != g.kh * g.kw * g.C) {
@@ -233,10 +249,10 @@ static PyObject *py_col2im(PyObject *self, PyObject *args, PyObject *kwds)
     Py_BEGIN_ALLOW_THREADS
     if (PyArray_TYPE(dcol) == NPY_FLOAT)
         bnpy_col2im_f32(PyArray_DATA(dx), PyArray_DATA(dcol), g.N, g.H, g.W, g.C, cf, g.kh, g.kw, g.sh,
-                        g.sw, g.pt, g.pl, g.out_h, g.out_w);
+                        g.sw, g.pt, g.pl, g.out_h, g.out_w, g.dh, g.dw);
     else
         bnpy_col2im_f64(PyArray_DATA(dx), PyArray_DATA(dcol), g.N, g.H, g.W, g.C, cf, g.kh, g.kw, g.sh,
-                        g.sw, g.pt, g.pl, g.out_h, g.out_w);
+                        g.sw, g.pt, g.pl, g.out_h, g.out_w, g.dh, g.dw);
     Py_END_ALLOW_THREADS
     Py_DECREF(dcol);
     return (PyObject *)dx;
@@ -687,10 +703,10 @@ fail:
 #define KW (PyCFunction)(void (*)(void))
 PyMethodDef bnpy_conv_methods[] = {
     {"im2col", KW py_im2col, METH_VARARGS | METH_KEYWORDS,
-     "im2col(x, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first, out=None)\n--\n\n"
+     "im2col(x, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first, out=None, dh=1, dw=1)\n--\n\n"
      "The (N*out_h*out_w, kh*kw*C) column matrix of a convolution over x (see csrc/conv.c)."},
     {"col2im", KW py_col2im, METH_VARARGS | METH_KEYWORDS,
-     "col2im(dcol, x_shape, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first, out=None)\n--\n\n"
+     "col2im(dcol, x_shape, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first, out=None, dh=1, dw=1)\n--\n\n"
      "The adjoint of im2col: dx of shape x_shape, each cell the sum of the dcol entries copied from it."},
     {"add_bias_rows", (PyCFunction)py_add_bias_rows, METH_VARARGS,
      "add_bias_rows(y, bias, /)\n--\n\nIn place: y[r, c] += bias[c] (y C-contiguous 2-D)."},

@@ -25,27 +25,29 @@ def pads_for(padding, h, w, kh, kw, sh, sw):
     return (top, bottom), (left, right)
 
 
-def conv2d(x, kernel, bias, strides, pads):
-    """y[n,i,j,o] = b[o] + sum_{di,dj,c} xpad[n, i*sh+di, j*sw+dj, c] * K[di,dj,c,o]."""
+def conv2d(x, kernel, bias, strides, pads, dilation=(1, 1)):
+    """y[n,i,j,o] = b[o] + sum_{di,dj,c} xpad[n, i*sh+di*dh, j*sw+dj*dw, c] * K[di,dj,c,o]."""
     x = np.asarray(x, np.float64)
     kernel = np.asarray(kernel, np.float64)
     (pt, pb), (pl, pr) = pads
     sh, sw = strides
+    dh, dw = dilation
     kh, kw, cin, cout = kernel.shape
     xpad = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
-    out_h = (xpad.shape[1] - kh) // sh + 1
-    out_w = (xpad.shape[2] - kw) // sw + 1
+    out_h = (xpad.shape[1] - (kh - 1) * dh - 1) // sh + 1
+    out_w = (xpad.shape[2] - (kw - 1) * dw - 1) // sw + 1
     y = np.zeros((x.shape[0], out_h, out_w, cout))
     for di in range(kh):
         for dj in range(kw):
-            window = xpad[:, di:di + (out_h - 1) * sh + 1:sh, dj:dj + (out_w - 1) * sw + 1:sw, :]
+            r0, c0 = di * dh, dj * dw
+            window = xpad[:, r0:r0 + (out_h - 1) * sh + 1:sh, c0:c0 + (out_w - 1) * sw + 1:sw, :]
             y += window @ kernel[di, dj]
     if bias is not None:
         y += np.asarray(bias, np.float64)
     return y
 
 
-def conv2d_backward(dy, x, kernel, strides, pads):
+def conv2d_backward(dy, x, kernel, strides, pads, dilation=(1, 1)):
     """(dx, dkernel, dbias) of conv2d for the upstream gradient dy, by the same shift and add:
     dK[di,dj] = sum over (n,i,j) of xpad-window ⊗ dy; dxpad[window] += dy · K[di,dj]ᵀ."""
     dy = np.asarray(dy, np.float64)
@@ -53,6 +55,7 @@ def conv2d_backward(dy, x, kernel, strides, pads):
     kernel = np.asarray(kernel, np.float64)
     (pt, pb), (pl, pr) = pads
     sh, sw = strides
+    dh, dw = dilation
     kh, kw, cin, cout = kernel.shape
     xpad = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
     dxpad = np.zeros_like(xpad)
@@ -60,8 +63,8 @@ def conv2d_backward(dy, x, kernel, strides, pads):
     dkernel = np.zeros_like(kernel)
     for di in range(kh):
         for dj in range(kw):
-            rows = slice(di, di + (out_h - 1) * sh + 1, sh)
-            cols = slice(dj, dj + (out_w - 1) * sw + 1, sw)
+            rows = slice(di * dh, di * dh + (out_h - 1) * sh + 1, sh)
+            cols = slice(dj * dw, dj * dw + (out_w - 1) * sw + 1, sw)
             window = xpad[:, rows, cols, :]
             dkernel[di, dj] = np.einsum("nijc,nijo->co", window, dy)
             dxpad[:, rows, cols, :] += dy @ kernel[di, dj].T

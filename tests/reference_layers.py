@@ -57,23 +57,26 @@ def _from_nhwc(y, data_format):
 
 # -- convolution -------------------------------------------------------------------------------
 def conv2d_reference(x, kernel, bias=None, strides=(1, 1), padding="valid",
-                     data_format="channels_last"):
-    """y[n,i,j,o] = b[o] + Σ_{di,dj,c} x[n, i·s+di−top, j·s+dj−left, c]·K[di,dj,c,o] (zeros outside)."""
+                     data_format="channels_last", dilation=(1, 1)):
+    """y[n,i,j,o] = b[o] + Σ_{di,dj,c} x[n, i·s+di·d−top, j·s+dj·d−left, c]·K[di,dj,c,o] (zeros
+    outside), the window's extent k_eff = (k−1)·d + 1 in the output size and 'same' padding."""
     x = _to_nhwc(np.asarray(x, np.float64), data_format)
     kernel = np.asarray(kernel, np.float64)
     n, h, w, c = x.shape
     kh, kw, kc, o = kernel.shape
     assert kc == c
     sh, sw = strides
-    oh, ow = output_length(h, kh, sh, padding), output_length(w, kw, sw, padding)
-    top = same_padding(h, kh, sh)[0] if padding == "same" else 0
-    left = same_padding(w, kw, sw)[0] if padding == "same" else 0
+    dh, dw = dilation
+    ekh, ekw = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    oh, ow = output_length(h, ekh, sh, padding), output_length(w, ekw, sw, padding)
+    top = same_padding(h, ekh, sh)[0] if padding == "same" else 0
+    left = same_padding(w, ekw, sw)[0] if padding == "same" else 0
     y = np.zeros((n, oh, ow, o))
     for i in range(oh):
         for j in range(ow):
             for di in range(kh):
                 for dj in range(kw):
-                    r, col = i * sh + di - top, j * sw + dj - left
+                    r, col = i * sh + di * dh - top, j * sw + dj * dw - left
                     if 0 <= r < h and 0 <= col < w:
                         y[:, i, j, :] += x[:, r, col, :] @ kernel[di, dj]
     if bias is not None:

@@ -129,6 +129,63 @@ def test_conv2d_matches_reference(shape, padding, stride, fmt, dtype, path, monk
     assert dx.dtype == dkernel.dtype == dbias.dtype == dtype
 
 
+# (N, H, W, Cin, kh, kw, Cout) x dilation: the taps spread apart (Keras's dilation_rate), a 1x1
+# kernel (dilation has nothing to spread: the pointwise and direct paths still apply), Cout % 8 == 0
+# with few input channels (the direct kernel's case, which dilation must send to im2col).
+DILATED_CASES = [((2, 9, 10, 3, 3, 3, 4), (2, 2)), ((1, 8, 11, 2, 2, 3, 5), (3, 2)),
+                 ((2, 7, 9, 3, 3, 2, 16), (1, 3)), ((2, 5, 6, 8, 1, 1, 8), (2, 2)),
+                 ((1, 12, 12, 1, 4, 4, 2), (3, 3))]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("fmt", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.parametrize("shape, dilation", DILATED_CASES)
+def test_dilated_conv2d_matches_reference(shape, dilation, padding, fmt, dtype):
+    n, h, w, cin, kh, kw, cout = shape
+    ekh, ekw = (kh - 1) * dilation[0] + 1, (kw - 1) * dilation[1] + 1
+    rng = np.random.default_rng(hash((shape, dilation, str(padding), fmt)) % 2 ** 32)
+    x = rng.standard_normal((n, h, w, cin)).astype(dtype)
+    kernel = rng.standard_normal((kh, kw, cin, cout)).astype(dtype)
+    bias = rng.standard_normal(cout).astype(dtype)
+    for strides in [(1, 1), (2, 1)]:
+        pads = ref.pads_for(padding, h, w, ekh, ekw, *strides)
+        context = "shape={} dilation={} padding={} strides={} {}".format(shape, dilation, padding, strides, fmt)
+        y, ctx = ops.conv2d_forward(to_format(x, fmt), kernel, bias, strides, padding, fmt, dilation_rate=dilation)
+        want = ref.conv2d(x, kernel, bias, strides, pads, dilation)
+        bound = ref.conv2d(np.abs(x), np.abs(kernel), np.abs(bias), strides, pads, dilation)
+        assert_within("conv2d_forward", from_format(y, fmt), want, bound, kh * kw * cin, dtype, context)
+        np.testing.assert_array_equal(
+            ops.conv2d(to_format(x, fmt), kernel, bias, strides, padding, fmt, dilation_rate=dilation), y)
+        dy = rng.standard_normal(want.shape).astype(dtype)
+        dx, dkernel, dbias = ops.conv2d_backward(to_format(dy, fmt), ctx)
+        want_dx, want_dk, want_db = ref.conv2d_backward(dy, x, kernel, strides, pads, dilation)
+        bound_dx, bound_dk, _ = ref.conv2d_backward(np.abs(dy), np.abs(x), np.abs(kernel), strides, pads, dilation)
+        rows = dy.shape[0] * dy.shape[1] * dy.shape[2]
+        assert_within("conv2d_backward dx", from_format(dx, fmt), want_dx, bound_dx, cout + kh * kw, dtype, context)
+        assert_within("conv2d_backward dkernel", dkernel, want_dk, bound_dk, rows, dtype, context)
+        np.testing.assert_allclose(dbias, want_db, rtol=1e-5)
+
+
+def test_dilated_conv2d_geometry_errors():
+    x = np.zeros((1, 6, 6, 2), np.float32)
+    kernel = np.zeros((3, 3, 2, 4), np.float32)
+    with pytest.raises(ValueError, match=r"dilated kernel size \(7, 7\) is larger than the padded input \(6, 6\)"):
+        ops.conv2d_forward(x, kernel, dilation_rate=3)
+    with pytest.raises(ValueError, match="dilation_rate must be >= 1"):
+        ops.conv2d(x, kernel, dilation_rate=(0, 1))
+    with pytest.raises(TypeError, match="dilation_rate must be an int or a pair of ints"):
+        ops.conv2d(x, kernel, dilation_rate=1.5)
+    with pytest.raises(ValueError, match="dilation must be >= 1"):
+        bnpy._core.im2col(x, 3, 3, 1, 1, 0, 0, 0, 0, False, dh=0)
+    with pytest.raises(ValueError, match=r"im2col: dilated kernel size \(5, 3\) is larger"):
+        bnpy._core.im2col(x[:, :4], 3, 3, 1, 1, 0, 0, 0, 0, False, dh=2)
+    with pytest.raises(ValueError, match="below 2\\*\\*60"):
+        bnpy._core.col2im(np.zeros((1, 18)), (1, 6, 6, 2), 3, 3, 1, 1, 0, 0, 0, 0, False, dw=2 ** 62)
+    # 'same' keeps ceil(n / s) whatever the dilation
+    assert ops.conv2d(x, kernel, padding="same", dilation_rate=3).shape == (1, 6, 6, 4)
+
+
 @pytest.mark.parametrize("kind", ["F", "sliced", "reversed"])
 @pytest.mark.parametrize("fmt", ["channels_last", "channels_first"])
 def test_conv2d_any_input_strides(kind, fmt):

@@ -55,6 +55,30 @@ def test_conv2d_gradients_finite_differences(h, w, kernel, strides, padding, dat
 
 
 @requires_conv
+@pytest.mark.parametrize("h, w, kernel, dilation, padding", [
+    (9, 8, (3, 3), (2, 2), "valid"), (9, 8, (3, 2), (2, 3), "same"), (7, 7, 3, 3, "valid")])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_dilated_conv2d(h, w, kernel, dilation, padding, data_format):
+    """Keras 2.0's dilation_rate: the taps spread apart, output size from k_eff = k + (k−1)(d−1);
+    forward against the loop reference, backward by finite differences."""
+    rng = np.random.default_rng(3)
+    layer = Conv2D(3, kernel, padding=padding, data_format=data_format, dilation_rate=dilation,
+                   bias_initializer="uniform")
+    x = _input(rng, data_format, 2, h, w, 2, np.float32)
+    out_shape = layer.build_for((None,) + x.shape[1:])
+    dilation = layer.dilation_rate
+    expected = conv2d_reference(x, layer.kernel, layer.bias, (1, 1), padding, data_format, dilation)
+    assert out_shape == (None,) + expected.shape[1:]
+    assert layer.get_config()["dilation_rate"] == dilation
+    for training in (False, True):
+        np.testing.assert_allclose(layer.forward(x, training=training), expected, rtol=2e-5, atol=2e-5)
+    layer64 = Conv2D(3, kernel, padding=padding, data_format=data_format, dilation_rate=dilation,
+                     dtype="float64", bias_initializer="uniform", activation="tanh")
+    layer64.build_for((None,) + x.shape[1:])
+    check_layer_gradients(layer64, x.astype(np.float64), rng)
+
+
+@requires_conv
 def test_conv2d_first_layer_skips_dx_and_use_bias_false():
     rng = np.random.default_rng(2)
     layer = Conv2D(2, 3, use_bias=False, dtype="float64")
@@ -93,8 +117,8 @@ def test_conv2d_legacy_errors():
     assert layer.kernel_size == (3, 5) and layer.strides == (2, 2) and layer.data_format == "channels_first"
     with pytest.raises(ValueError, match="`padding` argument must be one of 'valid', 'same'"):
         Conv2D(2, 3, padding="full")
-    with pytest.raises(ValueError, match="dilation_rate"):
-        Conv2D(2, 3, dilation_rate=2)
+    with pytest.raises(ValueError, match="strides > 1 not supported in conjunction with dilation_rate > 1"):
+        Conv2D(2, 3, strides=2, dilation_rate=2)  # as TensorFlow, Keras 2.0's backend, refuses it
 
 
 def test_conv2d_shape_errors():

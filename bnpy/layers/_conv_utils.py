@@ -37,12 +37,14 @@ def normalize_data_format(value, layer):
     return data_format
 
 
-def conv_output_length(length, kernel, padding, stride):
-    """'valid': ceil((n − k + 1)/s); 'same': ceil(n/s) (TF's rules)."""
+def conv_output_length(length, kernel, padding, stride, dilation=1):
+    """'valid': ceil((n − k_eff + 1)/s); 'same': ceil(n/s) (TF's rules), where
+    k_eff = k + (k − 1)(dilation − 1) is the extent of a dilated kernel."""
     if length is None:
         return None
     if padding == "same":
         return (length + stride - 1) // stride
+    kernel = kernel + (kernel - 1) * (dilation - 1)
     return max(0, (length - kernel + stride) // stride)
 
 

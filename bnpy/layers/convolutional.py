@@ -13,14 +13,16 @@ from .pooling import AveragePooling2D, MaxPooling2D  # noqa: F401
 class Conv2D(Layer):
     """2-D convolution, TF's cross-correlation (no kernel flip):
 
-        y[n, i, j, o] = b[o] + Σ_{di, dj, c} x[n, i·s_r + di − pad_top, j·s_c + dj − pad_left, c]
+        y[n, i, j, o] = b[o] + Σ_{di, dj, c} x[n, i·s_r + di·d_r − pad_top, j·s_c + dj·d_c − pad_left, c]
                                               · K[di, dj, c, o]
 
-    ``kernel`` is always ``(rows, cols, in_channels, filters)`` (Keras 2's layout), whatever
-    ``data_format``; ``bias`` is ``(filters,)``; weights [kernel, bias]. 'same' pads TF's way:
-    pad_total = max((out − 1)·s + k − n, 0), the extra row/column at the bottom/right.
-    Keras 1's ``Convolution2D(nb_filter, nb_row, nb_col, border_mode=, subsample=, dim_ordering=,
-    init=, W_regularizer=, ...)`` is accepted with Keras's warning. ``dilation_rate`` must be 1.
+    with the dilation rate (d_r, d_c), 1 for a plain convolution. ``kernel`` is always
+    ``(rows, cols, in_channels, filters)`` (Keras 2's layout), whatever ``data_format``; ``bias`` is
+    ``(filters,)``; weights [kernel, bias]. 'same' pads TF's way: pad_total =
+    max((out − 1)·s + k_eff − n, 0) with k_eff = k + (k − 1)(d − 1), the extra row/column at the
+    bottom/right. A dilation rate above 1 with a stride above 1 raises ValueError, as TensorFlow
+    (Keras 2.0's backend) does. Keras 1's ``Convolution2D(nb_filter, nb_row, nb_col, border_mode=,
+    subsample=, dim_ordering=, init=, W_regularizer=, ...)`` is accepted with Keras's warning.
     """
 
     @legacy_conv2d_support
@@ -39,9 +41,10 @@ class Conv2D(Layer):
         self.padding = cu.normalize_padding(padding, cls)
         self.data_format = cu.normalize_data_format(data_format, cls)
         self.dilation_rate = cu.normalize_tuple(dilation_rate, 2, "dilation_rate", cls)
-        if self.dilation_rate != (1, 1):
-            raise ValueError("{}: dilation_rate other than 1 is not supported by bnpy, got {}"
-                             .format(cls, self.dilation_rate))
+        if self.dilation_rate != (1, 1) and self.strides != (1, 1):
+            raise ValueError("{}: strides > 1 not supported in conjunction with dilation_rate > 1 "
+                             "(got strides {} and dilation_rate {})".format(
+                                 cls, self.strides, self.dilation_rate))
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
@@ -73,9 +76,9 @@ class Conv2D(Layer):
     def compute_output_shape(self, input_shape):
         row_axis, col_axis, _ = cu.spatial_axes(self.data_format)
         rows = cu.conv_output_length(input_shape[row_axis], self.kernel_size[0], self.padding,
-                                     self.strides[0])
+                                     self.strides[0], self.dilation_rate[0])
         cols = cu.conv_output_length(input_shape[col_axis], self.kernel_size[1], self.padding,
-                                     self.strides[1])
+                                     self.strides[1], self.dilation_rate[1])
         if rows == 0 or cols == 0:
             raise ValueError("{}: the input {} is smaller than the kernel {} with padding '{}'"
                              .format(self.name, input_shape, self.kernel_size, self.padding))
@@ -86,10 +89,10 @@ class Conv2D(Layer):
     def forward(self, x, training=False):
         if training:
             y, ctx = ops.conv2d_forward(x, self.kernel, self.bias, self.strides, self.padding,
-                                        self.data_format)
+                                        self.data_format, self.dilation_rate)
         else:
             y, ctx = ops.conv2d(x, self.kernel, self.bias, self.strides, self.padding,
-                                self.data_format), None
+                                self.data_format, self.dilation_rate), None
         activations.forward_inplace(self.activation, y)
         self._cache = (ctx, y) if training else None
         return y
@@ -110,7 +113,8 @@ class Conv2D(Layer):
     def get_config(self):
         return dict(super().get_config(), filters=self.filters, kernel_size=self.kernel_size,
                     strides=self.strides, padding=self.padding, data_format=self.data_format,
-                    activation=self.activation, use_bias=self.use_bias)
+                    dilation_rate=self.dilation_rate, activation=self.activation,
+                    use_bias=self.use_bias)
 
 
 Convolution2D = Conv2D

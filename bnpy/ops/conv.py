@@ -20,10 +20,12 @@ padding are skipped, and the work stays on bnpy's OpenMP threads. Keras's kernel
 (kh, kw, Cin, Cout) read as a matrix is exactly (kh*kw*Cin, Cout) in the column order above, so
 the kernel is never transposed.
 
-Padding follows TensorFlow: 'valid' gives out = ceil((n - k + 1) / s); 'same' gives
-out = ceil(n / s) with pad_total = max((out - 1)*s + k - n, 0), pad_top = pad_total // 2 and the
-extra row (column) at the bottom (right). An explicit ((top, bottom), (left, right)) is accepted
-by the convolutions.
+A dilation rate (dh, dw) spreads the kernel's taps: x[n, i*sh + di*dh - top, j*sw + dj*dw - left, c]
+above, a window of k_eff = (k - 1)*d + 1 rows (columns); such convolutions always take the im2col
+path. Padding follows TensorFlow, with k_eff for k: 'valid' gives out = ceil((n - k + 1) / s);
+'same' gives out = ceil(n / s) with pad_total = max((out - 1)*s + k - n, 0), pad_top =
+pad_total // 2 and the extra row (column) at the bottom (right). An explicit
+((top, bottom), (left, right)) is accepted by the convolutions.
 
 Pooling ('valid' or 'same'): only real cells take part. Max pooling's gradient goes to the first
 maximum of each window in row-major order; average pooling divides by the number of real cells in
@@ -152,13 +154,13 @@ def _image(x, func, channels_first, dtype=None):
 class Conv2DContext:
     """What conv2d_backward needs: the im2col matrix (or x itself for a 1x1 unpadded stride-1
     channels-last convolution, or the zero-padded x for the direct kernel), the kernel as a
-    matrix, and the geometry."""
+    matrix, the geometry and the dilation."""
 
     __slots__ = ("col", "xpad", "kernel2d", "kernel_shape", "x_shape", "y_shape", "geometry",
-                 "channels_first", "has_bias", "dtype")
+                 "dilation", "channels_first", "has_bias", "dtype")
 
 
-def _conv_setup(x, kernel, bias, strides, padding, data_format, func):
+def _conv_setup(x, kernel, bias, strides, padding, data_format, dilation_rate, func):
     channels_first = _channels_first(data_format, func)
     x, (n, h, w, cin) = _image(x, func, channels_first)
     kernel = _float_array(kernel, func, "kernel", x.dtype, ndim=4)
@@ -174,26 +176,30 @@ def _conv_setup(x, kernel, bias, strides, padding, data_format, func):
             raise ValueError("{}: bias must have shape ({},), got {}".format(func, cout, bias.shape))
         bias = np.ascontiguousarray(bias)
     sh, sw = _pair(strides, func, "strides")
-    (pt, pb), (pl, pr) = _pads(padding, (h, w), (kh, kw), (sh, sw), func, allow_explicit=True)
-    if h + pt + pb < kh or w + pl + pr < kw:
-        raise ValueError("{}: kernel size ({}, {}) is larger than the padded input ({}, {})".format(
-            func, kh, kw, h + pt + pb, w + pl + pr))
-    out_h, out_w = (h + pt + pb - kh) // sh + 1, (w + pl + pr - kw) // sw + 1
+    # A 1-wide kernel axis has no taps to spread: its dilation is 1, whatever was asked.
+    dilation = tuple(d if k > 1 else 1 for d, k in zip(_pair(dilation_rate, func, "dilation_rate"), (kh, kw)))
+    ekh, ekw = (kh - 1) * dilation[0] + 1, (kw - 1) * dilation[1] + 1  # the window's extent
+    (pt, pb), (pl, pr) = _pads(padding, (h, w), (ekh, ekw), (sh, sw), func, allow_explicit=True)
+    if h + pt + pb < ekh or w + pl + pr < ekw:
+        raise ValueError("{}: {}kernel size ({}, {}) is larger than the padded input ({}, {})".format(
+            func, "dilated " if dilation != (1, 1) else "", ekh, ekw, h + pt + pb, w + pl + pr))
+    out_h, out_w = (h + pt + pb - ekh) // sh + 1, (w + pl + pr - ekw) // sw + 1
     geometry = (kh, kw, sh, sw, pt, pb, pl, pr)
     # The kernel as a (kh*kw*Cin, Cout) matrix, copied so that an in-place update of the weights
     # between forward and backward cannot change the gradient.
     kernel2d = np.array(kernel, order="C", copy=True).reshape(kh * kw * cin, cout)
-    return x, kernel2d, bias, channels_first, (n, h, w, cin), (out_h, out_w), geometry
+    return x, kernel2d, bias, channels_first, (n, h, w, cin), (out_h, out_w), geometry, dilation
 
 
-def _use_direct(x, kernel2d, geometry, channels_first):
+def _use_direct(x, kernel2d, geometry, channels_first, dilation):
     """The direct kernel runs float32 channels-last convolutions with Cout % 8 == 0 that have few
     input channels and a kernel larger than 1x1 (im2col would blow x up kh*kw times), or a 1x1
     kernel (im2col is x itself; the direct kernel is as fast as BLAS there and keeps the whole
     convolution on bnpy's own OpenMP threads instead of waking BLAS's thread pool too)."""
     kh, kw = geometry[0], geometry[1]
     cin = x.shape[-1]
-    if not _USE_DIRECT or channels_first or x.dtype != np.float32 or kernel2d.shape[1] % 8 != 0 or cin < 1:
+    if (not _USE_DIRECT or channels_first or x.dtype != np.float32 or kernel2d.shape[1] % 8 != 0 or cin < 1
+            or dilation != (1, 1)):
         return False
     return kh * kw == 1 or cin <= _DIRECT_MAX_CIN
 
@@ -203,12 +209,16 @@ def _is_pointwise(geometry, channels_first):
     return not channels_first and kh == kw == sh == sw == 1 and pt == pb == pl == pr == 0
 
 
-def _columns(x, geometry, channels_first):
+def _dilation_kwargs(dilation):
+    return {} if dilation == (1, 1) else {"dh": dilation[0], "dw": dilation[1]}
+
+
+def _columns(x, geometry, channels_first, dilation):
     """The im2col matrix of x (x itself, reshaped, for a pointwise channels-last convolution)."""
     if _is_pointwise(geometry, channels_first):
         x = np.ascontiguousarray(x)
         return x.reshape(-1, x.shape[-1])
-    return _core.im2col(x, *geometry, channels_first)
+    return _core.im2col(x, *geometry, channels_first, **_dilation_kwargs(dilation))
 
 
 def _finish_output(y2d, bias, n, out_hw, channels_first):
@@ -222,25 +232,27 @@ def _finish_output(y2d, bias, n, out_hw, channels_first):
     return y2d.reshape(n, out_hw[0], out_hw[1], cout)
 
 
-def conv2d_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", data_format="channels_last"):
+def conv2d_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", data_format="channels_last",
+                   dilation_rate=(1, 1)):
     """Training-mode 2-D convolution: ``(y, ctx)``; see the module docstring for the formulas.
 
     x: (N, H, W, Cin) for 'channels_last' or (N, Cin, H, W) for 'channels_first'; kernel:
     (kh, kw, Cin, Cout) always (Keras's layout); bias: (Cout,) or None. All share one float dtype.
-    y has x's layout and dtype.
+    dilation_rate: an int or a pair >= 1, the spacing of the kernel's taps. y has x's layout and
+    dtype.
     """
     func = "conv2d_forward"
-    x, kernel2d, bias, cf, (n, h, w, cin), out_hw, geometry = _conv_setup(
-        x, kernel, bias, strides, padding, data_format, func)
+    x, kernel2d, bias, cf, (n, h, w, cin), out_hw, geometry, dilation = _conv_setup(
+        x, kernel, bias, strides, padding, data_format, dilation_rate, func)
     ctx = Conv2DContext()
     ctx.col = ctx.xpad = None
-    if _use_direct(x, kernel2d, geometry, cf):
+    if _use_direct(x, kernel2d, geometry, cf, dilation):
         y, ctx.xpad = _core.conv2d_direct(x, kernel2d.reshape(geometry[0], geometry[1], cin, -1), bias,
                                           *geometry[2:])
     else:
-        ctx.col = _columns(x, geometry, cf)
+        ctx.col = _columns(x, geometry, cf, dilation)
         y = _finish_output(np.matmul(ctx.col, kernel2d), bias, n, out_hw, cf)
-    ctx.kernel2d, ctx.geometry, ctx.channels_first = kernel2d, geometry, cf
+    ctx.kernel2d, ctx.geometry, ctx.dilation, ctx.channels_first = kernel2d, geometry, dilation, cf
     ctx.kernel_shape = (geometry[0], geometry[1], cin, kernel2d.shape[1])
     ctx.x_shape, ctx.y_shape = x.shape, y.shape
     ctx.has_bias, ctx.dtype = bias is not None, x.dtype
@@ -286,32 +298,34 @@ def conv2d_backward(dy, ctx, need_dx=True):
         if _is_pointwise(ctx.geometry, ctx.channels_first):
             dx = dcol.reshape(ctx.x_shape)
         else:
-            dx = _core.col2im(dcol, ctx.x_shape, *ctx.geometry, ctx.channels_first)
+            dx = _core.col2im(dcol, ctx.x_shape, *ctx.geometry, ctx.channels_first,
+                              **_dilation_kwargs(ctx.dilation))
     return dx, dkernel, dbias
 
 
-def conv2d(x, kernel, bias=None, strides=(1, 1), padding="valid", data_format="channels_last"):
+def conv2d(x, kernel, bias=None, strides=(1, 1), padding="valid", data_format="channels_last",
+           dilation_rate=(1, 1)):
     """Inference-mode 2-D convolution: y only, nothing kept for a backward.
 
     Same arguments and result as conv2d_forward; large batches are processed in chunks whose
     im2col matrix stays under 64 MiB, so memory does not grow with the batch.
     """
     func = "conv2d"
-    x, kernel2d, bias, cf, (n, h, w, cin), out_hw, geometry = _conv_setup(
-        x, kernel, bias, strides, padding, data_format, func)
-    if _use_direct(x, kernel2d, geometry, cf):  # no im2col matrix: nothing to chunk
+    x, kernel2d, bias, cf, (n, h, w, cin), out_hw, geometry, dilation = _conv_setup(
+        x, kernel, bias, strides, padding, data_format, dilation_rate, func)
+    if _use_direct(x, kernel2d, geometry, cf, dilation):  # no im2col matrix: nothing to chunk
         return _core.conv2d_direct(x, kernel2d.reshape(geometry[0], geometry[1], cin, -1), bias,
                                    *geometry[2:])[0]
     kh, kw = geometry[0], geometry[1]
     col_bytes_per_image = out_hw[0] * out_hw[1] * kh * kw * cin * x.dtype.itemsize
     chunk = max(1, _INFERENCE_COL_BYTES // max(col_bytes_per_image, 1))
     if n <= chunk:
-        return _finish_output(np.matmul(_columns(x, geometry, cf), kernel2d), bias, n, out_hw, cf)
+        return _finish_output(np.matmul(_columns(x, geometry, cf, dilation), kernel2d), bias, n, out_hw, cf)
     cout = kernel2d.shape[1]
     y = np.empty((n, cout) + out_hw if cf else (n,) + out_hw + (cout,), dtype=x.dtype)
     for start in range(0, n, chunk):
         part = x[start:start + chunk]
-        y2d = np.matmul(_columns(part, geometry, cf), kernel2d)
+        y2d = np.matmul(_columns(part, geometry, cf, dilation), kernel2d)
         y[start:start + chunk] = _finish_output(y2d, bias, part.shape[0], out_hw, cf)
     return y
 

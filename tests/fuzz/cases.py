@@ -310,25 +310,37 @@ def _out_hw(x_shape, geometry, cf):
     return (h + pt + pb - kh) // sh + 1, (w + pl + pr - kw) // sw + 1
 
 
+def _dilation(rng, geometry):
+    """No dilation mostly, else (dh, dw) in 1..3; and the geometry with the dilated window's extent
+    in place of the kernel size (for sizing the image and the output)."""
+    dilation = (1, 1) if rng.random() < 0.7 else (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+    extent = [(geometry[0] - 1) * dilation[0] + 1, (geometry[1] - 1) * dilation[1] + 1] + geometry[2:]
+    kwargs = {} if dilation == (1, 1) else dict(dh=dilation[0], dw=dilation[1])
+    return kwargs, extent
+
+
 def build_im2col(rng, api):
     g, cf = _geometry(rng), bool(rng.integers(2))
-    x = _image_batch(rng, g, cf)
+    dilation, extent = _dilation(rng, g)
+    x = _image_batch(rng, extent, cf)
     n, c = x.shape[0], x.shape[1] if cf else x.shape[3]
-    oh, ow = _out_hw(x.shape, g, cf)
+    oh, ow = _out_hw(x.shape, extent, cf)
     out = None
     if rng.random() < 0.4:
         out = np.empty((n * oh * ow, g[0] * g[1] * c), x.dtype)
-    return Case("_core.im2col", _core.im2col, [x] + g + [cf], dict(out=out), outputs=["out"])
+    return Case("_core.im2col", _core.im2col, [x] + g + [cf], dict(out=out, **dilation), outputs=["out"])
 
 
 def build_col2im(rng, api):
     g, cf = _geometry(rng), bool(rng.integers(2))
-    x = _image_batch(rng, g, cf)
+    dilation, extent = _dilation(rng, g)
+    x = _image_batch(rng, extent, cf)
     n, c = x.shape[0], x.shape[1] if cf else x.shape[3]
-    oh, ow = _out_hw(x.shape, g, cf)
+    oh, ow = _out_hw(x.shape, extent, cf)
     dcol = _values(rng, (n * oh * ow, g[0] * g[1] * c), x.dtype)
     out = np.empty(x.shape, x.dtype) if rng.random() < 0.4 else None
-    return Case("_core.col2im", _core.col2im, [dcol, tuple(x.shape)] + g + [cf], dict(out=out), outputs=["out"])
+    return Case("_core.col2im", _core.col2im, [dcol, tuple(x.shape)] + g + [cf], dict(out=out, **dilation),
+                outputs=["out"])
 
 
 def build_add_bias_rows(rng, api):
@@ -435,13 +447,18 @@ def build_ops_conv(rng, api, which):
     bias = _values(rng, (cout,), dtype) if rng.random() < 0.7 else None
     strides, padding = _keras_geometry(rng)
     fmt = "channels_first" if cf else "channels_last"
+    # A dilation whose window still fits the unpadded image (so that 'valid' stays valid).
+    dilation = (int(rng.integers(1, 4)), int(rng.integers(1, 4))) if rng.random() < 0.3 else (1, 1)
+    if (kh - 1) * dilation[0] + 1 > h or (kw - 1) * dilation[1] + 1 > w:
+        dilation = (1, 1)
+    args = [x, kernel, bias, strides, padding, fmt, dilation]
     if which == "conv2d":
-        return Case("ops.conv2d", ops.conv2d, [x, kernel, bias, strides, padding, fmt], core=False)
+        return Case("ops.conv2d", ops.conv2d, args, core=False)
     if which == "forward":
-        return Case("ops.conv2d_forward", ops.conv2d_forward, [x, kernel, bias, strides, padding, fmt], core=False)
+        return Case("ops.conv2d_forward", ops.conv2d_forward, args, core=False)
     if cf and n == 0:  # a known bug, see tests/test_fuzz_core.py::test_conv2d_channels_first_empty_batch
         x = _values(rng, (1, c, h, w), dtype)
-    y, ctx = ops.conv2d_forward(x, kernel, bias, strides, padding, fmt)
+    y, ctx = ops.conv2d_forward(x, kernel, bias, strides, padding, fmt, dilation)
     dy = _values(rng, y.shape, dtype)
     ctx_arg = ctx if rng.random() < 0.95 else object()
     return Case("ops.conv2d_backward", ops.conv2d_backward, [dy, ctx_arg, bool(rng.integers(2))], core=False)
