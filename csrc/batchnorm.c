@@ -797,8 +797,8 @@ static void F(bn_chunk_grad_sums)(double *chunk_dy, double *chunk_dyxc, T *dx, c
     ((K) == 0 ? ((U) - (S)) * (A) + ((V) - (CC)) * (B)                                            \
               : (K) == 1 ? (((V) - (P)) - (CC)) * (B) + (S) : ((V) - (CC)) * (B) + (S))
 
-/* Rows layout, rows [r, rows_end) of C values for one K, on the shifted pointers out_s, u_s, v_s (see
- * bn_affine_rows): BN_AFFINE_SWEEP(K) rows per sweep, so that each vector of coefficients is
+/* Rows layout, rows [r, rows_end) of C values for one K, on the shifted pointers out_s, u_s, v_s
+ * (see bn_affine_rows): BN_AFFINE_SWEEP(K) rows per sweep, so that each vector of coefficients is
  * loaded once for that many rows. Measured on (32, 16, 16, 96) and (32, 32, 32, 96): four rows
  * make the forward's pass 1.4x faster than one, while the backward's (two inputs) is fastest row
  * by row (four rows make eight concurrent streams, and were up to 1.3x slower once the tensors
@@ -813,8 +813,8 @@ static void F(bn_chunk_grad_sums)(double *chunk_dy, double *chunk_dyxc, T *dx, c
             BN_VT cv = BN_VT_LOAD(center + c), sv = BN_VT_LOAD(shift + c);                        \
             for (ptrdiff_t k = 0; k < BN_AFFINE_SWEEP(K); k++) {                                  \
                 ptrdiff_t o = (r + k) * C + c;                                                    \
-                BN_VT_STORE(out_s + o, BN_AFFINE(K, BN_VT_LOAD(u_s + o), BN_VT_LOAD(v_s + o), av, bv,  \
-                                              pv, cv, sv));                                       \
+                BN_VT_STORE(out_s + o, BN_AFFINE(K, BN_VT_LOAD(u_s + o), BN_VT_LOAD(v_s + o), av,   \
+                                                 bv, pv, cv, sv));                                \
             }                                                                                     \
         }                                                                                         \
     }
@@ -830,10 +830,10 @@ static void F(bn_chunk_grad_sums)(double *chunk_dy, double *chunk_dyxc, T *dx, c
 #define BN_AFFINE_FLAT(K)                                                                         \
     if (flat) {                                                                                   \
         for (ptrdiff_t j = r0 * C, end = rows_end * C, cj = 0; j < end; j += BN_VT_LANES) {       \
-            BN_VT_STORE(out_s + j, BN_AFFINE(K, BN_VT_LOAD(u_s + j), BN_VT_LOAD(v_s + j),               \
-                                          BN_VT_LOAD(a + cj), BN_VT_LOAD(b + cj),                 \
-                                          BN_VT_LOAD(pivot + cj), BN_VT_LOAD(center + cj),        \
-                                          BN_VT_LOAD(shift + cj)));                               \
+            BN_VT_STORE(out_s + j, BN_AFFINE(K, BN_VT_LOAD(u_s + j), BN_VT_LOAD(v_s + j),         \
+                                             BN_VT_LOAD(a + cj), BN_VT_LOAD(b + cj),              \
+                                             BN_VT_LOAD(pivot + cj), BN_VT_LOAD(center + cj),     \
+                                             BN_VT_LOAD(shift + cj)));                            \
             cj = cj + BN_VT_LANES == C ? 0 : cj + BN_VT_LANES;                                    \
         }                                                                                         \
         r = rows_end;                                                                             \
@@ -844,21 +844,23 @@ static void F(bn_chunk_grad_sums)(double *chunk_dy, double *chunk_dyxc, T *dx, c
 #endif
 #define BN_AFFINE_ROWS(K)                                                                         \
     do {                                                                                          \
-        T *out_s = out + lead;                                                                       \
-        const T *u_s = u + lead, *v_s = v + lead;                                                   \
+        T *out_s = out + lead;                                                                    \
+        const T *u_s = u + lead, *v_s = v + lead;                                                 \
         ptrdiff_t rows_end = lead > 0 ? r1 - 1 : r1, r = r0, c_tail = 0;                          \
         BN_AFFINE_FLAT(K) { BN_AFFINE_ROWS_VECTOR(K) }                                            \
         for (ptrdiff_t q = r0; q < rows_end; q++) {                                               \
             ptrdiff_t c = q < r ? c_tail : 0; /* rows swept above lack only the tail columns */   \
             for (; c < C; c++) {                                                                  \
                 ptrdiff_t o = q * C + c;                                                          \
-                out_s[o] = BN_AFFINE(K, u_s[o], v_s[o], a[c], b[c], pivot[c], center[c], shift[c]);    \
+                out_s[o] = BN_AFFINE(K, u_s[o], v_s[o], a[c], b[c], pivot[c], center[c],         \
+                                     shift[c]);                                                   \
             }                                                                                     \
         }                                                                                         \
         /* The first `lead` values of row r0 and the rest of row r1 − 1, outside the shifted    \
          * rows: channel c sits at column c − lead (mod C) of the rotated coefficients. */        \
         for (ptrdiff_t c = 0; c < C && lead > 0; c++) {                                           \
-            ptrdiff_t o = (c < lead ? r0 : r1 - 1) * C + c, j = c < lead ? c + C - lead : c - lead; \
+            ptrdiff_t o = (c < lead ? r0 : r1 - 1) * C + c;                                       \
+            ptrdiff_t j = c < lead ? c + C - lead : c - lead;                                     \
             out[o] = BN_AFFINE(K, u[o], v[o], a[j], b[j], pivot[j], center[j], shift[j]);         \
         }                                                                                         \
     } while (0)
