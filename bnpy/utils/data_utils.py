@@ -166,11 +166,11 @@ def _remove_quietly(path):
 _STALE_PART_SECONDS = 3600.0
 
 
-def _remove_stale_parts(folder, basename, now=None):
+def _remove_stale_parts(folder, basename):
     """Remove the hidden ``.<basename>.*.part`` temp files of earlier downloads of the same file
     that have not been written for _STALE_PART_SECONDS (each may be a whole archive: CIFAR-10's is
     163 MB). Recent ones are left alone: another process may be downloading into them."""
-    now = time.time() if now is None else now
+    now = time.time()
     prefix = "." + basename + "."
     try:
         names = os.listdir(folder)
