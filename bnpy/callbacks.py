@@ -230,9 +230,9 @@ class EarlyStopping(Callback):
 
 
 class ModelCheckpoint(Callback):
-    """Save the weights after every ``period`` epochs (``filepath`` may hold ``{epoch:02d}`` and
-    log keys such as ``{val_loss:.2f}``). bnpy saves weights only (its .npz format, see
-    ``Sequential.save_weights``); ``save_weights_only=False`` saves the weights as well."""
+    """Save the model after every ``period`` epochs (``filepath`` may hold ``{epoch:02d}`` and
+    log keys such as ``{val_loss:.2f}``): the whole model, as ``Sequential.save`` (read back by
+    ``load_model``), or with ``save_weights_only=True`` the weights, as ``save_weights``."""
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
                  save_weights_only=False, mode="auto", period=1):
@@ -271,13 +271,19 @@ class ModelCheckpoint(Callback):
                     print("Epoch %05d: %s improved from %0.5f to %0.5f, saving model to %s"
                           % (epoch, self.monitor, self.best, current, filepath))
                 self.best = current
-                self.model.save_weights(filepath, overwrite=True)
+                self._save(filepath)
             elif self.verbose > 0:
                 print("Epoch %05d: %s did not improve" % (epoch, self.monitor))
         else:
             if self.verbose > 0:
                 print("Epoch %05d: saving model to %s" % (epoch, filepath))
+            self._save(filepath)
+
+    def _save(self, filepath):
+        if self.save_weights_only:
             self.model.save_weights(filepath, overwrite=True)
+        else:
+            self.model.save(filepath, overwrite=True)
 
 
 class LambdaCallback(Callback):

@@ -195,7 +195,12 @@ class Layer:
         return int(sum(w.size for w in self.weights))
 
     def get_config(self):
-        return {"name": self.name, "trainable": self.trainable}
+        """The constructor's arguments that rebuild this layer (load_model calls
+        ``cls(**config)``; initializers, regularizers and constraints appear as objects)."""
+        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype.name}
+        if self.batch_input_shape is not None:
+            config["batch_input_shape"] = self.batch_input_shape
+        return config
 
     def __repr__(self):
         return "<{} name={!r}>".format(type(self).__name__, self.name)

@@ -42,6 +42,7 @@ from .legacy.interfaces import legacy_generator_methods_support
 from .utils.generic_utils import Progbar
 
 _WEIGHTS_FORMAT = "bnpy-weights-1"
+_MODEL_FORMAT = "bnpy-model-1"  # bnpy.saving's whole-model files hold the same weight entries
 
 
 class _DeferKeyboardInterrupt:
@@ -718,11 +719,28 @@ class Sequential:
         filepath = os.fspath(filepath)
         if not overwrite and os.path.exists(filepath):
             raise FileExistsError("save_weights: {} exists and overwrite=False".format(filepath))
+        arrays = self._weight_arrays()
+        arrays["__format__"] = np.array(_WEIGHTS_FORMAT)
+        self._write_npz(filepath, arrays)
+
+    def save(self, filepath, overwrite=True):
+        """Write the whole model, its layers' configs, weights, and compile settings with the
+        optimizer's state, to one file that :func:`bnpy.models.load_model` reads back (Keras
+        2.0's ``model.save``, in bnpy's .npz format: see :mod:`bnpy.saving`)."""
+        from .saving import save_model
+        save_model(self, filepath, overwrite=overwrite)
+
+    def _weight_arrays(self):
+        """The weights under their Keras names, with the index entries load_weights reads."""
         names = self._weight_names()
         arrays = {name: value for name, value in zip(names, self.weights)}
-        arrays["__format__"] = np.array(_WEIGHTS_FORMAT)
         arrays["__layer_names__"] = np.array([layer.name for layer in self.layers], dtype=str)
         arrays["__weight_names__"] = np.array(names, dtype=str)
+        return arrays
+
+    @staticmethod
+    def _write_npz(filepath, arrays):
+        """np.savez into ``filepath`` atomically: a temporary file beside it, then os.replace."""
         directory = os.path.dirname(os.path.abspath(filepath))
         fd, tmp_path = tempfile.mkstemp(prefix=".bnpy-weights-", suffix=".tmp", dir=directory)
         try:
@@ -745,21 +763,15 @@ class Sequential:
         ``by_name=True`` matches layers by name instead of by order (layers absent from the file
         are left as they are)."""
         filepath = os.fspath(filepath)
-        try:
-            with np.load(filepath, allow_pickle=False) as archive:
-                stored = {key: archive[key] for key in archive.files}
-        except (OSError, ValueError, EOFError) as exc:
-            if isinstance(exc, FileNotFoundError):
-                raise
-            raise ValueError("load_weights: {} is not a readable bnpy weights file ({}: {})".format(
-                filepath, type(exc).__name__, exc)) from None
-        except Exception as exc:  # zipfile.BadZipFile and friends
-            raise ValueError("load_weights: {} is not a readable bnpy weights file ({}: {})".format(
-                filepath, type(exc).__name__, exc)) from None
+        stored = _read_npz(filepath, "load_weights", "weights")
         fmt = stored.get("__format__")
-        if fmt is None or fmt.shape != () or str(fmt) != _WEIGHTS_FORMAT:
+        if fmt is None or fmt.shape != () or str(fmt) not in (_WEIGHTS_FORMAT, _MODEL_FORMAT):
             raise ValueError("load_weights: {} is not a bnpy weights file (no __format__ = {!r})"
                              .format(filepath, _WEIGHTS_FORMAT))
+        self._set_weights_from(stored, filepath, by_name)
+
+    def _set_weights_from(self, stored, filepath, by_name=False):
+        """load_weights' checks and copy, from the file's arrays ``stored``."""
         if "__weight_names__" not in stored:
             raise ValueError("load_weights: {} has no __weight_names__ entry".format(filepath))
         saved_names = [str(n) for n in stored["__weight_names__"].reshape(-1)]
@@ -809,6 +821,26 @@ class Sequential:
 
     def __repr__(self):
         return "<Sequential name={!r} layers={}>".format(self.name, [l.name for l in self.layers])
+
+
+def load_model(filepath, custom_objects=None, compile=True):
+    """Keras 2.0's ``keras.models.load_model``: the model ``Sequential.save`` wrote, weights,
+    compile settings and optimizer state included (see :mod:`bnpy.saving`)."""
+    from .saving import load_model as load
+    return load(filepath, custom_objects=custom_objects, compile=compile)
+
+
+def _read_npz(filepath, function, kind):
+    """Every array of a bnpy .npz file (``allow_pickle=False``); ValueError naming ``function``
+    for anything that is not a readable .npz (a missing file stays FileNotFoundError)."""
+    try:
+        with np.load(filepath, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # OSError, ValueError, EOFError, zipfile.BadZipFile and friends
+        raise ValueError("{}: {} is not a readable bnpy {} file ({}: {})".format(
+            function, filepath, kind, type(exc).__name__, exc)) from None
 
 
 def _unique(arrays):

@@ -96,6 +96,26 @@ class Optimizer:
         entry = self._state.get(id(param))
         return list(entry[1]) if entry is not None and entry[0] is param else []
 
+    def set_state(self, param, arrays):
+        """Give ``param`` these state arrays, as :meth:`get_state` returns them (copied; an empty
+        list forgets its state: its next step starts from zeros). Count and shapes are checked
+        before anything changes."""
+        arrays = [np.asarray(a) for a in arrays]
+        if arrays and len(arrays) != self._n_slots:
+            raise ValueError("{}.set_state: expected {} state arrays, got {}".format(
+                type(self).__name__, self._n_slots, len(arrays)))
+        for a in arrays:
+            if a.shape != param.shape:
+                raise ValueError("{}.set_state: a state array of shape {} for a parameter of shape {}"
+                                 .format(type(self).__name__, a.shape, param.shape))
+        if arrays:
+            self._state[id(param)] = (param, [np.array(a, dtype=param.dtype) for a in arrays])
+        else:
+            self._state.pop(id(param), None)
+
+    # Scalar state besides the per-parameter arrays (saved with a model; Nadam adds its schedule).
+    step_state_names = ("iterations",)
+
 
 class SGD(Optimizer):
     """Stochastic gradient descent with momentum, Nesterov momentum and decay.
@@ -272,6 +292,7 @@ class Nadam(Optimizer):
         p ← p − lr·m̄/(√v̂ + ε)
     """
     _n_slots = 2
+    step_state_names = ("iterations", "m_schedule")
 
     def __init__(self, lr=0.002, beta_1=0.9, beta_2=0.999, epsilon=1e-8, schedule_decay=0.004,
                  **kwargs):

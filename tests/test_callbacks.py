@@ -8,7 +8,7 @@ import pytest
 
 from bnpy.callbacks import Callback, EarlyStopping, LambdaCallback, ModelCheckpoint
 from bnpy.layers import Activation, Dense
-from bnpy.models import Sequential
+from bnpy.models import Sequential, load_model
 from bnpy.utils.generic_utils import Progbar
 
 
@@ -107,8 +107,12 @@ def test_lambda_callback_and_checkpoint(tmp_path):
     assert sorted(os.listdir(str(tmp_path))) == ["w-00.npz", "w-01.npz"]
     saved = model.get_weights()
     model.layers[0].kernel[...] = 0
-    model.load_weights(path.format(epoch=1))
+    model.load_weights(path.format(epoch=1))  # a whole-model file holds the weights' entries too
     for a, b in zip(saved, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    loaded = load_model(path.format(epoch=1))  # save_weights_only=False: the whole model, as Keras
+    assert loaded.optimizer.iterations == model.optimizer.iterations
+    for a, b in zip(saved, loaded.get_weights()):
         np.testing.assert_array_equal(a, b)
 
 
@@ -116,7 +120,7 @@ def test_checkpoint_save_best_only(tmp_path):
     model, x, y = _tiny_model()
     saves = []
     model.save_weights = lambda p, overwrite=True: saves.append(p)
-    cp = ModelCheckpoint(str(tmp_path / "best.npz"), save_best_only=True)
+    cp = ModelCheckpoint(str(tmp_path / "best.npz"), save_best_only=True, save_weights_only=True)
     cp.set_model(model)
     for epoch, v in enumerate([1.0, 0.8, 0.9, 0.7]):
         cp.on_epoch_end(epoch, {"val_loss": v})

@@ -169,3 +169,33 @@ def test_errors():
                                        ("Adam", optimizers.Adam), ("nadam", optimizers.Nadam)])
 def test_get_by_name_is_case_insensitive(name, cls):
     assert type(optimizers.get(name)) is cls
+
+
+def test_set_state_installs_checked_copies():
+    """set_state gives a parameter the arrays get_state returned (copied), so that the next step
+    equals the step of the optimizer they came from; bad counts or shapes change nothing."""
+    rng = np.random.default_rng(5)
+    p, g1, g2 = rng.standard_normal(4), rng.standard_normal(4), rng.standard_normal(4)
+    source = optimizers.Adam()
+    source.update([p], [g1])
+    q = p.copy()
+    target = optimizers.Adam()
+    state = [s.copy() for s in source.get_state(p)]
+    target.set_state(q, state)
+    target.iterations = source.iterations
+    state[0][:] = 99.0  # the installed arrays are copies
+    source.update([p], [g2])
+    target.update([q], [g2])
+    np.testing.assert_array_equal(q, p)
+    for a, b in zip(target.get_state(q), source.get_state(p)):
+        np.testing.assert_array_equal(a, b)
+    r = np.zeros(3)
+    with pytest.raises(ValueError, match="expected 3 state arrays, got 1"):
+        optimizers.Adam().set_state(r, [np.zeros(3)])
+    fresh = optimizers.Adam()
+    with pytest.raises(ValueError, match="a state array of shape \\(2,\\) for a parameter of shape \\(3,\\)"):
+        fresh.set_state(r, [np.zeros(3), np.zeros(2), np.zeros(3)])
+    assert fresh.get_state(r) == []
+    fresh.set_state(r, [np.ones(3)] * 3)
+    fresh.set_state(r, [])  # forgotten: the next step starts from zeros
+    assert fresh.get_state(r) == []

@@ -257,14 +257,12 @@ def restore_optimizer_state(model, arrays):
             n_slots = int(arrays["optimizer_n_slots_{}".format(i)])
             if n_slots == 0:
                 continue  # no step taken yet: the optimizer creates zeros, as a fresh one does
-            # bnpy's optimizers keep their slots per parameter array and create them on first
-            # use (zeros); fill the freshly created ones with the saved values.
-            slots = optimizer._slots(param)
-            if len(slots) != n_slots:
-                raise ExperimentError("checkpoint holds {} optimizer slots for weight {}, the "
-                                      "optimizer has {}".format(n_slots, i, len(slots)))
-            for j, slot in enumerate(slots):
-                np.copyto(slot, arrays["optimizer_slot_{}_{}".format(i, j)])
+            try:
+                optimizer.set_state(param, [arrays["optimizer_slot_{}_{}".format(i, j)]
+                                            for j in range(n_slots)])
+            except ValueError as exc:
+                raise ExperimentError("checkpoint holds optimizer state that does not fit weight "
+                                      "{}: {}".format(i, exc)) from None
     optimizer.iterations = int(arrays["optimizer_iterations"])
 
 

@@ -6,6 +6,7 @@ from .. import activations, constraints, initializers, ops, regularizers
 from ..engine import Layer
 from ..legacy.interfaces import legacy_conv2d_support, legacy_zeropadding2d_support
 from . import _conv_utils as cu
+from .core import kernel_bias_options
 # Keras 2.0 re-exports the pooling layers here, and the article imports them from this module
 from .pooling import AveragePooling2D, MaxPooling2D  # noqa: F401
 
@@ -114,7 +115,7 @@ class Conv2D(Layer):
         return dict(super().get_config(), filters=self.filters, kernel_size=self.kernel_size,
                     strides=self.strides, padding=self.padding, data_format=self.data_format,
                     dilation_rate=self.dilation_rate, activation=self.activation,
-                    use_bias=self.use_bias)
+                    use_bias=self.use_bias, **kernel_bias_options(self))
 
 
 Convolution2D = Conv2D

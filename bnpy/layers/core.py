@@ -73,7 +73,7 @@ class Dense(Layer):
 
     def get_config(self):
         return dict(super().get_config(), units=self.units, activation=self.activation,
-                    use_bias=self.use_bias)
+                    use_bias=self.use_bias, **kernel_bias_options(self))
 
 
 class Activation(Layer):
@@ -211,6 +211,14 @@ class Reshape(Layer):
 
     def get_config(self):
         return dict(super().get_config(), target_shape=self.target_shape)
+
+
+def kernel_bias_options(layer):
+    """The initializer, regularizer and constraint arguments of a layer with a kernel and a bias
+    (Dense, Conv2D), for its get_config."""
+    names = ("kernel_initializer", "bias_initializer", "kernel_regularizer", "bias_regularizer",
+             "activity_regularizer", "kernel_constraint", "bias_constraint")
+    return {name: getattr(layer, name) for name in names}
 
 
 def _positive_int(value, layer, arg):

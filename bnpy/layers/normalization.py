@@ -164,4 +164,9 @@ class BatchNormalization(Layer):
     def get_config(self):
         return dict(super().get_config(), axis=self.axis, momentum=self.momentum,
                     epsilon=self.epsilon, center=self.center, scale=self.scale,
+                    beta_initializer=self.beta_initializer, gamma_initializer=self.gamma_initializer,
+                    moving_mean_initializer=self.moving_mean_initializer,
+                    moving_variance_initializer=self.moving_variance_initializer,
+                    beta_regularizer=self.beta_regularizer, gamma_regularizer=self.gamma_regularizer,
+                    beta_constraint=self.beta_constraint, gamma_constraint=self.gamma_constraint,
                     unbiased_moving_variance=self.unbiased_moving_variance)

@@ -1,0 +1,212 @@
+"""Whole models in one file: ``Sequential.save`` and ``load_model`` (Keras 2.0's ``model.save`` and
+``keras.models.load_model``), in bnpy's .npz format instead of HDF5 (NumPy is the only dependency).
+
+A model file holds what Keras's does:
+
+- ``__model_config__``: JSON of ``{"class_name": "Sequential", "config": {"name", "layers"}}``, each
+  layer as ``{"class_name", "config"}`` from its ``get_config()``; initializers, regularizers and
+  constraints inside a config as ``{"class_name", "config"}`` of their own;
+- ``__training_config__``: JSON of the optimizer (class name and ``get_config()``), the loss and
+  the metrics given to ``compile`` (``null`` for a model never compiled);
+- the weights, under the same names and with the same index entries as ``save_weights`` writes
+  (so ``load_weights`` reads a model file too);
+- the optimizer's state: its step count (and Nadam's schedule) and, per trainable array in model
+  order, the arrays ``Optimizer.get_state`` gives, so that training resumes where it stopped.
+
+``load_model`` rebuilds every layer as ``cls(**config)`` (classes from ``bnpy.layers``, or
+``custom_objects`` by name), adds them to a ``Sequential``, copies the weights in, and compiles
+with the saved optimizer, loss and metrics (``compile=False`` skips that). Everything is read and
+checked before a model is returned; a file that is not a model file, or that names an unknown
+layer, loss or metric, raises ValueError saying which. Saving is atomic (a temporary file in the
+same folder, then ``os.replace``), and refuses what it could not load back (a loss or metric
+function it cannot name, a regularizer or constraint that is not one of bnpy's classes).
+"""
+import json
+import os
+
+import numpy as np
+
+from . import constraints, initializers, layers as layers_module, losses, metrics, optimizers, regularizers
+from .models import _MODEL_FORMAT as MODEL_FORMAT, Sequential, _read_npz
+
+__all__ = ["save_model", "load_model"]
+
+# Objects that may appear inside a layer's config, by the base class the saved class must extend.
+_OBJECT_KINDS = [(initializers.Initializer, initializers), (regularizers.Regularizer, regularizers),
+                 (constraints.Constraint, constraints)]
+
+
+# ---- saving -----------------------------------------------------------------------------------------
+
+def _serialize_value(value, where):
+    """A config value as JSON: objects as {"class_name", "config"}, tuples as lists."""
+    for base, _ in _OBJECT_KINDS:
+        if isinstance(value, base):
+            return {"class_name": type(value).__name__,
+                    "config": {k: _serialize_value(v, where) for k, v in value.get_config().items()}}
+    if isinstance(value, (list, tuple)):
+        return [_serialize_value(v, where) for v in value]
+    if isinstance(value, dict):
+        return {k: _serialize_value(v, where) for k, v in value.items()}
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if callable(value) and "initializer" in where:
+        return None  # a plain initializer function: the saved weights make it moot
+    raise ValueError("save: cannot save {} = {!r}: only bnpy's initializers, regularizers and "
+                     "constraints (or None) can be written to a model file".format(where, value))
+
+
+def _layer_config(layer):
+    config = {key: _serialize_value(value, "{}.{}".format(layer.name, key))
+              for key, value in layer.get_config().items()}
+    return {"class_name": type(layer).__name__, "config": config}
+
+
+def _function_name(value, kind, known):
+    """The name under which `known` (a module's get) finds the loss or metric ``value``."""
+    if isinstance(value, str):
+        return value
+    name = getattr(value, "__name__", None)
+    if name is not None:
+        try:
+            if known(name) is value:
+                return name
+        except ValueError:
+            pass
+        return name  # a custom function: load_model needs it in custom_objects
+    raise ValueError("save: cannot save the {} {!r}: it has no name".format(kind, value))
+
+
+def _training_config(model):
+    if model.optimizer is None:
+        return None
+    optimizer = model.optimizer
+    return {"optimizer_config": {"class_name": type(optimizer).__name__,
+                                 "config": _serialize_value(optimizer.get_config(), "optimizer")},
+            "loss": _function_name(model.loss, "loss", losses.get),
+            "metrics": [_function_name(m, "metric", metrics.get) for m in model.metrics]}
+
+
+def _optimizer_arrays(model):
+    optimizer = model.optimizer
+    arrays = {}
+    for name in optimizer.step_state_names:
+        arrays["__optimizer__/{}".format(name)] = np.array(getattr(optimizer, name))
+    for i, param in enumerate(model.trainable_weights):
+        for j, slot in enumerate(optimizer.get_state(param)):
+            arrays["__optimizer__/{}/{}".format(i, j)] = slot
+    return arrays
+
+
+def save_model(model, filepath, overwrite=True):
+    """Write ``model`` (a Sequential) to ``filepath``: see the module docstring."""
+    filepath = os.fspath(filepath)
+    if not overwrite and os.path.exists(filepath):
+        raise FileExistsError("save: {} exists and overwrite=False".format(filepath))
+    model_config = {"class_name": "Sequential",
+                    "config": {"name": model.name, "layers": [_layer_config(l) for l in model.layers]}}
+    arrays = model._weight_arrays()
+    arrays["__format__"] = np.array(MODEL_FORMAT)
+    arrays["__model_config__"] = np.array(json.dumps(model_config))
+    arrays["__training_config__"] = np.array(json.dumps(_training_config(model)))
+    if model.optimizer is not None:
+        arrays.update(_optimizer_arrays(model))
+    model._write_npz(filepath, arrays)
+
+
+# ---- loading ----------------------------------------------------------------------------------------
+
+def _deserialize_value(key, value, custom_objects):
+    """Inverse of _serialize_value for a layer's config entry ``key``."""
+    if isinstance(value, dict) and set(value) == {"class_name", "config"}:
+        name = value["class_name"]
+        for base, module in _OBJECT_KINDS:
+            cls = custom_objects.get(name) or getattr(module, name, None)
+            if isinstance(cls, type) and issubclass(cls, base):
+                return cls(**value["config"])
+        raise ValueError("load_model: unknown object {!r} in the config entry {!r} (pass it in "
+                         "custom_objects)".format(name, key))
+    if isinstance(value, list):
+        return tuple(_deserialize_value(key, v, custom_objects) for v in value)
+    return value
+
+
+def _layer_from_config(entry, custom_objects):
+    name = entry.get("class_name")
+    cls = custom_objects.get(name) or getattr(layers_module, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, layers_module.Layer)):
+        raise ValueError("load_model: unknown layer class {!r} (pass it in custom_objects)".format(name))
+    config = {k: _deserialize_value(k, v, custom_objects) for k, v in entry["config"].items()}
+    return cls(**config)
+
+
+def _lookup(name, kind, known, custom_objects):
+    if name in custom_objects:
+        return custom_objects[name]
+    try:
+        known(name)
+    except ValueError:
+        raise ValueError("load_model: unknown {} {!r} (pass it in custom_objects)".format(kind, name)) from None
+    return name
+
+
+def load_model(filepath, custom_objects=None, compile=True):
+    """The model ``save`` wrote to ``filepath``, with its weights and, when ``compile``, compiled
+    as it was with its optimizer's state restored. ``custom_objects`` maps names to the layer
+    classes, losses, metrics, initializers, regularizers or constraints that are not bnpy's."""
+    filepath = os.fspath(filepath)
+    custom_objects = dict(custom_objects or {})
+    stored = _read_npz(filepath, "load_model", "model")
+    fmt = stored.get("__format__")
+    if fmt is None or fmt.shape != () or str(fmt) != MODEL_FORMAT or "__model_config__" not in stored:
+        raise ValueError("load_model: {} is not a bnpy model file (no __format__ = {!r}; a file "
+                         "from save_weights needs load_weights on a model built in code)".format(
+                             filepath, MODEL_FORMAT))
+    try:
+        model_config = json.loads(str(stored["__model_config__"]))
+        training_config = json.loads(str(stored.get("__training_config__", "null")))
+        layer_entries = model_config["config"]["layers"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError("load_model: {} has a malformed model config ({}: {})".format(
+            filepath, type(exc).__name__, exc)) from None
+    model = Sequential(name=model_config["config"].get("name"))
+    for entry in layer_entries:
+        model.add(_layer_from_config(entry, custom_objects))
+    model._set_weights_from(stored, filepath)
+    if compile and training_config is not None:
+        optimizer_config = training_config["optimizer_config"]
+        optimizer_cls = custom_objects.get(optimizer_config["class_name"]) or getattr(
+            optimizers, optimizer_config["class_name"], None)
+        if not (isinstance(optimizer_cls, type) and issubclass(optimizer_cls, optimizers.Optimizer)):
+            raise ValueError("load_model: unknown optimizer {!r} (pass it in custom_objects)".format(
+                optimizer_config["class_name"]))
+        optimizer = optimizer_cls(**optimizer_config["config"])
+        model.compile(optimizer=optimizer,
+                      loss=_lookup(training_config["loss"], "loss", losses.get, custom_objects),
+                      metrics=[_lookup(m, "metric", metrics.get, custom_objects)
+                               if m not in ("acc", "accuracy") else m
+                               for m in training_config["metrics"]])
+        _restore_optimizer(model, stored, filepath)
+    return model
+
+
+def _restore_optimizer(model, stored, filepath):
+    optimizer = model.optimizer
+    plan = []
+    for i, param in enumerate(model.trainable_weights):
+        slots = []
+        while "__optimizer__/{}/{}".format(i, len(slots)) in stored:
+            slots.append(stored["__optimizer__/{}/{}".format(i, len(slots))])
+        plan.append((param, slots))
+    for name in optimizer.step_state_names:
+        if "__optimizer__/{}".format(name) not in stored:
+            raise ValueError("load_model: {} lacks the optimizer's {!r}".format(filepath, name))
+    for param, slots in plan:
+        try:
+            optimizer.set_state(param, slots)
+        except ValueError as exc:
+            raise ValueError("load_model: {}: {}".format(filepath, exc)) from None
+    for name in optimizer.step_state_names:
+        setattr(optimizer, name, stored["__optimizer__/{}".format(name)].item())

@@ -1,0 +1,172 @@
+"""Sequential.save / load_model (bnpy.saving): whole models in one file, Keras 2.0's model.save.
+
+A loaded model must predict the same bits as the saved one, and, compiled with the saved
+optimizer and its state, train on exactly as the saved one would have (weights bitwise equal after
+more steps, for every optimizer). Bad files and what cannot be saved raise ValueError, and leave
+any existing file as it was."""
+import os
+
+import numpy as np
+import pytest
+
+from bnpy import constraints, losses, regularizers, saving
+from bnpy.layers import (Activation, BatchNormalization, Conv2D, Dense, Dropout, Flatten, MaxPooling2D,
+                         Reshape, ZeroPadding2D)
+from bnpy.models import Sequential, load_model
+from reference_layers import build_article_model, requires_conv
+
+OPTIMIZERS = ["sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamax", "nadam"]
+
+
+def every_layer_model():
+    """One of each layer type, with a dilated convolution, a regularizer and a constraint."""
+    model = Sequential(name="every_layer")
+    model.add(ZeroPadding2D(1, input_shape=(8, 8, 3)))
+    model.add(Conv2D(8, 3, dilation_rate=2, kernel_regularizer=regularizers.l2(0.01)))
+    model.add(BatchNormalization(momentum=0.9))
+    model.add(Activation("relu"))
+    model.add(MaxPooling2D())
+    model.add(Flatten())
+    model.add(Reshape((8, 9)))
+    model.add(Flatten())
+    model.add(Dropout(0.3))
+    model.add(Dense(5, kernel_constraint=constraints.max_norm(2.0)))
+    model.add(Activation("softmax"))
+    return model
+
+
+def data(seed=0, n=16):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 8, 8, 3)).astype(np.float32)
+    y = np.eye(5, dtype=np.float32)[rng.integers(0, 5, n)]
+    return x, y
+
+
+def train_steps(model, x, y, steps, seed):
+    np.random.seed(seed)  # Dropout's masks
+    return [model.train_on_batch(x, y) for _ in range(steps)]
+
+
+def config_of(model):
+    """The model's layer configs as the file stores them (objects as class name and config)."""
+    return [saving._layer_config(layer) for layer in model.layers]
+
+
+def summary_text(model):
+    lines = []
+    model.summary(print_fn=lines.append)
+    return lines
+
+
+@requires_conv
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_a_loaded_model_predicts_and_trains_on_as_the_saved_one(tmp_path, optimizer):
+    x, y = data()
+    model = every_layer_model()
+    model.compile(optimizer, "categorical_crossentropy", metrics=["accuracy"])
+    train_steps(model, x, y, 3, seed=1)
+    path = str(tmp_path / "model.npz")
+    model.save(path)
+    loaded = load_model(path)
+    assert loaded.name == model.name
+    assert [type(l) for l in loaded.layers] == [type(l) for l in model.layers]
+    assert config_of(loaded) == config_of(model)
+    assert summary_text(loaded) == summary_text(model)
+    assert type(loaded.optimizer) is type(model.optimizer)
+    assert loaded.optimizer.get_config() == model.optimizer.get_config()
+    assert loaded.optimizer.iterations == 3
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    assert train_steps(loaded, x, y, 2, seed=2) == train_steps(model, x, y, 2, seed=2)
+    for a, b in zip(loaded.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+@requires_conv
+def test_the_article_network_round_trips(tmp_path):
+    model = build_article_model(True, True, True, True)
+    model.compile("adadelta", "categorical_crossentropy", metrics=["accuracy"])
+    path = tmp_path / "article.npz"
+    model.save(path)
+    loaded = load_model(path)
+    assert summary_text(loaded) == summary_text(model)
+    x = np.random.default_rng(3).standard_normal((4, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    assert loaded.count_params() == model.count_params()
+
+
+@requires_conv
+def test_uncompiled_and_compile_false(tmp_path):
+    x, _ = data()
+    model = every_layer_model()
+    model.save(tmp_path / "plain.npz")
+    loaded = load_model(tmp_path / "plain.npz")
+    assert loaded.optimizer is None
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    model.compile("sgd", "mse")
+    model.save(tmp_path / "compiled.npz")
+    assert load_model(tmp_path / "compiled.npz", compile=False).optimizer is None
+    assert load_model(tmp_path / "compiled.npz").loss == "mse"
+
+
+@requires_conv
+def test_load_weights_reads_a_model_file(tmp_path):
+    model = every_layer_model()
+    model.save(tmp_path / "m.npz")
+    other = every_layer_model()
+    other.load_weights(tmp_path / "m.npz")
+    for a, b in zip(other.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+class Doubled(Dense):
+    """A layer class bnpy does not know: load_model needs it in custom_objects."""
+
+
+def my_loss(y_true, y_pred):
+    return losses.mean_squared_error(y_true, y_pred)
+
+
+my_loss.gradient = losses.mean_squared_error.gradient
+
+
+def test_custom_objects(tmp_path):
+    model = Sequential([Doubled(3, input_shape=(4,)), Dense(2)])
+    model.compile("adam", my_loss)
+    x = np.random.default_rng(4).standard_normal((6, 4)).astype(np.float32)
+    model.train_on_batch(x, np.zeros((6, 2), np.float32))
+    path = tmp_path / "custom.npz"
+    model.save(path)
+    with pytest.raises(ValueError, match="unknown layer class 'Doubled' \\(pass it in custom_objects\\)"):
+        load_model(path)
+    with pytest.raises(ValueError, match="unknown loss 'my_loss'"):
+        load_model(path, custom_objects={"Doubled": Doubled})
+    loaded = load_model(path, custom_objects={"Doubled": Doubled, "my_loss": my_loss})
+    assert isinstance(loaded.layers[0], Doubled) and loaded.loss is my_loss
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    assert loaded.optimizer.iterations == 1
+
+
+def test_bad_files_and_unsavable_models(tmp_path):
+    model = Sequential([Dense(2, input_shape=(3,))])
+    weights_file = tmp_path / "weights.npz"
+    model.save_weights(weights_file)
+    with pytest.raises(ValueError, match="is not a bnpy model file"):
+        load_model(weights_file)
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"not a zip file at all")
+    with pytest.raises(ValueError, match="load_model: .* is not a readable bnpy model file"):
+        load_model(garbage)
+    with pytest.raises(FileNotFoundError):
+        load_model(tmp_path / "missing.npz")
+    # overwrite=False keeps the file; a model that cannot be written leaves nothing behind
+    path = tmp_path / "m.npz"
+    model.save(path)
+    before = path.read_bytes()
+    with pytest.raises(FileExistsError):
+        model.save(path, overwrite=False)
+    strange = Sequential([Dense(2, input_shape=(3,), kernel_regularizer=regularizers.l2(0.1))])
+    strange.layers[0].kernel_regularizer = lambda w: 0.0  # not a bnpy Regularizer
+    with pytest.raises(ValueError, match="cannot save dense_.*kernel_regularizer"):
+        strange.save(path)
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["garbage.npz", "m.npz", "weights.npz"]
