@@ -167,46 +167,64 @@ def load_model(filepath, custom_objects=None, compile=True):
     try:
         model_config = json.loads(str(stored["__model_config__"]))
         training_config = json.loads(str(stored.get("__training_config__", "null")))
-        layer_entries = model_config["config"]["layers"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError("load_model: {} has a malformed model config ({}: {})".format(
-            filepath, type(exc).__name__, exc)) from None
-    model = Sequential(name=model_config["config"].get("name"))
-    for entry in layer_entries:
-        model.add(_layer_from_config(entry, custom_objects))
-    model._set_weights_from(stored, filepath)
-    if compile and training_config is not None:
-        optimizer_config = training_config["optimizer_config"]
-        optimizer_cls = custom_objects.get(optimizer_config["class_name"]) or getattr(
-            optimizers, optimizer_config["class_name"], None)
-        if not (isinstance(optimizer_cls, type) and issubclass(optimizer_cls, optimizers.Optimizer)):
-            raise ValueError("load_model: unknown optimizer {!r} (pass it in custom_objects)".format(
-                optimizer_config["class_name"]))
-        optimizer = optimizer_cls(**optimizer_config["config"])
-        model.compile(optimizer=optimizer,
-                      loss=_lookup(training_config["loss"], "loss", losses.get, custom_objects),
-                      metrics=[_lookup(m, "metric", metrics.get, custom_objects)
-                               if m not in ("acc", "accuracy") else m
-                               for m in training_config["metrics"]])
-        _restore_optimizer(model, stored, filepath)
+    except ValueError as exc:
+        raise ValueError("load_model: {} has a malformed config ({})".format(filepath, exc)) from None
+    # A config that does not have the shape save writes (a damaged or hand-made file) fails in
+    # the lookups and constructor calls below: reported as the file's fault.
+    try:
+        model = Sequential(name=model_config["config"].get("name"))
+        for entry in model_config["config"]["layers"]:
+            model.add(_layer_from_config(entry, custom_objects))
+        model._set_weights_from(stored, filepath)
+        if compile and training_config is not None:
+            _compile_from_config(model, training_config, custom_objects)
+            _restore_optimizer(model, stored, filepath)
+    except ValueError as exc:
+        if str(exc).startswith("load_model:"):
+            raise
+        raise ValueError("load_model: {}: {}".format(filepath, exc)) from exc
+    except (TypeError, KeyError, AttributeError, IndexError) as exc:
+        raise ValueError("load_model: {} holds a config bnpy cannot build ({}: {})".format(
+            filepath, type(exc).__name__, exc)) from exc
     return model
 
 
+def _compile_from_config(model, training_config, custom_objects):
+    optimizer_config = training_config["optimizer_config"]
+    name = optimizer_config["class_name"]
+    optimizer_cls = custom_objects.get(name) or getattr(optimizers, str(name), None)
+    if not (isinstance(optimizer_cls, type) and issubclass(optimizer_cls, optimizers.Optimizer)):
+        raise ValueError("load_model: unknown optimizer {!r} (pass it in custom_objects)".format(name))
+    model.compile(optimizer=optimizer_cls(**optimizer_config["config"]),
+                  loss=_lookup(training_config["loss"], "loss", losses.get, custom_objects),
+                  metrics=[m if m in ("acc", "accuracy") else _lookup(m, "metric", metrics.get, custom_objects)
+                           for m in training_config["metrics"]])
+
+
 def _restore_optimizer(model, stored, filepath):
+    """The optimizer's step state and per-array state from the file, all checked first."""
     optimizer = model.optimizer
+    step_state = {}
+    for name in optimizer.step_state_names:
+        value = stored.get("__optimizer__/{}".format(name))
+        if value is None or value.shape != () or value.dtype.kind not in "iuf" or not np.isfinite(value):
+            raise ValueError("load_model: {} lacks a finite number for the optimizer's {!r}".format(
+                filepath, name))
+        step_state[name] = value.item()
+    if step_state["iterations"] < 0 or step_state["iterations"] != int(step_state["iterations"]):
+        raise ValueError("load_model: {} gives the optimizer {!r} iterations".format(
+            filepath, step_state["iterations"]))
+    step_state["iterations"] = int(step_state["iterations"])
     plan = []
     for i, param in enumerate(model.trainable_weights):
         slots = []
         while "__optimizer__/{}/{}".format(i, len(slots)) in stored:
             slots.append(stored["__optimizer__/{}/{}".format(i, len(slots))])
         plan.append((param, slots))
-    for name in optimizer.step_state_names:
-        if "__optimizer__/{}".format(name) not in stored:
-            raise ValueError("load_model: {} lacks the optimizer's {!r}".format(filepath, name))
     for param, slots in plan:
         try:
             optimizer.set_state(param, slots)
         except ValueError as exc:
             raise ValueError("load_model: {}: {}".format(filepath, exc)) from None
-    for name in optimizer.step_state_names:
-        setattr(optimizer, name, stored["__optimizer__/{}".format(name)].item())
+    for name, value in step_state.items():
+        setattr(optimizer, name, value)

@@ -4,6 +4,7 @@ A loaded model must predict the same bits as the saved one, and, compiled with t
 optimizer and its state, train on exactly as the saved one would have (weights bitwise equal after
 more steps, for every optimizer). Bad files and what cannot be saved raise ValueError, and leave
 any existing file as it was."""
+import json
 import os
 
 import numpy as np
@@ -170,3 +171,84 @@ def test_bad_files_and_unsavable_models(tmp_path):
         strange.save(path)
     assert path.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["garbage.npz", "m.npz", "weights.npz"]
+
+
+def _rewrite(path, out, **changes):
+    """A copy of the model file at ``path`` with some entries replaced (None deletes one)."""
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    for key, value in changes.items():
+        key = key.replace("__SLASH__", "/")
+        if value is None:
+            arrays.pop(key, None)
+        else:
+            arrays[key] = np.array(value)
+    np.savez(out, **arrays)
+    return out
+
+
+def _damaged_configs(config):
+    """Configs that save never writes: each must give a ValueError, nothing else."""
+    layers = config["config"]["layers"]
+    yield "[]"
+    yield json.dumps({"class_name": "Sequential"})
+    yield json.dumps({"class_name": "Sequential", "config": {"layers": 5}})
+    yield json.dumps({"class_name": "Sequential", "config": {"layers": [5]}})
+    yield json.dumps({"class_name": "Sequential", "config": {"layers": [{"class_name": "os"}]}})
+    for i, layer in enumerate(layers):
+        for key in list(layer["config"]):
+            damaged = json.loads(json.dumps(config))
+            del damaged["config"]["layers"][i]["config"][key]
+            yield json.dumps(damaged)
+            for bad in ("x", -1, [1, 2, 3], {"class_name": "Nope", "config": {}}, None):
+                damaged = json.loads(json.dumps(config))
+                damaged["config"]["layers"][i]["config"][key] = bad
+                yield json.dumps(damaged)
+        damaged = json.loads(json.dumps(config))
+        damaged["config"]["layers"][i]["config"]["unexpected"] = 1
+        yield json.dumps(damaged)
+    yield json.dumps(dict(config, config=dict(config["config"], layers=layers[:-1])))
+    yield json.dumps(dict(config, config=dict(config["config"], layers=layers + layers[-1:])))
+
+
+@requires_conv
+def test_damaged_files_raise_value_error_only(tmp_path):
+    """Every entry of a model file deleted or given a wrong type or value, one at a time: a
+    ValueError that starts with "load_model:", or, where the change is harmless (a layer's name or
+    an initializer dropped, say), a model that loads; never another exception. The changes that
+    cannot be harmless are all refused."""
+    x, y = data()
+    model = every_layer_model()
+    model.compile("nadam", "categorical_crossentropy", metrics=["accuracy"])
+    model.train_on_batch(x, y)
+    path = str(tmp_path / "model.npz")
+    model.save(path)
+    with np.load(path, allow_pickle=False) as archive:
+        config = json.loads(str(archive["__model_config__"]))
+        keys = list(archive.files)
+    sgd = {"class_name": "SGD", "config": {}}
+    must_refuse = [dict(__model_config__=text) for text in (
+        "[]", "not json", json.dumps({"class_name": "Sequential", "config": {"layers": 5}}),
+        json.dumps({"class_name": "Sequential", "config": {"layers": [{"class_name": "os"}]}}))]
+    must_refuse += [dict(__training_config__=json.dumps(c)) for c in (
+        {}, [1], {"optimizer_config": {"class_name": "Nope", "config": {}}, "loss": "mse", "metrics": []},
+        {"optimizer_config": {"class_name": "SGD", "config": {"x": 1}}, "loss": "mse", "metrics": []},
+        {"optimizer_config": sgd, "loss": "nope", "metrics": []},
+        {"optimizer_config": sgd, "loss": "mse", "metrics": ["nope"]})]
+    must_refuse += [{key.replace("/", "__SLASH__"): None} for key in keys
+                    if key.startswith("__optimizer__/") and "/" not in key[len("__optimizer__/"):]
+                    or "/kernel:0" in key or key in ("__format__", "__model_config__", "__weight_names__")]
+    must_refuse += [{"__optimizer____SLASH__iterations": v} for v in (-3, 2.5, "text")]
+    must_refuse += [{"__optimizer____SLASH__m_schedule": np.nan}, {"__optimizer____SLASH__0__SLASH__0": np.zeros(7)},
+                    {"__optimizer____SLASH__0__SLASH__0": "text"}]
+    harmless_or_refused = [dict(__model_config__=text) for text in _damaged_configs(config)]
+    harmless_or_refused += [{key.replace("/", "__SLASH__"): None} for key in keys]
+    out = str(tmp_path / "damaged.npz")
+    for changes, must in [(c, True) for c in must_refuse] + [(c, False) for c in harmless_or_refused]:
+        _rewrite(path, out, **changes)
+        try:
+            load_model(out)
+        except ValueError as exc:
+            assert str(exc).startswith("load_model:"), exc
+        else:
+            assert not must, "loaded a model from a file with {}".format(sorted(changes))
