@@ -64,19 +64,15 @@ def _layer_config(layer):
     return {"class_name": type(layer).__name__, "config": config}
 
 
-def _function_name(value, kind, known):
-    """The name under which `known` (a module's get) finds the loss or metric ``value``."""
+def _function_name(value, kind):
+    """The loss or metric ``value`` as compile got it: a name, or a function's name (bnpy's own
+    functions are found by it again; a custom one must come back through custom_objects)."""
     if isinstance(value, str):
         return value
     name = getattr(value, "__name__", None)
-    if name is not None:
-        try:
-            if known(name) is value:
-                return name
-        except ValueError:
-            pass
-        return name  # a custom function: load_model needs it in custom_objects
-    raise ValueError("save: cannot save the {} {!r}: it has no name".format(kind, value))
+    if name is None:
+        raise ValueError("save: cannot save the {} {!r}: it has no name".format(kind, value))
+    return name
 
 
 def _training_config(model):
@@ -85,8 +81,8 @@ def _training_config(model):
     optimizer = model.optimizer
     return {"optimizer_config": {"class_name": type(optimizer).__name__,
                                  "config": _serialize_value(optimizer.get_config(), "optimizer")},
-            "loss": _function_name(model.loss, "loss", losses.get),
-            "metrics": [_function_name(m, "metric", metrics.get) for m in model.metrics]}
+            "loss": _function_name(model.loss, "loss"),
+            "metrics": [_function_name(m, "metric") for m in model.metrics]}
 
 
 def _optimizer_arrays(model):
