@@ -29,7 +29,6 @@ before it changes any of them.
 """
 import os
 import signal
-import tempfile
 import threading
 import warnings
 
@@ -40,6 +39,7 @@ from . import losses, metrics as metrics_module, optimizers
 from .engine import Layer, unique_layer_name
 from .legacy.interfaces import legacy_generator_methods_support
 from .utils.generic_utils import Progbar
+from .utils.io_utils import atomic_output
 
 _WEIGHTS_FORMAT = "bnpy-weights-1"
 _MODEL_FORMAT = "bnpy-model-1"  # bnpy.saving's whole-model files hold the same weight entries
@@ -740,21 +740,12 @@ class Sequential:
 
     @staticmethod
     def _write_npz(filepath, arrays):
-        """np.savez into ``filepath`` atomically: a temporary file beside it, then os.replace."""
-        directory = os.path.dirname(os.path.abspath(filepath))
-        fd, tmp_path = tempfile.mkstemp(prefix=".bnpy-weights-", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
+        """np.savez into ``filepath`` atomically (utils.io_utils.atomic_output)."""
+        with atomic_output(filepath, ".bnpy-weights-") as tmp_path:
+            with open(tmp_path, "wb") as f:
                 np.savez(f, **arrays)
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp_path, filepath)
-        except BaseException:
-            try:
-                os.unlink(tmp_path)
-            except OSError:
-                pass
-            raise
 
     def load_weights(self, filepath, by_name=False):
         """Read weights written by ``save_weights`` (``allow_pickle=False``). Everything is

@@ -8,9 +8,10 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 
 import numpy as np
+
+from ..utils.io_utils import atomic_output
 
 RUN_FILE = "run.json"
 DEFAULT_PARENT = "bnpy-results"
@@ -41,18 +42,11 @@ def parse_groups(text, known):
 def atomic_write_bytes(path, data):
     """Write ``data`` to ``path`` through a temporary file in the same directory and a rename, so
     a reader (or an interrupted run) sees the old file or the new one, never half of one."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    with atomic_output(path, ".tmp-") as tmp:
+        with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def atomic_write_text(path, text):

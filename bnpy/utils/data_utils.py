@@ -31,6 +31,8 @@ import urllib.request
 import zipfile
 import zlib
 
+from .io_utils import atomic_output
+
 __all__ = [
     "get_file", "validate_file", "hash_file", "extract_archive",
     "DataFileError", "ChecksumError", "UnsafeArchiveError", "DownloadError",
@@ -161,47 +163,18 @@ def _remove_quietly(path):
         pass
 
 
-# A download's temp file untouched for this long belongs to a process that was killed (SIGKILL,
-# power loss: no chance to remove it); a live download writes to it every few seconds at most.
-_STALE_PART_SECONDS = 3600.0
-
-
-def _remove_stale_parts(folder, basename):
-    """Remove the hidden ``.<basename>.*.part`` temp files of earlier downloads of the same file
-    that have not been written for _STALE_PART_SECONDS (each may be a whole archive: CIFAR-10's is
-    163 MB). Recent ones are left alone: another process may be downloading into them."""
-    now = time.time()
-    prefix = "." + basename + "."
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return
-    for name in names:
-        if not (name.startswith(prefix) and name.endswith(".part")):
-            continue
-        path = os.path.join(folder, name)
-        try:
-            if now - os.lstat(path).st_mtime > _STALE_PART_SECONDS:
-                os.remove(path)
-        except OSError:  # gone already, or not ours to remove: not this download's business
-            pass
-
-
 def _download(origin, fpath, file_hash, algorithm, progress, timeout):
     """Fetch ``origin`` into ``fpath`` atomically: temp file in the same folder, then os.replace.
 
     The byte count is checked against Content-Length and the digest against ``file_hash`` (when
-    given) before the rename; on any failure, KeyboardInterrupt included, the temp file is removed.
-    Stale temp files of killed earlier downloads of the same file are removed first.
+    given) before the rename; on any failure, KeyboardInterrupt included, the temp file is removed
+    (io_utils.atomic_output, which also removes the stale temp files of killed earlier downloads
+    of the same file).
     """
-    folder = os.path.dirname(os.path.abspath(fpath))
-    _remove_stale_parts(folder, os.path.basename(fpath))
-    fd, tmp_path = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(fpath) + ".",
-                                    suffix=".part")
     hasher = hashlib.new(algorithm) if file_hash else None
     received = 0
-    try:
-        with os.fdopen(fd, "wb") as out:
+    with atomic_output(fpath, "." + os.path.basename(fpath) + ".", ".part") as tmp_path:
+        with open(tmp_path, "wb") as out:
             try:
                 response = urllib.request.urlopen(origin, timeout=timeout)
             except urllib.error.HTTPError as exc:
@@ -244,10 +217,6 @@ def _download(origin, fpath, file_hash, algorithm, progress, timeout):
         # mkstemp creates 0600; give the finished file the usual rw-r--r--. (Reading the umask
         # would mean setting it for a moment, which races with other threads creating files.)
         os.chmod(tmp_path, 0o644)
-        os.replace(tmp_path, fpath)
-    except BaseException:
-        _remove_quietly(tmp_path)
-        raise
 
 
 # --------------------------------------------------------------------------------------------------

@@ -22,7 +22,8 @@ labelled runs in one figure (matplotlib).
 import os
 import shutil
 import subprocess
-import tempfile
+
+from .io_utils import atomic_output
 
 __all__ = ["plot_model", "model_to_dot", "plot_history"]
 
@@ -124,17 +125,10 @@ def _file_format(to_file, caller):
 
 
 def _write_atomically(to_file, write):
-    """Call write(tmp_path), then rename tmp_path onto to_file: no half-written picture."""
-    directory = os.path.dirname(os.path.abspath(to_file))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(to_file)[1], dir=directory)
-    os.close(fd)
-    try:
+    """Call write(tmp_path), then rename tmp_path onto to_file: no half-written picture. (The
+    temporary file keeps the extension: dot and matplotlib pick the format from it.)"""
+    with atomic_output(to_file, ".tmp-", os.path.splitext(to_file)[1]) as tmp:
         write(tmp)
-        os.replace(tmp, to_file)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def find_dot():
