@@ -52,16 +52,21 @@ def _serialize_value(value, where):
         return value.item()
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    if callable(value) and "initializer" in where:
-        return None  # a plain initializer function: the saved weights make it moot
+    if callable(value) and where.endswith("initializer"):
+        return _OMIT  # a plain initializer function: the saved weights make it moot
     raise ValueError("save: cannot save {} = {!r}: only bnpy's initializers, regularizers and "
                      "constraints (or None) can be written to a model file".format(where, value))
+
+
+# Left out of a saved config: the layer gets its default back when loaded.
+_OMIT = object()
 
 
 def _layer_config(layer):
     config = {key: _serialize_value(value, "{}.{}".format(layer.name, key))
               for key, value in layer.get_config().items()}
-    return {"class_name": type(layer).__name__, "config": config}
+    return {"class_name": type(layer).__name__,
+            "config": {key: value for key, value in config.items() if value is not _OMIT}}
 
 
 def _function_name(value, kind):

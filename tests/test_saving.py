@@ -147,6 +147,15 @@ def test_custom_objects(tmp_path):
     assert loaded.optimizer.iterations == 1
 
 
+def test_a_plain_initializer_function_is_left_out(tmp_path):
+    """An initializer that is a plain function cannot be written; the weights it made are, so the
+    loaded layer takes the default initializer and the same weights."""
+    model = Sequential([Dense(2, input_shape=(3,), kernel_initializer=lambda shape, dtype: np.ones(shape, dtype))])
+    model.save(tmp_path / "m.npz")
+    loaded = load_model(tmp_path / "m.npz")
+    np.testing.assert_array_equal(loaded.layers[0].kernel, np.ones((3, 2), np.float32))
+
+
 def test_bad_files_and_unsavable_models(tmp_path):
     model = Sequential([Dense(2, input_shape=(3,))])
     weights_file = tmp_path / "weights.npz"
