@@ -40,7 +40,8 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, ".."))
+# tests/ for reference.py only: bnpy is the installed package (a source checkout's bnpy/ has no
+# compiled _core after `pip install .`; with an in-place build, run with PYTHONPATH=.).
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 import bnpy  # noqa: E402
 import reference  # noqa: E402  (tests/reference.py: the float64 NumPy twins of the kernels)
