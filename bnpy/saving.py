@@ -29,7 +29,7 @@ import numpy as np
 from . import constraints, initializers, layers as layers_module, losses, metrics, optimizers, regularizers
 from .models import _MODEL_FORMAT as MODEL_FORMAT, Sequential, _read_npz
 
-__all__ = ["save_model", "load_model"]
+__all__ = ["save_model", "load_model", "optimizer_state_arrays", "restore_optimizer_state"]
 
 # Objects that may appear inside a layer's config, by the base class the saved class must extend.
 _OBJECT_KINDS = [(initializers.Initializer, initializers), (regularizers.Regularizer, regularizers),
@@ -90,7 +90,10 @@ def _training_config(model):
             "metrics": [_function_name(m, "metric") for m in model.metrics]}
 
 
-def _optimizer_arrays(model):
+def optimizer_state_arrays(model):
+    """The state of ``model``'s optimizer as named arrays: its step state (``iterations``, and
+    Nadam's schedule) and, per trainable array in model order, what ``Optimizer.get_state`` gives.
+    Also what the experiments' checkpoints hold; :func:`restore_optimizer_state` reads it back."""
     optimizer = model.optimizer
     arrays = {}
     for name in optimizer.step_state_names:
@@ -113,7 +116,7 @@ def save_model(model, filepath, overwrite=True):
     arrays["__model_config__"] = np.array(json.dumps(model_config))
     arrays["__training_config__"] = np.array(json.dumps(_training_config(model)))
     if model.optimizer is not None:
-        arrays.update(_optimizer_arrays(model))
+        arrays.update(optimizer_state_arrays(model))
     model._write_npz(filepath, arrays)
 
 
@@ -179,7 +182,7 @@ def load_model(filepath, custom_objects=None, compile=True):
         model._set_weights_from(stored, filepath)
         if compile and training_config is not None:
             _compile_from_config(model, training_config, custom_objects)
-            _restore_optimizer(model, stored, filepath)
+            restore_optimizer_state(model, stored)
     except ValueError as exc:
         if str(exc).startswith("load_model:"):
             raise
@@ -202,30 +205,27 @@ def _compile_from_config(model, training_config, custom_objects):
                            for m in training_config["metrics"]])
 
 
-def _restore_optimizer(model, stored, filepath):
-    """The optimizer's step state and per-array state from the file, all checked first."""
+def restore_optimizer_state(model, arrays):
+    """Install what :func:`optimizer_state_arrays` wrote into ``model``'s (compiled) optimizer;
+    everything is checked first (a finite step state, iterations a whole number >= 0, every
+    array's count and shape), and a ValueError says what does not fit."""
     optimizer = model.optimizer
     step_state = {}
     for name in optimizer.step_state_names:
-        value = stored.get("__optimizer__/{}".format(name))
+        value = arrays.get("__optimizer__/{}".format(name))
         if value is None or value.shape != () or value.dtype.kind not in "iuf" or not np.isfinite(value):
-            raise ValueError("load_model: {} lacks a finite number for the optimizer's {!r}".format(
-                filepath, name))
+            raise ValueError("the optimizer's {!r} is missing or not a finite number".format(name))
         step_state[name] = value.item()
     if step_state["iterations"] < 0 or step_state["iterations"] != int(step_state["iterations"]):
-        raise ValueError("load_model: {} gives the optimizer {!r} iterations".format(
-            filepath, step_state["iterations"]))
+        raise ValueError("the optimizer's iterations are {!r}".format(step_state["iterations"]))
     step_state["iterations"] = int(step_state["iterations"])
     plan = []
     for i, param in enumerate(model.trainable_weights):
         slots = []
-        while "__optimizer__/{}/{}".format(i, len(slots)) in stored:
-            slots.append(stored["__optimizer__/{}/{}".format(i, len(slots))])
+        while "__optimizer__/{}/{}".format(i, len(slots)) in arrays:
+            slots.append(arrays["__optimizer__/{}/{}".format(i, len(slots))])
         plan.append((param, slots))
     for param, slots in plan:
-        try:
-            optimizer.set_state(param, slots)
-        except ValueError as exc:
-            raise ValueError("load_model: {}: {}".format(filepath, exc)) from None
+        optimizer.set_state(param, slots)
     for name, value in step_state.items():
         setattr(optimizer, name, value)

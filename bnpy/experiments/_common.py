@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 
+from .. import saving
 from ..utils.io_utils import atomic_output
 
 RUN_FILE = "run.json"
@@ -210,56 +211,6 @@ def restore_rng_state(arrays, prefix="rng"):
                          float(arrays[prefix + "_cached_gaussian"])))
 
 
-def optimizer_of(model):
-    return getattr(model, "optimizer", None)
-
-
-def _trainable_arrays(model):
-    """The arrays the optimizer updates, in a fixed order (layer by layer)."""
-    return [w for layer in model.layers for w in layer.trainable_weights]
-
-
-def optimizer_state_arrays(model):
-    """The optimizer's state as named arrays: its step count and, per trainable array, its slots
-    (Adadelta's two accumulators, SGD's velocity, ...)."""
-    optimizer = optimizer_of(model)
-    arrays = {"optimizer_iterations": np.int64(getattr(optimizer, "iterations", 0))}
-    if hasattr(optimizer, "get_weights") and hasattr(optimizer, "set_weights"):  # Keras's API
-        state = [np.asarray(a) for a in optimizer.get_weights()]
-        arrays["optimizer_n_weights"] = np.int64(len(state))
-        for i, a in enumerate(state):
-            arrays["optimizer_weight_{}".format(i)] = a
-        return arrays
-    if not hasattr(optimizer, "get_state"):
-        raise ExperimentError("cannot checkpoint the optimizer {}: it has neither get_weights() "
-                              "nor get_state(param)".format(type(optimizer).__name__))
-    for i, param in enumerate(_trainable_arrays(model)):
-        slots = optimizer.get_state(param)
-        arrays["optimizer_n_slots_{}".format(i)] = np.int64(len(slots))
-        for j, slot in enumerate(slots):
-            arrays["optimizer_slot_{}_{}".format(i, j)] = np.asarray(slot)
-    return arrays
-
-
-def restore_optimizer_state(model, arrays):
-    optimizer = optimizer_of(model)
-    if "optimizer_n_weights" in arrays:
-        optimizer.set_weights([arrays["optimizer_weight_{}".format(i)]
-                               for i in range(int(arrays["optimizer_n_weights"]))])
-    else:
-        for i, param in enumerate(_trainable_arrays(model)):
-            n_slots = int(arrays["optimizer_n_slots_{}".format(i)])
-            if n_slots == 0:
-                continue  # no step taken yet: the optimizer creates zeros, as a fresh one does
-            try:
-                optimizer.set_state(param, [arrays["optimizer_slot_{}_{}".format(i, j)]
-                                            for j in range(n_slots)])
-            except ValueError as exc:
-                raise ExperimentError("checkpoint holds optimizer state that does not fit weight "
-                                      "{}: {}".format(i, exc)) from None
-    optimizer.iterations = int(arrays["optimizer_iterations"])
-
-
 def save_checkpoint(path, model, progress):
     """Write model weights, optimizer state, NumPy's RNG state and ``progress`` (a JSON-able
     dict: finished epochs/steps and the history so far) into one .npz, atomically."""
@@ -268,7 +219,7 @@ def save_checkpoint(path, model, progress):
     arrays["n_weights"] = np.int64(len(weights))
     for i, w in enumerate(weights):
         arrays["weight_{}".format(i)] = w
-    arrays.update(optimizer_state_arrays(model))
+    arrays.update(saving.optimizer_state_arrays(model))
     arrays.update(rng_state_arrays())
     arrays["progress_json"] = np.array(json.dumps(progress))
     buf = io.BytesIO()
@@ -287,7 +238,11 @@ def load_checkpoint(path, model):
                               "--overwrite".format(path, exc)) from exc
     weights = [arrays["weight_{}".format(i)] for i in range(int(arrays["n_weights"]))]
     model.set_weights(weights)
-    restore_optimizer_state(model, arrays)
+    try:
+        saving.restore_optimizer_state(model, arrays)
+    except ValueError as exc:
+        raise ExperimentError("the checkpoint {} holds optimizer state that does not fit this "
+                              "model ({}); start a new run or use --overwrite".format(path, exc)) from None
     restore_rng_state(arrays)
     return json.loads(str(arrays["progress_json"]))
 
