@@ -93,13 +93,25 @@ typedef float bn_vf __attribute__((vector_size(16)));
 #endif
 
 #ifdef BNPY_OPENMP
-/* Needs `bn_threads` (int), `bn_fork` (int: whether to fork at all) and `bn_grain` (units taken
- * at a time) in scope. Dynamic scheduling: on a shared machine a busy core must not hold up the
- * whole pass; which thread runs a unit never changes the result. */
-#define BN_PARALLEL_FOR                                                                           \
-    _Pragma("omp parallel for schedule(dynamic, bn_grain) num_threads(bn_threads) if(bn_fork)")
+/* The for-loop LOOP in parallel when `bn_fork` (int) is true, on `bn_threads` (int) threads taking
+ * `bn_grain` iterations at a time; otherwise plainly, outside any OpenMP construct: even a region
+ * that does not fork (an if(0) clause) costs libgomp a team set-up, 0.3 us a pass, which was half
+ * of a (32, 10) inference call. Dynamic scheduling: on a shared machine a busy core must not hold
+ * up the whole pass; which thread runs an iteration never changes the result. */
+#define BN_PARALLEL_LOOP(...)                                                                     \
+    do {                                                                                          \
+        if (bn_fork) {                                                                            \
+            _Pragma("omp parallel for schedule(dynamic, bn_grain) num_threads(bn_threads)")       \
+            __VA_ARGS__                                                                           \
+        } else {                                                                                  \
+            __VA_ARGS__                                                                           \
+        }                                                                                         \
+    } while (0)
 #else
-#define BN_PARALLEL_FOR
+#define BN_PARALLEL_LOOP(...)                                                                     \
+    do {                                                                                          \
+        __VA_ARGS__                                                                               \
+    } while (0)
 #endif
 
 /* Values per chunk of the outer range at least (so small inputs are one chunk), and at most this
@@ -194,13 +206,12 @@ static void bn_make_plan(bn_plan *p, ptrdiff_t outer, ptrdiff_t channels, ptrdif
         (void)bn_threads;                                                                         \
         (void)bn_fork;                                                                            \
         (void)bn_grain;                                                                           \
-        BN_PARALLEL_FOR                                                                           \
-        for (ptrdiff_t u = 0; u < units; u++) {                                                   \
+        BN_PARALLEL_LOOP(for (ptrdiff_t u = 0; u < units; u++) {                                  \
             ptrdiff_t k = u / (p)->channel_blocks, c0 = (u % (p)->channel_blocks) * width;        \
             ptrdiff_t cw = C - c0 < width ? C - c0 : width, r0 = bn_chunk_start((p), k);          \
             ptrdiff_t r1 = bn_chunk_start((p), k + 1);                                            \
             __VA_ARGS__                                                                           \
-        }                                                                                         \
+        });                                                                                       \
     } while (0)
 
 /* First outer index of chunk k (k = chunks gives outer). */
@@ -957,20 +968,20 @@ static void F(bn_affine)(T *out, const T *u, const T *v, const double *a, const 
         bn_grain = 1;
         (void)bn_fork;
         (void)bn_grain;
-        BN_PARALLEL_FOR
-        for (ptrdiff_t q = 0; q < parts; q++)
+        BN_PARALLEL_LOOP(for (ptrdiff_t q = 0; q < parts; q++) {
             F(bn_affine_rows)(kind, flat, lead, out, u != NULL ? u : v, v, ta, tb, tp, tc, ts,
                               q * p->outer / parts, (q + 1) * p->outer / parts, C);
+        });
     } else {
         ptrdiff_t segments = p->outer * C, parts = bn_elementwise_parts(p, segments);
         bn_fork = p->parallel && parts > 1;
         bn_grain = 1;
         (void)bn_fork;
         (void)bn_grain;
-        BN_PARALLEL_FOR
-        for (ptrdiff_t q = 0; q < parts; q++)
+        BN_PARALLEL_LOOP(for (ptrdiff_t q = 0; q < parts; q++) {
             F(bn_affine_segments)(out, u, v, ta, tb, pv, tc, ts, q * segments / parts,
                                   (q + 1) * segments / parts, C, p->inner);
+        });
     }
 }
 
