@@ -25,9 +25,9 @@
 #ifdef BNPY_OPENMP
 #define DIRECT_OMP_FOR(nt) DIRECT_PRAGMA(omp parallel for schedule(dynamic, 1) num_threads(nt))
 #define DIRECT_OMP_STATIC(nt) DIRECT_PRAGMA(omp parallel for schedule(static) num_threads(nt))
-#else
-#define DIRECT_OMP_FOR(nt)
-#define DIRECT_OMP_STATIC(nt)
+#else /* serial build: the thread count is computed and unused */
+#define DIRECT_OMP_FOR(nt) (void)(nt);
+#define DIRECT_OMP_STATIC(nt) (void)(nt);
 #endif
 
 /* Threads for a loop touching `work` values: one below ~64K (a parallel region costs more than it

@@ -24,9 +24,9 @@
 #ifdef BNPY_OPENMP
 #define BNPY_POOL_OMP_FOR(nt) BNPY_POOL_PRAGMA(omp parallel for schedule(static) num_threads(nt))
 #define BNPY_POOL_OMP_FOR2(nt) BNPY_POOL_PRAGMA(omp parallel for collapse(2) schedule(static) num_threads(nt))
-#else
-#define BNPY_POOL_OMP_FOR(nt)
-#define BNPY_POOL_OMP_FOR2(nt)
+#else /* serial build: the thread count is computed and unused */
+#define BNPY_POOL_OMP_FOR(nt) (void)(nt);
+#define BNPY_POOL_OMP_FOR2(nt) (void)(nt);
 #endif
 
 /* Threads for a loop touching `work` values: one below ~64K (a parallel region costs more than it

@@ -177,6 +177,8 @@ def test_fit_threads_caps_blas_while_bnpy_runs_parallel_and_restores_it(monkeypa
 
     if not _blas_threads():
         pytest.skip("NumPy's BLAS exposes no thread pool to threadpoolctl")
+    if not bnpy._core.HAVE_OPENMP:
+        pytest.skip("a serial build runs its kernels on one thread: BLAS is never capped")
     monkeypatch.delenv("BNPY_FIT_BLAS_THREADS", raising=False)
     previous = bnpy.set_num_threads(2)
     try:
