@@ -34,7 +34,7 @@ import warnings
 
 import numpy as np
 
-from . import _threads, callbacks as cbks
+from . import _memory, _threads, callbacks as cbks
 from . import losses, metrics as metrics_module, optimizers
 from .engine import Layer, unique_layer_name
 from .legacy.interfaces import legacy_generator_methods_support
@@ -81,6 +81,11 @@ def _make_batches(size, batch_size):
     num_batches = (size + batch_size - 1) // batch_size
     return [(i * batch_size, min(size, (i + 1) * batch_size)) for i in range(num_batches)]
 
+
+def _compute_method(method):
+    """Sequential's methods that run the kernels: NumPy's BLAS capped while bnpy's OpenMP team
+    runs (bnpy._threads), large arrays' memory kept between batches (bnpy._memory)."""
+    return _threads.with_fit_threads(_memory.with_array_cache(method))
 
 class Sequential:
     """A linear stack of layers (Keras 2.0 semantics, see the module docstring)."""
@@ -440,25 +445,25 @@ class Sequential:
         return x
 
     # -- public batch API -------------------------------------------------------------------
-    @_threads.with_fit_threads
+    @_compute_method
     def train_on_batch(self, x, y, class_weight=None, sample_weight=None):
         """One update on one batch; returns loss (and metrics) from before the update."""
         self._require_compiled("train_on_batch")
         x, y, weights = self._standardize_xy(x, y, sample_weight, class_weight)
         return _unpack(self._train_step(x, y, weights))
 
-    @_threads.with_fit_threads
+    @_compute_method
     def test_on_batch(self, x, y, sample_weight=None):
         self._require_compiled("test_on_batch")
         x, y, weights = self._standardize_xy(x, y, sample_weight)
         return _unpack(self._test_step(x, y, weights))
 
-    @_threads.with_fit_threads
+    @_compute_method
     def predict_on_batch(self, x):
         return self._predict_batch(self._standardize_x(x, "input"))
 
     # -- fit --------------------------------------------------------------------------------
-    @_threads.with_fit_threads
+    @_compute_method
     def fit(self, x=None, y=None, batch_size=32, epochs=10, verbose=1, callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, **kwargs):
@@ -565,7 +570,7 @@ class Sequential:
                 progbar.update(end)
         return [float(v) for v in totals / max(1, num_samples)]
 
-    @_threads.with_fit_threads
+    @_compute_method
     def evaluate(self, x, y, batch_size=32, verbose=1, sample_weight=None):
         """Loss (and metrics) in inference mode: a scalar, or [loss, acc, ...]."""
         self._require_compiled("evaluate")
@@ -573,7 +578,7 @@ class Sequential:
         x, y, weights = self._standardize_xy(x, y, sample_weight)
         return _unpack(self._test_loop(x, y, weights, batch_size, verbose))
 
-    @_threads.with_fit_threads
+    @_compute_method
     def predict(self, x, batch_size=32, verbose=0):
         """Outputs in inference mode, batch by batch, as one array (N,) + output_shape[1:]."""
         batch_size = _positive(batch_size, "predict", "batch_size")
@@ -618,7 +623,7 @@ class Sequential:
         return item if len(item) == 3 else (item[0], item[1], None)
 
     @legacy_generator_methods_support
-    @_threads.with_fit_threads
+    @_compute_method
     def fit_generator(self, generator, steps_per_epoch, epochs=1, verbose=1, callbacks=None,
                       validation_data=None, validation_steps=None, class_weight=None,
                       max_queue_size=10, workers=1, use_multiprocessing=False, initial_epoch=0):
@@ -679,7 +684,7 @@ class Sequential:
         return self.history
 
     @legacy_generator_methods_support
-    @_threads.with_fit_threads
+    @_compute_method
     def evaluate_generator(self, generator, steps, max_queue_size=10, workers=1,
                            use_multiprocessing=False):
         """Loss (and metrics) over ``steps`` batches of ``generator``, weighted by batch size."""
@@ -696,7 +701,7 @@ class Sequential:
         return _unpack([float(v) for v in totals / max(1, seen)])
 
     @legacy_generator_methods_support
-    @_threads.with_fit_threads
+    @_compute_method
     def predict_generator(self, generator, steps, max_queue_size=10, workers=1,
                           use_multiprocessing=False, verbose=0):
         """Predictions for ``steps`` batches of ``generator`` (x, or (x, y[, w]) tuples)."""

@@ -24,6 +24,7 @@
 extern PyMethodDef bnpy_batchnorm_methods[];
 extern PyMethodDef bnpy_conv_methods[];
 extern PyMethodDef bnpy_image_methods[];
+extern PyMethodDef bnpy_memory_methods[];
 
 /* The float type number of obj (NPY_FLOAT or NPY_DOUBLE; arrays by their dtype, other objects as
  * NumPy would convert them). Anything else: TypeError "func: arg must be float32 or float64, got

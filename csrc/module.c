@@ -1,5 +1,6 @@
 /* module.c: the bnpy._core extension module: multi-phase init, the NumPy C API import, the thread
- * setting, and the method tables of every kernel family (py_batchnorm.c, py_conv.c, py_image.c). */
+ * setting, and the method tables of every kernel family (py_batchnorm.c, py_conv.c, py_image.c) and
+ * of the array cache (py_memory.c). */
 #define BNPY_GLUE_IMPORTS_ARRAY
 #include "glue.h"
 
@@ -41,7 +42,8 @@ static int core_exec(PyObject *module)
     if (PyModule_AddFunctions(module, core_methods) < 0 ||
         PyModule_AddFunctions(module, bnpy_batchnorm_methods) < 0 ||
         PyModule_AddFunctions(module, bnpy_conv_methods) < 0 ||
-        PyModule_AddFunctions(module, bnpy_image_methods) < 0)
+        PyModule_AddFunctions(module, bnpy_image_methods) < 0 ||
+        PyModule_AddFunctions(module, bnpy_memory_methods) < 0)
         return -1;
     if (PyModule_AddIntConstant(module, "HAVE_OPENMP", bnpy_have_openmp()) < 0)
         return -1;
