@@ -54,6 +54,16 @@ static void unlock(void)
     atomic_flag_clear_explicit(&cache_lock, memory_order_release);
 }
 
+#if defined(__unix__) && defined(__GNUC__)
+#include <pthread.h>
+/* A child forked while another thread held the lock would wait for it forever: the child starts
+ * with the lock free (its one thread holds nothing; the cached blocks are valid copies). */
+__attribute__((constructor)) static void register_fork_unlock(void)
+{
+    pthread_atfork(NULL, NULL, unlock);
+}
+#endif
+
 static size_t cache_limit(void)
 {
     static size_t limit = 0;

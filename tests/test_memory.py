@@ -176,3 +176,21 @@ def test_fit_and_predict_run_with_the_cache_and_leave_nothing():
     with _memory.array_cache():  # the same numbers with and without the cache
         cached = model.predict(x, batch_size=64)
     np.testing.assert_array_equal(cached, model.predict(x, batch_size=64))
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_uses_the_cache_it_inherited():
+    import os
+
+    with _memory.array_cache():
+        churn(MIB)
+        pid = os.fork()
+        if pid == 0:  # the child: allocate and free through the inherited handler and cache
+            ok = cache_state() == (1, 1, MIB)
+            a = np.ones(MIB, np.uint8)
+            ok = ok and cache_state() == (1, 0, 0) and a.sum() == MIB
+            del a
+            ok = ok and cache_state() == (1, 1, MIB)
+            os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
