@@ -3,14 +3,16 @@
 Every batch of ``fit`` allocates and frees the same large arrays (layer outputs, gradients,
 matmul results). The C library gives such blocks back to the system when they are freed, so the
 next batch faults every page in again and the kernel zeroes it: on the article's model (batch 32,
-2 threads) ~1,400 page faults and ~10 ms of system time a batch, 68 against 60 ms a batch with
-the blocks kept (see csrc/py_memory.c).
+2 threads) ~1,440 page faults and 7-11 ms of system time a batch, none with the blocks kept
+(see csrc/py_memory.c).
 
 :func:`array_cache` installs bnpy's caching allocator for NumPy array data (NumPy's
 ``PyDataMem_SetHandler``, per context) around the framework's compute methods: arrays of 1 MiB
-and more made inside them are kept when freed, up to 512 MiB (at most 1/8 of the machine's memory),
-and reused for the next array of the same size. When the last such call returns, the cache is
-emptied, so nothing is held between calls. ``BNPY_ARRAY_CACHE=0`` turns it off.
+and more made inside them and freed while one of them runs are kept, up to 512 MiB (at most 1/8
+of the machine's memory), and reused for the next array of the same size, in this call or the
+next one (a loop of ``train_on_batch`` gains as ``fit`` does). A block that a whole call leaves
+untouched is released when that call returns, so between calls the cache holds at most what the
+last call freed; :func:`release` empties it. ``BNPY_ARRAY_CACHE=0`` turns it off.
 """
 import contextlib
 import functools
@@ -18,7 +20,7 @@ import os
 
 from . import _core
 
-__all__ = ["array_cache", "with_array_cache"]
+__all__ = ["array_cache", "with_array_cache", "release"]
 
 
 def _enabled():
@@ -51,3 +53,9 @@ def with_array_cache(method):
             return method(*args, **kwargs)
 
     return wrapper
+
+
+def release():
+    """Free the blocks the cache holds between calls; returns how many. Does nothing while a
+    compute method is running (in any thread)."""
+    return _core._array_cache_release()

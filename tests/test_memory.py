@@ -34,9 +34,12 @@ def churn(nbytes):
 
 
 @pytest.fixture(autouse=True)
-def no_cache_left_over():
-    assert cache_state() == (0, 0, 0)
+def empty_cache():
+    assert cache_state()[0] == 0
+    _core._array_cache_release()
     yield
+    assert cache_state()[0] == 0  # every block exited
+    _core._array_cache_release()
     assert cache_state() == (0, 0, 0)
 
 
@@ -58,7 +61,23 @@ def test_a_freed_large_array_is_reused_for_the_next_of_its_size():
         assert cache_state()[1] == 0
         del b, c
         assert cache_state() == (1, 2, 8 * MIB + 4)
-    assert handler_name() == outside  # and the fixture checks the cache was emptied
+    assert handler_name() == outside
+    assert cache_state() == (0, 2, 8 * MIB + 4)  # kept for the next call
+    assert _core._array_cache_release() == 2 and cache_state() == (0, 0, 0)
+
+
+def test_blocks_last_from_one_call_to_the_next_and_no_longer_unused():
+    with _memory.array_cache():
+        churn(MIB)
+        churn(2 * MIB)
+    assert cache_state() == (0, 2, 3 * MIB)
+    with _memory.array_cache():  # takes the 1 MiB block, frees it again, leaves the other alone
+        churn(MIB)
+        assert cache_state() == (1, 2, 3 * MIB)
+    assert cache_state() == (0, 1, MIB)  # the 2 MiB block sat out a whole call: released
+    with _memory.array_cache():
+        pass
+    assert cache_state() == (0, 0, 0)
 
 
 def test_zeros_from_a_reused_block_are_zeros():
@@ -75,7 +94,7 @@ def test_arrays_outlive_the_block_and_are_freed_when_dropped():
         kept = np.arange(MIB, dtype=np.float64)
     assert handler_name(kept) == "bnpy_array_cache"
     assert kept[12345] == 12345.0
-    del kept  # freed at once: no call is active, nothing may be held
+    del kept  # freed at once: arrays freed between calls are not kept
     assert cache_state() == (0, 0, 0)
 
 
@@ -85,7 +104,7 @@ def test_nested_blocks_share_one_cache_emptied_by_the_last():
             churn(MIB)
             assert cache_state() == (2, 1, MIB)
         assert cache_state() == (1, 1, MIB)
-    # the fixture: (0, 0, 0) after the outer block
+    assert cache_state() == (0, 1, MIB)
 
 
 def test_the_handler_is_restored_on_an_exception():
@@ -173,6 +192,7 @@ def test_fit_and_predict_run_with_the_cache_and_leave_nothing():
     model.fit(x, y, batch_size=256, epochs=3, verbose=0, callbacks=[Watch()])
     assert during and all(name == "bnpy_array_cache" and depth >= 1 for name, depth in during)
     assert handler_name() != "bnpy_array_cache"
+    assert 0 < cache_state()[1]  # the batches' blocks, kept for the next call
     with _memory.array_cache():  # the same numbers with and without the cache
         cached = model.predict(x, batch_size=64)
     np.testing.assert_array_equal(cached, model.predict(x, batch_size=64))
