@@ -87,6 +87,7 @@ def _compute_method(method):
     runs (bnpy._threads), large arrays' memory kept between batches (bnpy._memory)."""
     return _threads.with_fit_threads(_memory.with_array_cache(method))
 
+
 class Sequential:
     """A linear stack of layers (Keras 2.0 semantics, see the module docstring)."""
 

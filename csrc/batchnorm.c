@@ -93,11 +93,12 @@ typedef float bn_vf __attribute__((vector_size(16)));
 #endif
 
 #ifdef BNPY_OPENMP
-/* The for-loop LOOP in parallel when `bn_fork` (int) is true, on `bn_threads` (int) threads taking
- * `bn_grain` iterations at a time; otherwise plainly, outside any OpenMP construct: even a region
- * that does not fork (an if(0) clause) costs libgomp a team set-up, 0.3 us a pass, which was half
- * of a (32, 10) inference call. Dynamic scheduling: on a shared machine a busy core must not hold
- * up the whole pass; which thread runs an iteration never changes the result. */
+/* The for-loop given as the argument: in parallel when `bn_fork` (int) is true, on `bn_threads`
+ * (int) threads taking `bn_grain` iterations at a time; otherwise plainly, outside any OpenMP
+ * construct: even a region that does not fork (an if(0) clause) costs libgomp a team set-up,
+ * 0.3 us a pass, which was half of a (32, 10) inference call. Dynamic scheduling: on a shared
+ * machine a busy core must not hold up the whole pass; which thread runs an iteration never
+ * changes the result. */
 #define BN_PARALLEL_LOOP(...)                                                                     \
     do {                                                                                          \
         if (bn_fork) {                                                                            \
