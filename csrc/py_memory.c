@@ -48,6 +48,7 @@ static cached_block cache[CACHE_MAX_BLOCKS]; /* oldest first */
 static int cache_count = 0;
 static size_t cache_bytes = 0;
 static long depth = 0;                /* active calls; blocks are cached only while > 0 */
+static size_t limit_bytes = 0;        /* cache_limit(), set by the first _array_cache_enter */
 static unsigned long generation = 0;  /* outermost calls begun so far */
 static atomic_flag cache_lock = ATOMIC_FLAG_INIT;
 
@@ -72,18 +73,15 @@ __attribute__((constructor)) static void register_fork_unlock(void)
 }
 #endif
 
+/* CACHE_MAX_BYTES, or 1/8 of the physical memory if that is less. */
 static size_t cache_limit(void)
 {
-    static size_t limit = 0;
-    if (limit == 0) {
-        size_t l = CACHE_MAX_BYTES;
+    size_t limit = CACHE_MAX_BYTES;
 #if defined(__linux__)
-        long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-        if (pages > 0 && page > 0 && (size_t)pages / 8 < l / (size_t)page)
-            l = (size_t)pages / 8 * (size_t)page;
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page > 0 && (size_t)pages / 8 < limit / (size_t)page)
+        limit = (size_t)pages / 8 * (size_t)page;
 #endif
-        limit = l;
-    }
     return limit;
 }
 
@@ -146,12 +144,12 @@ static void cache_free(void *ctx, void *ptr, size_t size)
         return;
     void *evicted[CACHE_MAX_BLOCKS];
     int n_evicted = 0, kept = 0;
-    if (size >= CACHE_MIN_BYTES && size <= cache_limit()) {
+    if (size >= CACHE_MIN_BYTES) {
         lock();
-        if (depth > 0) {
+        if (depth > 0 && size <= limit_bytes) {
             /* Room for it: the oldest blocks go first. */
             while (cache_count > 0 &&
-                   (cache_count == CACHE_MAX_BLOCKS || cache_bytes + size > cache_limit())) {
+                   (cache_count == CACHE_MAX_BLOCKS || cache_bytes + size > limit_bytes)) {
                 evicted[n_evicted++] = cache[0].ptr;
                 cache_bytes -= cache[0].size;
                 memmove(cache, cache + 1, (size_t)(cache_count - 1) * sizeof *cache);
@@ -188,7 +186,9 @@ static PyObject *array_cache_enter(PyObject *module, PyObject *unused)
         if (handler_capsule == NULL)
             return NULL;
     }
+    size_t limit = cache_limit();
     lock();
+    limit_bytes = limit;
     if (depth++ == 0)
         generation++;
     unlock();
