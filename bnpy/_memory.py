@@ -15,12 +15,11 @@ untouched is released when that call returns, so between calls the cache holds a
 last call freed; :func:`release` empties it. ``BNPY_ARRAY_CACHE=0`` turns it off.
 """
 import contextlib
-import functools
 import os
 
 from . import _core
 
-__all__ = ["array_cache", "with_array_cache", "release"]
+__all__ = ["array_cache", "release"]
 
 
 def _enabled():
@@ -41,18 +40,6 @@ def array_cache():
         yield
     finally:
         _core._array_cache_exit(previous)
-
-
-def with_array_cache(method):
-    """Decorator: run a method of Sequential (fit, train_on_batch, predict, ...) in
-    :func:`array_cache`."""
-
-    @functools.wraps(method)
-    def wrapper(*args, **kwargs):
-        with array_cache():
-            return method(*args, **kwargs)
-
-    return wrapper
 
 
 def release():

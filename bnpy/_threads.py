@@ -17,7 +17,7 @@ the BLAS pool alone.
 import contextlib
 import os
 
-__all__ = ["fit_threads", "with_fit_threads", "blas_cap"]
+__all__ = ["fit_threads", "blas_cap"]
 
 
 def blas_cap():
@@ -64,16 +64,3 @@ def fit_threads():
         return
     with controller.limit(limits=cap, user_api="blas") as limiter:
         yield limiter
-
-
-def with_fit_threads(method):
-    """Decorator: run a method of Sequential that calls the kernels (fit, train_on_batch,
-    evaluate, predict, ...) inside :func:`fit_threads`."""
-    import functools
-
-    @functools.wraps(method)
-    def wrapper(*args, **kwargs):
-        with fit_threads():
-            return method(*args, **kwargs)
-
-    return wrapper

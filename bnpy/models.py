@@ -27,6 +27,7 @@ e.g. ``dense_3`` for ``dense_1`` when the model was built second in a process), 
 count, the short names ('kernel', 'gamma', ...), the shapes and the dtypes of every weight
 before it changes any of them.
 """
+import functools
 import os
 import signal
 import threading
@@ -83,9 +84,15 @@ def _make_batches(size, batch_size):
 
 
 def _compute_method(method):
-    """Sequential's methods that run the kernels: NumPy's BLAS capped while bnpy's OpenMP team
-    runs (bnpy._threads), large arrays' memory kept between batches (bnpy._memory)."""
-    return _threads.with_fit_threads(_memory.with_array_cache(method))
+    """Decorator of Sequential's methods that run the kernels: NumPy's BLAS capped while bnpy's
+    OpenMP team runs (bnpy._threads), large arrays' memory kept between batches (bnpy._memory)."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with _threads.fit_threads(), _memory.array_cache():
+            return method(*args, **kwargs)
+
+    return wrapper
 
 
 class Sequential:
