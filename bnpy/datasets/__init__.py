@@ -1,4 +1,5 @@
-"""bnpy.datasets: cifar10, cifar100, mnist and fashion_mnist, each with ``load_data()`` as in Keras 2.0.
+"""bnpy.datasets: cifar10, cifar100, mnist and fashion_mnist, each with ``load_data()`` as in Keras 2.0,
+and cifar10_sample: 12,000 CIFAR-10 images shipped inside bnpy, for offline use.
 
 The loaders find their files offline wherever they already are (``path=``, ``$BNPY_DATA``,
 ``~/.keras/datasets``, system dataset folders such as Debian's ``/usr/share/datasets``) and download
@@ -6,9 +7,9 @@ them, checksum-verified, only as the last resort; see :mod:`bnpy.datasets._looku
 execute code from a file: CIFAR batches go through a restricted unpickler, ``.npz`` files are read
 with ``allow_pickle=False``, IDX files are parsed from their headers.
 """
-from . import cifar, cifar10, cifar100, fashion_mnist, mnist
+from . import cifar, cifar10, cifar10_sample, cifar100, fashion_mnist, mnist
 from ..utils.data_utils import ChecksumError, DataFileError, DownloadError, UnsafeArchiveError
 from .cifar import UnsafePickleError
 
-__all__ = ["cifar10", "cifar100", "mnist", "fashion_mnist", "DataFileError", "ChecksumError",
+__all__ = ["cifar10", "cifar10_sample", "cifar100", "mnist", "fashion_mnist", "DataFileError", "ChecksumError",
            "DownloadError", "UnsafeArchiveError", "UnsafePickleError"]
