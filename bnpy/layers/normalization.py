@@ -170,3 +170,87 @@ class BatchNormalization(Layer):
                     beta_regularizer=self.beta_regularizer, gamma_regularizer=self.gamma_regularizer,
                     beta_constraint=self.beta_constraint, gamma_constraint=self.gamma_constraint,
                     unbiased_moving_variance=self.unbiased_moving_variance)
+
+
+# ------------------------------------------------------------------------------------------------
+# Population statistics for inference (the paper's Algorithm 2)
+# ------------------------------------------------------------------------------------------------
+def compute_population_statistics(model, x, batch_size=32):
+    """The population statistics of every trainable BatchNormalization layer of ``model`` over
+    ``x``: ``{layer name: (mean, variance)}``, float64 arrays of the layer's channel count.
+
+    Ioffe & Szegedy (2015), Algorithm 2: with the weights fixed, the model runs forward on
+    ``x`` in consecutive mini-batches of ``batch_size`` exactly as in training (every BN
+    normalizes with its batch statistics, so each layer sees the inputs it saw in training;
+    other layers run in training mode too, e.g. Dropout drops, as torch's
+    ``swa_utils.update_bn`` does). Per channel, with μ_b, σ²_b the batch mean and biased
+    variance of mini-batch b and m_b its values per channel::
+
+        E[x]   = Σ_b m_b·μ_b / Σ_b m_b
+        Var[x] = Σ_b m_b·(m_b/(m_b − 1))·σ²_b / Σ_b m_b        (batches with m_b = 1 left out)
+
+    which for equal batches is the paper's E_B[μ_B] and m/(m − 1)·E_B[σ²_B]. Nothing in the
+    model changes: the moving statistics are neither read nor updated. Keras 2.0 (and bnpy's
+    ``fit``) instead keep exponential moving averages (``momentum``), which after few batches
+    still remember their initial values and lag behind the weights.
+    """
+    from .. import _memory, _threads
+    x = model._standardize_x(x, "input")
+    if len(x) == 0:
+        raise ValueError("compute_population_statistics: x holds no samples")
+    batch_size = int(batch_size)
+    if batch_size < 1:
+        raise ValueError("compute_population_statistics: batch_size must be >= 1, got "
+                         "{}".format(batch_size))
+    layers = [layer for layer in model.layers
+              if isinstance(layer, BatchNormalization) and layer.trainable]
+    sums = {layer.name: [0.0, 0.0, 0, 0] for layer in layers}  # Σm·μ, Σm·s², Σm (mean), Σm (var)
+    with _threads.fit_threads(), _memory.array_cache():
+        try:
+            for start in range(0, len(x), batch_size):
+                out = x[start:start + batch_size]
+                for layer in model.layers:
+                    out = layer.forward(out, training=True)
+                    if layer.name in sums:
+                        mean, var, count = layer._pending
+                        acc = sums[layer.name]
+                        acc[0] = acc[0] + count * mean.astype(np.float64)
+                        acc[2] += count
+                        if count > 1:
+                            acc[1] = acc[1] + count * (count / (count - 1.0)) * var.astype(np.float64)
+                            acc[3] += count
+        finally:
+            for layer in model.layers:  # no pending update, no backward cache left behind
+                layer.discard_updates()
+                if isinstance(layer, BatchNormalization):
+                    layer._cache = None
+    result = {}
+    for name, (mean_sum, var_sum, mean_count, var_count) in sums.items():
+        if var_count == 0:
+            raise ValueError("compute_population_statistics: {} saw one value per channel in "
+                             "every batch; a variance needs batches of at least 2 values per "
+                             "channel (batch_size {} over {} samples)".format(name, batch_size, len(x)))
+        result[name] = (mean_sum / mean_count, var_sum / var_count)
+    return result
+
+
+def set_population_statistics(model, x, batch_size=32):
+    """Replace every trainable BN layer's moving mean and variance by its population statistics
+    over ``x`` (see compute_population_statistics); returns the previous ones,
+    ``{layer name: (moving_mean, moving_variance)}`` (copies), for restore_moving_statistics."""
+    statistics = compute_population_statistics(model, x, batch_size)
+    previous = {}
+    for layer in model.layers:
+        if layer.name in statistics:
+            previous[layer.name] = (layer.moving_mean.copy(), layer.moving_variance.copy())
+            mean, var = statistics[layer.name]
+            layer.moving_mean[...] = mean
+            layer.moving_variance[...] = var
+    return previous
+
+
+def restore_moving_statistics(model, previous):
+    """Put back the moving statistics that set_population_statistics returned (bit for bit)."""
+    for layer in model.layers:
+        if layer.name in previous:
+            layer.moving_mean[...], layer.moving_variance[...] = previous[layer.name]
