@@ -143,19 +143,21 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
-def check_history_files(run_dir, group, columns, n_rows):
-    rows = read_csv(os.path.join(run_dir, "history-{}.csv".format(group)))
+def check_history_files(run_dir, name, columns, n_rows):
+    """history-<name>.csv and .json: n_rows rows, the CSV and the JSON saying the same."""
+    rows = read_csv(os.path.join(run_dir, "history-{}.csv".format(name)))
     assert len(rows) == n_rows and list(rows[0]) == columns
-    with open(os.path.join(run_dir, "history-{}.json".format(group))) as f:
+    with open(os.path.join(run_dir, "history-{}.json".format(name))) as f:
         data = json.load(f)
-    assert data["group"] == group and len(data["history"]) == n_rows
-    for csv_row, json_row in zip(rows, data["history"]):  # the CSV and the JSON say the same
+    assert len(data["history"]) == n_rows
+    for csv_row, json_row in zip(rows, data["history"]):
         for column in columns:
             assert float(csv_row[column]) == pytest.approx(json_row[column], rel=1e-15)
-    return data["history"]
+    return data
 
 
-def check_article_run(run_dir, groups, epochs, dataset="fashion_mnist"):
+def check_article_run(run_dir, groups, epochs, dataset="fashion_mnist", seeds=(0,),
+                      checkpoints_kept=False):
     with open(os.path.join(run_dir, "run.json")) as f:
         record = json.load(f)
     assert record["status"] == "finished" and record["command"] == "article"
@@ -163,23 +165,37 @@ def check_article_run(run_dir, groups, epochs, dataset="fashion_mnist"):
         info = json.load(f)
     assert info["dataset"] == dataset
     for group in groups:
-        history = check_history_files(run_dir, group, article.HISTORY_COLUMNS, epochs)
-        assert [r["epoch"] for r in history] == list(range(1, epochs + 1))
-        for row in history:
-            assert 0.0 <= row["acc"] <= 1.0 and 0.0 <= row["val_acc"] <= 1.0
-            assert np.isfinite(row["loss"]) and np.isfinite(row["val_loss"]) and row["loss"] > 0
-            assert row["epoch_time_s"] > 0
+        for seed in seeds:
+            unit = check_history_files(run_dir, article.unit_name(group, seed),
+                                       article.HISTORY_COLUMNS, epochs)
+            assert unit["group"] == group and unit["seed"] == seed and unit["complete"]
+            relu = unit["final_relu"]
+            assert 0 <= relu["alive"] <= relu["units"] == info["num_classes"]
+            history = unit["history"]
+            assert [r["epoch"] for r in history] == list(range(1, epochs + 1))
+            for row in history:
+                for key in ("acc", "val_acc", "val_acc_population"):
+                    assert 0.0 <= row[key] <= 1.0
+                for key in ("loss", "val_loss", "val_loss_population"):
+                    assert np.isfinite(row[key]) and row[key] > 0
+                assert row["epoch_time_s"] > 0 and row["population_time_s"] > 0
+            assert os.path.isfile(os.path.join(run_dir, "checkpoints", article.unit_name(
+                group, seed) + ".npz")) == checkpoints_kept
         check_png(os.path.join(run_dir, "model-{}.png".format(group)))
-        assert os.path.isfile(os.path.join(run_dir, "checkpoints", group + ".npz"))
     check_png(os.path.join(run_dir, "history.png"))
     with open(os.path.join(run_dir, "summary.md")) as f:
         summary = f.read()
-    assert "| group | params | final val acc |" in summary
+    assert "| group | params | final val acc, moving statistics | final val acc, population " \
+           "statistics |" in summary
+    assert ("removed when the run finished" in summary) != checkpoints_kept
     for group in groups:
         assert "| {} |".format(group) in summary
     with open(os.path.join(run_dir, "results.json")) as f:
         results = json.load(f)
     assert list(results["groups"]) == groups
+    for group in groups:
+        assert list(results["groups"][group]["seeds"]) == [str(s) for s in seeds]
+        assert results["aggregate"][group]["seeds"] == list(seeds)
     assert not [n for n in os.listdir(run_dir) if n.startswith(".tmp")]  # no temporary left
     return results
 
@@ -216,25 +232,33 @@ def test_article_writes_every_output(offline, digits_root, monkeypatch, capsys):
     printed = capsys.readouterr().out
     assert "Fashion-MNIST" in printed and "64 training and 32 test images" in printed
     for group in article.GROUPS:
-        assert "== Group" in printed and group in printed
+        assert "== Seed 0 (1/1), group" in printed and group in printed
     with open(out / "progress.log") as f:
         assert "Done: results in" in f.read()
 
 
-def test_article_default_dataset_falls_back_to_fashion_mnist(offline, digits_root, monkeypatch,
-                                                              capsys):
-    monkeypatch.setenv("BNPY_DATA", digits_root)  # holds no CIFAR-10
-    out = offline / "fallback"
-    argv = ["article", "--epochs", 1, "--groups", "as-printed", "--out", out, "--train-size", 32,
-            "--test-size", 16, "--verbose", 0]
+def test_article_on_a_fresh_machine_uses_the_built_in_sample(offline, capsys):
+    """No dataset anywhere (HOME is an empty folder, no $BNPY_DATA, no network): the default run
+    says in one line that it uses the CIFAR-10 sample shipped with bnpy, and records it."""
+    pytest.importorskip("PIL")
+    assert "BNPY_DATA" not in os.environ and os.listdir(os.environ["HOME"]) == []
+    argv = ["article", "--epochs", 1, "--groups", "as-printed", "--train-size", 64,
+            "--test-size", 32, "--verbose", 0]
     assert run_cli(argv) == 0
-    printed = capsys.readouterr().out
-    assert "CIFAR-10 is not available" in printed and "trying Fashion-MNIST instead" in printed
-    with open(out / "dataset.json") as f:
-        info = json.load(f)
-    assert info["dataset"] == "fashion_mnist" and "CIFAR-10 was not available" in info["note"]
-    with open(out / "summary.md") as f:
-        assert "CIFAR-10 was not available; ran on Fashion-MNIST instead" in f.read()
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    fallback = [line for line in captured.out.splitlines() if "CIFAR-10 is not available" in line]
+    assert len(fallback) == 1 and "using the CIFAR-10 sample built into bnpy instead" in fallback[0]
+    (run,) = os.listdir(offline / "bnpy-results")
+    run_dir = offline / "bnpy-results" / run
+    check_article_run(str(run_dir), ["as-printed"], 1, dataset="cifar10_sample")
+    note = "CIFAR-10 was not available; ran on the CIFAR-10 sample built into bnpy instead"
+    with open(run_dir / "dataset.json") as f:
+        assert json.load(f)["note"] == note
+    with open(run_dir / "run.json") as f:
+        assert json.load(f)["data"]["dataset"] == "cifar10_sample"
+    with open(run_dir / "summary.md") as f:
+        assert note in f.read()
 
 
 def test_article_default_dataset_is_cifar10_when_present(offline, cifar_root, monkeypatch):
@@ -301,17 +325,22 @@ def test_article_on_an_image_folder_dataset(offline, tmp_path):
     np.testing.assert_array_equal(np.bincount(y), [4, 4, 4])
 
 
-def test_no_dataset_at_all_gives_the_loaders_error(offline, tmp_path, monkeypatch, capsys):
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    monkeypatch.setenv("BNPY_DATA", str(empty))
+def test_no_dataset_at_all_is_a_one_line_error(offline, tmp_path, monkeypatch, capsys):
+    """Not even the sample can be loaded (here: every loader fails): one line naming each
+    dataset's problem and what to do, exit 2, and no run directory."""
     monkeypatch.setattr(_common, "_load_named", _missing_everywhere)
-    with pytest.raises(FileNotFoundError, match="cifar-10-batches-py"):
-        run_cli(["article", "--epochs", 1, "--out", tmp_path / "none", "--verbose", 0])
-    assert "trying Fashion-MNIST instead" in capsys.readouterr().out
+    assert run_cli(["article", "--epochs", 1, "--verbose", 0]) == 2
+    captured = capsys.readouterr()
+    assert "using the CIFAR-10 sample built into bnpy instead" in captured.out
+    (line,) = captured.err.splitlines()
+    assert line.startswith("bnpy-experiment article: error: no dataset could be loaded")
+    assert "cifar-10-batches-py" in line and "bnpy[image]" in line
+    assert not (offline / "bnpy-results").exists()
 
 
-def _missing_everywhere(name):
+def _missing_everywhere(name, path=None):
+    if name == "cifar10_sample":
+        raise ImportError("no Pillow (test stand-in)")
     raise FileNotFoundError("{} not found (test stand-in for the loader's error)".format(
         "cifar-10-batches-py" if name == "cifar10" else name))
 
@@ -327,8 +356,8 @@ class Interrupt:
             raise KeyboardInterrupt
 
 
-def final_weights(run_dir, group):
-    with np.load(os.path.join(run_dir, "checkpoints", group + ".npz")) as data:
+def final_weights(run_dir, group, seed=0):
+    with np.load(os.path.join(run_dir, "checkpoints", article.unit_name(group, seed) + ".npz")) as data:
         return [data["weight_{}".format(i)] for i in range(int(data["n_weights"]))]
 
 
@@ -338,23 +367,28 @@ def test_article_resumes_to_the_same_result(offline, digits_root, monkeypatch, c
     monkeypatch.setenv("BNPY_DATA", digits_root)
     groups = "all-comments,no-bn"
     argv = ["article", "--epochs", 2, "--groups", groups, "--dataset", "fashion_mnist",
-            "--train-size", 32, "--test-size", 16, "--batch-size", 16, "--verbose", 0]
+            "--train-size", 32, "--test-size", 16, "--batch-size", 16, "--verbose", 0,
+            "--keep-checkpoints"]
     assert run_cli(argv + ["--out", offline / "straight"]) == 0
 
     assert run_cli(argv + ["--out", offline / "broken"],
                    after_epoch=Interrupt("all-comments", 1)) == 130
     with open(offline / "broken" / "run.json") as f:
         assert json.load(f)["status"] == "interrupted"
-    assert len(read_csv(offline / "broken" / "history-all-comments.csv")) == 1
+    assert len(read_csv(offline / "broken" / "history-all-comments-seed0.csv")) == 1
     assert "--resume" in capsys.readouterr().out
 
     assert run_cli(argv + ["--out", offline / "broken", "--resume"]) == 0
-    assert "Resuming all-comments after epoch 1/2" in capsys.readouterr().out
-    straight = check_article_run(str(offline / "straight"), groups.split(","), 2)
-    resumed = check_article_run(str(offline / "broken"), groups.split(","), 2)
+    assert "Resuming all-comments seed 0 after epoch 1/2" in capsys.readouterr().out
+    straight = check_article_run(str(offline / "straight"), groups.split(","), 2,
+                                 checkpoints_kept=True)
+    resumed = check_article_run(str(offline / "broken"), groups.split(","), 2,
+                                checkpoints_kept=True)
     for group in groups.split(","):
-        for a, b in zip(straight["groups"][group]["history"], resumed["groups"][group]["history"]):
-            for key in ("loss", "acc", "val_loss", "val_acc"):
+        for a, b in zip(straight["groups"][group]["seeds"]["0"]["history"],
+                        resumed["groups"][group]["seeds"]["0"]["history"]):
+            for key in ("loss", "acc", "val_loss", "val_acc", "val_loss_population",
+                        "val_acc_population"):
                 # Same data, same weights, same optimizer and RNG state, same thread count: the
                 # same arithmetic in the same order, so the numbers are identical, not just close.
                 assert a[key] == b[key], (group, a["epoch"], key)
@@ -372,7 +406,7 @@ def test_never_overwrites_an_earlier_run(offline, digits_root, monkeypatch, caps
     argv = ["article", "--epochs", 1, "--groups", "no-bn", "--out", out] + ARTICLE_TINY
     assert run_cli(argv) == 0
     before = {name: (out / name).read_bytes() for name in ("summary.md", "run.json",
-                                                           "history-no-bn.csv")}
+                                                           "history-no-bn-seed0.csv")}
     capsys.readouterr()
     assert run_cli(argv) == 2
     err = capsys.readouterr().err
@@ -431,7 +465,7 @@ def test_resume_without_out_continues_the_latest_unfinished_run(offline, digits_
     (["article", "--groups", "all-comments,bogus"], "--groups: unknown group(s) 'bogus'"),
     (["article", "--groups", "no-bn,all-comments,no-bn"], "--groups: 'no-bn' given more than once"),
     (["paper-fig1", "--groups", "bn,batchnorm"], "--groups: unknown group(s) 'batchnorm'; choose from no-bn, bn"),
-    (["article", "--dataset", "/no/such/dir"], "--dataset must be one of"),
+    (["article", "--dataset", "/no/such/dir"], "--dataset '/no/such/dir' is neither one of"),
     (["article", "--dataset", "fashion_mnist", "--train-size", 100000],
      "--train-size 100000 asked, but the dataset has only 128"),
     (["article", "--resume", "--out", "nothing-here"], "--resume: there is no run to resume"),
@@ -443,12 +477,9 @@ def test_bad_options_give_clear_errors(offline, digits_root, monkeypatch, capsys
     monkeypatch.setenv("BNPY_DATA", digits_root)
     (offline / "a-file.txt").write_text("not a directory")
     assert run_cli(argv + ["--verbose", 0]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("bnpy-experiment {}: error:".format(argv[0])) and message in err
-    for run in os.listdir(offline / "bnpy-results") if (offline / "bnpy-results").exists() else []:
-        with open(offline / "bnpy-results" / run / "run.json") as f:  # a run that started failed
-            record = json.load(f)
-        assert record["status"] == "failed" and message in record["error"]
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("bnpy-experiment {}: error:".format(argv[0])) and message in line
+    assert not (offline / "bnpy-results").exists()  # nothing was created
 
 
 @pytest.mark.parametrize("argv", [["article", "--epochs", "0"], ["article", "--batch-size", "x"],
@@ -457,7 +488,8 @@ def test_argparse_rejects_bad_values(argv, capsys):
     with pytest.raises(SystemExit) as info:
         cli.main(argv)
     assert info.value.code == 2
-    assert "error:" in capsys.readouterr().err
+    (line,) = capsys.readouterr().err.splitlines()  # one line, no usage block
+    assert "error:" in line and "--help" in line
 
 
 def test_python_dash_m_help(tmp_path):
@@ -540,3 +572,145 @@ def test_paper_fig1_falls_back_to_fashion_mnist_and_resumes(offline, tmp_path, m
             assert ra[key] == rb[key], (ra["step"], key)
     with open(offline / "b" / "dataset.json") as f:
         assert "MNIST was not available; ran on Fashion-MNIST instead" in json.load(f)["note"]
+
+
+# --------------------------------------------------------------------------------------------
+# article: several seeds, the user's errors, data identity
+# --------------------------------------------------------------------------------------------
+def test_article_with_two_seeds_writes_per_seed_and_aggregated_results(offline, digits_root,
+                                                                       monkeypatch):
+    monkeypatch.setenv("BNPY_DATA", digits_root)
+    out = offline / "two-seeds"
+    groups = ["no-bn", "as-printed"]
+    argv = ["article", "--epochs", 2, "--groups", ",".join(groups), "--seeds", 2, "--seed", 3,
+            "--out", out] + ARTICLE_TINY
+    assert run_cli(argv) == 0
+    results = check_article_run(str(out), groups, 2, seeds=(3, 4))
+    for group in groups:
+        agg = results["aggregate"][group]
+        for key, _, value in __import__("bnpy.experiments._report", fromlist=["METRICS"]).METRICS:
+            values = [value(results["groups"][group]["seeds"][s]["history"]) for s in ("3", "4")]
+            assert agg["metrics"][key]["values"] == values
+            assert agg["metrics"][key]["mean"] == pytest.approx(np.mean(values), rel=1e-12)
+            assert agg["metrics"][key]["sd"] == pytest.approx(np.std(values, ddof=1), abs=1e-12)
+        died = [s for s in (3, 4) if results["groups"][group]["seeds"][str(s)]["final_relu"]["alive"] == 0]
+        assert agg["died"] == died
+    # the seeds differ (different initial weights), the groups of one seed start alike
+    h3, h4 = (results["groups"]["no-bn"]["seeds"][s]["history"][0] for s in ("3", "4"))
+    assert h3["loss"] != h4["loss"]
+    (pair,) = results["comparisons"]["final_val_acc"]
+    assert pair["a"] == "no-bn" and pair["b"] == "as-printed" and 0.0 <= pair["p"] <= 1.0
+    with open(out / "summary.md") as f:
+        summary = f.read()
+    assert "mean ± standard deviation over 2 seeds" in summary and "## Per seed" in summary
+    assert "| no-bn | 4 |" in summary and "Welch's t-test" in summary
+
+
+def test_checkpoints_of_a_finished_run_are_removed_unless_kept(offline, digits_root, monkeypatch):
+    monkeypatch.setenv("BNPY_DATA", digits_root)
+    argv = ["article", "--epochs", 1, "--groups", "no-bn"] + ARTICLE_TINY
+    assert run_cli(argv + ["--out", offline / "dropped"]) == 0
+    assert not (offline / "dropped" / "checkpoints").exists()
+    assert run_cli(argv + ["--out", offline / "kept", "--keep-checkpoints"]) == 0
+    check_article_run(str(offline / "kept"), ["no-bn"], 1, checkpoints_kept=True)
+    # a finished run resumed again keeps its results (nothing to retrain, no checkpoint needed)
+    before = (offline / "dropped" / "history-no-bn-seed0.json").read_bytes()
+    assert run_cli(argv + ["--out", offline / "dropped", "--resume"]) == 0
+    assert (offline / "dropped" / "history-no-bn-seed0.json").read_bytes() == before
+
+
+def _one_error_line(capsys):
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("bnpy-experiment article: error: ")
+    return line
+
+
+def test_unwritable_out_is_a_one_line_error(offline, digits_root, monkeypatch, capsys):
+    monkeypatch.setenv("BNPY_DATA", digits_root)
+    (offline / "a-file").write_text("x")
+    assert run_cli(["article", "--out", offline / "a-file" / "run"] + ARTICLE_TINY) == 2
+    assert "cannot write the results to" in _one_error_line(capsys)
+
+    def read_only(path, *args, **kwargs):  # root ignores permission bits: stand in for them
+        raise PermissionError(13, "Permission denied", path)
+    monkeypatch.setattr(_common.os, "makedirs", read_only)
+    assert run_cli(["article", "--out", offline / "ro"] + ARTICLE_TINY) == 2
+    line = _one_error_line(capsys)
+    assert "Permission denied" in line and "choose a writable folder with --out" in line
+    assert not (offline / "ro").exists()
+
+
+def test_corrupt_run_record_is_a_one_line_error(offline, digits_root, monkeypatch, capsys):
+    monkeypatch.setenv("BNPY_DATA", digits_root)
+    broken = offline / "bnpy-results" / "article-old"
+    broken.mkdir(parents=True)
+    (broken / "run.json").write_text('{"command": "article", "status": ')
+    assert run_cli(["article", "--resume"] + ARTICLE_TINY) == 2
+    line = _one_error_line(capsys)
+    assert "run.json is damaged or unreadable" in line and "repair or remove it" in line
+    assert run_cli(["article", "--out", broken] + ARTICLE_TINY) == 2
+    assert "run.json is damaged" in _one_error_line(capsys)
+    assert os.listdir(offline / "bnpy-results") == ["article-old"]
+
+
+def test_damaged_checkpoint_on_resume_is_a_one_line_error(offline, digits_root, monkeypatch,
+                                                          capsys):
+    monkeypatch.setenv("BNPY_DATA", digits_root)
+    out = offline / "damaged"
+    argv = ["article", "--epochs", 2, "--groups", "no-bn", "--out", out] + ARTICLE_TINY
+    assert run_cli(argv, after_epoch=Interrupt("no-bn", 1)) == 130
+    checkpoint = out / "checkpoints" / "no-bn-seed0.npz"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:300])  # truncated
+    capsys.readouterr()
+    assert run_cli(argv + ["--resume"]) == 2
+    line = _one_error_line(capsys)
+    assert "no-bn-seed0.npz is damaged" in line and "delete it" in line
+    with open(out / "run.json") as f:
+        assert json.load(f)["status"] == "interrupted"  # still resumable once mended
+    checkpoint.unlink()
+    assert run_cli(argv + ["--resume"]) == 0
+    check_article_run(str(out), ["no-bn"], 2)
+
+
+def test_resume_refuses_other_data(offline, tmp_path, monkeypatch, capsys):
+    """Same options, but the files behind the dataset changed: --resume refuses."""
+    first, second = tmp_path / "data-a", tmp_path / "data-b"
+    write_tiny_fashion_mnist(str(first), seed=1)
+    write_tiny_fashion_mnist(str(second), seed=7)
+    out = offline / "data-run"
+    argv = ["article", "--epochs", 2, "--groups", "no-bn", "--out", out] + ARTICLE_TINY
+    monkeypatch.setenv("BNPY_DATA", str(first))
+    assert run_cli(argv, after_epoch=Interrupt("no-bn", 1)) == 130
+    with open(out / "run.json") as f:
+        assert len(json.load(f)["data"]["digest"]) == 64
+    monkeypatch.setenv("BNPY_DATA", str(second))
+    capsys.readouterr()
+    assert run_cli(argv + ["--resume"]) == 2
+    assert "was trained on other data" in _one_error_line(capsys)
+    monkeypatch.setenv("BNPY_DATA", str(first))
+    assert run_cli(argv + ["--resume"]) == 0
+
+
+def test_dataset_dir_in_the_keras_cache_layout(offline, cifar_root, tmp_path, capsys):
+    """--dataset DIR where DIR holds cifar-10-batches-py/ (as ~/.keras/datasets does)."""
+    assert os.path.isdir(os.path.join(cifar_root, "cifar-10-batches-py"))
+    out = offline / "cache-layout"
+    argv = ["article", "--epochs", 1, "--groups", "as-printed", "--dataset", cifar_root,
+            "--out", out, "--batch-size", 16, "--verbose", 0]
+    assert run_cli(argv) == 0
+    with open(out / "dataset.json") as f:
+        info = json.load(f)
+    assert info["dataset"] == "cifar10" and info["train_total"] == 80
+    # a folder that is neither layout is refused in one line
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "notes.txt").write_text("x")
+    assert run_cli(["article", "--dataset", tmp_path / "junk", "--verbose", 0]) == 2
+    assert "expected CIFAR-10 as Keras caches it" in _one_error_line(capsys)
+    assert not (offline / "bnpy-results").exists()
+
+
+def test_help_names_bnpy_data(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["article", "--help"])
+    out = capsys.readouterr().out
+    assert "$BNPY_DATA" in out and "--seeds" in out and "cifar10_sample" in out

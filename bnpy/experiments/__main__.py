@@ -36,6 +36,18 @@ def _positive_float(text):
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line (``prog: error: ...``) and exit status 2."""
+
+    def error(self, message):
+        self.exit(2, "{}: error: {} (see {} --help)\n".format(self.prog, message, self.prog))
+
+
+DATA_HELP = ("Datasets are found offline first: in $BNPY_DATA, ~/.keras/datasets and system "
+             "dataset folders (Debian's /usr/share/datasets); set BNPY_OFFLINE=1 to never "
+             "download.")
+
+
 def _add_common(parser, dataset_help, batch_size):
     parser.add_argument("--batch-size", type=_positive_int, default=batch_size,
                         help="mini-batch size (default %(default)s)")
@@ -64,25 +76,33 @@ def _add_common(parser, dataset_help, batch_size):
 
 def build_parser():
     from . import article, paper_fig1
-    parser = argparse.ArgumentParser(
-        prog="bnpy-experiment",
+    parser = _Parser(
+        prog="bnpy-experiment", epilog=DATA_HELP,
         description="Reproduce the article's comparison of BN placements (article) or the BN "
                     "paper's Figure 1 (paper-fig1) with bnpy; results go to --out.")
-    sub = parser.add_subparsers(dest="command", metavar="{article,paper-fig1}")
+    sub = parser.add_subparsers(dest="command", metavar="{article,paper-fig1}",
+                                parser_class=_Parser)
     sub.required = True
 
     p = sub.add_parser(
         "article", formatter_class=argparse.RawDescriptionHelpFormatter,
         help="the article's LeNet-5-style net with and without BN (Adadelta, batch 32, 8 epochs)",
         description="Train the article's network in each group and compare.\n\ngroups:\n" +
-                    article.describe_groups())
+                    article.describe_groups(), epilog=DATA_HELP)
     p.add_argument("--epochs", type=_positive_int, default=article.DEFAULTS["epochs"],
                    help="epochs per group (default %(default)s, as the article)")
     p.add_argument("--groups", default=None,
                    help="comma-separated groups to run (default: all four: {})".format(
                        ",".join(article.GROUPS)))
-    _add_common(p, "cifar10 | fashion_mnist | mnist | DIR with train/<class>/ and test/<class>/ "
-                   "image folders (default: CIFAR-10, else Fashion-MNIST, saying so)",
+    p.add_argument("--seeds", type=_positive_int, default=article.DEFAULTS["seeds"],
+                   help="train every group from N seeds: --seed, --seed + 1, ... (default "
+                        "%(default)s); the summary gives the spread and tests the differences")
+    p.add_argument("--keep-checkpoints", action="store_true",
+                   help="keep the checkpoints of a finished run (default: removed at the end)")
+    _add_common(p, "cifar10 | cifar10_sample | fashion_mnist | mnist | DIR: CIFAR-10 as Keras "
+                   "caches it (DIR/cifar-10-batches-py/ or the .tar.gz) or image class folders "
+                   "DIR/train/<class>/ and DIR/test/<class>/ (default: CIFAR-10 where it can be "
+                   "had, else the CIFAR-10 sample built into bnpy, saying so)",
                 article.DEFAULTS["batch_size"])
 
     p = sub.add_parser(
@@ -120,9 +140,11 @@ def main(argv=None, *, after_epoch=None):
         if args.threads is not None:
             _set_threads(args.threads, log)
         config = module.vars_config(args)
-        module.validate_args(args)  # reject bad options before creating anything
+        module.validate_args(args)  # reject bad options and unusable data before creating anything
+        data = module.load_data(args, log)
         run_dir, record, resuming = _common.prepare_run_dir(
-            args.command, args.out, args.resume, args.overwrite, config, log)
+            args.command, args.out, args.resume, args.overwrite, config, log,
+            data=_common.data_identity(*data))
         log = _common.Log(run_dir)
         log("bnpy-experiment {} -> {}{}".format(args.command, run_dir,
                                                 " (resumed)" if resuming else ""))
@@ -132,7 +154,7 @@ def main(argv=None, *, after_epoch=None):
             record["resumed"].append(_common.now_text())
         _common.write_json(_common.os.path.join(run_dir, _common.RUN_FILE), record)
         try:
-            module.run(args, run_dir, resuming, log, after_epoch=after_epoch)
+            module.run(args, run_dir, resuming, log, data, after_epoch=after_epoch)
         except KeyboardInterrupt:
             record["status"] = "interrupted"
             _common.write_json(_common.os.path.join(run_dir, _common.RUN_FILE), record)
@@ -140,6 +162,10 @@ def main(argv=None, *, after_epoch=None):
                 "  bnpy-experiment {} --out {} --resume {}".format(
                     args.command, run_dir, _same_options_hint(argv)))
             return 130
+        except ExperimentError:  # e.g. a damaged checkpoint: fixable, so still resumable
+            record["status"] = "interrupted"
+            _common.write_json(_common.os.path.join(run_dir, _common.RUN_FILE), record)
+            raise
         except Exception as exc:  # recorded in the run, then reported as usual
             record["status"] = "failed"
             record["error"] = "{}: {}".format(type(exc).__name__, exc)

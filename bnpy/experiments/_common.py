@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import sys
+import zipfile
 
 import numpy as np
 
@@ -84,11 +85,22 @@ def now_text():
 
 
 def read_run_record(run_dir):
+    """The run's run.json as a dict; None where there is none. A file that cannot be read or
+    is not a run record raises ExperimentError naming it (never a traceback)."""
     path = os.path.join(run_dir, RUN_FILE)
     if not os.path.isfile(path):
         return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+    except (OSError, ValueError) as exc:  # ValueError: JSONDecodeError, UnicodeDecodeError
+        raise ExperimentError("{} is damaged or unreadable ({}: {}); repair or remove it (or its "
+                              "run directory), or choose another --out".format(
+                                  path, type(exc).__name__, exc)) from None
+    if not isinstance(record, dict):
+        raise ExperimentError("{} is not a bnpy run record (a JSON object was expected); repair "
+                              "or remove it, or choose another --out".format(path))
+    return record
 
 
 def _latest_unfinished_run(parent, command):
@@ -104,8 +116,11 @@ def _latest_unfinished_run(parent, command):
     return max(candidates)[1] if candidates else None
 
 
-def prepare_run_dir(command, out, resume, overwrite, config, log=print):
+def prepare_run_dir(command, out, resume, overwrite, config, log=print, data=None):
     """Choose and create the directory of this run; returns (run_dir, record, resuming).
+
+    ``data``: what identifies the run's data (dataset name, title and digest, see data_identity);
+    recorded in run.json, and a resumed run must have the same.
 
     * no ``--out``: a new directory ``bnpy-results/<command>-<UTC time>[-n]`` (never an old one);
       with ``--resume``: the most recent unfinished run of this command under bnpy-results/.
@@ -146,12 +161,23 @@ def prepare_run_dir(command, out, resume, overwrite, config, log=print):
                     "the same options, or start a new run".format(out, ", ".join(
                         "{}: {!r} then, {!r} now".format(k, record["config"].get(k), config.get(k))
                         for k in changed)))
+            if data is not None and record.get("data", {}).get("digest") != data["digest"]:
+                raise ExperimentError(
+                    "--resume: the run in {} was trained on other data ({}, digest {}) than "
+                    "this command loads ({}, digest {}); resume with the same --dataset, "
+                    "--train-size and --test-size, or start a new run".format(
+                        out, record.get("data", {}).get("title", "?"),
+                        record.get("data", {}).get("digest", "?")[:12], data["title"],
+                        data["digest"][:12]))
             if record.get("status") == "finished":
-                log("The run in {} is already finished; rewriting its results from the "
-                    "checkpoints.".format(out))
+                log("The run in {} is already finished; rewriting its results.".format(out))
             return out, record, True
         if overwrite:
-            shutil.rmtree(out)
+            try:
+                shutil.rmtree(out)
+            except OSError as exc:
+                raise ExperimentError("--overwrite: cannot remove {} ({}); remove it yourself or "
+                                      "choose another --out".format(out, exc.strerror or exc)) from None
         else:
             raise ExperimentError(
                 "{} already holds the results of a {} '{}' run (started {}). They are not "
@@ -164,11 +190,18 @@ def prepare_run_dir(command, out, resume, overwrite, config, log=print):
     elif resume:
         raise ExperimentError("--resume: there is no run to resume in {}".format(out))
 
-    os.makedirs(os.path.join(out, "checkpoints"), exist_ok=True)
     record = {"command": command, "status": "running", "started": now_text(), "finished": None,
-              "config": config, "bnpy_version": _bnpy_version(), "python": sys.version.split()[0],
-              "numpy": np.__version__}
-    write_json(os.path.join(out, RUN_FILE), record)
+              "config": config, "data": data, "bnpy_version": _bnpy_version(),
+              "python": sys.version.split()[0], "numpy": np.__version__}
+    existed = os.path.isdir(out)
+    try:
+        os.makedirs(os.path.join(out, "checkpoints"), exist_ok=True)
+        write_json(os.path.join(out, RUN_FILE), record)
+    except OSError as exc:
+        if not existed:  # leave nothing half-made behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise ExperimentError("cannot write the results to {} ({}); choose a writable folder "
+                              "with --out".format(out, exc.strerror or exc)) from None
     return out, record, False
 
 
@@ -227,17 +260,31 @@ def save_checkpoint(path, model, progress):
     atomic_write_bytes(path, buf.getvalue())
 
 
-def load_checkpoint(path, model):
-    """Restore what save_checkpoint wrote into ``model``, its optimizer and NumPy's global RNG;
-    returns the progress dict."""
+def read_checkpoint(path):
+    """The arrays of a checkpoint file; a damaged or foreign file raises ExperimentError."""
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as exc:
-        raise ExperimentError("cannot read the checkpoint {} ({}); start a new run or use "
-                              "--overwrite".format(path, exc)) from exc
+        json.loads(str(arrays["progress_json"]))
+        for i in range(int(arrays["n_weights"])):
+            arrays["weight_{}".format(i)]
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise ExperimentError("the checkpoint {} is damaged ({}: {}); delete it to redo that part "
+                              "of the run, or start a new run".format(
+                                  path, type(exc).__name__, exc)) from None
+    return arrays
+
+
+def load_checkpoint(path, model):
+    """Restore what save_checkpoint wrote into ``model``, its optimizer and NumPy's global RNG;
+    returns the progress dict."""
+    arrays = read_checkpoint(path)
     weights = [arrays["weight_{}".format(i)] for i in range(int(arrays["n_weights"]))]
-    model.set_weights(weights)
+    try:
+        model.set_weights(weights)
+    except ValueError as exc:
+        raise ExperimentError("the checkpoint {} holds weights that do not fit this model ({}); "
+                              "delete it to redo that part of the run".format(path, exc)) from None
     try:
         saving.restore_optimizer_state(model, arrays)
     except ValueError as exc:
@@ -250,13 +297,25 @@ def load_checkpoint(path, model):
 # --------------------------------------------------------------------------------------------
 # Data
 # --------------------------------------------------------------------------------------------
-DATASET_TITLES = {"cifar10": "CIFAR-10", "fashion_mnist": "Fashion-MNIST", "mnist": "MNIST"}
+DATASET_TITLES = {"cifar10": "CIFAR-10", "cifar10_sample": "the CIFAR-10 sample built into bnpy",
+                  "fashion_mnist": "Fashion-MNIST", "mnist": "MNIST"}
+#: What to do when a dataset cannot be had.
+DATASET_HINTS = {
+    "cifar10": "put cifar-10-python.tar.gz or cifar-10-batches-py/ in $BNPY_DATA or "
+               "~/.keras/datasets, or pass --dataset DIR",
+    "cifar10_sample": "pip install 'bnpy[image]' (Pillow decodes the sample), or reinstall bnpy",
+    "fashion_mnist": "apt-get install dataset-fashion-mnist, or put its four .gz files in "
+                     "$BNPY_DATA/fashion-mnist",
+    "mnist": "put mnist.npz in $BNPY_DATA or ~/.keras/datasets",
+}
+#: What a loader raises when its data cannot be had or read (everything else is a bug).
+_LOAD_ERRORS = (OSError, ValueError, RuntimeError, ImportError, EOFError, zipfile.BadZipFile)
 
 
-def _load_named(name):
+def _load_named(name, path=None):
     from importlib import import_module
     module = import_module("bnpy.datasets." + name)
-    return module.load_data()
+    return module.load_data() if path is None else module.load_data(path=path)
 
 
 def _load_recording_warnings(load, *args):
@@ -275,9 +334,6 @@ def _load_directory(directory):
     parts = []
     for split in ("train", "test"):
         sub = os.path.join(directory, split)
-        if not os.path.isdir(sub):
-            raise ExperimentError("--dataset {}: expected class folders under {}/train and "
-                                  "{}/test".format(directory, directory, directory))
         x, y, classes = load_from_directory(sub)
         # Folders list their images class by class; put them in one fixed random order (the
         # official CIFAR/MNIST files already are), so that --train-size/--test-size take a
@@ -291,37 +347,65 @@ def _load_directory(directory):
     return (parts[0][0], parts[0][1]), (parts[1][0], parts[1][1])
 
 
+def _one_line(exc):
+    return "{}: {}".format(type(exc).__name__, (str(exc).splitlines() or [""])[0])
+
+
+def _load_from_path(requested):
+    """--dataset DIR: CIFAR-10 in the Keras cache's layout (DIR/cifar-10-batches-py/, the
+    archive, or that folder itself), else image class folders DIR/train/<class>/, DIR/test/."""
+    if not os.path.exists(requested):
+        raise ExperimentError("--dataset {!r} is neither one of {} nor an existing folder".format(
+            requested, ", ".join(DATASET_TITLES)))
+    try:
+        names = set(os.listdir(requested)) if os.path.isdir(requested) else set()
+    except OSError as exc:
+        raise ExperimentError("--dataset {}: cannot read the folder ({}); check its "
+                              "permissions".format(requested, exc.strerror or exc)) from None
+    from bnpy.datasets import cifar10
+    cifar_names = {cifar10.DIRNAME, "cifar-10-python.tar.gz", cifar10.DIRNAME + ".tar.gz",
+                   cifar10.TEST_BATCH}
+    try:
+        if os.path.isfile(requested) or names & cifar_names:
+            data, warned = _load_recording_warnings(_load_named, "cifar10", requested)
+            info = {"dataset": "cifar10", "title": "CIFAR-10 from " + requested,
+                    "path": os.path.abspath(requested)}
+        elif {"train", "test"} <= names:
+            data, warned = _load_recording_warnings(_load_directory, requested)
+            info = {"dataset": os.path.abspath(requested), "title": "image folders in " + requested,
+                    "order": "shuffled once at load time with RandomState(0) (folders are by class)"}
+        else:
+            raise ExperimentError("--dataset {}: expected CIFAR-10 as Keras caches it ({}/ or "
+                                  "cifar-10-python.tar.gz inside) or image class folders "
+                                  "{}/train/<class>/ and {}/test/<class>/".format(
+                                      requested, cifar10.DIRNAME, requested, requested))
+    except _LOAD_ERRORS as exc:
+        raise ExperimentError("--dataset {}: cannot load it ({})".format(
+            requested, _one_line(exc))) from None
+    return data, warned, info
+
+
 def load_dataset(requested, default_chain, log):
     """Load the dataset; returns (x_train, y_train, x_test, y_test, info).
 
-    ``requested``: a name, a directory, or None for the default chain (e.g. cifar10 then
-    fashion_mnist): each missing dataset is reported and the next tried; when none is there, the
-    first loader's own error is raised. Images come back as float32 NHWC in [0, 1] (a channel
-    axis is added to 28x28 digits), labels as int64 vectors.
+    ``requested``: a name, a path (see _load_from_path), or None for the default chain (e.g.
+    cifar10 then cifar10_sample): each dataset that cannot be had is reported in one line and
+    the next tried. Every failure is an ExperimentError saying what to do. Images come back as
+    float32 NHWC in [0, 1] (a channel axis is added to 28x28 digits), labels as int64 vectors.
     """
     if requested is not None and requested not in DATASET_TITLES:
-        if not os.path.isdir(requested):
-            raise ExperimentError("--dataset must be one of {} or an image-folder directory; {!r} "
-                                  "is neither".format(", ".join(DATASET_TITLES), requested))
-        ((x_train, y_train), (x_test, y_test)), warned = _load_recording_warnings(
-            _load_directory, requested)
-        info = {"dataset": os.path.abspath(requested), "title": "image folders in " + requested,
-                "order": "shuffled once at load time with RandomState(0) (folders are by class)"}
+        (train, test), warned, info = _load_from_path(requested)
     else:
         chain = [requested] if requested is not None else list(default_chain)
-        first_error = None
+        failures = []
         for i, name in enumerate(chain):
             try:
-                ((x_train, y_train), (x_test, y_test)), warned = _load_recording_warnings(
-                    _load_named, name)
-            except (OSError, ValueError, RuntimeError, ImportError) as exc:
-                if first_error is None:
-                    first_error = exc
+                (train, test), warned = _load_recording_warnings(_load_named, name)
+            except _LOAD_ERRORS as exc:
+                failures.append("{} ({})".format(DATASET_TITLES[name], _one_line(exc)))
                 if i + 1 < len(chain):
-                    first_line = (str(exc).splitlines() or [""])[0]
-                    log("{} is not available ({}: {}); trying {} instead.".format(
-                        DATASET_TITLES[name], type(exc).__name__, first_line,
-                        DATASET_TITLES[chain[i + 1]]))
+                    log("{} is not available ({}); using {} instead.".format(
+                        DATASET_TITLES[name], _one_line(exc), DATASET_TITLES[chain[i + 1]]))
                 continue
             info = {"dataset": name, "title": DATASET_TITLES[name]}
             if i > 0:
@@ -329,7 +413,9 @@ def load_dataset(requested, default_chain, log):
                     DATASET_TITLES[chain[0]], DATASET_TITLES[name])
             break
         else:
-            raise first_error
+            raise ExperimentError("no dataset could be loaded: {}. To fix: {}".format(
+                "; ".join(failures), "; or ".join(DATASET_HINTS[n] for n in chain)))
+    (x_train, y_train), (x_test, y_test) = train, test
     for text in warned:
         log("Warning from the loader: " + text)
     if warned:
@@ -341,6 +427,18 @@ def load_dataset(requested, default_chain, log):
                 input_shape=list(x_train.shape[1:]),
                 num_classes=int(max(y_train.max(), y_test.max()) + 1))
     return x_train, y_train, x_test, y_test, info
+
+
+def data_identity(x_train, y_train, x_test, y_test, info):
+    """What identifies a run's data: the dataset's name and title and a SHA-256 over the arrays
+    the run trains and validates on (so a resumed run can check it has the same data)."""
+    import hashlib
+    digest = hashlib.sha256()
+    for array in (x_train, y_train, x_test, y_test):
+        array = np.ascontiguousarray(array)
+        digest.update("{}{}".format(array.dtype.str, array.shape).encode())
+        digest.update(array.data)
+    return {"dataset": info["dataset"], "title": info["title"], "digest": digest.hexdigest()}
 
 
 def _as_images(x):
@@ -369,6 +467,7 @@ def load_run_data(args, default_chain, log):
     x_train, y_train, x_test, y_test, info = load_dataset(args.dataset, default_chain, log)
     x_train, y_train = take_subset(x_train, y_train, args.train_size, "--train-size")
     x_test, y_test = take_subset(x_test, y_test, args.test_size, "--test-size")
+    info.update(train_used=int(len(x_train)), test_used=int(len(x_test)))
     return x_train, y_train, x_test, y_test, info
 
 

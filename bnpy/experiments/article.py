@@ -15,19 +15,31 @@ The article's LeNet-5-style network (seed/article_script.py)::
 
 trained with Adadelta, batch 32, 8 epochs, categorical cross-entropy, validated on the test set
 (the article fits an ImageDataGenerator but trains with ``model.fit`` on the raw images, so no
-augmentation is used here either). The groups (seed/README.md), each built with the same seed:
+augmentation is used here either). The groups (seed/README.md), each built from the same seed:
 
 * ``all-comments``: all four commented lines enabled (BN in four places plus the extra Dense);
 * ``comment4``: only comment 4 enabled (the extra Dense; BN only after the first Dense);
 * ``no-bn``: every BatchNormalization removed, comments 1-4 stay commented;
 * ``as-printed``: the script as printed (one BN, after the first Dense).
 
-Each group checkpoints after every epoch (weights, Adadelta state, history, NumPy RNG state,
-written atomically), so an interrupted run resumes from its last finished epoch and ends exactly
-as an uninterrupted one would.
+``--seeds N`` trains every group from seeds s, s+1, ..., s+N-1 (``--seed s``); the report gives
+each metric's mean ± standard deviation over the seeds and the per-seed values, and says which
+group differences exceed the seed noise (Welch's t-test, Holm-corrected; see _report.py).
+
+After every epoch the test set is evaluated twice: as Keras 2.0 does, with each BN's moving
+averages (momentum 0.99, moving variance starting at 1), and as the BN paper's Algorithm 2 does,
+with the population statistics of the training set (bnpy.layers.normalization). After the last
+epoch, the units of the ReLU after the first Dense that are positive for some test image are
+counted: a run whose count is 0 has "died" (its output no longer depends on the input).
+
+Each group and seed checkpoints after every epoch (weights, Adadelta state, history, NumPy RNG
+state, written atomically), so an interrupted run resumes from its last finished epoch and ends
+exactly as an uninterrupted one would; a finished run's checkpoints are removed unless
+``--keep-checkpoints``.
 """
 import json
 import os
+import shutil
 import time
 
 import numpy as np
@@ -46,8 +58,15 @@ GROUPS = {
     "as-printed": ("the script as printed: one BN, after the first Dense",
                    dict(bn1=False, bn2=False, bn3=False, bn_dense=True, extra_dense=False)),
 }
-DEFAULTS = dict(epochs=8, batch_size=32, seed=0)
-HISTORY_COLUMNS = ["epoch", "loss", "acc", "val_loss", "val_acc", "epoch_time_s"]
+DEFAULTS = dict(epochs=8, batch_size=32, seed=0, seeds=1)
+HISTORY_COLUMNS = ["epoch", "loss", "acc", "val_loss", "val_acc", "val_loss_population",
+                   "val_acc_population", "epoch_time_s", "population_time_s"]
+#: The data the article's command uses when --dataset is not given, in order of preference.
+DEFAULT_DATA = ("cifar10", "cifar10_sample")
+#: The population statistics are averaged over the first this many training mini-batches (3,200
+#: images at batch 32): per channel at least 3,200 values, enough to pin the mean to ~2 % of a
+#: standard deviation, at a fifth of the cost of a pass over 10,000 images every epoch.
+POPULATION_BATCHES = 100
 
 
 def build_model(group, input_shape, num_classes=10):
@@ -91,26 +110,29 @@ def validate_args(args):
     _common.parse_groups(args.groups, GROUPS)
 
 
-def _history_row(epoch, history, seconds):
-    h = history.history
-
-    def last(*keys):
-        for k in keys:
-            if k in h and len(h[k]):
-                return float(h[k][-1])
-        return None
-    return {"epoch": epoch, "loss": last("loss"), "acc": last("acc", "accuracy"),
-            "val_loss": last("val_loss"), "val_acc": last("val_acc", "val_accuracy"),
-            "epoch_time_s": round(seconds, 3)}
+def vars_config(args):
+    return {k: getattr(args, k) for k in ("epochs", "batch_size", "train_size", "test_size",
+                                          "seed", "seeds", "groups", "dataset")}
 
 
-def _write_group_history(run_dir, group, rows):
-    base = os.path.join(run_dir, "history-{}".format(group))
-    _common.write_csv(base + ".csv", rows, HISTORY_COLUMNS)
-    _common.write_json(base + ".json", {"group": group, "description": GROUPS[group][0],
-                                        "history": rows})
+def load_data(args, log):
+    """The run's data, loaded before anything is written: (x_train, y_train, x_test, y_test,
+    info), images float32 in [0, 1], labels int64."""
+    return _common.load_run_data(args, DEFAULT_DATA, log)
 
 
+def seeds_of(args):
+    return list(range(args.seed, args.seed + args.seeds))
+
+
+def unit_name(group, seed):
+    """The file-name stem of one group trained from one seed."""
+    return "{}-seed{}".format(group, seed)
+
+
+# ------------------------------------------------------------------------------------------------
+# One group, one seed
+# ------------------------------------------------------------------------------------------------
 def _fit_one_epoch(model, x, y, xv, yv, batch_size, epoch, epochs, verbose):
     """Epoch ``epoch`` (0-based) of ``epochs`` with model.fit, printed as 'Epoch epoch+1/epochs'.
 
@@ -130,108 +152,184 @@ def _fit_one_epoch(model, x, y, xv, yv, batch_size, epoch, epochs, verbose):
                      callbacks=[StopAfterThisEpoch()])
 
 
-def run(args, run_dir, resuming, log, after_epoch=None):
-    """Train every group of ``args.groups`` and write all outputs into ``run_dir``.
+def evaluate_with_population_statistics(model, x_train, x_test, y_test_1h, batch_size):
+    """(val_loss, val_acc) with every BN's moving statistics replaced by the population
+    statistics of the training set (the paper's Algorithm 2, over the first POPULATION_BATCHES
+    mini-batches of ``batch_size`` of x_train, in order), then the moving statistics and NumPy's
+    RNG state put back bit for bit, so that training goes on exactly as without this
+    evaluation."""
+    from bnpy.layers.normalization import restore_moving_statistics, set_population_statistics
+    rng_state = np.random.get_state()
+    previous = set_population_statistics(model, x_train[:POPULATION_BATCHES * batch_size],
+                                         batch_size)
+    try:
+        loss, acc = model.evaluate(x_test, y_test_1h, batch_size=batch_size, verbose=0)
+    finally:
+        restore_moving_statistics(model, previous)
+        np.random.set_state(rng_state)
+    return float(loss), float(acc)
+
+
+def final_relu_alive(model, x, batch_size=500):
+    """How many units of the ReLU after the first Dense are positive for at least one image of
+    ``x`` (inference mode, moving statistics): (alive, units). 0 alive means the network's output
+    no longer depends on its input: softmax of zeros (or of a constant), loss ln 10, and no
+    gradient reaches any weight below that ReLU."""
+    from bnpy.layers.core import Activation
+    relu_index = max(i for i, layer in enumerate(model.layers)
+                     if isinstance(layer, Activation) and _activation_name(layer) == "relu")
+    alive = None
+    for start in range(0, len(x), batch_size):
+        out = x[start:start + batch_size]
+        for layer in model.layers[:relu_index + 1]:
+            out = layer.forward(out, training=False)
+        positive = (out > 0).any(axis=0)
+        alive = positive if alive is None else alive | positive
+    return int(alive.sum()), int(alive.size)
+
+
+def _activation_name(layer):
+    act = getattr(layer, "activation", None)
+    return act if isinstance(act, str) else getattr(act, "__name__", None)
+
+
+def _history_row(epoch, history, seconds, population, population_seconds):
+    h = history.history
+
+    def last(*keys):
+        for k in keys:
+            if k in h and len(h[k]):
+                return float(h[k][-1])
+        return None
+    return {"epoch": epoch, "loss": last("loss"), "acc": last("acc", "accuracy"),
+            "val_loss": last("val_loss"), "val_acc": last("val_acc", "val_accuracy"),
+            "val_loss_population": population[0], "val_acc_population": population[1],
+            "epoch_time_s": round(seconds, 3), "population_time_s": round(population_seconds, 3)}
+
+
+def _write_unit(run_dir, group, seed, unit):
+    base = os.path.join(run_dir, "history-{}".format(unit_name(group, seed)))
+    _common.write_csv(base + ".csv", unit["history"], HISTORY_COLUMNS)
+    _common.write_json(base + ".json", dict(unit, group=group, seed=seed,
+                                            description=GROUPS[group][0]))
+
+
+def _read_finished_unit(run_dir, group, seed, epochs):
+    """A unit an earlier (resumed) run already finished, from its history JSON; else None."""
+    path = os.path.join(run_dir, "history-{}.json".format(unit_name(group, seed)))
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            unit = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise _common.ExperimentError("{} is damaged ({}); delete it to redo that part of the "
+                                      "run".format(path, exc)) from None
+    if unit.get("complete") and len(unit.get("history", ())) == epochs:
+        return {k: unit[k] for k in ("params", "complete", "history", "final_relu")}
+    return None
+
+
+def train_unit(args, run_dir, group, seed, data, resuming, log, after_epoch=None):
+    """Train ``group`` from ``seed`` for args.epochs epochs (resuming from its checkpoint),
+    evaluating after every epoch with the moving statistics (Keras) and with the population
+    statistics (the paper); returns the unit's record (params, history, final_relu)."""
+    x_train, y_train_1h, x_test, y_test_1h = data
+    if resuming:
+        finished = _read_finished_unit(run_dir, group, seed, args.epochs)
+        if finished is not None:
+            log("{} seed {}: finished earlier, kept".format(group, seed))
+            return finished
+    np.random.seed(seed)  # every group of one seed starts from the same RNG state
+    model = build_model(group, x_train.shape[1:], y_test_1h.shape[1])
+    model.compile(loss="categorical_crossentropy", optimizer="adadelta", metrics=["accuracy"])
+    unit = {"params": int(model.count_params()), "complete": False, "history": [],
+            "final_relu": None}
+    checkpoint = os.path.join(run_dir, "checkpoints", "{}.npz".format(unit_name(group, seed)))
+    start = 0
+    if resuming and os.path.exists(checkpoint):
+        progress = _common.load_checkpoint(checkpoint, model)
+        unit["history"], start = progress["history"], progress["epochs_done"]
+        log("Resuming {} seed {} after epoch {}/{}".format(group, seed, start, args.epochs))
+    elif args.verbose and seed == args.seed:
+        model.summary()
+    for epoch in range(start, args.epochs):
+        t0 = time.perf_counter()
+        history = _fit_one_epoch(model, x_train, y_train_1h, x_test, y_test_1h,
+                                 args.batch_size, epoch, args.epochs, args.verbose)
+        t1 = time.perf_counter()
+        population = evaluate_with_population_statistics(model, x_train, x_test, y_test_1h,
+                                                         args.batch_size)
+        row = _history_row(epoch + 1, history, t1 - t0, population, time.perf_counter() - t1)
+        unit["history"].append(row)
+        _common.save_checkpoint(checkpoint, model, {"epochs_done": epoch + 1,
+                                                    "history": unit["history"]})
+        _write_unit(run_dir, group, seed, unit)
+        log("{} seed {} epoch {}/{}: loss {:.4f} acc {:.4f} | val acc {:.4f} (moving "
+            "statistics), {:.4f} (population) | {:.1f} s".format(
+                group, seed, epoch + 1, args.epochs, row["loss"], row["acc"], row["val_acc"],
+                row["val_acc_population"], row["epoch_time_s"] + row["population_time_s"]))
+        if after_epoch is not None:
+            after_epoch(group, epoch + 1)
+    alive, units = final_relu_alive(model, x_test)
+    unit.update(complete=True, final_relu={"alive": alive, "units": units})
+    _write_unit(run_dir, group, seed, unit)
+    return unit
+
+
+# ------------------------------------------------------------------------------------------------
+# The whole comparison
+# ------------------------------------------------------------------------------------------------
+def run(args, run_dir, resuming, log, data, after_epoch=None):
+    """Train every group of ``args.groups`` from every seed and write all outputs into
+    ``run_dir``; ``data`` is load_data(args)'s result.
 
     ``after_epoch(group, epochs_done)`` is called after each epoch's checkpoint is on disk (the
     tests use it to interrupt a run).
     """
+    from . import _report
     groups = _common.parse_groups(args.groups, GROUPS)
-    x_train, y_train, x_test, y_test, data_info = _common.load_run_data(args, ("cifar10", "fashion_mnist"), log)
+    seeds = seeds_of(args)
+    x_train, y_train, x_test, y_test, data_info = data
     num_classes = data_info["num_classes"]
-    y_train_1h = _common.one_hot(y_train, num_classes)
-    y_test_1h = _common.one_hot(y_test, num_classes)
-    data_info.update(train_used=int(len(x_train)), test_used=int(len(x_test)))
+    arrays = (x_train, _common.one_hot(y_train, num_classes),
+              x_test, _common.one_hot(y_test, num_classes))
     _common.write_json(os.path.join(run_dir, "dataset.json"), data_info)
     log("Data: {} ({}), {} training and {} test images of shape {}, {} classes{}".format(
         data_info["title"], data_info["dataset"], len(x_train), len(x_test),
         tuple(data_info["input_shape"]), num_classes,
         "; " + data_info["note"] if "note" in data_info else ""))
+    if resuming:  # a damaged checkpoint is reported now, not after hours of training
+        for name in sorted(os.listdir(os.path.join(run_dir, "checkpoints"))):
+            _common.read_checkpoint(os.path.join(run_dir, "checkpoints", name))
 
-    from bnpy.utils.vis_utils import plot_history, plot_model
-    results = {}
-    for index, group in enumerate(groups, start=1):
-        np.random.seed(args.seed)  # every group starts from the same seed
-        model = build_model(group, x_train.shape[1:], num_classes)
-        model.compile(loss="categorical_crossentropy", optimizer="adadelta",
-                      metrics=["accuracy"])
-        params = int(model.count_params())
-        log("== Group {}/{}: {} - {} ({:,} parameters)".format(
-            index, len(groups), group, GROUPS[group][0], params))
-        if args.verbose:
-            model.summary()
-        try:
-            plot_model(model, os.path.join(run_dir, "model-{}.png".format(group)),
-                       show_shapes=True)
-        except ImportError as exc:  # neither Graphviz nor matplotlib: the run still goes on
-            log("(no model picture: {})".format(exc))
-
-        checkpoint = os.path.join(run_dir, "checkpoints", "{}.npz".format(group))
-        rows, start = [], 0
-        if resuming and os.path.exists(checkpoint):
-            progress = _common.load_checkpoint(checkpoint, model)
-            rows, start = progress["history"], progress["epochs_done"]
-            log("Resuming {} after epoch {}/{}".format(group, start, args.epochs))
-        for epoch in range(start, args.epochs):
-            t0 = time.perf_counter()
-            history = _fit_one_epoch(model, x_train, y_train_1h, x_test, y_test_1h,
-                                     args.batch_size, epoch, args.epochs, args.verbose)
-            row = _history_row(epoch + 1, history, time.perf_counter() - t0)
-            rows.append(row)
-            _common.save_checkpoint(checkpoint, model, {"epochs_done": epoch + 1,
-                                                        "history": rows})
-            _write_group_history(run_dir, group, rows)
-            log("{} epoch {}/{}: loss {:.4f} acc {:.4f} val_loss {:.4f} val_acc {:.4f} "
-                "({:.1f} s)".format(group, epoch + 1, args.epochs, row["loss"], row["acc"],
-                                    row["val_loss"], row["val_acc"], row["epoch_time_s"]))
-            if after_epoch is not None:
-                after_epoch(group, epoch + 1)
-        _write_group_history(run_dir, group, rows)
-        results[group] = {"description": GROUPS[group][0], "params": params, "history": rows}
-
-    histories = {g: {k: [r[k] for r in results[g]["history"]] for k in HISTORY_COLUMNS[1:5]}
-                 for g in groups}
-    plot_history(histories, os.path.join(run_dir, "history.png"),
-                 title="The article's BN comparison on {} ({} train / {} test images)".format(
-                     data_info["title"], len(x_train), len(x_test)))
-    _common.write_json(os.path.join(run_dir, "results.json"),
-                       {"dataset": data_info, "config": vars_config(args), "groups": results})
-    _common.atomic_write_text(os.path.join(run_dir, "summary.md"),
-                              summary_markdown(args, data_info, results))
+    results = {g: {"description": GROUPS[g][0], "params": None, "seeds": {}} for g in groups}
+    for group in groups:
+        _draw_model(group, x_train.shape[1:], num_classes, run_dir, log)
+    for seed_index, seed in enumerate(seeds, start=1):
+        for index, group in enumerate(groups, start=1):
+            log("== Seed {} ({}/{}), group {}/{}: {} - {}".format(
+                seed, seed_index, len(seeds), index, len(groups), group, GROUPS[group][0]))
+            unit = train_unit(args, run_dir, group, seed, arrays, resuming, log, after_epoch)
+            results[group]["params"] = unit["params"]
+            results[group]["seeds"][str(seed)] = {"history": unit["history"],
+                                                  "final_relu": unit["final_relu"]}
+    _report.write_article_report(args, run_dir, data_info, results, log, vars_config(args),
+                                 POPULATION_BATCHES)
+    if not args.keep_checkpoints:
+        shutil.rmtree(os.path.join(run_dir, "checkpoints"), ignore_errors=True)
     return results
 
 
-def vars_config(args):
-    return {k: getattr(args, k) for k in ("epochs", "batch_size", "train_size", "test_size",
-                                          "seed", "groups", "dataset")}
-
-
-def summary_markdown(args, data_info, results):
-    """The run's summary: settings, data, and per group final/best validation accuracy, times."""
-    rows = []
-    for group, result in results.items():
-        history = result["history"]
-        best = max(history, key=lambda r: r["val_acc"])
-        times = [r["epoch_time_s"] for r in history]
-        rows.append([group, "{:,}".format(result["params"]),
-                     "{:.4f}".format(history[-1]["val_acc"]),
-                     "{:.4f} (epoch {})".format(best["val_acc"], best["epoch"]),
-                     "{:.4f}".format(history[-1]["acc"]), "{:.4f}".format(history[-1]["val_loss"]),
-                     "{:.1f}".format(float(np.mean(times))), "{:.1f}".format(float(np.sum(times)))])
-    text = ["# The article's BN comparison\n",
-            "Data: {} ({}), {} training / {} test images{}.\n".format(
-                data_info["title"], data_info["dataset"], data_info["train_used"],
-                data_info["test_used"], "; " + data_info["note"] if "note" in data_info else "")
-            + "".join("\n\nLoader warning: " + w for w in data_info.get("loader_warnings", [])),
-            "Settings: Adadelta (lr 1.0, rho 0.95, eps 1e-8), batch size {}, {} epochs, "
-            "categorical cross-entropy, validation on the test images, seed {}.\n".format(
-                args.batch_size, args.epochs, args.seed),
-            _common.markdown_table(
-                ["group", "params", "final val acc", "best val acc", "final train acc",
-                 "final val loss", "mean epoch time (s)", "total time (s)"], rows),
-            "\nGroups:\n"]
-    text += ["- `{}`: {}".format(g, r["description"]) for g, r in results.items()]
-    return "\n".join(text) + "\n"
+def _draw_model(group, input_shape, num_classes, run_dir, log):
+    from bnpy.utils.vis_utils import plot_model
+    path = os.path.join(run_dir, "model-{}.png".format(group))
+    if os.path.exists(path):
+        return
+    try:
+        plot_model(build_model(group, input_shape, num_classes), path, show_shapes=True)
+    except ImportError as exc:  # neither Graphviz nor matplotlib: the run still goes on
+        log("(no model picture: {})".format(exc))
 
 
 def describe_groups():

@@ -95,16 +95,20 @@ def _evaluate(model, x_test, y_test_1h, unit, step, train_time):
             "p50": float(p50), "p85": float(p85), "train_time_s": round(train_time, 3)}
 
 
-def run(args, run_dir, resuming, log, after_epoch=None):
+def load_data(args, log):
+    """The run's data, loaded before anything is written (MNIST, else Fashion-MNIST)."""
+    return _common.load_run_data(args, ("mnist", "fashion_mnist"), log)
+
+
+def run(args, run_dir, resuming, log, data, after_epoch=None):
     validate_args(args)
     groups = _common.parse_groups(args.groups, GROUPS)
-    x_train, y_train, x_test, y_test, info = _common.load_run_data(args, ("mnist", "fashion_mnist"), log)
+    x_train, y_train, x_test, y_test, info = data
     num_classes = info["num_classes"]
     x_train = x_train.reshape(len(x_train), -1)
     x_test = x_test.reshape(len(x_test), -1)
     y_train_1h = _common.one_hot(y_train, num_classes)
     y_test_1h = _common.one_hot(y_test, num_classes)
-    info.update(train_used=int(len(x_train)), test_used=int(len(x_test)))
     _common.write_json(os.path.join(run_dir, "dataset.json"), info)
     log("Data: {} ({}), {} training and {} test images flattened to {} inputs{}".format(
         info["title"], info["dataset"], len(x_train), len(x_test), x_train.shape[1],
