@@ -65,10 +65,8 @@ def test_notebook_executes(tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
-    data = tmp_path / "data"
-    write_tiny_fashion_mnist(str(data), n_train=256, n_test=128)
-    write_tiny_cifar10(str(data), n_train_per_batch=64, n_batches=2, n_test=64)
-    monkeypatch.setenv("BNPY_DATA", str(data))
+    pytest.importorskip("PIL")  # the built-in CIFAR-10 sample's decoder
+    monkeypatch.delenv("BNPY_DATA", raising=False)  # a fresh machine: no dataset but bnpy's own
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("BNPY_NOTEBOOK_SMALL", "1")  # the notebook's small-workload switch
     # the kernel is a new process: it must import the bnpy this test imported (an in-place
@@ -77,10 +75,15 @@ def test_notebook_executes(tmp_path, monkeypatch):
     bnpy_parent = os.path.dirname(os.path.dirname(os.path.abspath(bnpy.__file__)))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([bnpy_parent] + [p for p in sys.path if p]))
     notebook = nbformat.read(os.path.join(EXAMPLES, "batchnorm_explained.ipynb"), as_version=4)
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
     client = nbclient.NotebookClient(notebook, timeout=300, startup_timeout=180,
                                      kernel_name="python3",
-                                     resources={"metadata": {"path": str(tmp_path)}})
+                                     resources={"metadata": {"path": str(workdir)}})
+    examples_before = sorted(os.listdir(EXAMPLES))
     client.execute()  # raises CellExecutionError naming the cell if any cell fails
+    assert sorted(os.listdir(EXAMPLES)) == examples_before  # nothing written beside the notebook
+    assert os.listdir(workdir) == []  # nor into its working directory
     outputs = [o for cell in notebook.cells if cell.cell_type == "code"
                for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
@@ -88,4 +91,7 @@ def test_notebook_executes(tmp_path, monkeypatch):
     # the notebook's own checks print these lines after asserting them
     assert "gradient check passed" in text
     assert "moving statistics converged" in text
+    assert "CIFAR-10 sample | train (128, 32, 32, 3)" in text
+    assert "not available" not in text and "Error" not in text  # no loader error on the way
+    assert "population statistics" in text
     assert any("image/png" in o.get("data", {}) for o in outputs)
