@@ -3,6 +3,7 @@ every layer; clear errors for bad arguments; no file left behind on failure."""
 import os
 import re
 import subprocess
+import time
 import xml.etree.ElementTree as ET
 import zlib
 
@@ -210,6 +211,19 @@ def test_file_without_extension_is_png(tmp_path):
     path = tmp_path / "noext"
     plot_model(stand_in_model(), str(path), engine="matplotlib")
     png_text_and_size(str(path))
+
+
+def test_plot_model_leaves_users_old_tmp_files_alone(tmp_path):
+    """A name without extension makes the temporary's suffix empty: even then only the
+    temporaries bnpy names (.<name>.bnpy-tmp-<pid>-<hex>) are cleaned up, never a user's .tmp-*."""
+    old = time.time() - 10 * 3600
+    mine = [".tmp-thesis", ".tmp-x.png", ".noext.draft", ".tmp-"]
+    for name in mine:
+        (tmp_path / name).write_bytes(b"the user's")
+        os.utime(tmp_path / name, (old, old))
+    plot_model(stand_in_model(), str(tmp_path / "noext"), engine="matplotlib")
+    plot_model(stand_in_model(), str(tmp_path / "x.png"), engine="matplotlib")
+    assert sorted(os.listdir(tmp_path)) == sorted(mine + ["noext", "x.png"])
 
 
 @pytest.mark.parametrize("engine", ENGINES)

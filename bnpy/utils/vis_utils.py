@@ -127,7 +127,8 @@ def _file_format(to_file, caller):
 def _write_atomically(to_file, write):
     """Call write(tmp_path), then rename tmp_path onto to_file: no half-written picture. (The
     temporary file keeps the extension: dot and matplotlib pick the format from it.)"""
-    with atomic_output(to_file, ".tmp-", os.path.splitext(to_file)[1]) as tmp:
+    prefix = "." + os.path.basename(to_file) + "."
+    with atomic_output(to_file, prefix, os.path.splitext(to_file)[1]) as tmp:
         write(tmp)
 
 
