@@ -130,6 +130,9 @@ def _deserialize_value(key, value, custom_objects):
         name = value["class_name"]
         for base, module in _OBJECT_KINDS:
             cls = custom_objects.get(name) or getattr(module, name, None)
+            if cls is base:  # abstract: an Initializer draws nothing (save never writes one)
+                raise ValueError("load_model: the config entry {!r} names {}, the base class of "
+                                 "{}s, not one that can be used".format(key, name, name.lower()))
             if isinstance(cls, type) and issubclass(cls, base):
                 return cls(**value["config"])
         raise ValueError("load_model: unknown object {!r} in the config entry {!r} (pass it in "

@@ -310,3 +310,19 @@ def test_plot_history_bad_arguments(tmp_path, histories, exc, pattern):
     with pytest.raises(exc, match=pattern):
         plot_history(histories, str(tmp_path / "h.png"))
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("fmt", ["svg", "png"])
+def test_matplotlib_draws_names_with_tex_characters_literally(tmp_path, fmt):
+    """Without Graphviz, layer names go to matplotlib's text, whose maths parser would read "$...$"
+    (and raise on "$\\frac{$"): names are drawn as they are."""
+    names = ["$\\frac{$", "a$b$c", "under_score^{2}", "100%"]
+    model = _Model([Dense(name, (None, 4), (None, 4)) for name in names])
+    path = tmp_path / ("tex." + fmt)
+    plot_model(model, str(path), show_shapes=True, engine="matplotlib")
+    if fmt == "svg":
+        text = svg_texts(str(path))
+        for name in names:
+            assert name in text
+    else:
+        png_text_and_size(str(path))
