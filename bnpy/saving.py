@@ -183,8 +183,8 @@ def _load_model_from(stored, filepath, custom_objects, compile):
                              filepath, MODEL_FORMAT))
     try:
         model_config = json.loads(str(_small_entry(stored, "__model_config__", filepath, "load_model")))
-        training_config = json.loads(str(_small_entry(stored, "__training_config__", filepath,
-                                                      "load_model") or "null"))
+        training_entry = _small_entry(stored, "__training_config__", filepath, "load_model")
+        training_config = json.loads("null" if training_entry is None else str(training_entry))
     except ValueError as exc:
         if str(exc).startswith("load_model:"):
             raise
@@ -215,7 +215,8 @@ def _dry_build(layers):
     """``[(layer, short weight name, shape, dtype)]`` of every weight ``layers`` would create in a
     Sequential, found by building a shallow copy of each layer whose ``add_weight`` hands back a
     zero-stride view (``np.broadcast_to``, 8 bytes whatever the shape) instead of an initialised
-    array: the layers' own ``build`` decides the shapes, nothing is allocated."""
+    array: the layers' own ``build`` decides the shapes, nothing is allocated. None when the
+    dry build cannot be done (no input shape, or a ``build`` that fails on placeholders)."""
     planned = []
     first_shape = getattr(layers[0], "batch_input_shape", None) if layers else None
     if first_shape is None:
@@ -232,8 +233,11 @@ def _dry_build(layers):
             return value
 
         probe.add_weight = add_shape_only
-        probe.build(input_shape)
-        input_shape = tuple(probe.compute_output_shape(input_shape))
+        try:
+            probe.build(input_shape)
+            input_shape = tuple(probe.compute_output_shape(input_shape))
+        except Exception:  # a config error, or a custom layer that writes into its new weights:
+            return None    # the real build below runs (and reports) instead of this check
         for full_name, value in zip(probe.weight_names, probe.weights):
             planned.append((layer, full_name.rpartition("/")[2], value.shape, value.dtype))
     return planned
