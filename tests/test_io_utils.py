@@ -1,15 +1,19 @@
 """bnpy.utils.io_utils.atomic_output, the one way bnpy writes files: the old file or the complete
-new one, never half; a failed write leaves nothing; stale temporary files of killed writers go."""
+new one, never half; a failed write leaves nothing; stale temporary files of killed writers go.
+And NpzArchive, the way bnpy reads .npz files: entry by entry, within their declared sizes."""
+import io
 import os
 import re
 import stat
 import time
+import zipfile
 
+import numpy as np
 import pytest
 
 from bnpy.models import Sequential
 from bnpy.layers import Dense
-from bnpy.utils.io_utils import STALE_TEMP_SECONDS, atomic_output
+from bnpy.utils.io_utils import STALE_TEMP_SECONDS, NpzArchive, atomic_output
 
 
 def test_the_file_appears_whole_or_not_at_all(tmp_path):
@@ -135,3 +139,45 @@ def test_writing_to_a_symlink_updates_its_target_and_keeps_the_link(tmp_path):
     # save_weights goes the same way
     Sequential([Dense(2, input_shape=(3,))]).save_weights(str(link))
     assert os.path.islink(link) and target.read_bytes()[:2] == b"PK"
+
+
+# ---- NpzArchive: .npz entries read on demand, within their declared sizes ----------------------
+
+def test_npz_archive_reads_what_np_load_reads(tmp_path):
+    arrays = {"fortran": np.asfortranarray(np.arange(12.0).reshape(3, 4)),
+              "big_endian": np.arange(5, dtype=">i4"), "empty": np.zeros((0, 3)),
+              "record": np.zeros(3, dtype=[("x", "<f4"), ("y", "<i2")]), "text": np.array("hello"),
+              "names": np.array(["ab", "cde"])}
+    path = str(tmp_path / "a.npz")
+    np.savez_compressed(path, **arrays)
+    with NpzArchive(path, "test", "test file") as archive:
+        assert sorted(archive) == sorted(arrays) and len(archive) == len(arrays)
+        for name, expected in arrays.items():
+            assert archive.shape_and_dtype(name) == (expected.shape, expected.dtype)
+            got = archive[name]
+            assert got.dtype == expected.dtype and got.shape == expected.shape
+            np.testing.assert_array_equal(got, expected)
+        assert archive["fortran"].flags.f_contiguous
+        assert "missing" not in archive
+        with pytest.raises(KeyError):
+            archive["missing"]
+
+
+def test_npz_archive_refuses_pickles_and_entries_longer_than_their_header(tmp_path):
+    path = str(tmp_path / "objects.npz")
+    np.savez(path, fine=np.arange(3), objects=np.array([{"a": 1}], dtype=object))
+    with NpzArchive(path, "test", "test file") as archive:
+        np.testing.assert_array_equal(archive["fine"], np.arange(3))  # the other entries still load
+        with pytest.raises(ValueError, match=r"test: .*objects.npz is not a readable test file "
+                           r"\(ValueError: the entry 'objects' holds Python objects"):
+            archive.shape_and_dtype("objects")
+    # an entry whose header announces 3 int64 (24 bytes) but holds 24 + 8
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<i8", "fortran_order": False, "shape": (3,)})
+    path = str(tmp_path / "long.npz")
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("long.npy", header.getvalue() + bytes(32))
+    with NpzArchive(path, "test", "test file", error=OSError) as archive:
+        with pytest.raises(OSError, match=r"says it holds a int64 array of shape \(3,\) \(24 bytes\) "
+                           r"but the zip declares 32 bytes"):
+            archive["long"]
