@@ -217,6 +217,9 @@ def get(identifier):
         except KeyError:
             raise ValueError("Unknown initializer: {!r}; expected one of {}".format(
                 identifier, ", ".join(sorted(_BY_NAME)))) from None
+    if identifier is Initializer or type(identifier) is Initializer:
+        raise ValueError("Initializer is the base class of initializers and draws nothing; use "
+                         "one of its subclasses, such as {}".format(", ".join(sorted(_BY_NAME)[:4])))
     if isinstance(identifier, type) and issubclass(identifier, Initializer):
         return identifier()
     if callable(identifier):

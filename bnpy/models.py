@@ -40,7 +40,7 @@ from . import losses, metrics as metrics_module, optimizers
 from .engine import Layer, unique_layer_name
 from .legacy.interfaces import legacy_generator_methods_support
 from .utils.generic_utils import Progbar
-from .utils.io_utils import atomic_output
+from .utils.io_utils import NpzArchive, atomic_output, stored_shape_and_dtype
 
 _WEIGHTS_FORMAT = "bnpy-weights-1"
 _MODEL_FORMAT = "bnpy-model-1"  # bnpy.saving's whole-model files hold the same weight entries
@@ -767,18 +767,21 @@ class Sequential:
         ``by_name=True`` matches layers by name instead of by order (layers absent from the file
         are left as they are)."""
         filepath = os.fspath(filepath)
-        stored = _read_npz(filepath, "load_weights", "weights")
-        fmt = stored.get("__format__")
-        if fmt is None or fmt.shape != () or str(fmt) not in (_WEIGHTS_FORMAT, _MODEL_FORMAT):
-            raise ValueError("load_weights: {} is not a bnpy weights file (no __format__ = {!r})"
-                             .format(filepath, _WEIGHTS_FORMAT))
-        self._set_weights_from(stored, filepath, by_name)
+        with _read_npz(filepath, "load_weights", "weights") as stored:
+            fmt = _small_entry(stored, "__format__", filepath)
+            if fmt is None or fmt.shape != () or str(fmt) not in (_WEIGHTS_FORMAT, _MODEL_FORMAT):
+                raise ValueError("load_weights: {} is not a bnpy weights file (no __format__ = {!r})"
+                                 .format(filepath, _WEIGHTS_FORMAT))
+            self._set_weights_from(stored, filepath, by_name)
 
     def _set_weights_from(self, stored, filepath, by_name=False):
-        """load_weights' checks and copy, from the file's arrays ``stored``."""
-        if "__weight_names__" not in stored:
+        """load_weights' checks and copy, from the file's arrays ``stored`` (a dict, or an
+        NpzArchive: then shapes and dtypes are checked from the entries' headers and only the
+        arrays that fit are read)."""
+        names_entry = _small_entry(stored, "__weight_names__", filepath)
+        if names_entry is None:
             raise ValueError("load_weights: {} has no __weight_names__ entry".format(filepath))
-        saved_names = [str(n) for n in stored["__weight_names__"].reshape(-1)]
+        saved_names = [str(n) for n in names_entry.reshape(-1)]
         missing = [n for n in saved_names if n not in stored]
         if missing:
             raise ValueError("load_weights: {} lists weights it does not contain: {}".format(
@@ -788,7 +791,7 @@ class Sequential:
             layer_name, _, short = name.rpartition("/")
             if not saved_layers or saved_layers[-1][0] != layer_name:
                 saved_layers.append((layer_name, []))
-            saved_layers[-1][1].append((short, stored[name]))
+            saved_layers[-1][1].append((short, name))
         model_layers = [layer for layer in self.layers if layer.weights]
         if by_name:
             by_layer_name = dict(saved_layers)
@@ -805,18 +808,20 @@ class Sequential:
             if len(entries) != len(names):
                 raise ValueError("load_weights: layer {} expects {} weights, but the file has {} "
                                  "for it".format(layer.name, len(names), len(entries)))
-            for target, name, (short, array) in zip(layer.weights, names, entries):
+            for target, name, (short, entry) in zip(layer.weights, names, entries):
                 if short != name:
                     raise ValueError("load_weights: layer {} expects weight {!r}, the file has "
                                      "{!r}".format(layer.name, name, short))
-                if array.shape != target.shape:
+                shape, dtype = stored_shape_and_dtype(stored, entry)
+                if shape != target.shape:
                     raise ValueError("load_weights: layer {} weight {!r} has shape {}, the file has "
-                                     "shape {}".format(layer.name, name, target.shape, array.shape))
-                if array.dtype != target.dtype:
+                                     "shape {}".format(layer.name, name, target.shape, shape))
+                if dtype != target.dtype:
                     raise ValueError("load_weights: layer {} weight {!r} has dtype {}, the file has "
-                                     "dtype {}".format(layer.name, name, target.dtype, array.dtype))
-                plan.append((target, array))
-        for target, array in plan:  # only after every check passed
+                                     "dtype {}".format(layer.name, name, target.dtype, dtype))
+                plan.append((target, entry))
+        arrays = [stored[entry] for _, entry in plan]  # all read (a damaged one raises) before any is copied
+        for (target, _), array in zip(plan, arrays):
             np.copyto(target, array)
 
     def get_config(self):
@@ -835,16 +840,22 @@ def load_model(filepath, custom_objects=None, compile=True):
 
 
 def _read_npz(filepath, function, kind):
-    """Every array of a bnpy .npz file (``allow_pickle=False``); ValueError naming ``function``
-    for anything that is not a readable .npz (a missing file stays FileNotFoundError)."""
-    try:
-        with np.load(filepath, allow_pickle=False) as archive:
-            return {key: archive[key] for key in archive.files}
-    except FileNotFoundError:
-        raise
-    except Exception as exc:  # OSError, ValueError, EOFError, zipfile.BadZipFile and friends
-        raise ValueError("{}: {} is not a readable bnpy {} file ({}: {})".format(
-            function, filepath, kind, type(exc).__name__, exc)) from None
+    """The arrays of a bnpy .npz file, read on access and bounded by their declared sizes
+    (utils.io_utils.NpzArchive); ValueError naming ``function`` for anything that is not a
+    readable .npz (a missing file stays FileNotFoundError)."""
+    return NpzArchive(filepath, function, "bnpy {} file".format(kind))
+
+
+def _small_entry(stored, name, filepath, function="load_weights", max_bytes=8 << 20):
+    """The entry ``name`` of ``stored`` (None when absent), checked to hold at most ``max_bytes``
+    before it is read: the format and index entries hold a string or the weights' names."""
+    if name not in stored:
+        return None
+    shape, dtype = stored_shape_and_dtype(stored, name)
+    if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > max_bytes:
+        raise ValueError("{}: {}'s entry {!r} is a {} array of shape {}, far larger than an index "
+                         "entry can be".format(function, filepath, name, dtype, shape))
+    return stored[name]
 
 
 def _unique(arrays):

@@ -24,9 +24,27 @@ Update rules (p parameter, g gradient):
 
 Every step allocates nothing beyond two scratch buffers per parameter, reused across steps.
 """
+import math
+import numbers
+
 import numpy as np
 
 _COMMON_KWARGS = {"clipnorm", "clipvalue"}
+
+
+def _checked(optimizer, name, value, high=None, high_included=True):
+    """``value`` of the argument ``name`` as a float: a real number (not a bool or a string),
+    finite, >= 0 and up to ``high`` when given. A NaN learning rate or a beta of 1 would not fail:
+    the weights would silently become NaN (or inf, from 1 - beta_1**t = 0)."""
+    where = "{}: argument '{}'".format(type(optimizer).__name__, name)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError("{} must be a number, got {!r} ({})".format(where, value, type(value).__name__))
+    value = float(value)
+    in_range = value >= 0 and (high is None or value < high or (high_included and value == high))
+    if not (math.isfinite(value) and in_range):
+        limit = "" if high is None else " and {} {}".format("<=" if high_included else "<", high)
+        raise ValueError("{} must be a finite number >= 0{}, got {!r}".format(where, limit, value))
+    return value
 
 
 class Optimizer:
@@ -36,8 +54,9 @@ class Optimizer:
         for key in kwargs:
             if key not in _COMMON_KWARGS:
                 raise TypeError("Unexpected keyword argument passed to optimizer: " + str(key))
-        self.clipnorm = kwargs.get("clipnorm")
-        self.clipvalue = kwargs.get("clipvalue")
+        # Keras ignores a clip <= 0; NaN, inf or a string would pass through unnoticed
+        self.clipnorm, self.clipvalue = (None if kwargs.get(key) is None else
+                                         _checked(self, key, kwargs[key]) for key in ("clipnorm", "clipvalue"))
         self.iterations = 0
         self._state = {}  # id(param) -> (param, list of state arrays); the param keeps the id valid
 
@@ -125,7 +144,11 @@ class SGD(Optimizer):
 
     def __init__(self, lr=0.01, momentum=0.0, decay=0.0, nesterov=False, **kwargs):
         super().__init__(**kwargs)
-        self.lr, self.momentum, self.decay, self.nesterov = lr, momentum, decay, nesterov
+        if not isinstance(nesterov, (bool, np.bool_)):
+            raise TypeError("SGD: argument 'nesterov' must be True or False, got {!r}".format(nesterov))
+        self.lr, self.momentum, self.decay = (_checked(self, "lr", lr), _checked(self, "momentum", momentum, 1.0),
+                                              _checked(self, "decay", decay))
+        self.nesterov = bool(nesterov)
 
     def _update_one(self, p, g, slots, lr):
         v, scratch = slots
@@ -150,7 +173,8 @@ class RMSprop(Optimizer):
 
     def __init__(self, lr=0.001, rho=0.9, epsilon=1e-8, decay=0.0, **kwargs):
         super().__init__(**kwargs)
-        self.lr, self.rho, self.epsilon, self.decay = lr, rho, epsilon, decay
+        self.lr, self.rho = _checked(self, "lr", lr), _checked(self, "rho", rho, 1.0)
+        self.epsilon, self.decay = _checked(self, "epsilon", epsilon), _checked(self, "decay", decay)
 
     def _update_one(self, p, g, slots, lr):
         a, scratch = slots
@@ -175,7 +199,8 @@ class Adagrad(Optimizer):
 
     def __init__(self, lr=0.01, epsilon=1e-8, decay=0.0, **kwargs):
         super().__init__(**kwargs)
-        self.lr, self.epsilon, self.decay = lr, epsilon, decay
+        self.lr, self.epsilon = _checked(self, "lr", lr), _checked(self, "epsilon", epsilon)
+        self.decay = _checked(self, "decay", decay)
 
     def _update_one(self, p, g, slots, lr):
         a, scratch = slots
@@ -198,7 +223,8 @@ class Adadelta(Optimizer):
 
     def __init__(self, lr=1.0, rho=0.95, epsilon=1e-8, decay=0.0, **kwargs):
         super().__init__(**kwargs)
-        self.lr, self.rho, self.epsilon, self.decay = lr, rho, epsilon, decay
+        self.lr, self.rho = _checked(self, "lr", lr), _checked(self, "rho", rho, 1.0)
+        self.epsilon, self.decay = _checked(self, "epsilon", epsilon), _checked(self, "decay", decay)
 
     def _update_one(self, p, g, slots, lr):
         a, d, delta, scratch = slots
@@ -231,7 +257,10 @@ class Adam(Optimizer):
 
     def __init__(self, lr=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8, decay=0.0, **kwargs):
         super().__init__(**kwargs)
-        self.lr, self.beta_1, self.beta_2, self.epsilon, self.decay = lr, beta_1, beta_2, epsilon, decay
+        self.lr, self.epsilon, self.decay = (_checked(self, "lr", lr), _checked(self, "epsilon", epsilon),
+                                             _checked(self, "decay", decay))
+        self.beta_1, self.beta_2 = (_checked(self, name, value, 1.0, high_included=False)
+                                    for name, value in (("beta_1", beta_1), ("beta_2", beta_2)))
 
     def _update_one(self, p, g, slots, lr):
         m, v, scratch = slots
@@ -261,7 +290,10 @@ class Adamax(Optimizer):
 
     def __init__(self, lr=0.002, beta_1=0.9, beta_2=0.999, epsilon=1e-8, decay=0.0, **kwargs):
         super().__init__(**kwargs)
-        self.lr, self.beta_1, self.beta_2, self.epsilon, self.decay = lr, beta_1, beta_2, epsilon, decay
+        self.lr, self.epsilon, self.decay = (_checked(self, "lr", lr), _checked(self, "epsilon", epsilon),
+                                             _checked(self, "decay", decay))
+        self.beta_1, self.beta_2 = (_checked(self, name, value, 1.0, high_included=False)
+                                    for name, value in (("beta_1", beta_1), ("beta_2", beta_2)))
 
     def _update_one(self, p, g, slots, lr):
         m, u, scratch = slots
@@ -297,8 +329,10 @@ class Nadam(Optimizer):
     def __init__(self, lr=0.002, beta_1=0.9, beta_2=0.999, epsilon=1e-8, schedule_decay=0.004,
                  **kwargs):
         super().__init__(**kwargs)
-        self.lr, self.beta_1, self.beta_2, self.epsilon = lr, beta_1, beta_2, epsilon
-        self.schedule_decay = schedule_decay
+        self.lr, self.epsilon = _checked(self, "lr", lr), _checked(self, "epsilon", epsilon)
+        self.beta_1, self.beta_2 = (_checked(self, name, value, 1.0, high_included=False)
+                                    for name, value in (("beta_1", beta_1), ("beta_2", beta_2)))
+        self.schedule_decay = _checked(self, "schedule_decay", schedule_decay)
         self.m_schedule = 1.0
         self._step_coefficients = None
 

@@ -21,13 +21,15 @@ layer, loss or metric, raises ValueError saying which. Saving is atomic (a tempo
 same folder, then ``os.replace``), and refuses what it could not load back (a loss or metric
 function it cannot name, a regularizer or constraint that is not one of bnpy's classes).
 """
+import copy
 import json
 import os
 
 import numpy as np
 
-from . import constraints, initializers, layers as layers_module, losses, metrics, optimizers, regularizers
-from .models import _MODEL_FORMAT as MODEL_FORMAT, Sequential, _read_npz
+from . import constraints, engine, initializers, layers as layers_module, losses, metrics, optimizers, regularizers
+from .models import _MODEL_FORMAT as MODEL_FORMAT, Sequential, _read_npz, _small_entry
+from .utils.io_utils import stored_shape_and_dtype
 
 __all__ = ["save_model", "load_model", "optimizer_state_arrays", "restore_optimizer_state"]
 
@@ -128,6 +130,9 @@ def _deserialize_value(key, value, custom_objects):
         name = value["class_name"]
         for base, module in _OBJECT_KINDS:
             cls = custom_objects.get(name) or getattr(module, name, None)
+            if cls is base:  # abstract: an Initializer draws nothing (save never writes one)
+                raise ValueError("load_model: the config entry {!r} names {}, the base class of "
+                                 "{}s, not one that can be used".format(key, name, name.lower()))
             if isinstance(cls, type) and issubclass(cls, base):
                 return cls(**value["config"])
         raise ValueError("load_model: unknown object {!r} in the config entry {!r} (pass it in "
@@ -159,26 +164,39 @@ def _lookup(name, kind, known, custom_objects):
 def load_model(filepath, custom_objects=None, compile=True):
     """The model ``save`` wrote to ``filepath``, with its weights and, when ``compile``, compiled
     as it was with its optimizer's state restored. ``custom_objects`` maps names to the layer
-    classes, losses, metrics, initializers, regularizers or constraints that are not bnpy's."""
+    classes, losses, metrics, initializers, regularizers or constraints that are not bnpy's.
+
+    Nothing large is allocated before it is known to fit: the file's entries are read only when
+    needed, each after its header's shape and its declared size were checked; the layers are
+    built only after a dry build (shapes, no arrays) matched every stored weight's shape."""
     filepath = os.fspath(filepath)
     custom_objects = dict(custom_objects or {})
-    stored = _read_npz(filepath, "load_model", "model")
-    fmt = stored.get("__format__")
+    with _read_npz(filepath, "load_model", "model") as stored:
+        return _load_model_from(stored, filepath, custom_objects, compile)
+
+
+def _load_model_from(stored, filepath, custom_objects, compile):
+    fmt = _small_entry(stored, "__format__", filepath, "load_model")
     if fmt is None or fmt.shape != () or str(fmt) != MODEL_FORMAT or "__model_config__" not in stored:
         raise ValueError("load_model: {} is not a bnpy model file (no __format__ = {!r}; a file "
                          "from save_weights needs load_weights on a model built in code)".format(
                              filepath, MODEL_FORMAT))
     try:
-        model_config = json.loads(str(stored["__model_config__"]))
-        training_config = json.loads(str(stored.get("__training_config__", "null")))
+        model_config = json.loads(str(_small_entry(stored, "__model_config__", filepath, "load_model")))
+        training_entry = _small_entry(stored, "__training_config__", filepath, "load_model")
+        training_config = json.loads("null" if training_entry is None else str(training_entry))
     except ValueError as exc:
+        if str(exc).startswith("load_model:"):
+            raise
         raise ValueError("load_model: {} has a malformed config ({})".format(filepath, exc)) from None
     # A config that does not have the shape save writes (a damaged or hand-made file) fails in
     # the lookups and constructor calls below: reported as the file's fault.
     try:
+        layers = [_layer_from_config(entry, custom_objects) for entry in model_config["config"]["layers"]]
+        _check_stored_weights(layers, stored, filepath)
         model = Sequential(name=model_config["config"].get("name"))
-        for entry in model_config["config"]["layers"]:
-            model.add(_layer_from_config(entry, custom_objects))
+        for layer in layers:
+            model.add(layer)
         model._set_weights_from(stored, filepath)
         if compile and training_config is not None:
             _compile_from_config(model, training_config, custom_objects)
@@ -187,10 +205,65 @@ def load_model(filepath, custom_objects=None, compile=True):
         if str(exc).startswith("load_model:"):
             raise
         raise ValueError("load_model: {}: {}".format(filepath, exc)) from exc
-    except (TypeError, KeyError, AttributeError, IndexError) as exc:
+    except (TypeError, KeyError, AttributeError, IndexError, NotImplementedError) as exc:
         raise ValueError("load_model: {} holds a config bnpy cannot build ({}: {})".format(
             filepath, type(exc).__name__, exc)) from exc
     return model
+
+
+def _dry_build(layers):
+    """``[(layer, short weight name, shape, dtype)]`` of every weight ``layers`` would create in a
+    Sequential, found by building a shallow copy of each layer whose ``add_weight`` hands back a
+    zero-stride view (``np.broadcast_to``, 8 bytes whatever the shape) instead of an initialised
+    array: the layers' own ``build`` decides the shapes, nothing is allocated. None when the
+    dry build cannot be done (no input shape, or a ``build`` that fails on placeholders)."""
+    planned = []
+    first_shape = getattr(layers[0], "batch_input_shape", None) if layers else None
+    if first_shape is None:
+        return None  # Sequential.add says what is missing
+    input_shape = tuple(None if d is None else int(d) for d in first_shape)
+    for layer in layers:
+        probe = copy.copy(layer)
+        probe._params = []
+
+        def add_shape_only(shape, initializer, name, regularizer=None, trainable=True,
+                           constraint=None, dtype=None, probe=probe):
+            value = np.broadcast_to(np.zeros((), dtype or probe.dtype), tuple(shape))
+            probe._params.append(engine._Param(name, value, trainable, regularizer, constraint))
+            return value
+
+        probe.add_weight = add_shape_only
+        try:
+            probe.build(input_shape)
+            input_shape = tuple(probe.compute_output_shape(input_shape))
+        except Exception:  # a config error, or a custom layer that writes into its new weights:
+            return None    # the real build below runs (and reports) instead of this check
+        for full_name, value in zip(probe.weight_names, probe.weights):
+            planned.append((layer, full_name.rpartition("/")[2], value.shape, value.dtype))
+    return planned
+
+
+def _check_stored_weights(layers, stored, filepath):
+    """Raise ValueError unless the file's weights (their headers) are exactly those the config's
+    layers create: count, names, shapes and dtypes, before any layer allocates its arrays."""
+    planned = _dry_build(layers)
+    names_entry = _small_entry(stored, "__weight_names__", filepath, "load_model")
+    if planned is None or names_entry is None:
+        return  # Sequential.add or _set_weights_from reports it
+    saved_names = [str(n) for n in names_entry.reshape(-1)]
+    if len(saved_names) != len(planned):
+        raise ValueError("load_model: {}: the config's layers make {} weights, the file holds {}"
+                         .format(filepath, len(planned), len(saved_names)))
+    for saved_name, (layer, short, shape, dtype) in zip(saved_names, planned):
+        if saved_name.rpartition("/")[2] != short or saved_name not in stored:
+            raise ValueError("load_model: {}: layer {} makes weight {!r}, the file has {!r}".format(
+                filepath, layer.name, short, saved_name))
+        stored_shape, stored_dtype = stored_shape_and_dtype(stored, saved_name)
+        if (stored_shape, stored_dtype) != (shape, dtype):
+            raise ValueError("load_model: {}: the config's layer {} makes weight {!r} of shape {} "
+                             "and dtype {}, the file holds shape {} and dtype {}; nothing was "
+                             "built".format(filepath, layer.name, short, shape, dtype,
+                                            stored_shape, stored_dtype))
 
 
 def _compile_from_config(model, training_config, custom_objects):
@@ -212,7 +285,8 @@ def restore_optimizer_state(model, arrays):
     optimizer = model.optimizer
     step_state = {}
     for name in optimizer.step_state_names:
-        value = arrays.get("__optimizer__/{}".format(name))
+        key = "__optimizer__/{}".format(name)
+        value = arrays[key] if key in arrays and stored_shape_and_dtype(arrays, key)[0] == () else None
         if value is None or value.shape != () or value.dtype.kind not in "iuf" or not np.isfinite(value):
             raise ValueError("the optimizer's {!r} is missing or not a finite number".format(name))
         step_state[name] = value.item()
@@ -221,10 +295,15 @@ def restore_optimizer_state(model, arrays):
     step_state["iterations"] = int(step_state["iterations"])
     plan = []
     for i, param in enumerate(model.trainable_weights):
-        slots = []
-        while "__optimizer__/{}/{}".format(i, len(slots)) in arrays:
-            slots.append(arrays["__optimizer__/{}/{}".format(i, len(slots))])
-        plan.append((param, slots))
+        keys = []
+        while "__optimizer__/{}/{}".format(i, len(keys)) in arrays:
+            keys.append("__optimizer__/{}/{}".format(i, len(keys)))
+        for key in keys:  # from the headers, before a slot of the wrong size is read
+            shape = stored_shape_and_dtype(arrays, key)[0]
+            if shape != param.shape:
+                raise ValueError("the optimizer state {!r} has shape {}, its parameter {}".format(
+                    key, shape, param.shape))
+        plan.append((param, [arrays[key] for key in keys]))
     for param, slots in plan:
         optimizer.set_state(param, slots)
     for name, value in step_state.items():

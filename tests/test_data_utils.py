@@ -63,7 +63,9 @@ def test_download_shows_progress_verifies_and_lands_in_the_cache(tmp_path, local
     total = len(PAYLOAD)
     assert "{}/{} [{}]".format(total, total, "=" * 30) in out  # the finished bar, in bytes
     assert "65536/{}".format(total) in out                     # and an intermediate step
-    assert os.stat(path).st_mode & 0o777 == 0o644               # not the temp file's private 0600
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask       # as open() would create it
 
 
 def test_cached_file_is_used_when_its_hash_matches_and_redownloaded_when_not(tmp_path, local_server, capsys):
@@ -152,14 +154,17 @@ def test_stale_temp_files_of_killed_downloads_are_removed_by_the_next_download(t
     datadir = tmp_path / "datasets"
     datadir.mkdir()
     old = time.time() - 2 * 3600
-    stale, live, other = datadir / ".blob.bin.k1ll3d.part", datadir / ".blob.bin.l1v3.part", datadir / ".other.bin.x.part"
-    for path in (stale, live, other):
+    stale = datadir / ".blob.bin.bnpy-tmp-4242-0badf00d.part"
+    live = datadir / ".blob.bin.bnpy-tmp-4243-1ee7c0de.part"
+    other = datadir / ".other.bin.bnpy-tmp-4244-c0ffee00.part"
+    users = datadir / ".blob.bin.draft.part"  # the right prefix and suffix, but not a name bnpy makes
+    for path in (stale, live, other, users):
         path.write_bytes(b"partial")
-    for path in (stale, other):
+    for path in (stale, other, users):
         os.utime(path, (old, old))
     path = get_file("blob.bin", local_server.url("blob.bin"), cache_dir=str(tmp_path), progress=False)
     assert read_bytes(path) == PAYLOAD
-    assert sorted(os.listdir(datadir)) == sorted(["blob.bin", live.name, other.name])
+    assert sorted(os.listdir(datadir)) == sorted(["blob.bin", live.name, other.name, users.name])
 
 
 def test_http_error_names_the_url_and_code(tmp_path, local_server):
@@ -315,3 +320,91 @@ def test_extract_archive_returns_false_for_non_archives_and_checks_format(tmp_pa
     assert extract_archive(str(path), str(tmp_path / "t")) is False
     with pytest.raises(ValueError, match="archive_format must be"):
         extract_archive(str(path), str(tmp_path / "t"), archive_format="rar")
+
+
+# --------------------------------------------------------------------------------------------------
+# extraction merges into what is there and removes nothing of the user's
+
+def _zip(path, members):
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members:
+            archive.writestr(name, data)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["tar", "zip"])
+def test_extraction_merges_into_existing_folders(tmp_path, kind):
+    """Keras merges: a folder the archive also holds keeps every entry the archive does not name."""
+    target = tmp_path / "target"
+    (target / "docs" / "chapters").mkdir(parents=True)
+    (target / "docs" / "thesis.tex").write_bytes(b"three years of work")
+    (target / "docs" / "chapters" / "one.tex").write_bytes(b"one")
+    (target / "docs" / "readme.txt").write_bytes(b"old readme")
+    members = [("docs/readme.txt", b"new readme"), ("docs/chapters/two.tex", b"two")]
+    if kind == "tar":
+        archive = _crafted_tar(str(tmp_path / "a.tar"), [(n, "file", d) for n, d in members])
+    else:
+        archive = _zip(str(tmp_path / "a.zip"), members)
+    assert extract_archive(archive, str(target)) is True
+    assert tree(str(target)) == ["docs", "docs/chapters", "docs/chapters/one.tex",
+                                 "docs/chapters/two.tex", "docs/readme.txt", "docs/thesis.tex"]
+    assert read_bytes(str(target / "docs" / "thesis.tex")) == b"three years of work"
+    assert read_bytes(str(target / "docs" / "readme.txt")) == b"new readme"  # same name: replaced
+
+
+def test_get_file_extract_keeps_the_cached_dataset_folder(tmp_path, local_server):
+    """A zip holding fashion-mnist/README unpacked into the cache leaves the cached files there."""
+    datadir = tmp_path / "datasets"
+    (datadir / "fashion-mnist").mkdir(parents=True)
+    cached = {name: bytes([i]) * 100 for i, name in enumerate(("train-images-idx3-ubyte.gz",
+                                                               "train-labels-idx1-ubyte.gz"))}
+    for name, data in cached.items():
+        (datadir / "fashion-mnist" / name).write_bytes(data)
+    local_server.files["/readme.zip"] = read_bytes(_zip(str(tmp_path / "readme.zip"),
+                                                        [("fashion-mnist/README", b"read me")]))
+    for _ in range(2):  # get_file(extract=True) unpacks again on every call: still nothing lost
+        get_file("readme.zip", local_server.url("readme.zip"), extract=True, cache_dir=str(tmp_path),
+                 progress=False)
+    assert tree(str(datadir / "fashion-mnist")) == ["README"] + sorted(cached)
+    for name, data in cached.items():
+        assert read_bytes(str(datadir / "fashion-mnist" / name)) == data
+
+
+def test_extracting_an_archive_with_links_twice_replaces_only_its_own_entries(tmp_path):
+    archive = _crafted_tar(str(tmp_path / "ok.tar"), [("top/data.bin", "file", b"data"),
+                                                      ("top/alias", "sym", "data.bin")])
+    target = tmp_path / "target"
+    (target / "top").mkdir(parents=True)
+    (target / "top" / "mine.txt").write_bytes(b"mine")
+    extract_archive(archive, str(target))
+    extract_archive(archive, str(target))
+    assert tree(str(target)) == ["top", "top/alias", "top/data.bin", "top/mine.txt"]
+    assert os.readlink(str(target / "top" / "alias")) == "data.bin"
+
+
+@pytest.mark.parametrize("case", ["file over folder", "folder over file", "folder over link"])
+def test_file_folder_clash_is_refused_and_removes_nothing(tmp_path, case):
+    """Where the archive has a file and the target a folder (or the other way round, or a link
+    to a folder, which merging would write through), nothing is moved and nothing removed."""
+    target = tmp_path / "target"
+    target.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    if case == "file over folder":
+        (target / "docs").mkdir()
+        (target / "docs" / "thesis.tex").write_bytes(b"thesis")
+        members = [("first.txt", "file", b"1"), ("docs", "file", b"a file now")]
+    elif case == "folder over file":
+        (target / "docs").write_bytes(b"thesis")
+        members = [("first.txt", "file", b"1"), ("docs/readme.txt", "file", b"readme")]
+    else:
+        os.symlink(str(outside), str(target / "docs"))
+        members = [("first.txt", "file", b"1"), ("docs/readme.txt", "file", b"readme")]
+    before = tree(str(target))
+    archive = _crafted_tar(str(tmp_path / "clash.tar"), members)
+    with pytest.raises(DataFileError, match="nothing was extracted and nothing removed"):
+        extract_archive(archive, str(target))
+    assert tree(str(target)) == before
+    if case == "file over folder":
+        assert read_bytes(str(target / "docs" / "thesis.tex")) == b"thesis"
+    assert os.listdir(str(outside)) == []

@@ -1,5 +1,7 @@
 """Every optimizer against its Keras 2.0 update rule, step by step (float64 parameters, so the
 comparison is to rounding: rtol 1e-12 over a few steps of O(1) numbers)."""
+import re
+
 import numpy as np
 import pytest
 
@@ -199,3 +201,49 @@ def test_set_state_installs_checked_copies():
     fresh.set_state(r, [np.ones(3)] * 3)
     fresh.set_state(r, [])  # forgotten: the next step starts from zeros
     assert fresh.get_state(r) == []
+
+
+HYPERPARAMETERS = {  # class: {argument: a value in range}
+    optimizers.SGD: {"lr": 0.01, "momentum": 0.9, "decay": 0.0},
+    optimizers.RMSprop: {"lr": 0.001, "rho": 0.9, "epsilon": 1e-8, "decay": 0.0},
+    optimizers.Adagrad: {"lr": 0.01, "epsilon": 1e-8, "decay": 0.0},
+    optimizers.Adadelta: {"lr": 1.0, "rho": 0.95, "epsilon": 1e-8, "decay": 0.0},
+    optimizers.Adam: {"lr": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8, "decay": 0.0},
+    optimizers.Adamax: {"lr": 0.002, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8, "decay": 0.0},
+    optimizers.Nadam: {"lr": 0.002, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8, "schedule_decay": 0.004},
+}
+# Values no hyperparameter may take, and the ones only a rate in [0, 1] (or a beta in [0, 1)) may not.
+NEVER = [float("nan"), float("inf"), float("-inf"), -0.1, np.float32("nan")]
+ABOVE_ONE = {"momentum": 1.5, "rho": 1.01, "beta_1": 1.0, "beta_2": 1.0}
+
+
+@pytest.mark.parametrize("cls, argument", [(cls, arg) for cls, args in HYPERPARAMETERS.items()
+                                           for arg in list(args) + ["clipnorm", "clipvalue"]])
+def test_a_nan_inf_negative_or_out_of_range_hyperparameter_is_refused(cls, argument):
+    name = cls.__name__
+    for bad in NEVER + ([ABOVE_ONE[argument]] if argument in ABOVE_ONE else []):
+        with pytest.raises(ValueError, match=r"{}: argument '{}' must be a finite number >= 0.*, got "
+                           .format(name, argument)) as info:
+            cls(**{argument: bad})
+        assert repr(float(bad)) in str(info.value)
+    for bad in ("0.1", [0.1], None if argument not in ("clipnorm", "clipvalue") else "x", True):
+        with pytest.raises(TypeError, match=r"{}: argument '{}' must be a number, got {}".format(
+                name, argument, re.escape(repr(bad)))):
+            cls(**{argument: bad})
+
+
+@pytest.mark.parametrize("cls", list(HYPERPARAMETERS))
+def test_in_range_hyperparameters_are_accepted_as_floats(cls):
+    args = HYPERPARAMETERS[cls]
+    opt = cls(clipnorm=1, clipvalue=np.float32(0.5), **{k: np.float64(v) for k, v in args.items()})
+    config = opt.get_config()
+    for key, value in dict(args, clipnorm=1.0, clipvalue=0.5).items():
+        assert type(config[key]) is float and config[key] == value, key
+    cls(lr=0)  # a zero learning rate is legal (it freezes the weights), as in Keras
+    if "momentum" in args:
+        cls(momentum=1)
+
+
+def test_sgd_nesterov_must_be_a_bool():
+    with pytest.raises(TypeError, match="SGD: argument 'nesterov' must be True or False, got 'False'"):
+        optimizers.SGD(nesterov="False")

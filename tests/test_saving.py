@@ -261,3 +261,61 @@ def test_damaged_files_raise_value_error_only(tmp_path):
             assert str(exc).startswith("load_model:"), exc
         else:
             assert not must, "loaded a model from a file with {}".format(sorted(changes))
+
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("user_block", [0, 512, 2048])
+def test_a_keras_hdf5_file_is_named_as_such(tmp_path, user_block):
+    """An HDF5 file (signature at 0, or after a user block at 512, 1024, 2048 ...) is a Keras .h5:
+    the error says so and that bnpy reads .npz, instead of NumPy's hint at allow_pickle."""
+    path = tmp_path / "model.h5"
+    path.write_bytes(b"\x00" * user_block + HDF5_SIGNATURE + bytes(range(256)) * 8)
+    model = Sequential([Dense(2, input_shape=(3,))])
+    for load, function in ((model.load_weights, "load_weights"), (load_model, "load_model")):
+        with pytest.raises(ValueError) as info:
+            load(str(path))
+        message = str(info.value)
+        assert message.startswith(function + ": ") and "model.h5 is an HDF5 file (a Keras .h5" in message
+        assert "bnpy reads .npz" in message and "allow_pickle" not in message
+
+
+def test_a_file_that_is_not_hdf5_is_not_called_so(tmp_path):
+    path = tmp_path / "not.h5"
+    path.write_bytes(b"\x00" * 100 + HDF5_SIGNATURE + b"\x00" * 1000)  # not at 0 or 512 * 2**k
+    with pytest.raises(ValueError, match="is not a readable bnpy weights file") as info:
+        Sequential([Dense(2, input_shape=(3,))]).load_weights(str(path))
+    assert "HDF5" not in str(info.value)
+
+
+@pytest.mark.parametrize("entry, base", [("kernel_initializer", "Initializer"),
+                                         ("kernel_regularizer", "Regularizer"),
+                                         ("kernel_constraint", "Constraint")])
+def test_a_file_naming_an_abstract_base_class_gives_the_documented_value_error(tmp_path, entry, base):
+    path = str(tmp_path / "m.npz")
+    Sequential([Dense(2, input_shape=(3,))]).save(path)
+    with np.load(path, allow_pickle=False) as archive:
+        config = json.loads(str(archive["__model_config__"]))
+    config["config"]["layers"][0]["config"][entry] = {"class_name": base, "config": {}}
+    out = _rewrite(path, str(tmp_path / "base.npz"), {"__model_config__": json.dumps(config)})
+    with pytest.raises(ValueError, match="load_model: the config entry '{}' names {}, the base class"
+                       .format(entry, base)):
+        load_model(out)
+
+
+def test_a_custom_layer_whose_build_writes_its_weights_still_loads(tmp_path):
+    """load_model's dry build hands out read-only zero-stride placeholders; a layer whose build
+    writes into its new weights cannot be dry-built, and then the real build does the checking."""
+
+    class Identity(Dense):
+        def build(self, input_shape):
+            super().build(input_shape)
+            self.kernel[...] = np.eye(*self.kernel.shape, dtype=self.kernel.dtype)
+
+    model = Sequential([Identity(3, input_shape=(3,))])
+    model.layers[0].kernel[...] = 2.0
+    path = str(tmp_path / "custom.npz")
+    model.save(path)
+    loaded = load_model(path, custom_objects={"Identity": Identity})
+    np.testing.assert_array_equal(loaded.layers[0].kernel, np.full((3, 3), 2.0, np.float32))

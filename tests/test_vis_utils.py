@@ -3,6 +3,7 @@ every layer; clear errors for bad arguments; no file left behind on failure."""
 import os
 import re
 import subprocess
+import time
 import xml.etree.ElementTree as ET
 import zlib
 
@@ -212,6 +213,19 @@ def test_file_without_extension_is_png(tmp_path):
     png_text_and_size(str(path))
 
 
+def test_plot_model_leaves_users_old_tmp_files_alone(tmp_path):
+    """A name without extension makes the temporary's suffix empty: even then only the
+    temporaries bnpy names (.<name>.bnpy-tmp-<pid>-<hex>) are cleaned up, never a user's .tmp-*."""
+    old = time.time() - 10 * 3600
+    mine = [".tmp-thesis", ".tmp-x.png", ".noext.draft", ".tmp-"]
+    for name in mine:
+        (tmp_path / name).write_bytes(b"the user's")
+        os.utime(tmp_path / name, (old, old))
+    plot_model(stand_in_model(), str(tmp_path / "noext"), engine="matplotlib")
+    plot_model(stand_in_model(), str(tmp_path / "x.png"), engine="matplotlib")
+    assert sorted(os.listdir(tmp_path)) == sorted(mine + ["noext", "x.png"])
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_plot_model_with_real_sequential(tmp_path, engine):
     model = real_model()
@@ -296,3 +310,19 @@ def test_plot_history_bad_arguments(tmp_path, histories, exc, pattern):
     with pytest.raises(exc, match=pattern):
         plot_history(histories, str(tmp_path / "h.png"))
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("fmt", ["svg", "png"])
+def test_matplotlib_draws_names_with_tex_characters_literally(tmp_path, fmt):
+    """Without Graphviz, layer names go to matplotlib's text, whose maths parser would read "$...$"
+    (and raise on "$\\frac{$"): names are drawn as they are."""
+    names = ["$\\frac{$", "a$b$c", "under_score^{2}", "100%"]
+    model = _Model([Dense(name, (None, 4), (None, 4)) for name in names])
+    path = tmp_path / ("tex." + fmt)
+    plot_model(model, str(path), show_shapes=True, engine="matplotlib")
+    if fmt == "svg":
+        text = svg_texts(str(path))
+        for name in names:
+            assert name in text
+    else:
+        png_text_and_size(str(path))

@@ -379,26 +379,37 @@ def check_labels(labels, num_classes, source):
     return array
 
 
-def iter_batch_files(location, top_folder, wanted, function):
-    """Yield ``(name, bytes)`` for each file of ``wanted`` present in a batch folder or a tar archive.
+def iter_batch_files(location, top_folder, max_bytes, function):
+    """Yield ``(name, bytes)`` for each file named in ``max_bytes`` present in a batch folder or a
+    tar archive, refusing (DataFileError) a file larger than ``max_bytes[name]`` before reading it.
 
     ``location`` is a folder holding the batch files, or a ``.tar.gz`` whose members are
     ``<top_folder>/<name>``. Archives are read in memory, never extracted, so a read-only or
-    untrusted archive is as safe as a folder; members other than regular files are ignored.
+    untrusted archive is as safe as a folder; members other than regular files are ignored. The
+    size a tar header announces is checked before the member is inflated: a small archive whose
+    member inflates to gigabytes costs no memory beyond the bound.
     """
+    def check_size(name, size, where):
+        if size > max_bytes[name]:
+            raise DataFileError("{}: {} is {} bytes; an official {} is at most {}, so this is not "
+                                "one (refused before reading it)".format(
+                                    function, where, size, name, max_bytes[name]))
+
     if os.path.isdir(location):
-        for name in wanted:
+        for name in max_bytes:
             fpath = os.path.join(location, name)
             if os.path.isfile(fpath):
                 with open(fpath, "rb") as f:
-                    yield name, f.read()
+                    check_size(name, os.fstat(f.fileno()).st_size, fpath)
+                    yield name, f.read(max_bytes[name] + 1)
         return
-    member_names = {top_folder + "/" + name: name for name in wanted}
+    member_names = {top_folder + "/" + name: name for name in max_bytes}
     try:
         with tarfile.open(location, "r:*") as archive:
             for member in archive:
                 name = member_names.get(member.name[2:] if member.name.startswith("./") else member.name)
                 if name is not None and member.isfile():
+                    check_size(name, member.size, "{} in {}".format(member.name, location))
                     yield name, archive.extractfile(member).read()
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         if isinstance(exc, (FileNotFoundError, PermissionError)):

@@ -28,6 +28,9 @@ DIRNAME = "cifar-10-batches-py"
 TRAIN_BATCHES = tuple("data_batch_{}".format(i) for i in range(1, 6))
 TEST_BATCH = "test_batch"
 NUM_CLASSES = 10
+#: Each official batch (10,000 images of 3,073 bytes, with names and labels) is about 31.0 MB; a
+#: larger file is not a CIFAR-10 batch and is refused before it is read.
+MAX_BATCH_BYTES = 32 << 20
 LABEL_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 #: The official archive (https since Keras 2.0.9). md5 from the CIFAR page; sha256 as later tf.keras.
@@ -66,7 +69,8 @@ def load_data(path=None):
     function = "cifar10.load_data"
     found = _lookup.locate(_source(), path)
     parsed = {}
-    for name, data in cifar.iter_batch_files(found, DIRNAME, TRAIN_BATCHES + (TEST_BATCH,), function):
+    max_bytes = {name: MAX_BATCH_BYTES for name in TRAIN_BATCHES + (TEST_BATCH,)}
+    for name, data in cifar.iter_batch_files(found, DIRNAME, max_bytes, function):
         parsed[name] = cifar.parse_batch(data, "{} ({})".format(name, found))
     present = [name for name in TRAIN_BATCHES if name in parsed]
     if TEST_BATCH not in parsed or not present:

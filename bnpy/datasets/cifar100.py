@@ -17,6 +17,9 @@ __all__ = ["load_data"]
 
 DIRNAME = "cifar-100-python"
 NUM_CLASSES = {"fine": 100, "coarse": 20}
+#: The official files are about 155.2 MB (train, 50,000 images) and 31.0 MB (test, 10,000); a
+#: larger file is not CIFAR-100's and is refused before it is read.
+MAX_BYTES = {"train": 160 << 20, "test": 32 << 20}
 
 #: The official archive: md5 eb9058c3a382ffc7106e4002c42a8d85 (CIFAR page); sha256 as later tf.keras.
 DOWNLOAD = _lookup.Download(
@@ -52,7 +55,7 @@ def load_data(label_mode="fine", path=None):
             function, label_mode))
     found = _lookup.locate(_source(), path)
     parsed = {}
-    for name, data in cifar.iter_batch_files(found, DIRNAME, ("train", "test"), function):
+    for name, data in cifar.iter_batch_files(found, DIRNAME, MAX_BYTES, function):
         parsed[name] = cifar.parse_batch(data, "{} ({})".format(name, found),
                                          label_key=label_mode + "_labels")
     if set(parsed) != {"train", "test"}:

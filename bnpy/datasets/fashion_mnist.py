@@ -36,8 +36,27 @@ BASE_URLS = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",   # 
 LABEL_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
                "Bag", "Ankle boot")
 
+#: The official counts; a file announcing more is refused before its data is read.
+TRAIN_COUNT, TEST_COUNT = 60000, 10000
+# Reads of at most this many bytes: gzip's read(n) builds n bytes before they are copied.
+_READ_CHUNK_BYTES = 1 << 20
+
 # IDX type codes -> big-endian dtypes (yann.lecun.com/exdb/mnist).
 _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def _idx_layout(head, source):
+    """``(shape, dtype, header length)`` from the first bytes of an IDX file (4 + 4 * ndim of them
+    suffice): magic ``00 00 <type> <ndim>``, then ndim big-endian uint32 sizes."""
+    if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in _IDX_TYPES:
+        raise DataFileError("read_idx: {} is not an IDX file (bad magic number {})".format(
+            source, bytes(head[:4]).hex()))
+    ndim = head[3]
+    header = 4 + 4 * ndim
+    if len(head) < header:
+        raise DataFileError("read_idx: {} is truncated inside its header".format(source))
+    shape = tuple(int(n) for n in np.frombuffer(head, ">u4", ndim, 4))
+    return shape, np.dtype(_IDX_TYPES[head[2]]), header
 
 
 def read_idx(buffer, source="<bytes>"):
@@ -46,15 +65,7 @@ def read_idx(buffer, source="<bytes>"):
     The data size must match the header exactly; a short or over-long buffer is a DataFileError.
     Returns a native-endian, writable array.
     """
-    if len(buffer) < 4 or buffer[0] != 0 or buffer[1] != 0 or buffer[2] not in _IDX_TYPES:
-        raise DataFileError("read_idx: {} is not an IDX file (bad magic number {})".format(
-            source, bytes(buffer[:4]).hex()))
-    ndim = buffer[3]
-    header = 4 + 4 * ndim
-    if len(buffer) < header:
-        raise DataFileError("read_idx: {} is truncated inside its header".format(source))
-    shape = tuple(int(n) for n in np.frombuffer(buffer, ">u4", ndim, 4))
-    dtype = np.dtype(_IDX_TYPES[buffer[2]])
+    shape, dtype, header = _idx_layout(buffer, source)
     expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(buffer) != expected:
         raise DataFileError("read_idx: {} should hold {} bytes for shape {} but holds {} ({})".format(
@@ -91,16 +102,40 @@ def _source():
              "/usr/share/datasets/fashion-mnist.")
 
 
-def _read(fpath):
+def _read(fpath, inner_shape, max_count, function):
+    """The uint8 array ``(N,) + inner_shape`` of the IDX file ``fpath`` (gzipped or not), with
+    N <= max_count. The header is read and checked first; then exactly the size it announces
+    is read into one array, a chunk at a time, and one byte more must not exist: a small .gz
+    that inflates to gigabytes costs no more memory than the data it should hold."""
     try:
-        if fpath.endswith(".gz"):
-            with gzip.open(fpath, "rb") as f:
-                return f.read()
-        with open(fpath, "rb") as f:
-            return f.read()
+        with (gzip.open if fpath.endswith(".gz") else open)(fpath, "rb") as f:
+            head = f.read(4)
+            if len(head) == 4:
+                head += f.read(4 * head[3])
+            shape, dtype, _ = _idx_layout(head, fpath)
+            if dtype != np.uint8 or shape[1:] != inner_shape or not shape:
+                raise DataFileError("{}: {} should hold uint8 {}, its header says {} {}".format(
+                    function, fpath, "labels (N,)" if not inner_shape else "images (N, 28, 28)",
+                    dtype, shape))
+            if shape[0] > max_count:
+                raise DataFileError("{}: {}'s header says {} items; Fashion-MNIST has {}".format(
+                    function, fpath, shape[0], max_count))
+            array = np.empty(shape, np.uint8)
+            view = memoryview(array.reshape(-1))
+            filled = 0
+            while filled < len(view):
+                got = f.readinto(view[filled:filled + _READ_CHUNK_BYTES])
+                if not got:
+                    break
+                filled += got
+            if filled < len(view) or f.read(1):
+                raise DataFileError("read_idx: {} should hold {} bytes of data for shape {} but holds "
+                                    "{} ({})".format(fpath, len(view), shape, filled, "truncated"
+                                                     if filled < len(view) else "trailing bytes"))
+            return array
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise DataFileError("fashion_mnist.load_data: {} is truncated or corrupt ({}: {})".format(
-            fpath, type(exc).__name__, exc)) from exc
+        raise DataFileError("{}: {} is truncated or corrupt ({}: {})".format(
+            function, fpath, type(exc).__name__, exc)) from exc
 
 
 def load_data(path=None):
@@ -112,15 +147,10 @@ def load_data(path=None):
     function = "fashion_mnist.load_data"
     folder = _lookup.locate(_source(), path)
     arrays = []
-    for name, ndim in zip(FILES, (1, 3, 1, 3)):
-        fpath = _file_in(folder, name)
-        array = read_idx(_read(fpath), fpath)
-        shape_ok = array.ndim == ndim and (ndim == 1 or array.shape[1:] == (28, 28))
-        if array.dtype != np.uint8 or not shape_ok:
-            raise DataFileError("{}: {} should hold uint8 {}, got {} {}".format(
-                function, fpath, "labels (N,)" if ndim == 1 else "images (N, 28, 28)",
-                array.dtype, array.shape))
-        arrays.append(array)
+    for name in FILES:
+        inner_shape = () if "labels" in name else (28, 28)
+        max_count = TRAIN_COUNT if name.startswith("train") else TEST_COUNT
+        arrays.append(_read(_file_in(folder, name), inner_shape, max_count, function))
     y_train, x_train, y_test, x_test = arrays
     for split, x, y in (("training", x_train, y_train), ("test", x_test, y_test)):
         if len(x) != len(y):

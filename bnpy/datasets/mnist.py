@@ -1,8 +1,8 @@
 """MNIST (as ``keras.datasets.mnist``): 60,000 training and 10,000 test 28x28 grey digits.
 
 ``load_data(path='mnist.npz')`` returns ``(x_train, y_train), (x_test, y_test)``: ``x_*`` (N, 28, 28)
-uint8 and ``y_*`` (N,) uint8, read from the ``.npz`` (a zip of ``.npy`` files) with
-``allow_pickle=False`` and checked for names, shapes and dtypes.
+uint8 and ``y_*`` (N,) uint8, read from the ``.npz`` (a zip of ``.npy`` files) without pickles and
+checked for names, shapes and dtypes before the arrays are inflated.
 """
 import os
 import zipfile
@@ -11,6 +11,7 @@ import numpy as np
 
 from . import _lookup
 from ..utils.data_utils import DataFileError
+from ..utils.io_utils import NpzArchive
 
 __all__ = ["load_data"]
 
@@ -21,6 +22,8 @@ MD5 = "8a61469f7ea1b51cbae51d4f78837e45"
 ORIGINS = ("https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz",  # tf.keras mirror
            "https://s3.amazonaws.com/img-datasets/mnist.npz")                         # Keras 2.0
 ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+#: The official counts; a larger file is not MNIST, and its size is not read into memory.
+MAX_IMAGES = {"train": 60000, "test": 10000}
 
 
 def _problem(path):
@@ -39,31 +42,28 @@ def _source(fname):
 
 
 def read_npz(fpath, function="mnist.load_data"):
-    """The four arrays of an MNIST-style ``.npz``, checked: x (N, 28, 28) uint8, y (N,) uint8."""
-    try:
-        with np.load(fpath, allow_pickle=False) as f:
-            missing = [name for name in ARRAYS if name not in f.files]
-            if missing:
-                raise DataFileError("{}: {} has no {} (it holds {})".format(
-                    function, fpath, ", ".join(missing), ", ".join(f.files)))
-            arrays = {name: f[name] for name in ARRAYS}
-    except DataFileError:
-        raise
-    except (FileNotFoundError, PermissionError):
-        raise
-    except Exception as exc:  # noqa: BLE001 -- a corrupt zip/.npy surfaces as BadZipFile, zlib.error,
-        # ValueError, EOFError, NotImplementedError (compression method), tokenize.TokenError (a
-        # garbled .npy header), ...: every one of them means "this file is not a readable mnist.npz".
-        raise DataFileError("{}: {} is truncated or corrupt ({}: {})".format(
-            function, fpath, type(exc).__name__, exc)) from exc
-    for split in ("train", "test"):
-        x, y = arrays["x_" + split], arrays["y_" + split]
-        if x.dtype != np.uint8 or x.ndim != 3 or x.shape[1:] != (28, 28):
-            raise DataFileError("{}: {}'s x_{} should be uint8 (N, 28, 28), got {} {}".format(
-                function, fpath, split, x.dtype, x.shape))
-        if y.dtype != np.uint8 or y.shape != (x.shape[0],):
-            raise DataFileError("{}: {}'s y_{} should be uint8 ({},), got {} {}".format(
-                function, fpath, split, x.shape[0], y.dtype, y.shape))
+    """The four arrays of an MNIST-style ``.npz``, checked: x (N, 28, 28) uint8, y (N,) uint8,
+    with N at most the official count. Shapes and dtypes are checked from the entries' headers
+    and declared sizes (utils.io_utils.NpzArchive) before anything is inflated, so a small file
+    that claims or inflates to gigabytes is refused at the cost of a few hundred bytes read."""
+    with NpzArchive(fpath, function, "MNIST .npz file", error=DataFileError) as f:
+        missing = [name for name in ARRAYS if name not in f]
+        if missing:
+            raise DataFileError("{}: {} has no {} (it holds {})".format(
+                function, fpath, ", ".join(missing), ", ".join(f.files)))
+        for split in ("train", "test"):
+            (x_shape, x_dtype), (y_shape, y_dtype) = (f.shape_and_dtype(name + "_" + split)
+                                                      for name in ("x", "y"))
+            if x_dtype != np.uint8 or len(x_shape) != 3 or x_shape[1:] != (28, 28):
+                raise DataFileError("{}: {}'s x_{} should be uint8 (N, 28, 28), got {} {}".format(
+                    function, fpath, split, x_dtype, x_shape))
+            if x_shape[0] > MAX_IMAGES[split]:
+                raise DataFileError("{}: {}'s x_{} holds {} images; MNIST has {}".format(
+                    function, fpath, split, x_shape[0], MAX_IMAGES[split]))
+            if y_dtype != np.uint8 or y_shape != (x_shape[0],):
+                raise DataFileError("{}: {}'s y_{} should be uint8 ({},), got {} {}".format(
+                    function, fpath, split, x_shape[0], y_dtype, y_shape))
+        arrays = {name: f[name] for name in ARRAYS}
     return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
 
 

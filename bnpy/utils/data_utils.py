@@ -15,6 +15,9 @@ return values. Where Keras 2.0 could leave a broken file behind, this one does n
   folder, and device or FIFO members are refused with :class:`UnsafeArchiveError`. Extraction goes
   to a temporary folder beside the target and is moved into place only when it succeeded, so a
   truncated archive leaves no half-extracted folder.
+* Extraction merges into what is there, as Keras's does: nothing the archive does not hold is
+  removed (a cached ``datasets/fashion-mnist/`` keeps its other files when an archive holding
+  ``fashion-mnist/README`` is unpacked beside it); only files of the same name are replaced.
 
 NumPy is not needed here; the progress printer is a small Keras-Progbar-style line of its own.
 """
@@ -214,9 +217,6 @@ def _download(origin, fpath, file_hash, algorithm, progress, timeout):
                 "get_file: the file downloaded from {} has {} {} but {} was expected: the download "
                 "is corrupt or the file on the server changed; nothing was saved".format(
                     origin, algorithm, hasher.hexdigest(), file_hash))
-        # mkstemp creates 0600; give the finished file the usual rw-r--r--. (Reading the umask
-        # would mean setting it for a moment, which races with other threads creating files.)
-        os.chmod(tmp_path, 0o644)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -314,15 +314,34 @@ def _archive_kind(file_path, archive_format):
     return None
 
 
-def _move_into_place(staging, path):
-    """Move every top-level entry of ``staging`` into ``path``, replacing what was there."""
+def _merge_conflicts(staging, path):
+    """The places where moving ``staging``'s tree into ``path`` would have to remove something of
+    the user's: a folder where the archive has a file or link, or a file or link (a link to a
+    folder included: merging through it could write outside ``path``) where it has a folder."""
+    conflicts = []
     for entry in sorted(os.listdir(staging)):
-        destination = os.path.join(path, entry)
-        if os.path.isdir(destination) and not os.path.islink(destination):
-            shutil.rmtree(destination)
-        elif os.path.lexists(destination):
-            os.remove(destination)
-        os.replace(os.path.join(staging, entry), destination)
+        source, destination = os.path.join(staging, entry), os.path.join(path, entry)
+        if not os.path.lexists(destination):
+            continue
+        source_is_dir = os.path.isdir(source) and not os.path.islink(source)
+        destination_is_dir = os.path.isdir(destination) and not os.path.islink(destination)
+        if source_is_dir and destination_is_dir:
+            conflicts.extend(_merge_conflicts(source, destination))
+        elif source_is_dir or destination_is_dir:
+            conflicts.append(destination)
+    return conflicts
+
+
+def _merge_into(staging, path):
+    """Move ``staging``'s tree into ``path`` as Keras's extraction merges: folders that exist are
+    entered, not replaced, so whatever else they hold stays; a file of the same name is replaced
+    by the archive's (one ``os.replace``). _merge_conflicts must have found nothing."""
+    for entry in sorted(os.listdir(staging)):
+        source, destination = os.path.join(staging, entry), os.path.join(path, entry)
+        if os.path.isdir(destination) and not os.path.islink(destination) and not os.path.islink(source):
+            _merge_into(source, destination)
+        else:
+            os.replace(source, destination)
 
 
 def extract_archive(file_path, path=".", archive_format="auto"):
@@ -333,7 +352,9 @@ def extract_archive(file_path, path=".", archive_format="auto"):
     byte is written (:class:`UnsafeArchiveError` for absolute paths, ``..``, links leaving ``path``
     or special files); the archive is unpacked into a temporary folder inside ``path`` and moved
     into place only if that succeeded, so a truncated or corrupt archive raises
-    :class:`DataFileError` and leaves ``path`` as it was.
+    :class:`DataFileError` and leaves ``path`` as it was. Moving into place merges: existing
+    folders are entered and keep their other entries, same-named files are replaced; where one
+    side has a file and the other a folder, DataFileError is raised before anything moves.
     """
     function = "extract_archive"
     kind = _archive_kind(file_path, archive_format)
@@ -369,7 +390,12 @@ def extract_archive(file_path, path=".", archive_format="auto"):
                 raise
             raise DataFileError("{}: {} is truncated or corrupt ({}: {}); nothing was extracted"
                                 .format(function, file_path, type(exc).__name__, exc)) from exc
-        _move_into_place(staging, path)
+        conflicts = _merge_conflicts(staging, path)
+        if conflicts:
+            raise DataFileError("{}: {} has a file where {} has a folder (or a link), or the other "
+                                "way round, at {}; nothing was extracted and nothing removed".format(
+                                    function, file_path, path, ", ".join(conflicts[:5])))
+        _merge_into(staging, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return True

@@ -127,7 +127,8 @@ def _file_format(to_file, caller):
 def _write_atomically(to_file, write):
     """Call write(tmp_path), then rename tmp_path onto to_file: no half-written picture. (The
     temporary file keeps the extension: dot and matplotlib pick the format from it.)"""
-    with atomic_output(to_file, ".tmp-", os.path.splitext(to_file)[1]) as tmp:
+    prefix = "." + os.path.basename(to_file) + "."
+    with atomic_output(to_file, prefix, os.path.splitext(to_file)[1]) as tmp:
         write(tmp)
 
 
@@ -204,6 +205,7 @@ def _draw_model_matplotlib(nodes, path, fmt, show_shapes, show_layer_names, rank
     """The Graphviz picture drawn with matplotlib: record boxes in a column (or a row) with arrows.
 
     Geometry in points, with a monospace font so that text width = characters * 0.6 * size.
+    Names are drawn literally (``parse_math=False``): a layer named ``$x$`` is not TeX.
     """
     Figure = _import_pyplot("plot_model")
     from matplotlib.patches import FancyArrowPatch, Rectangle
@@ -259,12 +261,13 @@ def _draw_model_matplotlib(nodes, path, fmt, show_shapes, show_layer_names, rank
                 ax.plot([cx, cx], [y0, y0 + box_h], color="black", linewidth=1.0)
             if len(cell) == 1:
                 ax.text(cx + w / 2, y0 + box_h / 2, cell[0], ha="center", va="center",
-                        family="monospace", fontsize=font_size)
+                        family="monospace", fontsize=font_size, parse_math=False)
             else:
                 ax.plot([cx, cx + w], [y0 + box_h / 2] * 2, color="black", linewidth=1.0)
                 for j, text in enumerate(cell):
                     ax.text(cx + w / 2, y0 + box_h * (0.75 - 0.5 * j), text, ha="center",
-                            va="center", family="monospace", fontsize=font_size)
+                            va="center", family="monospace", fontsize=font_size,
+                            parse_math=False)
             cx += w
 
     for (xa, ya, wa), (xb, yb, wb) in zip(anchors[:-1], anchors[1:]):
