@@ -25,6 +25,7 @@ GROUPS = {"no-bn": "3 x Dense(100) -> sigmoid, no BN",
           "bn": "3 x Dense(100) -> BatchNormalization -> sigmoid"}
 DEFAULTS = dict(steps=50000, eval_every=500, lr=0.5, batch_size=60)
 HIDDEN_UNITS, HIDDEN_LAYERS = 100, 3
+PERCENTILE_STYLES = (("p85", ":"), ("p50", "-"), ("p15", "--"))
 HISTORY_COLUMNS = ["step", "test_acc", "test_loss", "p15", "p50", "p85", "train_time_s"]
 
 
@@ -184,7 +185,6 @@ def plot_fig1(results, path, info, args):
                      label=label)
     axes[0].set_title("(a) test accuracy")
     axes[0].set_xlabel("training steps")
-    axes[0].legend()
     for ax, group in zip(axes[1:], ("no-bn", "bn")):
         ax.set_title("({}) sigmoid input, {}".format("b" if group == "no-bn" else "c",
                                                       styles[group][1]))
@@ -194,16 +194,21 @@ def plot_fig1(results, path, info, args):
             continue
         history = results[group]["history"]
         steps = [r["step"] for r in history]
-        for key, style in (("p85", ":"), ("p50", "-"), ("p15", "--")):
-            ax.plot(steps, [r[key] for r in history], style, color=styles[group][0],
-                    label="{}th percentile".format(key[1:]))
-        ax.legend(fontsize=8)
+        for key, style in PERCENTILE_STYLES:
+            ax.plot(steps, [r[key] for r in history], style, color=styles[group][0])
     for ax in axes:
         ax.grid(True, alpha=0.3)
+    # One legend below the panels, so that it never covers a curve: colour = group, line style =
+    # percentile.
+    from matplotlib.lines import Line2D
+    handles = [Line2D([], [], color=colour, label=label) for colour, label in styles.values()]
+    handles += [Line2D([], [], color="0.3", linestyle=style, label="{}th percentile".format(key[1:]))
+                for key, style in PERCENTILE_STYLES]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=9)
     fig.suptitle("Figure 1 of Ioffe & Szegedy (2015) on {} ({} train / {} test), SGD lr {}, "
                  "batch {}".format(info["title"], info["train_used"], info["test_used"], args.lr,
                                    args.batch_size))
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     _write_atomically(path, lambda tmp: _save(fig, tmp, "png"))
 
 
