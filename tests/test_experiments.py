@@ -525,7 +525,7 @@ def test_paper_fig1_writes_every_output(offline, digits_root, monkeypatch, capsy
     printed = capsys.readouterr().out
     assert "MNIST" in printed and "step 20/20" in printed
     for group in paper_fig1.GROUPS:
-        history = check_history_files(str(out), group, paper_fig1.HISTORY_COLUMNS, 3)
+        history = check_history_files(str(out), group, paper_fig1.HISTORY_COLUMNS, 3)["history"]
         assert [r["step"] for r in history] == [0, 10, 20]
         for row in history:
             assert row["p15"] <= row["p50"] <= row["p85"] and 0 <= row["test_acc"] <= 1
@@ -565,8 +565,8 @@ def test_paper_fig1_falls_back_to_fashion_mnist_and_resumes(offline, tmp_path, m
     assert "MNIST is not available" in capsys.readouterr().out
     assert run_cli(argv + ["--out", offline / "b"], after_epoch=Interrupt("bn", 10)) == 130
     assert run_cli(argv + ["--out", offline / "b", "--resume"]) == 0
-    a = check_history_files(str(offline / "a"), "bn", paper_fig1.HISTORY_COLUMNS, 3)
-    b = check_history_files(str(offline / "b"), "bn", paper_fig1.HISTORY_COLUMNS, 3)
+    a = check_history_files(str(offline / "a"), "bn", paper_fig1.HISTORY_COLUMNS, 3)["history"]
+    b = check_history_files(str(offline / "b"), "bn", paper_fig1.HISTORY_COLUMNS, 3)["history"]
     for ra, rb in zip(a, b):
         for key in ("test_acc", "test_loss", "p15", "p50", "p85"):
             assert ra[key] == rb[key], (ra["step"], key)

@@ -299,9 +299,11 @@ def run(args, run_dir, resuming, log, data, after_epoch=None):
         data_info["title"], data_info["dataset"], len(x_train), len(x_test),
         tuple(data_info["input_shape"]), num_classes,
         "; " + data_info["note"] if "note" in data_info else ""))
+    checkpoints = os.path.join(run_dir, "checkpoints")
+    os.makedirs(checkpoints, exist_ok=True)  # a finished run resumed again had it removed
     if resuming:  # a damaged checkpoint is reported now, not after hours of training
-        for name in sorted(os.listdir(os.path.join(run_dir, "checkpoints"))):
-            _common.read_checkpoint(os.path.join(run_dir, "checkpoints", name))
+        for name in sorted(os.listdir(checkpoints)):
+            _common.read_checkpoint(os.path.join(checkpoints, name))
 
     results = {g: {"description": GROUPS[g][0], "params": None, "seeds": {}} for g in groups}
     for group in groups:
@@ -317,7 +319,7 @@ def run(args, run_dir, resuming, log, data, after_epoch=None):
     _report.write_article_report(args, run_dir, data_info, results, log, vars_config(args),
                                  POPULATION_BATCHES)
     if not args.keep_checkpoints:
-        shutil.rmtree(os.path.join(run_dir, "checkpoints"), ignore_errors=True)
+        shutil.rmtree(checkpoints, ignore_errors=True)
     return results
 
 
