@@ -176,11 +176,16 @@ def findings(summary, comparisons):
         moving = entry["metrics"]["final_val_acc"]["values"]
         population = entry["metrics"]["final_val_acc_population"]["values"]
         gain = np.subtract(population, moving)
-        if group != "no-bn":
-            lines.append("- `{}`: population statistics minus moving statistics, final val acc: "
-                         "{:+.3f} ± {:.3f} (higher in {} of {} runs)".format(
-                             group, float(gain.mean()), _stats.mean_sd(gain)[1],
-                             int((gain > 0).sum()), len(gain)))
+        if np.any(gain != 0):  # a group without BN has no statistics to choose
+            mean, sd = _stats.mean_sd(gain)
+            paired = ""
+            if len(gain) > 1:  # paired t-test: the same runs evaluated both ways
+                t = mean / (sd / np.sqrt(len(gain))) if sd > 0 else np.copysign(np.inf, mean)
+                paired = ", paired t-test p = {:.3g}".format(
+                    _stats.t_two_sided_p(float(t), len(gain) - 1.0))
+            lines.append("- `{}`: final val acc with population minus with moving statistics: "
+                         "{:+.3f} ± {:.3f} (higher in {} of {} runs{})".format(
+                             group, mean, sd, int((gain > 0).sum()), len(gain), paired))
     return lines
 
 
