@@ -20,7 +20,7 @@ METRICS = (
      lambda h: h[-1]["val_loss_population"]),
 )
 #: The metrics whose group differences are tested against the seed noise.
-TESTED = ("final_val_acc", "final_val_acc_population")
+TESTED = ("final_val_acc", "final_val_acc_population", "final_train_acc")
 ALPHA = 0.05
 
 
