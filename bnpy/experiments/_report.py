@@ -183,9 +183,10 @@ def findings(summary, comparisons):
                 t = mean / (sd / np.sqrt(len(gain))) if sd > 0 else np.copysign(np.inf, mean)
                 paired = ", paired t-test p = {:.3g}".format(
                     _stats.t_two_sided_p(float(t), len(gain) - 1.0))
+            spread = " ± {:.3f} (higher in {} of {} runs{})".format(
+                sd, int((gain > 0).sum()), len(gain), paired) if len(gain) > 1 else " (one run)"
             lines.append("- `{}`: final val acc with population minus with moving statistics: "
-                         "{:+.3f} ± {:.3f} (higher in {} of {} runs{})".format(
-                             group, mean, sd, int((gain > 0).sum()), len(gain), paired))
+                         "{:+.3f}{}".format(group, mean, spread))
     return lines
 
 
