@@ -15,7 +15,7 @@ pip install -q tensorflow-cpu tf-keras
 rm -rf build  # pip builds in-tree: objects of another build would be reused otherwise
 pip install -q ".[test]"
 rm -rf build
-python -c "import tf_keras, tensorflow; print('ci: tf-keras', tf_keras.__version__, 'on TensorFlow', tensorflow.__version__)"
+TF_CPP_MIN_LOG_LEVEL=2 python -c "import tf_keras, tensorflow; print('ci: tf-keras', tf_keras.__version__, 'on TensorFlow', tensorflow.__version__)"
 installed=$SECONDS
 
 report=$(mktemp)
