@@ -7,7 +7,7 @@ A layer is built once from its input shape, then runs
 
 Weights are NumPy arrays owned by the layer and updated *in place* by optimizers, so a reference
 taken once (``layer.trainable_weights``) stays valid for the life of the layer. ``get_weights``
-returns copies, ``set_weights`` copies into the existing arrays.
+returns copies, ``set_weights`` copies into the existing arrays (:func:`assign_weights`).
 
 Shapes carry the batch axis as ``None``: ``compute_output_shape((None, 32, 32, 3))``.
 
@@ -47,6 +47,33 @@ def unique_layer_name(prefix):
 def reset_layer_names():
     """Restart automatic layer names at _1 (Keras's K.clear_session() does this)."""
     _name_counters.clear()
+
+
+def assign_weights(targets, weights, caller, labels):
+    """Copy ``weights[i]`` into ``targets[i]`` for every i, all or nothing.
+
+    Every input is checked (count, shape, a ``same_kind`` cast to the target's dtype) and
+    converted into a private copy before any target is written, so a failed call changes nothing
+    and an input that is itself one of the targets (``model.set_weights(model.weights[::-1])``)
+    is read before it is overwritten. ``caller`` starts the error messages, ``labels[i]`` names
+    target i in them.
+    """
+    weights = list(weights)
+    if len(weights) != len(targets):
+        raise ValueError("{}: expected a list of {} arrays, got {}".format(
+            caller, len(targets), len(weights)))
+    copies = []
+    for target, new, label in zip(targets, weights, labels):
+        new = np.asarray(new)
+        if new.shape != target.shape:
+            raise ValueError("{}: {} has shape {}, got an array of shape {}".format(
+                caller, label, target.shape, new.shape))
+        if not np.can_cast(new.dtype, target.dtype, casting="same_kind"):
+            raise TypeError("{}: {} has dtype {}, got an array of dtype {} (not a same-kind cast)"
+                            .format(caller, label, target.dtype, new.dtype))
+        copies.append(np.array(new, dtype=target.dtype, copy=True))
+    for target, copy in zip(targets, copies):  # only after every input is checked and copied
+        np.copyto(target, copy)
 
 
 class _Param:
@@ -176,20 +203,9 @@ class Layer:
         return [w.copy() for w in self.weights]
 
     def set_weights(self, weights):
-        """Copy ``weights`` into the layer's arrays, after checking count and every shape."""
-        params = self.weights
-        if len(weights) != len(params):
-            raise ValueError("{}: set_weights expected a list of {} arrays, got {}".format(
-                self.name, len(params), len(weights)))
-        converted = []
-        for i, (old, new) in enumerate(zip(params, weights)):
-            new = np.asarray(new)
-            if new.shape != old.shape:
-                raise ValueError("{}: weight {} has shape {}, got an array of shape {}".format(
-                    self.name, i, old.shape, new.shape))
-            converted.append(new)
-        for old, new in zip(params, converted):  # only after every check passed
-            np.copyto(old, new, casting="same_kind")
+        """Copy ``weights`` into the layer's arrays (see :func:`assign_weights`)."""
+        assign_weights(self.weights, weights, self.name + ": set_weights",
+                       ["weight {}".format(i) for i in range(len(self.weights))])
 
     def count_params(self):
         return int(sum(w.size for w in self.weights))

@@ -37,7 +37,7 @@ import numpy as np
 
 from . import _memory, _threads, callbacks as cbks
 from . import losses, metrics as metrics_module, optimizers
-from .engine import Layer, unique_layer_name
+from .engine import Layer, assign_weights, unique_layer_name
 from .legacy.interfaces import legacy_generator_methods_support
 from .utils.generic_utils import Progbar
 from .utils.io_utils import NpzArchive, atomic_output, stored_shape_and_dtype
@@ -178,21 +178,11 @@ class Sequential:
 
     def set_weights(self, weights):
         """Copy ``weights`` (the list ``get_weights`` returns) into the model, after checking the
-        count and every shape; on error nothing is changed."""
-        params = self.weights
-        weights = list(weights)
-        if len(weights) != len(params):
-            raise ValueError("Sequential.set_weights: expected a list of {} arrays, got {}".format(
-                len(params), len(weights)))
-        converted = []
-        for i, (old, new) in enumerate(zip(params, weights)):
-            new = np.asarray(new)
-            if new.shape != old.shape:
-                raise ValueError("Sequential.set_weights: weight {} ({}) has shape {}, got an array "
-                                 "of shape {}".format(i, self._weight_names()[i], old.shape, new.shape))
-            converted.append(new)
-        for old, new in zip(params, converted):
-            np.copyto(old, new, casting="same_kind")
+        count, every shape and dtype (:func:`bnpy.engine.assign_weights`); on error nothing is
+        changed."""
+        names = self._weight_names()
+        assign_weights(self.weights, weights, "Sequential.set_weights",
+                       ["weight {} ({})".format(i, name) for i, name in enumerate(names)])
 
     def count_params(self):
         return int(sum(w.size for w in self.weights))

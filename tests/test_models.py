@@ -319,6 +319,37 @@ def test_get_set_weights_round_trip_and_errors():
         np.testing.assert_array_equal(a, b)
 
 
+def test_set_weights_with_the_models_own_arrays_swapped_reads_every_input_first():
+    """Inputs that are the model's own weight arrays (views of them too) are read before any
+    weight is written: a swap swaps."""
+    model = Sequential([Dense(3, use_bias=False, input_shape=(3,)), Dense(3, use_bias=False)])
+    first, second = model.get_weights()
+    model.set_weights([model.weights[1], model.weights[0]])
+    np.testing.assert_array_equal(model.weights[0], second)
+    np.testing.assert_array_equal(model.weights[1], first)
+    model.set_weights([model.weights[0][::-1], model.weights[1].T])  # overlapping views
+    np.testing.assert_array_equal(model.weights[0], second[::-1])
+    np.testing.assert_array_equal(model.weights[1], first.T)
+    layer = model.layers[0]
+    layer.set_weights([layer.weights[0].T])
+    np.testing.assert_array_equal(layer.weights[0], second[::-1].T)
+
+
+def test_set_weights_refuses_a_bad_dtype_before_writing_anything():
+    model = _bn_model(3)
+    before = model.get_weights()
+    bad = model.get_weights()
+    bad[-1] = bad[-1].astype(np.complex64)  # the last weight fails the cast, after the others
+    with pytest.raises(TypeError, match=r"weight 7 \(.*bias:0\) has dtype float32, got an array of "
+                                        r"dtype complex64"):
+        model.set_weights([w + 1 for w in bad[:-1]] + bad[-1:])
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(TypeError, match="weight 1 has dtype float32, got an array of dtype <U1"):
+        model.layers[0].set_weights([before[0], np.array(["a"] * 5)])
+    np.testing.assert_array_equal(model.layers[0].weights[0], before[0])
+
+
 def test_save_load_weights_round_trip(tmp_path):
     x, y = _data()
     model = _bn_model()
