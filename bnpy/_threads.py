@@ -16,6 +16,7 @@ the BLAS pool alone.
 """
 import contextlib
 import os
+import threading
 
 __all__ = ["fit_threads", "blas_cap"]
 
@@ -52,15 +53,74 @@ def _blas_controller():
     return _controller or None
 
 
+# Most BLAS pools are process-wide (OpenBLAS on its own threads, BLIS, FlexiBLAS), so overlapping
+# compute calls share one cap: the first holder applies it and remembers the counts it found, the
+# last one to leave puts them back (each holder restoring what it found itself would leave the pool
+# capped whenever the calls do not end in the reverse order of their starts). Pools whose limit is
+# per calling thread (MKL, OpenBLAS on OpenMP) are capped and restored by each holder in its own
+# thread.
+_cap_lock = threading.Lock()
+_cap_holders = 0
+_cap_saved = []  # [(library controller, count found by the first holder)] of the shared pools
+
+
+def _per_thread(lib):
+    return lib.internal_api == "mkl" or getattr(lib, "threading_layer", None) == "openmp"
+
+
+def _set_shared(lib, threads):
+    """Set a process-wide pool from whichever thread holds the cap. threadpoolctl >= 3.6 lets
+    only one "controlling" Python thread change an OpenBLAS pool and silently ignores the others:
+    bnpy serialises its own changes (_cap_lock), so it takes control for the call and gives it
+    back."""
+    clear = getattr(lib, "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=True)
+    lib.set_num_threads(threads)
+    if clear is not None:
+        clear()
+
+
+def _take_cap(libs, cap):
+    global _cap_holders
+    with _cap_lock:
+        if _cap_holders == 0:
+            _cap_saved[:] = [(lib, lib.get_num_threads()) for lib in libs if not _per_thread(lib)]
+            for lib, _ in _cap_saved:
+                _set_shared(lib, cap)
+        _cap_holders += 1
+
+
+def _release_cap():
+    global _cap_holders
+    with _cap_lock:
+        _cap_holders -= 1
+        if _cap_holders == 0:
+            for lib, threads in _cap_saved:
+                _set_shared(lib, threads)
+            _cap_saved.clear()
+
+
 @contextlib.contextmanager
 def fit_threads():
     """Within the block, BLAS runs on :func:`blas_cap` threads (when threadpoolctl is installed
-    and a cap applies); the previous limits come back on exit, exceptions included. Cheap
-    (~10 us with the cached controller), so it wraps single-batch methods too."""
+    and a cap applies); the counts found by the first of the overlapping blocks (in any threads)
+    come back when the last one exits, exceptions included, and the first block's cap holds until
+    then. Yields the number of BLAS threads, or None when the pools are left alone. Cheap (~10 us
+    with the cached controller), so it wraps single-batch methods too."""
     cap = blas_cap()
     controller = _blas_controller() if cap is not None else None
     if controller is None:
         yield None
         return
-    with controller.limit(limits=cap, user_api="blas") as limiter:
-        yield limiter
+    libs = [lib for lib in controller.lib_controllers if lib.user_api == "blas"]
+    own = [(lib, lib.get_num_threads()) for lib in libs if _per_thread(lib)]
+    _take_cap(libs, cap)
+    try:
+        for lib, _ in own:
+            lib.set_num_threads(cap)
+        yield cap
+    finally:
+        for lib, threads in own:
+            lib.set_num_threads(threads)
+        _release_cap()

@@ -8,6 +8,7 @@ float32 rounding for anything that goes through NumPy's matmul (OpenBLAS may spl
 differently when several callers use it at once). The batch-normalization kernels have their own
 concurrency test in test_batchnorm_boundary.py.
 """
+import json
 import os
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 
 import bnpy
-from bnpy import _core, ops
+from bnpy import _core, callbacks, ops
 from bnpy.layers import (Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
                          MaxPooling2D)
 from bnpy.models import Sequential
@@ -189,12 +190,12 @@ def test_fit_threads_caps_blas_while_bnpy_runs_parallel_and_restores_it(monkeypa
                 raise RuntimeError("inside")
         assert _blas_threads() == before  # restored on an exception too
         bnpy.set_num_threads(1)  # bnpy serial: nothing to fight over, BLAS left alone
-        with _threads.fit_threads() as limiter:
-            assert limiter is None and _blas_threads() == before
+        with _threads.fit_threads() as cap:
+            assert cap is None and _blas_threads() == before
         monkeypatch.setenv("BNPY_FIT_BLAS_THREADS", "0")
         bnpy.set_num_threads(2)
-        with _threads.fit_threads() as limiter:
-            assert limiter is None and _blas_threads() == before
+        with _threads.fit_threads() as cap:
+            assert cap is None and _blas_threads() == before
         for bad in ("two", "-1"):
             monkeypatch.setenv("BNPY_FIT_BLAS_THREADS", bad)
             with pytest.raises(ValueError, match="BNPY_FIT_BLAS_THREADS must be an int >= 0"):
@@ -202,6 +203,132 @@ def test_fit_threads_caps_blas_while_bnpy_runs_parallel_and_restores_it(monkeypa
                     pass
     finally:
         bnpy.set_num_threads(previous)
+
+
+class _FakeBlasPool:
+    """A process-wide BLAS pool of ``threads`` threads behind threadpoolctl's controller API."""
+
+    user_api, internal_api, threading_layer = "blas", "openblas", "pthreads"
+
+    def __init__(self, threads):
+        self.threads = threads
+        self.lib_controllers = [self]
+
+    def get_num_threads(self):
+        return self.threads
+
+    def set_num_threads(self, threads):
+        self.threads = threads
+
+    def limit(self, limits, user_api):  # ThreadpoolController.limit, with its limiter
+        pool, original = self, self.threads
+
+        class Limiter:
+            def restore_original_limits(self):
+                pool.threads = original
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc_info):
+                self.restore_original_limits()
+
+        self.threads = limits
+        return Limiter()
+
+
+@pytest.mark.parametrize("exit_order", ["first in, first out", "last in, first out"])
+def test_overlapping_blas_caps_restore_the_pool_whatever_order_they_end_in(monkeypatch, exit_order):
+    from bnpy import _threads
+
+    pool = _FakeBlasPool(threads=2)
+    monkeypatch.setattr(_threads, "_blas_controller", lambda: pool)
+    monkeypatch.setenv("BNPY_FIT_BLAS_THREADS", "1")
+    first, second = _threads.fit_threads(), _threads.fit_threads()
+    first.__enter__()
+    second.__enter__()
+    assert pool.threads == 1
+    for block in ((first, second) if exit_order == "first in, first out" else (second, first)):
+        assert pool.threads == 1  # capped while any block is open
+        block.__exit__(None, None, None)
+    assert pool.threads == 2
+    with pytest.raises(RuntimeError, match="inside"):
+        with _threads.fit_threads():
+            assert pool.threads == 1
+            raise RuntimeError("inside")
+    assert pool.threads == 2
+
+
+_OVERLAPPING_FITS_SCRIPT = r"""
+import json
+import threading
+import numpy as np
+import bnpy
+from bnpy import callbacks
+from bnpy.layers import Dense
+from bnpy.models import Sequential
+from threadpoolctl import threadpool_info
+
+def blas_threads():
+    return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+def wait(event):
+    assert event.wait(timeout=120), "the other fit did not get there"
+
+x = np.random.default_rng(0).standard_normal((16, 6)).astype(np.float32)
+y = np.eye(3, dtype=np.float32)[np.arange(16) % 3]
+a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+seen, errors = {}, []
+
+def run(name, signal, wait_for, start_after=None, then=None):
+    def hold(logs):
+        seen[name] = blas_threads()
+        signal.set()
+        wait(wait_for)
+    try:
+        if start_after is not None:
+            wait(start_after)
+        model = Sequential([Dense(4, activation="relu", input_shape=(6,)), Dense(3, activation="softmax")])
+        model.compile(loss="categorical_crossentropy", optimizer="sgd")
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[callbacks.LambdaCallback(on_train_begin=hold)])
+        if then is not None:
+            seen[name + " done"] = blas_threads()
+            then.set()
+    except BaseException as exc:
+        errors.append(repr(exc))
+        a_in.set(), b_in.set(), a_out.set()
+
+bnpy.set_num_threads(2)
+before = blas_threads()
+# A starts, B starts, A ends, B ends, both in threads other than the main one: B finds the cap A
+# set, and B (not the thread that set it) must put the original count back.
+threads = [threading.Thread(target=run, args=("a", a_in, b_in, None, a_out)),
+           threading.Thread(target=run, args=("b", b_in, a_out, a_in))]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join(timeout=300)
+assert not any(t.is_alive() for t in threads), "a fit did not finish"
+print(json.dumps({"before": before, "after": blas_threads(), "errors": errors, **seen}))
+"""
+
+
+@pytest.mark.skipif(not _core.HAVE_OPENMP, reason="a serial build never caps BLAS")
+def test_overlapping_fits_in_two_threads_leave_the_blas_pool_as_they_found_it(tmp_path):
+    """The issue as users meet it, with the real BLAS, in a fresh process (see the script)."""
+    pytest.importorskip("threadpoolctl")
+    env = dict(os.environ, OMP_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2",
+               PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(bnpy.__file__))] + sys.path))
+    env.pop("BNPY_FIT_BLAS_THREADS", None)
+    run = subprocess.run([sys.executable, "-c", _OVERLAPPING_FITS_SCRIPT], capture_output=True, text=True,
+                         timeout=300, env=env, cwd=str(tmp_path))
+    assert run.returncode == 0, run.stderr[-2000:]
+    seen = json.loads(run.stdout)
+    assert seen["errors"] == []
+    if seen["before"] != [2]:
+        pytest.skip("NumPy's BLAS does not run on 2 threads here: {}".format(seen["before"]))
+    assert seen["a"] == seen["b"] == seen["a done"] == [1]  # capped while either fit runs
+    assert seen["after"] == [2]
 
 
 _CAP_SCRIPT = r"""
