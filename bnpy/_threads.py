@@ -14,11 +14,12 @@ bnpy's only required dependency) while bnpy's kernels run on more than one threa
 it afterwards. ``BNPY_FIT_BLAS_THREADS`` overrides the cap: a number of threads, or ``0`` to leave
 the BLAS pool alone.
 """
+import collections
 import contextlib
 import os
 import threading
 
-__all__ = ["fit_threads", "blas_cap"]
+__all__ = ["fit_threads", "blas_cap", "TurnLock"]
 
 
 def blas_cap():
@@ -124,3 +125,53 @@ def fit_threads():
         for lib, threads in own:
             lib.set_num_threads(threads)
         _release_cap()
+
+
+class TurnLock:
+    """A re-entrant lock that threads get in the order they asked for it.
+
+    A model's lock: ``fit`` takes it for each training step and gives it back between steps, so
+    a ``predict`` from another thread runs between two steps. With Python's own RLock the training
+    thread, which asks again a few microseconds after it lets go, would nearly always win, and the
+    other thread would wait for the whole ``fit``; here it gets its turn at the next step. The
+    thread holding the lock may take it again (a callback or a generator calling ``predict`` from
+    inside a compute call of the same model).
+    """
+
+    def __init__(self):
+        self._condition = threading.Condition(threading.Lock())
+        self._owner = None  # threading.get_ident() of the holder
+        self._depth = 0
+        self._queue = collections.deque()  # tickets of the waiting threads, first come first
+
+    @property
+    def waiting(self):
+        """How many threads are waiting for the lock."""
+        return len(self._queue)
+
+    def __enter__(self):
+        me = threading.get_ident()
+        with self._condition:
+            if self._owner == me:
+                self._depth += 1
+                return self
+            ticket = object()
+            self._queue.append(ticket)
+            try:
+                while self._owner is not None or self._queue[0] is not ticket:
+                    self._condition.wait()
+            except BaseException:  # e.g. KeyboardInterrupt while waiting: leave the queue
+                self._queue.remove(ticket)
+                self._condition.notify_all()
+                raise
+            self._queue.popleft()
+            self._owner, self._depth = me, 1
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        with self._condition:
+            self._depth -= 1
+            if self._depth == 0:
+                self._owner = None
+                self._condition.notify_all()
+        return False

@@ -27,6 +27,7 @@ e.g. ``dense_3`` for ``dense_1`` when the model was built second in a process), 
 count, the short names ('kernel', 'gamma', ...), the shapes and the dtypes of every weight
 before it changes any of them.
 """
+import contextlib
 import functools
 import os
 import signal
@@ -83,22 +84,52 @@ def _make_batches(size, batch_size):
     return [(i * batch_size, min(size, (i + 1) * batch_size)) for i in range(num_batches)]
 
 
-def _compute_method(method):
+def _compute_method(method=None, *, per_step=False):
     """Decorator of Sequential's methods that run the kernels: NumPy's BLAS capped while bnpy's
-    OpenMP team runs (bnpy._threads), large arrays' memory kept between batches (bnpy._memory)."""
+    OpenMP team runs (bnpy._threads), large arrays' memory kept between batches (bnpy._memory),
+    and the model's lock held for the whole call, or, with ``per_step=True`` (fit and
+    fit_generator), taken by the method itself for each step, so that other threads get turns
+    between steps and callbacks run without it."""
+    if method is None:
+        return functools.partial(_compute_method, per_step=per_step)
 
     @functools.wraps(method)
-    def wrapper(*args, **kwargs):
+    def wrapper(self, *args, **kwargs):
         with _threads.fit_threads(), _memory.array_cache():
-            return method(*args, **kwargs)
+            if per_step:
+                with self._training(method.__name__):
+                    return method(self, *args, **kwargs)
+            with self._turns:
+                return method(self, *args, **kwargs)
 
     return wrapper
 
 
 class Sequential:
-    """A linear stack of layers (Keras 2.0 semantics, see the module docstring)."""
+    """A linear stack of layers (Keras 2.0 semantics, see the module docstring).
+
+    Threads: one model may be used from several threads. Its compute methods take turns on a
+    per-model lock: ``predict``, ``evaluate``, ``train_on_batch`` (and the other single calls) hold
+    it for the whole call, so their result comes from one set of weights; ``fit`` and
+    ``fit_generator`` hold it for each training step and for each validation pass, so a
+    ``predict`` from another thread waits at most for the step in progress and runs before the
+    next one (threads get the lock in the order they asked for it). Callbacks run between steps,
+    without the lock: they may call ``predict``/``evaluate`` on the model, or wait for a thread
+    that does. ``get_weights``, ``set_weights``, ``load_weights`` and ``save_weights`` also wait for
+    the step in progress. Calls on one model therefore run one at a time (different models run in
+    parallel). Training one model in two threads at once is refused: a ``fit`` while another
+    thread's ``fit`` of the same model runs raises RuntimeError.
+
+    Global side effects of the compute methods, for as long as one of them runs (in any thread):
+    NumPy's BLAS pool is capped at one thread while bnpy's kernels run on more
+    (``BNPY_FIT_BLAS_THREADS``, see :mod:`bnpy._threads`), and NumPy's allocator keeps large
+    blocks for reuse (``BNPY_ARRAY_CACHE``, see :mod:`bnpy._memory`).
+    """
 
     def __init__(self, layers=None, name=None):
+        self._turns = _threads.TurnLock()
+        self._training_thread = None  # threading.get_ident() of the thread running fit
+        self._training_claim = threading.Lock()
         self.layers = []
         self.name = name or unique_layer_name("sequential")
         self.optimizer = None
@@ -112,6 +143,21 @@ class Sequential:
         self.input_name = None
         for layer in layers or []:
             self.add(layer)
+
+    @contextlib.contextmanager
+    def _training(self, what):
+        """The block trains the model: refused while another thread's fit of it runs."""
+        me = threading.get_ident()
+        with self._training_claim:  # not the turns: a step in progress must not delay the refusal
+            if self._training_thread not in (None, me):
+                raise RuntimeError("Sequential.{}: model {!r} is already being trained by another "
+                                   "thread; train a model in one thread at a time (predict and "
+                                   "evaluate may run beside fit)".format(what, self.name))
+            previous, self._training_thread = self._training_thread, me
+        try:
+            yield
+        finally:
+            self._training_thread = previous
 
     # -- construction -----------------------------------------------------------------------
     def add(self, layer):
@@ -174,15 +220,17 @@ class Sequential:
         return [w for layer in self.layers for w in layer.weights]
 
     def get_weights(self):
-        return [w.copy() for w in self.weights]
+        with self._turns:
+            return [w.copy() for w in self.weights]
 
     def set_weights(self, weights):
         """Copy ``weights`` (the list ``get_weights`` returns) into the model, after checking the
         count, every shape and dtype (:func:`bnpy.engine.assign_weights`); on error nothing is
         changed."""
         names = self._weight_names()
-        assign_weights(self.weights, weights, "Sequential.set_weights",
-                       ["weight {} ({})".format(i, name) for i, name in enumerate(names)])
+        with self._turns:
+            assign_weights(self.weights, weights, "Sequential.set_weights",
+                           ["weight {} ({})".format(i, name) for i, name in enumerate(names)])
 
     def count_params(self):
         return int(sum(w.size for w in self.weights))
@@ -461,7 +509,7 @@ class Sequential:
         return self._predict_batch(self._standardize_x(x, "input"))
 
     # -- fit --------------------------------------------------------------------------------
-    @_compute_method
+    @_compute_method(per_step=True)
     def fit(self, x=None, y=None, batch_size=32, epochs=10, verbose=1, callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, **kwargs):
@@ -538,14 +586,16 @@ class Sequential:
                     wb = None if weights is None else weights[start:end]
                 batch_logs = {"batch": batch_index, "size": end - start}
                 callback_list.on_batch_begin(batch_index, batch_logs)
-                outs = self._train_step(xb, yb, wb)
+                with self._turns:
+                    outs = self._train_step(xb, yb, wb)
                 for label, value in zip(out_labels, outs):
                     batch_logs[label] = value
                 callback_list.on_batch_end(batch_index, batch_logs)
                 if self.stop_training:
                     break
                 if batch_index == len(batches) - 1 and do_validation:
-                    val_outs = self._test_loop(val[0], val[1], val[2], batch_size, verbose=0)
+                    with self._turns:
+                        val_outs = self._test_loop(val[0], val[1], val[2], batch_size, verbose=0)
                     for label, value in zip(out_labels, val_outs):
                         epoch_logs["val_" + label] = value
             callback_list.on_epoch_end(epoch, epoch_logs)
@@ -621,7 +671,7 @@ class Sequential:
         return item if len(item) == 3 else (item[0], item[1], None)
 
     @legacy_generator_methods_support
-    @_compute_method
+    @_compute_method(per_step=True)
     def fit_generator(self, generator, steps_per_epoch, epochs=1, verbose=1, callbacks=None,
                       validation_data=None, validation_steps=None, class_weight=None,
                       max_queue_size=10, workers=1, use_multiprocessing=False, initial_epoch=0):
@@ -662,7 +712,8 @@ class Sequential:
                 batch_size = len(xb)
                 batch_logs = {"batch": step, "size": batch_size}
                 callback_list.on_batch_begin(step, batch_logs)
-                outs = self._train_step(xb, yb, wb)
+                with self._turns:
+                    outs = self._train_step(xb, yb, wb)
                 for label, value in zip(out_labels, outs):
                     batch_logs[label] = value
                 callback_list.on_batch_end(step, batch_logs)
@@ -672,7 +723,8 @@ class Sequential:
                 if val_is_generator:
                     val_outs = self.evaluate_generator(validation_data, validation_steps)
                 else:
-                    val_outs = self._test_loop(val[0], val[1], val[2], batch_size, verbose=0)
+                    with self._turns:
+                        val_outs = self._test_loop(val[0], val[1], val[2], batch_size, verbose=0)
                 for label, value in zip(out_labels, np.atleast_1d(val_outs).tolist()):
                     epoch_logs["val_" + label] = value
             callback_list.on_epoch_end(epoch, epoch_logs)
@@ -722,9 +774,10 @@ class Sequential:
         filepath = os.fspath(filepath)
         if not overwrite and os.path.exists(filepath):
             raise FileExistsError("save_weights: {} exists and overwrite=False".format(filepath))
-        arrays = self._weight_arrays()
-        arrays["__format__"] = np.array(_WEIGHTS_FORMAT)
-        self._write_npz(filepath, arrays)
+        with self._turns:  # the weights of one step, not of half of the next
+            arrays = self._weight_arrays()
+            arrays["__format__"] = np.array(_WEIGHTS_FORMAT)
+            self._write_npz(filepath, arrays)
 
     def save(self, filepath, overwrite=True):
         """Write the whole model, its layers' configs, weights, and compile settings with the
@@ -762,7 +815,8 @@ class Sequential:
             if fmt is None or fmt.shape != () or str(fmt) not in (_WEIGHTS_FORMAT, _MODEL_FORMAT):
                 raise ValueError("load_weights: {} is not a bnpy weights file (no __format__ = {!r})"
                                  .format(filepath, _WEIGHTS_FORMAT))
-            self._set_weights_from(stored, filepath, by_name)
+            with self._turns:
+                self._set_weights_from(stored, filepath, by_name)
 
     def _set_weights_from(self, stored, filepath, by_name=False):
         """load_weights' checks and copy, from the file's arrays ``stored`` (a dict, or an
