@@ -78,6 +78,25 @@ class _DeferKeyboardInterrupt:
         return False
 
 
+class _LossWatch:
+    """Warns once per training call when a batch loss is NaN or infinite: from then on the
+    weights are usually non-finite too, every prediction is NaN, and the metrics look plausible
+    (categorical accuracy counts argmax of an all-NaN row as class 0, as Keras's does)."""
+
+    def __init__(self, what):
+        self.what = what
+        self.warned = False
+
+    def check(self, loss, epoch, batch):
+        if not self.warned and not np.isfinite(loss):
+            self.warned = True
+            # stacklevel 5: this method, the loop, the method, _compute_method, the user's call
+            warnings.warn("Sequential.{}: the loss is {} at epoch {}, batch {}; the weights are "
+                          "probably not finite any more. Lower the learning rate, check the data "
+                          "for NaN/Inf, or stop training with bnpy.callbacks.TerminateOnNaN()."
+                          .format(self.what, loss, epoch, batch), RuntimeWarning, stacklevel=5)
+
+
 def _make_batches(size, batch_size):
     """[(start, end), ...] covering range(size) in ceil(size/batch_size) batches."""
     num_batches = (size + batch_size - 1) // batch_size
@@ -566,6 +585,7 @@ class Sequential:
         if verbose and do_validation:
             print("Train on %d samples, validate on %d samples" % (num_train, len(val[0])))
         self.stop_training = False
+        loss_watch = _LossWatch("fit")
         callback_list.on_train_begin()
         index_array = np.arange(num_train)
         for epoch in range(initial_epoch, epochs):
@@ -588,6 +608,7 @@ class Sequential:
                 callback_list.on_batch_begin(batch_index, batch_logs)
                 with self._turns:
                     outs = self._train_step(xb, yb, wb)
+                loss_watch.check(outs[0], epoch, batch_index)
                 for label, value in zip(out_labels, outs):
                     batch_logs[label] = value
                 callback_list.on_batch_end(batch_index, batch_logs)
@@ -700,6 +721,7 @@ class Sequential:
         callback_list.set_params({"epochs": epochs, "steps": steps_per_epoch, "verbose": verbose,
                                   "do_validation": do_validation, "metrics": callback_metrics})
         self.stop_training = False
+        loss_watch = _LossWatch("fit_generator")
         callback_list.on_train_begin()
         generator = iter(generator)
         batch_size = None
@@ -714,6 +736,7 @@ class Sequential:
                 callback_list.on_batch_begin(step, batch_logs)
                 with self._turns:
                     outs = self._train_step(xb, yb, wb)
+                loss_watch.check(outs[0], epoch, step)
                 for label, value in zip(out_labels, outs):
                     batch_logs[label] = value
                 callback_list.on_batch_end(step, batch_logs)

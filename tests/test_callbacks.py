@@ -1,12 +1,14 @@
-"""Callbacks (EarlyStopping's Keras-2.0.8 patience, History, ModelCheckpoint, LambdaCallback)
-and the Progbar text."""
+"""Callbacks (EarlyStopping's Keras-2.0.8 patience, History, ModelCheckpoint, LambdaCallback,
+TerminateOnNaN), fit's warning on a non-finite loss, and the Progbar text."""
 import io
 import os
+import re
+import warnings
 
 import numpy as np
 import pytest
 
-from bnpy.callbacks import Callback, EarlyStopping, LambdaCallback, ModelCheckpoint
+from bnpy.callbacks import Callback, EarlyStopping, LambdaCallback, ModelCheckpoint, TerminateOnNaN
 from bnpy.layers import Activation, Dense
 from bnpy.models import Sequential, load_model
 from bnpy.utils.generic_utils import Progbar
@@ -198,3 +200,87 @@ def test_progbar_close_ends_a_partial_bar():
     assert out.getvalue().endswith("] - ETA: 0s\n")
     bar.close()  # nothing more to end
     assert out.getvalue().count("\n") == 1
+
+
+# ---- NaN losses: TerminateOnNaN and fit's warning ------------------------------------------------
+
+def _nan_data():
+    """40 samples of 2 balanced classes; sample 0 holds a NaN, so the loss of the first batch is NaN
+    and SGD spreads NaN into every weight."""
+    x = np.random.default_rng(5).standard_normal((40, 4)).astype(np.float32)
+    x[0, 0] = np.nan
+    return x, np.eye(2, dtype=np.float32)[np.arange(40) % 2]
+
+
+def _softmax_model():
+    np.random.seed(2)
+    model = Sequential([Dense(2, activation="softmax", input_shape=(4,))])
+    model.compile(loss="categorical_crossentropy", optimizer="sgd", metrics=["acc"])
+    return model
+
+
+def test_terminate_on_nan_stops_fit_after_the_first_batch_with_an_invalid_loss(capsys):
+    x, y = _nan_data()
+    batches = []
+    model = _softmax_model()
+    with pytest.warns(RuntimeWarning):
+        history = model.fit(x, y, batch_size=10, epochs=3, verbose=0, shuffle=False,
+                            callbacks=[TerminateOnNaN(), LambdaCallback(
+                                on_batch_end=lambda batch, logs: batches.append(batch))])
+    assert "Batch 0: Invalid loss, terminating training" in capsys.readouterr().out
+    assert batches == [0] and history.epoch == [0] and np.isnan(history.history["loss"][0])
+    terminate = TerminateOnNaN()
+    terminate.set_model(model)
+    model.stop_training = False
+    for loss in (1.5, None):
+        terminate.on_batch_end(3, {"loss": loss} if loss is not None else {})
+        assert not model.stop_training
+    terminate.on_batch_end(4, {"loss": np.inf})
+    assert model.stop_training and "Batch 4: Invalid loss" in capsys.readouterr().out
+
+
+def _fit_generator(model, x, y, **kwargs):
+    def batches():
+        while True:
+            for start in range(0, len(x), 10):
+                yield x[start:start + 10], y[start:start + 10]
+
+    return model.fit_generator(batches(), steps_per_epoch=4, **kwargs)
+
+
+@pytest.mark.parametrize("method", ["fit", "fit_generator"])
+def test_fit_warns_once_when_the_loss_becomes_non_finite(method):
+    x, y = _nan_data()
+    model = _softmax_model()
+    train = (lambda **kw: model.fit(x, y, batch_size=10, shuffle=False, **kw)) if method == "fit" \
+        else (lambda **kw: _fit_generator(model, x, y, **kw))
+    with pytest.warns(RuntimeWarning) as record:
+        history = train(epochs=2, verbose=0)
+    assert len(record) == 1, [str(w.message) for w in record]  # 8 NaN batches, one warning
+    assert re.match(r"Sequential\.{}: the loss is nan at epoch 0, batch 0; .*TerminateOnNaN"
+                    .format(method), str(record[0].message))
+    assert record[0].filename == __file__  # points at the caller's line
+    assert np.isnan(history.history["loss"]).all()
+    with pytest.warns(RuntimeWarning):  # once per call: the next call warns again
+        train(epochs=1, verbose=0)
+    finite = _softmax_model()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        finite.fit(x[1:], y[1:], batch_size=10, epochs=2, verbose=0)
+
+
+def test_accuracy_of_all_nan_outputs_counts_them_as_class_0_as_keras_does():
+    """NumPy's argmax of an all-NaN row is 0, as TensorFlow's (Keras's backend): accuracy is then
+    the share of class 0 in the targets, 0.5 on balanced classes. Not a bnpy bug; fit's warning
+    is what tells the user."""
+    from bnpy import metrics
+
+    y = np.eye(2, dtype=np.float32)[np.arange(40) % 2]
+    outputs = np.full((40, 2), np.nan, dtype=np.float32)
+    np.testing.assert_array_equal(metrics.categorical_accuracy(y, outputs), y[:, 0])
+    x, _ = _nan_data()
+    model = _softmax_model()
+    with pytest.warns(RuntimeWarning):
+        model.fit(x, y, batch_size=10, epochs=1, verbose=0, shuffle=False)
+    assert np.isnan(model.predict(x)).all()
+    assert model.evaluate(x, y, verbose=0)[1] == 0.5
