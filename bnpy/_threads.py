@@ -9,10 +9,13 @@ benchmarks/bench_oversubscription.py on the 2-core machine (see docs/reliability
 epoch of the article's model took about 4x the CPU time with both pools at 2 threads as with the
 BLAS pool at 1, and was correspondingly slower whenever the machine had other work.
 
-:func:`fit_threads` caps the BLAS pool (through threadpoolctl, when it is installed: NumPy is
-bnpy's only required dependency) while bnpy's kernels run on more than one thread, and restores
-it afterwards. ``BNPY_FIT_BLAS_THREADS`` overrides the cap: a number of threads, or ``0`` to leave
-the BLAS pool alone.
+:func:`fit_threads` caps the BLAS pool (through threadpoolctl, a dependency of bnpy; without it,
+in a broken install, the pools keep their defaults) while bnpy's kernels run on more than one
+thread, and restores it afterwards; overlapping calls in several threads share the cap.
+``BNPY_FIT_BLAS_THREADS`` overrides the cap: a number of threads, or ``0`` to leave the BLAS pool
+alone.
+
+:class:`TurnLock` is the per-model lock that lets one model be used from several threads.
 """
 import collections
 import contextlib
@@ -47,7 +50,7 @@ def _blas_controller():
     if _controller is None:
         try:
             from threadpoolctl import ThreadpoolController
-        except ImportError:  # optional: without it, the pools keep their defaults
+        except ImportError:  # a dependency, but fit must not fail without it: pools keep defaults
             _controller = False
         else:
             _controller = ThreadpoolController()
@@ -70,7 +73,7 @@ def _per_thread(lib):
 
 
 def _set_shared(lib, threads):
-    """Set a process-wide pool from whichever thread holds the cap. threadpoolctl >= 3.6 lets
+    """Set a process-wide pool from whichever thread holds the cap. Recent threadpoolctl lets
     only one "controlling" Python thread change an OpenBLAS pool and silently ignores the others:
     bnpy serialises its own changes (_cap_lock), so it takes control for the call and gives it
     back."""

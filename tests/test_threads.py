@@ -365,3 +365,11 @@ def test_more_threads_than_processors_cannot_end_the_process(tmp_path):
                          env=env, cwd=str(tmp_path))
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.split() == ["4096", "True"]
+
+
+def test_threadpoolctl_is_a_dependency_of_the_installed_package():
+    """Without it the BLAS cap is silently skipped and both thread pools spin on the same cores."""
+    from importlib.metadata import requires
+
+    unconditional = [r for r in requires("bnpy") or [] if ";" not in r]  # not an extra's
+    assert any(r.replace(" ", "").startswith("threadpoolctl") for r in unconditional), unconditional
