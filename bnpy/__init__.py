@@ -4,8 +4,22 @@ The C kernels live in the extension module ``bnpy._core``; use them through :mod
 The framework mirrors Keras 2.0's modules (``bnpy.models``, ``bnpy.layers``, ``bnpy.optimizers``,
 ...), so a Keras 2.0 script runs with ``keras`` replaced by ``bnpy``.
 """
+import os
+
 __version__ = "0.1.0"
 
+# How long libgomp's idle workers spin before they sleep (GOMP_SPINCOUNT, in spins of roughly
+# 10 ns). libgomp's default, 300,000 (~3 ms), makes a team wait for a teammate whose core another
+# process took: spinning, at the pace of the descheduled thread. A short spin keeps quiet-machine
+# speed and gives the core back under contention (benchmarks/bench_contention.py, figures in
+# docs/reliability.md). libgomp reads the variable once, when bnpy._core loads it, so it is set
+# for that moment only, and only when the user set neither it nor OMP_WAIT_POLICY; a libgomp that
+# another module loaded earlier keeps its own settings.
+_SPINCOUNT = "3000"
+_OMP_POLICY_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+_set_spincount = not any(name in os.environ for name in _OMP_POLICY_VARIABLES)
+if _set_spincount:
+    os.environ["GOMP_SPINCOUNT"] = _SPINCOUNT
 try:
     from . import _core
 except ImportError as exc:  # no silent pure-Python fallback: the kernels are the point
@@ -14,6 +28,9 @@ except ImportError as exc:  # no silent pure-Python fallback: the kernels are th
         "`pip install .` from the source tree (a C compiler and the Python headers are needed), "
         "or build it in place with `python setup.py build_ext --inplace`.".format(exc)
     ) from exc
+finally:
+    if _set_spincount:  # child processes and OpenMP runtimes loaded later keep their defaults
+        del os.environ["GOMP_SPINCOUNT"]
 
 
 def set_num_threads(n):

@@ -10,6 +10,7 @@ concurrency test in test_batchnorm_boundary.py.
 """
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -373,3 +374,36 @@ def test_threadpoolctl_is_a_dependency_of_the_installed_package():
 
     unconditional = [r for r in requires("bnpy") or [] if ";" not in r]  # not an extra's
     assert any(r.replace(" ", "").startswith("threadpoolctl") for r in unconditional), unconditional
+
+
+_SPIN_SCRIPT = r"""
+import os, sys
+import bnpy
+print(os.environ.get("GOMP_SPINCOUNT"), bnpy._SPINCOUNT)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not _core.HAVE_OPENMP,
+                    reason="libgomp (GCC's OpenMP) on Linux")
+@pytest.mark.parametrize("user_setting, expected", [
+    ({}, None),  # None: bnpy's own count
+    ({"GOMP_SPINCOUNT": "12345"}, "12345"),
+    ({"OMP_WAIT_POLICY": "active"}, "30000000000"),  # libgomp's count for active
+    ({"OMP_WAIT_POLICY": "passive"}, "0"),
+])
+def test_libgomp_gets_bnpys_spin_count_unless_the_user_chose_a_wait_policy(tmp_path, user_setting, expected):
+    """libgomp prints the settings it read at load with OMP_DISPLAY_ENV=verbose: bnpy's short spin
+    count takes effect, a user's own choice wins, and the variable is gone from the environment
+    once bnpy is imported (child processes keep libgomp's default)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    env.update(user_setting, OMP_DISPLAY_ENV="verbose",
+               PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(bnpy.__file__))] + sys.path))
+    run = subprocess.run([sys.executable, "-c", _SPIN_SCRIPT], capture_output=True, text=True, timeout=300,
+                         env=env, cwd=str(tmp_path))
+    assert run.returncode == 0, run.stderr[-2000:]
+    counts = set(re.findall(r"GOMP_SPINCOUNT = '(\d+)'", run.stderr))
+    if not counts:
+        pytest.skip("the OpenMP runtime is not libgomp: {}".format(run.stderr[-300:]))
+    left_in_environment, bnpy_count = run.stdout.split()
+    assert counts == {expected or bnpy_count}
+    assert left_in_environment == user_setting.get("GOMP_SPINCOUNT", "None")
