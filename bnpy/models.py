@@ -90,7 +90,8 @@ class _LossWatch:
     def check(self, loss, epoch, batch):
         if not self.warned and not np.isfinite(loss):
             self.warned = True
-            # stacklevel 5: this method, the loop, the method, _compute_method, the user's call
+            # stacklevel 5, the user's call: fit's frames are _fit_loop, fit and _compute_method's
+            # wrapper; fit_generator's are fit_generator, that wrapper and the Keras-1 arguments'.
             warnings.warn("Sequential.{}: the loss is {} at epoch {}, batch {}; the weights are "
                           "probably not finite any more. Lower the learning rate, check the data "
                           "for NaN/Inf, or stop training with bnpy.callbacks.TerminateOnNaN()."
