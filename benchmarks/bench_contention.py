@@ -130,6 +130,7 @@ def main():
     parser.add_argument("--samples", type=int, default=320, help="samples per epoch (batch 32)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--quiet-only", action="store_true", help="skip the busy process (quick quiet check)")
     args = parser.parse_args()
     contestants = [Contestant(name, "bnpy", env, args.samples, args.threads) for name, env in CANDIDATES]
     try:
@@ -147,6 +148,9 @@ def main():
             order = contestants[round_index % len(contestants):] + contestants[:round_index % len(contestants)]
             for contestant in order:
                 quiet[contestant.name].append(contestant.time(args.calls))
+                if args.quiet_only:
+                    busy[contestant.name].append(float("nan"))
+                    continue
                 competitor = busy_process()
                 try:
                     busy[contestant.name].append(contestant.time(args.calls))
