@@ -1,4 +1,6 @@
 """Batch Normalization layer (Ioffe & Szegedy 2015) with Keras 2.0's semantics, on bnpy's C core."""
+import contextlib
+
 import numpy as np
 
 from .. import constraints, initializers, ops, regularizers
@@ -205,7 +207,8 @@ def compute_population_statistics(model, x, batch_size=32):
     layers = [layer for layer in model.layers
               if isinstance(layer, BatchNormalization) and layer.trainable]
     sums = {layer.name: [0.0, 0.0, 0, 0] for layer in layers}  # Σm·μ, Σm·s², Σm (mean), Σm (var)
-    with _threads.fit_threads(), _memory.array_cache():
+    # the model's lock (Sequential._turns, re-entrant): a fit in another thread finishes its step
+    with _threads.fit_threads(), _memory.array_cache(), _model_lock(model):
         try:
             for start in range(0, len(x), batch_size):
                 out = x[start:start + batch_size]
@@ -238,19 +241,26 @@ def set_population_statistics(model, x, batch_size=32):
     """Replace every trainable BN layer's moving mean and variance by its population statistics
     over ``x`` (see compute_population_statistics); returns the previous ones,
     ``{layer name: (moving_mean, moving_variance)}`` (copies), for restore_moving_statistics."""
-    statistics = compute_population_statistics(model, x, batch_size)
-    previous = {}
-    for layer in model.layers:
-        if layer.name in statistics:
-            previous[layer.name] = (layer.moving_mean.copy(), layer.moving_variance.copy())
-            mean, var = statistics[layer.name]
-            layer.moving_mean[...] = mean
-            layer.moving_variance[...] = var
+    with _model_lock(model):
+        statistics = compute_population_statistics(model, x, batch_size)
+        previous = {}
+        for layer in model.layers:
+            if layer.name in statistics:
+                previous[layer.name] = (layer.moving_mean.copy(), layer.moving_variance.copy())
+                mean, var = statistics[layer.name]
+                layer.moving_mean[...] = mean
+                layer.moving_variance[...] = var
     return previous
 
 
 def restore_moving_statistics(model, previous):
     """Put back the moving statistics that set_population_statistics returned (bit for bit)."""
-    for layer in model.layers:
-        if layer.name in previous:
-            layer.moving_mean[...], layer.moving_variance[...] = previous[layer.name]
+    with _model_lock(model):
+        for layer in model.layers:
+            if layer.name in previous:
+                layer.moving_mean[...], layer.moving_variance[...] = previous[layer.name]
+
+
+def _model_lock(model):
+    """The lock a Sequential's compute methods take turns on; none for other layer stacks."""
+    return getattr(model, "_turns", None) or contextlib.nullcontext()
