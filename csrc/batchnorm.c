@@ -314,7 +314,8 @@ static void bn_merge_chunk_stats(double *mean, double *var, const double *chunk_
     }
     for (ptrdiff_t c = 0; c < C; c++) {
         double v = n_a > 0.0 ? var[c] / n_a : 0.0;
-        var[c] = v > 0.0 ? v : 0.0; /* rounding can leave M2 a hair below zero */
+        /* rounding can leave M2 a hair below zero; a NaN (from a NaN or Inf in the channel) stays */
+        var[c] = v < 0.0 ? 0.0 : v;
     }
 }
 
