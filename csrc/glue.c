@@ -3,36 +3,48 @@
 
 int bnpy_float_typenum(PyObject *obj, const char *func, const char *arg)
 {
-    int typenum;
-    if (PyArray_Check(obj)) {
-        typenum = PyArray_TYPE((PyArrayObject *)obj);
-    } else {
-        PyArrayObject *tmp = (PyArrayObject *)PyArray_FROM_O(obj);
+    PyArrayObject *tmp = NULL;
+    if (!PyArray_Check(obj)) {
+        tmp = (PyArrayObject *)PyArray_FROM_O(obj);
         if (tmp == NULL) {
             PyErr_Clear();
             PyErr_Format(PyExc_TypeError, "%s: %s must be a float32 or float64 array, got %.200s",
                          func, arg, Py_TYPE(obj)->tp_name);
             return -1;
         }
-        typenum = PyArray_TYPE(tmp);
-        Py_DECREF(tmp);
     }
-    if (typenum == NPY_FLOAT || typenum == NPY_DOUBLE)
-        return typenum;
-    {
-        PyArray_Descr *d = PyArray_DescrFromType(typenum);
-        PyObject *name = d ? PyObject_Str((PyObject *)d) : NULL;
-        Py_XDECREF(d);
+    PyArrayObject *a = tmp != NULL ? tmp : (PyArrayObject *)obj;
+    int typenum = PyArray_TYPE(a);
+    if (typenum != NPY_FLOAT && typenum != NPY_DOUBLE) {
+        /* the array's own descriptor, so a string names its length ("<U3"), not "<U0" */
+        PyObject *name = PyObject_Str((PyObject *)PyArray_DESCR(a));
         if (name == NULL) {
             PyErr_Clear();
             PyErr_Format(PyExc_TypeError, "%s: %s must be float32 or float64, got %.200s", func, arg,
                          PyArray_Check(obj) ? "an unsupported dtype" : Py_TYPE(obj)->tp_name);
-            return -1;
+        } else {
+            PyErr_Format(PyExc_TypeError, "%s: %s must be float32 or float64, got %U", func, arg, name);
+            Py_DECREF(name);
         }
-        PyErr_Format(PyExc_TypeError, "%s: %s must be float32 or float64, got %U", func, arg, name);
-        Py_DECREF(name);
+        typenum = -1;
     }
-    return -1;
+    Py_XDECREF(tmp);
+    return typenum;
+}
+
+/* Whether obj brings a dtype of its own: an ndarray or a NumPy scalar (a list or a Python float
+ * takes the dtype of the call). */
+static int has_own_dtype(PyObject *obj)
+{
+    return PyArray_Check(obj) || PyArray_IsScalar(obj, Generic);
+}
+
+int bnpy_call_typenum(PyObject *const *objs, const char *const *args, int n, const char *func)
+{
+    for (int i = 0; i < n; i++)
+        if (objs[i] != Py_None && has_own_dtype(objs[i]))
+            return bnpy_float_typenum(objs[i], func, args[i]);
+    return bnpy_float_typenum(objs[0], func, args[0]);
 }
 
 static const char *float_name(int typenum)
@@ -45,6 +57,8 @@ PyArrayObject *bnpy_input_array(PyObject *obj, int typenum, const char *func, co
     int have = bnpy_float_typenum(obj, func, arg);
     if (have < 0)
         return NULL;
+    if (typenum >= 0 && have != typenum && !has_own_dtype(obj)) /* a list takes the call's dtype */
+        return (PyArrayObject *)PyArray_FROM_OTF(obj, typenum, NPY_ARRAY_IN_ARRAY | NPY_ARRAY_FORCECAST);
     if (typenum >= 0 && have != typenum) {
         PyErr_Format(PyExc_TypeError, "%s: %s must be %s like the other arrays, got %s", func, arg,
                      float_name(typenum), float_name(have));

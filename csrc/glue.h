@@ -31,10 +31,17 @@ extern PyMethodDef bnpy_memory_methods[];
  * <dtype>" and -1. */
 int bnpy_float_typenum(PyObject *obj, const char *func, const char *arg);
 
+/* The float type number of a call whose float array arguments are objs[0..n) (named args[i]):
+ * that of the first one with a dtype of its own (an ndarray or a NumPy scalar; None is skipped),
+ * so that a Python list, which has none, takes it and a wrong argument is blamed by its own name;
+ * if none has one, that of objs[0] as NumPy converts it. -1 with TypeError as bnpy_float_typenum. */
+int bnpy_call_typenum(PyObject *const *objs, const char *const *args, int n, const char *func);
+
 /* A read-only input: obj as a C-contiguous, aligned, native-endian array of typenum (copied only
  * when needed). typenum < 0 takes the dtype from obj (which must be float32/float64). The dtype
  * must match exactly: a float64 array given where float32 is needed is a TypeError, never a
- * silent cast. Returns a new reference, or NULL with TypeError/ValueError set. */
+ * silent cast (an object without a dtype of its own, a list of floats, is converted to typenum).
+ * Returns a new reference, or NULL with TypeError/ValueError set. */
 PyArrayObject *bnpy_input_array(PyObject *obj, int typenum, const char *func, const char *arg);
 
 /* An array updated in place (running statistics, parameters): must already be an ndarray of

@@ -174,9 +174,11 @@ static PyObject *batch_norm_forward(PyObject *module, PyObject *const *args, Py_
     double epsilon;
     npy_intp outer, channels, inner;
 
-    if (check_nargs(nargs, 6, func) < 0 || (x = main_input(args[0], -1, func, "x")) == NULL)
+    static const char *const arrays[] = {"x", "gamma", "beta"};
+    int typenum;
+    if (check_nargs(nargs, 6, func) < 0 || (typenum = bnpy_call_typenum(args, arrays, 3, func)) < 0 ||
+        (x = main_input(args[0], typenum, func, "x")) == NULL)
         goto fail;
-    int typenum = PyArray_TYPE(x);
     if (parse_axis(args[3], PyArray_NDIM(x), func, &axis) < 0)
         goto fail;
     split_at_axis(x, axis, &outer, &channels, &inner);
@@ -237,9 +239,11 @@ static PyObject *batch_norm_inference(PyObject *module, PyObject *const *args, P
     double epsilon;
     npy_intp outer, channels, inner;
 
-    if (check_nargs(nargs, 8, func) < 0 || (x = main_input(args[0], -1, func, "x")) == NULL)
+    static const char *const arrays[] = {"x", "gamma", "beta", "mean", "var"};
+    int typenum;
+    if (check_nargs(nargs, 8, func) < 0 || (typenum = bnpy_call_typenum(args, arrays, 5, func)) < 0 ||
+        (x = main_input(args[0], typenum, func, "x")) == NULL)
         goto fail;
-    int typenum = PyArray_TYPE(x);
     if (parse_axis(args[5], PyArray_NDIM(x), func, &axis) < 0)
         goto fail;
     split_at_axis(x, axis, &outer, &channels, &inner);
@@ -301,9 +305,11 @@ static PyObject *backward_common(PyObject *const *args, Py_ssize_t nargs, const 
     double epsilon;
     npy_intp outer, channels, inner;
 
-    if (check_nargs(nargs, 8, func) < 0 || (dy = main_input(args[0], -1, func, "dy")) == NULL)
+    static const char *const arrays[] = {"dy", "x", "gamma", "mean", "var"};
+    int typenum;
+    if (check_nargs(nargs, 8, func) < 0 || (typenum = bnpy_call_typenum(args, arrays, 5, func)) < 0 ||
+        (dy = main_input(args[0], typenum, func, "dy")) == NULL)
         goto fail;
-    int typenum = PyArray_TYPE(dy);
     if ((x = main_input(args[1], typenum, func, "x")) == NULL)
         goto fail;
     if (!PyArray_SAMESHAPE(x, dy)) {
