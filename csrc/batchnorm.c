@@ -1006,6 +1006,27 @@ static void F(bn_pivots)(double *pivot, const T *x, const bn_plan *p)
     }
 }
 
+/* NaN in a channel's coefficients (a NaN or Inf among its values, or NaN statistics or
+ * parameters given) makes every output of that channel NaN; but which NaN comes out of an
+ * operation on two NaNs depends on the order of its operands, which differs between the vector
+ * and the scalar loops (chosen by the output's alignment). Such channels are therefore written
+ * over with one quiet NaN, so the result does not depend on memory layout. Any of the coefficient
+ * arrays may be NULL. */
+static void F(bn_fill_nan_channels)(T *out, const double *a, const double *b, const double *pivot,
+                                    const double *center, const double *shift, const bn_plan *p)
+{
+    ptrdiff_t C = p->channels, L = p->inner;
+    for (ptrdiff_t c = 0; c < C; c++) {
+        if (!((a != NULL && isnan(a[c])) || (b != NULL && isnan(b[c])) ||
+              (pivot != NULL && isnan(pivot[c])) || (center != NULL && isnan(center[c])) ||
+              (shift != NULL && isnan(shift[c]))))
+            continue;
+        for (ptrdiff_t r = 0; r < p->outer; r++)
+            for (ptrdiff_t i = 0; i < L; i++)
+                out[(r * C + c) * L + i] = (T)NAN;
+    }
+}
+
 /* ---- the kernels of kernels.h ------------------------------------------------------------ */
 
 int F(bnpy_bn_forward)(T *y, T *mean, T *var, const T *x, const T *gamma, const T *beta,
@@ -1037,6 +1058,7 @@ int F(bnpy_bn_forward)(T *y, T *mean, T *var, const T *x, const T *gamma, const 
         shift[c] = beta != NULL ? (double)beta[c] : 0.0;
     }
     F(bn_affine)(y, NULL, x, NULL, scale, pivot, centered_mean, shift, coef, &p);
+    F(bn_fill_nan_channels)(y, NULL, scale, pivot, centered_mean, shift, &p);
     for (ptrdiff_t c = 0; c < C; c++) {
         mean[c] = (T)(pivot[c] + centered_mean[c]);
         var[c] = (T)var_d[c];
@@ -1066,6 +1088,7 @@ int F(bnpy_bn_inference)(T *y, const T *x, const T *gamma, const T *beta, const 
         shift[c] = beta != NULL ? (double)beta[c] : 0.0;
     }
     F(bn_affine)(y, NULL, x, NULL, scale, NULL, mean_d, shift, coef, &p);
+    F(bn_fill_nan_channels)(y, NULL, scale, NULL, mean_d, shift, &p);
     bn_scratch_free(scratch, stack_buffer);
     return 0;
 }
@@ -1107,8 +1130,10 @@ int F(bnpy_bn_backward)(T *dx, T *dgamma, T *dbeta, const T *dy, const T *x, con
         b[c] = -g * s * s * s * sum_dyxc[c] * inv_m;
         shift[c] = sum_dy[c] * inv_m; /* the mean of dy */
     }
-    if (m > 0)
+    if (m > 0) {
         F(bn_affine)(dx, dy, x, a, b, NULL, mean_d, shift, coef, &p);
+        F(bn_fill_nan_channels)(dx, a, b, NULL, mean_d, shift, &p);
+    }
     for (ptrdiff_t c = 0; c < C; c++) {
         dgamma[c] = (T)(sum_dyxc[c] * bn_invstd((double)var[c], epsilon));
         dbeta[c] = (T)sum_dy[c];
@@ -1140,6 +1165,7 @@ int F(bnpy_bn_inference_backward)(T *dx, T *dgamma, T *dbeta, const T *dy, const
     if (m > 0) {
         /* One pass: the sums for dγ, dβ and dx = γ/√(var + ε)·dy. */
         F(bn_chunk_grad_sums)(chunk_dy, chunk_dyxc, dx, dy, x, mean_d, scale, &p);
+        F(bn_fill_nan_channels)(dx, NULL, scale, NULL, NULL, NULL, &p);
         bn_merge_chunk_sums(sum_dy, chunk_dy, &p);
         bn_merge_chunk_sums(sum_dyxc, chunk_dyxc, &p);
     } else {
