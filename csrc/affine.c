@@ -210,12 +210,12 @@ static inline void linear_neighbours(double mapped, ptrdiff_t len, int fill_mode
                                                                                                      \
     void bnpy_affine_warp_##SUFFIX(T *out, const T *images, const double *matrices, ptrdiff_t n,     \
                                    ptrdiff_t height, ptrdiff_t width, ptrdiff_t channels,            \
-                                   ptrdiff_t matrix_rows, int channels_last, int order,              \
+                                   ptrdiff_t matrix_rows, int channels_first, int order,              \
                                    int fill_mode, double cval)                                       \
     {                                                                                                \
         const ptrdiff_t image_size = height * width * channels;                                      \
-        const ptrdiff_t channel_stride = channels_last ? 1 : height * width;                         \
-        const ptrdiff_t col_stride = channels_last ? channels : 1;                                   \
+        const ptrdiff_t channel_stride = channels_first ? height * width : 1;                         \
+        const ptrdiff_t col_stride = channels_first ? 1 : channels;                                   \
         const ptrdiff_t row_stride = width * col_stride;                                             \
         const T fill = (T)cval;                                                                      \
         const ptrdiff_t total_rows = n * height;                                                     \

@@ -98,16 +98,10 @@ static int check_shape(PyArrayObject *a, int ndim, const npy_intp *dims, const c
             PyList_SET_ITEM(want, i, v);
         }
     }
-    if (want != NULL) {
-        got = PyList_New(PyArray_NDIM(a));
-        for (int i = 0; got != NULL && i < PyArray_NDIM(a); i++) {
-            PyObject *v = PyLong_FromSsize_t(PyArray_DIM(a, i));
-            if (v == NULL) {
-                Py_CLEAR(got);
-                break;
-            }
-            PyList_SET_ITEM(got, i, v);
-        }
+    PyObject *got_tuple = want != NULL ? bnpy_shape_tuple(a) : NULL;
+    if (got_tuple != NULL) {
+        got = PySequence_List(got_tuple);
+        Py_DECREF(got_tuple);
     }
     if (want != NULL && got != NULL)
         PyErr_Format(PyExc_ValueError, "%s: %s must have shape %R, got shape %R", func, arg, want, got);
@@ -186,12 +180,70 @@ int bnpy_may_overlap(PyArrayObject *a, PyArrayObject *b)
     return lo[0] < hi[1] && lo[1] < hi[0];
 }
 
-int bnpy_normalize_axis(int axis, int ndim, const char *func)
+int bnpy_check_overlap(PyArrayObject *out, PyArrayObject *in, int same_ok, const char *func,
+                       const char *out_name, const char *in_name)
 {
-    if (axis < -ndim || axis >= ndim) {
-        PyErr_Format(PyExc_ValueError, "%s: axis %d is out of range for an array of rank %d", func,
-                     axis, ndim);
+    if (out == NULL || in == NULL || !bnpy_may_overlap(out, in))
+        return 0;
+    if (same_ok && PyArray_DATA(out) == PyArray_DATA(in) && PyArray_SIZE(out) == PyArray_SIZE(in) &&
+        PyArray_IS_C_CONTIGUOUS(out) && PyArray_IS_C_CONTIGUOUS(in))
+        return 0;
+    PyErr_Format(PyExc_ValueError, "%s: %s must not overlap %s%s", func, out_name, in_name,
+                 same_ok ? " (it may be the very same array, for an in-place update)" : "");
+    return -1;
+}
+
+PyObject *bnpy_shape_tuple(PyArrayObject *a)
+{
+    return PyArray_IntTupleFromIntp(PyArray_NDIM(a), PyArray_DIMS(a));
+}
+
+int bnpy_check_nargs(Py_ssize_t nargs, Py_ssize_t min, Py_ssize_t max, const char *func)
+{
+    if (nargs >= min && nargs <= max)
+        return 0;
+    if (min == max)
+        PyErr_Format(PyExc_TypeError, "%s expected %zd positional arguments, got %zd", func, min,
+                     nargs);
+    else
+        PyErr_Format(PyExc_TypeError, "%s expected %zd to %zd positional arguments, got %zd", func,
+                     min, max, nargs);
+    return -1;
+}
+
+int bnpy_parse_ssize(PyObject *obj, const char *func, const char *arg, Py_ssize_t *out)
+{
+    if (PyBool_Check(obj) || !PyIndex_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s: %s must be an int, got %.200s", func, arg,
+                     Py_TYPE(obj)->tp_name);
         return -1;
     }
-    return axis < 0 ? axis + ndim : axis;
+    Py_ssize_t v = PyNumber_AsSsize_t(obj, PyExc_OverflowError);
+    if (v == -1 && PyErr_Occurred()) {
+        int overflow = PyErr_ExceptionMatches(PyExc_OverflowError);
+        if (overflow || PyErr_ExceptionMatches(PyExc_TypeError)) {
+            PyErr_Clear();
+            if (overflow)
+                PyErr_Format(PyExc_ValueError, "%s: %s is too large, got %R", func, arg, obj);
+            else /* an index-like object that is no integer scalar (an array) */
+                PyErr_Format(PyExc_TypeError, "%s: %s must be an int, got %.200s", func, arg,
+                             Py_TYPE(obj)->tp_name);
+        }
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int bnpy_parse_flag(PyObject *obj, const char *func, const char *arg, int *out)
+{
+    int v = PyObject_IsTrue(obj);
+    if (v < 0) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s: %s must be true or false, got %.200s", func, arg,
+                     Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    *out = v;
+    return 0;
 }

@@ -212,7 +212,7 @@ enum bnpy_fill_mode {
  * the input at the output->input map
  *     r = m[0]*row + m[1]*col + m[2],   c = m[3]*row + m[4]*col + m[5]
  * (scipy.ndimage.affine_transform's convention: matrix m[0..1, 0..1], offset m[0..1, 2]).
- *   out       (n, height, width, channels) if channels_last else (n, channels, height, width)
+ *   out       (n, channels, height, width) if channels_first else (n, height, width, channels)
  *   images    same shape as out; must not overlap out
  *   matrices  (n, matrix_rows, 3) row-major, matrix_rows 2 or 3 (a 3rd homogeneous row is ignored)
  *   order     0: nearest, the pixel at floor(r + 0.5), floor(c + 0.5) (scipy's order=0; ties round
@@ -222,9 +222,9 @@ enum bnpy_fill_mode {
  * Threads: OpenMP over (image, output row); results do not depend on the thread count. */
 void bnpy_affine_warp_f32(float *out, const float *images, const double *matrices, ptrdiff_t n,
                           ptrdiff_t height, ptrdiff_t width, ptrdiff_t channels, ptrdiff_t matrix_rows,
-                          int channels_last, int order, int fill_mode, double cval);
+                          int channels_first, int order, int fill_mode, double cval);
 void bnpy_affine_warp_f64(double *out, const double *images, const double *matrices, ptrdiff_t n,
                           ptrdiff_t height, ptrdiff_t width, ptrdiff_t channels, ptrdiff_t matrix_rows,
-                          int channels_last, int order, int fill_mode, double cval);
+                          int channels_first, int order, int fill_mode, double cval);
 
 #endif /* BNPY_KERNELS_H */
