@@ -18,6 +18,7 @@
 #include <math.h>
 
 #include "kernels.h"
+#include "simd.h"
 
 /* Map one continuous coordinate x on an axis of `len` pixels into the range the fill mode reads:
  * the result lies in [-1, len] (constant and nearest: x itself or the clamped edge). These are
@@ -104,14 +105,6 @@ static inline int axis_position(double x, ptrdiff_t len, int fill_mode, double *
     *mapped = x;
     return 1;
 }
-
-#if defined(__GNUC__) || defined(__clang__)
-#define BNPY_ALWAYS_INLINE static inline __attribute__((always_inline))
-#elif defined(_MSC_VER)
-#define BNPY_ALWAYS_INLINE static __forceinline
-#else
-#define BNPY_ALWAYS_INLINE static inline
-#endif
 
 /* floor(y) as an index, exact, for |y| < 2^62 (libm's floor is a call without SSE4.1). */
 static inline ptrdiff_t floor_index(double y)

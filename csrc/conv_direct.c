@@ -20,29 +20,15 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "parallel.h"
 
-#define DIRECT_PRAGMA(x) _Pragma(#x)
-#ifdef BNPY_OPENMP
-#define DIRECT_OMP_FOR(nt) DIRECT_PRAGMA(omp parallel for schedule(dynamic, 1) num_threads(nt))
-#define DIRECT_OMP_STATIC(nt) DIRECT_PRAGMA(omp parallel for schedule(static) num_threads(nt))
-#else /* serial build: the thread count is computed and unused */
-#define DIRECT_OMP_FOR(nt) (void)(nt);
-#define DIRECT_OMP_STATIC(nt) (void)(nt);
-#endif
-
-/* Threads for a loop touching `work` values: one below ~64K (a parallel region costs more than it
- * saves there, and on a busy machine waiting workers make tiny calls slow), else the setting. */
-static inline int threads_for(double work)
-{
-    return work < 65536.0 ? 1 : bnpy_get_num_threads();
-}
 
 void bnpy_pad_nhwc_f32(float *xpad, const float *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
                        ptrdiff_t pad_top, ptrdiff_t pad_bottom, ptrdiff_t pad_left, ptrdiff_t pad_right)
 {
     const ptrdiff_t Hp = H + pad_top + pad_bottom, Wp = W + pad_left + pad_right;
-    const int nt = threads_for((double)N * Hp * Wp * C);
-    DIRECT_OMP_STATIC(nt)
+    const int nt = bnpy_threads_for((double)N * Hp * Wp * C);
+    BNPY_OMP_FOR(nt)
     for (ptrdiff_t n = 0; n < N; n++) {
         float *dst = xpad + n * Hp * Wp * C;
         const float *src = x + n * H * W * C;
@@ -180,8 +166,8 @@ int bnpy_conv2d_direct_f32(float *y, const float *xpad, const float *kernel, con
     if (kpack == NULL)
         return -1;
     pack_kernel(kpack, kernel, taps, Cout);
-    const int nt = threads_for((double)N * out_h * out_w * Cout * taps);
-    DIRECT_OMP_FOR(nt)
+    const int nt = bnpy_threads_for((double)N * out_h * out_w * Cout * taps);
+    BNPY_OMP_FOR_DYNAMIC(nt)
     for (ptrdiff_t row = 0; row < N * out_h; row++) {
         const ptrdiff_t n = row / out_h, i = row % out_h;
         /* taps di whose input row i*sh + di is real: pad_top <= i*sh + di < pad_top + H */
@@ -280,7 +266,7 @@ int bnpy_conv2d_direct_dkernel_f32(float *dkernel, const float *xpad, const floa
     /* Images are handed out dynamically (a thread slowed by other processes does not hold the
      * others up); each image's float sums go to its own slot of a group buffer, and the slots are
      * added in double in image order: the result is the same for every thread count and run. */
-    const int nt = threads_for((double)N * out_h * out_w * Cout * taps);
+    const int nt = bnpy_threads_for((double)N * out_h * out_w * Cout * taps);
     const ptrdiff_t size = taps * Cout, group = N < 64 ? (N > 0 ? N : 1) : 64;
     double *total = calloc((size_t)size, sizeof(double));
     float *image_sums = malloc((size_t)(group * size) * sizeof(float));
@@ -313,7 +299,7 @@ int bnpy_conv2d_direct_dkernel_f32(float *dkernel, const float *xpad, const floa
     }
     for (ptrdiff_t g0 = 0; g0 < N; g0 += group) {
         const ptrdiff_t count = N - g0 < group ? N - g0 : group;
-        DIRECT_OMP_FOR(nt)
+        BNPY_OMP_FOR_DYNAMIC(nt)
         for (ptrdiff_t slot = 0; slot < count; slot++) {
             const ptrdiff_t n = g0 + slot;
             float *img = image_sums + slot * size;
@@ -349,8 +335,8 @@ int bnpy_conv2d_direct_dkernel_f32(float *dkernel, const float *xpad, const floa
             }
         }
         /* the group's image sums into the double total, in image order, split over elements */
-        const int nt_sum = threads_for((double)count * size);
-        DIRECT_OMP_STATIC(nt_sum)
+        const int nt_sum = bnpy_threads_for((double)count * size);
+        BNPY_OMP_FOR(nt_sum)
         for (ptrdiff_t k = 0; k < size; k++) {
             double s = total[k];
             for (ptrdiff_t slot = 0; slot < count; slot++)

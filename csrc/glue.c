@@ -1,6 +1,8 @@
 /* glue.c: helpers shared by the glue files (see glue.h). */
 #include "glue.h"
 
+#include <stdarg.h>
+
 int bnpy_float_typenum(PyObject *obj, const char *func, const char *arg)
 {
     PyArrayObject *tmp = NULL;
@@ -246,4 +248,15 @@ int bnpy_parse_flag(PyObject *obj, const char *func, const char *arg, int *out)
     }
     *out = v;
     return 0;
+}
+
+void bnpy_release(int n, ...)
+{
+    va_list objects;
+    va_start(objects, n);
+    for (int i = 0; i < n; i++) {
+        PyObject *obj = va_arg(objects, PyObject *);
+        Py_XDECREF(obj);
+    }
+    va_end(objects);
 }

@@ -67,6 +67,10 @@ int bnpy_check_overlap(PyArrayObject *out, PyArrayObject *in, int same_ok, const
 /* The shape of a as a tuple of ints, for error messages (new reference, or NULL). */
 PyObject *bnpy_shape_tuple(PyArrayObject *a);
 
+/* Py_XDECREF of each of the n arrays (or other objects) given, NULL ones skipped: a glue
+ * function's one exit path releases everything it holds with one call. */
+void bnpy_release(int n, ...);
+
 /* Every glue function takes its arguments positionally (METH_FASTCALL; bnpy.ops gives the
  * keywords and defaults): 0 if min <= nargs <= max, else TypeError and -1. */
 int bnpy_check_nargs(Py_ssize_t nargs, Py_ssize_t min, Py_ssize_t max, const char *func);

@@ -11,30 +11,16 @@
  * channels-first (N, C, H, W); argmax has y's shape. Work is split over images (backward: each
  * image is written by one thread, so the scattered additions never race).
  *
- * Compiled once, including itself twice: float (_f32) and double (_f64).
+ * Compiled once, including itself twice through twin.h: float (_f32) and double (_f64).
  */
-#ifndef BNPY_POOL_BODY
-#define BNPY_POOL_BODY
+#ifndef BNPY_TWIN_BODY
 
 #include <string.h>
 
 #include "kernels.h"
+#include "parallel.h"
+#include "simd.h"
 
-#define BNPY_POOL_PRAGMA(x) _Pragma(#x)
-#ifdef BNPY_OPENMP
-#define BNPY_POOL_OMP_FOR(nt) BNPY_POOL_PRAGMA(omp parallel for schedule(static) num_threads(nt))
-#define BNPY_POOL_OMP_FOR2(nt) BNPY_POOL_PRAGMA(omp parallel for collapse(2) schedule(static) num_threads(nt))
-#else /* serial build: the thread count is computed and unused */
-#define BNPY_POOL_OMP_FOR(nt) (void)(nt);
-#define BNPY_POOL_OMP_FOR2(nt) (void)(nt);
-#endif
-
-/* Threads for a loop touching `work` values: one below ~64K (a parallel region costs more than it
- * saves there, and on a busy machine waiting workers make tiny calls slow), else the setting. */
-static inline int threads_for(double work)
-{
-    return work < 65536.0 ? 1 : bnpy_get_num_threads();
-}
 
 /* The real rows [*lo, *hi) of window index i along one axis. */
 static inline void window_range(ptrdiff_t i, ptrdiff_t stride, ptrdiff_t pad, ptrdiff_t size,
@@ -45,27 +31,92 @@ static inline void window_range(ptrdiff_t i, ptrdiff_t stride, ptrdiff_t pad, pt
     *hi = b > n ? n : b;
 }
 
-#define T float
-#define SUF(name) name##_f32
-#include "pool.c"
-#undef T
-#undef SUF
-
-#define T double
-#define SUF(name) name##_f64
-#include "pool.c"
-#undef T
-#undef SUF
+#define BNPY_TWIN_FILE "pool.c"
+#include "twin.h"
 
 #else /* ------------------------------------------------------------ the body, once per type */
 
-void SUF(bnpy_max_pool2d)(T *y, int32_t *argmax, const T *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W,
-                          ptrdiff_t C, int channels_first, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t sh,
-                          ptrdiff_t sw, ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h,
-                          ptrdiff_t out_w)
+/* Window (i, j) of image n, real rows [h0, h1) and columns [w0, w1): its maximum and the plane
+ * index of its first maximum into y and argmax (is_max), or its mean into y. */
+BNPY_ALWAYS_INLINE void SUF(pool_window)(const int is_max, T *y, int32_t *argmax, const T *image,
+                                         ptrdiff_t n, ptrdiff_t i, ptrdiff_t j, ptrdiff_t h0,
+                                         ptrdiff_t h1, ptrdiff_t w0, ptrdiff_t w1, ptrdiff_t H,
+                                         ptrdiff_t W, ptrdiff_t C, int channels_first,
+                                         ptrdiff_t out_h, ptrdiff_t out_w)
 {
-    const int nt = threads_for((double)N * out_h * out_w * C * ph * pw);
-    BNPY_POOL_OMP_FOR2(nt)
+    const T inv_count = is_max ? (T)0 : (T)(1.0 / (double)((h1 - h0) * (w1 - w0)));
+    if (!channels_first) {
+        /* channels-last: the channel loop is innermost and contiguous. */
+        T *yrow = y + ((n * out_h + i) * out_w + j) * C;
+        if (is_max) {
+            int32_t *arow = argmax + ((n * out_h + i) * out_w + j) * C;
+            const T *first = image + (h0 * W + w0) * C;
+            for (ptrdiff_t c = 0; c < C; c++) {
+                yrow[c] = first[c];
+                arow[c] = (int32_t)(h0 * W + w0);
+            }
+            for (ptrdiff_t h = h0; h < h1; h++)
+                for (ptrdiff_t w = (h == h0 ? w0 + 1 : w0); w < w1; w++) {
+                    const T *cell = image + (h * W + w) * C;
+                    const int32_t where = (int32_t)(h * W + w);
+                    /* Branch-free selects so the channel loop vectorizes. Strictly greater keeps
+                     * the first maximum; a NaN wins once (propagates). */
+                    for (ptrdiff_t c = 0; c < C; c++) {
+                        const T v = cell[c], best = yrow[c];
+                        const int take = (v > best) | ((v != v) & (best == best));
+                        yrow[c] = take ? v : best;
+                        arow[c] = take ? where : arow[c];
+                    }
+                }
+        } else {
+            for (ptrdiff_t c = 0; c < C; c++)
+                yrow[c] = 0;
+            for (ptrdiff_t h = h0; h < h1; h++)
+                for (ptrdiff_t w = w0; w < w1; w++) {
+                    const T *cell = image + (h * W + w) * C;
+                    for (ptrdiff_t c = 0; c < C; c++)
+                        yrow[c] += cell[c];
+                }
+            for (ptrdiff_t c = 0; c < C; c++)
+                yrow[c] *= inv_count;
+        }
+        return;
+    }
+    for (ptrdiff_t c = 0; c < C; c++) {
+        const T *plane = image + c * H * W;
+        const ptrdiff_t o = ((n * C + c) * out_h + i) * out_w + j;
+        if (is_max) {
+            T best = plane[h0 * W + w0];
+            int32_t where = (int32_t)(h0 * W + w0);
+            for (ptrdiff_t h = h0; h < h1; h++)
+                for (ptrdiff_t w = w0; w < w1; w++) {
+                    const T v = plane[h * W + w];
+                    if (v > best || (v != v && best == best)) {
+                        best = v;
+                        where = (int32_t)(h * W + w);
+                    }
+                }
+            y[o] = best;
+            argmax[o] = where;
+        } else {
+            T s = 0;
+            for (ptrdiff_t h = h0; h < h1; h++)
+                for (ptrdiff_t w = w0; w < w1; w++)
+                    s += plane[h * W + w];
+            y[o] = s * inv_count;
+        }
+    }
+}
+
+/* Every window of the batch, in parallel over (image, output row). */
+BNPY_ALWAYS_INLINE void SUF(pool_forward)(const int is_max, T *y, int32_t *argmax, const T *x,
+                                          ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
+                                          int channels_first, ptrdiff_t ph, ptrdiff_t pw,
+                                          ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t pad_top,
+                                          ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w)
+{
+    const int nt = bnpy_threads_for((double)N * out_h * out_w * C * ph * pw);
+    BNPY_OMP_FOR2(nt)
     for (ptrdiff_t n = 0; n < N; n++) {
         for (ptrdiff_t i = 0; i < out_h; i++) {
             const T *image = x + n * H * W * C;
@@ -73,49 +124,28 @@ void SUF(bnpy_max_pool2d)(T *y, int32_t *argmax, const T *x, ptrdiff_t N, ptrdif
             window_range(i, sh, pad_top, ph, H, &h0, &h1);
             for (ptrdiff_t j = 0; j < out_w; j++) {
                 window_range(j, sw, pad_left, pw, W, &w0, &w1);
-                if (!channels_first) {
-                    /* channels-last: the channel loop is innermost and contiguous. */
-                    T *yrow = y + ((n * out_h + i) * out_w + j) * C;
-                    int32_t *arow = argmax + ((n * out_h + i) * out_w + j) * C;
-                    const T *first = image + (h0 * W + w0) * C;
-                    for (ptrdiff_t c = 0; c < C; c++) {
-                        yrow[c] = first[c];
-                        arow[c] = (int32_t)(h0 * W + w0);
-                    }
-                    for (ptrdiff_t h = h0; h < h1; h++)
-                        for (ptrdiff_t w = (h == h0 ? w0 + 1 : w0); w < w1; w++) {
-                            const T *cell = image + (h * W + w) * C;
-                            const int32_t where = (int32_t)(h * W + w);
-                            /* Branch-free selects so the channel loop vectorizes. Strictly
-                             * greater keeps the first maximum; a NaN wins once (propagates). */
-                            for (ptrdiff_t c = 0; c < C; c++) {
-                                const T v = cell[c], best = yrow[c];
-                                const int take = (v > best) | ((v != v) & (best == best));
-                                yrow[c] = take ? v : best;
-                                arow[c] = take ? where : arow[c];
-                            }
-                        }
-                } else {
-                    for (ptrdiff_t c = 0; c < C; c++) {
-                        const T *plane = image + c * H * W;
-                        const ptrdiff_t o = ((n * C + c) * out_h + i) * out_w + j;
-                        T best = plane[h0 * W + w0];
-                        int32_t where = (int32_t)(h0 * W + w0);
-                        for (ptrdiff_t h = h0; h < h1; h++)
-                            for (ptrdiff_t w = w0; w < w1; w++) {
-                                const T v = plane[h * W + w];
-                                if (v > best || (v != v && best == best)) {
-                                    best = v;
-                                    where = (int32_t)(h * W + w);
-                                }
-                            }
-                        y[o] = best;
-                        argmax[o] = where;
-                    }
-                }
+                SUF(pool_window)(is_max, y, argmax, image, n, i, j, h0, h1, w0, w1, H, W, C,
+                                 channels_first, out_h, out_w);
             }
         }
     }
+}
+
+void SUF(bnpy_max_pool2d)(T *y, int32_t *argmax, const T *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W,
+                          ptrdiff_t C, int channels_first, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t sh,
+                          ptrdiff_t sw, ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h,
+                          ptrdiff_t out_w)
+{
+    SUF(pool_forward)(1, y, argmax, x, N, H, W, C, channels_first, ph, pw, sh, sw, pad_top, pad_left,
+                      out_h, out_w);
+}
+
+void SUF(bnpy_avg_pool2d)(T *y, const T *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
+                          int channels_first, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t sh, ptrdiff_t sw,
+                          ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w)
+{
+    SUF(pool_forward)(0, y, NULL, x, N, H, W, C, channels_first, ph, pw, sh, sw, pad_top, pad_left,
+                      out_h, out_w);
 }
 
 void SUF(bnpy_max_pool2d_backward)(T *dx, const T *dy, const int32_t *argmax, ptrdiff_t N,
@@ -123,8 +153,8 @@ void SUF(bnpy_max_pool2d_backward)(T *dx, const T *dy, const int32_t *argmax, pt
                                    ptrdiff_t out_h, ptrdiff_t out_w)
 {
     const ptrdiff_t P = out_h * out_w;
-    const int nt = threads_for((double)N * H * W * C);
-    BNPY_POOL_OMP_FOR(nt)
+    const int nt = bnpy_threads_for((double)N * H * W * C);
+    BNPY_OMP_FOR(nt)
     for (ptrdiff_t n = 0; n < N; n++) {
         T *image = dx + n * H * W * C;
         memset(image, 0, (size_t)(H * W * C) * sizeof(T));
@@ -142,54 +172,13 @@ void SUF(bnpy_max_pool2d_backward)(T *dx, const T *dy, const int32_t *argmax, pt
     }
 }
 
-void SUF(bnpy_avg_pool2d)(T *y, const T *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
-                          int channels_first, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t sh, ptrdiff_t sw,
-                          ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w)
-{
-    const int nt = threads_for((double)N * out_h * out_w * C * ph * pw);
-    BNPY_POOL_OMP_FOR2(nt)
-    for (ptrdiff_t n = 0; n < N; n++) {
-        for (ptrdiff_t i = 0; i < out_h; i++) {
-            const T *image = x + n * H * W * C;
-            ptrdiff_t h0, h1, w0, w1;
-            window_range(i, sh, pad_top, ph, H, &h0, &h1);
-            for (ptrdiff_t j = 0; j < out_w; j++) {
-                window_range(j, sw, pad_left, pw, W, &w0, &w1);
-                const T inv_count = (T)(1.0 / (double)((h1 - h0) * (w1 - w0)));
-                if (!channels_first) {
-                    T *yrow = y + ((n * out_h + i) * out_w + j) * C;
-                    for (ptrdiff_t c = 0; c < C; c++)
-                        yrow[c] = 0;
-                    for (ptrdiff_t h = h0; h < h1; h++)
-                        for (ptrdiff_t w = w0; w < w1; w++) {
-                            const T *cell = image + (h * W + w) * C;
-                            for (ptrdiff_t c = 0; c < C; c++)
-                                yrow[c] += cell[c];
-                        }
-                    for (ptrdiff_t c = 0; c < C; c++)
-                        yrow[c] *= inv_count;
-                } else {
-                    for (ptrdiff_t c = 0; c < C; c++) {
-                        const T *plane = image + c * H * W;
-                        T s = 0;
-                        for (ptrdiff_t h = h0; h < h1; h++)
-                            for (ptrdiff_t w = w0; w < w1; w++)
-                                s += plane[h * W + w];
-                        y[((n * C + c) * out_h + i) * out_w + j] = s * inv_count;
-                    }
-                }
-            }
-        }
-    }
-}
-
 void SUF(bnpy_avg_pool2d_backward)(T *dx, const T *dy, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W,
                                    ptrdiff_t C, int channels_first, ptrdiff_t ph, ptrdiff_t pw,
                                    ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t pad_top,
                                    ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w)
 {
-    const int nt = threads_for((double)N * (H * W + out_h * out_w * ph * pw) * C);
-    BNPY_POOL_OMP_FOR(nt)
+    const int nt = bnpy_threads_for((double)N * (H * W + out_h * out_w * ph * pw) * C);
+    BNPY_OMP_FOR(nt)
     for (ptrdiff_t n = 0; n < N; n++) {
         T *image = dx + n * H * W * C;
         memset(image, 0, (size_t)(H * W * C) * sizeof(T));
@@ -221,4 +210,4 @@ void SUF(bnpy_avg_pool2d_backward)(T *dx, const T *dy, ptrdiff_t N, ptrdiff_t H,
     }
 }
 
-#endif /* BNPY_POOL_BODY */
+#endif /* BNPY_TWIN_BODY */

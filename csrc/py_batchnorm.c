@@ -89,8 +89,7 @@ static int parse_real(PyObject *obj, double lo, double hi, const char *func, con
                 PyErr_Format(PyExc_ValueError, "%s: %s must be in [%R, %R], got %R", func, arg,
                              lo_obj, hi_obj, obj);
         }
-        Py_XDECREF(lo_obj);
-        Py_XDECREF(hi_obj);
+        bnpy_release(2, (PyObject *)lo_obj, (PyObject *)hi_obj);
         return -1;
     }
     *out = v;
@@ -176,12 +175,7 @@ static PyObject *batch_norm_forward(PyObject *module, PyObject *const *args, Py_
     }
     result = PyTuple_Pack(3, (PyObject *)y, (PyObject *)mean, (PyObject *)var);
 fail:
-    Py_XDECREF(x);
-    Py_XDECREF(gamma);
-    Py_XDECREF(beta);
-    Py_XDECREF(y);
-    Py_XDECREF(mean);
-    Py_XDECREF(var);
+    bnpy_release(6, (PyObject *)x, (PyObject *)gamma, (PyObject *)beta, (PyObject *)y, (PyObject *)mean, (PyObject *)var);
     return result;
 }
 
@@ -230,12 +224,7 @@ static PyObject *batch_norm_inference(PyObject *module, PyObject *const *args, P
     result = (PyObject *)y;
     y = NULL;
 fail:
-    Py_XDECREF(x);
-    Py_XDECREF(gamma);
-    Py_XDECREF(beta);
-    Py_XDECREF(mean);
-    Py_XDECREF(var);
-    Py_XDECREF(y);
+    bnpy_release(6, (PyObject *)x, (PyObject *)gamma, (PyObject *)beta, (PyObject *)mean, (PyObject *)var, (PyObject *)y);
     return result;
 }
 
@@ -269,8 +258,7 @@ static PyObject *backward_common(PyObject *const *args, Py_ssize_t nargs, const 
         if (xs != NULL && ds != NULL)
             PyErr_Format(PyExc_ValueError, "%s: x must have the shape of dy %R, got shape %R", func,
                          ds, xs);
-        Py_XDECREF(xs);
-        Py_XDECREF(ds);
+        bnpy_release(2, (PyObject *)xs, (PyObject *)ds);
         goto fail;
     }
     if (parse_axis(args[5], PyArray_NDIM(x), func, &axis) < 0)
@@ -309,14 +297,7 @@ static PyObject *backward_common(PyObject *const *args, Py_ssize_t nargs, const 
     }
     result = PyTuple_Pack(3, (PyObject *)dx, (PyObject *)dgamma, (PyObject *)dbeta);
 fail:
-    Py_XDECREF(dy);
-    Py_XDECREF(x);
-    Py_XDECREF(gamma);
-    Py_XDECREF(mean);
-    Py_XDECREF(var);
-    Py_XDECREF(dx);
-    Py_XDECREF(dgamma);
-    Py_XDECREF(dbeta);
+    bnpy_release(8, (PyObject *)dy, (PyObject *)x, (PyObject *)gamma, (PyObject *)mean, (PyObject *)var, (PyObject *)dx, (PyObject *)dgamma, (PyObject *)dbeta);
     return result;
 }
 
@@ -403,10 +384,7 @@ static PyObject *update_moving_stats(PyObject *module, PyObject *const *args, Py
     result = Py_None;
     Py_INCREF(result);
 fail:
-    Py_XDECREF(moving_mean);
-    Py_XDECREF(moving_var);
-    Py_XDECREF(mean);
-    Py_XDECREF(var);
+    bnpy_release(4, (PyObject *)moving_mean, (PyObject *)moving_var, (PyObject *)mean, (PyObject *)var);
     return result;
 }
 

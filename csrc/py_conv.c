@@ -200,10 +200,10 @@ static int check_size(double elements, const char *func, const char *what)
 /* ---- im2col / col2im ------------------------------------------------------------------------- */
 
 /* im2col(x, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first[, out[, dh[, dw]]]) */
-static PyObject *py_im2col(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+static PyObject *py_im2col(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     static const char *func = "im2col";
-    PyObject *out_obj;
+    PyObject *result = NULL, *out_obj;
     PyArrayObject *x = NULL, *col = NULL;
     geometry g;
     int cf;
@@ -226,19 +226,18 @@ static PyObject *py_im2col(PyObject *self, PyObject *const *args, Py_ssize_t nar
     BNPY_CALL_FOR_TYPE(PyArray_TYPE(x), bnpy_im2col, PyArray_DATA(col), PyArray_DATA(x), g.N, g.H,
                        g.W, g.C, cf, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.out_h, g.out_w, g.dh, g.dw);
     Py_END_ALLOW_THREADS
-    Py_DECREF(x);
-    return (PyObject *)col;
+    result = (PyObject *)col;
+    col = NULL;
 fail:
-    Py_XDECREF(x);
-    Py_XDECREF(col);
-    return NULL;
+    bnpy_release(2, (PyObject *)x, (PyObject *)col);
+    return result;
 }
 
 /* col2im(dcol, x_shape, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first[, out[, dh[, dw]]]) */
-static PyObject *py_col2im(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+static PyObject *py_col2im(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     static const char *func = "col2im";
-    PyObject *out_obj;
+    PyObject *result = NULL, *out_obj;
     PyArrayObject *dcol = NULL, *dx = NULL;
     geometry g;
     npy_intp xd[4];
@@ -268,12 +267,11 @@ static PyObject *py_col2im(PyObject *self, PyObject *const *args, Py_ssize_t nar
                        g.H, g.W, g.C, cf, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.out_h, g.out_w, g.dh,
                        g.dw);
     Py_END_ALLOW_THREADS
-    Py_DECREF(dcol);
-    return (PyObject *)dx;
+    result = (PyObject *)dx;
+    dx = NULL;
 fail:
-    Py_XDECREF(dcol);
-    Py_XDECREF(dx);
-    return NULL;
+    bnpy_release(2, (PyObject *)dcol, (PyObject *)dx);
+    return result;
 }
 
 /* ---- bias and layout helpers ------------------------------------------------------------------ */
@@ -291,9 +289,10 @@ static PyArrayObject *bias_vector(PyObject *obj, int typenum, npy_intp size, con
 }
 
 /* add_bias_rows(y, bias): in place */
-static PyObject *py_add_bias_rows(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+static PyObject *py_add_bias_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     static const char *func = "add_bias_rows";
+    PyObject *result = NULL;
     PyArrayObject *y = NULL, *b = NULL;
     npy_intp ydims[2] = {-1, -1};
     int typenum;
@@ -307,19 +306,18 @@ static PyObject *py_add_bias_rows(PyObject *self, PyObject *const *args, Py_ssiz
     BNPY_CALL_FOR_TYPE(typenum, bnpy_add_bias_rows, PyArray_DATA(y), PyArray_DATA(b), PyArray_DIM(y, 0),
                        PyArray_DIM(y, 1));
     Py_END_ALLOW_THREADS
-    Py_DECREF(y);
-    Py_DECREF(b);
-    Py_RETURN_NONE;
+    Py_INCREF(Py_None);
+    result = Py_None;
 fail:
-    Py_XDECREF(y);
-    Py_XDECREF(b);
-    return NULL;
+    bnpy_release(2, (PyObject *)y, (PyObject *)b);
+    return result;
 }
 
 /* sum_rows(dy) -> (C,) */
-static PyObject *py_sum_rows(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+static PyObject *py_sum_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     static const char *func = "sum_rows";
+    PyObject *result = NULL;
     PyArrayObject *dy = NULL, *db = NULL;
     int rc;
     if (bnpy_check_nargs(nargs, 1, 1, func) < 0)
@@ -339,18 +337,18 @@ static PyObject *py_sum_rows(PyObject *self, PyObject *const *args, Py_ssize_t n
         PyErr_NoMemory();
         goto fail;
     }
-    Py_DECREF(dy);
-    return (PyObject *)db;
+    result = (PyObject *)db;
+    db = NULL;
 fail:
-    Py_XDECREF(dy);
-    Py_XDECREF(db);
-    return NULL;
+    bnpy_release(2, (PyObject *)dy, (PyObject *)db);
+    return result;
 }
 
 /* batch_transpose(a[, bias]) -> (N, B, A) */
-static PyObject *py_batch_transpose(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+static PyObject *py_batch_transpose(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     static const char *func = "batch_transpose";
+    PyObject *result = NULL;
     PyArrayObject *a = NULL, *bias = NULL, *out = NULL;
     if (bnpy_check_nargs(nargs, 1, 2, func) < 0)
         return NULL;
@@ -368,14 +366,11 @@ static PyObject *py_batch_transpose(PyObject *self, PyObject *const *args, Py_ss
     BNPY_CALL_FOR_TYPE(PyArray_TYPE(a), bnpy_batch_transpose, PyArray_DATA(out), PyArray_DATA(a),
                        bias ? PyArray_DATA(bias) : NULL, dims[0], dims[2], dims[1]);
     Py_END_ALLOW_THREADS
-    Py_DECREF(a);
-    Py_XDECREF(bias);
-    return (PyObject *)out;
+    result = (PyObject *)out;
+    out = NULL;
 fail:
-    Py_XDECREF(a);
-    Py_XDECREF(bias);
-    Py_XDECREF(out);
-    return NULL;
+    bnpy_release(3, (PyObject *)a, (PyObject *)bias, (PyObject *)out);
+    return result;
 }
 
 /* ---- pooling ---------------------------------------------------------------------------------- */
@@ -415,26 +410,25 @@ static PyObject *pool_forward(PyObject *const *args, Py_ssize_t nargs, int is_ma
     Py_END_ALLOW_THREADS
     result = is_max ? PyTuple_Pack(2, (PyObject *)y, (PyObject *)argmax) : (Py_INCREF(y), (PyObject *)y);
 fail:
-    Py_XDECREF(x);
-    Py_XDECREF(y);
-    Py_XDECREF(argmax);
+    bnpy_release(3, (PyObject *)x, (PyObject *)y, (PyObject *)argmax);
     return result;
 }
 
-static PyObject *py_max_pool2d(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+static PyObject *py_max_pool2d(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     return pool_forward(args, nargs, 1);
 }
 
-static PyObject *py_avg_pool2d(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+static PyObject *py_avg_pool2d(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     return pool_forward(args, nargs, 0);
 }
 
 /* max_pool2d_backward(dy, argmax, x_shape, channels_first) */
-static PyObject *py_max_pool2d_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+static PyObject *py_max_pool2d_backward(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     static const char *func = "max_pool2d_backward";
+    PyObject *result = NULL;
     PyArrayObject *dy = NULL, *argmax = NULL, *dx = NULL;
     geometry g;
     npy_intp xd[4];
@@ -480,20 +474,18 @@ static PyObject *py_max_pool2d_backward(PyObject *self, PyObject *const *args, P
     BNPY_CALL_FOR_TYPE(PyArray_TYPE(dy), bnpy_max_pool2d_backward, PyArray_DATA(dx), PyArray_DATA(dy),
                        PyArray_DATA(argmax), g.N, g.H, g.W, g.C, cf, g.out_h, g.out_w);
     Py_END_ALLOW_THREADS
-    Py_DECREF(dy);
-    Py_DECREF(argmax);
-    return (PyObject *)dx;
+    result = (PyObject *)dx;
+    dx = NULL;
 fail:
-    Py_XDECREF(dy);
-    Py_XDECREF(argmax);
-    Py_XDECREF(dx);
-    return NULL;
+    bnpy_release(3, (PyObject *)dy, (PyObject *)argmax, (PyObject *)dx);
+    return result;
 }
 
 /* avg_pool2d_backward(dy, x_shape, ph, pw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first) */
-static PyObject *py_avg_pool2d_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+static PyObject *py_avg_pool2d_backward(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     static const char *func = "avg_pool2d_backward";
+    PyObject *result = NULL;
     PyArrayObject *dy = NULL, *dx = NULL;
     geometry g;
     npy_intp xd[4], yd[4];
@@ -525,17 +517,16 @@ static PyObject *py_avg_pool2d_backward(PyObject *self, PyObject *const *args, P
     BNPY_CALL_FOR_TYPE(PyArray_TYPE(dy), bnpy_avg_pool2d_backward, PyArray_DATA(dx), PyArray_DATA(dy),
                        g.N, g.H, g.W, g.C, cf, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.out_h, g.out_w);
     Py_END_ALLOW_THREADS
-    Py_DECREF(dy);
-    return (PyObject *)dx;
+    result = (PyObject *)dx;
+    dx = NULL;
 fail:
-    Py_XDECREF(dy);
-    Py_XDECREF(dx);
-    return NULL;
+    bnpy_release(2, (PyObject *)dy, (PyObject *)dx);
+    return result;
 }
 
 /* ---- the direct float32 channels-last convolution (conv_direct.c) ------------------------------ */
 
-static PyObject *py_conv_direct_available(PyObject *self, PyObject *unused)
+static PyObject *py_conv_direct_available(PyObject *module, PyObject *unused)
 {
     return PyBool_FromLong(bnpy_conv_direct_available());
 }
@@ -549,7 +540,7 @@ static int require_direct(const char *func)
 }
 
 /* conv2d_direct(x, kernel, bias, sh, sw, pad_top, pad_bottom, pad_left, pad_right) -> (y, xpad) */
-static PyObject *py_conv2d_direct(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+static PyObject *py_conv2d_direct(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     static const char *func = "conv2d_direct";
     PyObject *result = NULL;
@@ -608,18 +599,15 @@ static PyObject *py_conv2d_direct(PyObject *self, PyObject *const *args, Py_ssiz
     }
     result = PyTuple_Pack(2, (PyObject *)y, (PyObject *)xpad);
 fail:
-    Py_XDECREF(x);
-    Py_XDECREF(kernel);
-    Py_XDECREF(bias);
-    Py_XDECREF(y);
-    Py_XDECREF(xpad);
+    bnpy_release(5, (PyObject *)x, (PyObject *)kernel, (PyObject *)bias, (PyObject *)y, (PyObject *)xpad);
     return result;
 }
 
 /* conv2d_direct_dkernel(dy, xpad, x_shape, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, pad_right) */
-static PyObject *py_conv2d_direct_dkernel(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+static PyObject *py_conv2d_direct_dkernel(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     static const char *func = "conv2d_direct_dkernel";
+    PyObject *result = NULL;
     PyArrayObject *dy = NULL, *xpad = NULL, *dk = NULL;
     geometry g;
     npy_intp xd[4];
@@ -662,14 +650,11 @@ static PyObject *py_conv2d_direct_dkernel(PyObject *self, PyObject *const *args,
         PyErr_NoMemory();
         goto fail;
     }
-    Py_DECREF(dy);
-    Py_DECREF(xpad);
-    return (PyObject *)dk;
+    result = (PyObject *)dk;
+    dk = NULL;
 fail:
-    Py_XDECREF(dy);
-    Py_XDECREF(xpad);
-    Py_XDECREF(dk);
-    return NULL;
+    bnpy_release(3, (PyObject *)dy, (PyObject *)xpad, (PyObject *)dk);
+    return result;
 }
 
 PyMethodDef bnpy_conv_methods[] = {

@@ -157,9 +157,7 @@ static PyObject *affine_warp(PyObject *module, PyObject *const *args, Py_ssize_t
     result = (PyObject *)out;
     Py_INCREF(result);
 fail:
-    Py_XDECREF(images);
-    Py_XDECREF(matrices);
-    Py_XDECREF(out);
+    bnpy_release(3, (PyObject *)images, (PyObject *)matrices, (PyObject *)out);
     return result;
 }
 
