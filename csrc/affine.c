@@ -129,9 +129,10 @@ static inline void linear_neighbours(double mapped, ptrdiff_t len, int fill_mode
     *i1 = map_index(i + 1, len, fill_mode);
 }
 
-/* Below this many output values a thread team costs more than it saves: a CIFAR batch of 32
- * (98k values, ~0.3 ms) stays on one thread, where a late-scheduled worker on a busy machine
- * cannot stall it by a scheduler slice. */
+/* Below this many output values a thread team costs more than it saves: a CIFAR-sized batch of
+ * 32 images (98k values) stays on one thread, where a late-scheduled worker on a busy machine
+ * cannot stall it by a scheduler slice. Higher than parallel.h's threshold because a warped
+ * value costs several loads and a few multiplications, not one. */
 #define PARALLEL_MIN_VALUES ((ptrdiff_t)1 << 18)
 
 /* One body for both dtypes. A pixel (row, col) of an image starts at

@@ -73,18 +73,18 @@
  * batch is small. */
 #define BN_SEGMENT_CHANNELS 64
 /* Tensors of at least this many bytes take the flat form of the rows layout's elementwise pass
- * (see BN_AFFINE_FLAT): between the L3-resident sizes where the sweeps win and the 12 MB where
- * the flat run does, on this project's 2-core Zen 3 machine. */
+ * (see bn_affine_rows_of_kind): the sweeps win while the tensor fits in the last-level cache, the
+ * flat run once it streams from memory; the crossover measured is in docs/batchnorm.md. */
 #define BN_FLAT_MIN_BYTES (6.0 * 1024 * 1024)
 /* Values per channel averaged into its pivot (see bn_pivots). */
 #define BN_PIVOT_VALUES 16
 /* Scratch of at most this many doubles lives on the stack (no malloc for small problems). */
 #define BN_STACK_DOUBLES 512
 
-/* The statistics' four-row sweeps in the channels-last layout prefetch the rows this far ahead:
- * the hardware prefetchers do not keep up with four interleaved row streams (measured: 0.78x the
- * time at C = 120, 0.88x at 96, 0.93x at 64). The same in the gradient sums (two arrays, eight
- * streams) made them 1.2-1.4x slower, and the elementwise sweeps gained nothing. */
+/* The statistics' four-row sweeps in the channels-last layout prefetch the rows this far ahead,
+ * because hardware prefetchers do not keep up with four interleaved row streams. Only there: in
+ * the gradient sums (eight streams) software prefetch slowed the pass, and the elementwise sweeps
+ * gained nothing (docs/batchnorm.md, "Tuning measurements"). */
 #define BN_PREFETCH_ROWS 8
 
 /* Prefetch the four rows [row + BN_PREFETCH_ROWS, + 4) of `base` (rows of C values of `elem`
@@ -111,7 +111,7 @@ typedef struct {
     ptrdiff_t outer, channels, inner;
     ptrdiff_t chunks;         /* chunks of the outer range, each with its own partial sums */
     ptrdiff_t block_width;    /* channels per channel block: BN_CHANNEL_BLOCK, BN_SEGMENT_CHANNELS */
-    ptrdiff_t channel_blocks; /* channel blocks of block_width: a reduction's unit is (chunk, block) */
+    ptrdiff_t channel_blocks; /* blocks of block_width channels; a reduction unit: (chunk, block) */
     int rows_layout;          /* inner == 1: each outer index is one contiguous row of C channels */
     int threads;              /* bnpy_get_num_threads() */
     int parallel;             /* large enough to fork */

@@ -38,8 +38,7 @@ BNPY_ALWAYS_INLINE bn_vt F(bn_affine_vector)(const int kind, bn_vt u, bn_vt v, b
  * does not use is not read). The vector loops run on "shifted rows" of C values that start `lead`
  * values into each row (lead as bn_align_lead gives it for out, 0 unless C is a multiple of the
  * vector width), so that every store of out is 32-byte aligned: NumPy puts large arrays 16 bytes
- * past a boundary, where every other unaligned store splits a cache line (measured in
- * docs/batchnorm.md). The coefficients come rotated to match: column j of a shifted row is
+ * past a boundary, where every other unaligned store splits a cache line. The coefficients come rotated to match: column j of a shifted row is
  * channel (j + lead) mod C.
  *
  * Two vector forms. Sweeps: `sweep` rows at a time, so that each vector of coefficients is loaded

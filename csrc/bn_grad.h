@@ -26,8 +26,8 @@ static BNPY_HOT void F(bn_grad_sums_rows)(double *out_dy, double *out_dyxc, T *d
                                         ptrdiff_t cw)
 {
     /* The sums live on this thread's stack and are written out once at the end: the units'
-     * outputs are neighbours in shared scratch memory, and updating them in place made the cache
-     * line at each boundary bounce between cores (2 threads were 1.2x faster than one). */
+     * outputs are neighbours in shared scratch memory, and updating them in place would make the
+     * cache line at each boundary bounce between cores. */
     double unit_dy[BN_CHANNEL_BLOCK], unit_dyxc[BN_CHANNEL_BLOCK];
     for (ptrdiff_t c = 0; c < cw; c++)
         unit_dy[c] = unit_dyxc[c] = 0.0;
@@ -35,8 +35,9 @@ static BNPY_HOT void F(bn_grad_sums_rows)(double *out_dy, double *out_dyxc, T *d
     const double *s = scale != NULL ? scale + c0 : NULL;
     ptrdiff_t c_vector_end = 0;
 #ifdef BNPY_VECTOR
-    /* Row by row, four rows per sweep (sequential streams; a column-wise walk with the sums in
-     * registers measured 1.4x slower), four channels per vector, sums in L1. */
+    /* Row by row, four rows per sweep (sequential streams, which the prefetchers follow; a
+     * column-wise walk with the sums in registers was slower), four channels per vector, sums in
+     * L1. */
     c_vector_end = cw - cw % 4;
     ptrdiff_t r = r0;
     for (; r + 4 <= r1; r += 4) {

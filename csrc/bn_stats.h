@@ -100,8 +100,7 @@ static BNPY_HOT void F(bn_stats_rows)(double *unit_mean, double *unit_m2, const 
         for (ptrdiff_t c = 0; c < cw; c++)
             lin[c] = sq[c] = 0;
         /* The block, row by row (sequential streams; a column-wise walk with the sums in
-         * registers measured no faster), four rows per sweep, its sums lin = Σd and sq = Σd² in
-         * L1. */
+         * registers was no faster), four rows per sweep, its sums lin = Σd and sq = Σd² in L1. */
         ptrdiff_t c_vector_end = 0, r = 0;
 #ifdef BNPY_VECTOR
         c_vector_end = cw - cw % BN_VT_LANES;
@@ -112,8 +111,8 @@ static BNPY_HOT void F(bn_stats_rows)(double *unit_mean, double *unit_m2, const 
                 bn_vt s = bn_vt_load(shift + c);
                 bn_vt a = bn_vt_load(p0 + c) - s, b = bn_vt_load(p1 + c) - s;
                 bn_vt e = bn_vt_load(p2 + c) - s, f = bn_vt_load(p3 + c) - s;
-                /* A chain that contracts to four fused multiply-adds (5% faster than a tree
-                 * of products). */
+                /* A chain that contracts to four fused multiply-adds: fewer operations than a
+                 * tree of products. */
                 bn_vt q = bn_vt_load(sq + c);
                 q = a * a + q;
                 q = b * b + q;

@@ -67,8 +67,8 @@ PyArrayObject *bnpy_input_array(PyObject *obj, int typenum, const char *func, co
         return NULL;
     }
     /* An array that is already C-contiguous, aligned and native-endian is used as it is: what
-     * PyArray_FROM_OTF would return too, without its dtype discovery and cast lookup (0.1 us an
-     * argument, a third of a small call). */
+     * PyArray_FROM_OTF would return too, without its dtype discovery and cast lookup, a sizeable
+     * part of a small call. */
     if (PyArray_Check(obj)) {
         PyArrayObject *a = (PyArrayObject *)obj;
         if (PyArray_IS_C_CONTIGUOUS(a) && PyArray_ISALIGNED(a) && PyArray_ISNOTSWAPPED(a)) {
