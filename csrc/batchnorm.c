@@ -109,8 +109,8 @@ BNPY_ALWAYS_INLINE void bn_prefetch_sweep(const void *base, ptrdiff_t row, ptrdi
 /* How one call cuts its (outer, C, inner) block into work, from the sizes alone. */
 typedef struct {
     ptrdiff_t outer, channels, inner;
-    ptrdiff_t chunks;         /* chunks of the outer range, each with its own partial sums */
-    ptrdiff_t block_width;    /* channels per channel block: BN_CHANNEL_BLOCK, BN_SEGMENT_CHANNELS */
+    ptrdiff_t chunks;      /* chunks of the outer range, each with its own partial sums */
+    ptrdiff_t block_width; /* channels per channel block: BN_CHANNEL_BLOCK, BN_SEGMENT_CHANNELS */
     ptrdiff_t channel_blocks; /* blocks of block_width channels; a reduction unit: (chunk, block) */
     int rows_layout;          /* inner == 1: each outer index is one contiguous row of C channels */
     int threads;              /* bnpy_get_num_threads() */
@@ -176,7 +176,8 @@ static inline bn_unit bn_unit_at(const bn_plan *p, ptrdiff_t u)
 static void bn_for_each_unit(const bn_plan *p, void (*unit)(void *ctx, ptrdiff_t u), void *ctx)
 {
     ptrdiff_t units = bn_reduce_units(p);
-    bnpy_parallel_for(units, p->parallel && units > 1, p->threads, bn_grain_for(p, units), unit, ctx);
+    bnpy_parallel_for(units, p->parallel && units > 1, p->threads, bn_grain_for(p, units), unit,
+                      ctx);
 }
 
 /* Number of parts an elementwise pass is split into (any split gives the same result). */
@@ -209,7 +210,8 @@ static double *bn_begin(bn_plan *p, double *stack_buffer, ptrdiff_t outer, ptrdi
                         ptrdiff_t inner, ptrdiff_t chunk_arrays, ptrdiff_t channel_arrays)
 {
     bn_make_plan(p, outer, channels, inner);
-    return bn_scratch((size_t)((chunk_arrays * p->chunks + channel_arrays) * channels), stack_buffer);
+    return bn_scratch((size_t)((chunk_arrays * p->chunks + channel_arrays) * channels),
+                      stack_buffer);
 }
 
 static void bn_scratch_free(double *scratch, double *stack_buffer)
@@ -226,8 +228,8 @@ static inline double bn_invstd(double var, double epsilon)
 }
 
 /* Chan's merge of a block (n_b values, mean_b, M2_b) into the running (n_a, mean_a, M2_a). */
-static inline void bn_chan_merge(double *n_a, double *mean_a, double *m2_a, double n_b, double mean_b,
-                                 double m2_b)
+static inline void bn_chan_merge(double *n_a, double *mean_a, double *m2_a, double n_b,
+                                 double mean_b, double m2_b)
 {
     double n = *n_a + n_b;
     if (n_b <= 0.0)

@@ -60,10 +60,11 @@ BNPY_ALWAYS_INLINE void F(bn_affine_rows_of_kind)(const int kind, int flat, ptrd
 #ifdef BNPY_VECTOR
     if (flat) {
         for (ptrdiff_t j = r0 * C, end = rows_end * C, cj = 0; j < end; j += BN_VT_LANES) {
-            bn_vt_store(out_s + j, F(bn_affine_vector)(kind, bn_vt_load(u_s + j), bn_vt_load(v_s + j),
-                                                       bn_vt_load(a + cj), bn_vt_load(b + cj),
-                                                       bn_vt_load(pivot + cj), bn_vt_load(center + cj),
-                                                       bn_vt_load(shift + cj)));
+            bn_vt_store(out_s + j,
+                        F(bn_affine_vector)(kind, bn_vt_load(u_s + j), bn_vt_load(v_s + j),
+                                            bn_vt_load(a + cj), bn_vt_load(b + cj),
+                                            bn_vt_load(pivot + cj), bn_vt_load(center + cj),
+                                            bn_vt_load(shift + cj)));
             cj = cj + BN_VT_LANES == C ? 0 : cj + BN_VT_LANES;
         }
         r = rows_end;
@@ -76,8 +77,9 @@ BNPY_ALWAYS_INLINE void F(bn_affine_rows_of_kind)(const int kind, int flat, ptrd
                 bn_vt cv = bn_vt_load(center + c), sv = bn_vt_load(shift + c);
                 for (ptrdiff_t k = 0; k < sweep; k++) {
                     ptrdiff_t o = (r + k) * C + c;
-                    bn_vt_store(out_s + o, F(bn_affine_vector)(kind, bn_vt_load(u_s + o),
-                                                               bn_vt_load(v_s + o), av, bv, pv, cv, sv));
+                    bn_vt_store(out_s + o,
+                                F(bn_affine_vector)(kind, bn_vt_load(u_s + o), bn_vt_load(v_s + o),
+                                                    av, bv, pv, cv, sv));
                 }
             }
         }
@@ -89,8 +91,8 @@ BNPY_ALWAYS_INLINE void F(bn_affine_rows_of_kind)(const int kind, int flat, ptrd
         ptrdiff_t c = q < r ? c_tail : 0; /* rows swept above lack only the tail columns */
         for (; c < C; c++) {
             ptrdiff_t o = q * C + c;
-            out_s[o] = F(bn_affine_value)(kind, u_s[o], v_s[o], a[c], b[c], pivot[c], center[c],
-                                          shift[c]);
+            out_s[o] =
+                F(bn_affine_value)(kind, u_s[o], v_s[o], a[c], b[c], pivot[c], center[c], shift[c]);
         }
     }
     /* The first `lead` values of row r0 and the rest of row r1 − 1, outside the shifted rows:
@@ -120,8 +122,8 @@ static BNPY_HOT void F(bn_affine_rows)(int kind, int flat, ptrdiff_t lead, T *ou
 }
 
 static BNPY_HOT void F(bn_affine_segments)(T *out, const T *u, const T *v, const T *a, const T *b,
-                                         const T *pivot, const T *center, const T *shift,
-                                         ptrdiff_t s0, ptrdiff_t s1, ptrdiff_t C, ptrdiff_t L)
+                                           const T *pivot, const T *center, const T *shift,
+                                           ptrdiff_t s0, ptrdiff_t s1, ptrdiff_t C, ptrdiff_t L)
 {
     for (ptrdiff_t s = s0; s < s1; s++) {
         ptrdiff_t c = s % C, i = 0;
@@ -181,8 +183,8 @@ static void F(bn_affine_part)(void *ctx, ptrdiff_t q)
 /* The pass over the whole block; the double coefficients (a may be NULL when u is, pivot may be
  * NULL) are first rounded to T into coef, which has room for 5·C values of T. */
 static void F(bn_affine)(T *out, const T *u, const T *v, const double *a, const double *b,
-                         const double *pivot, const double *center, const double *shift,
-                         T *coef, const bn_plan *p)
+                         const double *pivot, const double *center, const double *shift, T *coef,
+                         const bn_plan *p)
 {
     ptrdiff_t C = p->channels;
     T *ta = coef, *tb = ta + C, *tp = tb + C, *tc = tp + C, *ts = tc + C;
@@ -202,7 +204,9 @@ static void F(bn_affine)(T *out, const T *u, const T *v, const double *a, const 
         ts[j] = (T)shift[c];
     }
     struct F(bn_affine_job) job;
-    job.kind = u != NULL ? BN_AFFINE_BACKWARD : pivot != NULL ? BN_AFFINE_FORWARD : BN_AFFINE_INFERENCE;
+    job.kind = u != NULL       ? BN_AFFINE_BACKWARD
+               : pivot != NULL ? BN_AFFINE_FORWARD
+                               : BN_AFFINE_INFERENCE;
     job.flat = p->rows_layout && C % BN_VT_LANES == 0 &&
                (double)p->outer * (double)C * sizeof(T) >= BN_FLAT_MIN_BYTES;
     job.lead = lead;
@@ -217,7 +221,8 @@ static void F(bn_affine)(T *out, const T *u, const T *v, const double *a, const 
     job.p = p;
     job.items = p->rows_layout ? p->outer : p->outer * C;
     job.parts = bn_elementwise_parts(p, job.items);
-    bnpy_parallel_for(job.parts, p->parallel && job.parts > 1, p->threads, 1, F(bn_affine_part), &job);
+    bnpy_parallel_for(job.parts, p->parallel && job.parts > 1, p->threads, 1, F(bn_affine_part),
+                      &job);
 }
 
 /* NaN in a channel's coefficients (a NaN or Inf among its values, or NaN statistics or

@@ -1,8 +1,8 @@
 /* bn_entry.h: the batch-norm entry points of kernels.h, per type (included by bn_typed.h, whose
  * table names them: bnpy_bn_forward_f32 and so on). */
 
-int BN_FORWARD(T *y, T *mean, T *var, const T *x, const T *gamma, const T *beta,
-                       ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t inner, double epsilon)
+int BN_FORWARD(T *y, T *mean, T *var, const T *x, const T *gamma, const T *beta, ptrdiff_t outer,
+               ptrdiff_t channels, ptrdiff_t inner, double epsilon)
 {
     bn_plan p;
     double stack_buffer[BN_STACK_DOUBLES];
@@ -38,9 +38,8 @@ int BN_FORWARD(T *y, T *mean, T *var, const T *x, const T *gamma, const T *beta,
     return 0;
 }
 
-int BN_INFERENCE(T *y, const T *x, const T *gamma, const T *beta, const T *mean,
-                         const T *var, ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t inner,
-                         double epsilon)
+int BN_INFERENCE(T *y, const T *x, const T *gamma, const T *beta, const T *mean, const T *var,
+                 ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t inner, double epsilon)
 {
     bn_plan p;
     double stack_buffer[BN_STACK_DOUBLES];
@@ -92,9 +91,8 @@ static void F(bn_write_param_grads)(T *dgamma, T *dbeta, const double *sum_dy,
     }
 }
 
-int BN_BACKWARD(T *dx, T *dgamma, T *dbeta, const T *dy, const T *x, const T *gamma,
-                        const T *mean, const T *var, ptrdiff_t outer, ptrdiff_t channels,
-                        ptrdiff_t inner, double epsilon)
+int BN_BACKWARD(T *dx, T *dgamma, T *dbeta, const T *dy, const T *x, const T *gamma, const T *mean,
+                const T *var, ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t inner, double epsilon)
 {
     bn_plan p;
     double stack_buffer[BN_STACK_DOUBLES];
@@ -129,9 +127,9 @@ int BN_BACKWARD(T *dx, T *dgamma, T *dbeta, const T *dy, const T *x, const T *ga
     return 0;
 }
 
-int BN_INFERENCE_BACKWARD(T *dx, T *dgamma, T *dbeta, const T *dy, const T *x,
-                                  const T *gamma, const T *mean, const T *var, ptrdiff_t outer,
-                                  ptrdiff_t channels, ptrdiff_t inner, double epsilon)
+int BN_INFERENCE_BACKWARD(T *dx, T *dgamma, T *dbeta, const T *dy, const T *x, const T *gamma,
+                          const T *mean, const T *var, ptrdiff_t outer, ptrdiff_t channels,
+                          ptrdiff_t inner, double epsilon)
 {
     bn_plan p;
     double stack_buffer[BN_STACK_DOUBLES];
@@ -157,7 +155,7 @@ int BN_INFERENCE_BACKWARD(T *dx, T *dgamma, T *dbeta, const T *dy, const T *x,
 }
 
 void BN_UPDATE_MOVING_STATS(T *moving_mean, T *moving_var, const T *mean, const T *var,
-                                    ptrdiff_t channels, double momentum, ptrdiff_t count)
+                            ptrdiff_t channels, double momentum, ptrdiff_t count)
 {
     /* count m > 1: the paper's unbiased estimate var·m/(m − 1); m <= 1: no correction (no NaN). */
     double correction = count > 1 ? (double)count / (double)(count - 1) : 1.0;
@@ -168,4 +166,3 @@ void BN_UPDATE_MOVING_STATS(T *moving_mean, T *moving_var, const T *mean, const 
         moving_var[c] = (T)(keep * (double)moving_var[c] + take * batch_var);
     }
 }
-

@@ -21,9 +21,9 @@ BNPY_ALWAYS_INLINE double F(bn_center)(double v, double m)
 
 /* Rows layout: rows [r0, r1), channels [c0, c0 + cw), sums into unit_dy, unit_dyxc (from c0). */
 static BNPY_HOT void F(bn_grad_sums_rows)(double *out_dy, double *out_dyxc, T *dx, const T *dy,
-                                        const T *x, const double *mean, const double *scale,
-                                        ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t C, ptrdiff_t c0,
-                                        ptrdiff_t cw)
+                                          const T *x, const double *mean, const double *scale,
+                                          ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t C, ptrdiff_t c0,
+                                          ptrdiff_t cw)
 {
     /* The sums live on this thread's stack and are written out once at the end: the units'
      * outputs are neighbours in shared scratch memory, and updating them in place would make the
@@ -46,11 +46,13 @@ static BNPY_HOT void F(bn_grad_sums_rows)(double *out_dy, double *out_dyxc, T *d
             bnpy_vd mc = bnpy_vd_load_f64(m + c);
             bnpy_vd g0 = bn_vd_load_t(dy + o0 + c), g1 = bn_vd_load_t(dy + o1 + c);
             bnpy_vd g2 = bn_vd_load_t(dy + o2 + c), g3 = bn_vd_load_t(dy + o3 + c);
-            bnpy_vd x0 = F(bn_center_vd)(bn_vd_load_t(x + o0 + c), mc), x1 = F(bn_center_vd)(bn_vd_load_t(x + o1 + c), mc);
-            bnpy_vd x2 = F(bn_center_vd)(bn_vd_load_t(x + o2 + c), mc), x3 = F(bn_center_vd)(bn_vd_load_t(x + o3 + c), mc);
+            bnpy_vd x0 = F(bn_center_vd)(bn_vd_load_t(x + o0 + c), mc),
+                    x1 = F(bn_center_vd)(bn_vd_load_t(x + o1 + c), mc);
+            bnpy_vd x2 = F(bn_center_vd)(bn_vd_load_t(x + o2 + c), mc),
+                    x3 = F(bn_center_vd)(bn_vd_load_t(x + o3 + c), mc);
             bnpy_vd_store_f64(unit_dy + c, bnpy_vd_load_f64(unit_dy + c) + ((g0 + g1) + (g2 + g3)));
-            bnpy_vd_store_f64(unit_dyxc + c,
-                         bnpy_vd_load_f64(unit_dyxc + c) + ((g0 * x0 + g1 * x1) + (g2 * x2 + g3 * x3)));
+            bnpy_vd_store_f64(unit_dyxc + c, bnpy_vd_load_f64(unit_dyxc + c) +
+                                                 ((g0 * x0 + g1 * x1) + (g2 * x2 + g3 * x3)));
             if (dx != NULL) {
                 bnpy_vd sc = bnpy_vd_load_f64(s + c);
                 bn_vd_store_t(dx + o0 + c, g0 * sc);
@@ -92,9 +94,9 @@ static BNPY_HOT void F(bn_grad_sums_rows)(double *out_dy, double *out_dyxc, T *d
 /* Channels-first layout: outer indices [r0, r1), channels [c0, c0 + cw), segments of L values in
  * memory order; sums into out_dy, out_dyxc (from c0), as bn_grad_sums_rows. */
 static BNPY_HOT void F(bn_grad_sums_segments)(double *out_dy, double *out_dyxc, T *dx, const T *dy,
-                                            const T *x, const double *mean, const double *scale,
-                                            ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t C, ptrdiff_t c0,
-                                            ptrdiff_t cw, ptrdiff_t L)
+                                              const T *x, const double *mean, const double *scale,
+                                              ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t C, ptrdiff_t c0,
+                                              ptrdiff_t cw, ptrdiff_t L)
 {
     double unit_dy[BN_SEGMENT_CHANNELS], unit_dyxc[BN_SEGMENT_CHANNELS];
     for (ptrdiff_t c = 0; c < cw; c++)
@@ -165,15 +167,16 @@ static void F(bn_reduce_unit)(void *ctx, ptrdiff_t u)
     else if (j->stats)
         F(bn_stats_segments)(a, b, j->x, j->center + w.c0, w.r0, w.r1, C, w.c0, w.cw, p->inner);
     else if (p->rows_layout)
-        F(bn_grad_sums_rows)(a, b, j->dx, j->dy, j->x, j->center, j->scale, w.r0, w.r1, C, w.c0, w.cw);
+        F(bn_grad_sums_rows)(a, b, j->dx, j->dy, j->x, j->center, j->scale, w.r0, w.r1, C, w.c0,
+                             w.cw);
     else
         F(bn_grad_sums_segments)(a, b, j->dx, j->dy, j->x, j->center, j->scale, w.r0, w.r1, C, w.c0,
                                  w.cw, p->inner);
 }
 
 /* Per-chunk mean of x − pivot and M2 of every channel: chunk_mean, chunk_m2 are (chunks, C). */
-static void F(bn_chunk_stats)(double *chunk_mean, double *chunk_m2, const T *x,
-                              const double *pivot, const bn_plan *p)
+static void F(bn_chunk_stats)(double *chunk_mean, double *chunk_m2, const T *x, const double *pivot,
+                              const bn_plan *p)
 {
     struct F(bn_reduce_job) job = {1, chunk_mean, chunk_m2, NULL, NULL, x, pivot, NULL, p};
     bn_for_each_unit(p, F(bn_reduce_unit), &job);

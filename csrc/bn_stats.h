@@ -42,7 +42,8 @@ static void F(bn_exact_block)(double *mean, double *m2, const T *x, ptrdiff_t n,
  * comparison. & and | on 0/1 ints let a loop of it vectorise. */
 BNPY_ALWAYS_INLINE int F(bn_stats_ok)(T s1, T sq, T nb)
 {
-    return ((s1 * s1 <= (T)0.8 * nb * sq) & (sq <= BN_T_BIG) & ((sq >= BN_T_TINY) | ((sq == 0) & (s1 == 0))));
+    return ((s1 * s1 <= (T)0.8 * nb * sq) & (sq <= BN_T_BIG) &
+            ((sq >= BN_T_TINY) | ((sq == 0) & (s1 == 0))));
 }
 
 /* ---- statistics: one work unit -------------------------------------------------------------
@@ -83,8 +84,8 @@ static void F(bn_finish_runs)(double *unit_mean, double *unit_m2, const T *shift
 /* Rows layout: rows [r0, r1) of x (rows of C values), channels [c0, c0 + cw): the unit's mean of
  * x − pivot and M2 per channel into unit_mean, unit_m2 (all three indexed from c0). */
 static BNPY_HOT void F(bn_stats_rows)(double *unit_mean, double *unit_m2, const T *x,
-                                    const double *pivot, ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t C,
-                                    ptrdiff_t c0, ptrdiff_t cw)
+                                      const double *pivot, ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t C,
+                                      ptrdiff_t c0, ptrdiff_t cw)
 {
     T shift[BN_CHANNEL_BLOCK], sq[BN_CHANNEL_BLOCK], lin[BN_CHANNEL_BLOCK];
     double d1[BN_CHANNEL_BLOCK], d2[BN_CHANNEL_BLOCK];
@@ -176,8 +177,8 @@ static BNPY_HOT void F(bn_stats_rows)(double *unit_mean, double *unit_m2, const 
  * channel) a contiguous segment of L values, walked in memory order in blocks of at most
  * BN_SEGMENT_BLOCK values; results as bn_stats_rows. */
 static BNPY_HOT void F(bn_stats_segments)(double *unit_mean, double *unit_m2, const T *x,
-                                        const double *pivot, ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t C,
-                                        ptrdiff_t c0, ptrdiff_t cw, ptrdiff_t L)
+                                          const double *pivot, ptrdiff_t r0, ptrdiff_t r1,
+                                          ptrdiff_t C, ptrdiff_t c0, ptrdiff_t cw, ptrdiff_t L)
 {
     T shift[BN_SEGMENT_CHANNELS];
     double d1[BN_SEGMENT_CHANNELS], d2[BN_SEGMENT_CHANNELS], run_start[BN_SEGMENT_CHANNELS];
@@ -250,8 +251,9 @@ static BNPY_HOT void F(bn_stats_segments)(double *unit_mean, double *unit_m2, co
 static void F(bn_pivots)(double *pivot, const T *x, const bn_plan *p)
 {
     ptrdiff_t C = p->channels, L = p->inner;
-    ptrdiff_t n = (p->rows_layout ? p->outer : L) < BN_PIVOT_VALUES ? (p->rows_layout ? p->outer : L)
-                                                                     : BN_PIVOT_VALUES;
+    ptrdiff_t n = (p->rows_layout ? p->outer : L) < BN_PIVOT_VALUES
+                      ? (p->rows_layout ? p->outer : L)
+                      : BN_PIVOT_VALUES;
     ptrdiff_t step = p->rows_layout ? C : 1;
     for (ptrdiff_t c = 0; c < C; c++) {
         const T *first = p->rows_layout ? x + c : x + c * L;

@@ -27,8 +27,10 @@
 #define BN_FORWARD BN_PICK(bnpy_bn_forward_f32, bnpy_bn_forward_f64)
 #define BN_INFERENCE BN_PICK(bnpy_bn_inference_f32, bnpy_bn_inference_f64)
 #define BN_BACKWARD BN_PICK(bnpy_bn_backward_f32, bnpy_bn_backward_f64)
-#define BN_INFERENCE_BACKWARD BN_PICK(bnpy_bn_inference_backward_f32, bnpy_bn_inference_backward_f64)
-#define BN_UPDATE_MOVING_STATS BN_PICK(bnpy_bn_update_moving_stats_f32, bnpy_bn_update_moving_stats_f64)
+#define BN_INFERENCE_BACKWARD                                                                      \
+    BN_PICK(bnpy_bn_inference_backward_f32, bnpy_bn_inference_backward_f64)
+#define BN_UPDATE_MOVING_STATS                                                                     \
+    BN_PICK(bnpy_bn_update_moving_stats_f32, bnpy_bn_update_moving_stats_f64)
 
 #include "bn_stats.h"
 #include "bn_grad.h"

@@ -25,7 +25,6 @@
 #include "kernels.h"
 #include "parallel.h"
 
-
 #define BNPY_TWIN_FILE "conv.c"
 #include "twin.h"
 

@@ -22,10 +22,11 @@ int bnpy_float_typenum(PyObject *obj, const char *func, const char *arg)
         PyObject *name = PyObject_Str((PyObject *)PyArray_DESCR(a));
         if (name == NULL) {
             PyErr_Clear();
-            PyErr_Format(PyExc_TypeError, "%s: %s must be float32 or float64, got %.200s", func, arg,
-                         PyArray_Check(obj) ? "an unsupported dtype" : Py_TYPE(obj)->tp_name);
+            PyErr_Format(PyExc_TypeError, "%s: %s must be float32 or float64, got %.200s", func,
+                         arg, PyArray_Check(obj) ? "an unsupported dtype" : Py_TYPE(obj)->tp_name);
         } else {
-            PyErr_Format(PyExc_TypeError, "%s: %s must be float32 or float64, got %U", func, arg, name);
+            PyErr_Format(PyExc_TypeError, "%s: %s must be float32 or float64, got %U", func, arg,
+                         name);
             Py_DECREF(name);
         }
         typenum = -1;
@@ -60,7 +61,8 @@ PyArrayObject *bnpy_input_array(PyObject *obj, int typenum, const char *func, co
     if (have < 0)
         return NULL;
     if (typenum >= 0 && have != typenum && !has_own_dtype(obj)) /* a list takes the call's dtype */
-        return (PyArrayObject *)PyArray_FROM_OTF(obj, typenum, NPY_ARRAY_IN_ARRAY | NPY_ARRAY_FORCECAST);
+        return (PyArrayObject *)PyArray_FROM_OTF(obj, typenum,
+                                                 NPY_ARRAY_IN_ARRAY | NPY_ARRAY_FORCECAST);
     if (typenum >= 0 && have != typenum) {
         PyErr_Format(PyExc_TypeError, "%s: %s must be %s like the other arrays, got %s", func, arg,
                      float_name(typenum), float_name(have));
@@ -106,7 +108,8 @@ static int check_shape(PyArrayObject *a, int ndim, const npy_intp *dims, const c
         Py_DECREF(got_tuple);
     }
     if (want != NULL && got != NULL)
-        PyErr_Format(PyExc_ValueError, "%s: %s must have shape %R, got shape %R", func, arg, want, got);
+        PyErr_Format(PyExc_ValueError, "%s: %s must have shape %R, got shape %R", func, arg, want,
+                     got);
     else if (!PyErr_Occurred())
         PyErr_Format(PyExc_ValueError, "%s: %s has the wrong shape", func, arg);
     Py_XDECREF(want);
@@ -118,8 +121,9 @@ PyArrayObject *bnpy_inplace_array(PyObject *obj, int typenum, int ndim, const np
                                   const char *func, const char *arg)
 {
     if (!PyArray_Check(obj)) {
-        PyErr_Format(PyExc_TypeError, "%s: %s must be a numpy.ndarray (it is updated in place), got %.200s",
-                     func, arg, Py_TYPE(obj)->tp_name);
+        PyErr_Format(PyExc_TypeError,
+                     "%s: %s must be a numpy.ndarray (it is updated in place), got %.200s", func,
+                     arg, Py_TYPE(obj)->tp_name);
         return NULL;
     }
     PyArrayObject *a = (PyArrayObject *)obj;
@@ -131,13 +135,15 @@ PyArrayObject *bnpy_inplace_array(PyObject *obj, int typenum, int ndim, const np
         return NULL;
     }
     if (!PyArray_ISNOTSWAPPED(a) || !PyArray_ISALIGNED(a) || !PyArray_IS_C_CONTIGUOUS(a)) {
-        PyErr_Format(PyExc_ValueError,
-                     "%s: %s must be C-contiguous, aligned and native-endian (it is written in place)",
-                     func, arg);
+        PyErr_Format(
+            PyExc_ValueError,
+            "%s: %s must be C-contiguous, aligned and native-endian (it is written in place)", func,
+            arg);
         return NULL;
     }
     if (!PyArray_ISWRITEABLE(a)) {
-        PyErr_Format(PyExc_ValueError, "%s: %s must be writeable (it is written in place)", func, arg);
+        PyErr_Format(PyExc_ValueError, "%s: %s must be writeable (it is written in place)", func,
+                     arg);
         return NULL;
     }
     if (check_shape(a, ndim, dims, func, arg) < 0)

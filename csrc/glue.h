@@ -85,7 +85,7 @@ int bnpy_parse_flag(PyObject *obj, const char *func, const char *arg, int *out);
 /* The kernel `name`_f32 or `name`_f64 for typenum NPY_FLOAT or NPY_DOUBLE, called with the same
  * arguments (data pointers are void *, so one argument list serves both). An expression: its
  * value is the kernel's result (void kernels give a void expression). */
-#define BNPY_CALL_FOR_TYPE(typenum, name, ...)                                                    \
+#define BNPY_CALL_FOR_TYPE(typenum, name, ...)                                                     \
     ((typenum) == NPY_FLOAT ? name##_f32(__VA_ARGS__) : name##_f64(__VA_ARGS__))
 
 #endif /* BNPY_GLUE_H */

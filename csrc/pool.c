@@ -21,7 +21,6 @@
 #include "parallel.h"
 #include "simd.h"
 
-
 /* The real rows [*lo, *hi) of window index i along one axis. */
 static inline void window_range(ptrdiff_t i, ptrdiff_t stride, ptrdiff_t pad, ptrdiff_t size,
                                 ptrdiff_t n, ptrdiff_t *lo, ptrdiff_t *hi)
@@ -136,13 +135,14 @@ void SUF(bnpy_max_pool2d)(T *y, int32_t *argmax, const T *x, ptrdiff_t N, ptrdif
                           ptrdiff_t sw, ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h,
                           ptrdiff_t out_w)
 {
-    SUF(pool_forward)(1, y, argmax, x, N, H, W, C, channels_first, ph, pw, sh, sw, pad_top, pad_left,
-                      out_h, out_w);
+    SUF(pool_forward)(1, y, argmax, x, N, H, W, C, channels_first, ph, pw, sh, sw, pad_top,
+                      pad_left, out_h, out_w);
 }
 
 void SUF(bnpy_avg_pool2d)(T *y, const T *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
-                          int channels_first, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t sh, ptrdiff_t sw,
-                          ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w)
+                          int channels_first, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t sh,
+                          ptrdiff_t sw, ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h,
+                          ptrdiff_t out_w)
 {
     SUF(pool_forward)(0, y, NULL, x, N, H, W, C, channels_first, ph, pw, sh, sw, pad_top, pad_left,
                       out_h, out_w);

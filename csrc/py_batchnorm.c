@@ -20,8 +20,8 @@ static int channel_vector(PyObject *obj, int typenum, npy_intp channels, int opt
     if (obj == Py_None) {
         if (optional)
             return 0;
-        PyErr_Format(PyExc_TypeError, "%s: %s must be an array of shape (%zd,), got None", func, arg,
-                     (Py_ssize_t)channels);
+        PyErr_Format(PyExc_TypeError, "%s: %s must be an array of shape (%zd,), got None", func,
+                     arg, (Py_ssize_t)channels);
         return -1;
     }
     PyArrayObject *a = bnpy_input_array(obj, typenum, func, arg);
@@ -31,8 +31,8 @@ static int channel_vector(PyObject *obj, int typenum, npy_intp channels, int opt
         PyObject *shape = bnpy_shape_tuple(a);
         if (shape != NULL)
             PyErr_Format(PyExc_ValueError,
-                         "%s: %s must have shape (%zd,) (one value per channel), got shape %R", func,
-                         arg, (Py_ssize_t)channels, shape);
+                         "%s: %s must have shape (%zd,) (one value per channel), got shape %R",
+                         func, arg, (Py_ssize_t)channels, shape);
         Py_XDECREF(shape);
         Py_DECREF(a);
         return -1;
@@ -137,7 +137,8 @@ static PyObject *batch_norm_forward(PyObject *module, PyObject *const *args, Py_
 
     static const char *const arrays[] = {"x", "gamma", "beta"};
     int typenum;
-    if (bnpy_check_nargs(nargs, 6, 6, func) < 0 || (typenum = bnpy_call_typenum(args, arrays, 3, func)) < 0 ||
+    if (bnpy_check_nargs(nargs, 6, 6, func) < 0 ||
+        (typenum = bnpy_call_typenum(args, arrays, 3, func)) < 0 ||
         (x = main_input(args[0], typenum, func, "x")) == NULL)
         goto fail;
     if (parse_axis(args[3], PyArray_NDIM(x), func, &axis) < 0)
@@ -175,7 +176,8 @@ static PyObject *batch_norm_forward(PyObject *module, PyObject *const *args, Py_
     }
     result = PyTuple_Pack(3, (PyObject *)y, (PyObject *)mean, (PyObject *)var);
 fail:
-    bnpy_release(6, (PyObject *)x, (PyObject *)gamma, (PyObject *)beta, (PyObject *)y, (PyObject *)mean, (PyObject *)var);
+    bnpy_release(6, (PyObject *)x, (PyObject *)gamma, (PyObject *)beta, (PyObject *)y,
+                 (PyObject *)mean, (PyObject *)var);
     return result;
 }
 
@@ -192,7 +194,8 @@ static PyObject *batch_norm_inference(PyObject *module, PyObject *const *args, P
 
     static const char *const arrays[] = {"x", "gamma", "beta", "mean", "var"};
     int typenum;
-    if (bnpy_check_nargs(nargs, 8, 8, func) < 0 || (typenum = bnpy_call_typenum(args, arrays, 5, func)) < 0 ||
+    if (bnpy_check_nargs(nargs, 8, 8, func) < 0 ||
+        (typenum = bnpy_call_typenum(args, arrays, 5, func)) < 0 ||
         (x = main_input(args[0], typenum, func, "x")) == NULL)
         goto fail;
     if (parse_axis(args[5], PyArray_NDIM(x), func, &axis) < 0)
@@ -224,7 +227,8 @@ static PyObject *batch_norm_inference(PyObject *module, PyObject *const *args, P
     result = (PyObject *)y;
     y = NULL;
 fail:
-    bnpy_release(6, (PyObject *)x, (PyObject *)gamma, (PyObject *)beta, (PyObject *)mean, (PyObject *)var, (PyObject *)y);
+    bnpy_release(6, (PyObject *)x, (PyObject *)gamma, (PyObject *)beta, (PyObject *)mean,
+                 (PyObject *)var, (PyObject *)y);
     return result;
 }
 
@@ -248,7 +252,8 @@ static PyObject *backward_common(PyObject *const *args, Py_ssize_t nargs, const 
 
     static const char *const arrays[] = {"dy", "x", "gamma", "mean", "var"};
     int typenum;
-    if (bnpy_check_nargs(nargs, 8, 8, func) < 0 || (typenum = bnpy_call_typenum(args, arrays, 5, func)) < 0 ||
+    if (bnpy_check_nargs(nargs, 8, 8, func) < 0 ||
+        (typenum = bnpy_call_typenum(args, arrays, 5, func)) < 0 ||
         (dy = main_input(args[0], typenum, func, "dy")) == NULL)
         goto fail;
     if ((x = main_input(args[1], typenum, func, "x")) == NULL)
@@ -297,7 +302,8 @@ static PyObject *backward_common(PyObject *const *args, Py_ssize_t nargs, const 
     }
     result = PyTuple_Pack(3, (PyObject *)dx, (PyObject *)dgamma, (PyObject *)dbeta);
 fail:
-    bnpy_release(8, (PyObject *)dy, (PyObject *)x, (PyObject *)gamma, (PyObject *)mean, (PyObject *)var, (PyObject *)dx, (PyObject *)dgamma, (PyObject *)dbeta);
+    bnpy_release(8, (PyObject *)dy, (PyObject *)x, (PyObject *)gamma, (PyObject *)mean,
+                 (PyObject *)var, (PyObject *)dx, (PyObject *)dgamma, (PyObject *)dbeta);
     return result;
 }
 
@@ -334,11 +340,12 @@ static PyObject *update_moving_stats(PyObject *module, PyObject *const *args, Py
         goto fail;
     }
     int typenum = bnpy_float_typenum(args[0], func, "moving_mean");
-    if (typenum < 0 ||
-        (moving_mean = bnpy_inplace_array(args[0], typenum, 1, &any_size, func, "moving_mean")) == NULL)
+    if (typenum < 0 || (moving_mean = bnpy_inplace_array(args[0], typenum, 1, &any_size, func,
+                                                         "moving_mean")) == NULL)
         goto fail;
     channels = PyArray_DIM(moving_mean, 0);
-    if ((moving_var = bnpy_inplace_array(args[1], typenum, 1, &channels, func, "moving_var")) == NULL ||
+    if ((moving_var = bnpy_inplace_array(args[1], typenum, 1, &channels, func, "moving_var")) ==
+            NULL ||
         channel_vector(args[2], typenum, channels, 0, func, "mean", &mean) < 0 ||
         channel_vector(args[3], typenum, channels, 0, func, "var", &var) < 0 ||
         parse_real(args[4], 0.0, 1.0, func, "momentum", &momentum) < 0)
@@ -384,7 +391,8 @@ static PyObject *update_moving_stats(PyObject *module, PyObject *const *args, Py
     result = Py_None;
     Py_INCREF(result);
 fail:
-    bnpy_release(4, (PyObject *)moving_mean, (PyObject *)moving_var, (PyObject *)mean, (PyObject *)var);
+    bnpy_release(4, (PyObject *)moving_mean, (PyObject *)moving_var, (PyObject *)mean,
+                 (PyObject *)var);
     return result;
 }
 

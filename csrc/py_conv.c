@@ -11,10 +11,10 @@
 
 /* The geometry of a window sweep over an image batch (see kernels.h). */
 typedef struct {
-    npy_intp N, H, W, C;         /* logical sizes, whatever the layout */
-    npy_intp kh, kw, sh, sw;     /* window and strides */
-    npy_intp dh, dw;             /* kernel dilation (1: none); the window spans (kh-1)*dh + 1 rows */
-    npy_intp pt, pb, pl, pr;     /* zero padding: top, bottom, left, right */
+    npy_intp N, H, W, C;     /* logical sizes, whatever the layout */
+    npy_intp kh, kw, sh, sw; /* window and strides */
+    npy_intp dh, dw;         /* kernel dilation (1: none); the window spans (kh-1)*dh + 1 rows */
+    npy_intp pt, pb, pl, pr; /* zero padding: top, bottom, left, right */
     npy_intp out_h, out_w;
     int channels_first;
 } geometry;
@@ -39,10 +39,10 @@ static void shape_from_dims(geometry *g, const npy_intp *d, int channels_first)
  * says), then, if n > 2, sh, sw and the four pads. Dilation is 1 unless set after. */
 static int parse_window(PyObject *const *args, int n, geometry *g, const char *func, int pool)
 {
-    static const char *const conv_names[] = {"kh", "kw", "sh", "sw", "pad_top", "pad_bottom",
-                                             "pad_left", "pad_right"};
-    static const char *const pool_names[] = {"ph", "pw", "sh", "sw", "pad_top", "pad_bottom",
-                                             "pad_left", "pad_right"};
+    static const char *const conv_names[] = {"kh",      "kw",         "sh",       "sw",
+                                             "pad_top", "pad_bottom", "pad_left", "pad_right"};
+    static const char *const pool_names[] = {"ph",      "pw",         "sh",       "sw",
+                                             "pad_top", "pad_bottom", "pad_left", "pad_right"};
     npy_intp *fields[] = {&g->kh, &g->kw, &g->sh, &g->sw, &g->pt, &g->pb, &g->pl, &g->pr};
     for (int i = 0; i < n; i++) {
         Py_ssize_t v;
@@ -55,8 +55,8 @@ static int parse_window(PyObject *const *args, int n, geometry *g, const char *f
 }
 
 /* The optional trailing (out, dh, dw) of im2col and col2im, from args[first] on. */
-static int parse_out_dilation(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t first, geometry *g,
-                              const char *func, PyObject **out)
+static int parse_out_dilation(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t first,
+                              geometry *g, const char *func, PyObject **out)
 {
     Py_ssize_t dh = 1, dw = 1;
     *out = nargs > first ? args[first] : Py_None;
@@ -80,9 +80,11 @@ static int check_geometry(geometry *g, const char *func, int pool)
     }
     if (g->dh < 1 || g->dw < 1 || (double)(g->kh - 1) * (double)g->dh >= 0x1p60 ||
         (double)(g->kw - 1) * (double)g->dw >= 0x1p60) {
-        PyErr_Format(PyExc_ValueError, "%s: dilation must be >= 1 and (kernel size - 1) * dilation "
-                     "below 2**60, got (%zd, %zd) for a kernel of (%zd, %zd)", func, (Py_ssize_t)g->dh,
-                     (Py_ssize_t)g->dw, (Py_ssize_t)g->kh, (Py_ssize_t)g->kw);
+        PyErr_Format(PyExc_ValueError,
+                     "%s: dilation must be >= 1 and (kernel size - 1) * dilation "
+                     "below 2**60, got (%zd, %zd) for a kernel of (%zd, %zd)",
+                     func, (Py_ssize_t)g->dh, (Py_ssize_t)g->dw, (Py_ssize_t)g->kh,
+                     (Py_ssize_t)g->kw);
         return -1;
     }
     /* The window's extent: the kernel's taps spread dh (dw) apart. */
@@ -93,20 +95,22 @@ static int check_geometry(geometry *g, const char *func, int pool)
         return -1;
     }
     if (g->pt < 0 || g->pb < 0 || g->pl < 0 || g->pr < 0) {
-        PyErr_Format(PyExc_ValueError, "%s: padding must be >= 0, got ((%zd, %zd), (%zd, %zd))", func,
-                     (Py_ssize_t)g->pt, (Py_ssize_t)g->pb, (Py_ssize_t)g->pl, (Py_ssize_t)g->pr);
+        PyErr_Format(PyExc_ValueError, "%s: padding must be >= 0, got ((%zd, %zd), (%zd, %zd))",
+                     func, (Py_ssize_t)g->pt, (Py_ssize_t)g->pb, (Py_ssize_t)g->pl,
+                     (Py_ssize_t)g->pr);
         return -1;
     }
     if (pool && (g->pt >= g->kh || g->pb >= g->kh || g->pl >= g->kw || g->pr >= g->kw)) {
-        PyErr_Format(PyExc_ValueError,
-                     "%s: padding ((%zd, %zd), (%zd, %zd)) must be smaller than pool_size (%zd, %zd)",
-                     func, (Py_ssize_t)g->pt, (Py_ssize_t)g->pb, (Py_ssize_t)g->pl, (Py_ssize_t)g->pr,
-                     (Py_ssize_t)g->kh, (Py_ssize_t)g->kw);
+        PyErr_Format(
+            PyExc_ValueError,
+            "%s: padding ((%zd, %zd), (%zd, %zd)) must be smaller than pool_size (%zd, %zd)", func,
+            (Py_ssize_t)g->pt, (Py_ssize_t)g->pb, (Py_ssize_t)g->pl, (Py_ssize_t)g->pr,
+            (Py_ssize_t)g->kh, (Py_ssize_t)g->kw);
         return -1;
     }
     if (pool && (g->H == 0 || g->W == 0)) { /* no window would hold a real cell (padding only) */
-        PyErr_Format(PyExc_ValueError, "%s: the image plane (%zd, %zd) is empty: nothing to pool", func,
-                     (Py_ssize_t)g->H, (Py_ssize_t)g->W);
+        PyErr_Format(PyExc_ValueError, "%s: the image plane (%zd, %zd) is empty: nothing to pool",
+                     func, (Py_ssize_t)g->H, (Py_ssize_t)g->W);
         return -1;
     }
     /* Every index product below (N*out_h*out_w, times kh*kw*C for a column matrix) must fit in
@@ -115,11 +119,14 @@ static int check_geometry(geometry *g, const char *func, int pool)
     if ((double)g->H + (double)g->pt + (double)g->pb >= 0x1p60 ||
         (double)g->W + (double)g->pl + (double)g->pr >= 0x1p60 ||
         fmax((double)g->N, 1.0) * fmax((double)g->C, 1.0) * (double)g->kh * (double)g->kw *
-                ((double)g->H + (double)g->pt + (double)g->pb) * ((double)g->W + (double)g->pl + (double)g->pr) >=
+                ((double)g->H + (double)g->pt + (double)g->pb) *
+                ((double)g->W + (double)g->pl + (double)g->pr) >=
             0x1p60) {
-        PyErr_Format(PyExc_ValueError, "%s: the geometry is too large (padding ((%zd, %zd), (%zd, %zd)), %s "
-                     "(%zd, %zd) over an input of %zd x %zd)", func, (Py_ssize_t)g->pt, (Py_ssize_t)g->pb,
-                     (Py_ssize_t)g->pl, (Py_ssize_t)g->pr, window, (Py_ssize_t)g->kh, (Py_ssize_t)g->kw,
+        PyErr_Format(PyExc_ValueError,
+                     "%s: the geometry is too large (padding ((%zd, %zd), (%zd, %zd)), %s "
+                     "(%zd, %zd) over an input of %zd x %zd)",
+                     func, (Py_ssize_t)g->pt, (Py_ssize_t)g->pb, (Py_ssize_t)g->pl,
+                     (Py_ssize_t)g->pr, window, (Py_ssize_t)g->kh, (Py_ssize_t)g->kw,
                      (Py_ssize_t)g->H, (Py_ssize_t)g->W);
         return -1;
     }
@@ -127,14 +134,16 @@ static int check_geometry(geometry *g, const char *func, int pool)
         PyErr_Format(PyExc_ValueError,
                      "%s: %s%s (%zd, %zd) is larger than the padded input (%zd, %zd)", func,
                      ekh != g->kh || ekw != g->kw ? "dilated " : "", window, (Py_ssize_t)ekh,
-                     (Py_ssize_t)ekw, (Py_ssize_t)(g->H + g->pt + g->pb), (Py_ssize_t)(g->W + g->pl + g->pr));
+                     (Py_ssize_t)ekw, (Py_ssize_t)(g->H + g->pt + g->pb),
+                     (Py_ssize_t)(g->W + g->pl + g->pr));
         return -1;
     }
     g->out_h = (g->H + g->pt + g->pb - ekh) / g->sh + 1;
     g->out_w = (g->W + g->pl + g->pr - ekw) / g->sw + 1;
     if (pool && (double)g->H * (double)g->W >= 2147483647.0) {
-        PyErr_Format(PyExc_ValueError, "%s: an image plane of %zd x %zd cells is too large (argmax is int32)",
-                     func, (Py_ssize_t)g->H, (Py_ssize_t)g->W);
+        PyErr_Format(PyExc_ValueError,
+                     "%s: an image plane of %zd x %zd cells is too large (argmax is int32)", func,
+                     (Py_ssize_t)g->H, (Py_ssize_t)g->W);
         return -1;
     }
     return 0;
@@ -145,13 +154,18 @@ static void image_dims(const geometry *g, npy_intp h, npy_intp w, npy_intp c, np
 {
     dims[0] = g->N;
     if (g->channels_first) {
-        dims[1] = c; dims[2] = h; dims[3] = w;
+        dims[1] = c;
+        dims[2] = h;
+        dims[3] = w;
     } else {
-        dims[1] = h; dims[2] = w; dims[3] = c;
+        dims[1] = h;
+        dims[2] = w;
+        dims[3] = c;
     }
 }
 
-static int check_rank(PyArrayObject *a, int ndim, const char *func, const char *arg, const char *what)
+static int check_rank(PyArrayObject *a, int ndim, const char *func, const char *arg,
+                      const char *what)
 {
     if (PyArray_NDIM(a) != ndim) {
         PyErr_Format(PyExc_ValueError, "%s: %s must be a %d-D array %s, got %d-D", func, arg, ndim,
@@ -170,7 +184,8 @@ static int parse_shape4(PyObject *obj, npy_intp *d, const char *func, const char
     if (seq == NULL || PySequence_Fast_GET_SIZE(seq) != 4) {
         Py_XDECREF(seq);
         PyErr_Clear();
-        PyErr_Format(PyExc_ValueError, "%s: %s must be a 4-item shape tuple, got %.200R", func, arg, obj);
+        PyErr_Format(PyExc_ValueError, "%s: %s must be a 4-item shape tuple, got %.200R", func, arg,
+                     obj);
         return -1;
     }
     for (int i = 0; i < 4; i++) {
@@ -216,7 +231,8 @@ static PyObject *py_im2col(PyObject *module, PyObject *const *args, Py_ssize_t n
         goto fail;
     shape_from_dims(&g, PyArray_DIMS(x), cf);
     if (check_geometry(&g, func, 0) < 0 ||
-        check_size((double)g.N * g.out_h * g.out_w * g.kh * g.kw * g.C, func, "the column matrix") < 0)
+        check_size((double)g.N * g.out_h * g.out_w * g.kh * g.kw * g.C, func, "the column matrix") <
+            0)
         goto fail;
     npy_intp dims[2] = {g.N * g.out_h * g.out_w, g.kh * g.kw * g.C};
     col = bnpy_output_array(out_obj, PyArray_TYPE(x), 2, dims, func, "out");
@@ -224,7 +240,8 @@ static PyObject *py_im2col(PyObject *module, PyObject *const *args, Py_ssize_t n
         goto fail;
     Py_BEGIN_ALLOW_THREADS
     BNPY_CALL_FOR_TYPE(PyArray_TYPE(x), bnpy_im2col, PyArray_DATA(col), PyArray_DATA(x), g.N, g.H,
-                       g.W, g.C, cf, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.out_h, g.out_w, g.dh, g.dw);
+                       g.W, g.C, cf, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.out_h, g.out_w, g.dh,
+                       g.dw);
     Py_END_ALLOW_THREADS
     result = (PyObject *)col;
     col = NULL;
@@ -253,9 +270,11 @@ static PyObject *py_col2im(PyObject *module, PyObject *const *args, Py_ssize_t n
     shape_from_dims(&g, xd, cf);
     if (check_geometry(&g, func, 0) < 0)
         goto fail;
-    if (PyArray_DIM(dcol, 0) != g.N * g.out_h * g.out_w || PyArray_DIM(dcol, 1) != g.kh * g.kw * g.C) {
-        PyErr_Format(PyExc_ValueError, "%s: dcol must have shape (%zd, %zd) for this geometry, got (%zd, %zd)",
-                     func, (Py_ssize_t)(g.N * g.out_h * g.out_w), (Py_ssize_t)(g.kh * g.kw * g.C),
+    if (PyArray_DIM(dcol, 0) != g.N * g.out_h * g.out_w ||
+        PyArray_DIM(dcol, 1) != g.kh * g.kw * g.C) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: dcol must have shape (%zd, %zd) for this geometry, got (%zd, %zd)", func,
+                     (Py_ssize_t)(g.N * g.out_h * g.out_w), (Py_ssize_t)(g.kh * g.kw * g.C),
                      (Py_ssize_t)PyArray_DIM(dcol, 0), (Py_ssize_t)PyArray_DIM(dcol, 1));
         goto fail;
     }
@@ -264,8 +283,8 @@ static PyObject *py_col2im(PyObject *module, PyObject *const *args, Py_ssize_t n
         goto fail;
     Py_BEGIN_ALLOW_THREADS
     BNPY_CALL_FOR_TYPE(PyArray_TYPE(dcol), bnpy_col2im, PyArray_DATA(dx), PyArray_DATA(dcol), g.N,
-                       g.H, g.W, g.C, cf, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.out_h, g.out_w, g.dh,
-                       g.dw);
+                       g.H, g.W, g.C, cf, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.out_h, g.out_w,
+                       g.dh, g.dw);
     Py_END_ALLOW_THREADS
     result = (PyObject *)dx;
     dx = NULL;
@@ -281,8 +300,9 @@ static PyArrayObject *bias_vector(PyObject *obj, int typenum, npy_intp size, con
 {
     PyArrayObject *b = bnpy_input_array(obj, typenum, func, "bias");
     if (b != NULL && (PyArray_NDIM(b) != 1 || PyArray_DIM(b, 0) != size)) {
-        PyErr_Format(PyExc_ValueError, "%s: bias must have shape (%zd,), got a %d-D array of %zd values",
-                     func, (Py_ssize_t)size, PyArray_NDIM(b), (Py_ssize_t)PyArray_SIZE(b));
+        PyErr_Format(PyExc_ValueError,
+                     "%s: bias must have shape (%zd,), got a %d-D array of %zd values", func,
+                     (Py_ssize_t)size, PyArray_NDIM(b), (Py_ssize_t)PyArray_SIZE(b));
         Py_CLEAR(b);
     }
     return b;
@@ -296,15 +316,16 @@ static PyObject *py_add_bias_rows(PyObject *module, PyObject *const *args, Py_ss
     PyArrayObject *y = NULL, *b = NULL;
     npy_intp ydims[2] = {-1, -1};
     int typenum;
-    if (bnpy_check_nargs(nargs, 2, 2, func) < 0 || (typenum = bnpy_float_typenum(args[0], func, "y")) < 0)
+    if (bnpy_check_nargs(nargs, 2, 2, func) < 0 ||
+        (typenum = bnpy_float_typenum(args[0], func, "y")) < 0)
         return NULL;
     if ((y = bnpy_inplace_array(args[0], typenum, 2, ydims, func, "y")) == NULL ||
         (b = bias_vector(args[1], typenum, PyArray_DIM(y, 1), func)) == NULL ||
         bnpy_check_overlap(y, b, 0, func, "y", "bias") < 0)
         goto fail;
     Py_BEGIN_ALLOW_THREADS
-    BNPY_CALL_FOR_TYPE(typenum, bnpy_add_bias_rows, PyArray_DATA(y), PyArray_DATA(b), PyArray_DIM(y, 0),
-                       PyArray_DIM(y, 1));
+    BNPY_CALL_FOR_TYPE(typenum, bnpy_add_bias_rows, PyArray_DATA(y), PyArray_DATA(b),
+                       PyArray_DIM(y, 0), PyArray_DIM(y, 1));
     Py_END_ALLOW_THREADS
     Py_INCREF(Py_None);
     result = Py_None;
@@ -408,7 +429,8 @@ static PyObject *pool_forward(PyObject *const *args, Py_ssize_t nargs, int is_ma
         BNPY_CALL_FOR_TYPE(PyArray_TYPE(x), bnpy_avg_pool2d, PyArray_DATA(y), PyArray_DATA(x), g.N,
                            g.H, g.W, g.C, cf, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.out_h, g.out_w);
     Py_END_ALLOW_THREADS
-    result = is_max ? PyTuple_Pack(2, (PyObject *)y, (PyObject *)argmax) : (Py_INCREF(y), (PyObject *)y);
+    result =
+        is_max ? PyTuple_Pack(2, (PyObject *)y, (PyObject *)argmax) : (Py_INCREF(y), (PyObject *)y);
 fail:
     bnpy_release(3, (PyObject *)x, (PyObject *)y, (PyObject *)argmax);
     return result;
@@ -433,7 +455,8 @@ static PyObject *py_max_pool2d_backward(PyObject *module, PyObject *const *args,
     geometry g;
     npy_intp xd[4];
     int cf;
-    if (bnpy_check_nargs(nargs, 4, 4, func) < 0 || bnpy_parse_flag(args[3], func, "channels_first", &cf) < 0 ||
+    if (bnpy_check_nargs(nargs, 4, 4, func) < 0 ||
+        bnpy_parse_flag(args[3], func, "channels_first", &cf) < 0 ||
         parse_shape4(args[2], xd, func, "x_shape") < 0)
         return NULL;
     shape_from_dims(&g, xd, cf);
@@ -441,7 +464,8 @@ static PyObject *py_max_pool2d_backward(PyObject *module, PyObject *const *args,
     if (dy == NULL || check_rank(dy, 4, func, "dy", "shaped like the pooled output") < 0)
         goto fail;
     if (!PyArray_Check(args[1]) || PyArray_TYPE((PyArrayObject *)args[1]) != NPY_INT32) {
-        PyErr_Format(PyExc_TypeError, "%s: argmax must be the int32 array max_pool2d returned", func);
+        PyErr_Format(PyExc_TypeError, "%s: argmax must be the int32 array max_pool2d returned",
+                     func);
         goto fail;
     }
     argmax = (PyArrayObject *)PyArray_FROM_OTF(args[1], NPY_INT32, NPY_ARRAY_IN_ARRAY);
@@ -454,16 +478,18 @@ static PyObject *py_max_pool2d_backward(PyObject *module, PyObject *const *args,
     g.out_h = PyArray_DIM(dy, cf ? 2 : 1);
     g.out_w = PyArray_DIM(dy, cf ? 3 : 2);
     if (PyArray_DIM(dy, 0) != g.N || PyArray_DIM(dy, cf ? 1 : 3) != g.C) {
-        PyErr_Format(PyExc_ValueError, "%s: dy's batch size and channel count must match x_shape", func);
+        PyErr_Format(PyExc_ValueError, "%s: dy's batch size and channel count must match x_shape",
+                     func);
         goto fail;
     }
-    {   /* every index must name a cell of its image plane: the kernel writes there */
+    { /* every index must name a cell of its image plane: the kernel writes there */
         const int32_t *a = PyArray_DATA(argmax);
         const npy_intp count = PyArray_SIZE(argmax), cells = g.H * g.W;
         for (npy_intp k = 0; k < count; k++)
             if (a[k] < 0 || a[k] >= cells) {
-                PyErr_Format(PyExc_ValueError, "%s: argmax holds %d, outside the %zd cells of a plane",
-                             func, (int)a[k], (Py_ssize_t)cells);
+                PyErr_Format(PyExc_ValueError,
+                             "%s: argmax holds %d, outside the %zd cells of a plane", func,
+                             (int)a[k], (Py_ssize_t)cells);
                 goto fail;
             }
     }
@@ -471,8 +497,9 @@ static PyObject *py_max_pool2d_backward(PyObject *module, PyObject *const *args,
     if (dx == NULL)
         goto fail;
     Py_BEGIN_ALLOW_THREADS
-    BNPY_CALL_FOR_TYPE(PyArray_TYPE(dy), bnpy_max_pool2d_backward, PyArray_DATA(dx), PyArray_DATA(dy),
-                       PyArray_DATA(argmax), g.N, g.H, g.W, g.C, cf, g.out_h, g.out_w);
+    BNPY_CALL_FOR_TYPE(PyArray_TYPE(dy), bnpy_max_pool2d_backward, PyArray_DATA(dx),
+                       PyArray_DATA(dy), PyArray_DATA(argmax), g.N, g.H, g.W, g.C, cf, g.out_h,
+                       g.out_w);
     Py_END_ALLOW_THREADS
     result = (PyObject *)dx;
     dx = NULL;
@@ -504,18 +531,21 @@ static PyObject *py_avg_pool2d_backward(PyObject *module, PyObject *const *args,
     for (int i = 0; i < 4; i++)
         if (PyArray_DIM(dy, i) != yd[i]) {
             PyErr_Format(PyExc_ValueError,
-                         "%s: dy must have the pooled output's shape (%zd, %zd, %zd, %zd), got (%zd, %zd, %zd, %zd)",
-                         func, (Py_ssize_t)yd[0], (Py_ssize_t)yd[1], (Py_ssize_t)yd[2], (Py_ssize_t)yd[3],
-                         (Py_ssize_t)PyArray_DIM(dy, 0), (Py_ssize_t)PyArray_DIM(dy, 1),
-                         (Py_ssize_t)PyArray_DIM(dy, 2), (Py_ssize_t)PyArray_DIM(dy, 3));
+                         "%s: dy must have the pooled output's shape (%zd, %zd, %zd, %zd), got "
+                         "(%zd, %zd, %zd, %zd)",
+                         func, (Py_ssize_t)yd[0], (Py_ssize_t)yd[1], (Py_ssize_t)yd[2],
+                         (Py_ssize_t)yd[3], (Py_ssize_t)PyArray_DIM(dy, 0),
+                         (Py_ssize_t)PyArray_DIM(dy, 1), (Py_ssize_t)PyArray_DIM(dy, 2),
+                         (Py_ssize_t)PyArray_DIM(dy, 3));
             goto fail;
         }
     dx = (PyArrayObject *)PyArray_EMPTY(4, xd, PyArray_TYPE(dy), 0);
     if (dx == NULL)
         goto fail;
     Py_BEGIN_ALLOW_THREADS
-    BNPY_CALL_FOR_TYPE(PyArray_TYPE(dy), bnpy_avg_pool2d_backward, PyArray_DATA(dx), PyArray_DATA(dy),
-                       g.N, g.H, g.W, g.C, cf, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.out_h, g.out_w);
+    BNPY_CALL_FOR_TYPE(PyArray_TYPE(dy), bnpy_avg_pool2d_backward, PyArray_DATA(dx),
+                       PyArray_DATA(dy), g.N, g.H, g.W, g.C, cf, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl,
+                       g.out_h, g.out_w);
     Py_END_ALLOW_THREADS
     result = (PyObject *)dx;
     dx = NULL;
@@ -535,7 +565,8 @@ static int require_direct(const char *func)
 {
     if (bnpy_conv_direct_available())
         return 0;
-    PyErr_Format(PyExc_RuntimeError, "%s: this CPU (or build) has no AVX2/FMA direct convolution", func);
+    PyErr_Format(PyExc_RuntimeError, "%s: this CPU (or build) has no AVX2/FMA direct convolution",
+                 func);
     return -1;
 }
 
@@ -551,7 +582,8 @@ static PyObject *py_conv2d_direct(PyObject *module, PyObject *const *args, Py_ss
     if (bnpy_check_nargs(nargs, 9, 9, func) < 0 || require_direct(func) < 0)
         return NULL;
     {
-        static const char *const names[] = {"sh", "sw", "pad_top", "pad_bottom", "pad_left", "pad_right"};
+        static const char *const names[] = {"sh",         "sw",       "pad_top",
+                                            "pad_bottom", "pad_left", "pad_right"};
         npy_intp *fields[] = {&g.sh, &g.sw, &g.pt, &g.pb, &g.pl, &g.pr};
         for (int i = 0; i < 6; i++) {
             Py_ssize_t v;
@@ -572,9 +604,11 @@ static PyObject *py_conv2d_direct(PyObject *module, PyObject *const *args, Py_ss
     g.kw = PyArray_DIM(kernel, 1);
     const npy_intp cout = PyArray_DIM(kernel, 3);
     if (PyArray_DIM(kernel, 2) != g.C || g.C < 1 || cout % 8 != 0 || cout == 0) {
-        PyErr_Format(PyExc_ValueError, "%s: kernel must be (kh, kw, %zd, Cout) with Cin >= 1 and Cout a multiple of 8, "
-                     "got Cin %zd, Cout %zd", func, (Py_ssize_t)g.C, (Py_ssize_t)PyArray_DIM(kernel, 2),
-                     (Py_ssize_t)cout);
+        PyErr_Format(
+            PyExc_ValueError,
+            "%s: kernel must be (kh, kw, %zd, Cout) with Cin >= 1 and Cout a multiple of 8, "
+            "got Cin %zd, Cout %zd",
+            func, (Py_ssize_t)g.C, (Py_ssize_t)PyArray_DIM(kernel, 2), (Py_ssize_t)cout);
         goto fail;
     }
     if (args[2] != Py_None && (bias = bias_vector(args[2], NPY_FLOAT, cout, func)) == NULL)
@@ -588,10 +622,11 @@ static PyObject *py_conv2d_direct(PyObject *module, PyObject *const *args, Py_ss
     if (y == NULL || xpad == NULL)
         goto fail;
     Py_BEGIN_ALLOW_THREADS
-    bnpy_pad_nhwc_f32(PyArray_DATA(xpad), PyArray_DATA(x), g.N, g.H, g.W, g.C, g.pt, g.pb, g.pl, g.pr);
+    bnpy_pad_nhwc_f32(PyArray_DATA(xpad), PyArray_DATA(x), g.N, g.H, g.W, g.C, g.pt, g.pb, g.pl,
+                      g.pr);
     rc = bnpy_conv2d_direct_f32(PyArray_DATA(y), PyArray_DATA(xpad), PyArray_DATA(kernel),
-                                bias ? PyArray_DATA(bias) : NULL, g.N, g.H, g.W, g.C, g.kh, g.kw, g.sh,
-                                g.sw, g.pt, g.pb, g.pl, g.pr, g.out_h, g.out_w, cout);
+                                bias ? PyArray_DATA(bias) : NULL, g.N, g.H, g.W, g.C, g.kh, g.kw,
+                                g.sh, g.sw, g.pt, g.pb, g.pl, g.pr, g.out_h, g.out_w, cout);
     Py_END_ALLOW_THREADS
     if (rc < 0) {
         PyErr_NoMemory();
@@ -599,7 +634,8 @@ static PyObject *py_conv2d_direct(PyObject *module, PyObject *const *args, Py_ss
     }
     result = PyTuple_Pack(2, (PyObject *)y, (PyObject *)xpad);
 fail:
-    bnpy_release(5, (PyObject *)x, (PyObject *)kernel, (PyObject *)bias, (PyObject *)y, (PyObject *)xpad);
+    bnpy_release(5, (PyObject *)x, (PyObject *)kernel, (PyObject *)bias, (PyObject *)y,
+                 (PyObject *)xpad);
     return result;
 }
 
@@ -613,7 +649,8 @@ static PyObject *py_conv2d_direct_dkernel(PyObject *module, PyObject *const *arg
     npy_intp xd[4];
     int rc = 0;
     if (bnpy_check_nargs(nargs, 11, 11, func) < 0 || require_direct(func) < 0 ||
-        parse_window(args + 3, 8, &g, func, 0) < 0 || parse_shape4(args[2], xd, func, "x_shape") < 0)
+        parse_window(args + 3, 8, &g, func, 0) < 0 ||
+        parse_shape4(args[2], xd, func, "x_shape") < 0)
         return NULL;
     shape_from_dims(&g, xd, 0);
     if (check_geometry(&g, func, 0) < 0)
@@ -625,16 +662,18 @@ static PyObject *py_conv2d_direct_dkernel(PyObject *module, PyObject *const *arg
     if (xpad == NULL || check_rank(xpad, 4, func, "xpad", "(N, Hp, Wp, C)") < 0)
         goto fail;
     const npy_intp cout = PyArray_DIM(dy, 3);
-    if (PyArray_DIM(dy, 0) != g.N || PyArray_DIM(dy, 1) != g.out_h || PyArray_DIM(dy, 2) != g.out_w ||
-        cout % 8 != 0 || cout == 0) {
-        PyErr_Format(PyExc_ValueError, "%s: dy must have shape (%zd, %zd, %zd, Cout), Cout a multiple of 8",
-                     func, (Py_ssize_t)g.N, (Py_ssize_t)g.out_h, (Py_ssize_t)g.out_w);
+    if (PyArray_DIM(dy, 0) != g.N || PyArray_DIM(dy, 1) != g.out_h ||
+        PyArray_DIM(dy, 2) != g.out_w || cout % 8 != 0 || cout == 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: dy must have shape (%zd, %zd, %zd, Cout), Cout a multiple of 8", func,
+                     (Py_ssize_t)g.N, (Py_ssize_t)g.out_h, (Py_ssize_t)g.out_w);
         goto fail;
     }
     if (PyArray_DIM(xpad, 0) != g.N || PyArray_DIM(xpad, 1) != g.H + g.pt + g.pb ||
         PyArray_DIM(xpad, 2) != g.W + g.pl + g.pr || PyArray_DIM(xpad, 3) != g.C) {
-        PyErr_Format(PyExc_ValueError, "%s: xpad must have shape (%zd, %zd, %zd, %zd)", func, (Py_ssize_t)g.N,
-                     (Py_ssize_t)(g.H + g.pt + g.pb), (Py_ssize_t)(g.W + g.pl + g.pr), (Py_ssize_t)g.C);
+        PyErr_Format(PyExc_ValueError, "%s: xpad must have shape (%zd, %zd, %zd, %zd)", func,
+                     (Py_ssize_t)g.N, (Py_ssize_t)(g.H + g.pt + g.pb),
+                     (Py_ssize_t)(g.W + g.pl + g.pr), (Py_ssize_t)g.C);
         goto fail;
     }
     npy_intp kdims[4] = {g.kh, g.kw, g.C, cout};
@@ -642,9 +681,9 @@ static PyObject *py_conv2d_direct_dkernel(PyObject *module, PyObject *const *arg
     if (dk == NULL)
         goto fail;
     Py_BEGIN_ALLOW_THREADS
-    rc = bnpy_conv2d_direct_dkernel_f32(PyArray_DATA(dk), PyArray_DATA(xpad), PyArray_DATA(dy), g.N, g.H,
-                                        g.W, g.C, g.kh, g.kw, g.sh, g.sw, g.pt, g.pb, g.pl, g.pr, g.out_h,
-                                        g.out_w, cout);
+    rc = bnpy_conv2d_direct_dkernel_f32(PyArray_DATA(dk), PyArray_DATA(xpad), PyArray_DATA(dy), g.N,
+                                        g.H, g.W, g.C, g.kh, g.kw, g.sh, g.sw, g.pt, g.pb, g.pl,
+                                        g.pr, g.out_h, g.out_w, cout);
     Py_END_ALLOW_THREADS
     if (rc < 0) {
         PyErr_NoMemory();
@@ -659,35 +698,46 @@ fail:
 
 PyMethodDef bnpy_conv_methods[] = {
     {"im2col", (PyCFunction)(void (*)(void))py_im2col, METH_FASTCALL,
-     "im2col(x, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first, out=None, dh=1, dw=1, /)\n--\n\n"
+     "im2col(x, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first, "
+     "out=None, dh=1, dw=1, /)\n--\n\n"
      "The (N*out_h*out_w, kh*kw*C) column matrix of a convolution over x (see csrc/conv.c)."},
     {"col2im", (PyCFunction)(void (*)(void))py_col2im, METH_FASTCALL,
-     "col2im(dcol, x_shape, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first, out=None, dh=1, dw=1, /)\n--\n\n"
-     "The adjoint of im2col: dx of shape x_shape, each cell the sum of the dcol entries copied from it."},
+     "col2im(dcol, x_shape, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, "
+     "channels_first, out=None, dh=1, dw=1, /)\n--\n\n"
+     "The adjoint of im2col: dx of shape x_shape, each cell the sum of the dcol entries copied "
+     "from it."},
     {"add_bias_rows", (PyCFunction)(void (*)(void))py_add_bias_rows, METH_FASTCALL,
      "add_bias_rows(y, bias, /)\n--\n\nIn place: y[r, c] += bias[c] (y C-contiguous 2-D)."},
     {"sum_rows", (PyCFunction)(void (*)(void))py_sum_rows, METH_FASTCALL,
      "sum_rows(dy, /)\n--\n\nThe column sums of a 2-D array, accumulated in double."},
     {"batch_transpose", (PyCFunction)(void (*)(void))py_batch_transpose, METH_FASTCALL,
-     "batch_transpose(a, bias=None, /)\n--\n\nb[n, j, i] = a[n, i, j] (+ bias[j]): (N, A, B) -> (N, B, A)."},
+     "batch_transpose(a, bias=None, /)\n--\n\nb[n, j, i] = a[n, i, j] (+ bias[j]): (N, A, B) -> "
+     "(N, B, A)."},
     {"max_pool2d", (PyCFunction)(void (*)(void))py_max_pool2d, METH_FASTCALL,
-     "max_pool2d(x, ph, pw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first, /)\n--\n\n"
-     "(y, argmax): window maxima over the real cells and the plane index h*W + w of the first maximum."},
+     "max_pool2d(x, ph, pw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first, "
+     "/)\n--\n\n"
+     "(y, argmax): window maxima over the real cells and the plane index h*W + w of the first "
+     "maximum."},
     {"max_pool2d_backward", (PyCFunction)(void (*)(void))py_max_pool2d_backward, METH_FASTCALL,
-     "max_pool2d_backward(dy, argmax, x_shape, channels_first, /)\n--\n\ndx: dy added to each argmax cell."},
+     "max_pool2d_backward(dy, argmax, x_shape, channels_first, /)\n--\n\ndx: dy added to each "
+     "argmax cell."},
     {"avg_pool2d", (PyCFunction)(void (*)(void))py_avg_pool2d, METH_FASTCALL,
-     "avg_pool2d(x, ph, pw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first, /)\n--\n\n"
+     "avg_pool2d(x, ph, pw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first, "
+     "/)\n--\n\n"
      "Window means over the real cells (TensorFlow's 'same' average pooling)."},
     {"avg_pool2d_backward", (PyCFunction)(void (*)(void))py_avg_pool2d_backward, METH_FASTCALL,
-     "avg_pool2d_backward(dy, x_shape, ph, pw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first, /)\n--\n\n"
+     "avg_pool2d_backward(dy, x_shape, ph, pw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, "
+     "channels_first, /)\n--\n\n"
      "dx: each real cell of a window gets dy / (number of real cells)."},
     {"conv_direct_available", py_conv_direct_available, METH_NOARGS,
      "conv_direct_available()\n--\n\nTrue when conv2d_direct can run (x86 with AVX2 and FMA)."},
     {"conv2d_direct", (PyCFunction)(void (*)(void))py_conv2d_direct, METH_FASTCALL,
      "conv2d_direct(x, kernel, bias, sh, sw, pad_top, pad_bottom, pad_left, pad_right, /)\n--\n\n"
-     "(y, xpad): float32 channels-last convolution without im2col (Cout % 8 == 0), and the padded x."},
+     "(y, xpad): float32 channels-last convolution without im2col (Cout % 8 == 0), and the padded "
+     "x."},
     {"conv2d_direct_dkernel", (PyCFunction)(void (*)(void))py_conv2d_direct_dkernel, METH_FASTCALL,
-     "conv2d_direct_dkernel(dy, xpad, x_shape, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, /)\n--\n\n"
+     "conv2d_direct_dkernel(dy, xpad, x_shape, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, "
+     "pad_right, /)\n--\n\n"
      "The kernel gradient of conv2d_direct from its padded x and dy."},
     {NULL, NULL, 0, NULL},
 };

@@ -11,7 +11,8 @@ static const char func[] = "affine_warp";
 static int parse_choice(PyObject *obj, const char *arg, const char *const *names, int n)
 {
     if (!PyUnicode_Check(obj)) {
-        PyErr_Format(PyExc_TypeError, "%s: %s must be a str, got %.200s", func, arg, Py_TYPE(obj)->tp_name);
+        PyErr_Format(PyExc_TypeError, "%s: %s must be a str, got %.200s", func, arg,
+                     Py_TYPE(obj)->tp_name);
         return -1;
     }
     const char *name = PyUnicode_AsUTF8(obj);
@@ -49,7 +50,8 @@ static PyArrayObject *matrices_array(PyObject *obj, npy_intp n)
     if (kind != 'f' && kind != 'i' && kind != 'u' && kind != 'b') {
         PyObject *dtype = PyObject_Str((PyObject *)PyArray_DESCR(probe));
         if (dtype != NULL)
-            PyErr_Format(PyExc_TypeError, "%s: matrices must be a real (float or int) array, got dtype %U", func,
+            PyErr_Format(PyExc_TypeError,
+                         "%s: matrices must be a real (float or int) array, got dtype %U", func,
                          dtype);
         Py_XDECREF(dtype);
         Py_DECREF(probe);
@@ -62,11 +64,15 @@ static PyArrayObject *matrices_array(PyObject *obj, npy_intp n)
         return NULL;
     if (PyArray_NDIM(m) != 3 || PyArray_DIM(m, 0) != n ||
         (PyArray_DIM(m, 1) != 2 && PyArray_DIM(m, 1) != 3) || PyArray_DIM(m, 2) != 3) {
-        PyObject *shape = PyArray_NDIM(m) == 0 ? PyTuple_New(0) : PyArray_IntTupleFromIntp(PyArray_NDIM(m), PyArray_DIMS(m));
+        PyObject *shape = PyArray_NDIM(m) == 0
+                              ? PyTuple_New(0)
+                              : PyArray_IntTupleFromIntp(PyArray_NDIM(m), PyArray_DIMS(m));
         if (shape != NULL)
-            PyErr_Format(PyExc_ValueError, "%s: matrices must have shape (%zd, 2, 3) or (%zd, 3, 3) (one output->input "
-                         "matrix per image), got shape %R", func,
-                         (Py_ssize_t)n, (Py_ssize_t)n, shape);
+            PyErr_Format(
+                PyExc_ValueError,
+                "%s: matrices must have shape (%zd, 2, 3) or (%zd, 3, 3) (one output->input "
+                "matrix per image), got shape %R",
+                func, (Py_ssize_t)n, (Py_ssize_t)n, shape);
         Py_XDECREF(shape);
         Py_DECREF(m);
         return NULL;
@@ -74,7 +80,8 @@ static PyArrayObject *matrices_array(PyObject *obj, npy_intp n)
     const double *v = (const double *)PyArray_DATA(m);
     for (npy_intp i = 0; i < PyArray_SIZE(m); i++)
         if (!isfinite(v[i])) {
-            PyErr_Format(PyExc_ValueError, "%s: matrices must be finite, got a non-finite entry in matrix %zd", func,
+            PyErr_Format(PyExc_ValueError,
+                         "%s: matrices must be finite, got a non-finite entry in matrix %zd", func,
                          (Py_ssize_t)(i / (PyArray_DIM(m, 1) * 3)));
             Py_DECREF(m);
             return NULL;
@@ -83,12 +90,14 @@ static PyArrayObject *matrices_array(PyObject *obj, npy_intp n)
 }
 
 PyDoc_STRVAR(affine_warp_doc,
-"affine_warp(images, matrices, order, fill_mode, cval, data_format, out, /)\n"
-"--\n\n"
-"Warp a batch of float32/float64 images (N, H, W, C) or (N, C, H, W), one output->input matrix\n"
-"(N, 2|3, 3) per image: output pixel (row, col) samples the input at M[:2, :2] @ (row, col) + M[:2, 2],\n"
-"as scipy.ndimage.affine_transform. order 0: nearest; 1: bilinear. Returns out.\n"
-"Use bnpy.ops.affine_warp.");
+             "affine_warp(images, matrices, order, fill_mode, cval, data_format, out, /)\n"
+             "--\n\n"
+             "Warp a batch of float32/float64 images (N, H, W, C) or (N, C, H, W), one "
+             "output->input matrix\n"
+             "(N, 2|3, 3) per image: output pixel (row, col) samples the input at M[:2, :2] @ "
+             "(row, col) + M[:2, 2],\n"
+             "as scipy.ndimage.affine_transform. order 0: nearest; 1: bilinear. Returns out.\n"
+             "Use bnpy.ops.affine_warp.");
 
 /* affine_warp(images, matrices, order, fill_mode, cval, data_format, out) */
 static PyObject *affine_warp(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
@@ -102,17 +111,20 @@ static PyObject *affine_warp(PyObject *module, PyObject *const *args, Py_ssize_t
     int fill_mode, channels_first;
     if (bnpy_check_nargs(nargs, 7, 7, func) < 0)
         return NULL;
-    PyObject *images_obj = args[0], *matrices_obj = args[1], *cval_obj = args[4], *out_obj = args[6];
+    PyObject *images_obj = args[0], *matrices_obj = args[1], *cval_obj = args[4],
+             *out_obj = args[6];
     if (bnpy_parse_ssize(args[2], func, "order", &order) < 0)
         goto fail;
     if (order != 0 && order != 1) {
-        PyErr_Format(PyExc_ValueError, "%s: order must be 0 (nearest) or 1 (bilinear), got %zd", func, order);
+        PyErr_Format(PyExc_ValueError, "%s: order must be 0 (nearest) or 1 (bilinear), got %zd",
+                     func, order);
         goto fail;
     }
     if ((fill_mode = parse_choice(args[3], "fill_mode", fill_modes, 4)) < 0 ||
         (channels_first = parse_choice(args[5], "data_format", data_formats, 2)) < 0)
         goto fail;
-    if (!PyFloat_Check(cval_obj) && !PyLong_Check(cval_obj) && !PyArray_IsScalar(cval_obj, Number)) {
+    if (!PyFloat_Check(cval_obj) && !PyLong_Check(cval_obj) &&
+        !PyArray_IsScalar(cval_obj, Number)) {
         PyErr_Format(PyExc_TypeError, "%s: cval must be a real number, got %.200s", func,
                      Py_TYPE(cval_obj)->tp_name);
         goto fail;
@@ -125,7 +137,8 @@ static PyObject *affine_warp(PyObject *module, PyObject *const *args, Py_ssize_t
     if (images == NULL)
         goto fail;
     if (PyArray_NDIM(images) != 4) {
-        PyErr_Format(PyExc_ValueError, "%s: images must have rank 4, (N, H, W, C) or (N, C, H, W), got rank %d", func,
+        PyErr_Format(PyExc_ValueError,
+                     "%s: images must have rank 4, (N, H, W, C) or (N, C, H, W), got rank %d", func,
                      PyArray_NDIM(images));
         goto fail;
     }
@@ -142,16 +155,18 @@ static PyObject *affine_warp(PyObject *module, PyObject *const *args, Py_ssize_t
     if (out == NULL)
         goto fail;
     if (bnpy_may_overlap(out, images) || bnpy_may_overlap(out, matrices)) {
-        PyErr_Format(PyExc_ValueError,
-                     "%s: out must not share memory with images or matrices (a warp reads any pixel)", func);
+        PyErr_Format(
+            PyExc_ValueError,
+            "%s: out must not share memory with images or matrices (a warp reads any pixel)", func);
         goto fail;
     }
 
     const npy_intp matrix_rows = PyArray_DIM(matrices, 1);
     const double *m = (const double *)PyArray_DATA(matrices);
     Py_BEGIN_ALLOW_THREADS
-    BNPY_CALL_FOR_TYPE(typenum, bnpy_affine_warp, PyArray_DATA(out), PyArray_DATA(images), m, n, height,
-                       width, channels, matrix_rows, channels_first, (int)order, fill_mode, cval);
+    BNPY_CALL_FOR_TYPE(typenum, bnpy_affine_warp, PyArray_DATA(out), PyArray_DATA(images), m, n,
+                       height, width, channels, matrix_rows, channels_first, (int)order, fill_mode,
+                       cval);
     Py_END_ALLOW_THREADS
 
     result = (PyObject *)out;
