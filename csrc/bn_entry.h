@@ -91,8 +91,15 @@ static void F(bn_write_param_grads)(T *dgamma, T *dbeta, const double *sum_dy,
     }
 }
 
-int BN_BACKWARD(T *dx, T *dgamma, T *dbeta, const T *dy, const T *x, const T *gamma, const T *mean,
-                const T *var, ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t inner, double epsilon)
+/* The two backwards, which share their sums: training (the statistics depend on x) or inference
+ * (they are constants).
+ *   training:  dx = a·(dy − Σdy/m) + b·(x − mean) with a = γ·s, b = −γ·s³·Σdy(x − mean)/m,
+ *              s = 1/√(var + ε): the compact form γ·s·(dy − Σdy/m − x̂·Σdy·x̂/m) written out,
+ *              in a second pass after the sums;
+ *   inference: dx = γ·s·dy, written in the same pass as the sums. */
+static int F(bn_backward)(int training, T *dx, T *dgamma, T *dbeta, const T *dy, const T *x,
+                          const T *gamma, const T *mean, const T *var, ptrdiff_t outer,
+                          ptrdiff_t channels, ptrdiff_t inner, double epsilon)
 {
     bn_plan p;
     double stack_buffer[BN_STACK_DOUBLES];
@@ -105,53 +112,44 @@ int BN_BACKWARD(T *dx, T *dgamma, T *dbeta, const T *dy, const T *x, const T *ga
     double *sum_dy = scratch + 2 * p.chunks * C, *sum_dyxc = sum_dy + C, *mean_d = sum_dyxc + C,
            *a = mean_d + C, *b = a + C, *shift = b + C;
     T *coef = (T *)(shift + C); /* 5·C values of T for bn_affine */
-    for (ptrdiff_t c = 0; c < C; c++)
-        mean_d[c] = (double)mean[c];
-    F(bn_grad_sums)(sum_dy, sum_dyxc, scratch, NULL, dy, x, mean_d, NULL, &p);
-    /* dx = a·(dy − Σdy/m) + b·(x − mean) with a = γ·s, b = −γ·s³·Σdy(x − mean)/m,
-     * s = 1/√(var + ε): the compact form γ·s·(dy − Σdy/m − x̂·Σdy·x̂/m) written out. */
     for (ptrdiff_t c = 0; c < C; c++) {
-        double s = bn_invstd((double)var[c], epsilon);
-        double g = gamma != NULL ? (double)gamma[c] : 1.0;
+        mean_d[c] = (double)mean[c];
+        a[c] = (gamma != NULL ? (double)gamma[c] : 1.0) * bn_invstd((double)var[c], epsilon);
+    }
+    F(bn_grad_sums)(sum_dy, sum_dyxc, scratch, training ? NULL : dx, dy, x, mean_d,
+                    training ? NULL : a, &p);
+    if (training) {
         double inv_m = m > 0 ? 1.0 / (double)m : 0.0;
-        a[c] = g * s;
-        b[c] = -g * s * s * s * sum_dyxc[c] * inv_m;
-        shift[c] = sum_dy[c] * inv_m; /* the mean of dy */
+        for (ptrdiff_t c = 0; c < C; c++) {
+            double s = bn_invstd((double)var[c], epsilon);
+            double g = gamma != NULL ? (double)gamma[c] : 1.0;
+            b[c] = -g * s * s * s * sum_dyxc[c] * inv_m;
+            shift[c] = sum_dy[c] * inv_m; /* the mean of dy */
+        }
+        if (m > 0)
+            F(bn_affine)(dx, dy, x, a, b, NULL, mean_d, shift, coef, &p);
     }
-    if (m > 0) {
-        F(bn_affine)(dx, dy, x, a, b, NULL, mean_d, shift, coef, &p);
-        F(bn_fill_nan_channels)(dx, a, b, NULL, mean_d, shift, &p);
-    }
+    if (m > 0)
+        F(bn_fill_nan_channels)(dx, a, training ? b : NULL, NULL, training ? mean_d : NULL,
+                                training ? shift : NULL, &p);
     F(bn_write_param_grads)(dgamma, dbeta, sum_dy, sum_dyxc, var, epsilon, C);
     bn_scratch_free(scratch, stack_buffer);
     return 0;
+}
+
+int BN_BACKWARD(T *dx, T *dgamma, T *dbeta, const T *dy, const T *x, const T *gamma, const T *mean,
+                const T *var, ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t inner, double epsilon)
+{
+    return F(bn_backward)(1, dx, dgamma, dbeta, dy, x, gamma, mean, var, outer, channels, inner,
+                          epsilon);
 }
 
 int BN_INFERENCE_BACKWARD(T *dx, T *dgamma, T *dbeta, const T *dy, const T *x, const T *gamma,
                           const T *mean, const T *var, ptrdiff_t outer, ptrdiff_t channels,
                           ptrdiff_t inner, double epsilon)
 {
-    bn_plan p;
-    double stack_buffer[BN_STACK_DOUBLES];
-    ptrdiff_t C = channels, m = outer * inner;
-    if (C <= 0)
-        return 0;
-    double *scratch = bn_begin(&p, stack_buffer, outer, channels, inner, 2, 4);
-    if (scratch == NULL)
-        return -1;
-    double *sum_dy = scratch + 2 * p.chunks * C, *sum_dyxc = sum_dy + C, *mean_d = sum_dyxc + C,
-           *scale = mean_d + C;
-    for (ptrdiff_t c = 0; c < C; c++) {
-        mean_d[c] = (double)mean[c];
-        scale[c] = (gamma != NULL ? (double)gamma[c] : 1.0) * bn_invstd((double)var[c], epsilon);
-    }
-    /* One pass: the sums for dγ, dβ and dx = γ/√(var + ε)·dy. */
-    F(bn_grad_sums)(sum_dy, sum_dyxc, scratch, dx, dy, x, mean_d, scale, &p);
-    if (m > 0)
-        F(bn_fill_nan_channels)(dx, NULL, scale, NULL, NULL, NULL, &p);
-    F(bn_write_param_grads)(dgamma, dbeta, sum_dy, sum_dyxc, var, epsilon, C);
-    bn_scratch_free(scratch, stack_buffer);
-    return 0;
+    return F(bn_backward)(0, dx, dgamma, dbeta, dy, x, gamma, mean, var, outer, channels, inner,
+                          epsilon);
 }
 
 void BN_UPDATE_MOVING_STATS(T *moving_mean, T *moving_var, const T *mean, const T *var,

@@ -23,6 +23,7 @@
 /* The method tables of each kernel family, added to the module by module.c. */
 extern PyMethodDef bnpy_batchnorm_methods[];
 extern PyMethodDef bnpy_conv_methods[];
+extern PyMethodDef bnpy_pool_methods[];
 extern PyMethodDef bnpy_image_methods[];
 extern PyMethodDef bnpy_memory_methods[];
 

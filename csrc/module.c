@@ -44,6 +44,7 @@ static int core_exec(PyObject *module)
     if (PyModule_AddFunctions(module, core_methods) < 0 ||
         PyModule_AddFunctions(module, bnpy_batchnorm_methods) < 0 ||
         PyModule_AddFunctions(module, bnpy_conv_methods) < 0 ||
+        PyModule_AddFunctions(module, bnpy_pool_methods) < 0 ||
         PyModule_AddFunctions(module, bnpy_image_methods) < 0 ||
         PyModule_AddFunctions(module, bnpy_memory_methods) < 0)
         return -1;
