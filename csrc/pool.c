@@ -19,7 +19,6 @@
 
 #include "kernels.h"
 #include "parallel.h"
-#include "simd.h"
 
 /* The real rows [*lo, *hi) of window index i along one axis. */
 static inline void window_range(ptrdiff_t i, ptrdiff_t stride, ptrdiff_t pad, ptrdiff_t size,
@@ -35,84 +34,10 @@ static inline void window_range(ptrdiff_t i, ptrdiff_t stride, ptrdiff_t pad, pt
 
 #else /* ------------------------------------------------------------ the body, once per type */
 
-/* Window (i, j) of image n, real rows [h0, h1) and columns [w0, w1): its maximum and the plane
- * index of its first maximum into y and argmax (is_max), or its mean into y. */
-BNPY_ALWAYS_INLINE void SUF(pool_window)(const int is_max, T *y, int32_t *argmax, const T *image,
-                                         ptrdiff_t n, ptrdiff_t i, ptrdiff_t j, ptrdiff_t h0,
-                                         ptrdiff_t h1, ptrdiff_t w0, ptrdiff_t w1, ptrdiff_t H,
-                                         ptrdiff_t W, ptrdiff_t C, int channels_first,
-                                         ptrdiff_t out_h, ptrdiff_t out_w)
-{
-    const T inv_count = is_max ? (T)0 : (T)(1.0 / (double)((h1 - h0) * (w1 - w0)));
-    if (!channels_first) {
-        /* channels-last: the channel loop is innermost and contiguous. */
-        T *yrow = y + ((n * out_h + i) * out_w + j) * C;
-        if (is_max) {
-            int32_t *arow = argmax + ((n * out_h + i) * out_w + j) * C;
-            const T *first = image + (h0 * W + w0) * C;
-            for (ptrdiff_t c = 0; c < C; c++) {
-                yrow[c] = first[c];
-                arow[c] = (int32_t)(h0 * W + w0);
-            }
-            for (ptrdiff_t h = h0; h < h1; h++)
-                for (ptrdiff_t w = (h == h0 ? w0 + 1 : w0); w < w1; w++) {
-                    const T *cell = image + (h * W + w) * C;
-                    const int32_t where = (int32_t)(h * W + w);
-                    /* Branch-free selects so the channel loop vectorizes. Strictly greater keeps
-                     * the first maximum; a NaN wins once (propagates). */
-                    for (ptrdiff_t c = 0; c < C; c++) {
-                        const T v = cell[c], best = yrow[c];
-                        const int take = (v > best) | ((v != v) & (best == best));
-                        yrow[c] = take ? v : best;
-                        arow[c] = take ? where : arow[c];
-                    }
-                }
-        } else {
-            for (ptrdiff_t c = 0; c < C; c++)
-                yrow[c] = 0;
-            for (ptrdiff_t h = h0; h < h1; h++)
-                for (ptrdiff_t w = w0; w < w1; w++) {
-                    const T *cell = image + (h * W + w) * C;
-                    for (ptrdiff_t c = 0; c < C; c++)
-                        yrow[c] += cell[c];
-                }
-            for (ptrdiff_t c = 0; c < C; c++)
-                yrow[c] *= inv_count;
-        }
-        return;
-    }
-    for (ptrdiff_t c = 0; c < C; c++) {
-        const T *plane = image + c * H * W;
-        const ptrdiff_t o = ((n * C + c) * out_h + i) * out_w + j;
-        if (is_max) {
-            T best = plane[h0 * W + w0];
-            int32_t where = (int32_t)(h0 * W + w0);
-            for (ptrdiff_t h = h0; h < h1; h++)
-                for (ptrdiff_t w = w0; w < w1; w++) {
-                    const T v = plane[h * W + w];
-                    if (v > best || (v != v && best == best)) {
-                        best = v;
-                        where = (int32_t)(h * W + w);
-                    }
-                }
-            y[o] = best;
-            argmax[o] = where;
-        } else {
-            T s = 0;
-            for (ptrdiff_t h = h0; h < h1; h++)
-                for (ptrdiff_t w = w0; w < w1; w++)
-                    s += plane[h * W + w];
-            y[o] = s * inv_count;
-        }
-    }
-}
-
-/* Every window of the batch, in parallel over (image, output row). */
-BNPY_ALWAYS_INLINE void SUF(pool_forward)(const int is_max, T *y, int32_t *argmax, const T *x,
-                                          ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
-                                          int channels_first, ptrdiff_t ph, ptrdiff_t pw,
-                                          ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t pad_top,
-                                          ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w)
+void SUF(bnpy_max_pool2d)(T *y, int32_t *argmax, const T *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W,
+                          ptrdiff_t C, int channels_first, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t sh,
+                          ptrdiff_t sw, ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h,
+                          ptrdiff_t out_w)
 {
     const int nt = bnpy_threads_for((double)N * out_h * out_w * C * ph * pw);
     BNPY_OMP_FOR2(nt)
@@ -123,29 +48,49 @@ BNPY_ALWAYS_INLINE void SUF(pool_forward)(const int is_max, T *y, int32_t *argma
             window_range(i, sh, pad_top, ph, H, &h0, &h1);
             for (ptrdiff_t j = 0; j < out_w; j++) {
                 window_range(j, sw, pad_left, pw, W, &w0, &w1);
-                SUF(pool_window)(is_max, y, argmax, image, n, i, j, h0, h1, w0, w1, H, W, C,
-                                 channels_first, out_h, out_w);
+                if (!channels_first) {
+                    /* channels-last: the channel loop is innermost and contiguous. */
+                    T *yrow = y + ((n * out_h + i) * out_w + j) * C;
+                    int32_t *arow = argmax + ((n * out_h + i) * out_w + j) * C;
+                    const T *first = image + (h0 * W + w0) * C;
+                    for (ptrdiff_t c = 0; c < C; c++) {
+                        yrow[c] = first[c];
+                        arow[c] = (int32_t)(h0 * W + w0);
+                    }
+                    for (ptrdiff_t h = h0; h < h1; h++)
+                        for (ptrdiff_t w = (h == h0 ? w0 + 1 : w0); w < w1; w++) {
+                            const T *cell = image + (h * W + w) * C;
+                            const int32_t where = (int32_t)(h * W + w);
+                            /* Branch-free selects so the channel loop vectorizes. Strictly
+                             * greater keeps the first maximum; a NaN wins once (propagates). */
+                            for (ptrdiff_t c = 0; c < C; c++) {
+                                const T v = cell[c], best = yrow[c];
+                                const int take = (v > best) | ((v != v) & (best == best));
+                                yrow[c] = take ? v : best;
+                                arow[c] = take ? where : arow[c];
+                            }
+                        }
+                } else {
+                    for (ptrdiff_t c = 0; c < C; c++) {
+                        const T *plane = image + c * H * W;
+                        const ptrdiff_t o = ((n * C + c) * out_h + i) * out_w + j;
+                        T best = plane[h0 * W + w0];
+                        int32_t where = (int32_t)(h0 * W + w0);
+                        for (ptrdiff_t h = h0; h < h1; h++)
+                            for (ptrdiff_t w = w0; w < w1; w++) {
+                                const T v = plane[h * W + w];
+                                if (v > best || (v != v && best == best)) {
+                                    best = v;
+                                    where = (int32_t)(h * W + w);
+                                }
+                            }
+                        y[o] = best;
+                        argmax[o] = where;
+                    }
+                }
             }
         }
     }
-}
-
-void SUF(bnpy_max_pool2d)(T *y, int32_t *argmax, const T *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W,
-                          ptrdiff_t C, int channels_first, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t sh,
-                          ptrdiff_t sw, ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h,
-                          ptrdiff_t out_w)
-{
-    SUF(pool_forward)(1, y, argmax, x, N, H, W, C, channels_first, ph, pw, sh, sw, pad_top,
-                      pad_left, out_h, out_w);
-}
-
-void SUF(bnpy_avg_pool2d)(T *y, const T *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
-                          int channels_first, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t sh,
-                          ptrdiff_t sw, ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h,
-                          ptrdiff_t out_w)
-{
-    SUF(pool_forward)(0, y, NULL, x, N, H, W, C, channels_first, ph, pw, sh, sw, pad_top, pad_left,
-                      out_h, out_w);
 }
 
 void SUF(bnpy_max_pool2d_backward)(T *dx, const T *dy, const int32_t *argmax, ptrdiff_t N,
@@ -168,6 +113,48 @@ void SUF(bnpy_max_pool2d_backward)(T *dx, const T *dy, const int32_t *argmax, pt
             for (ptrdiff_t c = 0; c < C; c++)
                 for (ptrdiff_t p = 0; p < P; p++)
                     image[c * H * W + a[c * P + p]] += g[c * P + p];
+        }
+    }
+}
+
+void SUF(bnpy_avg_pool2d)(T *y, const T *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
+                          int channels_first, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t sh,
+                          ptrdiff_t sw, ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h,
+                          ptrdiff_t out_w)
+{
+    const int nt = bnpy_threads_for((double)N * out_h * out_w * C * ph * pw);
+    BNPY_OMP_FOR2(nt)
+    for (ptrdiff_t n = 0; n < N; n++) {
+        for (ptrdiff_t i = 0; i < out_h; i++) {
+            const T *image = x + n * H * W * C;
+            ptrdiff_t h0, h1, w0, w1;
+            window_range(i, sh, pad_top, ph, H, &h0, &h1);
+            for (ptrdiff_t j = 0; j < out_w; j++) {
+                window_range(j, sw, pad_left, pw, W, &w0, &w1);
+                const T inv_count = (T)(1.0 / (double)((h1 - h0) * (w1 - w0)));
+                if (!channels_first) {
+                    T *yrow = y + ((n * out_h + i) * out_w + j) * C;
+                    for (ptrdiff_t c = 0; c < C; c++)
+                        yrow[c] = 0;
+                    for (ptrdiff_t h = h0; h < h1; h++)
+                        for (ptrdiff_t w = w0; w < w1; w++) {
+                            const T *cell = image + (h * W + w) * C;
+                            for (ptrdiff_t c = 0; c < C; c++)
+                                yrow[c] += cell[c];
+                        }
+                    for (ptrdiff_t c = 0; c < C; c++)
+                        yrow[c] *= inv_count;
+                } else {
+                    for (ptrdiff_t c = 0; c < C; c++) {
+                        const T *plane = image + c * H * W;
+                        T s = 0;
+                        for (ptrdiff_t h = h0; h < h1; h++)
+                            for (ptrdiff_t w = w0; w < w1; w++)
+                                s += plane[h * W + w];
+                        y[((n * C + c) * out_h + i) * out_w + j] = s * inv_count;
+                    }
+                }
+            }
         }
     }
 }
