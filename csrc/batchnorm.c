@@ -227,6 +227,15 @@ static inline double bn_invstd(double var, double epsilon)
     return v == 0.0 ? 0.0 : 1.0 / sqrt(v);
 }
 
+/* Whether any of the n values of v (none if v is NULL) is NaN. */
+static inline int bn_any_nan(const double *v, ptrdiff_t n)
+{
+    int any = 0;
+    for (ptrdiff_t i = 0; v != NULL && i < n; i++)
+        any |= v[i] != v[i];
+    return any;
+}
+
 /* Chan's merge of a block (n_b values, mean_b, M2_b) into the running (n_a, mean_a, M2_a). */
 static inline void bn_chan_merge(double *n_a, double *mean_a, double *m2_a, double n_b,
                                  double mean_b, double m2_b)

@@ -234,7 +234,12 @@ static void F(bn_affine)(T *out, const T *u, const T *v, const double *a, const 
 static void F(bn_fill_nan_channels)(T *out, const double *a, const double *b, const double *pivot,
                                     const double *center, const double *shift, const bn_plan *p)
 {
-    ptrdiff_t C = p->channels, L = p->inner;
+    ptrdiff_t C = p->channels;
+    /* The common case, no NaN anywhere, in one branch-free scan per array. */
+    if (!(bn_any_nan(a, C) | bn_any_nan(b, C) | bn_any_nan(pivot, C) | bn_any_nan(center, C) |
+          bn_any_nan(shift, C)))
+        return;
+    ptrdiff_t L = p->inner;
     for (ptrdiff_t c = 0; c < C; c++) {
         if (!((a != NULL && isnan(a[c])) || (b != NULL && isnan(b[c])) ||
               (pivot != NULL && isnan(pivot[c])) || (center != NULL && isnan(center[c])) ||
