@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Hardening checks of bnpy's C core (issue 6), run by .ci/run after the main tests:
+# Hardening checks of bnpy's C core, run by .ci/run after the main tests:
 #  1. the fuzz campaign (tests/fuzz/fuzz_core.py, 100,000 inputs over every function of bnpy._core
 #     and bnpy.ops) under AddressSanitizer + UBSan: any crash, sanitizer report, hang or contract
 #     violation fails;

@@ -18,6 +18,7 @@
 #include <math.h>
 
 #include "kernels.h"
+#include "simd.h"
 
 /* Map one continuous coordinate x on an axis of `len` pixels into the range the fill mode reads:
  * the result lies in [-1, len] (constant and nearest: x itself or the clamped edge). These are
@@ -105,14 +106,6 @@ static inline int axis_position(double x, ptrdiff_t len, int fill_mode, double *
     return 1;
 }
 
-#if defined(__GNUC__) || defined(__clang__)
-#define BNPY_ALWAYS_INLINE static inline __attribute__((always_inline))
-#elif defined(_MSC_VER)
-#define BNPY_ALWAYS_INLINE static __forceinline
-#else
-#define BNPY_ALWAYS_INLINE static inline
-#endif
-
 /* floor(y) as an index, exact, for |y| < 2^62 (libm's floor is a call without SSE4.1). */
 static inline ptrdiff_t floor_index(double y)
 {
@@ -136,121 +129,125 @@ static inline void linear_neighbours(double mapped, ptrdiff_t len, int fill_mode
     *i1 = map_index(i + 1, len, fill_mode);
 }
 
-/* Below this many output values a thread team costs more than it saves: a CIFAR batch of 32
- * (98k values, ~0.3 ms) stays on one thread, where a late-scheduled worker on a busy machine
- * cannot stall it by a scheduler slice. */
+/* Below this many output values a thread team costs more than it saves: a CIFAR-sized batch of
+ * 32 images (98k values) stays on one thread, where a late-scheduled worker on a busy machine
+ * cannot stall it by a scheduler slice. Higher than parallel.h's threshold because a warped
+ * value costs several loads and a few multiplications, not one. */
 #define PARALLEL_MIN_VALUES ((ptrdiff_t)1 << 18)
 
 /* One body for both dtypes. A pixel (row, col) of an image starts at
  * base + row*row_stride + col*col_stride and its channels are channel_stride apart. warp_row is
  * always inlined with constant order and fill_mode, so each of the 8 cases is its own loop. */
-#define DEFINE_AFFINE_WARP(SUFFIX, T)                                                               \
-    BNPY_ALWAYS_INLINE void warp_row_##SUFFIX(T *dst, const T *src, const double *m, ptrdiff_t row,   \
-                                              ptrdiff_t height, ptrdiff_t width, ptrdiff_t channels, \
-                                              ptrdiff_t channel_stride, ptrdiff_t row_stride,        \
-                                              ptrdiff_t col_stride, T fill, const int order,         \
-                                              const int fill_mode)                                   \
-    {                                                                                                \
-        const double last_row = (double)(height - 1), last_col = (double)(width - 1);                \
-        for (ptrdiff_t col = 0; col < width; col++, dst += col_stride) {                             \
-            const double r = m[0] * (double)row + m[1] * (double)col + m[2];                         \
-            const double c = m[3] * (double)row + m[4] * (double)col + m[5];                         \
-            if (order == 0 && r >= 0.0 && r <= last_row && c >= 0.0 && c <= last_col) {             \
-                /* inside the image every fill mode agrees: floor(x + 0.5) of a positive x is a */     \
-                /* truncation. The common case, without the boundary logic. */                       \
-                const T *p = src + (ptrdiff_t)(r + 0.5) * row_stride + (ptrdiff_t)(c + 0.5) * col_stride; \
-                for (ptrdiff_t ch = 0; ch < channels; ch++)                                          \
-                    dst[ch * channel_stride] = p[ch * channel_stride];                               \
-                continue;                                                                            \
-            }                                                                                        \
-            if (order == 1 && r >= 0.0 && r < last_row && c >= 0.0 && c < last_col) {               \
-                /* both neighbours inside on both axes: no boundary logic either */                  \
-                const ptrdiff_t r0 = (ptrdiff_t)r, c0 = (ptrdiff_t)c;                                \
-                const double tr = r - (double)r0, tc = c - (double)c0;                               \
-                const T *p00 = src + r0 * row_stride + c0 * col_stride;                              \
-                for (ptrdiff_t ch = 0; ch < channels; ch++) {                                        \
-                    const ptrdiff_t k = ch * channel_stride;                                         \
-                    const double top = (1.0 - tc) * (double)p00[k] + tc * (double)p00[k + col_stride]; \
-                    const double bottom = (1.0 - tc) * (double)p00[k + row_stride] +                 \
-                                          tc * (double)p00[k + row_stride + col_stride];             \
-                    dst[k] = (T)((1.0 - tr) * top + tr * bottom);                                    \
-                }                                                                                    \
-                continue;                                                                            \
-            }                                                                                        \
-            double rm, cm;                                                                           \
-            if (!axis_position(r, height, fill_mode, &rm) || !axis_position(c, width, fill_mode, &cm)) { \
-                for (ptrdiff_t ch = 0; ch < channels; ch++)                                          \
-                    dst[ch * channel_stride] = fill;                                                 \
-                continue;                                                                            \
-            }                                                                                        \
-            if (order == 0) {                                                                        \
-                const T *p = src + nearest_index(rm, height, fill_mode) * row_stride +               \
-                             nearest_index(cm, width, fill_mode) * col_stride;                       \
-                for (ptrdiff_t ch = 0; ch < channels; ch++)                                          \
-                    dst[ch * channel_stride] = p[ch * channel_stride];                               \
-            } else {                                                                                 \
-                ptrdiff_t r0, r1, c0, c1;                                                            \
-                double tr, tc;                                                                       \
-                linear_neighbours(rm, height, fill_mode, &r0, &r1, &tr);                             \
-                linear_neighbours(cm, width, fill_mode, &c0, &c1, &tc);                              \
-                const T *p00 = src + r0 * row_stride + c0 * col_stride;                              \
-                const T *p01 = src + r0 * row_stride + c1 * col_stride;                              \
-                const T *p10 = src + r1 * row_stride + c0 * col_stride;                              \
-                const T *p11 = src + r1 * row_stride + c1 * col_stride;                              \
-                for (ptrdiff_t ch = 0; ch < channels; ch++) {                                        \
-                    const ptrdiff_t k = ch * channel_stride;                                         \
-                    /* tests/reference_image.py blends in this same order */                        \
-                    const double top = (1.0 - tc) * (double)p00[k] + tc * (double)p01[k];            \
-                    const double bottom = (1.0 - tc) * (double)p10[k] + tc * (double)p11[k];         \
-                    dst[k] = (T)((1.0 - tr) * top + tr * bottom);                                    \
-                }                                                                                    \
-            }                                                                                        \
-        }                                                                                            \
-    }                                                                                                \
-                                                                                                     \
-    void bnpy_affine_warp_##SUFFIX(T *out, const T *images, const double *matrices, ptrdiff_t n,     \
-                                   ptrdiff_t height, ptrdiff_t width, ptrdiff_t channels,            \
-                                   ptrdiff_t matrix_rows, int channels_last, int order,              \
-                                   int fill_mode, double cval)                                       \
-    {                                                                                                \
-        const ptrdiff_t image_size = height * width * channels;                                      \
-        const ptrdiff_t channel_stride = channels_last ? 1 : height * width;                         \
-        const ptrdiff_t col_stride = channels_last ? channels : 1;                                   \
-        const ptrdiff_t row_stride = width * col_stride;                                             \
-        const T fill = (T)cval;                                                                      \
-        const ptrdiff_t total_rows = n * height;                                                     \
-        const int parallel = total_rows * width * (channels > 0 ? channels : 1) >= PARALLEL_MIN_VALUES; \
-        (void)parallel; /* unused in a serial build */                                              \
-        BNPY_OMP_FOR_ROWS                                                                            \
-        for (ptrdiff_t image_row = 0; image_row < total_rows; image_row++) {                         \
-            const ptrdiff_t img = image_row / height, row = image_row % height;                      \
-            const double *m = matrices + img * matrix_rows * 3;                                      \
-            const T *src = images + img * image_size;                                                \
-            T *dst = out + img * image_size + row * row_stride;                                      \
-            switch (order * 4 + fill_mode) {                                                         \
-            WARP_CASE(SUFFIX, 0, BNPY_FILL_CONSTANT)                                                 \
-            WARP_CASE(SUFFIX, 0, BNPY_FILL_NEAREST)                                                  \
-            WARP_CASE(SUFFIX, 0, BNPY_FILL_REFLECT)                                                  \
-            WARP_CASE(SUFFIX, 0, BNPY_FILL_WRAP)                                                     \
-            WARP_CASE(SUFFIX, 1, BNPY_FILL_CONSTANT)                                                 \
-            WARP_CASE(SUFFIX, 1, BNPY_FILL_NEAREST)                                                  \
-            WARP_CASE(SUFFIX, 1, BNPY_FILL_REFLECT)                                                  \
-            WARP_CASE(SUFFIX, 1, BNPY_FILL_WRAP)                                                     \
-            default:                                                                                 \
-                break; /* the glue validates order and fill_mode */                                 \
-            }                                                                                        \
-        }                                                                                            \
+#define DEFINE_AFFINE_WARP(SUFFIX, T)                                                              \
+    BNPY_ALWAYS_INLINE void warp_row_##SUFFIX(                                                     \
+        T *dst, const T *src, const double *m, ptrdiff_t row, ptrdiff_t height, ptrdiff_t width,   \
+        ptrdiff_t channels, ptrdiff_t channel_stride, ptrdiff_t row_stride, ptrdiff_t col_stride,  \
+        T fill, const int order, const int fill_mode)                                              \
+    {                                                                                              \
+        const double last_row = (double)(height - 1), last_col = (double)(width - 1);              \
+        for (ptrdiff_t col = 0; col < width; col++, dst += col_stride) {                           \
+            const double r = m[0] * (double)row + m[1] * (double)col + m[2];                       \
+            const double c = m[3] * (double)row + m[4] * (double)col + m[5];                       \
+            if (order == 0 && r >= 0.0 && r <= last_row && c >= 0.0 && c <= last_col) {            \
+                /* inside the image every fill mode agrees: floor(x + 0.5) of a positive x is a */ \
+                /* truncation. The common case, without the boundary logic. */                     \
+                const T *p =                                                                       \
+                    src + (ptrdiff_t)(r + 0.5) * row_stride + (ptrdiff_t)(c + 0.5) * col_stride;   \
+                for (ptrdiff_t ch = 0; ch < channels; ch++)                                        \
+                    dst[ch * channel_stride] = p[ch * channel_stride];                             \
+                continue;                                                                          \
+            }                                                                                      \
+            if (order == 1 && r >= 0.0 && r < last_row && c >= 0.0 && c < last_col) {              \
+                /* both neighbours inside on both axes: no boundary logic either */                \
+                const ptrdiff_t r0 = (ptrdiff_t)r, c0 = (ptrdiff_t)c;                              \
+                const double tr = r - (double)r0, tc = c - (double)c0;                             \
+                const T *p00 = src + r0 * row_stride + c0 * col_stride;                            \
+                for (ptrdiff_t ch = 0; ch < channels; ch++) {                                      \
+                    const ptrdiff_t k = ch * channel_stride;                                       \
+                    const double top =                                                             \
+                        (1.0 - tc) * (double)p00[k] + tc * (double)p00[k + col_stride];            \
+                    const double bottom = (1.0 - tc) * (double)p00[k + row_stride] +               \
+                                          tc * (double)p00[k + row_stride + col_stride];           \
+                    dst[k] = (T)((1.0 - tr) * top + tr * bottom);                                  \
+                }                                                                                  \
+                continue;                                                                          \
+            }                                                                                      \
+            double rm, cm;                                                                         \
+            if (!axis_position(r, height, fill_mode, &rm) ||                                       \
+                !axis_position(c, width, fill_mode, &cm)) {                                        \
+                for (ptrdiff_t ch = 0; ch < channels; ch++)                                        \
+                    dst[ch * channel_stride] = fill;                                               \
+                continue;                                                                          \
+            }                                                                                      \
+            if (order == 0) {                                                                      \
+                const T *p = src + nearest_index(rm, height, fill_mode) * row_stride +             \
+                             nearest_index(cm, width, fill_mode) * col_stride;                     \
+                for (ptrdiff_t ch = 0; ch < channels; ch++)                                        \
+                    dst[ch * channel_stride] = p[ch * channel_stride];                             \
+            } else {                                                                               \
+                ptrdiff_t r0, r1, c0, c1;                                                          \
+                double tr, tc;                                                                     \
+                linear_neighbours(rm, height, fill_mode, &r0, &r1, &tr);                           \
+                linear_neighbours(cm, width, fill_mode, &c0, &c1, &tc);                            \
+                const T *p00 = src + r0 * row_stride + c0 * col_stride;                            \
+                const T *p01 = src + r0 * row_stride + c1 * col_stride;                            \
+                const T *p10 = src + r1 * row_stride + c0 * col_stride;                            \
+                const T *p11 = src + r1 * row_stride + c1 * col_stride;                            \
+                for (ptrdiff_t ch = 0; ch < channels; ch++) {                                      \
+                    const ptrdiff_t k = ch * channel_stride;                                       \
+                    /* tests/reference_image.py blends in this same order */                       \
+                    const double top = (1.0 - tc) * (double)p00[k] + tc * (double)p01[k];          \
+                    const double bottom = (1.0 - tc) * (double)p10[k] + tc * (double)p11[k];       \
+                    dst[k] = (T)((1.0 - tr) * top + tr * bottom);                                  \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+                                                                                                   \
+    void bnpy_affine_warp_##SUFFIX(T *out, const T *images, const double *matrices, ptrdiff_t n,   \
+                                   ptrdiff_t height, ptrdiff_t width, ptrdiff_t channels,          \
+                                   ptrdiff_t matrix_rows, int channels_first, int order,           \
+                                   int fill_mode, double cval)                                     \
+    {                                                                                              \
+        const ptrdiff_t image_size = height * width * channels;                                    \
+        const ptrdiff_t channel_stride = channels_first ? height * width : 1;                      \
+        const ptrdiff_t col_stride = channels_first ? 1 : channels;                                \
+        const ptrdiff_t row_stride = width * col_stride;                                           \
+        const T fill = (T)cval;                                                                    \
+        const ptrdiff_t total_rows = n * height;                                                   \
+        const int parallel =                                                                       \
+            total_rows * width * (channels > 0 ? channels : 1) >= PARALLEL_MIN_VALUES;             \
+        (void)parallel; /* unused in a serial build */                                             \
+        BNPY_OMP_FOR_ROWS                                                                          \
+        for (ptrdiff_t image_row = 0; image_row < total_rows; image_row++) {                       \
+            const ptrdiff_t img = image_row / height, row = image_row % height;                    \
+            const double *m = matrices + img * matrix_rows * 3;                                    \
+            const T *src = images + img * image_size;                                              \
+            T *dst = out + img * image_size + row * row_stride;                                    \
+            switch (order * 4 + fill_mode) {                                                       \
+                WARP_CASE(SUFFIX, 0, BNPY_FILL_CONSTANT)                                           \
+                WARP_CASE(SUFFIX, 0, BNPY_FILL_NEAREST)                                            \
+                WARP_CASE(SUFFIX, 0, BNPY_FILL_REFLECT)                                            \
+                WARP_CASE(SUFFIX, 0, BNPY_FILL_WRAP)                                               \
+                WARP_CASE(SUFFIX, 1, BNPY_FILL_CONSTANT)                                           \
+                WARP_CASE(SUFFIX, 1, BNPY_FILL_NEAREST)                                            \
+                WARP_CASE(SUFFIX, 1, BNPY_FILL_REFLECT)                                            \
+                WARP_CASE(SUFFIX, 1, BNPY_FILL_WRAP)                                               \
+            default:                                                                               \
+                break; /* the glue validates order and fill_mode */                                \
+            }                                                                                      \
+        }                                                                                          \
     }
 
-#define WARP_CASE(SUFFIX, ORDER, MODE)                                                              \
-    case ORDER * 4 + MODE:                                                                           \
-        warp_row_##SUFFIX(dst, src, m, row, height, width, channels, channel_stride, row_stride,    \
-                          col_stride, fill, ORDER, MODE);                                            \
+#define WARP_CASE(SUFFIX, ORDER, MODE)                                                             \
+    case ORDER * 4 + MODE:                                                                         \
+        warp_row_##SUFFIX(dst, src, m, row, height, width, channels, channel_stride, row_stride,   \
+                          col_stride, fill, ORDER, MODE);                                          \
         break;
 
 #ifdef BNPY_OPENMP
 #define BNPY_PRAGMA(x) _Pragma(#x)
-#define BNPY_OMP_FOR_ROWS                                                                           \
+#define BNPY_OMP_FOR_ROWS                                                                          \
     BNPY_PRAGMA(omp parallel for if (parallel) num_threads(bnpy_get_num_threads()) schedule(static))
 #else
 #define BNPY_OMP_FOR_ROWS

@@ -14,43 +14,19 @@
  * channels-first path gathers element by element. Work is split over (image, output row) for
  * im2col and over images for col2im (each image is written by one thread: no races, no atomics).
  *
- * This file is compiled once and includes itself twice, for float (_f32) and double (_f64).
+ * This file is compiled once and includes itself twice through twin.h, for float (_f32) and
+ * double (_f64).
  */
-#ifndef BNPY_CONV_BODY
-#define BNPY_CONV_BODY
+#ifndef BNPY_TWIN_BODY
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels.h"
+#include "parallel.h"
 
-#define BNPY_PRAGMA(x) _Pragma(#x)
-#ifdef BNPY_OPENMP
-#define BNPY_OMP_FOR(nt) BNPY_PRAGMA(omp parallel for schedule(static) num_threads(nt))
-#define BNPY_OMP_FOR2(nt) BNPY_PRAGMA(omp parallel for collapse(2) schedule(static) num_threads(nt))
-#else /* serial build: the thread count is computed and unused */
-#define BNPY_OMP_FOR(nt) (void)(nt);
-#define BNPY_OMP_FOR2(nt) (void)(nt);
-#endif
-
-/* Threads for a loop touching `work` values: one below ~64K (a parallel region costs more than it
- * saves there, and on a busy machine waiting workers make tiny calls slow), else the setting. */
-static inline int threads_for(double work)
-{
-    return work < 65536.0 ? 1 : bnpy_get_num_threads();
-}
-
-#define T float
-#define SUF(name) name##_f32
-#include "conv.c"
-#undef T
-#undef SUF
-
-#define T double
-#define SUF(name) name##_f64
-#include "conv.c"
-#undef T
-#undef SUF
+#define BNPY_TWIN_FILE "conv.c"
+#include "twin.h"
 
 #else /* ------------------------------------------------------------ the body, once per type */
 
@@ -60,7 +36,7 @@ void SUF(bnpy_im2col)(T *col, const T *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W,
                       ptrdiff_t dh, ptrdiff_t dw)
 {
     const ptrdiff_t row_len = kh * kw * C; /* one output pixel's receptive field */
-    const int nt = threads_for((double)N * out_h * out_w * row_len);
+    const int nt = bnpy_threads_for((double)N * out_h * out_w * row_len);
     BNPY_OMP_FOR2(nt)
     for (ptrdiff_t n = 0; n < N; n++) {
         for (ptrdiff_t i = 0; i < out_h; i++) {
@@ -113,7 +89,7 @@ void SUF(bnpy_col2im)(T *dx, const T *dcol, ptrdiff_t N, ptrdiff_t H, ptrdiff_t 
                       ptrdiff_t dh, ptrdiff_t dw)
 {
     const ptrdiff_t row_len = kh * kw * C;
-    const int nt = threads_for((double)N * out_h * out_w * row_len);
+    const int nt = bnpy_threads_for((double)N * out_h * out_w * row_len);
     BNPY_OMP_FOR(nt)
     for (ptrdiff_t n = 0; n < N; n++) {
         T *image = dx + n * H * W * C;
@@ -150,7 +126,7 @@ void SUF(bnpy_col2im)(T *dx, const T *dcol, ptrdiff_t N, ptrdiff_t H, ptrdiff_t 
 
 void SUF(bnpy_add_bias_rows)(T *y, const T *bias, ptrdiff_t rows, ptrdiff_t C)
 {
-    const int nt = threads_for((double)rows * C);
+    const int nt = bnpy_threads_for((double)rows * C);
     BNPY_OMP_FOR(nt)
     for (ptrdiff_t r = 0; r < rows; r++) {
         T *row = y + r * C;
@@ -163,7 +139,7 @@ int SUF(bnpy_sum_rows)(T *dbias, const T *dy, ptrdiff_t rows, ptrdiff_t C)
 {
     /* A fixed number of row blocks (the thread count), each summed in double into its own
      * partial, then the partials added in block order: deterministic for a given thread count. */
-    ptrdiff_t blocks = threads_for((double)rows * C);
+    ptrdiff_t blocks = bnpy_threads_for((double)rows * C);
     if (blocks > rows)
         blocks = rows > 0 ? rows : 1;
     double *partial = calloc((size_t)(blocks * C), sizeof(double));
@@ -196,7 +172,7 @@ void SUF(bnpy_batch_transpose)(T *b, const T *a, const T *bias, ptrdiff_t N, ptr
     /* Tiles of 16x16 keep both the reads and the writes within a few cache lines. */
     enum { TILE = 16 };
     const ptrdiff_t tiles_a = (A + TILE - 1) / TILE;
-    const int nt = threads_for((double)N * A * B);
+    const int nt = bnpy_threads_for((double)N * A * B);
     BNPY_OMP_FOR2(nt)
     for (ptrdiff_t n = 0; n < N; n++) {
         for (ptrdiff_t ta = 0; ta < tiles_a; ta++) {
@@ -215,4 +191,4 @@ void SUF(bnpy_batch_transpose)(T *b, const T *a, const T *bias, ptrdiff_t N, ptr
     }
 }
 
-#endif /* BNPY_CONV_BODY */
+#endif /* BNPY_TWIN_BODY */

@@ -20,29 +20,15 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "parallel.h"
 
-#define DIRECT_PRAGMA(x) _Pragma(#x)
-#ifdef BNPY_OPENMP
-#define DIRECT_OMP_FOR(nt) DIRECT_PRAGMA(omp parallel for schedule(dynamic, 1) num_threads(nt))
-#define DIRECT_OMP_STATIC(nt) DIRECT_PRAGMA(omp parallel for schedule(static) num_threads(nt))
-#else /* serial build: the thread count is computed and unused */
-#define DIRECT_OMP_FOR(nt) (void)(nt);
-#define DIRECT_OMP_STATIC(nt) (void)(nt);
-#endif
-
-/* Threads for a loop touching `work` values: one below ~64K (a parallel region costs more than it
- * saves there, and on a busy machine waiting workers make tiny calls slow), else the setting. */
-static inline int threads_for(double work)
-{
-    return work < 65536.0 ? 1 : bnpy_get_num_threads();
-}
-
-void bnpy_pad_nhwc_f32(float *xpad, const float *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
-                       ptrdiff_t pad_top, ptrdiff_t pad_bottom, ptrdiff_t pad_left, ptrdiff_t pad_right)
+void bnpy_pad_nhwc_f32(float *xpad, const float *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W,
+                       ptrdiff_t C, ptrdiff_t pad_top, ptrdiff_t pad_bottom, ptrdiff_t pad_left,
+                       ptrdiff_t pad_right)
 {
     const ptrdiff_t Hp = H + pad_top + pad_bottom, Wp = W + pad_left + pad_right;
-    const int nt = threads_for((double)N * Hp * Wp * C);
-    DIRECT_OMP_STATIC(nt)
+    const int nt = bnpy_threads_for((double)N * Hp * Wp * C);
+    BNPY_OMP_FOR(nt)
     for (ptrdiff_t n = 0; n < N; n++) {
         float *dst = xpad + n * Hp * Wp * C;
         const float *src = x + n * H * W * C;
@@ -83,9 +69,10 @@ static inline void real_outputs(ptrdiff_t d, ptrdiff_t s, ptrdiff_t pad, ptrdiff
  * named __m256 locals in registers; an array of them is spilled to the stack on every FMA).
  * For a fixed kernel row di, the taps (dj, c) for dj in [dj0, dj1) are contiguous in both xpad
  * and the packed kernel, so the inner loop runs over (dj1 - dj0) * C taps without index math. */
-static TARGET void forward_block_4x24(float *y, ptrdiff_t Cout, const float *x, ptrdiff_t pixel_step,
-                                      const float *kp, const float *bias, ptrdiff_t di0, ptrdiff_t di1,
-                                      ptrdiff_t dj0, ptrdiff_t dj1, ptrdiff_t kw, ptrdiff_t Wp, ptrdiff_t C)
+static TARGET void forward_block_4x24(float *y, ptrdiff_t Cout, const float *x,
+                                      ptrdiff_t pixel_step, const float *kp, const float *bias,
+                                      ptrdiff_t di0, ptrdiff_t di1, ptrdiff_t dj0, ptrdiff_t dj1,
+                                      ptrdiff_t kw, ptrdiff_t Wp, ptrdiff_t C)
 {
     const __m256 b0 = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps();
     const __m256 b1 = bias ? _mm256_loadu_ps(bias + 8) : _mm256_setzero_ps();
@@ -97,6 +84,8 @@ static TARGET void forward_block_4x24(float *y, ptrdiff_t Cout, const float *x, 
     for (ptrdiff_t di = di0; di < di1; di++) {
         const ptrdiff_t xoff = (di * Wp + dj0) * C;
         const float *kt = kp + ((di * kw + dj0) * C) * 24;
+        /* One line per output pixel, its three accumulators side by side: */
+        /* clang-format off */
         for (ptrdiff_t t = 0; t < run; t++, kt += 24) {
             const __m256 k0 = _mm256_loadu_ps(kt), k1 = _mm256_loadu_ps(kt + 8), k2 = _mm256_loadu_ps(kt + 16);
             __m256 v = _mm256_broadcast_ss(x0 + xoff + t);
@@ -116,40 +105,41 @@ static TARGET void forward_block_4x24(float *y, ptrdiff_t Cout, const float *x, 
     _mm256_storeu_ps(y, a20); _mm256_storeu_ps(y + 8, a21); _mm256_storeu_ps(y + 16, a22);
     y += Cout;
     _mm256_storeu_ps(y, a30); _mm256_storeu_ps(y + 8, a31); _mm256_storeu_ps(y + 16, a32);
+    /* clang-format on */
 }
 
 /* The tails (a last 1..3 pixels, a last 8 channels): generic, rarely hot. */
 /* One block of RR output pixels x NV*8 output channels of the forward. */
-#define DEFINE_FORWARD_BLOCK(RR, NV)                                                                 \
-    static TARGET void forward_block_##RR##_##NV(                                                    \
-        float *y, ptrdiff_t Cout, const float *x, ptrdiff_t pixel_step, const float *kp,             \
-        const float *bias, ptrdiff_t di0, ptrdiff_t di1, ptrdiff_t dj0, ptrdiff_t dj1, ptrdiff_t kw, \
-        ptrdiff_t Wp, ptrdiff_t C)                                                                   \
-    {                                                                                                \
-        __m256 acc[RR][NV];                                                                          \
-        for (int v = 0; v < NV; v++) {                                                               \
-            __m256 b0 = bias ? _mm256_loadu_ps(bias + 8 * v) : _mm256_setzero_ps();                  \
-            for (int r = 0; r < RR; r++)                                                             \
-                acc[r][v] = b0;                                                                      \
-        }                                                                                            \
-        for (ptrdiff_t di = di0; di < di1; di++)                                                     \
-            for (ptrdiff_t dj = dj0; dj < dj1; dj++) {                                               \
-                const float *xt = x + (di * Wp + dj) * C;                                            \
-                const float *kt = kp + ((di * kw + dj) * C) * (8 * NV);                              \
-                for (ptrdiff_t c = 0; c < C; c++, kt += 8 * NV) {                                    \
-                    __m256 k[NV];                                                                    \
-                    for (int v = 0; v < NV; v++)                                                     \
-                        k[v] = _mm256_loadu_ps(kt + 8 * v);                                          \
-                    for (int r = 0; r < RR; r++) {                                                   \
-                        __m256 xb = _mm256_broadcast_ss(xt + r * pixel_step + c);                    \
-                        for (int v = 0; v < NV; v++)                                                 \
-                            acc[r][v] = _mm256_fmadd_ps(xb, k[v], acc[r][v]);                        \
-                    }                                                                                \
-                }                                                                                    \
-            }                                                                                        \
-        for (int r = 0; r < RR; r++)                                                                 \
-            for (int v = 0; v < NV; v++)                                                             \
-                _mm256_storeu_ps(y + r * Cout + 8 * v, acc[r][v]);                                   \
+#define DEFINE_FORWARD_BLOCK(RR, NV)                                                               \
+    static TARGET void forward_block_##RR##_##NV(                                                  \
+        float *y, ptrdiff_t Cout, const float *x, ptrdiff_t pixel_step, const float *kp,           \
+        const float *bias, ptrdiff_t di0, ptrdiff_t di1, ptrdiff_t dj0, ptrdiff_t dj1,             \
+        ptrdiff_t kw, ptrdiff_t Wp, ptrdiff_t C)                                                   \
+    {                                                                                              \
+        __m256 acc[RR][NV];                                                                        \
+        for (int v = 0; v < NV; v++) {                                                             \
+            __m256 b0 = bias ? _mm256_loadu_ps(bias + 8 * v) : _mm256_setzero_ps();                \
+            for (int r = 0; r < RR; r++)                                                           \
+                acc[r][v] = b0;                                                                    \
+        }                                                                                          \
+        for (ptrdiff_t di = di0; di < di1; di++)                                                   \
+            for (ptrdiff_t dj = dj0; dj < dj1; dj++) {                                             \
+                const float *xt = x + (di * Wp + dj) * C;                                          \
+                const float *kt = kp + ((di * kw + dj) * C) * (8 * NV);                            \
+                for (ptrdiff_t c = 0; c < C; c++, kt += 8 * NV) {                                  \
+                    __m256 k[NV];                                                                  \
+                    for (int v = 0; v < NV; v++)                                                   \
+                        k[v] = _mm256_loadu_ps(kt + 8 * v);                                        \
+                    for (int r = 0; r < RR; r++) {                                                 \
+                        __m256 xb = _mm256_broadcast_ss(xt + r * pixel_step + c);                  \
+                        for (int v = 0; v < NV; v++)                                               \
+                            acc[r][v] = _mm256_fmadd_ps(xb, k[v], acc[r][v]);                      \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+        for (int r = 0; r < RR; r++)                                                               \
+            for (int v = 0; v < NV; v++)                                                           \
+                _mm256_storeu_ps(y + r * Cout + 8 * v, acc[r][v]);                                 \
     }
 DEFINE_FORWARD_BLOCK(1, 3)
 DEFINE_FORWARD_BLOCK(4, 1)
@@ -169,10 +159,10 @@ static void pack_kernel(float *kpack, const float *kernel, ptrdiff_t taps, ptrdi
 }
 
 int bnpy_conv2d_direct_f32(float *y, const float *xpad, const float *kernel, const float *bias,
-                                  ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, ptrdiff_t kh,
-                                  ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t pad_top,
-                                  ptrdiff_t pad_bottom, ptrdiff_t pad_left, ptrdiff_t pad_right,
-                                  ptrdiff_t out_h, ptrdiff_t out_w, ptrdiff_t Cout)
+                           ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, ptrdiff_t kh,
+                           ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t pad_top,
+                           ptrdiff_t pad_bottom, ptrdiff_t pad_left, ptrdiff_t pad_right,
+                           ptrdiff_t out_h, ptrdiff_t out_w, ptrdiff_t Cout)
 {
     const ptrdiff_t Hp = H + pad_top + pad_bottom, Wp = W + pad_left + pad_right;
     const ptrdiff_t taps = kh * kw * C;
@@ -180,8 +170,8 @@ int bnpy_conv2d_direct_f32(float *y, const float *xpad, const float *kernel, con
     if (kpack == NULL)
         return -1;
     pack_kernel(kpack, kernel, taps, Cout);
-    const int nt = threads_for((double)N * out_h * out_w * Cout * taps);
-    DIRECT_OMP_FOR(nt)
+    const int nt = bnpy_threads_for((double)N * out_h * out_w * Cout * taps);
+    BNPY_OMP_FOR_DYNAMIC(nt)
     for (ptrdiff_t row = 0; row < N * out_h; row++) {
         const ptrdiff_t n = row / out_h, i = row % out_h;
         /* taps di whose input row i*sh + di is real: pad_top <= i*sh + di < pad_top + H */
@@ -233,6 +223,8 @@ static TARGET void dkernel_row_4x24(float *acc, ptrdiff_t Cout, const float *xro
     __m256 s30 = _mm256_loadu_ps(a3), s31 = _mm256_loadu_ps(a3 + 8), s32 = _mm256_loadu_ps(a3 + 16);
     const ptrdiff_t o0 = tap_offset[0], o1 = tap_offset[1], o2 = tap_offset[2], o3 = tap_offset[3];
     const float *xr = xrow + j0 * step, *g = dyrow + j0 * Cout;
+    /* One line per output pixel, its three accumulators side by side: */
+    /* clang-format off */
     for (ptrdiff_t j = j0; j < j1; j++, xr += step, g += Cout) {
         const __m256 d0 = _mm256_loadu_ps(g), d1 = _mm256_loadu_ps(g + 8), d2 = _mm256_loadu_ps(g + 16);
         __m256 v = _mm256_broadcast_ss(xr + o0);
@@ -248,39 +240,41 @@ static TARGET void dkernel_row_4x24(float *acc, ptrdiff_t Cout, const float *xro
     _mm256_storeu_ps(a1, s10); _mm256_storeu_ps(a1 + 8, s11); _mm256_storeu_ps(a1 + 16, s12);
     _mm256_storeu_ps(a2, s20); _mm256_storeu_ps(a2 + 8, s21); _mm256_storeu_ps(a2 + 16, s22);
     _mm256_storeu_ps(a3, s30); _mm256_storeu_ps(a3 + 8, s31); _mm256_storeu_ps(a3 + 16, s32);
+    /* clang-format on */
 }
 
 /* The same for any TT taps x NV vectors (the tails). */
-#define DEFINE_DKERNEL_ROW(TT, NV)                                                                   \
-    static TARGET void dkernel_row_##TT##_##NV(float *acc, ptrdiff_t Cout, const float *xrow,        \
-                                               const ptrdiff_t *tap_offset, const float *dyrow,      \
-                                               ptrdiff_t j0, ptrdiff_t j1, ptrdiff_t step)           \
-    {                                                                                                \
-        for (int t = 0; t < TT; t++)                                                                 \
-            for (int v = 0; v < NV; v++) {                                                           \
-                __m256 sum = _mm256_loadu_ps(acc + t * Cout + 8 * v);                                \
-                const float *xr = xrow + j0 * step + tap_offset[t], *g = dyrow + j0 * Cout + 8 * v;  \
-                for (ptrdiff_t j = j0; j < j1; j++, xr += step, g += Cout)                           \
-                    sum = _mm256_fmadd_ps(_mm256_broadcast_ss(xr), _mm256_loadu_ps(g), sum);         \
-                _mm256_storeu_ps(acc + t * Cout + 8 * v, sum);                                       \
-            }                                                                                        \
+#define DEFINE_DKERNEL_ROW(TT, NV)                                                                 \
+    static TARGET void dkernel_row_##TT##_##NV(float *acc, ptrdiff_t Cout, const float *xrow,      \
+                                               const ptrdiff_t *tap_offset, const float *dyrow,    \
+                                               ptrdiff_t j0, ptrdiff_t j1, ptrdiff_t step)         \
+    {                                                                                              \
+        for (int t = 0; t < TT; t++)                                                               \
+            for (int v = 0; v < NV; v++) {                                                         \
+                __m256 sum = _mm256_loadu_ps(acc + t * Cout + 8 * v);                              \
+                const float *xr = xrow + j0 * step + tap_offset[t],                                \
+                            *g = dyrow + j0 * Cout + 8 * v;                                        \
+                for (ptrdiff_t j = j0; j < j1; j++, xr += step, g += Cout)                         \
+                    sum = _mm256_fmadd_ps(_mm256_broadcast_ss(xr), _mm256_loadu_ps(g), sum);       \
+                _mm256_storeu_ps(acc + t * Cout + 8 * v, sum);                                     \
+            }                                                                                      \
     }
 DEFINE_DKERNEL_ROW(4, 1)
 DEFINE_DKERNEL_ROW(1, 3)
 DEFINE_DKERNEL_ROW(1, 1)
 
 int bnpy_conv2d_direct_dkernel_f32(float *dkernel, const float *xpad, const float *dy, ptrdiff_t N,
-                                   ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, ptrdiff_t kh, ptrdiff_t kw,
-                                   ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t pad_top, ptrdiff_t pad_bottom,
-                                   ptrdiff_t pad_left, ptrdiff_t pad_right, ptrdiff_t out_h,
-                                   ptrdiff_t out_w, ptrdiff_t Cout)
+                                   ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, ptrdiff_t kh,
+                                   ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t pad_top,
+                                   ptrdiff_t pad_bottom, ptrdiff_t pad_left, ptrdiff_t pad_right,
+                                   ptrdiff_t out_h, ptrdiff_t out_w, ptrdiff_t Cout)
 {
     const ptrdiff_t Hp = H + pad_top + pad_bottom, Wp = W + pad_left + pad_right;
     const ptrdiff_t taps = kh * kw * C, tap_blocks = (taps + 3) / 4;
     /* Images are handed out dynamically (a thread slowed by other processes does not hold the
      * others up); each image's float sums go to its own slot of a group buffer, and the slots are
      * added in double in image order: the result is the same for every thread count and run. */
-    const int nt = threads_for((double)N * out_h * out_w * Cout * taps);
+    const int nt = bnpy_threads_for((double)N * out_h * out_w * Cout * taps);
     const ptrdiff_t size = taps * Cout, group = N < 64 ? (N > 0 ? N : 1) : 64;
     double *total = calloc((size_t)size, sizeof(double));
     float *image_sums = malloc((size_t)(group * size) * sizeof(float));
@@ -303,17 +297,21 @@ int bnpy_conv2d_direct_dkernel_f32(float *dkernel, const float *xpad, const floa
         ptrdiff_t i0 = out_h, i1 = 0, j0 = out_w, j1 = 0, lo, hi;
         for (ptrdiff_t t = 4 * b; t < 4 * b + 4 && t < taps; t++) {
             real_outputs(t / (kw * C), sh, pad_top, H, out_h, &lo, &hi);
-            if (lo < i0) i0 = lo;
-            if (hi > i1) i1 = hi;
+            if (lo < i0)
+                i0 = lo;
+            if (hi > i1)
+                i1 = hi;
             real_outputs((t / C) % kw, sw, pad_left, W, out_w, &lo, &hi);
-            if (lo < j0) j0 = lo;
-            if (hi > j1) j1 = hi;
+            if (lo < j0)
+                j0 = lo;
+            if (hi > j1)
+                j1 = hi;
         }
         ranges[4 * b] = i0, ranges[4 * b + 1] = i1, ranges[4 * b + 2] = j0, ranges[4 * b + 3] = j1;
     }
     for (ptrdiff_t g0 = 0; g0 < N; g0 += group) {
         const ptrdiff_t count = N - g0 < group ? N - g0 : group;
-        DIRECT_OMP_FOR(nt)
+        BNPY_OMP_FOR_DYNAMIC(nt)
         for (ptrdiff_t slot = 0; slot < count; slot++) {
             const ptrdiff_t n = g0 + slot;
             float *img = image_sums + slot * size;
@@ -331,9 +329,11 @@ int bnpy_conv2d_direct_dkernel_f32(float *dkernel, const float *xpad, const floa
                         const int wide = Cout - o0 >= 24;
                         float *a = img + t0 * Cout + o0;
                         if (four && wide)
-                            dkernel_row_4x24(a, Cout, xrow, tap_offset + t0, dyrow + o0, r[2], r[3], sw * C);
+                            dkernel_row_4x24(a, Cout, xrow, tap_offset + t0, dyrow + o0, r[2], r[3],
+                                             sw * C);
                         else if (four)
-                            dkernel_row_4_1(a, Cout, xrow, tap_offset + t0, dyrow + o0, r[2], r[3], sw * C);
+                            dkernel_row_4_1(a, Cout, xrow, tap_offset + t0, dyrow + o0, r[2], r[3],
+                                            sw * C);
                         else
                             for (ptrdiff_t t = t0; t < taps; t++) { /* the last 1..3 taps */
                                 if (wide)
@@ -349,8 +349,8 @@ int bnpy_conv2d_direct_dkernel_f32(float *dkernel, const float *xpad, const floa
             }
         }
         /* the group's image sums into the double total, in image order, split over elements */
-        const int nt_sum = threads_for((double)count * size);
-        DIRECT_OMP_STATIC(nt_sum)
+        const int nt_sum = bnpy_threads_for((double)count * size);
+        BNPY_OMP_FOR(nt_sum)
         for (ptrdiff_t k = 0; k < size; k++) {
             double s = total[k];
             for (ptrdiff_t slot = 0; slot < count; slot++)
@@ -367,20 +367,23 @@ int bnpy_conv2d_direct_dkernel_f32(float *dkernel, const float *xpad, const floa
     return 0;
 }
 #else /* no x86 GCC/Clang: the glue never calls the direct kernels (available() == 0) */
-int bnpy_conv_direct_available(void) { return 0; }
+int bnpy_conv_direct_available(void)
+{
+    return 0;
+}
 int bnpy_conv2d_direct_f32(float *y, const float *xpad, const float *kernel, const float *bias,
-                           ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, ptrdiff_t kh, ptrdiff_t kw,
-                           ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t pad_top, ptrdiff_t pad_bottom,
-                           ptrdiff_t pad_left, ptrdiff_t pad_right, ptrdiff_t out_h, ptrdiff_t out_w,
-                           ptrdiff_t Cout)
+                           ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, ptrdiff_t kh,
+                           ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t pad_top,
+                           ptrdiff_t pad_bottom, ptrdiff_t pad_left, ptrdiff_t pad_right,
+                           ptrdiff_t out_h, ptrdiff_t out_w, ptrdiff_t Cout)
 {
     return -2;
 }
 int bnpy_conv2d_direct_dkernel_f32(float *dkernel, const float *xpad, const float *dy, ptrdiff_t N,
-                                   ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, ptrdiff_t kh, ptrdiff_t kw,
-                                   ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t pad_top, ptrdiff_t pad_bottom,
-                                   ptrdiff_t pad_left, ptrdiff_t pad_right, ptrdiff_t out_h,
-                                   ptrdiff_t out_w, ptrdiff_t Cout)
+                                   ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, ptrdiff_t kh,
+                                   ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t pad_top,
+                                   ptrdiff_t pad_bottom, ptrdiff_t pad_left, ptrdiff_t pad_right,
+                                   ptrdiff_t out_h, ptrdiff_t out_w, ptrdiff_t Cout)
 {
     return -2;
 }

@@ -1,38 +1,53 @@
 /* glue.c: helpers shared by the glue files (see glue.h). */
 #include "glue.h"
 
+#include <stdarg.h>
+
 int bnpy_float_typenum(PyObject *obj, const char *func, const char *arg)
 {
-    int typenum;
-    if (PyArray_Check(obj)) {
-        typenum = PyArray_TYPE((PyArrayObject *)obj);
-    } else {
-        PyArrayObject *tmp = (PyArrayObject *)PyArray_FROM_O(obj);
+    PyArrayObject *tmp = NULL;
+    if (!PyArray_Check(obj)) {
+        tmp = (PyArrayObject *)PyArray_FROM_O(obj);
         if (tmp == NULL) {
             PyErr_Clear();
             PyErr_Format(PyExc_TypeError, "%s: %s must be a float32 or float64 array, got %.200s",
                          func, arg, Py_TYPE(obj)->tp_name);
             return -1;
         }
-        typenum = PyArray_TYPE(tmp);
-        Py_DECREF(tmp);
     }
-    if (typenum == NPY_FLOAT || typenum == NPY_DOUBLE)
-        return typenum;
-    {
-        PyArray_Descr *d = PyArray_DescrFromType(typenum);
-        PyObject *name = d ? PyObject_Str((PyObject *)d) : NULL;
-        Py_XDECREF(d);
+    PyArrayObject *a = tmp != NULL ? tmp : (PyArrayObject *)obj;
+    int typenum = PyArray_TYPE(a);
+    if (typenum != NPY_FLOAT && typenum != NPY_DOUBLE) {
+        /* the array's own descriptor, so a string names its length ("<U3"), not "<U0" */
+        PyObject *name = PyObject_Str((PyObject *)PyArray_DESCR(a));
         if (name == NULL) {
             PyErr_Clear();
-            PyErr_Format(PyExc_TypeError, "%s: %s must be float32 or float64, got %.200s", func, arg,
-                         PyArray_Check(obj) ? "an unsupported dtype" : Py_TYPE(obj)->tp_name);
-            return -1;
+            PyErr_Format(PyExc_TypeError, "%s: %s must be float32 or float64, got %.200s", func,
+                         arg, PyArray_Check(obj) ? "an unsupported dtype" : Py_TYPE(obj)->tp_name);
+        } else {
+            PyErr_Format(PyExc_TypeError, "%s: %s must be float32 or float64, got %U", func, arg,
+                         name);
+            Py_DECREF(name);
         }
-        PyErr_Format(PyExc_TypeError, "%s: %s must be float32 or float64, got %U", func, arg, name);
-        Py_DECREF(name);
+        typenum = -1;
     }
-    return -1;
+    Py_XDECREF(tmp);
+    return typenum;
+}
+
+/* Whether obj brings a dtype of its own: an ndarray or a NumPy scalar (a list or a Python float
+ * takes the dtype of the call). */
+static int has_own_dtype(PyObject *obj)
+{
+    return PyArray_Check(obj) || PyArray_IsScalar(obj, Generic);
+}
+
+int bnpy_call_typenum(PyObject *const *objs, const char *const *args, int n, const char *func)
+{
+    for (int i = 0; i < n; i++)
+        if (objs[i] != Py_None && has_own_dtype(objs[i]))
+            return bnpy_float_typenum(objs[i], func, args[i]);
+    return bnpy_float_typenum(objs[0], func, args[0]);
 }
 
 static const char *float_name(int typenum)
@@ -45,14 +60,17 @@ PyArrayObject *bnpy_input_array(PyObject *obj, int typenum, const char *func, co
     int have = bnpy_float_typenum(obj, func, arg);
     if (have < 0)
         return NULL;
+    if (typenum >= 0 && have != typenum && !has_own_dtype(obj)) /* a list takes the call's dtype */
+        return (PyArrayObject *)PyArray_FROM_OTF(obj, typenum,
+                                                 NPY_ARRAY_IN_ARRAY | NPY_ARRAY_FORCECAST);
     if (typenum >= 0 && have != typenum) {
         PyErr_Format(PyExc_TypeError, "%s: %s must be %s like the other arrays, got %s", func, arg,
                      float_name(typenum), float_name(have));
         return NULL;
     }
     /* An array that is already C-contiguous, aligned and native-endian is used as it is: what
-     * PyArray_FROM_OTF would return too, without its dtype discovery and cast lookup (0.1 us an
-     * argument, a third of a small call). */
+     * PyArray_FROM_OTF would return too, without its dtype discovery and cast lookup, a sizeable
+     * part of a small call. */
     if (PyArray_Check(obj)) {
         PyArrayObject *a = (PyArrayObject *)obj;
         if (PyArray_IS_C_CONTIGUOUS(a) && PyArray_ISALIGNED(a) && PyArray_ISNOTSWAPPED(a)) {
@@ -84,19 +102,14 @@ static int check_shape(PyArrayObject *a, int ndim, const npy_intp *dims, const c
             PyList_SET_ITEM(want, i, v);
         }
     }
-    if (want != NULL) {
-        got = PyList_New(PyArray_NDIM(a));
-        for (int i = 0; got != NULL && i < PyArray_NDIM(a); i++) {
-            PyObject *v = PyLong_FromSsize_t(PyArray_DIM(a, i));
-            if (v == NULL) {
-                Py_CLEAR(got);
-                break;
-            }
-            PyList_SET_ITEM(got, i, v);
-        }
+    PyObject *got_tuple = want != NULL ? bnpy_shape_tuple(a) : NULL;
+    if (got_tuple != NULL) {
+        got = PySequence_List(got_tuple);
+        Py_DECREF(got_tuple);
     }
     if (want != NULL && got != NULL)
-        PyErr_Format(PyExc_ValueError, "%s: %s must have shape %R, got shape %R", func, arg, want, got);
+        PyErr_Format(PyExc_ValueError, "%s: %s must have shape %R, got shape %R", func, arg, want,
+                     got);
     else if (!PyErr_Occurred())
         PyErr_Format(PyExc_ValueError, "%s: %s has the wrong shape", func, arg);
     Py_XDECREF(want);
@@ -108,8 +121,9 @@ PyArrayObject *bnpy_inplace_array(PyObject *obj, int typenum, int ndim, const np
                                   const char *func, const char *arg)
 {
     if (!PyArray_Check(obj)) {
-        PyErr_Format(PyExc_TypeError, "%s: %s must be a numpy.ndarray (it is updated in place), got %.200s",
-                     func, arg, Py_TYPE(obj)->tp_name);
+        PyErr_Format(PyExc_TypeError,
+                     "%s: %s must be a numpy.ndarray (it is updated in place), got %.200s", func,
+                     arg, Py_TYPE(obj)->tp_name);
         return NULL;
     }
     PyArrayObject *a = (PyArrayObject *)obj;
@@ -121,13 +135,15 @@ PyArrayObject *bnpy_inplace_array(PyObject *obj, int typenum, int ndim, const np
         return NULL;
     }
     if (!PyArray_ISNOTSWAPPED(a) || !PyArray_ISALIGNED(a) || !PyArray_IS_C_CONTIGUOUS(a)) {
-        PyErr_Format(PyExc_ValueError,
-                     "%s: %s must be C-contiguous, aligned and native-endian (it is written in place)",
-                     func, arg);
+        PyErr_Format(
+            PyExc_ValueError,
+            "%s: %s must be C-contiguous, aligned and native-endian (it is written in place)", func,
+            arg);
         return NULL;
     }
     if (!PyArray_ISWRITEABLE(a)) {
-        PyErr_Format(PyExc_ValueError, "%s: %s must be writeable (it is written in place)", func, arg);
+        PyErr_Format(PyExc_ValueError, "%s: %s must be writeable (it is written in place)", func,
+                     arg);
         return NULL;
     }
     if (check_shape(a, ndim, dims, func, arg) < 0)
@@ -172,12 +188,81 @@ int bnpy_may_overlap(PyArrayObject *a, PyArrayObject *b)
     return lo[0] < hi[1] && lo[1] < hi[0];
 }
 
-int bnpy_normalize_axis(int axis, int ndim, const char *func)
+int bnpy_check_overlap(PyArrayObject *out, PyArrayObject *in, int same_ok, const char *func,
+                       const char *out_name, const char *in_name)
 {
-    if (axis < -ndim || axis >= ndim) {
-        PyErr_Format(PyExc_ValueError, "%s: axis %d is out of range for an array of rank %d", func,
-                     axis, ndim);
+    if (out == NULL || in == NULL || !bnpy_may_overlap(out, in))
+        return 0;
+    if (same_ok && PyArray_DATA(out) == PyArray_DATA(in) && PyArray_SIZE(out) == PyArray_SIZE(in) &&
+        PyArray_IS_C_CONTIGUOUS(out) && PyArray_IS_C_CONTIGUOUS(in))
+        return 0;
+    PyErr_Format(PyExc_ValueError, "%s: %s must not overlap %s%s", func, out_name, in_name,
+                 same_ok ? " (it may be the very same array, for an in-place update)" : "");
+    return -1;
+}
+
+PyObject *bnpy_shape_tuple(PyArrayObject *a)
+{
+    return PyArray_IntTupleFromIntp(PyArray_NDIM(a), PyArray_DIMS(a));
+}
+
+int bnpy_check_nargs(Py_ssize_t nargs, Py_ssize_t min, Py_ssize_t max, const char *func)
+{
+    if (nargs >= min && nargs <= max)
+        return 0;
+    if (min == max)
+        PyErr_Format(PyExc_TypeError, "%s expected %zd positional arguments, got %zd", func, min,
+                     nargs);
+    else
+        PyErr_Format(PyExc_TypeError, "%s expected %zd to %zd positional arguments, got %zd", func,
+                     min, max, nargs);
+    return -1;
+}
+
+int bnpy_parse_ssize(PyObject *obj, const char *func, const char *arg, Py_ssize_t *out)
+{
+    if (PyBool_Check(obj) || !PyIndex_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s: %s must be an int, got %.200s", func, arg,
+                     Py_TYPE(obj)->tp_name);
         return -1;
     }
-    return axis < 0 ? axis + ndim : axis;
+    Py_ssize_t v = PyNumber_AsSsize_t(obj, PyExc_OverflowError);
+    if (v == -1 && PyErr_Occurred()) {
+        int overflow = PyErr_ExceptionMatches(PyExc_OverflowError);
+        if (overflow || PyErr_ExceptionMatches(PyExc_TypeError)) {
+            PyErr_Clear();
+            if (overflow)
+                PyErr_Format(PyExc_ValueError, "%s: %s is too large, got %R", func, arg, obj);
+            else /* an index-like object that is no integer scalar (an array) */
+                PyErr_Format(PyExc_TypeError, "%s: %s must be an int, got %.200s", func, arg,
+                             Py_TYPE(obj)->tp_name);
+        }
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int bnpy_parse_flag(PyObject *obj, const char *func, const char *arg, int *out)
+{
+    int v = PyObject_IsTrue(obj);
+    if (v < 0) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s: %s must be true or false, got %.200s", func, arg,
+                     Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+void bnpy_release(int n, ...)
+{
+    va_list objects;
+    va_start(objects, n);
+    for (int i = 0; i < n; i++) {
+        PyObject *obj = va_arg(objects, PyObject *);
+        Py_XDECREF(obj);
+    }
+    va_end(objects);
 }

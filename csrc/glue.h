@@ -23,6 +23,7 @@
 /* The method tables of each kernel family, added to the module by module.c. */
 extern PyMethodDef bnpy_batchnorm_methods[];
 extern PyMethodDef bnpy_conv_methods[];
+extern PyMethodDef bnpy_pool_methods[];
 extern PyMethodDef bnpy_image_methods[];
 extern PyMethodDef bnpy_memory_methods[];
 
@@ -31,10 +32,17 @@ extern PyMethodDef bnpy_memory_methods[];
  * <dtype>" and -1. */
 int bnpy_float_typenum(PyObject *obj, const char *func, const char *arg);
 
+/* The float type number of a call whose float array arguments are objs[0..n) (named args[i]):
+ * that of the first one with a dtype of its own (an ndarray or a NumPy scalar; None is skipped),
+ * so that a Python list, which has none, takes it and a wrong argument is blamed by its own name;
+ * if none has one, that of objs[0] as NumPy converts it. -1 with TypeError as bnpy_float_typenum. */
+int bnpy_call_typenum(PyObject *const *objs, const char *const *args, int n, const char *func);
+
 /* A read-only input: obj as a C-contiguous, aligned, native-endian array of typenum (copied only
  * when needed). typenum < 0 takes the dtype from obj (which must be float32/float64). The dtype
  * must match exactly: a float64 array given where float32 is needed is a TypeError, never a
- * silent cast. Returns a new reference, or NULL with TypeError/ValueError set. */
+ * silent cast (an object without a dtype of its own, a list of floats, is converted to typenum).
+ * Returns a new reference, or NULL with TypeError/ValueError set. */
 PyArrayObject *bnpy_input_array(PyObject *obj, int typenum, const char *func, const char *arg);
 
 /* An array updated in place (running statistics, parameters): must already be an ndarray of
@@ -51,8 +59,34 @@ PyArrayObject *bnpy_output_array(PyObject *out, int typenum, int ndim, const npy
 /* 1 if the memory of a and b may overlap (their byte ranges intersect), else 0. */
 int bnpy_may_overlap(PyArrayObject *a, PyArrayObject *b);
 
-/* Normalise an axis for an array of rank ndim (negative counts from the end). On error:
- * ValueError "func: axis A is out of range for an array of rank N" and -1. */
-int bnpy_normalize_axis(int axis, int ndim, const char *func);
+/* 0 if out does not overlap in (or either is NULL), or, when same_ok, is the very same
+ * C-contiguous buffer of the same size (an elementwise pass may run in place). Else ValueError
+ * "func: out_name must not overlap in_name" and -1. */
+int bnpy_check_overlap(PyArrayObject *out, PyArrayObject *in, int same_ok, const char *func,
+                       const char *out_name, const char *in_name);
+
+/* The shape of a as a tuple of ints, for error messages (new reference, or NULL). */
+PyObject *bnpy_shape_tuple(PyArrayObject *a);
+
+/* Py_XDECREF of each of the n arrays (or other objects) given, NULL ones skipped: a glue
+ * function's one exit path releases everything it holds with one call. */
+void bnpy_release(int n, ...);
+
+/* Every glue function takes its arguments positionally (METH_FASTCALL; bnpy.ops gives the
+ * keywords and defaults): 0 if min <= nargs <= max, else TypeError and -1. */
+int bnpy_check_nargs(Py_ssize_t nargs, Py_ssize_t min, Py_ssize_t max, const char *func);
+
+/* An integer argument (any index-like object but bool) into *out. TypeError for anything else,
+ * ValueError when it does not fit a Py_ssize_t. */
+int bnpy_parse_ssize(PyObject *obj, const char *func, const char *arg, Py_ssize_t *out);
+
+/* A flag argument, true or false as Python sees it, into *out (0 or 1). */
+int bnpy_parse_flag(PyObject *obj, const char *func, const char *arg, int *out);
+
+/* The kernel `name`_f32 or `name`_f64 for typenum NPY_FLOAT or NPY_DOUBLE, called with the same
+ * arguments (data pointers are void *, so one argument list serves both). An expression: its
+ * value is the kernel's result (void kernels give a void expression). */
+#define BNPY_CALL_FOR_TYPE(typenum, name, ...)                                                     \
+    ((typenum) == NPY_FLOAT ? name##_f32(__VA_ARGS__) : name##_f64(__VA_ARGS__))
 
 #endif /* BNPY_GLUE_H */

@@ -109,20 +109,20 @@ void bnpy_im2col_f32(float *col, const float *x, ptrdiff_t N, ptrdiff_t H, ptrdi
                      int channels_first, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,
                      ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w,
                      ptrdiff_t dh, ptrdiff_t dw);
-void bnpy_im2col_f64(double *col, const double *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
-                     int channels_first, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,
-                     ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w,
-                     ptrdiff_t dh, ptrdiff_t dw);
+void bnpy_im2col_f64(double *col, const double *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W,
+                     ptrdiff_t C, int channels_first, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh,
+                     ptrdiff_t sw, ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h,
+                     ptrdiff_t out_w, ptrdiff_t dh, ptrdiff_t dw);
 /* The adjoint of im2col. dx (like x, overwritten): dx[cell] = sum of the dcol entries that im2col
  * copied from that cell. dcol (N*out_h*out_w, kh*kw*C). */
-void bnpy_col2im_f32(float *dx, const float *dcol, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
-                     int channels_first, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,
-                     ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w,
-                     ptrdiff_t dh, ptrdiff_t dw);
-void bnpy_col2im_f64(double *dx, const double *dcol, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
-                     int channels_first, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,
-                     ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w,
-                     ptrdiff_t dh, ptrdiff_t dw);
+void bnpy_col2im_f32(float *dx, const float *dcol, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W,
+                     ptrdiff_t C, int channels_first, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh,
+                     ptrdiff_t sw, ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h,
+                     ptrdiff_t out_w, ptrdiff_t dh, ptrdiff_t dw);
+void bnpy_col2im_f64(double *dx, const double *dcol, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W,
+                     ptrdiff_t C, int channels_first, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh,
+                     ptrdiff_t sw, ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h,
+                     ptrdiff_t out_w, ptrdiff_t dh, ptrdiff_t dw);
 /* y (rows, C) in place: y[r, c] += bias[c]. bias (C,). */
 void bnpy_add_bias_rows_f32(float *y, const float *bias, ptrdiff_t rows, ptrdiff_t C);
 void bnpy_add_bias_rows_f64(double *y, const double *bias, ptrdiff_t rows, ptrdiff_t C);
@@ -133,17 +133,17 @@ int bnpy_sum_rows_f64(double *dbias, const double *dy, ptrdiff_t rows, ptrdiff_t
 /* b (N, B, A): b[n, j, i] = a[n, i, j] + (bias ? bias[j] : 0). a (N, A, B); bias (B,) or NULL. */
 void bnpy_batch_transpose_f32(float *b, const float *a, const float *bias, ptrdiff_t N, ptrdiff_t A,
                               ptrdiff_t B);
-void bnpy_batch_transpose_f64(double *b, const double *a, const double *bias, ptrdiff_t N, ptrdiff_t A,
-                              ptrdiff_t B);
+void bnpy_batch_transpose_f64(double *b, const double *a, const double *bias, ptrdiff_t N,
+                              ptrdiff_t A, ptrdiff_t B);
 
 /* Pooling (pool.c): only cells inside x take part; requires pad_top, pad_bottom < ph and
  * pad_left, pad_right < pw, so every window holds a real cell. y, argmax, dy: (N, out_h, out_w, C)
  * or (N, C, out_h, out_w) following channels_first. argmax holds h*W + w of the first maximum of
  * each window (row-major window order; a NaN is a maximum). */
-void bnpy_max_pool2d_f32(float *y, int32_t *argmax, const float *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W,
-                         ptrdiff_t C, int channels_first, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t sh,
-                         ptrdiff_t sw, ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h,
-                         ptrdiff_t out_w);
+void bnpy_max_pool2d_f32(float *y, int32_t *argmax, const float *x, ptrdiff_t N, ptrdiff_t H,
+                         ptrdiff_t W, ptrdiff_t C, int channels_first, ptrdiff_t ph, ptrdiff_t pw,
+                         ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t pad_top, ptrdiff_t pad_left,
+                         ptrdiff_t out_h, ptrdiff_t out_w);
 void bnpy_max_pool2d_f64(double *y, int32_t *argmax, const double *x, ptrdiff_t N, ptrdiff_t H,
                          ptrdiff_t W, ptrdiff_t C, int channels_first, ptrdiff_t ph, ptrdiff_t pw,
                          ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t pad_top, ptrdiff_t pad_left,
@@ -156,21 +156,23 @@ void bnpy_max_pool2d_backward_f64(double *dx, const double *dy, const int32_t *a
                                   ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, int channels_first,
                                   ptrdiff_t out_h, ptrdiff_t out_w);
 /* y = mean of the real cells of each window. */
-void bnpy_avg_pool2d_f32(float *y, const float *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
-                         int channels_first, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t sh, ptrdiff_t sw,
-                         ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w);
-void bnpy_avg_pool2d_f64(double *y, const double *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
-                         int channels_first, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t sh, ptrdiff_t sw,
-                         ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w);
+void bnpy_avg_pool2d_f32(float *y, const float *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W,
+                         ptrdiff_t C, int channels_first, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t sh,
+                         ptrdiff_t sw, ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h,
+                         ptrdiff_t out_w);
+void bnpy_avg_pool2d_f64(double *y, const double *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W,
+                         ptrdiff_t C, int channels_first, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t sh,
+                         ptrdiff_t sw, ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h,
+                         ptrdiff_t out_w);
 /* dx (like x, overwritten): each real cell of a window gets dy / (number of real cells). */
 void bnpy_avg_pool2d_backward_f32(float *dx, const float *dy, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W,
                                   ptrdiff_t C, int channels_first, ptrdiff_t ph, ptrdiff_t pw,
                                   ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t pad_top, ptrdiff_t pad_left,
                                   ptrdiff_t out_h, ptrdiff_t out_w);
-void bnpy_avg_pool2d_backward_f64(double *dx, const double *dy, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W,
-                                  ptrdiff_t C, int channels_first, ptrdiff_t ph, ptrdiff_t pw,
-                                  ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t pad_top, ptrdiff_t pad_left,
-                                  ptrdiff_t out_h, ptrdiff_t out_w);
+void bnpy_avg_pool2d_backward_f64(double *dx, const double *dy, ptrdiff_t N, ptrdiff_t H,
+                                  ptrdiff_t W, ptrdiff_t C, int channels_first, ptrdiff_t ph,
+                                  ptrdiff_t pw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t pad_top,
+                                  ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w);
 
 /* Direct float32 channels-last convolution (conv_direct.c), for few input channels and large
  * kernels. Needs AVX2 + FMA: call only when bnpy_conv_direct_available() returns 1, and with
@@ -178,22 +180,23 @@ void bnpy_avg_pool2d_backward_f64(double *dx, const double *dy, ptrdiff_t N, ptr
  * xpad (N, H+pad_top+pad_bottom, W+pad_left+pad_right, C): x with zero padding. */
 int bnpy_conv_direct_available(void);
 /* xpad as above from x (N, H, W, C). */
-void bnpy_pad_nhwc_f32(float *xpad, const float *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
-                       ptrdiff_t pad_top, ptrdiff_t pad_bottom, ptrdiff_t pad_left, ptrdiff_t pad_right);
+void bnpy_pad_nhwc_f32(float *xpad, const float *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W,
+                       ptrdiff_t C, ptrdiff_t pad_top, ptrdiff_t pad_bottom, ptrdiff_t pad_left,
+                       ptrdiff_t pad_right);
 /* y (N, out_h, out_w, Cout) = conv(xpad, kernel) + bias. kernel (kh, kw, C, Cout); bias (Cout,) or
  * NULL. Returns 0, or -1 if a scratch copy of the kernel cannot be allocated (y untouched). */
 int bnpy_conv2d_direct_f32(float *y, const float *xpad, const float *kernel, const float *bias,
-                           ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, ptrdiff_t kh, ptrdiff_t kw,
-                           ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t pad_top, ptrdiff_t pad_bottom,
-                           ptrdiff_t pad_left, ptrdiff_t pad_right, ptrdiff_t out_h, ptrdiff_t out_w,
-                           ptrdiff_t Cout);
+                           ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, ptrdiff_t kh,
+                           ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t pad_top,
+                           ptrdiff_t pad_bottom, ptrdiff_t pad_left, ptrdiff_t pad_right,
+                           ptrdiff_t out_h, ptrdiff_t out_w, ptrdiff_t Cout);
 /* dkernel (kh, kw, C, Cout) = sum over (n, i, j) of xpad-window ⊗ dy (accumulated in double).
  * dy (N, out_h, out_w, Cout). Returns 0, or -1 if scratch cannot be allocated (dkernel untouched). */
 int bnpy_conv2d_direct_dkernel_f32(float *dkernel, const float *xpad, const float *dy, ptrdiff_t N,
-                                   ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, ptrdiff_t kh, ptrdiff_t kw,
-                                   ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t pad_top, ptrdiff_t pad_bottom,
-                                   ptrdiff_t pad_left, ptrdiff_t pad_right, ptrdiff_t out_h,
-                                   ptrdiff_t out_w, ptrdiff_t Cout);
+                                   ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, ptrdiff_t kh,
+                                   ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t pad_top,
+                                   ptrdiff_t pad_bottom, ptrdiff_t pad_left, ptrdiff_t pad_right,
+                                   ptrdiff_t out_h, ptrdiff_t out_w, ptrdiff_t Cout);
 
 /* ---- image warps (affine.c) ----------------------------------------------------------------- */
 
@@ -212,7 +215,7 @@ enum bnpy_fill_mode {
  * the input at the output->input map
  *     r = m[0]*row + m[1]*col + m[2],   c = m[3]*row + m[4]*col + m[5]
  * (scipy.ndimage.affine_transform's convention: matrix m[0..1, 0..1], offset m[0..1, 2]).
- *   out       (n, height, width, channels) if channels_last else (n, channels, height, width)
+ *   out       (n, channels, height, width) if channels_first else (n, height, width, channels)
  *   images    same shape as out; must not overlap out
  *   matrices  (n, matrix_rows, 3) row-major, matrix_rows 2 or 3 (a 3rd homogeneous row is ignored)
  *   order     0: nearest, the pixel at floor(r + 0.5), floor(c + 0.5) (scipy's order=0; ties round
@@ -221,10 +224,12 @@ enum bnpy_fill_mode {
  * Coordinates are computed in double for both dtypes; bilinear blends in double.
  * Threads: OpenMP over (image, output row); results do not depend on the thread count. */
 void bnpy_affine_warp_f32(float *out, const float *images, const double *matrices, ptrdiff_t n,
-                          ptrdiff_t height, ptrdiff_t width, ptrdiff_t channels, ptrdiff_t matrix_rows,
-                          int channels_last, int order, int fill_mode, double cval);
+                          ptrdiff_t height, ptrdiff_t width, ptrdiff_t channels,
+                          ptrdiff_t matrix_rows, int channels_first, int order, int fill_mode,
+                          double cval);
 void bnpy_affine_warp_f64(double *out, const double *images, const double *matrices, ptrdiff_t n,
-                          ptrdiff_t height, ptrdiff_t width, ptrdiff_t channels, ptrdiff_t matrix_rows,
-                          int channels_last, int order, int fill_mode, double cval);
+                          ptrdiff_t height, ptrdiff_t width, ptrdiff_t channels,
+                          ptrdiff_t matrix_rows, int channels_first, int order, int fill_mode,
+                          double cval);
 
 #endif /* BNPY_KERNELS_H */

@@ -29,9 +29,11 @@ static PyObject *get_num_threads(PyObject *module, PyObject *unused)
 
 static PyMethodDef core_methods[] = {
     {"set_num_threads", set_num_threads, METH_O,
-     "set_num_threads(n, /)\n--\n\nUse n >= 1 threads in every kernel; returns the previous count."},
+     "set_num_threads(n, /)\n--\n\nUse n >= 1 threads in every kernel; returns the previous "
+     "count."},
     {"get_num_threads", get_num_threads, METH_NOARGS,
-     "get_num_threads()\n--\n\nThe thread count set (1 in a serial build); kernels use at most one thread per processor."},
+     "get_num_threads()\n--\n\nThe thread count set (1 in a serial build); kernels use at most one "
+     "thread per processor."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -42,6 +44,7 @@ static int core_exec(PyObject *module)
     if (PyModule_AddFunctions(module, core_methods) < 0 ||
         PyModule_AddFunctions(module, bnpy_batchnorm_methods) < 0 ||
         PyModule_AddFunctions(module, bnpy_conv_methods) < 0 ||
+        PyModule_AddFunctions(module, bnpy_pool_methods) < 0 ||
         PyModule_AddFunctions(module, bnpy_image_methods) < 0 ||
         PyModule_AddFunctions(module, bnpy_memory_methods) < 0)
         return -1;
@@ -61,8 +64,9 @@ static PyModuleDef_Slot core_slots[] = {
 static struct PyModuleDef core_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "bnpy._core",
-    .m_doc = "bnpy's C kernels on NumPy buffers: batch normalization, convolution helpers, pooling, "
-             "image warps. Use them through bnpy.ops.",
+    .m_doc =
+        "bnpy's C kernels on NumPy buffers: batch normalization, convolution helpers, pooling, "
+        "image warps. Use them through bnpy.ops.",
     .m_size = 0,
     .m_slots = core_slots,
 };

@@ -11,30 +11,14 @@
  * channels-first (N, C, H, W); argmax has y's shape. Work is split over images (backward: each
  * image is written by one thread, so the scattered additions never race).
  *
- * Compiled once, including itself twice: float (_f32) and double (_f64).
+ * Compiled once, including itself twice through twin.h: float (_f32) and double (_f64).
  */
-#ifndef BNPY_POOL_BODY
-#define BNPY_POOL_BODY
+#ifndef BNPY_TWIN_BODY
 
 #include <string.h>
 
 #include "kernels.h"
-
-#define BNPY_POOL_PRAGMA(x) _Pragma(#x)
-#ifdef BNPY_OPENMP
-#define BNPY_POOL_OMP_FOR(nt) BNPY_POOL_PRAGMA(omp parallel for schedule(static) num_threads(nt))
-#define BNPY_POOL_OMP_FOR2(nt) BNPY_POOL_PRAGMA(omp parallel for collapse(2) schedule(static) num_threads(nt))
-#else /* serial build: the thread count is computed and unused */
-#define BNPY_POOL_OMP_FOR(nt) (void)(nt);
-#define BNPY_POOL_OMP_FOR2(nt) (void)(nt);
-#endif
-
-/* Threads for a loop touching `work` values: one below ~64K (a parallel region costs more than it
- * saves there, and on a busy machine waiting workers make tiny calls slow), else the setting. */
-static inline int threads_for(double work)
-{
-    return work < 65536.0 ? 1 : bnpy_get_num_threads();
-}
+#include "parallel.h"
 
 /* The real rows [*lo, *hi) of window index i along one axis. */
 static inline void window_range(ptrdiff_t i, ptrdiff_t stride, ptrdiff_t pad, ptrdiff_t size,
@@ -45,17 +29,8 @@ static inline void window_range(ptrdiff_t i, ptrdiff_t stride, ptrdiff_t pad, pt
     *hi = b > n ? n : b;
 }
 
-#define T float
-#define SUF(name) name##_f32
-#include "pool.c"
-#undef T
-#undef SUF
-
-#define T double
-#define SUF(name) name##_f64
-#include "pool.c"
-#undef T
-#undef SUF
+#define BNPY_TWIN_FILE "pool.c"
+#include "twin.h"
 
 #else /* ------------------------------------------------------------ the body, once per type */
 
@@ -64,8 +39,8 @@ void SUF(bnpy_max_pool2d)(T *y, int32_t *argmax, const T *x, ptrdiff_t N, ptrdif
                           ptrdiff_t sw, ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h,
                           ptrdiff_t out_w)
 {
-    const int nt = threads_for((double)N * out_h * out_w * C * ph * pw);
-    BNPY_POOL_OMP_FOR2(nt)
+    const int nt = bnpy_threads_for((double)N * out_h * out_w * C * ph * pw);
+    BNPY_OMP_FOR2(nt)
     for (ptrdiff_t n = 0; n < N; n++) {
         for (ptrdiff_t i = 0; i < out_h; i++) {
             const T *image = x + n * H * W * C;
@@ -123,8 +98,8 @@ void SUF(bnpy_max_pool2d_backward)(T *dx, const T *dy, const int32_t *argmax, pt
                                    ptrdiff_t out_h, ptrdiff_t out_w)
 {
     const ptrdiff_t P = out_h * out_w;
-    const int nt = threads_for((double)N * H * W * C);
-    BNPY_POOL_OMP_FOR(nt)
+    const int nt = bnpy_threads_for((double)N * H * W * C);
+    BNPY_OMP_FOR(nt)
     for (ptrdiff_t n = 0; n < N; n++) {
         T *image = dx + n * H * W * C;
         memset(image, 0, (size_t)(H * W * C) * sizeof(T));
@@ -143,11 +118,12 @@ void SUF(bnpy_max_pool2d_backward)(T *dx, const T *dy, const int32_t *argmax, pt
 }
 
 void SUF(bnpy_avg_pool2d)(T *y, const T *x, ptrdiff_t N, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
-                          int channels_first, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t sh, ptrdiff_t sw,
-                          ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w)
+                          int channels_first, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t sh,
+                          ptrdiff_t sw, ptrdiff_t pad_top, ptrdiff_t pad_left, ptrdiff_t out_h,
+                          ptrdiff_t out_w)
 {
-    const int nt = threads_for((double)N * out_h * out_w * C * ph * pw);
-    BNPY_POOL_OMP_FOR2(nt)
+    const int nt = bnpy_threads_for((double)N * out_h * out_w * C * ph * pw);
+    BNPY_OMP_FOR2(nt)
     for (ptrdiff_t n = 0; n < N; n++) {
         for (ptrdiff_t i = 0; i < out_h; i++) {
             const T *image = x + n * H * W * C;
@@ -188,8 +164,8 @@ void SUF(bnpy_avg_pool2d_backward)(T *dx, const T *dy, ptrdiff_t N, ptrdiff_t H,
                                    ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t pad_top,
                                    ptrdiff_t pad_left, ptrdiff_t out_h, ptrdiff_t out_w)
 {
-    const int nt = threads_for((double)N * (H * W + out_h * out_w * ph * pw) * C);
-    BNPY_POOL_OMP_FOR(nt)
+    const int nt = bnpy_threads_for((double)N * (H * W + out_h * out_w * ph * pw) * C);
+    BNPY_OMP_FOR(nt)
     for (ptrdiff_t n = 0; n < N; n++) {
         T *image = dx + n * H * W * C;
         memset(image, 0, (size_t)(H * W * C) * sizeof(T));
@@ -221,4 +197,4 @@ void SUF(bnpy_avg_pool2d_backward)(T *dx, const T *dy, ptrdiff_t N, ptrdiff_t H,
     }
 }
 
-#endif /* BNPY_POOL_BODY */
+#endif /* BNPY_TWIN_BODY */

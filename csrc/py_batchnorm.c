@@ -11,21 +11,6 @@
 
 /* ---- small helpers --------------------------------------------------------------------------- */
 
-/* The shape of a as a tuple, for error messages (new reference, or NULL). */
-static PyObject *shape_tuple(PyArrayObject *a)
-{
-    PyObject *t = PyTuple_New(PyArray_NDIM(a));
-    for (int i = 0; t != NULL && i < PyArray_NDIM(a); i++) {
-        PyObject *v = PyLong_FromSsize_t(PyArray_DIM(a, i));
-        if (v == NULL) {
-            Py_CLEAR(t);
-            break;
-        }
-        PyTuple_SET_ITEM(t, i, v);
-    }
-    return t;
-}
-
 /* A per-channel vector: obj converted to a (C,) array of typenum. None is allowed (and gives
  * *out = NULL) when optional. 0 on success, -1 with an error set. */
 static int channel_vector(PyObject *obj, int typenum, npy_intp channels, int optional,
@@ -35,19 +20,19 @@ static int channel_vector(PyObject *obj, int typenum, npy_intp channels, int opt
     if (obj == Py_None) {
         if (optional)
             return 0;
-        PyErr_Format(PyExc_TypeError, "%s: %s must be an array of shape (%zd,), got None", func, arg,
-                     (Py_ssize_t)channels);
+        PyErr_Format(PyExc_TypeError, "%s: %s must be an array of shape (%zd,), got None", func,
+                     arg, (Py_ssize_t)channels);
         return -1;
     }
     PyArrayObject *a = bnpy_input_array(obj, typenum, func, arg);
     if (a == NULL)
         return -1;
     if (PyArray_NDIM(a) != 1 || PyArray_DIM(a, 0) != channels) {
-        PyObject *shape = shape_tuple(a);
+        PyObject *shape = bnpy_shape_tuple(a);
         if (shape != NULL)
             PyErr_Format(PyExc_ValueError,
-                         "%s: %s must have shape (%zd,) (one value per channel), got shape %R", func,
-                         arg, (Py_ssize_t)channels, shape);
+                         "%s: %s must have shape (%zd,) (one value per channel), got shape %R",
+                         func, arg, (Py_ssize_t)channels, shape);
         Py_XDECREF(shape);
         Py_DECREF(a);
         return -1;
@@ -104,27 +89,11 @@ static int parse_real(PyObject *obj, double lo, double hi, const char *func, con
                 PyErr_Format(PyExc_ValueError, "%s: %s must be in [%R, %R], got %R", func, arg,
                              lo_obj, hi_obj, obj);
         }
-        Py_XDECREF(lo_obj);
-        Py_XDECREF(hi_obj);
+        bnpy_release(2, (PyObject *)lo_obj, (PyObject *)hi_obj);
         return -1;
     }
     *out = v;
     return 0;
-}
-
-/* out must not overlap in, except (when same_ok) by being the very same buffer of the same shape,
- * which the elementwise passes allow (in-place operation). */
-static int check_alias(PyArrayObject *out, PyArrayObject *in, int same_ok, const char *func,
-                       const char *out_name, const char *in_name)
-{
-    if (out == NULL || in == NULL || !bnpy_may_overlap(out, in))
-        return 0;
-    if (same_ok && PyArray_DATA(out) == PyArray_DATA(in) && PyArray_SIZE(out) == PyArray_SIZE(in) &&
-        PyArray_IS_C_CONTIGUOUS(out) && PyArray_IS_C_CONTIGUOUS(in))
-        return 0;
-    PyErr_Format(PyExc_ValueError, "%s: %s must not overlap %s%s", func, out_name, in_name,
-                 same_ok ? " (it may be the very same array, for an in-place update)" : "");
-    return -1;
 }
 
 /* The (outer, C, inner) view of a C-contiguous array around axis. */
@@ -139,14 +108,6 @@ static void split_at_axis(PyArrayObject *a, int axis, npy_intp *outer, npy_intp 
     *outer = o;
     *channels = PyArray_DIM(a, axis);
     *inner = i;
-}
-
-static int check_nargs(Py_ssize_t nargs, Py_ssize_t want, const char *func)
-{
-    if (nargs == want)
-        return 0;
-    PyErr_Format(PyExc_TypeError, "%s expected %zd positional arguments, got %zd", func, want, nargs);
-    return -1;
 }
 
 /* The main elementwise input (x or dy): any array of float32/float64 with at least one dim. */
@@ -174,9 +135,12 @@ static PyObject *batch_norm_forward(PyObject *module, PyObject *const *args, Py_
     double epsilon;
     npy_intp outer, channels, inner;
 
-    if (check_nargs(nargs, 6, func) < 0 || (x = main_input(args[0], -1, func, "x")) == NULL)
+    static const char *const arrays[] = {"x", "gamma", "beta"};
+    int typenum;
+    if (bnpy_check_nargs(nargs, 6, 6, func) < 0 ||
+        (typenum = bnpy_call_typenum(args, arrays, 3, func)) < 0 ||
+        (x = main_input(args[0], typenum, func, "x")) == NULL)
         goto fail;
-    int typenum = PyArray_TYPE(x);
     if (parse_axis(args[3], PyArray_NDIM(x), func, &axis) < 0)
         goto fail;
     split_at_axis(x, axis, &outer, &channels, &inner);
@@ -192,9 +156,9 @@ static PyObject *batch_norm_forward(PyObject *module, PyObject *const *args, Py_
         goto fail;
     }
     y = bnpy_output_array(args[5], typenum, PyArray_NDIM(x), PyArray_DIMS(x), func, "out");
-    if (y == NULL || check_alias(y, x, 1, func, "out", "x") < 0 ||
-        check_alias(y, gamma, 0, func, "out", "gamma") < 0 ||
-        check_alias(y, beta, 0, func, "out", "beta") < 0)
+    if (y == NULL || bnpy_check_overlap(y, x, 1, func, "out", "x") < 0 ||
+        bnpy_check_overlap(y, gamma, 0, func, "out", "gamma") < 0 ||
+        bnpy_check_overlap(y, beta, 0, func, "out", "beta") < 0)
         goto fail;
     mean = (PyArrayObject *)PyArray_EMPTY(1, &channels, typenum, 0);
     var = (PyArrayObject *)PyArray_EMPTY(1, &channels, typenum, 0);
@@ -202,14 +166,9 @@ static PyObject *batch_norm_forward(PyObject *module, PyObject *const *args, Py_
         goto fail;
 
     Py_BEGIN_ALLOW_THREADS
-    if (typenum == NPY_FLOAT)
-        rc = bnpy_bn_forward_f32(PyArray_DATA(y), PyArray_DATA(mean), PyArray_DATA(var),
-                                 PyArray_DATA(x), DATA(gamma), DATA(beta), outer, channels, inner,
-                                 epsilon);
-    else
-        rc = bnpy_bn_forward_f64(PyArray_DATA(y), PyArray_DATA(mean), PyArray_DATA(var),
-                                 PyArray_DATA(x), DATA(gamma), DATA(beta), outer, channels, inner,
-                                 epsilon);
+    rc = BNPY_CALL_FOR_TYPE(typenum, bnpy_bn_forward, PyArray_DATA(y), PyArray_DATA(mean),
+                            PyArray_DATA(var), PyArray_DATA(x), DATA(gamma), DATA(beta), outer,
+                            channels, inner, epsilon);
     Py_END_ALLOW_THREADS
     if (rc < 0) {
         PyErr_NoMemory();
@@ -217,12 +176,8 @@ static PyObject *batch_norm_forward(PyObject *module, PyObject *const *args, Py_
     }
     result = PyTuple_Pack(3, (PyObject *)y, (PyObject *)mean, (PyObject *)var);
 fail:
-    Py_XDECREF(x);
-    Py_XDECREF(gamma);
-    Py_XDECREF(beta);
-    Py_XDECREF(y);
-    Py_XDECREF(mean);
-    Py_XDECREF(var);
+    bnpy_release(6, (PyObject *)x, (PyObject *)gamma, (PyObject *)beta, (PyObject *)y,
+                 (PyObject *)mean, (PyObject *)var);
     return result;
 }
 
@@ -237,9 +192,12 @@ static PyObject *batch_norm_inference(PyObject *module, PyObject *const *args, P
     double epsilon;
     npy_intp outer, channels, inner;
 
-    if (check_nargs(nargs, 8, func) < 0 || (x = main_input(args[0], -1, func, "x")) == NULL)
+    static const char *const arrays[] = {"x", "gamma", "beta", "mean", "var"};
+    int typenum;
+    if (bnpy_check_nargs(nargs, 8, 8, func) < 0 ||
+        (typenum = bnpy_call_typenum(args, arrays, 5, func)) < 0 ||
+        (x = main_input(args[0], typenum, func, "x")) == NULL)
         goto fail;
-    int typenum = PyArray_TYPE(x);
     if (parse_axis(args[5], PyArray_NDIM(x), func, &axis) < 0)
         goto fail;
     split_at_axis(x, axis, &outer, &channels, &inner);
@@ -250,22 +208,17 @@ static PyObject *batch_norm_inference(PyObject *module, PyObject *const *args, P
         parse_real(args[6], 0.0, INFINITY, func, "epsilon", &epsilon) < 0)
         goto fail;
     y = bnpy_output_array(args[7], typenum, PyArray_NDIM(x), PyArray_DIMS(x), func, "out");
-    if (y == NULL || check_alias(y, x, 1, func, "out", "x") < 0 ||
-        check_alias(y, gamma, 0, func, "out", "gamma") < 0 ||
-        check_alias(y, beta, 0, func, "out", "beta") < 0 ||
-        check_alias(y, mean, 0, func, "out", "mean") < 0 ||
-        check_alias(y, var, 0, func, "out", "var") < 0)
+    if (y == NULL || bnpy_check_overlap(y, x, 1, func, "out", "x") < 0 ||
+        bnpy_check_overlap(y, gamma, 0, func, "out", "gamma") < 0 ||
+        bnpy_check_overlap(y, beta, 0, func, "out", "beta") < 0 ||
+        bnpy_check_overlap(y, mean, 0, func, "out", "mean") < 0 ||
+        bnpy_check_overlap(y, var, 0, func, "out", "var") < 0)
         goto fail;
 
     Py_BEGIN_ALLOW_THREADS
-    if (typenum == NPY_FLOAT)
-        rc = bnpy_bn_inference_f32(PyArray_DATA(y), PyArray_DATA(x), DATA(gamma), DATA(beta),
-                                   PyArray_DATA(mean), PyArray_DATA(var), outer, channels, inner,
-                                   epsilon);
-    else
-        rc = bnpy_bn_inference_f64(PyArray_DATA(y), PyArray_DATA(x), DATA(gamma), DATA(beta),
-                                   PyArray_DATA(mean), PyArray_DATA(var), outer, channels, inner,
-                                   epsilon);
+    rc = BNPY_CALL_FOR_TYPE(typenum, bnpy_bn_inference, PyArray_DATA(y), PyArray_DATA(x),
+                            DATA(gamma), DATA(beta), PyArray_DATA(mean), PyArray_DATA(var), outer,
+                            channels, inner, epsilon);
     Py_END_ALLOW_THREADS
     if (rc < 0) {
         PyErr_NoMemory();
@@ -274,12 +227,8 @@ static PyObject *batch_norm_inference(PyObject *module, PyObject *const *args, P
     result = (PyObject *)y;
     y = NULL;
 fail:
-    Py_XDECREF(x);
-    Py_XDECREF(gamma);
-    Py_XDECREF(beta);
-    Py_XDECREF(mean);
-    Py_XDECREF(var);
-    Py_XDECREF(y);
+    bnpy_release(6, (PyObject *)x, (PyObject *)gamma, (PyObject *)beta, (PyObject *)mean,
+                 (PyObject *)var, (PyObject *)y);
     return result;
 }
 
@@ -301,18 +250,20 @@ static PyObject *backward_common(PyObject *const *args, Py_ssize_t nargs, const 
     double epsilon;
     npy_intp outer, channels, inner;
 
-    if (check_nargs(nargs, 8, func) < 0 || (dy = main_input(args[0], -1, func, "dy")) == NULL)
+    static const char *const arrays[] = {"dy", "x", "gamma", "mean", "var"};
+    int typenum;
+    if (bnpy_check_nargs(nargs, 8, 8, func) < 0 ||
+        (typenum = bnpy_call_typenum(args, arrays, 5, func)) < 0 ||
+        (dy = main_input(args[0], typenum, func, "dy")) == NULL)
         goto fail;
-    int typenum = PyArray_TYPE(dy);
     if ((x = main_input(args[1], typenum, func, "x")) == NULL)
         goto fail;
     if (!PyArray_SAMESHAPE(x, dy)) {
-        PyObject *xs = shape_tuple(x), *ds = shape_tuple(dy);
+        PyObject *xs = bnpy_shape_tuple(x), *ds = bnpy_shape_tuple(dy);
         if (xs != NULL && ds != NULL)
             PyErr_Format(PyExc_ValueError, "%s: x must have the shape of dy %R, got shape %R", func,
                          ds, xs);
-        Py_XDECREF(xs);
-        Py_XDECREF(ds);
+        bnpy_release(2, (PyObject *)xs, (PyObject *)ds);
         goto fail;
     }
     if (parse_axis(args[5], PyArray_NDIM(x), func, &axis) < 0)
@@ -324,11 +275,11 @@ static PyObject *backward_common(PyObject *const *args, Py_ssize_t nargs, const 
         parse_real(args[6], 0.0, INFINITY, func, "epsilon", &epsilon) < 0)
         goto fail;
     dx = bnpy_output_array(args[7], typenum, PyArray_NDIM(x), PyArray_DIMS(x), func, "out");
-    if (dx == NULL || check_alias(dx, dy, 1, func, "out", "dy") < 0 ||
-        check_alias(dx, x, 1, func, "out", "x") < 0 ||
-        check_alias(dx, gamma, 0, func, "out", "gamma") < 0 ||
-        check_alias(dx, mean, 0, func, "out", "mean") < 0 ||
-        check_alias(dx, var, 0, func, "out", "var") < 0)
+    if (dx == NULL || bnpy_check_overlap(dx, dy, 1, func, "out", "dy") < 0 ||
+        bnpy_check_overlap(dx, x, 1, func, "out", "x") < 0 ||
+        bnpy_check_overlap(dx, gamma, 0, func, "out", "gamma") < 0 ||
+        bnpy_check_overlap(dx, mean, 0, func, "out", "mean") < 0 ||
+        bnpy_check_overlap(dx, var, 0, func, "out", "var") < 0)
         goto fail;
     dgamma = (PyArrayObject *)PyArray_EMPTY(1, &channels, typenum, 0);
     dbeta = (PyArrayObject *)PyArray_EMPTY(1, &channels, typenum, 0);
@@ -351,14 +302,8 @@ static PyObject *backward_common(PyObject *const *args, Py_ssize_t nargs, const 
     }
     result = PyTuple_Pack(3, (PyObject *)dx, (PyObject *)dgamma, (PyObject *)dbeta);
 fail:
-    Py_XDECREF(dy);
-    Py_XDECREF(x);
-    Py_XDECREF(gamma);
-    Py_XDECREF(mean);
-    Py_XDECREF(var);
-    Py_XDECREF(dx);
-    Py_XDECREF(dgamma);
-    Py_XDECREF(dbeta);
+    bnpy_release(8, (PyObject *)dy, (PyObject *)x, (PyObject *)gamma, (PyObject *)mean,
+                 (PyObject *)var, (PyObject *)dx, (PyObject *)dgamma, (PyObject *)dbeta);
     return result;
 }
 
@@ -386,7 +331,7 @@ static PyObject *update_moving_stats(PyObject *module, PyObject *const *args, Py
     Py_ssize_t count = 0; /* 0: no correction */
     npy_intp any_size = -1, channels;
 
-    if (check_nargs(nargs, 6, func) < 0)
+    if (bnpy_check_nargs(nargs, 6, 6, func) < 0)
         goto fail;
     if (!PyArray_Check(args[0])) {
         PyErr_Format(PyExc_TypeError,
@@ -395,11 +340,12 @@ static PyObject *update_moving_stats(PyObject *module, PyObject *const *args, Py
         goto fail;
     }
     int typenum = bnpy_float_typenum(args[0], func, "moving_mean");
-    if (typenum < 0 ||
-        (moving_mean = bnpy_inplace_array(args[0], typenum, 1, &any_size, func, "moving_mean")) == NULL)
+    if (typenum < 0 || (moving_mean = bnpy_inplace_array(args[0], typenum, 1, &any_size, func,
+                                                         "moving_mean")) == NULL)
         goto fail;
     channels = PyArray_DIM(moving_mean, 0);
-    if ((moving_var = bnpy_inplace_array(args[1], typenum, 1, &channels, func, "moving_var")) == NULL ||
+    if ((moving_var = bnpy_inplace_array(args[1], typenum, 1, &channels, func, "moving_var")) ==
+            NULL ||
         channel_vector(args[2], typenum, channels, 0, func, "mean", &mean) < 0 ||
         channel_vector(args[3], typenum, channels, 0, func, "var", &var) < 0 ||
         parse_real(args[4], 0.0, 1.0, func, "momentum", &momentum) < 0)
@@ -430,30 +376,23 @@ static PyObject *update_moving_stats(PyObject *module, PyObject *const *args, Py
             goto fail;
         }
     }
-    if (check_alias(moving_mean, moving_var, 0, func, "moving_mean", "moving_var") < 0 ||
-        check_alias(moving_mean, mean, 1, func, "moving_mean", "mean") < 0 ||
-        check_alias(moving_mean, var, 1, func, "moving_mean", "var") < 0 ||
-        check_alias(moving_var, mean, 1, func, "moving_var", "mean") < 0 ||
-        check_alias(moving_var, var, 1, func, "moving_var", "var") < 0)
+    if (bnpy_check_overlap(moving_mean, moving_var, 0, func, "moving_mean", "moving_var") < 0 ||
+        bnpy_check_overlap(moving_mean, mean, 1, func, "moving_mean", "mean") < 0 ||
+        bnpy_check_overlap(moving_mean, var, 1, func, "moving_mean", "var") < 0 ||
+        bnpy_check_overlap(moving_var, mean, 1, func, "moving_var", "mean") < 0 ||
+        bnpy_check_overlap(moving_var, var, 1, func, "moving_var", "var") < 0)
         goto fail;
 
     Py_BEGIN_ALLOW_THREADS
-    if (typenum == NPY_FLOAT)
-        bnpy_bn_update_moving_stats_f32(PyArray_DATA(moving_mean), PyArray_DATA(moving_var),
-                                        PyArray_DATA(mean), PyArray_DATA(var), channels, momentum,
-                                        count);
-    else
-        bnpy_bn_update_moving_stats_f64(PyArray_DATA(moving_mean), PyArray_DATA(moving_var),
-                                        PyArray_DATA(mean), PyArray_DATA(var), channels, momentum,
-                                        count);
+    BNPY_CALL_FOR_TYPE(typenum, bnpy_bn_update_moving_stats, PyArray_DATA(moving_mean),
+                       PyArray_DATA(moving_var), PyArray_DATA(mean), PyArray_DATA(var), channels,
+                       momentum, count);
     Py_END_ALLOW_THREADS
     result = Py_None;
     Py_INCREF(result);
 fail:
-    Py_XDECREF(moving_mean);
-    Py_XDECREF(moving_var);
-    Py_XDECREF(mean);
-    Py_XDECREF(var);
+    bnpy_release(4, (PyObject *)moving_mean, (PyObject *)moving_var, (PyObject *)mean,
+                 (PyObject *)var);
     return result;
 }
 

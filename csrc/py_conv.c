@@ -1,316 +1,147 @@
-/* py_conv.c: CPython/NumPy glue of the convolution and pooling kernels (conv.c, pool.c).
+/* py_conv.c: CPython/NumPy glue of the convolution kernels (conv.c, conv_direct.c).
  *
- * Each function: parse, convert inputs once (C-contiguous, native, float32/float64), validate the
- * geometry and every shape before anything is written, allocate the output, release the GIL,
- * call the kernel. One `fail:` exit path each. bnpy.ops.conv builds the public API on these.
+ * Each function takes its arguments positionally (METH_FASTCALL; bnpy.ops.conv gives keywords and
+ * defaults, and builds the public API on these): parse, convert inputs once (C-contiguous, native,
+ * float32/float64), validate the geometry and every shape before anything is written, allocate
+ * the output, release the GIL, call the kernel. One `fail:` exit path each.
  */
 #include "glue.h"
+#include "py_window.h"
 
 #include <math.h>
 
-/* The geometry of a window sweep over an image batch (see kernels.h). */
-typedef struct {
-    npy_intp N, H, W, C;         /* logical sizes, whatever the layout */
-    npy_intp kh, kw, sh, sw;     /* window and strides */
-    npy_intp dh, dw;             /* kernel dilation (1: none); the window spans (kh-1)*dh + 1 rows */
-    npy_intp pt, pb, pl, pr;     /* zero padding: top, bottom, left, right */
-    npy_intp out_h, out_w;
-    int channels_first;
-} geometry;
-
-/* Parse "x_shape" (N, H, W, C) or (N, C, H, W) into g, from a shape tuple. */
-static int shape_from_dims(geometry *g, const npy_intp *d, int channels_first)
-{
-    g->channels_first = channels_first;
-    g->dh = g->dw = 1;
-    g->N = d[0];
-    if (channels_first) {
-        g->C = d[1]; g->H = d[2]; g->W = d[3];
-    } else {
-        g->H = d[1]; g->W = d[2]; g->C = d[3];
-    }
-    return 0;
-}
-
-/* Validate window, strides and padding, and compute the output size. pool != 0 also requires each
- * pad to be smaller than the window (every pooling window must hold a real cell). */
-static int check_geometry(geometry *g, const char *func, int pool)
-{
-    const char *window = pool ? "pool_size" : "kernel size";
-    if (g->kh < 1 || g->kw < 1) {
-        PyErr_Format(PyExc_ValueError, "%s: %s must be >= 1, got (%zd, %zd)", func, window,
-                     (Py_ssize_t)g->kh, (Py_ssize_t)g->kw);
-        return -1;
-    }
-    if (g->dh < 1 || g->dw < 1 || (double)(g->kh - 1) * (double)g->dh >= 0x1p60 ||
-        (double)(g->kw - 1) * (double)g->dw >= 0x1p60) {
-        PyErr_Format(PyExc_ValueError, "%s: dilation must be >= 1 and (kernel size - 1) * dilation "
-                     "below 2**60, got (%zd, %zd) for a kernel of (%zd, %zd)", func, (Py_ssize_t)g->dh,
-                     (Py_ssize_t)g->dw, (Py_ssize_t)g->kh, (Py_ssize_t)g->kw);
-        return -1;
-    }
-    /* The window's extent: the kernel's taps spread dh (dw) apart. */
-    const npy_intp ekh = (g->kh - 1) * g->dh + 1, ekw = (g->kw - 1) * g->dw + 1;
-    if (g->sh < 1 || g->sw < 1) {
-        PyErr_Format(PyExc_ValueError, "%s: strides must be >= 1, got (%zd, %zd)", func,
-                     (Py_ssize_t)g->sh, (Py_ssize_t)g->sw);
-        return -1;
-    }
-    if (g->pt < 0 || g->pb < 0 || g->pl < 0 || g->pr < 0) {
-        PyErr_Format(PyExc_ValueError, "%s: padding must be >= 0, got ((%zd, %zd), (%zd, %zd))", func,
-                     (Py_ssize_t)g->pt, (Py_ssize_t)g->pb, (Py_ssize_t)g->pl, (Py_ssize_t)g->pr);
-        return -1;
-    }
-    if (pool && (g->pt >= g->kh || g->pb >= g->kh || g->pl >= g->kw || g->pr >= g->kw)) {
-        PyErr_Format(PyExc_ValueError,
-                     "%s: padding ((%zd, %zd), (%zd, %zd)) must be smaller than pool_size (%zd, %zd)",
-                     func, (Py_ssize_t)g->pt, (Py_ssize_t)g->pb, (Py_ssize_t)g->pl, (Py_ssize_t)g->pr,
-                     (Py_ssize_t)g->kh, (Py_ssize_t)g->kw);
-        return -1;
-    }
-    if (pool && (g->H == 0 || g->W == 0)) { /* no window would hold a real cell (padding only) */
-        PyErr_Format(PyExc_ValueError, "%s: the image plane (%zd, %zd) is empty: nothing to pool", func,
-                     (Py_ssize_t)g->H, (Py_ssize_t)g->W);
-        return -1;
-    }
-    /* Every index product below (N*out_h*out_w, times kh*kw*C for a column matrix) must fit in
-     * npy_intp: checked in double first, so a huge pad or stride cannot wrap a shape check around
-     * to a value that happens to match (e.g. 16 * (2**62 + 3) == 48 mod 2**64). */
-    if ((double)g->H + (double)g->pt + (double)g->pb >= 0x1p60 ||
-        (double)g->W + (double)g->pl + (double)g->pr >= 0x1p60 ||
-        fmax((double)g->N, 1.0) * fmax((double)g->C, 1.0) * (double)g->kh * (double)g->kw *
-                ((double)g->H + (double)g->pt + (double)g->pb) * ((double)g->W + (double)g->pl + (double)g->pr) >=
-            0x1p60) {
-        PyErr_Format(PyExc_ValueError, "%s: the geometry is too large (padding ((%zd, %zd), (%zd, %zd)), %s "
-                     "(%zd, %zd) over an input of %zd x %zd)", func, (Py_ssize_t)g->pt, (Py_ssize_t)g->pb,
-                     (Py_ssize_t)g->pl, (Py_ssize_t)g->pr, window, (Py_ssize_t)g->kh, (Py_ssize_t)g->kw,
-                     (Py_ssize_t)g->H, (Py_ssize_t)g->W);
-        return -1;
-    }
-    if (g->H + g->pt + g->pb < ekh || g->W + g->pl + g->pr < ekw) {
-        PyErr_Format(PyExc_ValueError,
-                     "%s: %s%s (%zd, %zd) is larger than the padded input (%zd, %zd)", func,
-                     ekh != g->kh || ekw != g->kw ? "dilated " : "", window, (Py_ssize_t)ekh,
-                     (Py_ssize_t)ekw, (Py_ssize_t)(g->H + g->pt + g->pb), (Py_ssize_t)(g->W + g->pl + g->pr));
-        return -1;
-    }
-    g->out_h = (g->H + g->pt + g->pb - ekh) / g->sh + 1;
-    g->out_w = (g->W + g->pl + g->pr - ekw) / g->sw + 1;
-    if (pool && (double)g->H * (double)g->W >= 2147483647.0) {
-        PyErr_Format(PyExc_ValueError, "%s: an image plane of %zd x %zd cells is too large (argmax is int32)",
-                     func, (Py_ssize_t)g->H, (Py_ssize_t)g->W);
-        return -1;
-    }
-    return 0;
-}
-
-/* dims of an image-batch array in g's layout with the given spatial size. */
-static void image_dims(const geometry *g, npy_intp h, npy_intp w, npy_intp c, npy_intp *dims)
-{
-    dims[0] = g->N;
-    if (g->channels_first) {
-        dims[1] = c; dims[2] = h; dims[3] = w;
-    } else {
-        dims[1] = h; dims[2] = w; dims[3] = c;
-    }
-}
-
-static int check_rank(PyArrayObject *a, int ndim, const char *func, const char *arg, const char *what)
-{
-    if (PyArray_NDIM(a) != ndim) {
-        PyErr_Format(PyExc_ValueError, "%s: %s must be a %d-D array %s, got %d-D", func, arg, ndim,
-                     what, PyArray_NDIM(a));
-        return -1;
-    }
-    return 0;
-}
-
-/* A 4-item shape tuple of non-negative ints. */
-static int parse_shape4(PyObject *obj, npy_intp *d, const char *func, const char *arg)
-{
-    /* the length first: PySequence_Fast would copy a huge sequence (or array) into a list */
-    Py_ssize_t len = PySequence_Check(obj) ? PySequence_Size(obj) : -1;
-    PyObject *seq = len == 4 ? PySequence_Fast(obj, "") : NULL;
-    if (seq == NULL || PySequence_Fast_GET_SIZE(seq) != 4) {
-        Py_XDECREF(seq);
-        PyErr_Clear();
-        PyErr_Format(PyExc_ValueError, "%s: %s must be a 4-item shape tuple, got %.200R", func, arg, obj);
-        return -1;
-    }
-    for (int i = 0; i < 4; i++) {
-        Py_ssize_t v = PyNumber_AsSsize_t(PySequence_Fast_GET_ITEM(seq, i), PyExc_OverflowError);
-        if ((v == -1 && PyErr_Occurred()) || v < 0) {
-            Py_DECREF(seq);
-            PyErr_Clear();
-            PyErr_Format(PyExc_ValueError, "%s: %s must hold 4 non-negative ints, got %.200R", func,
-                         arg, obj);
-            return -1;
-        }
-        d[i] = v;
-    }
-    Py_DECREF(seq);
-    return 0;
-}
-
-static int check_size(double elements, const char *func, const char *what)
-{
-    if (elements * 8.0 >= (double)NPY_MAX_INTP) {
-        PyErr_Format(PyExc_ValueError, "%s: %s would be too large", func, what);
-        return -1;
-    }
-    return 0;
-}
-
 /* ---- im2col / col2im ------------------------------------------------------------------------- */
 
-static PyObject *py_im2col(PyObject *self, PyObject *args, PyObject *kwds)
+/* im2col(x, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first[, out[, dh[, dw]]]) */
+static PyObject *py_im2col(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     static const char *func = "im2col";
-    static char *kwlist[] = {"x", "kh", "kw", "sh", "sw", "pad_top", "pad_bottom", "pad_left",
-                             "pad_right", "channels_first", "out", "dh", "dw", NULL};
-    PyObject *x_obj, *out_obj = Py_None;
+    PyObject *result = NULL, *out_obj;
     PyArrayObject *x = NULL, *col = NULL;
     geometry g;
-    npy_intp dh = 1, dw = 1;
     int cf;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Onnnnnnnnp|Onn:im2col", kwlist, &x_obj, &g.kh, &g.kw,
-                                     &g.sh, &g.sw, &g.pt, &g.pb, &g.pl, &g.pr, &cf, &out_obj, &dh, &dw))
+    if (bnpy_check_nargs(nargs, 10, 13, func) < 0 || parse_window(args + 1, 8, &g, func, 0) < 0 ||
+        bnpy_parse_flag(args[9], func, "channels_first", &cf) < 0 ||
+        parse_out_dilation(args, nargs, 10, &g, func, &out_obj) < 0)
         return NULL;
-    x = bnpy_input_array(x_obj, -1, func, "x");
+    x = bnpy_input_array(args[0], -1, func, "x");
     if (x == NULL || check_rank(x, 4, func, "x", "(N, H, W, C) or (N, C, H, W)") < 0)
         goto fail;
     shape_from_dims(&g, PyArray_DIMS(x), cf);
-    g.dh = dh;
-    g.dw = dw;
     if (check_geometry(&g, func, 0) < 0 ||
-        check_size((double)g.N * g.out_h * g.out_w * g.kh * g.kw * g.C, func, "the column matrix") < 0)
+        check_size((double)g.N * g.out_h * g.out_w * g.kh * g.kw * g.C, func, "the column matrix") <
+            0)
         goto fail;
     npy_intp dims[2] = {g.N * g.out_h * g.out_w, g.kh * g.kw * g.C};
     col = bnpy_output_array(out_obj, PyArray_TYPE(x), 2, dims, func, "out");
-    if (col == NULL)
+    if (col == NULL || bnpy_check_overlap(col, x, 0, func, "out", "x") < 0)
         goto fail;
-    if (bnpy_may_overlap(col, x)) {
-        PyErr_Format(PyExc_ValueError, "%s: out must not overlap x", func);
-        goto fail;
-    }
     Py_BEGIN_ALLOW_THREADS
-    if (PyArray_TYPE(x) == NPY_FLOAT)
-        bnpy_im2col_f32(PyArray_DATA(col), PyArray_DATA(x), g.N, g.H, g.W, g.C, cf, g.kh, g.kw, g.sh,
-                        g.sw, g.pt, g.pl, g.out_h, g.out_w, g.dh, g.dw);
-    else
-        bnpy_im2col_f64(PyArray_DATA(col), PyArray_DATA(x), g.N, g.H, g.W, g.C, cf, g.kh, g.kw, g.sh,
-                        g.sw, g.pt, g.pl, g.out_h, g.out_w, g.dh, g.dw);
+    BNPY_CALL_FOR_TYPE(PyArray_TYPE(x), bnpy_im2col, PyArray_DATA(col), PyArray_DATA(x), g.N, g.H,
+                       g.W, g.C, cf, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.out_h, g.out_w, g.dh,
+                       g.dw);
     Py_END_ALLOW_THREADS
-    Py_DECREF(x);
-    return (PyObject *)col;
+    result = (PyObject *)col;
+    col = NULL;
 fail:
-    Py_XDECREF(x);
-    Py_XDECREF(col);
-    return NULL;
+    bnpy_release(2, (PyObject *)x, (PyObject *)col);
+    return result;
 }
 
-static PyObject *py_col2im(PyObject *self, PyObject *args, PyObject *kwds)
+/* col2im(dcol, x_shape, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first[, out[, dh[, dw]]]) */
+static PyObject *py_col2im(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     static const char *func = "col2im";
-    static char *kwlist[] = {"dcol", "x_shape", "kh", "kw", "sh", "sw", "pad_top", "pad_bottom",
-                             "pad_left", "pad_right", "channels_first", "out", "dh", "dw", NULL};
-    PyObject *dcol_obj, *shape_obj, *out_obj = Py_None;
+    PyObject *result = NULL, *out_obj;
     PyArrayObject *dcol = NULL, *dx = NULL;
     geometry g;
-    npy_intp xd[4], dh = 1, dw = 1;
+    npy_intp xd[4];
     int cf;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOnnnnnnnnp|Onn:col2im", kwlist, &dcol_obj, &shape_obj,
-                                     &g.kh, &g.kw, &g.sh, &g.sw, &g.pt, &g.pb, &g.pl, &g.pr, &cf,
-                                     &out_obj, &dh, &dw))
+    if (bnpy_check_nargs(nargs, 11, 14, func) < 0 || parse_window(args + 2, 8, &g, func, 0) < 0 ||
+        bnpy_parse_flag(args[10], func, "channels_first", &cf) < 0 ||
+        parse_out_dilation(args, nargs, 11, &g, func, &out_obj) < 0 ||
+        parse_shape4(args[1], xd, func, "x_shape") < 0)
         return NULL;
-    if (parse_shape4(shape_obj, xd, func, "x_shape") < 0)
-        return NULL;
-    dcol = bnpy_input_array(dcol_obj, -1, func, "dcol");
+    dcol = bnpy_input_array(args[0], -1, func, "dcol");
     if (dcol == NULL || check_rank(dcol, 2, func, "dcol", "(N*out_h*out_w, kh*kw*C)") < 0)
         goto fail;
     shape_from_dims(&g, xd, cf);
-    g.dh = dh;
-    g.dw = dw;
     if (check_geometry(&g, func, 0) < 0)
         goto fail;
-    if (PyArray_DIM(dcol, 0) != g.N * g.out_h * g.out_w || PyArray_DIM(dcol, 1) != g.kh * g.kw * g.C) {
-        PyErr_Format(PyExc_ValueError, "%s: dcol must have shape (%zd, %zd) for this geometry, got (%zd, %zd)",
-                     func, (Py_ssize_t)(g.N * g.out_h * g.out_w), (Py_ssize_t)(g.kh * g.kw * g.C),
+    if (PyArray_DIM(dcol, 0) != g.N * g.out_h * g.out_w ||
+        PyArray_DIM(dcol, 1) != g.kh * g.kw * g.C) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: dcol must have shape (%zd, %zd) for this geometry, got (%zd, %zd)", func,
+                     (Py_ssize_t)(g.N * g.out_h * g.out_w), (Py_ssize_t)(g.kh * g.kw * g.C),
                      (Py_ssize_t)PyArray_DIM(dcol, 0), (Py_ssize_t)PyArray_DIM(dcol, 1));
         goto fail;
     }
     dx = bnpy_output_array(out_obj, PyArray_TYPE(dcol), 4, xd, func, "out");
-    if (dx == NULL)
+    if (dx == NULL || bnpy_check_overlap(dx, dcol, 0, func, "out", "dcol") < 0)
         goto fail;
-    if (bnpy_may_overlap(dx, dcol)) {
-        PyErr_Format(PyExc_ValueError, "%s: out must not overlap dcol", func);
-        goto fail;
-    }
     Py_BEGIN_ALLOW_THREADS
-    if (PyArray_TYPE(dcol) == NPY_FLOAT)
-        bnpy_col2im_f32(PyArray_DATA(dx), PyArray_DATA(dcol), g.N, g.H, g.W, g.C, cf, g.kh, g.kw, g.sh,
-                        g.sw, g.pt, g.pl, g.out_h, g.out_w, g.dh, g.dw);
-    else
-        bnpy_col2im_f64(PyArray_DATA(dx), PyArray_DATA(dcol), g.N, g.H, g.W, g.C, cf, g.kh, g.kw, g.sh,
-                        g.sw, g.pt, g.pl, g.out_h, g.out_w, g.dh, g.dw);
+    BNPY_CALL_FOR_TYPE(PyArray_TYPE(dcol), bnpy_col2im, PyArray_DATA(dx), PyArray_DATA(dcol), g.N,
+                       g.H, g.W, g.C, cf, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.out_h, g.out_w,
+                       g.dh, g.dw);
     Py_END_ALLOW_THREADS
-    Py_DECREF(dcol);
-    return (PyObject *)dx;
+    result = (PyObject *)dx;
+    dx = NULL;
 fail:
-    Py_XDECREF(dcol);
-    Py_XDECREF(dx);
-    return NULL;
+    bnpy_release(2, (PyObject *)dcol, (PyObject *)dx);
+    return result;
 }
 
 /* ---- bias and layout helpers ------------------------------------------------------------------ */
 
-static PyObject *py_add_bias_rows(PyObject *self, PyObject *args)
+/* A bias vector of `size` values (typenum), or NULL with ValueError/TypeError. */
+static PyArrayObject *bias_vector(PyObject *obj, int typenum, npy_intp size, const char *func)
 {
-    static const char *func = "add_bias_rows";
-    PyObject *y_obj, *b_obj;
-    PyArrayObject *y = NULL, *b = NULL;
-    if (!PyArg_ParseTuple(args, "OO:add_bias_rows", &y_obj, &b_obj))
-        return NULL;
-    int typenum = bnpy_float_typenum(y_obj, func, "y");
-    if (typenum < 0)
-        return NULL;
-    npy_intp ydims[2] = {-1, -1};
-    y = bnpy_inplace_array(y_obj, typenum, 2, ydims, func, "y");
-    if (y == NULL)
-        goto fail;
-    b = bnpy_input_array(b_obj, typenum, func, "bias");
-    if (b == NULL)
-        goto fail;
-    if (PyArray_NDIM(b) != 1 || PyArray_DIM(b, 0) != PyArray_DIM(y, 1)) {
-        PyErr_Format(PyExc_ValueError, "%s: bias must have shape (%zd,), got a %d-D array of %zd values",
-                     func, (Py_ssize_t)PyArray_DIM(y, 1), PyArray_NDIM(b), (Py_ssize_t)PyArray_SIZE(b));
-        goto fail;
+    PyArrayObject *b = bnpy_input_array(obj, typenum, func, "bias");
+    if (b != NULL && (PyArray_NDIM(b) != 1 || PyArray_DIM(b, 0) != size)) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: bias must have shape (%zd,), got a %d-D array of %zd values", func,
+                     (Py_ssize_t)size, PyArray_NDIM(b), (Py_ssize_t)PyArray_SIZE(b));
+        Py_CLEAR(b);
     }
-    if (bnpy_may_overlap(y, b)) {
-        PyErr_Format(PyExc_ValueError, "%s: bias must not overlap y", func);
-        goto fail;
-    }
-    Py_BEGIN_ALLOW_THREADS
-    if (typenum == NPY_FLOAT)
-        bnpy_add_bias_rows_f32(PyArray_DATA(y), PyArray_DATA(b), PyArray_DIM(y, 0), PyArray_DIM(y, 1));
-    else
-        bnpy_add_bias_rows_f64(PyArray_DATA(y), PyArray_DATA(b), PyArray_DIM(y, 0), PyArray_DIM(y, 1));
-    Py_END_ALLOW_THREADS
-    Py_DECREF(y);
-    Py_DECREF(b);
-    Py_RETURN_NONE;
-fail:
-    Py_XDECREF(y);
-    Py_XDECREF(b);
-    return NULL;
+    return b;
 }
 
-static PyObject *py_sum_rows(PyObject *self, PyObject *arg)
+/* add_bias_rows(y, bias): in place */
+static PyObject *py_add_bias_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    static const char *func = "add_bias_rows";
+    PyObject *result = NULL;
+    PyArrayObject *y = NULL, *b = NULL;
+    npy_intp ydims[2] = {-1, -1};
+    int typenum;
+    if (bnpy_check_nargs(nargs, 2, 2, func) < 0 ||
+        (typenum = bnpy_float_typenum(args[0], func, "y")) < 0)
+        return NULL;
+    if ((y = bnpy_inplace_array(args[0], typenum, 2, ydims, func, "y")) == NULL ||
+        (b = bias_vector(args[1], typenum, PyArray_DIM(y, 1), func)) == NULL ||
+        bnpy_check_overlap(y, b, 0, func, "y", "bias") < 0)
+        goto fail;
+    Py_BEGIN_ALLOW_THREADS
+    BNPY_CALL_FOR_TYPE(typenum, bnpy_add_bias_rows, PyArray_DATA(y), PyArray_DATA(b),
+                       PyArray_DIM(y, 0), PyArray_DIM(y, 1));
+    Py_END_ALLOW_THREADS
+    Py_INCREF(Py_None);
+    result = Py_None;
+fail:
+    bnpy_release(2, (PyObject *)y, (PyObject *)b);
+    return result;
+}
+
+/* sum_rows(dy) -> (C,) */
+static PyObject *py_sum_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     static const char *func = "sum_rows";
+    PyObject *result = NULL;
     PyArrayObject *dy = NULL, *db = NULL;
     int rc;
-    dy = bnpy_input_array(arg, -1, func, "dy");
+    if (bnpy_check_nargs(nargs, 1, 1, func) < 0)
+        return NULL;
+    dy = bnpy_input_array(args[0], -1, func, "dy");
     if (dy == NULL || check_rank(dy, 2, func, "dy", "(rows, C)") < 0)
         goto fail;
     npy_intp dims[1] = {PyArray_DIM(dy, 1)};
@@ -318,274 +149,92 @@ static PyObject *py_sum_rows(PyObject *self, PyObject *arg)
     if (db == NULL)
         goto fail;
     Py_BEGIN_ALLOW_THREADS
-    if (PyArray_TYPE(dy) == NPY_FLOAT)
-        rc = bnpy_sum_rows_f32(PyArray_DATA(db), PyArray_DATA(dy), PyArray_DIM(dy, 0), dims[0]);
-    else
-        rc = bnpy_sum_rows_f64(PyArray_DATA(db), PyArray_DATA(dy), PyArray_DIM(dy, 0), dims[0]);
+    rc = BNPY_CALL_FOR_TYPE(PyArray_TYPE(dy), bnpy_sum_rows, PyArray_DATA(db), PyArray_DATA(dy),
+                            PyArray_DIM(dy, 0), dims[0]);
     Py_END_ALLOW_THREADS
     if (rc < 0) {
         PyErr_NoMemory();
         goto fail;
     }
-    Py_DECREF(dy);
-    return (PyObject *)db;
+    result = (PyObject *)db;
+    db = NULL;
 fail:
-    Py_XDECREF(dy);
-    Py_XDECREF(db);
-    return NULL;
+    bnpy_release(2, (PyObject *)dy, (PyObject *)db);
+    return result;
 }
 
-static PyObject *py_batch_transpose(PyObject *self, PyObject *args, PyObject *kwds)
+/* batch_transpose(a[, bias]) -> (N, B, A) */
+static PyObject *py_batch_transpose(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     static const char *func = "batch_transpose";
-    static char *kwlist[] = {"a", "bias", NULL};
-    PyObject *a_obj, *b_obj = Py_None;
+    PyObject *result = NULL;
     PyArrayObject *a = NULL, *bias = NULL, *out = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O:batch_transpose", kwlist, &a_obj, &b_obj))
+    if (bnpy_check_nargs(nargs, 1, 2, func) < 0)
         return NULL;
-    a = bnpy_input_array(a_obj, -1, func, "a");
+    a = bnpy_input_array(args[0], -1, func, "a");
     if (a == NULL || check_rank(a, 3, func, "a", "(N, A, B)") < 0)
         goto fail;
-    if (b_obj != Py_None) {
-        bias = bnpy_input_array(b_obj, PyArray_TYPE(a), func, "bias");
-        if (bias == NULL)
-            goto fail;
-        if (PyArray_NDIM(bias) != 1 || PyArray_DIM(bias, 0) != PyArray_DIM(a, 2)) {
-            PyErr_Format(PyExc_ValueError, "%s: bias must have shape (%zd,), got a %d-D array of %zd values",
-                         func, (Py_ssize_t)PyArray_DIM(a, 2), PyArray_NDIM(bias),
-                         (Py_ssize_t)PyArray_SIZE(bias));
-            goto fail;
-        }
-    }
+    if (nargs > 1 && args[1] != Py_None &&
+        (bias = bias_vector(args[1], PyArray_TYPE(a), PyArray_DIM(a, 2), func)) == NULL)
+        goto fail;
     npy_intp dims[3] = {PyArray_DIM(a, 0), PyArray_DIM(a, 2), PyArray_DIM(a, 1)};
     out = (PyArrayObject *)PyArray_EMPTY(3, dims, PyArray_TYPE(a), 0);
     if (out == NULL)
         goto fail;
     Py_BEGIN_ALLOW_THREADS
-    if (PyArray_TYPE(a) == NPY_FLOAT)
-        bnpy_batch_transpose_f32(PyArray_DATA(out), PyArray_DATA(a), bias ? PyArray_DATA(bias) : NULL,
-                                 dims[0], dims[2], dims[1]);
-    else
-        bnpy_batch_transpose_f64(PyArray_DATA(out), PyArray_DATA(a), bias ? PyArray_DATA(bias) : NULL,
-                                 dims[0], dims[2], dims[1]);
+    BNPY_CALL_FOR_TYPE(PyArray_TYPE(a), bnpy_batch_transpose, PyArray_DATA(out), PyArray_DATA(a),
+                       bias ? PyArray_DATA(bias) : NULL, dims[0], dims[2], dims[1]);
     Py_END_ALLOW_THREADS
-    Py_DECREF(a);
-    Py_XDECREF(bias);
-    return (PyObject *)out;
+    result = (PyObject *)out;
+    out = NULL;
 fail:
-    Py_XDECREF(a);
-    Py_XDECREF(bias);
-    Py_XDECREF(out);
-    return NULL;
-}
-
-/* ---- pooling ---------------------------------------------------------------------------------- */
-
-static PyObject *pool_forward(PyObject *args, PyObject *kwds, int is_max)
-{
-    const char *func = is_max ? "max_pool2d" : "avg_pool2d";
-    static char *kwlist[] = {"x", "ph", "pw", "sh", "sw", "pad_top", "pad_bottom", "pad_left",
-                             "pad_right", "channels_first", NULL};
-    PyObject *x_obj, *result = NULL;
-    PyArrayObject *x = NULL, *y = NULL, *argmax = NULL;
-    geometry g;
-    int cf;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, is_max ? "Onnnnnnnnp:max_pool2d" : "Onnnnnnnnp:avg_pool2d",
-                                     kwlist, &x_obj, &g.kh, &g.kw, &g.sh, &g.sw, &g.pt, &g.pb, &g.pl,
-                                     &g.pr, &cf))
-        return NULL;
-    x = bnpy_input_array(x_obj, -1, func, "x");
-    if (x == NULL || check_rank(x, 4, func, "x", "(N, H, W, C) or (N, C, H, W)") < 0)
-        goto fail;
-    shape_from_dims(&g, PyArray_DIMS(x), cf);
-    if (check_geometry(&g, func, 1) < 0)
-        goto fail;
-    npy_intp dims[4];
-    image_dims(&g, g.out_h, g.out_w, g.C, dims);
-    y = (PyArrayObject *)PyArray_EMPTY(4, dims, PyArray_TYPE(x), 0);
-    if (y == NULL)
-        goto fail;
-    if (is_max) {
-        argmax = (PyArrayObject *)PyArray_EMPTY(4, dims, NPY_INT32, 0);
-        if (argmax == NULL)
-            goto fail;
-    }
-    Py_BEGIN_ALLOW_THREADS
-    if (is_max && PyArray_TYPE(x) == NPY_FLOAT)
-        bnpy_max_pool2d_f32(PyArray_DATA(y), PyArray_DATA(argmax), PyArray_DATA(x), g.N, g.H, g.W, g.C,
-                            cf, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.out_h, g.out_w);
-    else if (is_max)
-        bnpy_max_pool2d_f64(PyArray_DATA(y), PyArray_DATA(argmax), PyArray_DATA(x), g.N, g.H, g.W, g.C,
-                            cf, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.out_h, g.out_w);
-    else if (PyArray_TYPE(x) == NPY_FLOAT)
-        bnpy_avg_pool2d_f32(PyArray_DATA(y), PyArray_DATA(x), g.N, g.H, g.W, g.C, cf, g.kh, g.kw, g.sh,
-                            g.sw, g.pt, g.pl, g.out_h, g.out_w);
-    else
-        bnpy_avg_pool2d_f64(PyArray_DATA(y), PyArray_DATA(x), g.N, g.H, g.W, g.C, cf, g.kh, g.kw, g.sh,
-                            g.sw, g.pt, g.pl, g.out_h, g.out_w);
-    Py_END_ALLOW_THREADS
-    result = is_max ? Py_BuildValue("OO", y, argmax) : (Py_INCREF(y), (PyObject *)y);
-fail:
-    Py_XDECREF(x);
-    Py_XDECREF(y);
-    Py_XDECREF(argmax);
+    bnpy_release(3, (PyObject *)a, (PyObject *)bias, (PyObject *)out);
     return result;
-}
-
-static PyObject *py_max_pool2d(PyObject *self, PyObject *args, PyObject *kwds)
-{
-    return pool_forward(args, kwds, 1);
-}
-
-static PyObject *py_avg_pool2d(PyObject *self, PyObject *args, PyObject *kwds)
-{
-    return pool_forward(args, kwds, 0);
-}
-
-static PyObject *py_max_pool2d_backward(PyObject *self, PyObject *args, PyObject *kwds)
-{
-    static const char *func = "max_pool2d_backward";
-    static char *kwlist[] = {"dy", "argmax", "x_shape", "channels_first", NULL};
-    PyObject *dy_obj, *am_obj, *shape_obj;
-    PyArrayObject *dy = NULL, *argmax = NULL, *dx = NULL;
-    geometry g;
-    npy_intp xd[4];
-    int cf;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOp:max_pool2d_backward", kwlist, &dy_obj, &am_obj,
-                                     &shape_obj, &cf))
-        return NULL;
-    if (parse_shape4(shape_obj, xd, func, "x_shape") < 0)
-        return NULL;
-    shape_from_dims(&g, xd, cf);
-    dy = bnpy_input_array(dy_obj, -1, func, "dy");
-    if (dy == NULL || check_rank(dy, 4, func, "dy", "shaped like the pooled output") < 0)
-        goto fail;
-    if (!PyArray_Check(am_obj) || PyArray_TYPE((PyArrayObject *)am_obj) != NPY_INT32) {
-        PyErr_Format(PyExc_TypeError, "%s: argmax must be the int32 array max_pool2d returned", func);
-        goto fail;
-    }
-    argmax = (PyArrayObject *)PyArray_FROM_OTF(am_obj, NPY_INT32, NPY_ARRAY_IN_ARRAY);
-    if (argmax == NULL)
-        goto fail;
-    if (!PyArray_SAMESHAPE(dy, argmax)) {
-        PyErr_Format(PyExc_ValueError, "%s: dy and argmax must have the same shape", func);
-        goto fail;
-    }
-    g.out_h = PyArray_DIM(dy, cf ? 2 : 1);
-    g.out_w = PyArray_DIM(dy, cf ? 3 : 2);
-    if (PyArray_DIM(dy, 0) != g.N || PyArray_DIM(dy, cf ? 1 : 3) != g.C) {
-        PyErr_Format(PyExc_ValueError, "%s: dy's batch size and channel count must match x_shape", func);
-        goto fail;
-    }
-    {   /* every index must name a cell of its image plane: the kernel writes there */
-        const int32_t *a = PyArray_DATA(argmax);
-        const npy_intp count = PyArray_SIZE(argmax), cells = g.H * g.W;
-        for (npy_intp k = 0; k < count; k++)
-            if (a[k] < 0 || a[k] >= cells) {
-                PyErr_Format(PyExc_ValueError, "%s: argmax holds %d, outside the %zd cells of a plane",
-                             func, (int)a[k], (Py_ssize_t)cells);
-                goto fail;
-            }
-    }
-    dx = (PyArrayObject *)PyArray_EMPTY(4, xd, PyArray_TYPE(dy), 0);
-    if (dx == NULL)
-        goto fail;
-    Py_BEGIN_ALLOW_THREADS
-    if (PyArray_TYPE(dy) == NPY_FLOAT)
-        bnpy_max_pool2d_backward_f32(PyArray_DATA(dx), PyArray_DATA(dy), PyArray_DATA(argmax), g.N, g.H,
-                                     g.W, g.C, cf, g.out_h, g.out_w);
-    else
-        bnpy_max_pool2d_backward_f64(PyArray_DATA(dx), PyArray_DATA(dy), PyArray_DATA(argmax), g.N, g.H,
-                                     g.W, g.C, cf, g.out_h, g.out_w);
-    Py_END_ALLOW_THREADS
-    Py_DECREF(dy);
-    Py_DECREF(argmax);
-    return (PyObject *)dx;
-fail:
-    Py_XDECREF(dy);
-    Py_XDECREF(argmax);
-    Py_XDECREF(dx);
-    return NULL;
-}
-
-static PyObject *py_avg_pool2d_backward(PyObject *self, PyObject *args, PyObject *kwds)
-{
-    static const char *func = "avg_pool2d_backward";
-    static char *kwlist[] = {"dy", "x_shape", "ph", "pw", "sh", "sw", "pad_top", "pad_bottom",
-                             "pad_left", "pad_right", "channels_first", NULL};
-    PyObject *dy_obj, *shape_obj;
-    PyArrayObject *dy = NULL, *dx = NULL;
-    geometry g;
-    npy_intp xd[4], yd[4];
-    int cf;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOnnnnnnnnp:avg_pool2d_backward", kwlist, &dy_obj,
-                                     &shape_obj, &g.kh, &g.kw, &g.sh, &g.sw, &g.pt, &g.pb, &g.pl, &g.pr,
-                                     &cf))
-        return NULL;
-    if (parse_shape4(shape_obj, xd, func, "x_shape") < 0)
-        return NULL;
-    shape_from_dims(&g, xd, cf);
-    if (check_geometry(&g, func, 1) < 0)
-        return NULL;
-    dy = bnpy_input_array(dy_obj, -1, func, "dy");
-    if (dy == NULL || check_rank(dy, 4, func, "dy", "shaped like the pooled output") < 0)
-        goto fail;
-    image_dims(&g, g.out_h, g.out_w, g.C, yd);
-    for (int i = 0; i < 4; i++)
-        if (PyArray_DIM(dy, i) != yd[i]) {
-            PyErr_Format(PyExc_ValueError,
-                         "%s: dy must have the pooled output's shape (%zd, %zd, %zd, %zd), got (%zd, %zd, %zd, %zd)",
-                         func, (Py_ssize_t)yd[0], (Py_ssize_t)yd[1], (Py_ssize_t)yd[2], (Py_ssize_t)yd[3],
-                         (Py_ssize_t)PyArray_DIM(dy, 0), (Py_ssize_t)PyArray_DIM(dy, 1),
-                         (Py_ssize_t)PyArray_DIM(dy, 2), (Py_ssize_t)PyArray_DIM(dy, 3));
-            goto fail;
-        }
-    dx = (PyArrayObject *)PyArray_EMPTY(4, xd, PyArray_TYPE(dy), 0);
-    if (dx == NULL)
-        goto fail;
-    Py_BEGIN_ALLOW_THREADS
-    if (PyArray_TYPE(dy) == NPY_FLOAT)
-        bnpy_avg_pool2d_backward_f32(PyArray_DATA(dx), PyArray_DATA(dy), g.N, g.H, g.W, g.C, cf, g.kh,
-                                     g.kw, g.sh, g.sw, g.pt, g.pl, g.out_h, g.out_w);
-    else
-        bnpy_avg_pool2d_backward_f64(PyArray_DATA(dx), PyArray_DATA(dy), g.N, g.H, g.W, g.C, cf, g.kh,
-                                     g.kw, g.sh, g.sw, g.pt, g.pl, g.out_h, g.out_w);
-    Py_END_ALLOW_THREADS
-    Py_DECREF(dy);
-    return (PyObject *)dx;
-fail:
-    Py_XDECREF(dy);
-    Py_XDECREF(dx);
-    return NULL;
 }
 
 /* ---- the direct float32 channels-last convolution (conv_direct.c) ------------------------------ */
 
-static PyObject *py_conv_direct_available(PyObject *self, PyObject *unused)
+static PyObject *py_conv_direct_available(PyObject *module, PyObject *unused)
 {
     return PyBool_FromLong(bnpy_conv_direct_available());
 }
 
-static PyObject *py_conv2d_direct(PyObject *self, PyObject *args, PyObject *kwds)
+static int require_direct(const char *func)
+{
+    if (bnpy_conv_direct_available())
+        return 0;
+    PyErr_Format(PyExc_RuntimeError, "%s: this CPU (or build) has no AVX2/FMA direct convolution",
+                 func);
+    return -1;
+}
+
+/* conv2d_direct(x, kernel, bias, sh, sw, pad_top, pad_bottom, pad_left, pad_right) -> (y, xpad) */
+static PyObject *py_conv2d_direct(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     static const char *func = "conv2d_direct";
-    static char *kwlist[] = {"x", "kernel", "bias", "sh", "sw", "pad_top", "pad_bottom", "pad_left",
-                             "pad_right", NULL};
-    PyObject *x_obj, *k_obj, *b_obj, *result = NULL;
+    PyObject *result = NULL;
     PyArrayObject *x = NULL, *kernel = NULL, *bias = NULL, *y = NULL, *xpad = NULL;
     geometry g;
     int rc = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOnnnnnn:conv2d_direct", kwlist, &x_obj, &k_obj, &b_obj,
-                                     &g.sh, &g.sw, &g.pt, &g.pb, &g.pl, &g.pr))
+    /* the kernel's size comes from the kernel array: parse (sh, ..., pad_right) into its slots */
+    if (bnpy_check_nargs(nargs, 9, 9, func) < 0 || require_direct(func) < 0)
         return NULL;
-    if (!bnpy_conv_direct_available()) {
-        PyErr_Format(PyExc_RuntimeError, "%s: this CPU (or build) has no AVX2/FMA direct convolution", func);
-        return NULL;
+    {
+        static const char *const names[] = {"sh",         "sw",       "pad_top",
+                                            "pad_bottom", "pad_left", "pad_right"};
+        npy_intp *fields[] = {&g.sh, &g.sw, &g.pt, &g.pb, &g.pl, &g.pr};
+        for (int i = 0; i < 6; i++) {
+            Py_ssize_t v;
+            if (bnpy_parse_ssize(args[3 + i], func, names[i], &v) < 0)
+                return NULL;
+            *fields[i] = v;
+        }
+        g.dh = g.dw = 1;
     }
-    x = bnpy_input_array(x_obj, NPY_FLOAT, func, "x");
+    x = bnpy_input_array(args[0], NPY_FLOAT, func, "x");
     if (x == NULL || check_rank(x, 4, func, "x", "(N, H, W, C)") < 0)
         goto fail;
-    kernel = bnpy_input_array(k_obj, NPY_FLOAT, func, "kernel");
+    kernel = bnpy_input_array(args[1], NPY_FLOAT, func, "kernel");
     if (kernel == NULL || check_rank(kernel, 4, func, "kernel", "(kh, kw, C, Cout)") < 0)
         goto fail;
     shape_from_dims(&g, PyArray_DIMS(x), 0);
@@ -593,20 +242,15 @@ static PyObject *py_conv2d_direct(PyObject *self, PyObject *args, PyObject *kwds
     g.kw = PyArray_DIM(kernel, 1);
     const npy_intp cout = PyArray_DIM(kernel, 3);
     if (PyArray_DIM(kernel, 2) != g.C || g.C < 1 || cout % 8 != 0 || cout == 0) {
-        PyErr_Format(PyExc_ValueError, "%s: kernel must be (kh, kw, %zd, Cout) with Cin >= 1 and Cout a multiple of 8, "
-                     "got Cin %zd, Cout %zd", func, (Py_ssize_t)g.C, (Py_ssize_t)PyArray_DIM(kernel, 2),
-                     (Py_ssize_t)cout);
+        PyErr_Format(
+            PyExc_ValueError,
+            "%s: kernel must be (kh, kw, %zd, Cout) with Cin >= 1 and Cout a multiple of 8, "
+            "got Cin %zd, Cout %zd",
+            func, (Py_ssize_t)g.C, (Py_ssize_t)PyArray_DIM(kernel, 2), (Py_ssize_t)cout);
         goto fail;
     }
-    if (b_obj != Py_None) {
-        bias = bnpy_input_array(b_obj, NPY_FLOAT, func, "bias");
-        if (bias == NULL)
-            goto fail;
-        if (PyArray_NDIM(bias) != 1 || PyArray_DIM(bias, 0) != cout) {
-            PyErr_Format(PyExc_ValueError, "%s: bias must have shape (%zd,)", func, (Py_ssize_t)cout);
-            goto fail;
-        }
-    }
+    if (args[2] != Py_None && (bias = bias_vector(args[2], NPY_FLOAT, cout, func)) == NULL)
+        goto fail;
     if (check_geometry(&g, func, 0) < 0)
         goto fail;
     npy_intp ydims[4] = {g.N, g.out_h, g.out_w, cout};
@@ -616,65 +260,58 @@ static PyObject *py_conv2d_direct(PyObject *self, PyObject *args, PyObject *kwds
     if (y == NULL || xpad == NULL)
         goto fail;
     Py_BEGIN_ALLOW_THREADS
-    bnpy_pad_nhwc_f32(PyArray_DATA(xpad), PyArray_DATA(x), g.N, g.H, g.W, g.C, g.pt, g.pb, g.pl, g.pr);
+    bnpy_pad_nhwc_f32(PyArray_DATA(xpad), PyArray_DATA(x), g.N, g.H, g.W, g.C, g.pt, g.pb, g.pl,
+                      g.pr);
     rc = bnpy_conv2d_direct_f32(PyArray_DATA(y), PyArray_DATA(xpad), PyArray_DATA(kernel),
-                                bias ? PyArray_DATA(bias) : NULL, g.N, g.H, g.W, g.C, g.kh, g.kw, g.sh,
-                                g.sw, g.pt, g.pb, g.pl, g.pr, g.out_h, g.out_w, cout);
+                                bias ? PyArray_DATA(bias) : NULL, g.N, g.H, g.W, g.C, g.kh, g.kw,
+                                g.sh, g.sw, g.pt, g.pb, g.pl, g.pr, g.out_h, g.out_w, cout);
     Py_END_ALLOW_THREADS
     if (rc < 0) {
         PyErr_NoMemory();
         goto fail;
     }
-    result = Py_BuildValue("OO", y, xpad);
+    result = PyTuple_Pack(2, (PyObject *)y, (PyObject *)xpad);
 fail:
-    Py_XDECREF(x);
-    Py_XDECREF(kernel);
-    Py_XDECREF(bias);
-    Py_XDECREF(y);
-    Py_XDECREF(xpad);
+    bnpy_release(5, (PyObject *)x, (PyObject *)kernel, (PyObject *)bias, (PyObject *)y,
+                 (PyObject *)xpad);
     return result;
 }
 
-static PyObject *py_conv2d_direct_dkernel(PyObject *self, PyObject *args, PyObject *kwds)
+/* conv2d_direct_dkernel(dy, xpad, x_shape, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, pad_right) */
+static PyObject *py_conv2d_direct_dkernel(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     static const char *func = "conv2d_direct_dkernel";
-    static char *kwlist[] = {"dy", "xpad", "x_shape", "kh", "kw", "sh", "sw", "pad_top", "pad_bottom",
-                             "pad_left", "pad_right", NULL};
-    PyObject *dy_obj, *xpad_obj, *shape_obj;
+    PyObject *result = NULL;
     PyArrayObject *dy = NULL, *xpad = NULL, *dk = NULL;
     geometry g;
     npy_intp xd[4];
     int rc = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOnnnnnnnn:conv2d_direct_dkernel", kwlist, &dy_obj,
-                                     &xpad_obj, &shape_obj, &g.kh, &g.kw, &g.sh, &g.sw, &g.pt, &g.pb,
-                                     &g.pl, &g.pr))
-        return NULL;
-    if (!bnpy_conv_direct_available()) {
-        PyErr_Format(PyExc_RuntimeError, "%s: this CPU (or build) has no AVX2/FMA direct convolution", func);
-        return NULL;
-    }
-    if (parse_shape4(shape_obj, xd, func, "x_shape") < 0)
+    if (bnpy_check_nargs(nargs, 11, 11, func) < 0 || require_direct(func) < 0 ||
+        parse_window(args + 3, 8, &g, func, 0) < 0 ||
+        parse_shape4(args[2], xd, func, "x_shape") < 0)
         return NULL;
     shape_from_dims(&g, xd, 0);
     if (check_geometry(&g, func, 0) < 0)
         return NULL;
-    dy = bnpy_input_array(dy_obj, NPY_FLOAT, func, "dy");
+    dy = bnpy_input_array(args[0], NPY_FLOAT, func, "dy");
     if (dy == NULL || check_rank(dy, 4, func, "dy", "(N, out_h, out_w, Cout)") < 0)
         goto fail;
-    xpad = bnpy_input_array(xpad_obj, NPY_FLOAT, func, "xpad");
+    xpad = bnpy_input_array(args[1], NPY_FLOAT, func, "xpad");
     if (xpad == NULL || check_rank(xpad, 4, func, "xpad", "(N, Hp, Wp, C)") < 0)
         goto fail;
     const npy_intp cout = PyArray_DIM(dy, 3);
-    if (PyArray_DIM(dy, 0) != g.N || PyArray_DIM(dy, 1) != g.out_h || PyArray_DIM(dy, 2) != g.out_w ||
-        cout % 8 != 0 || cout == 0) {
-        PyErr_Format(PyExc_ValueError, "%s: dy must have shape (%zd, %zd, %zd, Cout), Cout a multiple of 8",
-                     func, (Py_ssize_t)g.N, (Py_ssize_t)g.out_h, (Py_ssize_t)g.out_w);
+    if (PyArray_DIM(dy, 0) != g.N || PyArray_DIM(dy, 1) != g.out_h ||
+        PyArray_DIM(dy, 2) != g.out_w || cout % 8 != 0 || cout == 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: dy must have shape (%zd, %zd, %zd, Cout), Cout a multiple of 8", func,
+                     (Py_ssize_t)g.N, (Py_ssize_t)g.out_h, (Py_ssize_t)g.out_w);
         goto fail;
     }
     if (PyArray_DIM(xpad, 0) != g.N || PyArray_DIM(xpad, 1) != g.H + g.pt + g.pb ||
         PyArray_DIM(xpad, 2) != g.W + g.pl + g.pr || PyArray_DIM(xpad, 3) != g.C) {
-        PyErr_Format(PyExc_ValueError, "%s: xpad must have shape (%zd, %zd, %zd, %zd)", func, (Py_ssize_t)g.N,
-                     (Py_ssize_t)(g.H + g.pt + g.pb), (Py_ssize_t)(g.W + g.pl + g.pr), (Py_ssize_t)g.C);
+        PyErr_Format(PyExc_ValueError, "%s: xpad must have shape (%zd, %zd, %zd, %zd)", func,
+                     (Py_ssize_t)g.N, (Py_ssize_t)(g.H + g.pt + g.pb),
+                     (Py_ssize_t)(g.W + g.pl + g.pr), (Py_ssize_t)g.C);
         goto fail;
     }
     npy_intp kdims[4] = {g.kh, g.kw, g.C, cout};
@@ -682,56 +319,47 @@ static PyObject *py_conv2d_direct_dkernel(PyObject *self, PyObject *args, PyObje
     if (dk == NULL)
         goto fail;
     Py_BEGIN_ALLOW_THREADS
-    rc = bnpy_conv2d_direct_dkernel_f32(PyArray_DATA(dk), PyArray_DATA(xpad), PyArray_DATA(dy), g.N, g.H,
-                                        g.W, g.C, g.kh, g.kw, g.sh, g.sw, g.pt, g.pb, g.pl, g.pr, g.out_h,
-                                        g.out_w, cout);
+    rc = bnpy_conv2d_direct_dkernel_f32(PyArray_DATA(dk), PyArray_DATA(xpad), PyArray_DATA(dy), g.N,
+                                        g.H, g.W, g.C, g.kh, g.kw, g.sh, g.sw, g.pt, g.pb, g.pl,
+                                        g.pr, g.out_h, g.out_w, cout);
     Py_END_ALLOW_THREADS
     if (rc < 0) {
         PyErr_NoMemory();
         goto fail;
     }
-    Py_DECREF(dy);
-    Py_DECREF(xpad);
-    return (PyObject *)dk;
+    result = (PyObject *)dk;
+    dk = NULL;
 fail:
-    Py_XDECREF(dy);
-    Py_XDECREF(xpad);
-    Py_XDECREF(dk);
-    return NULL;
+    bnpy_release(3, (PyObject *)dy, (PyObject *)xpad, (PyObject *)dk);
+    return result;
 }
 
-#define KW (PyCFunction)(void (*)(void))
 PyMethodDef bnpy_conv_methods[] = {
-    {"im2col", KW py_im2col, METH_VARARGS | METH_KEYWORDS,
-     "im2col(x, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first, out=None, dh=1, dw=1)\n--\n\n"
+    {"im2col", (PyCFunction)(void (*)(void))py_im2col, METH_FASTCALL,
+     "im2col(x, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first, "
+     "out=None, dh=1, dw=1, /)\n--\n\n"
      "The (N*out_h*out_w, kh*kw*C) column matrix of a convolution over x (see csrc/conv.c)."},
-    {"col2im", KW py_col2im, METH_VARARGS | METH_KEYWORDS,
-     "col2im(dcol, x_shape, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first, out=None, dh=1, dw=1)\n--\n\n"
-     "The adjoint of im2col: dx of shape x_shape, each cell the sum of the dcol entries copied from it."},
-    {"add_bias_rows", (PyCFunction)py_add_bias_rows, METH_VARARGS,
+    {"col2im", (PyCFunction)(void (*)(void))py_col2im, METH_FASTCALL,
+     "col2im(dcol, x_shape, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, "
+     "channels_first, out=None, dh=1, dw=1, /)\n--\n\n"
+     "The adjoint of im2col: dx of shape x_shape, each cell the sum of the dcol entries copied "
+     "from it."},
+    {"add_bias_rows", (PyCFunction)(void (*)(void))py_add_bias_rows, METH_FASTCALL,
      "add_bias_rows(y, bias, /)\n--\n\nIn place: y[r, c] += bias[c] (y C-contiguous 2-D)."},
-    {"sum_rows", (PyCFunction)py_sum_rows, METH_O,
+    {"sum_rows", (PyCFunction)(void (*)(void))py_sum_rows, METH_FASTCALL,
      "sum_rows(dy, /)\n--\n\nThe column sums of a 2-D array, accumulated in double."},
-    {"batch_transpose", KW py_batch_transpose, METH_VARARGS | METH_KEYWORDS,
-     "batch_transpose(a, bias=None)\n--\n\nb[n, j, i] = a[n, i, j] (+ bias[j]): (N, A, B) -> (N, B, A)."},
-    {"max_pool2d", KW py_max_pool2d, METH_VARARGS | METH_KEYWORDS,
-     "max_pool2d(x, ph, pw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first)\n--\n\n"
-     "(y, argmax): window maxima over the real cells and the plane index h*W + w of the first maximum."},
-    {"max_pool2d_backward", KW py_max_pool2d_backward, METH_VARARGS | METH_KEYWORDS,
-     "max_pool2d_backward(dy, argmax, x_shape, channels_first)\n--\n\ndx: dy added to each argmax cell."},
-    {"avg_pool2d", KW py_avg_pool2d, METH_VARARGS | METH_KEYWORDS,
-     "avg_pool2d(x, ph, pw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first)\n--\n\n"
-     "Window means over the real cells (TensorFlow's 'same' average pooling)."},
-    {"avg_pool2d_backward", KW py_avg_pool2d_backward, METH_VARARGS | METH_KEYWORDS,
-     "avg_pool2d_backward(dy, x_shape, ph, pw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first)\n--\n\n"
-     "dx: each real cell of a window gets dy / (number of real cells)."},
+    {"batch_transpose", (PyCFunction)(void (*)(void))py_batch_transpose, METH_FASTCALL,
+     "batch_transpose(a, bias=None, /)\n--\n\nb[n, j, i] = a[n, i, j] (+ bias[j]): (N, A, B) -> "
+     "(N, B, A)."},
     {"conv_direct_available", py_conv_direct_available, METH_NOARGS,
      "conv_direct_available()\n--\n\nTrue when conv2d_direct can run (x86 with AVX2 and FMA)."},
-    {"conv2d_direct", KW py_conv2d_direct, METH_VARARGS | METH_KEYWORDS,
-     "conv2d_direct(x, kernel, bias, sh, sw, pad_top, pad_bottom, pad_left, pad_right)\n--\n\n"
-     "(y, xpad): float32 channels-last convolution without im2col (Cout % 8 == 0), and the padded x."},
-    {"conv2d_direct_dkernel", KW py_conv2d_direct_dkernel, METH_VARARGS | METH_KEYWORDS,
-     "conv2d_direct_dkernel(dy, xpad, x_shape, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, pad_right)\n--\n\n"
+    {"conv2d_direct", (PyCFunction)(void (*)(void))py_conv2d_direct, METH_FASTCALL,
+     "conv2d_direct(x, kernel, bias, sh, sw, pad_top, pad_bottom, pad_left, pad_right, /)\n--\n\n"
+     "(y, xpad): float32 channels-last convolution without im2col (Cout % 8 == 0), and the padded "
+     "x."},
+    {"conv2d_direct_dkernel", (PyCFunction)(void (*)(void))py_conv2d_direct_dkernel, METH_FASTCALL,
+     "conv2d_direct_dkernel(dy, xpad, x_shape, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, "
+     "pad_right, /)\n--\n\n"
      "The kernel gradient of conv2d_direct from its padded x and dy."},
     {NULL, NULL, 0, NULL},
 };

@@ -4,49 +4,34 @@
 #include <math.h>
 #include <string.h>
 
-#define FUNC "affine_warp"
+/* The one function of this file, for error messages. */
+static const char func[] = "affine_warp";
 
-/* fill_mode name -> enum bnpy_fill_mode, or -1 with TypeError/ValueError set. */
-static int parse_fill_mode(PyObject *obj)
+/* The index of str obj in names[0..n), or -1 with TypeError/ValueError "arg must be one of ...". */
+static int parse_choice(PyObject *obj, const char *arg, const char *const *names, int n)
 {
-    static const struct {
-        const char *name;
-        int mode;
-    } modes[] = {{"constant", BNPY_FILL_CONSTANT},
-                 {"nearest", BNPY_FILL_NEAREST},
-                 {"reflect", BNPY_FILL_REFLECT},
-                 {"wrap", BNPY_FILL_WRAP}};
     if (!PyUnicode_Check(obj)) {
-        PyErr_Format(PyExc_TypeError, FUNC ": fill_mode must be a str, got %.200s", Py_TYPE(obj)->tp_name);
+        PyErr_Format(PyExc_TypeError, "%s: %s must be a str, got %.200s", func, arg,
+                     Py_TYPE(obj)->tp_name);
         return -1;
     }
     const char *name = PyUnicode_AsUTF8(obj);
     if (name == NULL)
         return -1;
-    for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
-        if (strcmp(name, modes[i].name) == 0)
-            return modes[i].mode;
-    PyErr_Format(PyExc_ValueError,
-                 FUNC ": fill_mode must be one of 'constant', 'nearest', 'reflect', 'wrap', got %R", obj);
-    return -1;
-}
-
-/* data_format name -> 1 (channels_last) / 0 (channels_first), or -1 with an error set. */
-static int parse_data_format(PyObject *obj)
-{
-    if (!PyUnicode_Check(obj)) {
-        PyErr_Format(PyExc_TypeError, FUNC ": data_format must be a str, got %.200s", Py_TYPE(obj)->tp_name);
-        return -1;
+    for (int i = 0; i < n; i++)
+        if (strcmp(name, names[i]) == 0)
+            return i;
+    PyObject *choices = PyList_New(n);
+    for (int i = 0; choices != NULL && i < n; i++) {
+        PyObject *v = PyUnicode_FromString(names[i]);
+        if (v == NULL)
+            Py_CLEAR(choices);
+        else
+            PyList_SET_ITEM(choices, i, v);
     }
-    const char *name = PyUnicode_AsUTF8(obj);
-    if (name == NULL)
-        return -1;
-    if (strcmp(name, "channels_last") == 0)
-        return 1;
-    if (strcmp(name, "channels_first") == 0)
-        return 0;
-    PyErr_Format(PyExc_ValueError,
-                 FUNC ": data_format must be 'channels_last' or 'channels_first', got %R", obj);
+    if (choices != NULL)
+        PyErr_Format(PyExc_ValueError, "%s: %s must be one of %R, got %R", func, arg, choices, obj);
+    Py_XDECREF(choices);
     return -1;
 }
 
@@ -57,7 +42,7 @@ static PyArrayObject *matrices_array(PyObject *obj, npy_intp n)
     PyArrayObject *probe = (PyArrayObject *)PyArray_FROM_O(obj);
     if (probe == NULL) {
         PyErr_Clear();
-        PyErr_Format(PyExc_TypeError, FUNC ": matrices must be a real array, got %.200s",
+        PyErr_Format(PyExc_TypeError, "%s: matrices must be a real array, got %.200s", func,
                      Py_TYPE(obj)->tp_name);
         return NULL;
     }
@@ -65,7 +50,8 @@ static PyArrayObject *matrices_array(PyObject *obj, npy_intp n)
     if (kind != 'f' && kind != 'i' && kind != 'u' && kind != 'b') {
         PyObject *dtype = PyObject_Str((PyObject *)PyArray_DESCR(probe));
         if (dtype != NULL)
-            PyErr_Format(PyExc_TypeError, FUNC ": matrices must be a real (float or int) array, got dtype %U",
+            PyErr_Format(PyExc_TypeError,
+                         "%s: matrices must be a real (float or int) array, got dtype %U", func,
                          dtype);
         Py_XDECREF(dtype);
         Py_DECREF(probe);
@@ -78,12 +64,15 @@ static PyArrayObject *matrices_array(PyObject *obj, npy_intp n)
         return NULL;
     if (PyArray_NDIM(m) != 3 || PyArray_DIM(m, 0) != n ||
         (PyArray_DIM(m, 1) != 2 && PyArray_DIM(m, 1) != 3) || PyArray_DIM(m, 2) != 3) {
-        PyObject *shape = PyArray_NDIM(m) == 0 ? PyTuple_New(0) : PyArray_IntTupleFromIntp(PyArray_NDIM(m), PyArray_DIMS(m));
+        PyObject *shape = PyArray_NDIM(m) == 0
+                              ? PyTuple_New(0)
+                              : PyArray_IntTupleFromIntp(PyArray_NDIM(m), PyArray_DIMS(m));
         if (shape != NULL)
-            PyErr_Format(PyExc_ValueError,
-                         FUNC ": matrices must have shape (%zd, 2, 3) or (%zd, 3, 3) (one output->input "
-                         "matrix per image), got shape %R",
-                         (Py_ssize_t)n, (Py_ssize_t)n, shape);
+            PyErr_Format(
+                PyExc_ValueError,
+                "%s: matrices must have shape (%zd, 2, 3) or (%zd, 3, 3) (one output->input "
+                "matrix per image), got shape %R",
+                func, (Py_ssize_t)n, (Py_ssize_t)n, shape);
         Py_XDECREF(shape);
         Py_DECREF(m);
         return NULL;
@@ -91,7 +80,8 @@ static PyArrayObject *matrices_array(PyObject *obj, npy_intp n)
     const double *v = (const double *)PyArray_DATA(m);
     for (npy_intp i = 0; i < PyArray_SIZE(m); i++)
         if (!isfinite(v[i])) {
-            PyErr_Format(PyExc_ValueError, FUNC ": matrices must be finite, got a non-finite entry in matrix %zd",
+            PyErr_Format(PyExc_ValueError,
+                         "%s: matrices must be finite, got a non-finite entry in matrix %zd", func,
                          (Py_ssize_t)(i / (PyArray_DIM(m, 1) * 3)));
             Py_DECREF(m);
             return NULL;
@@ -100,104 +90,93 @@ static PyArrayObject *matrices_array(PyObject *obj, npy_intp n)
 }
 
 PyDoc_STRVAR(affine_warp_doc,
-"affine_warp(images, matrices, order=0, fill_mode='nearest', cval=0.0, data_format='channels_last', out=None)\n"
-"--\n\n"
-"Warp a batch of float32/float64 images (N, H, W, C) or (N, C, H, W), one output->input matrix\n"
-"(N, 2|3, 3) per image: output pixel (row, col) samples the input at M[:2, :2] @ (row, col) + M[:2, 2],\n"
-"as scipy.ndimage.affine_transform. order 0: nearest; 1: bilinear. Returns out.");
+             "affine_warp(images, matrices, order, fill_mode, cval, data_format, out, /)\n"
+             "--\n\n"
+             "Warp a batch of float32/float64 images (N, H, W, C) or (N, C, H, W), one "
+             "output->input matrix\n"
+             "(N, 2|3, 3) per image: output pixel (row, col) samples the input at M[:2, :2] @ "
+             "(row, col) + M[:2, 2],\n"
+             "as scipy.ndimage.affine_transform. order 0: nearest; 1: bilinear. Returns out.\n"
+             "Use bnpy.ops.affine_warp.");
 
-static PyObject *affine_warp(PyObject *module, PyObject *args, PyObject *kwargs)
+/* affine_warp(images, matrices, order, fill_mode, cval, data_format, out) */
+static PyObject *affine_warp(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    static char *kwlist[] = {"images", "matrices", "order", "fill_mode", "cval", "data_format", "out", NULL};
-    PyObject *images_obj, *matrices_obj, *order_obj = NULL, *fill_obj = NULL, *cval_obj = NULL,
-                                         *format_obj = NULL, *out_obj = NULL;
+    /* the order of enum bnpy_fill_mode */
+    static const char *const fill_modes[] = {"constant", "nearest", "reflect", "wrap"};
+    static const char *const data_formats[] = {"channels_last", "channels_first"};
     PyArrayObject *images = NULL, *matrices = NULL, *out = NULL;
     PyObject *result = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|OOOOO:" FUNC, kwlist, &images_obj, &matrices_obj,
-                                     &order_obj, &fill_obj, &cval_obj, &format_obj, &out_obj))
+    Py_ssize_t order;
+    int fill_mode, channels_first;
+    if (bnpy_check_nargs(nargs, 7, 7, func) < 0)
         return NULL;
-
-    long order = 0;
-    if (order_obj != NULL) {
-        if (!PyIndex_Check(order_obj) || PyBool_Check(order_obj)) { /* ints and NumPy ints */
-            PyErr_Format(PyExc_TypeError, FUNC ": order must be an int (0 or 1), got %.200s",
-                         Py_TYPE(order_obj)->tp_name);
-            goto fail;
-        }
-        order = (long)PyNumber_AsSsize_t(order_obj, NULL); /* clamps, never overflows */
-        if (order == -1 && PyErr_Occurred())
-            goto fail;
-        if (order != 0 && order != 1) {
-            PyErr_Format(PyExc_ValueError, FUNC ": order must be 0 (nearest) or 1 (bilinear), got %ld", order);
-            goto fail;
-        }
-    }
-    int fill_mode = BNPY_FILL_NEAREST;
-    if (fill_obj != NULL && (fill_mode = parse_fill_mode(fill_obj)) < 0)
+    PyObject *images_obj = args[0], *matrices_obj = args[1], *cval_obj = args[4],
+             *out_obj = args[6];
+    if (bnpy_parse_ssize(args[2], func, "order", &order) < 0)
         goto fail;
-    double cval = 0.0;
-    if (cval_obj != NULL) {
-        if (!PyFloat_Check(cval_obj) && !PyLong_Check(cval_obj) && !PyArray_IsScalar(cval_obj, Number)) {
-            PyErr_Format(PyExc_TypeError, FUNC ": cval must be a real number, got %.200s",
-                         Py_TYPE(cval_obj)->tp_name);
-            goto fail;
-        }
-        cval = PyFloat_AsDouble(cval_obj);
-        if (cval == -1.0 && PyErr_Occurred())
-            goto fail;
+    if (order != 0 && order != 1) {
+        PyErr_Format(PyExc_ValueError, "%s: order must be 0 (nearest) or 1 (bilinear), got %zd",
+                     func, order);
+        goto fail;
     }
-    int channels_last = 1;
-    if (format_obj != NULL && (channels_last = parse_data_format(format_obj)) < 0)
+    if ((fill_mode = parse_choice(args[3], "fill_mode", fill_modes, 4)) < 0 ||
+        (channels_first = parse_choice(args[5], "data_format", data_formats, 2)) < 0)
+        goto fail;
+    if (!PyFloat_Check(cval_obj) && !PyLong_Check(cval_obj) &&
+        !PyArray_IsScalar(cval_obj, Number)) {
+        PyErr_Format(PyExc_TypeError, "%s: cval must be a real number, got %.200s", func,
+                     Py_TYPE(cval_obj)->tp_name);
+        goto fail;
+    }
+    double cval = PyFloat_AsDouble(cval_obj);
+    if (cval == -1.0 && PyErr_Occurred())
         goto fail;
 
-    images = bnpy_input_array(images_obj, -1, FUNC, "images");
+    images = bnpy_input_array(images_obj, -1, func, "images");
     if (images == NULL)
         goto fail;
     if (PyArray_NDIM(images) != 4) {
         PyErr_Format(PyExc_ValueError,
-                     FUNC ": images must have rank 4, (N, H, W, C) or (N, C, H, W), got rank %d",
+                     "%s: images must have rank 4, (N, H, W, C) or (N, C, H, W), got rank %d", func,
                      PyArray_NDIM(images));
         goto fail;
     }
     const npy_intp *dims = PyArray_DIMS(images);
     const npy_intp n = dims[0];
-    const npy_intp height = channels_last ? dims[1] : dims[2];
-    const npy_intp width = channels_last ? dims[2] : dims[3];
-    const npy_intp channels = channels_last ? dims[3] : dims[1];
+    const npy_intp height = channels_first ? dims[2] : dims[1];
+    const npy_intp width = channels_first ? dims[3] : dims[2];
+    const npy_intp channels = channels_first ? dims[1] : dims[3];
     matrices = matrices_array(matrices_obj, n);
     if (matrices == NULL)
         goto fail;
     const int typenum = PyArray_TYPE(images);
-    out = bnpy_output_array(out_obj, typenum, 4, dims, FUNC, "out");
+    out = bnpy_output_array(out_obj, typenum, 4, dims, func, "out");
     if (out == NULL)
         goto fail;
     if (bnpy_may_overlap(out, images) || bnpy_may_overlap(out, matrices)) {
-        PyErr_SetString(PyExc_ValueError,
-                        FUNC ": out must not share memory with images or matrices (a warp reads any pixel)");
+        PyErr_Format(
+            PyExc_ValueError,
+            "%s: out must not share memory with images or matrices (a warp reads any pixel)", func);
         goto fail;
     }
 
     const npy_intp matrix_rows = PyArray_DIM(matrices, 1);
     const double *m = (const double *)PyArray_DATA(matrices);
     Py_BEGIN_ALLOW_THREADS
-    if (typenum == NPY_FLOAT)
-        bnpy_affine_warp_f32((float *)PyArray_DATA(out), (const float *)PyArray_DATA(images), m, n, height,
-                             width, channels, matrix_rows, channels_last, (int)order, fill_mode, cval);
-    else
-        bnpy_affine_warp_f64((double *)PyArray_DATA(out), (const double *)PyArray_DATA(images), m, n, height,
-                             width, channels, matrix_rows, channels_last, (int)order, fill_mode, cval);
+    BNPY_CALL_FOR_TYPE(typenum, bnpy_affine_warp, PyArray_DATA(out), PyArray_DATA(images), m, n,
+                       height, width, channels, matrix_rows, channels_first, (int)order, fill_mode,
+                       cval);
     Py_END_ALLOW_THREADS
 
     result = (PyObject *)out;
     Py_INCREF(result);
 fail:
-    Py_XDECREF(images);
-    Py_XDECREF(matrices);
-    Py_XDECREF(out);
+    bnpy_release(3, (PyObject *)images, (PyObject *)matrices, (PyObject *)out);
     return result;
 }
 
 PyMethodDef bnpy_image_methods[] = {
-    {"affine_warp", (PyCFunction)(void (*)(void))affine_warp, METH_VARARGS | METH_KEYWORDS, affine_warp_doc},
+    {"affine_warp", (PyCFunction)(void (*)(void))affine_warp, METH_FASTCALL, affine_warp_doc},
     {NULL, NULL, 0, NULL},
 };

@@ -341,6 +341,33 @@ def test_nan_and_inf_stay_in_their_channel(bad, axis):
     np.testing.assert_array_equal(dgamma[others], dgammac[others])
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, axis", [((40, 3), -1), ((4, 3, 10), 1), ((70000, 3), -1)])
+def test_non_finite_channel_has_nan_variance_like_numpy(bad, dtype, shape, axis):
+    # NumPy's variance of a channel holding NaN or ±Inf is NaN (Inf − Inf); a variance of 0 would
+    # pass the channel off as constant. The mean is NaN too (documented: the statistics of a
+    # non-finite channel are NaN; NumPy gives ±Inf for an Inf channel), y is NaN throughout that
+    # channel, and the other channels match the NumPy twin. (70000, 3): several chunks.
+    x = np.random.default_rng(3).standard_normal(shape).astype(dtype)
+    index = [0] * len(shape)
+    index[axis] = 1
+    x[tuple(index)] = bad
+    y, mean, var = ops.batch_norm_forward(x, None, None, axis=axis)
+    with np.errstate(invalid="ignore"):
+        y_ref, mean_ref, var_ref = reference.batch_norm_forward(x.astype(np.float64), None, None,
+                                                                axis=axis)
+    assert np.isnan(var_ref[1])  # the NumPy behaviour matched here
+    assert np.isnan(var[1]) and np.isnan(mean[1])
+    assert np.isnan(np.take(y, 1, axis=axis)).all()
+    tol = TOLERANCE[dtype]
+    for c in (0, 2):
+        assert abs(mean[c] - mean_ref[c]) <= tol * (1 + abs(mean_ref[c]))
+        assert abs(var[c] - var_ref[c]) <= tol * var_ref[c]
+        yc, yc_ref = np.take(y, c, axis=axis), np.take(y_ref, c, axis=axis)
+        assert np.abs(yc - yc_ref).max() <= tol * np.abs(yc_ref).max()
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_in_place_output(dtype):
     rng = np.random.default_rng(9)

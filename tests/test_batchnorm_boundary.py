@@ -147,6 +147,35 @@ def test_bad_input_raises_and_writes_nothing(name, arg, overrides, exc, message)
         np.testing.assert_array_equal(a[k], v, err_msg=f"{name} wrote into {k} before raising")
 
 
+# A Python list has no dtype of its own: the call's dtype comes from its first ndarray, and an
+# error names the argument that is wrong, not the list beside it.
+LIST_X = [[1.0, 2.0, 3.0], [4.0, 6.0, 5.0]]
+
+
+@pytest.mark.parametrize("gamma, exc, message", [
+    (np.ones(2, np.float32), ValueError, "gamma must have shape (3,) (one value per channel), got shape (2,)"),
+    (np.ones(3, np.int32), TypeError, "gamma must be float32 or float64, got int32"),
+    ("abc", TypeError, "gamma must be float32 or float64, got <U3"),
+])
+def test_list_input_with_a_bad_gamma_blames_gamma(gamma, exc, message):
+    with pytest.raises(exc, match="^batch_norm_forward: " + re.escape(message) + "$"):
+        ops.batch_norm_forward(LIST_X, gamma, None)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_list_input_takes_the_dtype_of_the_array_arguments(dtype):
+    gamma, beta = np.array([1.0, 2.0, 0.5], dtype), np.array([0.0, 0.25, -1.0], dtype)
+    y, mean, var = ops.batch_norm_forward(LIST_X, gamma, beta)
+    y_ref, mean_ref, var_ref = ops.batch_norm_forward(np.array(LIST_X, dtype), gamma, beta)
+    assert y.dtype == mean.dtype == var.dtype == dtype
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(var, var_ref)
+    dx, _, _ = ops.batch_norm_backward(LIST_X, np.array(LIST_X, dtype), gamma, mean, var)
+    assert dx.dtype == dtype
+    # with no array at all, NumPy's conversion of the list decides (float64)
+    assert ops.batch_norm_forward(LIST_X, [1.0, 1.0, 1.0], None)[0].dtype == np.float64
+
+
 def test_overlapping_out_is_rejected_and_untouched():
     rng = np.random.default_rng(2)
     buffer = rng.standard_normal((11, C)).astype(np.float32)

@@ -177,11 +177,11 @@ def test_dilated_conv2d_geometry_errors():
     with pytest.raises(TypeError, match="dilation_rate must be an int or a pair of ints"):
         ops.conv2d(x, kernel, dilation_rate=1.5)
     with pytest.raises(ValueError, match="dilation must be >= 1"):
-        bnpy._core.im2col(x, 3, 3, 1, 1, 0, 0, 0, 0, False, dh=0)
+        bnpy._core.im2col(x, 3, 3, 1, 1, 0, 0, 0, 0, False, None, 0)
     with pytest.raises(ValueError, match=r"im2col: dilated kernel size \(5, 3\) is larger"):
-        bnpy._core.im2col(x[:, :4], 3, 3, 1, 1, 0, 0, 0, 0, False, dh=2)
+        bnpy._core.im2col(x[:, :4], 3, 3, 1, 1, 0, 0, 0, 0, False, None, 2)
     with pytest.raises(ValueError, match="below 2\\*\\*60"):
-        bnpy._core.col2im(np.zeros((1, 18)), (1, 6, 6, 2), 3, 3, 1, 1, 0, 0, 0, 0, False, dw=2 ** 62)
+        bnpy._core.col2im(np.zeros((1, 18)), (1, 6, 6, 2), 3, 3, 1, 1, 0, 0, 0, 0, False, None, 1, 2 ** 62)
     # 'same' keeps ceil(n / s) whatever the dilation
     assert ops.conv2d(x, kernel, padding="same", dilation_rate=3).shape == (1, 6, 6, 4)
 
@@ -491,10 +491,10 @@ def test_core_rejects_inconsistent_arguments_without_writing():
     x = np.ones((1, 4, 4, 2), np.float32)
     out = np.full((9, 7), 7.0, np.float32)
     with pytest.raises(ValueError, match=r"im2col: out must have shape \[9, 8\]"):
-        core.im2col(x, 2, 2, 1, 1, 0, 0, 0, 0, False, out=out)  # 3x3 windows of 2x2x2 values
+        core.im2col(x, 2, 2, 1, 1, 0, 0, 0, 0, False, out)  # 3x3 windows of 2x2x2 values
     np.testing.assert_array_equal(out, 7.0)
     with pytest.raises(TypeError, match="im2col: out must be float32"):
-        core.im2col(x, 2, 2, 1, 1, 0, 0, 0, 0, False, out=np.zeros((9, 8)))
+        core.im2col(x, 2, 2, 1, 1, 0, 0, 0, 0, False, np.zeros((9, 8)))
     with pytest.raises(ValueError, match="im2col: kernel size"):
         core.im2col(x, 6, 2, 1, 1, 0, 0, 0, 0, False)
     with pytest.raises(ValueError, match="im2col: strides"):

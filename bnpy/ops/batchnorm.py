@@ -16,7 +16,7 @@ moving variance at 1. PyTorch's ``BatchNorm(momentum=p, eps=e)`` corresponds to 
 unbiased variance), so PyTorch's defaults (0.1, 1e-5) are bnpy's ``momentum=0.9, epsilon=1e-5``.
 
 Arrays: float32 or float64, all arrays of one call in the same dtype (a mismatch is a TypeError,
-never a silent cast); any strides (C-contiguous, aligned, native-endian input takes the fast path,
+never a silent cast; a list, which has no dtype of its own, takes that of the call's first array); any strides (C-contiguous, aligned, native-endian input takes the fast path,
 other input is copied once). ``gamma``/``beta`` may be ``None`` (no scale / no centre). The statistics
 are Σ(x − s) and Σ(x − s)² about a shift s near the channel's mean, summed in x's precision over
 short blocks (a float32 vector lane adds at most 32 terms) whose sums are added in double; a

@@ -209,16 +209,12 @@ def _is_pointwise(geometry, channels_first):
     return not channels_first and kh == kw == sh == sw == 1 and pt == pb == pl == pr == 0
 
 
-def _dilation_kwargs(dilation):
-    return {} if dilation == (1, 1) else {"dh": dilation[0], "dw": dilation[1]}
-
-
 def _columns(x, geometry, channels_first, dilation):
     """The im2col matrix of x (x itself, reshaped, for a pointwise channels-last convolution)."""
     if _is_pointwise(geometry, channels_first):
         x = np.ascontiguousarray(x)
         return x.reshape(-1, x.shape[-1])
-    return _core.im2col(x, *geometry, channels_first, **_dilation_kwargs(dilation))
+    return _core.im2col(x, *geometry, channels_first, None, *dilation)
 
 
 def _finish_output(y2d, bias, n, out_hw, channels_first):
@@ -298,8 +294,8 @@ def conv2d_backward(dy, ctx, need_dx=True):
         if _is_pointwise(ctx.geometry, ctx.channels_first):
             dx = dcol.reshape(ctx.x_shape)
         else:
-            dx = _core.col2im(dcol, ctx.x_shape, *ctx.geometry, ctx.channels_first,
-                              **_dilation_kwargs(ctx.dilation))
+            dx = _core.col2im(dcol, ctx.x_shape, *ctx.geometry, ctx.channels_first, None,
+                              *ctx.dilation)
     return dx, dkernel, dbias
 
 

@@ -54,8 +54,7 @@ def affine_warp(images, matrices, order=0, fill_mode="nearest", cval=0.0, data_f
             out = out[np.newaxis]
     elif arr.ndim == 4 and mats.ndim == 2:
         mats = np.broadcast_to(mats, (arr.shape[0],) + mats.shape)
-    result = _core.affine_warp(arr, mats, order=order, fill_mode=fill_mode, cval=cval,
-                               data_format=data_format, out=out)
+    result = _core.affine_warp(arr, mats, order, fill_mode, cval, data_format, out)
     if given_out is not None:
         return given_out
     return result[0] if single else result

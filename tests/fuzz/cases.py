@@ -315,8 +315,7 @@ def _dilation(rng, geometry):
     in place of the kernel size (for sizing the image and the output)."""
     dilation = (1, 1) if rng.random() < 0.7 else (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
     extent = [(geometry[0] - 1) * dilation[0] + 1, (geometry[1] - 1) * dilation[1] + 1] + geometry[2:]
-    kwargs = {} if dilation == (1, 1) else dict(dh=dilation[0], dw=dilation[1])
-    return kwargs, extent
+    return list(dilation), extent
 
 
 def build_im2col(rng, api):
@@ -328,7 +327,7 @@ def build_im2col(rng, api):
     out = None
     if rng.random() < 0.4:
         out = np.empty((n * oh * ow, g[0] * g[1] * c), x.dtype)
-    return Case("_core.im2col", _core.im2col, [x] + g + [cf], dict(out=out, **dilation), outputs=["out"])
+    return Case("_core.im2col", _core.im2col, [x] + g + [cf, out] + dilation, outputs=[10])
 
 
 def build_col2im(rng, api):
@@ -339,8 +338,7 @@ def build_col2im(rng, api):
     oh, ow = _out_hw(x.shape, extent, cf)
     dcol = _values(rng, (n * oh * ow, g[0] * g[1] * c), x.dtype)
     out = np.empty(x.shape, x.dtype) if rng.random() < 0.4 else None
-    return Case("_core.col2im", _core.col2im, [dcol, tuple(x.shape)] + g + [cf], dict(out=out, **dilation),
-                outputs=["out"])
+    return Case("_core.col2im", _core.col2im, [dcol, tuple(x.shape)] + g + [cf, out] + dilation, outputs=[11])
 
 
 def build_add_bias_rows(rng, api):
@@ -357,7 +355,7 @@ def build_sum_rows(rng, api):
 def build_batch_transpose(rng, api):
     a = _values(rng, _shape(rng, 3), _dtype(rng))
     bias = _values(rng, (a.shape[2],), a.dtype) if rng.random() < 0.5 else None
-    return Case("_core.batch_transpose", _core.batch_transpose, [a], dict(bias=bias))
+    return Case("_core.batch_transpose", _core.batch_transpose, [a, bias])
 
 
 def build_pool(rng, api, kind):
@@ -420,7 +418,9 @@ def build_affine_warp(rng, api):
                   data_format="channels_first" if cf else "channels_last")
     out = np.empty_like(x) if rng.random() < 0.3 else None
     if api == "core":
-        return Case("_core.affine_warp", _core.affine_warp, [x, mats], dict(kwargs, out=out), outputs=["out"])
+        return Case("_core.affine_warp", _core.affine_warp,
+                    [x, mats, kwargs["order"], kwargs["fill_mode"], kwargs["cval"], kwargs["data_format"], out],
+                    outputs=[6])
     if rng.random() < 0.3 and n:  # the ops API also takes one image and one matrix
         x, mats = x[0], mats[0]
         out = None if out is None else out[0]

@@ -112,15 +112,15 @@ def entry_points():
             [lambda: _core.im2col(a["x64"], *g, False),
              lambda: _core.im2col(a["x32_strided"], *g, True)],
             [(ValueError, lambda: _core.im2col(a["x32_strided"], 9, 9, 1, 1, 0, 0, 0, 0, False)),
-             (ValueError, lambda: _core.im2col(a["x64"], *g, False, out=a["x64"].reshape(-1, 3)[:60 * 27 // 3])),
-             (ValueError, lambda: _core.im2col(a["x64"], *g, False, out=a["rows64"])),
+             (ValueError, lambda: _core.im2col(a["x64"], *g, False, a["x64"].reshape(-1, 3)[:60 * 27 // 3])),
+             (ValueError, lambda: _core.im2col(a["x64"], *g, False, a["rows64"])),
              (TypeError, lambda: _core.im2col(a["ints"], *g, False))]),
         "col2im": (
             [lambda: _core.col2im(a["dcol64"], a["shape_nhwc"], *g, False),
-             lambda: _core.col2im(a["dcol64"], a["shape_nhwc"], *g, False, out=a["out_nhwc64"])],
+             lambda: _core.col2im(a["dcol64"], a["shape_nhwc"], *g, False, a["out_nhwc64"])],
             [(ValueError, lambda: _core.col2im(a["dcol64"], (2, 6, 5, 4), *g, False)),
              (ValueError, lambda: _core.col2im(a["dcol64"], a["gamma64"], *g, False)),
-             (ValueError, lambda: _core.col2im(a["dcol64"], a["shape_nhwc"], *g, False, out=a["readonly64"]))]),
+             (ValueError, lambda: _core.col2im(a["dcol64"], a["shape_nhwc"], *g, False, a["readonly64"]))]),
         "add_bias_rows": (
             [lambda: _core.add_bias_rows(a["rows64"], a["bias3_64"])],
             [(ValueError, lambda: _core.add_bias_rows(a["rows64"], a["bias8"].astype(np.float64))),
@@ -146,11 +146,11 @@ def entry_points():
             [lambda: _core.avg_pool2d_backward(a["dy_pool64"], a["shape_nhwc"], *pool, False)],
             [(ValueError, lambda: _core.avg_pool2d_backward(a["dy_pool64"], (2, 6, 5, 4), *pool, False))]),
         "affine_warp": (
-            [lambda: _core.affine_warp(a["x64"], a["matrices"], order=1, out=a["out_nhwc64"]),
-             lambda: _core.affine_warp(a["x64_swapped"], a["matrices"], fill_mode="wrap")],
-            [(ValueError, lambda: _core.affine_warp(a["x64"], a["matrices"], out=a["x64"])),
-             (ValueError, lambda: _core.affine_warp(a["x64"], a["matrices"][:1])),
-             (TypeError, lambda: _core.affine_warp(a["x64"], a["matrices"], fill_mode=3))]),
+            [lambda: _core.affine_warp(a["x64"], a["matrices"], 1, "nearest", 0.0, "channels_last", a["out_nhwc64"]),
+             lambda: _core.affine_warp(a["x64_swapped"], a["matrices"], 0, "wrap", 0.0, "channels_last", None)],
+            [(ValueError, lambda: _core.affine_warp(a["x64"], a["matrices"], 0, "nearest", 0.0, "channels_last", a["x64"])),
+             (ValueError, lambda: _core.affine_warp(a["x64"], a["matrices"][:1], 0, "nearest", 0.0, "channels_last", None)),
+             (TypeError, lambda: _core.affine_warp(a["x64"], a["matrices"], 0, 3, 0.0, "channels_last", None))]),
     }
     if _core.conv_direct_available():
         points["conv2d_direct"] = (

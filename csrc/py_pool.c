@@ -1,0 +1,185 @@
+/* py_pool.c: CPython/NumPy glue of the pooling kernels (pool.c), with the conventions of
+ * py_conv.c: positional METH_FASTCALL arguments (bnpy.ops.conv gives keywords and defaults), the
+ * window checked by py_window.h before anything is written, one `fail:` exit each. */
+#include "glue.h" /* Python.h first */
+#include "py_window.h"
+
+/* ---- pooling ---------------------------------------------------------------------------------- */
+
+/* max_pool2d / avg_pool2d(x, ph, pw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first) */
+static PyObject *pool_forward(PyObject *const *args, Py_ssize_t nargs, int is_max)
+{
+    const char *func = is_max ? "max_pool2d" : "avg_pool2d";
+    PyObject *result = NULL;
+    PyArrayObject *x = NULL, *y = NULL, *argmax = NULL;
+    geometry g;
+    int cf;
+    if (bnpy_check_nargs(nargs, 10, 10, func) < 0 || parse_window(args + 1, 8, &g, func, 1) < 0 ||
+        bnpy_parse_flag(args[9], func, "channels_first", &cf) < 0)
+        return NULL;
+    x = bnpy_input_array(args[0], -1, func, "x");
+    if (x == NULL || check_rank(x, 4, func, "x", "(N, H, W, C) or (N, C, H, W)") < 0)
+        goto fail;
+    shape_from_dims(&g, PyArray_DIMS(x), cf);
+    if (check_geometry(&g, func, 1) < 0)
+        goto fail;
+    npy_intp dims[4];
+    image_dims(&g, g.out_h, g.out_w, g.C, dims);
+    y = (PyArrayObject *)PyArray_EMPTY(4, dims, PyArray_TYPE(x), 0);
+    if (y == NULL)
+        goto fail;
+    if (is_max && (argmax = (PyArrayObject *)PyArray_EMPTY(4, dims, NPY_INT32, 0)) == NULL)
+        goto fail;
+    Py_BEGIN_ALLOW_THREADS
+    if (is_max)
+        BNPY_CALL_FOR_TYPE(PyArray_TYPE(x), bnpy_max_pool2d, PyArray_DATA(y), PyArray_DATA(argmax),
+                           PyArray_DATA(x), g.N, g.H, g.W, g.C, cf, g.kh, g.kw, g.sh, g.sw, g.pt,
+                           g.pl, g.out_h, g.out_w);
+    else
+        BNPY_CALL_FOR_TYPE(PyArray_TYPE(x), bnpy_avg_pool2d, PyArray_DATA(y), PyArray_DATA(x), g.N,
+                           g.H, g.W, g.C, cf, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.out_h, g.out_w);
+    Py_END_ALLOW_THREADS
+    result =
+        is_max ? PyTuple_Pack(2, (PyObject *)y, (PyObject *)argmax) : (Py_INCREF(y), (PyObject *)y);
+fail:
+    bnpy_release(3, (PyObject *)x, (PyObject *)y, (PyObject *)argmax);
+    return result;
+}
+
+static PyObject *py_max_pool2d(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    return pool_forward(args, nargs, 1);
+}
+
+static PyObject *py_avg_pool2d(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    return pool_forward(args, nargs, 0);
+}
+
+/* max_pool2d_backward(dy, argmax, x_shape, channels_first) */
+static PyObject *py_max_pool2d_backward(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    static const char *func = "max_pool2d_backward";
+    PyObject *result = NULL;
+    PyArrayObject *dy = NULL, *argmax = NULL, *dx = NULL;
+    geometry g;
+    npy_intp xd[4];
+    int cf;
+    if (bnpy_check_nargs(nargs, 4, 4, func) < 0 ||
+        bnpy_parse_flag(args[3], func, "channels_first", &cf) < 0 ||
+        parse_shape4(args[2], xd, func, "x_shape") < 0)
+        return NULL;
+    shape_from_dims(&g, xd, cf);
+    dy = bnpy_input_array(args[0], -1, func, "dy");
+    if (dy == NULL || check_rank(dy, 4, func, "dy", "shaped like the pooled output") < 0)
+        goto fail;
+    if (!PyArray_Check(args[1]) || PyArray_TYPE((PyArrayObject *)args[1]) != NPY_INT32) {
+        PyErr_Format(PyExc_TypeError, "%s: argmax must be the int32 array max_pool2d returned",
+                     func);
+        goto fail;
+    }
+    argmax = (PyArrayObject *)PyArray_FROM_OTF(args[1], NPY_INT32, NPY_ARRAY_IN_ARRAY);
+    if (argmax == NULL)
+        goto fail;
+    if (!PyArray_SAMESHAPE(dy, argmax)) {
+        PyErr_Format(PyExc_ValueError, "%s: dy and argmax must have the same shape", func);
+        goto fail;
+    }
+    g.out_h = PyArray_DIM(dy, cf ? 2 : 1);
+    g.out_w = PyArray_DIM(dy, cf ? 3 : 2);
+    if (PyArray_DIM(dy, 0) != g.N || PyArray_DIM(dy, cf ? 1 : 3) != g.C) {
+        PyErr_Format(PyExc_ValueError, "%s: dy's batch size and channel count must match x_shape",
+                     func);
+        goto fail;
+    }
+    { /* every index must name a cell of its image plane: the kernel writes there */
+        const int32_t *a = PyArray_DATA(argmax);
+        const npy_intp count = PyArray_SIZE(argmax), cells = g.H * g.W;
+        for (npy_intp k = 0; k < count; k++)
+            if (a[k] < 0 || a[k] >= cells) {
+                PyErr_Format(PyExc_ValueError,
+                             "%s: argmax holds %d, outside the %zd cells of a plane", func,
+                             (int)a[k], (Py_ssize_t)cells);
+                goto fail;
+            }
+    }
+    dx = (PyArrayObject *)PyArray_EMPTY(4, xd, PyArray_TYPE(dy), 0);
+    if (dx == NULL)
+        goto fail;
+    Py_BEGIN_ALLOW_THREADS
+    BNPY_CALL_FOR_TYPE(PyArray_TYPE(dy), bnpy_max_pool2d_backward, PyArray_DATA(dx),
+                       PyArray_DATA(dy), PyArray_DATA(argmax), g.N, g.H, g.W, g.C, cf, g.out_h,
+                       g.out_w);
+    Py_END_ALLOW_THREADS
+    result = (PyObject *)dx;
+    dx = NULL;
+fail:
+    bnpy_release(3, (PyObject *)dy, (PyObject *)argmax, (PyObject *)dx);
+    return result;
+}
+
+/* avg_pool2d_backward(dy, x_shape, ph, pw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first) */
+static PyObject *py_avg_pool2d_backward(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    static const char *func = "avg_pool2d_backward";
+    PyObject *result = NULL;
+    PyArrayObject *dy = NULL, *dx = NULL;
+    geometry g;
+    npy_intp xd[4], yd[4];
+    int cf;
+    if (bnpy_check_nargs(nargs, 11, 11, func) < 0 || parse_window(args + 2, 8, &g, func, 1) < 0 ||
+        bnpy_parse_flag(args[10], func, "channels_first", &cf) < 0 ||
+        parse_shape4(args[1], xd, func, "x_shape") < 0)
+        return NULL;
+    shape_from_dims(&g, xd, cf);
+    if (check_geometry(&g, func, 1) < 0)
+        return NULL;
+    dy = bnpy_input_array(args[0], -1, func, "dy");
+    if (dy == NULL || check_rank(dy, 4, func, "dy", "shaped like the pooled output") < 0)
+        goto fail;
+    image_dims(&g, g.out_h, g.out_w, g.C, yd);
+    for (int i = 0; i < 4; i++)
+        if (PyArray_DIM(dy, i) != yd[i]) {
+            PyErr_Format(PyExc_ValueError,
+                         "%s: dy must have the pooled output's shape (%zd, %zd, %zd, %zd), got "
+                         "(%zd, %zd, %zd, %zd)",
+                         func, (Py_ssize_t)yd[0], (Py_ssize_t)yd[1], (Py_ssize_t)yd[2],
+                         (Py_ssize_t)yd[3], (Py_ssize_t)PyArray_DIM(dy, 0),
+                         (Py_ssize_t)PyArray_DIM(dy, 1), (Py_ssize_t)PyArray_DIM(dy, 2),
+                         (Py_ssize_t)PyArray_DIM(dy, 3));
+            goto fail;
+        }
+    dx = (PyArrayObject *)PyArray_EMPTY(4, xd, PyArray_TYPE(dy), 0);
+    if (dx == NULL)
+        goto fail;
+    Py_BEGIN_ALLOW_THREADS
+    BNPY_CALL_FOR_TYPE(PyArray_TYPE(dy), bnpy_avg_pool2d_backward, PyArray_DATA(dx),
+                       PyArray_DATA(dy), g.N, g.H, g.W, g.C, cf, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl,
+                       g.out_h, g.out_w);
+    Py_END_ALLOW_THREADS
+    result = (PyObject *)dx;
+    dx = NULL;
+fail:
+    bnpy_release(2, (PyObject *)dy, (PyObject *)dx);
+    return result;
+}
+
+PyMethodDef bnpy_pool_methods[] = {
+    {"max_pool2d", (PyCFunction)(void (*)(void))py_max_pool2d, METH_FASTCALL,
+     "max_pool2d(x, ph, pw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first, "
+     "/)\n--\n\n"
+     "(y, argmax): window maxima over the real cells and the plane index h*W + w of the first "
+     "maximum."},
+    {"max_pool2d_backward", (PyCFunction)(void (*)(void))py_max_pool2d_backward, METH_FASTCALL,
+     "max_pool2d_backward(dy, argmax, x_shape, channels_first, /)\n--\n\ndx: dy added to each "
+     "argmax cell."},
+    {"avg_pool2d", (PyCFunction)(void (*)(void))py_avg_pool2d, METH_FASTCALL,
+     "avg_pool2d(x, ph, pw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first, "
+     "/)\n--\n\n"
+     "Window means over the real cells (TensorFlow's 'same' average pooling)."},
+    {"avg_pool2d_backward", (PyCFunction)(void (*)(void))py_avg_pool2d_backward, METH_FASTCALL,
+     "avg_pool2d_backward(dy, x_shape, ph, pw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, "
+     "channels_first, /)\n--\n\n"
+     "dx: each real cell of a window gets dy / (number of real cells)."},
+    {NULL, NULL, 0, NULL},
+};

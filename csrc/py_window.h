@@ -1,0 +1,215 @@
+/* py_window.h: the window geometry shared by the convolution and pooling glue (py_conv.c,
+ * py_pool.c): parsing the window arguments, checking them against the input, and the output
+ * size. Included by glue files only, after glue.h. */
+#ifndef BNPY_PY_WINDOW_H
+#define BNPY_PY_WINDOW_H
+
+#include <math.h>
+
+#include "glue.h"
+
+/* The geometry of a window sweep over an image batch (see kernels.h). */
+typedef struct {
+    npy_intp N, H, W, C;     /* logical sizes, whatever the layout */
+    npy_intp kh, kw, sh, sw; /* window and strides */
+    npy_intp dh, dw;         /* kernel dilation (1: none); the window spans (kh-1)*dh + 1 rows */
+    npy_intp pt, pb, pl, pr; /* zero padding: top, bottom, left, right */
+    npy_intp out_h, out_w;
+    int channels_first;
+} geometry;
+
+/* The sizes of g from the dims of an image batch, (N, H, W, C) or (N, C, H, W). */
+static inline void shape_from_dims(geometry *g, const npy_intp *d, int channels_first)
+{
+    g->channels_first = channels_first;
+    g->N = d[0];
+    if (channels_first) {
+        g->C = d[1];
+        g->H = d[2];
+        g->W = d[3];
+    } else {
+        g->H = d[1];
+        g->W = d[2];
+        g->C = d[3];
+    }
+}
+
+/* The window and its placement from n consecutive integer arguments: kh, kw (named as `window`
+ * says), then, if n > 2, sh, sw and the four pads. Dilation is 1 unless set after. */
+static inline int parse_window(PyObject *const *args, int n, geometry *g, const char *func,
+                               int pool)
+{
+    static const char *const conv_names[] = {"kh",      "kw",         "sh",       "sw",
+                                             "pad_top", "pad_bottom", "pad_left", "pad_right"};
+    static const char *const pool_names[] = {"ph",      "pw",         "sh",       "sw",
+                                             "pad_top", "pad_bottom", "pad_left", "pad_right"};
+    npy_intp *fields[] = {&g->kh, &g->kw, &g->sh, &g->sw, &g->pt, &g->pb, &g->pl, &g->pr};
+    for (int i = 0; i < n; i++) {
+        Py_ssize_t v;
+        if (bnpy_parse_ssize(args[i], func, (pool ? pool_names : conv_names)[i], &v) < 0)
+            return -1;
+        *fields[i] = v;
+    }
+    g->dh = g->dw = 1;
+    return 0;
+}
+
+/* The optional trailing (out, dh, dw) of im2col and col2im, from args[first] on. */
+static inline int parse_out_dilation(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t first,
+                                     geometry *g, const char *func, PyObject **out)
+{
+    Py_ssize_t dh = 1, dw = 1;
+    *out = nargs > first ? args[first] : Py_None;
+    if ((nargs > first + 1 && bnpy_parse_ssize(args[first + 1], func, "dh", &dh) < 0) ||
+        (nargs > first + 2 && bnpy_parse_ssize(args[first + 2], func, "dw", &dw) < 0))
+        return -1;
+    g->dh = dh;
+    g->dw = dw;
+    return 0;
+}
+
+/* Validate window, strides and padding, and compute the output size. pool != 0 also requires each
+ * pad to be smaller than the window (every pooling window must hold a real cell). */
+static inline int check_geometry(geometry *g, const char *func, int pool)
+{
+    const char *window = pool ? "pool_size" : "kernel size";
+    if (g->kh < 1 || g->kw < 1) {
+        PyErr_Format(PyExc_ValueError, "%s: %s must be >= 1, got (%zd, %zd)", func, window,
+                     (Py_ssize_t)g->kh, (Py_ssize_t)g->kw);
+        return -1;
+    }
+    if (g->dh < 1 || g->dw < 1 || (double)(g->kh - 1) * (double)g->dh >= 0x1p60 ||
+        (double)(g->kw - 1) * (double)g->dw >= 0x1p60) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: dilation must be >= 1 and (kernel size - 1) * dilation "
+                     "below 2**60, got (%zd, %zd) for a kernel of (%zd, %zd)",
+                     func, (Py_ssize_t)g->dh, (Py_ssize_t)g->dw, (Py_ssize_t)g->kh,
+                     (Py_ssize_t)g->kw);
+        return -1;
+    }
+    /* The window's extent: the kernel's taps spread dh (dw) apart. */
+    const npy_intp ekh = (g->kh - 1) * g->dh + 1, ekw = (g->kw - 1) * g->dw + 1;
+    if (g->sh < 1 || g->sw < 1) {
+        PyErr_Format(PyExc_ValueError, "%s: strides must be >= 1, got (%zd, %zd)", func,
+                     (Py_ssize_t)g->sh, (Py_ssize_t)g->sw);
+        return -1;
+    }
+    if (g->pt < 0 || g->pb < 0 || g->pl < 0 || g->pr < 0) {
+        PyErr_Format(PyExc_ValueError, "%s: padding must be >= 0, got ((%zd, %zd), (%zd, %zd))",
+                     func, (Py_ssize_t)g->pt, (Py_ssize_t)g->pb, (Py_ssize_t)g->pl,
+                     (Py_ssize_t)g->pr);
+        return -1;
+    }
+    if (pool && (g->pt >= g->kh || g->pb >= g->kh || g->pl >= g->kw || g->pr >= g->kw)) {
+        PyErr_Format(
+            PyExc_ValueError,
+            "%s: padding ((%zd, %zd), (%zd, %zd)) must be smaller than pool_size (%zd, %zd)", func,
+            (Py_ssize_t)g->pt, (Py_ssize_t)g->pb, (Py_ssize_t)g->pl, (Py_ssize_t)g->pr,
+            (Py_ssize_t)g->kh, (Py_ssize_t)g->kw);
+        return -1;
+    }
+    if (pool && (g->H == 0 || g->W == 0)) { /* no window would hold a real cell (padding only) */
+        PyErr_Format(PyExc_ValueError, "%s: the image plane (%zd, %zd) is empty: nothing to pool",
+                     func, (Py_ssize_t)g->H, (Py_ssize_t)g->W);
+        return -1;
+    }
+    /* Every index product below (N*out_h*out_w, times kh*kw*C for a column matrix) must fit in
+     * npy_intp: checked in double first, so a huge pad or stride cannot wrap a shape check around
+     * to a value that happens to match (e.g. 16 * (2**62 + 3) == 48 mod 2**64). */
+    if ((double)g->H + (double)g->pt + (double)g->pb >= 0x1p60 ||
+        (double)g->W + (double)g->pl + (double)g->pr >= 0x1p60 ||
+        fmax((double)g->N, 1.0) * fmax((double)g->C, 1.0) * (double)g->kh * (double)g->kw *
+                ((double)g->H + (double)g->pt + (double)g->pb) *
+                ((double)g->W + (double)g->pl + (double)g->pr) >=
+            0x1p60) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: the geometry is too large (padding ((%zd, %zd), (%zd, %zd)), %s "
+                     "(%zd, %zd) over an input of %zd x %zd)",
+                     func, (Py_ssize_t)g->pt, (Py_ssize_t)g->pb, (Py_ssize_t)g->pl,
+                     (Py_ssize_t)g->pr, window, (Py_ssize_t)g->kh, (Py_ssize_t)g->kw,
+                     (Py_ssize_t)g->H, (Py_ssize_t)g->W);
+        return -1;
+    }
+    if (g->H + g->pt + g->pb < ekh || g->W + g->pl + g->pr < ekw) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: %s%s (%zd, %zd) is larger than the padded input (%zd, %zd)", func,
+                     ekh != g->kh || ekw != g->kw ? "dilated " : "", window, (Py_ssize_t)ekh,
+                     (Py_ssize_t)ekw, (Py_ssize_t)(g->H + g->pt + g->pb),
+                     (Py_ssize_t)(g->W + g->pl + g->pr));
+        return -1;
+    }
+    g->out_h = (g->H + g->pt + g->pb - ekh) / g->sh + 1;
+    g->out_w = (g->W + g->pl + g->pr - ekw) / g->sw + 1;
+    if (pool && (double)g->H * (double)g->W >= 2147483647.0) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: an image plane of %zd x %zd cells is too large (argmax is int32)", func,
+                     (Py_ssize_t)g->H, (Py_ssize_t)g->W);
+        return -1;
+    }
+    return 0;
+}
+
+/* dims of an image-batch array in g's layout with the given spatial size. */
+static inline void image_dims(const geometry *g, npy_intp h, npy_intp w, npy_intp c, npy_intp *dims)
+{
+    dims[0] = g->N;
+    if (g->channels_first) {
+        dims[1] = c;
+        dims[2] = h;
+        dims[3] = w;
+    } else {
+        dims[1] = h;
+        dims[2] = w;
+        dims[3] = c;
+    }
+}
+
+static inline int check_rank(PyArrayObject *a, int ndim, const char *func, const char *arg,
+                             const char *what)
+{
+    if (PyArray_NDIM(a) != ndim) {
+        PyErr_Format(PyExc_ValueError, "%s: %s must be a %d-D array %s, got %d-D", func, arg, ndim,
+                     what, PyArray_NDIM(a));
+        return -1;
+    }
+    return 0;
+}
+
+/* A 4-item shape tuple of non-negative ints. */
+static inline int parse_shape4(PyObject *obj, npy_intp *d, const char *func, const char *arg)
+{
+    /* the length first: PySequence_Fast would copy a huge sequence (or array) into a list */
+    Py_ssize_t len = PySequence_Check(obj) ? PySequence_Size(obj) : -1;
+    PyObject *seq = len == 4 ? PySequence_Fast(obj, "") : NULL;
+    if (seq == NULL || PySequence_Fast_GET_SIZE(seq) != 4) {
+        Py_XDECREF(seq);
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "%s: %s must be a 4-item shape tuple, got %.200R", func, arg,
+                     obj);
+        return -1;
+    }
+    for (int i = 0; i < 4; i++) {
+        Py_ssize_t v = PyNumber_AsSsize_t(PySequence_Fast_GET_ITEM(seq, i), PyExc_OverflowError);
+        if ((v == -1 && PyErr_Occurred()) || v < 0) {
+            Py_DECREF(seq);
+            PyErr_Clear();
+            PyErr_Format(PyExc_ValueError, "%s: %s must hold 4 non-negative ints, got %.200R", func,
+                         arg, obj);
+            return -1;
+        }
+        d[i] = v;
+    }
+    Py_DECREF(seq);
+    return 0;
+}
+
+static inline int check_size(double elements, const char *func, const char *what)
+{
+    if (elements * 8.0 >= (double)NPY_MAX_INTP) {
+        PyErr_Format(PyExc_ValueError, "%s: %s would be too large", func, what);
+        return -1;
+    }
+    return 0;
+}
+
+#endif /* BNPY_PY_WINDOW_H */
