@@ -372,9 +372,15 @@ def plot_history(histories, to_file="history.png", title=None):
         ax.set_ylabel(panel)
         ax.set_title(panel)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
+    # One legend below both panels (the two panels' curves have the same labels), so that it
+    # never covers a curve; more rows the more runs there are.
+    handles, labels = axes[0].get_legend_handles_labels()
+    columns = min(len(handles), 4)
+    rows = -(-len(handles) // max(columns, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=max(columns, 1), fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.set_size_inches(11, 4.2 + 0.22 * rows)
+    fig.tight_layout(rect=(0, (0.06 + 0.05 * rows) * 4.2 / (4.2 + 0.22 * rows), 1, 1))
     _write_atomically(to_file, lambda path: _save(fig, path, fmt))
     return to_file
