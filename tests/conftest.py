@@ -1,0 +1,16 @@
+"""Shared pytest configuration: the report header names the bnpy, NumPy and threads a run used,
+so that a failure report says which build it came from."""
+import os
+
+
+def pytest_report_header(config):
+    try:
+        import numpy
+        import bnpy
+        from bnpy import _core
+    except ImportError as exc:  # the tests that need bnpy say so themselves
+        return ["bnpy: not importable ({})".format(exc)]
+    return ["bnpy {} from {}; NumPy {}; OpenMP {}; kernel threads {}; cores {}".format(
+        bnpy.__version__, os.path.dirname(bnpy.__file__), numpy.__version__,
+        "yes" if _core.HAVE_OPENMP else "no (serial build)", bnpy.get_num_threads(),
+        os.cpu_count())]
