@@ -1,7 +1,7 @@
 """bnpy.ops batch normalization against its float64 NumPy twin (tests/reference.py).
 
-The test grid (docs/batchnorm.md, "Tests and CI"): ranks 1 to 5, every axis, sizes 1 and odd, float32 and float64; C-order,
-F-order, transposed, sliced and negative-stride views; values N(0, 1), with a constant channel,
+The test grid (docs/batchnorm.md, "Tests and CI"): ranks 1 to 5, every axis, sizes 1 and odd,
+float32 and float64; C-order, F-order, transposed, sliced and negative-stride views; values N(0, 1), with a constant channel,
 offset 1e4 + N(0, 1), and mixed per-channel scales. A few larger shapes exercise the kernels' chunks,
 channel blocks, statistics blocks and the threaded path.
 
