@@ -1,9 +1,9 @@
 """bnpy.ops batch normalization against its float64 NumPy twin (tests/reference.py).
 
 The test grid (docs/batchnorm.md, "Tests and CI"): ranks 1 to 5, every axis, sizes 1 and odd,
-float32 and float64; C-order, F-order, transposed, sliced and negative-stride views; values N(0, 1), with a constant channel,
-offset 1e4 + N(0, 1), and mixed per-channel scales. A few larger shapes exercise the kernels' chunks,
-channel blocks, statistics blocks and the threaded path.
+float32 and float64; C-order, F-order, transposed, sliced and negative-stride views; values N(0, 1),
+with a constant channel, offset 1e4 + N(0, 1), and mixed per-channel scales. A few larger shapes
+exercise the kernels' chunks, channel blocks, statistics blocks and the threaded path.
 
 Tolerance, max|err| / max|ref|, against the float64 twin run on the same (float32-valued) inputs:
 float32 1e-5 (the statistics are summed in short float32 blocks added in double, the gradient sums
