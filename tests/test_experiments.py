@@ -357,7 +357,8 @@ class Interrupt:
 
 
 def final_weights(run_dir, group, seed=0):
-    with np.load(os.path.join(run_dir, "checkpoints", article.unit_name(group, seed) + ".npz")) as data:
+    path = os.path.join(run_dir, "checkpoints", article.unit_name(group, seed) + ".npz")
+    with np.load(path) as data:
         return [data["weight_{}".format(i)] for i in range(int(data["n_weights"]))]
 
 
@@ -593,7 +594,8 @@ def test_article_with_two_seeds_writes_per_seed_and_aggregated_results(offline, 
             assert agg["metrics"][key]["values"] == values
             assert agg["metrics"][key]["mean"] == pytest.approx(np.mean(values), rel=1e-12)
             assert agg["metrics"][key]["sd"] == pytest.approx(np.std(values, ddof=1), abs=1e-12)
-        died = [s for s in (3, 4) if results["groups"][group]["seeds"][str(s)]["final_relu"]["alive"] == 0]
+        seeds = results["groups"][group]["seeds"]
+        died = [s for s in (3, 4) if seeds[str(s)]["final_relu"]["alive"] == 0]
         assert agg["died"] == died
     # the seeds differ (different initial weights), the groups of one seed start alike
     h3, h4 = (results["groups"]["no-bn"]["seeds"][s]["history"][0] for s in ("3", "4"))

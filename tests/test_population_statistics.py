@@ -97,7 +97,8 @@ def test_set_then_restore_is_exact_and_inference_uses_the_population():
     np.testing.assert_array_equal(bn1.moving_variance, stats[bn1.name][1])
     # inference now normalizes the first BN's input with the population statistics
     h = x @ model.layers[0].weights[0] + model.layers[0].weights[1]
-    want = (h - stats[bn1.name][0]) / np.sqrt(stats[bn1.name][1] + bn1.epsilon) * bn1.gamma + bn1.beta
+    mean, var = stats[bn1.name]
+    want = (h - mean) / np.sqrt(var + bn1.epsilon) * bn1.gamma + bn1.beta
     np.testing.assert_allclose(bn1.forward(h, training=False), want, rtol=1e-12)
     restore_moving_statistics(model, previous)
     for b, a in zip(before, model.get_weights()):

@@ -161,14 +161,14 @@ def prepare_run_dir(command, out, resume, overwrite, config, log=print, data=Non
                     "the same options, or start a new run".format(out, ", ".join(
                         "{}: {!r} then, {!r} now".format(k, record["config"].get(k), config.get(k))
                         for k in changed)))
-            if data is not None and record.get("data", {}).get("digest") != data["digest"]:
+            recorded = record.get("data") or {}
+            if data is not None and recorded.get("digest") != data["digest"]:
                 raise ExperimentError(
                     "--resume: the run in {} was trained on other data ({}, digest {}) than "
                     "this command loads ({}, digest {}); resume with the same --dataset, "
                     "--train-size and --test-size, or start a new run".format(
-                        out, record.get("data", {}).get("title", "?"),
-                        record.get("data", {}).get("digest", "?")[:12], data["title"],
-                        data["digest"][:12]))
+                        out, recorded.get("title", "?"), str(recorded.get("digest", "?"))[:12],
+                        data["title"], data["digest"][:12]))
             if record.get("status") == "finished":
                 log("The run in {} is already finished; rewriting its results.".format(out))
             return out, record, True
@@ -177,7 +177,8 @@ def prepare_run_dir(command, out, resume, overwrite, config, log=print, data=Non
                 shutil.rmtree(out)
             except OSError as exc:
                 raise ExperimentError("--overwrite: cannot remove {} ({}); remove it yourself or "
-                                      "choose another --out".format(out, exc.strerror or exc)) from None
+                                      "choose another --out".format(out, exc.strerror or exc)
+                                      ) from None
         else:
             raise ExperimentError(
                 "{} already holds the results of a {} '{}' run (started {}). They are not "
@@ -469,6 +470,12 @@ def load_run_data(args, default_chain, log):
     x_test, y_test = take_subset(x_test, y_test, args.test_size, "--test-size")
     info.update(train_used=int(len(x_train)), test_used=int(len(x_test)))
     return x_train, y_train, x_test, y_test, info
+
+
+def activation_name(layer):
+    """The name of an Activation layer's function ('relu', 'sigmoid', ...)."""
+    act = getattr(layer, "activation", None)
+    return act if isinstance(act, str) else getattr(act, "__name__", None)
 
 
 def one_hot(labels, num_classes):

@@ -177,7 +177,8 @@ def final_relu_alive(model, x, batch_size=500):
     gradient reaches any weight below that ReLU."""
     from bnpy.layers.core import Activation
     relu_index = max(i for i, layer in enumerate(model.layers)
-                     if isinstance(layer, Activation) and _activation_name(layer) == "relu")
+                     if isinstance(layer, Activation)
+                     and _common.activation_name(layer) == "relu")
     alive = None
     for start in range(0, len(x), batch_size):
         out = x[start:start + batch_size]
@@ -186,11 +187,6 @@ def final_relu_alive(model, x, batch_size=500):
         positive = (out > 0).any(axis=0)
         alive = positive if alive is None else alive | positive
     return int(alive.sum()), int(alive.size)
-
-
-def _activation_name(layer):
-    act = getattr(layer, "activation", None)
-    return act if isinstance(act, str) else getattr(act, "__name__", None)
 
 
 def _history_row(epoch, history, seconds, population, population_seconds):

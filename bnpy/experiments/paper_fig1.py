@@ -76,17 +76,13 @@ def sigmoid_input(model, x, unit):
     """Input of ``unit`` of the last hidden sigmoid for every row of ``x`` (inference mode)."""
     from bnpy.layers.core import Activation
     sigmoid_positions = [i for i, layer in enumerate(model.layers)
-                         if isinstance(layer, Activation) and _activation_name(layer) == "sigmoid"]
+                         if isinstance(layer, Activation)
+                         and _common.activation_name(layer) == "sigmoid"]
     last = sigmoid_positions[-1]
     h = x
     for layer in model.layers[:last]:
         h = layer.forward(h, training=False)
     return np.asarray(h)[:, unit]
-
-
-def _activation_name(layer):
-    act = getattr(layer, "activation", None)
-    return act if isinstance(act, str) else getattr(act, "__name__", None)
 
 
 def _evaluate(model, x_test, y_test_1h, unit, step, train_time):
@@ -202,8 +198,8 @@ def plot_fig1(results, path, info, args):
     # percentile.
     from matplotlib.lines import Line2D
     handles = [Line2D([], [], color=colour, label=label) for colour, label in styles.values()]
-    handles += [Line2D([], [], color="0.3", linestyle=style, label="{}th percentile".format(key[1:]))
-                for key, style in PERCENTILE_STYLES]
+    handles += [Line2D([], [], color="0.3", linestyle=style,
+                       label="{}th percentile".format(key[1:])) for key, style in PERCENTILE_STYLES]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=9)
     fig.suptitle("Figure 1 of Ioffe & Szegedy (2015) on {} ({} train / {} test), SGD lr {}, "
                  "batch {}".format(info["title"], info["train_used"], info["test_used"], args.lr,

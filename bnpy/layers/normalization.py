@@ -220,7 +220,8 @@ def compute_population_statistics(model, x, batch_size=32):
                         acc[0] = acc[0] + count * mean.astype(np.float64)
                         acc[2] += count
                         if count > 1:
-                            acc[1] = acc[1] + count * (count / (count - 1.0)) * var.astype(np.float64)
+                            unbiased = (count / (count - 1.0)) * var.astype(np.float64)
+                            acc[1] = acc[1] + count * unbiased
                             acc[3] += count
         finally:
             for layer in model.layers:  # no pending update, no backward cache left behind
@@ -232,7 +233,8 @@ def compute_population_statistics(model, x, batch_size=32):
         if var_count == 0:
             raise ValueError("compute_population_statistics: {} saw one value per channel in "
                              "every batch; a variance needs batches of at least 2 values per "
-                             "channel (batch_size {} over {} samples)".format(name, batch_size, len(x)))
+                             "channel (batch_size {} over {} samples)".format(
+                                 name, batch_size, len(x)))
         result[name] = (mean_sum / mean_count, var_sum / var_count)
     return result
 
