@@ -32,6 +32,7 @@ On a machine shared with other busy processes, OpenMP's spin-waiting threads (bn
 make 2-thread wall times meaningless; run with OMP_WAIT_POLICY=passive there (the default, active,
 is best on an otherwise idle machine).
 """
+
 import argparse
 import os
 import sys
@@ -43,12 +44,19 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # tests/ for reference.py only: bnpy is the installed package (a source checkout's bnpy/ has no
 # compiled _core after `pip install .`; with an in-place build, run with PYTHONPATH=.).
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
-import bnpy  # noqa: E402
 import reference  # noqa: E402  (tests/reference.py: the float64 NumPy twins of the kernels)
+
+import bnpy  # noqa: E402
 from bnpy import ops  # noqa: E402
 
-SHAPES = [(32, 32, 32, 96), (32, 16, 16, 96), (32, 16, 16, 120), (32, 10), (128, 32, 32, 64),
-          (256, 14, 14, 256)]
+SHAPES = [
+    (32, 32, 32, 96),
+    (32, 16, 16, 96),
+    (32, 16, 16, 120),
+    (32, 10),
+    (128, 32, 32, 64),
+    (256, 14, 14, 256),
+]
 SEED_CONV_SHAPES = [(32, 32, 32, 96), (32, 16, 16, 96), (32, 16, 16, 120)]
 EPS = 1e-3
 
@@ -73,8 +81,10 @@ def interleaved_rounds(functions, repeats, min_time=0.01):
     batches of one (the ratios, not the absolute times, are what this benchmark reports). Each
     batch starts with one untimed call.
     """
-    plan = {name: (fn, calls_for(fn, own if own is not None else min_time))
-            for name, (fn, own) in functions.items()}
+    plan = {
+        name: (fn, calls_for(fn, own if own is not None else min_time))
+        for name, (fn, own) in functions.items()
+    }
     samples = {name: [] for name in plan}
     for _ in range(repeats):
         for name, (fn, calls) in plan.items():
@@ -87,6 +97,7 @@ def interleaved_rounds(functions, repeats, min_time=0.01):
 
 
 # ---- the NumPy reference (float32, vectorised) ----------------------------------------------------
+
 
 def numpy_forward(x, gamma, beta, axes, bshape):
     mean = x.mean(axis=axes)
@@ -101,7 +112,9 @@ def numpy_backward(dy, x, gamma, mean, invstd, axes, bshape):
     xhat = (x - mean.reshape(bshape)) * invstd.reshape(bshape)
     dbeta = dy.sum(axis=axes)
     dgamma = (dy * xhat).sum(axis=axes)
-    dx = (gamma * invstd / m).reshape(bshape) * (m * dy - dbeta.reshape(bshape) - xhat * dgamma.reshape(bshape))
+    dx = (gamma * invstd / m).reshape(bshape) * (
+        m * dy - dbeta.reshape(bshape) - xhat * dgamma.reshape(bshape)
+    )
     return dx, dgamma, dbeta
 
 
@@ -111,6 +124,7 @@ def numpy_inference(x, gamma, beta, mean, var, bshape):
 
 
 # ---- one case ----------------------------------------------------------------------------------------
+
 
 def bench_case(shape, channels_last, threads, repeats, torch, with_numpy):
     rng = np.random.default_rng(0)
@@ -137,10 +151,20 @@ def bench_case(shape, channels_last, threads, repeats, torch, with_numpy):
     def b_step():
         _, m, v = ops.batch_norm_forward(x, gamma, beta, axis=axis, out=y_out)
         ops.batch_norm_backward(dy, x, gamma, m, v, axis=axis, out=dx_out)
-    functions["bnpy fwd"] = (lambda: ops.batch_norm_forward(x, gamma, beta, axis=axis, out=y_out), None)
-    functions["bnpy bwd"] = (lambda: ops.batch_norm_backward(dy, x, gamma, mean, var, axis=axis, out=dx_out), None)
+
+    functions["bnpy fwd"] = (
+        lambda: ops.batch_norm_forward(x, gamma, beta, axis=axis, out=y_out),
+        None,
+    )
+    functions["bnpy bwd"] = (
+        lambda: ops.batch_norm_backward(dy, x, gamma, mean, var, axis=axis, out=dx_out),
+        None,
+    )
     functions["bnpy fwd+bwd"] = (b_step, None)
-    functions["bnpy inf"] = (lambda: ops.batch_norm_inference(x, gamma, beta, mean, var, axis=axis, out=inf_out), None)
+    functions["bnpy inf"] = (
+        lambda: ops.batch_norm_inference(x, gamma, beta, mean, var, axis=axis, out=inf_out),
+        None,
+    )
 
     if with_numpy:
         _, nmean, nvar, ninvstd = numpy_forward(x, gamma, beta, axes, bshape)
@@ -152,8 +176,12 @@ def bench_case(shape, channels_last, threads, repeats, torch, with_numpy):
         def twin_step():
             _, m, v = reference.batch_norm_forward(x, gamma, beta, axis, EPS)
             reference.batch_norm_backward(dy, x, gamma, m, v, axis, EPS)
+
         functions["numpy fwd"] = (lambda: numpy_forward(x, gamma, beta, axes, bshape), 0.0)
-        functions["numpy bwd"] = (lambda: numpy_backward(dy, x, gamma, nmean, ninvstd, axes, bshape), 0.0)
+        functions["numpy bwd"] = (
+            lambda: numpy_backward(dy, x, gamma, nmean, ninvstd, axes, bshape),
+            0.0,
+        )
         functions["numpy fwd+bwd"] = (n_step, 0.0)
         functions["numpy inf"] = (lambda: numpy_inference(x, gamma, beta, nmean, nvar, bshape), 0.0)
         functions["twin fwd+bwd"] = (twin_step, 0.0)
@@ -171,7 +199,9 @@ def bench_case(shape, channels_last, threads, repeats, torch, with_numpy):
         functions["torch read"] = (lambda: tx_floor.sum(), None)
 
         F = torch.nn.functional
-        memory_format = torch.channels_last if (channels_last and x.ndim == 4) else torch.contiguous_format
+        memory_format = (
+            torch.channels_last if (channels_last and x.ndim == 4) else torch.contiguous_format
+        )
         if x.ndim == 4:  # torch's channel axis is 1: a channels-last tensor is NCHW logically
             nchw = np.moveaxis(x, -1, 1) if channels_last else x
             dnchw = np.moveaxis(dy, -1, 1) if channels_last else dy
@@ -186,6 +216,7 @@ def bench_case(shape, channels_last, threads, repeats, torch, with_numpy):
 
         def t_fwd():
             return F.batch_norm(tx, rm, rv, tw, tb, training=True, momentum=0.01, eps=EPS)
+
         ty = t_fwd()
 
         def t_step():
@@ -195,8 +226,12 @@ def bench_case(shape, channels_last, threads, repeats, torch, with_numpy):
         def t_inf():
             with torch.no_grad():
                 return F.batch_norm(tx, rm, rv, tw, tb, training=False, eps=EPS)
+
         functions["torch fwd"] = (t_fwd, None)
-        functions["torch bwd"] = (lambda: torch.autograd.grad(ty, (tx, tw, tb), tdy, retain_graph=True), None)
+        functions["torch bwd"] = (
+            lambda: torch.autograd.grad(ty, (tx, tw, tb), tdy, retain_graph=True),
+            None,
+        )
         functions["torch fwd+bwd"] = (t_step, None)
         functions["torch inf"] = (t_inf, None)
 
@@ -205,12 +240,24 @@ def bench_case(shape, channels_last, threads, repeats, torch, with_numpy):
     ops_names = ("fwd", "bwd", "fwd+bwd", "inf")
     # Per round, the floor from that round's copy and read (the faster of NumPy's and torch's).
     t_copy = np.min([rounds[k] for k in ("numpy copy", "torch copy") if k in rounds], axis=0)
-    t_read = np.minimum(np.min([rounds[k] for k in ("numpy read", "torch read") if k in rounds], axis=0), t_copy)
-    per_round = {f"floor {op}": v for op, v in (("fwd", t_read + t_copy), ("bwd", 3 * t_read + t_copy),
-                                               ("fwd+bwd", 4 * t_read + 2 * t_copy), ("inf", t_copy))}
+    t_read = np.minimum(
+        np.min([rounds[k] for k in ("numpy read", "torch read") if k in rounds], axis=0), t_copy
+    )
+    per_round = {
+        f"floor {op}": v
+        for op, v in (
+            ("fwd", t_read + t_copy),
+            ("bwd", 3 * t_read + t_copy),
+            ("fwd+bwd", 4 * t_read + 2 * t_copy),
+            ("inf", t_copy),
+        )
+    }
     per_round.update(rounds)
-    row = {lib: {op: float(np.median(per_round[f"{lib} {op}"])) for op in ops_names}
-           for lib in ("bnpy", "numpy", "torch", "floor") if f"{lib} fwd" in per_round}
+    row = {
+        lib: {op: float(np.median(per_round[f"{lib} {op}"])) for op in ops_names}
+        for lib in ("bnpy", "numpy", "torch", "floor")
+        if f"{lib} fwd" in per_round
+    }
     if with_numpy:
         row["twin"] = {"fwd+bwd": float(np.median(per_round["twin fwd+bwd"]))}
     row["rounds"] = per_round
@@ -249,11 +296,16 @@ def main():
     parser.add_argument("--shapes", help="only these shapes, e.g. 32x16x16x96,32x10 (default: all)")
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--no-numpy", action="store_true")
-    parser.add_argument("--markdown", action="store_true", help="also print a summary table in Markdown")
-    parser.add_argument("--cpu-time", action="store_true",
-                        help="single-threaded cases: time the calling thread's CPU time (time.thread_time), "
-                             "which time spent descheduled on a busy machine does not inflate; every "
-                             "library then runs on this one thread (torch.set_num_threads(1))")
+    parser.add_argument(
+        "--markdown", action="store_true", help="also print a summary table in Markdown"
+    )
+    parser.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="single-threaded cases: time the calling thread's CPU time (time.thread_time), "
+        "which time spent descheduled on a busy machine does not inflate; every "
+        "library then runs on this one thread (torch.set_num_threads(1))",
+    )
     args = parser.parse_args()
 
     torch = None
@@ -262,23 +314,35 @@ def main():
             import torch
         except ImportError:
             print("torch not installed: no torch column")
-    shapes = [s for s in SHAPES if np.prod(s) <= 2 ** 20] if args.quick else SHAPES
+    shapes = [s for s in SHAPES if np.prod(s) <= 2**20] if args.quick else SHAPES
     if args.shapes:
         shapes = [tuple(int(n) for n in spec.split("x")) for spec in args.shapes.split(",")]
     repeats = 3 if args.quick else args.repeats
     threads_list = [int(t) for t in args.threads.split(",")]
-    print(f"bnpy {bnpy.__version__}, OpenMP={bool(bnpy._core.HAVE_OPENMP)}, numpy {np.__version__}"
-          + (f", torch {torch.__version__}" if torch is not None else "") + f", {os.cpu_count()} CPUs"
-          + f", OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}")
+    print(
+        f"bnpy {bnpy.__version__}, OpenMP={bool(bnpy._core.HAVE_OPENMP)}, numpy {np.__version__}"
+        + (f", torch {torch.__version__}" if torch is not None else "")
+        + f", {os.cpu_count()} CPUs"
+        + f", OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}"
+    )
     if hasattr(os, "getloadavg"):
-        print("load average at start: {:.1f} {:.1f} {:.1f} (other processes inflate wall times, "
-              "above all with 2 threads)".format(*os.getloadavg()))
-    print("float32; medians of {} interleaved rounds; a ratio is the median of its per-round ratios; clock: {}\n".format(
-        repeats, "thread CPU time for 1 thread, wall time otherwise" if args.cpu_time else "wall time"))
+        print(
+            "load average at start: {:.1f} {:.1f} {:.1f} (other processes inflate wall times, "
+            "above all with 2 threads)".format(*os.getloadavg())
+        )
+    print(
+        "float32; medians of {} interleaved rounds; a ratio is the median of its per-round ratios; clock: {}\n".format(
+            repeats,
+            "thread CPU time for 1 thread, wall time otherwise" if args.cpu_time else "wall time",
+        )
+    )
 
     summary = []
-    header = (f"{'shape':>18} {'layout':>6} {'thr':>3} {'op':>7} | {'bnpy':>11} {'floor':>11} {'bnpy/floor':>10}"
-              f" | {'numpy':>11} {'numpy/bnpy':>10}" + (f" | {'torch':>11} {'torch/bnpy':>10}" if torch is not None else ""))
+    header = (
+        f"{'shape':>18} {'layout':>6} {'thr':>3} {'op':>7} | {'bnpy':>11} {'floor':>11} {'bnpy/floor':>10}"
+        f" | {'numpy':>11} {'numpy/bnpy':>10}"
+        + (f" | {'torch':>11} {'torch/bnpy':>10}" if torch is not None else "")
+    )
     print(header)
     print("-" * len(header))
     for shape in shapes:
@@ -286,20 +350,27 @@ def main():
         for layout in layouts:
             for threads in threads_list:
                 CLOCK = time.thread_time if (args.cpu_time and threads == 1) else time.perf_counter
-                row = bench_case(shape, layout == "last", threads, repeats, torch, not args.no_numpy)
+                row = bench_case(
+                    shape, layout == "last", threads, repeats, torch, not args.no_numpy
+                )
                 for op in ("fwd", "bwd", "fwd+bwd", "inf"):
                     b = row["bnpy"][op]
-                    line = (f"{str(shape):>18} {layout:>6} {threads:>3} {op:>7} | {fmt_time(b)} "
-                            f"{fmt_time(row['floor'][op])} {ratio(row, 'bnpy', 'floor', op):10.2f}")
-                    line += (f" | {fmt_time(row['numpy'][op])} {ratio(row, 'numpy', 'bnpy', op):10.1f}"
-                             if "numpy" in row else f" | {'-':>11} {'-':>10}")
+                    line = (
+                        f"{str(shape):>18} {layout:>6} {threads:>3} {op:>7} | {fmt_time(b)} "
+                        f"{fmt_time(row['floor'][op])} {ratio(row, 'bnpy', 'floor', op):10.2f}"
+                    )
+                    line += (
+                        f" | {fmt_time(row['numpy'][op])} {ratio(row, 'numpy', 'bnpy', op):10.1f}"
+                        if "numpy" in row
+                        else f" | {'-':>11} {'-':>10}"
+                    )
                     if torch is not None:
                         line += f" | {fmt_time(row['torch'][op])} {ratio(row, 'torch', 'bnpy', op):10.2f}"
                     print(line, flush=True)
                 summary.append((shape, layout, threads, row))
     print()
     # The "done means" of issue 2, from the figures above.
-    mib = 2 ** 20
+    mib = 2**20
     print("checks (issue 2): median ratio [lower-upper quartile over the rounds]")
     for shape, layout, threads, row in summary:
         nbytes = int(np.prod(shape)) * 4
@@ -307,22 +378,36 @@ def main():
         i = ratio(row, "bnpy", "floor", "inf")
         notes = []
         if nbytes >= mib:  # the floor target is for tensors of 1 MiB and more; inference's for all
-            notes.append(f"fwd+bwd/floor {spread(row, 'bnpy', 'floor', 'fwd+bwd')} ({'ok' if r <= 1.5 else 'over 1.5'})")
-        notes.append(f"inf/copy {spread(row, 'bnpy', 'floor', 'inf')} ({'ok' if i <= 1.3 else 'over 1.3'})")
+            notes.append(
+                f"fwd+bwd/floor {spread(row, 'bnpy', 'floor', 'fwd+bwd')} ({'ok' if r <= 1.5 else 'over 1.5'})"
+            )
+        notes.append(
+            f"inf/copy {spread(row, 'bnpy', 'floor', 'inf')} ({'ok' if i <= 1.3 else 'over 1.3'})"
+        )
         if "numpy" in row:
             q = ratio(row, "numpy", "bnpy", "fwd+bwd")
             t = ratio(row, "twin", "bnpy", "fwd+bwd")
-            notes.append(f"fwd+bwd: numpy-float32/bnpy {q:.1f}x, float64 twin (tests/reference.py)/bnpy "
-                         f"{t:.1f}x ({'ok' if t >= 10 else 'under 10x'})")
+            notes.append(
+                f"fwd+bwd: numpy-float32/bnpy {q:.1f}x, float64 twin (tests/reference.py)/bnpy "
+                f"{t:.1f}x ({'ok' if t >= 10 else 'under 10x'})"
+            )
         if "torch" in row and shape in SEED_CONV_SHAPES and layout == "last" and threads == 2:
             q = ratio(row, "torch", "bnpy", "fwd+bwd")
-            notes.append(f"torch/bnpy {spread(row, 'torch', 'bnpy', 'fwd+bwd')}x ({'ok' if q >= 2 else 'under 2x'})")
+            notes.append(
+                f"torch/bnpy {spread(row, 'torch', 'bnpy', 'fwd+bwd')}x ({'ok' if q >= 2 else 'under 2x'})"
+            )
         if shape == (32, 10):
-            notes.append("per call: " + ", ".join(f"{op} {row['bnpy'][op] * 1e6:.1f}us" for op in ("fwd", "bwd", "inf")))
+            notes.append(
+                "per call: "
+                + ", ".join(f"{op} {row['bnpy'][op] * 1e6:.1f}us" for op in ("fwd", "bwd", "inf"))
+            )
         print(f"  {str(shape):>18} {layout:>6} {threads} threads: " + "; ".join(notes))
     if args.markdown:
-        clock_note = ("1 thread: CPU time of the calling thread; 2 threads: wall time" if args.cpu_time
-                      else "wall time")
+        clock_note = (
+            "1 thread: CPU time of the calling thread; 2 threads: wall time"
+            if args.cpu_time
+            else "wall time"
+        )
         print()
         print(markdown_table(summary, clock_note))
 
@@ -337,8 +422,14 @@ def markdown_table(summary, clock_note):
     ]
     for shape, layout, threads, row in summary:
         b = row["bnpy"]
-        cells = [str(shape), layout, str(threads), fmt_time(b["fwd+bwd"]).strip(),
-                 f"{ratio(row, 'bnpy', 'floor', 'fwd+bwd'):.2f}", f"{ratio(row, 'bnpy', 'floor', 'inf'):.2f}"]
+        cells = [
+            str(shape),
+            layout,
+            str(threads),
+            fmt_time(b["fwd+bwd"]).strip(),
+            f"{ratio(row, 'bnpy', 'floor', 'fwd+bwd'):.2f}",
+            f"{ratio(row, 'bnpy', 'floor', 'inf'):.2f}",
+        ]
         cells.append(f"{ratio(row, 'numpy', 'bnpy', 'fwd+bwd'):.1f}" if "numpy" in row else "–")
         cells.append(f"{ratio(row, 'twin', 'bnpy', 'fwd+bwd'):.1f}" if "twin" in row else "–")
         cells.append(f"{ratio(row, 'torch', 'bnpy', 'fwd+bwd'):.2f}" if "torch" in row else "–")

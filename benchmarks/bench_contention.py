@@ -25,6 +25,7 @@ its defaults). Each child reports the GOMP_SPINCOUNT its libgomp actually uses (
 Rounds interleave the contestants (quiet, then busy, for each in turn); each measurement is the
 fastest of --calls epochs; the table shows medians of the per-round ratios and their range.
 """
+
 import argparse
 import json
 import os
@@ -96,7 +97,13 @@ class Contestant:
         self.stderr = tempfile.TemporaryFile(mode="w+")  # libgomp prints its settings there at load
         self.process = subprocess.Popen(
             [sys.executable, "-c", CHILD.format(here=HERE), kind, str(samples), str(threads)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True, env=env, cwd="/")
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            text=True,
+            env=env,
+            cwd="/",
+        )
         if self.process.stdout.readline().strip() != "ready":
             self.stderr.seek(0)
             raise RuntimeError("{} did not start: {}".format(name, self.stderr.read()[-2000:]))
@@ -126,26 +133,43 @@ def busy_process():
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--calls", type=int, default=3, help="epochs per measurement (the fastest counts)")
+    parser.add_argument(
+        "--calls", type=int, default=3, help="epochs per measurement (the fastest counts)"
+    )
     parser.add_argument("--samples", type=int, default=320, help="samples per epoch (batch 32)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-torch", action="store_true")
-    parser.add_argument("--quiet-only", action="store_true", help="skip the busy process (quick quiet check)")
+    parser.add_argument(
+        "--quiet-only", action="store_true", help="skip the busy process (quick quiet check)"
+    )
     args = parser.parse_args()
-    contestants = [Contestant(name, "bnpy", env, args.samples, args.threads) for name, env in CANDIDATES]
+    contestants = [
+        Contestant(name, "bnpy", env, args.samples, args.threads) for name, env in CANDIDATES
+    ]
     try:
         import torch  # noqa: F401  (only to know whether the torch child can run)
+
         have_torch = not args.no_torch
     except ImportError:
         have_torch = False
     if have_torch:
-        contestants.append(Contestant("torch " + torch.__version__ + " (its defaults)", "torch", {},
-                                      args.samples, args.threads))
+        contestants.append(
+            Contestant(
+                "torch " + torch.__version__ + " (its defaults)",
+                "torch",
+                {},
+                args.samples,
+                args.threads,
+            )
+        )
     quiet = {c.name: [] for c in contestants}
     busy = {c.name: [] for c in contestants}
     try:
         for round_index in range(args.rounds):
-            order = contestants[round_index % len(contestants):] + contestants[:round_index % len(contestants)]
+            order = (
+                contestants[round_index % len(contestants) :]
+                + contestants[: round_index % len(contestants)]
+            )
             for contestant in order:
                 quiet[contestant.name].append(contestant.time(args.calls))
                 if args.quiet_only:
@@ -157,9 +181,20 @@ def main():
                 finally:
                     competitor.kill()
                     competitor.wait()
-            print("round {}/{}: {}".format(round_index + 1, args.rounds, json.dumps(
-                {c.name: [round(quiet[c.name][-1], 4), round(busy[c.name][-1], 4)] for c in contestants})),
-                file=sys.stderr, flush=True)  # quiet and busy seconds: a cut-short run still tells
+            print(
+                "round {}/{}: {}".format(
+                    round_index + 1,
+                    args.rounds,
+                    json.dumps(
+                        {
+                            c.name: [round(quiet[c.name][-1], 4), round(busy[c.name][-1], 4)]
+                            for c in contestants
+                        }
+                    ),
+                ),
+                file=sys.stderr,
+                flush=True,
+            )  # quiet and busy seconds: a cut-short run still tells
     finally:
         for contestant in contestants:
             contestant.close()
@@ -167,19 +202,35 @@ def main():
     def summary(values):
         return "{:.2f} ({:.2f}-{:.2f})".format(statistics.median(values), min(values), max(values))
 
-    print("cores: {}  threads: {}  epoch: {} samples, batch 32  rounds: {}  fastest of {} epochs per "
-          "measurement; load average at the end: {}".format(
-              len(os.sched_getaffinity(0)), args.threads, args.samples, args.rounds, args.calls,
-              " ".join("{:.1f}".format(v) for v in os.getloadavg())))
-    print("{:<34} {:>13} {:>10} {:>18} {:>18}".format(
-        "contestant", "spincount", "quiet s", "quiet / default", "busy / quiet"))
+    print(
+        "cores: {}  threads: {}  epoch: {} samples, batch 32  rounds: {}  fastest of {} epochs per "
+        "measurement; load average at the end: {}".format(
+            len(os.sched_getaffinity(0)),
+            args.threads,
+            args.samples,
+            args.rounds,
+            args.calls,
+            " ".join("{:.1f}".format(v) for v in os.getloadavg()),
+        )
+    )
+    print(
+        "{:<34} {:>13} {:>10} {:>18} {:>18}".format(
+            "contestant", "spincount", "quiet s", "quiet / default", "busy / quiet"
+        )
+    )
     for contestant in contestants:
         name = contestant.name
         vs_default = [q / b for q, b in zip(quiet[name], quiet[BASELINE])]
         slowdown = [b / q for b, q in zip(busy[name], quiet[name])]
-        print("{:<34} {:>13} {:>10.3f} {:>18} {:>18}".format(
-            name, contestant.spincount,
-            statistics.median(quiet[name]), summary(vs_default), summary(slowdown)))
+        print(
+            "{:<34} {:>13} {:>10.3f} {:>18} {:>18}".format(
+                name,
+                contestant.spincount,
+                statistics.median(quiet[name]),
+                summary(vs_default),
+                summary(slowdown),
+            )
+        )
     print(json.dumps({"quiet": quiet, "busy": busy}))
 
 

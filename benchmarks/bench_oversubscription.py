@@ -13,6 +13,7 @@ needs. Each configuration runs in a fresh process (the thread pools and OMP_* va
 once, at start-up), interleaved, and prints the median wall time of an epoch, the CPU time it
 burnt (user + system over wall: how many cores were busy) and the ratio to the default.
 """
+
 import argparse
 import json
 import os
@@ -76,21 +77,36 @@ def main():
             env = dict(os.environ, **extra_env)
             env["PYTHONPATH"] = os.pathsep.join([root, env.get("PYTHONPATH", "")])
             cfg = dict(cfg, samples=args.samples)
-            out = subprocess.run([sys.executable, "-c", CHILD, json.dumps(cfg)], env=env, capture_output=True,
-                                 text=True, check=True, cwd="/")
+            out = subprocess.run(
+                [sys.executable, "-c", CHILD, json.dumps(cfg)],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd="/",
+            )
             r = json.loads(out.stdout.strip().splitlines()[-1])
             results[name].append((r["wall"], r["cpu"]))
             pools[name] = (r["pools"], r["bnpy"])
     base = statistics.median(w for w, _ in results[CONFIGS[0][0]])
-    print("cores: {}   samples per epoch: {}   repeats: {} (medians)".format(os.cpu_count(), args.samples,
-                                                                           args.repeats))
-    print("{:<32} {:>9} {:>9} {:>11} {:>8}  pools".format("configuration", "epoch s", "CPU s", "busy cores",
-                                                           "vs def."))
+    print(
+        "cores: {}   samples per epoch: {}   repeats: {} (medians)".format(
+            os.cpu_count(), args.samples, args.repeats
+        )
+    )
+    print(
+        "{:<32} {:>9} {:>9} {:>11} {:>8}  pools".format(
+            "configuration", "epoch s", "CPU s", "busy cores", "vs def."
+        )
+    )
     for name, _, _ in CONFIGS:
         wall = statistics.median(w for w, _ in results[name])
         cpu = statistics.median(c for _, c in results[name])
-        print("{:<32} {:>9.3f} {:>9.3f} {:>11.2f} {:>8.2f}  {}".format(name, wall, cpu, cpu / wall, wall / base,
-                                                                       pools[name]))
+        print(
+            "{:<32} {:>9.3f} {:>9.3f} {:>11.2f} {:>8.2f}  {}".format(
+                name, wall, cpu, cpu / wall, wall / base, pools[name]
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -23,20 +23,21 @@ model on 50,000 random images in a subprocess and prints its peak resident memor
 Run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_training.py [--memory]
 Timings on a shared machine are noisy: compare the ratios of one run, not absolute times.
 """
+
 import argparse
 import os
 import subprocess
 import sys
 import time
 
+import benchtools  # noqa: E402  (benchmarks/, the script's own folder)
 import numpy as np
 
-import benchtools  # noqa: E402  (benchmarks/, the script's own folder)
 import bnpy
 import bnpy.ops as ops
 
 BATCH, EPOCH_IMAGES = 32, 50_000
-EPS_BN, MOMENTUM = 1e-3, 0.99            # Keras 2.0 BatchNormalization defaults
+EPS_BN, MOMENTUM = 1e-3, 0.99  # Keras 2.0 BatchNormalization defaults
 RHO, EPS_ADADELTA, LR = 0.95, 1e-8, 1.0  # Keras 2.0 Adadelta defaults
 
 
@@ -83,6 +84,7 @@ def update_moving(moving_mean, moving_var, mean, var):
 
 # ---- the network composed from bnpy.ops ----------------------------------------------------------------
 
+
 class OpsNetwork:
     """The article's network as explicit forward/backward calls on bnpy.ops (channels-last)."""
 
@@ -93,22 +95,34 @@ class OpsNetwork:
 
         f32 = np.float32
         self.params = {
-            "K1": glorot((11, 11, 3, 96), 11 * 11 * 3, 11 * 11 * 96), "b1": np.zeros(96, f32),
-            "g1": np.ones(96, f32), "be1": np.zeros(96, f32),
-            "g2": np.ones(96, f32), "be2": np.zeros(96, f32),
-            "K2": glorot((1, 1, 96, 120), 96, 120), "b2": np.zeros(120, f32),
-            "g3": np.ones(120, f32), "be3": np.zeros(120, f32),
-            "W1": glorot((16 * 16 * 120, 10), 16 * 16 * 120, 10), "d1": np.zeros(10, f32),
-            "g4": np.ones(10, f32), "be4": np.zeros(10, f32),
-            "W2": glorot((10, 10), 10, 10), "d2": np.zeros(10, f32),
+            "K1": glorot((11, 11, 3, 96), 11 * 11 * 3, 11 * 11 * 96),
+            "b1": np.zeros(96, f32),
+            "g1": np.ones(96, f32),
+            "be1": np.zeros(96, f32),
+            "g2": np.ones(96, f32),
+            "be2": np.zeros(96, f32),
+            "K2": glorot((1, 1, 96, 120), 96, 120),
+            "b2": np.zeros(120, f32),
+            "g3": np.ones(120, f32),
+            "be3": np.zeros(120, f32),
+            "W1": glorot((16 * 16 * 120, 10), 16 * 16 * 120, 10),
+            "d1": np.zeros(10, f32),
+            "g4": np.ones(10, f32),
+            "be4": np.zeros(10, f32),
+            "W2": glorot((10, 10), 10, 10),
+            "d2": np.zeros(10, f32),
         }
-        self.moving = {k: (np.zeros(c, f32), np.ones(c, f32))
-                       for k, c in [("bn1", 96), ("bn2", 96), ("bn3", 120), ("bn4", 10)]}
+        self.moving = {
+            k: (np.zeros(c, f32), np.ones(c, f32))
+            for k, c in [("bn1", 96), ("bn2", 96), ("bn3", 120), ("bn4", 10)]
+        }
         self.accumulators = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.delta_accumulators = {k: np.zeros_like(v) for k, v in self.params.items()}
 
     def count_params(self):
-        return sum(v.size for v in self.params.values()) + sum(2 * m.size for m, _ in self.moving.values())
+        return sum(v.size for v in self.params.values()) + sum(
+            2 * m.size for m, _ in self.moving.values()
+        )
 
     def train_step(self, x, y_onehot):
         p = self.params
@@ -129,7 +143,9 @@ class OpsNetwork:
         probs = np.exp(shifted)
         probs /= probs.sum(axis=1, keepdims=True)
         loss = -np.mean(np.sum(y_onehot * np.log(np.clip(probs, 1e-7, 1 - 1e-7)), axis=1))
-        for key, (mean, var) in zip(["bn1", "bn2", "bn3", "bn4"], [(m1, v1), (m2, v2), (m3, v3), (m4, v4)]):
+        for key, (mean, var) in zip(
+            ["bn1", "bn2", "bn3", "bn4"], [(m1, v1), (m2, v2), (m3, v3), (m4, v4)]
+        ):
             update_moving(*self.moving[key], mean, var)
         # backward
         g = {}
@@ -162,6 +178,7 @@ class OpsNetwork:
 
 # ---- the real model (branch `framework`) ---------------------------------------------------------------
 
+
 def build_model():
     """The article's build_LeNet5 with all four comments enabled (bnpy.experiments' "all-comments"
     group, 355,192 parameters), compiled as the article does."""
@@ -174,16 +191,26 @@ def build_model():
 
 # ---- PyTorch ----------------------------------------------------------------------------------------------
 
+
 def torch_step_factory(channels_last):
     import torch
+
     nn = torch.nn
     torch.manual_seed(0)
     model = nn.Sequential(
-        nn.Conv2d(3, 96, 11, padding=5), nn.BatchNorm2d(96, eps=EPS_BN, momentum=1 - MOMENTUM),
-        nn.MaxPool2d(2), nn.BatchNorm2d(96, eps=EPS_BN, momentum=1 - MOMENTUM), nn.Tanh(),
-        nn.Conv2d(96, 120, 1), nn.BatchNorm2d(120, eps=EPS_BN, momentum=1 - MOMENTUM), nn.Flatten(),
-        nn.Linear(16 * 16 * 120, 10), nn.BatchNorm1d(10, eps=EPS_BN, momentum=1 - MOMENTUM), nn.ReLU(),
-        nn.Linear(10, 10))
+        nn.Conv2d(3, 96, 11, padding=5),
+        nn.BatchNorm2d(96, eps=EPS_BN, momentum=1 - MOMENTUM),
+        nn.MaxPool2d(2),
+        nn.BatchNorm2d(96, eps=EPS_BN, momentum=1 - MOMENTUM),
+        nn.Tanh(),
+        nn.Conv2d(96, 120, 1),
+        nn.BatchNorm2d(120, eps=EPS_BN, momentum=1 - MOMENTUM),
+        nn.Flatten(),
+        nn.Linear(16 * 16 * 120, 10),
+        nn.BatchNorm1d(10, eps=EPS_BN, momentum=1 - MOMENTUM),
+        nn.ReLU(),
+        nn.Linear(10, 10),
+    )
     optimizer = torch.optim.Adadelta(model.parameters(), lr=LR, rho=RHO, eps=EPS_ADADELTA)
     x = torch.randn(BATCH, 3, 32, 32)
     labels = torch.randint(0, 10, (BATCH,))
@@ -196,6 +223,7 @@ def torch_step_factory(channels_last):
         loss = nn.functional.cross_entropy(model(x), labels)
         loss.backward()
         optimizer.step()
+
     return step
 
 
@@ -232,7 +260,9 @@ def peak_memory_of_fit(threads=1):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     benchtools.add_run_options(parser)
-    parser.add_argument("--memory", action="store_true", help="also measure a one-epoch fit's peak RSS")
+    parser.add_argument(
+        "--memory", action="store_true", help="also measure a one-epoch fit's peak RSS"
+    )
     args = parser.parse_args()
     global CLOCK
     CLOCK = benchtools.clock_of(args)
@@ -250,15 +280,27 @@ def main():
     y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, BATCH)]
     network = OpsNetwork(rng)
     model = build_model()
-    blas = [(i["internal_api"], i.get("architecture"), i.get("version")) for i in threadpool_info()
-            if i["user_api"] == "blas"]
-    print("bnpy {} (OpenMP {}), NumPy {}, BLAS {}, torch {}".format(
-        bnpy.__version__, bool(bnpy._core.HAVE_OPENMP), np.__version__, blas,
-        torch.__version__ if torch else "absent"))
+    blas = [
+        (i["internal_api"], i.get("architecture"), i.get("version"))
+        for i in threadpool_info()
+        if i["user_api"] == "blas"
+    ]
+    print(
+        "bnpy {} (OpenMP {}), NumPy {}, BLAS {}, torch {}".format(
+            bnpy.__version__,
+            bool(bnpy._core.HAVE_OPENMP),
+            np.__version__,
+            blas,
+            torch.__version__ if torch else "absent",
+        )
+    )
     print("parameters: {} (Keras: 355,192); clock: {}".format(network.count_params(), args.clock))
     steps_per_epoch = -(-EPOCH_IMAGES // BATCH)
-    print("\n{:>7} {:<22} {:>9} {:>14} {:>10} {:>9} {:>10}".format(
-        "threads", "contestant", "ms/step", "vs torch best", "s/epoch", "min ms", "min ratio"))
+    print(
+        "\n{:>7} {:<22} {:>9} {:>14} {:>10} {:>9} {:>10}".format(
+            "threads", "contestant", "ms/step", "vs torch best", "s/epoch", "min ms", "min ratio"
+        )
+    )
     for threads in args.threads:
         bnpy.set_num_threads(threads)
         steps = {}
@@ -270,6 +312,7 @@ def main():
             steps["bnpy.ops"] = lambda: network.train_step(x, y)
             steps["bnpy model"] = lambda: model.train_on_batch(x, y)
             if threads > 1:  # what the model does without its BLAS cap (bnpy._threads)
+
                 def model_blas_uncapped():
                     saved = os.environ.get("BNPY_FIT_BLAS_THREADS")
                     os.environ["BNPY_FIT_BLAS_THREADS"] = "0"
@@ -280,20 +323,28 @@ def main():
                             del os.environ["BNPY_FIT_BLAS_THREADS"]
                         else:
                             os.environ["BNPY_FIT_BLAS_THREADS"] = saved
+
                 steps["bnpy model, BLAS uncapped"] = model_blas_uncapped
             results = median_ms(steps, args.repeats)
         best_torch = min((v[0] for k, v in results.items() if k.startswith("torch")), default=None)
-        best_torch_min = min((v[1] for k, v in results.items() if k.startswith("torch")), default=None)
+        best_torch_min = min(
+            (v[1] for k, v in results.items() if k.startswith("torch")), default=None
+        )
         for name, (ms, ms_min) in results.items():
             ratio = "{:.2f}x".format(ms / best_torch) if best_torch else "-"
             ratio_min = "{:.2f}x".format(ms_min / best_torch_min) if best_torch_min else "-"
-            print("{:>7} {:<22} {:>9.1f} {:>14} {:>10.0f} {:>9.1f} {:>10}".format(
-                threads, name, ms, ratio, ms * steps_per_epoch / 1e3, ms_min, ratio_min))
+            print(
+                "{:>7} {:<22} {:>9.1f} {:>14} {:>10.0f} {:>9.1f} {:>10}".format(
+                    threads, name, ms, ratio, ms * steps_per_epoch / 1e3, ms_min, ratio_min
+                )
+            )
     if args.memory:
         threads = min(args.threads)
         peak, seconds = peak_memory_of_fit(threads)
-        print("\none-epoch fit on 50,000 random images ({} thread(s)): peak resident memory {:.2f} GiB "
-              "(target <= 2 GiB), {:.0f} s".format(threads, peak / 2 ** 30, seconds))
+        print(
+            "\none-epoch fit on 50,000 random images ({} thread(s)): peak resident memory {:.2f} GiB "
+            "(target <= 2 GiB), {:.0f} s".format(threads, peak / 2**30, seconds)
+        )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """What the round-robin benchmarks (bench_conv, bench_training) share: their run options and clock."""
+
 import sys
 import time
 
@@ -7,8 +8,12 @@ def add_run_options(parser):
     """--threads, --repeats and --clock."""
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
-                        help="wall time (default) or process CPU time (load-robust; 1 thread only)")
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="wall time (default) or process CPU time (load-robust; 1 thread only)",
+    )
 
 
 def clock_of(args):

@@ -4,6 +4,7 @@ The C kernels live in the extension module ``bnpy._core``; use them through :mod
 The framework mirrors Keras 2.0's modules (``bnpy.models``, ``bnpy.layers``, ``bnpy.optimizers``,
 ...), so a Keras 2.0 script runs with ``keras`` replaced by ``bnpy``.
 """
+
 import os
 
 __version__ = "0.1.0"

@@ -12,57 +12,176 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 def batch_norm_forward(
-    x: ArrayLike, gamma: Optional[ArrayLike], beta: Optional[ArrayLike], axis: int, epsilon: float,
-    out: Optional[NDArray[np.floating]], /,
-) -> Tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]]: ...
+    x: ArrayLike,
+    gamma: ArrayLike | None,
+    beta: ArrayLike | None,
+    axis: int,
+    epsilon: float,
+    out: NDArray[np.floating] | None,
+    /,
+) -> tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]]: ...
 def batch_norm_inference(
-    x: ArrayLike, gamma: Optional[ArrayLike], beta: Optional[ArrayLike], mean: ArrayLike,
-    var: ArrayLike, axis: int, epsilon: float, out: Optional[NDArray[np.floating]], /,
+    x: ArrayLike,
+    gamma: ArrayLike | None,
+    beta: ArrayLike | None,
+    mean: ArrayLike,
+    var: ArrayLike,
+    axis: int,
+    epsilon: float,
+    out: NDArray[np.floating] | None,
+    /,
 ) -> NDArray[np.floating]: ...
 def batch_norm_backward(
-    dy: ArrayLike, x: ArrayLike, gamma: Optional[ArrayLike], mean: ArrayLike, var: ArrayLike,
-    axis: int, epsilon: float, out: Optional[NDArray[np.floating]], /,
-) -> Tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]]: ...
+    dy: ArrayLike,
+    x: ArrayLike,
+    gamma: ArrayLike | None,
+    mean: ArrayLike,
+    var: ArrayLike,
+    axis: int,
+    epsilon: float,
+    out: NDArray[np.floating] | None,
+    /,
+) -> tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]]: ...
 def batch_norm_inference_backward(
-    dy: ArrayLike, x: ArrayLike, gamma: Optional[ArrayLike], mean: ArrayLike, var: ArrayLike,
-    axis: int, epsilon: float, out: Optional[NDArray[np.floating]], /,
-) -> Tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]]: ...
+    dy: ArrayLike,
+    x: ArrayLike,
+    gamma: ArrayLike | None,
+    mean: ArrayLike,
+    var: ArrayLike,
+    axis: int,
+    epsilon: float,
+    out: NDArray[np.floating] | None,
+    /,
+) -> tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]]: ...
 def update_moving_stats(
-    moving_mean: NDArray[np.floating], moving_var: NDArray[np.floating], mean: ArrayLike,
-    var: ArrayLike, momentum: float, count: Optional[int], /,
+    moving_mean: NDArray[np.floating],
+    moving_var: NDArray[np.floating],
+    mean: ArrayLike,
+    var: ArrayLike,
+    momentum: float,
+    count: int | None,
+    /,
 ) -> None: ...
 
 # ---- convolution and pooling (csrc/conv.c, csrc/pool.c, csrc/py_conv.c) ----------------------------
 # Positional only, like every _core function (bnpy.ops.conv gives keywords and defaults).
 # x is C-contiguous after conversion: (N, H, W, C), or (N, C, H, W) when channels_first.
-import numpy as _np
-from typing import Literal as _Literal, Optional as _Optional, Tuple as _Tuple
+from typing import Literal as _Literal
+from typing import Optional as _Optional
+from typing import Tuple as _Tuple
 
-def im2col(x: _np.ndarray, kh: int, kw: int, sh: int, sw: int, pad_top: int, pad_bottom: int,
-           pad_left: int, pad_right: int, channels_first: bool,
-           out: _Optional[_np.ndarray] = None, dh: int = 1, dw: int = 1, /) -> _np.ndarray: ...
-def col2im(dcol: _np.ndarray, x_shape: _Tuple[int, int, int, int], kh: int, kw: int, sh: int, sw: int,
-           pad_top: int, pad_bottom: int, pad_left: int, pad_right: int, channels_first: bool,
-           out: _Optional[_np.ndarray] = None, dh: int = 1, dw: int = 1, /) -> _np.ndarray: ...
+import numpy as _np
+
+def im2col(
+    x: _np.ndarray,
+    kh: int,
+    kw: int,
+    sh: int,
+    sw: int,
+    pad_top: int,
+    pad_bottom: int,
+    pad_left: int,
+    pad_right: int,
+    channels_first: bool,
+    out: _np.ndarray | None = None,
+    dh: int = 1,
+    dw: int = 1,
+    /,
+) -> _np.ndarray: ...
+def col2im(
+    dcol: _np.ndarray,
+    x_shape: tuple[int, int, int, int],
+    kh: int,
+    kw: int,
+    sh: int,
+    sw: int,
+    pad_top: int,
+    pad_bottom: int,
+    pad_left: int,
+    pad_right: int,
+    channels_first: bool,
+    out: _np.ndarray | None = None,
+    dh: int = 1,
+    dw: int = 1,
+    /,
+) -> _np.ndarray: ...
 def add_bias_rows(y: _np.ndarray, bias: _np.ndarray, /) -> None: ...
 def sum_rows(dy: _np.ndarray, /) -> _np.ndarray: ...
-def batch_transpose(a: _np.ndarray, bias: _Optional[_np.ndarray] = None, /) -> _np.ndarray: ...
-def max_pool2d(x: _np.ndarray, ph: int, pw: int, sh: int, sw: int, pad_top: int, pad_bottom: int,
-               pad_left: int, pad_right: int, channels_first: bool, /) -> _Tuple[_np.ndarray, _np.ndarray]: ...
-def max_pool2d_backward(dy: _np.ndarray, argmax: _np.ndarray, x_shape: _Tuple[int, int, int, int],
-                        channels_first: bool, /) -> _np.ndarray: ...
-def avg_pool2d(x: _np.ndarray, ph: int, pw: int, sh: int, sw: int, pad_top: int, pad_bottom: int,
-               pad_left: int, pad_right: int, channels_first: bool, /) -> _np.ndarray: ...
-def avg_pool2d_backward(dy: _np.ndarray, x_shape: _Tuple[int, int, int, int], ph: int, pw: int, sh: int,
-                        sw: int, pad_top: int, pad_bottom: int, pad_left: int, pad_right: int,
-                        channels_first: bool, /) -> _np.ndarray: ...
+def batch_transpose(a: _np.ndarray, bias: _np.ndarray | None = None, /) -> _np.ndarray: ...
+def max_pool2d(
+    x: _np.ndarray,
+    ph: int,
+    pw: int,
+    sh: int,
+    sw: int,
+    pad_top: int,
+    pad_bottom: int,
+    pad_left: int,
+    pad_right: int,
+    channels_first: bool,
+    /,
+) -> tuple[_np.ndarray, _np.ndarray]: ...
+def max_pool2d_backward(
+    dy: _np.ndarray,
+    argmax: _np.ndarray,
+    x_shape: tuple[int, int, int, int],
+    channels_first: bool,
+    /,
+) -> _np.ndarray: ...
+def avg_pool2d(
+    x: _np.ndarray,
+    ph: int,
+    pw: int,
+    sh: int,
+    sw: int,
+    pad_top: int,
+    pad_bottom: int,
+    pad_left: int,
+    pad_right: int,
+    channels_first: bool,
+    /,
+) -> _np.ndarray: ...
+def avg_pool2d_backward(
+    dy: _np.ndarray,
+    x_shape: tuple[int, int, int, int],
+    ph: int,
+    pw: int,
+    sh: int,
+    sw: int,
+    pad_top: int,
+    pad_bottom: int,
+    pad_left: int,
+    pad_right: int,
+    channels_first: bool,
+    /,
+) -> _np.ndarray: ...
 def conv_direct_available() -> bool: ...
-def conv2d_direct(x: _np.ndarray, kernel: _np.ndarray, bias: _Optional[_np.ndarray], sh: int, sw: int,
-                  pad_top: int, pad_bottom: int, pad_left: int,
-                  pad_right: int, /) -> _Tuple[_np.ndarray, _np.ndarray]: ...
-def conv2d_direct_dkernel(dy: _np.ndarray, xpad: _np.ndarray, x_shape: _Tuple[int, int, int, int], kh: int,
-                          kw: int, sh: int, sw: int, pad_top: int, pad_bottom: int, pad_left: int,
-                          pad_right: int, /) -> _np.ndarray: ...
+def conv2d_direct(
+    x: _np.ndarray,
+    kernel: _np.ndarray,
+    bias: _np.ndarray | None,
+    sh: int,
+    sw: int,
+    pad_top: int,
+    pad_bottom: int,
+    pad_left: int,
+    pad_right: int,
+    /,
+) -> tuple[_np.ndarray, _np.ndarray]: ...
+def conv2d_direct_dkernel(
+    dy: _np.ndarray,
+    xpad: _np.ndarray,
+    x_shape: tuple[int, int, int, int],
+    kh: int,
+    kw: int,
+    sh: int,
+    sw: int,
+    pad_top: int,
+    pad_bottom: int,
+    pad_left: int,
+    pad_right: int,
+    /,
+) -> _np.ndarray: ...
 
 # ---- image warps (csrc/affine.c, csrc/py_image.c); documented in bnpy.ops.image ----
 
@@ -73,14 +192,14 @@ def affine_warp(
     fill_mode: _Literal["constant", "nearest", "reflect", "wrap"],
     cval: float,
     data_format: _Literal["channels_last", "channels_first"],
-    out: _Optional[_np.ndarray],
+    out: _np.ndarray | None,
     /,
 ) -> _np.ndarray: ...
 
 # ---- the array cache of bnpy._memory (csrc/py_memory.c); internal ----
-from typing import Any as _Any, Tuple as _Tuple
+from typing import Any as _Any
 
 def _array_cache_enter() -> _Any: ...
 def _array_cache_exit(previous: _Any, /) -> None: ...
-def _array_cache_info() -> _Tuple[int, int, int, int]: ...
+def _array_cache_info() -> tuple[int, int, int, int]: ...
 def _array_cache_release() -> int: ...

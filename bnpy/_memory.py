@@ -14,6 +14,7 @@ next one (a loop of ``train_on_batch`` gains as ``fit`` does). A block that a wh
 untouched is released when that call returns, so between calls the cache holds at most what the
 last call freed; :func:`release` empties it. ``BNPY_ARRAY_CACHE=0`` turns it off.
 """
+
 import contextlib
 import os
 

@@ -17,6 +17,7 @@ alone.
 
 :class:`TurnLock` is the per-model lock that lets one model be used from several threads.
 """
+
 import collections
 import contextlib
 import os
@@ -34,7 +35,9 @@ def blas_cap():
         try:
             value = int(setting)
         except ValueError:
-            raise ValueError("BNPY_FIT_BLAS_THREADS must be an int >= 0, got {!r}".format(setting)) from None
+            raise ValueError(
+                "BNPY_FIT_BLAS_THREADS must be an int >= 0, got {!r}".format(setting)
+            ) from None
         if value < 0:
             raise ValueError("BNPY_FIT_BLAS_THREADS must be an int >= 0, got {!r}".format(setting))
         return value or None

@@ -18,6 +18,7 @@ Every derivative here is written in terms of the *output* y, so layers keep only
     selu          f = s·elu_a(z), a≈1.6733, s≈1.0507 f' = s if y > 0 else y + s·a
     softmax       f_i = e^{z_i} / Σ_j e^{z_j} (last axis)   dz = y ⊙ (dy − Σ_j dy_j y_j)
 """
+
 import numpy as np
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
@@ -27,8 +28,9 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 # -- in-place forward -------------------------------------------------------------------------
 def _softmax_inplace(z):
     if z.ndim < 2:
-        raise ValueError("softmax: cannot apply softmax to a tensor that is 1D (got shape {})"
-                         .format(z.shape))
+        raise ValueError(
+            "softmax: cannot apply softmax to a tensor that is 1D (got shape {})".format(z.shape)
+        )
     z -= z.max(axis=-1, keepdims=True)  # the stable form: exp of non-positive numbers only
     np.exp(z, out=z)
     z /= z.sum(axis=-1, keepdims=True)
@@ -113,14 +115,14 @@ def _relu_backward(y, dy):
 
 def _tanh_backward(y, dy):
     factor = np.multiply(y, y)
-    np.subtract(1, factor, out=factor)   # 1 − y², one temporary
+    np.subtract(1, factor, out=factor)  # 1 − y², one temporary
     dy *= factor
     return dy
 
 
 def _sigmoid_backward(y, dy):
     factor = np.subtract(1, y)
-    factor *= y                          # y(1 − y), one temporary
+    factor *= y  # y(1 − y), one temporary
     dy *= factor
     return dy
 
@@ -201,6 +203,7 @@ def _public(name):
         if not np.issubdtype(x.dtype, np.floating):
             x = x.astype("float32")
         return _FORWARD[name](x.copy())
+
     activation.__name__ = name
     activation.__doc__ = "Keras activation {!r} (returns a new array).".format(name)
     return activation
@@ -223,13 +226,19 @@ def get(identifier):
     functions. Other callables are not supported: layers need the derivative."""
     if identifier is None:
         return "linear"
-    if callable(identifier) and getattr(identifier, "__name__", None) in _FORWARD \
-            and globals().get(identifier.__name__) is identifier:
+    if (
+        callable(identifier)
+        and getattr(identifier, "__name__", None) in _FORWARD
+        and globals().get(identifier.__name__) is identifier
+    ):
         return identifier.__name__
     if isinstance(identifier, str) and identifier in _FORWARD:
         return identifier
-    raise ValueError("Unknown activation function: {!r}; expected one of {} (or None)".format(
-        identifier, ", ".join(sorted(_FORWARD))))
+    raise ValueError(
+        "Unknown activation function: {!r}; expected one of {} (or None)".format(
+            identifier, ", ".join(sorted(_FORWARD))
+        )
+    )
 
 
 def serialize(name):

@@ -6,6 +6,7 @@ on_batch_begin/end(batch, logs). Batch logs hold ``batch``, ``size``, ``loss`` a
 epoch logs hold ``val_*`` values first, then BaseLogger adds the batch-size-weighted epoch
 averages of ``loss`` and the metrics.
 """
+
 import sys
 import warnings
 
@@ -138,8 +139,11 @@ class ProgbarLogger(Callback):
         elif count_mode == "steps":
             self.use_steps = True
         else:
-            raise ValueError("ProgbarLogger: unknown `count_mode` {!r}; expected 'samples' or "
-                             "'steps'".format(count_mode))
+            raise ValueError(
+                "ProgbarLogger: unknown `count_mode` {!r}; expected 'samples' or 'steps'".format(
+                    count_mode
+                )
+            )
 
     def on_train_begin(self, logs=None):
         self.verbose = self.params["verbose"]
@@ -195,8 +199,9 @@ class EarlyStopping(Callback):
         self.wait = 0
         self.stopped_epoch = 0
         if mode not in ("auto", "min", "max"):
-            warnings.warn("EarlyStopping mode %s is unknown, fallback to auto mode." % mode,
-                          RuntimeWarning)
+            warnings.warn(
+                "EarlyStopping mode %s is unknown, fallback to auto mode." % mode, RuntimeWarning
+            )
             mode = "auto"
         if mode == "min" or (mode == "auto" and "acc" not in self.monitor):
             self.monitor_op = np.less
@@ -234,8 +239,16 @@ class ModelCheckpoint(Callback):
     log keys such as ``{val_loss:.2f}``): the whole model, as ``Sequential.save`` (read back by
     ``load_model``), or with ``save_weights_only=True`` the weights, as ``save_weights``."""
 
-    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
-                 save_weights_only=False, mode="auto", period=1):
+    def __init__(
+        self,
+        filepath,
+        monitor="val_loss",
+        verbose=0,
+        save_best_only=False,
+        save_weights_only=False,
+        mode="auto",
+        period=1,
+    ):
         super().__init__()
         self.monitor = monitor
         self.verbose = verbose
@@ -245,10 +258,13 @@ class ModelCheckpoint(Callback):
         self.period = period
         self.epochs_since_last_save = 0
         if mode not in ("auto", "min", "max"):
-            warnings.warn("ModelCheckpoint mode %s is unknown, fallback to auto mode." % mode,
-                          RuntimeWarning)
+            warnings.warn(
+                "ModelCheckpoint mode %s is unknown, fallback to auto mode." % mode, RuntimeWarning
+            )
             mode = "auto"
-        if mode == "max" or (mode == "auto" and ("acc" in monitor or monitor.startswith("fmeasure"))):
+        if mode == "max" or (
+            mode == "auto" and ("acc" in monitor or monitor.startswith("fmeasure"))
+        ):
             self.monitor_op, self.best = np.greater, -np.inf
         else:
             self.monitor_op, self.best = np.less, np.inf
@@ -263,13 +279,17 @@ class ModelCheckpoint(Callback):
         if self.save_best_only:
             current = logs.get(self.monitor)
             if current is None:
-                warnings.warn("Can save best model only with %s available, skipping." % self.monitor,
-                              RuntimeWarning)
+                warnings.warn(
+                    "Can save best model only with %s available, skipping." % self.monitor,
+                    RuntimeWarning,
+                )
                 return
             if self.monitor_op(current, self.best):
                 if self.verbose > 0:
-                    print("Epoch %05d: %s improved from %0.5f to %0.5f, saving model to %s"
-                          % (epoch, self.monitor, self.best, current, filepath))
+                    print(
+                        "Epoch %05d: %s improved from %0.5f to %0.5f, saving model to %s"
+                        % (epoch, self.monitor, self.best, current, filepath)
+                    )
                 self.best = current
                 self._save(filepath)
             elif self.verbose > 0:
@@ -290,8 +310,16 @@ class LambdaCallback(Callback):
     """A callback from plain functions: on_epoch_begin/end(epoch, logs),
     on_batch_begin/end(batch, logs), on_train_begin/end(logs)."""
 
-    def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_batch_begin=None,
-                 on_batch_end=None, on_train_begin=None, on_train_end=None, **kwargs):
+    def __init__(
+        self,
+        on_epoch_begin=None,
+        on_epoch_end=None,
+        on_batch_begin=None,
+        on_batch_end=None,
+        on_train_begin=None,
+        on_train_end=None,
+        **kwargs,
+    ):
         super().__init__()
         self.__dict__.update(kwargs)
         noop2 = lambda a, b: None  # noqa: E731
@@ -314,5 +342,14 @@ class TerminateOnNaN(Callback):
             self.model.stop_training = True
 
 
-__all__ = ["Callback", "CallbackList", "BaseLogger", "History", "ProgbarLogger", "EarlyStopping",
-           "ModelCheckpoint", "LambdaCallback", "TerminateOnNaN"]
+__all__ = [
+    "Callback",
+    "CallbackList",
+    "BaseLogger",
+    "History",
+    "ProgbarLogger",
+    "EarlyStopping",
+    "ModelCheckpoint",
+    "LambdaCallback",
+    "TerminateOnNaN",
+]

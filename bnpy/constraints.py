@@ -10,6 +10,7 @@ optimizer step. ``axis`` is the axis (or axes) the norm is taken along: for a De
 
 with ε = K.epsilon() = 1e-7.
 """
+
 import numpy as np
 
 _EPSILON = 1e-7
@@ -62,12 +63,18 @@ class MinMaxNorm(Constraint):
 
     def __call__(self, w):
         norms = _norms(w, self.axis)
-        desired = self.rate * np.clip(norms, self.min_value, self.max_value) + (1 - self.rate) * norms
+        desired = (
+            self.rate * np.clip(norms, self.min_value, self.max_value) + (1 - self.rate) * norms
+        )
         w *= desired / (_EPSILON + norms)
 
     def get_config(self):
-        return {"min_value": self.min_value, "max_value": self.max_value, "rate": self.rate,
-                "axis": self.axis}
+        return {
+            "min_value": self.min_value,
+            "max_value": self.max_value,
+            "rate": self.rate,
+            "axis": self.axis,
+        }
 
 
 max_norm = maxnorm = MaxNorm
@@ -75,8 +82,15 @@ non_neg = nonneg = NonNeg
 unit_norm = unitnorm = UnitNorm
 min_max_norm = MinMaxNorm
 
-_BY_NAME = {"max_norm": MaxNorm, "maxnorm": MaxNorm, "non_neg": NonNeg, "nonneg": NonNeg,
-            "unit_norm": UnitNorm, "unitnorm": UnitNorm, "min_max_norm": MinMaxNorm}
+_BY_NAME = {
+    "max_norm": MaxNorm,
+    "maxnorm": MaxNorm,
+    "non_neg": NonNeg,
+    "nonneg": NonNeg,
+    "unit_norm": UnitNorm,
+    "unitnorm": UnitNorm,
+    "min_max_norm": MinMaxNorm,
+}
 
 
 def get(identifier):

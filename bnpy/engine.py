@@ -20,13 +20,22 @@ Ownership rules that let the training loop avoid copies:
   training step implies besides the optimizer's (BatchNormalization's moving statistics) are held
   back until the model calls ``commit_updates()``, after the whole backward pass succeeded.
 """
+
 import re
 
 import numpy as np
 
 # Keras-2.0 base keywords accepted by every layer (keras/engine/topology.py, Layer.__init__).
-_BASE_KWARGS = {"input_shape", "batch_input_shape", "batch_size", "dtype", "name", "trainable",
-                "weights", "input_dtype"}
+_BASE_KWARGS = {
+    "input_shape",
+    "batch_input_shape",
+    "batch_size",
+    "dtype",
+    "name",
+    "trainable",
+    "weights",
+    "input_dtype",
+}
 
 # Process-global counters of automatic names, per snake_case prefix (as Keras's per-graph ones).
 _name_counters = {}
@@ -60,17 +69,24 @@ def assign_weights(targets, weights, caller, labels):
     """
     weights = list(weights)
     if len(weights) != len(targets):
-        raise ValueError("{}: expected a list of {} arrays, got {}".format(
-            caller, len(targets), len(weights)))
+        raise ValueError(
+            "{}: expected a list of {} arrays, got {}".format(caller, len(targets), len(weights))
+        )
     copies = []
     for target, new, label in zip(targets, weights, labels):
         new = np.asarray(new)
         if new.shape != target.shape:
-            raise ValueError("{}: {} has shape {}, got an array of shape {}".format(
-                caller, label, target.shape, new.shape))
+            raise ValueError(
+                "{}: {} has shape {}, got an array of shape {}".format(
+                    caller, label, target.shape, new.shape
+                )
+            )
         if not np.can_cast(new.dtype, target.dtype, casting="same_kind"):
-            raise TypeError("{}: {} has dtype {}, got an array of dtype {} (not a same-kind cast)"
-                            .format(caller, label, target.dtype, new.dtype))
+            raise TypeError(
+                "{}: {} has dtype {}, got an array of dtype {} (not a same-kind cast)".format(
+                    caller, label, target.dtype, new.dtype
+                )
+            )
         copies.append(np.array(new, dtype=target.dtype, copy=True))
     for target, copy in zip(targets, copies):  # only after every input is checked and copied
         np.copyto(target, copy)
@@ -97,8 +113,9 @@ class Layer:
     def __init__(self, **kwargs):
         for key in kwargs:
             if key not in _BASE_KWARGS:
-                raise TypeError("Keyword argument not understood: {!r} (in {})".format(
-                    key, type(self).__name__))
+                raise TypeError(
+                    "Keyword argument not understood: {!r} (in {})".format(key, type(self).__name__)
+                )
         self.name = kwargs.get("name") or unique_layer_name(to_snake_case(type(self).__name__))
         self.trainable = kwargs.get("trainable", True)
         self.dtype = np.dtype(kwargs.get("dtype") or kwargs.get("input_dtype") or "float32")
@@ -136,11 +153,20 @@ class Layer:
         self.output_shape = tuple(self.compute_output_shape(input_shape))
         return self.output_shape
 
-    def add_weight(self, shape, initializer, name, regularizer=None, trainable=True,
-                   constraint=None, dtype=None):
+    def add_weight(
+        self,
+        shape,
+        initializer,
+        name,
+        regularizer=None,
+        trainable=True,
+        constraint=None,
+        dtype=None,
+    ):
         """Create a weight array from ``initializer(shape, dtype)`` and register it."""
-        value = np.ascontiguousarray(initializer(tuple(shape), dtype or self.dtype),
-                                     dtype=dtype or self.dtype)
+        value = np.ascontiguousarray(
+            initializer(tuple(shape), dtype or self.dtype), dtype=dtype or self.dtype
+        )
         self._params.append(_Param(name, value, trainable, regularizer, constraint))
         return value
 
@@ -191,8 +217,10 @@ class Layer:
     @property
     def weight_names(self):
         """Keras-style names of ``weights``, e.g. ``['dense_1/kernel:0', 'dense_1/bias:0']``."""
-        return ["{}/{}:0".format(self.name, p.name)
-                for p in self.trainable_params + self.non_trainable_params]
+        return [
+            "{}/{}:0".format(self.name, p.name)
+            for p in self.trainable_params + self.non_trainable_params
+        ]
 
     @property
     def weights(self):
@@ -204,8 +232,12 @@ class Layer:
 
     def set_weights(self, weights):
         """Copy ``weights`` into the layer's arrays (see :func:`assign_weights`)."""
-        assign_weights(self.weights, weights, self.name + ": set_weights",
-                       ["weight {}".format(i) for i in range(len(self.weights))])
+        assign_weights(
+            self.weights,
+            weights,
+            self.name + ": set_weights",
+            ["weight {}".format(i) for i in range(len(self.weights))],
+        )
 
     def count_params(self):
         return int(sum(w.size for w in self.weights))

@@ -13,6 +13,7 @@ VarianceScaling(scale, mode, distribution): n = fan_in, fan_out or (fan_in + fan
 two standard deviations with stddev = sqrt(scale/n) (Keras 2.0 does not rescale the truncated
 stddev). glorot_uniform = (1, fan_avg, uniform), i.e. L = sqrt(6/(fan_in + fan_out)).
 """
+
 import numpy as np
 
 
@@ -83,13 +84,19 @@ class TruncatedNormal(Initializer):
 class VarianceScaling(Initializer):
     def __init__(self, scale=1.0, mode="fan_in", distribution="normal", seed=None):
         if scale <= 0.0:
-            raise ValueError("VarianceScaling: `scale` must be a positive float, got {!r}".format(scale))
+            raise ValueError(
+                "VarianceScaling: `scale` must be a positive float, got {!r}".format(scale)
+            )
         if mode not in {"fan_in", "fan_out", "fan_avg"}:
-            raise ValueError("VarianceScaling: invalid `mode` {!r}; expected 'fan_in', 'fan_out' "
-                             "or 'fan_avg'".format(mode))
+            raise ValueError(
+                "VarianceScaling: invalid `mode` {!r}; expected 'fan_in', 'fan_out' "
+                "or 'fan_avg'".format(mode)
+            )
         if distribution not in {"normal", "uniform"}:
-            raise ValueError("VarianceScaling: invalid `distribution` {!r}; expected 'normal' or "
-                             "'uniform'".format(distribution))
+            raise ValueError(
+                "VarianceScaling: invalid `distribution` {!r}; expected 'normal' or "
+                "'uniform'".format(distribution)
+            )
         self.scale, self.mode, self.distribution, self.seed = scale, mode, distribution, seed
 
     def __call__(self, shape, dtype="float32"):
@@ -105,8 +112,12 @@ class VarianceScaling(Initializer):
         return values.astype(dtype)
 
     def get_config(self):
-        return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution,
-                "seed": self.seed}
+        return {
+            "scale": self.scale,
+            "mode": self.mode,
+            "distribution": self.distribution,
+            "seed": self.seed,
+        }
 
 
 class Orthogonal(Initializer):
@@ -131,8 +142,10 @@ class Identity(Initializer):
 
     def __call__(self, shape, dtype="float32"):
         if len(shape) != 2 or shape[0] != shape[1]:
-            raise ValueError("Identity matrix initializer can only be used for 2D square "
-                             "matrices, got shape {}".format(tuple(shape)))
+            raise ValueError(
+                "Identity matrix initializer can only be used for 2D square "
+                "matrices, got shape {}".format(tuple(shape))
+            )
         return (self.gain * np.identity(shape[0])).astype(dtype)
 
     def get_config(self):
@@ -198,14 +211,25 @@ orthogonal = Orthogonal
 identity = Identity
 
 _BY_NAME = {
-    "zeros": Zeros, "zero": Zeros, "ones": Ones, "one": Ones, "constant": Constant,
-    "uniform": RandomUniform, "random_uniform": RandomUniform,
-    "normal": RandomNormal, "random_normal": RandomNormal,
-    "truncated_normal": TruncatedNormal, "orthogonal": Orthogonal, "identity": Identity,
+    "zeros": Zeros,
+    "zero": Zeros,
+    "ones": Ones,
+    "one": Ones,
+    "constant": Constant,
+    "uniform": RandomUniform,
+    "random_uniform": RandomUniform,
+    "normal": RandomNormal,
+    "random_normal": RandomNormal,
+    "truncated_normal": TruncatedNormal,
+    "orthogonal": Orthogonal,
+    "identity": Identity,
     "variance_scaling": VarianceScaling,
-    "glorot_uniform": glorot_uniform, "glorot_normal": glorot_normal,
-    "he_uniform": he_uniform, "he_normal": he_normal,
-    "lecun_uniform": lecun_uniform, "lecun_normal": lecun_normal,
+    "glorot_uniform": glorot_uniform,
+    "glorot_normal": glorot_normal,
+    "he_uniform": he_uniform,
+    "he_normal": he_normal,
+    "lecun_uniform": lecun_uniform,
+    "lecun_normal": lecun_normal,
 }
 
 
@@ -215,11 +239,16 @@ def get(identifier):
         try:
             return _BY_NAME[identifier.lower()]()
         except KeyError:
-            raise ValueError("Unknown initializer: {!r}; expected one of {}".format(
-                identifier, ", ".join(sorted(_BY_NAME)))) from None
+            raise ValueError(
+                "Unknown initializer: {!r}; expected one of {}".format(
+                    identifier, ", ".join(sorted(_BY_NAME))
+                )
+            ) from None
     if identifier is Initializer or type(identifier) is Initializer:
-        raise ValueError("Initializer is the base class of initializers and draws nothing; use "
-                         "one of its subclasses, such as {}".format(", ".join(sorted(_BY_NAME)[:4])))
+        raise ValueError(
+            "Initializer is the base class of initializers and draws nothing; use "
+            "one of its subclasses, such as {}".format(", ".join(sorted(_BY_NAME)[:4]))
+        )
     if isinstance(identifier, type) and issubclass(identifier, Initializer):
         return identifier()
     if callable(identifier):

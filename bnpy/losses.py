@@ -21,6 +21,7 @@ divided by the batch size), shaped like y_pred. ε = K.epsilon() = 1e-7 througho
 (K is the size of the last axis.) Losses compute in float64 and the gradient is returned in the
 dtype of y_pred: the arrays are (batch, classes), small next to the network.
 """
+
 import numpy as np
 
 EPSILON = 1e-7
@@ -51,12 +52,16 @@ def _sparse_labels(y_true, y_pred):
     if labels.shape == y_pred.shape[:-1] + (1,):
         labels = labels[..., 0]
     if labels.shape != y_pred.shape[:-1]:
-        raise ValueError("sparse_categorical_crossentropy: y_true must have shape {} (or with a "
-                         "trailing 1), got {}".format(y_pred.shape[:-1], labels.shape))
+        raise ValueError(
+            "sparse_categorical_crossentropy: y_true must have shape {} (or with a "
+            "trailing 1), got {}".format(y_pred.shape[:-1], labels.shape)
+        )
     labels = labels.astype(np.int64)
     if labels.size and (labels.min() < 0 or labels.max() >= y_pred.shape[-1]):
-        raise ValueError("sparse_categorical_crossentropy: labels must be in [0, {}), got values "
-                         "in [{}, {}]".format(y_pred.shape[-1], labels.min(), labels.max()))
+        raise ValueError(
+            "sparse_categorical_crossentropy: labels must be in [0, {}), got values "
+            "in [{}, {}]".format(y_pred.shape[-1], labels.min(), labels.max())
+        )
     return labels
 
 
@@ -74,8 +79,12 @@ def _sparse_categorical_crossentropy_gradient(y_true, y_pred):
     q = np.clip(y_pred64, EPSILON, 1 - EPSILON)
     grad = np.broadcast_to(1.0 / q.sum(axis=-1, keepdims=True), q.shape).copy()
     q_true = np.take_along_axis(q, labels[..., None], axis=-1)
-    np.put_along_axis(grad, labels[..., None],
-                      np.take_along_axis(grad, labels[..., None], axis=-1) - 1.0 / q_true, axis=-1)
+    np.put_along_axis(
+        grad,
+        labels[..., None],
+        np.take_along_axis(grad, labels[..., None], axis=-1) - 1.0 / q_true,
+        axis=-1,
+    )
     grad *= (y_pred64 > EPSILON) & (y_pred64 < 1 - EPSILON)
     return grad.astype(np.result_type(y_pred.dtype, np.float32), copy=False)
 
@@ -125,8 +134,12 @@ _BY_NAME = {
     "categorical_crossentropy": categorical_crossentropy,
     "sparse_categorical_crossentropy": sparse_categorical_crossentropy,
     "binary_crossentropy": binary_crossentropy,
-    "mean_squared_error": mean_squared_error, "mse": mean_squared_error, "MSE": mean_squared_error,
-    "mean_absolute_error": mean_absolute_error, "mae": mean_absolute_error, "MAE": mean_absolute_error,
+    "mean_squared_error": mean_squared_error,
+    "mse": mean_squared_error,
+    "MSE": mean_squared_error,
+    "mean_absolute_error": mean_absolute_error,
+    "mae": mean_absolute_error,
+    "MAE": mean_absolute_error,
 }
 
 
@@ -138,11 +151,16 @@ def get(identifier):
         try:
             return _BY_NAME[identifier]
         except KeyError:
-            raise ValueError("Unknown loss function: {!r}; expected one of {}".format(
-                identifier, ", ".join(sorted(_BY_NAME)))) from None
+            raise ValueError(
+                "Unknown loss function: {!r}; expected one of {}".format(
+                    identifier, ", ".join(sorted(_BY_NAME))
+                )
+            ) from None
     if callable(identifier):
         if not callable(getattr(identifier, "gradient", None)):
-            raise ValueError("loss {!r}: a custom loss needs a `gradient(y_true, y_pred)` "
-                             "attribute returning d loss / d y_pred".format(identifier))
+            raise ValueError(
+                "loss {!r}: a custom loss needs a `gradient(y_true, y_pred)` "
+                "attribute returning d loss / d y_pred".format(identifier)
+            )
         return identifier
     raise ValueError("Could not interpret loss identifier: {!r}".format(identifier))

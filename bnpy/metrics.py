@@ -6,11 +6,15 @@ the batch value is their mean. Any loss of :mod:`bnpy.losses` is also a metric.
     binary_accuracy             mean_k [y_true = round(y_pred)]
     top_k_categorical_accuracy  [argmax y_true among the k largest y_pred]
 """
+
 import numpy as np
 
 from . import losses as _losses
-from .losses import (binary_crossentropy, categorical_crossentropy, mean_absolute_error,  # noqa: F401
-                     mean_squared_error, sparse_categorical_crossentropy, mae, mse)
+from .losses import (
+    binary_crossentropy,
+    mean_absolute_error,  # noqa: F401
+    sparse_categorical_crossentropy,
+)
 
 
 def categorical_accuracy(y_true, y_pred):

@@ -27,6 +27,7 @@ e.g. ``dense_3`` for ``dense_1`` when the model was built second in a process), 
 count, the short names ('kernel', 'gamma', ...), the shapes and the dtypes of every weight
 before it changes any of them.
 """
+
 import contextlib
 import functools
 import os
@@ -36,8 +37,9 @@ import warnings
 
 import numpy as np
 
-from . import _memory, _threads, callbacks as cbks
-from . import losses, metrics as metrics_module, optimizers
+from . import _memory, _threads, losses, optimizers
+from . import callbacks as cbks
+from . import metrics as metrics_module
 from .engine import Layer, assign_weights, unique_layer_name
 from .legacy.interfaces import legacy_generator_methods_support
 from .utils.generic_utils import Progbar
@@ -92,10 +94,15 @@ class _LossWatch:
             self.warned = True
             # stacklevel 5, the user's call: fit's frames are _fit_loop, fit and _compute_method's
             # wrapper; fit_generator's are fit_generator, that wrapper and the Keras-1 arguments'.
-            warnings.warn("Sequential.{}: the loss is {} at epoch {}, batch {}; the weights are "
-                          "probably not finite any more. Lower the learning rate, check the data "
-                          "for NaN/Inf, or stop training with bnpy.callbacks.TerminateOnNaN()."
-                          .format(self.what, loss, epoch, batch), RuntimeWarning, stacklevel=5)
+            warnings.warn(
+                "Sequential.{}: the loss is {} at epoch {}, batch {}; the weights are "
+                "probably not finite any more. Lower the learning rate, check the data "
+                "for NaN/Inf, or stop training with bnpy.callbacks.TerminateOnNaN().".format(
+                    self.what, loss, epoch, batch
+                ),
+                RuntimeWarning,
+                stacklevel=5,
+            )
 
 
 def _make_batches(size, batch_size):
@@ -170,9 +177,11 @@ class Sequential:
         me = threading.get_ident()
         with self._training_claim:  # not the turns: a step in progress must not delay the refusal
             if self._training_thread not in (None, me):
-                raise RuntimeError("Sequential.{}: model {!r} is already being trained by another "
-                                   "thread; train a model in one thread at a time (predict and "
-                                   "evaluate may run beside fit)".format(what, self.name))
+                raise RuntimeError(
+                    "Sequential.{}: model {!r} is already being trained by another "
+                    "thread; train a model in one thread at a time (predict and "
+                    "evaluate may run beside fit)".format(what, self.name)
+                )
             previous, self._training_thread = self._training_thread, me
         try:
             yield
@@ -183,16 +192,23 @@ class Sequential:
     def add(self, layer):
         """Append ``layer``: build it from the previous output shape (shape errors raise here)."""
         if not isinstance(layer, Layer):
-            raise TypeError("The added layer must be an instance of class Layer. Found: " + str(layer))
+            raise TypeError(
+                "The added layer must be an instance of class Layer. Found: " + str(layer)
+            )
         if any(existing is layer for existing in self.layers):
-            raise ValueError("Sequential.add: layer {!r} is already in the model".format(layer.name))
+            raise ValueError(
+                "Sequential.add: layer {!r} is already in the model".format(layer.name)
+            )
         if any(existing.name == layer.name for existing in self.layers):
-            raise ValueError("All layer names should be unique. The name {!r} is used twice."
-                             .format(layer.name))
+            raise ValueError(
+                "All layer names should be unique. The name {!r} is used twice.".format(layer.name)
+            )
         if not self.layers:
             if layer.batch_input_shape is None:
-                raise ValueError("The first layer in a Sequential model must get an `input_shape` "
-                                 "or `batch_input_shape` argument.")
+                raise ValueError(
+                    "The first layer in a Sequential model must get an `input_shape` "
+                    "or `batch_input_shape` argument."
+                )
             input_shape = tuple(None if d is None else int(d) for d in layer.batch_input_shape)
         else:
             input_shape = self.layers[-1].output_shape
@@ -249,8 +265,12 @@ class Sequential:
         changed."""
         names = self._weight_names()
         with self._turns:
-            assign_weights(self.weights, weights, "Sequential.set_weights",
-                           ["weight {} ({})".format(i, name) for i, name in enumerate(names)])
+            assign_weights(
+                self.weights,
+                weights,
+                "Sequential.set_weights",
+                ["weight {} ({})".format(i, name) for i, name in enumerate(names)],
+            )
 
     def count_params(self):
         return int(sum(w.size for w in self.weights))
@@ -273,7 +293,7 @@ class Sequential:
                 if i > 0:
                     line = line[:-1] + " "
                 line += str(field)
-                line = line[:positions[i]]
+                line = line[: positions[i]]
                 line += " " * (positions[i] - len(line))
             print_fn(line)
 
@@ -281,8 +301,13 @@ class Sequential:
         print_row(["Layer (type)", "Output Shape", "Param #"])
         print_fn("=" * line_length)
         for i, layer in enumerate(self.layers):
-            print_row([layer.name + " (" + type(layer).__name__ + ")", layer.output_shape,
-                       layer.count_params()])
+            print_row(
+                [
+                    layer.name + " (" + type(layer).__name__ + ")",
+                    layer.output_shape,
+                    layer.count_params(),
+                ]
+            )
             print_fn("=" * line_length if i == len(self.layers) - 1 else "_" * line_length)
         trainable = sum(w.size for w in _unique(self.trainable_weights))
         non_trainable = sum(w.size for w in _unique(self.non_trainable_weights))
@@ -297,15 +322,22 @@ class Sequential:
         name or a callable with a ``gradient``) and the metrics (``'accuracy'``/``'acc'`` picks
         categorical, binary or sparse accuracy from the loss and output shape, named 'acc')."""
         if kwargs:
-            raise TypeError("Sequential.compile: unexpected keyword arguments {}".format(sorted(kwargs)))
+            raise TypeError(
+                "Sequential.compile: unexpected keyword arguments {}".format(sorted(kwargs))
+            )
         if sample_weight_mode is not None:
-            raise ValueError("Sequential.compile: only sample_weight_mode=None (per-sample weights) "
-                             "is supported, got {!r}".format(sample_weight_mode))
+            raise ValueError(
+                "Sequential.compile: only sample_weight_mode=None (per-sample weights) "
+                "is supported, got {!r}".format(sample_weight_mode)
+            )
         self._require_layers("compile")
         if isinstance(loss, (list, tuple)):
             if len(loss) != 1:
-                raise ValueError("Sequential.compile: a Sequential model has one output, got {} "
-                                 "losses".format(len(loss)))
+                raise ValueError(
+                    "Sequential.compile: a Sequential model has one output, got {} losses".format(
+                        len(loss)
+                    )
+                )
             loss = loss[0]
         self.optimizer = optimizers.get(optimizer)
         self.loss = loss
@@ -313,8 +345,11 @@ class Sequential:
         if metrics is None:
             metrics = []
         if isinstance(metrics, (str,)) or callable(metrics):
-            raise TypeError("Sequential.compile: `metrics` should be a list of metrics, got {!r}"
-                            .format(metrics))
+            raise TypeError(
+                "Sequential.compile: `metrics` should be a list of metrics, got {!r}".format(
+                    metrics
+                )
+            )
         self.metrics = list(metrics)
         self._metric_functions = []
         self.metrics_names = ["loss"]
@@ -330,7 +365,9 @@ class Sequential:
 
     def _require_compiled(self, what):
         if self.loss_function is None:
-            raise RuntimeError("You must compile your model before using it (Sequential.{}).".format(what))
+            raise RuntimeError(
+                "You must compile your model before using it (Sequential.{}).".format(what)
+            )
 
     # -- data checks ------------------------------------------------------------------------
     @property
@@ -341,34 +378,48 @@ class Sequential:
         if isinstance(x, (list, tuple)) and len(x) == 1:
             x = x[0]
         if x is None:
-            raise ValueError("Error when checking {}: expected an array of shape {}, got None"
-                             .format(what, self.input_shape))
+            raise ValueError(
+                "Error when checking {}: expected an array of shape {}, got None".format(
+                    what, self.input_shape
+                )
+            )
         x = np.asarray(x)
         if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
-            raise TypeError("Error when checking {}: expected a numeric array, got dtype {}".format(
-                what, x.dtype))
+            raise TypeError(
+                "Error when checking {}: expected a numeric array, got dtype {}".format(
+                    what, x.dtype
+                )
+            )
         if x.dtype != self.dtype:
             x = x.astype(self.dtype)
         expected = self.input_shape
         if x.ndim != len(expected):
-            raise ValueError("Error when checking {}: expected {} to have {} dimensions, but got "
-                             "array with shape {}".format(what, self.input_name, len(expected), x.shape))
+            raise ValueError(
+                "Error when checking {}: expected {} to have {} dimensions, but got "
+                "array with shape {}".format(what, self.input_name, len(expected), x.shape)
+            )
         for want, got in zip(expected[1:], x.shape[1:]):
             if want is not None and want != got:
-                raise ValueError("Error when checking {}: expected {} to have shape {} but got "
-                                 "array with shape {}".format(what, self.input_name, expected, x.shape))
+                raise ValueError(
+                    "Error when checking {}: expected {} to have shape {} but got "
+                    "array with shape {}".format(what, self.input_name, expected, x.shape)
+                )
         return x
 
     def _standardize_y(self, y):
         if isinstance(y, (list, tuple)) and len(y) == 1:
             y = y[0]
         if y is None:
-            raise ValueError("Error when checking target: expected an array of shape {}, got None"
-                             .format(self.output_shape))
+            raise ValueError(
+                "Error when checking target: expected an array of shape {}, got None".format(
+                    self.output_shape
+                )
+            )
         y = np.asarray(y)
         if y.dtype == object or not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
-            raise TypeError("Error when checking target: expected a numeric array, got dtype {}"
-                            .format(y.dtype))
+            raise TypeError(
+                "Error when checking target: expected a numeric array, got dtype {}".format(y.dtype)
+            )
         sparse = self.loss_function is losses.sparse_categorical_crossentropy
         if y.ndim == 1:
             y = y[:, None]
@@ -376,32 +427,43 @@ class Sequential:
             y = y.astype(self.dtype)
         expected = self.output_shape
         output_name = self.layers[-1].name
-        if self.loss_function is losses.categorical_crossentropy and y.shape[-1] == 1 \
-                and expected[-1] != 1:
-            raise ValueError("You are passing a target array of shape " + str(y.shape) + " while "
-                             "using as loss `categorical_crossentropy`. `categorical_crossentropy` "
-                             "expects targets to be binary matrices (1s and 0s) of shape (samples, "
-                             "classes). If your targets are integer classes, you can convert them "
-                             "to the expected format via:\n```\nfrom bnpy.utils.np_utils import "
-                             "to_categorical\ny_binary = to_categorical(y_int)\n```\n\nAlternatively, "
-                             "you can use the loss function `sparse_categorical_crossentropy` "
-                             "instead, which does expect integer targets.")
+        if (
+            self.loss_function is losses.categorical_crossentropy
+            and y.shape[-1] == 1
+            and expected[-1] != 1
+        ):
+            raise ValueError(
+                "You are passing a target array of shape " + str(y.shape) + " while "
+                "using as loss `categorical_crossentropy`. `categorical_crossentropy` "
+                "expects targets to be binary matrices (1s and 0s) of shape (samples, "
+                "classes). If your targets are integer classes, you can convert them "
+                "to the expected format via:\n```\nfrom bnpy.utils.np_utils import "
+                "to_categorical\ny_binary = to_categorical(y_int)\n```\n\nAlternatively, "
+                "you can use the loss function `sparse_categorical_crossentropy` "
+                "instead, which does expect integer targets."
+            )
         if y.ndim != len(expected):
-            raise ValueError("Error when checking target: expected {} to have {} dimensions, but "
-                             "got array with shape {}".format(output_name, len(expected), y.shape))
+            raise ValueError(
+                "Error when checking target: expected {} to have {} dimensions, but "
+                "got array with shape {}".format(output_name, len(expected), y.shape)
+            )
         check = expected[1:-1] if sparse else expected[1:]
         for want, got in zip(check, y.shape[1:]):
             if want is not None and want != got:
-                raise ValueError("Error when checking target: expected {} to have shape {} but got "
-                                 "array with shape {}".format(output_name, expected, y.shape))
+                raise ValueError(
+                    "Error when checking target: expected {} to have shape {} but got "
+                    "array with shape {}".format(output_name, expected, y.shape)
+                )
         return y
 
     def _standardize_xy(self, x, y, sample_weight=None, class_weight=None):
         x = self._standardize_x(x, "input")
         y = self._standardize_y(y)
         if len(x) != len(y):
-            raise ValueError("Input arrays should have the same number of samples as target arrays. "
-                             "Found {} input samples and {} target samples.".format(len(x), len(y)))
+            raise ValueError(
+                "Input arrays should have the same number of samples as target arrays. "
+                "Found {} input samples and {} target samples.".format(len(x), len(y))
+            )
         weights = self._sample_weights(y, sample_weight, class_weight)
         return x, y, weights
 
@@ -409,8 +471,11 @@ class Sequential:
         if sample_weight is not None:
             sample_weight = np.asarray(sample_weight, dtype=np.float64)
             if sample_weight.shape != (len(y),):
-                raise ValueError("sample_weight: expected a 1-D array of {} weights, got shape {}"
-                                 .format(len(y), sample_weight.shape))
+                raise ValueError(
+                    "sample_weight: expected a 1-D array of {} weights, got shape {}".format(
+                        len(y), sample_weight.shape
+                    )
+                )
             return sample_weight
         if class_weight:
             if y.shape[-1] > 1:
@@ -457,8 +522,9 @@ class Sequential:
                     activity_outputs[id(layer)] = out
                     penalty += layer.activity_regularizer(out)
             loss_value, weight_factor, count = self._batch_loss(y, out, sample_weight)
-            results = [loss_value + penalty] + [float(np.mean(m(y, out)))
-                                                for m in self._metric_functions]
+            results = [loss_value + penalty] + [
+                float(np.mean(m(y, out))) for m in self._metric_functions
+            ]
             dy = self.loss_function.gradient(y, out)
             if weight_factor is not None:
                 dy = dy * weight_factor.astype(dy.dtype)
@@ -473,9 +539,11 @@ class Sequential:
             constrained = []
             for layer in self.layers:
                 if len(layer.gradients) != len(layer.trainable_params):
-                    raise RuntimeError("{}: backward produced {} gradients for {} trainable weights"
-                                       .format(layer.name, len(layer.gradients),
-                                               len(layer.trainable_params)))
+                    raise RuntimeError(
+                        "{}: backward produced {} gradients for {} trainable weights".format(
+                            layer.name, len(layer.gradients), len(layer.trainable_params)
+                        )
+                    )
                 for param, grad in zip(layer.trainable_params, layer.gradients):
                     if param.regularizer is not None:
                         grad = grad + param.regularizer.gradient(param.value)
@@ -530,15 +598,30 @@ class Sequential:
 
     # -- fit --------------------------------------------------------------------------------
     @_compute_method(per_step=True)
-    def fit(self, x=None, y=None, batch_size=32, epochs=10, verbose=1, callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
-            sample_weight=None, initial_epoch=0, **kwargs):
+    def fit(
+        self,
+        x=None,
+        y=None,
+        batch_size=32,
+        epochs=10,
+        verbose=1,
+        callbacks=None,
+        validation_split=0.0,
+        validation_data=None,
+        shuffle=True,
+        class_weight=None,
+        sample_weight=None,
+        initial_epoch=0,
+        **kwargs,
+    ):
         """Train for ``epochs`` epochs (Sequential's Keras 2.0 default is 10; Keras 1's
         ``nb_epoch`` is accepted with Keras's warning). Returns a History whose ``history`` has
         the keys loss, acc (the batch-size-weighted means of the batch values of each epoch),
         val_loss, val_acc (exact means over the validation data after the epoch)."""
         if "nb_epoch" in kwargs:
-            warnings.warn("The `nb_epoch` argument in `fit` has been renamed `epochs`.", stacklevel=2)
+            warnings.warn(
+                "The `nb_epoch` argument in `fit` has been renamed `epochs`.", stacklevel=2
+            )
             epochs = kwargs.pop("nb_epoch")
         if kwargs:
             raise TypeError("Unrecognized keyword arguments: " + str(kwargs))
@@ -548,18 +631,22 @@ class Sequential:
         val = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-                raise ValueError("When passing validation_data, it must contain 2 (x_val, y_val) "
-                                 "or 3 (x_val, y_val, val_sample_weights) items, however it "
-                                 "contains {} items".format(len(validation_data)))
-            val = self._standardize_xy(*validation_data[:2],
-                                       validation_data[2] if len(validation_data) == 3 else None)
+                raise ValueError(
+                    "When passing validation_data, it must contain 2 (x_val, y_val) "
+                    "or 3 (x_val, y_val, val_sample_weights) items, however it "
+                    "contains {} items".format(len(validation_data))
+                )
+            val = self._standardize_xy(
+                *validation_data[:2], validation_data[2] if len(validation_data) == 3 else None
+            )
         elif validation_split and 0.0 < validation_split < 1.0:
             split_at = int(len(x) * (1.0 - validation_split))
             val = (x[split_at:], y[split_at:], None if weights is None else weights[split_at:])
             x, y = x[:split_at], y[:split_at]
             weights = None if weights is None else weights[:split_at]
-        return self._fit_loop(x, y, weights, batch_size, epochs, verbose, callbacks, val,
-                              shuffle, initial_epoch)
+        return self._fit_loop(
+            x, y, weights, batch_size, epochs, verbose, callbacks, val, shuffle, initial_epoch
+        )
 
     def _make_callbacks(self, callbacks, verbose, count_mode):
         self.history = cbks.History()
@@ -570,8 +657,9 @@ class Sequential:
         callback_list.set_model(self)
         return callback_list
 
-    def _fit_loop(self, x, y, weights, batch_size, epochs, verbose, callbacks, val, shuffle,
-                  initial_epoch):
+    def _fit_loop(
+        self, x, y, weights, batch_size, epochs, verbose, callbacks, val, shuffle, initial_epoch
+    ):
         do_validation = val is not None and len(val[0]) > 0
         out_labels = list(self.metrics_names)
         callback_metrics = out_labels + (["val_" + n for n in out_labels] if do_validation else [])
@@ -580,9 +668,17 @@ class Sequential:
         for layer in self.layers:  # fail before the first step, not at the end of an epoch
             layer.check_training_batch_size(min(smallest_batch, num_train))
         callback_list = self._make_callbacks(callbacks, verbose, "samples")
-        callback_list.set_params({"batch_size": batch_size, "epochs": epochs, "steps": None,
-                                  "samples": num_train, "verbose": verbose,
-                                  "do_validation": do_validation, "metrics": callback_metrics})
+        callback_list.set_params(
+            {
+                "batch_size": batch_size,
+                "epochs": epochs,
+                "steps": None,
+                "samples": num_train,
+                "verbose": verbose,
+                "do_validation": do_validation,
+                "metrics": callback_metrics,
+            }
+        )
         if verbose and do_validation:
             print("Train on %d samples, validate on %d samples" % (num_train, len(val[0])))
         self.stop_training = False
@@ -633,8 +729,9 @@ class Sequential:
         totals = np.zeros(len(self.metrics_names))
         progbar = Progbar(target=num_samples) if verbose == 1 else None
         for start, end in _make_batches(num_samples, batch_size):
-            outs = self._test_step(x[start:end], y[start:end],
-                                   None if weights is None else weights[start:end])
+            outs = self._test_step(
+                x[start:end], y[start:end], None if weights is None else weights[start:end]
+            )
             totals += np.asarray(outs) * (end - start)
             if progbar is not None:
                 progbar.update(end)
@@ -678,8 +775,11 @@ class Sequential:
         """predict, with a warning when the values are not probabilities."""
         preds = self.predict(x, batch_size, verbose)
         if preds.size and (preds.min() < 0.0 or preds.max() > 1.0):
-            warnings.warn("Network returning invalid probability values. The last layer might "
-                          "not be a softmax.", stacklevel=2)
+            warnings.warn(
+                "Network returning invalid probability values. The last layer might "
+                "not be a softmax.",
+                stacklevel=2,
+            )
         return preds
 
     # -- generators -------------------------------------------------------------------------
@@ -687,16 +787,34 @@ class Sequential:
     def _next_batch(generator, what):
         item = next(generator)
         if not isinstance(item, tuple) or len(item) not in (2, 3):
-            raise ValueError("{}: output of generator should be a tuple (x, y, sample_weight) or "
-                             "(x, y). Found: {}".format(what, type(item).__name__ if not isinstance(
-                                 item, tuple) else "a tuple of {} items".format(len(item))))
+            raise ValueError(
+                "{}: output of generator should be a tuple (x, y, sample_weight) or "
+                "(x, y). Found: {}".format(
+                    what,
+                    type(item).__name__
+                    if not isinstance(item, tuple)
+                    else "a tuple of {} items".format(len(item)),
+                )
+            )
         return item if len(item) == 3 else (item[0], item[1], None)
 
     @legacy_generator_methods_support
     @_compute_method(per_step=True)
-    def fit_generator(self, generator, steps_per_epoch, epochs=1, verbose=1, callbacks=None,
-                      validation_data=None, validation_steps=None, class_weight=None,
-                      max_queue_size=10, workers=1, use_multiprocessing=False, initial_epoch=0):
+    def fit_generator(
+        self,
+        generator,
+        steps_per_epoch,
+        epochs=1,
+        verbose=1,
+        callbacks=None,
+        validation_data=None,
+        validation_steps=None,
+        class_weight=None,
+        max_queue_size=10,
+        workers=1,
+        use_multiprocessing=False,
+        initial_epoch=0,
+    ):
         """Train on batches ``(x, y[, sample_weight])`` drawn from ``generator`` (e.g.
         ``ImageDataGenerator.flow``), ``steps_per_epoch`` per epoch. The batches are drawn in
         this thread (``max_queue_size``/``workers``/``use_multiprocessing`` are accepted for
@@ -707,20 +825,32 @@ class Sequential:
         do_validation = validation_data is not None
         val_is_generator = do_validation and not isinstance(validation_data, (tuple, list))
         if val_is_generator and not validation_steps:
-            raise ValueError("When using a generator for validation data, you must specify a value "
-                             "for `validation_steps`.")
+            raise ValueError(
+                "When using a generator for validation data, you must specify a value "
+                "for `validation_steps`."
+            )
         val = None
         if do_validation and not val_is_generator:
             if len(validation_data) not in (2, 3):
-                raise ValueError("validation_data should be a tuple (val_x, val_y, val_sample_weight) "
-                                 "or (val_x, val_y). Found: {} items".format(len(validation_data)))
-            val = self._standardize_xy(*validation_data[:2],
-                                       validation_data[2] if len(validation_data) == 3 else None)
+                raise ValueError(
+                    "validation_data should be a tuple (val_x, val_y, val_sample_weight) "
+                    "or (val_x, val_y). Found: {} items".format(len(validation_data))
+                )
+            val = self._standardize_xy(
+                *validation_data[:2], validation_data[2] if len(validation_data) == 3 else None
+            )
         out_labels = list(self.metrics_names)
         callback_metrics = out_labels + (["val_" + n for n in out_labels] if do_validation else [])
         callback_list = self._make_callbacks(callbacks, verbose, "steps")
-        callback_list.set_params({"epochs": epochs, "steps": steps_per_epoch, "verbose": verbose,
-                                  "do_validation": do_validation, "metrics": callback_metrics})
+        callback_list.set_params(
+            {
+                "epochs": epochs,
+                "steps": steps_per_epoch,
+                "verbose": verbose,
+                "do_validation": do_validation,
+                "metrics": callback_metrics,
+            }
+        )
         self.stop_training = False
         loss_watch = _LossWatch("fit_generator")
         callback_list.on_train_begin()
@@ -759,8 +889,9 @@ class Sequential:
 
     @legacy_generator_methods_support
     @_compute_method
-    def evaluate_generator(self, generator, steps, max_queue_size=10, workers=1,
-                           use_multiprocessing=False):
+    def evaluate_generator(
+        self, generator, steps, max_queue_size=10, workers=1, use_multiprocessing=False
+    ):
         """Loss (and metrics) over ``steps`` batches of ``generator``, weighted by batch size."""
         self._require_compiled("evaluate_generator")
         steps = _positive(steps, "evaluate_generator", "steps")
@@ -776,8 +907,9 @@ class Sequential:
 
     @legacy_generator_methods_support
     @_compute_method
-    def predict_generator(self, generator, steps, max_queue_size=10, workers=1,
-                          use_multiprocessing=False, verbose=0):
+    def predict_generator(
+        self, generator, steps, max_queue_size=10, workers=1, use_multiprocessing=False, verbose=0
+    ):
         """Predictions for ``steps`` batches of ``generator`` (x, or (x, y[, w]) tuples)."""
         steps = _positive(steps, "predict_generator", "steps")
         generator = iter(generator)
@@ -808,6 +940,7 @@ class Sequential:
         optimizer's state, to one file that :func:`bnpy.models.load_model` reads back (Keras
         2.0's ``model.save``, in bnpy's .npz format: see :mod:`bnpy.saving`)."""
         from .saving import save_model
+
         save_model(self, filepath, overwrite=overwrite)
 
     def _weight_arrays(self):
@@ -837,8 +970,11 @@ class Sequential:
         with _read_npz(filepath, "load_weights", "weights") as stored:
             fmt = _small_entry(stored, "__format__", filepath)
             if fmt is None or fmt.shape != () or str(fmt) not in (_WEIGHTS_FORMAT, _MODEL_FORMAT):
-                raise ValueError("load_weights: {} is not a bnpy weights file (no __format__ = {!r})"
-                                 .format(filepath, _WEIGHTS_FORMAT))
+                raise ValueError(
+                    "load_weights: {} is not a bnpy weights file (no __format__ = {!r})".format(
+                        filepath, _WEIGHTS_FORMAT
+                    )
+                )
             with self._turns:
                 self._set_weights_from(stored, filepath, by_name)
 
@@ -852,8 +988,11 @@ class Sequential:
         saved_names = [str(n) for n in names_entry.reshape(-1)]
         missing = [n for n in saved_names if n not in stored]
         if missing:
-            raise ValueError("load_weights: {} lists weights it does not contain: {}".format(
-                filepath, missing[:5]))
+            raise ValueError(
+                "load_weights: {} lists weights it does not contain: {}".format(
+                    filepath, missing[:5]
+                )
+            )
         saved_layers = []  # [(layer name, [(short name, array), ...])] in file order
         for name in saved_names:
             layer_name, _, short = name.rpartition("/")
@@ -863,38 +1002,57 @@ class Sequential:
         model_layers = [layer for layer in self.layers if layer.weights]
         if by_name:
             by_layer_name = dict(saved_layers)
-            pairs = [(layer, by_layer_name[layer.name]) for layer in model_layers
-                     if layer.name in by_layer_name]
+            pairs = [
+                (layer, by_layer_name[layer.name])
+                for layer in model_layers
+                if layer.name in by_layer_name
+            ]
         else:
             if len(saved_layers) != len(model_layers):
-                raise ValueError("You are trying to load a weight file containing {} layers into a "
-                                 "model with {} layers.".format(len(saved_layers), len(model_layers)))
+                raise ValueError(
+                    "You are trying to load a weight file containing {} layers into a "
+                    "model with {} layers.".format(len(saved_layers), len(model_layers))
+                )
             pairs = list(zip(model_layers, (entries for _, entries in saved_layers)))
         plan = []
         for layer, entries in pairs:
             names = [n.rpartition("/")[2] for n in layer.weight_names]
             if len(entries) != len(names):
-                raise ValueError("load_weights: layer {} expects {} weights, but the file has {} "
-                                 "for it".format(layer.name, len(names), len(entries)))
+                raise ValueError(
+                    "load_weights: layer {} expects {} weights, but the file has {} for it".format(
+                        layer.name, len(names), len(entries)
+                    )
+                )
             for target, name, (short, entry) in zip(layer.weights, names, entries):
                 if short != name:
-                    raise ValueError("load_weights: layer {} expects weight {!r}, the file has "
-                                     "{!r}".format(layer.name, name, short))
+                    raise ValueError(
+                        "load_weights: layer {} expects weight {!r}, the file has {!r}".format(
+                            layer.name, name, short
+                        )
+                    )
                 shape, dtype = stored_shape_and_dtype(stored, entry)
                 if shape != target.shape:
-                    raise ValueError("load_weights: layer {} weight {!r} has shape {}, the file has "
-                                     "shape {}".format(layer.name, name, target.shape, shape))
+                    raise ValueError(
+                        "load_weights: layer {} weight {!r} has shape {}, the file has "
+                        "shape {}".format(layer.name, name, target.shape, shape)
+                    )
                 if dtype != target.dtype:
-                    raise ValueError("load_weights: layer {} weight {!r} has dtype {}, the file has "
-                                     "dtype {}".format(layer.name, name, target.dtype, dtype))
+                    raise ValueError(
+                        "load_weights: layer {} weight {!r} has dtype {}, the file has "
+                        "dtype {}".format(layer.name, name, target.dtype, dtype)
+                    )
                 plan.append((target, entry))
-        arrays = [stored[entry] for _, entry in plan]  # all read (a damaged one raises) before any is copied
+        arrays = [
+            stored[entry] for _, entry in plan
+        ]  # all read (a damaged one raises) before any is copied
         for (target, _), array in zip(plan, arrays):
             np.copyto(target, array)
 
     def get_config(self):
-        return [{"class_name": type(layer).__name__, "config": layer.get_config()}
-                for layer in self.layers]
+        return [
+            {"class_name": type(layer).__name__, "config": layer.get_config()}
+            for layer in self.layers
+        ]
 
     def __repr__(self):
         return "<Sequential name={!r} layers={}>".format(self.name, [l.name for l in self.layers])
@@ -904,6 +1062,7 @@ def load_model(filepath, custom_objects=None, compile=True):
     """Keras 2.0's ``keras.models.load_model``: the model ``Sequential.save`` wrote, weights,
     compile settings and optimizer state included (see :mod:`bnpy.saving`)."""
     from .saving import load_model as load
+
     return load(filepath, custom_objects=custom_objects, compile=compile)
 
 
@@ -921,8 +1080,10 @@ def _small_entry(stored, name, filepath, function="load_weights", max_bytes=8 <<
         return None
     shape, dtype = stored_shape_and_dtype(stored, name)
     if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > max_bytes:
-        raise ValueError("{}: {}'s entry {!r} is a {} array of shape {}, far larger than an index "
-                         "entry can be".format(function, filepath, name, dtype, shape))
+        raise ValueError(
+            "{}: {}'s entry {!r} is a {} array of shape {}, far larger than an index "
+            "entry can be".format(function, filepath, name, dtype, shape)
+        )
     return stored[name]
 
 
@@ -943,16 +1104,16 @@ def _positive(value, function, arg):
     if value is None and arg == "batch_size":
         return 32  # Keras's default (Model.fit maps batch_size=None to 32)
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError("Sequential.{}: `{}` must be a positive integer, got {!r}".format(
-            function, arg, value))
+        raise ValueError(
+            "Sequential.{}: `{}` must be a positive integer, got {!r}".format(function, arg, value)
+        )
     return int(value)
 
 
 def _batch_shuffle(index_array, batch_size):
     """Shuffle whole blocks of batch_size indices (Keras's shuffle='batch'); the tail stays last."""
     batch_count = len(index_array) // batch_size
-    last_batch = index_array[batch_count * batch_size:]
-    blocks = index_array[:batch_count * batch_size].reshape((batch_count, batch_size))
+    last_batch = index_array[batch_count * batch_size :]
+    blocks = index_array[: batch_count * batch_size].reshape((batch_count, batch_size))
     np.random.shuffle(blocks)
     return np.append(blocks.flatten(), last_batch)
-

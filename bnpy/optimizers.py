@@ -24,6 +24,7 @@ Update rules (p parameter, g gradient):
 
 Every step allocates nothing beyond two scratch buffers per parameter, reused across steps.
 """
+
 import math
 import numbers
 
@@ -38,7 +39,9 @@ def _checked(optimizer, name, value, high=None, high_included=True):
     the weights would silently become NaN (or inf, from 1 - beta_1**t = 0)."""
     where = "{}: argument '{}'".format(type(optimizer).__name__, name)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError("{} must be a number, got {!r} ({})".format(where, value, type(value).__name__))
+        raise TypeError(
+            "{} must be a number, got {!r} ({})".format(where, value, type(value).__name__)
+        )
     value = float(value)
     in_range = value >= 0 and (high is None or value < high or (high_included and value == high))
     if not (math.isfinite(value) and in_range):
@@ -55,8 +58,10 @@ class Optimizer:
             if key not in _COMMON_KWARGS:
                 raise TypeError("Unexpected keyword argument passed to optimizer: " + str(key))
         # Keras ignores a clip <= 0; NaN, inf or a string would pass through unnoticed
-        self.clipnorm, self.clipvalue = (None if kwargs.get(key) is None else
-                                         _checked(self, key, kwargs[key]) for key in ("clipnorm", "clipvalue"))
+        self.clipnorm, self.clipvalue = (
+            None if kwargs.get(key) is None else _checked(self, key, kwargs[key])
+            for key in ("clipnorm", "clipvalue")
+        )
         self.iterations = 0
         self._state = {}  # id(param) -> (param, list of state arrays); the param keeps the id valid
 
@@ -64,12 +69,18 @@ class Optimizer:
     def update(self, params, grads):
         """One optimization step: update every ``params[i]`` in place from ``grads[i]``."""
         if len(params) != len(grads):
-            raise ValueError("{}.update: got {} parameters but {} gradients".format(
-                type(self).__name__, len(params), len(grads)))
+            raise ValueError(
+                "{}.update: got {} parameters but {} gradients".format(
+                    type(self).__name__, len(params), len(grads)
+                )
+            )
         for p, g in zip(params, grads):
             if g.shape != p.shape:
-                raise ValueError("{}.update: gradient of shape {} for a parameter of shape {}"
-                                 .format(type(self).__name__, g.shape, p.shape))
+                raise ValueError(
+                    "{}.update: gradient of shape {} for a parameter of shape {}".format(
+                        type(self).__name__, g.shape, p.shape
+                    )
+                )
         grads = self._clip(grads)
         lr = self.lr
         if self.decay > 0:
@@ -121,12 +132,18 @@ class Optimizer:
         before anything changes."""
         arrays = [np.asarray(a) for a in arrays]
         if arrays and len(arrays) != self._n_slots:
-            raise ValueError("{}.set_state: expected {} state arrays, got {}".format(
-                type(self).__name__, self._n_slots, len(arrays)))
+            raise ValueError(
+                "{}.set_state: expected {} state arrays, got {}".format(
+                    type(self).__name__, self._n_slots, len(arrays)
+                )
+            )
         for a in arrays:
             if a.shape != param.shape:
-                raise ValueError("{}.set_state: a state array of shape {} for a parameter of shape {}"
-                                 .format(type(self).__name__, a.shape, param.shape))
+                raise ValueError(
+                    "{}.set_state: a state array of shape {} for a parameter of shape {}".format(
+                        type(self).__name__, a.shape, param.shape
+                    )
+                )
         if arrays:
             self._state[id(param)] = (param, [np.array(a, dtype=param.dtype) for a in arrays])
         else:
@@ -140,48 +157,63 @@ class SGD(Optimizer):
     """Stochastic gradient descent with momentum, Nesterov momentum and decay.
 
     Slots: [velocity, scratch]."""
+
     _n_slots = 2
 
     def __init__(self, lr=0.01, momentum=0.0, decay=0.0, nesterov=False, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(nesterov, (bool, np.bool_)):
-            raise TypeError("SGD: argument 'nesterov' must be True or False, got {!r}".format(nesterov))
-        self.lr, self.momentum, self.decay = (_checked(self, "lr", lr), _checked(self, "momentum", momentum, 1.0),
-                                              _checked(self, "decay", decay))
+            raise TypeError(
+                "SGD: argument 'nesterov' must be True or False, got {!r}".format(nesterov)
+            )
+        self.lr, self.momentum, self.decay = (
+            _checked(self, "lr", lr),
+            _checked(self, "momentum", momentum, 1.0),
+            _checked(self, "decay", decay),
+        )
         self.nesterov = bool(nesterov)
 
     def _update_one(self, p, g, slots, lr):
         v, scratch = slots
-        np.multiply(g, lr, out=scratch)     # lr·g
+        np.multiply(g, lr, out=scratch)  # lr·g
         v *= self.momentum
-        v -= scratch                        # v = m·v − lr·g
+        v -= scratch  # v = m·v − lr·g
         if self.nesterov:
             p -= scratch
             np.multiply(v, self.momentum, out=scratch)
-            p += scratch                    # p + m·v − lr·g
+            p += scratch  # p + m·v − lr·g
         else:
             p += v
 
     def get_config(self):
-        return dict(super().get_config(), lr=self.lr, momentum=self.momentum, decay=self.decay,
-                    nesterov=self.nesterov)
+        return dict(
+            super().get_config(),
+            lr=self.lr,
+            momentum=self.momentum,
+            decay=self.decay,
+            nesterov=self.nesterov,
+        )
 
 
 class RMSprop(Optimizer):
     """Slots: [a (mean square), scratch]."""
+
     _n_slots = 2
 
     def __init__(self, lr=0.001, rho=0.9, epsilon=1e-8, decay=0.0, **kwargs):
         super().__init__(**kwargs)
         self.lr, self.rho = _checked(self, "lr", lr), _checked(self, "rho", rho, 1.0)
-        self.epsilon, self.decay = _checked(self, "epsilon", epsilon), _checked(self, "decay", decay)
+        self.epsilon, self.decay = (
+            _checked(self, "epsilon", epsilon),
+            _checked(self, "decay", decay),
+        )
 
     def _update_one(self, p, g, slots, lr):
         a, scratch = slots
         np.multiply(g, g, out=scratch)
         scratch *= 1.0 - self.rho
         a *= self.rho
-        a += scratch                        # a = ρa + (1−ρ)g²
+        a += scratch  # a = ρa + (1−ρ)g²
         np.sqrt(a, out=scratch)
         scratch += self.epsilon
         np.divide(g, scratch, out=scratch)
@@ -189,12 +221,14 @@ class RMSprop(Optimizer):
         p -= scratch
 
     def get_config(self):
-        return dict(super().get_config(), lr=self.lr, rho=self.rho, epsilon=self.epsilon,
-                    decay=self.decay)
+        return dict(
+            super().get_config(), lr=self.lr, rho=self.rho, epsilon=self.epsilon, decay=self.decay
+        )
 
 
 class Adagrad(Optimizer):
     """Slots: [a (sum of squares), scratch]."""
+
     _n_slots = 2
 
     def __init__(self, lr=0.01, epsilon=1e-8, decay=0.0, **kwargs):
@@ -219,12 +253,16 @@ class Adagrad(Optimizer):
 class Adadelta(Optimizer):
     """Adadelta (Zeiler 2012) as Keras 2.0: lr=1.0, rho=0.95, epsilon=1e-8 (the literal, not
     K.epsilon(); Keras >= 2.1.3 defaults to 1e-7). Slots: [a, d, scratch, scratch2]."""
+
     _n_slots = 4
 
     def __init__(self, lr=1.0, rho=0.95, epsilon=1e-8, decay=0.0, **kwargs):
         super().__init__(**kwargs)
         self.lr, self.rho = _checked(self, "lr", lr), _checked(self, "rho", rho, 1.0)
-        self.epsilon, self.decay = _checked(self, "epsilon", epsilon), _checked(self, "decay", decay)
+        self.epsilon, self.decay = (
+            _checked(self, "epsilon", epsilon),
+            _checked(self, "decay", decay),
+        )
 
     def _update_one(self, p, g, slots, lr):
         a, d, delta, scratch = slots
@@ -232,40 +270,47 @@ class Adadelta(Optimizer):
         np.multiply(g, g, out=scratch)
         scratch *= 1.0 - rho
         a *= rho
-        a += scratch                        # a = ρa + (1−ρ)g²   (new a)
+        a += scratch  # a = ρa + (1−ρ)g²   (new a)
         np.add(d, eps, out=delta)
         np.sqrt(delta, out=delta)
-        delta *= g                          # g·√(d + ε)         (old d)
+        delta *= g  # g·√(d + ε)         (old d)
         np.add(a, eps, out=scratch)
         np.sqrt(scratch, out=scratch)
-        delta /= scratch                    # Δ = g·√(d + ε)/√(a + ε)
+        delta /= scratch  # Δ = g·√(d + ε)/√(a + ε)
         np.multiply(delta, lr, out=scratch)
-        p -= scratch                        # p = p − lr·Δ
+        p -= scratch  # p = p − lr·Δ
         np.multiply(delta, delta, out=scratch)
         scratch *= 1.0 - rho
         d *= rho
-        d += scratch                        # d = ρd + (1−ρ)Δ²   (unscaled Δ)
+        d += scratch  # d = ρd + (1−ρ)Δ²   (unscaled Δ)
 
     def get_config(self):
-        return dict(super().get_config(), lr=self.lr, rho=self.rho, epsilon=self.epsilon,
-                    decay=self.decay)
+        return dict(
+            super().get_config(), lr=self.lr, rho=self.rho, epsilon=self.epsilon, decay=self.decay
+        )
 
 
 class Adam(Optimizer):
     """Slots: [m, v, scratch]."""
+
     _n_slots = 3
 
     def __init__(self, lr=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8, decay=0.0, **kwargs):
         super().__init__(**kwargs)
-        self.lr, self.epsilon, self.decay = (_checked(self, "lr", lr), _checked(self, "epsilon", epsilon),
-                                             _checked(self, "decay", decay))
-        self.beta_1, self.beta_2 = (_checked(self, name, value, 1.0, high_included=False)
-                                    for name, value in (("beta_1", beta_1), ("beta_2", beta_2)))
+        self.lr, self.epsilon, self.decay = (
+            _checked(self, "lr", lr),
+            _checked(self, "epsilon", epsilon),
+            _checked(self, "decay", decay),
+        )
+        self.beta_1, self.beta_2 = (
+            _checked(self, name, value, 1.0, high_included=False)
+            for name, value in (("beta_1", beta_1), ("beta_2", beta_2))
+        )
 
     def _update_one(self, p, g, slots, lr):
         m, v, scratch = slots
         t = self.iterations + 1
-        lr_t = lr * np.sqrt(1.0 - self.beta_2 ** t) / (1.0 - self.beta_1 ** t)
+        lr_t = lr * np.sqrt(1.0 - self.beta_2**t) / (1.0 - self.beta_1**t)
         m *= self.beta_1
         np.multiply(g, 1.0 - self.beta_1, out=scratch)
         m += scratch
@@ -280,25 +325,37 @@ class Adam(Optimizer):
         p -= scratch
 
     def get_config(self):
-        return dict(super().get_config(), lr=self.lr, beta_1=self.beta_1, beta_2=self.beta_2,
-                    epsilon=self.epsilon, decay=self.decay)
+        return dict(
+            super().get_config(),
+            lr=self.lr,
+            beta_1=self.beta_1,
+            beta_2=self.beta_2,
+            epsilon=self.epsilon,
+            decay=self.decay,
+        )
 
 
 class Adamax(Optimizer):
     """Slots: [m, u, scratch]."""
+
     _n_slots = 3
 
     def __init__(self, lr=0.002, beta_1=0.9, beta_2=0.999, epsilon=1e-8, decay=0.0, **kwargs):
         super().__init__(**kwargs)
-        self.lr, self.epsilon, self.decay = (_checked(self, "lr", lr), _checked(self, "epsilon", epsilon),
-                                             _checked(self, "decay", decay))
-        self.beta_1, self.beta_2 = (_checked(self, name, value, 1.0, high_included=False)
-                                    for name, value in (("beta_1", beta_1), ("beta_2", beta_2)))
+        self.lr, self.epsilon, self.decay = (
+            _checked(self, "lr", lr),
+            _checked(self, "epsilon", epsilon),
+            _checked(self, "decay", decay),
+        )
+        self.beta_1, self.beta_2 = (
+            _checked(self, name, value, 1.0, high_included=False)
+            for name, value in (("beta_1", beta_1), ("beta_2", beta_2))
+        )
 
     def _update_one(self, p, g, slots, lr):
         m, u, scratch = slots
         t = self.iterations + 1
-        lr_t = lr / (1.0 - self.beta_1 ** t)
+        lr_t = lr / (1.0 - self.beta_1**t)
         m *= self.beta_1
         np.multiply(g, 1.0 - self.beta_1, out=scratch)
         m += scratch
@@ -311,27 +368,37 @@ class Adamax(Optimizer):
         p -= scratch
 
     def get_config(self):
-        return dict(super().get_config(), lr=self.lr, beta_1=self.beta_1, beta_2=self.beta_2,
-                    epsilon=self.epsilon, decay=self.decay)
+        return dict(
+            super().get_config(),
+            lr=self.lr,
+            beta_1=self.beta_1,
+            beta_2=self.beta_2,
+            epsilon=self.epsilon,
+            decay=self.decay,
+        )
 
 
 class Nadam(Optimizer):
     """Nesterov Adam as Keras 2.0 (no decay; ``schedule_decay`` sets the momentum schedule):
 
-        μ_t = β1(1 − ½·0.96^(t·s)),  μ_{t+1} likewise;  S ← S·μ_t  (S starts at 1)
-        ĝ = g/(1 − S);  m ← β1m + (1−β1)g;  m̂ = m/(1 − S·μ_{t+1});
-        v ← β2v + (1−β2)g²;  v̂ = v/(1 − β2^t);  m̄ = (1−μ_t)ĝ + μ_{t+1}m̂
-        p ← p − lr·m̄/(√v̂ + ε)
+    μ_t = β1(1 − ½·0.96^(t·s)),  μ_{t+1} likewise;  S ← S·μ_t  (S starts at 1)
+    ĝ = g/(1 − S);  m ← β1m + (1−β1)g;  m̂ = m/(1 − S·μ_{t+1});
+    v ← β2v + (1−β2)g²;  v̂ = v/(1 − β2^t);  m̄ = (1−μ_t)ĝ + μ_{t+1}m̂
+    p ← p − lr·m̄/(√v̂ + ε)
     """
+
     _n_slots = 2
     step_state_names = ("iterations", "m_schedule")
 
-    def __init__(self, lr=0.002, beta_1=0.9, beta_2=0.999, epsilon=1e-8, schedule_decay=0.004,
-                 **kwargs):
+    def __init__(
+        self, lr=0.002, beta_1=0.9, beta_2=0.999, epsilon=1e-8, schedule_decay=0.004, **kwargs
+    ):
         super().__init__(**kwargs)
         self.lr, self.epsilon = _checked(self, "lr", lr), _checked(self, "epsilon", epsilon)
-        self.beta_1, self.beta_2 = (_checked(self, name, value, 1.0, high_included=False)
-                                    for name, value in (("beta_1", beta_1), ("beta_2", beta_2)))
+        self.beta_1, self.beta_2 = (
+            _checked(self, name, value, 1.0, high_included=False)
+            for name, value in (("beta_1", beta_1), ("beta_2", beta_2))
+        )
         self.schedule_decay = _checked(self, "schedule_decay", schedule_decay)
         self.m_schedule = 1.0
         self._step_coefficients = None
@@ -354,12 +421,18 @@ class Nadam(Optimizer):
         v *= self.beta_2
         v += (1.0 - self.beta_2) * np.square(g)
         m_bar = (1.0 - cache_t) / (1.0 - schedule_new) * g + cache_t1 / (1.0 - schedule_next) * m
-        denom = np.sqrt(v / (1.0 - self.beta_2 ** t)) + self.epsilon
+        denom = np.sqrt(v / (1.0 - self.beta_2**t)) + self.epsilon
         p -= self.lr * m_bar / denom
 
     def get_config(self):
-        return dict(super().get_config(), lr=self.lr, beta_1=self.beta_1, beta_2=self.beta_2,
-                    epsilon=self.epsilon, schedule_decay=self.schedule_decay)
+        return dict(
+            super().get_config(),
+            lr=self.lr,
+            beta_1=self.beta_1,
+            beta_2=self.beta_2,
+            epsilon=self.epsilon,
+            schedule_decay=self.schedule_decay,
+        )
 
 
 sgd = SGD
@@ -370,8 +443,15 @@ adam = Adam
 adamax = Adamax
 nadam = Nadam
 
-_BY_NAME = {"sgd": SGD, "rmsprop": RMSprop, "adagrad": Adagrad, "adadelta": Adadelta,
-            "adam": Adam, "adamax": Adamax, "nadam": Nadam}
+_BY_NAME = {
+    "sgd": SGD,
+    "rmsprop": RMSprop,
+    "adagrad": Adagrad,
+    "adadelta": Adadelta,
+    "adam": Adam,
+    "adamax": Adamax,
+    "nadam": Nadam,
+}
 
 
 def get(identifier):
@@ -382,6 +462,9 @@ def get(identifier):
         try:
             return _BY_NAME[identifier.lower()]()
         except KeyError:
-            raise ValueError("Unknown optimizer: {!r}; expected one of {} or an Optimizer "
-                             "instance".format(identifier, ", ".join(sorted(_BY_NAME)))) from None
+            raise ValueError(
+                "Unknown optimizer: {!r}; expected one of {} or an Optimizer instance".format(
+                    identifier, ", ".join(sorted(_BY_NAME))
+                )
+            ) from None
     raise ValueError("Could not interpret optimizer identifier: {!r}".format(identifier))

@@ -9,6 +9,7 @@ reported training ``loss``, as in Keras. Attach with ``kernel_regularizer=`` (Ke
 ``W_regularizer=``), ``bias_regularizer=``, ``gamma_regularizer=``/``beta_regularizer=`` or
 ``activity_regularizer=`` (applied to the layer's output, summed over the whole batch).
 """
+
 import numpy as np
 
 
@@ -68,5 +69,7 @@ def get(identifier):
         return identifier
     if isinstance(identifier, str) and identifier in ("l1", "l2", "l1_l2"):
         return globals()[identifier]()
-    raise ValueError("Could not interpret regularizer identifier: {!r}; expected None, a "
-                     "bnpy.regularizers.Regularizer or 'l1', 'l2', 'l1_l2'".format(identifier))
+    raise ValueError(
+        "Could not interpret regularizer identifier: {!r}; expected None, a "
+        "bnpy.regularizers.Regularizer or 'l1', 'l2', 'l1_l2'".format(identifier)
+    )

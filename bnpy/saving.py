@@ -21,31 +21,50 @@ layer, loss or metric, raises ValueError saying which. Saving is atomic (a tempo
 same folder, then ``os.replace``), and refuses what it could not load back (a loss or metric
 function it cannot name, a regularizer or constraint that is not one of bnpy's classes).
 """
+
 import copy
 import json
 import os
 
 import numpy as np
 
-from . import constraints, engine, initializers, layers as layers_module, losses, metrics, optimizers, regularizers
-from .models import _MODEL_FORMAT as MODEL_FORMAT, Sequential, _read_npz, _small_entry
+from . import (
+    constraints,
+    engine,
+    initializers,
+    losses,
+    metrics,
+    optimizers,
+    regularizers,
+)
+from . import (
+    layers as layers_module,
+)
+from .models import _MODEL_FORMAT as MODEL_FORMAT
+from .models import Sequential, _read_npz, _small_entry
 from .utils.io_utils import stored_shape_and_dtype
 
 __all__ = ["save_model", "load_model", "optimizer_state_arrays", "restore_optimizer_state"]
 
 # Objects that may appear inside a layer's config, by the base class the saved class must extend.
-_OBJECT_KINDS = [(initializers.Initializer, initializers), (regularizers.Regularizer, regularizers),
-                 (constraints.Constraint, constraints)]
+_OBJECT_KINDS = [
+    (initializers.Initializer, initializers),
+    (regularizers.Regularizer, regularizers),
+    (constraints.Constraint, constraints),
+]
 
 
 # ---- saving -----------------------------------------------------------------------------------------
+
 
 def _serialize_value(value, where):
     """A config value as JSON: objects as {"class_name", "config"}, tuples as lists."""
     for base, _ in _OBJECT_KINDS:
         if isinstance(value, base):
-            return {"class_name": type(value).__name__,
-                    "config": {k: _serialize_value(v, where) for k, v in value.get_config().items()}}
+            return {
+                "class_name": type(value).__name__,
+                "config": {k: _serialize_value(v, where) for k, v in value.get_config().items()},
+            }
     if isinstance(value, (list, tuple)):
         return [_serialize_value(v, where) for v in value]
     if isinstance(value, dict):
@@ -56,8 +75,10 @@ def _serialize_value(value, where):
         return value
     if callable(value) and where.endswith("initializer"):
         return _OMIT  # a plain initializer function: the saved weights make it moot
-    raise ValueError("save: cannot save {} = {!r}: only bnpy's initializers, regularizers and "
-                     "constraints (or None) can be written to a model file".format(where, value))
+    raise ValueError(
+        "save: cannot save {} = {!r}: only bnpy's initializers, regularizers and "
+        "constraints (or None) can be written to a model file".format(where, value)
+    )
 
 
 # Left out of a saved config: the layer gets its default back when loaded.
@@ -65,10 +86,14 @@ _OMIT = object()
 
 
 def _layer_config(layer):
-    config = {key: _serialize_value(value, "{}.{}".format(layer.name, key))
-              for key, value in layer.get_config().items()}
-    return {"class_name": type(layer).__name__,
-            "config": {key: value for key, value in config.items() if value is not _OMIT}}
+    config = {
+        key: _serialize_value(value, "{}.{}".format(layer.name, key))
+        for key, value in layer.get_config().items()
+    }
+    return {
+        "class_name": type(layer).__name__,
+        "config": {key: value for key, value in config.items() if value is not _OMIT},
+    }
 
 
 def _function_name(value, kind):
@@ -86,10 +111,14 @@ def _training_config(model):
     if model.optimizer is None:
         return None
     optimizer = model.optimizer
-    return {"optimizer_config": {"class_name": type(optimizer).__name__,
-                                 "config": _serialize_value(optimizer.get_config(), "optimizer")},
-            "loss": _function_name(model.loss, "loss"),
-            "metrics": [_function_name(m, "metric") for m in model.metrics]}
+    return {
+        "optimizer_config": {
+            "class_name": type(optimizer).__name__,
+            "config": _serialize_value(optimizer.get_config(), "optimizer"),
+        },
+        "loss": _function_name(model.loss, "loss"),
+        "metrics": [_function_name(m, "metric") for m in model.metrics],
+    }
 
 
 def optimizer_state_arrays(model):
@@ -111,8 +140,10 @@ def save_model(model, filepath, overwrite=True):
     filepath = os.fspath(filepath)
     if not overwrite and os.path.exists(filepath):
         raise FileExistsError("save: {} exists and overwrite=False".format(filepath))
-    model_config = {"class_name": "Sequential",
-                    "config": {"name": model.name, "layers": [_layer_config(l) for l in model.layers]}}
+    model_config = {
+        "class_name": "Sequential",
+        "config": {"name": model.name, "layers": [_layer_config(l) for l in model.layers]},
+    }
     arrays = model._weight_arrays()
     arrays["__format__"] = np.array(MODEL_FORMAT)
     arrays["__model_config__"] = np.array(json.dumps(model_config))
@@ -124,6 +155,7 @@ def save_model(model, filepath, overwrite=True):
 
 # ---- loading ----------------------------------------------------------------------------------------
 
+
 def _deserialize_value(key, value, custom_objects):
     """Inverse of _serialize_value for a layer's config entry ``key``."""
     if isinstance(value, dict) and set(value) == {"class_name", "config"}:
@@ -131,12 +163,16 @@ def _deserialize_value(key, value, custom_objects):
         for base, module in _OBJECT_KINDS:
             cls = custom_objects.get(name) or getattr(module, name, None)
             if cls is base:  # abstract: an Initializer draws nothing (save never writes one)
-                raise ValueError("load_model: the config entry {!r} names {}, the base class of "
-                                 "{}s, not one that can be used".format(key, name, name.lower()))
+                raise ValueError(
+                    "load_model: the config entry {!r} names {}, the base class of "
+                    "{}s, not one that can be used".format(key, name, name.lower())
+                )
             if isinstance(cls, type) and issubclass(cls, base):
                 return cls(**value["config"])
-        raise ValueError("load_model: unknown object {!r} in the config entry {!r} (pass it in "
-                         "custom_objects)".format(name, key))
+        raise ValueError(
+            "load_model: unknown object {!r} in the config entry {!r} (pass it in "
+            "custom_objects)".format(name, key)
+        )
     if isinstance(value, list):
         return tuple(_deserialize_value(key, v, custom_objects) for v in value)
     return value
@@ -146,7 +182,9 @@ def _layer_from_config(entry, custom_objects):
     name = entry.get("class_name")
     cls = custom_objects.get(name) or getattr(layers_module, name, None)
     if not (isinstance(cls, type) and issubclass(cls, layers_module.Layer)):
-        raise ValueError("load_model: unknown layer class {!r} (pass it in custom_objects)".format(name))
+        raise ValueError(
+            "load_model: unknown layer class {!r} (pass it in custom_objects)".format(name)
+        )
     config = {k: _deserialize_value(k, v, custom_objects) for k, v in entry["config"].items()}
     return cls(**config)
 
@@ -157,7 +195,9 @@ def _lookup(name, kind, known, custom_objects):
     try:
         known(name)
     except ValueError:
-        raise ValueError("load_model: unknown {} {!r} (pass it in custom_objects)".format(kind, name)) from None
+        raise ValueError(
+            "load_model: unknown {} {!r} (pass it in custom_objects)".format(kind, name)
+        ) from None
     return name
 
 
@@ -177,22 +217,36 @@ def load_model(filepath, custom_objects=None, compile=True):
 
 def _load_model_from(stored, filepath, custom_objects, compile):
     fmt = _small_entry(stored, "__format__", filepath, "load_model")
-    if fmt is None or fmt.shape != () or str(fmt) != MODEL_FORMAT or "__model_config__" not in stored:
-        raise ValueError("load_model: {} is not a bnpy model file (no __format__ = {!r}; a file "
-                         "from save_weights needs load_weights on a model built in code)".format(
-                             filepath, MODEL_FORMAT))
+    if (
+        fmt is None
+        or fmt.shape != ()
+        or str(fmt) != MODEL_FORMAT
+        or "__model_config__" not in stored
+    ):
+        raise ValueError(
+            "load_model: {} is not a bnpy model file (no __format__ = {!r}; a file "
+            "from save_weights needs load_weights on a model built in code)".format(
+                filepath, MODEL_FORMAT
+            )
+        )
     try:
-        model_config = json.loads(str(_small_entry(stored, "__model_config__", filepath, "load_model")))
+        model_config = json.loads(
+            str(_small_entry(stored, "__model_config__", filepath, "load_model"))
+        )
         training_entry = _small_entry(stored, "__training_config__", filepath, "load_model")
         training_config = json.loads("null" if training_entry is None else str(training_entry))
     except ValueError as exc:
         if str(exc).startswith("load_model:"):
             raise
-        raise ValueError("load_model: {} has a malformed config ({})".format(filepath, exc)) from None
+        raise ValueError(
+            "load_model: {} has a malformed config ({})".format(filepath, exc)
+        ) from None
     # A config that does not have the shape save writes (a damaged or hand-made file) fails in
     # the lookups and constructor calls below: reported as the file's fault.
     try:
-        layers = [_layer_from_config(entry, custom_objects) for entry in model_config["config"]["layers"]]
+        layers = [
+            _layer_from_config(entry, custom_objects) for entry in model_config["config"]["layers"]
+        ]
         _check_stored_weights(layers, stored, filepath)
         model = Sequential(name=model_config["config"].get("name"))
         for layer in layers:
@@ -206,8 +260,11 @@ def _load_model_from(stored, filepath, custom_objects, compile):
             raise
         raise ValueError("load_model: {}: {}".format(filepath, exc)) from exc
     except (TypeError, KeyError, AttributeError, IndexError, NotImplementedError) as exc:
-        raise ValueError("load_model: {} holds a config bnpy cannot build ({}: {})".format(
-            filepath, type(exc).__name__, exc)) from exc
+        raise ValueError(
+            "load_model: {} holds a config bnpy cannot build ({}: {})".format(
+                filepath, type(exc).__name__, exc
+            )
+        ) from exc
     return model
 
 
@@ -226,8 +283,16 @@ def _dry_build(layers):
         probe = copy.copy(layer)
         probe._params = []
 
-        def add_shape_only(shape, initializer, name, regularizer=None, trainable=True,
-                           constraint=None, dtype=None, probe=probe):
+        def add_shape_only(
+            shape,
+            initializer,
+            name,
+            regularizer=None,
+            trainable=True,
+            constraint=None,
+            dtype=None,
+            probe=probe,
+        ):
             value = np.broadcast_to(np.zeros((), dtype or probe.dtype), tuple(shape))
             probe._params.append(engine._Param(name, value, trainable, regularizer, constraint))
             return value
@@ -237,7 +302,7 @@ def _dry_build(layers):
             probe.build(input_shape)
             input_shape = tuple(probe.compute_output_shape(input_shape))
         except Exception:  # a config error, or a custom layer that writes into its new weights:
-            return None    # the real build below runs (and reports) instead of this check
+            return None  # the real build below runs (and reports) instead of this check
         for full_name, value in zip(probe.weight_names, probe.weights):
             planned.append((layer, full_name.rpartition("/")[2], value.shape, value.dtype))
     return planned
@@ -252,18 +317,27 @@ def _check_stored_weights(layers, stored, filepath):
         return  # Sequential.add or _set_weights_from reports it
     saved_names = [str(n) for n in names_entry.reshape(-1)]
     if len(saved_names) != len(planned):
-        raise ValueError("load_model: {}: the config's layers make {} weights, the file holds {}"
-                         .format(filepath, len(planned), len(saved_names)))
+        raise ValueError(
+            "load_model: {}: the config's layers make {} weights, the file holds {}".format(
+                filepath, len(planned), len(saved_names)
+            )
+        )
     for saved_name, (layer, short, shape, dtype) in zip(saved_names, planned):
         if saved_name.rpartition("/")[2] != short or saved_name not in stored:
-            raise ValueError("load_model: {}: layer {} makes weight {!r}, the file has {!r}".format(
-                filepath, layer.name, short, saved_name))
+            raise ValueError(
+                "load_model: {}: layer {} makes weight {!r}, the file has {!r}".format(
+                    filepath, layer.name, short, saved_name
+                )
+            )
         stored_shape, stored_dtype = stored_shape_and_dtype(stored, saved_name)
         if (stored_shape, stored_dtype) != (shape, dtype):
-            raise ValueError("load_model: {}: the config's layer {} makes weight {!r} of shape {} "
-                             "and dtype {}, the file holds shape {} and dtype {}; nothing was "
-                             "built".format(filepath, layer.name, short, shape, dtype,
-                                            stored_shape, stored_dtype))
+            raise ValueError(
+                "load_model: {}: the config's layer {} makes weight {!r} of shape {} "
+                "and dtype {}, the file holds shape {} and dtype {}; nothing was "
+                "built".format(
+                    filepath, layer.name, short, shape, dtype, stored_shape, stored_dtype
+                )
+            )
 
 
 def _compile_from_config(model, training_config, custom_objects):
@@ -271,11 +345,17 @@ def _compile_from_config(model, training_config, custom_objects):
     name = optimizer_config["class_name"]
     optimizer_cls = custom_objects.get(name) or getattr(optimizers, str(name), None)
     if not (isinstance(optimizer_cls, type) and issubclass(optimizer_cls, optimizers.Optimizer)):
-        raise ValueError("load_model: unknown optimizer {!r} (pass it in custom_objects)".format(name))
-    model.compile(optimizer=optimizer_cls(**optimizer_config["config"]),
-                  loss=_lookup(training_config["loss"], "loss", losses.get, custom_objects),
-                  metrics=[m if m in ("acc", "accuracy") else _lookup(m, "metric", metrics.get, custom_objects)
-                           for m in training_config["metrics"]])
+        raise ValueError(
+            "load_model: unknown optimizer {!r} (pass it in custom_objects)".format(name)
+        )
+    model.compile(
+        optimizer=optimizer_cls(**optimizer_config["config"]),
+        loss=_lookup(training_config["loss"], "loss", losses.get, custom_objects),
+        metrics=[
+            m if m in ("acc", "accuracy") else _lookup(m, "metric", metrics.get, custom_objects)
+            for m in training_config["metrics"]
+        ],
+    )
 
 
 def restore_optimizer_state(model, arrays):
@@ -286,8 +366,15 @@ def restore_optimizer_state(model, arrays):
     step_state = {}
     for name in optimizer.step_state_names:
         key = "__optimizer__/{}".format(name)
-        value = arrays[key] if key in arrays and stored_shape_and_dtype(arrays, key)[0] == () else None
-        if value is None or value.shape != () or value.dtype.kind not in "iuf" or not np.isfinite(value):
+        value = (
+            arrays[key] if key in arrays and stored_shape_and_dtype(arrays, key)[0] == () else None
+        )
+        if (
+            value is None
+            or value.shape != ()
+            or value.dtype.kind not in "iuf"
+            or not np.isfinite(value)
+        ):
             raise ValueError("the optimizer's {!r} is missing or not a finite number".format(name))
         step_state[name] = value.item()
     if step_state["iterations"] < 0 or step_state["iterations"] != int(step_state["iterations"]):
@@ -301,8 +388,11 @@ def restore_optimizer_state(model, arrays):
         for key in keys:  # from the headers, before a slot of the wrong size is read
             shape = stored_shape_and_dtype(arrays, key)[0]
             if shape != param.shape:
-                raise ValueError("the optimizer state {!r} has shape {}, its parameter {}".format(
-                    key, shape, param.shape))
+                raise ValueError(
+                    "the optimizer state {!r} has shape {}, its parameter {}".format(
+                        key, shape, param.shape
+                    )
+                )
         plan.append((param, [arrays[key] for key in keys]))
     for param, slots in plan:
         optimizer.set_state(param, slots)

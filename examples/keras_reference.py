@@ -35,6 +35,7 @@ Run: ``python examples/keras_reference.py [--steps 10] [--groups all-comments,no
 bnpy. Exits 1 if a step's loss differs by more than ``--rtol`` (relative, default 1e-4) or the
 layers or parameter counts differ. tests/test_keras_reference.py runs the same comparison.
 """
+
 import argparse
 import os
 import sys
@@ -56,8 +57,9 @@ def import_tf_keras():
     try:
         import tf_keras
     except ImportError as exc:
-        raise ImportError("keras_reference needs tf-keras: pip install tensorflow-cpu tf-keras "
-                          "({})".format(exc)) from None
+        raise ImportError(
+            "keras_reference needs tf-keras: pip install tensorflow-cpu tf-keras ({})".format(exc)
+        ) from None
     return tf_keras
 
 
@@ -66,6 +68,7 @@ def keras20_categorical_crossentropy(y_true, y_pred):
     p = y_pred / Σ y_pred, clipped to [1e-7, 1 − 1e-7], then −Σ y·log p. A function of its own,
     so tf-keras cannot replace it by its softmax-logits shortcut."""
     import tensorflow as tf
+
     p = y_pred / tf.reduce_sum(y_pred, axis=-1, keepdims=True)
     p = tf.clip_by_value(p, KERAS20_EPSILON, 1.0 - KERAS20_EPSILON)
     return -tf.reduce_sum(y_true * tf.math.log(p), axis=-1)
@@ -75,23 +78,29 @@ def build_keras_model(group, input_shape, num_classes=10, dtype="float32"):
     """The article's network for ``group`` (a key of article.GROUPS) in tf-keras, channels_last,
     with Keras 2.0's layer arguments, every layer computing in ``dtype``."""
     from bnpy.experiments import article
+
     keras = import_tf_keras()
     layers = keras.layers
     flags = article.GROUPS[group][1]
 
     def batchnorm():
-        return layers.BatchNormalization(axis=-1, momentum=0.99, epsilon=1e-3, fused=False,
-                                         dtype=dtype)
+        return layers.BatchNormalization(
+            axis=-1, momentum=0.99, epsilon=1e-3, fused=False, dtype=dtype
+        )
 
-    stack = [keras.Input(shape=tuple(input_shape), dtype=dtype),
-             layers.Conv2D(96, (11, 11), padding="same", dtype=dtype)]
+    stack = [
+        keras.Input(shape=tuple(input_shape), dtype=dtype),
+        layers.Conv2D(96, (11, 11), padding="same", dtype=dtype),
+    ]
     if flags["bn1"]:
         stack.append(batchnorm())
     stack.append(layers.MaxPooling2D(pool_size=(2, 2), dtype=dtype))
     if flags["bn2"]:
         stack.append(batchnorm())
-    stack += [layers.Activation("tanh", dtype=dtype),
-              layers.Conv2D(120, (1, 1), padding="valid", dtype=dtype)]
+    stack += [
+        layers.Activation("tanh", dtype=dtype),
+        layers.Conv2D(120, (1, 1), padding="valid", dtype=dtype),
+    ]
     if flags["bn3"]:
         stack.append(batchnorm())
     stack += [layers.Flatten(dtype=dtype), layers.Dense(num_classes, dtype=dtype)]
@@ -108,6 +117,7 @@ def bnpy_model_in_dtype(model, dtype):
     """The bnpy Sequential ``model`` computing in ``dtype``: ``model`` itself if all its layers
     already do, else a copy with every layer in ``dtype`` and the same weights (cast)."""
     from bnpy.models import Sequential
+
     if all(layer.dtype == np.dtype(dtype) for layer in model.layers):
         return model
     copy = Sequential()
@@ -119,8 +129,16 @@ def bnpy_model_in_dtype(model, dtype):
 
 # The layer arguments that define the computation, per layer class (Keras's config names).
 _COMPARED_CONFIG = {
-    "Conv2D": ("filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate",
-               "activation", "use_bias"),
+    "Conv2D": (
+        "filters",
+        "kernel_size",
+        "strides",
+        "padding",
+        "data_format",
+        "dilation_rate",
+        "activation",
+        "use_bias",
+    ),
     "Dense": ("units", "activation", "use_bias"),
     "MaxPooling2D": ("pool_size", "strides", "padding", "data_format"),
     "Activation": ("activation",),
@@ -152,8 +170,9 @@ def layer_differences(bnpy_model, keras_model):
             differences.append(where + ": different or unknown classes")
             continue
         if tuple(a.output_shape) != tuple(b.output_shape):
-            differences.append("{}: output shape {} / {}".format(where, a.output_shape,
-                                                                 b.output_shape))
+            differences.append(
+                "{}: output shape {} / {}".format(where, a.output_shape, b.output_shape)
+            )
         shapes_a = [w.shape for w in a.get_weights()]
         shapes_b = [w.shape for w in b.get_weights()]
         if shapes_a != shapes_b:
@@ -184,11 +203,14 @@ def cifar10_data(n):
     """The first ``n`` CIFAR-10 training images (x/255, float32) and one-hot labels, through
     bnpy's loader ($BNPY_DATA, the Keras cache or a download)."""
     from bnpy.datasets import cifar10
+
     (x, labels), _ = cifar10.load_data()
     if len(x) < n:
         raise ValueError("cifar10_data: {} images wanted, the data set has {}".format(n, len(x)))
-    return (x[:n].astype(np.float32) / 255.0,
-            np.eye(10, dtype=np.float32)[np.asarray(labels[:n]).reshape(-1)])
+    return (
+        x[:n].astype(np.float32) / 255.0,
+        np.eye(10, dtype=np.float32)[np.asarray(labels[:n]).reshape(-1)],
+    )
 
 
 def _shift_removed_by_batchnorm(layers, index):
@@ -198,13 +220,16 @@ def _shift_removed_by_batchnorm(layers, index):
     only (relative differences of order 1 between two such noises say nothing). Layers that
     carry a constant shift on as a constant shift: max pooling, Flatten, and Dense or
     'valid'-padded Conv2D without activation (linear, and no zero padding at the borders)."""
-    for layer in layers[index + 1:]:
+    for layer in layers[index + 1 :]:
         kind, config = type(layer).__name__, layer.get_config()
         if kind == "BatchNormalization":
             return True
         linear = config.get("activation") in ("linear", None)
-        if not (kind in ("MaxPooling2D", "Flatten") or (kind == "Dense" and linear)
-                or (kind == "Conv2D" and linear and config.get("padding") == "valid")):
+        if not (
+            kind in ("MaxPooling2D", "Flatten")
+            or (kind == "Dense" and linear)
+            or (kind == "Conv2D" and linear and config.get("padding") == "valid")
+        ):
             return False
     return False
 
@@ -225,9 +250,14 @@ def compare_weights(bnpy_model, keras_model):
             else:
                 kind = "trainable"
             w_b = variable.numpy().astype(np.float64)
-            rows.append(("{}/{}".format(a.name, name), kind,
-                         float(np.max(np.abs(w_a.astype(np.float64) - w_b))),
-                         float(np.max(np.abs(w_b)))))
+            rows.append(
+                (
+                    "{}/{}".format(a.name, name),
+                    kind,
+                    float(np.max(np.abs(w_a.astype(np.float64) - w_b))),
+                    float(np.max(np.abs(w_b))),
+                )
+            )
     return rows
 
 
@@ -240,25 +270,31 @@ def run_group(group, x, y, steps=STEPS, batch_size=BATCH_SIZE, seed=0, dtype="fl
     and 'weights' (compare_weights after the last step)."""
     from bnpy.experiments import article
     from bnpy.optimizers import Adadelta
+
     keras = import_tf_keras()
     if len(x) < steps * batch_size:
-        raise ValueError("run_group: {} steps of batch {} need {} samples, got {}".format(
-            steps, batch_size, steps * batch_size, len(x)))
+        raise ValueError(
+            "run_group: {} steps of batch {} need {} samples, got {}".format(
+                steps, batch_size, steps * batch_size, len(x)
+            )
+        )
     x, y = x.astype(dtype), y.astype(dtype)
 
     np.random.seed(seed)  # bnpy's initializers draw from NumPy's global RNG
     ours = bnpy_model_in_dtype(article.build_model(group, x.shape[1:], y.shape[1]), dtype)
-    ours.compile(optimizer=Adadelta(lr=1.0, rho=0.95, epsilon=1e-8),
-                 loss="categorical_crossentropy")
+    ours.compile(
+        optimizer=Adadelta(lr=1.0, rho=0.95, epsilon=1e-8), loss="categorical_crossentropy"
+    )
 
     floatx = keras.backend.floatx()
     keras.backend.set_floatx(np.dtype(dtype).name)  # the loss tracker's dtype follows floatx
     try:
         theirs = build_keras_model(group, x.shape[1:], y.shape[1], dtype)
         theirs.set_weights(ours.get_weights())
-        theirs.compile(optimizer=keras.optimizers.Adadelta(learning_rate=1.0, rho=0.95,
-                                                           epsilon=1e-8),
-                       loss=keras20_categorical_crossentropy)
+        theirs.compile(
+            optimizer=keras.optimizers.Adadelta(learning_rate=1.0, rho=0.95, epsilon=1e-8),
+            loss=keras20_categorical_crossentropy,
+        )
         losses_bnpy, losses_keras = [], []
         for step in range(steps):
             batch = slice(step * batch_size, (step + 1) * batch_size)
@@ -266,11 +302,16 @@ def run_group(group, x, y, steps=STEPS, batch_size=BATCH_SIZE, seed=0, dtype="fl
             losses_keras.append(float(theirs.train_on_batch(x[batch], y[batch])))
     finally:
         keras.backend.set_floatx(floatx)
-    return {"group": group, "dtype": np.dtype(dtype).name,
-            "params_bnpy": int(ours.count_params()), "params_keras": int(theirs.count_params()),
-            "layer_differences": layer_differences(ours, theirs),
-            "losses_bnpy": losses_bnpy, "losses_keras": losses_keras,
-            "weights": compare_weights(ours, theirs)}
+    return {
+        "group": group,
+        "dtype": np.dtype(dtype).name,
+        "params_bnpy": int(ours.count_params()),
+        "params_keras": int(theirs.count_params()),
+        "layer_differences": layer_differences(ours, theirs),
+        "losses_bnpy": losses_bnpy,
+        "losses_keras": losses_keras,
+        "weights": compare_weights(ours, theirs),
+    }
 
 
 def relative_loss_differences(result):
@@ -281,67 +322,111 @@ def relative_loss_differences(result):
 
 def max_relative_weight_difference(result, kind):
     """Over the weight arrays of ``kind``: max |bnpy − keras| / max |keras| (0 if none)."""
-    return max((diff / scale if scale > 0 else diff
-                for _, k, diff, scale in result["weights"] if k == kind), default=0.0)
+    return max(
+        (
+            diff / scale if scale > 0 else diff
+            for _, k, diff, scale in result["weights"]
+            if k == kind
+        ),
+        default=0.0,
+    )
 
 
 def report(result):
     """The printed table of one group."""
-    lines = ["== {} ({}): {:,} parameters in bnpy, {:,} in tf-keras".format(
-        result["group"], result["dtype"], result["params_bnpy"], result["params_keras"])]
+    lines = [
+        "== {} ({}): {:,} parameters in bnpy, {:,} in tf-keras".format(
+            result["group"], result["dtype"], result["params_bnpy"], result["params_keras"]
+        )
+    ]
     lines += ["layer difference: " + d for d in result["layer_differences"]]
     lines.append("step  loss bnpy           loss tf-keras       rel. diff")
-    for step, (a, b, r) in enumerate(zip(result["losses_bnpy"], result["losses_keras"],
-                                         relative_loss_differences(result)), 1):
+    for step, (a, b, r) in enumerate(
+        zip(result["losses_bnpy"], result["losses_keras"], relative_loss_differences(result)), 1
+    ):
         lines.append("{:>4}  {:.15f}  {:.15f}  {:.1e}".format(step, a, b, r))
     removed = [diff for _, k, diff, _ in result["weights"] if k == "removed by BN"]
-    lines.append("max rel. loss diff {:.1e}; after the last step, max rel. diff of the weights "
-                 "{:.1e}, of BN's moving statistics {:.1e}{}".format(
-                     max(relative_loss_differences(result)),
-                     max_relative_weight_difference(result, "trainable"),
-                     max_relative_weight_difference(result, "moving"),
-                     "; biases and betas whose shift a later BN removes (gradient 0 up to "
-                     "rounding) differ by {:.1e} (absolute)".format(max(removed))
-                     if removed else ""))
+    lines.append(
+        "max rel. loss diff {:.1e}; after the last step, max rel. diff of the weights "
+        "{:.1e}, of BN's moving statistics {:.1e}{}".format(
+            max(relative_loss_differences(result)),
+            max_relative_weight_difference(result, "trainable"),
+            max_relative_weight_difference(result, "moving"),
+            "; biases and betas whose shift a later BN removes (gradient 0 up to "
+            "rounding) differ by {:.1e} (absolute)".format(max(removed))
+            if removed
+            else "",
+        )
+    )
     return "\n".join(lines)
 
 
 def main(argv=None):
     from bnpy.experiments import article
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
-    parser.add_argument("--groups", default=",".join(article.GROUPS),
-                        help="comma-separated, of: " + ", ".join(article.GROUPS))
-    parser.add_argument("--seed", type=int, default=0,
-                        help="the seed of bnpy's initial weights and of the synthetic data")
-    parser.add_argument("--dtype", default="float64", choices=["float32", "float64"],
-                        help="the dtype both systems compute in (default float64; float32 drifts "
-                             "apart over the steps, see the module's docstring)")
-    parser.add_argument("--rtol", type=float, default=RTOL,
-                        help="largest relative loss difference a step may have (default 1e-4)")
-    parser.add_argument("--cifar10", action="store_true",
-                        help="the first steps*batch-size CIFAR-10 training images instead of "
-                             "synthetic ones (bnpy's loader: $BNPY_DATA, the Keras cache, a "
-                             "download)")
+    parser.add_argument(
+        "--groups",
+        default=",".join(article.GROUPS),
+        help="comma-separated, of: " + ", ".join(article.GROUPS),
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="the seed of bnpy's initial weights and of the synthetic data",
+    )
+    parser.add_argument(
+        "--dtype",
+        default="float64",
+        choices=["float32", "float64"],
+        help="the dtype both systems compute in (default float64; float32 drifts "
+        "apart over the steps, see the module's docstring)",
+    )
+    parser.add_argument(
+        "--rtol",
+        type=float,
+        default=RTOL,
+        help="largest relative loss difference a step may have (default 1e-4)",
+    )
+    parser.add_argument(
+        "--cifar10",
+        action="store_true",
+        help="the first steps*batch-size CIFAR-10 training images instead of "
+        "synthetic ones (bnpy's loader: $BNPY_DATA, the Keras cache, a "
+        "download)",
+    )
     args = parser.parse_args(argv)
     groups = args.groups.split(",")
     unknown = [g for g in groups if g not in article.GROUPS]
     if unknown or args.steps < 1 or args.batch_size < 1:
-        parser.error("--groups takes {} (got {}); --steps and --batch-size must be >= 1".format(
-            ", ".join(article.GROUPS), args.groups))
+        parser.error(
+            "--groups takes {} (got {}); --steps and --batch-size must be >= 1".format(
+                ", ".join(article.GROUPS), args.groups
+            )
+        )
     n = args.steps * args.batch_size
     x, y = cifar10_data(n) if args.cifar10 else synthetic_data(n, seed=args.seed)
     failed = []
     for group in groups:
         result = run_group(group, x, y, args.steps, args.batch_size, args.seed, args.dtype)
         print(report(result), flush=True)
-        if (max(relative_loss_differences(result)) > args.rtol or result["layer_differences"]
-                or result["params_bnpy"] != result["params_keras"]):
+        if (
+            max(relative_loss_differences(result)) > args.rtol
+            or result["layer_differences"]
+            or result["params_bnpy"] != result["params_keras"]
+        ):
             failed.append(group)
-    print("{}: {}".format("DIFFERENT" if failed else "AGREE",
-                          ", ".join(failed) if failed else "every group within rtol {:g} for "
-                          "{} steps".format(args.rtol, args.steps)))
+    print(
+        "{}: {}".format(
+            "DIFFERENT" if failed else "AGREE",
+            ", ".join(failed)
+            if failed
+            else "every group within rtol {:g} for {} steps".format(args.rtol, args.steps),
+        )
+    )
     return 1 if failed else 0
 
 

@@ -7,6 +7,7 @@ checks that the two blocks are equal, and repeats the block: ~1 KB per MiB infla
 are then assembled around that stream by hand (zip, gzip, tar.gz), with exact CRCs and sizes, so
 that they are valid files a reader must treat on their merits.
 """
+
 import io
 import struct
 import tarfile
@@ -55,8 +56,13 @@ def npy_header(shape, dtype):
     """The .npy header (format 1.0) of an array of ``shape`` and ``dtype``, without its data."""
     buffer = io.BytesIO()
     np.lib.format.write_array_header_1_0(
-        buffer, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
-                 "shape": tuple(shape)})
+        buffer,
+        {
+            "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+            "fortran_order": False,
+            "shape": tuple(shape),
+        },
+    )
     return buffer.getvalue()
 
 
@@ -67,14 +73,24 @@ def write_zip(path, entries):
     for name, record in entries:
         raw_name = name.encode()
         offset = len(out)
-        fields = struct.pack("<HHHHHIII", 20, 0, 8, 0, 0x21, record.crc, len(record.data), record.size)
-        out += struct.pack("<I", 0x04034B50) + fields + struct.pack("<HH", len(raw_name), 0) + raw_name
+        fields = struct.pack(
+            "<HHHHHIII", 20, 0, 8, 0, 0x21, record.crc, len(record.data), record.size
+        )
+        out += (
+            struct.pack("<I", 0x04034B50) + fields + struct.pack("<HH", len(raw_name), 0) + raw_name
+        )
         out += record.data
-        central += (struct.pack("<IH", 0x02014B50, 20) + fields
-                    + struct.pack("<HHHHHII", len(raw_name), 0, 0, 0, 0, 0, offset) + raw_name)
+        central += (
+            struct.pack("<IH", 0x02014B50, 20)
+            + fields
+            + struct.pack("<HHHHHII", len(raw_name), 0, 0, 0, 0, 0, offset)
+            + raw_name
+        )
     start = len(out)
     out += central
-    out += struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(entries), len(entries), len(central), start, 0)
+    out += struct.pack(
+        "<IHHHHIIH", 0x06054B50, 0, 0, len(entries), len(entries), len(central), start, 0
+    )
     with open(path, "wb") as f:
         f.write(out)
     return path

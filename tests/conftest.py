@@ -1,16 +1,27 @@
-"""Shared pytest configuration: the report header names the bnpy, NumPy and threads a run used,
-so that a failure report says which build it came from."""
+"""Shared pytest configuration: shared fixtures, and a report header that names the bnpy, NumPy and threads
+a run used, so that a failure report says which build it came from."""
+
 import os
+
+# Fixtures shared by several test files (local_server: a stand-in for the dataset mirrors).
+pytest_plugins = ["dataset_fixtures"]
 
 
 def pytest_report_header(config):
     try:
         import numpy
+
         import bnpy
         from bnpy import _core
     except ImportError as exc:  # the tests that need bnpy say so themselves
         return ["bnpy: not importable ({})".format(exc)]
-    return ["bnpy {} from {}; NumPy {}; OpenMP {}; kernel threads {}; cores {}".format(
-        bnpy.__version__, os.path.dirname(bnpy.__file__), numpy.__version__,
-        "yes" if _core.HAVE_OPENMP else "no (serial build)", bnpy.get_num_threads(),
-        os.cpu_count())]
+    return [
+        "bnpy {} from {}; NumPy {}; OpenMP {}; kernel threads {}; cores {}".format(
+            bnpy.__version__,
+            os.path.dirname(bnpy.__file__),
+            numpy.__version__,
+            "yes" if _core.HAVE_OPENMP else "no (serial build)",
+            bnpy.get_num_threads(),
+            os.cpu_count(),
+        )
+    ]

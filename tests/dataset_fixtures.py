@@ -11,6 +11,7 @@
   stops after at most ``lifetime`` seconds; it can cut a response off mid-body to simulate an
   interrupted download.
 """
+
 import gzip
 import hashlib
 import http.server
@@ -24,12 +25,17 @@ import pytest
 
 CIFAR10_DIR = "cifar-10-batches-py"
 CIFAR100_DIR = "cifar-100-python"
-FASHION_FILES = ("train-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz",
-                 "t10k-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz")
+FASHION_FILES = (
+    "train-labels-idx1-ubyte.gz",
+    "train-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+)
 
 
 # --------------------------------------------------------------------------------------------------
 # Python 2 cPickle, protocol 2
+
 
 class _Py2Pickler:
     """Just enough of Python 2's cPickle (protocol 2) for CIFAR batches: dict, list, tuple, str
@@ -40,7 +46,11 @@ class _Py2Pickler:
         self.memo = 0
 
     def _put(self):  # BINPUT / LONG_BINPUT, as cPickle memoises every container and string
-        self.out += (b"q" + bytes([self.memo])) if self.memo < 256 else (b"r" + struct.pack("<I", self.memo))
+        self.out += (
+            (b"q" + bytes([self.memo]))
+            if self.memo < 256
+            else (b"r" + struct.pack("<I", self.memo))
+        )
         self.memo += 1
 
     def dump(self, obj):
@@ -82,7 +92,7 @@ class _Py2Pickler:
             self._put()
             for start in range(0, len(obj), 1000):  # cPickle batches APPENDS by 1000
                 self.out += b"("
-                for item in obj[start:start + 1000]:
+                for item in obj[start : start + 1000]:
                     self.write(item)
                 self.out += b"e"  # APPENDS
         elif isinstance(obj, dict):
@@ -91,7 +101,7 @@ class _Py2Pickler:
             items = list(obj.items())
             for start in range(0, len(items), 1000):
                 self.out += b"("
-                for key, value in items[start:start + 1000]:
+                for key, value in items[start : start + 1000]:
                     self.write(key)
                     self.write(value)
                 self.out += b"u"  # SETITEMS
@@ -138,6 +148,7 @@ def py2_pickle(obj):
 # --------------------------------------------------------------------------------------------------
 # CIFAR
 
+
 def _cifar_rows(rng, n):
     return rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
 
@@ -159,8 +170,12 @@ def write_cifar10(root, rows_per_batch=3, test_rows=4, batches=(1, 2, 3, 4, 5), 
     for i in batches:
         rows = _cifar_rows(rng, rows_per_batch)
         labels = [int(v) for v in rng.integers(0, 10, size=rows_per_batch)]
-        batch = {b"batch_label": "training batch {} of 5".format(i).encode(), b"labels": labels,
-                 b"data": rows, b"filenames": [b"img_%d_%d.png" % (i, k) for k in range(rows_per_batch)]}
+        batch = {
+            b"batch_label": "training batch {} of 5".format(i).encode(),
+            b"labels": labels,
+            b"data": rows,
+            b"filenames": [b"img_%d_%d.png" % (i, k) for k in range(rows_per_batch)],
+        }
         with open(os.path.join(folder, "data_batch_{}".format(i)), "wb") as f:
             f.write(py2_pickle(batch))
         train_rows.append(rows)
@@ -168,18 +183,49 @@ def write_cifar10(root, rows_per_batch=3, test_rows=4, batches=(1, 2, 3, 4, 5), 
     test = _cifar_rows(rng, test_rows)
     test_labels = [int(v) for v in rng.integers(0, 10, size=test_rows)]
     with open(os.path.join(folder, "test_batch"), "wb") as f:
-        f.write(py2_pickle({b"batch_label": b"testing batch 1 of 1", b"labels": test_labels,
-                            b"data": test, b"filenames": [b"t_%d.png" % k for k in range(test_rows)]}))
+        f.write(
+            py2_pickle(
+                {
+                    b"batch_label": b"testing batch 1 of 1",
+                    b"labels": test_labels,
+                    b"data": test,
+                    b"filenames": [b"t_%d.png" % k for k in range(test_rows)],
+                }
+            )
+        )
     with open(os.path.join(folder, "batches.meta"), "wb") as f:
-        f.write(py2_pickle({b"num_cases_per_batch": 10000, b"label_names": [
-            b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship",
-            b"truck"], b"num_vis": 3072}))
+        f.write(
+            py2_pickle(
+                {
+                    b"num_cases_per_batch": 10000,
+                    b"label_names": [
+                        b"airplane",
+                        b"automobile",
+                        b"bird",
+                        b"cat",
+                        b"deer",
+                        b"dog",
+                        b"frog",
+                        b"horse",
+                        b"ship",
+                        b"truck",
+                    ],
+                    b"num_vis": 3072,
+                }
+            )
+        )
     with open(os.path.join(folder, "readme.html"), "w") as f:
-        f.write("<meta HTTP-EQUIV=\"REFRESH\" content=\"0; url=http://www.cs.toronto.edu/~kriz/cifar.html\">\n")
+        f.write(
+            "<meta HTTP-EQUIV=\"REFRESH\" content=\"0; url=http://www.cs.toronto.edu/~kriz/cifar.html\">\n"
+        )
     rows = np.concatenate(train_rows) if train_rows else np.zeros((0, 3072), np.uint8)
-    return {"dir": folder, "x_train": expected_channels_last(rows),
-            "y_train": np.array(train_labels, np.uint8), "x_test": expected_channels_last(test),
-            "y_test": np.array(test_labels)}
+    return {
+        "dir": folder,
+        "x_train": expected_channels_last(rows),
+        "y_train": np.array(train_labels, np.uint8),
+        "x_test": expected_channels_last(test),
+        "y_test": np.array(test_labels),
+    }
 
 
 def write_cifar100(root, train_rows=5, test_rows=3, seed=1):
@@ -193,13 +239,26 @@ def write_cifar100(root, train_rows=5, test_rows=3, seed=1):
         fine = [int(v) for v in rng.integers(0, 100, size=n)]
         coarse = [int(v) for v in rng.integers(0, 20, size=n)]
         with open(os.path.join(folder, name), "wb") as f:
-            f.write(py2_pickle({b"filenames": [b"f%d.png" % k for k in range(n)], b"batch_label": name.encode(),
-                                b"fine_labels": fine, b"coarse_labels": coarse, b"data": rows}))
+            f.write(
+                py2_pickle(
+                    {
+                        b"filenames": [b"f%d.png" % k for k in range(n)],
+                        b"batch_label": name.encode(),
+                        b"fine_labels": fine,
+                        b"coarse_labels": coarse,
+                        b"data": rows,
+                    }
+                )
+            )
         expected["x_" + name] = expected_channels_last(rows)
         expected["fine_" + name] = np.array(fine)
         expected["coarse_" + name] = np.array(coarse)
     with open(os.path.join(folder, "meta"), "wb") as f:
-        f.write(py2_pickle({b"fine_label_names": [b"apple"] * 100, b"coarse_label_names": [b"fish"] * 20}))
+        f.write(
+            py2_pickle(
+                {b"fine_label_names": [b"apple"] * 100, b"coarse_label_names": [b"fish"] * 20}
+            )
+        )
     return expected
 
 
@@ -213,13 +272,16 @@ def make_tar_gz(source_dir, archive_path, arcname=None):
 # --------------------------------------------------------------------------------------------------
 # MNIST and Fashion-MNIST
 
+
 def write_mnist_npz(path, n_train=6, n_test=3, seed=2):
     """Write an ``mnist.npz`` (x (N, 28, 28) uint8, y (N,) uint8); return the expected arrays."""
     rng = np.random.default_rng(seed)
-    arrays = {"x_train": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-              "y_train": rng.integers(0, 10, n_train, dtype=np.uint8),
-              "x_test": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
-              "y_test": rng.integers(0, 10, n_test, dtype=np.uint8)}
+    arrays = {
+        "x_train": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        "y_train": rng.integers(0, 10, n_train, dtype=np.uint8),
+        "x_test": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        "y_test": rng.integers(0, 10, n_test, dtype=np.uint8),
+    }
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     np.savez_compressed(path, **arrays)
     return arrays
@@ -228,18 +290,27 @@ def write_mnist_npz(path, n_train=6, n_test=3, seed=2):
 def idx_bytes(array):
     """IDX encoding of a uint8 array: magic 00 00 08 <ndim>, big-endian uint32 sizes, data."""
     array = np.ascontiguousarray(array, dtype=np.uint8)
-    return bytes([0, 0, 0x08, array.ndim]) + struct.pack(">" + "I" * array.ndim, *array.shape) + array.tobytes()
+    return (
+        bytes([0, 0, 0x08, array.ndim])
+        + struct.pack(">" + "I" * array.ndim, *array.shape)
+        + array.tobytes()
+    )
 
 
 def fashion_payloads(n_train=5, n_test=3, seed=3):
     """The four Fashion-MNIST files as {name: gzipped bytes}, and the expected arrays."""
     rng = np.random.default_rng(seed)
-    arrays = {"y_train": rng.integers(0, 10, n_train, dtype=np.uint8),
-              "x_train": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-              "y_test": rng.integers(0, 10, n_test, dtype=np.uint8),
-              "x_test": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8)}
+    arrays = {
+        "y_train": rng.integers(0, 10, n_train, dtype=np.uint8),
+        "x_train": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        "y_test": rng.integers(0, 10, n_test, dtype=np.uint8),
+        "x_test": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+    }
     order = ("y_train", "x_train", "y_test", "x_test")
-    payloads = {name: gzip.compress(idx_bytes(arrays[key]), mtime=0) for name, key in zip(FASHION_FILES, order)}
+    payloads = {
+        name: gzip.compress(idx_bytes(arrays[key]), mtime=0)
+        for name, key in zip(FASHION_FILES, order)
+    }
     return payloads, arrays
 
 
@@ -272,6 +343,7 @@ def read_bytes(path):
 
 # --------------------------------------------------------------------------------------------------
 # Local HTTP server (127.0.0.1 only, bounded lifetime)
+
 
 class LocalServer:
     """Serves ``files`` ({'/name': bytes}) on 127.0.0.1 from a daemon thread.
@@ -307,7 +379,7 @@ class LocalServer:
                     stall = self.path in server.stall_once
                     server.cut_once.discard(self.path)
                     server.stall_once.discard(self.path)
-                    self.wfile.write(body[:len(body) // 2])
+                    self.wfile.write(body[: len(body) // 2])
                     self.wfile.flush()
                     if stall:  # hold the connection open, half sent, until released (10 s at most)
                         server.release.wait(10)
@@ -320,8 +392,9 @@ class LocalServer:
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.watchdog = threading.Timer(lifetime, self.httpd.shutdown)
         self.watchdog.daemon = True
 

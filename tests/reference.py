@@ -3,6 +3,7 @@
 Each twin has the name and argument order of the function in ``bnpy.ops`` (which calls the C kernel
 of the same name) and returns float64 results; tests compare the kernels against them.
 """
+
 import numpy as np
 
 # ---- batch normalization (csrc/batchnorm.c) ---------------------------------------------------
@@ -118,5 +119,7 @@ def update_moving_stats(moving_mean, moving_var, mean, var, momentum=0.99, count
     correction = count / (count - 1) if count is not None and count > 1 else 1.0
     keep, take = momentum, 1.0 - momentum
     new_mean = keep * np.asarray(moving_mean, np.float64) + take * np.asarray(mean, np.float64)
-    new_var = keep * np.asarray(moving_var, np.float64) + take * np.asarray(var, np.float64) * correction
+    new_var = (
+        keep * np.asarray(moving_var, np.float64) + take * np.asarray(var, np.float64) * correction
+    )
     return new_mean, new_var

@@ -5,6 +5,7 @@ per kernel tap (di, dj), so it shares nothing with the im2col + matmul path it c
 loops over every output window. All functions work on channels-last (N, H, W, C) arrays; the
 tests transpose channels-first inputs into this layout.
 """
+
 import numpy as np
 
 
@@ -40,7 +41,9 @@ def conv2d(x, kernel, bias, strides, pads, dilation=(1, 1)):
     for di in range(kh):
         for dj in range(kw):
             r0, c0 = di * dh, dj * dw
-            window = xpad[:, r0:r0 + (out_h - 1) * sh + 1:sh, c0:c0 + (out_w - 1) * sw + 1:sw, :]
+            window = xpad[
+                :, r0 : r0 + (out_h - 1) * sh + 1 : sh, c0 : c0 + (out_w - 1) * sw + 1 : sw, :
+            ]
             y += window @ kernel[di, dj]
     if bias is not None:
         y += np.asarray(bias, np.float64)
@@ -68,7 +71,7 @@ def conv2d_backward(dy, x, kernel, strides, pads, dilation=(1, 1)):
             window = xpad[:, rows, cols, :]
             dkernel[di, dj] = np.einsum("nijc,nijo->co", window, dy)
             dxpad[:, rows, cols, :] += dy @ kernel[di, dj].T
-    dx = dxpad[:, pt:pt + x.shape[1], pl:pl + x.shape[2], :]
+    dx = dxpad[:, pt : pt + x.shape[1], pl : pl + x.shape[2], :]
     return dx, dkernel, dy.sum(axis=(0, 1, 2))
 
 
@@ -135,5 +138,5 @@ def avg_pool2d_backward(dy, x_shape, pool_size, strides, pads):
     for i, (h0, h1) in enumerate(rows):
         for j, (w0, w1) in enumerate(cols):
             count = (h1 - h0) * (w1 - w0)
-            dx[:, h0:h1, w0:w1, :] += dy[:, i:i + 1, j:j + 1, :] / count
+            dx[:, h0:h1, w0:w1, :] += dy[:, i : i + 1, j : j + 1, :] / count
     return dx

@@ -7,6 +7,7 @@ tests/test_image_warp.py when scipy is installed). ``keras_random_transform`` re
 2.0.8's ``ImageDataGenerator.random_transform`` for one image, composing its matrices with
 ``np.dot`` in Keras's order.
 """
+
 import numpy as np
 
 FILL_MODES = ("constant", "nearest", "reflect", "wrap")
@@ -53,8 +54,9 @@ def map_index(i, size, fill_mode):
 def warp_one_channel(plane, matrix, order, fill_mode, cval):
     """One 2-D plane (H, W): output[row, col] = plane sampled at matrix[:2,:2] @ (row, col) + matrix[:2, 2]."""
     height, width = plane.shape
-    rows, cols = np.meshgrid(np.arange(height, dtype=np.float64), np.arange(width, dtype=np.float64),
-                             indexing="ij")
+    rows, cols = np.meshgrid(
+        np.arange(height, dtype=np.float64), np.arange(width, dtype=np.float64), indexing="ij"
+    )
     m = np.asarray(matrix, dtype=np.float64)
     r = m[0, 0] * rows + m[0, 1] * cols + m[0, 2]
     c = m[1, 0] * rows + m[1, 1] * cols + m[1, 2]
@@ -80,7 +82,9 @@ def warp_one_channel(plane, matrix, order, fill_mode, cval):
     return np.where(inside, result, float(cval))
 
 
-def affine_warp(images, matrices, order=0, fill_mode="nearest", cval=0.0, data_format="channels_last"):
+def affine_warp(
+    images, matrices, order=0, fill_mode="nearest", cval=0.0, data_format="channels_last"
+):
     """Twin of bnpy.ops.image.affine_warp for a batch (N, H, W, C) / (N, C, H, W) and matrices
     (N, 2|3, 3); computed in float64 and returned in the images' dtype."""
     images = np.asarray(images)
@@ -103,18 +107,39 @@ def transform_matrix_offset_center(matrix, x, y):
     return np.dot(np.dot(offset_matrix, matrix), reset_matrix)
 
 
-def keras_random_transform(x, rotation_range=0.0, width_shift_range=0.0, height_shift_range=0.0,
-                           shear_range=0.0, zoom_range=(1.0, 1.0), channel_shift_range=0.0,
-                           fill_mode="nearest", cval=0.0, horizontal_flip=False, vertical_flip=False,
-                           data_format="channels_last", order=0):
+def keras_random_transform(
+    x,
+    rotation_range=0.0,
+    width_shift_range=0.0,
+    height_shift_range=0.0,
+    shear_range=0.0,
+    zoom_range=(1.0, 1.0),
+    channel_shift_range=0.0,
+    fill_mode="nearest",
+    cval=0.0,
+    horizontal_flip=False,
+    vertical_flip=False,
+    data_format="channels_last",
+    order=0,
+):
     """Keras 2.0.8's random_transform of one 3-D image, step by step, drawing from np.random."""
     if data_format == "channels_last":
         row_axis, col_axis, channel_axis = 0, 1, 2
     else:
         channel_axis, row_axis, col_axis = 0, 1, 2
-    theta = np.pi / 180 * np.random.uniform(-rotation_range, rotation_range) if rotation_range else 0
-    tx = np.random.uniform(-height_shift_range, height_shift_range) * x.shape[row_axis] if height_shift_range else 0
-    ty = np.random.uniform(-width_shift_range, width_shift_range) * x.shape[col_axis] if width_shift_range else 0
+    theta = (
+        np.pi / 180 * np.random.uniform(-rotation_range, rotation_range) if rotation_range else 0
+    )
+    tx = (
+        np.random.uniform(-height_shift_range, height_shift_range) * x.shape[row_axis]
+        if height_shift_range
+        else 0
+    )
+    ty = (
+        np.random.uniform(-width_shift_range, width_shift_range) * x.shape[col_axis]
+        if width_shift_range
+        else 0
+    )
     shear = np.random.uniform(-shear_range, shear_range) if shear_range else 0
     if zoom_range[0] == 1 and zoom_range[1] == 1:
         zx, zy = 1, 1
@@ -123,18 +148,24 @@ def keras_random_transform(x, rotation_range=0.0, width_shift_range=0.0, height_
 
     transform_matrix = None
     if theta != 0:
-        transform_matrix = np.array([[np.cos(theta), -np.sin(theta), 0],
-                                     [np.sin(theta), np.cos(theta), 0],
-                                     [0, 0, 1]])
+        transform_matrix = np.array(
+            [[np.cos(theta), -np.sin(theta), 0], [np.sin(theta), np.cos(theta), 0], [0, 0, 1]]
+        )
     if tx != 0 or ty != 0:
         shift_matrix = np.array([[1, 0, tx], [0, 1, ty], [0, 0, 1]])
-        transform_matrix = shift_matrix if transform_matrix is None else np.dot(transform_matrix, shift_matrix)
+        transform_matrix = (
+            shift_matrix if transform_matrix is None else np.dot(transform_matrix, shift_matrix)
+        )
     if shear != 0:
         shear_matrix = np.array([[1, -np.sin(shear), 0], [0, np.cos(shear), 0], [0, 0, 1]])
-        transform_matrix = shear_matrix if transform_matrix is None else np.dot(transform_matrix, shear_matrix)
+        transform_matrix = (
+            shear_matrix if transform_matrix is None else np.dot(transform_matrix, shear_matrix)
+        )
     if zx != 1 or zy != 1:
         zoom_matrix = np.array([[zx, 0, 0], [0, zy, 0], [0, 0, 1]])
-        transform_matrix = zoom_matrix if transform_matrix is None else np.dot(transform_matrix, zoom_matrix)
+        transform_matrix = (
+            zoom_matrix if transform_matrix is None else np.dot(transform_matrix, zoom_matrix)
+        )
 
     if transform_matrix is not None:
         h, w = x.shape[row_axis], x.shape[col_axis]
@@ -146,8 +177,10 @@ def keras_random_transform(x, rotation_range=0.0, width_shift_range=0.0, height_
     if channel_shift_range != 0:
         planes = np.moveaxis(x, channel_axis, 0)
         min_x, max_x = np.min(planes), np.max(planes)
-        shifted = [np.clip(p + np.random.uniform(-channel_shift_range, channel_shift_range), min_x, max_x)
-                   for p in planes]
+        shifted = [
+            np.clip(p + np.random.uniform(-channel_shift_range, channel_shift_range), min_x, max_x)
+            for p in planes
+        ]
         x = np.moveaxis(np.stack(shifted, axis=0), 0, channel_axis)
     if horizontal_flip and np.random.random() < 0.5:
         x = np.flip(x, axis=col_axis)

@@ -4,6 +4,7 @@ Everything here is written for clarity, in float64: direct loop-based convolutio
 (loops over output positions and kernel offsets, vectorised only over batch and channels), the
 BN formulas as printed in the paper, and a central-difference gradient.
 """
+
 import contextlib
 import gzip
 import os
@@ -21,16 +22,30 @@ def ops_available(*names):
 
 
 CONV_OPS = ("conv2d_forward", "conv2d_backward", "conv2d")
-POOL_OPS = ("max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward")
-BN_OPS = ("batch_norm_forward", "batch_norm_inference", "batch_norm_backward",
-          "batch_norm_inference_backward", "update_moving_stats")
+POOL_OPS = (
+    "max_pool2d_forward",
+    "max_pool2d_backward",
+    "avg_pool2d_forward",
+    "avg_pool2d_backward",
+)
+BN_OPS = (
+    "batch_norm_forward",
+    "batch_norm_inference",
+    "batch_norm_backward",
+    "batch_norm_inference_backward",
+    "update_moving_stats",
+)
 
-requires_conv = pytest.mark.skipif(not ops_available(*CONV_OPS),
-                                   reason="bnpy.ops convolution kernels not built in this tree yet")
-requires_pool = pytest.mark.skipif(not ops_available(*POOL_OPS),
-                                   reason="bnpy.ops pooling kernels not built in this tree yet")
-requires_bn = pytest.mark.skipif(not ops_available(*BN_OPS),
-                                 reason="bnpy.ops batch-normalization kernels not built in this tree yet")
+requires_conv = pytest.mark.skipif(
+    not ops_available(*CONV_OPS), reason="bnpy.ops convolution kernels not built in this tree yet"
+)
+requires_pool = pytest.mark.skipif(
+    not ops_available(*POOL_OPS), reason="bnpy.ops pooling kernels not built in this tree yet"
+)
+requires_bn = pytest.mark.skipif(
+    not ops_available(*BN_OPS),
+    reason="bnpy.ops batch-normalization kernels not built in this tree yet",
+)
 
 
 # -- shapes and padding ----------------------------------------------------------------------
@@ -56,8 +71,15 @@ def _from_nhwc(y, data_format):
 
 
 # -- convolution -------------------------------------------------------------------------------
-def conv2d_reference(x, kernel, bias=None, strides=(1, 1), padding="valid",
-                     data_format="channels_last", dilation=(1, 1)):
+def conv2d_reference(
+    x,
+    kernel,
+    bias=None,
+    strides=(1, 1),
+    padding="valid",
+    data_format="channels_last",
+    dilation=(1, 1),
+):
     """y[n,i,j,o] = b[o] + Σ_{di,dj,c} x[n, i·s+di·d−top, j·s+dj·d−left, c]·K[di,dj,c,o] (zeros
     outside), the window's extent k_eff = (k−1)·d + 1 in the output size and 'same' padding."""
     x = _to_nhwc(np.asarray(x, np.float64), data_format)
@@ -97,7 +119,7 @@ def pool2d_reference(x, pool_size, strides, padding, data_format, mode):
     for i in range(oh):
         for j in range(ow):
             r0, c0 = i * sh - top, j * sw - left
-            window = x[:, max(r0, 0):min(r0 + ph, h), max(c0, 0):min(c0 + pw, w), :]
+            window = x[:, max(r0, 0) : min(r0 + ph, h), max(c0, 0) : min(c0 + pw, w), :]
             if mode == "max":
                 y[:, i, j, :] = window.max(axis=(1, 2))
             else:
@@ -191,8 +213,9 @@ def check_layer_gradients(layer, x, rng, training_forward=None, rtol=1e-6, atol=
         forward()
         dx = layer.backward(dy.copy())
         analytic = [dx] + [g.copy() for g in layer.gradients]
-        numeric = [numeric_gradient(loss, x)] + [numeric_gradient(loss, w)
-                                                 for w in layer.trainable_weights]
+        numeric = [numeric_gradient(loss, x)] + [
+            numeric_gradient(loss, w) for w in layer.trainable_weights
+        ]
     names = ["dx"] + ["d" + p.name for p in layer.trainable_params]
     assert len(analytic) == len(numeric), (names, len(analytic))
     for name, a, n in zip(names, analytic, numeric):
@@ -200,7 +223,8 @@ def check_layer_gradients(layer, x, rng, training_forward=None, rtol=1e-6, atol=
         scale = max(1.0, float(np.abs(n).max()))
         err = float(np.abs(a - n).max())
         assert err <= atol + rtol * scale, "{} {}: max error {:.3e} (scale {:.3e})".format(
-            layer.name, name, err, scale)
+            layer.name, name, err, scale
+        )
 
 
 # -- Fashion-MNIST files (Debian's dataset-fashion-mnist) -------------------------------------
@@ -219,8 +243,12 @@ def read_idx_gz(path):
 
 
 def fashion_mnist_paths():
-    names = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-             "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+    names = [
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ]
     paths = [os.path.join(FASHION_MNIST_DIR, n) for n in names]
     return paths if all(os.path.exists(p) for p in paths) else None
 
@@ -231,7 +259,10 @@ def build_article_model(comment1=False, comment2=False, comment3=False, comment4
     with its four commented-out lines ("注释1".."注释4") switchable."""
     import warnings
 
-    from bnpy.layers.convolutional import AveragePooling2D, Convolution2D, MaxPooling2D, ZeroPadding2D  # noqa: F401  (the script's import line)
+    from bnpy.layers.convolutional import (
+        Convolution2D,
+        MaxPooling2D,
+    )  # noqa: F401  (the script's import line)
     from bnpy.layers.core import Activation, Dense, Flatten
     from bnpy.layers.normalization import BatchNormalization
     from bnpy.models import Sequential
@@ -239,7 +270,11 @@ def build_article_model(comment1=False, comment2=False, comment3=False, comment4
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the Keras-2 API update notices
         model = Sequential()
-        model.add(Convolution2D(96, 11, 11, border_mode='same', input_shape=(32, 32, 3), dim_ordering='tf'))
+        model.add(
+            Convolution2D(
+                96, 11, 11, border_mode='same', input_shape=(32, 32, 3), dim_ordering='tf'
+            )
+        )
         if comment1:
             model.add(BatchNormalization())
         model.add(MaxPooling2D(pool_size=(2, 2)))

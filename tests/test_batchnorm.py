@@ -11,25 +11,42 @@ in double; y and dx are a few float32 roundings of their own size, ~2e-7), float
 twin both normalise about a pivot near the channel's values, so the 1e4 offset costs no ulp of |x|;
 what is left is summation order, ~1e-15).
 """
+
 import numpy as np
 import pytest
+import reference
 
 import bnpy
-import reference
 from bnpy import ops
 
 TOLERANCE = {np.float32: 1e-5, np.float64: 1e-12}
 
 SMALL_SHAPES = [
-    (7,), (1,), (5, 3), (1, 4), (6, 1), (4, 3, 5), (3, 1, 7), (1, 1, 1),
-    (2, 3, 4, 5), (3, 5, 1, 2), (2, 3, 1, 4, 3), (1, 2, 3, 1, 5),
+    (7,),
+    (1,),
+    (5, 3),
+    (1, 4),
+    (6, 1),
+    (4, 3, 5),
+    (3, 1, 7),
+    (1, 1, 1),
+    (2, 3, 4, 5),
+    (3, 5, 1, 2),
+    (2, 3, 1, 4, 3),
+    (1, 2, 3, 1, 5),
 ]
 # Larger: several chunks and the threaded path (>= 65536 values), channel blocks (C > 512),
 # statistics blocks shorter than a segment (inner > 4096) or than the rows (C small, many rows).
 # Channels-first units are (chunk, block of 64 channels): (40, 130, 20) on axis 1 has three chunks of
 # three channel blocks, the last of 2 channels.
-LARGE_CASES = [((64, 40, 30), (0, 1, 2)), ((300, 520), (1, 0)), ((3, 2, 5000), (1,)),
-               ((5000, 3), (1,)), ((8, 6, 6, 96), (3, 1)), ((40, 130, 20), (1,))]
+LARGE_CASES = [
+    ((64, 40, 30), (0, 1, 2)),
+    ((300, 520), (1, 0)),
+    ((3, 2, 5000), (1,)),
+    ((5000, 3), (1,)),
+    ((8, 6, 6, 96), (3, 1)),
+    ((40, 130, 20), (1,)),
+]
 
 LAYOUTS = ["C", "F", "transposed", "sliced", "negative"]
 KINDS = ["normal", "constant_channel", "offset", "mixed_scales"]
@@ -48,7 +65,9 @@ def make_values(rng, shape, axis, kind):
     elif kind == "mixed_scales":
         scale = 10.0 ** rng.uniform(-3, 3, channels)
         shift = rng.uniform(-5, 5, channels) * scale
-        x = x * reference._broadcast(scale, len(shape), axis) + reference._broadcast(shift, len(shape), axis)
+        x = x * reference._broadcast(scale, len(shape), axis) + reference._broadcast(
+            shift, len(shape), axis
+        )
     return x
 
 
@@ -99,7 +118,8 @@ def check(name, dtype, shape, axis, layout, kind, pairs):
         err = relative_error(got, ref)
         assert err <= TOLERANCE[dtype], (
             f"{name}: {label} off by max|err|/max|ref| = {err:.3g} (tolerance {TOLERANCE[dtype]}) "
-            f"for dtype={np.dtype(dtype)}, shape={shape}, axis={axis}, layout={layout}, kind={kind}")
+            f"for dtype={np.dtype(dtype)}, shape={shape}, axis={axis}, layout={layout}, kind={kind}"
+        )
 
 
 def channel_params(rng, channels, dtype):
@@ -119,8 +139,15 @@ def test_forward_matches_reference(dtype, layout, kind):
         for g, b in [(gamma, beta), (None, None)]:
             y, mean, var = ops.batch_norm_forward(x, g, b, axis=axis, epsilon=1e-3)
             ry, rmean, rvar = reference.batch_norm_forward(x, g, b, axis, 1e-3)
-            check("batch_norm_forward", dtype, shape, axis, layout, kind,
-                  [("y", y, ry), ("mean", mean, rmean), ("var", var, rvar)])
+            check(
+                "batch_norm_forward",
+                dtype,
+                shape,
+                axis,
+                layout,
+                kind,
+                [("y", y, ry), ("mean", mean, rmean), ("var", var, rvar)],
+            )
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -160,8 +187,15 @@ def test_backward_matches_reference(dtype, layout, kind, training):
         for g in (gamma, None):
             dx, dgamma, dbeta = kernel(dy, x, g, mean, var, axis=axis, epsilon=1e-3)
             rdx, rdgamma, rdbeta = twin(dy, x, g, mean, var, axis, 1e-3)
-            check(name, dtype, shape, axis, layout, kind,
-                  [("dx", dx, rdx), ("dgamma", dgamma, rdgamma), ("dbeta", dbeta, rdbeta)])
+            check(
+                name,
+                dtype,
+                shape,
+                axis,
+                layout,
+                kind,
+                [("dx", dx, rdx), ("dgamma", dgamma, rdgamma), ("dbeta", dbeta, rdbeta)],
+            )
 
 
 @pytest.mark.parametrize("count", [None, 1, 2, 37])
@@ -175,9 +209,19 @@ def test_update_moving_stats_matches_reference(dtype, momentum, count):
     mean = rng.standard_normal(channels).astype(dtype)
     var = rng.uniform(0, 3, channels).astype(dtype)
     rmean, rvar = reference.update_moving_stats(moving_mean, moving_var, mean, var, momentum, count)
-    assert ops.update_moving_stats(moving_mean, moving_var, mean, var, momentum=momentum, count=count) is None
-    check("update_moving_stats", dtype, (channels,), 0, "C", f"momentum={momentum} count={count}",
-          [("moving_mean", moving_mean, rmean), ("moving_var", moving_var, rvar)])
+    assert (
+        ops.update_moving_stats(moving_mean, moving_var, mean, var, momentum=momentum, count=count)
+        is None
+    )
+    check(
+        "update_moving_stats",
+        dtype,
+        (channels,),
+        0,
+        "C",
+        f"momentum={momentum} count={count}",
+        [("moving_mean", moving_mean, rmean), ("moving_var", moving_var, rvar)],
+    )
     assert np.isfinite(moving_var).all()
 
 
@@ -202,8 +246,15 @@ def test_statistics_of_non_stationary_channels(dtype, pattern):
         x = x.astype(dtype)
         y, mean, var = ops.batch_norm_forward(x, None, None, axis=axis)
         ry, rmean, rvar = reference.batch_norm_forward(x, None, None, axis, 1e-3)
-        check("batch_norm_forward", dtype, shape, axis, "C", pattern,
-              [("y", y, ry), ("mean", mean, rmean), ("var", var, rvar)])
+        check(
+            "batch_norm_forward",
+            dtype,
+            shape,
+            axis,
+            "C",
+            pattern,
+            [("y", y, ry), ("mean", mean, rmean), ("var", var, rvar)],
+        )
 
 
 # ---- gradients by finite differences (float64, random upstream gradients) ----------------------
@@ -244,8 +295,12 @@ def test_backward_matches_finite_differences(shape, axis, training):
     beta = rng.standard_normal(channels)
     eps = 1e-3
     if training:
+
         def loss():
-            return float((dy * ops.batch_norm_forward(x, gamma, beta, axis=axis, epsilon=eps)[0]).sum())
+            return float(
+                (dy * ops.batch_norm_forward(x, gamma, beta, axis=axis, epsilon=eps)[0]).sum()
+            )
+
         _, mean, var = ops.batch_norm_forward(x, gamma, beta, axis=axis, epsilon=eps)
         dx, dgamma, dbeta = ops.batch_norm_backward(dy, x, gamma, mean, var, axis=axis, epsilon=eps)
     else:
@@ -253,13 +308,22 @@ def test_backward_matches_finite_differences(shape, axis, training):
         var = rng.uniform(0.5, 2, channels)
 
         def loss():
-            return float((dy * ops.batch_norm_inference(x, gamma, beta, mean, var, axis=axis, epsilon=eps)).sum())
-        dx, dgamma, dbeta = ops.batch_norm_inference_backward(dy, x, gamma, mean, var, axis=axis, epsilon=eps)
+            return float(
+                (
+                    dy * ops.batch_norm_inference(x, gamma, beta, mean, var, axis=axis, epsilon=eps)
+                ).sum()
+            )
+
+        dx, dgamma, dbeta = ops.batch_norm_inference_backward(
+            dy, x, gamma, mean, var, axis=axis, epsilon=eps
+        )
     for label, analytic, v in [("dx", dx, x), ("dgamma", dgamma, gamma), ("dbeta", dbeta, beta)]:
         numeric = numerical_gradient(loss, v)
         assert np.abs(numeric).max() > 1e-3, f"{label}: degenerate check (gradient ~ 0)"
         err = relative_error(analytic, numeric)
-        assert err < 1e-6, f"{label} (training={training}, shape={shape}, axis={axis}): rel. error {err:.3g}"
+        assert err < 1e-6, (
+            f"{label} (training={training}, shape={shape}, axis={axis}): rel. error {err:.3g}"
+        )
 
 
 def test_training_dx_is_zero_for_constant_upstream_gradient():
@@ -272,6 +336,7 @@ def test_training_dx_is_zero_for_constant_upstream_gradient():
 
 
 # ---- semantics ----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_forward_output_is_normalised_per_channel(dtype):
@@ -299,7 +364,9 @@ def test_one_value_per_channel_gives_beta_and_zero_variance():
     for dtype in (np.float32, np.float64):  # the output does not depend on x: dx is exactly 0
         xd = x.astype(dtype)
         _, md, vd = ops.batch_norm_forward(xd, None, None)
-        dx, _, dbeta = ops.batch_norm_backward(np.array([[0.3, -1.7, 2.2]], dtype), xd, np.full(3, 5, dtype), md, vd)
+        dx, _, dbeta = ops.batch_norm_backward(
+            np.array([[0.3, -1.7, 2.2]], dtype), xd, np.full(3, 5, dtype), md, vd
+        )
         np.testing.assert_array_equal(dx, 0.0)
         np.testing.assert_allclose(dbeta, [0.3, -1.7, 2.2], rtol=1e-7)
 
@@ -355,8 +422,9 @@ def test_non_finite_channel_has_nan_variance_like_numpy(bad, dtype, shape, axis)
     x[tuple(index)] = bad
     y, mean, var = ops.batch_norm_forward(x, None, None, axis=axis)
     with np.errstate(invalid="ignore"):
-        y_ref, mean_ref, var_ref = reference.batch_norm_forward(x.astype(np.float64), None, None,
-                                                                axis=axis)
+        y_ref, mean_ref, var_ref = reference.batch_norm_forward(
+            x.astype(np.float64), None, None, axis=axis
+        )
     assert np.isnan(var_ref[1])  # the NumPy behaviour matched here
     assert np.isnan(var[1]) and np.isnan(mean[1])
     assert np.isnan(np.take(y, 1, axis=axis)).all()
@@ -386,10 +454,14 @@ def test_in_place_output(dtype):
     expected_dx = ops.batch_norm_inference_backward(dy, x, None, mean, var)[0]
     dy_buffer = dy.copy()
     np.testing.assert_array_equal(
-        ops.batch_norm_inference_backward(dy_buffer, x, None, mean, var, out=dy_buffer)[0], expected_dx)
+        ops.batch_norm_inference_backward(dy_buffer, x, None, mean, var, out=dy_buffer)[0],
+        expected_dx,
+    )
     expected_y = ops.batch_norm_inference(x, None, None, mean, var)
     buffer = x.copy()
-    np.testing.assert_array_equal(ops.batch_norm_inference(buffer, None, None, mean, var, out=buffer), expected_y)
+    np.testing.assert_array_equal(
+        ops.batch_norm_inference(buffer, None, None, mean, var, out=buffer), expected_y
+    )
 
 
 def test_empty_inputs():
@@ -400,7 +472,9 @@ def test_empty_inputs():
         ops.batch_norm_forward(np.zeros((0, 3)), None, None)
     y = ops.batch_norm_inference(np.zeros((0, 3)), None, None, np.zeros(3), np.ones(3))
     assert y.shape == (0, 3)
-    dx, dgamma, dbeta = ops.batch_norm_backward(np.zeros((0, 3)), np.zeros((0, 3)), None, np.zeros(3), np.ones(3))
+    dx, dgamma, dbeta = ops.batch_norm_backward(
+        np.zeros((0, 3)), np.zeros((0, 3)), None, np.zeros(3), np.ones(3)
+    )
     assert dx.shape == (0, 3)
     np.testing.assert_array_equal(dgamma, 0.0)
     np.testing.assert_array_equal(dbeta, 0.0)
@@ -429,17 +503,20 @@ def test_momentum_zero_inference_equals_training_output():
     y, mean, var = ops.batch_norm_forward(x, gamma, beta)
     moving_mean, moving_var = np.zeros(6), np.ones(6)
     ops.update_moving_stats(moving_mean, moving_var, mean, var, momentum=0.0)
-    np.testing.assert_allclose(ops.batch_norm_inference(x, gamma, beta, moving_mean, moving_var), y,
-                               rtol=0, atol=1e-13)
+    np.testing.assert_allclose(
+        ops.batch_norm_inference(x, gamma, beta, moving_mean, moving_var), y, rtol=0, atol=1e-13
+    )
 
 
 def test_thread_count_does_not_change_results():
     """Chunking depends on sizes only and chunks merge in order: results are bitwise the same for
     every thread count (a stronger property than the 'beyond rounding' the spec asks)."""
     rng = np.random.default_rng(12)
-    arrays = [((rng.standard_normal((32, 16, 16, 96)) + 3).astype(np.float32), -1),
-              ((rng.standard_normal((16, 24, 20, 20)) + 3).astype(np.float32), 1),
-              (rng.standard_normal((4000, 70)), 1)]
+    arrays = [
+        ((rng.standard_normal((32, 16, 16, 96)) + 3).astype(np.float32), -1),
+        ((rng.standard_normal((16, 24, 20, 20)) + 3).astype(np.float32), 1),
+        (rng.standard_normal((4000, 70)), 1),
+    ]
     before = bnpy.get_num_threads()
     try:
         results = {}
@@ -468,6 +545,7 @@ def test_thread_count_does_not_change_results():
 # within 1e-6·σ of the float64 twin beyond its own float32 rounding, and the variance within 1e-5
 # relative (where float32 can hold it).
 
+
 def hard_values(rng, kind, shape, axis):
     x = rng.standard_normal(shape)
     rows = np.arange(shape[0]).reshape([-1] + [1] * (len(shape) - 1))
@@ -487,8 +565,17 @@ def hard_values(rng, kind, shape, axis):
 
 
 @pytest.mark.parametrize("kind", ["jumps", "trend", "tiny", "huge", "outliers", "far_pivot"])
-@pytest.mark.parametrize("shape,axis", [((40, 6, 6, 24), -1), ((40, 24, 6, 6), 1), ((300, 520), 1),
-                                        ((3000, 5), 1), ((16, 3, 700), 1), ((400, 8, 8, 8), -1)])
+@pytest.mark.parametrize(
+    "shape,axis",
+    [
+        ((40, 6, 6, 24), -1),
+        ((40, 24, 6, 6), 1),
+        ((300, 520), 1),
+        ((3000, 5), 1),
+        ((16, 3, 700), 1),
+        ((400, 8, 8, 8), -1),
+    ],
+)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_statistics_per_channel_on_hard_data(dtype, shape, axis, kind):
     rng = np.random.default_rng(7)
@@ -513,17 +600,32 @@ def test_large_channels_last_elementwise_forms(dtype, channels):
     """Channels-last tensors of 6 MiB and more with C a multiple of the vector width take the flat
     form of the elementwise passes (csrc/batchnorm.c, BN_AFFINE_FLAT), others the row sweeps."""
     rng = np.random.default_rng(11)
-    rows = (6 * 2 ** 20) // (channels * np.dtype(dtype).itemsize) + 7
+    rows = (6 * 2**20) // (channels * np.dtype(dtype).itemsize) + 7
     x = (rng.standard_normal((rows, channels)) * 3 + 1e3).astype(dtype)
     dy = rng.standard_normal((rows, channels)).astype(dtype)
     gamma, beta = channel_params(rng, channels, dtype)
     shape = x.shape
     y, mean, var = ops.batch_norm_forward(x, gamma, beta, axis=-1)
     ry, rmean, rvar = reference.batch_norm_forward(x, gamma, beta, -1, 1e-3)
-    check("batch_norm_forward", dtype, shape, -1, "C", "offset", [("y", y, ry), ("mean", mean, rmean), ("var", var, rvar)])
+    check(
+        "batch_norm_forward",
+        dtype,
+        shape,
+        -1,
+        "C",
+        "offset",
+        [("y", y, ry), ("mean", mean, rmean), ("var", var, rvar)],
+    )
     yi = ops.batch_norm_inference(x, gamma, beta, mean, var, axis=-1)
-    check("batch_norm_inference", dtype, shape, -1, "C", "offset",
-          [("y", yi, reference.batch_norm_inference(x, gamma, beta, mean, var, -1, 1e-3))])
+    check(
+        "batch_norm_inference",
+        dtype,
+        shape,
+        -1,
+        "C",
+        "offset",
+        [("y", yi, reference.batch_norm_inference(x, gamma, beta, mean, var, -1, 1e-3))],
+    )
     for name in ("batch_norm_backward", "batch_norm_inference_backward"):
         got = getattr(ops, name)(dy, x, gamma, mean, var, axis=-1)
         ref = getattr(reference, name)(dy, x, gamma, mean, var, -1, 1e-3)
@@ -536,13 +638,21 @@ def at_offset(shape, dtype, offset):
     count = int(np.prod(shape))
     raw = np.empty(count * itemsize + 128, np.uint8)
     start = (-raw.ctypes.data) % 64 + offset
-    return raw[start:start + count * itemsize].view(dtype).reshape(shape)
+    return raw[start : start + count * itemsize].view(dtype).reshape(shape)
 
 
 ALIGNMENT_CASES = [  # (dtype, shape after the outer axis, channel axis)
-    (np.float32, (8,), -1), (np.float32, (24,), -1), (np.float32, (12,), -1), (np.float64, (4,), -1),
-    (np.float64, (12,), -1), (np.float32, (3, 16), 1), (np.float32, (2, 21), 1), (np.float32, (3, 8), 1),
-    (np.float64, (3, 8), 1), (np.float64, (2, 9), 1)]
+    (np.float32, (8,), -1),
+    (np.float32, (24,), -1),
+    (np.float32, (12,), -1),
+    (np.float64, (4,), -1),
+    (np.float64, (12,), -1),
+    (np.float32, (3, 16), 1),
+    (np.float32, (2, 21), 1),
+    (np.float32, (3, 8), 1),
+    (np.float64, (3, 8), 1),
+    (np.float64, (2, 9), 1),
+]
 
 
 @pytest.mark.parametrize("rows", [1, 2, 3, 5, 37])
@@ -558,20 +668,30 @@ def test_elementwise_passes_at_every_alignment(dtype, tail, axis, rows):
     x = (rng.standard_normal(shape) * 2 + 50).astype(dtype)
     dy = rng.standard_normal(shape).astype(dtype)
     gamma, beta = channel_params(rng, channels, dtype)
-    y0, mean, var = ops.batch_norm_forward(x, gamma, beta, axis=axis, out=at_offset(shape, dtype, 0))
+    y0, mean, var = ops.batch_norm_forward(
+        x, gamma, beta, axis=axis, out=at_offset(shape, dtype, 0)
+    )
     if x.size > channels:
         ry, _, _ = reference.batch_norm_forward(x, gamma, beta, axis, 1e-3)
         assert relative_error(y0, ry) <= TOLERANCE[dtype]
     calls = {
         "forward": (lambda out: ops.batch_norm_forward(x, gamma, beta, axis=axis, out=out)[0], x),
-        "inference": (lambda out: ops.batch_norm_inference(x, gamma, beta, mean, var, axis=axis, out=out), x),
-        "backward": (lambda out: ops.batch_norm_backward(dy, x, gamma, mean, var, axis=axis, out=out)[0], dy),
+        "inference": (
+            lambda out: ops.batch_norm_inference(x, gamma, beta, mean, var, axis=axis, out=out),
+            x,
+        ),
+        "backward": (
+            lambda out: ops.batch_norm_backward(dy, x, gamma, mean, var, axis=axis, out=out)[0],
+            dy,
+        ),
     }
     for name, (call, aliased) in calls.items():
         expected = call(at_offset(shape, dtype, 0))
         for offset in range(0, 32, np.dtype(dtype).itemsize):
             out = at_offset(shape, dtype, offset)
-            np.testing.assert_array_equal(call(out), expected, err_msg=f"{name}, out at +{offset} bytes")
+            np.testing.assert_array_equal(
+                call(out), expected, err_msg=f"{name}, out at +{offset} bytes"
+            )
             # In place: out is the input it overwrites, at the same offset.
             buffer = at_offset(shape, dtype, offset)
             buffer[...] = aliased
@@ -580,5 +700,9 @@ def test_elementwise_passes_at_every_alignment(dtype, tail, axis, rows):
             elif name == "forward":
                 got = ops.batch_norm_forward(buffer, gamma, beta, axis=axis, out=buffer)[0]
             else:
-                got = ops.batch_norm_inference(buffer, gamma, beta, mean, var, axis=axis, out=buffer)
-            np.testing.assert_array_equal(got, expected, err_msg=f"{name} in place at +{offset} bytes")
+                got = ops.batch_norm_inference(
+                    buffer, gamma, beta, mean, var, axis=axis, out=buffer
+                )
+            np.testing.assert_array_equal(
+                got, expected, err_msg=f"{name} in place at +{offset} bytes"
+            )

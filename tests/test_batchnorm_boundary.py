@@ -1,5 +1,6 @@
 """The boundary of bnpy.ops batch normalization: the fixed API, bad input, aliasing, input
 immutability, reference counts, memory, byte order/alignment, and concurrent calls."""
+
 import gc
 import inspect
 import os
@@ -51,26 +52,57 @@ def valid_args(dtype=np.float32):
     return dict(
         x=rng.standard_normal((5, C)).astype(dtype),
         dy=rng.standard_normal((5, C)).astype(dtype),
-        gamma=np.ones(C, dtype), beta=np.zeros(C, dtype),
-        mean=np.zeros(C, dtype), var=np.ones(C, dtype),
+        gamma=np.ones(C, dtype),
+        beta=np.zeros(C, dtype),
+        mean=np.zeros(C, dtype),
+        var=np.ones(C, dtype),
         out=np.full((5, C), 7.0, dtype),
-        moving_mean=np.full(C, 2.0, dtype), moving_var=np.full(C, 3.0, dtype),
+        moving_mean=np.full(C, 2.0, dtype),
+        moving_var=np.full(C, 3.0, dtype),
     )
 
 
 def call(name, a, **overrides):
     a = {**a, **overrides}
     if name == "batch_norm_forward":
-        return ops.batch_norm_forward(a["x"], a["gamma"], a["beta"], axis=a.get("axis", -1),
-                                      epsilon=a.get("epsilon", 1e-3), out=a["out"])
+        return ops.batch_norm_forward(
+            a["x"],
+            a["gamma"],
+            a["beta"],
+            axis=a.get("axis", -1),
+            epsilon=a.get("epsilon", 1e-3),
+            out=a["out"],
+        )
     if name == "batch_norm_inference":
-        return ops.batch_norm_inference(a["x"], a["gamma"], a["beta"], a["mean"], a["var"],
-                                        axis=a.get("axis", -1), epsilon=a.get("epsilon", 1e-3), out=a["out"])
+        return ops.batch_norm_inference(
+            a["x"],
+            a["gamma"],
+            a["beta"],
+            a["mean"],
+            a["var"],
+            axis=a.get("axis", -1),
+            epsilon=a.get("epsilon", 1e-3),
+            out=a["out"],
+        )
     if name in ("batch_norm_backward", "batch_norm_inference_backward"):
-        return getattr(ops, name)(a["dy"], a["x"], a["gamma"], a["mean"], a["var"], axis=a.get("axis", -1),
-                                  epsilon=a.get("epsilon", 1e-3), out=a["out"])
-    return ops.update_moving_stats(a["moving_mean"], a["moving_var"], a["mean"], a["var"],
-                                   momentum=a.get("momentum", 0.99), count=a.get("count"))
+        return getattr(ops, name)(
+            a["dy"],
+            a["x"],
+            a["gamma"],
+            a["mean"],
+            a["var"],
+            axis=a.get("axis", -1),
+            epsilon=a.get("epsilon", 1e-3),
+            out=a["out"],
+        )
+    return ops.update_moving_stats(
+        a["moving_mean"],
+        a["moving_var"],
+        a["mean"],
+        a["var"],
+        momentum=a.get("momentum", 0.99),
+        count=a.get("count"),
+    )
 
 
 FORWARDS = ["batch_norm_forward", "batch_norm_inference"]
@@ -82,23 +114,71 @@ def bad_cases():
     f32 = np.float32
     for name in ELEMENTWISE:
         main = "dy" if name in BACKWARDS else "x"
-        yield name, main, {main: np.ones((5, C), np.int32)}, TypeError, "must be float32 or float64, got int32"
-        yield name, main, {main: np.ones((5, C), np.float16)}, TypeError, "must be float32 or float64"
+        yield (
+            name,
+            main,
+            {main: np.ones((5, C), np.int32)},
+            TypeError,
+            "must be float32 or float64, got int32",
+        )
+        yield (
+            name,
+            main,
+            {main: np.ones((5, C), np.float16)},
+            TypeError,
+            "must be float32 or float64",
+        )
         yield name, main, {main: np.ones((5, C), complex)}, TypeError, "must be float32 or float64"
         yield name, main, {main: "abc"}, TypeError, "float32 or float64"
         yield name, main, {main: np.float32(1.0)}, ValueError, "at least one dimension"
-        yield name, "gamma", {"gamma": np.ones(C, np.float64)}, TypeError, "must be float32 like the other arrays, got float64"
+        yield (
+            name,
+            "gamma",
+            {"gamma": np.ones(C, np.float64)},
+            TypeError,
+            "must be float32 like the other arrays, got float64",
+        )
         yield name, "gamma", {"gamma": np.ones(C + 1, f32)}, ValueError, r"must have shape \(3,\)"
         yield name, "gamma", {"gamma": np.ones((1, C), f32)}, ValueError, r"must have shape \(3,\)"
         yield name, "axis", {"axis": 2}, ValueError, "axis 2 is out of range for an array of rank 2"
         yield name, "axis", {"axis": -3}, ValueError, "axis -3 is out of range"
         yield name, "axis", {"axis": 1.0}, TypeError, "axis must be an int"
         yield name, "axis", {"axis": None}, TypeError, "axis must be an int"
-        yield name, "epsilon", {"epsilon": -1e-3}, ValueError, "epsilon must be a finite number >= 0"
-        yield name, "epsilon", {"epsilon": float("nan")}, ValueError, "epsilon must be a finite number"
-        yield name, "epsilon", {"epsilon": float("inf")}, ValueError, "epsilon must be a finite number"
-        yield name, "epsilon", {"epsilon": "1e-3"}, TypeError, "epsilon must be a real number, got str"
-        yield name, "out", {"out": np.zeros((5, C + 1), f32)}, ValueError, r"out must have shape \[5, 3\]"
+        yield (
+            name,
+            "epsilon",
+            {"epsilon": -1e-3},
+            ValueError,
+            "epsilon must be a finite number >= 0",
+        )
+        yield (
+            name,
+            "epsilon",
+            {"epsilon": float("nan")},
+            ValueError,
+            "epsilon must be a finite number",
+        )
+        yield (
+            name,
+            "epsilon",
+            {"epsilon": float("inf")},
+            ValueError,
+            "epsilon must be a finite number",
+        )
+        yield (
+            name,
+            "epsilon",
+            {"epsilon": "1e-3"},
+            TypeError,
+            "epsilon must be a real number, got str",
+        )
+        yield (
+            name,
+            "out",
+            {"out": np.zeros((5, C + 1), f32)},
+            ValueError,
+            r"out must have shape \[5, 3\]",
+        )
         yield name, "out", {"out": np.zeros((5, C), np.float64)}, TypeError, "out must be float32"
         yield name, "out", {"out": np.zeros((C, 5), f32).T}, ValueError, "out must be C-contiguous"
         yield name, "out", {"out": [[0.0] * C] * 5}, TypeError, "out must be a numpy.ndarray"
@@ -107,23 +187,89 @@ def bad_cases():
         yield name, "out", {"out": readonly}, ValueError, "out must be writeable"
         if name != "batch_norm_forward":
             yield name, "mean", {"mean": None}, TypeError, "mean must be an array of shape"
-            yield name, "var", {"var": np.ones(C + 2, f32)}, ValueError, r"var must have shape \(3,\)"
+            yield (
+                name,
+                "var",
+                {"var": np.ones(C + 2, f32)},
+                ValueError,
+                r"var must have shape \(3,\)",
+            )
     for name in BACKWARDS:
-        yield name, "x", {"x": np.ones((5, C + 1), np.float32)}, ValueError, "x must have the shape of dy"
-        yield name, "x", {"x": np.ones((5, C), np.float64)}, TypeError, "x must be float32 like the other"
+        yield (
+            name,
+            "x",
+            {"x": np.ones((5, C + 1), np.float32)},
+            ValueError,
+            "x must have the shape of dy",
+        )
+        yield (
+            name,
+            "x",
+            {"x": np.ones((5, C), np.float64)},
+            TypeError,
+            "x must be float32 like the other",
+        )
     name = "update_moving_stats"
-    yield name, "moving_mean", {"moving_mean": [0.0] * C}, TypeError, "moving_mean must be a numpy.ndarray"
-    yield name, "moving_mean", {"moving_mean": np.zeros(C, np.int64)}, TypeError, "moving_mean must be float32 or float64"
-    yield name, "moving_mean", {"moving_mean": np.zeros(2 * C, np.float32)[::2]}, ValueError, "moving_mean must be C-contiguous"
-    yield name, "moving_mean", {"moving_mean": np.zeros((1, C), np.float32)}, ValueError, "moving_mean must have shape"
+    yield (
+        name,
+        "moving_mean",
+        {"moving_mean": [0.0] * C},
+        TypeError,
+        "moving_mean must be a numpy.ndarray",
+    )
+    yield (
+        name,
+        "moving_mean",
+        {"moving_mean": np.zeros(C, np.int64)},
+        TypeError,
+        "moving_mean must be float32 or float64",
+    )
+    yield (
+        name,
+        "moving_mean",
+        {"moving_mean": np.zeros(2 * C, np.float32)[::2]},
+        ValueError,
+        "moving_mean must be C-contiguous",
+    )
+    yield (
+        name,
+        "moving_mean",
+        {"moving_mean": np.zeros((1, C), np.float32)},
+        ValueError,
+        "moving_mean must have shape",
+    )
     ro = np.zeros(C, np.float32)
     ro.flags.writeable = False
     yield name, "moving_var", {"moving_var": ro}, ValueError, "moving_var must be writeable"
-    yield name, "moving_var", {"moving_var": np.zeros(C + 1, np.float32)}, ValueError, r"moving_var must have shape \[3\]"
-    yield name, "moving_var", {"moving_var": np.zeros(C, np.float64)}, TypeError, "moving_var must be float32"
+    yield (
+        name,
+        "moving_var",
+        {"moving_var": np.zeros(C + 1, np.float32)},
+        ValueError,
+        r"moving_var must have shape \[3\]",
+    )
+    yield (
+        name,
+        "moving_var",
+        {"moving_var": np.zeros(C, np.float64)},
+        TypeError,
+        "moving_var must be float32",
+    )
     yield name, "mean", {"mean": np.zeros(C, np.float64)}, TypeError, "mean must be float32"
-    yield name, "var", {"var": np.zeros(C + 1, np.float32)}, ValueError, r"var must have shape \(3,\)"
-    yield name, "momentum", {"momentum": 1.5}, ValueError, r"momentum must be in \[0.0, 1.0\], got 1.5"
+    yield (
+        name,
+        "var",
+        {"var": np.zeros(C + 1, np.float32)},
+        ValueError,
+        r"var must have shape \(3,\)",
+    )
+    yield (
+        name,
+        "momentum",
+        {"momentum": 1.5},
+        ValueError,
+        r"momentum must be in \[0.0, 1.0\], got 1.5",
+    )
     yield name, "momentum", {"momentum": -0.01}, ValueError, "momentum must be in"
     yield name, "momentum", {"momentum": float("nan")}, ValueError, "momentum must be in"
     yield name, "momentum", {"momentum": None}, TypeError, "momentum must be a real number"
@@ -133,8 +279,11 @@ def bad_cases():
     yield name, "count", {"count": True}, TypeError, "count must be an int or None"
 
 
-@pytest.mark.parametrize("name, arg, overrides, exc, message", list(bad_cases()),
-                         ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(
+    "name, arg, overrides, exc, message",
+    list(bad_cases()),
+    ids=lambda v: v if isinstance(v, str) else "",
+)
 def test_bad_input_raises_and_writes_nothing(name, arg, overrides, exc, message):
     a = valid_args()
     call(name, a)  # the unmodified arguments are valid
@@ -152,11 +301,18 @@ def test_bad_input_raises_and_writes_nothing(name, arg, overrides, exc, message)
 LIST_X = [[1.0, 2.0, 3.0], [4.0, 6.0, 5.0]]
 
 
-@pytest.mark.parametrize("gamma, exc, message", [
-    (np.ones(2, np.float32), ValueError, "gamma must have shape (3,) (one value per channel), got shape (2,)"),
-    (np.ones(3, np.int32), TypeError, "gamma must be float32 or float64, got int32"),
-    ("abc", TypeError, "gamma must be float32 or float64, got <U3"),
-])
+@pytest.mark.parametrize(
+    "gamma, exc, message",
+    [
+        (
+            np.ones(2, np.float32),
+            ValueError,
+            "gamma must have shape (3,) (one value per channel), got shape (2,)",
+        ),
+        (np.ones(3, np.int32), TypeError, "gamma must be float32 or float64, got int32"),
+        ("abc", TypeError, "gamma must be float32 or float64, got <U3"),
+    ],
+)
 def test_list_input_with_a_bad_gamma_blames_gamma(gamma, exc, message):
     with pytest.raises(exc, match="^batch_norm_forward: " + re.escape(message) + "$"):
         ops.batch_norm_forward(LIST_X, gamma, None)
@@ -187,25 +343,43 @@ def test_overlapping_out_is_rejected_and_untouched():
     with pytest.raises(ValueError, match="^batch_norm_forward: out must not overlap gamma"):
         ops.batch_norm_forward(np.ones((5, C), np.float32), gamma_in_out[0], None, out=gamma_in_out)
     with pytest.raises(ValueError, match="^batch_norm_inference: out must not overlap mean"):
-        ops.batch_norm_inference(np.ones((5, C), np.float32), None, None, gamma_in_out[1], np.ones(C, np.float32),
-                                 out=gamma_in_out)
+        ops.batch_norm_inference(
+            np.ones((5, C), np.float32),
+            None,
+            None,
+            gamma_in_out[1],
+            np.ones(C, np.float32),
+            out=gamma_in_out,
+        )
     with pytest.raises(ValueError, match="^batch_norm_backward: out must not overlap dy"):
-        ops.batch_norm_backward(x, x.copy(), None, np.zeros(C, np.float32), np.ones(C, np.float32), out=out)
+        ops.batch_norm_backward(
+            x, x.copy(), None, np.zeros(C, np.float32), np.ones(C, np.float32), out=out
+        )
     np.testing.assert_array_equal(buffer, snapshot)
     stats = np.ones(2 * C, np.float32)
-    with pytest.raises(ValueError, match="^update_moving_stats: moving_mean must not overlap moving_var"):
-        ops.update_moving_stats(stats[:C], stats[:C], np.zeros(C, np.float32), np.zeros(C, np.float32))
+    with pytest.raises(
+        ValueError, match="^update_moving_stats: moving_mean must not overlap moving_var"
+    ):
+        ops.update_moving_stats(
+            stats[:C], stats[:C], np.zeros(C, np.float32), np.zeros(C, np.float32)
+        )
     np.testing.assert_array_equal(stats, 1.0)
 
 
 def test_core_functions_check_their_argument_count():
-    for name, n in [("batch_norm_forward", 6), ("batch_norm_inference", 8), ("batch_norm_backward", 8),
-                    ("batch_norm_inference_backward", 8), ("update_moving_stats", 6)]:
+    for name, n in [
+        ("batch_norm_forward", 6),
+        ("batch_norm_inference", 8),
+        ("batch_norm_backward", 8),
+        ("batch_norm_inference_backward", 8),
+        ("update_moving_stats", 6),
+    ]:
         with pytest.raises(TypeError, match=f"{name} expected {n} positional arguments, got 1"):
             getattr(_core, name)(np.zeros(3))
 
 
 # ---- inputs are never modified -------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_inputs_are_not_modified(dtype):
@@ -245,9 +419,12 @@ def test_byte_swapped_and_unaligned_input(dtype):
 
 # ---- reference counts and memory over 10,000 calls ----------------------------------------------
 
+
 def run_all(a, n):
     """n calls of every function, plus n failing calls, with the arrays of a."""
-    x, dy, gamma, beta, mean, var, out = (a[k] for k in ("x", "dy", "gamma", "beta", "mean", "var", "out"))
+    x, dy, gamma, beta, mean, var, out = (
+        a[k] for k in ("x", "dy", "gamma", "beta", "mean", "var", "out")
+    )
     mm, mv = a["moving_mean"], a["moving_var"]
     bad_gamma = np.ones(C + 1, np.float32)
     for _ in range(n):
@@ -269,7 +446,9 @@ def run_all(a, n):
 
 def test_reference_counts_are_stable():
     a = valid_args()
-    a["x_strided"] = np.ones((10, 2 * C), np.float32)[::2, ::2]  # converted (copied) at the boundary
+    a["x_strided"] = np.ones((10, 2 * C), np.float32)[
+        ::2, ::2
+    ]  # converted (copied) at the boundary
     run_all(a, 10)
     ops.batch_norm_forward(a["x_strided"], None, None)
     before = {k: sys.getrefcount(v) for k, v in a.items()}
@@ -305,8 +484,10 @@ def _resident_bytes():
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc/self/statm (Linux)")
-@pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", ""),
-                    reason="AddressSanitizer keeps freed memory in quarantine, so the resident size grows")
+@pytest.mark.skipif(
+    "libasan" in os.environ.get("LD_PRELOAD", ""),
+    reason="AddressSanitizer keeps freed memory in quarantine, so the resident size grows",
+)
 def test_scratch_memory_is_released():
     """Kernels malloc scratch (per-chunk sums, coefficients) beyond 512 doubles; tracemalloc does not
     see C allocations, so watch the resident size: 2,000 calls that each take ~60 KB of scratch
@@ -327,15 +508,20 @@ def test_scratch_memory_is_released():
     before = _resident_bytes()
     rounds(2000)
     growth = _resident_bytes() - before
-    assert growth < 16 * 2**20, f"resident memory grew by {growth / 2**20:.1f} MiB over 2,000 rounds"
+    assert growth < 16 * 2**20, (
+        f"resident memory grew by {growth / 2**20:.1f} MiB over 2,000 rounds"
+    )
 
 
 # ---- threads ---------------------------------------------------------------------------------------
 
+
 def test_concurrent_calls_agree_with_serial_ones():
     rng = np.random.default_rng(5)
-    jobs = [((rng.standard_normal((64, 8, 8, 24)) * (k + 1) + k).astype(np.float32), -1 if k % 2 else 1)
-            for k in range(6)]
+    jobs = [
+        ((rng.standard_normal((64, 8, 8, 24)) * (k + 1) + k).astype(np.float32), -1 if k % 2 else 1)
+        for k in range(6)
+    ]
 
     def work(x, axis):
         y, mean, var = ops.batch_norm_forward(x, None, None, axis=axis)
@@ -365,12 +551,15 @@ def test_concurrent_calls_agree_with_serial_ones():
             np.testing.assert_array_equal(g, w)
 
 
-@pytest.mark.skipif(not hasattr(os, "fork") or not _core.HAVE_OPENMP, reason="needs fork() and OpenMP")
+@pytest.mark.skipif(
+    not hasattr(os, "fork") or not _core.HAVE_OPENMP, reason="needs fork() and OpenMP"
+)
 def test_forked_child_after_threaded_calls_does_not_hang():
     """libgomp's thread pool does not survive fork(): every kernel family runs on one thread in a
     child (and gives the same results)."""
-    import bnpy
     import time
+
+    import bnpy
 
     before = bnpy.get_num_threads()
     bnpy.set_num_threads(2)
@@ -383,8 +572,13 @@ def test_forked_child_after_threaded_calls_does_not_hang():
 
         def every_kernel_family():  # each large enough to run on the threads
             y, mean, var = ops.batch_norm_forward(x, None, None)
-            return (y, var, ops.conv2d(images, kernel), ops.max_pool2d_forward(images)[0],
-                    ops.affine_warp(images, shift))
+            return (
+                y,
+                var,
+                ops.conv2d(images, kernel),
+                ops.max_pool2d_forward(images)[0],
+                ops.affine_warp(images, shift),
+            )
 
         want = every_kernel_family()
         pid = os.fork()
@@ -408,4 +602,3 @@ def test_forked_child_after_threaded_calls_does_not_hang():
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
     finally:
         bnpy.set_num_threads(before)
-

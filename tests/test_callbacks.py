@@ -1,5 +1,6 @@
 """Callbacks (EarlyStopping's Keras-2.0.8 patience, History, ModelCheckpoint, LambdaCallback,
 TerminateOnNaN), fit's warning on a non-finite loss, and the Progbar text."""
+
 import io
 import os
 import re
@@ -85,15 +86,34 @@ def test_callback_hooks_order_and_early_stopping_in_fit(capsys):
         def on_train_end(self, logs=None):
             events.append("train_end")
 
-    model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[Recorder()],
-              validation_data=(x[:8], y[:8]))
-    assert events == ["train_begin", ("epoch_begin", 0), ("batch_end", 0, 16), ("batch_end", 1, 16),
-                      ("batch_end", 2, 8), ("epoch_end", 0, ["acc", "loss", "val_acc", "val_loss"]),
-                      "train_end"]
+    model.fit(
+        x,
+        y,
+        batch_size=16,
+        epochs=1,
+        verbose=0,
+        callbacks=[Recorder()],
+        validation_data=(x[:8], y[:8]),
+    )
+    assert events == [
+        "train_begin",
+        ("epoch_begin", 0),
+        ("batch_end", 0, 16),
+        ("batch_end", 1, 16),
+        ("batch_end", 2, 8),
+        ("epoch_end", 0, ["acc", "loss", "val_acc", "val_loss"]),
+        "train_end",
+    ]
     # a monitor that never improves (val_loss of a constant model output is tiny noise): use
     # patience=0 with a huge min_delta so the second epoch cannot improve → 2 epochs run
-    history = model.fit(x, y, epochs=10, verbose=1, validation_data=(x, y),
-                        callbacks=[EarlyStopping(min_delta=1e9, patience=0, verbose=1)])
+    history = model.fit(
+        x,
+        y,
+        epochs=10,
+        verbose=1,
+        validation_data=(x, y),
+        callbacks=[EarlyStopping(min_delta=1e9, patience=0, verbose=1)],
+    )
     assert history.epoch == [0, 1]
     assert "Epoch 00001: early stopping" in capsys.readouterr().out
 
@@ -102,9 +122,17 @@ def test_lambda_callback_and_checkpoint(tmp_path):
     model, x, y = _tiny_model()
     ends = []
     path = os.path.join(str(tmp_path), "w-{epoch:02d}.npz")
-    model.fit(x, y, epochs=2, verbose=0, validation_data=(x, y),
-              callbacks=[LambdaCallback(on_epoch_end=lambda e, logs: ends.append(e)),
-                         ModelCheckpoint(path)])
+    model.fit(
+        x,
+        y,
+        epochs=2,
+        verbose=0,
+        validation_data=(x, y),
+        callbacks=[
+            LambdaCallback(on_epoch_end=lambda e, logs: ends.append(e)),
+            ModelCheckpoint(path),
+        ],
+    )
     assert ends == [0, 1]
     assert sorted(os.listdir(str(tmp_path))) == ["w-00.npz", "w-01.npz"]
     saved = model.get_weights()
@@ -181,8 +209,10 @@ def test_progbar_redraws_in_place_in_jupyter(monkeypatch):
     bar.update(5)
     bar.update(10)
     # the final line is space-padded to the width of the longer line it overwrites, as Keras does
-    assert out.getvalue() == ("\r 5/10 [==============>...............] - ETA: 0s"
-                              "\r10/10 [==============================] - 0s     \n")
+    assert out.getvalue() == (
+        "\r 5/10 [==============>...............] - ETA: 0s"
+        "\r10/10 [==============================] - 0s     \n"
+    )
 
 
 def test_progbar_unknown_target():
@@ -204,6 +234,7 @@ def test_progbar_close_ends_a_partial_bar():
 
 # ---- NaN losses: TerminateOnNaN and fit's warning ------------------------------------------------
 
+
 def _nan_data():
     """40 samples of 2 balanced classes; sample 0 holds a NaN, so the loss of the first batch is NaN
     and SGD spreads NaN into every weight."""
@@ -224,9 +255,18 @@ def test_terminate_on_nan_stops_fit_after_the_first_batch_with_an_invalid_loss(c
     batches = []
     model = _softmax_model()
     with pytest.warns(RuntimeWarning):
-        history = model.fit(x, y, batch_size=10, epochs=3, verbose=0, shuffle=False,
-                            callbacks=[TerminateOnNaN(), LambdaCallback(
-                                on_batch_end=lambda batch, logs: batches.append(batch))])
+        history = model.fit(
+            x,
+            y,
+            batch_size=10,
+            epochs=3,
+            verbose=0,
+            shuffle=False,
+            callbacks=[
+                TerminateOnNaN(),
+                LambdaCallback(on_batch_end=lambda batch, logs: batches.append(batch)),
+            ],
+        )
     assert "Batch 0: Invalid loss, terminating training" in capsys.readouterr().out
     assert batches == [0] and history.epoch == [0] and np.isnan(history.history["loss"][0])
     terminate = TerminateOnNaN()
@@ -243,7 +283,7 @@ def _fit_generator(model, x, y, **kwargs):
     def batches():
         while True:
             for start in range(0, len(x), 10):
-                yield x[start:start + 10], y[start:start + 10]
+                yield x[start : start + 10], y[start : start + 10]
 
     return model.fit_generator(batches(), steps_per_epoch=4, **kwargs)
 
@@ -252,13 +292,18 @@ def _fit_generator(model, x, y, **kwargs):
 def test_fit_warns_once_when_the_loss_becomes_non_finite(method):
     x, y = _nan_data()
     model = _softmax_model()
-    train = (lambda **kw: model.fit(x, y, batch_size=10, shuffle=False, **kw)) if method == "fit" \
+    train = (
+        (lambda **kw: model.fit(x, y, batch_size=10, shuffle=False, **kw))
+        if method == "fit"
         else (lambda **kw: _fit_generator(model, x, y, **kw))
+    )
     with pytest.warns(RuntimeWarning) as record:
         history = train(epochs=2, verbose=0)
     assert len(record) == 1, [str(w.message) for w in record]  # 8 NaN batches, one warning
-    assert re.match(r"Sequential\.{}: the loss is nan at epoch 0, batch 0; .*TerminateOnNaN"
-                    .format(method), str(record[0].message))
+    assert re.match(
+        r"Sequential\.{}: the loss is nan at epoch 0, batch 0; .*TerminateOnNaN".format(method),
+        str(record[0].message),
+    )
     assert record[0].filename == __file__  # points at the caller's line
     assert np.isnan(history.history["loss"]).all()
     with pytest.warns(RuntimeWarning):  # once per call: the next call warns again

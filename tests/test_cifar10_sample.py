@@ -1,4 +1,5 @@
 """The CIFAR-10 sample shipped inside bnpy (bnpy.datasets.cifar10_sample)."""
+
 import shutil
 import sys
 
@@ -33,7 +34,7 @@ def test_class_balanced_and_shuffled(sample):
 def test_images_are_real_pictures(sample):
     (x_train, _), (x_test, _) = sample
     for x in (x_train, x_test):
-        assert 90 < x.mean() < 150               # CIFAR-10's mean pixel is about 120
+        assert 90 < x.mean() < 150  # CIFAR-10's mean pixel is about 120
         assert (x.reshape(len(x), -1).std(axis=1) > 5).mean() > 0.98  # not blank images
     # no image twice (a packing error would repeat one)
     flat = x_train.reshape(len(x_train), -1)
@@ -50,12 +51,13 @@ def test_file_provenance_first_images_of_each_class():
             assert offsets[0] == 0 and np.all(np.diff(offsets) > 0)
             assert offsets[-1] == len(f[split + "_jpeg"])
         header = f["jpeg_header"].tobytes()
-        assert header[:2] == b"\xff\xd8"         # JPEG start-of-image
+        assert header[:2] == b"\xff\xd8"  # JPEG start-of-image
         assert [str(n) for n in f["label_names"]] == list(cifar10_sample.LABEL_NAMES)
 
 
 def test_channels_first(monkeypatch, sample):
     from bnpy.datasets import _lookup
+
     monkeypatch.setattr(_lookup, "image_data_format", lambda: "channels_first")
     (x_train, _), (x_test, _) = cifar10_sample.load_data()
     assert x_train.shape == (10000, 3, 32, 32) and x_test.shape == (2000, 3, 32, 32)

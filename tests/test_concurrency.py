@@ -5,6 +5,7 @@ at the end of the model stops a training step after the other layers' forward pa
 caches for backward are set) until the other thread's predict either runs its own forward pass
 (the bug: it clears those caches) or is seen waiting for the model's lock. Every wait is bounded.
 """
+
 import threading
 import time
 
@@ -62,7 +63,9 @@ class _Probe(Layer):
 def _model():
     np.random.seed(3)
     probe = _Probe()
-    model = Sequential([Dense(8, activation="relu", input_shape=(5,)), Dense(3), Activation("softmax"), probe])
+    model = Sequential(
+        [Dense(8, activation="relu", input_shape=(5,)), Dense(3), Activation("softmax"), probe]
+    )
     model.compile(loss="categorical_crossentropy", optimizer="sgd", metrics=["acc"])
     return model, probe
 
@@ -128,8 +131,14 @@ def test_callbacks_may_call_predict_and_evaluate_and_wait_for_threads_that_do():
         model.get_weights()
 
     def fit():
-        return model.fit(X, Y, batch_size=20, epochs=1, verbose=0,
-                         callbacks=[callbacks.LambdaCallback(on_batch_end=on_batch_end)])
+        return model.fit(
+            X,
+            Y,
+            batch_size=20,
+            epochs=1,
+            verbose=0,
+            callbacks=[callbacks.LambdaCallback(on_batch_end=on_batch_end)],
+        )
 
     _join(*_in_thread(fit))
     assert seen == [(6, 3), True, (5, 3)] * 2

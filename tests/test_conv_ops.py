@@ -6,16 +6,17 @@ sum|terms| is the same convolution applied to |x|, |K|, |dy| (computed by the re
 references run in float64 on the very same (float32-representable) inputs, so the bound covers
 everything but a factor for the reference's own rounding (a few float64 ulps: far below).
 """
+
 import itertools
 
 import numpy as np
 import pytest
+import reference_conv as ref
 
 import bnpy
 import bnpy.ops as ops
-import reference_conv as ref
 
-UNIT_ROUNDOFF = {np.float32: 2.0 ** -24, np.float64: 2.0 ** -53}
+UNIT_ROUNDOFF = {np.float32: 2.0**-24, np.float64: 2.0**-53}
 
 
 def layout(x, kind):
@@ -45,12 +46,15 @@ def assert_within(name, got, want, bound, terms, dtype, context):
     """|got - want| <= (terms + 2) * u * bound elementwise, with a message naming the case."""
     u = UNIT_ROUNDOFF[dtype]
     got = np.asarray(got, np.float64)
-    assert got.shape == want.shape, "{} {}: shape {} != {}".format(name, context, got.shape, want.shape)
+    assert got.shape == want.shape, "{} {}: shape {} != {}".format(
+        name, context, got.shape, want.shape
+    )
     err = np.abs(got - want)
     allowed = (terms + 2) * u * bound + 1e-300
     worst = np.max(err / allowed) if err.size else 0.0
     assert worst <= 1.0, "{} {} {}: max error {:.3g} exceeds the bound by {:.3g}x".format(
-        name, np.dtype(dtype).name, context, err.max(), worst)
+        name, np.dtype(dtype).name, context, err.max(), worst
+    )
 
 
 # ---- convolution: forward and backward against the reference ----------------------------------------
@@ -68,16 +72,17 @@ CONV_SHAPES = [
     (2, 13, 12, 3, 11, 11, 24),
     (1, 6, 7, 1, 3, 3, 8),
     (2, 7, 9, 2, 2, 3, 40),
-    (2, 5, 6, 16, 1, 1, 24),   # pointwise, Cin % 8 == 0: dx through the direct kernel too
-    (1, 4, 5, 20, 1, 1, 8),    # pointwise with many input channels
-    (1, 5, 5, 20, 3, 3, 8),    # many input channels, 3x3: im2col + matmul even in float32
+    (2, 5, 6, 16, 1, 1, 24),  # pointwise, Cin % 8 == 0: dx through the direct kernel too
+    (1, 4, 5, 20, 1, 1, 8),  # pointwise with many input channels
+    (1, 5, 5, 20, 3, 3, 8),  # many input channels, 3x3: im2col + matmul even in float32
 ]
 PADDINGS = ["valid", "same", ((1, 2), (0, 3))]
 
 
 def conv_cases():
-    for shape, padding, stride, fmt in itertools.product(CONV_SHAPES, PADDINGS, [1, 2, 3],
-                                                         ["channels_last", "channels_first"]):
+    for shape, padding, stride, fmt in itertools.product(
+        CONV_SHAPES, PADDINGS, [1, 2, 3], ["channels_last", "channels_first"]
+    ):
         n, h, w, cin, kh, kw, cout = shape
         if padding == "valid" and (kh > h or kw > w):
             continue
@@ -96,11 +101,12 @@ def conv_cases_with_paths():
 @pytest.mark.parametrize("shape, padding, stride, fmt, dtype, path", list(conv_cases_with_paths()))
 def test_conv2d_matches_reference(shape, padding, stride, fmt, dtype, path, monkeypatch):
     from bnpy.ops import conv as conv_module
+
     if path == "direct" and not bnpy._core.conv_direct_available():
         pytest.skip("this CPU has no AVX2/FMA: the direct kernel never runs")
     monkeypatch.setattr(conv_module, "_USE_DIRECT", path == "direct")
     n, h, w, cin, kh, kw, cout = shape
-    rng = np.random.default_rng(hash((shape, str(padding), stride, fmt)) % 2 ** 32)
+    rng = np.random.default_rng(hash((shape, str(padding), stride, fmt)) % 2**32)
     x = rng.standard_normal((n, h, w, cin)).astype(dtype)
     kernel = rng.standard_normal((kh, kw, cin, cout)).astype(dtype)
     bias = rng.standard_normal(cout).astype(dtype)
@@ -109,7 +115,9 @@ def test_conv2d_matches_reference(shape, padding, stride, fmt, dtype, path, monk
     context = "shape={} padding={} strides={} {} {}".format(shape, padding, strides, fmt, path)
 
     y, ctx = ops.conv2d_forward(to_format(x, fmt), kernel, bias, strides, padding, fmt)
-    direct_applies = path == "direct" and cout % 8 == 0 and (kh * kw == 1 or cin <= conv_module._DIRECT_MAX_CIN)
+    direct_applies = (
+        path == "direct" and cout % 8 == 0 and (kh * kw == 1 or cin <= conv_module._DIRECT_MAX_CIN)
+    )
     assert (ctx.xpad is not None) == direct_applies, context  # the path under test really ran
     assert y.dtype == dtype
     want = ref.conv2d(x, kernel, bias, strides, pads)
@@ -121,9 +129,19 @@ def test_conv2d_matches_reference(shape, padding, stride, fmt, dtype, path, monk
     dy = rng.standard_normal(want.shape).astype(dtype)
     dx, dkernel, dbias = ops.conv2d_backward(to_format(dy, fmt), ctx)
     want_dx, want_dk, want_db = ref.conv2d_backward(dy, x, kernel, strides, pads)
-    bound_dx, bound_dk, bound_db = ref.conv2d_backward(np.abs(dy), np.abs(x), np.abs(kernel), strides, pads)
+    bound_dx, bound_dk, bound_db = ref.conv2d_backward(
+        np.abs(dy), np.abs(x), np.abs(kernel), strides, pads
+    )
     rows = dy.shape[0] * dy.shape[1] * dy.shape[2]
-    assert_within("conv2d_backward dx", from_format(dx, fmt), want_dx, bound_dx, cout + kh * kw, dtype, context)
+    assert_within(
+        "conv2d_backward dx",
+        from_format(dx, fmt),
+        want_dx,
+        bound_dx,
+        cout + kh * kw,
+        dtype,
+        context,
+    )
     assert_within("conv2d_backward dkernel", dkernel, want_dk, bound_dk, rows, dtype, context)
     assert_within("conv2d_backward dbias", dbias, want_db, bound_db, rows, dtype, context)
     assert dx.dtype == dkernel.dtype == dbias.dtype == dtype
@@ -132,9 +150,13 @@ def test_conv2d_matches_reference(shape, padding, stride, fmt, dtype, path, monk
 # (N, H, W, Cin, kh, kw, Cout) x dilation: the taps spread apart (Keras's dilation_rate), a 1x1
 # kernel (dilation has nothing to spread: the pointwise and direct paths still apply), Cout % 8 == 0
 # with few input channels (the direct kernel's case, which dilation must send to im2col).
-DILATED_CASES = [((2, 9, 10, 3, 3, 3, 4), (2, 2)), ((1, 8, 11, 2, 2, 3, 5), (3, 2)),
-                 ((2, 7, 9, 3, 3, 2, 16), (1, 3)), ((2, 5, 6, 8, 1, 1, 8), (2, 2)),
-                 ((1, 12, 12, 1, 4, 4, 2), (3, 3))]
+DILATED_CASES = [
+    ((2, 9, 10, 3, 3, 3, 4), (2, 2)),
+    ((1, 8, 11, 2, 2, 3, 5), (3, 2)),
+    ((2, 7, 9, 3, 3, 2, 16), (1, 3)),
+    ((2, 5, 6, 8, 1, 1, 8), (2, 2)),
+    ((1, 12, 12, 1, 4, 4, 2), (3, 3)),
+]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -144,25 +166,45 @@ DILATED_CASES = [((2, 9, 10, 3, 3, 3, 4), (2, 2)), ((1, 8, 11, 2, 2, 3, 5), (3, 
 def test_dilated_conv2d_matches_reference(shape, dilation, padding, fmt, dtype):
     n, h, w, cin, kh, kw, cout = shape
     ekh, ekw = (kh - 1) * dilation[0] + 1, (kw - 1) * dilation[1] + 1
-    rng = np.random.default_rng(hash((shape, dilation, str(padding), fmt)) % 2 ** 32)
+    rng = np.random.default_rng(hash((shape, dilation, str(padding), fmt)) % 2**32)
     x = rng.standard_normal((n, h, w, cin)).astype(dtype)
     kernel = rng.standard_normal((kh, kw, cin, cout)).astype(dtype)
     bias = rng.standard_normal(cout).astype(dtype)
     for strides in [(1, 1), (2, 1)]:
         pads = ref.pads_for(padding, h, w, ekh, ekw, *strides)
-        context = "shape={} dilation={} padding={} strides={} {}".format(shape, dilation, padding, strides, fmt)
-        y, ctx = ops.conv2d_forward(to_format(x, fmt), kernel, bias, strides, padding, fmt, dilation_rate=dilation)
+        context = "shape={} dilation={} padding={} strides={} {}".format(
+            shape, dilation, padding, strides, fmt
+        )
+        y, ctx = ops.conv2d_forward(
+            to_format(x, fmt), kernel, bias, strides, padding, fmt, dilation_rate=dilation
+        )
         want = ref.conv2d(x, kernel, bias, strides, pads, dilation)
         bound = ref.conv2d(np.abs(x), np.abs(kernel), np.abs(bias), strides, pads, dilation)
-        assert_within("conv2d_forward", from_format(y, fmt), want, bound, kh * kw * cin, dtype, context)
+        assert_within(
+            "conv2d_forward", from_format(y, fmt), want, bound, kh * kw * cin, dtype, context
+        )
         np.testing.assert_array_equal(
-            ops.conv2d(to_format(x, fmt), kernel, bias, strides, padding, fmt, dilation_rate=dilation), y)
+            ops.conv2d(
+                to_format(x, fmt), kernel, bias, strides, padding, fmt, dilation_rate=dilation
+            ),
+            y,
+        )
         dy = rng.standard_normal(want.shape).astype(dtype)
         dx, dkernel, dbias = ops.conv2d_backward(to_format(dy, fmt), ctx)
         want_dx, want_dk, want_db = ref.conv2d_backward(dy, x, kernel, strides, pads, dilation)
-        bound_dx, bound_dk, _ = ref.conv2d_backward(np.abs(dy), np.abs(x), np.abs(kernel), strides, pads, dilation)
+        bound_dx, bound_dk, _ = ref.conv2d_backward(
+            np.abs(dy), np.abs(x), np.abs(kernel), strides, pads, dilation
+        )
         rows = dy.shape[0] * dy.shape[1] * dy.shape[2]
-        assert_within("conv2d_backward dx", from_format(dx, fmt), want_dx, bound_dx, cout + kh * kw, dtype, context)
+        assert_within(
+            "conv2d_backward dx",
+            from_format(dx, fmt),
+            want_dx,
+            bound_dx,
+            cout + kh * kw,
+            dtype,
+            context,
+        )
         assert_within("conv2d_backward dkernel", dkernel, want_dk, bound_dk, rows, dtype, context)
         np.testing.assert_allclose(dbias, want_db, rtol=1e-5)
 
@@ -170,7 +212,9 @@ def test_dilated_conv2d_matches_reference(shape, dilation, padding, fmt, dtype):
 def test_dilated_conv2d_geometry_errors():
     x = np.zeros((1, 6, 6, 2), np.float32)
     kernel = np.zeros((3, 3, 2, 4), np.float32)
-    with pytest.raises(ValueError, match=r"dilated kernel size \(7, 7\) is larger than the padded input \(6, 6\)"):
+    with pytest.raises(
+        ValueError, match=r"dilated kernel size \(7, 7\) is larger than the padded input \(6, 6\)"
+    ):
         ops.conv2d_forward(x, kernel, dilation_rate=3)
     with pytest.raises(ValueError, match="dilation_rate must be >= 1"):
         ops.conv2d(x, kernel, dilation_rate=(0, 1))
@@ -181,7 +225,9 @@ def test_dilated_conv2d_geometry_errors():
     with pytest.raises(ValueError, match=r"im2col: dilated kernel size \(5, 3\) is larger"):
         bnpy._core.im2col(x[:, :4], 3, 3, 1, 1, 0, 0, 0, 0, False, None, 2)
     with pytest.raises(ValueError, match="below 2\\*\\*60"):
-        bnpy._core.col2im(np.zeros((1, 18)), (1, 6, 6, 2), 3, 3, 1, 1, 0, 0, 0, 0, False, None, 1, 2 ** 62)
+        bnpy._core.col2im(
+            np.zeros((1, 18)), (1, 6, 6, 2), 3, 3, 1, 1, 0, 0, 0, 0, False, None, 1, 2**62
+        )
     # 'same' keeps ceil(n / s) whatever the dilation
     assert ops.conv2d(x, kernel, padding="same", dilation_rate=3).shape == (1, 6, 6, 4)
 
@@ -195,11 +241,14 @@ def test_conv2d_any_input_strides(kind, fmt):
     bias = rng.standard_normal(5).astype(np.float32)
     dy_shape = ops.conv2d(to_format(x, fmt), kernel, bias, 2, "same", fmt).shape
     dy = rng.standard_normal(dy_shape).astype(np.float32)
-    y0, ctx0 = ops.conv2d_forward(np.ascontiguousarray(to_format(x, fmt)), kernel, bias, 2, "same", fmt)
+    y0, ctx0 = ops.conv2d_forward(
+        np.ascontiguousarray(to_format(x, fmt)), kernel, bias, 2, "same", fmt
+    )
     grads0 = ops.conv2d_backward(dy, ctx0)
     xs = layout(to_format(x, fmt), kind)
-    y1, ctx1 = ops.conv2d_forward(xs, layout(kernel, kind), layout(bias[None, None, :], kind)[0, 0], 2,
-                                  "same", fmt)
+    y1, ctx1 = ops.conv2d_forward(
+        xs, layout(kernel, kind), layout(bias[None, None, :], kind)[0, 0], 2, "same", fmt
+    )
     grads1 = ops.conv2d_backward(layout(dy, kind), ctx1)
     np.testing.assert_array_equal(y1, y0)  # same values in, same arithmetic: identical results
     for a, b in zip(grads1, grads0):
@@ -211,17 +260,21 @@ def test_conv2d_without_bias_and_need_dx_false():
     x = rng.standard_normal((2, 6, 6, 3))
     kernel = rng.standard_normal((3, 3, 3, 4))
     y, ctx = ops.conv2d_forward(x, kernel, None, 1, "same")
-    np.testing.assert_allclose(y, ref.conv2d(x, kernel, None, (1, 1), ((1, 1), (1, 1))), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        y, ref.conv2d(x, kernel, None, (1, 1), ((1, 1), (1, 1))), rtol=0, atol=1e-12
+    )
     dy = rng.standard_normal(y.shape)
     dx, dkernel, dbias = ops.conv2d_backward(dy, ctx, need_dx=False)
     assert dx is None and dbias is None
-    np.testing.assert_allclose(dkernel, ref.conv2d_backward(dy, x, kernel, (1, 1), ((1, 1), (1, 1)))[1],
-                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        dkernel, ref.conv2d_backward(dy, x, kernel, (1, 1), ((1, 1), (1, 1)))[1], rtol=0, atol=1e-12
+    )
 
 
 def test_conv2d_inference_chunks_large_batches(monkeypatch):
     """conv2d works through a batch in chunks; the result is the same as in one piece."""
     from bnpy.ops import conv as conv_module
+
     rng = np.random.default_rng(5)
     x = rng.standard_normal((7, 6, 5, 2)).astype(np.float32)
     kernel = rng.standard_normal((3, 3, 2, 4)).astype(np.float32)
@@ -246,6 +299,7 @@ def test_same_output_sizes_follow_tensorflow():
 
 # ---- finite differences --------------------------------------------------------------------------------
 
+
 def numerical_gradient(f, a, step):
     """Central differences of the scalar f() with respect to every entry of a (changed in place)."""
     grad = np.zeros_like(a)
@@ -260,10 +314,15 @@ def numerical_gradient(f, a, step):
     return grad
 
 
-@pytest.mark.parametrize("padding, stride, fmt", [
-    ("same", 1, "channels_last"), ("valid", 2, "channels_first"), ("same", 3, "channels_first"),
-    (((2, 0), (1, 1)), 2, "channels_last"),
-])
+@pytest.mark.parametrize(
+    "padding, stride, fmt",
+    [
+        ("same", 1, "channels_last"),
+        ("valid", 2, "channels_first"),
+        ("same", 3, "channels_first"),
+        (((2, 0), (1, 1)), 2, "channels_last"),
+    ],
+)
 def test_conv2d_backward_finite_differences(padding, stride, fmt):
     # The loss sum(g * y) is linear in each of x, K, b, so central differences are exact up to
     # rounding: error ~ u * |loss| / step ≈ 1e-16 * 10 / 1e-3 = 1e-12; 1e-8 leaves ample margin.
@@ -278,15 +337,25 @@ def test_conv2d_backward_finite_differences(padding, stride, fmt):
     def loss():
         return float(np.sum(g * ops.conv2d(x, kernel, bias, stride, padding, fmt)))
 
-    for name, analytic, param in [("dx", dx, x), ("dkernel", dkernel, kernel), ("dbias", dbias, bias)]:
-        np.testing.assert_allclose(analytic, numerical_gradient(loss, param, 1e-3), rtol=0, atol=1e-8,
-                                   err_msg=name)
+    for name, analytic, param in [
+        ("dx", dx, x),
+        ("dkernel", dkernel, kernel),
+        ("dbias", dbias, bias),
+    ]:
+        np.testing.assert_allclose(
+            analytic, numerical_gradient(loss, param, 1e-3), rtol=0, atol=1e-8, err_msg=name
+        )
 
 
-@pytest.mark.parametrize("kind, padding, pool, stride, fmt", [
-    ("max", "valid", (2, 2), None, "channels_last"), ("max", "same", (3, 3), 2, "channels_first"),
-    ("avg", "valid", (2, 3), 1, "channels_first"), ("avg", "same", (3, 2), (2, 1), "channels_last"),
-])
+@pytest.mark.parametrize(
+    "kind, padding, pool, stride, fmt",
+    [
+        ("max", "valid", (2, 2), None, "channels_last"),
+        ("max", "same", (3, 3), 2, "channels_first"),
+        ("avg", "valid", (2, 3), 1, "channels_first"),
+        ("avg", "same", (3, 2), (2, 1), "channels_last"),
+    ],
+)
 def test_pool_backward_finite_differences(kind, padding, pool, stride, fmt):
     # Average pooling is linear (exact differences). Max pooling is linear between ties; distinct
     # values at least 1e-3 apart (a shuffled grid) keep every window's winner fixed within ±1e-5.
@@ -298,20 +367,28 @@ def test_pool_backward_finite_differences(kind, padding, pool, stride, fmt):
     y, ctx = forward(x, pool, stride, padding, fmt)
     g = rng.standard_normal(y.shape)
     dx = backward(g, ctx)
-    numeric = numerical_gradient(lambda: float(np.sum(g * forward(x, pool, stride, padding, fmt)[0])), x, 1e-5)
+    numeric = numerical_gradient(
+        lambda: float(np.sum(g * forward(x, pool, stride, padding, fmt)[0])), x, 1e-5
+    )
     np.testing.assert_allclose(dx, numeric, rtol=0, atol=1e-8)
 
 
 # ---- pooling against the reference -------------------------------------------------------------------
 
-POOL_CASES = list(itertools.product(
-    [(2, 2), (3, 3), (2, 3), (1, 1)], [None, 1, 2, 3], ["valid", "same"], ["channels_last", "channels_first"]))
+POOL_CASES = list(
+    itertools.product(
+        [(2, 2), (3, 3), (2, 3), (1, 1)],
+        [None, 1, 2, 3],
+        ["valid", "same"],
+        ["channels_last", "channels_first"],
+    )
+)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("pool, stride, padding, fmt", POOL_CASES)
 def test_pooling_matches_reference(pool, stride, padding, fmt, dtype):
-    rng = np.random.default_rng(hash((pool, stride, padding, fmt)) % 2 ** 32)
+    rng = np.random.default_rng(hash((pool, stride, padding, fmt)) % 2**32)
     x = rng.standard_normal((2, 7, 6, 3)).astype(dtype)
     strides = pool if stride is None else (stride, stride)
     pads = ref.pads_for(padding, 7, 6, pool[0], pool[1], *strides)
@@ -324,27 +401,51 @@ def test_pooling_matches_reference(pool, stride, padding, fmt, dtype):
     dx = ops.max_pool2d_backward(to_format(dy, fmt), ctx)
     # overlapping windows (stride < pool) add several dy into one cell: at most ceil(k/s)^2 terms
     overlaps = -(-pool[0] // strides[0]) * -(-pool[1] // strides[1])
-    assert_within("max_pool2d_backward", from_format(dx, fmt), ref.max_pool2d_backward(dy, argmax, x.shape),
-                  ref.max_pool2d_backward(np.abs(dy), argmax, x.shape), overlaps, dtype, context)
+    assert_within(
+        "max_pool2d_backward",
+        from_format(dx, fmt),
+        ref.max_pool2d_backward(dy, argmax, x.shape),
+        ref.max_pool2d_backward(np.abs(dy), argmax, x.shape),
+        overlaps,
+        dtype,
+        context,
+    )
 
     y, ctx = ops.avg_pool2d_forward(to_format(x, fmt), pool, stride, padding, fmt)
     window = pool[0] * pool[1]
     want = ref.avg_pool2d(x, pool, strides, pads)
-    assert_within("avg_pool2d_forward", from_format(y, fmt), want,
-                  ref.avg_pool2d(np.abs(x), pool, strides, pads), window + 1, dtype, context)
+    assert_within(
+        "avg_pool2d_forward",
+        from_format(y, fmt),
+        want,
+        ref.avg_pool2d(np.abs(x), pool, strides, pads),
+        window + 1,
+        dtype,
+        context,
+    )
     dx = ops.avg_pool2d_backward(to_format(dy, fmt), ctx)
-    assert_within("avg_pool2d_backward", from_format(dx, fmt),
-                  ref.avg_pool2d_backward(dy, x.shape, pool, strides, pads),
-                  ref.avg_pool2d_backward(np.abs(dy), x.shape, pool, strides, pads), window + 1, dtype, context)
+    assert_within(
+        "avg_pool2d_backward",
+        from_format(dx, fmt),
+        ref.avg_pool2d_backward(dy, x.shape, pool, strides, pads),
+        ref.avg_pool2d_backward(np.abs(dy), x.shape, pool, strides, pads),
+        window + 1,
+        dtype,
+        context,
+    )
 
 
 def test_max_pool_ties_go_to_the_first_maximum():
     x = np.zeros((1, 4, 4, 2), np.float32)
-    x[0, 1, 1, 1] = x[0, 0, 1, 1] = 5.0  # two maxima in window (0, 0) of channel 1: (0,1) comes first
+    x[0, 1, 1, 1] = x[0, 0, 1, 1] = (
+        5.0  # two maxima in window (0, 0) of channel 1: (0,1) comes first
+    )
     y, ctx = ops.max_pool2d_forward(x)
     dx = ops.max_pool2d_backward(np.ones_like(y), ctx)
     # channel 0 is all ties: each window's gradient goes to its top-left cell
-    np.testing.assert_array_equal(dx[0, :, :, 0], np.array([[1, 0, 1, 0], [0, 0, 0, 0]] * 2, np.float32))
+    np.testing.assert_array_equal(
+        dx[0, :, :, 0], np.array([[1, 0, 1, 0], [0, 0, 0, 0]] * 2, np.float32)
+    )
     assert dx[0, 0, 1, 1] == 1 and dx[0, 1, 1, 1] == 0 and dx[..., 1].sum() == 4
 
 
@@ -361,15 +462,19 @@ def test_same_pooling_ignores_padding():
     assert y.shape == (1, 2, 2, 1) and (y == -1).all()
     x = np.arange(9, dtype=np.float32).reshape(1, 3, 3, 1)
     y, _ = ops.avg_pool2d_forward(x, (2, 2), None, "same")
-    np.testing.assert_array_equal(y[0, :, :, 0], [[2, 3.5], [6.5, 8]])  # border windows: real cells only
+    np.testing.assert_array_equal(
+        y[0, :, :, 0], [[2, 3.5], [6.5, 8]]
+    )  # border windows: real cells only
 
 
 # ---- thread count, inputs untouched -------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("direct", [True, False])
 def test_results_do_not_depend_on_thread_count(direct, monkeypatch):
     # Sizes above the kernels' 64K-value threshold for going parallel, in both data formats.
     from bnpy.ops import conv as conv_module
+
     monkeypatch.setattr(conv_module, "_USE_DIRECT", direct and bnpy._core.conv_direct_available())
     rng = np.random.default_rng(17)
     x = rng.standard_normal((16, 24, 24, 3)).astype(np.float32)
@@ -394,7 +499,7 @@ def test_results_do_not_depend_on_thread_count(direct, monkeypatch):
         for a, b in zip(results[0], other):
             # the kernel gradient and dbias add per-thread partials in double: the same to a few
             # float32 ulps of the largest value; everything else is computed identically
-            np.testing.assert_allclose(a, b, rtol=0, atol=4 * 2.0 ** -24 * np.abs(a).max())
+            np.testing.assert_allclose(a, b, rtol=0, atol=4 * 2.0**-24 * np.abs(a).max())
 
 
 def test_inputs_are_not_modified():
@@ -419,23 +524,36 @@ X32 = np.zeros((2, 5, 5, 3), np.float32)
 K32 = np.zeros((3, 3, 3, 4), np.float32)
 
 
-@pytest.mark.parametrize("kwargs, exc, words", [
-    (dict(x=X32.astype(np.int32)), TypeError, ["conv2d_forward", "x", "int32"]),
-    (dict(kernel=K32.astype(np.float64)), TypeError, ["conv2d_forward", "kernel", "float32"]),
-    (dict(x=X32[0]), ValueError, ["conv2d_forward", "x", "4-D"]),
-    (dict(kernel=K32[0]), ValueError, ["conv2d_forward", "kernel", "4-D"]),
-    (dict(kernel=np.zeros((3, 3, 2, 4), np.float32)), ValueError, ["conv2d_forward", "kernel", "channels"]),
-    (dict(bias=np.zeros(3, np.float32)), ValueError, ["conv2d_forward", "bias", "(4,)"]),
-    (dict(bias=np.zeros(4, np.float64)), TypeError, ["conv2d_forward", "bias"]),
-    (dict(strides=0), ValueError, ["conv2d_forward", "strides", ">= 1"]),
-    (dict(strides=(1, 1.5)), TypeError, ["conv2d_forward", "strides"]),
-    (dict(padding="full"), ValueError, ["conv2d_forward", "padding", "'full'"]),
-    (dict(padding=((1, -1), (0, 0))), ValueError, ["conv2d_forward", "padding"]),
-    (dict(data_format="tf"), ValueError, ["conv2d_forward", "data_format", "'tf'"]),
-    (dict(kernel=np.zeros((7, 3, 3, 4), np.float32)), ValueError, ["conv2d_forward", "larger than the padded input"]),
-])
+@pytest.mark.parametrize(
+    "kwargs, exc, words",
+    [
+        (dict(x=X32.astype(np.int32)), TypeError, ["conv2d_forward", "x", "int32"]),
+        (dict(kernel=K32.astype(np.float64)), TypeError, ["conv2d_forward", "kernel", "float32"]),
+        (dict(x=X32[0]), ValueError, ["conv2d_forward", "x", "4-D"]),
+        (dict(kernel=K32[0]), ValueError, ["conv2d_forward", "kernel", "4-D"]),
+        (
+            dict(kernel=np.zeros((3, 3, 2, 4), np.float32)),
+            ValueError,
+            ["conv2d_forward", "kernel", "channels"],
+        ),
+        (dict(bias=np.zeros(3, np.float32)), ValueError, ["conv2d_forward", "bias", "(4,)"]),
+        (dict(bias=np.zeros(4, np.float64)), TypeError, ["conv2d_forward", "bias"]),
+        (dict(strides=0), ValueError, ["conv2d_forward", "strides", ">= 1"]),
+        (dict(strides=(1, 1.5)), TypeError, ["conv2d_forward", "strides"]),
+        (dict(padding="full"), ValueError, ["conv2d_forward", "padding", "'full'"]),
+        (dict(padding=((1, -1), (0, 0))), ValueError, ["conv2d_forward", "padding"]),
+        (dict(data_format="tf"), ValueError, ["conv2d_forward", "data_format", "'tf'"]),
+        (
+            dict(kernel=np.zeros((7, 3, 3, 4), np.float32)),
+            ValueError,
+            ["conv2d_forward", "larger than the padded input"],
+        ),
+    ],
+)
 def test_conv2d_forward_rejects_bad_arguments(kwargs, exc, words):
-    args = dict(x=X32, kernel=K32, bias=None, strides=(1, 1), padding="valid", data_format="channels_last")
+    args = dict(
+        x=X32, kernel=K32, bias=None, strides=(1, 1), padding="valid", data_format="channels_last"
+    )
     args.update(kwargs)
     with pytest.raises(exc) as info:
         ops.conv2d_forward(**args)
@@ -447,7 +565,9 @@ def test_conv2d_forward_rejects_bad_arguments(kwargs, exc, words):
 
 def test_conv2d_backward_rejects_bad_arguments():
     y, ctx = ops.conv2d_forward(X32, K32)
-    with pytest.raises(ValueError, match="conv2d_backward: dy must have the forward output's shape"):
+    with pytest.raises(
+        ValueError, match="conv2d_backward: dy must have the forward output's shape"
+    ):
         ops.conv2d_backward(np.zeros((2, 4, 4, 4), np.float32), ctx)
     with pytest.raises(TypeError, match="conv2d_backward: dy must be float32"):
         ops.conv2d_backward(y.astype(np.float64), ctx)
@@ -473,12 +593,18 @@ def test_pooling_rejects_bad_arguments(kind):
         (dict(pool_size=(6, 2)), ValueError, "pool_size (6, 2) is larger than the padded input"),
     ]
     for kwargs, exc, message in cases:
-        args = dict(x=X32, pool_size=(2, 2), strides=None, padding="valid", data_format="channels_last")
+        args = dict(
+            x=X32, pool_size=(2, 2), strides=None, padding="valid", data_format="channels_last"
+        )
         args.update(kwargs)
-        with pytest.raises(exc, match=name + ": " + message.replace("(", r"\(").replace(")", r"\)")):
+        with pytest.raises(
+            exc, match=name + ": " + message.replace("(", r"\(").replace(")", r"\)")
+        ):
             forward(**args)
     y, ctx = forward(X32)
-    with pytest.raises(ValueError, match=kind + "_pool2d_backward: dy must have the forward output's shape"):
+    with pytest.raises(
+        ValueError, match=kind + "_pool2d_backward: dy must have the forward output's shape"
+    ):
         backward(np.zeros((2, 3, 3, 3), np.float32), ctx)
     other = "avg" if kind == "max" else "max"
     with pytest.raises(TypeError, match=kind + "_pool2d_backward: ctx"):
@@ -524,8 +650,10 @@ def test_core_rejects_inconsistent_arguments_without_writing():
 def test_pooling_any_input_strides(kind, fmt):
     rng = np.random.default_rng(23)
     x = to_format(rng.standard_normal((3, 7, 8, 4)), fmt)
-    for forward, backward in [(ops.max_pool2d_forward, ops.max_pool2d_backward),
-                              (ops.avg_pool2d_forward, ops.avg_pool2d_backward)]:
+    for forward, backward in [
+        (ops.max_pool2d_forward, ops.max_pool2d_backward),
+        (ops.avg_pool2d_forward, ops.avg_pool2d_backward),
+    ]:
         y0, ctx0 = forward(np.ascontiguousarray(x), 3, 2, "same", fmt)
         dy = rng.standard_normal(y0.shape)
         y1, ctx1 = forward(layout(x, kind), 3, 2, "same", fmt)
@@ -536,6 +664,7 @@ def test_pooling_any_input_strides(kind, fmt):
 def test_reference_counts_are_stable():
     """No call leaks a reference to its inputs, on success or on error."""
     import sys
+
     rng = np.random.default_rng(29)
     x = rng.standard_normal((2, 6, 6, 3)).astype(np.float32)
     kernel = rng.standard_normal((3, 3, 3, 8)).astype(np.float32)
@@ -554,8 +683,11 @@ def test_reference_counts_are_stable():
         with pytest.raises(ValueError):
             bnpy._core.im2col(x, 9, 9, 1, 1, 0, 0, 0, 0, False)
         with pytest.raises(ValueError):
-            bnpy._core.conv2d_direct(x, kernel[..., :5], bias, 1, 1, 0, 0, 0, 0) \
-                if bnpy._core.conv_direct_available() else bnpy._core.im2col(x, 9, 9, 1, 1, 0, 0, 0, 0, False)
+            bnpy._core.conv2d_direct(
+                x, kernel[..., :5], bias, 1, 1, 0, 0, 0, 0
+            ) if bnpy._core.conv_direct_available() else bnpy._core.im2col(
+                x, 9, 9, 1, 1, 0, 0, 0, 0, False
+            )
         with pytest.raises(ValueError):
             bnpy._core.add_bias_rows(x.reshape(-1, 3), bias)
     assert [sys.getrefcount(a) for a in arrays] == before

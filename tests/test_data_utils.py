@@ -2,6 +2,7 @@
 
 Every download comes from a LocalServer on 127.0.0.1 started by the test; nothing leaves the machine.
 """
+
 import hashlib
 import io
 import os
@@ -12,12 +13,20 @@ import time
 import zipfile
 
 import pytest
+from dataset_fixtures import make_tar_gz, md5, read_bytes, sha256, tree
 
 import bnpy
 from bnpy.utils import data_utils
-from bnpy.utils.data_utils import (ChecksumError, DataFileError, DownloadError, UnsafeArchiveError,
-                                   extract_archive, get_file, hash_file, validate_file)
-from dataset_fixtures import local_server, make_tar_gz, md5, read_bytes, sha256, tree  # noqa: F401
+from bnpy.utils.data_utils import (
+    ChecksumError,
+    DataFileError,
+    DownloadError,
+    UnsafeArchiveError,
+    extract_archive,
+    get_file,
+    hash_file,
+    validate_file,
+)
 
 PAYLOAD = bytes(range(256)) * 700  # 179,200 bytes: several 64 KiB reads, so progress has steps
 
@@ -25,24 +34,35 @@ PAYLOAD = bytes(range(256)) * 700  # 179,200 bytes: several 64 KiB reads, so pro
 # --------------------------------------------------------------------------------------------------
 # hashes
 
+
 def test_hash_file_and_validate_file_agree_with_hashlib(tmp_path):
     path = tmp_path / "blob"
     path.write_bytes(PAYLOAD)
     assert hash_file(str(path), "md5") == hashlib.md5(PAYLOAD).hexdigest()
     assert hash_file(str(path), "sha256", chunk_size=1000) == hashlib.sha256(PAYLOAD).hexdigest()
-    assert validate_file(str(path), md5(PAYLOAD))                  # 32 digits: auto picks md5
-    assert validate_file(str(path), sha256(PAYLOAD).upper())       # 64 digits: sha256, any case
+    assert validate_file(str(path), md5(PAYLOAD))  # 32 digits: auto picks md5
+    assert validate_file(str(path), sha256(PAYLOAD).upper())  # 64 digits: sha256, any case
     assert not validate_file(str(path), sha256(PAYLOAD[:-1]))
     with pytest.raises(ValueError, match="validate_file: file_hash must be 32 .* or 64"):
         validate_file(str(path), "abc")
     with pytest.raises(ValueError, match="hash_algorithm must be"):
-        get_file("x", "http://127.0.0.1:9/x", file_hash=md5(PAYLOAD), hash_algorithm="sha1",
-                 cache_dir=str(tmp_path))
+        get_file(
+            "x",
+            "http://127.0.0.1:9/x",
+            file_hash=md5(PAYLOAD),
+            hash_algorithm="sha1",
+            cache_dir=str(tmp_path),
+        )
 
 
-@pytest.mark.parametrize("fname, origin, exc", [(None, "http://127.0.0.1/x", TypeError),
-                                                ("", "http://127.0.0.1/x", TypeError),
-                                                ("x", 3, TypeError)])
+@pytest.mark.parametrize(
+    "fname, origin, exc",
+    [
+        (None, "http://127.0.0.1/x", TypeError),
+        ("", "http://127.0.0.1/x", TypeError),
+        ("x", 3, TypeError),
+    ],
+)
 def test_get_file_rejects_bad_arguments(tmp_path, fname, origin, exc):
     with pytest.raises(exc, match="get_file"):
         get_file(fname, origin, cache_dir=str(tmp_path))
@@ -51,10 +71,12 @@ def test_get_file_rejects_bad_arguments(tmp_path, fname, origin, exc):
 # --------------------------------------------------------------------------------------------------
 # downloads
 
+
 def test_download_shows_progress_verifies_and_lands_in_the_cache(tmp_path, local_server, capsys):
     local_server.files["/blob.bin"] = PAYLOAD
-    path = get_file("blob.bin", local_server.url("blob.bin"), file_hash=sha256(PAYLOAD),
-                    cache_dir=str(tmp_path))
+    path = get_file(
+        "blob.bin", local_server.url("blob.bin"), file_hash=sha256(PAYLOAD), cache_dir=str(tmp_path)
+    )
     assert path == str(tmp_path / "datasets" / "blob.bin")  # Keras's layout: <cache_dir>/datasets
     assert read_bytes(path) == PAYLOAD
     assert tree(str(tmp_path / "datasets")) == ["blob.bin"]  # no temporary left beside it
@@ -62,31 +84,47 @@ def test_download_shows_progress_verifies_and_lands_in_the_cache(tmp_path, local
     assert "Downloading data from " + local_server.url("blob.bin") in out
     total = len(PAYLOAD)
     assert "{}/{} [{}]".format(total, total, "=" * 30) in out  # the finished bar, in bytes
-    assert "65536/{}".format(total) in out                     # and an intermediate step
+    assert "65536/{}".format(total) in out  # and an intermediate step
     umask = os.umask(0)
     os.umask(umask)
-    assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask       # as open() would create it
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask  # as open() would create it
 
 
-def test_cached_file_is_used_when_its_hash_matches_and_redownloaded_when_not(tmp_path, local_server, capsys):
+def test_cached_file_is_used_when_its_hash_matches_and_redownloaded_when_not(
+    tmp_path, local_server, capsys
+):
     local_server.files["/blob.bin"] = PAYLOAD
     cached = tmp_path / "datasets" / "blob.bin"
     cached.parent.mkdir()
     cached.write_bytes(PAYLOAD)
-    get_file("blob.bin", local_server.url("blob.bin"), md5_hash=md5(PAYLOAD), cache_dir=str(tmp_path))
+    get_file(
+        "blob.bin", local_server.url("blob.bin"), md5_hash=md5(PAYLOAD), cache_dir=str(tmp_path)
+    )
     assert local_server.requests == []
     cached.write_bytes(b"stale")
-    get_file("blob.bin", local_server.url("blob.bin"), file_hash=md5(PAYLOAD), cache_dir=str(tmp_path))
+    get_file(
+        "blob.bin", local_server.url("blob.bin"), file_hash=md5(PAYLOAD), cache_dir=str(tmp_path)
+    )
     assert local_server.requests == ["/blob.bin"]
     assert read_bytes(str(cached)) == PAYLOAD
-    assert "the md5 file hash does not match the original value of " + md5(PAYLOAD) in capsys.readouterr().out
+    assert (
+        "the md5 file hash does not match the original value of " + md5(PAYLOAD)
+        in capsys.readouterr().out
+    )
 
 
 def test_corrupt_download_fails_checksum_and_leaves_no_file(tmp_path, local_server):
     local_server.files["/blob.bin"] = PAYLOAD[:-1] + b"\x00"
-    with pytest.raises(ChecksumError, match="has sha256 .* but {} was expected".format(sha256(PAYLOAD))):
-        get_file("blob.bin", local_server.url("blob.bin"), file_hash=sha256(PAYLOAD),
-                 cache_dir=str(tmp_path), progress=False)
+    with pytest.raises(
+        ChecksumError, match="has sha256 .* but {} was expected".format(sha256(PAYLOAD))
+    ):
+        get_file(
+            "blob.bin",
+            local_server.url("blob.bin"),
+            file_hash=sha256(PAYLOAD),
+            cache_dir=str(tmp_path),
+            progress=False,
+        )
     assert tree(str(tmp_path / "datasets")) == []
 
 
@@ -97,7 +135,9 @@ def test_interrupted_download_leaves_no_file_and_a_retry_succeeds(tmp_path, loca
         get_file("blob.bin", local_server.url("blob.bin"), cache_dir=str(tmp_path), progress=False)
     # No hash was given, so only the byte count against Content-Length can catch this: it must.
     assert tree(str(tmp_path / "datasets")) == []
-    path = get_file("blob.bin", local_server.url("blob.bin"), cache_dir=str(tmp_path), progress=False)
+    path = get_file(
+        "blob.bin", local_server.url("blob.bin"), cache_dir=str(tmp_path), progress=False
+    )
     assert read_bytes(path) == PAYLOAD
     assert local_server.requests == ["/blob.bin", "/blob.bin"]
 
@@ -119,18 +159,31 @@ def test_download_killed_mid_way_leaves_no_file_that_looks_complete(tmp_path, lo
     local_server.files["/blob.bin"] = PAYLOAD
     local_server.stall_once.add("/blob.bin")
     datadir = tmp_path / "datasets"
-    code = ("import sys; from bnpy.utils.data_utils import get_file; "
-            "get_file('blob.bin', sys.argv[1], cache_dir=sys.argv[2], progress=False)")
+    code = (
+        "import sys; from bnpy.utils.data_utils import get_file; "
+        "get_file('blob.bin', sys.argv[1], cache_dir=sys.argv[2], progress=False)"
+    )
     # The child imports the same bnpy as this process (installed or built in place), whatever its cwd.
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [os.path.dirname(os.path.dirname(os.path.abspath(bnpy.__file__)))]
-        + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-    writer = subprocess.Popen([sys.executable, "-c", code, local_server.url("blob.bin"), str(tmp_path)],
-                              cwd=str(tmp_path), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(
+            [os.path.dirname(os.path.dirname(os.path.abspath(bnpy.__file__)))]
+            + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        ),
+    )
+    writer = subprocess.Popen(
+        [sys.executable, "-c", code, local_server.url("blob.bin"), str(tmp_path)],
+        cwd=str(tmp_path),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and writer.poll() is None:
-            parts = [p for p in (os.listdir(datadir) if datadir.exists() else []) if p.endswith(".part")]
+            parts = [
+                p for p in (os.listdir(datadir) if datadir.exists() else []) if p.endswith(".part")
+            ]
             if parts and os.path.getsize(datadir / parts[0]) > 0:  # bytes arrived, the rest hangs
                 break
             time.sleep(0.02)
@@ -141,12 +194,18 @@ def test_download_killed_mid_way_leaves_no_file_that_looks_complete(tmp_path, lo
         writer.wait(10)
         writer.stderr.close()
     assert not (datadir / "blob.bin").exists()
-    assert all(name.startswith(".blob.bin.") and name.endswith(".part") for name in os.listdir(datadir))
-    path = get_file("blob.bin", local_server.url("blob.bin"), cache_dir=str(tmp_path), progress=False)
+    assert all(
+        name.startswith(".blob.bin.") and name.endswith(".part") for name in os.listdir(datadir)
+    )
+    path = get_file(
+        "blob.bin", local_server.url("blob.bin"), cache_dir=str(tmp_path), progress=False
+    )
     assert read_bytes(path) == PAYLOAD
 
 
-def test_stale_temp_files_of_killed_downloads_are_removed_by_the_next_download(tmp_path, local_server):
+def test_stale_temp_files_of_killed_downloads_are_removed_by_the_next_download(
+    tmp_path, local_server
+):
     """What a SIGKILLed download leaves (the test above) is removed by the next download of the same
     file once nobody has written it for an hour; a recent one may be another process's live
     download, and other files' temp files are not this download's business."""
@@ -157,24 +216,31 @@ def test_stale_temp_files_of_killed_downloads_are_removed_by_the_next_download(t
     stale = datadir / ".blob.bin.bnpy-tmp-4242-0badf00d.part"
     live = datadir / ".blob.bin.bnpy-tmp-4243-1ee7c0de.part"
     other = datadir / ".other.bin.bnpy-tmp-4244-c0ffee00.part"
-    users = datadir / ".blob.bin.draft.part"  # the right prefix and suffix, but not a name bnpy makes
+    users = (
+        datadir / ".blob.bin.draft.part"
+    )  # the right prefix and suffix, but not a name bnpy makes
     for path in (stale, live, other, users):
         path.write_bytes(b"partial")
     for path in (stale, other, users):
         os.utime(path, (old, old))
-    path = get_file("blob.bin", local_server.url("blob.bin"), cache_dir=str(tmp_path), progress=False)
+    path = get_file(
+        "blob.bin", local_server.url("blob.bin"), cache_dir=str(tmp_path), progress=False
+    )
     assert read_bytes(path) == PAYLOAD
     assert sorted(os.listdir(datadir)) == sorted(["blob.bin", live.name, other.name, users.name])
 
 
 def test_http_error_names_the_url_and_code(tmp_path, local_server):
     with pytest.raises(DownloadError, match=r"URL fetch failure on .*/missing\.bin: 404"):
-        get_file("missing.bin", local_server.url("missing.bin"), cache_dir=str(tmp_path), progress=False)
+        get_file(
+            "missing.bin", local_server.url("missing.bin"), cache_dir=str(tmp_path), progress=False
+        )
     assert tree(str(tmp_path / "datasets")) == []
 
 
 # --------------------------------------------------------------------------------------------------
 # extraction
+
 
 def _folder_archive(tmp_path):
     source = tmp_path / "src" / "payload-dir"
@@ -188,12 +254,23 @@ def test_untar_downloads_keeps_the_archive_and_returns_the_folder(tmp_path, loca
     archive = read_bytes(_folder_archive(tmp_path))
     local_server.files["/payload.tar.gz"] = archive
     cache = tmp_path / "cache"
-    path = get_file("payload-dir", local_server.url("payload.tar.gz"), untar=True,
-                    file_hash=sha256(archive), cache_dir=str(cache), progress=False)
+    path = get_file(
+        "payload-dir",
+        local_server.url("payload.tar.gz"),
+        untar=True,
+        file_hash=sha256(archive),
+        cache_dir=str(cache),
+        progress=False,
+    )
     assert path == str(cache / "datasets" / "payload-dir")
     assert read_bytes(os.path.join(path, "sub", "b.bin")) == PAYLOAD
-    assert tree(str(cache / "datasets")) == ["payload-dir", "payload-dir.tar.gz", "payload-dir/a.txt",
-                                             "payload-dir/sub", "payload-dir/sub/b.bin"]
+    assert tree(str(cache / "datasets")) == [
+        "payload-dir",
+        "payload-dir.tar.gz",
+        "payload-dir/a.txt",
+        "payload-dir/sub",
+        "payload-dir/sub/b.bin",
+    ]
     get_file("payload-dir", local_server.url("payload.tar.gz"), untar=True, cache_dir=str(cache))
     assert len(local_server.requests) == 1  # cached archive and folder: no second download
 
@@ -205,8 +282,13 @@ def test_truncated_archive_gives_clear_error_and_leaves_nothing(tmp_path, local_
     local_server.files["/payload.tar.gz"] = archive[: len(archive) * 2 // 3]
     cache = tmp_path / "cache"
     with pytest.raises(DataFileError, match="payload-dir.tar.gz is truncated or corrupt"):
-        get_file("payload-dir", local_server.url("payload.tar.gz"), untar=True, cache_dir=str(cache),
-                 progress=False)
+        get_file(
+            "payload-dir",
+            local_server.url("payload.tar.gz"),
+            untar=True,
+            cache_dir=str(cache),
+            progress=False,
+        )
     assert tree(str(cache / "datasets")) == []
 
 
@@ -216,8 +298,13 @@ def test_truncated_cached_archive_is_kept_but_named(tmp_path):
     datadir.mkdir(parents=True)
     (datadir / "payload-dir.tar.gz").write_bytes(archive[: len(archive) // 2])
     with pytest.raises(DataFileError, match="delete it to download it again"):
-        get_file("payload-dir", "http://127.0.0.1:9/never-fetched", untar=True,
-                 cache_dir=str(tmp_path / "cache"), progress=False)
+        get_file(
+            "payload-dir",
+            "http://127.0.0.1:9/never-fetched",
+            untar=True,
+            cache_dir=str(tmp_path / "cache"),
+            progress=False,
+        )
     assert tree(str(datadir)) == ["payload-dir.tar.gz"]  # the user's file is theirs to delete
 
 
@@ -226,8 +313,9 @@ def test_extract_zip_next_to_the_file(tmp_path, local_server):
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("inner/one.txt", b"one")
     local_server.files["/z.zip"] = buffer.getvalue()
-    path = get_file("z.zip", local_server.url("z.zip"), extract=True, cache_dir=str(tmp_path),
-                    progress=False)
+    path = get_file(
+        "z.zip", local_server.url("z.zip"), extract=True, cache_dir=str(tmp_path), progress=False
+    )
     assert read_bytes(str(tmp_path / "datasets" / "inner" / "one.txt")) == b"one"
     assert path == str(tmp_path / "datasets" / "z.zip")
 
@@ -241,8 +329,13 @@ def _crafted_tar(path, members):
                 info.size = len(extra)
                 archive.addfile(info, io.BytesIO(extra))
                 continue
-            info.type = {"dir": tarfile.DIRTYPE, "sym": tarfile.SYMTYPE, "hard": tarfile.LNKTYPE,
-                         "fifo": tarfile.FIFOTYPE, "chr": tarfile.CHRTYPE}[kind]
+            info.type = {
+                "dir": tarfile.DIRTYPE,
+                "sym": tarfile.SYMTYPE,
+                "hard": tarfile.LNKTYPE,
+                "fifo": tarfile.FIFOTYPE,
+                "chr": tarfile.CHRTYPE,
+            }[kind]
             if kind in ("sym", "hard"):
                 info.linkname = extra
             archive.addfile(info)
@@ -255,11 +348,16 @@ UNSAFE_TARS = {
     "dot-dot inside": ([("ok/../../evil", "file", b"x")], "'..' component"),
     "symlink to absolute": ([("link", "sym", "/etc/passwd")], "absolute path '/etc/passwd'"),
     "symlink outside": ([("d/link", "sym", "../../outside")], "pointing outside"),
-    "hard link outside": ([("ok.txt", "file", b"x"), ("hard", "hard", "../ok.txt")], "pointing outside"),
+    "hard link outside": (
+        [("ok.txt", "file", b"x"), ("hard", "hard", "../ok.txt")],
+        "pointing outside",
+    ),
     "link through a link": ([("a", "sym", "."), ("a/b", "sym", "..")], "below the link 'a'"),
     "link chain": ([("a", "sym", "."), ("b", "sym", "a/..")], "goes through another link"),
-    "file below a link": ([("sub", "dir", None), ("l", "sym", "sub"), ("l/f", "file", b"x")],
-                          "below the link 'l'"),
+    "file below a link": (
+        [("sub", "dir", None), ("l", "sym", "sub"), ("l/f", "file", b"x")],
+        "below the link 'l'",
+    ),
     "fifo": ([("pipe", "fifo", None)], "special file"),
     "device": ([("dev", "chr", None)], "special file"),
 }
@@ -280,18 +378,31 @@ def test_unsafe_tar_members_are_refused_before_anything_is_written(tmp_path, cas
 
 def test_unsafe_tar_through_get_file_is_refused_and_removed(tmp_path, local_server):
     local_server.files["/evil.tar.gz"] = read_bytes(
-        _crafted_tar(str(tmp_path / "evil.tar"), [("payload-dir/x", "file", b"x"), ("../up", "file", b"u")]))
+        _crafted_tar(
+            str(tmp_path / "evil.tar"), [("payload-dir/x", "file", b"x"), ("../up", "file", b"u")]
+        )
+    )
     with pytest.raises(UnsafeArchiveError, match="'..' component"):
-        get_file("payload-dir", local_server.url("evil.tar.gz"), untar=True,
-                 cache_dir=str(tmp_path / "cache"), progress=False)
+        get_file(
+            "payload-dir",
+            local_server.url("evil.tar.gz"),
+            untar=True,
+            cache_dir=str(tmp_path / "cache"),
+            progress=False,
+        )
     assert tree(str(tmp_path / "cache")) == ["datasets"]
     assert not (tmp_path / "cache" / "up").exists()
 
 
 def test_links_that_stay_inside_are_extracted(tmp_path):
-    archive = _crafted_tar(str(tmp_path / "ok.tar"), [
-        ("top/data.bin", "file", b"data"), ("top/alias", "sym", "data.bin"),
-        ("top/hard", "hard", "top/data.bin")])
+    archive = _crafted_tar(
+        str(tmp_path / "ok.tar"),
+        [
+            ("top/data.bin", "file", b"data"),
+            ("top/alias", "sym", "data.bin"),
+            ("top/hard", "hard", "top/data.bin"),
+        ],
+    )
     target = tmp_path / "target"
     assert extract_archive(archive, str(target)) is True
     assert os.readlink(str(target / "top" / "alias")) == "data.bin"
@@ -300,9 +411,14 @@ def test_links_that_stay_inside_are_extracted(tmp_path):
     assert tree(str(target)) == ["top", "top/alias", "top/data.bin", "top/hard"]
 
 
-@pytest.mark.parametrize("name, message", [("../evil.txt", "'..' component"),
-                                           ("/abs/evil.txt", "absolute path"),
-                                           ("C:/evil.txt", "absolute path")])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("../evil.txt", "'..' component"),
+        ("/abs/evil.txt", "absolute path"),
+        ("C:/evil.txt", "absolute path"),
+    ],
+)
 def test_unsafe_zip_members_are_refused(tmp_path, name, message):
     path = str(tmp_path / "evil.zip")
     with zipfile.ZipFile(path, "w") as archive:
@@ -325,6 +441,7 @@ def test_extract_archive_returns_false_for_non_archives_and_checks_format(tmp_pa
 # --------------------------------------------------------------------------------------------------
 # extraction merges into what is there and removes nothing of the user's
 
+
 def _zip(path, members):
     with zipfile.ZipFile(path, "w") as archive:
         for name, data in members:
@@ -346,8 +463,14 @@ def test_extraction_merges_into_existing_folders(tmp_path, kind):
     else:
         archive = _zip(str(tmp_path / "a.zip"), members)
     assert extract_archive(archive, str(target)) is True
-    assert tree(str(target)) == ["docs", "docs/chapters", "docs/chapters/one.tex",
-                                 "docs/chapters/two.tex", "docs/readme.txt", "docs/thesis.tex"]
+    assert tree(str(target)) == [
+        "docs",
+        "docs/chapters",
+        "docs/chapters/one.tex",
+        "docs/chapters/two.tex",
+        "docs/readme.txt",
+        "docs/thesis.tex",
+    ]
     assert read_bytes(str(target / "docs" / "thesis.tex")) == b"three years of work"
     assert read_bytes(str(target / "docs" / "readme.txt")) == b"new readme"  # same name: replaced
 
@@ -356,23 +479,33 @@ def test_get_file_extract_keeps_the_cached_dataset_folder(tmp_path, local_server
     """A zip holding fashion-mnist/README unpacked into the cache leaves the cached files there."""
     datadir = tmp_path / "datasets"
     (datadir / "fashion-mnist").mkdir(parents=True)
-    cached = {name: bytes([i]) * 100 for i, name in enumerate(("train-images-idx3-ubyte.gz",
-                                                               "train-labels-idx1-ubyte.gz"))}
+    cached = {
+        name: bytes([i]) * 100
+        for i, name in enumerate(("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"))
+    }
     for name, data in cached.items():
         (datadir / "fashion-mnist" / name).write_bytes(data)
-    local_server.files["/readme.zip"] = read_bytes(_zip(str(tmp_path / "readme.zip"),
-                                                        [("fashion-mnist/README", b"read me")]))
+    local_server.files["/readme.zip"] = read_bytes(
+        _zip(str(tmp_path / "readme.zip"), [("fashion-mnist/README", b"read me")])
+    )
     for _ in range(2):  # get_file(extract=True) unpacks again on every call: still nothing lost
-        get_file("readme.zip", local_server.url("readme.zip"), extract=True, cache_dir=str(tmp_path),
-                 progress=False)
+        get_file(
+            "readme.zip",
+            local_server.url("readme.zip"),
+            extract=True,
+            cache_dir=str(tmp_path),
+            progress=False,
+        )
     assert tree(str(datadir / "fashion-mnist")) == ["README"] + sorted(cached)
     for name, data in cached.items():
         assert read_bytes(str(datadir / "fashion-mnist" / name)) == data
 
 
 def test_extracting_an_archive_with_links_twice_replaces_only_its_own_entries(tmp_path):
-    archive = _crafted_tar(str(tmp_path / "ok.tar"), [("top/data.bin", "file", b"data"),
-                                                      ("top/alias", "sym", "data.bin")])
+    archive = _crafted_tar(
+        str(tmp_path / "ok.tar"),
+        [("top/data.bin", "file", b"data"), ("top/alias", "sym", "data.bin")],
+    )
     target = tmp_path / "target"
     (target / "top").mkdir(parents=True)
     (target / "top" / "mine.txt").write_bytes(b"mine")

@@ -4,6 +4,7 @@ Every file is written by the test in the official format (tests/dataset_fixtures
 and the system dataset folders point into tmp_path, and downloads come from a LocalServer on 127.0.0.1.
 Nothing here reads ../shared or the network.
 """
+
 import os
 import pickle
 import pickletools
@@ -12,12 +13,33 @@ import warnings
 
 import numpy as np
 import pytest
+from dataset_fixtures import (
+    CIFAR10_DIR,
+    FASHION_FILES,
+    fashion_payloads,
+    make_tar_gz,
+    md5,
+    py2_pickle,
+    read_bytes,
+    sha256,
+    tree,
+    write_cifar10,
+    write_cifar100,
+    write_fashion_mnist,
+    write_mnist_npz,
+)
 
-from bnpy.datasets import (ChecksumError, DataFileError, UnsafePickleError, _lookup, cifar, cifar10,
-                           cifar100, fashion_mnist, mnist)
-from dataset_fixtures import (CIFAR10_DIR, FASHION_FILES, fashion_payloads, local_server,  # noqa: F401
-                              make_tar_gz, md5, py2_pickle, read_bytes, sha256, tree, write_cifar10,
-                              write_cifar100, write_fashion_mnist, write_mnist_npz)
+from bnpy.datasets import (
+    ChecksumError,
+    DataFileError,
+    UnsafePickleError,
+    _lookup,
+    cifar,
+    cifar10,
+    cifar100,
+    fashion_mnist,
+    mnist,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -51,6 +73,7 @@ def assert_cifar10_matches(loaded, expected):
 # --------------------------------------------------------------------------------------------------
 # the fixtures themselves: the official format
 
+
 def test_fixture_batches_have_the_official_pickle_structure(tmp_path):
     expected = write_cifar10(str(tmp_path), rows_per_batch=2, test_rows=2, batches=(1,))
     data = read_bytes(os.path.join(expected["dir"], "test_batch"))
@@ -66,7 +89,9 @@ def test_fixture_batches_have_the_official_pickle_structure(tmp_path):
 def test_channels_last_layout_is_keras_transpose_of_the_planes(tmp_path):
     """Row r of a batch is R plane, G plane, B plane (each 32x32 row-major): check one pixel by hand."""
     expected = write_cifar10(str(tmp_path), rows_per_batch=2, test_rows=2, batches=(1,))
-    raw = pickle.loads(read_bytes(os.path.join(expected["dir"], "data_batch_1")), encoding="bytes")[b"data"]
+    raw = pickle.loads(read_bytes(os.path.join(expected["dir"], "data_batch_1")), encoding="bytes")[
+        b"data"
+    ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         (x_train, _), _ = cifar10.load_data(path=expected["dir"])
@@ -74,11 +99,14 @@ def test_channels_last_layout_is_keras_transpose_of_the_planes(tmp_path):
     for channel in range(3):
         assert x_train[image, row, col, channel] == raw[image, channel * 1024 + row * 32 + col]
     assert not x_train.flags.c_contiguous  # Keras returns the transposed view, not a copy
-    assert np.array_equal(x_train.reshape(len(x_train), 32, 32, 3), x_train)  # the script's no-op reshape
+    assert np.array_equal(
+        x_train.reshape(len(x_train), 32, 32, 3), x_train
+    )  # the script's no-op reshape
 
 
 # --------------------------------------------------------------------------------------------------
 # CIFAR-10 through every lookup path
+
 
 def test_cifar10_explicit_path_folder_parent_and_archive(tmp_path):
     expected = write_cifar10(str(tmp_path / "data"))
@@ -90,13 +118,17 @@ def test_cifar10_explicit_path_folder_parent_and_archive(tmp_path):
 
 def test_cifar10_explicit_path_that_does_not_hold_it_is_an_error(tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match="cifar10.load_data: path=.*empty.* holds no usable CIFAR-10"):
+    with pytest.raises(
+        FileNotFoundError, match="cifar10.load_data: path=.*empty.* holds no usable CIFAR-10"
+    ):
         cifar10.load_data(path=str(tmp_path / "empty"))
     with pytest.raises(FileNotFoundError, match="does not exist"):
         cifar10.load_data(path=str(tmp_path / "nowhere"))
 
 
-@pytest.mark.parametrize("archive_name", [None, "cifar-10-python.tar.gz", "cifar-10-batches-py.tar.gz"])
+@pytest.mark.parametrize(
+    "archive_name", [None, "cifar-10-python.tar.gz", "cifar-10-batches-py.tar.gz"]
+)
 def test_cifar10_from_bnpy_data_folder_or_either_archive_name(tmp_path, monkeypatch, archive_name):
     expected = write_cifar10(str(tmp_path / "made"))
     data = tmp_path / "bnpy-data"
@@ -108,7 +140,9 @@ def test_cifar10_from_bnpy_data_folder_or_either_archive_name(tmp_path, monkeypa
     monkeypatch.setenv("BNPY_DATA", str(data))
     before = tree(str(data))
     assert_cifar10_matches(cifar10.load_data(), expected)
-    assert tree(str(data)) == before  # read in place: an archive is read, not unpacked beside itself
+    assert (
+        tree(str(data)) == before
+    )  # read in place: an archive is read, not unpacked beside itself
 
 
 def test_cifar10_from_keras_cache_under_home(tmp_path, isolated):
@@ -131,13 +165,22 @@ def test_lookup_order_bnpy_data_before_keras_cache_before_system(tmp_path, monke
     assert_cifar10_matches(cifar10.load_data(path=in_system["dir"]), in_system)  # path= beats all
 
 
-def test_cifar10_download_from_local_server_verifies_and_caches(tmp_path, monkeypatch, local_server, capsys):
+def test_cifar10_download_from_local_server_verifies_and_caches(
+    tmp_path, monkeypatch, local_server, capsys
+):
     expected = write_cifar10(str(tmp_path / "made"))
     archive = read_bytes(make_tar_gz(expected["dir"], str(tmp_path / "cifar-10-python.tar.gz")))
     local_server.files["/cifar-10-python.tar.gz"] = archive
-    monkeypatch.setattr(cifar10, "DOWNLOAD", _lookup.Download(
-        fname=CIFAR10_DIR, untar=True, origins=(local_server.url("cifar-10-python.tar.gz"),),
-        file_hash=sha256(archive)))
+    monkeypatch.setattr(
+        cifar10,
+        "DOWNLOAD",
+        _lookup.Download(
+            fname=CIFAR10_DIR,
+            untar=True,
+            origins=(local_server.url("cifar-10-python.tar.gz"),),
+            file_hash=sha256(archive),
+        ),
+    )
     monkeypatch.delenv("BNPY_OFFLINE")
     data = tmp_path / "bnpy-data"
     monkeypatch.setenv("BNPY_DATA", str(data))  # downloads go to the first $BNPY_DATA folder
@@ -152,7 +195,9 @@ def test_cifar10_download_from_local_server_verifies_and_caches(tmp_path, monkey
     assert local_server.requests == ["/cifar-10-python.tar.gz"]  # the second load found it on disk
 
 
-def test_download_goes_to_keras_cache_without_bnpy_data(tmp_path, monkeypatch, local_server, isolated):
+def test_download_goes_to_keras_cache_without_bnpy_data(
+    tmp_path, monkeypatch, local_server, isolated
+):
     arrays = write_mnist_npz(str(tmp_path / "made" / "mnist.npz"))
     payload = read_bytes(str(tmp_path / "made" / "mnist.npz"))
     local_server.files["/mnist.npz"] = payload
@@ -164,12 +209,22 @@ def test_download_goes_to_keras_cache_without_bnpy_data(tmp_path, monkeypatch, l
     assert tree(str(isolated["keras"])) == ["mnist.npz"]
 
 
-def test_corrupt_download_gives_checksum_error_and_leaves_nothing(tmp_path, monkeypatch, local_server):
+def test_corrupt_download_gives_checksum_error_and_leaves_nothing(
+    tmp_path, monkeypatch, local_server
+):
     expected = write_cifar10(str(tmp_path / "made"))
     archive = read_bytes(make_tar_gz(expected["dir"], str(tmp_path / "cifar-10-python.tar.gz")))
     local_server.files["/c.tar.gz"] = archive[:-10] + b"0123456789"
-    monkeypatch.setattr(cifar10, "DOWNLOAD", _lookup.Download(
-        fname=CIFAR10_DIR, untar=True, origins=(local_server.url("c.tar.gz"),), file_hash=md5(archive)))
+    monkeypatch.setattr(
+        cifar10,
+        "DOWNLOAD",
+        _lookup.Download(
+            fname=CIFAR10_DIR,
+            untar=True,
+            origins=(local_server.url("c.tar.gz"),),
+            file_hash=md5(archive),
+        ),
+    )
     monkeypatch.delenv("BNPY_OFFLINE")
     monkeypatch.setenv("BNPY_DATA", str(tmp_path / "bnpy-data"))
     with pytest.raises(ChecksumError, match="expected"):
@@ -181,11 +236,20 @@ def test_not_found_offline_names_file_folders_and_url(isolated):
     with pytest.raises(FileNotFoundError) as info:
         cifar10.load_data()
     message = str(info.value)
-    for part in ("cifar10.load_data", "cifar-10-batches-py", "cifar-10-python.tar.gz",
-                 str(isolated["keras"]), str(isolated["system"]), "$BNPY_DATA",
-                 "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "170,498,071 bytes",
-                 cifar10.DOWNLOAD.file_hash, "c58f30108f718f92721af3b95e74349a", "BNPY_OFFLINE",
-                 "$BNPY_DATA (not set)"):
+    for part in (
+        "cifar10.load_data",
+        "cifar-10-batches-py",
+        "cifar-10-python.tar.gz",
+        str(isolated["keras"]),
+        str(isolated["system"]),
+        "$BNPY_DATA",
+        "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+        "170,498,071 bytes",
+        cifar10.DOWNLOAD.file_hash,
+        "c58f30108f718f92721af3b95e74349a",
+        "BNPY_OFFLINE",
+        "$BNPY_DATA (not set)",
+    ):
         assert part in message, (part, message)
 
 
@@ -202,8 +266,11 @@ def test_not_found_when_the_download_fails_says_why(monkeypatch, local_server):
 
 def test_partial_cifar10_folder_loads_what_is_there_with_a_warning(tmp_path):
     expected = write_cifar10(str(tmp_path), rows_per_batch=3, batches=(1, 3))
-    with pytest.warns(UserWarning, match=r"holds only 2 of the five .*data_batch_2, data_batch_4, "
-                                         r"data_batch_5 missing.* 6 training images"):
+    with pytest.warns(
+        UserWarning,
+        match=r"holds only 2 of the five .*data_batch_2, data_batch_4, "
+        r"data_batch_5 missing.* 6 training images",
+    ):
         loaded = cifar10.load_data(path=expected["dir"])
     assert_cifar10_matches(loaded, expected)
 
@@ -222,7 +289,9 @@ def test_truncated_cifar_archive_gives_clear_error(tmp_path, monkeypatch):
     data.mkdir()
     (data / "cifar-10-python.tar.gz").write_bytes(archive[: len(archive) // 2])
     monkeypatch.setenv("BNPY_DATA", str(data))
-    with pytest.raises(DataFileError, match="cifar10.load_data: .*cifar-10-python.tar.gz is truncated or corrupt"):
+    with pytest.raises(
+        DataFileError, match="cifar10.load_data: .*cifar-10-python.tar.gz is truncated or corrupt"
+    ):
         cifar10.load_data()
     assert tree(str(data)) == ["cifar-10-python.tar.gz"]  # nothing extracted beside it
 
@@ -242,20 +311,24 @@ def test_out_of_range_labels_are_reported(tmp_path):
     path = os.path.join(expected["dir"], "test_batch")
     with open(path, "wb") as f:
         f.write(py2_pickle({b"labels": [0, 12], b"data": np.zeros((2, 3072), np.uint8)}))
-    with pytest.warns(UserWarning), pytest.raises(DataFileError, match=r"labels in \[0, 12\], expected 0 to 9"):
+    with (
+        pytest.warns(UserWarning),
+        pytest.raises(DataFileError, match=r"labels in \[0, 12\], expected 0 to 9"),
+    ):
         cifar10.load_data(path=expected["dir"])
 
 
 def test_label_too_large_for_int64_is_reported(tmp_path):
     expected = write_cifar10(str(tmp_path))
     with open(os.path.join(expected["dir"], "test_batch"), "wb") as f:
-        pickle.dump({b"data": np.zeros((1, 3072), np.uint8), b"labels": [2 ** 70]}, f, protocol=3)
+        pickle.dump({b"data": np.zeros((1, 3072), np.uint8), b"labels": [2**70]}, f, protocol=3)
     with pytest.raises(DataFileError, match="test_batch in .* has a label too large"):
         cifar10.load_data(path=expected["dir"])
 
 
 # --------------------------------------------------------------------------------------------------
 # the restricted unpickler
+
 
 class _Exploit:
     """Unpickling this with plain pickle would run ``touch <marker>``."""
@@ -271,7 +344,9 @@ def _crafted_pickles(marker):
     protocol_0 = "cos\nsystem\n(S'touch {}'\ntR.".format(marker).encode()
     return {
         "os.system, protocol 0 GLOBAL": protocol_0,
-        "os.system inside a batch dict, protocol 2": pickle.dumps({"data": _Exploit(marker)}, protocol=2),
+        "os.system inside a batch dict, protocol 2": pickle.dumps(
+            {"data": _Exploit(marker)}, protocol=2
+        ),
         "os.system via STACK_GLOBAL, protocol 4": pickle.dumps(_Exploit(marker), protocol=4),
         "builtins.eval": pickle.dumps(_EvalExploit(marker), protocol=2),
     }
@@ -285,15 +360,25 @@ class _EvalExploit:
         return (eval, ("open({!r}, 'w').close()".format(self.marker),))
 
 
-@pytest.mark.parametrize("case", ["os.system, protocol 0 GLOBAL", "os.system inside a batch dict, protocol 2",
-                                  "os.system via STACK_GLOBAL, protocol 4", "builtins.eval"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "os.system, protocol 0 GLOBAL",
+        "os.system inside a batch dict, protocol 2",
+        "os.system via STACK_GLOBAL, protocol 4",
+        "builtins.eval",
+    ],
+)
 def test_crafted_pickle_is_refused_and_nothing_runs(tmp_path, case):
     marker = str(tmp_path / "pwned")
     data = _crafted_pickles(marker)[case]
     expected = write_cifar10(str(tmp_path / "d"), batches=(1,))
     with open(os.path.join(expected["dir"], "data_batch_1"), "wb") as f:
         f.write(data)
-    with pytest.raises(UnsafePickleError, match=r"asks to load the global (posix|os|nt|builtins|__builtin__)\.(system|eval)"):
+    with pytest.raises(
+        UnsafePickleError,
+        match=r"asks to load the global (posix|os|nt|builtins|__builtin__)\.(system|eval)",
+    ):
         cifar10.load_data(path=expected["dir"])
     assert not os.path.exists(marker)
     assert isinstance(UnsafePickleError("x"), (ValueError, pickle.UnpicklingError))
@@ -308,7 +393,7 @@ def test_the_exploit_fixture_really_is_one(tmp_path):
 
 def test_allowed_globals_cannot_be_misused(tmp_path):
     # _reconstruct with something other than numpy.ndarray as the class
-    misuse = (b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\ndtype\nK\x00\x85U\x01b\x87R.")
+    misuse = b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\ndtype\nK\x00\x85U\x01b\x87R."
     with pytest.raises(UnsafePickleError, match="only numpy.ndarray is allowed"):
         cifar.unpickle_batch(misuse, "misuse")
     # numpy.ndarray called directly (REDUCE): the token it resolves to is not callable
@@ -341,8 +426,14 @@ def test_opcodes_official_files_lack_are_refused_before_unpickling():
 
 def test_mutated_batches_give_a_clear_error_or_a_valid_batch():
     """A bounded fuzz: 1,500 random byte edits of a small batch never crash, hang or leak other errors."""
-    base = py2_pickle({b"batch_label": b"x", b"labels": [1, 2, 3], b"filenames": [b"a", b"b", b"c"],
-                       b"data": (np.arange(3 * 3072) % 7).astype(np.uint8).reshape(3, 3072)})
+    base = py2_pickle(
+        {
+            b"batch_label": b"x",
+            b"labels": [1, 2, 3],
+            b"filenames": [b"a", b"b", b"c"],
+            b"data": (np.arange(3 * 3072) % 7).astype(np.uint8).reshape(3, 3072),
+        }
+    )
     structure_end = base.index(b"T")  # edits mostly before the raw pixel bytes, where structure is
     outcomes = {"error": 0, "valid": 0}
     for mutated in _mutations(base, 1500, seed=2017, focus_end=structure_end + 5):
@@ -351,7 +442,11 @@ def test_mutated_batches_give_a_clear_error_or_a_valid_batch():
         except DataFileError:
             outcomes["error"] += 1
             continue
-        assert images.dtype == np.uint8 and images.shape[1:] == (3, 32, 32) and len(labels) == len(images)
+        assert (
+            images.dtype == np.uint8
+            and images.shape[1:] == (3, 32, 32)
+            and len(labels) == len(images)
+        )
         outcomes["valid"] += 1
     assert outcomes["error"] > 1000  # the edits really do break most batches
 
@@ -367,7 +462,9 @@ def test_numpy2_written_batches_are_accepted(tmp_path):
 
 def test_wrong_batch_contents_are_reported(tmp_path):
     with pytest.raises(DataFileError, match=r"'data' should be a uint8 array of shape \(N, 3072\)"):
-        cifar.parse_batch(py2_pickle({b"data": np.zeros((2, 100), np.uint8), b"labels": [1, 2]}), "b")
+        cifar.parse_batch(
+            py2_pickle({b"data": np.zeros((2, 100), np.uint8), b"labels": [1, 2]}), "b"
+        )
     with pytest.raises(DataFileError, match="has 2 images but 1 labels"):
         cifar.parse_batch(py2_pickle({b"data": np.zeros((2, 3072), np.uint8), b"labels": [1]}), "b")
     with pytest.raises(DataFileError, match="has no 'labels' entry"):
@@ -377,10 +474,13 @@ def test_wrong_batch_contents_are_reported(tmp_path):
 # --------------------------------------------------------------------------------------------------
 # CIFAR-100
 
+
 @pytest.mark.parametrize("label_mode, classes", [("fine", 100), ("coarse", 20)])
 def test_cifar100_label_modes(tmp_path, label_mode, classes):
     expected = write_cifar100(str(tmp_path))
-    (x_train, y_train), (x_test, y_test) = cifar100.load_data(label_mode=label_mode, path=expected["dir"])
+    (x_train, y_train), (x_test, y_test) = cifar100.load_data(
+        label_mode=label_mode, path=expected["dir"]
+    )
     assert (x_train.shape, x_train.dtype) == ((5, 32, 32, 3), np.uint8)
     assert (x_test.shape, y_test.shape) == ((3, 32, 32, 3), (3, 1))
     assert y_train.dtype == np.array([1]).dtype  # Keras 2.0: both label arrays from lists
@@ -395,16 +495,24 @@ def test_cifar100_archive_in_keras_cache_and_bad_label_mode(tmp_path, isolated):
     make_tar_gz(expected["dir"], str(isolated["keras"] / "cifar-100-python.tar.gz"))
     (x_train, _), _ = cifar100.load_data("coarse")
     np.testing.assert_array_equal(x_train, expected["x_train"])
-    with pytest.raises(ValueError, match='cifar100.load_data: label_mode must be one of "fine" "coarse"'):
+    with pytest.raises(
+        ValueError, match='cifar100.load_data: label_mode must be one of "fine" "coarse"'
+    ):
         cifar100.load_data(label_mode="medium")
 
 
 # --------------------------------------------------------------------------------------------------
 # MNIST
 
+
 def _assert_mnist(loaded, arrays):
     (x_train, y_train), (x_test, y_test) = loaded
-    for name, value in (("x_train", x_train), ("y_train", y_train), ("x_test", x_test), ("y_test", y_test)):
+    for name, value in (
+        ("x_train", x_train),
+        ("y_train", y_train),
+        ("x_test", x_test),
+        ("y_test", y_test),
+    ):
         assert value.dtype == np.uint8 and value.shape == arrays[name].shape, name
         np.testing.assert_array_equal(value, arrays[name])
 
@@ -426,14 +534,26 @@ def test_mnist_corrupt_and_wrong_files(tmp_path):
     path.write_bytes(data[: len(data) - 200])
     with pytest.raises((DataFileError, FileNotFoundError), match="mnist.load_data: .*mnist.npz"):
         mnist.load_data(path=str(path))
-    np.savez(str(path), x_train=np.zeros((2, 28, 28), np.float32), y_train=np.zeros(2, np.uint8),
-             x_test=np.zeros((1, 28, 28), np.uint8), y_test=np.zeros(1, np.uint8))
+    np.savez(
+        str(path),
+        x_train=np.zeros((2, 28, 28), np.float32),
+        y_train=np.zeros(2, np.uint8),
+        x_test=np.zeros((1, 28, 28), np.uint8),
+        y_test=np.zeros(1, np.uint8),
+    )
     with pytest.raises(DataFileError, match=r"x_train should be uint8 \(N, 28, 28\), got float32"):
         mnist.load_data(path=str(path))
     # an object array needs pickle to load: refused (allow_pickle=False), not executed
-    np.savez(str(path), x_train=np.array([_Exploit(str(tmp_path / "pwned"))], dtype=object),
-             y_train=np.zeros(1, np.uint8), x_test=np.zeros((1, 28, 28), np.uint8), y_test=np.zeros(1, np.uint8))
-    with pytest.raises(DataFileError, match="mnist.npz is not a readable MNIST .npz file.*Python objects"):
+    np.savez(
+        str(path),
+        x_train=np.array([_Exploit(str(tmp_path / "pwned"))], dtype=object),
+        y_train=np.zeros(1, np.uint8),
+        x_test=np.zeros((1, 28, 28), np.uint8),
+        y_test=np.zeros(1, np.uint8),
+    )
+    with pytest.raises(
+        DataFileError, match="mnist.npz is not a readable MNIST .npz file.*Python objects"
+    ):
         mnist.load_data(path=str(path))
     assert not (tmp_path / "pwned").exists()
 
@@ -441,9 +561,15 @@ def test_mnist_corrupt_and_wrong_files(tmp_path):
 # --------------------------------------------------------------------------------------------------
 # Fashion-MNIST
 
+
 def _assert_fashion(loaded, arrays):
     (x_train, y_train), (x_test, y_test) = loaded
-    for name, value in (("x_train", x_train), ("y_train", y_train), ("x_test", x_test), ("y_test", y_test)):
+    for name, value in (
+        ("x_train", x_train),
+        ("y_train", y_train),
+        ("x_test", x_test),
+        ("y_test", y_test),
+    ):
         assert value.dtype == np.uint8 and value.shape == arrays[name].shape, name
         np.testing.assert_array_equal(value, arrays[name])
         assert value.flags.writeable
@@ -463,7 +589,9 @@ def test_fashion_mnist_from_bnpy_data_gzipped_or_not_and_explicit_path(tmp_path,
     _assert_fashion(fashion_mnist.load_data(), arrays)
 
 
-def test_fashion_mnist_download_lands_in_keras_layout(tmp_path, monkeypatch, local_server, isolated):
+def test_fashion_mnist_download_lands_in_keras_layout(
+    tmp_path, monkeypatch, local_server, isolated
+):
     payloads, arrays = fashion_payloads()
     for name, data in payloads.items():
         local_server.files["/fm/" + name] = data
@@ -471,7 +599,9 @@ def test_fashion_mnist_download_lands_in_keras_layout(tmp_path, monkeypatch, loc
     monkeypatch.setattr(fashion_mnist, "MD5", {name: md5(data) for name, data in payloads.items()})
     monkeypatch.delenv("BNPY_OFFLINE")
     _assert_fashion(fashion_mnist.load_data(), arrays)
-    assert tree(str(isolated["keras"])) == ["fashion-mnist"] + sorted("fashion-mnist/" + n for n in FASHION_FILES)
+    assert tree(str(isolated["keras"])) == ["fashion-mnist"] + sorted(
+        "fashion-mnist/" + n for n in FASHION_FILES
+    )
 
 
 def test_fashion_mnist_truncated_and_inconsistent_files(tmp_path):
@@ -491,8 +621,14 @@ def test_fashion_mnist_truncated_and_inconsistent_files(tmp_path):
 
 def test_read_idx_checks_magic_and_size():
     good = bytes([0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 3]) + bytes(range(6))
-    np.testing.assert_array_equal(fashion_mnist.read_idx(good), np.arange(6, dtype=np.uint8).reshape(2, 3))
-    big_endian_i32 = bytes([0, 0, 0x0C, 1, 0, 0, 0, 2]) + (258).to_bytes(4, "big") + (-1).to_bytes(4, "big", signed=True)
+    np.testing.assert_array_equal(
+        fashion_mnist.read_idx(good), np.arange(6, dtype=np.uint8).reshape(2, 3)
+    )
+    big_endian_i32 = (
+        bytes([0, 0, 0x0C, 1, 0, 0, 0, 2])
+        + (258).to_bytes(4, "big")
+        + (-1).to_bytes(4, "big", signed=True)
+    )
     np.testing.assert_array_equal(fashion_mnist.read_idx(big_endian_i32), [258, -1])
     with pytest.raises(DataFileError, match="bad magic number"):
         fashion_mnist.read_idx(b"\x1f\x8b\x08\x00" + good)
@@ -502,8 +638,9 @@ def test_read_idx_checks_magic_and_size():
         fashion_mnist.read_idx(good + b"\x00")
 
 
-@pytest.mark.parametrize("loader", [cifar10.load_data, cifar100.load_data, mnist.load_data,
-                                    fashion_mnist.load_data])
+@pytest.mark.parametrize(
+    "loader", [cifar10.load_data, cifar100.load_data, mnist.load_data, fashion_mnist.load_data]
+)
 def test_path_of_the_wrong_type_is_a_type_error_naming_the_loader(loader):
     name = loader.__module__.rsplit(".", 1)[1] + ".load_data: path must be"
     with pytest.raises(TypeError, match=name):
@@ -544,7 +681,11 @@ def test_mutated_npz_and_gz_files_give_a_clear_error_or_valid_arrays(tmp_path):
         except DataFileError:
             errors += 1
             continue
-        assert x_train.dtype == np.uint8 and x_train.shape[1:] == (28, 28) and len(y_train) == len(x_train)
+        assert (
+            x_train.dtype == np.uint8
+            and x_train.shape[1:] == (28, 28)
+            and len(y_train) == len(x_train)
+        )
     assert errors > 300
     folder = tmp_path / "fashion-mnist"
     write_fashion_mnist(str(folder))
@@ -563,14 +704,19 @@ def test_mutated_npz_and_gz_files_give_a_clear_error_or_valid_arrays(tmp_path):
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 
 
-@pytest.mark.skipif(not os.path.isdir(DEBIAN_FASHION_MNIST),
-                    reason="Debian's dataset-fashion-mnist is not installed (apt install dataset-fashion-mnist)")
+@pytest.mark.skipif(
+    not os.path.isdir(DEBIAN_FASHION_MNIST),
+    reason="Debian's dataset-fashion-mnist is not installed (apt install dataset-fashion-mnist)",
+)
 def test_real_fashion_mnist_from_the_debian_package(monkeypatch):
     """The real files where the Debian package puts them, found through the default system folders."""
     monkeypatch.setattr(_lookup, "SYSTEM_DATA_DIRS", ["/usr/share/datasets"])
     (x_train, y_train), (x_test, y_test) = fashion_mnist.load_data()
     assert (x_train.shape, x_test.shape) == ((60000, 28, 28), (10000, 28, 28))
-    assert x_train.dtype == y_train.dtype == np.uint8 and (y_train.shape, y_test.shape) == ((60000,), (10000,))
+    assert x_train.dtype == y_train.dtype == np.uint8 and (y_train.shape, y_test.shape) == (
+        (60000,),
+        (10000,),
+    )
     # Fashion-MNIST is balanced: 6,000 training and 1,000 test images per class (its README).
     np.testing.assert_array_equal(np.bincount(y_train, minlength=10), [6000] * 10)
     np.testing.assert_array_equal(np.bincount(y_test, minlength=10), [1000] * 10)

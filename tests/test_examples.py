@@ -1,5 +1,6 @@
 """The examples run: the article's script to its final "Test accuracy" line on a tiny CIFAR-10
 the test writes (found through BNPY_DATA), and the notebook, cell by cell, on small data."""
+
 import os
 import re
 import runpy
@@ -12,13 +13,14 @@ pytest.importorskip("bnpy.models")
 pytest.importorskip("bnpy.datasets")
 pytest.importorskip("matplotlib")
 
-from test_experiments import write_tiny_cifar10, write_tiny_fashion_mnist  # noqa: E402
+from test_experiments import write_tiny_cifar10  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, "examples")
 # the project's shared folder sits beside the main checkout (../shared) or beside the worktrees
-SEED_CANDIDATES = [os.path.join(ROOT, *up, "shared", "seed", "article_script.py")
-                   for up in (("..",), ("..", ".."))]
+SEED_CANDIDATES = [
+    os.path.join(ROOT, *up, "shared", "seed", "article_script.py") for up in (("..",), ("..", ".."))
+]
 
 
 def test_article_script_is_the_seed_with_keras_replaced():
@@ -31,13 +33,16 @@ def test_article_script_is_the_seed_with_keras_replaced():
     assert "from bnpy.utils.vis_utils import plot_model" in script
     seeds = [p for p in SEED_CANDIDATES if os.path.isfile(p)]
     if not seeds:
-        pytest.skip("the seed script (../shared/seed/article_script.py) is not beside this "
-                    "checkout")
+        pytest.skip(
+            "the seed script (../shared/seed/article_script.py) is not beside this checkout"
+        )
     with open(seeds[0], encoding="utf-8") as f:
         seed = f.read().splitlines()
-    expected = [line if line.startswith("#") else re.sub(r"\bkeras\b", "bnpy", line)
-                for line in seed
-                if line not in ("import tensorflow as tf", "tf.python.control_flow_ops = tf")]
+    expected = [
+        line if line.startswith("#") else re.sub(r"\bkeras\b", "bnpy", line)
+        for line in seed
+        if line not in ("import tensorflow as tf", "tf.python.control_flow_ops = tf")
+    ]
     assert script.splitlines() == expected
 
 
@@ -72,20 +77,26 @@ def test_notebook_executes(tmp_path, monkeypatch):
     # the kernel is a new process: it must import the bnpy this test imported (an in-place
     # build or the installed package), not the source tree without its compiled core
     import bnpy
+
     bnpy_parent = os.path.dirname(os.path.dirname(os.path.abspath(bnpy.__file__)))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([bnpy_parent] + [p for p in sys.path if p]))
     notebook = nbformat.read(os.path.join(EXAMPLES, "batchnorm_explained.ipynb"), as_version=4)
     workdir = tmp_path / "cwd"
     workdir.mkdir()
-    client = nbclient.NotebookClient(notebook, timeout=300, startup_timeout=180,
-                                     kernel_name="python3",
-                                     resources={"metadata": {"path": str(workdir)}})
+    client = nbclient.NotebookClient(
+        notebook,
+        timeout=300,
+        startup_timeout=180,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(workdir)}},
+    )
     examples_before = sorted(os.listdir(EXAMPLES))
     client.execute()  # raises CellExecutionError naming the cell if any cell fails
     assert sorted(os.listdir(EXAMPLES)) == examples_before  # nothing written beside the notebook
     assert os.listdir(workdir) == []  # nor into its working directory
-    outputs = [o for cell in notebook.cells if cell.cell_type == "code"
-               for o in cell.get("outputs", [])]
+    outputs = [
+        o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])
+    ]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
     # the notebook's own checks print these lines after asserting them

@@ -1,4 +1,5 @@
 """bnpy.experiments._stats against SciPy (a test dependency, not a run-time one)."""
+
 import numpy as np
 import pytest
 
@@ -7,8 +8,9 @@ from bnpy.experiments import _stats
 stats = pytest.importorskip("scipy.stats")
 
 
-@pytest.mark.parametrize("t, df", [(0.3, 1), (2.1, 3.7), (5.0, 8), (-1.2, 2.2), (10.0, 100),
-                                   (0.01, 50), (40.0, 1.5)])
+@pytest.mark.parametrize(
+    "t, df", [(0.3, 1), (2.1, 3.7), (5.0, 8), (-1.2, 2.2), (10.0, 100), (0.01, 50), (40.0, 1.5)]
+)
 def test_t_distribution_matches_scipy(t, df):
     assert _stats.t_two_sided_p(t, df) == pytest.approx(2 * stats.t.sf(abs(t), df), rel=1e-9)
 

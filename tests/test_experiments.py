@@ -1,6 +1,7 @@
 """bnpy-experiment on tiny data the tests write in the official formats: every output file is
 written and well-formed, an interrupted run resumes to the same result as an uninterrupted one,
 earlier results are never overwritten silently, bad options give clear errors."""
+
 import csv
 import gzip
 import json
@@ -34,7 +35,8 @@ def _class_images(rng, labels, shape):
 def write_idx(path, array):
     """IDX file (big-endian header: magic 0x0000 08 ndim, then each dimension), gzipped."""
     header = struct.pack(">HBB", 0, 0x08, array.ndim) + b"".join(
-        struct.pack(">I", d) for d in array.shape)
+        struct.pack(">I", d) for d in array.shape
+    )
     with gzip.open(path, "wb") as f:
         f.write(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
 
@@ -47,8 +49,10 @@ def write_tiny_fashion_mnist(root, n_train=128, n_test=64, seed=1):
     for prefix, n in (("train", n_train), ("t10k", n_test)):
         labels = rng.integers(0, 10, size=n).astype(np.uint8)
         write_idx(os.path.join(folder, prefix + "-labels-idx1-ubyte.gz"), labels)
-        write_idx(os.path.join(folder, prefix + "-images-idx3-ubyte.gz"),
-                  _class_images(rng, labels, (28, 28)))
+        write_idx(
+            os.path.join(folder, prefix + "-images-idx3-ubyte.gz"),
+            _class_images(rng, labels, (28, 28)),
+        )
 
 
 def write_tiny_mnist(root, n_train=128, n_test=64, seed=2):
@@ -68,6 +72,7 @@ def write_tiny_cifar10(root, n_train_per_batch=16, n_batches=5, n_test=32, seed=
     {b'data': uint8 (N, 3072) (R plane, G plane, B plane), b'labels': [int], ...}, and
     batches.meta."""
     from dataset_fixtures import py2_pickle
+
     rng = np.random.default_rng(seed)
     folder = os.path.join(root, "cifar-10-batches-py")
     os.makedirs(folder, exist_ok=True)
@@ -76,15 +81,35 @@ def write_tiny_cifar10(root, n_train_per_batch=16, n_batches=5, n_test=32, seed=
         n = n_test if name == "test_batch" else n_train_per_batch
         labels = rng.integers(0, 10, size=n)
         images = _class_images(rng, labels, (3, 32, 32))  # channels-first, as the files store
-        batch = {b"batch_label": name.encode(), b"labels": [int(v) for v in labels],
-                 b"data": np.ascontiguousarray(images.reshape(n, 3072)),
-                 b"filenames": [b"img_%d.png" % i for i in range(n)]}
+        batch = {
+            b"batch_label": name.encode(),
+            b"labels": [int(v) for v in labels],
+            b"data": np.ascontiguousarray(images.reshape(n, 3072)),
+            b"filenames": [b"img_%d.png" % i for i in range(n)],
+        }
         with open(os.path.join(folder, name), "wb") as f:
             f.write(py2_pickle(batch))
     with open(os.path.join(folder, "batches.meta"), "wb") as f:
-        f.write(py2_pickle({b"label_names": [b"airplane", b"automobile", b"bird", b"cat", b"deer",
-                                             b"dog", b"frog", b"horse", b"ship", b"truck"],
-                            b"num_cases_per_batch": n_train_per_batch, b"num_vis": 3072}))
+        f.write(
+            py2_pickle(
+                {
+                    b"label_names": [
+                        b"airplane",
+                        b"automobile",
+                        b"bird",
+                        b"cat",
+                        b"deer",
+                        b"dog",
+                        b"frog",
+                        b"horse",
+                        b"ship",
+                        b"truck",
+                    ],
+                    b"num_cases_per_batch": n_train_per_batch,
+                    b"num_vis": 3072,
+                }
+            )
+        )
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +140,7 @@ def offline(monkeypatch, tmp_path):
 
     def no_network(*args, **kwargs):
         raise OSError("network disabled in the tests")
+
     monkeypatch.setattr(urllib.request, "urlopen", no_network)
     monkeypatch.setattr(urllib.request, "urlretrieve", no_network)
     return tmp_path
@@ -124,8 +150,18 @@ def run_cli(argv, **kwargs):
     return cli.main([str(a) for a in argv], **kwargs)
 
 
-ARTICLE_TINY = ["--dataset", "fashion_mnist", "--train-size", 64, "--test-size", 32,
-                "--batch-size", 16, "--verbose", 0]
+ARTICLE_TINY = [
+    "--dataset",
+    "fashion_mnist",
+    "--train-size",
+    64,
+    "--test-size",
+    32,
+    "--batch-size",
+    16,
+    "--verbose",
+    0,
+]
 
 
 # --------------------------------------------------------------------------------------------
@@ -156,8 +192,9 @@ def check_history_files(run_dir, name, columns, n_rows):
     return data
 
 
-def check_article_run(run_dir, groups, epochs, dataset="fashion_mnist", seeds=(0,),
-                      checkpoints_kept=False):
+def check_article_run(
+    run_dir, groups, epochs, dataset="fashion_mnist", seeds=(0,), checkpoints_kept=False
+):
     with open(os.path.join(run_dir, "run.json")) as f:
         record = json.load(f)
     assert record["status"] == "finished" and record["command"] == "article"
@@ -166,8 +203,9 @@ def check_article_run(run_dir, groups, epochs, dataset="fashion_mnist", seeds=(0
     assert info["dataset"] == dataset
     for group in groups:
         for seed in seeds:
-            unit = check_history_files(run_dir, article.unit_name(group, seed),
-                                       article.HISTORY_COLUMNS, epochs)
+            unit = check_history_files(
+                run_dir, article.unit_name(group, seed), article.HISTORY_COLUMNS, epochs
+            )
             assert unit["group"] == group and unit["seed"] == seed and unit["complete"]
             relu = unit["final_relu"]
             assert 0 <= relu["alive"] <= relu["units"] == info["num_classes"]
@@ -179,14 +217,20 @@ def check_article_run(run_dir, groups, epochs, dataset="fashion_mnist", seeds=(0
                 for key in ("loss", "val_loss", "val_loss_population"):
                     assert np.isfinite(row[key]) and row[key] > 0
                 assert row["epoch_time_s"] > 0 and row["population_time_s"] > 0
-            assert os.path.isfile(os.path.join(run_dir, "checkpoints", article.unit_name(
-                group, seed) + ".npz")) == checkpoints_kept
+            assert (
+                os.path.isfile(
+                    os.path.join(run_dir, "checkpoints", article.unit_name(group, seed) + ".npz")
+                )
+                == checkpoints_kept
+            )
         check_png(os.path.join(run_dir, "model-{}.png".format(group)))
     check_png(os.path.join(run_dir, "history.png"))
     with open(os.path.join(run_dir, "summary.md")) as f:
         summary = f.read()
-    assert "| group | params | final val acc, moving statistics | final val acc, population " \
-           "statistics |" in summary
+    assert (
+        "| group | params | final val acc, moving statistics | final val acc, population "
+        "statistics |" in summary
+    )
     assert ("removed when the run finished" in summary) != checkpoints_kept
     for group in groups:
         assert "| {} |".format(group) in summary
@@ -203,10 +247,16 @@ def check_article_run(run_dir, groups, epochs, dataset="fashion_mnist", seeds=(0
 # --------------------------------------------------------------------------------------------
 # The article's models
 # --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("group, total, non_trainable", [
-    # keras-2.0-api.md section 2.2: the totals Keras 2.0 prints for the article's groups
-    ("all-comments", 355192, 644), ("comment4", 353944, 20), ("no-bn", 353794, 0),
-    ("as-printed", 353834, 20)])
+@pytest.mark.parametrize(
+    "group, total, non_trainable",
+    [
+        # keras-2.0-api.md section 2.2: the totals Keras 2.0 prints for the article's groups
+        ("all-comments", 355192, 644),
+        ("comment4", 353944, 20),
+        ("no-bn", 353794, 0),
+        ("as-printed", 353834, 20),
+    ],
+)
 def test_article_models_match_keras_parameter_counts(group, total, non_trainable):
     model = article.build_model(group, (32, 32, 3))
     assert model.count_params() == total
@@ -242,8 +292,19 @@ def test_article_on_a_fresh_machine_uses_the_built_in_sample(offline, capsys):
     says in one line that it uses the CIFAR-10 sample shipped with bnpy, and records it."""
     pytest.importorskip("PIL")
     assert "BNPY_DATA" not in os.environ and os.listdir(os.environ["HOME"]) == []
-    argv = ["article", "--epochs", 1, "--groups", "as-printed", "--train-size", 64,
-            "--test-size", 32, "--verbose", 0]
+    argv = [
+        "article",
+        "--epochs",
+        1,
+        "--groups",
+        "as-printed",
+        "--train-size",
+        64,
+        "--test-size",
+        32,
+        "--verbose",
+        0,
+    ]
     assert run_cli(argv) == 0
     captured = capsys.readouterr()
     assert captured.err == ""
@@ -264,8 +325,23 @@ def test_article_on_a_fresh_machine_uses_the_built_in_sample(offline, capsys):
 def test_article_default_dataset_is_cifar10_when_present(offline, cifar_root, monkeypatch):
     monkeypatch.setenv("BNPY_DATA", cifar_root)
     out = offline / "cifar"
-    argv = ["article", "--epochs", 1, "--groups", "as-printed", "--out", out, "--train-size", 32,
-            "--test-size", 16, "--verbose", 0, "--batch-size", 16]
+    argv = [
+        "article",
+        "--epochs",
+        1,
+        "--groups",
+        "as-printed",
+        "--out",
+        out,
+        "--train-size",
+        32,
+        "--test-size",
+        16,
+        "--verbose",
+        0,
+        "--batch-size",
+        16,
+    ]
     assert run_cli(argv) == 0
     with open(out / "dataset.json") as f:
         info = json.load(f)
@@ -280,8 +356,21 @@ def test_loader_warnings_are_recorded(offline, tmp_path, monkeypatch, capsys):
     write_tiny_cifar10(str(root), n_batches=2)
     monkeypatch.setenv("BNPY_DATA", str(root))
     out = offline / "partial"
-    argv = ["article", "--epochs", 1, "--groups", "no-bn", "--dataset", "cifar10", "--out", out,
-            "--verbose", 0, "--batch-size", 16]
+    argv = [
+        "article",
+        "--epochs",
+        1,
+        "--groups",
+        "no-bn",
+        "--dataset",
+        "cifar10",
+        "--out",
+        out,
+        "--verbose",
+        0,
+        "--batch-size",
+        16,
+    ]
     assert run_cli(argv) == 0
     assert "Warning from the loader: " in capsys.readouterr().out
     with open(out / "dataset.json") as f:
@@ -303,7 +392,8 @@ def write_image_folders(root, n_per_class=4, classes=("cat", "dog", "frog"), siz
             for i in range(n_per_class):
                 pixels = np.clip(rng.integers(0, 80, size + (3,)) + 60 * k, 0, 255)
                 Image.fromarray(pixels.astype(np.uint8), "RGB").save(
-                    os.path.join(folder, "{:04d}.png".format(i)))
+                    os.path.join(folder, "{:04d}.png".format(i))
+                )
 
 
 def test_article_on_an_image_folder_dataset(offline, tmp_path):
@@ -311,8 +401,21 @@ def test_article_on_an_image_folder_dataset(offline, tmp_path):
     root = tmp_path / "folders"
     write_image_folders(str(root))
     out = offline / "folders-run"
-    argv = ["article", "--epochs", 1, "--groups", "as-printed", "--dataset", root, "--out", out,
-            "--batch-size", 4, "--verbose", 0]
+    argv = [
+        "article",
+        "--epochs",
+        1,
+        "--groups",
+        "as-printed",
+        "--dataset",
+        root,
+        "--out",
+        out,
+        "--batch-size",
+        4,
+        "--verbose",
+        0,
+    ]
     assert run_cli(argv) == 0
     with open(out / "dataset.json") as f:
         info = json.load(f)
@@ -341,8 +444,11 @@ def test_no_dataset_at_all_is_a_one_line_error(offline, tmp_path, monkeypatch, c
 def _missing_everywhere(name, path=None):
     if name == "cifar10_sample":
         raise ImportError("no Pillow (test stand-in)")
-    raise FileNotFoundError("{} not found (test stand-in for the loader's error)".format(
-        "cifar-10-batches-py" if name == "cifar10" else name))
+    raise FileNotFoundError(
+        "{} not found (test stand-in for the loader's error)".format(
+            "cifar-10-batches-py" if name == "cifar10" else name
+        )
+    )
 
 
 class Interrupt:
@@ -367,13 +473,30 @@ def test_article_resumes_to_the_same_result(offline, digits_root, monkeypatch, c
     val_loss, val_acc) and final weights equal those of an uninterrupted run."""
     monkeypatch.setenv("BNPY_DATA", digits_root)
     groups = "all-comments,no-bn"
-    argv = ["article", "--epochs", 2, "--groups", groups, "--dataset", "fashion_mnist",
-            "--train-size", 32, "--test-size", 16, "--batch-size", 16, "--verbose", 0,
-            "--keep-checkpoints"]
+    argv = [
+        "article",
+        "--epochs",
+        2,
+        "--groups",
+        groups,
+        "--dataset",
+        "fashion_mnist",
+        "--train-size",
+        32,
+        "--test-size",
+        16,
+        "--batch-size",
+        16,
+        "--verbose",
+        0,
+        "--keep-checkpoints",
+    ]
     assert run_cli(argv + ["--out", offline / "straight"]) == 0
 
-    assert run_cli(argv + ["--out", offline / "broken"],
-                   after_epoch=Interrupt("all-comments", 1)) == 130
+    assert (
+        run_cli(argv + ["--out", offline / "broken"], after_epoch=Interrupt("all-comments", 1))
+        == 130
+    )
     with open(offline / "broken" / "run.json") as f:
         assert json.load(f)["status"] == "interrupted"
     assert len(read_csv(offline / "broken" / "history-all-comments-seed0.csv")) == 1
@@ -381,20 +504,32 @@ def test_article_resumes_to_the_same_result(offline, digits_root, monkeypatch, c
 
     assert run_cli(argv + ["--out", offline / "broken", "--resume"]) == 0
     assert "Resuming all-comments seed 0 after epoch 1/2" in capsys.readouterr().out
-    straight = check_article_run(str(offline / "straight"), groups.split(","), 2,
-                                 checkpoints_kept=True)
-    resumed = check_article_run(str(offline / "broken"), groups.split(","), 2,
-                                checkpoints_kept=True)
+    straight = check_article_run(
+        str(offline / "straight"), groups.split(","), 2, checkpoints_kept=True
+    )
+    resumed = check_article_run(
+        str(offline / "broken"), groups.split(","), 2, checkpoints_kept=True
+    )
     for group in groups.split(","):
-        for a, b in zip(straight["groups"][group]["seeds"]["0"]["history"],
-                        resumed["groups"][group]["seeds"]["0"]["history"]):
-            for key in ("loss", "acc", "val_loss", "val_acc", "val_loss_population",
-                        "val_acc_population"):
+        for a, b in zip(
+            straight["groups"][group]["seeds"]["0"]["history"],
+            resumed["groups"][group]["seeds"]["0"]["history"],
+        ):
+            for key in (
+                "loss",
+                "acc",
+                "val_loss",
+                "val_acc",
+                "val_loss_population",
+                "val_acc_population",
+            ):
                 # Same data, same weights, same optimizer and RNG state, same thread count: the
                 # same arithmetic in the same order, so the numbers are identical, not just close.
                 assert a[key] == b[key], (group, a["epoch"], key)
-        for wa, wb in zip(final_weights(str(offline / "straight"), group),
-                          final_weights(str(offline / "broken"), group)):
+        for wa, wb in zip(
+            final_weights(str(offline / "straight"), group),
+            final_weights(str(offline / "broken"), group),
+        ):
             np.testing.assert_array_equal(wa, wb)
     with open(offline / "broken" / "run.json") as f:
         record = json.load(f)
@@ -406,8 +541,10 @@ def test_never_overwrites_an_earlier_run(offline, digits_root, monkeypatch, caps
     out = offline / "first"
     argv = ["article", "--epochs", 1, "--groups", "no-bn", "--out", out] + ARTICLE_TINY
     assert run_cli(argv) == 0
-    before = {name: (out / name).read_bytes() for name in ("summary.md", "run.json",
-                                                           "history-no-bn-seed0.csv")}
+    before = {
+        name: (out / name).read_bytes()
+        for name in ("summary.md", "run.json", "history-no-bn-seed0.csv")
+    }
     capsys.readouterr()
     assert run_cli(argv) == 2
     err = capsys.readouterr().err
@@ -435,8 +572,21 @@ def test_never_overwrites_an_earlier_run(offline, digits_root, monkeypatch, caps
 
 def test_default_out_makes_a_new_directory_each_time(offline, digits_root, monkeypatch):
     monkeypatch.setenv("BNPY_DATA", digits_root)
-    argv = ["article", "--epochs", 1, "--groups", "no-bn", "--train-size", 16, "--test-size", 16,
-            "--dataset", "fashion_mnist", "--verbose", 0]
+    argv = [
+        "article",
+        "--epochs",
+        1,
+        "--groups",
+        "no-bn",
+        "--train-size",
+        16,
+        "--test-size",
+        16,
+        "--dataset",
+        "fashion_mnist",
+        "--verbose",
+        0,
+    ]
     assert run_cli(argv) == 0
     assert run_cli(argv) == 0
     runs = sorted(os.listdir(offline / "bnpy-results"))
@@ -445,35 +595,62 @@ def test_default_out_makes_a_new_directory_each_time(offline, digits_root, monke
         check_article_run(str(offline / "bnpy-results" / r), ["no-bn"], 1)
 
 
-def test_resume_without_out_continues_the_latest_unfinished_run(offline, digits_root,
-                                                                monkeypatch, capsys):
+def test_resume_without_out_continues_the_latest_unfinished_run(
+    offline, digits_root, monkeypatch, capsys
+):
     monkeypatch.setenv("BNPY_DATA", digits_root)
-    argv = ["article", "--epochs", 2, "--groups", "no-bn", "--train-size", 16, "--test-size", 16,
-            "--dataset", "fashion_mnist", "--verbose", 0]
+    argv = [
+        "article",
+        "--epochs",
+        2,
+        "--groups",
+        "no-bn",
+        "--train-size",
+        16,
+        "--test-size",
+        16,
+        "--dataset",
+        "fashion_mnist",
+        "--verbose",
+        0,
+    ]
     assert run_cli(argv, after_epoch=Interrupt("no-bn", 1)) == 130
     (run,) = os.listdir(offline / "bnpy-results")
     capsys.readouterr()
     assert run_cli(argv + ["--resume"]) == 0
-    assert "Resuming the latest unfinished run: " + os.path.join("bnpy-results", run) in \
-        capsys.readouterr().out
+    assert (
+        "Resuming the latest unfinished run: " + os.path.join("bnpy-results", run)
+        in capsys.readouterr().out
+    )
     assert os.listdir(offline / "bnpy-results") == [run]
     check_article_run(str(offline / "bnpy-results" / run), ["no-bn"], 2)
     assert run_cli(argv + ["--resume"]) == 2  # nothing unfinished is left
     assert "no unfinished 'article' run under bnpy-results/" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["article", "--groups", "all-comments,bogus"], "--groups: unknown group(s) 'bogus'"),
-    (["article", "--groups", "no-bn,all-comments,no-bn"], "--groups: 'no-bn' given more than once"),
-    (["paper-fig1", "--groups", "bn,batchnorm"], "--groups: unknown group(s) 'batchnorm'; choose from no-bn, bn"),
-    (["article", "--dataset", "/no/such/dir"], "--dataset '/no/such/dir' is neither one of"),
-    (["article", "--dataset", "fashion_mnist", "--train-size", 100000],
-     "--train-size 100000 asked, but the dataset has only 128"),
-    (["article", "--resume", "--out", "nothing-here"], "--resume: there is no run to resume"),
-    (["article", "--resume", "--overwrite"], "--resume and --overwrite exclude each other"),
-    (["article", "--out", "a-file.txt"], "--out a-file.txt is a file, not a directory"),
-    (["paper-fig1", "--unit", 100, "--dataset", "mnist"], "--unit must be below 100"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["article", "--groups", "all-comments,bogus"], "--groups: unknown group(s) 'bogus'"),
+        (
+            ["article", "--groups", "no-bn,all-comments,no-bn"],
+            "--groups: 'no-bn' given more than once",
+        ),
+        (
+            ["paper-fig1", "--groups", "bn,batchnorm"],
+            "--groups: unknown group(s) 'batchnorm'; choose from no-bn, bn",
+        ),
+        (["article", "--dataset", "/no/such/dir"], "--dataset '/no/such/dir' is neither one of"),
+        (
+            ["article", "--dataset", "fashion_mnist", "--train-size", 100000],
+            "--train-size 100000 asked, but the dataset has only 128",
+        ),
+        (["article", "--resume", "--out", "nothing-here"], "--resume: there is no run to resume"),
+        (["article", "--resume", "--overwrite"], "--resume and --overwrite exclude each other"),
+        (["article", "--out", "a-file.txt"], "--out a-file.txt is a file, not a directory"),
+        (["paper-fig1", "--unit", 100, "--dataset", "mnist"], "--unit must be below 100"),
+    ],
+)
 def test_bad_options_give_clear_errors(offline, digits_root, monkeypatch, capsys, argv, message):
     monkeypatch.setenv("BNPY_DATA", digits_root)
     (offline / "a-file.txt").write_text("not a directory")
@@ -483,8 +660,16 @@ def test_bad_options_give_clear_errors(offline, digits_root, monkeypatch, capsys
     assert not (offline / "bnpy-results").exists()  # nothing was created
 
 
-@pytest.mark.parametrize("argv", [["article", "--epochs", "0"], ["article", "--batch-size", "x"],
-                                  ["paper-fig1", "--lr", "-1"], ["nonsense"], []])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["article", "--epochs", "0"],
+        ["article", "--batch-size", "x"],
+        ["paper-fig1", "--lr", "-1"],
+        ["nonsense"],
+        [],
+    ],
+)
 def test_argparse_rejects_bad_values(argv, capsys):
     with pytest.raises(SystemExit) as info:
         cli.main(argv)
@@ -497,8 +682,14 @@ def test_python_dash_m_help(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     # cwd elsewhere: `python -m` puts the cwd first on sys.path, and a source checkout's bnpy/
     # (no compiled _core when the package is installed with pip) must not shadow the installed one
-    result = subprocess.run([sys.executable, "-m", "bnpy.experiments", "article", "--help"],
-                            capture_output=True, text=True, env=env, timeout=60, cwd=str(tmp_path))
+    result = subprocess.run(
+        [sys.executable, "-m", "bnpy.experiments", "article", "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        cwd=str(tmp_path),
+    )
     assert result.returncode == 0, result.stderr
     assert "--train-size" in result.stdout and "all-comments" in result.stdout
     assert "RuntimeWarning" not in result.stderr
@@ -507,15 +698,25 @@ def test_python_dash_m_help(tmp_path):
 # --------------------------------------------------------------------------------------------
 # paper-fig1
 # --------------------------------------------------------------------------------------------
-FIG1_TINY = ["--train-size", 120, "--test-size", 60, "--steps", 20, "--eval-every", 10,
-             "--verbose", 0]
+FIG1_TINY = [
+    "--train-size",
+    120,
+    "--test-size",
+    60,
+    "--steps",
+    20,
+    "--eval-every",
+    10,
+    "--verbose",
+    0,
+]
 
 
 def test_batch_indices_visit_every_sample_once_per_pass():
     n, batch = 50, 7
     seen = np.concatenate([paper_fig1.batch_indices(s, batch, n, seed=4) for s in range(50)])
     for p in range(len(seen) // n):  # 350 indices = 7 full passes, each a permutation
-        assert sorted(seen[p * n:(p + 1) * n]) == list(range(n))
+        assert sorted(seen[p * n : (p + 1) * n]) == list(range(n))
     np.testing.assert_array_equal(paper_fig1.batch_indices(13, batch, n, seed=4), seen[91:98])
 
 
@@ -547,16 +748,16 @@ def test_sigmoid_input_is_the_last_hidden_sigmoids_input(group, stop):
     z = paper_fig1.sigmoid_input(model, x, unit=3)
     assert z.shape == (60,)
     assert type(model.layers[stop]).__name__ == "Activation"
-    assert type(model.layers[stop - 1]).__name__ == ("BatchNormalization" if group == "bn"
-                                                     else "Dense")
+    assert type(model.layers[stop - 1]).__name__ == (
+        "BatchNormalization" if group == "bn" else "Dense"
+    )
     h = x
     for layer in model.layers[:stop]:
         h = layer.forward(h, training=False)
     np.testing.assert_array_equal(z, h[:, 3])
 
 
-def test_paper_fig1_falls_back_to_fashion_mnist_and_resumes(offline, tmp_path, monkeypatch,
-                                                             capsys):
+def test_paper_fig1_falls_back_to_fashion_mnist_and_resumes(offline, tmp_path, monkeypatch, capsys):
     root = tmp_path / "fashion-only"
     root.mkdir()
     write_tiny_fashion_mnist(str(root))
@@ -578,13 +779,25 @@ def test_paper_fig1_falls_back_to_fashion_mnist_and_resumes(offline, tmp_path, m
 # --------------------------------------------------------------------------------------------
 # article: several seeds, the user's errors, data identity
 # --------------------------------------------------------------------------------------------
-def test_article_with_two_seeds_writes_per_seed_and_aggregated_results(offline, digits_root,
-                                                                       monkeypatch):
+def test_article_with_two_seeds_writes_per_seed_and_aggregated_results(
+    offline, digits_root, monkeypatch
+):
     monkeypatch.setenv("BNPY_DATA", digits_root)
     out = offline / "two-seeds"
     groups = ["no-bn", "as-printed"]
-    argv = ["article", "--epochs", 2, "--groups", ",".join(groups), "--seeds", 2, "--seed", 3,
-            "--out", out] + ARTICLE_TINY
+    argv = [
+        "article",
+        "--epochs",
+        2,
+        "--groups",
+        ",".join(groups),
+        "--seeds",
+        2,
+        "--seed",
+        3,
+        "--out",
+        out,
+    ] + ARTICLE_TINY
     assert run_cli(argv) == 0
     results = check_article_run(str(out), groups, 2, seeds=(3, 4))
     for group in groups:
@@ -635,6 +848,7 @@ def test_unwritable_out_is_a_one_line_error(offline, digits_root, monkeypatch, c
 
     def read_only(path, *args, **kwargs):  # root ignores permission bits: stand in for them
         raise PermissionError(13, "Permission denied", path)
+
     monkeypatch.setattr(_common.os, "makedirs", read_only)
     assert run_cli(["article", "--out", offline / "ro"] + ARTICLE_TINY) == 2
     line = _one_error_line(capsys)
@@ -655,8 +869,9 @@ def test_corrupt_run_record_is_a_one_line_error(offline, digits_root, monkeypatc
     assert os.listdir(offline / "bnpy-results") == ["article-old"]
 
 
-def test_damaged_checkpoint_on_resume_is_a_one_line_error(offline, digits_root, monkeypatch,
-                                                          capsys):
+def test_damaged_checkpoint_on_resume_is_a_one_line_error(
+    offline, digits_root, monkeypatch, capsys
+):
     monkeypatch.setenv("BNPY_DATA", digits_root)
     out = offline / "damaged"
     argv = ["article", "--epochs", 2, "--groups", "no-bn", "--out", out] + ARTICLE_TINY
@@ -697,8 +912,21 @@ def test_dataset_dir_in_the_keras_cache_layout(offline, cifar_root, tmp_path, ca
     """--dataset DIR where DIR holds cifar-10-batches-py/ (as ~/.keras/datasets does)."""
     assert os.path.isdir(os.path.join(cifar_root, "cifar-10-batches-py"))
     out = offline / "cache-layout"
-    argv = ["article", "--epochs", 1, "--groups", "as-printed", "--dataset", cifar_root,
-            "--out", out, "--batch-size", 16, "--verbose", 0]
+    argv = [
+        "article",
+        "--epochs",
+        1,
+        "--groups",
+        "as-printed",
+        "--dataset",
+        cifar_root,
+        "--out",
+        out,
+        "--batch-size",
+        16,
+        "--verbose",
+        0,
+    ]
     assert run_cli(argv) == 0
     with open(out / "dataset.json") as f:
         info = json.load(f)

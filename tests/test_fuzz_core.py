@@ -5,16 +5,18 @@ ASan/UBSan); here hypothesis drives the same case generator (tests/fuzz/cases.py
 inputs, plus targeted properties: NaN/Inf/denormals stay in their channel, in-place equals
 out-of-place, and the regressions of the bugs the campaign found.
 """
+
 import time
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from fuzz import cases
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import bnpy
 from bnpy import _core, ops
-from fuzz import cases
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -63,9 +65,11 @@ def limited_address_space():
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
-@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="reads /proc/self/statm")
+@pytest.mark.skipif(
+    not __import__("sys").platform.startswith("linux"), reason="reads /proc/self/statm"
+)
 @FAST
-@given(index=st.integers(0, 2 ** 63 - 1))
+@given(index=st.integers(0, 2**63 - 1))
 def test_random_calls_keep_the_contract(limited_address_space, index):
     """Rejected: TypeError/ValueError with a message and nothing written; accepted: only the
     outputs written, and layout-independent results (see cases.run_case)."""
@@ -75,6 +79,7 @@ def test_random_calls_keep_the_contract(limited_address_space, index):
 
 def test_contract_checker_catches_a_violation():
     """run_case must fail a function that writes into its input before refusing it."""
+
     def bad(x, out=None):
         x[...] = 0
         raise ValueError("bad: refused after writing")
@@ -97,9 +102,15 @@ special = st.sampled_from([np.nan, np.inf, -np.inf, 1e-45, -1e-45, 1e-40, 0.0, -
 
 
 @FAST
-@given(hnp.arrays(np.float32, hnp.array_shapes(min_dims=2, max_dims=4, min_side=1, max_side=5),
-                  elements=st.one_of(finite, special)),
-       st.integers(0, 3), st.sampled_from([np.float32, np.float64]))
+@given(
+    hnp.arrays(
+        np.float32,
+        hnp.array_shapes(min_dims=2, max_dims=4, min_side=1, max_side=5),
+        elements=st.one_of(finite, special),
+    ),
+    st.integers(0, 3),
+    st.sampled_from([np.float32, np.float64]),
+)
 def test_non_finite_values_stay_in_their_channel(x, axis, dtype):
     x = x.astype(dtype)
     axis = axis % x.ndim
@@ -110,20 +121,28 @@ def test_non_finite_values_stay_in_their_channel(x, axis, dtype):
     for c in range(x.shape[axis]):
         if np.isfinite(moved[c]).all():
             # A channel of finite values: finite output, equal to normalising that channel alone.
-            alone, m, v = ops.batch_norm_forward(moved[c:c + 1].T.copy(), None, None, axis=1)
+            alone, m, v = ops.batch_norm_forward(moved[c : c + 1].T.copy(), None, None, axis=1)
             assert np.isfinite(out[c]).all() and np.isfinite(mean[c]) and np.isfinite(var[c])
             # Same formula, but the sums run over another (outer, C, inner) blocking, so the
             # double accumulations may round differently: a few ulps of the output's dtype.
             eps = np.finfo(dtype).eps
-            np.testing.assert_allclose(out[c], alone[:, 0], rtol=8 * eps,
-                                       atol=8 * eps * max(1.0, float(np.abs(alone).max())))
+            np.testing.assert_allclose(
+                out[c],
+                alone[:, 0],
+                rtol=8 * eps,
+                atol=8 * eps * max(1.0, float(np.abs(alone).max())),
+            )
 
 
 @FAST
-@given(hnp.arrays(st.sampled_from([np.float32, np.float64]),
-                  hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=4),
-                  elements=st.one_of(finite, special)),
-       st.integers(0, 3))
+@given(
+    hnp.arrays(
+        st.sampled_from([np.float32, np.float64]),
+        hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=4),
+        elements=st.one_of(finite, special),
+    ),
+    st.integers(0, 3),
+)
 def test_in_place_equals_out_of_place(x, axis):
     axis = axis % x.ndim
     c = x.shape[axis]
@@ -142,6 +161,7 @@ def test_in_place_equals_out_of_place(x, axis):
 
 # ---- regressions of the bugs the campaign found ----------------------------------------------------
 
+
 @pytest.mark.parametrize("pool", [_core.max_pool2d, _core.avg_pool2d])
 @pytest.mark.parametrize("shape", [(2, 1, 0, 6), (2, 3, 4, 0)])
 def test_pooling_an_empty_plane_is_refused(pool, shape):
@@ -157,9 +177,9 @@ def test_huge_padding_cannot_wrap_the_shape_check():
     check and col2im looped over 2**62 columns, reading far past dcol."""
     dcol = np.zeros((48, 6), np.float32)
     with pytest.raises(ValueError, match="geometry is too large"):
-        _core.col2im(dcol, (2, 3, 5, 4), 1, 2, 1, 1, 1, 2, 0, 2 ** 62, True)
+        _core.col2im(dcol, (2, 3, 5, 4), 1, 2, 1, 1, 1, 2, 0, 2**62, True)
     x = np.zeros((1, 4, 4, 1))
-    for pads in [(2 ** 62, 2 ** 62, 0, 0), (0, 0, 2 ** 63 - 1, 2 ** 63 - 1), (0, 2 ** 40, 0, 2 ** 40)]:
+    for pads in [(2**62, 2**62, 0, 0), (0, 0, 2**63 - 1, 2**63 - 1), (0, 2**40, 0, 2**40)]:
         with pytest.raises(ValueError, match="too large"):
             _core.im2col(x, 1, 1, 1, 1, *pads, False)
 
@@ -167,7 +187,7 @@ def test_huge_padding_cannot_wrap_the_shape_check():
 def test_a_huge_array_as_a_shape_is_refused_at_once():
     """Was: x_shape / pool_size given a zero-stride array of 2**56 elements was first copied into
     a list (PySequence_Fast, tuple()): seconds of work and gigabytes before the error."""
-    huge = np.lib.stride_tricks.as_strided(np.zeros(1), shape=(2 ** 28, 2 ** 28), strides=(0, 0))
+    huge = np.lib.stride_tricks.as_strided(np.zeros(1), shape=(2**28, 2**28), strides=(0, 0))
     dy, argmax = np.ones((1, 1, 1, 1)), np.zeros((1, 1, 1, 1), np.int32)
     start = time.perf_counter()
     with pytest.raises(ValueError, match="4-item shape tuple"):
@@ -179,13 +199,14 @@ def test_a_huge_array_as_a_shape_is_refused_at_once():
 
 def test_set_num_threads_refuses_a_huge_int_with_value_error():
     before = bnpy.get_num_threads()
-    for n in (2 ** 70, -2 ** 70, 2 ** 63):
+    for n in (2**70, -(2**70), 2**63):
         with pytest.raises(ValueError, match=r"set_num_threads: n must be in \[1, 4096\]"):
             bnpy.set_num_threads(n)
     assert bnpy.get_num_threads() == before
 
 
 # ---- regressions of bugs the campaign found --------------------------------------------------------
+
 
 def test_conv2d_channels_first_empty_batch():
     x = np.zeros((0, 2, 5, 5))
@@ -203,16 +224,17 @@ def test_conv2d_backward_refuses_a_non_bool_need_dx():
 
 def test_ops_refuse_a_huge_stride_with_value_error():
     with pytest.raises(ValueError, match="max_pool2d_forward: strides is too large"):
-        ops.max_pool2d_forward(np.ones((1, 4, 4, 1)), 2, strides=2 ** 64)
+        ops.max_pool2d_forward(np.ones((1, 4, 4, 1)), 2, strides=2**64)
 
 
 def test_update_moving_stats_refuses_a_huge_count_with_value_error():
     with pytest.raises(ValueError, match="update_moving_stats: count is too large"):
-        ops.update_moving_stats(np.zeros(2), np.ones(2), np.zeros(2), np.ones(2), count=2 ** 64)
+        ops.update_moving_stats(np.zeros(2), np.ones(2), np.zeros(2), np.ones(2), count=2**64)
 
 
 # Error messages that did not name the function and the argument (found by counting the campaign's
 # rejections whose message lacked the function's name).
+
 
 def test_an_array_axis_is_refused_naming_function_and_argument():
     with pytest.raises(TypeError, match="batch_norm_forward: axis"):

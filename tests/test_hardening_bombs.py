@@ -11,6 +11,7 @@ file shows it at once.
 ``python tests/test_hardening_bombs.py`` prints each case's growth for the bnpy that Python imports
 (the figures in docs/reliability.md).
 """
+
 import json
 import os
 import re
@@ -20,10 +21,16 @@ import textwrap
 
 import numpy as np
 import pytest
+from bomb_fixtures import Deflated, npy_header, write_gzip, write_npz, write_tar_gz_bomb
+from dataset_fixtures import (
+    fashion_payloads,
+    make_tar_gz,
+    write_cifar10,
+    write_cifar100,
+    write_mnist_npz,
+)
 
 import bnpy
-from bomb_fixtures import Deflated, npy_header, write_gzip, write_npz, write_tar_gz_bomb
-from dataset_fixtures import fashion_payloads, make_tar_gz, write_cifar10, write_cifar100, write_mnist_npz
 
 MEMORY_LIMIT = 64 << 20
 BOMB_MIB = 1024
@@ -53,12 +60,23 @@ print(json.dumps({{"growth": max(traced_peak, rss_growth), "traced_peak": traced
 def measure(setup, call, good, bad):
     """Run ``call`` (the body of ``run(path)``) on ``good`` then ``bad`` in a child process;
     return its report: growth in bytes while loading ``bad``, and the error it raised (or None)."""
-    code = _CHILD.format(setup=textwrap.dedent(setup), call=textwrap.indent(textwrap.dedent(call), "    "))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [os.path.dirname(os.path.dirname(os.path.abspath(bnpy.__file__)))]
-        + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-    result = subprocess.run([sys.executable, "-c", code, json.dumps({"good": good, "bad": bad})],
-                            capture_output=True, text=True, env=env, cwd=os.path.dirname(bad))
+    code = _CHILD.format(
+        setup=textwrap.dedent(setup), call=textwrap.indent(textwrap.dedent(call), "    ")
+    )
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(
+            [os.path.dirname(os.path.dirname(os.path.abspath(bnpy.__file__)))]
+            + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        ),
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, json.dumps({"good": good, "bad": bad})],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=os.path.dirname(bad),
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -78,6 +96,7 @@ def _saved(folder, kind):
     """A small model's weights ('weights') or whole-model ('model') file, and its arrays."""
     from bnpy.layers import Dense
     from bnpy.models import Sequential
+
     model = Sequential([Dense(8, input_shape=(4,)), Dense(2)])
     model.compile("sgd", "mse")
     path = os.path.join(folder, "good-{}.npz".format(kind))
@@ -112,7 +131,9 @@ def _kernel_declared_1gib(arrays):
 
 def _kernel_of_1gib(arrays):
     """A consistent entry, header and size, of 1 GiB where the model's kernel is (4, 8)."""
-    return _kernel_name(arrays), Deflated(npy_header((BOMB_MIB * (1 << 16), 4), np.float32), BOMB_MIB)
+    return _kernel_name(arrays), Deflated(
+        npy_header((BOMB_MIB * (1 << 16), 4), np.float32), BOMB_MIB
+    )
 
 
 def _huge_config(folder):
@@ -139,10 +160,17 @@ def _mnist(folder, bomb):
 
 def _cifar(folder, which):
     writer, top, member, loader = {
-        "cifar10": (write_cifar10, "cifar-10-batches-py", "data_batch_1", "cifar10.load_data(path=path)"),
+        "cifar10": (
+            write_cifar10,
+            "cifar-10-batches-py",
+            "data_batch_1",
+            "cifar10.load_data(path=path)",
+        ),
         "cifar100": (write_cifar100, "cifar-100-python", "train", "cifar100.load_data(path=path)"),
     }[which]
-    good = make_tar_gz(writer(os.path.join(folder, "src"))["dir"], os.path.join(folder, "good.tar.gz"))
+    good = make_tar_gz(
+        writer(os.path.join(folder, "src"))["dir"], os.path.join(folder, "good.tar.gz")
+    )
     bad = write_tar_gz_bomb(os.path.join(folder, "bad.tar.gz"), top + "/" + member, BOMB_MIB)
     return "from bnpy.datasets import cifar10, cifar100\n", loader, good, bad
 
@@ -157,49 +185,70 @@ def _fashion(folder):
                 f.write(data)
     header = bytes([0, 0, 8, 3]) + (1).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
     write_gzip(os.path.join(folder, "bad", "t10k-images-idx3-ubyte.gz"), Deflated(header, BOMB_MIB))
-    return ("from bnpy.datasets import fashion_mnist\n", "fashion_mnist.load_data(path=path)",
-            os.path.join(folder, "good"), os.path.join(folder, "bad"))
+    return (
+        "from bnpy.datasets import fashion_mnist\n",
+        "fashion_mnist.load_data(path=path)",
+        os.path.join(folder, "good"),
+        os.path.join(folder, "bad"),
+    )
 
 
 CASES = {
     # name: (builder(folder) -> (setup, call, good, bad), expected error regex or None)
     "weights .npz with an unused 1 GiB entry": (
-        lambda d: _npz_case(d, "weights", _unused_entry), None),
-    "model .npz with an unused 1 GiB entry": (
-        lambda d: _npz_case(d, "model", _unused_entry), None),
+        lambda d: _npz_case(d, "weights", _unused_entry),
+        None,
+    ),
+    "model .npz with an unused 1 GiB entry": (lambda d: _npz_case(d, "model", _unused_entry), None),
     "weights .npz, kernel header 128 B, zip entry 1 GiB": (
-        lambda d: _npz_case(d, "weights", _kernel_declared_1gib), r"load_weights: .*bad-weights.npz is "
+        lambda d: _npz_case(d, "weights", _kernel_declared_1gib),
+        r"load_weights: .*bad-weights.npz is "
         r"not a readable bnpy weights file .*says it holds a float32 array of shape \(4, 8\) \(128 "
-        r"bytes\) but the zip declares 1073741824 bytes"),
+        r"bytes\) but the zip declares 1073741824 bytes",
+    ),
     "weights .npz, a 1 GiB kernel where (4, 8) is expected": (
         lambda d: _npz_case(d, "weights", _kernel_of_1gib),
         r"load_weights: layer dense_\d+ weight 'kernel:0' has shape \(4, 8\), the file has shape "
-        r"\(67108864, 4\)"),
+        r"\(67108864, 4\)",
+    ),
     "model .npz, a 1 GiB kernel where (4, 8) is expected": (
         lambda d: _npz_case(d, "model", _kernel_of_1gib),
         r"load_model: .*bad-model.npz: the config's layer dense_\d+ makes weight 'kernel:0' of shape "
-        r"\(4, 8\) and dtype float32, the file holds shape \(67108864, 4\)"),
+        r"\(4, 8\) and dtype float32, the file holds shape \(67108864, 4\)",
+    ),
     "model .npz asking for Dense(8192) on 16384 inputs": (
-        _huge_config, r"load_model: .*bad-config.npz: the config's layer dense_\d+ makes weight "
+        _huge_config,
+        r"load_model: .*bad-config.npz: the config's layer dense_\d+ makes weight "
         r"'kernel:0' of shape \(16384, 8192\) and dtype float32, the file holds shape \(4, 8\) and "
-        r"dtype float32; nothing was built"),
+        r"dtype float32; nothing was built",
+    ),
     "mnist.npz with an unused 1 GiB entry": (
-        lambda d: _mnist(d, ("unused", Deflated(npy_header((1 << 30,), np.uint8), BOMB_MIB))), None),
+        lambda d: _mnist(d, ("unused", Deflated(npy_header((1 << 30,), np.uint8), BOMB_MIB))),
+        None,
+    ),
     "mnist.npz, x_test header (3, 28, 28), zip entry 1 GiB": (
         lambda d: _mnist(d, ("x_test", Deflated(npy_header((3, 28, 28), np.uint8), BOMB_MIB))),
-        r"mnist.load_data: .*mnist.npz is not a readable MNIST .npz file .*the zip declares"),
+        r"mnist.load_data: .*mnist.npz is not a readable MNIST .npz file .*the zip declares",
+    ),
     "mnist.npz, x_train of 2,097,152 images (1.6 GB)": (  # 2**21 * 784 bytes = 1568 MiB
         lambda d: _mnist(d, ("x_train", Deflated(npy_header((1 << 21, 28, 28), np.uint8), 1568))),
-        r"x_train holds 2097152 images; MNIST has 60000"),
+        r"x_train holds 2097152 images; MNIST has 60000",
+    ),
     "cifar-10 tar.gz whose data_batch_1 is 1 GiB": (
-        lambda d: _cifar(d, "cifar10"), r"cifar10.load_data: cifar-10-batches-py/data_batch_1 in "
-        r".*bad.tar.gz is 1073741824 bytes; an official data_batch_1 is at most 33554432"),
+        lambda d: _cifar(d, "cifar10"),
+        r"cifar10.load_data: cifar-10-batches-py/data_batch_1 in "
+        r".*bad.tar.gz is 1073741824 bytes; an official data_batch_1 is at most 33554432",
+    ),
     "cifar-100 tar.gz whose train is 1 GiB": (
-        lambda d: _cifar(d, "cifar100"), r"cifar100.load_data: cifar-100-python/train in .*bad.tar.gz "
-        r"is 1073741824 bytes; an official train is at most 167772160"),
+        lambda d: _cifar(d, "cifar100"),
+        r"cifar100.load_data: cifar-100-python/train in .*bad.tar.gz "
+        r"is 1073741824 bytes; an official train is at most 167772160",
+    ),
     "fashion-mnist .gz, header 800 B, inflates to 1 GiB": (
-        _fashion, r"t10k-images-idx3-ubyte.gz should hold 784 bytes of data for shape \(1, 28, 28\) "
-        r"but holds 784 \(trailing bytes\)"),
+        _fashion,
+        r"t10k-images-idx3-ubyte.gz should hold 784 bytes of data for shape \(1, 28, 28\) "
+        r"but holds 784 \(trailing bytes\)",
+    ),
 }
 
 
@@ -211,15 +260,21 @@ def test_bomb_costs_little_memory_and_fails_clearly_or_loads(tmp_path, case):
         assert report["error"] is None, report["error"]
     else:
         assert report["error"] is not None, "the bad file loaded"
-        assert any(report["error"].startswith(kind) for kind in ("ValueError", "DataFileError")), report
+        assert any(report["error"].startswith(kind) for kind in ("ValueError", "DataFileError")), (
+            report
+        )
         assert re.search(expected_error, report["error"]), report["error"]
     assert report["growth"] < MEMORY_LIMIT, "{}: {:.0f} MB".format(case, report["growth"] / 1e6)
 
 
 if __name__ == "__main__":
     import tempfile
+
     for case, (build, _) in CASES.items():
         with tempfile.TemporaryDirectory() as folder:
             report = measure(*build(folder))
-        print("{:60s} {:8.1f} MB  {}".format(case, report["growth"] / 1e6,
-                                             (report["error"] or "loaded")[:100]))
+        print(
+            "{:60s} {:8.1f} MB  {}".format(
+                case, report["growth"] / 1e6, (report["error"] or "loaded")[:100]
+            )
+        )

@@ -1,6 +1,7 @@
 """Image folders (load_from_directory, flow_from_directory) and the PIL helpers, on tiny trees of
 PNG/JPEG files each test writes itself. Pillow is an optional extra: without it these tests skip,
 except the one that checks the error a user without Pillow gets."""
+
 import os
 import sys
 
@@ -10,12 +11,25 @@ import pytest
 from bnpy.preprocessing import image as bimage
 from bnpy.preprocessing.image import ImageDataGenerator, load_from_directory
 
-CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+CIFAR_CLASSES = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+]
 
 
 @pytest.fixture
 def pil():
-    return pytest.importorskip("PIL.Image", reason="Pillow (bnpy[image], in the test extra) is not installed")
+    return pytest.importorskip(
+        "PIL.Image", reason="Pillow (bnpy[image], in the test extra) is not installed"
+    )
 
 
 def write_png(pil, path, pixels):
@@ -30,7 +44,11 @@ def tree(tmp_path, pil):
     nested folder, a text file and an empty folder that are not images."""
     rng = np.random.default_rng(0)
     root = tmp_path / "train"
-    layout = {"cat": ["b.png", "a.png", "nested/c.png"], "dog": ["x.PNG"], "bird": ["0.png", "1.png"]}
+    layout = {
+        "cat": ["b.png", "a.png", "nested/c.png"],
+        "dog": ["x.PNG"],
+        "bird": ["0.png", "1.png"],
+    }
     pixels = {}
     for cls, names in layout.items():
         for name in names:
@@ -58,7 +76,9 @@ def test_load_from_directory_classes_argument_sets_labels(tree):
     x, y, names = load_from_directory(root, classes=["dog", "bird"])
     assert names == ["dog", "bird"] and list(y) == [0, 1, 1]
     np.testing.assert_array_equal(x[0], pixels[os.path.join("dog", "x.PNG")])
-    with pytest.raises(ValueError, match="load_from_directory: class folders \\['cow'\\] not found"):
+    with pytest.raises(
+        ValueError, match="load_from_directory: class folders \\['cow'\\] not found"
+    ):
         load_from_directory(root, classes=["cow"])
 
 
@@ -69,7 +89,9 @@ def test_load_from_directory_resize_and_color_modes(tree, pil):
     g, _, _ = load_from_directory(root, color_mode="grayscale")
     assert g.shape == (6, 6, 5, 1)
     first = pixels[os.path.join("bird", "0.png")]
-    np.testing.assert_array_equal(g[0, :, :, 0], np.asarray(pil.fromarray(first, "RGB").convert("L")))
+    np.testing.assert_array_equal(
+        g[0, :, :, 0], np.asarray(pil.fromarray(first, "RGB").convert("L"))
+    )
     rgba, _, _ = load_from_directory(root, color_mode="rgba")
     assert rgba.shape == (6, 6, 5, 4) and np.all(rgba[..., 3] == 255)
     with pytest.raises(ValueError, match="load_from_directory: color_mode"):
@@ -120,7 +142,13 @@ def test_flow_from_directory_batches(tree, class_mode, capsys):
     root, _ = tree
     x, y, _ = load_from_directory(root, classes=["bird", "cat"])
     it = ImageDataGenerator(rescale=1 / 255.0).flow_from_directory(
-        root, target_size=(6, 5), classes=["bird", "cat"], class_mode=class_mode, batch_size=4, shuffle=False)
+        root,
+        target_size=(6, 5),
+        classes=["bird", "cat"],
+        class_mode=class_mode,
+        batch_size=4,
+        shuffle=False,
+    )
     assert "Found 5 images belonging to 2 classes." in capsys.readouterr().out
     assert it.class_indices == {"bird": 0, "cat": 1} and it.samples == 5 and it.num_class == 2
     assert it.filenames[2] == os.path.join("cat", "a.png")
@@ -142,7 +170,9 @@ def test_flow_from_directory_batches(tree, class_mode, capsys):
 def test_flow_from_directory_augments_and_channels_first(tree):
     root, _ = tree
     gen = ImageDataGenerator(rotation_range=30, horizontal_flip=True, data_format="channels_first")
-    it = gen.flow_from_directory(root, target_size=(6, 5), class_mode="sparse", batch_size=6, shuffle=True, seed=1)
+    it = gen.flow_from_directory(
+        root, target_size=(6, 5), class_mode="sparse", batch_size=6, shuffle=True, seed=1
+    )
     bx, by = next(it)
     assert bx.shape == (6, 3, 6, 5)
     assert sorted(by) == [0, 0, 1, 1, 1, 2]
@@ -152,7 +182,9 @@ def test_flow_from_directory_augments_and_channels_first(tree):
 
 def test_flow_from_directory_grayscale(tree):
     root, _ = tree
-    it = ImageDataGenerator().flow_from_directory(root, target_size=(3, 3), color_mode="grayscale", batch_size=2)
+    it = ImageDataGenerator().flow_from_directory(
+        root, target_size=(3, 3), color_mode="grayscale", batch_size=2
+    )
     bx, by = next(it)
     assert bx.shape == (2, 3, 3, 1) and by.shape == (2, 4)
 
@@ -162,7 +194,9 @@ def test_array_to_img_and_back(pil):
     img = bimage.array_to_img(x, scale=False)
     assert img.size == (6, 4) and img.mode == "RGB"
     np.testing.assert_array_equal(bimage.img_to_array(img), x)
-    np.testing.assert_array_equal(bimage.img_to_array(img, data_format="channels_first"), x.transpose(2, 0, 1))
+    np.testing.assert_array_equal(
+        bimage.img_to_array(img, data_format="channels_first"), x.transpose(2, 0, 1)
+    )
     scaled = bimage.img_to_array(bimage.array_to_img(x - 1000.0))  # shifted to 0, max scaled to 255
     assert scaled.min() == 0 and scaled.max() == 255
     grey = bimage.array_to_img(x[:, :, :1], scale=False)
@@ -198,4 +232,6 @@ def test_missing_pillow_gives_the_install_hint(monkeypatch, tmp_path):
     with pytest.raises(ImportError, match="save_to_dir"):
         ImageDataGenerator().flow(np.zeros((2, 2, 2, 3)), save_to_dir=str(tmp_path))
     # augmentation itself needs no Pillow
-    assert next(ImageDataGenerator(rotation_range=5).flow(np.zeros((2, 4, 4, 3)), batch_size=2)).shape == (2, 4, 4, 3)
+    assert next(
+        ImageDataGenerator(rotation_range=5).flow(np.zeros((2, 4, 4, 3)), batch_size=2)
+    ).shape == (2, 4, 4, 3)

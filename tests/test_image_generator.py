@@ -7,15 +7,24 @@ Nearest-neighbour output can only differ where a sampling coordinate lies within
 half-integer (a rounding tie) or of the constant-mode boundary, which random draws do not hit:
 the comparisons below are exact, and a failure would name the first differing pixel.
 """
+
 import numpy as np
 import pytest
-
 import reference_image as ref
+
 from bnpy.preprocessing import image as bimage
 from bnpy.preprocessing.image import ImageDataGenerator
 
-EVERYTHING = dict(rotation_range=40, width_shift_range=0.2, height_shift_range=0.15, shear_range=0.4,
-                  zoom_range=0.3, channel_shift_range=20.0, horizontal_flip=True, vertical_flip=True)
+EVERYTHING = dict(
+    rotation_range=40,
+    width_shift_range=0.2,
+    height_shift_range=0.15,
+    shear_range=0.4,
+    zoom_range=0.3,
+    channel_shift_range=20.0,
+    horizontal_flip=True,
+    vertical_flip=True,
+)
 
 CONFIGS = {
     "article": dict(rotation_range=25, width_shift_range=0.1, height_shift_range=0.1),
@@ -37,19 +46,35 @@ def images(n=12, h=9, w=11, c=3, data_format="channels_last", seed=0):
 
 
 def reference_batch(gen, x):
-    kwargs = dict(rotation_range=gen.rotation_range, width_shift_range=gen.width_shift_range,
-                  height_shift_range=gen.height_shift_range, shear_range=gen.shear_range,
-                  zoom_range=gen.zoom_range, channel_shift_range=gen.channel_shift_range,
-                  fill_mode=gen.fill_mode, cval=gen.cval, horizontal_flip=gen.horizontal_flip,
-                  vertical_flip=gen.vertical_flip, data_format=gen.data_format, order=gen.interpolation_order)
+    kwargs = dict(
+        rotation_range=gen.rotation_range,
+        width_shift_range=gen.width_shift_range,
+        height_shift_range=gen.height_shift_range,
+        shear_range=gen.shear_range,
+        zoom_range=gen.zoom_range,
+        channel_shift_range=gen.channel_shift_range,
+        fill_mode=gen.fill_mode,
+        cval=gen.cval,
+        horizontal_flip=gen.horizontal_flip,
+        vertical_flip=gen.vertical_flip,
+        data_format=gen.data_format,
+        order=gen.interpolation_order,
+    )
     return np.stack([ref.keras_random_transform(img, **kwargs) for img in x])
 
 
 def assert_same(got, want, what):
-    assert got.shape == want.shape and got.dtype == want.dtype, (what, got.shape, want.shape, got.dtype, want.dtype)
+    assert got.shape == want.shape and got.dtype == want.dtype, (
+        what,
+        got.shape,
+        want.shape,
+        got.dtype,
+        want.dtype,
+    )
     bad = np.argwhere(got != want)
     assert bad.size == 0, "{}: {} values differ, first at {}: {} vs {}".format(
-        what, len(bad), tuple(bad[0]), got[tuple(bad[0])], want[tuple(bad[0])])
+        what, len(bad), tuple(bad[0]), got[tuple(bad[0])], want[tuple(bad[0])]
+    )
 
 
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
@@ -75,7 +100,9 @@ def test_random_transform_seed_argument():
 
 
 def test_bilinear_option_matches_reference():
-    gen = ImageDataGenerator(interpolation_order=1, rotation_range=30, zoom_range=0.2, fill_mode="reflect")
+    gen = ImageDataGenerator(
+        interpolation_order=1, rotation_range=30, zoom_range=0.2, fill_mode="reflect"
+    )
     x = images().astype(np.float64)
     np.random.seed(3)
     got = gen._random_transform_batch(x)
@@ -155,8 +182,12 @@ def test_no_augmentation_is_identity_and_copies():
 
 def test_standardize_order_and_formulas():
     x = images(n=1, c=3)[0].astype(np.float64)
-    gen = ImageDataGenerator(preprocessing_function=lambda im: im + 1.0, rescale=0.5, samplewise_center=True,
-                             samplewise_std_normalization=True)
+    gen = ImageDataGenerator(
+        preprocessing_function=lambda im: im + 1.0,
+        rescale=0.5,
+        samplewise_center=True,
+        samplewise_std_normalization=True,
+    )
     got = gen.standardize(x.copy())
     want = (x + 1.0) * 0.5
     want = want - want.mean(axis=-1, keepdims=True)  # Keras 2.0: over the channel axis, per pixel
@@ -200,7 +231,9 @@ def test_zca_whitening_whitens():
     x = (rng.normal(size=(n, d)) @ mixing).reshape(n, 2, 2, 3).astype(np.float32)
     gen = ImageDataGenerator(zca_whitening=True, featurewise_center=True, zca_epsilon=1e-6)
     gen.fit(x)
-    centred = x.astype(np.float64) - x.astype(np.float64).mean(axis=(0, 1, 2))  # Keras: per-channel mean
+    centred = x.astype(np.float64) - x.astype(np.float64).mean(
+        axis=(0, 1, 2)
+    )  # Keras: per-channel mean
     flat = centred.reshape(n, d)
     sigma = flat.T @ flat / n
     u, s, _ = np.linalg.svd(sigma)
@@ -220,8 +253,13 @@ def test_standardize_warns_when_not_fit():
 
 def test_fit_with_augment_uses_augmented_rounds():
     x = images(n=6)
-    gen = ImageDataGenerator(featurewise_center=True, rotation_range=30, width_shift_range=0.2,
-                             fill_mode="constant", cval=0.0)
+    gen = ImageDataGenerator(
+        featurewise_center=True,
+        rotation_range=30,
+        width_shift_range=0.2,
+        fill_mode="constant",
+        cval=0.0,
+    )
     gen.fit(x, augment=True, rounds=3, seed=17)
     np.random.seed(17)
     augmented = np.concatenate([reference_batch(gen, x) for _ in range(3)])
@@ -270,11 +308,13 @@ def test_seeded_flow_matches_keras_iteration():
     order = None
     for batch in range(5):  # crosses two pass boundaries (7 = 3 + 3 + 1)
         bx, by = next(it)
-        np.random.seed(42 + total)  # Keras: reseeded with seed + total_batches_seen before each batch
+        np.random.seed(
+            42 + total
+        )  # Keras: reseeded with seed + total_batches_seen before each batch
         start = (batch % 3) * 3
         if start == 0:
             order = np.random.permutation(7)
-        idx = order[start:start + 3]
+        idx = order[start : start + 3]
         np.testing.assert_array_equal(by, idx)
         assert_same(bx, reference_batch(gen, x[idx]), "flow batch %d" % batch)
         total += 1
@@ -297,7 +337,9 @@ def test_flow_warps_each_batch_in_one_kernel_call(monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(bimage, "affine_warp", counting)
-    it = ImageDataGenerator(rotation_range=25, width_shift_range=0.1).flow(images(n=20), batch_size=8)
+    it = ImageDataGenerator(rotation_range=25, width_shift_range=0.1).flow(
+        images(n=20), batch_size=8
+    )
     for _ in range(3):
         next(it)
     assert calls == [(8, 9, 11, 3), (8, 9, 11, 3), (4, 9, 11, 3)]
@@ -305,36 +347,68 @@ def test_flow_warps_each_batch_in_one_kernel_call(monkeypatch):
 
 def test_flow_save_to_dir(tmp_path):
     pytest.importorskip("PIL", reason="save_to_dir needs Pillow (bnpy[image]), not installed")
-    it = ImageDataGenerator(rotation_range=10).flow(images(n=5), batch_size=3, save_to_dir=str(tmp_path),
-                                                    save_prefix="aug", save_format="png")
+    it = ImageDataGenerator(rotation_range=10).flow(
+        images(n=5), batch_size=3, save_to_dir=str(tmp_path), save_prefix="aug", save_format="png"
+    )
     next(it)
     files = sorted(p.name for p in tmp_path.iterdir())
     assert len(files) == 3 and all(f.startswith("aug_") and f.endswith(".png") for f in files)
     assert sorted(int(f.split("_")[1]) for f in files) == [0, 1, 2]
 
 
-@pytest.mark.parametrize("call, exc, words", [
-    (lambda: ImageDataGenerator().flow(np.zeros((4, 5, 5))), ValueError, "NumpyArrayIterator: x must have rank 4"),
-    (lambda: ImageDataGenerator().flow(np.zeros((4, 5, 5, 3)), np.zeros(3)), ValueError, "same length"),
-    (lambda: next(ImageDataGenerator().flow(np.zeros((0, 5, 5, 3)))), ValueError, "no images"),
-    (lambda: ImageDataGenerator().flow(np.zeros((4, 5, 5, 3)), batch_size=0), ValueError, "batch_size"),
-    (lambda: ImageDataGenerator(data_format="NHWC"), ValueError, "ImageDataGenerator: data_format"),
-    (lambda: ImageDataGenerator(fill_mode="mirror"), ValueError, "ImageDataGenerator: fill_mode"),
-    (lambda: ImageDataGenerator(interpolation_order=3), ValueError, "interpolation_order"),
-    (lambda: ImageDataGenerator().random_transform(np.zeros((2, 4, 4, 3))), ValueError, "rank 3"),
-])
+@pytest.mark.parametrize(
+    "call, exc, words",
+    [
+        (
+            lambda: ImageDataGenerator().flow(np.zeros((4, 5, 5))),
+            ValueError,
+            "NumpyArrayIterator: x must have rank 4",
+        ),
+        (
+            lambda: ImageDataGenerator().flow(np.zeros((4, 5, 5, 3)), np.zeros(3)),
+            ValueError,
+            "same length",
+        ),
+        (lambda: next(ImageDataGenerator().flow(np.zeros((0, 5, 5, 3)))), ValueError, "no images"),
+        (
+            lambda: ImageDataGenerator().flow(np.zeros((4, 5, 5, 3)), batch_size=0),
+            ValueError,
+            "batch_size",
+        ),
+        (
+            lambda: ImageDataGenerator(data_format="NHWC"),
+            ValueError,
+            "ImageDataGenerator: data_format",
+        ),
+        (
+            lambda: ImageDataGenerator(fill_mode="mirror"),
+            ValueError,
+            "ImageDataGenerator: fill_mode",
+        ),
+        (lambda: ImageDataGenerator(interpolation_order=3), ValueError, "interpolation_order"),
+        (
+            lambda: ImageDataGenerator().random_transform(np.zeros((2, 4, 4, 3))),
+            ValueError,
+            "rank 3",
+        ),
+    ],
+)
 def test_bad_arguments(call, exc, words):
     with pytest.raises(exc, match=words):
         call()
 
 
 def test_module_functions_match_keras_formulas():
-    x = images(n=1, data_format="channels_first")[0]  # Keras's module functions default to channels first
+    x = images(n=1, data_format="channels_first")[
+        0
+    ]  # Keras's module functions default to channels first
     np.random.seed(2)
     got = bimage.random_rotation(x, 30)
     np.random.seed(2)
     theta = np.pi / 180 * np.random.uniform(-30, 30)
-    rot = np.array([[np.cos(theta), -np.sin(theta), 0], [np.sin(theta), np.cos(theta), 0], [0, 0, 1]])
+    rot = np.array(
+        [[np.cos(theta), -np.sin(theta), 0], [np.sin(theta), np.cos(theta), 0], [0, 0, 1]]
+    )
     m = ref.transform_matrix_offset_center(rot, x.shape[1], x.shape[2])
     want = np.stack([ref.warp_one_channel(p, m, 0, "nearest", 0.0) for p in x]).astype(np.float32)
     assert_same(got, want, "random_rotation")

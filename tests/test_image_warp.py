@@ -1,12 +1,13 @@
 """The affine warp kernel (csrc/affine.c) against its NumPy twin (tests/reference_image.py), its
 boundary (layouts, out=, bad input), and scipy.ndimage.affine_transform where scipy is installed."""
+
 import sys
 
 import numpy as np
 import pytest
+import reference_image as ref
 
 import bnpy
-import reference_image as ref
 from bnpy.ops import affine_warp
 
 MODES = ref.FILL_MODES
@@ -62,7 +63,8 @@ def check_against_reference(x, m, order, mode, data_format, cval=-7.5, label="")
     tol = tolerance(order, x.dtype, x)
     assert err <= tol, (
         f"affine_warp {label} order={order} mode={mode} dtype={x.dtype} shape={x.shape} "
-        f"{data_format}: max error {err:g} > {tol:g}")
+        f"{data_format}: max error {err:g} > {tol:g}"
+    )
 
 
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
@@ -74,7 +76,9 @@ def test_matches_reference_over_grid(mode, order, dtype, data_format):
     for shape in SHAPES:
         x = images_for(rng, shape, dtype, data_format)
         n, h, w = shape[:3]
-        check_against_reference(x, random_matrices(rng, n, h, w), order, mode, data_format, label="random")
+        check_against_reference(
+            x, random_matrices(rng, n, h, w), order, mode, data_format, label="random"
+        )
         check_against_reference(x, half_pixel_shifts(n), order, mode, data_format, label="ties")
 
 
@@ -107,13 +111,16 @@ def test_quarter_turn_about_the_pixel_centre_is_rot90():
     np.testing.assert_array_equal(got, np.rot90(x, k=1, axes=(1, 2)))
 
 
-@pytest.mark.parametrize("mode, expected", [
-    # an axis of 5 pixels [10, 20, 30, 40, 50] sampled at x = -2.25, -0.75, 4.25, 5.5, 7.0
-    ("constant", [-1, -1, -1, -1, -1]),
-    ("nearest", [10, 10, 50, 50, 50]),
-    ("reflect", [20, 10, 50, 50, 30]),   # half-sample mirror: -x-1 and 2*5-x-1
-    ("wrap", [30, 40, 10, 30, 40]),      # scipy's legacy period of 5 - 1 = 4 pixels
-])
+@pytest.mark.parametrize(
+    "mode, expected",
+    [
+        # an axis of 5 pixels [10, 20, 30, 40, 50] sampled at x = -2.25, -0.75, 4.25, 5.5, 7.0
+        ("constant", [-1, -1, -1, -1, -1]),
+        ("nearest", [10, 10, 50, 50, 50]),
+        ("reflect", [20, 10, 50, 50, 30]),  # half-sample mirror: -x-1 and 2*5-x-1
+        ("wrap", [30, 40, 10, 30, 40]),  # scipy's legacy period of 5 - 1 = 4 pixels
+    ],
+)
 def test_fill_modes_on_one_axis(mode, expected):
     row = np.array([10.0, 20, 30, 40, 50])
     x = np.tile(row, (5, 1))[np.newaxis, :, :, np.newaxis]  # every row is `row`
@@ -134,13 +141,17 @@ def test_identity_is_an_exact_copy(mode, order):
 def test_non_contiguous_inputs(layout):
     rng = np.random.default_rng(3)
     base = rng.normal(size=(4, 9, 10, 6))
-    x = {"f_order": np.asfortranarray(base),
-         "sliced": base[::2, 1:8, ::3, 1:4],
-         "negative_stride": base[::-1, :, ::-1],
-         "transposed_channels": np.moveaxis(base, 1, 2)}[layout]
+    x = {
+        "f_order": np.asfortranarray(base),
+        "sliced": base[::2, 1:8, ::3, 1:4],
+        "negative_stride": base[::-1, :, ::-1],
+        "transposed_channels": np.moveaxis(base, 1, 2),
+    }[layout]
     m = random_matrices(rng, x.shape[0], x.shape[1], x.shape[2])
     check_against_reference(x, m, 0, "reflect", "channels_last", label=layout)
-    check_against_reference(x, m[:, :2, :].astype(np.float32), 1, "wrap", "channels_last", label=layout)
+    check_against_reference(
+        x, m[:, :2, :].astype(np.float32), 1, "wrap", "channels_last", label=layout
+    )
 
 
 def test_single_image_and_shared_matrix():
@@ -191,27 +202,34 @@ GOOD_X = np.zeros((2, 4, 5, 3))
 GOOD_M = np.tile(np.eye(3), (2, 1, 1))
 
 
-@pytest.mark.parametrize("kwargs, exc, words", [
-    (dict(images=np.zeros((2, 4, 5, 3), np.int32)), TypeError, "images must be float32 or float64"),
-    (dict(images=np.zeros((2, 4, 5, 3), np.float16)), TypeError, "images"),
-    (dict(images=np.zeros((2, 4, 5))), ValueError, "images must have rank 4"),
-    (dict(images=np.zeros((2, 1, 4, 5, 3))), ValueError, "images must have rank 4"),
-    (dict(matrices=np.zeros((3, 3, 3))), ValueError, "matrices must have shape"),
-    (dict(matrices=np.zeros((2, 3, 2))), ValueError, "matrices must have shape"),
-    (dict(matrices=np.zeros((2, 4, 3))), ValueError, "matrices must have shape"),
-    (dict(matrices=np.full((2, 3, 3), np.nan)), ValueError, "matrices must be finite"),
-    (dict(matrices=np.zeros((2, 3, 3), complex)), TypeError, "matrices must be a real"),
-    (dict(matrices="eye"), TypeError, "matrices must be a real"),
-    (dict(order=2), ValueError, "order must be 0"),
-    (dict(order=1.0), TypeError, "order must be an int"),
-    (dict(fill_mode="mirror"), ValueError, "fill_mode must be one of"),
-    (dict(fill_mode=3), TypeError, "fill_mode must be a str"),
-    (dict(cval="zero"), TypeError, "cval must be a real number"),
-    (dict(data_format="NHWC"), ValueError, "data_format must be"),
-    (dict(out=np.zeros((2, 4, 5, 3), np.float32)), TypeError, "out must be float64"),
-    (dict(out=np.zeros((2, 4, 5, 2))), ValueError, "out must have shape"),
-    (dict(out=np.zeros((2, 4, 5, 3))[:, ::-1]), ValueError, "out must be C-contiguous"),
-])
+@pytest.mark.parametrize(
+    "kwargs, exc, words",
+    [
+        (
+            dict(images=np.zeros((2, 4, 5, 3), np.int32)),
+            TypeError,
+            "images must be float32 or float64",
+        ),
+        (dict(images=np.zeros((2, 4, 5, 3), np.float16)), TypeError, "images"),
+        (dict(images=np.zeros((2, 4, 5))), ValueError, "images must have rank 4"),
+        (dict(images=np.zeros((2, 1, 4, 5, 3))), ValueError, "images must have rank 4"),
+        (dict(matrices=np.zeros((3, 3, 3))), ValueError, "matrices must have shape"),
+        (dict(matrices=np.zeros((2, 3, 2))), ValueError, "matrices must have shape"),
+        (dict(matrices=np.zeros((2, 4, 3))), ValueError, "matrices must have shape"),
+        (dict(matrices=np.full((2, 3, 3), np.nan)), ValueError, "matrices must be finite"),
+        (dict(matrices=np.zeros((2, 3, 3), complex)), TypeError, "matrices must be a real"),
+        (dict(matrices="eye"), TypeError, "matrices must be a real"),
+        (dict(order=2), ValueError, "order must be 0"),
+        (dict(order=1.0), TypeError, "order must be an int"),
+        (dict(fill_mode="mirror"), ValueError, "fill_mode must be one of"),
+        (dict(fill_mode=3), TypeError, "fill_mode must be a str"),
+        (dict(cval="zero"), TypeError, "cval must be a real number"),
+        (dict(data_format="NHWC"), ValueError, "data_format must be"),
+        (dict(out=np.zeros((2, 4, 5, 3), np.float32)), TypeError, "out must be float64"),
+        (dict(out=np.zeros((2, 4, 5, 2))), ValueError, "out must have shape"),
+        (dict(out=np.zeros((2, 4, 5, 3))[:, ::-1]), ValueError, "out must be C-contiguous"),
+    ],
+)
 def test_bad_input_raises_naming_function_and_argument(kwargs, exc, words):
     args = dict(images=GOOD_X, matrices=GOOD_M)
     args.update(kwargs)
@@ -245,21 +263,44 @@ def test_reference_counts_are_stable():
 @pytest.mark.parametrize("mode", MODES)
 def test_reference_matches_scipy(mode, order):
     """The reference restates scipy.ndimage.affine_transform (what Keras 2.0 calls per channel)."""
-    ndi = pytest.importorskip("scipy.ndimage",
-                              reason="scipy is optional: the cross-check of the reference against scipy needs it")
+    ndi = pytest.importorskip(
+        "scipy.ndimage",
+        reason="scipy is optional: the cross-check of the reference against scipy needs it",
+    )
     rng = np.random.default_rng(9)
-    for (n, h, w, c) in SHAPES:
+    for n, h, w, c in SHAPES:
         x = rng.normal(size=(n, h, w, c))
         for m in (random_matrices(rng, n, h, w), half_pixel_shifts(n)):
-            want = np.stack([np.stack([ndi.affine_transform(x[i, :, :, k], m[i, :2, :2], m[i, :2, 2], order=order,
-                                                            mode=mode, cval=-7.5) for k in range(c)], axis=-1)
-                             for i in range(n)])
+            want = np.stack(
+                [
+                    np.stack(
+                        [
+                            ndi.affine_transform(
+                                x[i, :, :, k],
+                                m[i, :2, :2],
+                                m[i, :2, 2],
+                                order=order,
+                                mode=mode,
+                                cval=-7.5,
+                            )
+                            for k in range(c)
+                        ],
+                        axis=-1,
+                    )
+                    for i in range(n)
+                ]
+            )
             got = ref.affine_warp(x, m, order, mode, -7.5)
             if order == 0:  # scipy computes the coordinate with the same operations: same pixel
                 np.testing.assert_array_equal(got, want, err_msg=f"{mode} {(n, h, w, c)}")
             else:  # scipy's spline weights reach the same blend by another route: ~1e-15 relative
-                np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * np.abs(x).max(),
-                                           err_msg=f"{mode} {(n, h, w, c)}")
+                np.testing.assert_allclose(
+                    got,
+                    want,
+                    rtol=0,
+                    atol=1e-12 * np.abs(x).max(),
+                    err_msg=f"{mode} {(n, h, w, c)}",
+                )
 
 
 @pytest.mark.parametrize("order", [0, 1])

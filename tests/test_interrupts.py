@@ -9,6 +9,7 @@
   killed with SIGKILL at a random moment leaves the previous file intact or a newer complete one,
   never a torn file (test_models.py covers an exception inside the write; this is the crash).
 """
+
 import os
 import signal
 import subprocess
@@ -58,7 +59,7 @@ def _twin_after(steps):
     twin = _model()
     for step in range(steps):
         b = step % BATCHES_PER_EPOCH
-        twin.train_on_batch(x[b * BATCH:(b + 1) * BATCH], y[b * BATCH:(b + 1) * BATCH])
+        twin.train_on_batch(x[b * BATCH : (b + 1) * BATCH], y[b * BATCH : (b + 1) * BATCH])
     return twin
 
 
@@ -67,13 +68,17 @@ def _assert_consistent(model):
     holds exactly the finished epochs; the model still predicts."""
     steps = model.optimizer.iterations
     twin = _twin_after(steps)
-    for (name, got), want in zip(zip(model._weight_names(), model.get_weights()), twin.get_weights()):
+    for (name, got), want in zip(
+        zip(model._weight_names(), model.get_weights()), twin.get_weights()
+    ):
         np.testing.assert_array_equal(got, want, err_msg="{} after {} steps".format(name, steps))
     finished = steps // BATCHES_PER_EPOCH
     history = model.history
     # An interrupt after an epoch's last update but before its on_epoch_end: one fewer epoch.
     assert history.epoch == list(range(len(history.epoch)))
-    assert finished - (steps % BATCHES_PER_EPOCH == 0 and steps > 0) <= len(history.epoch) <= finished
+    assert (
+        finished - (steps % BATCHES_PER_EPOCH == 0 and steps > 0) <= len(history.epoch) <= finished
+    )
     assert all(len(v) == len(history.epoch) for v in history.history.values())
     assert all(np.isfinite(v).all() for v in history.history.values())
     x, _ = _data()
@@ -92,7 +97,9 @@ def test_keyboard_interrupt_from_a_callback_keeps_finished_epochs_and_last_batch
                 raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        model.fit(x, y, batch_size=BATCH, epochs=10, verbose=0, shuffle=False, callbacks=[InterruptAt()])
+        model.fit(
+            x, y, batch_size=BATCH, epochs=10, verbose=0, shuffle=False, callbacks=[InterruptAt()]
+        )
     steps = _assert_consistent(model)
     assert steps == 2 * BATCHES_PER_EPOCH + 3 and len(model.history.epoch) == 2
     assert set(model.history.history) == {"loss", "acc"}
@@ -100,7 +107,9 @@ def test_keyboard_interrupt_from_a_callback_keeps_finished_epochs_and_last_batch
     assert model.optimizer.iterations == steps + BATCHES_PER_EPOCH
 
 
-@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals need the main thread")
+@pytest.mark.skipif(
+    threading.current_thread() is not threading.main_thread(), reason="signals need the main thread"
+)
 @pytest.mark.parametrize("delay", [0.02, 0.11, 0.23, 0.37, 0.52, 0.71])
 def test_sigint_at_a_random_moment_of_fit_leaves_a_consistent_model(delay):
     x, y = _data()
@@ -161,12 +170,15 @@ def test_a_writer_killed_mid_write_leaves_a_complete_file(tmp_path, mode):
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(os.path.dirname(bnpy.__file__)),
-                                         env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join(
+        [os.path.dirname(os.path.dirname(bnpy.__file__)), env.get("PYTHONPATH", "")]
+    )
     env["OMP_NUM_THREADS"] = "1"
     seen_versions = set()
-    for trial, delay in enumerate([0.0, 0.013, 0.05, 0.11, 0.2, 0.31]):
-        proc = subprocess.Popen([sys.executable, str(script), path, mode], stdout=subprocess.PIPE, env=env)
+    for _trial, delay in enumerate([0.0, 0.013, 0.05, 0.11, 0.2, 0.31]):
+        proc = subprocess.Popen(
+            [sys.executable, str(script), path, mode], stdout=subprocess.PIPE, env=env
+        )
         try:
             assert proc.stdout.readline().strip() == b"ready"
             time.sleep(delay)
@@ -183,9 +195,17 @@ def test_a_writer_killed_mid_write_leaves_a_complete_file(tmp_path, mode):
         assert version == -7 or version >= 1
         seen_versions.add(version)
     # Leftovers of killed writers are hidden temporary files, never the target name.
-    assert all(name == "weights.npz" or (name.startswith(".bnpy-weights-") and name.endswith(".tmp"))
-               or name == "writer.py" for name in os.listdir(str(tmp_path)))
-    assert any(v >= 1 for v in seen_versions), "no kill happened after a complete write: test too fast"
+    assert all(
+        name == "weights.npz"
+        or (name.startswith(".bnpy-weights-") and name.endswith(".tmp"))
+        or name == "writer.py"
+        for name in os.listdir(str(tmp_path))
+    )
+    assert any(v >= 1 for v in seen_versions), (
+        "no kill happened after a complete write: test too fast"
+    )
     # A killed writer leaves its temporary file: proof that some kill landed in the middle of a
     # write (the writer spends nearly all its time writing and fsync-ing 2.5 MB files).
-    assert any(name.endswith(".tmp") for name in os.listdir(str(tmp_path))), "no kill landed mid-write"
+    assert any(name.endswith(".tmp") for name in os.listdir(str(tmp_path))), (
+        "no kill landed mid-write"
+    )

@@ -15,6 +15,7 @@ What the numbers allow (docs/keras-reference.md has the figures):
   largest inputs are within float32 rounding sends the gradient to one or the other, and
   Adadelta's normalised steps carry the difference on.
 """
+
 import importlib.util
 import math
 import os
@@ -30,7 +31,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def _load_script():
     # Loading the script first sets TF_ENABLE_ONEDNN_OPTS=0 before TensorFlow is imported.
     spec = importlib.util.spec_from_file_location(
-        "keras_reference", os.path.join(ROOT, "examples", "keras_reference.py"))
+        "keras_reference", os.path.join(ROOT, "examples", "keras_reference.py")
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -65,6 +67,7 @@ def test_same_layers_and_parameter_counts(group):
 def test_layer_differences_are_found():
     """The comparison itself can fail: a BN with PyTorch's momentum, a missing layer."""
     from bnpy.layers.normalization import BatchNormalization
+
     np.random.seed(0)
     ours = article.build_model("as-printed", (32, 32, 3), 10)
     theirs = keras_reference.build_keras_model("as-printed", (32, 32, 3), 10)
@@ -72,7 +75,9 @@ def test_layer_differences_are_found():
     ours.layers[bn].momentum = 0.9
     assert keras_reference.layer_differences(ours, theirs) == [
         "layer {} (BatchNormalization / BatchNormalization): momentum = 0.9 / 0.99".format(
-            ours.layers[bn].name)]
+            ours.layers[bn].name
+        )
+    ]
     other = keras_reference.build_keras_model("no-bn", (32, 32, 3), 10)
     assert keras_reference.layer_differences(ours, other) == ["9 layers in bnpy, 8 in tf-keras"]
 
@@ -84,8 +89,13 @@ def test_loss_is_keras20_clipped_crossentropy_not_the_logits_shortcut():
     model must give the former."""
     x = np.ones((1, 1), dtype=np.float32)
     y = np.array([[1.0, 0.0, 0.0]], dtype=np.float32)
-    model = keras.Sequential([keras.Input(shape=(1,)), keras.layers.Dense(3, use_bias=False),
-                              keras.layers.Activation("softmax")])
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(1,)),
+            keras.layers.Dense(3, use_bias=False),
+            keras.layers.Activation("softmax"),
+        ]
+    )
     model.set_weights([np.array([[0.0, 30.0, 0.0]], dtype=np.float32)])
     clipped = -math.log(1e-7)
 
@@ -95,6 +105,7 @@ def test_loss_is_keras20_clipped_crossentropy_not_the_logits_shortcut():
     assert model.evaluate(x, y, verbose=0) == pytest.approx(30.0, rel=1e-6)  # the shortcut
 
     from bnpy.losses import categorical_crossentropy
+
     probabilities = model.predict(x, verbose=0)
     assert categorical_crossentropy(y, probabilities)[0] == pytest.approx(clipped, rel=1e-6)
 
@@ -102,6 +113,7 @@ def test_loss_is_keras20_clipped_crossentropy_not_the_logits_shortcut():
         with tf.GradientTape() as tape:
             value = tf.reduce_mean(loss(tf.constant(y), model(x, training=True)))
         return tape.gradient(value, model.trainable_variables[0]).numpy()
+
     assert not np.any(kernel_gradient(keras_reference.keras20_categorical_crossentropy))
     assert np.any(kernel_gradient(keras.losses.categorical_crossentropy))
 
@@ -111,8 +123,9 @@ def test_first_step_float32(group):
     """In float32, from the same weights: the first step's loss (the forward pass and the loss,
     before any update) within 1e-6 relative, which is float32 rounding over these networks."""
     x, y = keras_reference.synthetic_data(BATCH_SIZE, seed=0)
-    result = keras_reference.run_group(group, x, y, steps=1, batch_size=BATCH_SIZE, seed=0,
-                                       dtype="float32")
+    result = keras_reference.run_group(
+        group, x, y, steps=1, batch_size=BATCH_SIZE, seed=0, dtype="float32"
+    )
     assert result["params_bnpy"] == result["params_keras"]
     assert result["layer_differences"] == []
     relative = keras_reference.relative_loss_differences(result)

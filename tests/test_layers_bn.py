@@ -1,23 +1,38 @@
 """BatchNormalization layer: Keras 2.0 semantics, NumPy reference, finite differences, Keras's
 own BN behaviour tests, frozen layers, the unbiased option, Keras-1 arguments."""
+
 import numpy as np
 import pytest
+from reference_layers import (
+    batch_norm_inference_reference,
+    batch_norm_train_reference,
+    check_layer_gradients,
+    requires_bn,
+)
 
 from bnpy.layers import BatchNormalization, Dense
 from bnpy.models import Sequential
 from bnpy.optimizers import SGD
-from reference_layers import (batch_norm_inference_reference, batch_norm_train_reference,
-                              check_layer_gradients, requires_bn)
 
 pytestmark = requires_bn
 
 
 def test_defaults_and_weights_are_keras_2_0():
     layer = BatchNormalization()
-    assert (layer.axis, layer.momentum, layer.epsilon, layer.center, layer.scale) == (-1, 0.99, 1e-3, True, True)
+    assert (layer.axis, layer.momentum, layer.epsilon, layer.center, layer.scale) == (
+        -1,
+        0.99,
+        1e-3,
+        True,
+        True,
+    )
     layer.build_for((None, 32, 32, 96))
-    assert [n.split("/")[1] for n in layer.weight_names] == ["gamma:0", "beta:0", "moving_mean:0",
-                                                              "moving_variance:0"]
+    assert [n.split("/")[1] for n in layer.weight_names] == [
+        "gamma:0",
+        "beta:0",
+        "moving_mean:0",
+        "moving_variance:0",
+    ]
     np.testing.assert_array_equal(layer.get_weights()[0], 1)
     np.testing.assert_array_equal(layer.get_weights()[1], 0)
     np.testing.assert_array_equal(layer.get_weights()[2], 0)
@@ -28,8 +43,13 @@ def test_defaults_and_weights_are_keras_2_0():
 @pytest.mark.parametrize("shape, axis", [((6, 5), -1), ((3, 4, 5, 2), -1), ((3, 2, 4, 5), 1)])
 def test_training_and_inference_match_reference(shape, axis):
     rng = np.random.default_rng(0)
-    layer = BatchNormalization(axis=axis, momentum=0.9, gamma_initializer="uniform",
-                               beta_initializer="uniform", dtype="float64")
+    layer = BatchNormalization(
+        axis=axis,
+        momentum=0.9,
+        gamma_initializer="uniform",
+        beta_initializer="uniform",
+        dtype="float64",
+    )
     layer.build_for((None,) + shape[1:])
     x = rng.standard_normal(shape) * 3 + 2
     y_ref, mean, var = batch_norm_train_reference(x, layer.gamma, layer.beta, axis, 1e-3)
@@ -38,8 +58,9 @@ def test_training_and_inference_match_reference(shape, axis):
     layer.commit_updates()
     np.testing.assert_allclose(layer.moving_mean, 0.9 * 0 + 0.1 * mean, rtol=1e-12)
     np.testing.assert_allclose(layer.moving_variance, 0.9 * 1 + 0.1 * var, rtol=1e-12)  # biased var
-    y_inf = batch_norm_inference_reference(x, layer.gamma, layer.beta, layer.moving_mean,
-                                           layer.moving_variance, axis, 1e-3)
+    y_inf = batch_norm_inference_reference(
+        x, layer.gamma, layer.beta, layer.moving_mean, layer.moving_variance, axis, 1e-3
+    )
     np.testing.assert_allclose(layer.forward(x, training=False), y_inf, rtol=1e-10, atol=1e-12)
 
 
@@ -47,8 +68,14 @@ def test_training_and_inference_match_reference(shape, axis):
 @pytest.mark.parametrize("center, scale", [(True, True), (False, True), (True, False)])
 def test_gradients_finite_differences(shape, axis, center, scale):
     rng = np.random.default_rng(1)
-    layer = BatchNormalization(axis=axis, center=center, scale=scale, dtype="float64",
-                               gamma_initializer="uniform", beta_initializer="uniform")
+    layer = BatchNormalization(
+        axis=axis,
+        center=center,
+        scale=scale,
+        dtype="float64",
+        gamma_initializer="uniform",
+        beta_initializer="uniform",
+    )
     layer.build_for((None,) + shape[1:])
     check_layer_gradients(layer, rng.standard_normal(shape) * 2 + 1, rng)
 
@@ -62,7 +89,9 @@ def test_frozen_layer_runs_in_inference_mode_and_updates_nothing():
     x = rng.standard_normal((8, 4)) * 5
     before = layer.get_weights()
     y = layer.forward(x, training=True)
-    np.testing.assert_allclose(y, (x - [1, 2, 3, 4]) / np.sqrt(np.array([1, 4, 9, 16]) + 1e-3), rtol=1e-12)
+    np.testing.assert_allclose(
+        y, (x - [1, 2, 3, 4]) / np.sqrt(np.array([1, 4, 9, 16]) + 1e-3), rtol=1e-12
+    )
     assert layer.trainable_weights == [] and len(layer.non_trainable_weights) == 4
     check_layer_gradients(layer, x, rng)  # dx = γ·dy/√(var + ε), the statistics are constants
     layer.commit_updates()
@@ -84,8 +113,11 @@ def test_unbiased_moving_variance_option():
 
 
 def test_keras1_arguments():
-    with pytest.warns(UserWarning, match=r"Update your `BatchNormalization` call to the Keras 2 API: "
-                                         r"`BatchNormalization\(gamma_initializer=\"one\"\)`"):
+    with pytest.warns(
+        UserWarning,
+        match=r"Update your `BatchNormalization` call to the Keras 2 API: "
+        r"`BatchNormalization\(gamma_initializer=\"one\"\)`",
+    ):
         BatchNormalization(gamma_init="one")
     BatchNormalization(mode=0)
     with pytest.raises(TypeError, match="`mode=1` and `mode=2` are no longer supported"):
@@ -172,7 +204,9 @@ def test_n5_10_on_conv_shaped_input_channels_last():
 
 def test_unbiased_option_rejects_a_last_batch_of_one_before_training():
     np.random.seed(8)
-    model = Sequential([Dense(2, input_shape=(3,)), BatchNormalization(unbiased_moving_variance=True)])
+    model = Sequential(
+        [Dense(2, input_shape=(3,)), BatchNormalization(unbiased_moving_variance=True)]
+    )
     model.compile(loss="mse", optimizer="sgd")
     before = model.get_weights()
     with pytest.raises(ValueError, match="a batch of 1 gives 1"):

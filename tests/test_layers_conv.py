@@ -1,14 +1,20 @@
 """Conv2D, MaxPooling2D, AveragePooling2D layers: forward against a direct loop-based NumPy
 reference (both paddings, strides, both data formats), backward by finite differences in
 float64 with random upstream gradients, Keras-1 arguments, output shapes."""
+
 import warnings
 
 import numpy as np
 import pytest
+from reference_layers import (
+    check_layer_gradients,
+    conv2d_reference,
+    pool2d_reference,
+    requires_conv,
+    requires_pool,
+)
 
 from bnpy.layers import AveragePooling2D, Conv2D, Convolution2D, MaxPooling2D
-from reference_layers import (check_layer_gradients, conv2d_reference, pool2d_reference,
-                              requires_conv, requires_pool)
 
 GEOMETRIES = [  # (H, W, kernel, strides, padding)
     (7, 6, (3, 3), (1, 1), "valid"),
@@ -30,40 +36,66 @@ def _input(rng, data_format, n, h, w, c, dtype):
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
 def test_conv2d_matches_loop_reference(h, w, kernel, strides, padding, data_format):
     rng = np.random.default_rng(0)
-    layer = Conv2D(4, kernel, strides=strides, padding=padding, data_format=data_format,
-                   bias_initializer="uniform")
+    layer = Conv2D(
+        4,
+        kernel,
+        strides=strides,
+        padding=padding,
+        data_format=data_format,
+        bias_initializer="uniform",
+    )
     x = _input(rng, data_format, 3, h, w, 2, np.float32)
     out_shape = layer.build_for((None,) + x.shape[1:])
     expected = conv2d_reference(x, layer.kernel, layer.bias, strides, padding, data_format)
     assert out_shape == (None,) + expected.shape[1:]
     # float32 sums of ≤ 32 products of O(1) numbers: rounding ~1e-6 relative, 2e-5 leaves room
     for training in (False, True):
-        np.testing.assert_allclose(layer.forward(x, training=training), expected, rtol=2e-5, atol=2e-5)
+        np.testing.assert_allclose(
+            layer.forward(x, training=training), expected, rtol=2e-5, atol=2e-5
+        )
 
 
 @requires_conv
 @pytest.mark.parametrize("h, w, kernel, strides, padding", GEOMETRIES[1:4])
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
 @pytest.mark.parametrize("activation", [None, "tanh"])
-def test_conv2d_gradients_finite_differences(h, w, kernel, strides, padding, data_format, activation):
+def test_conv2d_gradients_finite_differences(
+    h, w, kernel, strides, padding, data_format, activation
+):
     rng = np.random.default_rng(1)
-    layer = Conv2D(3, kernel, strides=strides, padding=padding, data_format=data_format,
-                   activation=activation, dtype="float64", bias_initializer="uniform")
+    layer = Conv2D(
+        3,
+        kernel,
+        strides=strides,
+        padding=padding,
+        data_format=data_format,
+        activation=activation,
+        dtype="float64",
+        bias_initializer="uniform",
+    )
     x = _input(rng, data_format, 2, h, w, 2, np.float64)
     layer.build_for((None,) + x.shape[1:])
     check_layer_gradients(layer, x, rng)
 
 
 @requires_conv
-@pytest.mark.parametrize("h, w, kernel, dilation, padding", [
-    (9, 8, (3, 3), (2, 2), "valid"), (9, 8, (3, 2), (2, 3), "same"), (7, 7, 3, 3, "valid")])
+@pytest.mark.parametrize(
+    "h, w, kernel, dilation, padding",
+    [(9, 8, (3, 3), (2, 2), "valid"), (9, 8, (3, 2), (2, 3), "same"), (7, 7, 3, 3, "valid")],
+)
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
 def test_dilated_conv2d(h, w, kernel, dilation, padding, data_format):
     """Keras 2.0's dilation_rate: the taps spread apart, output size from k_eff = k + (k−1)(d−1);
     forward against the loop reference, backward by finite differences."""
     rng = np.random.default_rng(3)
-    layer = Conv2D(3, kernel, padding=padding, data_format=data_format, dilation_rate=dilation,
-                   bias_initializer="uniform")
+    layer = Conv2D(
+        3,
+        kernel,
+        padding=padding,
+        data_format=data_format,
+        dilation_rate=dilation,
+        bias_initializer="uniform",
+    )
     x = _input(rng, data_format, 2, h, w, 2, np.float32)
     out_shape = layer.build_for((None,) + x.shape[1:])
     dilation = layer.dilation_rate
@@ -71,9 +103,19 @@ def test_dilated_conv2d(h, w, kernel, dilation, padding, data_format):
     assert out_shape == (None,) + expected.shape[1:]
     assert layer.get_config()["dilation_rate"] == dilation
     for training in (False, True):
-        np.testing.assert_allclose(layer.forward(x, training=training), expected, rtol=2e-5, atol=2e-5)
-    layer64 = Conv2D(3, kernel, padding=padding, data_format=data_format, dilation_rate=dilation,
-                     dtype="float64", bias_initializer="uniform", activation="tanh")
+        np.testing.assert_allclose(
+            layer.forward(x, training=training), expected, rtol=2e-5, atol=2e-5
+        )
+    layer64 = Conv2D(
+        3,
+        kernel,
+        padding=padding,
+        data_format=data_format,
+        dilation_rate=dilation,
+        dtype="float64",
+        bias_initializer="uniform",
+        activation="tanh",
+    )
     layer64.build_for((None,) + x.shape[1:])
     check_layer_gradients(layer64, x.astype(np.float64), rng)
 
@@ -93,10 +135,13 @@ def test_conv2d_first_layer_skips_dx_and_use_bias_false():
 
 def test_convolution2d_keras1_call_of_the_article():
     with pytest.warns(UserWarning) as record:
-        layer = Convolution2D(96, 11, 11, border_mode="same", input_shape=(32, 32, 3), dim_ordering="tf")
+        layer = Convolution2D(
+            96, 11, 11, border_mode="same", input_shape=(32, 32, 3), dim_ordering="tf"
+        )
     assert str(record[0].message) == (
         'Update your `Conv2D` call to the Keras 2 API: `Conv2D(96, (11, 11), input_shape=(32, 32, 3..., '
-        'padding="same", data_format="channels_last")`')
+        'padding="same", data_format="channels_last")`'
+    )
     assert type(layer) is Conv2D
     assert layer.build_for(layer.batch_input_shape) == (None, 32, 32, 96)
     assert layer.count_params() == 34944
@@ -114,10 +159,16 @@ def test_conv2d_legacy_errors():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         layer = Conv2D(8, nb_row=3, nb_col=5, subsample=(2, 2), dim_ordering="th")
-    assert layer.kernel_size == (3, 5) and layer.strides == (2, 2) and layer.data_format == "channels_first"
+    assert (
+        layer.kernel_size == (3, 5)
+        and layer.strides == (2, 2)
+        and layer.data_format == "channels_first"
+    )
     with pytest.raises(ValueError, match="`padding` argument must be one of 'valid', 'same'"):
         Conv2D(2, 3, padding="full")
-    with pytest.raises(ValueError, match="strides > 1 not supported in conjunction with dilation_rate > 1"):
+    with pytest.raises(
+        ValueError, match="strides > 1 not supported in conjunction with dilation_rate > 1"
+    ):
         Conv2D(2, 3, strides=2, dilation_rate=2)  # as TensorFlow, Keras 2.0's backend, refuses it
 
 
@@ -141,7 +192,9 @@ POOL_GEOMETRIES = [  # (H, W, pool, strides, padding)
 @pytest.mark.parametrize("cls, mode", [(MaxPooling2D, "max"), (AveragePooling2D, "avg")])
 @pytest.mark.parametrize("h, w, pool, strides, padding", POOL_GEOMETRIES)
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
-def test_pooling_matches_reference_and_gradients(cls, mode, h, w, pool, strides, padding, data_format):
+def test_pooling_matches_reference_and_gradients(
+    cls, mode, h, w, pool, strides, padding, data_format
+):
     rng = np.random.default_rng(3)
     layer = cls(pool, strides=strides, padding=padding, data_format=data_format, dtype="float64")
     x = _input(rng, data_format, 2, h, w, 3, np.float64)
@@ -154,11 +207,19 @@ def test_pooling_matches_reference_and_gradients(cls, mode, h, w, pool, strides,
 
 
 def test_pooling_keras1_arguments_and_shapes():
-    with pytest.warns(UserWarning, match='Update your `MaxPooling2D` call to the Keras 2 API: '
-                                         r'`MaxPooling2D\(pool_size=\(2, 2\), padding="valid"\)`'):
+    with pytest.warns(
+        UserWarning,
+        match='Update your `MaxPooling2D` call to the Keras 2 API: '
+        r'`MaxPooling2D\(pool_size=\(2, 2\), padding="valid"\)`',
+    ):
         layer = MaxPooling2D(pool_size=(2, 2), border_mode="valid")
     assert layer.strides == (2, 2)
     assert layer.build_for((None, 33, 33, 96)) == (None, 16, 16, 96)
-    assert AveragePooling2D(3, strides=2, padding="same").build_for((None, 7, 7, 1)) == (None, 4, 4, 1)
+    assert AveragePooling2D(3, strides=2, padding="same").build_for((None, 7, 7, 1)) == (
+        None,
+        4,
+        4,
+        1,
+    )
     with pytest.raises(TypeError, match="can accept only 3 positional arguments"):
         MaxPooling2D(2, 2, "valid", "channels_last")

@@ -1,17 +1,28 @@
 """Core layers: forward against NumPy, backward by finite differences (float64, random dy),
 Keras-1 argument conversion, automatic names, errors."""
+
 import warnings
 
 import numpy as np
 import pytest
+from reference_layers import check_layer_gradients
 
 from bnpy import activations, initializers
 from bnpy.engine import reset_layer_names
 from bnpy.layers import Activation, Dense, Dropout, Flatten, Reshape, ZeroPadding2D
-from reference_layers import check_layer_gradients
 
-ACTIVATIONS = ["linear", "relu", "tanh", "sigmoid", "hard_sigmoid", "softplus", "softsign", "elu",
-               "selu", "softmax"]
+ACTIVATIONS = [
+    "linear",
+    "relu",
+    "tanh",
+    "sigmoid",
+    "hard_sigmoid",
+    "softplus",
+    "softsign",
+    "elu",
+    "selu",
+    "softmax",
+]
 
 
 def _numpy_activation(name, z):
@@ -45,8 +56,9 @@ def test_activation_forward_matches_numpy(name):
     rng = np.random.default_rng(1)
     z = rng.standard_normal((7, 5)) * 3
     expected = _numpy_activation(name, z)
-    np.testing.assert_allclose(activations.get(name) and getattr(activations, name)(z), expected,
-                               rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(
+        activations.get(name) and getattr(activations, name)(z), expected, rtol=1e-12, atol=1e-15
+    )
     layer = Activation(name, input_shape=(5,), dtype="float64")
     layer.build_for((None, 5))
     np.testing.assert_allclose(layer.forward(z), expected, rtol=1e-12, atol=1e-15)
@@ -81,13 +93,15 @@ def test_unknown_activation_is_a_clear_error():
 @pytest.mark.parametrize("use_bias", [True, False])
 def test_dense_forward_and_gradients(activation, use_bias):
     rng = np.random.default_rng(3)
-    layer = Dense(5, activation=activation, use_bias=use_bias, dtype="float64",
-                  bias_initializer="uniform")
+    layer = Dense(
+        5, activation=activation, use_bias=use_bias, dtype="float64", bias_initializer="uniform"
+    )
     layer.build_for((None, 4))
     x = rng.standard_normal((6, 4))
     z = x @ layer.kernel + (layer.bias if use_bias else 0)
-    np.testing.assert_allclose(layer.forward(x), _numpy_activation(activation or "linear", z),
-                               rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        layer.forward(x), _numpy_activation(activation or "linear", z), rtol=1e-12, atol=1e-14
+    )
     check_layer_gradients(layer, x, rng)
 
 
@@ -96,7 +110,9 @@ def test_dense_on_3d_input_contracts_last_axis():
     layer = Dense(3, dtype="float64")
     assert layer.build_for((None, 2, 4)) == (None, 2, 3)
     x = rng.standard_normal((5, 2, 4))
-    np.testing.assert_allclose(layer.forward(x), np.einsum("nti,io->nto", x, layer.kernel) + layer.bias)
+    np.testing.assert_allclose(
+        layer.forward(x), np.einsum("nti,io->nto", x, layer.kernel) + layer.bias
+    )
     check_layer_gradients(layer, x, rng)
 
 
@@ -186,7 +202,9 @@ def test_dropout_gradient_finite_differences_with_a_fixed_mask():
 
 
 def test_dropout_mask_follows_np_random_seed_and_legacy_p():
-    with pytest.warns(UserWarning, match=r"Update your `Dropout` call to the Keras 2 API: `Dropout\(rate=0.5\)`"):
+    with pytest.warns(
+        UserWarning, match=r"Update your `Dropout` call to the Keras 2 API: `Dropout\(rate=0.5\)`"
+    ):
         layer = Dropout(p=0.5)
     layer.build_for((None, 50))
     x = np.ones((4, 50), dtype=np.float32)
@@ -221,8 +239,10 @@ def test_reshape_infers_one_dimension_and_checks_size():
         Reshape((-1, -1)).build_for((None, 12))
 
 
-@pytest.mark.parametrize("padding, expected", [
-    (1, ((1, 1), (1, 1))), ((2, 3), ((2, 2), (3, 3))), (((1, 2), (3, 0)), ((1, 2), (3, 0)))])
+@pytest.mark.parametrize(
+    "padding, expected",
+    [(1, ((1, 1), (1, 1))), ((2, 3), ((2, 2), (3, 3))), (((1, 2), (3, 0)), ((1, 2), (3, 0)))],
+)
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
 def test_zero_padding(padding, expected, data_format):
     rng = np.random.default_rng(8)
@@ -243,8 +263,10 @@ def test_zero_padding(padding, expected, data_format):
 
 def test_zero_padding_legacy_and_errors():
     with pytest.warns(UserWarning, match="Update your `ZeroPadding2D` call"):
-        layer = ZeroPadding2D(padding={"top_pad": 1, "bottom_pad": 2, "left_pad": 0, "right_pad": 3},
-                              dim_ordering="tf")
+        layer = ZeroPadding2D(
+            padding={"top_pad": 1, "bottom_pad": 2, "left_pad": 0, "right_pad": 3},
+            dim_ordering="tf",
+        )
     assert layer.padding == ((1, 2), (0, 3)) and layer.data_format == "channels_last"
     with pytest.raises(ValueError, match="`padding` should be either an int"):
         ZeroPadding2D((1, 2, 3, 4))
@@ -252,8 +274,12 @@ def test_zero_padding_legacy_and_errors():
 
 def test_automatic_names_are_keras_2_snake_case():
     reset_layer_names()
-    assert [Dense(1).name, Dense(1).name, Activation("relu").name, Flatten().name] == \
-        ["dense_1", "dense_2", "activation_1", "flatten_1"]
+    assert [Dense(1).name, Dense(1).name, Activation("relu").name, Flatten().name] == [
+        "dense_1",
+        "dense_2",
+        "activation_1",
+        "flatten_1",
+    ]
     assert Dense(1, name="mine").name == "mine"
 
 

@@ -1,4 +1,5 @@
 """Initializers, regularizers and constraints as the layers use them."""
+
 import numpy as np
 import pytest
 
@@ -8,8 +9,10 @@ from bnpy.models import Sequential
 from bnpy.optimizers import SGD
 
 
-@pytest.mark.parametrize("name, scale, fan", [("he_normal", 2.0, "in"), ("lecun_normal", 1.0, "in"),
-                                              ("glorot_normal", 1.0, "avg")])
+@pytest.mark.parametrize(
+    "name, scale, fan",
+    [("he_normal", 2.0, "in"), ("lecun_normal", 1.0, "in"), ("glorot_normal", 1.0, "avg")],
+)
 def test_truncated_normal_initializers(name, scale, fan):
     np.random.seed(0)
     w = initializers.get(name)((200, 300))
@@ -20,8 +23,10 @@ def test_truncated_normal_initializers(name, scale, fan):
     assert abs(w.std() / std - 0.8796) < 0.01
 
 
-@pytest.mark.parametrize("name, limit", [("he_uniform", np.sqrt(6 / 200)), ("lecun_uniform", np.sqrt(3 / 200)),
-                                         ("uniform", 0.05)])
+@pytest.mark.parametrize(
+    "name, limit",
+    [("he_uniform", np.sqrt(6 / 200)), ("lecun_uniform", np.sqrt(3 / 200)), ("uniform", 0.05)],
+)
 def test_uniform_initializers(name, limit):
     np.random.seed(1)
     w = initializers.get(name)((200, 300))
@@ -51,7 +56,7 @@ def test_activity_regularizer_adds_output_penalty():
     y = np.zeros((5, 3), np.float32)
     out = model.predict(x).astype(np.float64)
     # mse against zeros plus 0.1·Σ out² over the whole batch (Keras 2.0: not divided by N)
-    expected = np.mean(np.mean(out ** 2, axis=1)) + 0.1 * np.sum(out ** 2)
+    expected = np.mean(np.mean(out**2, axis=1)) + 0.1 * np.sum(out**2)
     np.testing.assert_allclose(model.test_on_batch(x, y), expected, rtol=1e-5)
     np.testing.assert_allclose(model.train_on_batch(x, y), expected, rtol=1e-5)
 
@@ -59,8 +64,9 @@ def test_activity_regularizer_adds_output_penalty():
 def test_activity_regularizer_gradient_by_finite_differences():
     """d(total loss)/d kernel through the activity penalty, with lr=1 SGD reading the gradient."""
     np.random.seed(3)
-    model = Sequential([Dense(2, input_shape=(3,), activity_regularizer=regularizers.l2(0.5),
-                              dtype="float64")])
+    model = Sequential(
+        [Dense(2, input_shape=(3,), activity_regularizer=regularizers.l2(0.5), dtype="float64")]
+    )
     model.add(Activation("tanh", dtype="float64"))
     model.compile(loss="mse", optimizer=SGD(lr=1.0))
     x = np.random.standard_normal((4, 3))

@@ -1,10 +1,11 @@
 """Losses (Keras's clipping), their gradients by finite differences, metrics, to_categorical."""
+
 import numpy as np
 import pytest
+from reference_layers import numeric_gradient
 
 from bnpy import activations, losses, metrics
 from bnpy.utils import np_utils
-from reference_layers import numeric_gradient
 
 EPS = 1e-7
 
@@ -21,8 +22,15 @@ def test_categorical_crossentropy_renormalises_and_clips():
     np.testing.assert_allclose(losses.categorical_crossentropy(y, p), expected, rtol=1e-12)
 
 
-@pytest.mark.parametrize("name", ["categorical_crossentropy", "binary_crossentropy",
-                                  "mean_squared_error", "mean_absolute_error"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "categorical_crossentropy",
+        "binary_crossentropy",
+        "mean_squared_error",
+        "mean_absolute_error",
+    ],
+)
 def test_gradients_by_finite_differences(name):
     rng = np.random.default_rng(0)
     f = losses.get(name)
@@ -46,11 +54,17 @@ def test_sparse_categorical_crossentropy_matches_dense_and_gradient():
     rng = np.random.default_rng(1)
     labels = rng.integers(0, 6, 5)
     p = _probabilities(rng, (5, 6))
-    np.testing.assert_allclose(losses.sparse_categorical_crossentropy(labels[:, None], p),
-                               losses.categorical_crossentropy(np.eye(6)[labels], p), rtol=1e-12)
-    numeric = numeric_gradient(lambda: float(np.sum(losses.sparse_categorical_crossentropy(labels, p))), p)
-    np.testing.assert_allclose(losses.sparse_categorical_crossentropy.gradient(labels, p), numeric,
-                               rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(
+        losses.sparse_categorical_crossentropy(labels[:, None], p),
+        losses.categorical_crossentropy(np.eye(6)[labels], p),
+        rtol=1e-12,
+    )
+    numeric = numeric_gradient(
+        lambda: float(np.sum(losses.sparse_categorical_crossentropy(labels, p))), p
+    )
+    np.testing.assert_allclose(
+        losses.sparse_categorical_crossentropy.gradient(labels, p), numeric, rtol=1e-6, atol=1e-8
+    )
     with pytest.raises(ValueError, match="labels must be in"):
         losses.sparse_categorical_crossentropy(np.array([7]), p[:1])
 
@@ -60,13 +74,16 @@ def test_softmax_then_crossentropy_gradient_is_p_minus_y_and_zero_when_clipped()
     z = rng.standard_normal((6, 4))
     y = np.eye(4)[rng.integers(0, 4, 6)]
     p = activations.softmax(z)
-    dz = activations.backward_from_output("softmax", p, losses.categorical_crossentropy.gradient(y, p))
+    dz = activations.backward_from_output(
+        "softmax", p, losses.categorical_crossentropy.gradient(y, p)
+    )
     np.testing.assert_allclose(dz, p - y, rtol=1e-9, atol=1e-12)
     # a saturated softmax: p_true > 1 − 1e-7 is clipped, so Keras's gradient is exactly 0
     z = np.array([[30.0, 0.0, 0.0]])
     p = activations.softmax(z)
-    dz = activations.backward_from_output("softmax", p, losses.categorical_crossentropy.gradient(
-        np.array([[1.0, 0.0, 0.0]]), p))
+    dz = activations.backward_from_output(
+        "softmax", p, losses.categorical_crossentropy.gradient(np.array([[1.0, 0.0, 0.0]]), p)
+    )
     assert np.all(dz == 0)
 
 
@@ -96,16 +113,24 @@ def test_accuracy_metrics():
     y = np.array([[0, 1, 0], [1, 0, 0], [0, 0, 1]], dtype=float)
     p = np.array([[0.1, 0.8, 0.1], [0.2, 0.7, 0.1], [0.3, 0.3, 0.4]])
     np.testing.assert_array_equal(metrics.categorical_accuracy(y, p), [1, 0, 1])
-    np.testing.assert_array_equal(metrics.sparse_categorical_accuracy(np.array([[1], [0], [2]]), p), [1, 0, 1])
-    np.testing.assert_allclose(metrics.binary_accuracy(np.array([[1, 0]]), np.array([[0.7, 0.6]])), [0.5])
+    np.testing.assert_array_equal(
+        metrics.sparse_categorical_accuracy(np.array([[1], [0], [2]]), p), [1, 0, 1]
+    )
+    np.testing.assert_allclose(
+        metrics.binary_accuracy(np.array([[1, 0]]), np.array([[0.7, 0.6]])), [0.5]
+    )
     np.testing.assert_array_equal(metrics.top_k_categorical_accuracy(y, p, k=2), [1, 1, 1])
 
 
-@pytest.mark.parametrize("loss, shape, expected", [
-    (losses.categorical_crossentropy, (None, 10), metrics.categorical_accuracy),
-    (losses.binary_crossentropy, (None, 10), metrics.binary_accuracy),
-    (losses.mse, (None, 1), metrics.binary_accuracy),
-    (losses.sparse_categorical_crossentropy, (None, 10), metrics.sparse_categorical_accuracy)])
+@pytest.mark.parametrize(
+    "loss, shape, expected",
+    [
+        (losses.categorical_crossentropy, (None, 10), metrics.categorical_accuracy),
+        (losses.binary_crossentropy, (None, 10), metrics.binary_accuracy),
+        (losses.mse, (None, 1), metrics.binary_accuracy),
+        (losses.sparse_categorical_crossentropy, (None, 10), metrics.sparse_categorical_accuracy),
+    ],
+)
 def test_accuracy_is_picked_from_the_loss(loss, shape, expected):
     assert metrics.accuracy_for(loss, shape) is expected
 

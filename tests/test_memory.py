@@ -1,5 +1,6 @@
 """bnpy._memory: the caching allocator for NumPy array data around Sequential's compute methods
 (csrc/py_memory.c)."""
+
 import sys
 import threading
 
@@ -15,8 +16,11 @@ MIB = 1 << 20
 
 
 def handler_name(array=None):
-    return np._core.multiarray.get_handler_name(array) if array is not None else \
-        np._core.multiarray.get_handler_name()
+    return (
+        np._core.multiarray.get_handler_name(array)
+        if array is not None
+        else np._core.multiarray.get_handler_name()
+    )
 
 
 def cache_state():

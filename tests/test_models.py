@@ -1,5 +1,6 @@
 """Sequential: construction, compile, the training loop against a hand-written NumPy step, fit's
 History and console output, evaluate/predict, generators, weights I/O, interruption."""
+
 import os
 import re
 import zipfile
@@ -9,8 +10,8 @@ import pytest
 
 from bnpy import callbacks, regularizers
 from bnpy.constraints import NonNeg
-from bnpy.initializers import Constant
 from bnpy.engine import reset_layer_names
+from bnpy.initializers import Constant
 from bnpy.layers import Activation, BatchNormalization, Conv2D, Dense, Dropout, Flatten
 from bnpy.models import Sequential
 from bnpy.optimizers import SGD
@@ -35,8 +36,11 @@ def _softmax_model(d=4, k=3, optimizer="sgd", seed=1, **dense_kwargs):
 
 # -- construction ----------------------------------------------------------------------------
 def test_first_layer_needs_input_shape():
-    with pytest.raises(ValueError, match="The first layer in a Sequential model must get an `input_shape` "
-                                         "or `batch_input_shape` argument."):
+    with pytest.raises(
+        ValueError,
+        match="The first layer in a Sequential model must get an `input_shape` "
+        "or `batch_input_shape` argument.",
+    ):
         Sequential().add(Dense(3))
     with pytest.raises(TypeError, match="must be an instance of class Layer"):
         Sequential().add("dense")
@@ -103,10 +107,11 @@ def test_l2_regularizer_in_loss_and_gradient():
     w = model.layers[0].kernel.astype(np.float64)
     loss = model.train_on_batch(x, y)[0]
     loss_plain = plain.train_on_batch(x, y)[0]
-    np.testing.assert_allclose(loss - loss_plain, 0.01 * np.sum(w ** 2), rtol=1e-4)
+    np.testing.assert_allclose(loss - loss_plain, 0.01 * np.sum(w**2), rtol=1e-4)
     # the only difference of the two updates is lr·2·l·w
-    np.testing.assert_allclose(plain.layers[0].kernel - model.layers[0].kernel, 0.1 * 2 * 0.01 * w,
-                               rtol=1e-3, atol=1e-7)
+    np.testing.assert_allclose(
+        plain.layers[0].kernel - model.layers[0].kernel, 0.1 * 2 * 0.01 * w, rtol=1e-3, atol=1e-7
+    )
 
 
 def test_sample_weight_is_keras_weighted_mean():
@@ -135,17 +140,32 @@ def test_history_keys_order_and_weighted_epoch_means():
     x, y = _data(n=50)
     model = _softmax_model()
     batches = []
-    recorder = callbacks.LambdaCallback(on_batch_end=lambda b, logs: batches.append(
-        (logs["size"], logs["loss"], logs["acc"])))
-    history = model.fit(x, y, batch_size=16, epochs=1, verbose=0, validation_data=(x[:10], y[:10]),
-                        callbacks=[recorder])
+    recorder = callbacks.LambdaCallback(
+        on_batch_end=lambda b, logs: batches.append((logs["size"], logs["loss"], logs["acc"]))
+    )
+    history = model.fit(
+        x,
+        y,
+        batch_size=16,
+        epochs=1,
+        verbose=0,
+        validation_data=(x[:10], y[:10]),
+        callbacks=[recorder],
+    )
     assert list(history.history) == ["val_loss", "val_acc", "loss", "acc"]
     assert [b[0] for b in batches] == [16, 16, 16, 2]
     sizes = np.array([b[0] for b in batches])
-    np.testing.assert_allclose(history.history["loss"][0], np.dot(sizes, [b[1] for b in batches]) / 50)
-    np.testing.assert_allclose(history.history["acc"][0], np.dot(sizes, [b[2] for b in batches]) / 50)
-    np.testing.assert_allclose([history.history["val_loss"][0], history.history["val_acc"][0]],
-                               model.evaluate(x[:10], y[:10], verbose=0), rtol=1e-12)
+    np.testing.assert_allclose(
+        history.history["loss"][0], np.dot(sizes, [b[1] for b in batches]) / 50
+    )
+    np.testing.assert_allclose(
+        history.history["acc"][0], np.dot(sizes, [b[2] for b in batches]) / 50
+    )
+    np.testing.assert_allclose(
+        [history.history["val_loss"][0], history.history["val_acc"][0]],
+        model.evaluate(x[:10], y[:10], verbose=0),
+        rtol=1e-12,
+    )
     assert history.params["metrics"] == ["loss", "acc", "val_loss", "val_acc"]
     assert history.params["samples"] == 50 and history.epoch == [0]
 
@@ -154,8 +174,11 @@ def test_validation_split_takes_the_last_samples():
     x, y = _data(n=50)
     model = _softmax_model()
     history = model.fit(x, y, epochs=1, verbose=0, validation_split=0.2)
-    np.testing.assert_allclose([history.history["val_loss"][0], history.history["val_acc"][0]],
-                               model.evaluate(x[40:], y[40:], verbose=0), rtol=1e-12)
+    np.testing.assert_allclose(
+        [history.history["val_loss"][0], history.history["val_acc"][0]],
+        model.evaluate(x[40:], y[40:], verbose=0),
+        rtol=1e-12,
+    )
 
 
 def test_fit_is_reproducible_with_np_random_seed():
@@ -181,9 +204,13 @@ def test_evaluate_is_exact_mean_over_samples():
     x, y = _data(n=37)
     model = _softmax_model()
     p = model.predict(x, batch_size=37).astype(np.float64)
-    loss = np.mean(-np.sum(y * np.log(np.clip(p / p.sum(1, keepdims=True), 1e-7, 1 - 1e-7)), axis=1))
+    loss = np.mean(
+        -np.sum(y * np.log(np.clip(p / p.sum(1, keepdims=True), 1e-7, 1 - 1e-7)), axis=1)
+    )
     acc = np.mean(p.argmax(1) == y.argmax(1))
-    np.testing.assert_allclose(model.evaluate(x, y, batch_size=5, verbose=0), [loss, acc], rtol=1e-6)
+    np.testing.assert_allclose(
+        model.evaluate(x, y, batch_size=5, verbose=0), [loss, acc], rtol=1e-6
+    )
 
 
 def test_fit_console_output_verbose_1_and_2(capsys):
@@ -194,9 +221,12 @@ def test_fit_console_output_verbose_1_and_2(capsys):
     assert out[0] == "Train on 40 samples, validate on 10 samples"
     assert out[1] == "Epoch 1/2"
     h = history.history
-    assert re.fullmatch(r"40/40 \[==============================\] - \d+s - loss: %.4f - acc: %.4f - "
-                        r"val_loss: %.4f - val_acc: %.4f" % (h["loss"][0], h["acc"][0], h["val_loss"][0],
-                                                             h["val_acc"][0]), out[2]), out[2]
+    assert re.fullmatch(
+        r"40/40 \[==============================\] - \d+s - loss: %.4f - acc: %.4f - "
+        r"val_loss: %.4f - val_acc: %.4f"
+        % (h["loss"][0], h["acc"][0], h["val_loss"][0], h["val_acc"][0]),
+        out[2],
+    ), out[2]
     assert out[3] == "Epoch 2/2" and len(out) == 5
     model.fit(x, y, epochs=1, verbose=2)
     out = capsys.readouterr().out.splitlines()
@@ -210,7 +240,9 @@ def test_fit_initial_epoch_and_keyword_errors(capsys):
     history = model.fit(x, y, epochs=4, initial_epoch=2, verbose=1)
     assert history.epoch == [2, 3]
     assert capsys.readouterr().out.splitlines()[0] == "Epoch 3/4"
-    with pytest.warns(UserWarning, match="The `nb_epoch` argument in `fit` has been renamed `epochs`."):
+    with pytest.warns(
+        UserWarning, match="The `nb_epoch` argument in `fit` has been renamed `epochs`."
+    ):
         model.fit(x, y, nb_epoch=1, verbose=0)
     with pytest.raises(TypeError, match="Unrecognized keyword arguments"):
         model.fit(x, y, epoch=1, verbose=0)
@@ -219,8 +251,11 @@ def test_fit_initial_epoch_and_keyword_errors(capsys):
 def test_input_and_target_checks():
     x, y = _data()
     model = _softmax_model()
-    with pytest.raises(ValueError, match=r"expected dense_\d+_input to have shape \(None, 4\) but got "
-                                         r"array with shape \(40, 5\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"expected dense_\d+_input to have shape \(None, 4\) but got "
+        r"array with shape \(40, 5\)",
+    ):
         model.fit(np.zeros((40, 5)), y, verbose=0)
     with pytest.raises(ValueError, match="while using as loss `categorical_crossentropy`"):
         model.fit(x, y.argmax(1), verbose=0)
@@ -246,8 +281,9 @@ def test_predict_variants():
     assert p.shape == (10, 3) and p.dtype == np.float32
     np.testing.assert_array_equal(model.predict_classes(x, verbose=0), p.argmax(1))
     np.testing.assert_allclose(model.predict_on_batch(x), p, rtol=1e-6)
-    linear = Sequential([Dense(1, input_shape=(4,), bias_initializer=Constant(2.0),
-                               kernel_initializer="zeros")])
+    linear = Sequential(
+        [Dense(1, input_shape=(4,), bias_initializer=Constant(2.0), kernel_initializer="zeros")]
+    )
     np.testing.assert_array_equal(linear.predict_classes(x, verbose=0), np.ones((10, 1), np.int32))
     with pytest.warns(UserWarning, match="invalid probability values"):
         linear.predict_proba(x, verbose=0)
@@ -257,21 +293,31 @@ def test_predict_variants():
 def _batches_forever(x, y, batch_size):
     while True:
         for start in range(0, len(x), batch_size):
-            yield x[start:start + batch_size], y[start:start + batch_size]
+            yield x[start : start + batch_size], y[start : start + batch_size]
 
 
 def test_fit_generator_and_evaluate_generator(capsys):
     x, y = _data(n=40)
     model = _softmax_model()
-    history = model.fit_generator(_batches_forever(x, y, 10), steps_per_epoch=4, epochs=2,
-                                  validation_data=(x, y), verbose=1)
+    history = model.fit_generator(
+        _batches_forever(x, y, 10), steps_per_epoch=4, epochs=2, validation_data=(x, y), verbose=1
+    )
     assert list(history.history) == ["val_loss", "val_acc", "loss", "acc"]
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "Epoch 1/2" and lines[1].startswith("4/4 [==============================]")
-    np.testing.assert_allclose(model.evaluate_generator(_batches_forever(x, y, 10), steps=4),
-                               model.evaluate(x, y, verbose=0), rtol=1e-12)
-    val_gen = model.fit_generator(_batches_forever(x, y, 10), 4, epochs=1, verbose=0,
-                                  validation_data=_batches_forever(x, y, 20), validation_steps=2)
+    np.testing.assert_allclose(
+        model.evaluate_generator(_batches_forever(x, y, 10), steps=4),
+        model.evaluate(x, y, verbose=0),
+        rtol=1e-12,
+    )
+    val_gen = model.fit_generator(
+        _batches_forever(x, y, 10),
+        4,
+        epochs=1,
+        verbose=0,
+        validation_data=_batches_forever(x, y, 20),
+        validation_steps=2,
+    )
     assert len(val_gen.history["val_loss"]) == 1
 
 
@@ -287,7 +333,9 @@ def test_fit_generator_keras1_arguments():
 
     with pytest.warns(UserWarning) as record:
         history = model.fit_generator(Flow(), samples_per_epoch=40, nb_epoch=2, verbose=0)
-    assert any("Update your `fit_generator` call to the Keras 2 API" in str(w.message) for w in record)
+    assert any(
+        "Update your `fit_generator` call to the Keras 2 API" in str(w.message) for w in record
+    )
     assert history.epoch == [0, 1]
     with pytest.raises(ValueError, match="output of generator should be a tuple"):
         model.fit_generator(iter([x]), steps_per_epoch=1, verbose=0)
@@ -340,8 +388,11 @@ def test_set_weights_refuses_a_bad_dtype_before_writing_anything():
     before = model.get_weights()
     bad = model.get_weights()
     bad[-1] = bad[-1].astype(np.complex64)  # the last weight fails the cast, after the others
-    with pytest.raises(TypeError, match=r"weight 7 \(.*bias:0\) has dtype float32, got an array of "
-                                        r"dtype complex64"):
+    with pytest.raises(
+        TypeError,
+        match=r"weight 7 \(.*bias:0\) has dtype float32, got an array of "
+        r"dtype complex64",
+    ):
         model.set_weights([w + 1 for w in bad[:-1]] + bad[-1:])
     for a, b in zip(before, model.get_weights()):
         np.testing.assert_array_equal(a, b)
@@ -359,9 +410,11 @@ def test_save_load_weights_round_trip(tmp_path):
     assert os.listdir(str(tmp_path)) == ["weights.npz"]  # no temporary file left behind
     with np.load(path, allow_pickle=False) as f:
         assert str(f["__format__"]) == "bnpy-weights-1"
-        assert list(f["__weight_names__"])[:3] == [model.layers[0].name + "/kernel:0",
-                                                   model.layers[0].name + "/bias:0",
-                                                   model.layers[1].name + "/gamma:0"]
+        assert list(f["__weight_names__"])[:3] == [
+            model.layers[0].name + "/kernel:0",
+            model.layers[0].name + "/bias:0",
+            model.layers[1].name + "/gamma:0",
+        ]
     other = _bn_model(seed=9)  # different layer names: matched by order, as Keras does
     other.load_weights(path)
     np.testing.assert_allclose(other.predict(x), model.predict(x), rtol=0, atol=0)
@@ -414,14 +467,23 @@ def test_load_weights_checks_everything_before_changing_anything(tmp_path):
         write("format.npz", __format__=np.array("other")): "not a bnpy weights file",
     }
     renamed = [n.replace("moving_variance", "running_std") for n in names]
-    cases[write("names.npz", __weight_names__=np.array(renamed),
-                **{r: arrays[n] for r, n in zip(renamed, names)})] = "expects weight 'moving_variance:0', the file has 'running_std:0'"
+    cases[
+        write(
+            "names.npz",
+            __weight_names__=np.array(renamed),
+            **{r: arrays[n] for r, n in zip(renamed, names)},
+        )
+    ] = "expects weight 'moving_variance:0', the file has 'running_std:0'"
     for p, message in cases.items():
         with pytest.raises(ValueError, match=message):
             target.load_weights(p)
         _assert_unchanged(target, before)
     pickled = str(tmp_path / "pickled.npz")
-    np.savez(pickled, __format__=np.array("bnpy-weights-1"), __weight_names__=np.array([None], dtype=object))
+    np.savez(
+        pickled,
+        __format__=np.array("bnpy-weights-1"),
+        __weight_names__=np.array([None], dtype=object),
+    )
     garbage = str(tmp_path / "garbage.npz")
     with open(garbage, "wb") as f:
         f.write(b"not a zip file")
@@ -442,7 +504,9 @@ def test_keyboard_interrupt_keeps_the_last_finished_batch():
     x, y = _data(n=64)
     model = _bn_model()
     snapshots = []
-    record = callbacks.LambdaCallback(on_batch_end=lambda b, logs: snapshots.append(model.get_weights()))
+    record = callbacks.LambdaCallback(
+        on_batch_end=lambda b, logs: snapshots.append(model.get_weights())
+    )
     bn_layer = model.layers[1]
     real_backward = bn_layer.backward
     calls = {"n": 0}
@@ -492,8 +556,9 @@ def test_missing_or_non_numeric_data_is_a_clear_error():
 def test_whole_model_gradient_by_finite_differences_channels_first():
     """Every layer type in one float64 channels-first model: the update of SGD(lr=1) is minus the
     gradient of the training-mode loss, which central differences check for every weight."""
+    from reference_layers import one_thread, requires_bn, requires_conv, requires_pool
+
     from bnpy.layers import AveragePooling2D, Reshape, ZeroPadding2D
-    from reference_layers import requires_bn, requires_conv, requires_pool, one_thread
 
     for mark in (requires_bn, requires_conv, requires_pool):
         if mark.args[0]:
@@ -555,7 +620,9 @@ def test_sample_weight_in_training_equals_training_on_the_weighted_samples():
     # class_weight: per-class weights become sample weights
     by_class = _softmax_model(optimizer=SGD(lr=0.5))
     classes = y.argmax(1)
-    by_class.train_on_batch(x, y, class_weight={c: 2.0 if c == classes[0] else 1.0 for c in range(3)})
+    by_class.train_on_batch(
+        x, y, class_weight={c: 2.0 if c == classes[0] else 1.0 for c in range(3)}
+    )
     reference = _softmax_model(optimizer=SGD(lr=0.5))
     reference.train_on_batch(x, y, sample_weight=np.where(classes == classes[0], 2.0, 1.0))
     for a, b in zip(by_class.get_weights(), reference.get_weights()):
@@ -567,7 +634,7 @@ def test_shuffle_batch_moves_whole_blocks_and_keeps_the_tail():
 
     np.random.seed(0)
     shuffled = _batch_shuffle(np.arange(10), 3)
-    blocks = [tuple(shuffled[i:i + 3]) for i in range(0, 9, 3)]
+    blocks = [tuple(shuffled[i : i + 3]) for i in range(0, 9, 3)]
     assert sorted(blocks) == [(0, 1, 2), (3, 4, 5), (6, 7, 8)] and shuffled[-1] == 9
     x, y = _data(n=10)
     model = _softmax_model()

@@ -1,13 +1,21 @@
 """The article's script, model and training part, on arrays of the real shapes; and a small
 convnet that learns Fashion-MNIST (Debian's dataset-fashion-mnist files)."""
+
 import numpy as np
 import pytest
+from reference_layers import (
+    build_article_model,
+    fashion_mnist_paths,
+    one_thread,
+    read_idx_gz,
+    requires_bn,
+    requires_conv,
+    requires_pool,
+)
 
 from bnpy.layers import Activation, BatchNormalization, Conv2D, Dense, Flatten, MaxPooling2D
 from bnpy.models import Sequential
 from bnpy.utils import np_utils
-from reference_layers import (build_article_model, fashion_mnist_paths, one_thread, read_idx_gz,
-                              requires_bn, requires_conv, requires_pool)
 
 pytestmark = [requires_conv, requires_pool, requires_bn]
 
@@ -27,14 +35,18 @@ def test_article_training_part_runs_on_arrays_of_the_real_shapes(comments, capsy
         X_test = X_test.reshape(X_test.shape[0], 32, 32, 3).astype('float32') / 255
         Y_train = np_utils.to_categorical(y_train, 10)
         Y_test = np_utils.to_categorical(y_test, 10)
-        model.compile(loss='categorical_crossentropy',
-                      optimizer='adadelta',
-                      metrics=['accuracy'])
+        model.compile(loss='categorical_crossentropy', optimizer='adadelta', metrics=['accuracy'])
         batch_size = 32
         nb_epoch = 1
         with pytest.warns(UserWarning, match="nb_epoch"):
-            history = model.fit(X_train, Y_train, batch_size=batch_size, nb_epoch=nb_epoch,
-                                verbose=1, validation_data=(X_test, Y_test))
+            history = model.fit(
+                X_train,
+                Y_train,
+                batch_size=batch_size,
+                nb_epoch=nb_epoch,
+                verbose=1,
+                validation_data=(X_test, Y_test),
+            )
         score = model.evaluate(X_test, Y_test, verbose=0)
     out = capsys.readouterr().out.splitlines()
     assert out[:2] == ["Train on 64 samples, validate on 32 samples", "Epoch 1/1"]
@@ -48,9 +60,11 @@ def test_article_training_part_runs_on_arrays_of_the_real_shapes(comments, capsy
     assert all(np.any(layer.moving_variance != 1) for layer in bn)
 
 
-@pytest.mark.skipif(fashion_mnist_paths() is None,
-                    reason="Fashion-MNIST files absent (/usr/share/datasets/fashion-mnist, from "
-                           "Debian's dataset-fashion-mnist)")
+@pytest.mark.skipif(
+    fashion_mnist_paths() is None,
+    reason="Fashion-MNIST files absent (/usr/share/datasets/fashion-mnist, from "
+    "Debian's dataset-fashion-mnist)",
+)
 def test_small_convnet_learns_fashion_mnist():
     """Conv(8, 3×3) → BN → relu → max-pool → Dense(10, softmax), Adam, 2 epochs on the first
     4,000 training images: at least 75% accuracy on the first 2,000 test images (chance is 10%;

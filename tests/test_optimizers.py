@@ -1,5 +1,6 @@
 """Every optimizer against its Keras 2.0 update rule, step by step (float64 parameters, so the
 comparison is to rounding: rtol 1e-12 over a few steps of O(1) numbers)."""
+
 import re
 
 import numpy as np
@@ -20,8 +21,13 @@ def _run(optimizer, rule, shape=(3, 4), seed=0):
         g = rng.standard_normal(shape)
         optimizer.update([p], [g.copy()])
         expected = rule(expected, g, state, it)
-        np.testing.assert_allclose(p, expected, rtol=1e-12, atol=1e-14,
-                                   err_msg="{} step {}".format(type(optimizer).__name__, it))
+        np.testing.assert_allclose(
+            p,
+            expected,
+            rtol=1e-12,
+            atol=1e-14,
+            err_msg="{} step {}".format(type(optimizer).__name__, it),
+        )
     assert optimizer.iterations == STEPS
 
 
@@ -29,8 +35,10 @@ def _zeros(state, key, like):
     return state.setdefault(key, np.zeros_like(like))
 
 
-@pytest.mark.parametrize("momentum, nesterov, decay", [(0.0, False, 0.0), (0.9, False, 0.0),
-                                                       (0.9, True, 0.0), (0.5, False, 0.1)])
+@pytest.mark.parametrize(
+    "momentum, nesterov, decay",
+    [(0.0, False, 0.0), (0.9, False, 0.0), (0.9, True, 0.0), (0.5, False, 0.1)],
+)
 def test_sgd(momentum, nesterov, decay):
     lr = 0.05
 
@@ -45,7 +53,7 @@ def test_sgd(momentum, nesterov, decay):
 
 def test_rmsprop():
     def rule(p, g, s, it):
-        a = 0.9 * _zeros(s, "a", p) + 0.1 * g ** 2
+        a = 0.9 * _zeros(s, "a", p) + 0.1 * g**2
         s["a"] = a
         return p - 0.001 * g / (np.sqrt(a) + 1e-8)
 
@@ -54,7 +62,7 @@ def test_rmsprop():
 
 def test_adagrad():
     def rule(p, g, s, it):
-        a = _zeros(s, "a", p) + g ** 2
+        a = _zeros(s, "a", p) + g**2
         s["a"] = a
         return p - 0.01 * g / (np.sqrt(a) + 1e-8)
 
@@ -67,10 +75,10 @@ def test_adadelta_uses_new_a_old_d_and_unscaled_delta(decay):
 
     def rule(p, g, s, it):
         lr_t = lr / (1 + decay * it)
-        a = rho * _zeros(s, "a", p) + (1 - rho) * g ** 2
+        a = rho * _zeros(s, "a", p) + (1 - rho) * g**2
         d = _zeros(s, "d", p)
         delta = g * np.sqrt(d + eps) / np.sqrt(a + eps)
-        s["a"], s["d"] = a, rho * d + (1 - rho) * delta ** 2
+        s["a"], s["d"] = a, rho * d + (1 - rho) * delta**2
         return p - lr_t * delta
 
     _run(optimizers.Adadelta(decay=decay), rule)
@@ -86,9 +94,9 @@ def test_adam():
 
     def rule(p, g, s, it):
         t = it + 1
-        lr_t = lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+        lr_t = lr * np.sqrt(1 - b2**t) / (1 - b1**t)
         m = b1 * _zeros(s, "m", p) + (1 - b1) * g
-        v = b2 * _zeros(s, "v", p) + (1 - b2) * g ** 2
+        v = b2 * _zeros(s, "v", p) + (1 - b2) * g**2
         s["m"], s["v"] = m, v
         return p - lr_t * m / (np.sqrt(v) + eps)
 
@@ -103,7 +111,7 @@ def test_adamax():
         m = b1 * _zeros(s, "m", p) + (1 - b1) * g
         u = np.maximum(b2 * _zeros(s, "u", p), np.abs(g))
         s["m"], s["u"] = m, u
-        return p - lr / (1 - b1 ** t) * m / (u + eps)
+        return p - lr / (1 - b1**t) * m / (u + eps)
 
     _run(optimizers.Adamax(), rule)
 
@@ -120,10 +128,10 @@ def test_nadam():
         s["schedule"] = schedule
         g_prime = g / (1 - schedule)
         m = b1 * _zeros(s, "m", p) + (1 - b1) * g
-        v = b2 * _zeros(s, "v", p) + (1 - b2) * g ** 2
+        v = b2 * _zeros(s, "v", p) + (1 - b2) * g**2
         s["m"], s["v"] = m, v
         m_bar = (1 - mu_t) * g_prime + mu_t1 * m / (1 - schedule_next)
-        return p - lr * m_bar / (np.sqrt(v / (1 - b2 ** t)) + eps)
+        return p - lr * m_bar / (np.sqrt(v / (1 - b2**t)) + eps)
 
     _run(optimizers.Nadam(), rule)
 
@@ -157,7 +165,9 @@ def test_state_is_per_parameter():
 
 
 def test_errors():
-    with pytest.raises(TypeError, match="Unexpected keyword argument passed to optimizer: momentun"):
+    with pytest.raises(
+        TypeError, match="Unexpected keyword argument passed to optimizer: momentun"
+    ):
         optimizers.SGD(momentun=0.9)
     with pytest.raises(ValueError, match="Unknown optimizer: 'adadeltaa'"):
         optimizers.get("adadeltaa")
@@ -167,8 +177,15 @@ def test_errors():
     assert not p.any()
 
 
-@pytest.mark.parametrize("name, cls", [("SGD", optimizers.SGD), ("rmsprop", optimizers.RMSprop),
-                                       ("Adam", optimizers.Adam), ("nadam", optimizers.Nadam)])
+@pytest.mark.parametrize(
+    "name, cls",
+    [
+        ("SGD", optimizers.SGD),
+        ("rmsprop", optimizers.RMSprop),
+        ("Adam", optimizers.Adam),
+        ("nadam", optimizers.Nadam),
+    ],
+)
 def test_get_by_name_is_case_insensitive(name, cls):
     assert type(optimizers.get(name)) is cls
 
@@ -195,7 +212,9 @@ def test_set_state_installs_checked_copies():
     with pytest.raises(ValueError, match="expected 3 state arrays, got 1"):
         optimizers.Adam().set_state(r, [np.zeros(3)])
     fresh = optimizers.Adam()
-    with pytest.raises(ValueError, match="a state array of shape \\(2,\\) for a parameter of shape \\(3,\\)"):
+    with pytest.raises(
+        ValueError, match="a state array of shape \\(2,\\) for a parameter of shape \\(3,\\)"
+    ):
         fresh.set_state(r, [np.zeros(3), np.zeros(2), np.zeros(3)])
     assert fresh.get_state(r) == []
     fresh.set_state(r, [np.ones(3)] * 3)
@@ -210,25 +229,43 @@ HYPERPARAMETERS = {  # class: {argument: a value in range}
     optimizers.Adadelta: {"lr": 1.0, "rho": 0.95, "epsilon": 1e-8, "decay": 0.0},
     optimizers.Adam: {"lr": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8, "decay": 0.0},
     optimizers.Adamax: {"lr": 0.002, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8, "decay": 0.0},
-    optimizers.Nadam: {"lr": 0.002, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8, "schedule_decay": 0.004},
+    optimizers.Nadam: {
+        "lr": 0.002,
+        "beta_1": 0.9,
+        "beta_2": 0.999,
+        "epsilon": 1e-8,
+        "schedule_decay": 0.004,
+    },
 }
 # Values no hyperparameter may take, and the ones only a rate in [0, 1] (or a beta in [0, 1)) may not.
 NEVER = [float("nan"), float("inf"), float("-inf"), -0.1, np.float32("nan")]
 ABOVE_ONE = {"momentum": 1.5, "rho": 1.01, "beta_1": 1.0, "beta_2": 1.0}
 
 
-@pytest.mark.parametrize("cls, argument", [(cls, arg) for cls, args in HYPERPARAMETERS.items()
-                                           for arg in list(args) + ["clipnorm", "clipvalue"]])
+@pytest.mark.parametrize(
+    "cls, argument",
+    [
+        (cls, arg)
+        for cls, args in HYPERPARAMETERS.items()
+        for arg in list(args) + ["clipnorm", "clipvalue"]
+    ],
+)
 def test_a_nan_inf_negative_or_out_of_range_hyperparameter_is_refused(cls, argument):
     name = cls.__name__
     for bad in NEVER + ([ABOVE_ONE[argument]] if argument in ABOVE_ONE else []):
-        with pytest.raises(ValueError, match=r"{}: argument '{}' must be a finite number >= 0.*, got "
-                           .format(name, argument)) as info:
+        with pytest.raises(
+            ValueError,
+            match=r"{}: argument '{}' must be a finite number >= 0.*, got ".format(name, argument),
+        ) as info:
             cls(**{argument: bad})
         assert repr(float(bad)) in str(info.value)
     for bad in ("0.1", [0.1], None if argument not in ("clipnorm", "clipvalue") else "x", True):
-        with pytest.raises(TypeError, match=r"{}: argument '{}' must be a number, got {}".format(
-                name, argument, re.escape(repr(bad)))):
+        with pytest.raises(
+            TypeError,
+            match=r"{}: argument '{}' must be a number, got {}".format(
+                name, argument, re.escape(repr(bad))
+            ),
+        ):
             cls(**{argument: bad})
 
 
@@ -245,5 +282,7 @@ def test_in_range_hyperparameters_are_accepted_as_floats(cls):
 
 
 def test_sgd_nesterov_must_be_a_bool():
-    with pytest.raises(TypeError, match="SGD: argument 'nesterov' must be True or False, got 'False'"):
+    with pytest.raises(
+        TypeError, match="SGD: argument 'nesterov' must be True or False, got 'False'"
+    ):
         optimizers.SGD(nesterov="False")

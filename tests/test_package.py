@@ -1,4 +1,5 @@
 """The package imports its compiled core and exposes the thread setting."""
+
 import pytest
 
 import bnpy
@@ -19,7 +20,9 @@ def test_set_num_threads_round_trip():
         bnpy.set_num_threads(before)
 
 
-@pytest.mark.parametrize("bad, exc", [(0, ValueError), (-3, ValueError), (1.5, TypeError), ("2", TypeError)])
+@pytest.mark.parametrize(
+    "bad, exc", [(0, ValueError), (-3, ValueError), (1.5, TypeError), ("2", TypeError)]
+)
 def test_set_num_threads_rejects_bad_counts(bad, exc):
     with pytest.raises(exc, match="set_num_threads"):
         bnpy.set_num_threads(bad)

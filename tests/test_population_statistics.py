@@ -1,11 +1,16 @@
 """Population statistics for inference (the BN paper's Algorithm 2) against a NumPy twin."""
+
 import numpy as np
 import pytest
 
-from bnpy.layers.core import Activation, Dense
 from bnpy.layers.convolutional import Conv2D
-from bnpy.layers.normalization import (BatchNormalization, compute_population_statistics,
-                                       restore_moving_statistics, set_population_statistics)
+from bnpy.layers.core import Activation, Dense
+from bnpy.layers.normalization import (
+    BatchNormalization,
+    compute_population_statistics,
+    restore_moving_statistics,
+    set_population_statistics,
+)
 from bnpy.models import Sequential
 
 
@@ -30,7 +35,7 @@ def _numpy_population(model, x, batch_size):
     d1, bn1, _, d2, bn2 = model.layers
     per_layer = {bn1.name: [], bn2.name: []}
     for start in range(0, len(x), batch_size):
-        h = x[start:start + batch_size] @ d1.weights[0] + d1.weights[1]
+        h = x[start : start + batch_size] @ d1.weights[0] + d1.weights[1]
         mu, var = h.mean(axis=0), h.var(axis=0)
         per_layer[bn1.name].append((len(h), mu, var))
         h = (h - mu) / np.sqrt(var + bn1.epsilon) * bn1.gamma + bn1.beta
@@ -43,8 +48,10 @@ def _numpy_population(model, x, batch_size):
         variances = np.array([b[2] for b in batches])
         keep = m > 1
         mk = m[keep]
-        result[name] = ((m[:, None] * means).sum(0) / m.sum(),
-                        ((mk * mk / (mk - 1))[:, None] * variances[keep]).sum(0) / mk.sum())
+        result[name] = (
+            (m[:, None] * means).sum(0) / m.sum(),
+            ((mk * mk / (mk - 1))[:, None] * variances[keep]).sum(0) / mk.sum(),
+        )
     return result
 
 
@@ -76,8 +83,12 @@ def test_equal_batches_are_the_papers_formula():
 
 def test_conv_bn_statistics_reduce_over_batch_and_space():
     np.random.seed(0)
-    model = Sequential([Conv2D(3, (3, 3), padding="same", input_shape=(5, 5, 2), dtype="float64"),
-                        BatchNormalization(dtype="float64")])
+    model = Sequential(
+        [
+            Conv2D(3, (3, 3), padding="same", input_shape=(5, 5, 2), dtype="float64"),
+            BatchNormalization(dtype="float64"),
+        ]
+    )
     x = np.random.RandomState(2).normal(1.0, 1.0, (6, 5, 5, 2))
     mean, var = compute_population_statistics(model, x, batch_size=3)[model.layers[1].name]
     h = model.layers[0].forward(x, training=False).reshape(2, 3 * 25, 3)  # two batches of 3

@@ -6,22 +6,25 @@ and after the output was allocated). The batch-normalization entry points have t
 10,000-call tests in test_batchnorm_boundary.py; here they ride along in the same rounds (a few
 microseconds each) because the bad-argument paths are different ones.
 """
+
 import gc
 import sys
 import tracemalloc
 
 import numpy as np
 import pytest
+from fuzz import leak_check
 
 from bnpy import _core
-from fuzz import leak_check
 
 ROUNDS = 10_000
 
 
 def _refcounts():
     # None is shared by the whole interpreter: its count moves with everything else.
-    return {name: sys.getrefcount(value) for name, value in leak_check.ARGS.items() if value is not None}
+    return {
+        name: sys.getrefcount(value) for name, value in leak_check.ARGS.items() if value is not None
+    }
 
 
 def test_every_entry_point_is_exercised():

@@ -4,17 +4,27 @@ A loaded model must predict the same bits as the saved one, and, compiled with t
 optimizer and its state, train on exactly as the saved one would have (weights bitwise equal after
 more steps, for every optimizer). Bad files and what cannot be saved raise ValueError, and leave
 any existing file as it was."""
+
 import json
 import os
 
 import numpy as np
 import pytest
+from reference_layers import build_article_model, requires_conv
 
 from bnpy import constraints, losses, regularizers, saving
-from bnpy.layers import (Activation, BatchNormalization, Conv2D, Dense, Dropout, Flatten, MaxPooling2D,
-                         Reshape, ZeroPadding2D)
+from bnpy.layers import (
+    Activation,
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    MaxPooling2D,
+    Reshape,
+    ZeroPadding2D,
+)
 from bnpy.models import Sequential, load_model
-from reference_layers import build_article_model, requires_conv
 
 OPTIMIZERS = ["sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamax", "nadam"]
 
@@ -137,7 +147,9 @@ def test_custom_objects(tmp_path):
     model.train_on_batch(x, np.zeros((6, 2), np.float32))
     path = tmp_path / "custom.npz"
     model.save(path)
-    with pytest.raises(ValueError, match="unknown layer class 'Doubled' \\(pass it in custom_objects\\)"):
+    with pytest.raises(
+        ValueError, match="unknown layer class 'Doubled' \\(pass it in custom_objects\\)"
+    ):
         load_model(path)
     with pytest.raises(ValueError, match="unknown loss 'my_loss'"):
         load_model(path, custom_objects={"Doubled": Doubled})
@@ -150,7 +162,9 @@ def test_custom_objects(tmp_path):
 def test_a_plain_initializer_function_is_left_out(tmp_path):
     """An initializer that is a plain function cannot be written; the weights it made are, so the
     loaded layer takes the default initializer and the same weights."""
-    model = Sequential([Dense(2, input_shape=(3,), kernel_initializer=lambda shape, dtype: np.ones(shape, dtype))])
+    model = Sequential(
+        [Dense(2, input_shape=(3,), kernel_initializer=lambda shape, dtype: np.ones(shape, dtype))]
+    )
     model.save(tmp_path / "m.npz")
     loaded = load_model(tmp_path / "m.npz")
     np.testing.assert_array_equal(loaded.layers[0].kernel, np.ones((3, 2), np.float32))
@@ -236,24 +250,54 @@ def test_damaged_files_raise_value_error_only(tmp_path):
         config = json.loads(str(archive["__model_config__"]))
         keys = list(archive.files)
     sgd = {"class_name": "SGD", "config": {}}
-    must_refuse = [{"__model_config__": text} for text in (
-        "[]", "not json", json.dumps({"class_name": "Sequential", "config": {"layers": 5}}),
-        json.dumps({"class_name": "Sequential", "config": {"layers": [{"class_name": "os"}]}}))]
-    must_refuse += [{"__training_config__": json.dumps(c)} for c in (
-        {}, [1], {"optimizer_config": {"class_name": "Nope", "config": {}}, "loss": "mse", "metrics": []},
-        {"optimizer_config": {"class_name": "SGD", "config": {"x": 1}}, "loss": "mse", "metrics": []},
-        {"optimizer_config": sgd, "loss": "nope", "metrics": []},
-        {"optimizer_config": sgd, "loss": "mse", "metrics": ["nope"]})]
-    must_refuse += [{key: None} for key in keys
-                    if key.startswith("__optimizer__/") and "/" not in key[len("__optimizer__/"):]
-                    or "/kernel:0" in key or key in ("__format__", "__model_config__", "__weight_names__")]
+    must_refuse = [
+        {"__model_config__": text}
+        for text in (
+            "[]",
+            "not json",
+            json.dumps({"class_name": "Sequential", "config": {"layers": 5}}),
+            json.dumps({"class_name": "Sequential", "config": {"layers": [{"class_name": "os"}]}}),
+        )
+    ]
+    must_refuse += [
+        {"__training_config__": json.dumps(c)}
+        for c in (
+            {},
+            [1],
+            {
+                "optimizer_config": {"class_name": "Nope", "config": {}},
+                "loss": "mse",
+                "metrics": [],
+            },
+            {
+                "optimizer_config": {"class_name": "SGD", "config": {"x": 1}},
+                "loss": "mse",
+                "metrics": [],
+            },
+            {"optimizer_config": sgd, "loss": "nope", "metrics": []},
+            {"optimizer_config": sgd, "loss": "mse", "metrics": ["nope"]},
+        )
+    ]
+    must_refuse += [
+        {key: None}
+        for key in keys
+        if key.startswith("__optimizer__/")
+        and "/" not in key[len("__optimizer__/") :]
+        or "/kernel:0" in key
+        or key in ("__format__", "__model_config__", "__weight_names__")
+    ]
     must_refuse += [{"__optimizer__/iterations": v} for v in (-3, 2.5, "text")]
-    must_refuse += [{"__optimizer__/m_schedule": np.nan}, {"__optimizer__/0/0": np.zeros(7)},
-                    {"__optimizer__/0/0": "text"}]
+    must_refuse += [
+        {"__optimizer__/m_schedule": np.nan},
+        {"__optimizer__/0/0": np.zeros(7)},
+        {"__optimizer__/0/0": "text"},
+    ]
     harmless_or_refused = [{"__model_config__": text} for text in _damaged_configs(config)]
     harmless_or_refused += [{key: None} for key in keys]
     out = str(tmp_path / "damaged.npz")
-    for changes, must in [(c, True) for c in must_refuse] + [(c, False) for c in harmless_or_refused]:
+    for changes, must in [(c, True) for c in must_refuse] + [
+        (c, False) for c in harmless_or_refused
+    ]:
         _rewrite(path, out, changes)
         try:
             load_model(out)
@@ -277,7 +321,10 @@ def test_a_keras_hdf5_file_is_named_as_such(tmp_path, user_block):
         with pytest.raises(ValueError) as info:
             load(str(path))
         message = str(info.value)
-        assert message.startswith(function + ": ") and "model.h5 is an HDF5 file (a Keras .h5" in message
+        assert (
+            message.startswith(function + ": ")
+            and "model.h5 is an HDF5 file (a Keras .h5" in message
+        )
         assert "bnpy reads .npz" in message and "allow_pickle" not in message
 
 
@@ -289,18 +336,27 @@ def test_a_file_that_is_not_hdf5_is_not_called_so(tmp_path):
     assert "HDF5" not in str(info.value)
 
 
-@pytest.mark.parametrize("entry, base", [("kernel_initializer", "Initializer"),
-                                         ("kernel_regularizer", "Regularizer"),
-                                         ("kernel_constraint", "Constraint")])
-def test_a_file_naming_an_abstract_base_class_gives_the_documented_value_error(tmp_path, entry, base):
+@pytest.mark.parametrize(
+    "entry, base",
+    [
+        ("kernel_initializer", "Initializer"),
+        ("kernel_regularizer", "Regularizer"),
+        ("kernel_constraint", "Constraint"),
+    ],
+)
+def test_a_file_naming_an_abstract_base_class_gives_the_documented_value_error(
+    tmp_path, entry, base
+):
     path = str(tmp_path / "m.npz")
     Sequential([Dense(2, input_shape=(3,))]).save(path)
     with np.load(path, allow_pickle=False) as archive:
         config = json.loads(str(archive["__model_config__"]))
     config["config"]["layers"][0]["config"][entry] = {"class_name": base, "config": {}}
     out = _rewrite(path, str(tmp_path / "base.npz"), {"__model_config__": json.dumps(config)})
-    with pytest.raises(ValueError, match="load_model: the config entry '{}' names {}, the base class"
-                       .format(entry, base)):
+    with pytest.raises(
+        ValueError,
+        match="load_model: the config entry '{}' names {}, the base class".format(entry, base),
+    ):
         load_model(out)
 
 

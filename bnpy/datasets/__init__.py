@@ -7,9 +7,20 @@ them, checksum-verified, only as the last resort; see :mod:`bnpy.datasets._looku
 execute code from a file: CIFAR batches go through a restricted unpickler, ``.npz`` files are read
 with ``allow_pickle=False``, IDX files are parsed from their headers.
 """
-from . import cifar, cifar10, cifar10_sample, cifar100, fashion_mnist, mnist
+
 from ..utils.data_utils import ChecksumError, DataFileError, DownloadError, UnsafeArchiveError
+from . import cifar, cifar10, cifar10_sample, cifar100, fashion_mnist, mnist
 from .cifar import UnsafePickleError
 
-__all__ = ["cifar10", "cifar10_sample", "cifar100", "mnist", "fashion_mnist", "DataFileError", "ChecksumError",
-           "DownloadError", "UnsafeArchiveError", "UnsafePickleError"]
+__all__ = [
+    "cifar10",
+    "cifar10_sample",
+    "cifar100",
+    "mnist",
+    "fashion_mnist",
+    "DataFileError",
+    "ChecksumError",
+    "DownloadError",
+    "UnsafeArchiveError",
+    "UnsafePickleError",
+]

@@ -17,9 +17,11 @@ Lookup order (the first place that holds a usable copy wins):
 When all of that fails the error names the file, the folders searched, where to put the file and the
 URL (with size and checksum) to get it from.
 """
+
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Callable, Optional, Tuple
 
 from ..utils import data_utils
 
@@ -65,6 +67,7 @@ def image_data_format():
     """``bnpy.backend.image_data_format()`` where the framework provides it, else 'channels_last'."""
     try:
         from .. import backend  # written by the framework; optional for the loaders
+
         return backend.image_data_format()
     except (ImportError, AttributeError):
         return "channels_last"
@@ -73,8 +76,9 @@ def image_data_format():
 @dataclass(frozen=True)
 class Download:
     """One official file: its name in Keras's cache, its URLs (tried in order) and its checksum."""
+
     fname: str
-    origins: Tuple[str, ...]
+    origins: tuple[str, ...]
     file_hash: str
     size: Optional[int] = None
     untar: bool = False
@@ -90,9 +94,10 @@ class DatasetSource:
     ``downloads`` are fetched into ``download_root()/download_subdir`` and the loadable path is
     ``from_downloads(list of paths get_file returned)``.
     """
+
     function: str
     title: str
-    candidates: Tuple[str, ...]
+    candidates: tuple[str, ...]
     check: Callable[[str], Optional[str]]
     downloads: Sequence[Download]
     download_subdir: str = ""
@@ -105,8 +110,11 @@ def _describe_size(size):
 
 
 def _not_found_message(source, searched, reason):
-    lines = ["{}: {} was not found{}.".format(source.function, source.title,
-                                              " and could not be downloaded" if reason else "")]
+    lines = [
+        "{}: {} was not found{}.".format(
+            source.function, source.title, " and could not be downloaded" if reason else ""
+        )
+    ]
     if reason:
         lines.append("  Download: {}".format(reason))
     lines.append("  Looked for {} in:".format(" or ".join(source.candidates)))
@@ -114,17 +122,28 @@ def _not_found_message(source, searched, reason):
         lines.append("    ${} (not set)".format(ENV_DATA))
     for label, folder, note in searched:
         lines.append("    {} ({}){}".format(folder, label, ": " + note if note else ""))
-    lines.append("  Put {} into one of these folders (for example {}), set ${} to the folder that "
-                 "holds it, or pass path=.".format(" or ".join(source.candidates),
-                                                   os.path.join(keras_cache_dir(), source.candidates[0]),
-                                                   ENV_DATA))
+    lines.append(
+        "  Put {} into one of these folders (for example {}), set ${} to the folder that "
+        "holds it, or pass path=.".format(
+            " or ".join(source.candidates),
+            os.path.join(keras_cache_dir(), source.candidates[0]),
+            ENV_DATA,
+        )
+    )
     for download in source.downloads:
-        digests = ["{} {}".format("sha256" if len(download.file_hash) == 64 else "md5", download.file_hash)]
+        digests = [
+            "{} {}".format("sha256" if len(download.file_hash) == 64 else "md5", download.file_hash)
+        ]
         if download.md5 and download.md5 != download.file_hash:
             digests.append("md5 " + download.md5)
-        lines.append("  Get {} from {} ({}{}).".format(
-            download.origins[0].rstrip("/").rsplit("/", 1)[-1], download.origins[0],
-            _describe_size(download.size), ", ".join(digests)))
+        lines.append(
+            "  Get {} from {} ({}{}).".format(
+                download.origins[0].rstrip("/").rsplit("/", 1)[-1],
+                download.origins[0],
+                _describe_size(download.size),
+                ", ".join(digests),
+            )
+        )
     if source.hint:
         lines.append("  " + source.hint)
     return "\n".join(lines)
@@ -133,8 +152,11 @@ def _not_found_message(source, searched, reason):
 def check_path_argument(function, path):
     """``path`` as a str, or a TypeError naming the function when it is not a path at all."""
     if not isinstance(path, (str, os.PathLike)):
-        raise TypeError("{}: path must be a file or folder name (str or os.PathLike), got {}".format(
-            function, type(path).__name__))
+        raise TypeError(
+            "{}: path must be a file or folder name (str or os.PathLike), got {}".format(
+                function, type(path).__name__
+            )
+        )
     path = os.fspath(path)
     if not isinstance(path, str):
         raise TypeError("{}: path must be a str path, got {}".format(function, type(path).__name__))
@@ -145,21 +167,31 @@ def _check_explicit(source, path):
     """``path=`` may be the dataset itself or a folder holding one of the candidates."""
     path = os.path.expanduser(check_path_argument(source.function, path))
     if not os.path.exists(path):
-        raise FileNotFoundError("{}: path={!r} does not exist (expected {} or a folder holding it)"
-                                .format(source.function, path, " or ".join(source.candidates)))
+        raise FileNotFoundError(
+            "{}: path={!r} does not exist (expected {} or a folder holding it)".format(
+                source.function, path, " or ".join(source.candidates)
+            )
+        )
     problem = source.check(path)
     if problem is None:
         return path
     if not os.path.isdir(path):  # the file named is there but is not what it should be
-        raise data_utils.DataFileError("{}: path={!r} {}; expected {}".format(
-            source.function, path, problem, " or ".join(source.candidates)))
+        raise data_utils.DataFileError(
+            "{}: path={!r} {}; expected {}".format(
+                source.function, path, problem, " or ".join(source.candidates)
+            )
+        )
     usable, problems = _first_usable(source, path)
     if usable is not None:
         return usable
-    notes = ["{}: {}".format(path, problem)] + ["{}: {}".format(os.path.join(path, name), why)
-                                                 for name, why in problems]
-    raise FileNotFoundError("{}: path={!r} holds no usable {} ({}); expected {}".format(
-        source.function, path, source.title, "; ".join(notes), " or ".join(source.candidates)))
+    notes = ["{}: {}".format(path, problem)] + [
+        "{}: {}".format(os.path.join(path, name), why) for name, why in problems
+    ]
+    raise FileNotFoundError(
+        "{}: path={!r} holds no usable {} ({}); expected {}".format(
+            source.function, path, source.title, "; ".join(notes), " or ".join(source.candidates)
+        )
+    )
 
 
 def _first_usable(source, folder):
@@ -185,23 +217,35 @@ def locate(source, path=None, progress=True):
         usable, problems = _first_usable(source, folder)
         if usable is not None:
             return usable
-        searched.append((label, folder, "; ".join("{} {}".format(name, why) for name, why in problems)))
+        searched.append(
+            (label, folder, "; ".join("{} {}".format(name, why) for name, why in problems))
+        )
     if is_offline():
-        raise FileNotFoundError(_not_found_message(
-            source, searched, "skipped because ${} is set".format(ENV_OFFLINE)))
+        raise FileNotFoundError(
+            _not_found_message(source, searched, "skipped because ${} is set".format(ENV_OFFLINE))
+        )
 
     fetched, failures, corrupt = [], [], False
     for download in source.downloads:
         for origin in download.origins:
             try:
-                fetched.append(data_utils.get_file(
-                    download.fname, origin, untar=download.untar, file_hash=download.file_hash,
-                    cache_dir=download_root(), cache_subdir=source.download_subdir,
-                    progress=progress))
+                fetched.append(
+                    data_utils.get_file(
+                        download.fname,
+                        origin,
+                        untar=download.untar,
+                        file_hash=download.file_hash,
+                        cache_dir=download_root(),
+                        cache_subdir=source.download_subdir,
+                        progress=progress,
+                    )
+                )
                 break
             except data_utils.DownloadError as exc:
                 failures.append(str(exc))
-            except data_utils.ChecksumError as exc:  # a mirror serving other bytes: try the next one
+            except (
+                data_utils.ChecksumError
+            ) as exc:  # a mirror serving other bytes: try the next one
                 failures.append(str(exc))
                 corrupt = True
         else:
@@ -210,6 +254,9 @@ def locate(source, path=None, progress=True):
     found = source.from_downloads(fetched)
     problem = source.check(found)
     if problem is not None:
-        raise data_utils.DataFileError("{}: the downloaded {} at {} is not usable: {}".format(
-            source.function, source.title, found, problem))
+        raise data_utils.DataFileError(
+            "{}: the downloaded {} at {} is not usable: {}".format(
+                source.function, source.title, found, problem
+            )
+        )
     return found

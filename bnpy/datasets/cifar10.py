@@ -14,13 +14,14 @@ Files are found as described in :mod:`bnpy.datasets._lookup`: the folder ``cifar
 without being extracted. A folder with fewer than the five training batches loads the ones present
 and warns. Batches are unpickled by :class:`bnpy.datasets.cifar.RestrictedUnpickler`.
 """
+
 import os
 import warnings
 
 import numpy as np
 
-from . import _lookup, cifar
 from ..utils.data_utils import DataFileError
+from . import _lookup, cifar
 
 __all__ = ["load_data"]
 
@@ -31,11 +32,24 @@ NUM_CLASSES = 10
 #: Each official batch (10,000 images of 3,073 bytes, with names and labels) is about 31.0 MB; a
 #: larger file is not a CIFAR-10 batch and is refused before it is read.
 MAX_BATCH_BYTES = 32 << 20
-LABEL_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+LABEL_NAMES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
 
 #: The official archive (https since Keras 2.0.9). md5 from the CIFAR page; sha256 as later tf.keras.
 DOWNLOAD = _lookup.Download(
-    fname=DIRNAME, untar=True, size=170498071,
+    fname=DIRNAME,
+    untar=True,
+    size=170498071,
     origins=("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
     file_hash="6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",
     md5="c58f30108f718f92721af3b95e74349a",
@@ -55,9 +69,12 @@ def _problem(path):
 
 def _source():
     return _lookup.DatasetSource(
-        function="cifar10.load_data", title="CIFAR-10",
+        function="cifar10.load_data",
+        title="CIFAR-10",
         candidates=(DIRNAME, "cifar-10-python.tar.gz", DIRNAME + ".tar.gz"),
-        check=_problem, downloads=(DOWNLOAD,))
+        check=_problem,
+        downloads=(DOWNLOAD,),
+    )
 
 
 def load_data(path=None):
@@ -74,22 +91,39 @@ def load_data(path=None):
         parsed[name] = cifar.parse_batch(data, "{} ({})".format(name, found))
     present = [name for name in TRAIN_BATCHES if name in parsed]
     if TEST_BATCH not in parsed or not present:
-        raise DataFileError("{}: {} holds {}; expected data_batch_1 ... data_batch_5 and {}".format(
-            function, found, sorted(parsed) or "none of the CIFAR-10 batch files", TEST_BATCH))
+        raise DataFileError(
+            "{}: {} holds {}; expected data_batch_1 ... data_batch_5 and {}".format(
+                function, found, sorted(parsed) or "none of the CIFAR-10 batch files", TEST_BATCH
+            )
+        )
     if len(present) < len(TRAIN_BATCHES):
         missing = [name for name in TRAIN_BATCHES if name not in parsed]
-        warnings.warn("{}: {} holds only {} of the five official training batches ({} missing); "
-                      "loading the {} training images that are there".format(
-                          function, found, len(present), ", ".join(missing),
-                          sum(parsed[name][0].shape[0] for name in present)), UserWarning, stacklevel=2)
+        warnings.warn(
+            "{}: {} holds only {} of the five official training batches ({} missing); "
+            "loading the {} training images that are there".format(
+                function,
+                found,
+                len(present),
+                ", ".join(missing),
+                sum(parsed[name][0].shape[0] for name in present),
+            ),
+            UserWarning,
+            stacklevel=2,
+        )
 
     x_train = np.concatenate([parsed[name][0] for name in present])
-    y_train = np.concatenate([
-        cifar.check_labels(parsed[name][1], NUM_CLASSES, "{}: {} in {}".format(function, name, found))
-        for name in present]).astype(np.uint8)
+    y_train = np.concatenate(
+        [
+            cifar.check_labels(
+                parsed[name][1], NUM_CLASSES, "{}: {} in {}".format(function, name, found)
+            )
+            for name in present
+        ]
+    ).astype(np.uint8)
     x_test = parsed[TEST_BATCH][0]
-    y_test = cifar.check_labels(parsed[TEST_BATCH][1], NUM_CLASSES,
-                                "{}: {} in {}".format(function, TEST_BATCH, found))
+    y_test = cifar.check_labels(
+        parsed[TEST_BATCH][1], NUM_CLASSES, "{}: {} in {}".format(function, TEST_BATCH, found)
+    )
     # Keras 2.0: y_train was filled into a uint8 array, y_test comes from a list (default int).
     y_train = y_train.reshape(len(y_train), 1)
     y_test = np.reshape(np.array(parsed[TEST_BATCH][1]), (len(y_test), 1))

@@ -6,12 +6,13 @@ both label arrays from the Python lists of the batch files). Files: the folder `
 (``train``, ``test``, ``meta``) or the archive ``cifar-100-python.tar.gz``, found as described in
 :mod:`bnpy.datasets._lookup`, unpickled by :class:`bnpy.datasets.cifar.RestrictedUnpickler`.
 """
+
 import os
 
 import numpy as np
 
-from . import _lookup, cifar
 from ..utils.data_utils import DataFileError
+from . import _lookup, cifar
 
 __all__ = ["load_data"]
 
@@ -23,7 +24,9 @@ MAX_BYTES = {"train": 160 << 20, "test": 32 << 20}
 
 #: The official archive: md5 eb9058c3a382ffc7106e4002c42a8d85 (CIFAR page); sha256 as later tf.keras.
 DOWNLOAD = _lookup.Download(
-    fname=DIRNAME, untar=True, size=169001437,
+    fname=DIRNAME,
+    untar=True,
+    size=169001437,
     origins=("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",),
     file_hash="85cd44d02ba6437773c5bbd22e183051d648de2e7d6b014e1ef29b855ba677a7",
     md5="eb9058c3a382ffc7106e4002c42a8d85",
@@ -32,15 +35,21 @@ DOWNLOAD = _lookup.Download(
 
 def _problem(path):
     if os.path.isdir(path):
-        missing = [name for name in ("train", "test") if not os.path.isfile(os.path.join(path, name))]
+        missing = [
+            name for name in ("train", "test") if not os.path.isfile(os.path.join(path, name))
+        ]
         return "has no {}".format(" or ".join(missing)) if missing else None
     return cifar.archive_problem(path)
 
 
 def _source():
     return _lookup.DatasetSource(
-        function="cifar100.load_data", title="CIFAR-100",
-        candidates=(DIRNAME, DIRNAME + ".tar.gz"), check=_problem, downloads=(DOWNLOAD,))
+        function="cifar100.load_data",
+        title="CIFAR-100",
+        candidates=(DIRNAME, DIRNAME + ".tar.gz"),
+        check=_problem,
+        downloads=(DOWNLOAD,),
+    )
 
 
 def load_data(label_mode="fine", path=None):
@@ -51,19 +60,26 @@ def load_data(label_mode="fine", path=None):
     """
     function = "cifar100.load_data"
     if label_mode not in NUM_CLASSES:
-        raise ValueError('{}: label_mode must be one of "fine" "coarse", got {!r}'.format(
-            function, label_mode))
+        raise ValueError(
+            '{}: label_mode must be one of "fine" "coarse", got {!r}'.format(function, label_mode)
+        )
     found = _lookup.locate(_source(), path)
     parsed = {}
     for name, data in cifar.iter_batch_files(found, DIRNAME, MAX_BYTES, function):
-        parsed[name] = cifar.parse_batch(data, "{} ({})".format(name, found),
-                                         label_key=label_mode + "_labels")
+        parsed[name] = cifar.parse_batch(
+            data, "{} ({})".format(name, found), label_key=label_mode + "_labels"
+        )
     if set(parsed) != {"train", "test"}:
-        raise DataFileError("{}: {} holds {}; expected train and test".format(
-            function, found, sorted(parsed) or "neither train nor test"))
+        raise DataFileError(
+            "{}: {} holds {}; expected train and test".format(
+                function, found, sorted(parsed) or "neither train nor test"
+            )
+        )
     (x_train, train_labels), (x_test, test_labels) = parsed["train"], parsed["test"]
     for name, labels in (("train", train_labels), ("test", test_labels)):
-        cifar.check_labels(labels, NUM_CLASSES[label_mode], "{}: {} in {}".format(function, name, found))
+        cifar.check_labels(
+            labels, NUM_CLASSES[label_mode], "{}: {} in {}".format(function, name, found)
+        )
     y_train = np.reshape(np.array(train_labels), (len(train_labels), 1))
     y_test = np.reshape(np.array(test_labels), (len(test_labels), 1))
     if _lookup.image_data_format() == "channels_last":

@@ -19,19 +19,30 @@ Use it where the real CIFAR-10 cannot be had (no network, nothing cached): it is
 ``bnpy-experiment article`` falls back to. It is a sample: accuracies on it are lower than on
 all 50,000 images, and its 2,000 test images give accuracies to about ±1 % (one standard error).
 """
+
 import hashlib
 import io
 import os
 
 import numpy as np
 
-from . import _lookup
 from ..utils.data_utils import DataFileError
+from . import _lookup
 
 __all__ = ["load_data", "LABEL_NAMES", "FILE"]
 
-LABEL_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-               "truck")
+LABEL_NAMES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
 #: The sample's file, inside the installed package.
 FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "cifar10_sample.npz")
 #: SHA-256 of FILE as tools/make_cifar10_sample.py wrote it (a damaged copy is refused).
@@ -45,11 +56,16 @@ def _read_checked():
         with open(FILE, "rb") as f:
             data = f.read()
     except OSError as exc:
-        raise DataFileError("{}: cannot read the built-in sample {} ({}); reinstall bnpy".format(
-            function, FILE, exc)) from None
+        raise DataFileError(
+            "{}: cannot read the built-in sample {} ({}); reinstall bnpy".format(
+                function, FILE, exc
+            )
+        ) from None
     if hashlib.sha256(data).hexdigest() != SHA256:
-        raise DataFileError("{}: {} is damaged (its SHA-256 is not the one bnpy was built with); "
-                            "reinstall bnpy".format(function, FILE))
+        raise DataFileError(
+            "{}: {} is damaged (its SHA-256 is not the one bnpy was built with); "
+            "reinstall bnpy".format(function, FILE)
+        )
     with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
         return {key: arrays[key] for key in arrays.files}
 
@@ -58,7 +74,7 @@ def _decode(header, blob, offsets, image_module):
     """The images of one split, uint8 (N, 32, 32, 3), from their JPEG files (header + body)."""
     images = np.empty((len(offsets) - 1, 32, 32, 3), dtype=np.uint8)
     for i in range(len(images)):
-        jpeg = header + blob[offsets[i]:offsets[i + 1]]
+        jpeg = header + blob[offsets[i] : offsets[i + 1]]
         with image_module.open(io.BytesIO(jpeg)) as img:
             images[i] = np.asarray(img.convert("RGB"))
     return images
@@ -69,8 +85,10 @@ def load_data():
     try:
         from PIL import Image
     except ImportError:
-        raise ImportError("bnpy.datasets.cifar10_sample needs Pillow to decode its JPEG images: "
-                          "pip install 'bnpy[image]' (or pip install Pillow)") from None
+        raise ImportError(
+            "bnpy.datasets.cifar10_sample needs Pillow to decode its JPEG images: "
+            "pip install 'bnpy[image]' (or pip install Pillow)"
+        ) from None
     arrays = _read_checked()
     header = arrays["jpeg_header"].tobytes()
     splits = {}

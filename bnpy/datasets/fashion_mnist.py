@@ -10,20 +10,25 @@ Files found on disk are checked by their IDX headers, not by checksum: Debian re
 ``.gz`` files, so their md5 differs from the official ones while their contents are the same.
 Downloads are checked against the official md5 values.
 """
+
 import gzip
 import os
 import zlib
 
 import numpy as np
 
-from . import _lookup
 from ..utils.data_utils import DataFileError
+from . import _lookup
 
 __all__ = ["load_data", "read_idx"]
 
 DIRNAME = "fashion-mnist"
-FILES = ("train-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz",
-         "t10k-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz")
+FILES = (
+    "train-labels-idx1-ubyte.gz",
+    "train-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+)
 #: md5 of the official files (zalandoresearch/fashion-mnist README).
 MD5 = {
     "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
@@ -31,10 +36,22 @@ MD5 = {
     "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
     "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
 }
-BASE_URLS = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",   # Keras 2.0.9
-             "https://storage.googleapis.com/tensorflow/tf-keras-datasets/")  # later tf.keras
-LABEL_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
-               "Bag", "Ankle boot")
+BASE_URLS = (
+    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",  # Keras 2.0.9
+    "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
+)  # later tf.keras
+LABEL_NAMES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 
 #: The official counts; a file announcing more is refused before its data is read.
 TRAIN_COUNT, TEST_COUNT = 60000, 10000
@@ -49,8 +66,11 @@ def _idx_layout(head, source):
     """``(shape, dtype, header length)`` from the first bytes of an IDX file (4 + 4 * ndim of them
     suffice): magic ``00 00 <type> <ndim>``, then ndim big-endian uint32 sizes."""
     if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in _IDX_TYPES:
-        raise DataFileError("read_idx: {} is not an IDX file (bad magic number {})".format(
-            source, bytes(head[:4]).hex()))
+        raise DataFileError(
+            "read_idx: {} is not an IDX file (bad magic number {})".format(
+                source, bytes(head[:4]).hex()
+            )
+        )
     ndim = head[3]
     header = 4 + 4 * ndim
     if len(head) < header:
@@ -68,16 +88,22 @@ def read_idx(buffer, source="<bytes>"):
     shape, dtype, header = _idx_layout(buffer, source)
     expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(buffer) != expected:
-        raise DataFileError("read_idx: {} should hold {} bytes for shape {} but holds {} ({})".format(
-            source, expected, shape, len(buffer),
-            "truncated" if len(buffer) < expected else "trailing bytes"))
+        raise DataFileError(
+            "read_idx: {} should hold {} bytes for shape {} but holds {} ({})".format(
+                source,
+                expected,
+                shape,
+                len(buffer),
+                "truncated" if len(buffer) < expected else "trailing bytes",
+            )
+        )
     data = np.frombuffer(buffer, dtype, offset=header).reshape(shape)
     return data.astype(dtype.newbyteorder("="))  # a native-endian copy: writable, owns its memory
 
 
 def _file_in(folder, name):
     """``name`` (.gz) in ``folder``, or its unzipped twin; None when neither is there."""
-    for candidate in (name, name[:-len(".gz")]):
+    for candidate in (name, name[: -len(".gz")]):
         fpath = os.path.join(folder, candidate)
         if os.path.isfile(fpath):
             return fpath
@@ -93,13 +119,21 @@ def _problem(path):
 
 def _source():
     return _lookup.DatasetSource(
-        function="fashion_mnist.load_data", title="Fashion-MNIST", candidates=(DIRNAME,),
-        check=_problem, download_subdir=DIRNAME,
-        downloads=tuple(_lookup.Download(fname=name, origins=tuple(base + name for base in BASE_URLS),
-                                         file_hash=MD5[name]) for name in FILES),
+        function="fashion_mnist.load_data",
+        title="Fashion-MNIST",
+        candidates=(DIRNAME,),
+        check=_problem,
+        download_subdir=DIRNAME,
+        downloads=tuple(
+            _lookup.Download(
+                fname=name, origins=tuple(base + name for base in BASE_URLS), file_hash=MD5[name]
+            )
+            for name in FILES
+        ),
         from_downloads=lambda paths: os.path.dirname(paths[0]),
         hint="On Debian or Ubuntu, `apt install dataset-fashion-mnist` puts the files in "
-             "/usr/share/datasets/fashion-mnist.")
+        "/usr/share/datasets/fashion-mnist.",
+    )
 
 
 def _read(fpath, inner_shape, max_count, function):
@@ -114,28 +148,47 @@ def _read(fpath, inner_shape, max_count, function):
                 head += f.read(4 * head[3])
             shape, dtype, _ = _idx_layout(head, fpath)
             if dtype != np.uint8 or shape[1:] != inner_shape or not shape:
-                raise DataFileError("{}: {} should hold uint8 {}, its header says {} {}".format(
-                    function, fpath, "labels (N,)" if not inner_shape else "images (N, 28, 28)",
-                    dtype, shape))
+                raise DataFileError(
+                    "{}: {} should hold uint8 {}, its header says {} {}".format(
+                        function,
+                        fpath,
+                        "labels (N,)" if not inner_shape else "images (N, 28, 28)",
+                        dtype,
+                        shape,
+                    )
+                )
             if shape[0] > max_count:
-                raise DataFileError("{}: {}'s header says {} items; Fashion-MNIST has {}".format(
-                    function, fpath, shape[0], max_count))
+                raise DataFileError(
+                    "{}: {}'s header says {} items; Fashion-MNIST has {}".format(
+                        function, fpath, shape[0], max_count
+                    )
+                )
             array = np.empty(shape, np.uint8)
             view = memoryview(array.reshape(-1))
             filled = 0
             while filled < len(view):
-                got = f.readinto(view[filled:filled + _READ_CHUNK_BYTES])
+                got = f.readinto(view[filled : filled + _READ_CHUNK_BYTES])
                 if not got:
                     break
                 filled += got
             if filled < len(view) or f.read(1):
-                raise DataFileError("read_idx: {} should hold {} bytes of data for shape {} but holds "
-                                    "{} ({})".format(fpath, len(view), shape, filled, "truncated"
-                                                     if filled < len(view) else "trailing bytes"))
+                raise DataFileError(
+                    "read_idx: {} should hold {} bytes of data for shape {} but holds "
+                    "{} ({})".format(
+                        fpath,
+                        len(view),
+                        shape,
+                        filled,
+                        "truncated" if filled < len(view) else "trailing bytes",
+                    )
+                )
             return array
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise DataFileError("{}: {} is truncated or corrupt ({}: {})".format(
-            function, fpath, type(exc).__name__, exc)) from exc
+        raise DataFileError(
+            "{}: {} is truncated or corrupt ({}: {})".format(
+                function, fpath, type(exc).__name__, exc
+            )
+        ) from exc
 
 
 def load_data(path=None):
@@ -154,6 +207,9 @@ def load_data(path=None):
     y_train, x_train, y_test, x_test = arrays
     for split, x, y in (("training", x_train, y_train), ("test", x_test, y_test)):
         if len(x) != len(y):
-            raise DataFileError("{}: {} has {} {} images but {} labels".format(
-                function, folder, len(x), split, len(y)))
+            raise DataFileError(
+                "{}: {} has {} {} images but {} labels".format(
+                    function, folder, len(x), split, len(y)
+                )
+            )
     return (x_train, y_train), (x_test, y_test)

@@ -18,6 +18,7 @@ def main(argv=None, **kwargs):
     """The command line (see ``bnpy-experiment --help``); returns the exit status."""
     # Imported here, not at package import, so `python -m bnpy.experiments` runs __main__ once.
     from .__main__ import main as _main
+
     return _main(argv, **kwargs)
 
 

@@ -1,4 +1,5 @@
 """``bnpy-experiment article|paper-fig1 [options]`` (also ``python -m bnpy.experiments``)."""
+
 import argparse
 import sys
 
@@ -43,86 +44,167 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, "{}: error: {} (see {} --help)\n".format(self.prog, message, self.prog))
 
 
-DATA_HELP = ("Datasets are found offline first: in $BNPY_DATA, ~/.keras/datasets and system "
-             "dataset folders (Debian's /usr/share/datasets); set BNPY_OFFLINE=1 to never "
-             "download.")
+DATA_HELP = (
+    "Datasets are found offline first: in $BNPY_DATA, ~/.keras/datasets and system "
+    "dataset folders (Debian's /usr/share/datasets); set BNPY_OFFLINE=1 to never "
+    "download."
+)
 
 
 def _add_common(parser, dataset_help, batch_size):
-    parser.add_argument("--batch-size", type=_positive_int, default=batch_size,
-                        help="mini-batch size (default %(default)s)")
-    parser.add_argument("--train-size", type=_positive_int, default=None,
-                        help="use the first N training images (default: all)")
-    parser.add_argument("--test-size", type=_positive_int, default=None,
-                        help="use the first N test images (default: all)")
-    parser.add_argument("--seed", type=_nonnegative_int, default=0,
-                        help="NumPy seed for initialisation and shuffling (default %(default)s)")
-    parser.add_argument("--threads", type=_positive_int, default=None,
-                        help="threads of bnpy's C kernels and of NumPy's BLAS (the latter with "
-                             "threadpoolctl installed) (default: OMP_NUM_THREADS or all cores)")
+    parser.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=batch_size,
+        help="mini-batch size (default %(default)s)",
+    )
+    parser.add_argument(
+        "--train-size",
+        type=_positive_int,
+        default=None,
+        help="use the first N training images (default: all)",
+    )
+    parser.add_argument(
+        "--test-size",
+        type=_positive_int,
+        default=None,
+        help="use the first N test images (default: all)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=_nonnegative_int,
+        default=0,
+        help="NumPy seed for initialisation and shuffling (default %(default)s)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="threads of bnpy's C kernels and of NumPy's BLAS (the latter with "
+        "threadpoolctl installed) (default: OMP_NUM_THREADS or all cores)",
+    )
     parser.add_argument("--dataset", default=None, help=dataset_help)
-    parser.add_argument("--out", default=None,
-                        help="directory of this run's results (default: a new directory "
-                             "bnpy-results/<command>-<UTC time>)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the interrupted run in --out (default: the latest "
-                             "unfinished run under bnpy-results/) from its last checkpoint")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace the results of an earlier run in --out")
-    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
-                        help="Keras progress output: 0 silent, 1 progress bar, 2 one line per "
-                             "epoch (default %(default)s)")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="directory of this run's results (default: a new directory "
+        "bnpy-results/<command>-<UTC time>)",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted run in --out (default: the latest "
+        "unfinished run under bnpy-results/) from its last checkpoint",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the results of an earlier run in --out"
+    )
+    parser.add_argument(
+        "--verbose",
+        type=int,
+        choices=(0, 1, 2),
+        default=1,
+        help="Keras progress output: 0 silent, 1 progress bar, 2 one line per "
+        "epoch (default %(default)s)",
+    )
 
 
 def build_parser():
     from . import article, paper_fig1
+
     parser = _Parser(
-        prog="bnpy-experiment", epilog=DATA_HELP,
+        prog="bnpy-experiment",
+        epilog=DATA_HELP,
         description="Reproduce the article's comparison of BN placements (article) or the BN "
-                    "paper's Figure 1 (paper-fig1) with bnpy; results go to --out.")
-    sub = parser.add_subparsers(dest="command", metavar="{article,paper-fig1}",
-                                parser_class=_Parser)
+        "paper's Figure 1 (paper-fig1) with bnpy; results go to --out.",
+    )
+    sub = parser.add_subparsers(
+        dest="command", metavar="{article,paper-fig1}", parser_class=_Parser
+    )
     sub.required = True
 
     p = sub.add_parser(
-        "article", formatter_class=argparse.RawDescriptionHelpFormatter,
+        "article",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="the article's LeNet-5-style net with and without BN (Adadelta, batch 32, 8 epochs)",
-        description="Train the article's network in each group and compare.\n\ngroups:\n" +
-                    article.describe_groups(), epilog=DATA_HELP)
-    p.add_argument("--epochs", type=_positive_int, default=article.DEFAULTS["epochs"],
-                   help="epochs per group (default %(default)s, as the article)")
-    p.add_argument("--groups", default=None,
-                   help="comma-separated groups to run (default: all four: {})".format(
-                       ",".join(article.GROUPS)))
-    p.add_argument("--seeds", type=_positive_int, default=article.DEFAULTS["seeds"],
-                   help="train every group from N seeds: --seed, --seed + 1, ... (default "
-                        "%(default)s); the summary gives the spread and tests the differences")
-    p.add_argument("--keep-checkpoints", action="store_true",
-                   help="keep the checkpoints of a finished run (default: removed at the end)")
-    _add_common(p, "cifar10 | cifar10_sample | fashion_mnist | mnist | DIR: CIFAR-10 as Keras "
-                   "caches it (DIR/cifar-10-batches-py/ or the .tar.gz) or image class folders "
-                   "DIR/train/<class>/ and DIR/test/<class>/ (default: CIFAR-10 where it can be "
-                   "had, else the CIFAR-10 sample built into bnpy, saying so)",
-                article.DEFAULTS["batch_size"])
+        description="Train the article's network in each group and compare.\n\ngroups:\n"
+        + article.describe_groups(),
+        epilog=DATA_HELP,
+    )
+    p.add_argument(
+        "--epochs",
+        type=_positive_int,
+        default=article.DEFAULTS["epochs"],
+        help="epochs per group (default %(default)s, as the article)",
+    )
+    p.add_argument(
+        "--groups",
+        default=None,
+        help="comma-separated groups to run (default: all four: {})".format(
+            ",".join(article.GROUPS)
+        ),
+    )
+    p.add_argument(
+        "--seeds",
+        type=_positive_int,
+        default=article.DEFAULTS["seeds"],
+        help="train every group from N seeds: --seed, --seed + 1, ... (default "
+        "%(default)s); the summary gives the spread and tests the differences",
+    )
+    p.add_argument(
+        "--keep-checkpoints",
+        action="store_true",
+        help="keep the checkpoints of a finished run (default: removed at the end)",
+    )
+    _add_common(
+        p,
+        "cifar10 | cifar10_sample | fashion_mnist | mnist | DIR: CIFAR-10 as Keras "
+        "caches it (DIR/cifar-10-batches-py/ or the .tar.gz) or image class folders "
+        "DIR/train/<class>/ and DIR/test/<class>/ (default: CIFAR-10 where it can be "
+        "had, else the CIFAR-10 sample built into bnpy, saying so)",
+        article.DEFAULTS["batch_size"],
+    )
 
     p = sub.add_parser(
         "paper-fig1",
         help="the BN paper's Figure 1: 3x100 sigmoid MLP on 28x28 digits with and without BN",
         description="Ioffe & Szegedy (2015), section 4.1: test accuracy against training steps "
-                    "and the 15/50/85th percentiles of one last-hidden-layer sigmoid input.")
-    p.add_argument("--steps", type=_positive_int, default=paper_fig1.DEFAULTS["steps"],
-                   help="training steps (mini-batches) per group (default %(default)s, as the "
-                        "paper)")
-    p.add_argument("--eval-every", type=_positive_int, default=paper_fig1.DEFAULTS["eval_every"],
-                   help="evaluate and checkpoint every N steps (default %(default)s)")
-    p.add_argument("--lr", type=_positive_float, default=paper_fig1.DEFAULTS["lr"],
-                   help="SGD learning rate (default %(default)s)")
-    p.add_argument("--unit", type=_nonnegative_int, default=0,
-                   help="which sigmoid of the last hidden layer to follow (default %(default)s)")
-    p.add_argument("--groups", default=None,
-                   help="comma-separated groups (default: {})".format(",".join(paper_fig1.GROUPS)))
-    _add_common(p, "mnist | fashion_mnist (default: MNIST, else Fashion-MNIST, saying so)",
-                paper_fig1.DEFAULTS["batch_size"])
+        "and the 15/50/85th percentiles of one last-hidden-layer sigmoid input.",
+    )
+    p.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=paper_fig1.DEFAULTS["steps"],
+        help="training steps (mini-batches) per group (default %(default)s, as the paper)",
+    )
+    p.add_argument(
+        "--eval-every",
+        type=_positive_int,
+        default=paper_fig1.DEFAULTS["eval_every"],
+        help="evaluate and checkpoint every N steps (default %(default)s)",
+    )
+    p.add_argument(
+        "--lr",
+        type=_positive_float,
+        default=paper_fig1.DEFAULTS["lr"],
+        help="SGD learning rate (default %(default)s)",
+    )
+    p.add_argument(
+        "--unit",
+        type=_nonnegative_int,
+        default=0,
+        help="which sigmoid of the last hidden layer to follow (default %(default)s)",
+    )
+    p.add_argument(
+        "--groups",
+        default=None,
+        help="comma-separated groups (default: {})".format(",".join(paper_fig1.GROUPS)),
+    )
+    _add_common(
+        p,
+        "mnist | fashion_mnist (default: MNIST, else Fashion-MNIST, saying so)",
+        paper_fig1.DEFAULTS["batch_size"],
+    )
     return parser
 
 
@@ -134,6 +216,7 @@ def main(argv=None, *, after_epoch=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     from . import article, paper_fig1
+
     module = article if args.command == "article" else paper_fig1
     log = _common.Log()
     try:
@@ -143,11 +226,20 @@ def main(argv=None, *, after_epoch=None):
         module.validate_args(args)  # reject bad options and unusable data before creating anything
         data = module.load_data(args, log)
         run_dir, record, resuming = _common.prepare_run_dir(
-            args.command, args.out, args.resume, args.overwrite, config, log,
-            data=_common.data_identity(*data))
+            args.command,
+            args.out,
+            args.resume,
+            args.overwrite,
+            config,
+            log,
+            data=_common.data_identity(*data),
+        )
         log = _common.Log(run_dir)
-        log("bnpy-experiment {} -> {}{}".format(args.command, run_dir,
-                                                " (resumed)" if resuming else ""))
+        log(
+            "bnpy-experiment {} -> {}{}".format(
+                args.command, run_dir, " (resumed)" if resuming else ""
+            )
+        )
         record["status"] = "running"
         record.setdefault("resumed", [])
         if resuming:
@@ -158,9 +250,12 @@ def main(argv=None, *, after_epoch=None):
         except KeyboardInterrupt:
             record["status"] = "interrupted"
             _common.write_json(_common.os.path.join(run_dir, _common.RUN_FILE), record)
-            log("Interrupted. The finished epochs are checkpointed; continue with:\n"
+            log(
+                "Interrupted. The finished epochs are checkpointed; continue with:\n"
                 "  bnpy-experiment {} --out {} --resume {}".format(
-                    args.command, run_dir, _same_options_hint(argv)))
+                    args.command, run_dir, _same_options_hint(argv)
+                )
+            )
             return 130
         except ExperimentError:  # e.g. a damaged checkpoint: fixable, so still resumable
             record["status"] = "interrupted"
@@ -186,12 +281,15 @@ def _set_threads(n, log):
     products of Dense and of the convolutions): on a busy machine a BLAS that spins more threads
     than there are free cores can be ten times slower than one thread."""
     import bnpy
+
     bnpy.set_num_threads(n)
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
-        log("(--threads {}: bnpy's kernels only; install threadpoolctl, or set "
-            "OPENBLAS_NUM_THREADS/OMP_NUM_THREADS, to limit NumPy's BLAS too)".format(n))
+        log(
+            "(--threads {}: bnpy's kernels only; install threadpoolctl, or set "
+            "OPENBLAS_NUM_THREADS/OMP_NUM_THREADS, to limit NumPy's BLAS too)".format(n)
+        )
         return
     threadpool_limits(limits=n)
 

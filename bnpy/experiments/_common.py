@@ -1,6 +1,7 @@
 """What both experiments share: result directories that never overwrite silently, atomic files,
 checkpoints (weights + optimizer state + history + NumPy RNG state), dataset choice with an
 honest fallback, and the progress log."""
+
 import csv
 import datetime
 import io
@@ -30,11 +31,16 @@ def parse_groups(text, known):
     groups = [g.strip() for g in text.split(",") if g.strip()]
     unknown = [g for g in groups if g not in known]
     if unknown or not groups:
-        raise ExperimentError("--groups: unknown group(s) {}; choose from {}".format(
-            ", ".join(repr(g) for g in unknown) or "(none given)", ", ".join(known)))
+        raise ExperimentError(
+            "--groups: unknown group(s) {}; choose from {}".format(
+                ", ".join(repr(g) for g in unknown) or "(none given)", ", ".join(known)
+            )
+        )
     repeated = sorted({g for g in groups if groups.count(g) > 1})
     if repeated:
-        raise ExperimentError("--groups: {} given more than once".format(", ".join(map(repr, repeated))))
+        raise ExperimentError(
+            "--groups: {} given more than once".format(", ".join(map(repr, repeated)))
+        )
     return groups
 
 
@@ -94,12 +100,15 @@ def read_run_record(run_dir):
         with open(path, encoding="utf-8") as f:
             record = json.load(f)
     except (OSError, ValueError) as exc:  # ValueError: JSONDecodeError, UnicodeDecodeError
-        raise ExperimentError("{} is damaged or unreadable ({}: {}); repair or remove it (or its "
-                              "run directory), or choose another --out".format(
-                                  path, type(exc).__name__, exc)) from None
+        raise ExperimentError(
+            "{} is damaged or unreadable ({}: {}); repair or remove it (or its "
+            "run directory), or choose another --out".format(path, type(exc).__name__, exc)
+        ) from None
     if not isinstance(record, dict):
-        raise ExperimentError("{} is not a bnpy run record (a JSON object was expected); repair "
-                              "or remove it, or choose another --out".format(path))
+        raise ExperimentError(
+            "{} is not a bnpy run record (a JSON object was expected); repair "
+            "or remove it, or choose another --out".format(path)
+        )
     return record
 
 
@@ -110,8 +119,11 @@ def _latest_unfinished_run(parent, command):
     for entry in os.listdir(parent):
         run_dir = os.path.join(parent, entry)
         record = read_run_record(run_dir) if os.path.isdir(run_dir) else None
-        if record and record.get("command") == command and record.get("status") in (
-                "running", "interrupted"):  # not "finished", not "failed" (bad data or options)
+        if (
+            record
+            and record.get("command") == command
+            and record.get("status") in ("running", "interrupted")
+        ):  # not "finished", not "failed" (bad data or options)
             candidates.append((record.get("started", ""), run_dir))
     return max(candidates)[1] if candidates else None
 
@@ -134,8 +146,10 @@ def prepare_run_dir(command, out, resume, overwrite, config, log=print, data=Non
         if resume:
             out = _latest_unfinished_run(DEFAULT_PARENT, command)
             if out is None:
-                raise ExperimentError("--resume: no unfinished '{}' run under {}/ (give the run's "
-                                      "directory with --out)".format(command, DEFAULT_PARENT))
+                raise ExperimentError(
+                    "--resume: no unfinished '{}' run under {}/ (give the run's "
+                    "directory with --out)".format(command, DEFAULT_PARENT)
+                )
             log("Resuming the latest unfinished run: {}".format(out))
         else:
             stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
@@ -150,25 +164,43 @@ def prepare_run_dir(command, out, resume, overwrite, config, log=print, data=Non
     record = read_run_record(out) if os.path.isdir(out) else None
     if record is not None:
         if record.get("command") != command:
-            raise ExperimentError("{} holds a '{}' run, not '{}': choose another --out".format(
-                out, record.get("command"), command))
+            raise ExperimentError(
+                "{} holds a '{}' run, not '{}': choose another --out".format(
+                    out, record.get("command"), command
+                )
+            )
         if resume:
             if record.get("config") != config:
-                changed = sorted(k for k in set(config) | set(record.get("config", {}))
-                                 if config.get(k) != record.get("config", {}).get(k))
+                changed = sorted(
+                    k
+                    for k in set(config) | set(record.get("config", {}))
+                    if config.get(k) != record.get("config", {}).get(k)
+                )
                 raise ExperimentError(
                     "--resume: the settings differ from those of the run in {} ({}); resume with "
-                    "the same options, or start a new run".format(out, ", ".join(
-                        "{}: {!r} then, {!r} now".format(k, record["config"].get(k), config.get(k))
-                        for k in changed)))
+                    "the same options, or start a new run".format(
+                        out,
+                        ", ".join(
+                            "{}: {!r} then, {!r} now".format(
+                                k, record["config"].get(k), config.get(k)
+                            )
+                            for k in changed
+                        ),
+                    )
+                )
             recorded = record.get("data") or {}
             if data is not None and recorded.get("digest") != data["digest"]:
                 raise ExperimentError(
                     "--resume: the run in {} was trained on other data ({}, digest {}) than "
                     "this command loads ({}, digest {}); resume with the same --dataset, "
                     "--train-size and --test-size, or start a new run".format(
-                        out, recorded.get("title", "?"), str(recorded.get("digest", "?"))[:12],
-                        data["title"], data["digest"][:12]))
+                        out,
+                        recorded.get("title", "?"),
+                        str(recorded.get("digest", "?"))[:12],
+                        data["title"],
+                        data["digest"][:12],
+                    )
+                )
             if record.get("status") == "finished":
                 log("The run in {} is already finished; rewriting its results.".format(out))
             return out, record, True
@@ -176,24 +208,37 @@ def prepare_run_dir(command, out, resume, overwrite, config, log=print, data=Non
             try:
                 shutil.rmtree(out)
             except OSError as exc:
-                raise ExperimentError("--overwrite: cannot remove {} ({}); remove it yourself or "
-                                      "choose another --out".format(out, exc.strerror or exc)
-                                      ) from None
+                raise ExperimentError(
+                    "--overwrite: cannot remove {} ({}); remove it yourself or "
+                    "choose another --out".format(out, exc.strerror or exc)
+                ) from None
         else:
             raise ExperimentError(
                 "{} already holds the results of a {} '{}' run (started {}). They are not "
                 "overwritten: use --resume to continue it, --overwrite to replace it, or choose "
-                "another --out.".format(out, record.get("status", "?"), command,
-                                        record.get("started", "?")))
+                "another --out.".format(
+                    out, record.get("status", "?"), command, record.get("started", "?")
+                )
+            )
     elif os.path.isdir(out) and os.listdir(out):
-        raise ExperimentError("{} is not empty and holds no bnpy experiment run: choose an empty "
-                              "or new directory for --out".format(out))
+        raise ExperimentError(
+            "{} is not empty and holds no bnpy experiment run: choose an empty "
+            "or new directory for --out".format(out)
+        )
     elif resume:
         raise ExperimentError("--resume: there is no run to resume in {}".format(out))
 
-    record = {"command": command, "status": "running", "started": now_text(), "finished": None,
-              "config": config, "data": data, "bnpy_version": _bnpy_version(),
-              "python": sys.version.split()[0], "numpy": np.__version__}
+    record = {
+        "command": command,
+        "status": "running",
+        "started": now_text(),
+        "finished": None,
+        "config": config,
+        "data": data,
+        "bnpy_version": _bnpy_version(),
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+    }
     existed = os.path.isdir(out)
     try:
         os.makedirs(os.path.join(out, "checkpoints"), exist_ok=True)
@@ -201,13 +246,17 @@ def prepare_run_dir(command, out, resume, overwrite, config, log=print, data=Non
     except OSError as exc:
         if not existed:  # leave nothing half-made behind
             shutil.rmtree(out, ignore_errors=True)
-        raise ExperimentError("cannot write the results to {} ({}); choose a writable folder "
-                              "with --out".format(out, exc.strerror or exc)) from None
+        raise ExperimentError(
+            "cannot write the results to {} ({}); choose a writable folder with --out".format(
+                out, exc.strerror or exc
+            )
+        ) from None
     return out, record, False
 
 
 def _bnpy_version():
     import bnpy
+
     return bnpy.__version__
 
 
@@ -233,16 +282,25 @@ class Log:
 def rng_state_arrays(prefix="rng"):
     """NumPy's global RNG state (which fit's shuffling and the initialisers draw from)."""
     name, keys, pos, has_gauss, cached = np.random.get_state()
-    return {prefix + "_keys": np.asarray(keys, dtype=np.uint32),
-            prefix + "_pos": np.int64(pos), prefix + "_has_gauss": np.int64(has_gauss),
-            prefix + "_cached_gaussian": np.float64(cached),
-            prefix + "_name": np.array(name)}
+    return {
+        prefix + "_keys": np.asarray(keys, dtype=np.uint32),
+        prefix + "_pos": np.int64(pos),
+        prefix + "_has_gauss": np.int64(has_gauss),
+        prefix + "_cached_gaussian": np.float64(cached),
+        prefix + "_name": np.array(name),
+    }
 
 
 def restore_rng_state(arrays, prefix="rng"):
-    np.random.set_state((str(arrays[prefix + "_name"]), arrays[prefix + "_keys"],
-                         int(arrays[prefix + "_pos"]), int(arrays[prefix + "_has_gauss"]),
-                         float(arrays[prefix + "_cached_gaussian"])))
+    np.random.set_state(
+        (
+            str(arrays[prefix + "_name"]),
+            arrays[prefix + "_keys"],
+            int(arrays[prefix + "_pos"]),
+            int(arrays[prefix + "_has_gauss"]),
+            float(arrays[prefix + "_cached_gaussian"]),
+        )
+    )
 
 
 def save_checkpoint(path, model, progress):
@@ -270,9 +328,10 @@ def read_checkpoint(path):
         for i in range(int(arrays["n_weights"])):
             arrays["weight_{}".format(i)]
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-        raise ExperimentError("the checkpoint {} is damaged ({}: {}); delete it to redo that part "
-                              "of the run, or start a new run".format(
-                                  path, type(exc).__name__, exc)) from None
+        raise ExperimentError(
+            "the checkpoint {} is damaged ({}: {}); delete it to redo that part "
+            "of the run, or start a new run".format(path, type(exc).__name__, exc)
+        ) from None
     return arrays
 
 
@@ -284,13 +343,17 @@ def load_checkpoint(path, model):
     try:
         model.set_weights(weights)
     except ValueError as exc:
-        raise ExperimentError("the checkpoint {} holds weights that do not fit this model ({}); "
-                              "delete it to redo that part of the run".format(path, exc)) from None
+        raise ExperimentError(
+            "the checkpoint {} holds weights that do not fit this model ({}); "
+            "delete it to redo that part of the run".format(path, exc)
+        ) from None
     try:
         saving.restore_optimizer_state(model, arrays)
     except ValueError as exc:
-        raise ExperimentError("the checkpoint {} holds optimizer state that does not fit this "
-                              "model ({}); start a new run or use --overwrite".format(path, exc)) from None
+        raise ExperimentError(
+            "the checkpoint {} holds optimizer state that does not fit this "
+            "model ({}); start a new run or use --overwrite".format(path, exc)
+        ) from None
     restore_rng_state(arrays)
     return json.loads(str(arrays["progress_json"]))
 
@@ -298,15 +361,19 @@ def load_checkpoint(path, model):
 # --------------------------------------------------------------------------------------------
 # Data
 # --------------------------------------------------------------------------------------------
-DATASET_TITLES = {"cifar10": "CIFAR-10", "cifar10_sample": "the CIFAR-10 sample built into bnpy",
-                  "fashion_mnist": "Fashion-MNIST", "mnist": "MNIST"}
+DATASET_TITLES = {
+    "cifar10": "CIFAR-10",
+    "cifar10_sample": "the CIFAR-10 sample built into bnpy",
+    "fashion_mnist": "Fashion-MNIST",
+    "mnist": "MNIST",
+}
 #: What to do when a dataset cannot be had.
 DATASET_HINTS = {
     "cifar10": "put cifar-10-python.tar.gz or cifar-10-batches-py/ in $BNPY_DATA or "
-               "~/.keras/datasets, or pass --dataset DIR",
+    "~/.keras/datasets, or pass --dataset DIR",
     "cifar10_sample": "pip install 'bnpy[image]' (Pillow decodes the sample), or reinstall bnpy",
     "fashion_mnist": "apt-get install dataset-fashion-mnist, or put its four .gz files in "
-                     "$BNPY_DATA/fashion-mnist",
+    "$BNPY_DATA/fashion-mnist",
     "mnist": "put mnist.npz in $BNPY_DATA or ~/.keras/datasets",
 }
 #: What a loader raises when its data cannot be had or read (everything else is a bug).
@@ -315,6 +382,7 @@ _LOAD_ERRORS = (OSError, ValueError, RuntimeError, ImportError, EOFError, zipfil
 
 def _load_named(name, path=None):
     from importlib import import_module
+
     module = import_module("bnpy.datasets." + name)
     return module.load_data() if path is None else module.load_data(path=path)
 
@@ -323,6 +391,7 @@ def _load_recording_warnings(load, *args):
     """Call load(*args); return (its result, the texts of the warnings it gave, e.g. a CIFAR
     folder holding fewer than the five official batches), so the run's records can say so."""
     import warnings
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = load(*args)
@@ -332,6 +401,7 @@ def _load_recording_warnings(load, *args):
 def _load_directory(directory):
     """An image-folder dataset: DIR/train/<class>/*.png|jpg and DIR/test/<class>/..."""
     from bnpy.preprocessing.image import load_from_directory
+
     parts = []
     for split in ("train", "test"):
         sub = os.path.join(directory, split)
@@ -343,8 +413,11 @@ def _load_directory(directory):
         order = np.random.RandomState(0).permutation(len(x))
         parts.append((np.asarray(x)[order], np.asarray(y)[order], list(classes)))
     if parts[0][2] != parts[1][2]:
-        raise ExperimentError("--dataset {}: train and test have different classes ({} vs "
-                              "{})".format(directory, parts[0][2], parts[1][2]))
+        raise ExperimentError(
+            "--dataset {}: train and test have different classes ({} vs {})".format(
+                directory, parts[0][2], parts[1][2]
+            )
+        )
     return (parts[0][0], parts[0][1]), (parts[1][0], parts[1][1])
 
 
@@ -356,33 +429,54 @@ def _load_from_path(requested):
     """--dataset DIR: CIFAR-10 in the Keras cache's layout (DIR/cifar-10-batches-py/, the
     archive, or that folder itself), else image class folders DIR/train/<class>/, DIR/test/."""
     if not os.path.exists(requested):
-        raise ExperimentError("--dataset {!r} is neither one of {} nor an existing folder".format(
-            requested, ", ".join(DATASET_TITLES)))
+        raise ExperimentError(
+            "--dataset {!r} is neither one of {} nor an existing folder".format(
+                requested, ", ".join(DATASET_TITLES)
+            )
+        )
     try:
         names = set(os.listdir(requested)) if os.path.isdir(requested) else set()
     except OSError as exc:
-        raise ExperimentError("--dataset {}: cannot read the folder ({}); check its "
-                              "permissions".format(requested, exc.strerror or exc)) from None
+        raise ExperimentError(
+            "--dataset {}: cannot read the folder ({}); check its permissions".format(
+                requested, exc.strerror or exc
+            )
+        ) from None
     from bnpy.datasets import cifar10
-    cifar_names = {cifar10.DIRNAME, "cifar-10-python.tar.gz", cifar10.DIRNAME + ".tar.gz",
-                   cifar10.TEST_BATCH}
+
+    cifar_names = {
+        cifar10.DIRNAME,
+        "cifar-10-python.tar.gz",
+        cifar10.DIRNAME + ".tar.gz",
+        cifar10.TEST_BATCH,
+    }
     try:
         if os.path.isfile(requested) or names & cifar_names:
             data, warned = _load_recording_warnings(_load_named, "cifar10", requested)
-            info = {"dataset": "cifar10", "title": "CIFAR-10 from " + requested,
-                    "path": os.path.abspath(requested)}
+            info = {
+                "dataset": "cifar10",
+                "title": "CIFAR-10 from " + requested,
+                "path": os.path.abspath(requested),
+            }
         elif {"train", "test"} <= names:
             data, warned = _load_recording_warnings(_load_directory, requested)
-            info = {"dataset": os.path.abspath(requested), "title": "image folders in " + requested,
-                    "order": "shuffled once at load time with RandomState(0) (folders are by class)"}
+            info = {
+                "dataset": os.path.abspath(requested),
+                "title": "image folders in " + requested,
+                "order": "shuffled once at load time with RandomState(0) (folders are by class)",
+            }
         else:
-            raise ExperimentError("--dataset {}: expected CIFAR-10 as Keras caches it ({}/ or "
-                                  "cifar-10-python.tar.gz inside) or image class folders "
-                                  "{}/train/<class>/ and {}/test/<class>/".format(
-                                      requested, cifar10.DIRNAME, requested, requested))
+            raise ExperimentError(
+                "--dataset {}: expected CIFAR-10 as Keras caches it ({}/ or "
+                "cifar-10-python.tar.gz inside) or image class folders "
+                "{}/train/<class>/ and {}/test/<class>/".format(
+                    requested, cifar10.DIRNAME, requested, requested
+                )
+            )
     except _LOAD_ERRORS as exc:
-        raise ExperimentError("--dataset {}: cannot load it ({})".format(
-            requested, _one_line(exc))) from None
+        raise ExperimentError(
+            "--dataset {}: cannot load it ({})".format(requested, _one_line(exc))
+        ) from None
     return data, warned, info
 
 
@@ -405,17 +499,24 @@ def load_dataset(requested, default_chain, log):
             except _LOAD_ERRORS as exc:
                 failures.append("{} ({})".format(DATASET_TITLES[name], _one_line(exc)))
                 if i + 1 < len(chain):
-                    log("{} is not available ({}); using {} instead.".format(
-                        DATASET_TITLES[name], _one_line(exc), DATASET_TITLES[chain[i + 1]]))
+                    log(
+                        "{} is not available ({}); using {} instead.".format(
+                            DATASET_TITLES[name], _one_line(exc), DATASET_TITLES[chain[i + 1]]
+                        )
+                    )
                 continue
             info = {"dataset": name, "title": DATASET_TITLES[name]}
             if i > 0:
                 info["note"] = "{} was not available; ran on {} instead".format(
-                    DATASET_TITLES[chain[0]], DATASET_TITLES[name])
+                    DATASET_TITLES[chain[0]], DATASET_TITLES[name]
+                )
             break
         else:
-            raise ExperimentError("no dataset could be loaded: {}. To fix: {}".format(
-                "; ".join(failures), "; or ".join(DATASET_HINTS[n] for n in chain)))
+            raise ExperimentError(
+                "no dataset could be loaded: {}. To fix: {}".format(
+                    "; ".join(failures), "; or ".join(DATASET_HINTS[n] for n in chain)
+                )
+            )
     (x_train, y_train), (x_test, y_test) = train, test
     for text in warned:
         log("Warning from the loader: " + text)
@@ -424,9 +525,12 @@ def load_dataset(requested, default_chain, log):
     x_train, x_test = _as_images(x_train), _as_images(x_test)
     y_train = np.asarray(y_train).reshape(-1).astype(np.int64)
     y_test = np.asarray(y_test).reshape(-1).astype(np.int64)
-    info.update(train_total=int(len(x_train)), test_total=int(len(x_test)),
-                input_shape=list(x_train.shape[1:]),
-                num_classes=int(max(y_train.max(), y_test.max()) + 1))
+    info.update(
+        train_total=int(len(x_train)),
+        test_total=int(len(x_test)),
+        input_shape=list(x_train.shape[1:]),
+        num_classes=int(max(y_train.max(), y_test.max()) + 1),
+    )
     return x_train, y_train, x_test, y_test, info
 
 
@@ -434,6 +538,7 @@ def data_identity(x_train, y_train, x_test, y_test, info):
     """What identifies a run's data: the dataset's name and title and a SHA-256 over the arrays
     the run trains and validates on (so a resumed run can check it has the same data)."""
     import hashlib
+
     digest = hashlib.sha256()
     for array in (x_train, y_train, x_test, y_test):
         array = np.ascontiguousarray(array)
@@ -448,8 +553,9 @@ def _as_images(x):
     if x.ndim == 3:
         x = x[..., np.newaxis]
     if x.ndim != 4:
-        raise ExperimentError("expected images of shape (N, H, W) or (N, H, W, C), got "
-                              "{}".format(x.shape))
+        raise ExperimentError(
+            "expected images of shape (N, H, W) or (N, H, W, C), got {}".format(x.shape)
+        )
     return np.ascontiguousarray(x, dtype=np.float32) / np.float32(255)
 
 
@@ -480,6 +586,7 @@ def activation_name(layer):
 
 def one_hot(labels, num_classes):
     from bnpy.utils.np_utils import to_categorical
+
     return to_categorical(labels, num_classes).astype(np.float32)
 
 

@@ -4,6 +4,7 @@ t-test between two groups with Holm's correction for the number of comparisons.
 NumPy and the standard library only (SciPy is not a run-time dependency); the tests check the
 t distribution against scipy.stats.
 """
+
 import math
 
 import numpy as np
@@ -23,8 +24,10 @@ def _betacf(a, b, x):
     h = d
     for m in range(1, 1000):
         m2 = 2 * m
-        for aa in (m * (b - m) * x / ((qam + m2) * (a + m2)),
-                   -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):
+        for aa in (
+            m * (b - m) * x / ((qam + m2) * (a + m2)),
+            -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2)),
+        ):
             d = 1.0 + aa * d
             d = 1.0 / (d if abs(d) > tiny else tiny)
             c = 1.0 + aa / c
@@ -41,8 +44,9 @@ def regularized_incomplete_beta(a, b, x):
         return 0.0
     if x >= 1.0:
         return 1.0
-    log_front = (math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
-                 + a * math.log(x) + b * math.log1p(-x))
+    log_front = (
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
     if x < (a + 1.0) / (a + b + 2.0):
         return math.exp(log_front) * _betacf(a, b, x) / a
     return 1.0 - math.exp(log_front) * _betacf(b, a, 1.0 - x) / b
@@ -62,15 +66,20 @@ def welch_test(a, b):
     p = 1 for equal means, 0 for different ones (the difference is then exact, not noise)."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if len(a) < 2 or len(b) < 2:
-        raise ValueError("welch_test needs at least two values per group, got {} and {}".format(
-            len(a), len(b)))
+        raise ValueError(
+            "welch_test needs at least two values per group, got {} and {}".format(len(a), len(b))
+        )
     diff = float(a.mean() - b.mean())
     va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
     if va + vb == 0.0:
-        return {"diff": diff, "t": math.copysign(math.inf, diff) if diff else 0.0,
-                "df": float(len(a) + len(b) - 2), "p": 0.0 if diff else 1.0}
+        return {
+            "diff": diff,
+            "t": math.copysign(math.inf, diff) if diff else 0.0,
+            "df": float(len(a) + len(b) - 2),
+            "p": 0.0 if diff else 1.0,
+        }
     t = diff / math.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
     return {"diff": diff, "t": float(t), "df": float(df), "p": t_two_sided_p(t, df)}
 
 

@@ -37,6 +37,7 @@ state, written atomically), so an interrupted run resumes from its last finished
 exactly as an uninterrupted one would; a finished run's checkpoints are removed unless
 ``--keep-checkpoints``.
 """
+
 import json
 import os
 import shutil
@@ -47,20 +48,36 @@ import numpy as np
 from . import _common
 
 GROUPS = {
-    "all-comments": ("all four commented lines enabled: BN after conv 1, after the pooling, after "
-                     "conv 2 and after the first Dense, plus the extra Dense(10)",
-                     dict(bn1=True, bn2=True, bn3=True, bn_dense=True, extra_dense=True)),
-    "comment4": ("only comment 4 enabled: the extra Dense(10) after the ReLU; BN only after the "
-                 "first Dense",
-                 dict(bn1=False, bn2=False, bn3=False, bn_dense=True, extra_dense=True)),
-    "no-bn": ("no BatchNormalization at all (the printed BN line commented out too)",
-              dict(bn1=False, bn2=False, bn3=False, bn_dense=False, extra_dense=False)),
-    "as-printed": ("the script as printed: one BN, after the first Dense",
-                   dict(bn1=False, bn2=False, bn3=False, bn_dense=True, extra_dense=False)),
+    "all-comments": (
+        "all four commented lines enabled: BN after conv 1, after the pooling, after "
+        "conv 2 and after the first Dense, plus the extra Dense(10)",
+        dict(bn1=True, bn2=True, bn3=True, bn_dense=True, extra_dense=True),
+    ),
+    "comment4": (
+        "only comment 4 enabled: the extra Dense(10) after the ReLU; BN only after the first Dense",
+        dict(bn1=False, bn2=False, bn3=False, bn_dense=True, extra_dense=True),
+    ),
+    "no-bn": (
+        "no BatchNormalization at all (the printed BN line commented out too)",
+        dict(bn1=False, bn2=False, bn3=False, bn_dense=False, extra_dense=False),
+    ),
+    "as-printed": (
+        "the script as printed: one BN, after the first Dense",
+        dict(bn1=False, bn2=False, bn3=False, bn_dense=True, extra_dense=False),
+    ),
 }
 DEFAULTS = dict(epochs=8, batch_size=32, seed=0, seeds=1)
-HISTORY_COLUMNS = ["epoch", "loss", "acc", "val_loss", "val_acc", "val_loss_population",
-                   "val_acc_population", "epoch_time_s", "population_time_s"]
+HISTORY_COLUMNS = [
+    "epoch",
+    "loss",
+    "acc",
+    "val_loss",
+    "val_acc",
+    "val_loss_population",
+    "val_acc_population",
+    "epoch_time_s",
+    "population_time_s",
+]
 #: The data the article's command uses when --dataset is not given, in order of preference.
 DEFAULT_DATA = ("cifar10", "cifar10_sample")
 #: The population statistics are averaged over the first this many training mini-batches (3,200
@@ -76,9 +93,9 @@ def build_model(group, input_shape, num_classes=10):
     """
     from bnpy.engine import reset_layer_names
     from bnpy.layers.convolutional import Conv2D
-    from bnpy.layers.pooling import MaxPooling2D
     from bnpy.layers.core import Activation, Dense, Flatten
     from bnpy.layers.normalization import BatchNormalization
+    from bnpy.layers.pooling import MaxPooling2D
     from bnpy.models import Sequential
 
     flags = GROUPS[group][1]
@@ -111,8 +128,19 @@ def validate_args(args):
 
 
 def vars_config(args):
-    return {k: getattr(args, k) for k in ("epochs", "batch_size", "train_size", "test_size",
-                                          "seed", "seeds", "groups", "dataset")}
+    return {
+        k: getattr(args, k)
+        for k in (
+            "epochs",
+            "batch_size",
+            "train_size",
+            "test_size",
+            "seed",
+            "seeds",
+            "groups",
+            "dataset",
+        )
+    }
 
 
 def load_data(args, log):
@@ -147,9 +175,16 @@ def _fit_one_epoch(model, x, y, xv, yv, batch_size, epoch, epochs, verbose):
         def on_epoch_end(self, epoch, logs=None):
             self.model.stop_training = True
 
-    return model.fit(x, y, batch_size=batch_size, epochs=epochs, initial_epoch=epoch,
-                     verbose=verbose, validation_data=(xv, yv),
-                     callbacks=[StopAfterThisEpoch()])
+    return model.fit(
+        x,
+        y,
+        batch_size=batch_size,
+        epochs=epochs,
+        initial_epoch=epoch,
+        verbose=verbose,
+        validation_data=(xv, yv),
+        callbacks=[StopAfterThisEpoch()],
+    )
 
 
 def evaluate_with_population_statistics(model, x_train, x_test, y_test_1h, batch_size):
@@ -159,9 +194,11 @@ def evaluate_with_population_statistics(model, x_train, x_test, y_test_1h, batch
     RNG state put back bit for bit, so that training goes on exactly as without this
     evaluation."""
     from bnpy.layers.normalization import restore_moving_statistics, set_population_statistics
+
     rng_state = np.random.get_state()
-    previous = set_population_statistics(model, x_train[:POPULATION_BATCHES * batch_size],
-                                         batch_size)
+    previous = set_population_statistics(
+        model, x_train[: POPULATION_BATCHES * batch_size], batch_size
+    )
     try:
         loss, acc = model.evaluate(x_test, y_test_1h, batch_size=batch_size, verbose=0)
     finally:
@@ -176,13 +213,16 @@ def final_relu_alive(model, x, batch_size=500):
     no longer depends on its input: softmax of zeros (or of a constant), loss ln 10, and no
     gradient reaches any weight below that ReLU."""
     from bnpy.layers.core import Activation
-    relu_index = max(i for i, layer in enumerate(model.layers)
-                     if isinstance(layer, Activation)
-                     and _common.activation_name(layer) == "relu")
+
+    relu_index = max(
+        i
+        for i, layer in enumerate(model.layers)
+        if isinstance(layer, Activation) and _common.activation_name(layer) == "relu"
+    )
     alive = None
     for start in range(0, len(x), batch_size):
-        out = x[start:start + batch_size]
-        for layer in model.layers[:relu_index + 1]:
+        out = x[start : start + batch_size]
+        for layer in model.layers[: relu_index + 1]:
             out = layer.forward(out, training=False)
         positive = (out > 0).any(axis=0)
         alive = positive if alive is None else alive | positive
@@ -197,17 +237,26 @@ def _history_row(epoch, history, seconds, population, population_seconds):
             if k in h and len(h[k]):
                 return float(h[k][-1])
         return None
-    return {"epoch": epoch, "loss": last("loss"), "acc": last("acc", "accuracy"),
-            "val_loss": last("val_loss"), "val_acc": last("val_acc", "val_accuracy"),
-            "val_loss_population": population[0], "val_acc_population": population[1],
-            "epoch_time_s": round(seconds, 3), "population_time_s": round(population_seconds, 3)}
+
+    return {
+        "epoch": epoch,
+        "loss": last("loss"),
+        "acc": last("acc", "accuracy"),
+        "val_loss": last("val_loss"),
+        "val_acc": last("val_acc", "val_accuracy"),
+        "val_loss_population": population[0],
+        "val_acc_population": population[1],
+        "epoch_time_s": round(seconds, 3),
+        "population_time_s": round(population_seconds, 3),
+    }
 
 
 def _write_unit(run_dir, group, seed, unit):
     base = os.path.join(run_dir, "history-{}".format(unit_name(group, seed)))
     _common.write_csv(base + ".csv", unit["history"], HISTORY_COLUMNS)
-    _common.write_json(base + ".json", dict(unit, group=group, seed=seed,
-                                            description=GROUPS[group][0]))
+    _common.write_json(
+        base + ".json", dict(unit, group=group, seed=seed, description=GROUPS[group][0])
+    )
 
 
 def _read_finished_unit(run_dir, group, seed, epochs):
@@ -219,8 +268,9 @@ def _read_finished_unit(run_dir, group, seed, epochs):
         with open(path, encoding="utf-8") as f:
             unit = json.load(f)
     except (OSError, ValueError) as exc:
-        raise _common.ExperimentError("{} is damaged ({}); delete it to redo that part of the "
-                                      "run".format(path, exc)) from None
+        raise _common.ExperimentError(
+            "{} is damaged ({}); delete it to redo that part of the run".format(path, exc)
+        ) from None
     if unit.get("complete") and len(unit.get("history", ())) == epochs:
         return {k: unit[k] for k in ("params", "complete", "history", "final_relu")}
     return None
@@ -239,8 +289,12 @@ def train_unit(args, run_dir, group, seed, data, resuming, log, after_epoch=None
     np.random.seed(seed)  # every group of one seed starts from the same RNG state
     model = build_model(group, x_train.shape[1:], y_test_1h.shape[1])
     model.compile(loss="categorical_crossentropy", optimizer="adadelta", metrics=["accuracy"])
-    unit = {"params": int(model.count_params()), "complete": False, "history": [],
-            "final_relu": None}
+    unit = {
+        "params": int(model.count_params()),
+        "complete": False,
+        "history": [],
+        "final_relu": None,
+    }
     checkpoint = os.path.join(run_dir, "checkpoints", "{}.npz".format(unit_name(group, seed)))
     start = 0
     if resuming and os.path.exists(checkpoint):
@@ -251,20 +305,41 @@ def train_unit(args, run_dir, group, seed, data, resuming, log, after_epoch=None
         model.summary()
     for epoch in range(start, args.epochs):
         t0 = time.perf_counter()
-        history = _fit_one_epoch(model, x_train, y_train_1h, x_test, y_test_1h,
-                                 args.batch_size, epoch, args.epochs, args.verbose)
+        history = _fit_one_epoch(
+            model,
+            x_train,
+            y_train_1h,
+            x_test,
+            y_test_1h,
+            args.batch_size,
+            epoch,
+            args.epochs,
+            args.verbose,
+        )
         t1 = time.perf_counter()
-        population = evaluate_with_population_statistics(model, x_train, x_test, y_test_1h,
-                                                         args.batch_size)
+        population = evaluate_with_population_statistics(
+            model, x_train, x_test, y_test_1h, args.batch_size
+        )
         row = _history_row(epoch + 1, history, t1 - t0, population, time.perf_counter() - t1)
         unit["history"].append(row)
-        _common.save_checkpoint(checkpoint, model, {"epochs_done": epoch + 1,
-                                                    "history": unit["history"]})
+        _common.save_checkpoint(
+            checkpoint, model, {"epochs_done": epoch + 1, "history": unit["history"]}
+        )
         _write_unit(run_dir, group, seed, unit)
-        log("{} seed {} epoch {}/{}: loss {:.4f} acc {:.4f} | val acc {:.4f} (moving "
+        log(
+            "{} seed {} epoch {}/{}: loss {:.4f} acc {:.4f} | val acc {:.4f} (moving "
             "statistics), {:.4f} (population) | {:.1f} s".format(
-                group, seed, epoch + 1, args.epochs, row["loss"], row["acc"], row["val_acc"],
-                row["val_acc_population"], row["epoch_time_s"] + row["population_time_s"]))
+                group,
+                seed,
+                epoch + 1,
+                args.epochs,
+                row["loss"],
+                row["acc"],
+                row["val_acc"],
+                row["val_acc_population"],
+                row["epoch_time_s"] + row["population_time_s"],
+            )
+        )
         if after_epoch is not None:
             after_epoch(group, epoch + 1)
     alive, units = final_relu_alive(model, x_test)
@@ -284,17 +359,29 @@ def run(args, run_dir, resuming, log, data, after_epoch=None):
     tests use it to interrupt a run).
     """
     from . import _report
+
     groups = _common.parse_groups(args.groups, GROUPS)
     seeds = seeds_of(args)
     x_train, y_train, x_test, y_test, data_info = data
     num_classes = data_info["num_classes"]
-    arrays = (x_train, _common.one_hot(y_train, num_classes),
-              x_test, _common.one_hot(y_test, num_classes))
+    arrays = (
+        x_train,
+        _common.one_hot(y_train, num_classes),
+        x_test,
+        _common.one_hot(y_test, num_classes),
+    )
     _common.write_json(os.path.join(run_dir, "dataset.json"), data_info)
-    log("Data: {} ({}), {} training and {} test images of shape {}, {} classes{}".format(
-        data_info["title"], data_info["dataset"], len(x_train), len(x_test),
-        tuple(data_info["input_shape"]), num_classes,
-        "; " + data_info["note"] if "note" in data_info else ""))
+    log(
+        "Data: {} ({}), {} training and {} test images of shape {}, {} classes{}".format(
+            data_info["title"],
+            data_info["dataset"],
+            len(x_train),
+            len(x_test),
+            tuple(data_info["input_shape"]),
+            num_classes,
+            "; " + data_info["note"] if "note" in data_info else "",
+        )
+    )
     checkpoints = os.path.join(run_dir, "checkpoints")
     os.makedirs(checkpoints, exist_ok=True)  # a finished run resumed again had it removed
     if resuming:  # a damaged checkpoint is reported now, not after hours of training
@@ -306,14 +393,20 @@ def run(args, run_dir, resuming, log, data, after_epoch=None):
         _draw_model(group, x_train.shape[1:], num_classes, run_dir, log)
     for seed_index, seed in enumerate(seeds, start=1):
         for index, group in enumerate(groups, start=1):
-            log("== Seed {} ({}/{}), group {}/{}: {} - {}".format(
-                seed, seed_index, len(seeds), index, len(groups), group, GROUPS[group][0]))
+            log(
+                "== Seed {} ({}/{}), group {}/{}: {} - {}".format(
+                    seed, seed_index, len(seeds), index, len(groups), group, GROUPS[group][0]
+                )
+            )
             unit = train_unit(args, run_dir, group, seed, arrays, resuming, log, after_epoch)
             results[group]["params"] = unit["params"]
-            results[group]["seeds"][str(seed)] = {"history": unit["history"],
-                                                  "final_relu": unit["final_relu"]}
-    _report.write_article_report(args, run_dir, data_info, results, log, vars_config(args),
-                                 POPULATION_BATCHES)
+            results[group]["seeds"][str(seed)] = {
+                "history": unit["history"],
+                "final_relu": unit["final_relu"],
+            }
+    _report.write_article_report(
+        args, run_dir, data_info, results, log, vars_config(args), POPULATION_BATCHES
+    )
     if not args.keep_checkpoints:
         shutil.rmtree(checkpoints, ignore_errors=True)
     return results
@@ -321,6 +414,7 @@ def run(args, run_dir, resuming, log, data, after_epoch=None):
 
 def _draw_model(group, input_shape, num_classes, run_dir, log):
     from bnpy.utils.vis_utils import plot_model
+
     path = os.path.join(run_dir, "model-{}.png".format(group))
     if os.path.exists(path):
         return

@@ -11,10 +11,15 @@ def normalize_tuple(value, n, name, layer):
             values = tuple(value)
         except TypeError:
             values = None
-        if values is None or len(values) != n or not all(
-                isinstance(v, int) and not isinstance(v, bool) for v in values):
-            raise ValueError("{}: the `{}` argument must be a tuple of {} integers or an integer, "
-                             "got {!r}".format(layer, name, n, value))
+        if (
+            values is None
+            or len(values) != n
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+        ):
+            raise ValueError(
+                "{}: the `{}` argument must be a tuple of {} integers or an integer, "
+                "got {!r}".format(layer, name, n, value)
+            )
     if any(v < 1 for v in values):
         raise ValueError("{}: the `{}` values must be >= 1, got {!r}".format(layer, name, value))
     return values
@@ -23,17 +28,21 @@ def normalize_tuple(value, n, name, layer):
 def normalize_padding(value, layer):
     padding = value.lower() if isinstance(value, str) else value
     if padding not in ("valid", "same"):
-        raise ValueError("{}: the `padding` argument must be one of 'valid', 'same', got {!r}"
-                         .format(layer, value))
+        raise ValueError(
+            "{}: the `padding` argument must be one of 'valid', 'same', got {!r}".format(
+                layer, value
+            )
+        )
     return padding
 
 
 def normalize_data_format(value, layer):
     data_format = "channels_last" if value is None else value
     if data_format not in ("channels_last", "channels_first"):
-        raise ValueError("{}: the `data_format` argument must be one of 'channels_first', "
-                         "'channels_last' (or Keras 1's dim_ordering 'tf', 'th'), got {!r}"
-                         .format(layer, value))
+        raise ValueError(
+            "{}: the `data_format` argument must be one of 'channels_first', "
+            "'channels_last' (or Keras 1's dim_ordering 'tf', 'th'), got {!r}".format(layer, value)
+        )
     return data_format
 
 

@@ -1,5 +1,6 @@
 """Convolution layers (Keras 2.0's ``keras/layers/convolutional.py``): Conv2D (= Convolution2D)
 and ZeroPadding2D. The convolution itself runs in bnpy's C core (:mod:`bnpy.ops`)."""
+
 import numpy as np
 
 from .. import activations, constraints, initializers, ops, regularizers
@@ -7,6 +8,7 @@ from ..engine import Layer
 from ..legacy.interfaces import legacy_conv2d_support, legacy_zeropadding2d_support
 from . import _conv_utils as cu
 from .core import kernel_bias_options
+
 # Keras 2.0 re-exports the pooling layers here, and the article imports them from this module
 from .pooling import AveragePooling2D, MaxPooling2D  # noqa: F401
 
@@ -27,15 +29,31 @@ class Conv2D(Layer):
     """
 
     @legacy_conv2d_support
-    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
-                 dilation_rate=(1, 1), activation=None, use_bias=True,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 kernel_constraint=None, bias_constraint=None, **kwargs):
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=(1, 1),
+        padding="valid",
+        data_format=None,
+        dilation_rate=(1, 1),
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         cls = type(self).__name__
         if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters < 1:
-            raise ValueError("{}: `filters` must be a positive integer, got {!r}".format(cls, filters))
+            raise ValueError(
+                "{}: `filters` must be a positive integer, got {!r}".format(cls, filters)
+            )
         self.filters = int(filters)
         self.kernel_size = cu.normalize_tuple(kernel_size, 2, "kernel_size", cls)
         self.strides = cu.normalize_tuple(strides, 2, "strides", cls)
@@ -43,9 +61,12 @@ class Conv2D(Layer):
         self.data_format = cu.normalize_data_format(data_format, cls)
         self.dilation_rate = cu.normalize_tuple(dilation_rate, 2, "dilation_rate", cls)
         if self.dilation_rate != (1, 1) and self.strides != (1, 1):
-            raise ValueError("{}: strides > 1 not supported in conjunction with dilation_rate > 1 "
-                             "(got strides {} and dilation_rate {})".format(
-                                 cls, self.strides, self.dilation_rate))
+            raise ValueError(
+                "{}: strides > 1 not supported in conjunction with dilation_rate > 1 "
+                "(got strides {} and dilation_rate {})".format(
+                    cls, self.strides, self.dilation_rate
+                )
+            )
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
@@ -59,41 +80,84 @@ class Conv2D(Layer):
 
     def build(self, input_shape):
         if len(input_shape) != 4:
-            raise ValueError("{}: Conv2D expects 4-D input (batch, rows, cols, channels) or "
-                             "(batch, channels, rows, cols), got input shape {}".format(
-                                 self.name, input_shape))
+            raise ValueError(
+                "{}: Conv2D expects 4-D input (batch, rows, cols, channels) or "
+                "(batch, channels, rows, cols), got input shape {}".format(self.name, input_shape)
+            )
         channels = input_shape[cu.spatial_axes(self.data_format)[2]]
         if channels is None:
-            raise ValueError("{}: the channel dimension of the inputs should be defined. "
-                             "Found `None`.".format(self.name))
-        self.kernel = self.add_weight(self.kernel_size + (channels, self.filters),
-                                      self.kernel_initializer, "kernel", self.kernel_regularizer,
-                                      constraint=self.kernel_constraint)
+            raise ValueError(
+                "{}: the channel dimension of the inputs should be defined. Found `None`.".format(
+                    self.name
+                )
+            )
+        self.kernel = self.add_weight(
+            self.kernel_size + (channels, self.filters),
+            self.kernel_initializer,
+            "kernel",
+            self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+        )
         self.bias = None
         if self.use_bias:
-            self.bias = self.add_weight((self.filters,), self.bias_initializer, "bias",
-                                        self.bias_regularizer, constraint=self.bias_constraint)
+            self.bias = self.add_weight(
+                (self.filters,),
+                self.bias_initializer,
+                "bias",
+                self.bias_regularizer,
+                constraint=self.bias_constraint,
+            )
 
     def compute_output_shape(self, input_shape):
         row_axis, col_axis, _ = cu.spatial_axes(self.data_format)
-        rows = cu.conv_output_length(input_shape[row_axis], self.kernel_size[0], self.padding,
-                                     self.strides[0], self.dilation_rate[0])
-        cols = cu.conv_output_length(input_shape[col_axis], self.kernel_size[1], self.padding,
-                                     self.strides[1], self.dilation_rate[1])
+        rows = cu.conv_output_length(
+            input_shape[row_axis],
+            self.kernel_size[0],
+            self.padding,
+            self.strides[0],
+            self.dilation_rate[0],
+        )
+        cols = cu.conv_output_length(
+            input_shape[col_axis],
+            self.kernel_size[1],
+            self.padding,
+            self.strides[1],
+            self.dilation_rate[1],
+        )
         if rows == 0 or cols == 0:
-            raise ValueError("{}: the input {} is smaller than the kernel {} with padding '{}'"
-                             .format(self.name, input_shape, self.kernel_size, self.padding))
+            raise ValueError(
+                "{}: the input {} is smaller than the kernel {} with padding '{}'".format(
+                    self.name, input_shape, self.kernel_size, self.padding
+                )
+            )
         if self.data_format == "channels_last":
             return (input_shape[0], rows, cols, self.filters)
         return (input_shape[0], self.filters, rows, cols)
 
     def forward(self, x, training=False):
         if training:
-            y, ctx = ops.conv2d_forward(x, self.kernel, self.bias, self.strides, self.padding,
-                                        self.data_format, self.dilation_rate)
+            y, ctx = ops.conv2d_forward(
+                x,
+                self.kernel,
+                self.bias,
+                self.strides,
+                self.padding,
+                self.data_format,
+                self.dilation_rate,
+            )
         else:
-            y, ctx = ops.conv2d(x, self.kernel, self.bias, self.strides, self.padding,
-                                self.data_format, self.dilation_rate), None
+            y, ctx = (
+                ops.conv2d(
+                    x,
+                    self.kernel,
+                    self.bias,
+                    self.strides,
+                    self.padding,
+                    self.data_format,
+                    self.dilation_rate,
+                ),
+                None,
+            )
         activations.forward_inplace(self.activation, y)
         self._cache = (ctx, y) if training else None
         return y
@@ -112,10 +176,18 @@ class Conv2D(Layer):
         return dx if self.need_input_gradient else None
 
     def get_config(self):
-        return dict(super().get_config(), filters=self.filters, kernel_size=self.kernel_size,
-                    strides=self.strides, padding=self.padding, data_format=self.data_format,
-                    dilation_rate=self.dilation_rate, activation=self.activation,
-                    use_bias=self.use_bias, **kernel_bias_options(self))
+        return dict(
+            super().get_config(),
+            filters=self.filters,
+            kernel_size=self.kernel_size,
+            strides=self.strides,
+            padding=self.padding,
+            data_format=self.data_format,
+            dilation_rate=self.dilation_rate,
+            activation=self.activation,
+            use_bias=self.use_bias,
+            **kernel_bias_options(self),
+        )
 
 
 Convolution2D = Conv2D
@@ -136,22 +208,30 @@ class ZeroPadding2D(Layer):
     def _normalize(padding):
         def is_int(v):
             return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0
+
         if is_int(padding):
             return ((int(padding),) * 2,) * 2
         if isinstance(padding, (tuple, list)) and len(padding) == 2:
             if all(is_int(p) for p in padding):
                 return ((int(padding[0]),) * 2, (int(padding[1]),) * 2)
-            if all(isinstance(p, (tuple, list)) and len(p) == 2 and all(is_int(q) for q in p)
-                   for p in padding):
+            if all(
+                isinstance(p, (tuple, list)) and len(p) == 2 and all(is_int(q) for q in p)
+                for p in padding
+            ):
                 return tuple((int(p[0]), int(p[1])) for p in padding)
-        raise ValueError("`padding` should be either an int, a tuple of 2 ints (symmetric_height_pad, "
-                         "symmetric_width_pad), or a tuple of 2 tuples of 2 ints ((top_pad, "
-                         "bottom_pad), (left_pad, right_pad)). Found: " + str(padding))
+        raise ValueError(
+            "`padding` should be either an int, a tuple of 2 ints (symmetric_height_pad, "
+            "symmetric_width_pad), or a tuple of 2 tuples of 2 ints ((top_pad, "
+            "bottom_pad), (left_pad, right_pad)). Found: " + str(padding)
+        )
 
     def compute_output_shape(self, input_shape):
         if len(input_shape) != 4:
-            raise ValueError("{}: ZeroPadding2D expects 4-D input, got input shape {}".format(
-                self.name, input_shape))
+            raise ValueError(
+                "{}: ZeroPadding2D expects 4-D input, got input shape {}".format(
+                    self.name, input_shape
+                )
+            )
         shape = list(input_shape)
         row_axis, col_axis, _ = cu.spatial_axes(self.data_format)
         for axis, (before, after) in zip((row_axis, col_axis), self.padding):

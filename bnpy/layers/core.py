@@ -1,4 +1,5 @@
 """Core layers (Keras 2.0's ``keras/layers/core.py``): Dense, Activation, Dropout, Flatten, Reshape."""
+
 import numpy as np
 
 from .. import activations, constraints, initializers, regularizers
@@ -17,9 +18,20 @@ class Dense(Layer):
     """
 
     @legacy_dense_support
-    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
-                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
+    def __init__(
+        self,
+        units,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
         if "input_shape" not in kwargs and "input_dim" in kwargs:
             kwargs["input_shape"] = (kwargs.pop("input_dim"),)
         super().__init__(**kwargs)
@@ -37,15 +49,28 @@ class Dense(Layer):
 
     def build(self, input_shape):
         if len(input_shape) < 2 or input_shape[-1] is None:
-            raise ValueError("{}: Dense needs an input whose last dimension is known, got input "
-                             "shape {}".format(self.name, input_shape))
+            raise ValueError(
+                "{}: Dense needs an input whose last dimension is known, got input shape {}".format(
+                    self.name, input_shape
+                )
+            )
         input_dim = input_shape[-1]
-        self.kernel = self.add_weight((input_dim, self.units), self.kernel_initializer, "kernel",
-                                      self.kernel_regularizer, constraint=self.kernel_constraint)
+        self.kernel = self.add_weight(
+            (input_dim, self.units),
+            self.kernel_initializer,
+            "kernel",
+            self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+        )
         self.bias = None
         if self.use_bias:
-            self.bias = self.add_weight((self.units,), self.bias_initializer, "bias",
-                                        self.bias_regularizer, constraint=self.bias_constraint)
+            self.bias = self.add_weight(
+                (self.units,),
+                self.bias_initializer,
+                "bias",
+                self.bias_regularizer,
+                constraint=self.bias_constraint,
+            )
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
@@ -72,8 +97,13 @@ class Dense(Layer):
         return np.matmul(dz, self.kernel.T) if self.need_input_gradient else None
 
     def get_config(self):
-        return dict(super().get_config(), units=self.units, activation=self.activation,
-                    use_bias=self.use_bias, **kernel_bias_options(self))
+        return dict(
+            super().get_config(),
+            units=self.units,
+            activation=self.activation,
+            use_bias=self.use_bias,
+            **kernel_bias_options(self),
+        )
 
 
 class Activation(Layer):
@@ -122,8 +152,11 @@ class Dropout(Layer):
         shape = x.shape
         if self.noise_shape is not None:
             if len(self.noise_shape) != x.ndim:
-                raise ValueError("{}: noise_shape {} does not match the input rank {}".format(
-                    self.name, self.noise_shape, x.ndim))
+                raise ValueError(
+                    "{}: noise_shape {} does not match the input rank {}".format(
+                        self.name, self.noise_shape, x.ndim
+                    )
+                )
             shape = tuple(d if n is None else n for n, d in zip(self.noise_shape, x.shape))
         rng = self._rng if self._rng is not None else np.random
         keep = rng.random_sample(shape) >= self.rate
@@ -143,8 +176,9 @@ class Dropout(Layer):
         return dy
 
     def get_config(self):
-        return dict(super().get_config(), rate=self.rate, noise_shape=self.noise_shape,
-                    seed=self.seed)
+        return dict(
+            super().get_config(), rate=self.rate, noise_shape=self.noise_shape, seed=self.seed
+        )
 
 
 class Flatten(Layer):
@@ -153,10 +187,13 @@ class Flatten(Layer):
 
     def compute_output_shape(self, input_shape):
         if any(d is None for d in input_shape[1:]):
-            raise ValueError('The shape of the input to "Flatten" is not fully defined (got ' +
-                             str(tuple(input_shape[1:])) + '. Make sure to pass a complete '
-                             '"input_shape" or "batch_input_shape" argument to the first layer '
-                             'in your model.')
+            raise ValueError(
+                'The shape of the input to "Flatten" is not fully defined (got '
+                + str(tuple(input_shape[1:]))
+                + '. Make sure to pass a complete '
+                '"input_shape" or "batch_input_shape" argument to the first layer '
+                'in your model.'
+            )
         return (input_shape[0], int(np.prod(input_shape[1:])))
 
     def forward(self, x, training=False):
@@ -216,8 +253,15 @@ class Reshape(Layer):
 def kernel_bias_options(layer):
     """The initializer, regularizer and constraint arguments of a layer with a kernel and a bias
     (Dense, Conv2D), for its get_config."""
-    names = ("kernel_initializer", "bias_initializer", "kernel_regularizer", "bias_regularizer",
-             "activity_regularizer", "kernel_constraint", "bias_constraint")
+    names = (
+        "kernel_initializer",
+        "bias_initializer",
+        "kernel_regularizer",
+        "bias_regularizer",
+        "activity_regularizer",
+        "kernel_constraint",
+        "bias_constraint",
+    )
     return {name: getattr(layer, name) for name in names}
 
 

@@ -1,4 +1,5 @@
 """Batch Normalization layer (Ioffe & Szegedy 2015) with Keras 2.0's semantics, on bnpy's C core."""
+
 import contextlib
 
 import numpy as np
@@ -54,17 +55,31 @@ class BatchNormalization(Layer):
     """
 
     @legacy_batchnorm_support
-    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
-                 beta_initializer="zeros", gamma_initializer="ones",
-                 moving_mean_initializer="zeros", moving_variance_initializer="ones",
-                 beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
-                 gamma_constraint=None, unbiased_moving_variance=False, **kwargs):
+    def __init__(
+        self,
+        axis=-1,
+        momentum=0.99,
+        epsilon=1e-3,
+        center=True,
+        scale=True,
+        beta_initializer="zeros",
+        gamma_initializer="ones",
+        moving_mean_initializer="zeros",
+        moving_variance_initializer="ones",
+        beta_regularizer=None,
+        gamma_regularizer=None,
+        beta_constraint=None,
+        gamma_constraint=None,
+        unbiased_moving_variance=False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
             raise ValueError("BatchNormalization: `axis` must be an integer, got {!r}".format(axis))
         if not 0.0 <= float(momentum) <= 1.0:
-            raise ValueError("BatchNormalization: `momentum` must be in [0, 1], got {!r}".format(
-                momentum))
+            raise ValueError(
+                "BatchNormalization: `momentum` must be in [0, 1], got {!r}".format(momentum)
+            )
         if not float(epsilon) > 0.0:
             raise ValueError("BatchNormalization: `epsilon` must be > 0, got {!r}".format(epsilon))
         self.axis = int(axis)
@@ -87,52 +102,100 @@ class BatchNormalization(Layer):
     def build(self, input_shape):
         ndim = len(input_shape)
         if not -ndim <= self.axis < ndim or self.axis % ndim == 0:
-            raise ValueError("{}: `axis` {} is not a non-batch axis of an input of shape {}".format(
-                self.name, self.axis, input_shape))
+            raise ValueError(
+                "{}: `axis` {} is not a non-batch axis of an input of shape {}".format(
+                    self.name, self.axis, input_shape
+                )
+            )
         channels = input_shape[self.axis]
         if channels is None:
-            raise ValueError("Axis " + str(self.axis) + " of input tensor should have a defined "
-                             "dimension but the layer received an input with shape " +
-                             str(tuple(input_shape)) + ".")
+            raise ValueError(
+                "Axis " + str(self.axis) + " of input tensor should have a defined "
+                "dimension but the layer received an input with shape "
+                + str(tuple(input_shape))
+                + "."
+            )
         shape = (channels,)
-        self.gamma = self.add_weight(shape, self.gamma_initializer, "gamma", self.gamma_regularizer,
-                                     constraint=self.gamma_constraint) if self.scale else None
-        self.beta = self.add_weight(shape, self.beta_initializer, "beta", self.beta_regularizer,
-                                    constraint=self.beta_constraint) if self.center else None
-        self.moving_mean = self.add_weight(shape, self.moving_mean_initializer, "moving_mean",
-                                           trainable=False)
-        self.moving_variance = self.add_weight(shape, self.moving_variance_initializer,
-                                               "moving_variance", trainable=False)
+        self.gamma = (
+            self.add_weight(
+                shape,
+                self.gamma_initializer,
+                "gamma",
+                self.gamma_regularizer,
+                constraint=self.gamma_constraint,
+            )
+            if self.scale
+            else None
+        )
+        self.beta = (
+            self.add_weight(
+                shape,
+                self.beta_initializer,
+                "beta",
+                self.beta_regularizer,
+                constraint=self.beta_constraint,
+            )
+            if self.center
+            else None
+        )
+        self.moving_mean = self.add_weight(
+            shape, self.moving_mean_initializer, "moving_mean", trainable=False
+        )
+        self.moving_variance = self.add_weight(
+            shape, self.moving_variance_initializer, "moving_variance", trainable=False
+        )
 
     def check_training_batch_size(self, batch_size):
         if not (self.unbiased_moving_variance and self.trainable):
             return
-        per_sample = int(np.prod([d for i, d in enumerate(self.input_shape[1:], 1)
-                                  if i != self.axis % len(self.input_shape)]))
+        per_sample = int(
+            np.prod(
+                [
+                    d
+                    for i, d in enumerate(self.input_shape[1:], 1)
+                    if i != self.axis % len(self.input_shape)
+                ]
+            )
+        )
         if batch_size * per_sample < 2:
-            raise ValueError("{}: unbiased_moving_variance needs at least 2 values per channel in "
-                             "every training batch, but a batch of {} gives {}; choose a batch_size "
-                             "that does not leave a last batch of {} sample(s)".format(
-                                 self.name, batch_size, batch_size * per_sample, batch_size))
+            raise ValueError(
+                "{}: unbiased_moving_variance needs at least 2 values per channel in "
+                "every training batch, but a batch of {} gives {}; choose a batch_size "
+                "that does not leave a last batch of {} sample(s)".format(
+                    self.name, batch_size, batch_size * per_sample, batch_size
+                )
+            )
 
     def forward(self, x, training=False):
         self._pending = None
         if training and self.trainable:
             count = x.size // x.shape[self.axis]
             if self.unbiased_moving_variance and count < 2:
-                raise ValueError("{}: unbiased_moving_variance needs at least 2 values per channel "
-                                 "in a training batch, got {} (input shape {})".format(
-                                     self.name, count, x.shape))
-            y, mean, var = ops.batch_norm_forward(x, self.gamma, self.beta, axis=self.axis,
-                                                  epsilon=self.epsilon)
+                raise ValueError(
+                    "{}: unbiased_moving_variance needs at least 2 values per channel "
+                    "in a training batch, got {} (input shape {})".format(self.name, count, x.shape)
+                )
+            y, mean, var = ops.batch_norm_forward(
+                x, self.gamma, self.beta, axis=self.axis, epsilon=self.epsilon
+            )
             self._cache = (x, mean, var, ops.batch_norm_backward)
             self._pending = (mean, var, count)
             return y
-        y = ops.batch_norm_inference(x, self.gamma, self.beta, self.moving_mean,
-                                     self.moving_variance, axis=self.axis, epsilon=self.epsilon)
+        y = ops.batch_norm_inference(
+            x,
+            self.gamma,
+            self.beta,
+            self.moving_mean,
+            self.moving_variance,
+            axis=self.axis,
+            epsilon=self.epsilon,
+        )
         # frozen layer inside fit: backward treats the moving statistics as constants
-        self._cache = (x, self.moving_mean, self.moving_variance,
-                       ops.batch_norm_inference_backward) if training else None
+        self._cache = (
+            (x, self.moving_mean, self.moving_variance, ops.batch_norm_inference_backward)
+            if training
+            else None
+        )
         return y
 
     def backward(self, dy):
@@ -140,8 +203,9 @@ class BatchNormalization(Layer):
             raise RuntimeError("{}: backward called without a training forward".format(self.name))
         x, mean, var, backward = self._cache
         self._cache = None
-        dx, dgamma, dbeta = backward(dy, x, self.gamma, mean, var, axis=self.axis,
-                                     epsilon=self.epsilon)
+        dx, dgamma, dbeta = backward(
+            dy, x, self.gamma, mean, var, axis=self.axis, epsilon=self.epsilon
+        )
         self.gradients = []
         if self.trainable:
             if self.scale:
@@ -156,22 +220,36 @@ class BatchNormalization(Layer):
             return
         mean, var, count = self._pending
         self._pending = None
-        ops.update_moving_stats(self.moving_mean, self.moving_variance, mean, var,
-                                momentum=self.momentum,
-                                count=count if self.unbiased_moving_variance else None)
+        ops.update_moving_stats(
+            self.moving_mean,
+            self.moving_variance,
+            mean,
+            var,
+            momentum=self.momentum,
+            count=count if self.unbiased_moving_variance else None,
+        )
 
     def discard_updates(self):
         self._pending = None
 
     def get_config(self):
-        return dict(super().get_config(), axis=self.axis, momentum=self.momentum,
-                    epsilon=self.epsilon, center=self.center, scale=self.scale,
-                    beta_initializer=self.beta_initializer, gamma_initializer=self.gamma_initializer,
-                    moving_mean_initializer=self.moving_mean_initializer,
-                    moving_variance_initializer=self.moving_variance_initializer,
-                    beta_regularizer=self.beta_regularizer, gamma_regularizer=self.gamma_regularizer,
-                    beta_constraint=self.beta_constraint, gamma_constraint=self.gamma_constraint,
-                    unbiased_moving_variance=self.unbiased_moving_variance)
+        return dict(
+            super().get_config(),
+            axis=self.axis,
+            momentum=self.momentum,
+            epsilon=self.epsilon,
+            center=self.center,
+            scale=self.scale,
+            beta_initializer=self.beta_initializer,
+            gamma_initializer=self.gamma_initializer,
+            moving_mean_initializer=self.moving_mean_initializer,
+            moving_variance_initializer=self.moving_variance_initializer,
+            beta_regularizer=self.beta_regularizer,
+            gamma_regularizer=self.gamma_regularizer,
+            beta_constraint=self.beta_constraint,
+            gamma_constraint=self.gamma_constraint,
+            unbiased_moving_variance=self.unbiased_moving_variance,
+        )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -197,21 +275,24 @@ def compute_population_statistics(model, x, batch_size=32):
     still remember their initial values and lag behind the weights.
     """
     from .. import _memory, _threads
+
     x = model._standardize_x(x, "input")
     if len(x) == 0:
         raise ValueError("compute_population_statistics: x holds no samples")
     batch_size = int(batch_size)
     if batch_size < 1:
-        raise ValueError("compute_population_statistics: batch_size must be >= 1, got "
-                         "{}".format(batch_size))
-    layers = [layer for layer in model.layers
-              if isinstance(layer, BatchNormalization) and layer.trainable]
+        raise ValueError(
+            "compute_population_statistics: batch_size must be >= 1, got {}".format(batch_size)
+        )
+    layers = [
+        layer for layer in model.layers if isinstance(layer, BatchNormalization) and layer.trainable
+    ]
     sums = {layer.name: [0.0, 0.0, 0, 0] for layer in layers}  # Σm·μ, Σm·s², Σm (mean), Σm (var)
     # the model's lock (Sequential._turns, re-entrant): a fit in another thread finishes its step
     with _threads.fit_threads(), _memory.array_cache(), _model_lock(model):
         try:
             for start in range(0, len(x), batch_size):
-                out = x[start:start + batch_size]
+                out = x[start : start + batch_size]
                 for layer in model.layers:
                     out = layer.forward(out, training=True)
                     if layer.name in sums:
@@ -231,10 +312,11 @@ def compute_population_statistics(model, x, batch_size=32):
     result = {}
     for name, (mean_sum, var_sum, mean_count, var_count) in sums.items():
         if var_count == 0:
-            raise ValueError("compute_population_statistics: {} saw one value per channel in "
-                             "every batch; a variance needs batches of at least 2 values per "
-                             "channel (batch_size {} over {} samples)".format(
-                                 name, batch_size, len(x)))
+            raise ValueError(
+                "compute_population_statistics: {} saw one value per channel in "
+                "every batch; a variance needs batches of at least 2 values per "
+                "channel (batch_size {} over {} samples)".format(name, batch_size, len(x))
+            )
         result[name] = (mean_sum / mean_count, var_sum / var_count)
     return result
 

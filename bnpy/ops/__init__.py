@@ -4,6 +4,7 @@
 - convolution and pooling: :mod:`bnpy.ops.conv`
 - image warps: :mod:`bnpy.ops.image`
 """
+
 from .batchnorm import (
     batch_norm_backward,
     batch_norm_forward,
@@ -11,8 +12,15 @@ from .batchnorm import (
     batch_norm_inference_backward,
     update_moving_stats,
 )
-from .conv import (avg_pool2d_backward, avg_pool2d_forward, conv2d, conv2d_backward, conv2d_forward,
-                   max_pool2d_backward, max_pool2d_forward)
+from .conv import (
+    avg_pool2d_backward,
+    avg_pool2d_forward,
+    conv2d,
+    conv2d_backward,
+    conv2d_forward,
+    max_pool2d_backward,
+    max_pool2d_forward,
+)
 from .image import affine_warp
 
 __all__ = [

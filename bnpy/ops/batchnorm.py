@@ -36,6 +36,7 @@ but it must not overlap any other argument. Every argument is checked before any
 a bad one raises TypeError/ValueError naming the function and the argument, and ``out`` and the
 moving statistics are left untouched.
 """
+
 from .. import _core
 
 __all__ = [

@@ -38,6 +38,7 @@ that the direct kernel does not take: do not modify x in place before the backwa
 is the inference form: it keeps nothing and works through large batches in chunks, so predict and
 evaluate use little memory.
 """
+
 import numpy as np
 
 from .. import _core
@@ -65,21 +66,26 @@ _DIRECT_MAX_CIN = 16
 
 # ---- argument checking ----------------------------------------------------------------------------
 
+
 def _float_array(a, func, name, dtype=None, ndim=None):
     """`a` as an ndarray of float32/float64 (the dtype of the call, if given), any strides."""
     arr = a if isinstance(a, np.ndarray) else np.asarray(a)
     if arr.dtype not in (np.float32, np.float64):
         raise TypeError("{}: {} must be float32 or float64, got {}".format(func, name, arr.dtype))
     if dtype is not None and arr.dtype != dtype:
-        raise TypeError("{}: {} must be {} like x, got {}".format(func, name, np.dtype(dtype).name, arr.dtype))
+        raise TypeError(
+            "{}: {} must be {} like x, got {}".format(func, name, np.dtype(dtype).name, arr.dtype)
+        )
     if ndim is not None and arr.ndim != ndim:
-        raise ValueError("{}: {} must be a {}-D array, got shape {}".format(func, name, ndim, arr.shape))
+        raise ValueError(
+            "{}: {} must be a {}-D array, got shape {}".format(func, name, ndim, arr.shape)
+        )
     return arr
 
 
 # Window sizes, strides and paddings beyond this are refused in Python: the C glue parses them as
 # Py_ssize_t, and no real geometry comes near it.
-_MAX_GEOMETRY = 2 ** 62
+_MAX_GEOMETRY = 2**62
 
 
 def _pair(value, func, name):
@@ -90,9 +96,14 @@ def _pair(value, func, name):
         pair = tuple(value) if len(value) == 2 else None  # len first: never iterate a huge array
     except TypeError:
         pair = None
-    if (pair is None or len(pair) != 2 or
-            not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair)):
-        raise TypeError("{}: {} must be an int or a pair of ints, got {!r}".format(func, name, value))
+    if (
+        pair is None
+        or len(pair) != 2
+        or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair)
+    ):
+        raise TypeError(
+            "{}: {} must be an int or a pair of ints, got {!r}".format(func, name, value)
+        )
     if pair[0] < 1 or pair[1] < 1:
         raise ValueError("{}: {} must be >= 1, got {!r}".format(func, name, pair))
     if pair[0] > _MAX_GEOMETRY or pair[1] > _MAX_GEOMETRY:
@@ -105,8 +116,11 @@ def _channels_first(data_format, func):
         return False
     if isinstance(data_format, str) and data_format == "channels_first":
         return True
-    raise ValueError("{}: data_format must be 'channels_last' or 'channels_first', got {!r}".format(
-        func, data_format))
+    raise ValueError(
+        "{}: data_format must be 'channels_last' or 'channels_first', got {!r}".format(
+            func, data_format
+        )
+    )
 
 
 def _same_pads(n, k, s):
@@ -123,14 +137,18 @@ def _pads(padding, size, window, strides, func, allow_explicit):
         if mode == "valid":
             return (0, 0), (0, 0)
         if mode == "same":
-            return (_same_pads(size[0], window[0], strides[0]),
-                    _same_pads(size[1], window[1], strides[1]))
+            return (
+                _same_pads(size[0], window[0], strides[0]),
+                _same_pads(size[1], window[1], strides[1]),
+            )
     elif allow_explicit:
         try:
             (top, bottom), (left, right) = padding
             pads = tuple(int(v) for v in (top, bottom, left, right))
-            ok = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-                     for v in (top, bottom, left, right))
+            ok = all(
+                isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                for v in (top, bottom, left, right)
+            )
         except (TypeError, ValueError):
             ok = False
         if ok:
@@ -139,7 +157,11 @@ def _pads(padding, size, window, strides, func, allow_explicit):
             if max(pads) > _MAX_GEOMETRY:
                 raise ValueError("{}: padding is too large, got {!r}".format(func, padding))
             return (pads[0], pads[1]), (pads[2], pads[3])
-    expected = "'valid', 'same' or ((top, bottom), (left, right))" if allow_explicit else "'valid' or 'same'"
+    expected = (
+        "'valid', 'same' or ((top, bottom), (left, right))"
+        if allow_explicit
+        else "'valid' or 'same'"
+    )
     raise ValueError("{}: padding must be {}, got {!r}".format(func, expected, padding))
 
 
@@ -151,13 +173,25 @@ def _image(x, func, channels_first, dtype=None):
 
 # ---- convolution ------------------------------------------------------------------------------------
 
+
 class Conv2DContext:
     """What conv2d_backward needs: the im2col matrix (or x itself for a 1x1 unpadded stride-1
     channels-last convolution, or the zero-padded x for the direct kernel), the kernel as a
     matrix, the geometry and the dilation."""
 
-    __slots__ = ("col", "xpad", "kernel2d", "kernel_shape", "x_shape", "y_shape", "geometry",
-                 "dilation", "channels_first", "has_bias", "dtype")
+    __slots__ = (
+        "col",
+        "xpad",
+        "kernel2d",
+        "kernel_shape",
+        "x_shape",
+        "y_shape",
+        "geometry",
+        "dilation",
+        "channels_first",
+        "has_bias",
+        "dtype",
+    )
 
 
 def _conv_setup(x, kernel, bias, strides, padding, data_format, dilation_rate, func):
@@ -166,23 +200,35 @@ def _conv_setup(x, kernel, bias, strides, padding, data_format, dilation_rate, f
     kernel = _float_array(kernel, func, "kernel", x.dtype, ndim=4)
     kh, kw, kcin, cout = kernel.shape
     if kcin != cin:
-        raise ValueError("{}: kernel {} expects {} input channels, x has {} (shape {}, {})".format(
-            func, kernel.shape, kcin, cin, x.shape, data_format))
+        raise ValueError(
+            "{}: kernel {} expects {} input channels, x has {} (shape {}, {})".format(
+                func, kernel.shape, kcin, cin, x.shape, data_format
+            )
+        )
     if kh < 1 or kw < 1 or cout < 1:
-        raise ValueError("{}: kernel must have a non-empty shape, got {}".format(func, kernel.shape))
+        raise ValueError(
+            "{}: kernel must have a non-empty shape, got {}".format(func, kernel.shape)
+        )
     if bias is not None:
         bias = _float_array(bias, func, "bias", x.dtype)
         if bias.shape != (cout,):
-            raise ValueError("{}: bias must have shape ({},), got {}".format(func, cout, bias.shape))
+            raise ValueError(
+                "{}: bias must have shape ({},), got {}".format(func, cout, bias.shape)
+            )
         bias = np.ascontiguousarray(bias)
     sh, sw = _pair(strides, func, "strides")
     # A 1-wide kernel axis has no taps to spread: its dilation is 1, whatever was asked.
-    dilation = tuple(d if k > 1 else 1 for d, k in zip(_pair(dilation_rate, func, "dilation_rate"), (kh, kw)))
+    dilation = tuple(
+        d if k > 1 else 1 for d, k in zip(_pair(dilation_rate, func, "dilation_rate"), (kh, kw))
+    )
     ekh, ekw = (kh - 1) * dilation[0] + 1, (kw - 1) * dilation[1] + 1  # the window's extent
     (pt, pb), (pl, pr) = _pads(padding, (h, w), (ekh, ekw), (sh, sw), func, allow_explicit=True)
     if h + pt + pb < ekh or w + pl + pr < ekw:
-        raise ValueError("{}: {}kernel size ({}, {}) is larger than the padded input ({}, {})".format(
-            func, "dilated " if dilation != (1, 1) else "", ekh, ekw, h + pt + pb, w + pl + pr))
+        raise ValueError(
+            "{}: {}kernel size ({}, {}) is larger than the padded input ({}, {})".format(
+                func, "dilated " if dilation != (1, 1) else "", ekh, ekw, h + pt + pb, w + pl + pr
+            )
+        )
     out_h, out_w = (h + pt + pb - ekh) // sh + 1, (w + pl + pr - ekw) // sw + 1
     geometry = (kh, kw, sh, sw, pt, pb, pl, pr)
     # The kernel as a (kh*kw*Cin, Cout) matrix, copied so that an in-place update of the weights
@@ -198,8 +244,14 @@ def _use_direct(x, kernel2d, geometry, channels_first, dilation):
     convolution on bnpy's own OpenMP threads instead of waking BLAS's thread pool too)."""
     kh, kw = geometry[0], geometry[1]
     cin = x.shape[-1]
-    if (not _USE_DIRECT or channels_first or x.dtype != np.float32 or kernel2d.shape[1] % 8 != 0 or cin < 1
-            or dilation != (1, 1)):
+    if (
+        not _USE_DIRECT
+        or channels_first
+        or x.dtype != np.float32
+        or kernel2d.shape[1] % 8 != 0
+        or cin < 1
+        or dilation != (1, 1)
+    ):
         return False
     return kh * kw == 1 or cin <= _DIRECT_MAX_CIN
 
@@ -228,8 +280,15 @@ def _finish_output(y2d, bias, n, out_hw, channels_first):
     return y2d.reshape(n, out_hw[0], out_hw[1], cout)
 
 
-def conv2d_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", data_format="channels_last",
-                   dilation_rate=(1, 1)):
+def conv2d_forward(
+    x,
+    kernel,
+    bias=None,
+    strides=(1, 1),
+    padding="valid",
+    data_format="channels_last",
+    dilation_rate=(1, 1),
+):
     """Training-mode 2-D convolution: ``(y, ctx)``; see the module docstring for the formulas.
 
     x: (N, H, W, Cin) for 'channels_last' or (N, Cin, H, W) for 'channels_first'; kernel:
@@ -239,12 +298,14 @@ def conv2d_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", data_f
     """
     func = "conv2d_forward"
     x, kernel2d, bias, cf, (n, h, w, cin), out_hw, geometry, dilation = _conv_setup(
-        x, kernel, bias, strides, padding, data_format, dilation_rate, func)
+        x, kernel, bias, strides, padding, data_format, dilation_rate, func
+    )
     ctx = Conv2DContext()
     ctx.col = ctx.xpad = None
     if _use_direct(x, kernel2d, geometry, cf, dilation):
-        y, ctx.xpad = _core.conv2d_direct(x, kernel2d.reshape(geometry[0], geometry[1], cin, -1), bias,
-                                          *geometry[2:])
+        y, ctx.xpad = _core.conv2d_direct(
+            x, kernel2d.reshape(geometry[0], geometry[1], cin, -1), bias, *geometry[2:]
+        )
     else:
         ctx.col = _columns(x, geometry, cf, dilation)
         y = _finish_output(np.matmul(ctx.col, kernel2d), bias, n, out_hw, cf)
@@ -263,29 +324,43 @@ def conv2d_backward(dy, ctx, need_dx=True):
     """
     func = "conv2d_backward"
     if not isinstance(ctx, Conv2DContext):
-        raise TypeError("{}: ctx must be the context conv2d_forward returned, got {}".format(
-            func, type(ctx).__name__))
+        raise TypeError(
+            "{}: ctx must be the context conv2d_forward returned, got {}".format(
+                func, type(ctx).__name__
+            )
+        )
     if not isinstance(need_dx, (bool, np.bool_)):
         raise TypeError("{}: need_dx must be a bool, got {}".format(func, type(need_dx).__name__))
     dy = _float_array(dy, func, "dy", ctx.dtype)
     if dy.shape != ctx.y_shape:
-        raise ValueError("{}: dy must have the forward output's shape {}, got {}".format(
-            func, ctx.y_shape, dy.shape))
+        raise ValueError(
+            "{}: dy must have the forward output's shape {}, got {}".format(
+                func, ctx.y_shape, dy.shape
+            )
+        )
     cout = ctx.kernel_shape[3]
     n = dy.shape[0]
     if ctx.channels_first:
-        dy2d = _core.batch_transpose(dy.reshape(n, cout, dy.shape[2] * dy.shape[3])).reshape(-1, cout)
+        dy2d = _core.batch_transpose(dy.reshape(n, cout, dy.shape[2] * dy.shape[3])).reshape(
+            -1, cout
+        )
     else:
         dy2d = np.ascontiguousarray(dy).reshape(-1, cout)
     if ctx.xpad is not None:
         kh, kw = ctx.geometry[0], ctx.geometry[1]
-        dkernel = _core.conv2d_direct_dkernel(dy2d.reshape(ctx.y_shape), ctx.xpad, ctx.x_shape, kh, kw,
-                                              *ctx.geometry[2:])
+        dkernel = _core.conv2d_direct_dkernel(
+            dy2d.reshape(ctx.y_shape), ctx.xpad, ctx.x_shape, kh, kw, *ctx.geometry[2:]
+        )
     else:
         dkernel = np.matmul(ctx.col.T, dy2d).reshape(ctx.kernel_shape)
     dbias = _core.sum_rows(dy2d) if ctx.has_bias else None
     dx = None
-    if need_dx and ctx.xpad is not None and _is_pointwise(ctx.geometry, False) and ctx.x_shape[-1] % 8 == 0:
+    if (
+        need_dx
+        and ctx.xpad is not None
+        and _is_pointwise(ctx.geometry, False)
+        and ctx.x_shape[-1] % 8 == 0
+    ):
         # dx of a pointwise convolution is itself a pointwise convolution of dy with Kᵀ
         kernel_t = np.ascontiguousarray(ctx.kernel2d.T).reshape(1, 1, cout, -1)
         dx = _core.conv2d_direct(dy2d.reshape(ctx.y_shape), kernel_t, None, 1, 1, 0, 0, 0, 0)[0]
@@ -294,13 +369,21 @@ def conv2d_backward(dy, ctx, need_dx=True):
         if _is_pointwise(ctx.geometry, ctx.channels_first):
             dx = dcol.reshape(ctx.x_shape)
         else:
-            dx = _core.col2im(dcol, ctx.x_shape, *ctx.geometry, ctx.channels_first, None,
-                              *ctx.dilation)
+            dx = _core.col2im(
+                dcol, ctx.x_shape, *ctx.geometry, ctx.channels_first, None, *ctx.dilation
+            )
     return dx, dkernel, dbias
 
 
-def conv2d(x, kernel, bias=None, strides=(1, 1), padding="valid", data_format="channels_last",
-           dilation_rate=(1, 1)):
+def conv2d(
+    x,
+    kernel,
+    bias=None,
+    strides=(1, 1),
+    padding="valid",
+    data_format="channels_last",
+    dilation_rate=(1, 1),
+):
     """Inference-mode 2-D convolution: y only, nothing kept for a backward.
 
     Same arguments and result as conv2d_forward; large batches are processed in chunks whose
@@ -308,25 +391,30 @@ def conv2d(x, kernel, bias=None, strides=(1, 1), padding="valid", data_format="c
     """
     func = "conv2d"
     x, kernel2d, bias, cf, (n, h, w, cin), out_hw, geometry, dilation = _conv_setup(
-        x, kernel, bias, strides, padding, data_format, dilation_rate, func)
+        x, kernel, bias, strides, padding, data_format, dilation_rate, func
+    )
     if _use_direct(x, kernel2d, geometry, cf, dilation):  # no im2col matrix: nothing to chunk
-        return _core.conv2d_direct(x, kernel2d.reshape(geometry[0], geometry[1], cin, -1), bias,
-                                   *geometry[2:])[0]
+        return _core.conv2d_direct(
+            x, kernel2d.reshape(geometry[0], geometry[1], cin, -1), bias, *geometry[2:]
+        )[0]
     kh, kw = geometry[0], geometry[1]
     col_bytes_per_image = out_hw[0] * out_hw[1] * kh * kw * cin * x.dtype.itemsize
     chunk = max(1, _INFERENCE_COL_BYTES // max(col_bytes_per_image, 1))
     if n <= chunk:
-        return _finish_output(np.matmul(_columns(x, geometry, cf, dilation), kernel2d), bias, n, out_hw, cf)
+        return _finish_output(
+            np.matmul(_columns(x, geometry, cf, dilation), kernel2d), bias, n, out_hw, cf
+        )
     cout = kernel2d.shape[1]
     y = np.empty((n, cout) + out_hw if cf else (n,) + out_hw + (cout,), dtype=x.dtype)
     for start in range(0, n, chunk):
-        part = x[start:start + chunk]
+        part = x[start : start + chunk]
         y2d = np.matmul(_columns(part, geometry, cf, dilation), kernel2d)
-        y[start:start + chunk] = _finish_output(y2d, bias, part.shape[0], out_hw, cf)
+        y[start : start + chunk] = _finish_output(y2d, bias, part.shape[0], out_hw, cf)
     return y
 
 
 # ---- pooling ------------------------------------------------------------------------------------------
+
 
 class Pool2DContext:
     """What a pooling backward needs: the geometry, x's shape, and max pooling's argmax."""
@@ -341,8 +429,11 @@ def _pool_setup(x, pool_size, strides, padding, data_format, func):
     sh, sw = (ph, pw) if strides is None else _pair(strides, func, "strides")
     (pt, pb), (pl, pr) = _pads(padding, (h, w), (ph, pw), (sh, sw), func, allow_explicit=False)
     if h + pt + pb < ph or w + pl + pr < pw:
-        raise ValueError("{}: pool_size ({}, {}) is larger than the padded input ({}, {})".format(
-            func, ph, pw, h + pt + pb, w + pl + pr))
+        raise ValueError(
+            "{}: pool_size ({}, {}) is larger than the padded input ({}, {})".format(
+                func, ph, pw, h + pt + pb, w + pl + pr
+            )
+        )
     return x, cf, (ph, pw, sh, sw, pt, pb, pl, pr)
 
 
@@ -362,18 +453,30 @@ def _pool_forward(kind, x, pool_size, strides, padding, data_format):
 def _pool_backward(kind, dy, ctx):
     func = kind + "_pool2d_backward"
     if not isinstance(ctx, Pool2DContext) or ctx.kind != kind:
-        raise TypeError("{}: ctx must be the context {}_pool2d_forward returned, got {}".format(
-            func, kind, type(ctx).__name__ if not isinstance(ctx, Pool2DContext) else ctx.kind + " pooling's"))
+        raise TypeError(
+            "{}: ctx must be the context {}_pool2d_forward returned, got {}".format(
+                func,
+                kind,
+                type(ctx).__name__
+                if not isinstance(ctx, Pool2DContext)
+                else ctx.kind + " pooling's",
+            )
+        )
     dy = _float_array(dy, func, "dy", ctx.dtype)
     if dy.shape != ctx.y_shape:
-        raise ValueError("{}: dy must have the forward output's shape {}, got {}".format(
-            func, ctx.y_shape, dy.shape))
+        raise ValueError(
+            "{}: dy must have the forward output's shape {}, got {}".format(
+                func, ctx.y_shape, dy.shape
+            )
+        )
     if kind == "max":
         return _core.max_pool2d_backward(dy, ctx.argmax, ctx.x_shape, ctx.channels_first)
     return _core.avg_pool2d_backward(dy, ctx.x_shape, *ctx.geometry, ctx.channels_first)
 
 
-def max_pool2d_forward(x, pool_size=(2, 2), strides=None, padding="valid", data_format="channels_last"):
+def max_pool2d_forward(
+    x, pool_size=(2, 2), strides=None, padding="valid", data_format="channels_last"
+):
     """2-D max pooling: ``(y, ctx)``. y[n,i,j,c] = max of x over the real cells of window (i, j);
     strides None means pool_size; padding 'valid' or 'same' (padded cells never win)."""
     return _pool_forward("max", x, pool_size, strides, padding, data_format)
@@ -384,7 +487,9 @@ def max_pool2d_backward(dy, ctx):
     return _pool_backward("max", dy, ctx)
 
 
-def avg_pool2d_forward(x, pool_size=(2, 2), strides=None, padding="valid", data_format="channels_last"):
+def avg_pool2d_forward(
+    x, pool_size=(2, 2), strides=None, padding="valid", data_format="channels_last"
+):
     """2-D average pooling: ``(y, ctx)``; y = mean over the real cells of each window (with
     'same', border windows divide by the number of real cells, as TensorFlow's avg_pool)."""
     return _pool_forward("avg", x, pool_size, strides, padding, data_format)

@@ -8,6 +8,7 @@ maps *output* pixel coordinates to *input* coordinates on (row, col),
 
 so a positive M[0, 2] samples from lower rows and moves the content up.
 """
+
 import numpy as np
 
 from .. import _core
@@ -18,8 +19,9 @@ __all__ = ["affine_warp", "FILL_MODES"]
 FILL_MODES = ("constant", "nearest", "reflect", "wrap")
 
 
-def affine_warp(images, matrices, order=0, fill_mode="nearest", cval=0.0, data_format="channels_last",
-                out=None):
+def affine_warp(
+    images, matrices, order=0, fill_mode="nearest", cval=0.0, data_format="channels_last", out=None
+):
     """Warp a batch of images, one affine matrix per image, in one C call (threads over images and rows).
 
     Args:

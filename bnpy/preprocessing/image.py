@@ -16,6 +16,7 @@ Sh = [[1, -sin s], [0, cos s]] and Z = diag(zx, zy); then a channel shift, then 
 Image files (``load_img``, ``array_to_img``, ``flow_from_directory``, ``load_from_directory``,
 ``save_to_dir``) need Pillow, an optional extra: ``pip install "bnpy[image]"``.
 """
+
 import os
 import threading
 import warnings
@@ -25,10 +26,23 @@ import numpy as np
 from ..ops.image import FILL_MODES, affine_warp
 
 __all__ = [
-    "ImageDataGenerator", "Iterator", "NumpyArrayIterator", "DirectoryIterator", "load_from_directory",
-    "array_to_img", "img_to_array", "load_img", "list_pictures", "apply_transform",
-    "transform_matrix_offset_center", "flip_axis", "random_rotation", "random_shift", "random_shear",
-    "random_zoom", "random_channel_shift",
+    "ImageDataGenerator",
+    "Iterator",
+    "NumpyArrayIterator",
+    "DirectoryIterator",
+    "load_from_directory",
+    "array_to_img",
+    "img_to_array",
+    "load_img",
+    "list_pictures",
+    "apply_transform",
+    "transform_matrix_offset_center",
+    "flip_axis",
+    "random_rotation",
+    "random_shift",
+    "random_shear",
+    "random_zoom",
+    "random_channel_shift",
 ]
 
 #: File types flow_from_directory and load_from_directory read (Keras 2.0.8's white list).
@@ -36,6 +50,7 @@ WHITE_LIST_FORMATS = ("png", "jpg", "jpeg", "bmp")
 
 
 # ---- configuration ------------------------------------------------------------------------------
+
 
 def _backend_setting(name, default):
     """bnpy.backend's setting when that module exists (as keras.backend's), else Keras's default."""
@@ -62,7 +77,8 @@ def _pil_image(func):
     except ImportError as exc:
         raise ImportError(
             '{} needs Pillow to read and write image files: pip install "bnpy[image]" '
-            "(or pip install Pillow)".format(func)) from exc
+            "(or pip install Pillow)".format(func)
+        ) from exc
     return Image
 
 
@@ -70,8 +86,11 @@ def _check_data_format(data_format, func):
     if data_format is None:
         data_format = _image_data_format()
     if data_format not in ("channels_last", "channels_first"):
-        raise ValueError("{}: data_format must be 'channels_last' or 'channels_first', got {!r}"
-                         .format(func, data_format))
+        raise ValueError(
+            "{}: data_format must be 'channels_last' or 'channels_first', got {!r}".format(
+                func, data_format
+            )
+        )
     return data_format
 
 
@@ -82,6 +101,7 @@ def _float_array(x):
 
 
 # ---- matrices and single-image transforms (Keras 2.0's module functions) -----------------------
+
 
 def transform_matrix_offset_center(matrix, x, y):
     """Conjugate a 3x3 (row, col) matrix by a translation to the centre o = (x/2 + 0.5, y/2 + 0.5)
@@ -94,15 +114,23 @@ def transform_matrix_offset_center(matrix, x, y):
     return np.dot(np.dot(offset_matrix, matrix), reset_matrix)
 
 
-def apply_transform(x, transform_matrix, channel_axis=0, fill_mode="nearest", cval=0., order=0):
+def apply_transform(x, transform_matrix, channel_axis=0, fill_mode="nearest", cval=0.0, order=0):
     """Warp one 3-D image by an output->input matrix on its two spatial axes (in their order),
     nearest neighbour as Keras 2.0 (``order=1``: bilinear). Returns a new float array."""
     x = _float_array(x)
     if x.ndim != 3:
-        raise ValueError("apply_transform: x must be one image of rank 3, got shape {}".format(x.shape))
+        raise ValueError(
+            "apply_transform: x must be one image of rank 3, got shape {}".format(x.shape)
+        )
     channels_last = np.moveaxis(x, channel_axis, -1)
-    warped = affine_warp(channels_last, np.asarray(transform_matrix, dtype=np.float64), order=order,
-                         fill_mode=fill_mode, cval=cval, data_format="channels_last")
+    warped = affine_warp(
+        channels_last,
+        np.asarray(transform_matrix, dtype=np.float64),
+        order=order,
+        fill_mode=fill_mode,
+        cval=cval,
+        data_format="channels_last",
+    )
     return np.moveaxis(warped, -1, channel_axis)
 
 
@@ -111,18 +139,20 @@ def flip_axis(x, axis):
     return np.flip(np.asarray(x), axis=axis).copy()
 
 
-def random_rotation(x, rg, row_axis=1, col_axis=2, channel_axis=0, fill_mode="nearest", cval=0.):
+def random_rotation(x, rg, row_axis=1, col_axis=2, channel_axis=0, fill_mode="nearest", cval=0.0):
     """Rotate one image by theta ~ U(-rg, rg) degrees about Keras's centre."""
     theta = np.pi / 180 * np.random.uniform(-rg, rg)
-    rotation_matrix = np.array([[np.cos(theta), -np.sin(theta), 0],
-                                [np.sin(theta), np.cos(theta), 0],
-                                [0, 0, 1]])
+    rotation_matrix = np.array(
+        [[np.cos(theta), -np.sin(theta), 0], [np.sin(theta), np.cos(theta), 0], [0, 0, 1]]
+    )
     h, w = x.shape[row_axis], x.shape[col_axis]
     transform_matrix = transform_matrix_offset_center(rotation_matrix, h, w)
     return apply_transform(x, transform_matrix, channel_axis, fill_mode, cval)
 
 
-def random_shift(x, wrg, hrg, row_axis=1, col_axis=2, channel_axis=0, fill_mode="nearest", cval=0.):
+def random_shift(
+    x, wrg, hrg, row_axis=1, col_axis=2, channel_axis=0, fill_mode="nearest", cval=0.0
+):
     """Shift one image by U(-hrg, hrg)*H rows and U(-wrg, wrg)*W columns (fractions of the size)."""
     h, w = x.shape[row_axis], x.shape[col_axis]
     tx = np.random.uniform(-hrg, hrg) * h
@@ -131,7 +161,9 @@ def random_shift(x, wrg, hrg, row_axis=1, col_axis=2, channel_axis=0, fill_mode=
     return apply_transform(x, translation_matrix, channel_axis, fill_mode, cval)
 
 
-def random_shear(x, intensity, row_axis=1, col_axis=2, channel_axis=0, fill_mode="nearest", cval=0.):
+def random_shear(
+    x, intensity, row_axis=1, col_axis=2, channel_axis=0, fill_mode="nearest", cval=0.0
+):
     """Shear one image by U(-intensity, intensity) radians about Keras's centre."""
     shear = np.random.uniform(-intensity, intensity)
     shear_matrix = np.array([[1, -np.sin(shear), 0], [0, np.cos(shear), 0], [0, 0, 1]])
@@ -140,11 +172,16 @@ def random_shear(x, intensity, row_axis=1, col_axis=2, channel_axis=0, fill_mode
     return apply_transform(x, transform_matrix, channel_axis, fill_mode, cval)
 
 
-def random_zoom(x, zoom_range, row_axis=1, col_axis=2, channel_axis=0, fill_mode="nearest", cval=0.):
+def random_zoom(
+    x, zoom_range, row_axis=1, col_axis=2, channel_axis=0, fill_mode="nearest", cval=0.0
+):
     """Zoom one image by (zx, zy) ~ U(zoom_range) drawn independently (factors > 1 shrink the content)."""
     if len(zoom_range) != 2:
-        raise ValueError("random_zoom: zoom_range must be a tuple or list of two floats, got {!r}"
-                         .format(zoom_range))
+        raise ValueError(
+            "random_zoom: zoom_range must be a tuple or list of two floats, got {!r}".format(
+                zoom_range
+            )
+        )
     if zoom_range[0] == 1 and zoom_range[1] == 1:
         zx, zy = 1, 1
     else:
@@ -168,13 +205,16 @@ def random_channel_shift(x, intensity, channel_axis=0):
 
 # ---- PIL conversions -----------------------------------------------------------------------------
 
+
 def array_to_img(x, data_format=None, scale=True):
     """A 3-D array (H, W, C) / (C, H, W) with 1, 3 or 4 channels as a PIL image (L, RGB, RGBA).
     With ``scale`` the values are shifted to start at 0 and scaled to a maximum of 255 (Keras)."""
     image = _pil_image("array_to_img")
     x = np.asarray(x, dtype=_floatx())
     if x.ndim != 3:
-        raise ValueError("array_to_img: x must be one image of rank 3, got shape {}".format(x.shape))
+        raise ValueError(
+            "array_to_img: x must be one image of rank 3, got shape {}".format(x.shape)
+        )
     data_format = _check_data_format(data_format, "array_to_img")
     if data_format == "channels_first":
         x = x.transpose(1, 2, 0)
@@ -201,7 +241,11 @@ def img_to_array(img, data_format=None, dtype=None):
         if data_format == "channels_first":
             x = x.transpose(2, 0, 1)
     elif x.ndim == 2:
-        x = x.reshape((1,) + x.shape) if data_format == "channels_first" else x.reshape(x.shape + (1,))
+        x = (
+            x.reshape((1,) + x.shape)
+            if data_format == "channels_first"
+            else x.reshape(x.shape + (1,))
+        )
     else:
         raise ValueError("img_to_array: unsupported image shape {}".format(x.shape))
     return x
@@ -211,11 +255,20 @@ _COLOR_MODES = {"rgb": "RGB", "grayscale": "L", "rgba": "RGBA"}
 
 
 def _pil_resample(image, interpolation, func):
-    names = {"nearest": "NEAREST", "bilinear": "BILINEAR", "bicubic": "BICUBIC", "lanczos": "LANCZOS",
-             "box": "BOX", "hamming": "HAMMING"}
+    names = {
+        "nearest": "NEAREST",
+        "bilinear": "BILINEAR",
+        "bicubic": "BICUBIC",
+        "lanczos": "LANCZOS",
+        "box": "BOX",
+        "hamming": "HAMMING",
+    }
     if interpolation not in names:
-        raise ValueError("{}: interpolation must be one of {}, got {!r}"
-                         .format(func, ", ".join(sorted(names)), interpolation))
+        raise ValueError(
+            "{}: interpolation must be one of {}, got {!r}".format(
+                func, ", ".join(sorted(names)), interpolation
+            )
+        )
     resampling = getattr(image, "Resampling", image)  # Pillow >= 9.1 moved the constants
     return getattr(resampling, names[interpolation])
 
@@ -228,10 +281,16 @@ def load_img(path, grayscale=False, target_size=None, color_mode="rgb", interpol
     if grayscale:
         color_mode = "grayscale"
     if color_mode not in _COLOR_MODES:
-        raise ValueError("load_img: color_mode must be 'rgb', 'grayscale' or 'rgba', got {!r}".format(color_mode))
+        raise ValueError(
+            "load_img: color_mode must be 'rgb', 'grayscale' or 'rgba', got {!r}".format(color_mode)
+        )
     resample = _pil_resample(image, interpolation, "load_img")
     with image.open(path) as opened:
-        img = opened.convert(_COLOR_MODES[color_mode]) if opened.mode != _COLOR_MODES[color_mode] else opened.copy()
+        img = (
+            opened.convert(_COLOR_MODES[color_mode])
+            if opened.mode != _COLOR_MODES[color_mode]
+            else opened.copy()
+        )
     if target_size is not None:
         width_height = (int(target_size[1]), int(target_size[0]))
         if img.size != width_height:
@@ -242,11 +301,16 @@ def load_img(path, grayscale=False, target_size=None, color_mode="rgb", interpol
 def list_pictures(directory, ext="jpg|jpeg|bmp|png"):
     """Paths of the picture files under directory (recursively), sorted."""
     exts = tuple("." + e for e in ext.split("|"))
-    return sorted(os.path.join(root, f) for root, _, files in os.walk(directory)
-                  for f in files if f.lower().endswith(exts))
+    return sorted(
+        os.path.join(root, f)
+        for root, _, files in os.walk(directory)
+        for f in files
+        if f.lower().endswith(exts)
+    )
 
 
 # ---- image folders -------------------------------------------------------------------------------
+
 
 def _class_files(directory, classes, follow_links, func):
     """(class names, relative file paths, int32 labels) of a tree directory/<class>/**/<image>.
@@ -254,14 +318,20 @@ def _class_files(directory, classes, follow_links, func):
     Classes are the sub-directories (sorted, so labels follow alphabetical order) unless given;
     files are every white-listed picture under a class folder, in sorted order."""
     if not os.path.isdir(directory):
-        raise ValueError("{}: directory {!r} does not exist or is not a directory".format(func, directory))
+        raise ValueError(
+            "{}: directory {!r} does not exist or is not a directory".format(func, directory)
+        )
     if classes is None:
-        classes = sorted(d for d in os.listdir(directory) if os.path.isdir(os.path.join(directory, d)))
+        classes = sorted(
+            d for d in os.listdir(directory) if os.path.isdir(os.path.join(directory, d))
+        )
     else:
         classes = list(classes)
         missing = [c for c in classes if not os.path.isdir(os.path.join(directory, c))]
         if missing:
-            raise ValueError("{}: class folders {} not found in {!r}".format(func, missing, directory))
+            raise ValueError(
+                "{}: class folders {} not found in {!r}".format(func, missing, directory)
+            )
     exts = tuple("." + e for e in WHITE_LIST_FORMATS)
     filenames, labels = [], []
     for label, name in enumerate(classes):
@@ -275,8 +345,14 @@ def _class_files(directory, classes, follow_links, func):
     return classes, filenames, np.array(labels, dtype=np.int32)
 
 
-def load_from_directory(directory, target_size=None, color_mode="rgb", classes=None,
-                        interpolation="nearest", follow_links=False):
+def load_from_directory(
+    directory,
+    target_size=None,
+    color_mode="rgb",
+    classes=None,
+    interpolation="nearest",
+    follow_links=False,
+):
     """Read a tree of class sub-folders of JPEG/PNG/BMP files into arrays.
 
     ``directory/<class name>/<image files>`` (images may sit in nested folders of a class folder):
@@ -297,21 +373,30 @@ def load_from_directory(directory, target_size=None, color_mode="rgb", classes=N
     func = "load_from_directory"
     _pil_image(func)
     if color_mode not in _COLOR_MODES:
-        raise ValueError("{}: color_mode must be 'rgb', 'grayscale' or 'rgba', got {!r}".format(func, color_mode))
+        raise ValueError(
+            "{}: color_mode must be 'rgb', 'grayscale' or 'rgba', got {!r}".format(func, color_mode)
+        )
     class_names, filenames, labels = _class_files(directory, classes, follow_links, func)
     channels = {"rgb": 3, "grayscale": 1, "rgba": 4}[color_mode]
     x = None
     for i, rel in enumerate(filenames):
         path = os.path.join(directory, rel)
-        pixels = np.asarray(load_img(path, color_mode=color_mode, target_size=target_size,
-                                     interpolation=interpolation), dtype=np.uint8)
+        pixels = np.asarray(
+            load_img(
+                path, color_mode=color_mode, target_size=target_size, interpolation=interpolation
+            ),
+            dtype=np.uint8,
+        )
         pixels = pixels.reshape(pixels.shape[:2] + (channels,))
         if x is None:
             x = np.empty((len(filenames),) + pixels.shape, dtype=np.uint8)
         elif pixels.shape != x.shape[1:]:
-            raise ValueError("{}: {!r} is {}x{} but the first image is {}x{}; pass target_size=(height, width) "
-                             "to resize every image".format(func, path, pixels.shape[0], pixels.shape[1],
-                                                            x.shape[1], x.shape[2]))
+            raise ValueError(
+                "{}: {!r} is {}x{} but the first image is {}x{}; pass target_size=(height, width) "
+                "to resize every image".format(
+                    func, path, pixels.shape[0], pixels.shape[1], x.shape[1], x.shape[2]
+                )
+            )
         x[i] = pixels
     if x is None:
         shape = (0,) + (tuple(target_size) if target_size is not None else (0, 0)) + (channels,)
@@ -321,7 +406,8 @@ def load_from_directory(directory, target_size=None, color_mode="rgb", classes=N
 
 # ---- the generator -------------------------------------------------------------------------------
 
-class ImageDataGenerator(object):
+
+class ImageDataGenerator:
     """Generate batches of image data with real-time data augmentation (Keras 2.0.8's arguments).
 
     Args:
@@ -346,12 +432,29 @@ class ImageDataGenerator(object):
             Keras >= 2.1.4); a bnpy addition.
     """
 
-    def __init__(self, featurewise_center=False, samplewise_center=False, featurewise_std_normalization=False,
-                 samplewise_std_normalization=False, zca_whitening=False, zca_epsilon=1e-6, rotation_range=0.,
-                 width_shift_range=0., height_shift_range=0., shear_range=0., zoom_range=0.,
-                 channel_shift_range=0., fill_mode="nearest", cval=0., horizontal_flip=False,
-                 vertical_flip=False, rescale=None, preprocessing_function=None, data_format=None,
-                 interpolation_order=0):
+    def __init__(
+        self,
+        featurewise_center=False,
+        samplewise_center=False,
+        featurewise_std_normalization=False,
+        samplewise_std_normalization=False,
+        zca_whitening=False,
+        zca_epsilon=1e-6,
+        rotation_range=0.0,
+        width_shift_range=0.0,
+        height_shift_range=0.0,
+        shear_range=0.0,
+        zoom_range=0.0,
+        channel_shift_range=0.0,
+        fill_mode="nearest",
+        cval=0.0,
+        horizontal_flip=False,
+        vertical_flip=False,
+        rescale=None,
+        preprocessing_function=None,
+        data_format=None,
+        interpolation_order=0,
+    ):
         func = "ImageDataGenerator"
         data_format = _check_data_format(data_format, func)
         self.featurewise_center = featurewise_center
@@ -366,7 +469,11 @@ class ImageDataGenerator(object):
         self.shear_range = shear_range
         self.channel_shift_range = channel_shift_range
         if fill_mode not in FILL_MODES:
-            raise ValueError("{}: fill_mode must be one of {}, got {!r}".format(func, ", ".join(FILL_MODES), fill_mode))
+            raise ValueError(
+                "{}: fill_mode must be one of {}, got {!r}".format(
+                    func, ", ".join(FILL_MODES), fill_mode
+                )
+            )
         self.fill_mode = fill_mode
         self.cval = cval
         self.horizontal_flip = horizontal_flip
@@ -374,8 +481,11 @@ class ImageDataGenerator(object):
         self.rescale = rescale
         self.preprocessing_function = preprocessing_function
         if interpolation_order not in (0, 1):
-            raise ValueError("{}: interpolation_order must be 0 (nearest) or 1 (bilinear), got {!r}"
-                             .format(func, interpolation_order))
+            raise ValueError(
+                "{}: interpolation_order must be 0 (nearest) or 1 (bilinear), got {!r}".format(
+                    func, interpolation_order
+                )
+            )
         self.interpolation_order = interpolation_order
 
         self.data_format = data_format
@@ -393,28 +503,74 @@ class ImageDataGenerator(object):
         elif len(zoom_range) == 2:
             self.zoom_range = [zoom_range[0], zoom_range[1]]
         else:
-            raise ValueError("{}: zoom_range must be a float or a tuple or list of two floats, got {!r}"
-                             .format(func, zoom_range))
+            raise ValueError(
+                "{}: zoom_range must be a float or a tuple or list of two floats, got {!r}".format(
+                    func, zoom_range
+                )
+            )
 
     # -- iterators --
 
-    def flow(self, x, y=None, batch_size=32, shuffle=True, seed=None, save_to_dir=None, save_prefix="",
-             save_format="png"):
+    def flow(
+        self,
+        x,
+        y=None,
+        batch_size=32,
+        shuffle=True,
+        seed=None,
+        save_to_dir=None,
+        save_prefix="",
+        save_format="png",
+    ):
         """An endless iterator of augmented, standardized float32 batches ``(x_batch, y_batch)``
         (``x_batch`` alone when y is None); each batch is warped by one C call."""
-        return NumpyArrayIterator(x, y, self, batch_size=batch_size, shuffle=shuffle, seed=seed,
-                                  data_format=self.data_format, save_to_dir=save_to_dir,
-                                  save_prefix=save_prefix, save_format=save_format)
+        return NumpyArrayIterator(
+            x,
+            y,
+            self,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            data_format=self.data_format,
+            save_to_dir=save_to_dir,
+            save_prefix=save_prefix,
+            save_format=save_format,
+        )
 
-    def flow_from_directory(self, directory, target_size=(256, 256), color_mode="rgb", classes=None,
-                            class_mode="categorical", batch_size=32, shuffle=True, seed=None, save_to_dir=None,
-                            save_prefix="", save_format="png", follow_links=False, interpolation="nearest"):
+    def flow_from_directory(
+        self,
+        directory,
+        target_size=(256, 256),
+        color_mode="rgb",
+        classes=None,
+        class_mode="categorical",
+        batch_size=32,
+        shuffle=True,
+        seed=None,
+        save_to_dir=None,
+        save_prefix="",
+        save_format="png",
+        follow_links=False,
+        interpolation="nearest",
+    ):
         """An endless iterator over a tree directory/<class>/<images> (read batch by batch)."""
-        return DirectoryIterator(directory, self, target_size=target_size, color_mode=color_mode,
-                                 classes=classes, class_mode=class_mode, data_format=self.data_format,
-                                 batch_size=batch_size, shuffle=shuffle, seed=seed, save_to_dir=save_to_dir,
-                                 save_prefix=save_prefix, save_format=save_format, follow_links=follow_links,
-                                 interpolation=interpolation)
+        return DirectoryIterator(
+            directory,
+            self,
+            target_size=target_size,
+            color_mode=color_mode,
+            classes=classes,
+            class_mode=class_mode,
+            data_format=self.data_format,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            save_to_dir=save_to_dir,
+            save_prefix=save_prefix,
+            save_format=save_format,
+            follow_links=follow_links,
+            interpolation=interpolation,
+        )
 
     # -- per image (Keras's API) --
 
@@ -431,8 +587,11 @@ class ImageDataGenerator(object):
             np.random.seed(seed)
         x = _float_array(x)
         if x.ndim != 3:
-            raise ValueError("ImageDataGenerator.random_transform: x must be one image of rank 3, got shape {}"
-                             .format(x.shape))
+            raise ValueError(
+                "ImageDataGenerator.random_transform: x must be one image of rank 3, got shape {}".format(
+                    x.shape
+                )
+            )
         return self._random_transform_batch(x[np.newaxis])[0]
 
     # -- per batch (what the iterators use) --
@@ -449,14 +608,16 @@ class ImageDataGenerator(object):
         (tests/test_image_generator.py checks it against a per-image reference) at a fraction of
         the cost of 3-10 Python calls per image."""
         columns = {}  # name -> slice of the draws of one image
-        width_of = [("theta", 1 if self.rotation_range else 0),
-                    ("tx", 1 if self.height_shift_range else 0),
-                    ("ty", 1 if self.width_shift_range else 0),
-                    ("shear", 1 if self.shear_range else 0),
-                    ("zoom", 0 if (self.zoom_range[0] == 1 and self.zoom_range[1] == 1) else 2),
-                    ("channel_shift", channels if self.channel_shift_range != 0 else 0),
-                    ("flip_h", 1 if self.horizontal_flip else 0),
-                    ("flip_v", 1 if self.vertical_flip else 0)]
+        width_of = [
+            ("theta", 1 if self.rotation_range else 0),
+            ("tx", 1 if self.height_shift_range else 0),
+            ("ty", 1 if self.width_shift_range else 0),
+            ("shear", 1 if self.shear_range else 0),
+            ("zoom", 0 if (self.zoom_range[0] == 1 and self.zoom_range[1] == 1) else 2),
+            ("channel_shift", channels if self.channel_shift_range != 0 else 0),
+            ("flip_h", 1 if self.horizontal_flip else 0),
+            ("flip_v", 1 if self.vertical_flip else 0),
+        ]
         position = 0
         for name, size in width_of:
             columns[name] = slice(position, position + size)
@@ -481,8 +642,14 @@ class ImageDataGenerator(object):
         shifts = None
         if self.channel_shift_range != 0:
             shifts = uniform("channel_shift", -self.channel_shift_range, self.channel_shift_range)
-        flip_h = draws[:, columns["flip_h"]][:, 0] < 0.5 if self.horizontal_flip else np.zeros(count, bool)
-        flip_v = draws[:, columns["flip_v"]][:, 0] < 0.5 if self.vertical_flip else np.zeros(count, bool)
+        flip_h = (
+            draws[:, columns["flip_h"]][:, 0] < 0.5
+            if self.horizontal_flip
+            else np.zeros(count, bool)
+        )
+        flip_v = (
+            draws[:, columns["flip_v"]][:, 0] < 0.5 if self.vertical_flip else np.zeros(count, bool)
+        )
         return theta, tx, ty, shear, zoom, shifts, flip_h, flip_v
 
     @staticmethod
@@ -514,13 +681,27 @@ class ImageDataGenerator(object):
         row_axis, col_axis, channel_axis = self.row_axis, self.col_axis, self.channel_axis
         count, height, width = batch.shape[0], batch.shape[row_axis], batch.shape[col_axis]
         channels = batch.shape[channel_axis]
-        theta, tx, ty, shear, zoom, shifts, flip_h, flip_v = self._draw_parameters(count, height, width, channels)
+        theta, tx, ty, shear, zoom, shifts, flip_h, flip_v = self._draw_parameters(
+            count, height, width, channels
+        )
 
-        warped = np.any(theta != 0) or np.any(tx != 0) or np.any(ty != 0) or np.any(shear != 0) or np.any(zoom != 1)
+        warped = (
+            np.any(theta != 0)
+            or np.any(tx != 0)
+            or np.any(ty != 0)
+            or np.any(shear != 0)
+            or np.any(zoom != 1)
+        )
         if warped:
             matrices = self._transform_matrices(theta, tx, ty, shear, zoom, height, width)
-            batch = affine_warp(batch, matrices, order=self.interpolation_order, fill_mode=self.fill_mode,
-                                cval=self.cval, data_format=self.data_format)
+            batch = affine_warp(
+                batch,
+                matrices,
+                order=self.interpolation_order,
+                fill_mode=self.fill_mode,
+                cval=self.cval,
+                data_format=self.data_format,
+            )
         else:
             batch = batch.copy()
 
@@ -547,26 +728,32 @@ class ImageDataGenerator(object):
         if self.samplewise_center:
             batch -= np.mean(batch, axis=self.channel_axis, keepdims=True)
         if self.samplewise_std_normalization:
-            batch /= (np.std(batch, axis=self.channel_axis, keepdims=True) + 1e-7)
+            batch /= np.std(batch, axis=self.channel_axis, keepdims=True) + 1e-7
         if self.featurewise_center:
             if self.mean is not None:
                 batch -= self.mean
             else:
-                warnings.warn("This ImageDataGenerator specifies `featurewise_center`, but it hasn't been fit on "
-                              "any training data. Fit it first by calling `.fit(numpy_data)`.")
+                warnings.warn(
+                    "This ImageDataGenerator specifies `featurewise_center`, but it hasn't been fit on "
+                    "any training data. Fit it first by calling `.fit(numpy_data)`."
+                )
         if self.featurewise_std_normalization:
             if self.std is not None:
-                batch /= (self.std + 1e-7)
+                batch /= self.std + 1e-7
             else:
-                warnings.warn("This ImageDataGenerator specifies `featurewise_std_normalization`, but it hasn't "
-                              "been fit on any training data. Fit it first by calling `.fit(numpy_data)`.")
+                warnings.warn(
+                    "This ImageDataGenerator specifies `featurewise_std_normalization`, but it hasn't "
+                    "been fit on any training data. Fit it first by calling `.fit(numpy_data)`."
+                )
         if self.zca_whitening:
             if self.principal_components is not None:
                 flat = batch.reshape(batch.shape[0], -1)
                 batch[...] = np.dot(flat, self.principal_components).reshape(batch.shape)
             else:
-                warnings.warn("This ImageDataGenerator specifies `zca_whitening`, but it hasn't been fit on any "
-                              "training data. Fit it first by calling `.fit(numpy_data)`.")
+                warnings.warn(
+                    "This ImageDataGenerator specifies `zca_whitening`, but it hasn't been fit on any "
+                    "training data. Fit it first by calling `.fit(numpy_data)`."
+                )
         return batch
 
     def fit(self, x, augment=False, rounds=1, seed=None):
@@ -579,16 +766,29 @@ class ImageDataGenerator(object):
         func = "ImageDataGenerator.fit"
         x = np.asarray(x)
         if x.ndim != 4:
-            raise ValueError("{}: x must have rank 4 (a batch of images), got shape {}".format(func, x.shape))
+            raise ValueError(
+                "{}: x must have rank 4 (a batch of images), got shape {}".format(func, x.shape)
+            )
         if x.shape[self.channel_axis] not in {1, 3, 4}:
             warnings.warn(
                 'Expected input to be images (as Numpy array) following the data format convention "{}" '
                 "(channels on axis {}), i.e. expected either 1, 3 or 4 channels on axis {}. However, it was "
                 "passed an array with shape {} ({} channels).".format(
-                    self.data_format, self.channel_axis, self.channel_axis, x.shape, x.shape[self.channel_axis]))
+                    self.data_format,
+                    self.channel_axis,
+                    self.channel_axis,
+                    x.shape,
+                    x.shape[self.channel_axis],
+                )
+            )
         if seed is not None:
             np.random.seed(seed)
-        if not (augment or self.featurewise_center or self.featurewise_std_normalization or self.zca_whitening):
+        if not (
+            augment
+            or self.featurewise_center
+            or self.featurewise_std_normalization
+            or self.zca_whitening
+        ):
             # Nothing to compute (the article's case): Keras still made a float32 copy of x, which
             # for CIFAR-10's training set is 600 MB; skipping it changes no result.
             return
@@ -604,17 +804,20 @@ class ImageDataGenerator(object):
             x -= self.mean
         if self.featurewise_std_normalization:
             self.std = np.std(x, axis=(0, self.row_axis, self.col_axis)).reshape(broadcast_shape)
-            x /= (self.std + 1e-7)
+            x /= self.std + 1e-7
         if self.zca_whitening:
             flat_x = x.reshape(x.shape[0], -1)
             sigma = np.dot(flat_x.T, flat_x) / flat_x.shape[0]
             u, s, _ = np.linalg.svd(sigma)
-            self.principal_components = np.dot(np.dot(u, np.diag(1. / np.sqrt(s + self.zca_epsilon))), u.T)
+            self.principal_components = np.dot(
+                np.dot(u, np.diag(1.0 / np.sqrt(s + self.zca_epsilon))), u.T
+            )
 
 
 # ---- iterators -----------------------------------------------------------------------------------
 
-class Iterator(object):
+
+class Iterator:
     """Endless, thread-safe iterator of index batches (Keras 2.0's ``Iterator``).
 
     Each pass over the n samples starts with ``np.random.permutation(n)`` (``arange`` without
@@ -623,7 +826,11 @@ class Iterator(object):
 
     def __init__(self, n, batch_size, shuffle, seed):
         if int(batch_size) != batch_size or batch_size < 1:
-            raise ValueError("{}: batch_size must be a positive int, got {!r}".format(type(self).__name__, batch_size))
+            raise ValueError(
+                "{}: batch_size must be a positive int, got {!r}".format(
+                    type(self).__name__, batch_size
+                )
+            )
         self.n = n
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
@@ -638,7 +845,9 @@ class Iterator(object):
     def _flow_index(self, n, batch_size=32, shuffle=False, seed=None):
         self.reset()
         if n == 0:
-            raise ValueError("{}: there are no images to iterate over (0 samples)".format(type(self).__name__))
+            raise ValueError(
+                "{}: there are no images to iterate over (0 samples)".format(type(self).__name__)
+            )
         while True:
             if seed is not None:
                 np.random.seed(seed + self.total_batches_seen)
@@ -654,7 +863,11 @@ class Iterator(object):
                 current_batch_size = n - current_index
                 self.batch_index = 0
             self.total_batches_seen += 1
-            yield index_array[current_index: current_index + current_batch_size], current_index, current_batch_size
+            yield (
+                index_array[current_index : current_index + current_batch_size],
+                current_index,
+                current_batch_size,
+            )
 
     def __len__(self):
         """Batches per pass."""
@@ -675,30 +888,51 @@ class Iterator(object):
         for i in range(batch_x.shape[0]):
             img = array_to_img(batch_x[i], self.data_format, scale=True)
             fname = "{prefix}_{index}_{hash}.{format}".format(
-                prefix=self.save_prefix, index=current_index + i, hash=np.random.randint(10000),
-                format=self.save_format)
+                prefix=self.save_prefix,
+                index=current_index + i,
+                hash=np.random.randint(10000),
+                format=self.save_format,
+            )
             img.save(os.path.join(self.save_to_dir, fname))
 
 
 class NumpyArrayIterator(Iterator):
     """Batches of augmented images from arrays x (N, H, W, C) / (N, C, H, W) and optional labels y."""
 
-    def __init__(self, x, y, image_data_generator, batch_size=32, shuffle=False, seed=None, data_format=None,
-                 save_to_dir=None, save_prefix="", save_format="png"):
+    def __init__(
+        self,
+        x,
+        y,
+        image_data_generator,
+        batch_size=32,
+        shuffle=False,
+        seed=None,
+        data_format=None,
+        save_to_dir=None,
+        save_prefix="",
+        save_format="png",
+    ):
         func = "NumpyArrayIterator"
         x = np.asarray(x)
         if y is not None and len(x) != len(y):
-            raise ValueError("{}: x (images) and y (labels) must have the same length, got x.shape = {}, "
-                             "y.shape = {}".format(func, x.shape, np.asarray(y).shape))
+            raise ValueError(
+                "{}: x (images) and y (labels) must have the same length, got x.shape = {}, "
+                "y.shape = {}".format(func, x.shape, np.asarray(y).shape)
+            )
         data_format = _check_data_format(data_format, func)
         if x.ndim != 4:
-            raise ValueError("{}: x must have rank 4 (a batch of images), got shape {}".format(func, x.shape))
+            raise ValueError(
+                "{}: x must have rank 4 (a batch of images), got shape {}".format(func, x.shape)
+            )
         channels_axis = 3 if data_format == "channels_last" else 1
         if x.shape[channels_axis] not in {1, 3, 4}:
-            warnings.warn("NumpyArrayIterator is set to use the data format convention \"{}\" (channels on axis "
-                          "{}), i.e. expected either 1, 3 or 4 channels on axis {}. However, it was passed an array "
-                          "with shape {} ({} channels).".format(data_format, channels_axis, channels_axis, x.shape,
-                                                                x.shape[channels_axis]))
+            warnings.warn(
+                "NumpyArrayIterator is set to use the data format convention \"{}\" (channels on axis "
+                "{}), i.e. expected either 1, 3 or 4 channels on axis {}. However, it was passed an array "
+                "with shape {} ({} channels).".format(
+                    data_format, channels_axis, channels_axis, x.shape, x.shape[channels_axis]
+                )
+            )
         if save_to_dir is not None:
             _pil_image("flow(save_to_dir=...)")
         # Kept as given (Keras converts all of x to float32 up front); each batch is converted on
@@ -710,7 +944,7 @@ class NumpyArrayIterator(Iterator):
         self.save_to_dir = save_to_dir
         self.save_prefix = save_prefix
         self.save_format = save_format
-        super(NumpyArrayIterator, self).__init__(x.shape[0], batch_size, shuffle, seed)
+        super().__init__(x.shape[0], batch_size, shuffle, seed)
 
     def next(self):
         index_array, current_index, current_batch_size = self._next_indices()
@@ -733,16 +967,35 @@ class DirectoryIterator(Iterator):
     label of every file), ``class_indices`` (name -> label), ``filenames`` (relative paths),
     ``samples``, ``num_class``."""
 
-    def __init__(self, directory, image_data_generator, target_size=(256, 256), color_mode="rgb", classes=None,
-                 class_mode="categorical", batch_size=32, shuffle=True, seed=None, data_format=None,
-                 save_to_dir=None, save_prefix="", save_format="png", follow_links=False, interpolation="nearest"):
+    def __init__(
+        self,
+        directory,
+        image_data_generator,
+        target_size=(256, 256),
+        color_mode="rgb",
+        classes=None,
+        class_mode="categorical",
+        batch_size=32,
+        shuffle=True,
+        seed=None,
+        data_format=None,
+        save_to_dir=None,
+        save_prefix="",
+        save_format="png",
+        follow_links=False,
+        interpolation="nearest",
+    ):
         func = "flow_from_directory"
         _pil_image(func)
         self.directory = directory
         self.image_data_generator = image_data_generator
         self.target_size = tuple(target_size)
         if color_mode not in _COLOR_MODES:
-            raise ValueError("{}: color_mode must be 'rgb', 'grayscale' or 'rgba', got {!r}".format(func, color_mode))
+            raise ValueError(
+                "{}: color_mode must be 'rgb', 'grayscale' or 'rgba', got {!r}".format(
+                    func, color_mode
+                )
+            )
         self.color_mode = color_mode
         self.data_format = _check_data_format(data_format, func)
         channels = {"rgb": 3, "grayscale": 1, "rgba": 4}[color_mode]
@@ -751,28 +1004,37 @@ class DirectoryIterator(Iterator):
         else:
             self.image_shape = (channels,) + self.target_size
         if class_mode not in {"categorical", "binary", "sparse", "input", None}:
-            raise ValueError("{}: class_mode must be 'categorical', 'binary', 'sparse', 'input' or None, got {!r}"
-                             .format(func, class_mode))
+            raise ValueError(
+                "{}: class_mode must be 'categorical', 'binary', 'sparse', 'input' or None, got {!r}".format(
+                    func, class_mode
+                )
+            )
         self.class_mode = class_mode
         self.save_to_dir = save_to_dir
         self.save_prefix = save_prefix
         self.save_format = save_format
         self.interpolation = interpolation
 
-        class_names, self.filenames, self.classes = _class_files(directory, classes, follow_links, func)
+        class_names, self.filenames, self.classes = _class_files(
+            directory, classes, follow_links, func
+        )
         self.class_indices = dict(zip(class_names, range(len(class_names))))
         self.num_class = len(class_names)
         self.samples = len(self.filenames)
         print("Found %d images belonging to %d classes." % (self.samples, self.num_class))
-        super(DirectoryIterator, self).__init__(self.samples, batch_size, shuffle, seed)
+        super().__init__(self.samples, batch_size, shuffle, seed)
 
     def next(self):
         index_array, current_index, current_batch_size = self._next_indices()
         generator = self.image_data_generator
         batch_x = np.zeros((current_batch_size,) + self.image_shape, dtype=_floatx())
         for i, j in enumerate(index_array):
-            img = load_img(os.path.join(self.directory, self.filenames[j]), color_mode=self.color_mode,
-                           target_size=self.target_size, interpolation=self.interpolation)
+            img = load_img(
+                os.path.join(self.directory, self.filenames[j]),
+                color_mode=self.color_mode,
+                target_size=self.target_size,
+                interpolation=self.interpolation,
+            )
             batch_x[i] = img_to_array(img, data_format=self.data_format)
         batch_x = generator._random_transform_batch(batch_x)
         batch_x = generator._standardize_batch(batch_x)
@@ -786,6 +1048,6 @@ class DirectoryIterator(Iterator):
             return batch_x, self.classes[index_array].astype(_floatx())
         if self.class_mode == "categorical":
             batch_y = np.zeros((len(batch_x), self.num_class), dtype=_floatx())
-            batch_y[np.arange(len(batch_x)), self.classes[index_array]] = 1.
+            batch_y[np.arange(len(batch_x)), self.classes[index_array]] = 1.0
             return batch_x, batch_y
         return batch_x

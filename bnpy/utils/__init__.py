@@ -1,5 +1,6 @@
 """bnpy.utils: np_utils (to_categorical), generic_utils (Progbar), data_utils (get_file),
 vis_utils (plot_model, plot_history), as in Keras 2.0."""
+
 from . import data_utils, generic_utils, np_utils
 from .data_utils import get_file
 from .generic_utils import Progbar

@@ -21,6 +21,7 @@ return values. Where Keras 2.0 could leave a broken file behind, this one does n
 
 NumPy is not needed here; the progress printer is a small Keras-Progbar-style line of its own.
 """
+
 import hashlib
 import os
 import shutil
@@ -37,8 +38,14 @@ import zlib
 from .io_utils import atomic_output
 
 __all__ = [
-    "get_file", "validate_file", "hash_file", "extract_archive",
-    "DataFileError", "ChecksumError", "UnsafeArchiveError", "DownloadError",
+    "get_file",
+    "validate_file",
+    "hash_file",
+    "extract_archive",
+    "DataFileError",
+    "ChecksumError",
+    "UnsafeArchiveError",
+    "DownloadError",
 ]
 
 _HASH_CHUNK_BYTES = 65535  # Keras hashes in 65 535-byte chunks; any size gives the same digest
@@ -64,11 +71,13 @@ class DownloadError(OSError):
 # --------------------------------------------------------------------------------------------------
 # Hashes
 
+
 def _resolve_hash_algorithm(file_hash, algorithm):
     """Keras's rule: 'auto' means sha256 for a 64-character hash and md5 otherwise."""
     if algorithm not in ("auto", "md5", "sha256"):
-        raise ValueError("get_file: hash_algorithm must be 'auto', 'md5' or 'sha256', got {!r}"
-                         .format(algorithm))
+        raise ValueError(
+            "get_file: hash_algorithm must be 'auto', 'md5' or 'sha256', got {!r}".format(algorithm)
+        )
     if algorithm == "auto":
         return "sha256" if len(file_hash) == 64 else "md5"
     return algorithm
@@ -76,19 +85,25 @@ def _resolve_hash_algorithm(file_hash, algorithm):
 
 def _check_hash_string(function, file_hash):
     if not isinstance(file_hash, str):
-        raise TypeError("{}: file_hash must be a hex string, got {}".format(
-            function, type(file_hash).__name__))
+        raise TypeError(
+            "{}: file_hash must be a hex string, got {}".format(function, type(file_hash).__name__)
+        )
     lowered = file_hash.lower()
     if len(lowered) not in (32, 64) or any(c not in "0123456789abcdef" for c in lowered):
-        raise ValueError("{}: file_hash must be 32 (md5) or 64 (sha256) hex digits, got {!r}"
-                         .format(function, file_hash))
+        raise ValueError(
+            "{}: file_hash must be 32 (md5) or 64 (sha256) hex digits, got {!r}".format(
+                function, file_hash
+            )
+        )
     return lowered
 
 
 def hash_file(fpath, algorithm="sha256", chunk_size=_HASH_CHUNK_BYTES):
     """Hex digest of the file at ``fpath`` ('md5' or 'sha256'), read in chunks."""
     if algorithm not in ("md5", "sha256"):
-        raise ValueError("hash_file: algorithm must be 'md5' or 'sha256', got {!r}".format(algorithm))
+        raise ValueError(
+            "hash_file: algorithm must be 'md5' or 'sha256', got {!r}".format(algorithm)
+        )
     hasher = hashlib.new(algorithm)
     with open(fpath, "rb") as f:
         for chunk in iter(lambda: f.read(chunk_size), b""):
@@ -105,6 +120,7 @@ def validate_file(fpath, file_hash, algorithm="auto", chunk_size=_HASH_CHUNK_BYT
 
 # --------------------------------------------------------------------------------------------------
 # Progress
+
 
 class _ByteProgress:
     """A one-line Keras-Progbar-style byte counter: ``  65536/170498071 [>....] - ETA: 41s``.
@@ -136,7 +152,7 @@ class _ByteProgress:
         else:
             eta = elapsed / fraction - elapsed if fraction > 0 else 0.0
             tail = " - ETA: {:.0f}s".format(eta)
-        return "{:>{w}}/{} [{}]{}".format(done, self.total, bar[:self.WIDTH], tail, w=width)
+        return "{:>{w}}/{} [{}]{}".format(done, self.total, bar[: self.WIDTH], tail, w=width)
 
     def update(self, done):
         now = time.monotonic()
@@ -158,6 +174,7 @@ class _ByteProgress:
 
 # --------------------------------------------------------------------------------------------------
 # Download
+
 
 def _remove_quietly(path):
     try:
@@ -181,11 +198,14 @@ def _download(origin, fpath, file_hash, algorithm, progress, timeout):
             try:
                 response = urllib.request.urlopen(origin, timeout=timeout)
             except urllib.error.HTTPError as exc:
-                raise DownloadError("URL fetch failure on {}: {} -- {}".format(
-                    origin, exc.code, exc.reason)) from exc
+                raise DownloadError(
+                    "URL fetch failure on {}: {} -- {}".format(origin, exc.code, exc.reason)
+                ) from exc
             except (urllib.error.URLError, OSError) as exc:
                 reason = getattr(exc, "reason", exc)
-                raise DownloadError("URL fetch failure on {}: None -- {}".format(origin, reason)) from exc
+                raise DownloadError(
+                    "URL fetch failure on {}: None -- {}".format(origin, reason)
+                ) from exc
             with response:
                 length = response.headers.get("Content-Length")
                 total = int(length) if length and length.isdigit() else None
@@ -194,9 +214,12 @@ def _download(origin, fpath, file_hash, algorithm, progress, timeout):
                     try:
                         chunk = response.read(_DOWNLOAD_CHUNK_BYTES)
                     except Exception as exc:  # IncompleteRead, reset, timeout: all mean "cut short"
-                        raise DownloadError("URL fetch failure on {}: download interrupted after {} "
-                                            "of {} bytes -- {!r}".format(
-                                                origin, received, total if total else "?", exc)) from exc
+                        raise DownloadError(
+                            "URL fetch failure on {}: download interrupted after {} "
+                            "of {} bytes -- {!r}".format(
+                                origin, received, total if total else "?", exc
+                            )
+                        ) from exc
                     if not chunk:
                         break
                     out.write(chunk)
@@ -208,55 +231,71 @@ def _download(origin, fpath, file_hash, algorithm, progress, timeout):
                 if bar is not None:
                     bar.finish(received)
             if total is not None and received != total:
-                raise DownloadError("URL fetch failure on {}: connection closed after {} of {} bytes"
-                                    .format(origin, received, total))
+                raise DownloadError(
+                    "URL fetch failure on {}: connection closed after {} of {} bytes".format(
+                        origin, received, total
+                    )
+                )
             out.flush()
             os.fsync(out.fileno())
         if hasher is not None and hasher.hexdigest() != file_hash:
             raise ChecksumError(
                 "get_file: the file downloaded from {} has {} {} but {} was expected: the download "
                 "is corrupt or the file on the server changed; nothing was saved".format(
-                    origin, algorithm, hasher.hexdigest(), file_hash))
+                    origin, algorithm, hasher.hexdigest(), file_hash
+                )
+            )
 
 
 # --------------------------------------------------------------------------------------------------
 # Safe extraction
 
+
 def _split_member_name(function, archive, name):
     """Components of an archive member name; refuses absolute names and '..' (never normalised away)."""
     unified = name.replace("\\", "/")
     if unified.startswith("/") or (len(unified) > 1 and unified[1] == ":") or os.path.isabs(name):
-        raise UnsafeArchiveError("{}: {} has a member with an absolute path {!r}; refusing to extract "
-                                 "it".format(function, archive, name))
+        raise UnsafeArchiveError(
+            "{}: {} has a member with an absolute path {!r}; refusing to extract it".format(
+                function, archive, name
+            )
+        )
     parts = [p for p in unified.split("/") if p not in ("", ".")]
     if ".." in parts:
-        raise UnsafeArchiveError("{}: {} has a member {!r} with a '..' component that would write "
-                                 "outside the target folder; refusing to extract it".format(
-                                     function, archive, name))
+        raise UnsafeArchiveError(
+            "{}: {} has a member {!r} with a '..' component that would write "
+            "outside the target folder; refusing to extract it".format(function, archive, name)
+        )
     return parts
 
 
 def _walk_link_target(function, archive, member_name, start_parts, target, link_members):
     """Resolve ``target`` lexically from ``start_parts``; it must stay inside and pass no link."""
     if target.replace("\\", "/").startswith("/") or os.path.isabs(target):
-        raise UnsafeArchiveError("{}: {} has a link {!r} pointing to the absolute path {!r}; refusing "
-                                 "to extract it".format(function, archive, member_name, target))
+        raise UnsafeArchiveError(
+            "{}: {} has a link {!r} pointing to the absolute path {!r}; refusing "
+            "to extract it".format(function, archive, member_name, target)
+        )
     parts = list(start_parts)
     for part in target.replace("\\", "/").split("/"):
         if part in ("", "."):
             continue
         if part == "..":
             if not parts:
-                raise UnsafeArchiveError("{}: {} has a link {!r} -> {!r} pointing outside the target "
-                                         "folder; refusing to extract it".format(
-                                             function, archive, member_name, target))
+                raise UnsafeArchiveError(
+                    "{}: {} has a link {!r} -> {!r} pointing outside the target "
+                    "folder; refusing to extract it".format(function, archive, member_name, target)
+                )
             parts.pop()
         else:
             parts.append(part)
             if "/".join(parts) in link_members:
-                raise UnsafeArchiveError("{}: {} has a link {!r} -> {!r} that goes through another "
-                                         "link of the archive; refusing to extract it".format(
-                                             function, archive, member_name, target))
+                raise UnsafeArchiveError(
+                    "{}: {} has a link {!r} -> {!r} that goes through another "
+                    "link of the archive; refusing to extract it".format(
+                        function, archive, member_name, target
+                    )
+                )
 
 
 def _check_tar_members(function, archive, members):
@@ -269,17 +308,22 @@ def _check_tar_members(function, archive, members):
         parts = _split_member_name(function, archive, member.name)
         for depth in range(1, len(parts)):
             if "/".join(parts[:depth]) in link_members:
-                raise UnsafeArchiveError("{}: {} has a member {!r} below the link {!r}; writing "
-                                         "through a link could leave the target folder; refusing to "
-                                         "extract it".format(function, archive, member.name,
-                                                             "/".join(parts[:depth])))
+                raise UnsafeArchiveError(
+                    "{}: {} has a member {!r} below the link {!r}; writing "
+                    "through a link could leave the target folder; refusing to "
+                    "extract it".format(function, archive, member.name, "/".join(parts[:depth]))
+                )
         if member.issym():
-            _walk_link_target(function, archive, member.name, parts[:-1], member.linkname, link_members)
+            _walk_link_target(
+                function, archive, member.name, parts[:-1], member.linkname, link_members
+            )
         elif member.islnk():  # hard link: the target is named from the archive root
             _walk_link_target(function, archive, member.name, [], member.linkname, link_members)
         elif not (member.isfile() or member.isdir()):
-            raise UnsafeArchiveError("{}: {} has a member {!r} that is a device, FIFO or other special "
-                                     "file; refusing to extract it".format(function, archive, member.name))
+            raise UnsafeArchiveError(
+                "{}: {} has a member {!r} that is a device, FIFO or other special "
+                "file; refusing to extract it".format(function, archive, member.name)
+            )
 
 
 def _check_zip_members(function, archive, infos):
@@ -287,8 +331,11 @@ def _check_zip_members(function, archive, infos):
         _split_member_name(function, archive, info.filename)
         mode = info.external_attr >> 16
         if stat.S_ISLNK(mode):
-            raise UnsafeArchiveError("{}: {} has a symbolic-link member {!r}; refusing to extract it"
-                                     .format(function, archive, info.filename))
+            raise UnsafeArchiveError(
+                "{}: {} has a symbolic-link member {!r}; refusing to extract it".format(
+                    function, archive, info.filename
+                )
+            )
 
 
 def _archive_kinds(archive_format):
@@ -300,8 +347,10 @@ def _archive_kinds(archive_format):
     kinds = (archive_format,) if isinstance(archive_format, str) else tuple(archive_format)
     for kind in kinds:
         if kind not in ("tar", "zip"):
-            raise ValueError("extract_archive: archive_format must be 'auto', 'tar', 'zip', a list of "
-                             "those or None, got {!r}".format(archive_format))
+            raise ValueError(
+                "extract_archive: archive_format must be 'auto', 'tar', 'zip', a list of "
+                "those or None, got {!r}".format(archive_format)
+            )
     return kinds
 
 
@@ -338,7 +387,11 @@ def _merge_into(staging, path):
     by the archive's (one ``os.replace``). _merge_conflicts must have found nothing."""
     for entry in sorted(os.listdir(staging)):
         source, destination = os.path.join(staging, entry), os.path.join(path, entry)
-        if os.path.isdir(destination) and not os.path.islink(destination) and not os.path.islink(source):
+        if (
+            os.path.isdir(destination)
+            and not os.path.islink(destination)
+            and not os.path.islink(source)
+        ):
             _merge_into(source, destination)
         else:
             os.replace(source, destination)
@@ -368,7 +421,9 @@ def extract_archive(file_path, path=".", archive_format="auto"):
                 with tarfile.open(file_path, "r:*") as archive:
                     members = archive.getmembers()  # reads the whole stream: truncation shows here
                     _check_tar_members(function, file_path, members)
-                    if hasattr(tarfile, "data_filter"):  # Python >= 3.12 (and backports): a 2nd guard
+                    if hasattr(
+                        tarfile, "data_filter"
+                    ):  # Python >= 3.12 (and backports): a 2nd guard
                         archive.extractall(staging, members=members, filter="data")
                     else:
                         archive.extractall(staging, members=members)
@@ -378,23 +433,35 @@ def extract_archive(file_path, path=".", archive_format="auto"):
                     _check_zip_members(function, file_path, infos)
                     bad_member = archive.testzip()
                     if bad_member is not None:
-                        raise DataFileError("{}: {} is corrupt: member {!r} fails its CRC check"
-                                            .format(function, file_path, bad_member))
+                        raise DataFileError(
+                            "{}: {} is corrupt: member {!r} fails its CRC check".format(
+                                function, file_path, bad_member
+                            )
+                        )
                     archive.extractall(staging)
         except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
-            raise DataFileError("{}: {} is truncated or corrupt ({}: {}); nothing was extracted"
-                                .format(function, file_path, type(exc).__name__, exc)) from exc
+            raise DataFileError(
+                "{}: {} is truncated or corrupt ({}: {}); nothing was extracted".format(
+                    function, file_path, type(exc).__name__, exc
+                )
+            ) from exc
         except OSError as exc:
             # gzip's BadGzipFile and "Compressed file ended" errors are OSError/EOFError subclasses
             if isinstance(exc, (PermissionError, FileNotFoundError)):
                 raise
-            raise DataFileError("{}: {} is truncated or corrupt ({}: {}); nothing was extracted"
-                                .format(function, file_path, type(exc).__name__, exc)) from exc
+            raise DataFileError(
+                "{}: {} is truncated or corrupt ({}: {}); nothing was extracted".format(
+                    function, file_path, type(exc).__name__, exc
+                )
+            ) from exc
         conflicts = _merge_conflicts(staging, path)
         if conflicts:
-            raise DataFileError("{}: {} has a file where {} has a folder (or a link), or the other "
-                                "way round, at {}; nothing was extracted and nothing removed".format(
-                                    function, file_path, path, ", ".join(conflicts[:5])))
+            raise DataFileError(
+                "{}: {} has a file where {} has a folder (or a link), or the other "
+                "way round, at {}; nothing was extracted and nothing removed".format(
+                    function, file_path, path, ", ".join(conflicts[:5])
+                )
+            )
         _merge_into(staging, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -403,6 +470,7 @@ def extract_archive(file_path, path=".", archive_format="auto"):
 
 # --------------------------------------------------------------------------------------------------
 # get_file
+
 
 def _cache_root(cache_dir, cache_subdir):
     """``<cache_dir>/<cache_subdir>``, created; ``/tmp/.keras`` when the default is not writable."""
@@ -421,9 +489,20 @@ def _cache_root(cache_dir, cache_subdir):
     return datadir
 
 
-def get_file(fname, origin, untar=False, md5_hash=None, file_hash=None, cache_subdir="datasets",
-             hash_algorithm="auto", extract=False, archive_format="auto", cache_dir=None,
-             progress=True, timeout=60):
+def get_file(
+    fname,
+    origin,
+    untar=False,
+    md5_hash=None,
+    file_hash=None,
+    cache_subdir="datasets",
+    hash_algorithm="auto",
+    extract=False,
+    archive_format="auto",
+    cache_dir=None,
+    progress=True,
+    timeout=60,
+):
     """Return the path of ``fname`` in the cache, downloading it from ``origin`` if needed.
 
     Arguments (as Keras 2.0.8; ``progress`` and ``timeout`` are additions):
@@ -471,9 +550,12 @@ def get_file(fname, origin, untar=False, md5_hash=None, file_hash=None, cache_su
 
     download = not os.path.exists(fpath)
     if not download and file_hash is not None and not validate_file(fpath, file_hash, algorithm):
-        print("A local file was found, but it seems to be incomplete or outdated because the {} file "
-              "hash does not match the original value of {} so we will re-download the data."
-              .format(algorithm, file_hash))
+        print(
+            "A local file was found, but it seems to be incomplete or outdated because the {} file "
+            "hash does not match the original value of {} so we will re-download the data.".format(
+                algorithm, file_hash
+            )
+        )
         download = True
 
     if download:
@@ -489,8 +571,10 @@ def get_file(fname, origin, untar=False, md5_hash=None, file_hash=None, cache_su
                 if not extract_archive(fpath, datadir, archive_format="tar"):
                     raise DataFileError("get_file: {} is not a tar archive".format(fpath))
                 if not os.path.isdir(untar_fpath):
-                    raise DataFileError("get_file: the archive {} unpacked, but it holds no top "
-                                        "folder named {!r}".format(fpath, fname))
+                    raise DataFileError(
+                        "get_file: the archive {} unpacked, but it holds no top "
+                        "folder named {!r}".format(fpath, fname)
+                    )
             return untar_fpath
         if extract:
             extract_archive(fpath, datadir, archive_format)
@@ -499,5 +583,8 @@ def get_file(fname, origin, untar=False, md5_hash=None, file_hash=None, cache_su
         if download:  # useless and would fail again next time: do not keep what we just fetched
             _remove_quietly(fpath)
             raise
-        raise type(exc)("{} (the cached file {} was not downloaded now; delete it to download it "
-                        "again)".format(exc, fpath)) from exc
+        raise type(exc)(
+            "{} (the cached file {} was not downloaded now; delete it to download it again)".format(
+                exc, fpath
+            )
+        ) from exc

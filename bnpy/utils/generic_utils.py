@@ -12,6 +12,7 @@ Jupyter would print the backspaces as junk), at most once per ``interval`` secon
 printed once as a whole line, so logs get one clean line per bar instead of Keras 2.0's stream of
 ``\\b``\\r`` fragments. ``verbose=2`` prints only one summary line when the target is reached.
 """
+
 import sys
 import time
 
@@ -131,7 +132,9 @@ class Progbar:
             return info
         numdigits = int(np.floor(np.log10(self.target))) + 1 if self.target > 0 else 1
         bar = ("%%%dd/%%%dd [" % (numdigits, numdigits)) % (current, self.target)
-        prog_width = int(self.width * float(current) / self.target) if self.target > 0 else self.width
+        prog_width = (
+            int(self.width * float(current) / self.target) if self.target > 0 else self.width
+        )
         prog_width = min(prog_width, self.width)
         if prog_width > 0:
             bar += "=" * (prog_width - 1)

@@ -18,6 +18,7 @@ written them for STALE_TEMP_SECONDS; a younger one may belong to another process
 Only names this module makes are ever removed: ``<prefix>bnpy-tmp-<pid>-<8 hex digits><suffix>``
 (TEMP_MARKER and the pid/random tail are there so that no file a user named can match).
 """
+
 import collections.abc
 import contextlib
 import os
@@ -29,8 +30,15 @@ import zipfile
 
 import numpy as np
 
-__all__ = ["atomic_output", "remove_stale_temp_files", "STALE_TEMP_SECONDS", "TEMP_MARKER",
-           "NpzArchive", "is_hdf5_file", "stored_shape_and_dtype"]
+__all__ = [
+    "atomic_output",
+    "remove_stale_temp_files",
+    "STALE_TEMP_SECONDS",
+    "TEMP_MARKER",
+    "NpzArchive",
+    "is_hdf5_file",
+    "stored_shape_and_dtype",
+]
 
 # A temporary file untouched this long belongs to a writer that was killed: a live one (a download
 # included) writes to it every few seconds at most.
@@ -40,8 +48,13 @@ TEMP_MARKER = "bnpy-tmp-"
 
 
 def _temp_name_pattern(prefix, suffix):
-    return re.compile(re.escape(prefix) + re.escape(TEMP_MARKER) + r"[0-9]+-[0-9a-f]{8}"
-                      + re.escape(suffix) + r"\Z")
+    return re.compile(
+        re.escape(prefix)
+        + re.escape(TEMP_MARKER)
+        + r"[0-9]+-[0-9a-f]{8}"
+        + re.escape(suffix)
+        + r"\Z"
+    )
 
 
 def remove_stale_temp_files(folder, prefix, suffix):
@@ -73,7 +86,9 @@ def _create_temp_file(folder, prefix, suffix, mode):
         name = "{}{}{}-{}{}".format(prefix, TEMP_MARKER, os.getpid(), secrets.token_hex(4), suffix)
         path = os.path.join(folder, name)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode)
+            fd = os.open(
+                path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode
+            )
         except FileExistsError:
             continue
         try:
@@ -99,8 +114,9 @@ def atomic_output(path, prefix, suffix=".tmp"):
     # An overwritten file keeps its mode; until then the data stays private (0600). A new file
     # gets 0666 less the umask, which the kernel applies at creation (reading the umask would mean
     # changing it for a moment, a race with other threads creating files).
-    tmp_path, created_mode = _create_temp_file(folder, prefix, suffix,
-                                               0o600 if existing_mode is not None else 0o666)
+    tmp_path, created_mode = _create_temp_file(
+        folder, prefix, suffix, 0o600 if existing_mode is not None else 0o666
+    )
     try:
         yield tmp_path
         # The writer may have replaced the file (some tools write a new one at the path given).
@@ -165,16 +181,22 @@ class NpzArchive(collections.abc.Mapping):
             raise
         except Exception as exc:  # BadZipFile, OSError, ValueError, EOFError, ...
             if is_hdf5_file(self.path):
-                raise error("{}: {} is an HDF5 file (a Keras .h5 file, it seems), not a {}: bnpy "
-                            "reads .npz files (those save_weights and save write); it cannot read "
-                            "HDF5".format(function, self.path, kind)) from None
+                raise error(
+                    "{}: {} is an HDF5 file (a Keras .h5 file, it seems), not a {}: bnpy "
+                    "reads .npz files (those save_weights and save write); it cannot read "
+                    "HDF5".format(function, self.path, kind)
+                ) from None
             raise self._error("{}: {}".format(type(exc).__name__, exc)) from None
-        self._infos = {info.filename[:-len(".npy")]: info for info in self._zip.infolist()
-                       if info.filename.endswith(".npy")}
+        self._infos = {
+            info.filename[: -len(".npy")]: info
+            for info in self._zip.infolist()
+            if info.filename.endswith(".npy")
+        }
 
     def _error(self, why):
-        return self.error("{}: {} is not a readable {} ({})".format(
-            self.function, self.path, self.kind, why))
+        return self.error(
+            "{}: {} is not a readable {} ({})".format(self.function, self.path, self.kind, why)
+        )
 
     def close(self):
         self._zip.close()
@@ -211,16 +233,21 @@ class NpzArchive(collections.abc.Mapping):
             else:
                 raise ValueError(".npy format version {}.{}".format(*version))
             if dtype.hasobject:
-                raise ValueError("the entry {!r} holds Python objects (a pickle), which bnpy never "
-                                 "writes and does not load".format(name))
+                raise ValueError(
+                    "the entry {!r} holds Python objects (a pickle), which bnpy never "
+                    "writes and does not load".format(name)
+                )
             count = 1
             for n in shape:
                 count *= n
             data_bytes = count * dtype.itemsize
             if entry.tell() + data_bytes != info.file_size:
-                raise ValueError("the entry {!r} says it holds a {} array of shape {} ({} bytes) but "
-                                 "the zip declares {} bytes for it".format(
-                                     name, dtype, shape, data_bytes, info.file_size - entry.tell()))
+                raise ValueError(
+                    "the entry {!r} says it holds a {} array of shape {} ({} bytes) but "
+                    "the zip declares {} bytes for it".format(
+                        name, dtype, shape, data_bytes, info.file_size - entry.tell()
+                    )
+                )
         except BaseException:
             entry.close()
             raise
@@ -250,10 +277,13 @@ class NpzArchive(collections.abc.Mapping):
                 view = memoryview(array.reshape(-1, order="A").view(np.uint8))
                 filled = 0
                 while filled < len(view):  # straight into the array, a bounded chunk at a time
-                    got = entry.readinto(view[filled:filled + _READ_CHUNK_BYTES])
+                    got = entry.readinto(view[filled : filled + _READ_CHUNK_BYTES])
                     if not got:
-                        raise EOFError("the entry {!r} ends after {} of {} bytes".format(
-                            name, filled, len(view)))
+                        raise EOFError(
+                            "the entry {!r} ends after {} of {} bytes".format(
+                                name, filled, len(view)
+                            )
+                        )
                     filled += got
                 if entry.read(1):  # reaches the end, where zipfile checks the CRC
                     raise ValueError("the entry {!r} holds more than its header says".format(name))

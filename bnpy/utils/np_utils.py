@@ -1,4 +1,5 @@
 """NumPy utilities (Keras 2.0's ``keras/utils/np_utils.py``)."""
+
 import warnings
 
 import numpy as np
@@ -13,8 +14,10 @@ def to_categorical(y, num_classes=None, **kwargs):
     if "nb_classes" in kwargs:
         if num_classes is not None:
             raise TypeError("to_categorical: got both `num_classes` and the legacy `nb_classes`")
-        warnings.warn("to_categorical: the `nb_classes` argument has been renamed `num_classes`.",
-                      stacklevel=2)
+        warnings.warn(
+            "to_categorical: the `nb_classes` argument has been renamed `num_classes`.",
+            stacklevel=2,
+        )
         num_classes = kwargs.pop("nb_classes")
     if kwargs:
         raise TypeError("to_categorical: unexpected keyword arguments {}".format(sorted(kwargs)))
@@ -27,8 +30,9 @@ def to_categorical(y, num_classes=None, **kwargs):
     if not num_classes:
         num_classes = int(np.max(y)) + 1 if y.size else 0
     if y.size and y.max() >= num_classes:
-        raise ValueError("to_categorical: label {} does not fit num_classes={}".format(
-            y.max(), num_classes))
+        raise ValueError(
+            "to_categorical: label {} does not fit num_classes={}".format(y.max(), num_classes)
+        )
     n = y.shape[0]
     categorical = np.zeros((n, num_classes))
     categorical[np.arange(n), y] = 1

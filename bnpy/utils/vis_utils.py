@@ -19,6 +19,7 @@ Two engines draw the same picture:
 ``plot_history`` draws training and validation accuracy and loss per epoch for one or several
 labelled runs in one figure (matplotlib).
 """
+
 import os
 import shutil
 import subprocess
@@ -48,15 +49,20 @@ def _model_nodes(model, caller):
     """[(node_id, name, class_name, input_shape_text, output_shape_text)], input node first."""
     layers = getattr(model, "layers", None)
     if layers is None or isinstance(layers, (str, bytes)):
-        raise TypeError("{}: argument 'model' must be a model with a .layers list (a bnpy "
-                        "Sequential), got {}".format(caller, type(model).__name__))
+        raise TypeError(
+            "{}: argument 'model' must be a model with a .layers list (a bnpy "
+            "Sequential), got {}".format(caller, type(model).__name__)
+        )
     layers = list(layers)
     if not layers:
         raise ValueError("{}: the model has no layers to draw".format(caller))
     for i, layer in enumerate(layers):
         if not isinstance(getattr(layer, "name", None), str):
-            raise TypeError("{}: model.layers[{}] ({}) has no string .name".format(
-                caller, i, type(layer).__name__))
+            raise TypeError(
+                "{}: model.layers[{}] ({}) has no string .name".format(
+                    caller, i, type(layer).__name__
+                )
+            )
 
     first = layers[0]
     input_shape = getattr(first, "input_shape", None)
@@ -65,9 +71,15 @@ def _model_nodes(model, caller):
     input_text = _shape_text(input_shape)
     nodes = [("node0", first.name + "_input", "InputLayer", input_text, input_text)]
     for i, layer in enumerate(layers, start=1):
-        nodes.append(("node{}".format(i), layer.name, type(layer).__name__,
-                      _shape_text(getattr(layer, "input_shape", None)),
-                      _shape_text(getattr(layer, "output_shape", None))))
+        nodes.append(
+            (
+                "node{}".format(i),
+                layer.name,
+                type(layer).__name__,
+                _shape_text(getattr(layer, "input_shape", None)),
+                _shape_text(getattr(layer, "output_shape", None)),
+            )
+        )
     return nodes
 
 
@@ -90,15 +102,18 @@ def model_to_dot(model, show_shapes=False, show_layer_names=True, rankdir="TB"):
     """
     _check_options("model_to_dot", show_shapes, show_layer_names, rankdir)
     nodes = _model_nodes(model, "model_to_dot")
-    lines = ["digraph G {",
-             "  graph [rankdir={}, concentrate=true];".format(rankdir),
-             "  node [shape=record, fontname=\"Helvetica\"];"]
+    lines = [
+        "digraph G {",
+        "  graph [rankdir={}, concentrate=true];".format(rankdir),
+        "  node [shape=record, fontname=\"Helvetica\"];",
+    ]
     for node_id, name, class_name, in_text, out_text in nodes:
         label = _dot_escape(_node_label(name, class_name, show_layer_names))
         if show_shapes:
             # Keras's record: "<label>\n|{input:|output:}|{{<in>}|{<out>}}"
             label = "{}\\n|{{input:|output:}}|{{{{{}}}|{{{}}}}}".format(
-                label, _dot_escape(in_text), _dot_escape(out_text))
+                label, _dot_escape(in_text), _dot_escape(out_text)
+            )
         lines.append('  {} [label="{}"];'.format(node_id, label))
     for (src, *_), (dst, *_) in zip(nodes[:-1], nodes[1:]):
         lines.append("  {} -> {};".format(src, dst))
@@ -111,14 +126,20 @@ def _check_options(caller, show_shapes, show_layer_names, rankdir):
         if not isinstance(value, (bool, int)):
             raise TypeError("{}: argument '{}' must be a bool, got {!r}".format(caller, arg, value))
     if rankdir not in _RANKDIRS:
-        raise ValueError("{}: argument 'rankdir' must be one of {}, got {!r}".format(
-            caller, ", ".join(repr(r) for r in _RANKDIRS), rankdir))
+        raise ValueError(
+            "{}: argument 'rankdir' must be one of {}, got {!r}".format(
+                caller, ", ".join(repr(r) for r in _RANKDIRS), rankdir
+            )
+        )
 
 
 def _file_format(to_file, caller):
     if not isinstance(to_file, (str, os.PathLike)):
-        raise TypeError("{}: argument 'to_file' must be a path (str or os.PathLike), got {}".format(
-            caller, type(to_file).__name__))
+        raise TypeError(
+            "{}: argument 'to_file' must be a path (str or os.PathLike), got {}".format(
+                caller, type(to_file).__name__
+            )
+        )
     to_file = os.fspath(to_file)
     extension = os.path.splitext(to_file)[1].lower()
     return to_file, (extension[1:] if extension else "png")  # Keras: no extension -> png
@@ -140,8 +161,15 @@ def find_dot():
 # --------------------------------------------------------------------------------------------
 # plot_model
 # --------------------------------------------------------------------------------------------
-def plot_model(model, to_file="model.png", show_shapes=False, show_layer_names=True, rankdir="TB",
-               *, engine="auto"):
+def plot_model(
+    model,
+    to_file="model.png",
+    show_shapes=False,
+    show_layer_names=True,
+    rankdir="TB",
+    *,
+    engine="auto",
+):
     """Draw ``model`` (input node, one box per layer, edges) into ``to_file``; returns the path.
 
     Arguments as Keras 2.0's ``keras.utils.vis_utils.plot_model``; the format is the extension of
@@ -151,20 +179,28 @@ def plot_model(model, to_file="model.png", show_shapes=False, show_layer_names=T
     _check_options("plot_model", show_shapes, show_layer_names, rankdir)
     to_file, fmt = _file_format(to_file, "plot_model")
     if engine not in ("auto", "graphviz", "matplotlib"):
-        raise ValueError("plot_model: argument 'engine' must be 'auto', 'graphviz' or "
-                         "'matplotlib', got {!r}".format(engine))
+        raise ValueError(
+            "plot_model: argument 'engine' must be 'auto', 'graphviz' or "
+            "'matplotlib', got {!r}".format(engine)
+        )
     dot = find_dot()
     if engine == "graphviz" and dot is None:
-        raise RuntimeError("plot_model: engine='graphviz' needs Graphviz's `dot` executable on the "
-                           "PATH (e.g. `apt-get install graphviz`); engine='auto' falls back to "
-                           "matplotlib")
+        raise RuntimeError(
+            "plot_model: engine='graphviz' needs Graphviz's `dot` executable on the "
+            "PATH (e.g. `apt-get install graphviz`); engine='auto' falls back to "
+            "matplotlib"
+        )
     use_graphviz = engine == "graphviz" or (engine == "auto" and dot is not None)
     supported = _GRAPHVIZ_FORMATS if use_graphviz else _MATPLOTLIB_FORMATS
     if fmt not in supported:
-        raise ValueError("plot_model: cannot write {!r}: the file extension must be one of {} "
-                         "(with the {} engine)".format(
-                             to_file, ", ".join("." + f for f in supported),
-                             "graphviz" if use_graphviz else "matplotlib"))
+        raise ValueError(
+            "plot_model: cannot write {!r}: the file extension must be one of {} "
+            "(with the {} engine)".format(
+                to_file,
+                ", ".join("." + f for f in supported),
+                "graphviz" if use_graphviz else "matplotlib",
+            )
+        )
     nodes = _model_nodes(model, "plot_model")  # validate the model before touching any file
 
     if use_graphviz:
@@ -175,13 +211,20 @@ def plot_model(model, to_file="model.png", show_shapes=False, show_layer_names=T
                 with open(path, "w", encoding="utf-8") as f:
                     f.write(source)
                 return
-            result = subprocess.run([dot, "-T" + ("jpg" if fmt == "jpeg" else fmt), "-o", path],
-                                    input=source.encode("utf-8"), capture_output=True,
-                                    timeout=120)
+            result = subprocess.run(
+                [dot, "-T" + ("jpg" if fmt == "jpeg" else fmt), "-o", path],
+                input=source.encode("utf-8"),
+                capture_output=True,
+                timeout=120,
+            )
             if result.returncode != 0:
-                raise RuntimeError("plot_model: Graphviz `dot` failed ({}): {}".format(
-                    result.returncode, result.stderr.decode("utf-8", "replace").strip()))
+                raise RuntimeError(
+                    "plot_model: Graphviz `dot` failed ({}): {}".format(
+                        result.returncode, result.stderr.decode("utf-8", "replace").strip()
+                    )
+                )
     else:
+
         def write(path):
             _draw_model_matplotlib(nodes, path, fmt, show_shapes, show_layer_names, rankdir)
 
@@ -193,11 +236,14 @@ def _import_pyplot(caller):
     try:
         import matplotlib
     except ImportError as exc:
-        raise ImportError("{} needs matplotlib when Graphviz's `dot` is not installed: "
-                          "pip install matplotlib (or bnpy[plot])".format(caller)) from exc
+        raise ImportError(
+            "{} needs matplotlib when Graphviz's `dot` is not installed: "
+            "pip install matplotlib (or bnpy[plot])".format(caller)
+        ) from exc
     del matplotlib
     # A bare Figure renders through its own canvas: no pyplot, no GUI backend, no global state.
     from matplotlib.figure import Figure
+
     return Figure
 
 
@@ -249,8 +295,11 @@ def _draw_model_matplotlib(nodes, path, fmt, show_shapes, show_layer_names, rank
             x0 = (total_w - width) / 2.0
             y0 = total_h - gap - box_h - order * (box_h + gap)
         else:
-            x0 = gap + sum(widths[j] + gap for j in range(len(boxes))
-                           if (j if rankdir == "LR" else len(boxes) - 1 - j) < order)
+            x0 = gap + sum(
+                widths[j] + gap
+                for j in range(len(boxes))
+                if (j if rankdir == "LR" else len(boxes) - 1 - j) < order
+            )
             y0 = gap
         anchors.append((x0, y0, width))
         ax.add_patch(Rectangle((x0, y0), width, box_h, fill=False, linewidth=1.0))
@@ -260,14 +309,29 @@ def _draw_model_matplotlib(nodes, path, fmt, show_shapes, show_layer_names, rank
             if k > 0:
                 ax.plot([cx, cx], [y0, y0 + box_h], color="black", linewidth=1.0)
             if len(cell) == 1:
-                ax.text(cx + w / 2, y0 + box_h / 2, cell[0], ha="center", va="center",
-                        family="monospace", fontsize=font_size, parse_math=False)
+                ax.text(
+                    cx + w / 2,
+                    y0 + box_h / 2,
+                    cell[0],
+                    ha="center",
+                    va="center",
+                    family="monospace",
+                    fontsize=font_size,
+                    parse_math=False,
+                )
             else:
                 ax.plot([cx, cx + w], [y0 + box_h / 2] * 2, color="black", linewidth=1.0)
                 for j, text in enumerate(cell):
-                    ax.text(cx + w / 2, y0 + box_h * (0.75 - 0.5 * j), text, ha="center",
-                            va="center", family="monospace", fontsize=font_size,
-                            parse_math=False)
+                    ax.text(
+                        cx + w / 2,
+                        y0 + box_h * (0.75 - 0.5 * j),
+                        text,
+                        ha="center",
+                        va="center",
+                        family="monospace",
+                        fontsize=font_size,
+                        parse_math=False,
+                    )
             cx += w
 
     for (xa, ya, wa), (xb, yb, wb) in zip(anchors[:-1], anchors[1:]):
@@ -277,14 +341,18 @@ def _draw_model_matplotlib(nodes, path, fmt, show_shapes, show_layer_names, rank
         else:
             start = (xa + wa, ya + box_h / 2) if rankdir == "LR" else (xa, ya + box_h / 2)
             end = (xb, yb + box_h / 2) if rankdir == "LR" else (xb + wb, yb + box_h / 2)
-        ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=12,
-                                     color="black", linewidth=1.0))
+        ax.add_patch(
+            FancyArrowPatch(
+                start, end, arrowstyle="-|>", mutation_scale=12, color="black", linewidth=1.0
+            )
+        )
     _save(fig, path, fmt)
 
 
 def _save(fig, path, fmt):
     """Save a Figure; SVG keeps its text as <text> (searchable, as Graphviz's SVG does)."""
     import matplotlib
+
     with matplotlib.rc_context({"svg.fonttype": "none"}):
         fig.savefig(path, format="jpeg" if fmt == "jpg" else fmt)
 
@@ -296,16 +364,20 @@ def _history_dict(history, caller, label):
     """A History (with .history), or a dict name -> per-epoch list, as a dict of lists."""
     data = getattr(history, "history", history)
     if not isinstance(data, dict):
-        raise TypeError("{}: run {!r} must be a History or a dict of per-epoch lists, got "
-                        "{}".format(caller, label, type(history).__name__))
+        raise TypeError(
+            "{}: run {!r} must be a History or a dict of per-epoch lists, got {}".format(
+                caller, label, type(history).__name__
+            )
+        )
     return data
 
 
 def _normalise_histories(histories, caller):
     """[(label, dict)] from a History/dict, a {label: History/dict} mapping or (label, h) pairs."""
     if hasattr(histories, "history") or (
-            isinstance(histories, dict) and any(k in histories for k in
-                                                ("loss", "acc", "accuracy", "val_loss"))):
+        isinstance(histories, dict)
+        and any(k in histories for k in ("loss", "acc", "accuracy", "val_loss"))
+    ):
         return [(None, _history_dict(histories, caller, None))]
     if isinstance(histories, dict):
         runs = list(histories.items())
@@ -313,13 +385,17 @@ def _normalise_histories(histories, caller):
         runs = []
         for item in histories:
             if not (isinstance(item, (list, tuple)) and len(item) == 2):
-                raise TypeError("{}: argument 'histories' as a list must hold (label, history) "
-                                "pairs, got an item {!r}".format(caller, type(item).__name__))
+                raise TypeError(
+                    "{}: argument 'histories' as a list must hold (label, history) "
+                    "pairs, got an item {!r}".format(caller, type(item).__name__)
+                )
             runs.append((item[0], item[1]))
     else:
-        raise TypeError("{}: argument 'histories' must be a History, a dict of per-epoch lists, "
-                        "a dict label -> History, or a list of (label, History) pairs; got "
-                        "{}".format(caller, type(histories).__name__))
+        raise TypeError(
+            "{}: argument 'histories' must be a History, a dict of per-epoch lists, "
+            "a dict label -> History, or a list of (label, History) pairs; got "
+            "{}".format(caller, type(histories).__name__)
+        )
     if not runs:
         raise ValueError("{}: argument 'histories' is empty".format(caller))
     return [(str(label), _history_dict(h, caller, label)) for label, h in runs]
@@ -342,19 +418,29 @@ def plot_history(histories, to_file="history.png", title=None):
     """
     to_file, fmt = _file_format(to_file, "plot_history")
     if fmt not in _MATPLOTLIB_FORMATS:
-        raise ValueError("plot_history: cannot write {!r}: the file extension must be one of "
-                         "{}".format(to_file, ", ".join("." + f for f in _MATPLOTLIB_FORMATS)))
+        raise ValueError(
+            "plot_history: cannot write {!r}: the file extension must be one of {}".format(
+                to_file, ", ".join("." + f for f in _MATPLOTLIB_FORMATS)
+            )
+        )
     runs = _normalise_histories(histories, "plot_history")
-    panels = (("accuracy", ("acc", "accuracy"), ("val_acc", "val_accuracy")),
-              ("loss", ("loss",), ("val_loss",)))
+    panels = (
+        ("accuracy", ("acc", "accuracy"), ("val_acc", "val_accuracy")),
+        ("loss", ("loss",), ("val_loss",)),
+    )
     for label, data in runs:
-        if all(_series(data, *train) is None and _series(data, *val) is None
-               for _, train, val in panels):
-            raise ValueError("plot_history: run {!r} has none of the keys loss, acc, val_loss, "
-                             "val_acc (keys: {})".format(label, sorted(data)))
+        if all(
+            _series(data, *train) is None and _series(data, *val) is None
+            for _, train, val in panels
+        ):
+            raise ValueError(
+                "plot_history: run {!r} has none of the keys loss, acc, val_loss, "
+                "val_acc (keys: {})".format(label, sorted(data))
+            )
 
     Figure = _import_pyplot("plot_history")
     from matplotlib.ticker import MaxNLocator
+
     fig = Figure(figsize=(11, 4.2), dpi=100)
     axes = fig.subplots(1, 2)
     colours = ["C{}".format(i % 10) for i in range(len(runs))]
@@ -365,8 +451,15 @@ def plot_history(histories, to_file="history.png", title=None):
                 values = _series(data, *keys)
                 if values is not None:
                     epochs = range(1, len(values) + 1)
-                    ax.plot(epochs, values, style, color=colour, marker="o", markersize=3,
-                            label=prefix + kind)
+                    ax.plot(
+                        epochs,
+                        values,
+                        style,
+                        color=colour,
+                        marker="o",
+                        markersize=3,
+                        label=prefix + kind,
+                    )
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(panel)

@@ -21,7 +21,6 @@ or 0-size axis, a huge int, a huge zero-stride view whose size overflows npy_int
 
 A crash, a sanitizer report or a hang is caught by the driver (fuzz_core.py), not here.
 """
-import math
 
 import numpy as np
 
@@ -40,17 +39,72 @@ ACCEPTED_ERRORS = (TypeError, ValueError)
 KNOWN_OVERFLOW_IN = ()
 
 GOOD_DTYPES = (np.float32, np.float64)
-BAD_DTYPES = ("int8", "uint8", "int32", "int64", "bool", "float16", "complex64", "complex128",
-              "object", "U3", "S2", "datetime64[s]", ">f4", ">f8", np.longdouble, "V8")
-JUNK_SCALARS = (None, 0, 1, -1, 2, 7, 2 ** 31, 2 ** 62, 2 ** 63 - 1, -2 ** 63, 2 ** 70, -(2 ** 70), 0.5,
-                float("nan"), float("inf"), -float("inf"), 1e-320, True, False, "x", "", b"ab",
-                "channels_last", "constant", "valid", "same", (), [], [[1.0, 2.0]], (1, 2), (3, 3, 3, 3),
-                ((0, 0), (0, 0)), {}, object(), np.float32(1.5), np.int64(-3), np.bool_(True),
-                slice(None), Ellipsis, 1j, range(3))
+BAD_DTYPES = (
+    "int8",
+    "uint8",
+    "int32",
+    "int64",
+    "bool",
+    "float16",
+    "complex64",
+    "complex128",
+    "object",
+    "U3",
+    "S2",
+    "datetime64[s]",
+    ">f4",
+    ">f8",
+    np.longdouble,
+    "V8",
+)
+JUNK_SCALARS = (
+    None,
+    0,
+    1,
+    -1,
+    2,
+    7,
+    2**31,
+    2**62,
+    2**63 - 1,
+    -(2**63),
+    2**70,
+    -(2**70),
+    0.5,
+    float("nan"),
+    float("inf"),
+    -float("inf"),
+    1e-320,
+    True,
+    False,
+    "x",
+    "",
+    b"ab",
+    "channels_last",
+    "constant",
+    "valid",
+    "same",
+    (),
+    [],
+    [[1.0, 2.0]],
+    (1, 2),
+    (3, 3, 3, 3),
+    ((0, 0), (0, 0)),
+    {},
+    object(),
+    np.float32(1.5),
+    np.int64(-3),
+    np.bool_(True),
+    slice(None),
+    Ellipsis,
+    1j,
+    range(3),
+)
 SPECIAL_VALUES = (np.nan, np.inf, -np.inf, 0.0, -0.0, 5e-324, 1e-45, 1e-310, 1e38, -1e38, 1e300)
 
 
 # ---- random building blocks ----------------------------------------------------------------------
+
 
 def _values(rng, shape, dtype):
     """Normal values with, sometimes, NaN/Inf/denormal/huge values sprinkled in."""
@@ -102,7 +156,7 @@ def _huge_view(rng, rank=None):
     rank = rank or int(rng.integers(2, 5))
     total_bits = int(rng.integers(52, 57))
     dims = [1] * rank
-    for i in range(total_bits):  # spread the bits over the dimensions
+    for _i in range(total_bits):  # spread the bits over the dimensions
         dims[int(rng.integers(rank))] *= 2
     base = np.zeros(1, GOOD_DTYPES[rng.integers(2)])
     return np.lib.stride_tricks.as_strided(base, shape=dims, strides=(0,) * rank, writeable=False)
@@ -111,7 +165,7 @@ def _huge_view(rng, rank=None):
 def _junk_array(rng, like=None):
     """An array that is wrong in one way: dtype, rank, size, or empty."""
     choice = rng.integers(7)
-    if not isinstance(like, np.ndarray) or like.size >= 2 ** 20:
+    if not isinstance(like, np.ndarray) or like.size >= 2**20:
         like = None
     shape = like.shape if like is not None else (2, 3)
     if choice == 0:  # wrong dtype, right shape
@@ -133,16 +187,24 @@ def _junk_array(rng, like=None):
     if choice == 3:  # a 0-size axis
         s = list(shape) or [1]
         s[rng.integers(len(s))] = 0
-        return np.zeros(s, like.dtype if isinstance(like, np.ndarray) and like.dtype in GOOD_DTYPES
-                        else np.float64)
+        return np.zeros(
+            s,
+            like.dtype
+            if isinstance(like, np.ndarray) and like.dtype in GOOD_DTYPES
+            else np.float64,
+        )
     if choice == 4:  # one more or one fewer dimension
         s = list(shape) + [2] if rng.random() < 0.5 or not shape else list(shape)[1:]
-        return np.ones(s, like.dtype if isinstance(like, np.ndarray) and like.dtype.kind == "f" else np.float32)
+        return np.ones(
+            s, like.dtype if isinstance(like, np.ndarray) and like.dtype.kind == "f" else np.float32
+        )
     if choice == 5:  # a size off by one
         s = list(shape) or [1]
         i = rng.integers(len(s))
         s[i] = max(0, s[i] + int(rng.choice([-1, 1, 5])))
-        return np.ones(s, like.dtype if isinstance(like, np.ndarray) and like.dtype.kind == "f" else np.float64)
+        return np.ones(
+            s, like.dtype if isinstance(like, np.ndarray) and like.dtype.kind == "f" else np.float64
+        )
     return _huge_view(rng, len(shape) if len(shape) >= 2 else None)
 
 
@@ -151,7 +213,7 @@ def junk(rng, like=None):
     r = rng.random()
     if r < 0.45:
         return JUNK_SCALARS[rng.integers(len(JUNK_SCALARS))]
-    if r < 0.55 and isinstance(like, np.ndarray) and like.size < 2 ** 20:
+    if r < 0.55 and isinstance(like, np.ndarray) and like.size < 2**20:
         return like.tolist() if like.size < 64 else like.dtype.type(1)
     return _junk_array(rng, like)
 
@@ -182,15 +244,23 @@ class Case:
         def short(v):
             if isinstance(v, np.ndarray):
                 return "ndarray(shape={}, dtype={}, strides={}, C={}, aligned={}, writeable={})".format(
-                    v.shape, v.dtype, v.strides, v.flags.c_contiguous, v.flags.aligned, v.flags.writeable)
+                    v.shape,
+                    v.dtype,
+                    v.strides,
+                    v.flags.c_contiguous,
+                    v.flags.aligned,
+                    v.flags.writeable,
+                )
             text = repr(v)
             return text if len(text) < 80 else text[:77] + "..."
+
         args = ", ".join(short(a) for a in self.args)
         kwargs = "".join(", {}={}".format(k, short(v)) for k, v in self.kwargs.items())
         return "{}({}{})  mutations={}".format(self.name, args, kwargs, self.mutations)
 
 
 # ---- valid calls, one builder per function ---------------------------------------------------------
+
 
 def _dtype(rng):
     return GOOD_DTYPES[rng.integers(2)]
@@ -226,7 +296,7 @@ def _out_choice(rng, like, inputs):
     src = inputs[rng.integers(len(inputs))] if inputs else like
     flat = src.reshape(-1) if src.flags.c_contiguous else src.ravel()
     if flat.size >= like.size and like.size:
-        return flat[flat.size - like.size:].reshape(like.shape)
+        return flat[flat.size - like.size :].reshape(like.shape)
     return np.empty_like(like)
 
 
@@ -236,10 +306,20 @@ def build_bn_forward(rng, api):
     beta = vec() if rng.random() < 0.8 else None
     out = _out_choice(rng, x, [x])
     if api == "core":
-        return Case("_core.batch_norm_forward", _core.batch_norm_forward, [x, gamma, beta, axis, eps, out],
-                    outputs=[5])
-    return Case("ops.batch_norm_forward", ops.batch_norm_forward, [x, gamma, beta],
-                dict(axis=axis, epsilon=eps, out=out), outputs=["out"], core=False)
+        return Case(
+            "_core.batch_norm_forward",
+            _core.batch_norm_forward,
+            [x, gamma, beta, axis, eps, out],
+            outputs=[5],
+        )
+    return Case(
+        "ops.batch_norm_forward",
+        ops.batch_norm_forward,
+        [x, gamma, beta],
+        dict(axis=axis, epsilon=eps, out=out),
+        outputs=["out"],
+        core=False,
+    )
 
 
 def build_bn_inference(rng, api):
@@ -248,10 +328,20 @@ def build_bn_inference(rng, api):
     mean, variance = vec(), var()
     out = _out_choice(rng, x, [x])
     if api == "core":
-        return Case("_core.batch_norm_inference", _core.batch_norm_inference,
-                    [x, gamma, beta, mean, variance, axis, eps, out], outputs=[7])
-    return Case("ops.batch_norm_inference", ops.batch_norm_inference, [x, gamma, beta, mean, variance],
-                dict(axis=axis, epsilon=eps, out=out), outputs=["out"], core=False)
+        return Case(
+            "_core.batch_norm_inference",
+            _core.batch_norm_inference,
+            [x, gamma, beta, mean, variance, axis, eps, out],
+            outputs=[7],
+        )
+    return Case(
+        "ops.batch_norm_inference",
+        ops.batch_norm_inference,
+        [x, gamma, beta, mean, variance],
+        dict(axis=axis, epsilon=eps, out=out),
+        outputs=["out"],
+        core=False,
+    )
 
 
 def build_bn_backward(rng, api, inference=False):
@@ -262,10 +352,20 @@ def build_bn_backward(rng, api, inference=False):
     out = _out_choice(rng, x, [x, dy])
     name = "batch_norm_inference_backward" if inference else "batch_norm_backward"
     if api == "core":
-        return Case("_core." + name, getattr(_core, name), [dy, x, gamma, mean, variance, axis, eps, out],
-                    outputs=[7])
-    return Case("ops." + name, getattr(ops, name), [dy, x, gamma, mean, variance],
-                dict(axis=axis, epsilon=eps, out=out), outputs=["out"], core=False)
+        return Case(
+            "_core." + name,
+            getattr(_core, name),
+            [dy, x, gamma, mean, variance, axis, eps, out],
+            outputs=[7],
+        )
+    return Case(
+        "ops." + name,
+        getattr(ops, name),
+        [dy, x, gamma, mean, variance],
+        dict(axis=axis, epsilon=eps, out=out),
+        outputs=["out"],
+        core=False,
+    )
 
 
 def build_update_moving_stats(rng, api):
@@ -278,18 +378,32 @@ def build_update_moving_stats(rng, api):
     momentum = float(rng.choice([0.0, 0.5, 0.99, 1.0]))
     count = [None, 1, 2, 100][rng.integers(4)]
     if api == "core":
-        return Case("_core.update_moving_stats", _core.update_moving_stats, [mm, mv, mean, var, momentum, count],
-                    outputs=[0, 1])
-    return Case("ops.update_moving_stats", ops.update_moving_stats, [mm, mv, mean, var],
-                dict(momentum=momentum, count=count), outputs=[0, 1], core=False)
+        return Case(
+            "_core.update_moving_stats",
+            _core.update_moving_stats,
+            [mm, mv, mean, var, momentum, count],
+            outputs=[0, 1],
+        )
+    return Case(
+        "ops.update_moving_stats",
+        ops.update_moving_stats,
+        [mm, mv, mean, var],
+        dict(momentum=momentum, count=count),
+        outputs=[0, 1],
+        core=False,
+    )
 
 
 def _geometry(rng, pool=False):
     kh, kw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
     sh, sw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
     if pool:
-        pads = [int(rng.integers(0, kh)), int(rng.integers(0, kh)), int(rng.integers(0, kw)),
-                int(rng.integers(0, kw))]
+        pads = [
+            int(rng.integers(0, kh)),
+            int(rng.integers(0, kh)),
+            int(rng.integers(0, kw)),
+            int(rng.integers(0, kw)),
+        ]
     else:
         pads = [int(rng.integers(0, 3)) for _ in range(4)]
     return [kh, kw, sh, sw] + pads
@@ -314,7 +428,9 @@ def _dilation(rng, geometry):
     """No dilation mostly, else (dh, dw) in 1..3; and the geometry with the dilated window's extent
     in place of the kernel size (for sizing the image and the output)."""
     dilation = (1, 1) if rng.random() < 0.7 else (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
-    extent = [(geometry[0] - 1) * dilation[0] + 1, (geometry[1] - 1) * dilation[1] + 1] + geometry[2:]
+    extent = [(geometry[0] - 1) * dilation[0] + 1, (geometry[1] - 1) * dilation[1] + 1] + geometry[
+        2:
+    ]
     return list(dilation), extent
 
 
@@ -338,7 +454,12 @@ def build_col2im(rng, api):
     oh, ow = _out_hw(x.shape, extent, cf)
     dcol = _values(rng, (n * oh * ow, g[0] * g[1] * c), x.dtype)
     out = np.empty(x.shape, x.dtype) if rng.random() < 0.4 else None
-    return Case("_core.col2im", _core.col2im, [dcol, tuple(x.shape)] + g + [cf, out] + dilation, outputs=[11])
+    return Case(
+        "_core.col2im",
+        _core.col2im,
+        [dcol, tuple(x.shape)] + g + [cf, out] + dilation,
+        outputs=[11],
+    )
 
 
 def build_add_bias_rows(rng, api):
@@ -371,9 +492,13 @@ def build_max_pool_backward(rng, api):
     y, argmax = _core.max_pool2d(x, *g, cf)
     if argmax.size and rng.random() < 0.3:  # an index outside the plane: must be refused
         argmax = argmax.copy()
-        argmax.flat[rng.integers(argmax.size)] = int(rng.choice([-1, x.size + 1, 2 ** 31 - 1, -2 ** 31]))
+        argmax.flat[rng.integers(argmax.size)] = int(
+            rng.choice([-1, x.size + 1, 2**31 - 1, -(2**31)])
+        )
     dy = _values(rng, y.shape, x.dtype)
-    return Case("_core.max_pool2d_backward", _core.max_pool2d_backward, [dy, argmax, tuple(x.shape), cf])
+    return Case(
+        "_core.max_pool2d_backward", _core.max_pool2d_backward, [dy, argmax, tuple(x.shape), cf]
+    )
 
 
 def build_avg_pool_backward(rng, api):
@@ -382,7 +507,9 @@ def build_avg_pool_backward(rng, api):
     n, c = x.shape[0], x.shape[1] if cf else x.shape[3]
     oh, ow = _out_hw(x.shape, g, cf)
     dy = _values(rng, (n, c, oh, ow) if cf else (n, oh, ow, c), x.dtype)
-    return Case("_core.avg_pool2d_backward", _core.avg_pool2d_backward, [dy, tuple(x.shape)] + g + [cf])
+    return Case(
+        "_core.avg_pool2d_backward", _core.avg_pool2d_backward, [dy, tuple(x.shape)] + g + [cf]
+    )
 
 
 def build_conv2d_direct(rng, api):
@@ -402,7 +529,9 @@ def build_conv2d_direct_dkernel(rng, api):
     cout = 8 * int(rng.integers(1, 4))
     xpad = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
     dy = _values(rng, (x.shape[0], oh, ow, cout), np.float32)
-    return Case("_core.conv2d_direct_dkernel", _core.conv2d_direct_dkernel, [dy, xpad, tuple(x.shape)] + g)
+    return Case(
+        "_core.conv2d_direct_dkernel", _core.conv2d_direct_dkernel, [dy, xpad, tuple(x.shape)] + g
+    )
 
 
 def build_affine_warp(rng, api):
@@ -413,26 +542,49 @@ def build_affine_warp(rng, api):
     mats[:, :2, :] += rng.standard_normal((n, 2, 3)) * rng.choice([0.0, 0.3, 3.0, 1e6])
     if rng.random() < 0.3:
         mats = mats[:, :2, :]
-    kwargs = dict(order=int(rng.integers(2)), fill_mode=str(rng.choice(["constant", "nearest", "reflect", "wrap"])),
-                  cval=float(rng.choice([0.0, -1.5, np.nan])),
-                  data_format="channels_first" if cf else "channels_last")
+    kwargs = dict(
+        order=int(rng.integers(2)),
+        fill_mode=str(rng.choice(["constant", "nearest", "reflect", "wrap"])),
+        cval=float(rng.choice([0.0, -1.5, np.nan])),
+        data_format="channels_first" if cf else "channels_last",
+    )
     out = np.empty_like(x) if rng.random() < 0.3 else None
     if api == "core":
-        return Case("_core.affine_warp", _core.affine_warp,
-                    [x, mats, kwargs["order"], kwargs["fill_mode"], kwargs["cval"], kwargs["data_format"], out],
-                    outputs=[6])
+        return Case(
+            "_core.affine_warp",
+            _core.affine_warp,
+            [
+                x,
+                mats,
+                kwargs["order"],
+                kwargs["fill_mode"],
+                kwargs["cval"],
+                kwargs["data_format"],
+                out,
+            ],
+            outputs=[6],
+        )
     if rng.random() < 0.3 and n:  # the ops API also takes one image and one matrix
         x, mats = x[0], mats[0]
         out = None if out is None else out[0]
-    return Case("ops.affine_warp", ops.affine_warp, [x, mats], dict(kwargs, out=out), outputs=["out"],
-                core=False)
+    return Case(
+        "ops.affine_warp",
+        ops.affine_warp,
+        [x, mats],
+        dict(kwargs, out=out),
+        outputs=["out"],
+        core=False,
+    )
 
 
 def _keras_geometry(rng):
     strides = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
     padding = str(rng.choice(["valid", "same"]))
     if rng.random() < 0.2:
-        padding = ((int(rng.integers(0, 3)), int(rng.integers(0, 3))), (int(rng.integers(0, 3)), int(rng.integers(0, 3))))
+        padding = (
+            (int(rng.integers(0, 3)), int(rng.integers(0, 3))),
+            (int(rng.integers(0, 3)), int(rng.integers(0, 3))),
+        )
     return strides, padding
 
 
@@ -440,7 +592,12 @@ def build_ops_conv(rng, api, which):
     cf = bool(rng.integers(2))
     dtype = _dtype(rng)
     kh, kw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
-    n, c, h, w = int(rng.integers(0, 3)), int(rng.integers(1, 4)), int(rng.integers(kh, 7)), int(rng.integers(kw, 7))
+    n, c, h, w = (
+        int(rng.integers(0, 3)),
+        int(rng.integers(1, 4)),
+        int(rng.integers(kh, 7)),
+        int(rng.integers(kw, 7)),
+    )
     x = _values(rng, (n, c, h, w) if cf else (n, h, w, c), dtype)
     cout = int(rng.choice([1, 3, 8, 16]))
     kernel = _values(rng, (kh, kw, c, cout), dtype)
@@ -456,12 +613,16 @@ def build_ops_conv(rng, api, which):
         return Case("ops.conv2d", ops.conv2d, args, core=False)
     if which == "forward":
         return Case("ops.conv2d_forward", ops.conv2d_forward, args, core=False)
-    if cf and n == 0:  # a known bug, see tests/test_fuzz_core.py::test_conv2d_channels_first_empty_batch
+    if (
+        cf and n == 0
+    ):  # a known bug, see tests/test_fuzz_core.py::test_conv2d_channels_first_empty_batch
         x = _values(rng, (1, c, h, w), dtype)
     y, ctx = ops.conv2d_forward(x, kernel, bias, strides, padding, fmt, dilation)
     dy = _values(rng, y.shape, dtype)
     ctx_arg = ctx if rng.random() < 0.95 else object()
-    return Case("ops.conv2d_backward", ops.conv2d_backward, [dy, ctx_arg, bool(rng.integers(2))], core=False)
+    return Case(
+        "ops.conv2d_backward", ops.conv2d_backward, [dy, ctx_arg, bool(rng.integers(2))], core=False
+    )
 
 
 def build_ops_pool(rng, api, kind, which):
@@ -475,31 +636,52 @@ def build_ops_pool(rng, api, kind, which):
     fmt = "channels_first" if cf else "channels_last"
     forward = getattr(ops, kind + "_pool2d_forward")
     if which == "forward":
-        return Case("ops.{}_pool2d_forward".format(kind), forward, [x, pool, strides, padding, fmt], core=False)
+        return Case(
+            "ops.{}_pool2d_forward".format(kind),
+            forward,
+            [x, pool, strides, padding, fmt],
+            core=False,
+        )
     y, ctx = forward(x, pool, strides, padding, fmt)
-    return Case("ops.{}_pool2d_backward".format(kind), getattr(ops, kind + "_pool2d_backward"),
-                [_values(rng, y.shape, x.dtype), ctx], core=False)
+    return Case(
+        "ops.{}_pool2d_backward".format(kind),
+        getattr(ops, kind + "_pool2d_backward"),
+        [_values(rng, y.shape, x.dtype), ctx],
+        core=False,
+    )
 
 
 def build_threads(rng, api):
     value = int(rng.choice([1, 2, 1, 2, 0, -1, 5000])) if rng.random() < 0.8 else junk(rng)
     fn = _core.set_num_threads if api == "core" else bnpy.set_num_threads
     # core=False: the result (the previous count) depends on state, so no layout re-run.
-    return Case(("_core" if api == "core" else "bnpy") + ".set_num_threads", fn, [value], core=False)
+    return Case(
+        ("_core" if api == "core" else "bnpy") + ".set_num_threads", fn, [value], core=False
+    )
 
 
 BUILDERS = [
-    ("core", build_bn_forward), ("ops", build_bn_forward),
-    ("core", build_bn_inference), ("ops", build_bn_inference),
-    ("core", build_bn_backward), ("ops", build_bn_backward),
+    ("core", build_bn_forward),
+    ("ops", build_bn_forward),
+    ("core", build_bn_inference),
+    ("ops", build_bn_inference),
+    ("core", build_bn_backward),
+    ("ops", build_bn_backward),
     ("core", lambda rng, api: build_bn_backward(rng, api, inference=True)),
     ("ops", lambda rng, api: build_bn_backward(rng, api, inference=True)),
-    ("core", build_update_moving_stats), ("ops", build_update_moving_stats),
-    ("core", build_im2col), ("core", build_col2im), ("core", build_add_bias_rows), ("core", build_sum_rows),
+    ("core", build_update_moving_stats),
+    ("ops", build_update_moving_stats),
+    ("core", build_im2col),
+    ("core", build_col2im),
+    ("core", build_add_bias_rows),
+    ("core", build_sum_rows),
     ("core", build_batch_transpose),
-    ("core", lambda rng, api: build_pool(rng, api, "max")), ("core", lambda rng, api: build_pool(rng, api, "avg")),
-    ("core", build_max_pool_backward), ("core", build_avg_pool_backward),
-    ("core", build_affine_warp), ("ops", build_affine_warp),
+    ("core", lambda rng, api: build_pool(rng, api, "max")),
+    ("core", lambda rng, api: build_pool(rng, api, "avg")),
+    ("core", build_max_pool_backward),
+    ("core", build_avg_pool_backward),
+    ("core", build_affine_warp),
+    ("ops", build_affine_warp),
     ("ops", lambda rng, api: build_ops_conv(rng, api, "conv2d")),
     ("ops", lambda rng, api: build_ops_conv(rng, api, "forward")),
     ("ops", lambda rng, api: build_ops_conv(rng, api, "backward")),
@@ -507,25 +689,50 @@ BUILDERS = [
     ("ops", lambda rng, api: build_ops_pool(rng, api, "max", "backward")),
     ("ops", lambda rng, api: build_ops_pool(rng, api, "avg", "forward")),
     ("ops", lambda rng, api: build_ops_pool(rng, api, "avg", "backward")),
-    ("core", build_threads), ("ops", build_threads),
+    ("core", build_threads),
+    ("ops", build_threads),
 ]
 if _core.conv_direct_available():
     BUILDERS += [("core", build_conv2d_direct), ("core", build_conv2d_direct_dkernel)]
 
 #: The names of the functions the campaign covers (checked against the modules by the tests).
-COVERED = {"batch_norm_forward", "batch_norm_inference", "batch_norm_backward", "batch_norm_inference_backward",
-           "update_moving_stats", "im2col", "col2im", "add_bias_rows", "sum_rows", "batch_transpose",
-           "max_pool2d", "avg_pool2d", "max_pool2d_backward", "avg_pool2d_backward", "conv2d_direct",
-           "conv2d_direct_dkernel", "affine_warp", "set_num_threads", "conv2d", "conv2d_forward",
-           "conv2d_backward", "max_pool2d_forward", "avg_pool2d_forward", "conv_direct_available",
-           "get_num_threads"}
+COVERED = {
+    "batch_norm_forward",
+    "batch_norm_inference",
+    "batch_norm_backward",
+    "batch_norm_inference_backward",
+    "update_moving_stats",
+    "im2col",
+    "col2im",
+    "add_bias_rows",
+    "sum_rows",
+    "batch_transpose",
+    "max_pool2d",
+    "avg_pool2d",
+    "max_pool2d_backward",
+    "avg_pool2d_backward",
+    "conv2d_direct",
+    "conv2d_direct_dkernel",
+    "affine_warp",
+    "set_num_threads",
+    "conv2d",
+    "conv2d_forward",
+    "conv2d_backward",
+    "max_pool2d_forward",
+    "avg_pool2d_forward",
+    "conv_direct_available",
+    "get_num_threads",
+}
 
 
 # ---- mutations -------------------------------------------------------------------------------------
 
+
 def _array_keys(case):
     """The arguments that are ordinary (allocatable) arrays."""
-    return [k for k in case.keys() if isinstance(case.get(k), np.ndarray) and case.get(k).size < 2 ** 20]
+    return [
+        k for k in case.keys() if isinstance(case.get(k), np.ndarray) and case.get(k).size < 2**20
+    ]
 
 
 def mutate(rng, case):
@@ -538,13 +745,15 @@ def mutate(rng, case):
     if r < 0.4 or not arrays:  # replace any argument by junk
         key = keys[rng.integers(len(keys))]
         value = junk(rng, case.get(key))
-        if isinstance(value, np.ndarray) and value.size > 2 ** 40:
+        if isinstance(value, np.ndarray) and value.size > 2**40:
             case.huge = True
         case.set(key, value)
         case.mutations.append("junk {}".format(key))
     elif r < 0.65:  # re-lay-out an array argument (still valid, same values)
         key = arrays[rng.integers(len(arrays))]
-        kind = ("fortran", "negative", "strided", "unaligned", "swapped", "readonly")[rng.integers(6)]
+        kind = ("fortran", "negative", "strided", "unaligned", "swapped", "readonly")[
+            rng.integers(6)
+        ]
         case.set(key, _relayout(rng, case.get(key), kind))
         case.mutations.append("relayout {} {}".format(key, kind))
     elif r < 0.8:  # an output argument: aliased, read-only, non-contiguous, unaligned, wrong dtype
@@ -556,13 +765,18 @@ def mutate(rng, case):
         choice = rng.integers(5)
         if choice == 0 and others:
             src = others[rng.integers(len(others))]
-            value = src if src.shape == like.shape else _relayout(rng, np.empty_like(like), "strided")
+            value = (
+                src if src.shape == like.shape else _relayout(rng, np.empty_like(like), "strided")
+            )
         elif choice == 1:
             value = np.empty_like(like)
             value.flags.writeable = False
         elif choice == 2:
-            value = _relayout(rng, np.empty_like(like), ("fortran", "negative", "strided", "unaligned",
-                                                          "swapped")[rng.integers(5)])
+            value = _relayout(
+                rng,
+                np.empty_like(like),
+                ("fortran", "negative", "strided", "unaligned", "swapped")[rng.integers(5)],
+            )
         elif choice == 3:
             value = np.empty(like.shape, np.float64 if like.dtype == np.float32 else np.float32)
         else:
@@ -570,10 +784,29 @@ def mutate(rng, case):
         case.set(key, value)
         case.mutations.append("out {} #{}".format(key, choice))
     else:  # a scalar argument pushed to an extreme
-        ints = [k for k in keys if isinstance(case.get(k), (int, float, np.integer)) and not isinstance(case.get(k), bool)]
+        ints = [
+            k
+            for k in keys
+            if isinstance(case.get(k), (int, float, np.integer))
+            and not isinstance(case.get(k), bool)
+        ]
         key = ints[rng.integers(len(ints))] if ints else keys[rng.integers(len(keys))]
-        value = [0, -1, -2 ** 31, 2 ** 31, 2 ** 62, 2 ** 63 - 1, 2 ** 64, -2 ** 63, 4096, float("nan"),
-                 float("inf"), -0.0, 1e-320, np.int32(2 ** 31 - 1)][rng.integers(14)]
+        value = [
+            0,
+            -1,
+            -(2**31),
+            2**31,
+            2**62,
+            2**63 - 1,
+            2**64,
+            -(2**63),
+            4096,
+            float("nan"),
+            float("inf"),
+            -0.0,
+            1e-320,
+            np.int32(2**31 - 1),
+        ][rng.integers(14)]
         case.set(key, value)
         case.mutations.append("extreme {}={!r}".format(key, value))
 
@@ -590,6 +823,7 @@ def make_case(seed, index):
 
 
 # ---- the contract ------------------------------------------------------------------------------------
+
 
 class ContractViolation(AssertionError):
     pass
@@ -634,22 +868,25 @@ def _result_bytes(result):
 
 def _has_large_int(case):
     """An int argument large enough (>= 2**16) that an honest result may not fit in memory."""
+
     def large(v):
         if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-            return abs(int(v)) >= 2 ** 16
+            return abs(int(v)) >= 2**16
         if isinstance(v, (tuple, list)):
             return any(large(u) for u in v)
         return False
+
     return any(large(case.get(k)) for k in case.keys())
 
 
 def _has_c_overflow_int(case):
     def big(v):
         if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-            return not -2 ** 63 <= int(v) < 2 ** 63
+            return not -(2**63) <= int(v) < 2**63
         if isinstance(v, (tuple, list)):
             return any(big(u) for u in v)
         return False
+
     return any(big(case.get(k)) for k in case.keys())
 
 
@@ -689,30 +926,46 @@ def _run_case(case, check_layout):
         # ssize_t. Tolerated for the private _core functions only, and only for such an int; the
         # public bnpy.ops functions must turn it into a ValueError.
         if not _has_c_overflow_int(case):
-            raise ContractViolation("OverflowError: {} raised by {}".format(exc, case.describe())) from exc
+            raise ContractViolation(
+                "OverflowError: {} raised by {}".format(exc, case.describe())
+            ) from exc
         if not case.core and not case.name.startswith(KNOWN_OVERFLOW_IN):
-            raise ContractViolation("OverflowError: {} raised by {}".format(exc, case.describe())) from exc
+            raise ContractViolation(
+                "OverflowError: {} raised by {}".format(exc, case.describe())
+            ) from exc
         outcome, result = ("rejected:OverflowError" if case.core else "known:OverflowError"), None
     except MemoryError as exc:
         if not (case.huge or _has_large_int(case)):
-            raise ContractViolation("MemoryError for a small input: {}\n  {}".format(exc, case.describe()))
+            raise ContractViolation(
+                "MemoryError for a small input: {}\n  {}".format(exc, case.describe())
+            )
         outcome, result = "rejected:MemoryError", None
     except Exception as exc:  # anything else breaks the contract
-        raise ContractViolation("{}: {} raised by {}".format(type(exc).__name__, exc, case.describe())) from exc
+        raise ContractViolation(
+            "{}: {} raised by {}".format(type(exc).__name__, exc, case.describe())
+        ) from exc
     accepted = outcome is None
-    for rid, (root, views) in roots.items():
+    for rid, (root, _views) in roots.items():
         if before[rid] is None or (accepted and rid in output_roots):
             continue
         if _snapshot(root) != before[rid]:
             what = "an accepted call" if accepted else "a rejected call ({})".format(outcome)
-            raise ContractViolation("{} wrote into an argument it must not write: {}".format(what, case.describe()))
+            raise ContractViolation(
+                "{} wrote into an argument it must not write: {}".format(what, case.describe())
+            )
     if not accepted:
         return outcome
-    if check_layout and case.core and not output_roots and any(m.startswith("relayout") for m in case.mutations):
+    if (
+        check_layout
+        and case.core
+        and not output_roots
+        and any(m.startswith("relayout") for m in case.mutations)
+    ):
         plain = [_contiguous_copy(a) for a in case.args]
         plain_kwargs = {k: _contiguous_copy(v) for k, v in case.kwargs.items()}
         again = case.fn(*plain, **plain_kwargs)
         if _result_bytes(again) != _result_bytes(result):
-            raise ContractViolation("result depends on the input layout: {}".format(case.describe()))
+            raise ContractViolation(
+                "result depends on the input layout: {}".format(case.describe())
+            )
     return "ok"
-

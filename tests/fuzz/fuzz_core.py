@@ -22,6 +22,7 @@ the same inputs. A seeded random generator rather than atheris: atheris needs a 
 clang, which this machine does not have; the mutations here are structured (shapes, dtypes,
 strides, aliasing), which is where the C boundary's bugs live.
 """
+
 import argparse
 import collections
 import faulthandler
@@ -42,6 +43,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def _import_cases():
     sys.path.insert(0, HERE)
     import cases  # noqa: E402 (tests/fuzz/cases.py)
+
     return cases
 
 
@@ -108,12 +110,21 @@ def main(argv=None):
     parser.add_argument("--inputs", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=1)
-    parser.add_argument("--timeout", type=float, default=20.0, help="seconds per input before it is a hang")
+    parser.add_argument(
+        "--timeout", type=float, default=20.0, help="seconds per input before it is a hang"
+    )
     parser.add_argument("--replay", metavar="SEED:INDEX")
-    parser.add_argument("--require-core-under", metavar="DIR",
-                        help="fail unless bnpy._core is loaded from DIR (e.g. the sanitizer build)")
-    parser.add_argument("--worker", nargs=5, metavar=("START", "STOP", "STEP", "TIMEOUT", "PROGRESS"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--require-core-under",
+        metavar="DIR",
+        help="fail unless bnpy._core is loaded from DIR (e.g. the sanitizer build)",
+    )
+    parser.add_argument(
+        "--worker",
+        nargs=5,
+        metavar=("START", "STOP", "STEP", "TIMEOUT", "PROGRESS"),
+        help=argparse.SUPPRESS,
+    )
     args = parser.parse_args(argv)
     if args.replay:
         return replay(args.replay)
@@ -122,12 +133,18 @@ def main(argv=None):
         return worker(args.seed, start, stop, step, float(args.worker[3]), args.worker[4])
 
     if args.require_core_under:
-        probe = subprocess.run([sys.executable, "-c", "import bnpy._core as c; print(c.__file__)"],
-                               capture_output=True, text=True)
+        probe = subprocess.run(
+            [sys.executable, "-c", "import bnpy._core as c; print(c.__file__)"],
+            capture_output=True,
+            text=True,
+        )
         where = os.path.realpath(probe.stdout.strip() or "?")
         if probe.returncode != 0 or not where.startswith(os.path.realpath(args.require_core_under)):
-            print("FUZZ FAILURE: bnpy._core is {} (rc {}), not under {}\n{}".format(
-                where, probe.returncode, args.require_core_under, probe.stderr[-2000:]))
+            print(
+                "FUZZ FAILURE: bnpy._core is {} (rc {}), not under {}\n{}".format(
+                    where, probe.returncode, args.require_core_under, probe.stderr[-2000:]
+                )
+            )
             return 1
         print("fuzz: bnpy._core from", where)
     started = time.perf_counter()
@@ -135,10 +152,25 @@ def main(argv=None):
     procs = []
     for job in range(args.jobs):
         progress = os.path.join(tmp, "progress-{}".format(job))
-        cmd = [sys.executable, os.path.abspath(__file__), "--seed", str(args.seed), "--worker", str(job),
-               str(args.inputs), str(args.jobs), str(args.timeout), progress]
-        procs.append((job, progress, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                                      text=True)))
+        cmd = [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--seed",
+            str(args.seed),
+            "--worker",
+            str(job),
+            str(args.inputs),
+            str(args.jobs),
+            str(args.timeout),
+            progress,
+        ]
+        procs.append(
+            (
+                job,
+                progress,
+                subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True),
+            )
+        )
     failed = False
     totals = collections.Counter()
     for job, progress, proc in procs:
@@ -155,11 +187,21 @@ def main(argv=None):
             if os.path.exists(progress) and os.path.getsize(progress) >= 8:
                 with open(progress, "rb") as f:
                     last = struct.unpack("<q", f.read(8))[0]
-            how = ("killed by signal {}".format(-proc.returncode) if proc.returncode < 0
-                   else "exit status {}".format(proc.returncode))
-            print("FUZZ FAILURE: worker {} ended with {} during case {}:{}".format(job, how, args.seed, last))
-            print("  reproduce: {} {} --replay {}:{}".format(sys.executable, os.path.abspath(__file__),
-                                                               args.seed, last))
+            how = (
+                "killed by signal {}".format(-proc.returncode)
+                if proc.returncode < 0
+                else "exit status {}".format(proc.returncode)
+            )
+            print(
+                "FUZZ FAILURE: worker {} ended with {} during case {}:{}".format(
+                    job, how, args.seed, last
+                )
+            )
+            print(
+                "  reproduce: {} {} --replay {}:{}".format(
+                    sys.executable, os.path.abspath(__file__), args.seed, last
+                )
+            )
             tail = err[-6000:]
             if tail:
                 print("  worker stderr (tail):\n" + tail)
@@ -176,11 +218,21 @@ def main(argv=None):
     print("{:<36} {:>8} {:>9} {:>9}".format("function", "accepted", "TypeError", "ValueError"))
     for name in sorted(by_function):
         c = by_function[name]
-        other = {k: v for k, v in c.items() if k not in ("ok", "rejected:TypeError", "rejected:ValueError")}
-        print("{:<36} {:>8} {:>9} {:>9} {}".format(name, c["ok"], c["rejected:TypeError"],
-                                                  c["rejected:ValueError"], other or ""))
-    print("fuzz: {} inputs (seed {}) in {:.1f} s, {} functions, {}".format(
-        done, args.seed, elapsed, len(by_function), "FAILED" if failed else "no failure"))
+        other = {
+            k: v
+            for k, v in c.items()
+            if k not in ("ok", "rejected:TypeError", "rejected:ValueError")
+        }
+        print(
+            "{:<36} {:>8} {:>9} {:>9} {}".format(
+                name, c["ok"], c["rejected:TypeError"], c["rejected:ValueError"], other or ""
+            )
+        )
+    print(
+        "fuzz: {} inputs (seed {}) in {:.1f} s, {} functions, {}".format(
+            done, args.seed, elapsed, len(by_function), "FAILED" if failed else "no failure"
+        )
+    )
     if not failed and done != args.inputs:
         print("FUZZ FAILURE: {} of {} inputs reported".format(done, args.inputs))
         failed = True

@@ -13,6 +13,7 @@ Used two ways:
 Every call that must fail is checked to fail with its exception type (a bad call that succeeded
 would test nothing).
 """
+
 import os
 import sys
 
@@ -24,10 +25,12 @@ _rng = np.random.default_rng(2026)
 
 #: The arguments, kept alive here so their reference counts can be compared before and after.
 ARGS = {
-    "x32": _rng.standard_normal((2, 6, 5, 3)).astype(np.float32),          # (N, H, W, C)
+    "x32": _rng.standard_normal((2, 6, 5, 3)).astype(np.float32),  # (N, H, W, C)
     "x64": _rng.standard_normal((2, 6, 5, 3)),
-    "x32_strided": _rng.standard_normal((4, 12, 5, 3)).astype(np.float32)[::2, ::2],  # copied at the boundary
-    "x64_swapped": _rng.standard_normal((2, 6, 5, 3)).astype(">f8"),      # converted at the boundary
+    "x32_strided": _rng.standard_normal((4, 12, 5, 3)).astype(np.float32)[
+        ::2, ::2
+    ],  # copied at the boundary
+    "x64_swapped": _rng.standard_normal((2, 6, 5, 3)).astype(">f8"),  # converted at the boundary
     "kernel32": _rng.standard_normal((3, 3, 3, 8)).astype(np.float32),
     "bias8": _rng.standard_normal(8).astype(np.float32),
     "bias3_64": _rng.standard_normal(3),
@@ -49,7 +52,7 @@ ARGS["out_nhwc64"] = np.empty_like(ARGS["x64"])
 _y, ARGS["argmax"] = _core.max_pool2d(ARGS["x64"], 2, 2, 2, 2, 0, 0, 0, 0, False)
 ARGS["dy_pool64"] = np.ones_like(_y)
 ARGS["argmax_bad"] = ARGS["argmax"].copy()
-ARGS["argmax_bad"].flat[-1] = 10 ** 6
+ARGS["argmax_bad"].flat[-1] = 10**6
 ARGS["dcol64"] = _core.im2col(ARGS["x64"], 3, 3, 1, 1, 1, 1, 1, 1, False)
 ARGS["xpad32"] = np.pad(ARGS["x32"], ((0, 0), (1, 1), (1, 1), (0, 0)))
 ARGS["dy_direct32"] = np.ones((2, 6, 5, 8), np.float32)
@@ -70,99 +73,307 @@ def entry_points():
     pool = (2, 2, 2, 2, 0, 0, 0, 0)
     points = {
         "get_num_threads": ([lambda: _core.get_num_threads()], []),
-        "set_num_threads": ([lambda: _core.set_num_threads(_core.get_num_threads())],
-                            [(ValueError, lambda: _core.set_num_threads(0)),
-                             (TypeError, lambda: _core.set_num_threads(a["x64"])),
-                             (ValueError, lambda: _core.set_num_threads(2 ** 70))]),
+        "set_num_threads": (
+            [lambda: _core.set_num_threads(_core.get_num_threads())],
+            [
+                (ValueError, lambda: _core.set_num_threads(0)),
+                (TypeError, lambda: _core.set_num_threads(a["x64"])),
+                (ValueError, lambda: _core.set_num_threads(2**70)),
+            ],
+        ),
         "conv_direct_available": ([lambda: _core.conv_direct_available()], []),
         "batch_norm_forward": (
-            [lambda: _core.batch_norm_forward(a["x64"], a["gamma64"], None, -1, 1e-3, None),
-             lambda: _core.batch_norm_forward(a["x64_swapped"], None, a["gamma64"], 3, 0.0, a["out_nhwc64"])],
-            [(TypeError, lambda: _core.batch_norm_forward(a["x64"], a["rows32"], None, -1, 1e-3, None)),
-             (ValueError, lambda: _core.batch_norm_forward(a["x64_swapped"], a["gamma64"], None, -1, 1e-3,
-                                                           a["readonly64"])),
-             (ValueError, lambda: _core.batch_norm_forward(a["x64"], None, None, -1, -1.0, None))]),
+            [
+                lambda: _core.batch_norm_forward(a["x64"], a["gamma64"], None, -1, 1e-3, None),
+                lambda: _core.batch_norm_forward(
+                    a["x64_swapped"], None, a["gamma64"], 3, 0.0, a["out_nhwc64"]
+                ),
+            ],
+            [
+                (
+                    TypeError,
+                    lambda: _core.batch_norm_forward(a["x64"], a["rows32"], None, -1, 1e-3, None),
+                ),
+                (
+                    ValueError,
+                    lambda: _core.batch_norm_forward(
+                        a["x64_swapped"], a["gamma64"], None, -1, 1e-3, a["readonly64"]
+                    ),
+                ),
+                (
+                    ValueError,
+                    lambda: _core.batch_norm_forward(a["x64"], None, None, -1, -1.0, None),
+                ),
+            ],
+        ),
         "batch_norm_inference": (
-            [lambda: _core.batch_norm_inference(a["x64"], a["gamma64"], a["gamma64"], a["gamma64"], a["var64"],
-                                                -1, 1e-3, a["out_nhwc64"])],
-            [(ValueError, lambda: _core.batch_norm_inference(a["x64"], None, None, a["gamma64"], a["var64"],
-                                                             -1, 1e-3, a["x64_swapped"])),
-             (TypeError, lambda: _core.batch_norm_inference(a["x64"], None, None, a["gamma64"], None,
-                                                            -1, 1e-3, None))]),
+            [
+                lambda: _core.batch_norm_inference(
+                    a["x64"],
+                    a["gamma64"],
+                    a["gamma64"],
+                    a["gamma64"],
+                    a["var64"],
+                    -1,
+                    1e-3,
+                    a["out_nhwc64"],
+                )
+            ],
+            [
+                (
+                    ValueError,
+                    lambda: _core.batch_norm_inference(
+                        a["x64"], None, None, a["gamma64"], a["var64"], -1, 1e-3, a["x64_swapped"]
+                    ),
+                ),
+                (
+                    TypeError,
+                    lambda: _core.batch_norm_inference(
+                        a["x64"], None, None, a["gamma64"], None, -1, 1e-3, None
+                    ),
+                ),
+            ],
+        ),
         "batch_norm_backward": (
-            [lambda: _core.batch_norm_backward(a["x64"], a["x64_swapped"], a["gamma64"], a["gamma64"],
-                                               a["var64"], -1, 1e-3, None)],
-            [(ValueError, lambda: _core.batch_norm_backward(a["x64"], a["x64"], None, a["gamma64"], a["var64"],
-                                                            -1, 1e-3, a["gamma64"])),
-             (TypeError, lambda: _core.batch_norm_backward(a["x64"], a["x32"], None, a["gamma64"], a["var64"],
-                                                           -1, 1e-3, None))]),
+            [
+                lambda: _core.batch_norm_backward(
+                    a["x64"],
+                    a["x64_swapped"],
+                    a["gamma64"],
+                    a["gamma64"],
+                    a["var64"],
+                    -1,
+                    1e-3,
+                    None,
+                )
+            ],
+            [
+                (
+                    ValueError,
+                    lambda: _core.batch_norm_backward(
+                        a["x64"], a["x64"], None, a["gamma64"], a["var64"], -1, 1e-3, a["gamma64"]
+                    ),
+                ),
+                (
+                    TypeError,
+                    lambda: _core.batch_norm_backward(
+                        a["x64"], a["x32"], None, a["gamma64"], a["var64"], -1, 1e-3, None
+                    ),
+                ),
+            ],
+        ),
         "batch_norm_inference_backward": (
-            [lambda: _core.batch_norm_inference_backward(a["x64"], a["x64"], None, a["gamma64"], a["var64"],
-                                                         -1, 1e-3, a["out_nhwc64"])],
-            [(ValueError, lambda: _core.batch_norm_inference_backward(a["x64"], a["x64"], None, a["gamma64"],
-                                                                      a["var64"], 7, 1e-3, None))]),
+            [
+                lambda: _core.batch_norm_inference_backward(
+                    a["x64"], a["x64"], None, a["gamma64"], a["var64"], -1, 1e-3, a["out_nhwc64"]
+                )
+            ],
+            [
+                (
+                    ValueError,
+                    lambda: _core.batch_norm_inference_backward(
+                        a["x64"], a["x64"], None, a["gamma64"], a["var64"], 7, 1e-3, None
+                    ),
+                )
+            ],
+        ),
         "update_moving_stats": (
-            [lambda: _core.update_moving_stats(a["moving_mean"], a["moving_var"], a["gamma64"], a["var64"],
-                                               0.99, 10)],
-            [(ValueError, lambda: _core.update_moving_stats(a["moving_mean"], a["moving_var"], a["gamma64"],
-                                                            a["var64"], 1.5, None)),
-             (ValueError, lambda: _core.update_moving_stats(a["moving_mean"], a["moving_mean"], a["gamma64"],
-                                                            a["var64"], 0.5, None))]),
+            [
+                lambda: _core.update_moving_stats(
+                    a["moving_mean"], a["moving_var"], a["gamma64"], a["var64"], 0.99, 10
+                )
+            ],
+            [
+                (
+                    ValueError,
+                    lambda: _core.update_moving_stats(
+                        a["moving_mean"], a["moving_var"], a["gamma64"], a["var64"], 1.5, None
+                    ),
+                ),
+                (
+                    ValueError,
+                    lambda: _core.update_moving_stats(
+                        a["moving_mean"], a["moving_mean"], a["gamma64"], a["var64"], 0.5, None
+                    ),
+                ),
+            ],
+        ),
         "im2col": (
-            [lambda: _core.im2col(a["x64"], *g, False),
-             lambda: _core.im2col(a["x32_strided"], *g, True)],
-            [(ValueError, lambda: _core.im2col(a["x32_strided"], 9, 9, 1, 1, 0, 0, 0, 0, False)),
-             (ValueError, lambda: _core.im2col(a["x64"], *g, False, a["x64"].reshape(-1, 3)[:60 * 27 // 3])),
-             (ValueError, lambda: _core.im2col(a["x64"], *g, False, a["rows64"])),
-             (TypeError, lambda: _core.im2col(a["ints"], *g, False))]),
+            [
+                lambda: _core.im2col(a["x64"], *g, False),
+                lambda: _core.im2col(a["x32_strided"], *g, True),
+            ],
+            [
+                (ValueError, lambda: _core.im2col(a["x32_strided"], 9, 9, 1, 1, 0, 0, 0, 0, False)),
+                (
+                    ValueError,
+                    lambda: _core.im2col(
+                        a["x64"], *g, False, a["x64"].reshape(-1, 3)[: 60 * 27 // 3]
+                    ),
+                ),
+                (ValueError, lambda: _core.im2col(a["x64"], *g, False, a["rows64"])),
+                (TypeError, lambda: _core.im2col(a["ints"], *g, False)),
+            ],
+        ),
         "col2im": (
-            [lambda: _core.col2im(a["dcol64"], a["shape_nhwc"], *g, False),
-             lambda: _core.col2im(a["dcol64"], a["shape_nhwc"], *g, False, a["out_nhwc64"])],
-            [(ValueError, lambda: _core.col2im(a["dcol64"], (2, 6, 5, 4), *g, False)),
-             (ValueError, lambda: _core.col2im(a["dcol64"], a["gamma64"], *g, False)),
-             (ValueError, lambda: _core.col2im(a["dcol64"], a["shape_nhwc"], *g, False, a["readonly64"]))]),
+            [
+                lambda: _core.col2im(a["dcol64"], a["shape_nhwc"], *g, False),
+                lambda: _core.col2im(a["dcol64"], a["shape_nhwc"], *g, False, a["out_nhwc64"]),
+            ],
+            [
+                (ValueError, lambda: _core.col2im(a["dcol64"], (2, 6, 5, 4), *g, False)),
+                (ValueError, lambda: _core.col2im(a["dcol64"], a["gamma64"], *g, False)),
+                (
+                    ValueError,
+                    lambda: _core.col2im(a["dcol64"], a["shape_nhwc"], *g, False, a["readonly64"]),
+                ),
+            ],
+        ),
         "add_bias_rows": (
             [lambda: _core.add_bias_rows(a["rows64"], a["bias3_64"])],
-            [(ValueError, lambda: _core.add_bias_rows(a["rows64"], a["bias8"].astype(np.float64))),
-             (TypeError, lambda: _core.add_bias_rows(a["rows64"], a["bias8"]))]),
+            [
+                (
+                    ValueError,
+                    lambda: _core.add_bias_rows(a["rows64"], a["bias8"].astype(np.float64)),
+                ),
+                (TypeError, lambda: _core.add_bias_rows(a["rows64"], a["bias8"])),
+            ],
+        ),
         "sum_rows": (
-            [lambda: _core.sum_rows(a["rows64"]), lambda: _core.sum_rows(a["x32_strided"].reshape(-1, 15))],
-            [(ValueError, lambda: _core.sum_rows(a["cube64"])), (TypeError, lambda: _core.sum_rows(a["ints"]))]),
+            [
+                lambda: _core.sum_rows(a["rows64"]),
+                lambda: _core.sum_rows(a["x32_strided"].reshape(-1, 15)),
+            ],
+            [
+                (ValueError, lambda: _core.sum_rows(a["cube64"])),
+                (TypeError, lambda: _core.sum_rows(a["ints"])),
+            ],
+        ),
         "batch_transpose": (
-            [lambda: _core.batch_transpose(a["cube64"]), lambda: _core.batch_transpose(a["cube64"], a["bias3_64"])],
-            [(ValueError, lambda: _core.batch_transpose(a["cube64"], a["gamma64"][:2])),
-             (TypeError, lambda: _core.batch_transpose(a["cube64"], a["bias8"]))]),
+            [
+                lambda: _core.batch_transpose(a["cube64"]),
+                lambda: _core.batch_transpose(a["cube64"], a["bias3_64"]),
+            ],
+            [
+                (ValueError, lambda: _core.batch_transpose(a["cube64"], a["gamma64"][:2])),
+                (TypeError, lambda: _core.batch_transpose(a["cube64"], a["bias8"])),
+            ],
+        ),
         "max_pool2d": (
             [lambda: _core.max_pool2d(a["x64_swapped"], *pool, False)],
-            [(ValueError, lambda: _core.max_pool2d(a["x64_swapped"], 2, 2, 2, 2, 2, 0, 0, 0, False))]),
+            [
+                (
+                    ValueError,
+                    lambda: _core.max_pool2d(a["x64_swapped"], 2, 2, 2, 2, 2, 0, 0, 0, False),
+                )
+            ],
+        ),
         "avg_pool2d": (
             [lambda: _core.avg_pool2d(a["x32_strided"], *pool, True)],
-            [(ValueError, lambda: _core.avg_pool2d(a["x32_strided"], 9, 9, 1, 1, 0, 0, 0, 0, False))]),
+            [
+                (
+                    ValueError,
+                    lambda: _core.avg_pool2d(a["x32_strided"], 9, 9, 1, 1, 0, 0, 0, 0, False),
+                )
+            ],
+        ),
         "max_pool2d_backward": (
-            [lambda: _core.max_pool2d_backward(a["dy_pool64"], a["argmax"], a["shape_nhwc"], False)],
-            [(ValueError, lambda: _core.max_pool2d_backward(a["dy_pool64"], a["argmax_bad"], a["shape_nhwc"], False)),
-             (TypeError, lambda: _core.max_pool2d_backward(a["dy_pool64"], a["ints"], a["shape_nhwc"], False))]),
+            [
+                lambda: _core.max_pool2d_backward(
+                    a["dy_pool64"], a["argmax"], a["shape_nhwc"], False
+                )
+            ],
+            [
+                (
+                    ValueError,
+                    lambda: _core.max_pool2d_backward(
+                        a["dy_pool64"], a["argmax_bad"], a["shape_nhwc"], False
+                    ),
+                ),
+                (
+                    TypeError,
+                    lambda: _core.max_pool2d_backward(
+                        a["dy_pool64"], a["ints"], a["shape_nhwc"], False
+                    ),
+                ),
+            ],
+        ),
         "avg_pool2d_backward": (
             [lambda: _core.avg_pool2d_backward(a["dy_pool64"], a["shape_nhwc"], *pool, False)],
-            [(ValueError, lambda: _core.avg_pool2d_backward(a["dy_pool64"], (2, 6, 5, 4), *pool, False))]),
+            [
+                (
+                    ValueError,
+                    lambda: _core.avg_pool2d_backward(a["dy_pool64"], (2, 6, 5, 4), *pool, False),
+                )
+            ],
+        ),
         "affine_warp": (
-            [lambda: _core.affine_warp(a["x64"], a["matrices"], 1, "nearest", 0.0, "channels_last", a["out_nhwc64"]),
-             lambda: _core.affine_warp(a["x64_swapped"], a["matrices"], 0, "wrap", 0.0, "channels_last", None)],
-            [(ValueError, lambda: _core.affine_warp(a["x64"], a["matrices"], 0, "nearest", 0.0, "channels_last", a["x64"])),
-             (ValueError, lambda: _core.affine_warp(a["x64"], a["matrices"][:1], 0, "nearest", 0.0, "channels_last", None)),
-             (TypeError, lambda: _core.affine_warp(a["x64"], a["matrices"], 0, 3, 0.0, "channels_last", None))]),
+            [
+                lambda: _core.affine_warp(
+                    a["x64"], a["matrices"], 1, "nearest", 0.0, "channels_last", a["out_nhwc64"]
+                ),
+                lambda: _core.affine_warp(
+                    a["x64_swapped"], a["matrices"], 0, "wrap", 0.0, "channels_last", None
+                ),
+            ],
+            [
+                (
+                    ValueError,
+                    lambda: _core.affine_warp(
+                        a["x64"], a["matrices"], 0, "nearest", 0.0, "channels_last", a["x64"]
+                    ),
+                ),
+                (
+                    ValueError,
+                    lambda: _core.affine_warp(
+                        a["x64"], a["matrices"][:1], 0, "nearest", 0.0, "channels_last", None
+                    ),
+                ),
+                (
+                    TypeError,
+                    lambda: _core.affine_warp(
+                        a["x64"], a["matrices"], 0, 3, 0.0, "channels_last", None
+                    ),
+                ),
+            ],
+        ),
     }
     if _core.conv_direct_available():
         points["conv2d_direct"] = (
-            [lambda: _core.conv2d_direct(a["x32"], a["kernel32"], a["bias8"], 1, 1, 1, 1, 1, 1),
-             lambda: _core.conv2d_direct(a["x32_strided"], a["kernel32"], None, 2, 1, 0, 0, 1, 1)],
-            [(ValueError, lambda: _core.conv2d_direct(a["x32"], a["kernel32"], a["bias3_64"].astype(np.float32),
-                                                      1, 1, 1, 1, 1, 1)),
-             (TypeError, lambda: _core.conv2d_direct(a["x64"], a["kernel32"], None, 1, 1, 1, 1, 1, 1))])
+            [
+                lambda: _core.conv2d_direct(a["x32"], a["kernel32"], a["bias8"], 1, 1, 1, 1, 1, 1),
+                lambda: _core.conv2d_direct(
+                    a["x32_strided"], a["kernel32"], None, 2, 1, 0, 0, 1, 1
+                ),
+            ],
+            [
+                (
+                    ValueError,
+                    lambda: _core.conv2d_direct(
+                        a["x32"], a["kernel32"], a["bias3_64"].astype(np.float32), 1, 1, 1, 1, 1, 1
+                    ),
+                ),
+                (
+                    TypeError,
+                    lambda: _core.conv2d_direct(a["x64"], a["kernel32"], None, 1, 1, 1, 1, 1, 1),
+                ),
+            ],
+        )
         points["conv2d_direct_dkernel"] = (
-            [lambda: _core.conv2d_direct_dkernel(a["dy_direct32"], a["xpad32"], a["shape_nhwc"], 3, 3, 1, 1, 1, 1, 1, 1)],
-            [(ValueError, lambda: _core.conv2d_direct_dkernel(a["dy_direct32"], a["x32"], a["shape_nhwc"],
-                                                              3, 3, 1, 1, 1, 1, 1, 1))])
+            [
+                lambda: _core.conv2d_direct_dkernel(
+                    a["dy_direct32"], a["xpad32"], a["shape_nhwc"], 3, 3, 1, 1, 1, 1, 1, 1
+                )
+            ],
+            [
+                (
+                    ValueError,
+                    lambda: _core.conv2d_direct_dkernel(
+                        a["dy_direct32"], a["x32"], a["shape_nhwc"], 3, 3, 1, 1, 1, 1, 1, 1
+                    ),
+                )
+            ],
+        )
     return points
 
 
@@ -183,8 +394,11 @@ def run_round(points):
 def main():
     iterations = int(os.environ.get("BNPY_LEAK_ITERATIONS", "50"))
     points = entry_points()
-    missing = sorted(n for n in dir(_core) if callable(getattr(_core, n)) and not n.startswith("_")
-                     and n not in points)
+    missing = sorted(
+        n
+        for n in dir(_core)
+        if callable(getattr(_core, n)) and not n.startswith("_") and n not in points
+    )
     if missing:
         print("leak_check: entry points not exercised: {}".format(missing))
         return 1

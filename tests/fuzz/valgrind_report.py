@@ -16,18 +16,41 @@ OpenMP thread stacks): it is counted and summarised, not failed. No suppression 
 nothing from bnpy can be hidden by one. Exit status 1 when bnpy is to blame, 2 when the log
 is unusable (no leak summary: valgrind did not finish).
 """
+
 import re
 import sys
 
 RECORD_START = re.compile(r"^==\d+== (\S.*)$")
 # A frame of bnpy's extension: its shared object (no debug info) or one of its csrc/ files (with -g;
 # numpy's own numpy/_core/*.so never matches: a '/' follows its "_core").
-CSRC_FILES = ("affine", "batchnorm", "conv", "conv_direct", "glue", "module", "pool", "py_batchnorm",
-              "py_conv", "py_image", "threads")
-CORE_FRAME = re.compile(r"bnpy/_core[^ /]*\.so|[(/ ](?:{})\.[ch]:\d+\)".format("|".join(CSRC_FILES)))
-ERROR_HEADS = ("Invalid read", "Invalid write", "Invalid free", "Mismatched free", "Conditional jump",
-               "Use of uninitialised", "Syscall param", "Source and destination overlap",
-               "Argument 'size' of function", "Invalid memory pool")
+CSRC_FILES = (
+    "affine",
+    "batchnorm",
+    "conv",
+    "conv_direct",
+    "glue",
+    "module",
+    "pool",
+    "py_batchnorm",
+    "py_conv",
+    "py_image",
+    "threads",
+)
+CORE_FRAME = re.compile(
+    r"bnpy/_core[^ /]*\.so|[(/ ](?:{})\.[ch]:\d+\)".format("|".join(CSRC_FILES))
+)
+ERROR_HEADS = (
+    "Invalid read",
+    "Invalid write",
+    "Invalid free",
+    "Mismatched free",
+    "Conditional jump",
+    "Use of uninitialised",
+    "Syscall param",
+    "Source and destination overlap",
+    "Argument 'size' of function",
+    "Invalid memory pool",
+)
 
 
 def records(lines):
@@ -69,8 +92,10 @@ def main(path):
         else:
             noise["leak" if is_leak else "error"] += 1
     errors_line = [l for l in lines if "ERROR SUMMARY" in l]
-    print("valgrind: {} definite-leak records and {} error records outside bnpy (interpreter/NumPy noise, "
-          "not failed)".format(noise["leak"], noise["error"]))
+    print(
+        "valgrind: {} definite-leak records and {} error records outside bnpy (interpreter/NumPy noise, "
+        "not failed)".format(noise["leak"], noise["error"])
+    )
     for line in summary:
         print("valgrind:   " + line)
     if errors_line:
