@@ -5,6 +5,7 @@ the kernels build serially. Environment switches:
   BNPY_NO_OPENMP=1   force the serial build
   BNPY_SANITIZE=1    build with -fsanitize=address,undefined (CI's sanitizer run)
 """
+
 import glob
 import os
 import shutil
@@ -38,13 +39,22 @@ compile_args = ["-O3", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter", 
 link_args = []
 macros = []
 
-if sys.platform != "win32" and not os.environ.get("BNPY_NO_OPENMP") and _compiler_accepts(["-fopenmp"]):
+if (
+    sys.platform != "win32"
+    and not os.environ.get("BNPY_NO_OPENMP")
+    and _compiler_accepts(["-fopenmp"])
+):
     compile_args.append("-fopenmp")
     link_args.append("-fopenmp")
     macros.append(("BNPY_OPENMP", "1"))
 
 if os.environ.get("BNPY_SANITIZE"):
-    san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined", "-g"]
+    san = [
+        "-fsanitize=address,undefined",
+        "-fno-omit-frame-pointer",
+        "-fno-sanitize-recover=undefined",
+        "-g",
+    ]
     compile_args = [a for a in compile_args if a != "-O3"] + ["-O1"] + san
     link_args += san
 
