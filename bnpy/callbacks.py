@@ -200,7 +200,9 @@ class EarlyStopping(Callback):
         self.stopped_epoch = 0
         if mode not in ("auto", "min", "max"):
             warnings.warn(
-                "EarlyStopping mode %s is unknown, fallback to auto mode." % mode, RuntimeWarning
+                "EarlyStopping mode %s is unknown, fallback to auto mode." % mode,
+                RuntimeWarning,
+                stacklevel=2,
             )
             mode = "auto"
         if mode == "min" or (mode == "auto" and "acc" not in self.monitor):
@@ -218,7 +220,9 @@ class EarlyStopping(Callback):
         logs = logs or {}
         current = logs.get(self.monitor)
         if current is None:
-            warnings.warn("Early stopping requires %s available!" % self.monitor, RuntimeWarning)
+            warnings.warn(
+                "Early stopping requires %s available!" % self.monitor, RuntimeWarning, stacklevel=2
+            )
             return
         if self.monitor_op(current - self.min_delta, self.best):
             self.best = current
@@ -259,7 +263,9 @@ class ModelCheckpoint(Callback):
         self.epochs_since_last_save = 0
         if mode not in ("auto", "min", "max"):
             warnings.warn(
-                "ModelCheckpoint mode %s is unknown, fallback to auto mode." % mode, RuntimeWarning
+                "ModelCheckpoint mode %s is unknown, fallback to auto mode." % mode,
+                RuntimeWarning,
+                stacklevel=2,
             )
             mode = "auto"
         if mode == "max" or (
@@ -282,6 +288,7 @@ class ModelCheckpoint(Callback):
                 warnings.warn(
                     "Can save best model only with %s available, skipping." % self.monitor,
                     RuntimeWarning,
+                    stacklevel=2,
                 )
                 return
             if self.monitor_op(current, self.best):

@@ -1055,7 +1055,9 @@ class Sequential:
         ]
 
     def __repr__(self):
-        return "<Sequential name={!r} layers={}>".format(self.name, [l.name for l in self.layers])
+        return "<Sequential name={!r} layers={}>".format(
+            self.name, [layer.name for layer in self.layers]
+        )
 
 
 def load_model(filepath, custom_objects=None, compile=True):

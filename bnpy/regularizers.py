@@ -51,11 +51,11 @@ class L1L2(Regularizer):
         return "L1L2(l1={}, l2={})".format(self.l1, self.l2)
 
 
-def l1(l=0.01):
+def l1(l=0.01):  # noqa: E741 (Keras 2.0's keyword name)
     return L1L2(l1=l)
 
 
-def l2(l=0.01):
+def l2(l=0.01):  # noqa: E741 (Keras 2.0's keyword name)
     return L1L2(l2=l)
 
 

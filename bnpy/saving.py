@@ -142,7 +142,7 @@ def save_model(model, filepath, overwrite=True):
         raise FileExistsError("save: {} exists and overwrite=False".format(filepath))
     model_config = {
         "class_name": "Sequential",
-        "config": {"name": model.name, "layers": [_layer_config(l) for l in model.layers]},
+        "config": {"name": model.name, "layers": [_layer_config(layer) for layer in model.layers]},
     }
     arrays = model._weight_arrays()
     arrays["__format__"] = np.array(MODEL_FORMAT)

@@ -260,7 +260,9 @@ def check_article_run(
 def test_article_models_match_keras_parameter_counts(group, total, non_trainable):
     model = article.build_model(group, (32, 32, 3))
     assert model.count_params() == total
-    assert sum(w.size for l in model.layers for w in l.non_trainable_weights) == non_trainable
+    assert (
+        sum(w.size for layer in model.layers for w in layer.non_trainable_weights) == non_trainable
+    )
     assert model.layers[0].name == "conv2d_1"  # names restart for every model
 
 

@@ -248,15 +248,15 @@ def test_zero_padding(padding, expected, data_format):
     rng = np.random.default_rng(8)
     layer = ZeroPadding2D(padding, data_format=data_format)
     assert layer.padding == expected
-    (t, b), (l, r) = expected
+    (t, b), (left, right) = expected
     if data_format == "channels_last":
         x = rng.standard_normal((2, 4, 5, 3))
-        assert layer.build_for((None, 4, 5, 3)) == (None, 4 + t + b, 5 + l + r, 3)
-        ref = np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)))
+        assert layer.build_for((None, 4, 5, 3)) == (None, 4 + t + b, 5 + left + right, 3)
+        ref = np.pad(x, ((0, 0), (t, b), (left, right), (0, 0)))
     else:
         x = rng.standard_normal((2, 3, 4, 5))
-        assert layer.build_for((None, 3, 4, 5)) == (None, 3, 4 + t + b, 5 + l + r)
-        ref = np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)))
+        assert layer.build_for((None, 3, 4, 5)) == (None, 3, 4 + t + b, 5 + left + right)
+        ref = np.pad(x, ((0, 0), (0, 0), (t, b), (left, right)))
     np.testing.assert_array_equal(layer.forward(x), ref)
     check_layer_gradients(layer, x, rng)
 

@@ -80,7 +80,7 @@ def test_a_loaded_model_predicts_and_trains_on_as_the_saved_one(tmp_path, optimi
     model.save(path)
     loaded = load_model(path)
     assert loaded.name == model.name
-    assert [type(l) for l in loaded.layers] == [type(l) for l in model.layers]
+    assert [type(layer) for layer in loaded.layers] == [type(layer) for layer in model.layers]
     assert config_of(loaded) == config_of(model)
     assert summary_text(loaded) == summary_text(model)
     assert type(loaded.optimizer) is type(model.optimizer)

@@ -89,7 +89,9 @@ def real_model():
 
 def expected_labels(model, show_layer_names=True):
     first = model.layers[0].name
-    names = [(first + "_input", "InputLayer")] + [(l.name, type(l).__name__) for l in model.layers]
+    names = [(first + "_input", "InputLayer")] + [
+        (layer.name, type(layer).__name__) for layer in model.layers
+    ]
     return ["{}: {}".format(n, c) if show_layer_names else c for n, c in names]
 
 

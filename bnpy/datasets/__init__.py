@@ -9,7 +9,9 @@ with ``allow_pickle=False``, IDX files are parsed from their headers.
 """
 
 from ..utils.data_utils import ChecksumError, DataFileError, DownloadError, UnsafeArchiveError
-from . import cifar, cifar10, cifar10_sample, cifar100, fashion_mnist, mnist
+
+# The package's modules, re-exported (bnpy.datasets.cifar10.load_data() as in Keras).
+from . import cifar, cifar10, cifar10_sample, cifar100, fashion_mnist, mnist  # noqa: F401
 from .cifar import UnsafePickleError
 
 __all__ = [

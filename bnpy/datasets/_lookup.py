@@ -21,7 +21,7 @@ URL (with size and checksum) to get it from.
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Tuple
+from typing import Callable, Optional
 
 from ..utils import data_utils
 

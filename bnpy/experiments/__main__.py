@@ -11,7 +11,9 @@ def _positive_int(text):
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError("expected a positive integer, got {!r}".format(text))
+        raise argparse.ArgumentTypeError(
+            "expected a positive integer, got {!r}".format(text)
+        ) from None
     if value < 1:
         raise argparse.ArgumentTypeError("expected a positive integer, got {}".format(value))
     return value
@@ -21,7 +23,9 @@ def _nonnegative_int(text):
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError("expected an integer >= 0, got {!r}".format(text))
+        raise argparse.ArgumentTypeError(
+            "expected an integer >= 0, got {!r}".format(text)
+        ) from None
     if value < 0:
         raise argparse.ArgumentTypeError("expected an integer >= 0, got {}".format(value))
     return value
@@ -31,7 +35,9 @@ def _positive_float(text):
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError("expected a positive number, got {!r}".format(text))
+        raise argparse.ArgumentTypeError(
+            "expected a positive number, got {!r}".format(text)
+        ) from None
     if not value > 0:
         raise argparse.ArgumentTypeError("expected a positive number, got {}".format(value))
     return value

@@ -326,7 +326,7 @@ def plot_seeds(results, summary, path, title):
     high = max(axes[1].get_ylim()[1], axes[2].get_ylim()[1])  # on one scale, to compare them
     axes[1].set_ylim(low, high)
     axes[2].set_ylim(low, high)
-    for ax, (key, name) in zip(axes, panels):
+    for ax, (_key, name) in zip(axes, panels):
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("epoch")
         ax.grid(True, alpha=0.3)

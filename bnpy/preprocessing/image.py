@@ -735,7 +735,8 @@ class ImageDataGenerator:
             else:
                 warnings.warn(
                     "This ImageDataGenerator specifies `featurewise_center`, but it hasn't been fit on "
-                    "any training data. Fit it first by calling `.fit(numpy_data)`."
+                    "any training data. Fit it first by calling `.fit(numpy_data)`.",
+                    stacklevel=2,
                 )
         if self.featurewise_std_normalization:
             if self.std is not None:
@@ -743,7 +744,8 @@ class ImageDataGenerator:
             else:
                 warnings.warn(
                     "This ImageDataGenerator specifies `featurewise_std_normalization`, but it hasn't "
-                    "been fit on any training data. Fit it first by calling `.fit(numpy_data)`."
+                    "been fit on any training data. Fit it first by calling `.fit(numpy_data)`.",
+                    stacklevel=2,
                 )
         if self.zca_whitening:
             if self.principal_components is not None:
@@ -752,7 +754,8 @@ class ImageDataGenerator:
             else:
                 warnings.warn(
                     "This ImageDataGenerator specifies `zca_whitening`, but it hasn't been fit on any "
-                    "training data. Fit it first by calling `.fit(numpy_data)`."
+                    "training data. Fit it first by calling `.fit(numpy_data)`.",
+                    stacklevel=2,
                 )
         return batch
 
@@ -779,7 +782,8 @@ class ImageDataGenerator:
                     self.channel_axis,
                     x.shape,
                     x.shape[self.channel_axis],
-                )
+                ),
+                stacklevel=2,
             )
         if seed is not None:
             np.random.seed(seed)
@@ -931,7 +935,8 @@ class NumpyArrayIterator(Iterator):
                 "{}), i.e. expected either 1, 3 or 4 channels on axis {}. However, it was passed an array "
                 "with shape {} ({} channels).".format(
                     data_format, channels_axis, channels_axis, x.shape, x.shape[channels_axis]
-                )
+                ),
+                stacklevel=2,
             )
         if save_to_dir is not None:
             _pil_image("flow(save_to_dir=...)")

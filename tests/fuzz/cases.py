@@ -919,7 +919,7 @@ def _run_case(case, check_layout):
         outcome = "rejected:" + type(exc).__name__
         message = str(exc)
         if not message:
-            raise ContractViolation("empty error message: {}".format(case.describe()))
+            raise ContractViolation("empty error message: {}".format(case.describe())) from None
         result = None
     except OverflowError as exc:
         # CPython's own argument parsing ("n" format) raises OverflowError for an int beyond
@@ -938,7 +938,7 @@ def _run_case(case, check_layout):
         if not (case.huge or _has_large_int(case)):
             raise ContractViolation(
                 "MemoryError for a small input: {}\n  {}".format(exc, case.describe())
-            )
+            ) from exc
         outcome, result = "rejected:MemoryError", None
     except Exception as exc:  # anything else breaks the contract
         raise ContractViolation(

@@ -86,12 +86,12 @@ def main(path):
         is_error = head.startswith(ERROR_HEADS)
         if not (is_leak or is_error):
             continue
-        in_bnpy = any(CORE_FRAME.search(l) for l in rec[1:])
+        in_bnpy = any(CORE_FRAME.search(line) for line in rec[1:])
         if in_bnpy:
             blamed.append(rec)
         else:
             noise["leak" if is_leak else "error"] += 1
-    errors_line = [l for l in lines if "ERROR SUMMARY" in l]
+    errors_line = [line for line in lines if "ERROR SUMMARY" in line]
     print(
         "valgrind: {} definite-leak records and {} error records outside bnpy (interpreter/NumPy noise, "
         "not failed)".format(noise["leak"], noise["error"])
@@ -106,7 +106,7 @@ def main(path):
     if blamed:
         print("valgrind: {} records with a frame in bnpy's _core:".format(len(blamed)))
         for rec in blamed[:10]:
-            print("\n".join("    " + l for l in rec))
+            print("\n".join("    " + line for line in rec))
             print()
         return 1
     print("valgrind: no definite leak and no memory error with a frame in bnpy's _core")
