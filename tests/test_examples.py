@@ -55,7 +55,16 @@ def test_article_script_runs_to_test_accuracy(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HOME", str(tmp_path))  # no real ~/.keras cache
     monkeypatch.chdir(tmp_path)  # the script writes LeNet-5.png into the working directory
     monkeypatch.setattr(sys, "argv", ["article_script.py"])
-    runpy.run_path(os.path.join(EXAMPLES, "article_script.py"), run_name="__main__")
+    with pytest.warns(UserWarning) as caught:
+        runpy.run_path(os.path.join(EXAMPLES, "article_script.py"), run_name="__main__")
+    # The article's Keras 1 calls get Keras 2.0's deprecation warnings, one per call; the tiny
+    # fixture (one training batch of five) its own; nothing else.
+    assert sorted(str(w.message).split(":")[0] for w in caught) == [
+        "The `nb_epoch` argument in `fit` has been renamed `epochs`.",
+        "Update your `Conv2D` call to the Keras 2 API",
+        "Update your `Conv2D` call to the Keras 2 API",
+        "cifar10.load_data",
+    ]
     out = capsys.readouterr().out
     assert "Total params: 353,834" in out  # the model summary, as Keras 2.0 prints it
     assert "Epoch 8/8" in out

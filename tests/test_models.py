@@ -2,6 +2,7 @@
 History and console output, evaluate/predict, generators, weights I/O, interruption."""
 
 import os
+import pathlib
 import re
 import zipfile
 
@@ -426,7 +427,7 @@ def test_save_weights_failure_leaves_the_old_file(tmp_path, monkeypatch):
     model = _bn_model()
     path = str(tmp_path / "w.npz")
     model.save_weights(path)
-    original = open(path, "rb").read()
+    original = pathlib.Path(path).read_bytes()
     model.layers[0].kernel[...] += 1
 
     def broken_savez(f, **arrays):
@@ -436,7 +437,7 @@ def test_save_weights_failure_leaves_the_old_file(tmp_path, monkeypatch):
     monkeypatch.setattr(np, "savez", broken_savez)
     with pytest.raises(OSError, match="disk full"):
         model.save_weights(path)
-    assert open(path, "rb").read() == original and os.listdir(str(tmp_path)) == ["w.npz"]
+    assert pathlib.Path(path).read_bytes() == original and os.listdir(str(tmp_path)) == ["w.npz"]
 
 
 def _assert_unchanged(model, before):

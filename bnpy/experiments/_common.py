@@ -14,7 +14,7 @@ import zipfile
 import numpy as np
 
 from .. import saving
-from ..utils.io_utils import atomic_output
+from ..utils.io_utils import NpzArchive, atomic_output
 
 RUN_FILE = "run.json"
 DEFAULT_PARENT = "bnpy-results"
@@ -322,7 +322,9 @@ def save_checkpoint(path, model, progress):
 def read_checkpoint(path):
     """The arrays of a checkpoint file; a damaged or foreign file raises ExperimentError."""
     try:
-        with np.load(path, allow_pickle=False) as data:
+        # NpzArchive, not np.load: entries are read no further than their declared sizes, and a
+        # damaged file leaves no open handle behind.
+        with NpzArchive(path, "resume", "checkpoint") as data:
             arrays = {k: data[k] for k in data.files}
         json.loads(str(arrays["progress_json"]))
         for i in range(int(arrays["n_weights"])):
