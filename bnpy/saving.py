@@ -1,7 +1,21 @@
-"""Whole models in one file: ``Sequential.save`` and ``load_model`` (Keras 2.0's ``model.save`` and
-``keras.models.load_model``), in bnpy's .npz format instead of HDF5 (NumPy is the only dependency).
+"""bnpy's two file formats, both NumPy ``.npz`` archives instead of Keras's HDF5 (NumPy is the only
+dependency), and everything that reads or writes them: ``Sequential.save_weights`` and
+``load_weights``, ``Sequential.save`` and ``load_model`` (Keras 2.0's ``model.save`` and
+``keras.models.load_model``) call the functions here. This module never imports bnpy.models:
+``load_model`` is handed the class to build.
 
-A model file holds what Keras's does:
+A weights file (``save_weights``) holds
+
+    __format__        the string 'bnpy-weights-1'
+    __layer_names__   str array: the names of all layers, in model order
+    __weight_names__  str array: the full weight names in model order ('dense_1/kernel:0', ...)
+    <weight name>     one array per weight, stored under its full name
+
+Loading matches weights by order, as Keras does (layer names may differ, e.g. ``dense_3`` for
+``dense_1`` when the model was built second in a process), and checks the count, the short names
+('kernel', 'gamma', ...), the shapes and the dtypes of every weight before it changes any of them.
+
+A model file (``save``, ``__format__`` 'bnpy-model-1') holds what Keras's does:
 
 - ``__model_config__``: JSON of ``{"class_name": "Sequential", "config": {"name", "layers"}}``, each
   layer as ``{"class_name", "config"}`` from its ``get_config()``; initializers, regularizers and
@@ -40,11 +54,19 @@ from . import (
 from . import (
     layers as layers_module,
 )
-from .models import _MODEL_FORMAT as MODEL_FORMAT
-from .models import Sequential, _read_npz, _small_entry
-from .utils.io_utils import stored_shape_and_dtype
+from .utils.io_utils import NpzArchive, atomic_output, stored_shape_and_dtype
 
-__all__ = ["save_model", "load_model", "optimizer_state_arrays", "restore_optimizer_state"]
+__all__ = [
+    "save_weights",
+    "load_weights",
+    "save_model",
+    "load_model",
+    "optimizer_state_arrays",
+    "restore_optimizer_state",
+]
+
+WEIGHTS_FORMAT = "bnpy-weights-1"
+MODEL_FORMAT = "bnpy-model-1"  # holds the same weight entries as a weights file
 
 # Objects that may appear inside a layer's config, by the base class the saved class must extend.
 _OBJECT_KINDS = [
@@ -54,7 +76,145 @@ _OBJECT_KINDS = [
 ]
 
 
-# ---- saving -----------------------------------------------------------------------------------------
+# ---- weights files ----------------------------------------------------------------------------------
+
+
+def weight_arrays(model):
+    """The weights under their Keras names, with the index entries load_weights reads."""
+    names = [name for layer in model.layers for name in layer.weight_names]
+    arrays = {name: value for name, value in zip(names, model.weights)}
+    arrays["__layer_names__"] = np.array([layer.name for layer in model.layers], dtype=str)
+    arrays["__weight_names__"] = np.array(names, dtype=str)
+    return arrays
+
+
+def write_npz(filepath, arrays):
+    """np.savez into ``filepath`` atomically (utils.io_utils.atomic_output)."""
+    with atomic_output(filepath, ".bnpy-weights-") as tmp_path:
+        with open(tmp_path, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def read_npz(filepath, function, kind):
+    """The arrays of a bnpy .npz file, read on access and bounded by their declared sizes
+    (utils.io_utils.NpzArchive); ValueError naming ``function`` for anything that is not a
+    readable .npz (a missing file stays FileNotFoundError)."""
+    return NpzArchive(filepath, function, "bnpy {} file".format(kind))
+
+
+def small_entry(stored, name, filepath, function="load_weights", max_bytes=8 << 20):
+    """The entry ``name`` of ``stored`` (None when absent), checked to hold at most ``max_bytes``
+    before it is read: the format and index entries hold a string or the weights' names."""
+    if name not in stored:
+        return None
+    shape, dtype = stored_shape_and_dtype(stored, name)
+    if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > max_bytes:
+        raise ValueError(
+            "{}: {}'s entry {!r} is a {} array of shape {}, far larger than an index "
+            "entry can be".format(function, filepath, name, dtype, shape)
+        )
+    return stored[name]
+
+
+def save_weights(model, filepath, overwrite=True):
+    """Write ``model``'s weights to ``filepath`` (the weights format of the module docstring)."""
+    filepath = os.fspath(filepath)
+    if not overwrite and os.path.exists(filepath):
+        raise FileExistsError("save_weights: {} exists and overwrite=False".format(filepath))
+    arrays = weight_arrays(model)
+    arrays["__format__"] = np.array(WEIGHTS_FORMAT)
+    write_npz(filepath, arrays)
+
+
+def load_weights(model, filepath, by_name=False):
+    """Copy the weights of a weights or model file into ``model``, all or nothing (see
+    ``Sequential.load_weights``)."""
+    filepath = os.fspath(filepath)
+    with read_npz(filepath, "load_weights", "weights") as stored:
+        fmt = small_entry(stored, "__format__", filepath)
+        if fmt is None or fmt.shape != () or str(fmt) not in (WEIGHTS_FORMAT, MODEL_FORMAT):
+            raise ValueError(
+                "load_weights: {} is not a bnpy weights file (no __format__ = {!r})".format(
+                    filepath, WEIGHTS_FORMAT
+                )
+            )
+        _set_weights_from(model, stored, filepath, by_name)
+
+
+def _set_weights_from(model, stored, filepath, by_name=False):
+    """load_weights' checks and copy, from the file's arrays ``stored`` (a dict, or an
+    NpzArchive: then shapes and dtypes are checked from the entries' headers and only the
+    arrays that fit are read)."""
+    names_entry = small_entry(stored, "__weight_names__", filepath)
+    if names_entry is None:
+        raise ValueError("load_weights: {} has no __weight_names__ entry".format(filepath))
+    saved_names = [str(n) for n in names_entry.reshape(-1)]
+    missing = [n for n in saved_names if n not in stored]
+    if missing:
+        raise ValueError(
+            "load_weights: {} lists weights it does not contain: {}".format(filepath, missing[:5])
+        )
+    saved_layers = []  # [(layer name, [(short name, array), ...])] in file order
+    for name in saved_names:
+        layer_name, _, short = name.rpartition("/")
+        if not saved_layers or saved_layers[-1][0] != layer_name:
+            saved_layers.append((layer_name, []))
+        saved_layers[-1][1].append((short, name))
+    model_layers = [layer for layer in model.layers if layer.weights]
+    if by_name:
+        by_layer_name = dict(saved_layers)
+        pairs = [
+            (layer, by_layer_name[layer.name])
+            for layer in model_layers
+            if layer.name in by_layer_name
+        ]
+    else:
+        if len(saved_layers) != len(model_layers):
+            raise ValueError(
+                "You are trying to load a weight file containing {} layers into a "
+                "model with {} layers.".format(len(saved_layers), len(model_layers))
+            )
+        pairs = list(zip(model_layers, (entries for _, entries in saved_layers)))
+    plan = []
+    for layer, entries in pairs:
+        names = [n.rpartition("/")[2] for n in layer.weight_names]
+        if len(entries) != len(names):
+            raise ValueError(
+                "load_weights: layer {} expects {} weights, but the file has {} for it".format(
+                    layer.name, len(names), len(entries)
+                )
+            )
+        for target, name, (short, entry) in zip(layer.weights, names, entries):
+            if short != name:
+                raise ValueError(
+                    "load_weights: layer {} expects weight {!r}, the file has {!r}".format(
+                        layer.name, name, short
+                    )
+                )
+            shape, dtype = stored_shape_and_dtype(stored, entry)
+            if shape != target.shape:
+                raise ValueError(
+                    "load_weights: layer {} weight {!r} has shape {}, the file has shape {}".format(
+                        layer.name, name, target.shape, shape
+                    )
+                )
+            if dtype != target.dtype:
+                raise ValueError(
+                    "load_weights: layer {} weight {!r} has dtype {}, the file has dtype {}".format(
+                        layer.name, name, target.dtype, dtype
+                    )
+                )
+            plan.append((target, entry))
+    arrays = [
+        stored[entry] for _, entry in plan
+    ]  # all read (a damaged one raises) before any is copied
+    for (target, _), array in zip(plan, arrays):
+        np.copyto(target, array)
+
+
+# ---- whole models: saving -----------------------------------------------------------------------------------------
 
 
 def _serialize_value(value, where):
@@ -144,13 +304,13 @@ def save_model(model, filepath, overwrite=True):
         "class_name": "Sequential",
         "config": {"name": model.name, "layers": [_layer_config(layer) for layer in model.layers]},
     }
-    arrays = model._weight_arrays()
+    arrays = weight_arrays(model)
     arrays["__format__"] = np.array(MODEL_FORMAT)
     arrays["__model_config__"] = np.array(json.dumps(model_config))
     arrays["__training_config__"] = np.array(json.dumps(_training_config(model)))
     if model.optimizer is not None:
         arrays.update(optimizer_state_arrays(model))
-    model._write_npz(filepath, arrays)
+    write_npz(filepath, arrays)
 
 
 # ---- loading ----------------------------------------------------------------------------------------
@@ -201,22 +361,24 @@ def _lookup(name, kind, known, custom_objects):
     return name
 
 
-def load_model(filepath, custom_objects=None, compile=True):
-    """The model ``save`` wrote to ``filepath``, with its weights and, when ``compile``, compiled
-    as it was with its optimizer's state restored. ``custom_objects`` maps names to the layer
-    classes, losses, metrics, initializers, regularizers or constraints that are not bnpy's.
+def load_model(filepath, model_class, custom_objects=None, compile=True):
+    """The model ``save`` wrote to ``filepath``, built as a ``model_class`` (bnpy.models passes
+    Sequential), with its weights and, when ``compile``, compiled as it was with its optimizer's
+    state restored. ``custom_objects`` maps names to the layer classes, losses, metrics,
+    initializers, regularizers or constraints that are not bnpy's. Users call
+    :func:`bnpy.models.load_model`.
 
     Nothing large is allocated before it is known to fit: the file's entries are read only when
     needed, each after its header's shape and its declared size were checked; the layers are
     built only after a dry build (shapes, no arrays) matched every stored weight's shape."""
     filepath = os.fspath(filepath)
     custom_objects = dict(custom_objects or {})
-    with _read_npz(filepath, "load_model", "model") as stored:
-        return _load_model_from(stored, filepath, custom_objects, compile)
+    with read_npz(filepath, "load_model", "model") as stored:
+        return _load_model_from(stored, filepath, model_class, custom_objects, compile)
 
 
-def _load_model_from(stored, filepath, custom_objects, compile):
-    fmt = _small_entry(stored, "__format__", filepath, "load_model")
+def _load_model_from(stored, filepath, model_class, custom_objects, compile):
+    fmt = small_entry(stored, "__format__", filepath, "load_model")
     if (
         fmt is None
         or fmt.shape != ()
@@ -231,9 +393,9 @@ def _load_model_from(stored, filepath, custom_objects, compile):
         )
     try:
         model_config = json.loads(
-            str(_small_entry(stored, "__model_config__", filepath, "load_model"))
+            str(small_entry(stored, "__model_config__", filepath, "load_model"))
         )
-        training_entry = _small_entry(stored, "__training_config__", filepath, "load_model")
+        training_entry = small_entry(stored, "__training_config__", filepath, "load_model")
         training_config = json.loads("null" if training_entry is None else str(training_entry))
     except ValueError as exc:
         if str(exc).startswith("load_model:"):
@@ -248,10 +410,10 @@ def _load_model_from(stored, filepath, custom_objects, compile):
             _layer_from_config(entry, custom_objects) for entry in model_config["config"]["layers"]
         ]
         _check_stored_weights(layers, stored, filepath)
-        model = Sequential(name=model_config["config"].get("name"))
+        model = model_class(name=model_config["config"].get("name"))
         for layer in layers:
             model.add(layer)
-        model._set_weights_from(stored, filepath)
+        _set_weights_from(model, stored, filepath)
         if compile and training_config is not None:
             _compile_from_config(model, training_config, custom_objects)
             restore_optimizer_state(model, stored)
@@ -312,7 +474,7 @@ def _check_stored_weights(layers, stored, filepath):
     """Raise ValueError unless the file's weights (their headers) are exactly those the config's
     layers create: count, names, shapes and dtypes, before any layer allocates its arrays."""
     planned = _dry_build(layers)
-    names_entry = _small_entry(stored, "__weight_names__", filepath, "load_model")
+    names_entry = small_entry(stored, "__weight_names__", filepath, "load_model")
     if planned is None or names_entry is None:
         return  # Sequential.add or _set_weights_from reports it
     saved_names = [str(n) for n in names_entry.reshape(-1)]

@@ -532,11 +532,11 @@ def test_ctrl_c_while_updates_are_applied_is_delivered_afterwards():
     """SIGINT arriving inside the update phase is held back until the updates are complete."""
     import signal
 
-    from bnpy.models import _DeferKeyboardInterrupt
+    from bnpy._training import DeferKeyboardInterrupt
 
     done = []
     with pytest.raises(KeyboardInterrupt):
-        with _DeferKeyboardInterrupt():
+        with DeferKeyboardInterrupt():
             os.kill(os.getpid(), signal.SIGINT)
             done.append("updates finished")
     assert done == ["updates finished"]
@@ -631,10 +631,10 @@ def test_sample_weight_in_training_equals_training_on_the_weighted_samples():
 
 
 def test_shuffle_batch_moves_whole_blocks_and_keeps_the_tail():
-    from bnpy.models import _batch_shuffle
+    from bnpy._training import batch_shuffle
 
     np.random.seed(0)
-    shuffled = _batch_shuffle(np.arange(10), 3)
+    shuffled = batch_shuffle(np.arange(10), 3)
     blocks = [tuple(shuffled[i : i + 3]) for i in range(0, 9, 3)]
     assert sorted(blocks) == [(0, 1, 2), (3, 4, 5), (6, 7, 8)] and shuffled[-1] == 9
     x, y = _data(n=10)

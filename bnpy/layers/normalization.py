@@ -274,9 +274,9 @@ def compute_population_statistics(model, x, batch_size=32):
     ``fit``) instead keep exponential moving averages (``momentum``), which after few batches
     still remember their initial values and lag behind the weights.
     """
-    from .. import _memory, _threads
+    from .. import _inputs, _memory, _threads
 
-    x = model._standardize_x(x, "input")
+    x = _inputs.standardize_x(model, x, "input")
     if len(x) == 0:
         raise ValueError("compute_population_statistics: x holds no samples")
     batch_size = int(batch_size)
