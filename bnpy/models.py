@@ -655,7 +655,7 @@ class Sequential:
         (format, number of layers with weights, each weight's short name, shape and dtype); on
         any mismatch a ValueError says what, and the model is left unchanged. ``by_name=True``
         matches layers by name instead of by order (layers absent from the file are left as
-        they are)."""
+        they are). Keras 2's HDF5 weights and model files are read too, with h5py."""
         with self._turns:
             saving.load_weights(self, filepath, by_name=by_name)
 

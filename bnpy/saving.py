@@ -54,7 +54,7 @@ from . import (
 from . import (
     layers as layers_module,
 )
-from .utils.io_utils import NpzArchive, atomic_output, stored_shape_and_dtype
+from .utils.io_utils import NpzArchive, atomic_output, is_hdf5_file, stored_shape_and_dtype
 
 __all__ = [
     "save_weights",
@@ -132,6 +132,10 @@ def load_weights(model, filepath, by_name=False):
     """Copy the weights of a weights or model file into ``model``, all or nothing (see
     ``Sequential.load_weights``)."""
     filepath = os.fspath(filepath)
+    if is_hdf5_file(filepath):  # a Keras .h5 file (needs h5py)
+        from ._keras_h5 import load_keras_h5_weights
+
+        return load_keras_h5_weights(model, filepath, by_name, _set_weights_from)
     with read_npz(filepath, "load_weights", "weights") as stored:
         fmt = small_entry(stored, "__format__", filepath)
         if fmt is None or fmt.shape != () or str(fmt) not in (WEIGHTS_FORMAT, MODEL_FORMAT):
