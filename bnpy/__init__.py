@@ -50,4 +50,41 @@ def get_num_threads():
     return _core.get_num_threads()
 
 
+# Keras 2 scripts reach modules through the package (`import keras` then keras.optimizers.Adam()).
+# They are imported on first access (PEP 562): `import bnpy` stays as fast as the C core's load,
+# and no submodule is imported while bnpy itself is half initialised (no import cycle).
+_SUBMODULES = (
+    "activations",
+    "backend",
+    "callbacks",
+    "constraints",
+    "datasets",
+    "engine",
+    "initializers",
+    "layers",
+    "legacy",
+    "losses",
+    "metrics",
+    "models",
+    "ops",
+    "optimizers",
+    "preprocessing",
+    "regularizers",
+    "saving",
+    "utils",
+)
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module("." + name, __name__)
+    raise AttributeError("module 'bnpy' has no attribute {!r}".format(name))
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_SUBMODULES))
+
+
 __all__ = ["set_num_threads", "get_num_threads", "__version__"]

@@ -7,6 +7,9 @@ epoch logs hold ``val_*`` values first, then BaseLogger adds the batch-size-weig
 averages of ``loss`` and the metrics.
 """
 
+import collections.abc
+import csv
+import os
 import sys
 import warnings
 
@@ -349,6 +352,175 @@ class TerminateOnNaN(Callback):
             self.model.stop_training = True
 
 
+class LearningRateScheduler(Callback):
+    """At the start of every epoch, set the optimizer's learning rate to ``schedule(epoch)``
+    (epoch counted from 0). Keras 2.0 requires a float: anything else (an int included) raises
+    ValueError."""
+
+    def __init__(self, schedule):
+        super().__init__()
+        self.schedule = schedule
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not hasattr(self.model.optimizer, "lr"):
+            raise ValueError('Optimizer must have a "lr" attribute.')
+        lr = self.schedule(epoch)
+        if not isinstance(lr, (float, np.float32, np.float64)):
+            raise ValueError(
+                'The output of the "schedule" function should be float, got {!r}'.format(lr)
+            )
+        self.model.optimizer.lr = float(lr)
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply the learning rate by ``factor`` when ``monitor`` has not improved for more than
+    ``patience`` epochs (Keras 2.0.8's rule, written out):
+
+    - improvement: ``current < best − epsilon`` (min mode) or ``current > best + epsilon`` (max
+      mode; ``mode='auto'`` is max when 'acc' is in the monitor's name); it sets best and wait = 0;
+    - during a cooldown (``cooldown`` epochs after a reduction) each epoch counts the cooldown
+      down and resets wait; no reduction happens in it;
+    - otherwise, if wait >= patience and lr > min_lr + min_lr·1e-4, lr ← max(lr·factor, min_lr),
+      the cooldown starts and wait = 0; then wait += 1.
+
+    The learning rate of each epoch is added to the epoch's logs as ``lr`` (so History has it).
+    """
+
+    def __init__(
+        self,
+        monitor="val_loss",
+        factor=0.1,
+        patience=10,
+        verbose=0,
+        mode="auto",
+        epsilon=1e-4,
+        cooldown=0,
+        min_lr=0,
+    ):
+        super().__init__()
+        if factor >= 1.0:
+            raise ValueError("ReduceLROnPlateau does not support a factor >= 1.0.")
+        self.monitor = monitor
+        self.factor = factor
+        self.min_lr = min_lr
+        self.epsilon = epsilon
+        self.patience = patience
+        self.verbose = verbose
+        self.cooldown = cooldown
+        self.mode = mode
+        self._reset()
+
+    def _reset(self):
+        if self.mode not in ("auto", "min", "max"):
+            warnings.warn(
+                "Learning Rate Plateau Reducing mode %s is unknown, fallback to auto mode."
+                % self.mode,
+                RuntimeWarning,
+            )
+            self.mode = "auto"
+        if self.mode == "min" or (self.mode == "auto" and "acc" not in self.monitor):
+            self.monitor_op = lambda a, b: np.less(a, b - self.epsilon)
+            self.best = np.inf
+        else:
+            self.monitor_op = lambda a, b: np.greater(a, b + self.epsilon)
+            self.best = -np.inf
+        self.cooldown_counter = 0
+        self.wait = 0
+        self.lr_epsilon = self.min_lr * 1e-4
+
+    def on_train_begin(self, logs=None):
+        self._reset()
+
+    def in_cooldown(self):
+        return self.cooldown_counter > 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        logs["lr"] = float(self.model.optimizer.lr)
+        current = logs.get(self.monitor)
+        if current is None:
+            warnings.warn(
+                "Learning Rate Plateau Reducing requires %s available!" % self.monitor,
+                RuntimeWarning,
+            )
+            return
+        if self.in_cooldown():
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self.monitor_op(current, self.best):
+            self.best = current
+            self.wait = 0
+        elif not self.in_cooldown():
+            if self.wait >= self.patience:
+                old_lr = float(self.model.optimizer.lr)
+                if old_lr > self.min_lr + self.lr_epsilon:
+                    new_lr = max(old_lr * self.factor, self.min_lr)
+                    self.model.optimizer.lr = new_lr
+                    if self.verbose > 0:
+                        print("\nEpoch %05d: reducing learning rate to %s." % (epoch, new_lr))
+                    self.cooldown_counter = self.cooldown
+                    self.wait = 0
+            self.wait += 1
+
+
+class CSVLogger(Callback):
+    """Write one CSV row per epoch to ``filename``: ``epoch`` then the epoch's log keys in sorted
+    order (the keys of the first epoch), with ``separator``; ``append=True`` appends to an
+    existing file (no second header when it is not empty). A 1-D value is written as
+    ``"[a, b, ...]"``. Each row is flushed as it is written."""
+
+    def __init__(self, filename, separator=",", append=False):
+        super().__init__()
+        self.sep = separator
+        self.filename = filename
+        self.append = append
+        self.writer = None
+        self.keys = None
+        self.append_header = True
+        self.csv_file = None
+
+    def on_train_begin(self, logs=None):
+        if self.append:
+            if os.path.exists(self.filename):
+                with open(self.filename) as f:
+                    self.append_header = not bool(len(f.readline()))
+            self.csv_file = open(self.filename, "a", newline="")  # noqa: SIM115  (closed at the end)
+        else:
+            self.csv_file = open(self.filename, "w", newline="")  # noqa: SIM115
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+
+        def handle_value(k):
+            is_zero_dim_ndarray = isinstance(k, np.ndarray) and k.ndim == 0
+            if isinstance(k, str):
+                return k
+            if isinstance(k, collections.abc.Iterable) and not is_zero_dim_ndarray:
+                return '"[%s]"' % ", ".join(map(str, k))
+            return k
+
+        if not self.writer:
+            self.keys = sorted(logs.keys())
+
+            class CustomDialect(csv.excel):
+                delimiter = self.sep
+
+            self.writer = csv.DictWriter(
+                self.csv_file, fieldnames=["epoch"] + self.keys, dialect=CustomDialect
+            )
+            if self.append_header:
+                self.writer.writeheader()
+        row = {"epoch": epoch}
+        row.update((key, handle_value(logs[key])) for key in self.keys)
+        self.writer.writerow(row)
+        self.csv_file.flush()
+
+    def on_train_end(self, logs=None):
+        if self.csv_file is not None:
+            self.csv_file.close()
+        self.writer = None
+
+
 __all__ = [
     "Callback",
     "CallbackList",
@@ -359,4 +531,7 @@ __all__ = [
     "ModelCheckpoint",
     "LambdaCallback",
     "TerminateOnNaN",
+    "LearningRateScheduler",
+    "ReduceLROnPlateau",
+    "CSVLogger",
 ]

@@ -25,6 +25,8 @@ Update rules (p parameter, g gradient):
 Every step allocates nothing beyond two scratch buffers per parameter, reused across steps.
 """
 
+import difflib
+import inspect
 import math
 import numbers
 
@@ -50,13 +52,49 @@ def _checked(optimizer, name, value, high=None, high_included=True):
     return value
 
 
+class LearningRate(float):
+    """``optimizer.lr``: the learning rate as a float that knows its optimizer, so that
+    ``bnpy.backend.set_value(optimizer.lr, value)`` sets it, as Keras's ``K.set_value`` does on
+    the lr variable. Arithmetic gives plain floats; copies and pickles are plain floats."""
+
+    __slots__ = ("optimizer",)
+
+    def __new__(cls, value, optimizer):
+        self = super().__new__(cls, value)
+        self.optimizer = optimizer
+        return self
+
+    def __reduce__(self):
+        return float, (float(self),)
+
+
+# Keyword names of other Keras versions (tf.keras 2.3+, Keras 3) for Keras 2.0's.
+_KERAS2_NAMES = {"learning_rate": "lr", "global_clipnorm": "clipnorm"}
+
+
+def _did_you_mean(cls, key):
+    """' (did you mean `lr`? ...)' for a misspelt or later-Keras keyword of ``cls``, else ''."""
+    if key in _KERAS2_NAMES:
+        return " (did you mean `{}`? Keras 2.0's name for it; `{}` is later Keras's)".format(
+            _KERAS2_NAMES[key], key
+        )
+    known = [name for name in inspect.signature(cls.__init__).parameters if name not in ("self",)]
+    known = [name for name in known if name != "kwargs"] + sorted(_COMMON_KWARGS)
+    close = difflib.get_close_matches(str(key), known, n=1)
+    return " (did you mean `{}`?)".format(close[0]) if close else ""
+
+
 class Optimizer:
     """Base class: gradient clipping, learning-rate decay, per-parameter state."""
 
     def __init__(self, **kwargs):
         for key in kwargs:
             if key not in _COMMON_KWARGS:
-                raise TypeError("Unexpected keyword argument passed to optimizer: " + str(key))
+                raise TypeError(
+                    "Unexpected keyword argument passed to optimizer: "
+                    + str(key)
+                    + _did_you_mean(type(self), key)
+                )
         # Keras ignores a clip <= 0; NaN, inf or a string would pass through unnoticed
         self.clipnorm, self.clipvalue = (
             None if kwargs.get(key) is None else _checked(self, key, kwargs[key])
@@ -82,7 +120,7 @@ class Optimizer:
                     )
                 )
         grads = self._clip(grads)
-        lr = self.lr
+        lr = self._lr
         if self.decay > 0:
             lr = lr / (1.0 + self.decay * self.iterations)
         for p, g in zip(params, grads):
@@ -106,8 +144,18 @@ class Optimizer:
         return entry[1]
 
     _n_slots = 0
-    lr = 0.0
+    _lr = 0.0
     decay = 0.0
+
+    @property
+    def lr(self):
+        """The learning rate, a float that bnpy.backend.set_value can change (as Keras's
+        ``K.set_value(model.optimizer.lr, 0.01)``); computations use the plain ``_lr``."""
+        return LearningRate(self._lr, self)
+
+    @lr.setter
+    def lr(self, value):
+        self._lr = _checked(self, "lr", value)
 
     def _update_one(self, p, g, slots, lr):
         raise NotImplementedError
@@ -188,7 +236,7 @@ class SGD(Optimizer):
     def get_config(self):
         return dict(
             super().get_config(),
-            lr=self.lr,
+            lr=self._lr,
             momentum=self.momentum,
             decay=self.decay,
             nesterov=self.nesterov,
@@ -222,7 +270,7 @@ class RMSprop(Optimizer):
 
     def get_config(self):
         return dict(
-            super().get_config(), lr=self.lr, rho=self.rho, epsilon=self.epsilon, decay=self.decay
+            super().get_config(), lr=self._lr, rho=self.rho, epsilon=self.epsilon, decay=self.decay
         )
 
 
@@ -247,7 +295,7 @@ class Adagrad(Optimizer):
         p -= scratch
 
     def get_config(self):
-        return dict(super().get_config(), lr=self.lr, epsilon=self.epsilon, decay=self.decay)
+        return dict(super().get_config(), lr=self._lr, epsilon=self.epsilon, decay=self.decay)
 
 
 class Adadelta(Optimizer):
@@ -286,7 +334,7 @@ class Adadelta(Optimizer):
 
     def get_config(self):
         return dict(
-            super().get_config(), lr=self.lr, rho=self.rho, epsilon=self.epsilon, decay=self.decay
+            super().get_config(), lr=self._lr, rho=self.rho, epsilon=self.epsilon, decay=self.decay
         )
 
 
@@ -327,7 +375,7 @@ class Adam(Optimizer):
     def get_config(self):
         return dict(
             super().get_config(),
-            lr=self.lr,
+            lr=self._lr,
             beta_1=self.beta_1,
             beta_2=self.beta_2,
             epsilon=self.epsilon,
@@ -370,7 +418,7 @@ class Adamax(Optimizer):
     def get_config(self):
         return dict(
             super().get_config(),
-            lr=self.lr,
+            lr=self._lr,
             beta_1=self.beta_1,
             beta_2=self.beta_2,
             epsilon=self.epsilon,
@@ -422,12 +470,12 @@ class Nadam(Optimizer):
         v += (1.0 - self.beta_2) * np.square(g)
         m_bar = (1.0 - cache_t) / (1.0 - schedule_new) * g + cache_t1 / (1.0 - schedule_next) * m
         denom = np.sqrt(v / (1.0 - self.beta_2**t)) + self.epsilon
-        p -= self.lr * m_bar / denom
+        p -= self._lr * m_bar / denom
 
     def get_config(self):
         return dict(
             super().get_config(),
-            lr=self.lr,
+            lr=self._lr,
             beta_1=self.beta_1,
             beta_2=self.beta_2,
             epsilon=self.epsilon,

@@ -245,3 +245,13 @@ np.save(sys.argv[1] + '/y.npy', model.predict(x, verbose=0))
     model.load_weights(tmp_path / "w.h5")
     y = model.predict(np.load(tmp_path / "x.npy"))
     np.testing.assert_allclose(y, np.load(tmp_path / "y.npy"), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("user_block", [0, 512])
+def test_damaged_hdf5_file_is_a_value_error(tmp_path, user_block):
+    """An HDF5 signature (at 0, or after a user block) followed by junk."""
+    path = tmp_path / "w.h5"
+    path.write_bytes(b"\x00" * user_block + b"\x89HDF\r\n\x1a\n" + bytes(range(256)) * 8)
+    model = small_model()
+    with pytest.raises(ValueError, match=r"^load_weights: .*w.h5 is not a readable HDF5 file"):
+        model.load_weights(path)

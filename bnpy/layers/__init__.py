@@ -5,7 +5,16 @@ from ..engine import Layer
 from .convolutional import Conv2D, Convolution2D, ZeroPadding2D
 from .core import Activation, Dense, Dropout, Flatten, Reshape
 from .normalization import BatchNormalization
-from .pooling import AveragePooling2D, AvgPool2D, MaxPool2D, MaxPooling2D
+from .pooling import (
+    AveragePooling2D,
+    AvgPool2D,
+    GlobalAveragePooling2D,
+    GlobalAvgPool2D,
+    GlobalMaxPool2D,
+    GlobalMaxPooling2D,
+    MaxPool2D,
+    MaxPooling2D,
+)
 
 __all__ = [
     "Layer",
@@ -21,5 +30,9 @@ __all__ = [
     "AveragePooling2D",
     "MaxPool2D",
     "AvgPool2D",
+    "GlobalAveragePooling2D",
+    "GlobalMaxPooling2D",
+    "GlobalAvgPool2D",
+    "GlobalMaxPool2D",
     "BatchNormalization",
 ]

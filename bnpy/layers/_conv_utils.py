@@ -1,6 +1,8 @@
 """Argument normalisation and output sizes shared by the convolution and pooling layers
 (Keras 2.0's ``keras/utils/conv_utils.py``)."""
 
+from .. import backend
+
 
 def normalize_tuple(value, n, name, layer):
     """An int or an n-tuple of ints → an n-tuple of positive ints."""
@@ -37,7 +39,7 @@ def normalize_padding(value, layer):
 
 
 def normalize_data_format(value, layer):
-    data_format = "channels_last" if value is None else value
+    data_format = backend.image_data_format() if value is None else value
     if data_format not in ("channels_last", "channels_first"):
         raise ValueError(
             "{}: the `data_format` argument must be one of 'channels_first', "

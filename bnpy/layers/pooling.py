@@ -1,8 +1,15 @@
-"""Pooling layers (Keras 2.0's ``keras/layers/pooling.py``), on bnpy's C kernels."""
+"""Pooling layers (Keras 2.0's ``keras/layers/pooling.py``): the windowed ones on bnpy's C kernels,
+the global ones (one reduction per channel, cheap next to any convolution) in NumPy."""
+
+import numpy as np
 
 from .. import ops
 from ..engine import Layer
-from ..legacy.interfaces import legacy_pooling2d_support
+from ..legacy.interfaces import (
+    _DIM_ORDERING,
+    generate_legacy_interface,
+    legacy_pooling2d_support,
+)
 from . import _conv_utils as cu
 
 
@@ -84,3 +91,79 @@ class AveragePooling2D(_Pooling2D):
 
 MaxPool2D = MaxPooling2D
 AvgPool2D = AveragePooling2D
+
+
+# Keras 2.0's legacy_global_pooling_support: Keras 1's dim_ordering, converted with a warning
+legacy_global_pooling_support = generate_legacy_interface(
+    conversions=[("dim_ordering", "data_format")], value_conversions=_DIM_ORDERING
+)
+
+
+class _GlobalPooling2D(Layer):
+    """Reduce the two spatial axes of a 4-D input: (batch, rows, cols, channels) or
+    (batch, channels, rows, cols) → (batch, channels)."""
+
+    @legacy_global_pooling_support
+    def __init__(self, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        self.data_format = cu.normalize_data_format(data_format, type(self).__name__)
+        self._cache = None
+
+    def _spatial(self):
+        return (1, 2) if self.data_format == "channels_last" else (2, 3)
+
+    def compute_output_shape(self, input_shape):
+        if len(input_shape) != 4:
+            raise ValueError(
+                "{}: {} expects 4-D input, got input shape {}".format(
+                    self.name, type(self).__name__, input_shape
+                )
+            )
+        channel_axis = 3 if self.data_format == "channels_last" else 1
+        return (input_shape[0], input_shape[channel_axis])
+
+    def backward(self, dy):
+        if self._cache is None:
+            raise RuntimeError("{}: backward called without a training forward".format(self.name))
+        cache, self._cache = self._cache, None
+        self.gradients = []
+        if not self.need_input_gradient:
+            return None
+        return self._input_gradient(np.expand_dims(dy, self._spatial()), cache)
+
+    def get_config(self):
+        return dict(super().get_config(), data_format=self.data_format)
+
+
+class GlobalAveragePooling2D(_GlobalPooling2D):
+    """Mean over rows and columns, per channel: y[n, c] = (1/(H·W)) Σ_{i,j} x[n, i, j, c];
+    dx[n, i, j, c] = dy[n, c] / (H·W)."""
+
+    def forward(self, x, training=False):
+        self._cache = x.shape if training else None
+        return x.mean(axis=self._spatial(), dtype=x.dtype)
+
+    def _input_gradient(self, dy, input_shape):
+        rows, cols = (input_shape[axis] for axis in self._spatial())
+        return np.broadcast_to(dy / (rows * cols), input_shape).astype(dy.dtype)
+
+
+class GlobalMaxPooling2D(_GlobalPooling2D):
+    """Maximum over rows and columns, per channel: y[n, c] = max_{i,j} x[n, i, j, c]. The
+    gradient goes to the maxima, split equally between tied ones, as TensorFlow's reduce_max
+    (Keras 2's K.max) does."""
+
+    def forward(self, x, training=False):
+        y = x.max(axis=self._spatial())
+        self._cache = (x, y) if training else None
+        return y
+
+    def _input_gradient(self, dy, cache):
+        x, y = cache
+        is_max = x == np.expand_dims(y, self._spatial())
+        ties = is_max.sum(axis=self._spatial(), keepdims=True, dtype=dy.dtype)
+        return np.where(is_max, dy / ties, 0).astype(dy.dtype)
+
+
+GlobalAvgPool2D = GlobalAveragePooling2D
+GlobalMaxPool2D = GlobalMaxPooling2D
