@@ -416,6 +416,7 @@ class ReduceLROnPlateau(Callback):
                 "Learning Rate Plateau Reducing mode %s is unknown, fallback to auto mode."
                 % self.mode,
                 RuntimeWarning,
+                stacklevel=2,
             )
             self.mode = "auto"
         if self.mode == "min" or (self.mode == "auto" and "acc" not in self.monitor):
@@ -442,6 +443,7 @@ class ReduceLROnPlateau(Callback):
             warnings.warn(
                 "Learning Rate Plateau Reducing requires %s available!" % self.monitor,
                 RuntimeWarning,
+                stacklevel=2,
             )
             return
         if self.in_cooldown():
