@@ -4,6 +4,8 @@ bad files (missing attributes, groups or datasets, wrong shapes, dtypes, layer c
 leave the model as it was, the error without h5py, and, when tf_keras is installed, a real
 tf-keras save_weights file giving the same predictions."""
 
+import os
+import re
 import subprocess
 import sys
 
@@ -255,3 +257,17 @@ def test_damaged_hdf5_file_is_a_value_error(tmp_path, user_block):
     model = small_model()
     with pytest.raises(ValueError, match=r"^load_weights: .*w.h5 is not a readable HDF5 file"):
         model.load_weights(path)
+
+
+def test_load_keras_weights_example(tmp_path):
+    """examples/load_keras_weights.py: tf_keras's predictions, then the folded model's."""
+    pytest.importorskip("tf_keras")
+    script = os.path.join(
+        os.path.dirname(os.path.dirname(__file__)), "examples", "load_keras_weights.py"
+    )
+    out = subprocess.run(
+        [sys.executable, script], check=True, capture_output=True, text=True, cwd=tmp_path
+    ).stdout
+    differences = [float(v) for v in re.findall(r"max relative difference ([0-9.e+-]+)", out)]
+    assert len(differences) == 2 and max(differences) < 1e-5, out
+    assert "folded: 8 layers instead of 11" in out
