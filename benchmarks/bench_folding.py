@@ -7,19 +7,22 @@ model's time is the fastest of --calls predict calls, and the figure is the medi
 rounds of original time / folded time (a burst of load slows a round's calls alike). Also prints
 the largest relative difference of the two models' predictions. Usage:
 
-    python benchmarks/bench_folding.py [--samples 256] [--rounds 15] [--calls 3] [--threads 1 2]
+    python benchmarks/bench_folding.py [--samples 256] [--repeats 15] [--calls 3] [--threads 1 2]
+                                       [--clock cpu]
+
+--repeats is the number of rounds; --clock cpu times process CPU time (load-robust, 1 thread).
 """
 
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # tests/ for reference_layers.build_article_model only: bnpy is the installed package
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
+from benchtools import add_run_options, clock_of  # noqa: E402
 from reference_layers import build_article_model  # noqa: E402
 
 import bnpy  # noqa: E402
@@ -27,12 +30,12 @@ from bnpy.layers.normalization import set_population_statistics  # noqa: E402
 from bnpy.utils import fold_batch_norm  # noqa: E402
 
 
-def fastest(function, calls):
+def fastest(function, calls, clock):
     best = float("inf")
     for _ in range(calls):
-        start = time.perf_counter()
+        start = clock()
         function()
-        best = min(best, time.perf_counter() - start)
+        best = min(best, clock() - start)
     return best
 
 
@@ -40,10 +43,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--calls", type=int, default=3)
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    add_run_options(parser)
     args = parser.parse_args()
+    clock = clock_of(args)
 
     rng = np.random.RandomState(0)
     x = rng.uniform(0, 1, (args.samples, 32, 32, 3)).astype(np.float32)
@@ -57,13 +60,21 @@ def main():
             len(model.layers), len(folded.layers), float(np.max(np.abs(got - expected) / expected))
         )
     )
-    print("predict of {} samples, batch_size {}".format(args.samples, args.batch_size))
+    print(
+        "predict of {} samples, batch_size {}, {} clock".format(
+            args.samples, args.batch_size, args.clock
+        )
+    )
     for threads in args.threads:
         bnpy.set_num_threads(threads)
         ratios, original_times, folded_times = [], [], []
-        for _ in range(args.rounds):
-            t_original = fastest(lambda: model.predict(x, batch_size=args.batch_size), args.calls)
-            t_folded = fastest(lambda: folded.predict(x, batch_size=args.batch_size), args.calls)
+        for _ in range(args.repeats):
+            t_original = fastest(
+                lambda: model.predict(x, batch_size=args.batch_size), args.calls, clock
+            )
+            t_folded = fastest(
+                lambda: folded.predict(x, batch_size=args.batch_size), args.calls, clock
+            )
             original_times.append(t_original)
             folded_times.append(t_folded)
             ratios.append(t_original / t_folded)

@@ -57,14 +57,24 @@ def image_data_format():
     return _settings["image_data_format"]
 
 
-def set_image_data_format(data_format):
-    if data_format not in _IMAGE_DATA_FORMATS:
+def _set_choice(setting, value, choices, function, what):
+    if value not in choices:
         raise ValueError(
-            "set_image_data_format: unknown data_format {!r}; expected one of {}".format(
-                data_format, ", ".join(_IMAGE_DATA_FORMATS)
+            "{}: unknown {} {!r}; expected one of {}".format(
+                function, what, value, ", ".join(choices)
             )
         )
-    _settings["image_data_format"] = str(data_format)
+    _settings[setting] = str(value)
+
+
+def set_image_data_format(data_format):
+    _set_choice(
+        "image_data_format",
+        data_format,
+        _IMAGE_DATA_FORMATS,
+        "set_image_data_format",
+        "data_format",
+    )
 
 
 def epsilon():
@@ -85,13 +95,7 @@ def floatx():
 
 
 def set_floatx(value):
-    if value not in _FLOATX:
-        raise ValueError(
-            "set_floatx: unknown floatx type {!r}; expected one of {}".format(
-                value, ", ".join(_FLOATX)
-            )
-        )
-    _settings["floatx"] = str(value)
+    _set_choice("floatx", value, _FLOATX, "set_floatx", "floatx type")
 
 
 def clear_session():

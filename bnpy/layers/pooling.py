@@ -162,7 +162,8 @@ class GlobalMaxPooling2D(_GlobalPooling2D):
         x, y = cache
         is_max = x == np.expand_dims(y, self._spatial())
         ties = is_max.sum(axis=self._spatial(), keepdims=True, dtype=dy.dtype)
-        return np.where(is_max, dy / ties, 0).astype(dy.dtype)
+        # a NaN maximum equals nothing: no tie, no gradient (and no division by zero)
+        return np.where(is_max, dy / np.maximum(ties, 1), 0).astype(dy.dtype)
 
 
 GlobalAvgPool2D = GlobalAveragePooling2D
