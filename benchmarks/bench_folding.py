@@ -8,12 +8,15 @@ rounds of original time / folded time (a burst of load slows a round's calls ali
 the largest relative difference of the two models' predictions. Usage:
 
     python benchmarks/bench_folding.py [--samples 256] [--repeats 15] [--calls 3] [--threads 1 2]
-                                       [--clock cpu]
+                                       [--clock cpu] [--per-layer]
+
+--per-layer also prints each layer's share of an inference forward pass of one batch (1 thread).
 
 --repeats is the number of rounds; --clock cpu times process CPU time (load-robust, 1 thread).
 """
 
 import argparse
+import functools
 import os
 import sys
 
@@ -39,11 +42,25 @@ def fastest(function, calls, clock):
     return best
 
 
+def per_layer(model, batch, calls, clock):
+    """Fastest inference forward of each layer on ``batch``, and its share of their sum."""
+    bnpy.set_num_threads(1)
+    times, out = [], batch
+    for layer in model.layers:
+        times.append(fastest(functools.partial(layer.forward, out, training=False), calls, clock))
+        out = layer.forward(out, training=False)
+    total = sum(times)
+    print("per layer, one batch of {}, 1 thread:".format(len(batch)))
+    for layer, t in zip(model.layers, times):
+        print("  {:28s} {:7.2f} ms  {:5.1f} %".format(layer.name, 1e3 * t, 100 * t / total))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--calls", type=int, default=3)
+    parser.add_argument("--per-layer", action="store_true")
     add_run_options(parser)
     args = parser.parse_args()
     clock = clock_of(args)
@@ -60,6 +77,8 @@ def main():
             len(model.layers), len(folded.layers), float(np.max(np.abs(got - expected) / expected))
         )
     )
+    if args.per_layer:
+        per_layer(model, x[: args.batch_size], args.calls, clock)
     print(
         "predict of {} samples, batch_size {}, {} clock".format(
             args.samples, args.batch_size, args.clock
