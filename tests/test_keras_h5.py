@@ -217,9 +217,9 @@ def test_without_h5py_the_error_names_the_extra(tmp_path):
     assert "bnpy[h5]" in out and "h5py" in out
 
 
-def test_tf_keras_save_weights_gives_the_same_predictions(tmp_path):
-    """A real tf_keras file: run in a subprocess (TensorFlow is slow to import and would stay
-    loaded in the test process)."""
+def test_tf_keras_weights_and_model_files_give_the_same_predictions(tmp_path):
+    """Real tf_keras files (save_weights, model.save), written in a subprocess (TensorFlow is
+    slow to import and would stay loaded in the test process)."""
     pytest.importorskip("tf_keras")
     script = """
 import sys
@@ -237,16 +237,18 @@ for layer in model.layers:
     layer.set_weights([rng.uniform(0.5, 1.5, w.shape) for w in layer.get_weights()])
 x = rng.normal(size=(5, 6, 6, 2)).astype('float32')
 model.save_weights(sys.argv[1] + '/w.h5')
+model.save(sys.argv[1] + '/m.h5')  # a whole-model file: weights under model_weights
 np.save(sys.argv[1] + '/x.npy', x)
 np.save(sys.argv[1] + '/y.npy', model.predict(x, verbose=0))
 """
     subprocess.run(
         [sys.executable, "-c", script, str(tmp_path)], check=True, capture_output=True, cwd=tmp_path
     )
-    model = small_model()
-    model.load_weights(tmp_path / "w.h5")
-    y = model.predict(np.load(tmp_path / "x.npy"))
-    np.testing.assert_allclose(y, np.load(tmp_path / "y.npy"), rtol=1e-5, atol=1e-6)
+    for name in ("w.h5", "m.h5"):
+        model = small_model()
+        model.load_weights(tmp_path / name)
+        y = model.predict(np.load(tmp_path / "x.npy"))
+        np.testing.assert_allclose(y, np.load(tmp_path / "y.npy"), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("user_block", [0, 512])
