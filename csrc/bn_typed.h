@@ -31,11 +31,15 @@
     BN_PICK(bnpy_bn_inference_backward_f32, bnpy_bn_inference_backward_f64)
 #define BN_UPDATE_MOVING_STATS                                                                     \
     BN_PICK(bnpy_bn_update_moving_stats_f32, bnpy_bn_update_moving_stats_f64)
+/* ... and in bn_renorm.h. */
+#define BN_RENORM_FORWARD BN_PICK(bnpy_bn_renorm_forward_f32, bnpy_bn_renorm_forward_f64)
+#define BN_RENORM_BACKWARD BN_PICK(bnpy_bn_renorm_backward_f32, bnpy_bn_renorm_backward_f64)
 
 #include "bn_stats.h"
 #include "bn_grad.h"
 #include "bn_affine.h"
 #include "bn_entry.h"
+#include "bn_renorm.h"
 
 #undef T
 #undef F
@@ -54,3 +58,5 @@
 #undef BN_BACKWARD
 #undef BN_INFERENCE_BACKWARD
 #undef BN_UPDATE_MOVING_STATS
+#undef BN_RENORM_FORWARD
+#undef BN_RENORM_BACKWARD

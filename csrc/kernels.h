@@ -94,6 +94,34 @@ void bnpy_bn_update_moving_stats_f64(double *moving_mean, double *moving_var, co
                                      const double *var, ptrdiff_t channels, double momentum,
                                      ptrdiff_t count);
 
+/* Batch Renormalization (bn_renorm.h; Ioffe 2017), training mode. Forward: y, x (outer, C, inner);
+ * mean, var (C,) the batch mean and biased variance, as bnpy_bn_forward gives them; r, d (C,) the
+ * corrections r = clip(√(var + ε)/s, rmin, rmax), d = clip((mean − renorm_mean)/s, −dmax, dmax)
+ * with s = max(renorm_stddev, √ε); y = γ·((x − mean)/√(var + ε)·r + d) + β. gamma, beta (C,) or
+ * NULL; renorm_mean, renorm_stddev (C,). rmin <= rmax, dmax >= 0 (either may be infinite). */
+int bnpy_bn_renorm_forward_f32(float *y, float *mean, float *var, float *r, float *d,
+                               const float *x, const float *gamma, const float *beta,
+                               const float *renorm_mean, const float *renorm_stddev,
+                               ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t inner, double epsilon,
+                               double rmin, double rmax, double dmax);
+int bnpy_bn_renorm_forward_f64(double *y, double *mean, double *var, double *r, double *d,
+                               const double *x, const double *gamma, const double *beta,
+                               const double *renorm_mean, const double *renorm_stddev,
+                               ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t inner, double epsilon,
+                               double rmin, double rmax, double dmax);
+/* Its backward with r and d held constant: dx as the training backward's with γ·r for γ,
+ * dgamma = r·Σdy·x̂ + d·Σdy, dbeta = Σdy. mean, var, r, d (C,) from the forward; other shapes as
+ * for bnpy_bn_backward. */
+int bnpy_bn_renorm_backward_f32(float *dx, float *dgamma, float *dbeta, const float *dy,
+                                const float *x, const float *gamma, const float *mean,
+                                const float *var, const float *r, const float *d, ptrdiff_t outer,
+                                ptrdiff_t channels, ptrdiff_t inner, double epsilon);
+int bnpy_bn_renorm_backward_f64(double *dx, double *dgamma, double *dbeta, const double *dy,
+                                const double *x, const double *gamma, const double *mean,
+                                const double *var, const double *r, const double *d,
+                                ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t inner,
+                                double epsilon);
+
 /* ---- convolution and pooling (conv.c, pool.c) ----------------------------------------------- */
 
 /* Geometry shared by the kernels below. x is C-contiguous (N, H, W, C) when channels_first == 0,

@@ -4,6 +4,9 @@
 #define BNPY_GLUE_IMPORTS_ARRAY
 #include "glue.h"
 
+/* The batch-norm variants' table (py_bn_variants.c). */
+extern PyMethodDef bnpy_bn_variants_methods[];
+
 static PyObject *set_num_threads(PyObject *module, PyObject *arg)
 {
     if (!PyLong_Check(arg)) {
@@ -43,6 +46,7 @@ static int core_exec(PyObject *module)
         return -1;
     if (PyModule_AddFunctions(module, core_methods) < 0 ||
         PyModule_AddFunctions(module, bnpy_batchnorm_methods) < 0 ||
+        PyModule_AddFunctions(module, bnpy_bn_variants_methods) < 0 ||
         PyModule_AddFunctions(module, bnpy_conv_methods) < 0 ||
         PyModule_AddFunctions(module, bnpy_pool_methods) < 0 ||
         PyModule_AddFunctions(module, bnpy_image_methods) < 0 ||
