@@ -250,5 +250,12 @@ class Layer:
             config["batch_input_shape"] = self.batch_input_shape
         return config
 
+    @classmethod
+    def from_config(cls, config):
+        """The layer ``get_config()`` describes, unbuilt, with new weights (Keras 2.0's
+        ``Layer.from_config``): ``cls(**config)``. ``layer.from_config(layer.get_config())``
+        gives a layer with the same configuration (and name); copy weights with set_weights."""
+        return cls(**config)
+
     def __repr__(self):
         return "<{} name={!r}>".format(type(self).__name__, self.name)

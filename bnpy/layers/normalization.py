@@ -1,12 +1,64 @@
 """Batch Normalization layer (Ioffe & Szegedy 2015) with Keras 2.0's semantics, on bnpy's C core."""
 
 import contextlib
+import math
 
 import numpy as np
 
 from .. import constraints, initializers, ops, regularizers
 from ..engine import Layer
 from ..legacy.interfaces import legacy_batchnorm_support
+
+_RENORM_CLIPPING_KEYS = ("rmax", "rmin", "dmax")
+
+
+def _real_in_range(owner, name, value, low, high, allow_none=False):
+    """``value`` as a float in [low, high] (NaN and bools rejected), or None when allow_none;
+    TypeError/ValueError naming ``name`` otherwise."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise TypeError(
+            "{}: `{}` must be a real number{}, got {!r}".format(
+                owner, name, " or None" if allow_none else "", value
+            )
+        )
+    number = float(value)
+    if not low <= number <= high:  # also rejects NaN
+        raise ValueError(
+            "{}: `{}` must be in [{}, {}], got {!r}".format(owner, name, low, high, value)
+        )
+    return number
+
+
+def _renorm_clipping_config(clipping):
+    """tf.keras's ``renorm_clipping`` dict checked and copied (keys it omits mean no clipping on
+    that side: rmin = 0, rmax = ∞, dmax = ∞)."""
+    owner = "BatchNormalization"
+    if clipping is None:
+        return {}
+    if not isinstance(clipping, dict):
+        raise TypeError(
+            "{}: `renorm_clipping` must be a dict with keys among {} or None, got {!r}".format(
+                owner, _RENORM_CLIPPING_KEYS, clipping
+            )
+        )
+    unknown = set(clipping) - set(_RENORM_CLIPPING_KEYS)
+    if unknown:
+        raise ValueError(
+            "{}: `renorm_clipping` has unknown keys {}; supported: {}".format(
+                owner, sorted(map(str, unknown)), _RENORM_CLIPPING_KEYS
+            )
+        )
+    checked = {
+        key: _real_in_range(owner, "renorm_clipping['{}']".format(key), value, 0.0, math.inf)
+        for key, value in clipping.items()
+    }
+    if checked.get("rmin", 0.0) > checked.get("rmax", math.inf):
+        raise ValueError(
+            "{}: `renorm_clipping` needs rmin <= rmax, got {!r}".format(owner, clipping)
+        )
+    return checked
 
 
 class BatchNormalization(Layer):
@@ -43,6 +95,27 @@ class BatchNormalization(Layer):
     act as on any weight. Keras 1's ``beta_init``/``gamma_init`` are converted with a warning,
     ``mode=0`` is accepted, ``mode=1``/``mode=2`` raise TypeError.
 
+    Variants (docs/batchnorm.md has the formulas):
+
+    - ``momentum=None``: the moving statistics are the plain (cumulative) average of every
+      training batch since the start or the last ``reset_states()`` (PyTorch's ``momentum=None``):
+      the n-th batch is folded in with ``momentum = 1 − 1/n``. The count n is the non-trainable
+      int64 weight ``num_batches_tracked`` (saved with the model), after ``moving_variance``.
+      Which variance is averaged follows ``unbiased_moving_variance`` (PyTorch: unbiased, so
+      ``unbiased_moving_variance=True`` matches it exactly).
+    - ``renorm=True``: Batch Renormalization (Ioffe 2017) as tf.keras does it, with
+      ``renorm_clipping`` ({'rmin', 'rmax', 'dmax'}, missing keys: 0, ∞, ∞) and
+      ``renorm_momentum``; in training y = γ·(x̂·r + d) + β with r = clip(σ_B/s, rmin, rmax),
+      d = clip((μ_B − renorm_mean)/s, −dmax, dmax), s = max(renorm_stddev, √ε), r and d constants
+      in the backward. Extra non-trainable weights in tf.keras's order: moving_stddev,
+      renorm_mean, renorm_stddev. Inference is unchanged (moving mean and variance).
+    - ``virtual_batch_size=V``: ghost batch normalization: in training each block of V samples
+      of the batch is normalized with its own statistics (the batch size must be a multiple of
+      V); the moving statistics are updated once per batch with the average of the blocks' means
+      and variances (tf.keras). Inference is unchanged.
+    - ``track_running_stats=False``: no moving statistics at all (no such weights, PyTorch's
+      flag): training and inference both normalize with the batch's statistics.
+
     PyTorch mapping: ``torch.nn.BatchNorm2d(C, eps=e, momentum=p)`` is
     ``BatchNormalization(axis=1, epsilon=e, momentum=1 − p, unbiased_moving_variance=True)`` (PyTorch's
     momentum weights the *new* batch value, bnpy's and Keras's the old moving value; ε has the
@@ -71,20 +144,22 @@ class BatchNormalization(Layer):
         beta_constraint=None,
         gamma_constraint=None,
         unbiased_moving_variance=False,
+        renorm=False,
+        renorm_clipping=None,
+        renorm_momentum=0.99,
+        virtual_batch_size=None,
+        track_running_stats=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        owner = "BatchNormalization"
         if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
             raise ValueError("BatchNormalization: `axis` must be an integer, got {!r}".format(axis))
-        if not 0.0 <= float(momentum) <= 1.0:
-            raise ValueError(
-                "BatchNormalization: `momentum` must be in [0, 1], got {!r}".format(momentum)
-            )
-        if not float(epsilon) > 0.0:
-            raise ValueError("BatchNormalization: `epsilon` must be > 0, got {!r}".format(epsilon))
         self.axis = int(axis)
-        self.momentum = float(momentum)
-        self.epsilon = float(epsilon)
+        self.momentum = _real_in_range(owner, "momentum", momentum, 0.0, 1.0, allow_none=True)
+        self.epsilon = _real_in_range(owner, "epsilon", epsilon, 0.0, math.inf)
+        if not self.epsilon > 0.0:
+            raise ValueError("BatchNormalization: `epsilon` must be > 0, got {!r}".format(epsilon))
         self.center = bool(center)
         self.scale = bool(scale)
         self.beta_initializer = initializers.get(beta_initializer)
@@ -96,6 +171,30 @@ class BatchNormalization(Layer):
         self.beta_constraint = constraints.get(beta_constraint)
         self.gamma_constraint = constraints.get(gamma_constraint)
         self.unbiased_moving_variance = bool(unbiased_moving_variance)
+        self.renorm = bool(renorm)
+        self.renorm_clipping = _renorm_clipping_config(renorm_clipping)
+        self.renorm_momentum = _real_in_range(owner, "renorm_momentum", renorm_momentum, 0.0, 1.0)
+        if virtual_batch_size is not None and (
+            isinstance(virtual_batch_size, (bool, np.bool_))
+            or not isinstance(virtual_batch_size, (int, np.integer))
+            or virtual_batch_size < 1
+        ):
+            raise ValueError(
+                "BatchNormalization: `virtual_batch_size` must be a positive integer or None, "
+                "got {!r}".format(virtual_batch_size)
+            )
+        self.virtual_batch_size = None if virtual_batch_size is None else int(virtual_batch_size)
+        self.track_running_stats = bool(track_running_stats)
+        if self.renorm and not self.track_running_stats:
+            raise ValueError(
+                "BatchNormalization: `renorm=True` measures each batch against moving "
+                "statistics, which `track_running_stats=False` does not keep"
+            )
+        if self.renorm and self.virtual_batch_size is not None:
+            raise ValueError(
+                "BatchNormalization: `renorm=True` together with `virtual_batch_size` is not "
+                "supported"
+            )
         self._cache = None
         self._pending = None
 
@@ -115,6 +214,9 @@ class BatchNormalization(Layer):
                 + str(tuple(input_shape))
                 + "."
             )
+        batch = input_shape[0]
+        if self.virtual_batch_size is not None and batch is not None:
+            self._check_virtual_batches(batch)
         shape = (channels,)
         self.gamma = (
             self.add_weight(
@@ -138,48 +240,81 @@ class BatchNormalization(Layer):
             if self.center
             else None
         )
+        if not self.track_running_stats:
+            return
         self.moving_mean = self.add_weight(
             shape, self.moving_mean_initializer, "moving_mean", trainable=False
         )
         self.moving_variance = self.add_weight(
             shape, self.moving_variance_initializer, "moving_variance", trainable=False
         )
+        if self.renorm:
+            # tf.keras tracks the inference statistics as a standard deviation under renorm
+            stddev_initializer = _SqrtInitializer(self.moving_variance_initializer)
+            self.moving_stddev = self.add_weight(
+                shape, stddev_initializer, "moving_stddev", trainable=False
+            )
+            self.renorm_mean = self.add_weight(
+                shape, self.moving_mean_initializer, "renorm_mean", trainable=False
+            )
+            self.renorm_stddev = self.add_weight(
+                shape, stddev_initializer, "renorm_stddev", trainable=False
+            )
+        if self.momentum is None:
+            self.num_batches_tracked = self.add_weight(
+                (), initializers.get("zeros"), "num_batches_tracked", trainable=False, dtype="int64"
+            )
+
+    def _check_virtual_batches(self, batch):
+        if batch % self.virtual_batch_size:
+            raise ValueError(
+                "{}: the batch size {} is not a multiple of virtual_batch_size {}".format(
+                    self.name, batch, self.virtual_batch_size
+                )
+            )
 
     def check_training_batch_size(self, batch_size):
-        if not (self.unbiased_moving_variance and self.trainable):
+        if self.virtual_batch_size is not None and (self.trainable or not self.track_running_stats):
+            self._check_virtual_batches(batch_size)
+        if not (self.unbiased_moving_variance and self.trainable and self.track_running_stats):
             return
-        per_sample = int(
-            np.prod(
-                [
-                    d
-                    for i, d in enumerate(self.input_shape[1:], 1)
-                    if i != self.axis % len(self.input_shape)
-                ]
-            )
-        )
-        if batch_size * per_sample < 2:
+        count = batch_size * self._values_per_sample()
+        if self.virtual_batch_size is not None:
+            count = min(count, self.virtual_batch_size * self._values_per_sample())
+        if count < 2:
             raise ValueError(
                 "{}: unbiased_moving_variance needs at least 2 values per channel in "
                 "every training batch, but a batch of {} gives {}; choose a batch_size "
                 "that does not leave a last batch of {} sample(s)".format(
-                    self.name, batch_size, batch_size * per_sample, batch_size
+                    self.name, batch_size, count, batch_size
                 )
             )
 
+    def _values_per_sample(self):
+        axis = self.axis % len(self.input_shape)
+        return int(np.prod([d for i, d in enumerate(self.input_shape[1:], 1) if i != axis]))
+
+    # -- running ---------------------------------------------------------------------------------
     def forward(self, x, training=False):
         self._pending = None
-        if training and self.trainable:
-            count = x.size // x.shape[self.axis]
-            if self.unbiased_moving_variance and count < 2:
-                raise ValueError(
-                    "{}: unbiased_moving_variance needs at least 2 values per channel "
-                    "in a training batch, got {} (input shape {})".format(self.name, count, x.shape)
-                )
-            y, mean, var = ops.batch_norm_forward(
-                x, self.gamma, self.beta, axis=self.axis, epsilon=self.epsilon
+        self._cache = None
+        updating = training and self.trainable and self.track_running_stats
+        if (training and self.trainable) or not self.track_running_stats:
+            y, backward, statistics = self._normalize_with_batch_statistics(
+                x, renorm=self.renorm and updating
             )
-            self._cache = (x, mean, var, ops.batch_norm_backward)
-            self._pending = (mean, var, count)
+            if training:  # a frozen layer without running stats still passes gradients on
+                self._cache = backward
+            if updating:
+                mean, var, count = statistics
+                if self.unbiased_moving_variance and count < 2:
+                    raise ValueError(
+                        "{}: unbiased_moving_variance needs at least 2 values per channel "
+                        "in a training batch, got {} (input shape {})".format(
+                            self.name, count, x.shape
+                        )
+                    )
+                self._pending = statistics
             return y
         y = ops.batch_norm_inference(
             x,
@@ -190,22 +325,81 @@ class BatchNormalization(Layer):
             axis=self.axis,
             epsilon=self.epsilon,
         )
-        # frozen layer inside fit: backward treats the moving statistics as constants
-        self._cache = (
-            (x, self.moving_mean, self.moving_variance, ops.batch_norm_inference_backward)
-            if training
-            else None
-        )
+        if training:  # frozen layer inside fit: the moving statistics are constants
+            moving_mean, moving_variance = self.moving_mean, self.moving_variance
+            self._cache = lambda dy: ops.batch_norm_inference_backward(
+                dy,
+                x,
+                self.gamma,
+                moving_mean,
+                moving_variance,
+                axis=self.axis,
+                epsilon=self.epsilon,
+            )
         return y
+
+    def _normalize_with_batch_statistics(self, x, renorm):
+        """The statistics step of training: normalize x with its own batch statistics.
+
+        Returns ``(y, backward, (mean, var, count))``: ``backward(dy) -> (dx, dgamma, dbeta)``
+        is the gradient of this very forward, and mean, var (C,) and count (values per channel
+        behind them) are what the moving statistics fold in. With virtual batches, mean and var
+        are the averages of the virtual batches' ones (as tf.keras) and count that of one
+        virtual batch. A subclass that gathers statistics elsewhere overrides this one method.
+        """
+        gamma, beta, axis, epsilon = self.gamma, self.beta, self.axis, self.epsilon
+        if self.virtual_batch_size is not None:
+            self._check_virtual_batches(len(x))
+            size = self.virtual_batch_size
+            y, means, variances = ops.ghost_batch_norm_forward(
+                x, gamma, beta, size, axis=axis, epsilon=epsilon
+            )
+            statistics = (
+                means.mean(axis=0, dtype=np.float64).astype(means.dtype),
+                variances.mean(axis=0, dtype=np.float64).astype(variances.dtype),
+                size * (x.size // (len(x) * x.shape[axis])),
+            )
+            return (
+                y,
+                lambda dy: ops.ghost_batch_norm_backward(
+                    dy, x, gamma, means, variances, size, axis=axis, epsilon=epsilon
+                ),
+                statistics,
+            )
+        count = x.size // x.shape[axis]
+        if renorm:
+            clip = self.renorm_clipping
+            y, mean, var, r, d = ops.batch_renorm_forward(
+                x,
+                gamma,
+                beta,
+                self.renorm_mean,
+                self.renorm_stddev,
+                axis=axis,
+                epsilon=epsilon,
+                rmin=clip.get("rmin", 0.0),
+                rmax=clip.get("rmax", math.inf),
+                dmax=clip.get("dmax", math.inf),
+            )
+            return (
+                y,
+                lambda dy: ops.batch_renorm_backward(
+                    dy, x, gamma, mean, var, r, d, axis=axis, epsilon=epsilon
+                ),
+                (mean, var, count),
+            )
+        y, mean, var = ops.batch_norm_forward(x, gamma, beta, axis=axis, epsilon=epsilon)
+        return (
+            y,
+            lambda dy: ops.batch_norm_backward(dy, x, gamma, mean, var, axis=axis, epsilon=epsilon),
+            (mean, var, count),
+        )
 
     def backward(self, dy):
         if self._cache is None:
             raise RuntimeError("{}: backward called without a training forward".format(self.name))
-        x, mean, var, backward = self._cache
-        self._cache = None
-        dx, dgamma, dbeta = backward(
-            dy, x, self.gamma, mean, var, axis=self.axis, epsilon=self.epsilon
-        )
+        backward, self._cache = self._cache, None
+        dx, dgamma, dbeta = backward(dy)
         self.gradients = []
         if self.trainable:
             if self.scale:
@@ -214,23 +408,73 @@ class BatchNormalization(Layer):
                 self.gradients.append(dbeta)
         return dx if self.need_input_gradient else None
 
+    # -- moving statistics -----------------------------------------------------------------------
     def commit_updates(self):
         """Fold the last training batch's statistics into the moving ones (once per batch)."""
         if self._pending is None:
             return
         mean, var, count = self._pending
         self._pending = None
+        if self.momentum is None:  # cumulative average: the n-th batch gets weight 1/n
+            batches = int(self.num_batches_tracked) + 1
+            keep = 1.0 - 1.0 / batches
+        else:
+            keep = self.momentum
+        count = count if self.unbiased_moving_variance else None
+        if self.renorm:
+            self._commit_renorm(mean, var, count, keep)
+        else:
+            ops.update_moving_stats(
+                self.moving_mean, self.moving_variance, mean, var, momentum=keep, count=count
+            )
+        if self.momentum is None:
+            self.num_batches_tracked[...] = batches
+
+    def _commit_renorm(self, mean, var, count, keep):
+        """tf.keras's renorm updates: the renorm statistics follow the batch's mean and
+        σ_B = √(σ²_B + ε) with renorm_momentum; moving_mean and moving_stddev follow them with
+        momentum, and moving_variance = max(moving_stddev² − ε, 0)."""
+        var64 = var.astype(np.float64)
+        batch_stddev = np.sqrt(var64 + self.epsilon).astype(var.dtype)
         ops.update_moving_stats(
-            self.moving_mean,
-            self.moving_variance,
-            mean,
-            var,
-            momentum=self.momentum,
-            count=count if self.unbiased_moving_variance else None,
+            self.renorm_mean, self.renorm_stddev, mean, batch_stddev, momentum=self.renorm_momentum
         )
+        if count is not None and count > 1:  # the unbiased variance for inference only
+            var64 = var64 * (count / (count - 1.0))
+        inference_stddev = np.sqrt(var64 + self.epsilon).astype(var.dtype)
+        ops.update_moving_stats(
+            self.moving_mean, self.moving_stddev, mean, inference_stddev, momentum=keep
+        )
+        stddev64 = self.moving_stddev.astype(np.float64)
+        self.moving_variance[...] = np.maximum(stddev64 * stddev64 - self.epsilon, 0.0)
 
     def discard_updates(self):
         self._pending = None
+
+    def reset_states(self):
+        """Start the moving statistics afresh (PyTorch's ``reset_running_stats``): moving mean
+        and variance (and the renorm statistics) from their initializers, by default 0 and 1,
+        and ``num_batches_tracked`` 0. In place: references to the arrays stay valid. Nothing to
+        do without running statistics."""
+        if not (self.built and self.track_running_stats):
+            return
+        self._pending = None
+        for param in self.non_trainable_params:
+            if param.name == "num_batches_tracked":
+                param.value[...] = 0
+        initial = {
+            "moving_mean": self.moving_mean_initializer,
+            "moving_variance": self.moving_variance_initializer,
+            "renorm_mean": self.moving_mean_initializer,
+        }
+        for name, initializer in initial.items():
+            target = getattr(self, name, None)
+            if target is not None:
+                target[...] = initializer(target.shape, target.dtype)
+        if self.renorm:
+            stddev = np.sqrt(self.moving_variance.astype(np.float64))
+            self.moving_stddev[...] = stddev
+            self.renorm_stddev[...] = stddev
 
     def get_config(self):
         return dict(
@@ -249,15 +493,30 @@ class BatchNormalization(Layer):
             beta_constraint=self.beta_constraint,
             gamma_constraint=self.gamma_constraint,
             unbiased_moving_variance=self.unbiased_moving_variance,
+            renorm=self.renorm,
+            renorm_clipping=dict(self.renorm_clipping),
+            renorm_momentum=self.renorm_momentum,
+            virtual_batch_size=self.virtual_batch_size,
+            track_running_stats=self.track_running_stats,
         )
+
+
+class _SqrtInitializer(initializers.Initializer):
+    """√ of another initializer's values (tf.keras's moving_stddev_initializer under renorm)."""
+
+    def __init__(self, initializer):
+        self.initializer = initializer
+
+    def __call__(self, shape, dtype=None):
+        return np.sqrt(np.asarray(self.initializer(shape, dtype), dtype=np.float64)).astype(dtype)
 
 
 # ------------------------------------------------------------------------------------------------
 # Population statistics for inference (the paper's Algorithm 2)
 # ------------------------------------------------------------------------------------------------
 def compute_population_statistics(model, x, batch_size=32):
-    """The population statistics of every trainable BatchNormalization layer of ``model`` over
-    ``x``: ``{layer name: (mean, variance)}``, float64 arrays of the layer's channel count.
+    """The population statistics of every trainable BatchNormalization layer of ``model`` that
+    keeps moving statistics, over ``x``: ``{layer name: (mean, variance)}``, float64 arrays of the layer's channel count.
 
     Ioffe & Szegedy (2015), Algorithm 2: with the weights fixed, the model runs forward on
     ``x`` in consecutive mini-batches of ``batch_size`` exactly as in training (every BN
@@ -285,7 +544,9 @@ def compute_population_statistics(model, x, batch_size=32):
             "compute_population_statistics: batch_size must be >= 1, got {}".format(batch_size)
         )
     layers = [
-        layer for layer in model.layers if isinstance(layer, BatchNormalization) and layer.trainable
+        layer
+        for layer in model.layers
+        if isinstance(layer, BatchNormalization) and layer.trainable and layer.track_running_stats
     ]
     sums = {layer.name: [0.0, 0.0, 0, 0] for layer in layers}  # Σm·μ, Σm·s², Σm (mean), Σm (var)
     # the model's lock (Sequential._turns, re-entrant): a fit in another thread finishes its step

@@ -10,6 +10,10 @@ from .batchnorm import (
     batch_norm_forward,
     batch_norm_inference,
     batch_norm_inference_backward,
+    batch_renorm_backward,
+    batch_renorm_forward,
+    ghost_batch_norm_backward,
+    ghost_batch_norm_forward,
     update_moving_stats,
 )
 from .conv import (
@@ -29,6 +33,10 @@ __all__ = [
     "batch_norm_backward",
     "batch_norm_inference_backward",
     "update_moving_stats",
+    "batch_renorm_forward",
+    "batch_renorm_backward",
+    "ghost_batch_norm_forward",
+    "ghost_batch_norm_backward",
     "conv2d_forward",
     "conv2d_backward",
     "conv2d",

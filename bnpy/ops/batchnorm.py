@@ -37,6 +37,10 @@ a bad one raises TypeError/ValueError naming the function and the argument, and 
 moving statistics are left untouched.
 """
 
+import math
+
+import numpy as np
+
 from .. import _core
 
 __all__ = [
@@ -45,6 +49,10 @@ __all__ = [
     "batch_norm_backward",
     "batch_norm_inference_backward",
     "update_moving_stats",
+    "batch_renorm_forward",
+    "batch_renorm_backward",
+    "ghost_batch_norm_forward",
+    "ghost_batch_norm_backward",
 ]
 
 
@@ -143,3 +151,210 @@ def update_moving_stats(moving_mean, moving_var, mean, var, momentum=0.99, count
         count: None or an int >= 1.
     """
     return _core.update_moving_stats(moving_mean, moving_var, mean, var, momentum, count)
+
+
+# ------------------------------------------------------------------------------------------------
+# Batch Renormalization (Ioffe 2017) and ghost (virtual) batches (Hoffer et al. 2017)
+# ------------------------------------------------------------------------------------------------
+def batch_renorm_forward(
+    x,
+    gamma,
+    beta,
+    renorm_mean,
+    renorm_stddev,
+    axis=-1,
+    epsilon=1e-3,
+    rmin=0.0,
+    rmax=math.inf,
+    dmax=math.inf,
+    out=None,
+):
+    """Training-mode Batch Renormalization (Ioffe 2017, tf.keras's ``renorm=True``).
+
+    Per channel, with the batch mean ``μ_B`` and biased variance ``σ²_B`` (as in
+    :func:`batch_norm_forward`) and the renorm statistics ``μ = renorm_mean``,
+    ``s = max(renorm_stddev, √ε)``::
+
+        σ_B = √(σ²_B + ε)
+        r   = clip(σ_B / s, rmin, rmax)
+        d   = clip((μ_B − μ) / s, −dmax, dmax)
+        y   = γ·((x − μ_B)/σ_B · r + d) + β
+
+    The paper clips r to [1/rmax, rmax]: pass ``rmin=1/rmax``. tf.keras's defaults when
+    ``renorm_clipping`` omits a key are rmin = 0, rmax = ∞, dmax = ∞ (no clipping). With
+    ``rmin = rmax = 1`` and ``dmax = 0`` this is :func:`batch_norm_forward` bit for bit.
+
+    Args:
+        x, gamma, beta, axis, epsilon, out: as in :func:`batch_norm_forward`.
+        renorm_mean, renorm_stddev: shape (C,), the moving mean and standard deviation the
+            corrections are measured against (not modified).
+        rmin, rmax: 0 <= rmin <= rmax, rmax may be ``math.inf``.
+        dmax: >= 0, may be ``math.inf``.
+
+    Returns:
+        ``(y, mean, var, r, d)``: y of x's shape; the batch ``mean``, biased ``var`` and the
+        corrections ``r``, ``d``, shape (C,). Pass them to :func:`batch_renorm_backward`.
+    """
+    return _core.batch_renorm_forward(
+        x, gamma, beta, renorm_mean, renorm_stddev, axis, epsilon, rmin, rmax, dmax, out
+    )
+
+
+def batch_renorm_backward(dy, x, gamma, mean, var, r, d, axis=-1, epsilon=1e-3, out=None):
+    """Gradient of :func:`batch_renorm_forward` with r and d held constant (stop_gradient).
+
+    With ``x̂ = (x − mean)/√(var + ε)`` and m values per channel::
+
+        dβ = Σ dy
+        dγ = Σ dy·(x̂·r + d) = r·Σ dy·x̂ + d·Σ dy
+        dx = γ·r/√(var + ε) · (dy − Σdy/m − x̂·Σ(dy·x̂)/m)
+
+    i.e. :func:`batch_norm_backward` with ``γ·r`` for γ (the gradient still flows through the
+    batch statistics that normalize x, not through r and d).
+
+    Args:
+        dy, x, gamma, axis, epsilon, out: as in :func:`batch_norm_backward`.
+        mean, var, r, d: shape (C,), what :func:`batch_renorm_forward` returned.
+
+    Returns:
+        ``(dx, dgamma, dbeta)``.
+    """
+    return _core.batch_renorm_backward(dy, x, gamma, mean, var, r, d, axis, epsilon, out)
+
+
+def _same_or_disjoint(a, b):
+    """Whether arrays a and b share no memory, or are the very same buffer and layout."""
+    if not np.may_share_memory(a, b):
+        return True
+    return a.ctypes.data == b.ctypes.data and a.strides == b.strides and a.shape == b.shape
+
+
+def _ghost_groups(func, x, virtual_batch_size, axis, out):
+    """x as a C-contiguous array, the number of virtual batches, and the output array; every
+    argument that concerns the split checked before anything is written."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError("{}: x must be a numpy.ndarray, got {}".format(func, type(x).__name__))
+    if isinstance(virtual_batch_size, (bool, np.bool_)) or not isinstance(
+        virtual_batch_size, (int, np.integer)
+    ):
+        raise TypeError(
+            "{}: virtual_batch_size must be an int, got {}".format(
+                func, type(virtual_batch_size).__name__
+            )
+        )
+    if x.ndim < 2:
+        raise ValueError(
+            "{}: x needs a batch axis and a channel axis, got shape {}".format(func, x.shape)
+        )
+    if isinstance(axis, (int, np.integer)) and not isinstance(axis, bool) and axis % x.ndim == 0:
+        raise ValueError(
+            "{}: axis {} is the batch axis; virtual batches split axis 0".format(func, axis)
+        )
+    batch = x.shape[0]
+    if virtual_batch_size < 1 or batch == 0 or batch % virtual_batch_size:
+        raise ValueError(
+            "{}: the batch size {} must be a positive multiple of virtual_batch_size {}".format(
+                func, batch, virtual_batch_size
+            )
+        )
+    x = np.ascontiguousarray(x)
+    if out is None:
+        return x, batch // virtual_batch_size, np.empty_like(x)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(
+            "{}: out must be a numpy.ndarray or None, got {}".format(func, type(out).__name__)
+        )
+    if out.shape != x.shape:
+        raise ValueError(
+            "{}: out must have the shape of x {}, got shape {}".format(func, x.shape, out.shape)
+        )
+    # The core checks each virtual batch alone: an out that overlapped x (other than being x)
+    # could let one call overwrite the input of the next.
+    if not _same_or_disjoint(out, x):
+        raise ValueError("{}: out must not overlap x (other than being x itself)".format(func))
+    return x, batch // virtual_batch_size, out
+
+
+def ghost_batch_norm_forward(x, gamma, beta, virtual_batch_size, axis=-1, epsilon=1e-3, out=None):
+    """Ghost (virtual) batch normalization (Hoffer et al. 2017; tf.keras ``virtual_batch_size``).
+
+    The batch axis 0 of N samples is cut into N/V consecutive virtual batches of
+    V = ``virtual_batch_size`` samples, and each is normalized on its own with
+    :func:`batch_norm_forward` (its own mean and biased variance per channel; γ, β shared)::
+
+        y[gV:(g+1)V] = batch_norm_forward(x[gV:(g+1)V], γ, β)      g = 0 … N/V − 1
+
+    Each virtual batch is a contiguous block of a C-contiguous x, so the kernel runs on views of
+    x and out: nothing is copied (a non-contiguous x is made contiguous once).
+
+    Args:
+        x: array of rank >= 2, batch axis 0; N must be a positive multiple of V.
+        gamma, beta, axis, epsilon, out: as in :func:`batch_norm_forward`; ``axis`` must not be 0.
+        virtual_batch_size: V >= 1.
+
+    Returns:
+        ``(y, mean, var)``: y of x's shape, ``mean`` and biased ``var`` of shape (N/V, C), one
+        row per virtual batch.
+    """
+    func = "ghost_batch_norm_forward"
+    x, groups, out = _ghost_groups(func, x, virtual_batch_size, axis, out)
+    v = virtual_batch_size
+    means, variances = [], []
+    for g in range(groups):
+        _, mean, var = _core.batch_norm_forward(
+            x[g * v : (g + 1) * v], gamma, beta, axis, epsilon, out[g * v : (g + 1) * v]
+        )
+        means.append(mean)
+        variances.append(var)
+    return out, np.stack(means), np.stack(variances)
+
+
+def ghost_batch_norm_backward(
+    dy, x, gamma, mean, var, virtual_batch_size, axis=-1, epsilon=1e-3, out=None
+):
+    """Gradient of :func:`ghost_batch_norm_forward`: :func:`batch_norm_backward` per virtual
+    batch, with dγ and dβ summed over the virtual batches (in double, then rounded to x's dtype).
+
+    Args:
+        dy, x, gamma, axis, epsilon, out: as in :func:`batch_norm_backward`.
+        mean, var: shape (N/V, C), what :func:`ghost_batch_norm_forward` returned.
+        virtual_batch_size: the forward's V.
+
+    Returns:
+        ``(dx, dgamma, dbeta)``.
+    """
+    func = "ghost_batch_norm_backward"
+    if not isinstance(dy, np.ndarray):
+        raise TypeError("{}: dy must be a numpy.ndarray, got {}".format(func, type(dy).__name__))
+    x, groups, out = _ghost_groups(func, x, virtual_batch_size, axis, out)
+    if dy.shape != x.shape:
+        raise ValueError(
+            "{}: x must have the shape of dy {}, got shape {}".format(func, dy.shape, x.shape)
+        )
+    if not _same_or_disjoint(out, dy):
+        raise ValueError("{}: out must not overlap dy (other than being dy itself)".format(func))
+    dy = np.ascontiguousarray(dy)
+    mean, var = np.asarray(mean), np.asarray(var)
+    for name, value in (("mean", mean), ("var", var)):
+        if value.ndim != 2 or value.shape[0] != groups:
+            raise ValueError(
+                "{}: {} must have shape ({}, C) (one row per virtual batch), got shape {}".format(
+                    func, name, groups, value.shape
+                )
+            )
+    v = virtual_batch_size
+    dgamma_sum = dbeta_sum = 0.0
+    for g in range(groups):
+        _, dgamma, dbeta = _core.batch_norm_backward(
+            dy[g * v : (g + 1) * v],
+            x[g * v : (g + 1) * v],
+            gamma,
+            mean[g],
+            var[g],
+            axis,
+            epsilon,
+            out[g * v : (g + 1) * v],
+        )
+        dgamma_sum = dgamma_sum + dgamma.astype(np.float64)
+        dbeta_sum = dbeta_sum + dbeta.astype(np.float64)
+    return out, dgamma_sum.astype(dgamma.dtype), dbeta_sum.astype(dbeta.dtype)
