@@ -76,30 +76,33 @@ def batch_renorm_backward(dy, x, gamma, mean, var, r, d, axis=-1, epsilon=1e-3):
 
 
 def ghost_batch_norm_forward(x, gamma, beta, virtual_batch_size, axis=-1, epsilon=1e-3):
-    """(y, mean, var): batch norm applied to each block of virtual_batch_size samples of axis 0
-    on its own; mean and var have one row per block."""
+    """(y, mean, var): batch norm applied to each virtual batch on its own. With
+    G = N/virtual_batch_size, virtual batch g holds samples g, g + G, g + 2G, … (tf.keras reshapes
+    the batch to (virtual_batch_size, G, ...)); mean and var have one row per virtual batch."""
     x = np.asarray(x, dtype=np.float64)
-    v = virtual_batch_size
-    parts = [_bn_forward(x[i : i + v], gamma, beta, axis, epsilon) for i in range(0, len(x), v)]
-    return (
-        np.concatenate([p[0] for p in parts]),
-        np.stack([p[1] for p in parts]),
-        np.stack([p[2] for p in parts]),
-    )
+    groups = len(x) // virtual_batch_size
+    y = np.empty_like(x)
+    means, variances = [], []
+    for g in range(groups):
+        y[g::groups], mean, var = _bn_forward(x[g::groups], gamma, beta, axis, epsilon)
+        means.append(mean)
+        variances.append(var)
+    return y, np.stack(means), np.stack(variances)
 
 
 def ghost_batch_norm_backward(dy, x, gamma, mean, var, virtual_batch_size, axis=-1, epsilon=1e-3):
-    """(dx, dgamma, dbeta): batch norm's backward per block, dγ and dβ summed over the blocks."""
-    v = virtual_batch_size
-    parts = [
-        batch_norm_backward(dy[i : i + v], x[i : i + v], gamma, mean[g], var[g], axis, epsilon)
-        for g, i in enumerate(range(0, len(x), v))
-    ]
-    return (
-        np.concatenate([p[0] for p in parts]),
-        sum(p[1] for p in parts),
-        sum(p[2] for p in parts),
-    )
+    """(dx, dgamma, dbeta): batch norm's backward per virtual batch (grouped as in
+    ghost_batch_norm_forward), dγ and dβ summed over the virtual batches."""
+    dy = np.asarray(dy, dtype=np.float64)
+    groups = len(x) // virtual_batch_size
+    dx = np.empty_like(dy)
+    dgamma = dbeta = 0.0
+    for g in range(groups):
+        dx[g::groups], dg, db = batch_norm_backward(
+            dy[g::groups], x[g::groups], gamma, mean[g], var[g], axis, epsilon
+        )
+        dgamma, dbeta = dgamma + dg, dbeta + db
+    return dx, dgamma, dbeta
 
 
 # ---- the layer's moving statistics -------------------------------------------------------------

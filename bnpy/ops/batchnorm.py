@@ -229,24 +229,25 @@ def _same_or_disjoint(a, b):
     return a.ctypes.data == b.ctypes.data and a.strides == b.strides and a.shape == b.shape
 
 
-def _ghost_groups(func, x, virtual_batch_size, axis, out):
-    """x as a C-contiguous array, the number of virtual batches, and the output array; every
-    argument that concerns the split checked before anything is written."""
+def _ghost_split(func, x, virtual_batch_size, axis):
+    """(x C-contiguous, the channel axis in [1, ndim), the number G of virtual batches), every
+    argument that concerns the split checked."""
     if not isinstance(x, np.ndarray):
         raise TypeError("{}: x must be a numpy.ndarray, got {}".format(func, type(x).__name__))
-    if isinstance(virtual_batch_size, (bool, np.bool_)) or not isinstance(
-        virtual_batch_size, (int, np.integer)
-    ):
-        raise TypeError(
-            "{}: virtual_batch_size must be an int, got {}".format(
-                func, type(virtual_batch_size).__name__
+    for name, value in (("virtual_batch_size", virtual_batch_size), ("axis", axis)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+            raise TypeError(
+                "{}: {} must be an int, got {}".format(func, name, type(value).__name__)
             )
-        )
     if x.ndim < 2:
         raise ValueError(
             "{}: x needs a batch axis and a channel axis, got shape {}".format(func, x.shape)
         )
-    if isinstance(axis, (int, np.integer)) and not isinstance(axis, bool) and axis % x.ndim == 0:
+    if not -x.ndim <= axis < x.ndim:
+        raise ValueError(
+            "{}: axis {} is out of range for an array of rank {}".format(func, axis, x.ndim)
+        )
+    if axis % x.ndim == 0:
         raise ValueError(
             "{}: axis {} is the batch axis; virtual batches split axis 0".format(func, axis)
         )
@@ -257,67 +258,133 @@ def _ghost_groups(func, x, virtual_batch_size, axis, out):
                 func, batch, virtual_batch_size
             )
         )
-    x = np.ascontiguousarray(x)
+    return np.ascontiguousarray(x), axis % x.ndim, batch // virtual_batch_size
+
+
+def _check_ghost_out(func, out, x, name):
     if out is None:
-        return x, batch // virtual_batch_size, np.empty_like(x)
+        return
     if not isinstance(out, np.ndarray):
         raise TypeError(
             "{}: out must be a numpy.ndarray or None, got {}".format(func, type(out).__name__)
         )
-    if out.shape != x.shape:
+    if out.shape != x.shape or out.dtype != x.dtype:
         raise ValueError(
-            "{}: out must have the shape of x {}, got shape {}".format(func, x.shape, out.shape)
+            "{}: out must have the shape {} and dtype {} of {}, got {} {}".format(
+                func, x.shape, x.dtype, name, out.shape, out.dtype
+            )
         )
-    # The core checks each virtual batch alone: an out that overlapped x (other than being x)
-    # could let one call overwrite the input of the next.
-    if not _same_or_disjoint(out, x):
-        raise ValueError("{}: out must not overlap x (other than being x itself)".format(func))
-    return x, batch // virtual_batch_size, out
+    if not out.flags.writeable:
+        raise ValueError("{}: out must be writeable".format(func))
+
+
+def _merged_shape(shape, groups, axis):
+    return (shape[0] // groups,) + shape[1:axis] + (groups * shape[axis],) + shape[axis + 1 :]
+
+
+def _to_merged(a, groups, axis):
+    """The (N, ...) array a as the kernels see virtual batches: split N = V·G as (V, G) (sample
+    v·G + g is member v of virtual batch g, tf.keras's reshape) and G moved next to the channel
+    axis and merged with it, so that channel g·C + c of the result is channel c of virtual batch
+    g. A view when the channel axis is 1 ((N, C) or channels-first): G is already next to it;
+    otherwise one copy."""
+    split = a.reshape((a.shape[0] // groups, groups) + a.shape[1:])
+    return np.ascontiguousarray(np.moveaxis(split, 1, axis)).reshape(
+        _merged_shape(a.shape, groups, axis)
+    )
+
+
+def _from_merged(m, shape, groups, axis):
+    """Inverse of _to_merged as a (V, G, ...) view of m (C-contiguous when the channel axis is 1);
+    reshaped to ``shape`` it is the (N, ...) result."""
+    unmerged = m.reshape((shape[0] // groups,) + shape[1:axis] + (groups,) + shape[axis:])
+    return np.moveaxis(unmerged, axis, 1)
+
+
+def _tiled_channels(func, name, value, channels, groups, dtype):
+    """A (C,) parameter repeated for the G·C merged channels (None stays None)."""
+    if value is None:
+        return None
+    value = value if isinstance(value, np.ndarray) else np.asarray(value, dtype=dtype)
+    if value.shape != (channels,):
+        raise ValueError(
+            "{}: {} must have shape ({},) (one value per channel), got shape {}".format(
+                func, name, channels, value.shape
+            )
+        )
+    return np.tile(value, groups)
+
+
+def _merged_out(out, inputs, groups, axis):
+    """out in the merged layout, for the kernel to write directly, when that is a view of it and
+    the kernel may write there (out is each input or disjoint from it); else None, and the
+    result is copied into out afterwards (every input has been read by then)."""
+    if out is None or axis != 1 or not out.flags.c_contiguous:
+        return None
+    if not all(_same_or_disjoint(out, a) for a in inputs):
+        return None
+    return out.reshape(_merged_shape(out.shape, groups, axis))
+
+
+def _store_ghost_result(merged, out, shape, groups, axis):
+    """The kernel's merged result in the original layout: into out (unless the kernel wrote it
+    there already) or as a new C-contiguous array (no copy when the channel axis is 1)."""
+    result = _from_merged(merged, shape, groups, axis)
+    if out is None:
+        return np.ascontiguousarray(result).reshape(shape)
+    if not np.may_share_memory(out, merged):
+        np.copyto(out, result.reshape(shape))
+    return out
 
 
 def ghost_batch_norm_forward(x, gamma, beta, virtual_batch_size, axis=-1, epsilon=1e-3, out=None):
-    """Ghost (virtual) batch normalization (Hoffer et al. 2017; tf.keras ``virtual_batch_size``).
+    """Ghost (virtual) batch normalization as tf.keras's ``virtual_batch_size`` does it.
 
-    The batch axis 0 of N samples is cut into N/V consecutive virtual batches of
-    V = ``virtual_batch_size`` samples, and each is normalized on its own with
-    :func:`batch_norm_forward` (its own mean and biased variance per channel; γ, β shared)::
+    A batch of N = V·G samples (V = ``virtual_batch_size``) makes G virtual batches of V samples
+    each, normalized on their own (their own mean and biased variance per channel; γ, β shared).
+    The members of virtual batch g are samples g, g + G, g + 2G, …: tf.keras reshapes the batch
+    to (V, G, ...) and keeps the G axis out of the reduction::
 
-        y[gV:(g+1)V] = batch_norm_forward(x[gV:(g+1)V], γ, β)      g = 0 … N/V − 1
+        y[g::G] = batch_norm_forward(x[g::G], γ, β)            g = 0 … G − 1
 
-    Each virtual batch is a contiguous block of a C-contiguous x, so the kernel runs on views of
-    x and out: nothing is copied (a non-contiguous x is made contiguous once).
+    How: the G axis is merged with the channel axis, (V, ..., G·C, ...), and the kernel runs once
+    on that with γ and β repeated G times. When the channel axis is 1 ((N, C) Dense outputs,
+    channels-first feature maps) that is a reshape of x and of out, no copy; otherwise x is
+    copied once into that layout and y back (NumPy transposes).
 
     Args:
-        x: array of rank >= 2, batch axis 0; N must be a positive multiple of V.
-        gamma, beta, axis, epsilon, out: as in :func:`batch_norm_forward`; ``axis`` must not be 0.
+        x: ndarray of rank >= 2, batch axis 0; N must be a positive multiple of V.
+        gamma, beta, axis, epsilon, out: as in :func:`batch_norm_forward`; ``axis`` must not be 0
+            and ``out`` (an ndarray of x's shape and dtype) may be x itself or overlap it.
         virtual_batch_size: V >= 1.
 
     Returns:
-        ``(y, mean, var)``: y of x's shape, ``mean`` and biased ``var`` of shape (N/V, C), one
-        row per virtual batch.
+        ``(y, mean, var)``: y of x's shape, ``mean`` and biased ``var`` of shape (G, C), row g
+        for virtual batch g.
     """
     func = "ghost_batch_norm_forward"
-    x, groups, out = _ghost_groups(func, x, virtual_batch_size, axis, out)
-    v = virtual_batch_size
-    means, variances = [], []
-    for g in range(groups):
-        _, mean, var = _core.batch_norm_forward(
-            x[g * v : (g + 1) * v], gamma, beta, axis, epsilon, out[g * v : (g + 1) * v]
-        )
-        means.append(mean)
-        variances.append(var)
-    return out, np.stack(means), np.stack(variances)
+    x, axis, groups = _ghost_split(func, x, virtual_batch_size, axis)
+    _check_ghost_out(func, out, x, "x")
+    channels = x.shape[axis]
+    gamma = _tiled_channels(func, "gamma", gamma, channels, groups, x.dtype)
+    beta = _tiled_channels(func, "beta", beta, channels, groups, x.dtype)
+    merged_out = _merged_out(out, [x], groups, axis)
+    y, mean, var = _core.batch_norm_forward(
+        _to_merged(x, groups, axis), gamma, beta, axis, epsilon, merged_out
+    )
+    y = _store_ghost_result(y, out, x.shape, groups, axis)
+    return y, mean.reshape(groups, channels), var.reshape(groups, channels)
 
 
 def ghost_batch_norm_backward(
     dy, x, gamma, mean, var, virtual_batch_size, axis=-1, epsilon=1e-3, out=None
 ):
-    """Gradient of :func:`ghost_batch_norm_forward`: :func:`batch_norm_backward` per virtual
-    batch, with dγ and dβ summed over the virtual batches (in double, then rounded to x's dtype).
+    """Gradient of :func:`ghost_batch_norm_forward`: :func:`batch_norm_backward` for each virtual
+    batch, dγ and dβ summed over the virtual batches (in double, then rounded to x's dtype).
 
     Args:
-        dy, x, gamma, axis, epsilon, out: as in :func:`batch_norm_backward`.
-        mean, var: shape (N/V, C), what :func:`ghost_batch_norm_forward` returned.
+        dy, x, gamma, axis, epsilon, out: as in :func:`batch_norm_backward` (``out`` may be dy).
+        mean, var: shape (G, C), what :func:`ghost_batch_norm_forward` returned.
         virtual_batch_size: the forward's V.
 
     Returns:
@@ -326,35 +393,39 @@ def ghost_batch_norm_backward(
     func = "ghost_batch_norm_backward"
     if not isinstance(dy, np.ndarray):
         raise TypeError("{}: dy must be a numpy.ndarray, got {}".format(func, type(dy).__name__))
-    x, groups, out = _ghost_groups(func, x, virtual_batch_size, axis, out)
+    x, axis, groups = _ghost_split(func, x, virtual_batch_size, axis)
     if dy.shape != x.shape:
         raise ValueError(
             "{}: x must have the shape of dy {}, got shape {}".format(func, dy.shape, x.shape)
         )
-    if not _same_or_disjoint(out, dy):
-        raise ValueError("{}: out must not overlap dy (other than being dy itself)".format(func))
     dy = np.ascontiguousarray(dy)
-    mean, var = np.asarray(mean), np.asarray(var)
+    _check_ghost_out(func, out, dy, "dy")
+    channels = x.shape[axis]
+    stats = []
     for name, value in (("mean", mean), ("var", var)):
-        if value.ndim != 2 or value.shape[0] != groups:
+        value = value if isinstance(value, np.ndarray) else np.asarray(value, dtype=x.dtype)
+        if value.shape != (groups, channels):
             raise ValueError(
-                "{}: {} must have shape ({}, C) (one row per virtual batch), got shape {}".format(
-                    func, name, groups, value.shape
+                "{}: {} must have shape ({}, {}) (one row per virtual batch), got shape {}".format(
+                    func, name, groups, channels, value.shape
                 )
             )
-    v = virtual_batch_size
-    dgamma_sum = dbeta_sum = 0.0
-    for g in range(groups):
-        _, dgamma, dbeta = _core.batch_norm_backward(
-            dy[g * v : (g + 1) * v],
-            x[g * v : (g + 1) * v],
-            gamma,
-            mean[g],
-            var[g],
-            axis,
-            epsilon,
-            out[g * v : (g + 1) * v],
-        )
-        dgamma_sum = dgamma_sum + dgamma.astype(np.float64)
-        dbeta_sum = dbeta_sum + dbeta.astype(np.float64)
-    return out, dgamma_sum.astype(dgamma.dtype), dbeta_sum.astype(dbeta.dtype)
+        stats.append(value.reshape(-1))
+    gamma = _tiled_channels(func, "gamma", gamma, channels, groups, x.dtype)
+    merged_out = _merged_out(out, [dy, x], groups, axis)
+    dx, dgamma, dbeta = _core.batch_norm_backward(
+        _to_merged(dy, groups, axis),
+        _to_merged(x, groups, axis),
+        gamma,
+        stats[0],
+        stats[1],
+        axis,
+        epsilon,
+        merged_out,
+    )
+    dx = _store_ghost_result(dx, out, x.shape, groups, axis)
+    return (
+        dx,
+        dgamma.reshape(groups, channels).sum(axis=0, dtype=np.float64).astype(dgamma.dtype),
+        dbeta.reshape(groups, channels).sum(axis=0, dtype=np.float64).astype(dbeta.dtype),
+    )
