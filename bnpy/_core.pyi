@@ -203,3 +203,38 @@ def _array_cache_enter() -> _Any: ...
 def _array_cache_exit(previous: _Any, /) -> None: ...
 def _array_cache_info() -> tuple[int, int, int, int]: ...
 def _array_cache_release() -> int: ...
+
+# ---- batch-norm variants (csrc/bn_renorm.h, csrc/py_bn_variants.c); see bnpy.ops.batchnorm ----
+def batch_renorm_forward(
+    x: ArrayLike,
+    gamma: ArrayLike | None,
+    beta: ArrayLike | None,
+    renorm_mean: ArrayLike,
+    renorm_stddev: ArrayLike,
+    axis: int,
+    epsilon: float,
+    rmin: float,
+    rmax: float,
+    dmax: float,
+    out: NDArray[np.floating] | None,
+    /,
+) -> tuple[
+    NDArray[np.floating],
+    NDArray[np.floating],
+    NDArray[np.floating],
+    NDArray[np.floating],
+    NDArray[np.floating],
+]: ...
+def batch_renorm_backward(
+    dy: ArrayLike,
+    x: ArrayLike,
+    gamma: ArrayLike | None,
+    mean: ArrayLike,
+    var: ArrayLike,
+    r: ArrayLike,
+    d: ArrayLike,
+    axis: int,
+    epsilon: float,
+    out: NDArray[np.floating] | None,
+    /,
+) -> tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]]: ...

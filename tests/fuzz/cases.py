@@ -394,6 +394,87 @@ def build_update_moving_stats(rng, api):
     )
 
 
+def build_renorm_forward(rng, api):
+    dtype, shape, axis, c, x, vec, var, eps = _bn_common(rng)
+    gamma = vec() if rng.random() < 0.8 else None
+    beta = vec() if rng.random() < 0.8 else None
+    renorm_mean, renorm_stddev = vec(), var()
+    rmin = float(rng.choice([0.0, 0.5, 1.0]))
+    rmax = float(rng.choice([1.0, 2.0, float("inf")]))
+    dmax = float(rng.choice([0.0, 1.0, float("inf")]))
+    out = _out_choice(rng, x, [x])
+    if api == "core":
+        return Case(
+            "_core.batch_renorm_forward",
+            _core.batch_renorm_forward,
+            [x, gamma, beta, renorm_mean, renorm_stddev, axis, eps, rmin, rmax, dmax, out],
+            outputs=[10],
+        )
+    return Case(
+        "ops.batch_renorm_forward",
+        ops.batch_renorm_forward,
+        [x, gamma, beta, renorm_mean, renorm_stddev],
+        dict(axis=axis, epsilon=eps, rmin=rmin, rmax=rmax, dmax=dmax, out=out),
+        outputs=["out"],
+        core=False,
+    )
+
+
+def build_renorm_backward(rng, api):
+    dtype, shape, axis, c, x, vec, var, eps = _bn_common(rng)
+    dy = _values(rng, shape, dtype)
+    gamma = vec() if rng.random() < 0.8 else None
+    mean, variance, r, d = vec(), var(), var(), vec()
+    out = _out_choice(rng, x, [x, dy])
+    if api == "core":
+        return Case(
+            "_core.batch_renorm_backward",
+            _core.batch_renorm_backward,
+            [dy, x, gamma, mean, variance, r, d, axis, eps, out],
+            outputs=[9],
+        )
+    return Case(
+        "ops.batch_renorm_backward",
+        ops.batch_renorm_backward,
+        [dy, x, gamma, mean, variance, r, d],
+        dict(axis=axis, epsilon=eps, out=out),
+        outputs=["out"],
+        core=False,
+    )
+
+
+def build_ghost(rng, api, backward=False):
+    """ops.ghost_batch_norm_forward/backward (no _core function of their own)."""
+    dtype = _dtype(rng)
+    v = int(rng.integers(1, 4))
+    shape = (v * int(rng.integers(1, 4)),) + _shape(rng, rank=int(rng.integers(1, 4)), low=1)
+    axis = int(rng.choice([a for a in range(-len(shape), len(shape)) if a % len(shape)]))
+    c, groups = shape[axis], shape[0] // v
+    x = _values(rng, shape, dtype)
+    gamma = _values(rng, (c,), dtype) if rng.random() < 0.8 else None
+    eps = float(rng.choice([1e-3, 0.0, 1.0]))
+    if not backward:
+        beta = _values(rng, (c,), dtype) if rng.random() < 0.8 else None
+        return Case(
+            "ops.ghost_batch_norm_forward",
+            ops.ghost_batch_norm_forward,
+            [x, gamma, beta, v],
+            dict(axis=axis, epsilon=eps, out=_out_choice(rng, x, [x])),
+            outputs=["out"],
+            core=False,
+        )
+    dy = _values(rng, shape, dtype)
+    mean, var = _values(rng, (groups, c), dtype), np.abs(_values(rng, (groups, c), dtype))
+    return Case(
+        "ops.ghost_batch_norm_backward",
+        ops.ghost_batch_norm_backward,
+        [dy, x, gamma, mean, var, v],
+        dict(axis=axis, epsilon=eps, out=_out_choice(rng, x, [x, dy])),
+        outputs=["out"],
+        core=False,
+    )
+
+
 def _geometry(rng, pool=False):
     kh, kw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
     sh, sw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
@@ -671,6 +752,12 @@ BUILDERS = [
     ("ops", lambda rng, api: build_bn_backward(rng, api, inference=True)),
     ("core", build_update_moving_stats),
     ("ops", build_update_moving_stats),
+    ("core", build_renorm_forward),
+    ("ops", build_renorm_forward),
+    ("core", build_renorm_backward),
+    ("ops", build_renorm_backward),
+    ("ops", build_ghost),
+    ("ops", lambda rng, api: build_ghost(rng, api, backward=True)),
     ("core", build_im2col),
     ("core", build_col2im),
     ("core", build_add_bias_rows),
@@ -698,6 +785,10 @@ if _core.conv_direct_available():
 #: The names of the functions the campaign covers (checked against the modules by the tests).
 COVERED = {
     "batch_norm_forward",
+    "batch_renorm_forward",
+    "batch_renorm_backward",
+    "ghost_batch_norm_forward",
+    "ghost_batch_norm_backward",
     "batch_norm_inference",
     "batch_norm_backward",
     "batch_norm_inference_backward",

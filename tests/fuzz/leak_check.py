@@ -177,6 +177,124 @@ def entry_points():
                 )
             ],
         ),
+        "batch_renorm_forward": (
+            [
+                lambda: _core.batch_renorm_forward(
+                    a["x64"],
+                    a["gamma64"],
+                    None,
+                    a["gamma64"],
+                    a["var64"],
+                    -1,
+                    1e-3,
+                    0.5,
+                    2.0,
+                    1.0,
+                    None,
+                ),
+                lambda: _core.batch_renorm_forward(
+                    a["x64_swapped"],
+                    None,
+                    a["gamma64"],
+                    a["moving_mean"],
+                    a["var64"],
+                    3,
+                    0.0,
+                    0.0,
+                    float("inf"),
+                    float("inf"),
+                    a["out_nhwc64"],
+                ),
+            ],
+            [
+                (
+                    TypeError,
+                    lambda: _core.batch_renorm_forward(
+                        a["x64"], None, None, a["rows32"], a["var64"], -1, 1e-3, 0.0, 1.0, 0.0, None
+                    ),
+                ),
+                (
+                    ValueError,
+                    lambda: _core.batch_renorm_forward(
+                        a["x64_swapped"],
+                        None,
+                        None,
+                        a["gamma64"],
+                        a["var64"],
+                        -1,
+                        1e-3,
+                        2.0,
+                        1.0,
+                        0.0,
+                        None,
+                    ),
+                ),
+                (
+                    ValueError,
+                    lambda: _core.batch_renorm_forward(
+                        a["x64"],
+                        None,
+                        None,
+                        a["gamma64"],
+                        a["var64"],
+                        -1,
+                        1e-3,
+                        0.0,
+                        1.0,
+                        0.0,
+                        a["readonly64"],
+                    ),
+                ),
+            ],
+        ),
+        "batch_renorm_backward": (
+            [
+                lambda: _core.batch_renorm_backward(
+                    a["x64"],
+                    a["x64_swapped"],
+                    a["gamma64"],
+                    a["gamma64"],
+                    a["var64"],
+                    a["var64"],
+                    a["gamma64"],
+                    -1,
+                    1e-3,
+                    None,
+                )
+            ],
+            [
+                (
+                    ValueError,
+                    lambda: _core.batch_renorm_backward(
+                        a["x64"],
+                        a["x64"],
+                        None,
+                        a["gamma64"],
+                        a["var64"],
+                        a["var64"],
+                        a["gamma64"],
+                        -1,
+                        1e-3,
+                        a["gamma64"],
+                    ),
+                ),
+                (
+                    TypeError,
+                    lambda: _core.batch_renorm_backward(
+                        a["x64"],
+                        a["x64"],
+                        None,
+                        a["gamma64"],
+                        a["var64"],
+                        None,
+                        a["gamma64"],
+                        -1,
+                        1e-3,
+                        None,
+                    ),
+                ),
+            ],
+        ),
         "update_moving_stats": (
             [
                 lambda: _core.update_moving_stats(
