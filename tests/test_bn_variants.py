@@ -42,6 +42,13 @@ def _comparable(config):
     return config
 
 
+def _train_step(layer, x):
+    """One training step of a layer alone: forward, a backward of ones, the moving update."""
+    layer.forward(x, training=True)
+    layer.backward(np.ones_like(x))
+    layer.commit_updates()
+
+
 def _channel_shape(shape, axis):
     return (shape[axis],)
 
@@ -60,9 +67,7 @@ def test_cumulative_average_is_the_plain_average_of_the_batches(unbiased):
         mean, var, count = twin.batch_statistics(x)
         means.append(mean)
         variances.append(var * count / (count - 1) if unbiased else var)
-        layer.forward(x, training=True)
-        layer.backward(np.ones_like(x))
-        layer.commit_updates()
+        _train_step(layer, x)
         assert int(layer.num_batches_tracked[0]) == step + 1
         np.testing.assert_allclose(layer.moving_mean, twin.cumulative_average(means), rtol=1e-12)
         np.testing.assert_allclose(
@@ -75,9 +80,7 @@ def test_cumulative_average_first_batch_replaces_the_initial_values():
     layer = BatchNormalization(momentum=None, dtype="float64")
     layer.build_for((None, 3))
     x = _data(rng, (8, 3))
-    layer.forward(x, training=True)
-    layer.backward(np.ones_like(x))
-    layer.commit_updates()
+    _train_step(layer, x)
     mean, var, _ = twin.batch_statistics(x)
     np.testing.assert_allclose(layer.moving_mean, mean, rtol=1e-13)
     np.testing.assert_allclose(layer.moving_variance, var, rtol=1e-13)
@@ -120,9 +123,7 @@ def test_reset_states_restarts_the_moving_statistics(renorm):
     moving_mean = layer.moving_mean
     for _ in range(3):
         x = _data(rng, (5, 3))
-        layer.forward(x, training=True)
-        layer.backward(np.ones_like(x))
-        layer.commit_updates()
+        _train_step(layer, x)
     assert int(layer.num_batches_tracked[0]) == 3 and np.all(layer.moving_mean != 0)
     layer.reset_states()
     assert layer.moving_mean is moving_mean  # in place
@@ -135,9 +136,7 @@ def test_reset_states_restarts_the_moving_statistics(renorm):
         np.testing.assert_array_equal(layer.renorm_mean, 0)
     # after the reset, the next batch alone makes the moving statistics (weight 1/1)
     x = _data(rng, (7, 3))
-    layer.forward(x, training=True)
-    layer.backward(np.ones_like(x))
-    layer.commit_updates()
+    _train_step(layer, x)
     mean, var, _ = twin.batch_statistics(x)
     np.testing.assert_allclose(layer.moving_mean, mean, rtol=1e-12)
     np.testing.assert_allclose(layer.moving_variance, var, rtol=1e-12)
