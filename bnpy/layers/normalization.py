@@ -100,7 +100,7 @@ class BatchNormalization(Layer):
     - ``momentum=None``: the moving statistics are the plain (cumulative) average of every
       training batch since the start or the last ``reset_states()`` (PyTorch's ``momentum=None``):
       the n-th batch is folded in with ``momentum = 1 − 1/n``. The count n is the non-trainable
-      int64 weight ``num_batches_tracked`` (saved with the model), after ``moving_variance``.
+      int64 weight ``num_batches_tracked`` (shape (1,)) (saved with the model), after ``moving_variance``.
       Which variance is averaged follows ``unbiased_moving_variance`` (PyTorch: unbiased, so
       ``unbiased_moving_variance=True`` matches it exactly).
     - ``renorm=True``: Batch Renormalization (Ioffe 2017) as tf.keras does it, with
@@ -109,10 +109,11 @@ class BatchNormalization(Layer):
       d = clip((μ_B − renorm_mean)/s, −dmax, dmax), s = max(renorm_stddev, √ε), r and d constants
       in the backward. Extra non-trainable weights in tf.keras's order: moving_stddev,
       renorm_mean, renorm_stddev. Inference is unchanged (moving mean and variance).
-    - ``virtual_batch_size=V``: ghost batch normalization: in training each block of V samples
-      of the batch is normalized with its own statistics (the batch size must be a multiple of
-      V); the moving statistics are updated once per batch with the average of the blocks' means
-      and variances (tf.keras). Inference is unchanged.
+    - ``virtual_batch_size=V``: ghost batch normalization as tf.keras does it: a training batch
+      of N = V·G samples is normalized as G virtual batches of V samples, each with its own
+      statistics, virtual batch g holding samples g, g + G, g + 2G, … (tf.keras's reshape to
+      (V, G, ...)); N must be a multiple of V. The moving statistics are updated once per batch
+      with the averages of the virtual batches' means and variances. Inference is unchanged.
     - ``track_running_stats=False``: no moving statistics at all (no such weights, PyTorch's
       flag): training and inference both normalize with the batch's statistics.
 
@@ -261,8 +262,13 @@ class BatchNormalization(Layer):
                 shape, stddev_initializer, "renorm_stddev", trainable=False
             )
         if self.momentum is None:
+            # shape (1,): add_weight's arrays have at least one dimension
             self.num_batches_tracked = self.add_weight(
-                (), initializers.get("zeros"), "num_batches_tracked", trainable=False, dtype="int64"
+                (1,),
+                initializers.get("zeros"),
+                "num_batches_tracked",
+                trainable=False,
+                dtype="int64",
             )
 
     def _check_virtual_batches(self, batch):
@@ -416,7 +422,7 @@ class BatchNormalization(Layer):
         mean, var, count = self._pending
         self._pending = None
         if self.momentum is None:  # cumulative average: the n-th batch gets weight 1/n
-            batches = int(self.num_batches_tracked) + 1
+            batches = int(self.num_batches_tracked[0]) + 1
             keep = 1.0 - 1.0 / batches
         else:
             keep = self.momentum
