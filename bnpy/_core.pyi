@@ -238,3 +238,25 @@ def batch_renorm_backward(
     out: NDArray[np.floating] | None,
     /,
 ) -> tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]]: ...
+def ghost_batch_norm_forward(
+    x: ArrayLike,
+    gamma: ArrayLike | None,
+    beta: ArrayLike | None,
+    virtual_batch_size: int,
+    axis: int,
+    epsilon: float,
+    out: NDArray[np.floating] | None,
+    /,
+) -> tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]]: ...
+def ghost_batch_norm_backward(
+    dy: ArrayLike,
+    x: ArrayLike,
+    gamma: ArrayLike | None,
+    mean: ArrayLike,
+    var: ArrayLike,
+    virtual_batch_size: int,
+    axis: int,
+    epsilon: float,
+    out: NDArray[np.floating] | None,
+    /,
+) -> tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]]: ...

@@ -34,12 +34,16 @@
 /* ... and in bn_renorm.h. */
 #define BN_RENORM_FORWARD BN_PICK(bnpy_bn_renorm_forward_f32, bnpy_bn_renorm_forward_f64)
 #define BN_RENORM_BACKWARD BN_PICK(bnpy_bn_renorm_backward_f32, bnpy_bn_renorm_backward_f64)
+/* ... and in bn_ghost.h. */
+#define BN_GHOST_FORWARD BN_PICK(bnpy_bn_ghost_forward_f32, bnpy_bn_ghost_forward_f64)
+#define BN_GHOST_BACKWARD BN_PICK(bnpy_bn_ghost_backward_f32, bnpy_bn_ghost_backward_f64)
 
 #include "bn_stats.h"
 #include "bn_grad.h"
 #include "bn_affine.h"
 #include "bn_entry.h"
 #include "bn_renorm.h"
+#include "bn_ghost.h"
 
 #undef T
 #undef F
@@ -60,3 +64,5 @@
 #undef BN_UPDATE_MOVING_STATS
 #undef BN_RENORM_FORWARD
 #undef BN_RENORM_BACKWARD
+#undef BN_GHOST_FORWARD
+#undef BN_GHOST_BACKWARD

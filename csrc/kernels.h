@@ -122,6 +122,30 @@ int bnpy_bn_renorm_backward_f64(double *dx, double *dgamma, double *dbeta, const
                                 ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t inner,
                                 double epsilon);
 
+/* Ghost batch normalization (bn_ghost.h), training mode, tf.keras's grouping: x and y are
+ * virtual_batch·groups samples of (outer, C, inner) values, sample n at n·outer·C·inner; virtual
+ * batch g holds samples g, g + groups, …, g + (virtual_batch − 1)·groups and is normalized with its
+ * own mean and biased variance: mean, var (groups, C). gamma, beta (C,) or NULL. */
+int bnpy_bn_ghost_forward_f32(float *y, float *mean, float *var, const float *x, const float *gamma,
+                              const float *beta, ptrdiff_t virtual_batch, ptrdiff_t groups,
+                              ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t inner, double epsilon);
+int bnpy_bn_ghost_forward_f64(double *y, double *mean, double *var, const double *x,
+                              const double *gamma, const double *beta, ptrdiff_t virtual_batch,
+                              ptrdiff_t groups, ptrdiff_t outer, ptrdiff_t channels,
+                              ptrdiff_t inner, double epsilon);
+/* Its backward: the training backward per virtual batch; dgamma, dbeta (C,) summed over the
+ * virtual batches; mean, var (groups, C) from the forward. */
+int bnpy_bn_ghost_backward_f32(float *dx, float *dgamma, float *dbeta, const float *dy,
+                               const float *x, const float *gamma, const float *mean,
+                               const float *var, ptrdiff_t virtual_batch, ptrdiff_t groups,
+                               ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t inner,
+                               double epsilon);
+int bnpy_bn_ghost_backward_f64(double *dx, double *dgamma, double *dbeta, const double *dy,
+                               const double *x, const double *gamma, const double *mean,
+                               const double *var, ptrdiff_t virtual_batch, ptrdiff_t groups,
+                               ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t inner,
+                               double epsilon);
+
 /* ---- convolution and pooling (conv.c, pool.c) ----------------------------------------------- */
 
 /* Geometry shared by the kernels below. x is C-contiguous (N, H, W, C) when channels_first == 0,

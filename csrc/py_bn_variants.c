@@ -1,8 +1,8 @@
 /* py_bn_variants.c: CPython/NumPy glue of the batch-norm variants' kernels: Batch Renormalization
- * (csrc/bn_renorm.h). Same conventions as py_batchnorm.c: positional arguments (METH_FASTCALL;
- * bnpy.ops.batchnorm gives the keywords), inputs converted once to C-contiguous native
- * float32/float64, every shape, dtype, scalar and aliasing rule checked before anything is written,
- * the GIL released around the kernel, one exit path (`fail:`).
+ * (csrc/bn_renorm.h) and ghost batches (csrc/bn_ghost.h). Same conventions as py_batchnorm.c:
+ * positional arguments (METH_FASTCALL; bnpy.ops.batchnorm gives the keywords), inputs converted
+ * once to C-contiguous native float32/float64, every shape, dtype, scalar and aliasing rule
+ * checked before anything is written, the GIL released around the kernel, one exit path (`fail:`).
  *
  * The argument helpers below are local copies of py_batchnorm.c's static ones (same behaviour and
  * messages); they go once glue.c exports shared ones.
@@ -249,6 +249,196 @@ fail:
     return result;
 }
 
+/* ---- ghost batches: the split of x's batch axis ------------------------------------------------- */
+
+/* The virtual batches of x: *virtual_batch (V) from obj, *groups = N/V, and the per-sample
+ * (outer, C, inner) view around axis, which must not be the batch axis 0. */
+static int ghost_split(PyArrayObject *x, PyObject *v_obj, int axis, const char *func,
+                       Py_ssize_t *virtual_batch, npy_intp *groups, npy_intp *outer,
+                       npy_intp *channels, npy_intp *inner)
+{
+    if (PyArray_NDIM(x) < 2) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: x needs a batch axis and a channel axis, got a %d-d array", func,
+                     PyArray_NDIM(x));
+        return -1;
+    }
+    if (axis == 0) {
+        PyErr_Format(PyExc_ValueError, "%s: axis 0 is the batch axis; virtual batches split axis 0",
+                     func);
+        return -1;
+    }
+    if (bnpy_parse_ssize(v_obj, func, "virtual_batch_size", virtual_batch) < 0)
+        return -1;
+    npy_intp batch = PyArray_DIM(x, 0);
+    if (*virtual_batch < 1 || batch == 0 || batch % *virtual_batch != 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: the batch size %zd must be a positive multiple of virtual_batch_size %zd",
+                     func, (Py_ssize_t)batch, *virtual_batch);
+        return -1;
+    }
+    *groups = batch / *virtual_batch;
+    npy_intp o = 1, i = 1;
+    for (int k = 1; k < axis; k++)
+        o *= PyArray_DIM(x, k);
+    for (int k = axis + 1; k < PyArray_NDIM(x); k++)
+        i *= PyArray_DIM(x, k);
+    *outer = o;
+    *channels = PyArray_DIM(x, axis);
+    *inner = i;
+    if (o * i == 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: x has no values per channel (shape with a zero outside axis %d): the "
+                     "batch statistics are undefined",
+                     func, axis);
+        return -1;
+    }
+    return 0;
+}
+
+/* A (groups, C) matrix of statistics: obj converted to typenum, checked. */
+static PyArrayObject *group_matrix(PyObject *obj, int typenum, npy_intp groups, npy_intp channels,
+                                   const char *func, const char *arg)
+{
+    if (obj == Py_None) {
+        PyErr_Format(PyExc_TypeError, "%s: %s must be an array of shape (%zd, %zd), got None", func,
+                     arg, (Py_ssize_t)groups, (Py_ssize_t)channels);
+        return NULL;
+    }
+    PyArrayObject *a = bnpy_input_array(obj, typenum, func, arg);
+    if (a != NULL &&
+        (PyArray_NDIM(a) != 2 || PyArray_DIM(a, 0) != groups || PyArray_DIM(a, 1) != channels)) {
+        PyObject *shape = bnpy_shape_tuple(a);
+        if (shape != NULL)
+            PyErr_Format(PyExc_ValueError,
+                         "%s: %s must have shape (%zd, %zd) (one row per virtual batch), got "
+                         "shape %R",
+                         func, arg, (Py_ssize_t)groups, (Py_ssize_t)channels, shape);
+        bnpy_release(2, shape, (PyObject *)a);
+        return NULL;
+    }
+    return a;
+}
+
+/* ---- ghost_batch_norm_forward(x, gamma, beta, virtual_batch_size, axis, epsilon, out)
+ *      -> (y, mean, var) ------------------------------------------------------------------------ */
+
+static PyObject *ghost_batch_norm_forward(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    static const char *func = "ghost_batch_norm_forward";
+    PyArrayObject *x = NULL, *gamma = NULL, *beta = NULL, *y = NULL, *mean = NULL, *var = NULL;
+    PyObject *result = NULL;
+    int axis, rc;
+    double epsilon;
+    Py_ssize_t virtual_batch;
+    npy_intp groups, outer, channels, inner;
+
+    static const char *const arrays[] = {"x", "gamma", "beta"};
+    int typenum;
+    if (bnpy_check_nargs(nargs, 7, 7, func) < 0 ||
+        (typenum = bnpy_call_typenum(args, arrays, 3, func)) < 0 ||
+        (x = variant_main_input(args[0], typenum, func, "x")) == NULL ||
+        variant_parse_axis(args[4], PyArray_NDIM(x), func, &axis) < 0 ||
+        ghost_split(x, args[3], axis, func, &virtual_batch, &groups, &outer, &channels, &inner) <
+            0 ||
+        variant_channel_vector(args[1], typenum, channels, 1, func, "gamma", &gamma) < 0 ||
+        variant_channel_vector(args[2], typenum, channels, 1, func, "beta", &beta) < 0 ||
+        variant_parse_real(args[5], 0.0, INFINITY, 0, func, "epsilon", &epsilon) < 0)
+        goto fail;
+    y = bnpy_output_array(args[6], typenum, PyArray_NDIM(x), PyArray_DIMS(x), func, "out");
+    if (y == NULL || bnpy_check_overlap(y, x, 1, func, "out", "x") < 0 ||
+        bnpy_check_overlap(y, gamma, 0, func, "out", "gamma") < 0 ||
+        bnpy_check_overlap(y, beta, 0, func, "out", "beta") < 0)
+        goto fail;
+    npy_intp stats_dims[2] = {groups, channels};
+    mean = (PyArrayObject *)PyArray_EMPTY(2, stats_dims, typenum, 0);
+    var = (PyArrayObject *)PyArray_EMPTY(2, stats_dims, typenum, 0);
+    if (mean == NULL || var == NULL)
+        goto fail;
+
+    Py_BEGIN_ALLOW_THREADS
+    rc = BNPY_CALL_FOR_TYPE(typenum, bnpy_bn_ghost_forward, PyArray_DATA(y), PyArray_DATA(mean),
+                            PyArray_DATA(var), PyArray_DATA(x), DATA(gamma), DATA(beta),
+                            virtual_batch, groups, outer, channels, inner, epsilon);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    result = PyTuple_Pack(3, (PyObject *)y, (PyObject *)mean, (PyObject *)var);
+fail:
+    bnpy_release(6, (PyObject *)x, (PyObject *)gamma, (PyObject *)beta, (PyObject *)y,
+                 (PyObject *)mean, (PyObject *)var);
+    return result;
+}
+
+/* ---- ghost_batch_norm_backward(dy, x, gamma, mean, var, virtual_batch_size, axis, epsilon, out)
+ *      -> (dx, dgamma, dbeta) --------------------------------------------------------------------- */
+
+static PyObject *ghost_batch_norm_backward(PyObject *module, PyObject *const *args,
+                                           Py_ssize_t nargs)
+{
+    static const char *func = "ghost_batch_norm_backward";
+    PyArrayObject *dy = NULL, *x = NULL, *gamma = NULL, *mean = NULL, *var = NULL, *dx = NULL,
+                  *dgamma = NULL, *dbeta = NULL;
+    PyObject *result = NULL;
+    int axis, rc;
+    double epsilon;
+    Py_ssize_t virtual_batch;
+    npy_intp groups, outer, channels, inner;
+
+    static const char *const arrays[] = {"dy", "x", "gamma", "mean", "var"};
+    int typenum;
+    if (bnpy_check_nargs(nargs, 9, 9, func) < 0 ||
+        (typenum = bnpy_call_typenum(args, arrays, 5, func)) < 0 ||
+        (dy = variant_main_input(args[0], typenum, func, "dy")) == NULL ||
+        (x = variant_main_input(args[1], typenum, func, "x")) == NULL)
+        goto fail;
+    if (!PyArray_SAMESHAPE(x, dy)) {
+        PyObject *xs = bnpy_shape_tuple(x), *ds = bnpy_shape_tuple(dy);
+        if (xs != NULL && ds != NULL)
+            PyErr_Format(PyExc_ValueError, "%s: x must have the shape of dy %R, got shape %R", func,
+                         ds, xs);
+        bnpy_release(2, xs, ds);
+        goto fail;
+    }
+    if (variant_parse_axis(args[6], PyArray_NDIM(x), func, &axis) < 0 ||
+        ghost_split(x, args[5], axis, func, &virtual_batch, &groups, &outer, &channels, &inner) <
+            0 ||
+        variant_channel_vector(args[2], typenum, channels, 1, func, "gamma", &gamma) < 0 ||
+        (mean = group_matrix(args[3], typenum, groups, channels, func, "mean")) == NULL ||
+        (var = group_matrix(args[4], typenum, groups, channels, func, "var")) == NULL ||
+        variant_parse_real(args[7], 0.0, INFINITY, 0, func, "epsilon", &epsilon) < 0)
+        goto fail;
+    dx = bnpy_output_array(args[8], typenum, PyArray_NDIM(x), PyArray_DIMS(x), func, "out");
+    if (dx == NULL || bnpy_check_overlap(dx, dy, 1, func, "out", "dy") < 0 ||
+        bnpy_check_overlap(dx, x, 1, func, "out", "x") < 0 ||
+        bnpy_check_overlap(dx, gamma, 0, func, "out", "gamma") < 0 ||
+        bnpy_check_overlap(dx, mean, 0, func, "out", "mean") < 0 ||
+        bnpy_check_overlap(dx, var, 0, func, "out", "var") < 0)
+        goto fail;
+    dgamma = (PyArrayObject *)PyArray_EMPTY(1, &channels, typenum, 0);
+    dbeta = (PyArrayObject *)PyArray_EMPTY(1, &channels, typenum, 0);
+    if (dgamma == NULL || dbeta == NULL)
+        goto fail;
+
+    Py_BEGIN_ALLOW_THREADS
+    rc = BNPY_CALL_FOR_TYPE(typenum, bnpy_bn_ghost_backward, PyArray_DATA(dx), PyArray_DATA(dgamma),
+                            PyArray_DATA(dbeta), PyArray_DATA(dy), PyArray_DATA(x), DATA(gamma),
+                            PyArray_DATA(mean), PyArray_DATA(var), virtual_batch, groups, outer,
+                            channels, inner, epsilon);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    result = PyTuple_Pack(3, (PyObject *)dx, (PyObject *)dgamma, (PyObject *)dbeta);
+fail:
+    bnpy_release(8, (PyObject *)dy, (PyObject *)x, (PyObject *)gamma, (PyObject *)mean,
+                 (PyObject *)var, (PyObject *)dx, (PyObject *)dgamma, (PyObject *)dbeta);
+    return result;
+}
+
 PyMethodDef bnpy_bn_variants_methods[] = {
     {"batch_renorm_forward", (PyCFunction)(void (*)(void))batch_renorm_forward, METH_FASTCALL,
      "batch_renorm_forward(x, gamma, beta, renorm_mean, renorm_stddev, axis, epsilon, rmin, rmax, "
@@ -259,5 +449,16 @@ PyMethodDef bnpy_bn_variants_methods[] = {
      "batch_renorm_backward(dy, x, gamma, mean, var, r, d, axis, epsilon, out, /)\n--\n\n"
      "Gradient of the renorm forward with r, d constant: (dx, dgamma, dbeta). Use "
      "bnpy.ops.batch_renorm_backward."},
+    {"ghost_batch_norm_forward", (PyCFunction)(void (*)(void))ghost_batch_norm_forward,
+     METH_FASTCALL,
+     "ghost_batch_norm_forward(x, gamma, beta, virtual_batch_size, axis, epsilon, out, /)\n--\n\n"
+     "Ghost batch normalization, tf.keras's grouping: (y, mean, var). Use "
+     "bnpy.ops.ghost_batch_norm_forward."},
+    {"ghost_batch_norm_backward", (PyCFunction)(void (*)(void))ghost_batch_norm_backward,
+     METH_FASTCALL,
+     "ghost_batch_norm_backward(dy, x, gamma, mean, var, virtual_batch_size, axis, epsilon, out, "
+     "/)\n--\n\n"
+     "Gradient of the ghost forward: (dx, dgamma, dbeta). Use "
+     "bnpy.ops.ghost_batch_norm_backward."},
     {NULL, NULL, 0, NULL},
 };

@@ -591,7 +591,17 @@ def test_renorm_defaults_match_tf_keras_without_clipping():
 # ---- ghost (virtual) batches ------------------------------------------------------------------
 
 
-GHOST_CASES = [((12, 5), -1, 3), ((8, 3, 3, 4), -1, 2), ((6, 4, 2, 3), 1, 2), ((6, 4), -1, 6)]
+# (N, C) and channels-first run as one training forward on a (V, G·C, ...) view; the others on the
+# ghost kernel (csrc/bn_ghost.h), rows layout (inner 1) and segments layout (inner > 1).
+GHOST_CASES = [
+    ((12, 5), -1, 3),
+    ((6, 4), -1, 6),
+    ((6, 4, 2, 3), 1, 2),
+    ((8, 3, 3, 4), -1, 2),
+    ((6, 4, 5), -1, 3),
+    ((4, 2, 3, 5), 2, 2),
+    ((8, 3, 3, 4), -1, 1),
+]
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -636,6 +646,52 @@ def test_ghost_batches_are_batch_norm_on_each_virtual_batch(shape, axis, v, dtyp
         np.testing.assert_allclose(a, b, rtol=0, atol=TOL[dtype]["atol"] * scale)
 
 
+@pytest.mark.parametrize("axis", [-1, 2])
+def test_ghost_kernel_on_hard_data_threads_and_in_place(axis):
+    """Large samples (several chunks per sample), an offset of 1e4 in float32, two thread counts
+    (bitwise the same), in place, and a NaN confined to its virtual batch and channel."""
+    import bnpy
+
+    rng = np.random.default_rng(23)
+    x = (rng.standard_normal((8, 40, 30, 24)) + 1e4).astype(np.float32)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    gamma = rng.uniform(0.5, 1.5, x.shape[axis]).astype(np.float32)
+    previous = bnpy.set_num_threads(1)
+    try:
+        one = ops.ghost_batch_norm_forward(x, gamma, None, 4, axis=axis)
+        bnpy.set_num_threads(2)
+        two = ops.ghost_batch_norm_forward(x, gamma, None, 4, axis=axis)
+        done = ops.ghost_batch_norm_backward(dy, x, gamma, two[1], two[2], 4, axis=axis)
+        bnpy.set_num_threads(1)
+        dsingle = ops.ghost_batch_norm_backward(dy, x, gamma, two[1], two[2], 4, axis=axis)
+    finally:
+        bnpy.set_num_threads(previous)
+    for a, b in zip(one + dsingle, two + done):
+        np.testing.assert_array_equal(a, b)
+    expected = twin.ghost_batch_norm_forward(x, gamma, None, 4, axis)
+    scale = float(np.abs(expected[0]).max())  # float32 outputs within 2e-5 of their size
+    np.testing.assert_allclose(one[0], expected[0], rtol=0, atol=2e-5 * scale)
+    np.testing.assert_allclose(one[1], expected[1], rtol=1e-7)  # rounded to float32 (6e-8)
+    np.testing.assert_allclose(one[2], expected[2], rtol=1e-5)
+    dexpected = twin.ghost_batch_norm_backward(dy, x, gamma, one[1], one[2], 4, axis)
+    for a, b in zip(done, dexpected):
+        np.testing.assert_allclose(a, b, rtol=0, atol=2e-5 * max(1.0, float(np.abs(b).max())))
+    inplace = x.copy()
+    ops.ghost_batch_norm_forward(inplace, gamma, None, 4, axis=axis, out=inplace)
+    np.testing.assert_array_equal(inplace, one[0])
+    poisoned = x.copy()
+    index = [3, 0, 0, 0]
+    index[axis] = 1
+    poisoned[tuple(index)] = np.nan  # sample 3: virtual batch 3 % 2 = 1, channel 1
+    y, mean, _ = ops.ghost_batch_norm_forward(poisoned, gamma, None, 4, axis=axis)
+    assert (
+        np.isnan(mean[1, 1]) and np.isfinite(np.delete(mean.ravel(), 1 * mean.shape[1] + 1)).all()
+    )
+    nan_channel = np.take(y[1::2], 1, axis=axis)
+    assert np.isnan(nan_channel).all()
+    assert np.isfinite(y[0::2]).all() and np.isfinite(np.delete(y[1::2], 1, axis=axis)).all()
+
+
 def test_ghost_batches_with_channel_axis_1_work_on_views():
     """(N, C) and channels-first: the kernel writes straight into out (a reshape of it)."""
     rng = np.random.default_rng(21)
@@ -666,7 +722,8 @@ def test_ghost_batches_accept_non_contiguous_input_and_in_place_output():
         (dict(virtual_batch_size=0), ValueError, "virtual_batch_size"),
         (dict(virtual_batch_size=2.0), TypeError, "virtual_batch_size must be an int"),
         (dict(axis=0), ValueError, "batch axis"),
-        (dict(x=[[1.0, 2.0]] * 8), TypeError, "x must be a numpy.ndarray"),
+        (dict(x=np.ones((8, 3), np.int64)), TypeError, "x"),
+        (dict(out=np.zeros((8, 3))[:, ::-1]), ValueError, "C-contiguous"),
         (dict(x=np.ones(8)), ValueError, "batch axis and a channel axis"),
         (dict(x=np.ones((0, 3))), ValueError, "positive multiple"),
         (dict(out=np.zeros((8, 4))), ValueError, "out must have the shape"),
@@ -688,14 +745,14 @@ def test_ghost_forward_bad_arguments_write_nothing(kwargs, error, match):
 
 
 @pytest.mark.parametrize("axis", [1, -1])
-def test_ghost_out_overlapping_x_gets_the_right_result(axis):
+def test_ghost_out_overlapping_x_is_refused_and_nothing_is_written(axis):
     rng = np.random.default_rng(22)
     base = _data(rng, (10, 4, 3))
     x, out = base[:8], base[2:]  # out overlaps x shifted by two samples
-    expected = twin.ghost_batch_norm_forward(x.copy(), None, None, 2, axis)[0]
-    y, _, _ = ops.ghost_batch_norm_forward(x, None, None, 2, axis=axis, out=out)
-    assert y is out
-    np.testing.assert_allclose(base[2:], expected, rtol=1e-12, atol=1e-12)
+    before = base.copy()
+    with pytest.raises(ValueError, match="out must not overlap x"):
+        ops.ghost_batch_norm_forward(x, None, None, 2, axis=axis, out=out)
+    np.testing.assert_array_equal(base, before)
 
 
 def test_ghost_backward_bad_arguments_write_nothing():

@@ -229,27 +229,31 @@ def _same_or_disjoint(a, b):
     return a.ctypes.data == b.ctypes.data and a.strides == b.strides and a.shape == b.shape
 
 
+def _mergeable(x, axis):
+    """Whether the virtual batches of x can be one call of the training kernels: x an ndarray
+    whose dims between the batch axis and the channel axis are all 1 ((N, C) Dense outputs,
+    channels-first feature maps). Seen as (V, G·C, ...), channel g·C + c being channel c of
+    virtual batch g, a reshape of x; G·C channels of V·inner values each suit the kernels, which
+    pay a fixed cost per channel and call."""
+    if not isinstance(x, np.ndarray) or x.ndim < 2 or x.dtype not in (np.float32, np.float64):
+        return False  # the ghost kernel's glue reports what is wrong
+    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
+        return False
+    if not -x.ndim <= axis < x.ndim or axis % x.ndim == 0:
+        return False
+    return math.prod(x.shape[1 : axis % x.ndim]) == 1
+
+
 def _ghost_split(func, x, virtual_batch_size, axis):
-    """(x C-contiguous, the channel axis in [1, ndim), the number G of virtual batches), every
-    argument that concerns the split checked."""
-    if not isinstance(x, np.ndarray):
-        raise TypeError("{}: x must be a numpy.ndarray, got {}".format(func, type(x).__name__))
-    for name, value in (("virtual_batch_size", virtual_batch_size), ("axis", axis)):
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-            raise TypeError(
-                "{}: {} must be an int, got {}".format(func, name, type(value).__name__)
+    """(x C-contiguous, the channel axis, the number G of virtual batches, the merged shape) for a
+    mergeable x, the batch size checked against virtual_batch_size."""
+    if isinstance(virtual_batch_size, (bool, np.bool_)) or not isinstance(
+        virtual_batch_size, (int, np.integer)
+    ):
+        raise TypeError(
+            "{}: virtual_batch_size must be an int, got {}".format(
+                func, type(virtual_batch_size).__name__
             )
-    if x.ndim < 2:
-        raise ValueError(
-            "{}: x needs a batch axis and a channel axis, got shape {}".format(func, x.shape)
-        )
-    if not -x.ndim <= axis < x.ndim:
-        raise ValueError(
-            "{}: axis {} is out of range for an array of rank {}".format(func, axis, x.ndim)
-        )
-    if axis % x.ndim == 0:
-        raise ValueError(
-            "{}: axis {} is the batch axis; virtual batches split axis 0".format(func, axis)
         )
     batch = x.shape[0]
     if virtual_batch_size < 1 or batch == 0 or batch % virtual_batch_size:
@@ -258,47 +262,35 @@ def _ghost_split(func, x, virtual_batch_size, axis):
                 func, batch, virtual_batch_size
             )
         )
-    return np.ascontiguousarray(x), axis % x.ndim, batch // virtual_batch_size
+    axis = axis % x.ndim
+    groups = batch // virtual_batch_size
+    merged = (virtual_batch_size, groups * x.shape[axis]) + x.shape[axis + 1 :]
+    return np.ascontiguousarray(x), axis, groups, merged
 
 
-def _check_ghost_out(func, out, x, name):
+def _ghost_out(func, out, like, name, merged):
+    """out (checked as the kernels check it: x's shape and dtype, C-contiguous, writeable)
+    reshaped to the merged layout, a view the kernel writes into; None stays None."""
     if out is None:
-        return
+        return None
     if not isinstance(out, np.ndarray):
         raise TypeError(
             "{}: out must be a numpy.ndarray or None, got {}".format(func, type(out).__name__)
         )
-    if out.shape != x.shape or out.dtype != x.dtype:
+    if out.shape != like.shape or out.dtype != like.dtype:
         raise ValueError(
             "{}: out must have the shape {} and dtype {} of {}, got {} {}".format(
-                func, x.shape, x.dtype, name, out.shape, out.dtype
+                func, like.shape, like.dtype, name, out.shape, out.dtype
             )
         )
+    if not (out.flags.c_contiguous and out.flags.aligned and out.dtype.isnative):
+        raise ValueError(
+            "{}: out must be C-contiguous, aligned and native-endian (it is written in "
+            "place)".format(func)
+        )
     if not out.flags.writeable:
-        raise ValueError("{}: out must be writeable".format(func))
-
-
-def _merged_shape(shape, groups, axis):
-    return (shape[0] // groups,) + shape[1:axis] + (groups * shape[axis],) + shape[axis + 1 :]
-
-
-def _to_merged(a, groups, axis):
-    """The (N, ...) array a as the kernels see virtual batches: split N = V·G as (V, G) (sample
-    v·G + g is member v of virtual batch g, tf.keras's reshape) and G moved next to the channel
-    axis and merged with it, so that channel g·C + c of the result is channel c of virtual batch
-    g. A view when the channel axis is 1 ((N, C) or channels-first): G is already next to it;
-    otherwise one copy."""
-    split = a.reshape((a.shape[0] // groups, groups) + a.shape[1:])
-    return np.ascontiguousarray(np.moveaxis(split, 1, axis)).reshape(
-        _merged_shape(a.shape, groups, axis)
-    )
-
-
-def _from_merged(m, shape, groups, axis):
-    """Inverse of _to_merged as a (V, G, ...) view of m (C-contiguous when the channel axis is 1);
-    reshaped to ``shape`` it is the (N, ...) result."""
-    unmerged = m.reshape((shape[0] // groups,) + shape[1:axis] + (groups,) + shape[axis:])
-    return np.moveaxis(unmerged, axis, 1)
+        raise ValueError("{}: out must be writeable (it is written in place)".format(func))
+    return out.reshape(merged)
 
 
 def _tiled_channels(func, name, value, channels, groups, dtype):
@@ -315,28 +307,6 @@ def _tiled_channels(func, name, value, channels, groups, dtype):
     return np.tile(value, groups)
 
 
-def _merged_out(out, inputs, groups, axis):
-    """out in the merged layout, for the kernel to write directly, when that is a view of it and
-    the kernel may write there (out is each input or disjoint from it); else None, and the
-    result is copied into out afterwards (every input has been read by then)."""
-    if out is None or axis != 1 or not out.flags.c_contiguous:
-        return None
-    if not all(_same_or_disjoint(out, a) for a in inputs):
-        return None
-    return out.reshape(_merged_shape(out.shape, groups, axis))
-
-
-def _store_ghost_result(merged, out, shape, groups, axis):
-    """The kernel's merged result in the original layout: into out (unless the kernel wrote it
-    there already) or as a new C-contiguous array (no copy when the channel axis is 1)."""
-    result = _from_merged(merged, shape, groups, axis)
-    if out is None:
-        return np.ascontiguousarray(result).reshape(shape)
-    if not np.may_share_memory(out, merged):
-        np.copyto(out, result.reshape(shape))
-    return out
-
-
 def ghost_batch_norm_forward(x, gamma, beta, virtual_batch_size, axis=-1, epsilon=1e-3, out=None):
     """Ghost (virtual) batch normalization as tf.keras's ``virtual_batch_size`` does it.
 
@@ -347,33 +317,42 @@ def ghost_batch_norm_forward(x, gamma, beta, virtual_batch_size, axis=-1, epsilo
 
         y[g::G] = batch_norm_forward(x[g::G], γ, β)            g = 0 … G − 1
 
-    How: the G axis is merged with the channel axis, (V, ..., G·C, ...), and the kernel runs once
-    on that with γ and β repeated G times. When the channel axis is 1 ((N, C) Dense outputs,
-    channels-first feature maps) that is a reshape of x and of out, no copy; otherwise x is
-    copied once into that layout and y back (NumPy transposes).
+    How, without copying x: when every dim between the batch and the channel axis is 1 ((N, C)
+    Dense outputs, channels-first feature maps), x is viewed as (V, G·C, ...) and the training
+    forward runs once with γ and β repeated G times; otherwise (channels-last feature maps) the
+    ghost kernel (csrc/bn_ghost.h) takes each sample as a block and merges the statistics of a
+    virtual batch's samples.
 
     Args:
-        x: ndarray of rank >= 2, batch axis 0; N must be a positive multiple of V.
-        gamma, beta, axis, epsilon, out: as in :func:`batch_norm_forward`; ``axis`` must not be 0
-            and ``out`` (an ndarray of x's shape and dtype) may be x itself or overlap it.
+        x: array of rank >= 2, batch axis 0; N must be a positive multiple of V.
+        gamma, beta, axis, epsilon, out: as in :func:`batch_norm_forward`; ``axis`` must not be 0.
         virtual_batch_size: V >= 1.
 
     Returns:
         ``(y, mean, var)``: y of x's shape, ``mean`` and biased ``var`` of shape (G, C), row g
         for virtual batch g.
     """
+    if not _mergeable(x, axis):
+        return _core.ghost_batch_norm_forward(
+            x, gamma, beta, virtual_batch_size, axis, epsilon, out
+        )
     func = "ghost_batch_norm_forward"
-    x, axis, groups = _ghost_split(func, x, virtual_batch_size, axis)
-    _check_ghost_out(func, out, x, "x")
+    x, axis, groups, merged = _ghost_split(func, x, virtual_batch_size, axis)
+    merged_out = _ghost_out(func, out, x, "x", merged)
     channels = x.shape[axis]
-    gamma = _tiled_channels(func, "gamma", gamma, channels, groups, x.dtype)
-    beta = _tiled_channels(func, "beta", beta, channels, groups, x.dtype)
-    merged_out = _merged_out(out, [x], groups, axis)
     y, mean, var = _core.batch_norm_forward(
-        _to_merged(x, groups, axis), gamma, beta, axis, epsilon, merged_out
+        x.reshape(merged),
+        _tiled_channels(func, "gamma", gamma, channels, groups, x.dtype),
+        _tiled_channels(func, "beta", beta, channels, groups, x.dtype),
+        1,
+        epsilon,
+        merged_out,
     )
-    y = _store_ghost_result(y, out, x.shape, groups, axis)
-    return y, mean.reshape(groups, channels), var.reshape(groups, channels)
+    return (
+        out if out is not None else y.reshape(x.shape),
+        mean.reshape(groups, channels),
+        var.reshape(groups, channels),
+    )
 
 
 def ghost_batch_norm_backward(
@@ -383,23 +362,21 @@ def ghost_batch_norm_backward(
     batch, dγ and dβ summed over the virtual batches (in double, then rounded to x's dtype).
 
     Args:
-        dy, x, gamma, axis, epsilon, out: as in :func:`batch_norm_backward` (``out`` may be dy).
+        dy, x, gamma, axis, epsilon, out: as in :func:`batch_norm_backward`.
         mean, var: shape (G, C), what :func:`ghost_batch_norm_forward` returned.
         virtual_batch_size: the forward's V.
 
     Returns:
         ``(dx, dgamma, dbeta)``.
     """
-    func = "ghost_batch_norm_backward"
-    if not isinstance(dy, np.ndarray):
-        raise TypeError("{}: dy must be a numpy.ndarray, got {}".format(func, type(dy).__name__))
-    x, axis, groups = _ghost_split(func, x, virtual_batch_size, axis)
-    if dy.shape != x.shape:
-        raise ValueError(
-            "{}: x must have the shape of dy {}, got shape {}".format(func, dy.shape, x.shape)
+    if not (_mergeable(x, axis) and isinstance(dy, np.ndarray) and dy.shape == x.shape):
+        return _core.ghost_batch_norm_backward(
+            dy, x, gamma, mean, var, virtual_batch_size, axis, epsilon, out
         )
+    func = "ghost_batch_norm_backward"
+    x, axis, groups, merged = _ghost_split(func, x, virtual_batch_size, axis)
     dy = np.ascontiguousarray(dy)
-    _check_ghost_out(func, out, dy, "dy")
+    merged_out = _ghost_out(func, out, dy, "dy", merged)
     channels = x.shape[axis]
     stats = []
     for name, value in (("mean", mean), ("var", var)):
@@ -411,21 +388,18 @@ def ghost_batch_norm_backward(
                 )
             )
         stats.append(value.reshape(-1))
-    gamma = _tiled_channels(func, "gamma", gamma, channels, groups, x.dtype)
-    merged_out = _merged_out(out, [dy, x], groups, axis)
     dx, dgamma, dbeta = _core.batch_norm_backward(
-        _to_merged(dy, groups, axis),
-        _to_merged(x, groups, axis),
-        gamma,
+        dy.reshape(merged),
+        x.reshape(merged),
+        _tiled_channels(func, "gamma", gamma, channels, groups, x.dtype),
         stats[0],
         stats[1],
-        axis,
+        1,
         epsilon,
         merged_out,
     )
-    dx = _store_ghost_result(dx, out, x.shape, groups, axis)
     return (
-        dx,
+        out if out is not None else dx.reshape(x.shape),
         dgamma.reshape(groups, channels).sum(axis=0, dtype=np.float64).astype(dgamma.dtype),
         dbeta.reshape(groups, channels).sum(axis=0, dtype=np.float64).astype(dbeta.dtype),
     )

@@ -444,7 +444,6 @@ def build_renorm_backward(rng, api):
 
 
 def build_ghost(rng, api, backward=False):
-    """ops.ghost_batch_norm_forward/backward (no _core function of their own)."""
     dtype = _dtype(rng)
     v = int(rng.integers(1, 4))
     shape = (v * int(rng.integers(1, 4)),) + _shape(rng, rank=int(rng.integers(1, 4)), low=1)
@@ -453,23 +452,23 @@ def build_ghost(rng, api, backward=False):
     x = _values(rng, shape, dtype)
     gamma = _values(rng, (c,), dtype) if rng.random() < 0.8 else None
     eps = float(rng.choice([1e-3, 0.0, 1.0]))
-    if not backward:
+    name = "ghost_batch_norm_backward" if backward else "ghost_batch_norm_forward"
+    if backward:
+        dy = _values(rng, shape, dtype)
+        mean, var = _values(rng, (groups, c), dtype), np.abs(_values(rng, (groups, c), dtype))
+        head, out = [dy, x, gamma, mean, var, v], _out_choice(rng, x, [x, dy])
+    else:
         beta = _values(rng, (c,), dtype) if rng.random() < 0.8 else None
+        head, out = [x, gamma, beta, v], _out_choice(rng, x, [x])
+    if api == "core":
         return Case(
-            "ops.ghost_batch_norm_forward",
-            ops.ghost_batch_norm_forward,
-            [x, gamma, beta, v],
-            dict(axis=axis, epsilon=eps, out=_out_choice(rng, x, [x])),
-            outputs=["out"],
-            core=False,
+            "_core." + name, getattr(_core, name), head + [axis, eps, out], outputs=[len(head) + 2]
         )
-    dy = _values(rng, shape, dtype)
-    mean, var = _values(rng, (groups, c), dtype), np.abs(_values(rng, (groups, c), dtype))
     return Case(
-        "ops.ghost_batch_norm_backward",
-        ops.ghost_batch_norm_backward,
-        [dy, x, gamma, mean, var, v],
-        dict(axis=axis, epsilon=eps, out=_out_choice(rng, x, [x, dy])),
+        "ops." + name,
+        getattr(ops, name),
+        head,
+        dict(axis=axis, epsilon=eps, out=out),
         outputs=["out"],
         core=False,
     )
@@ -756,7 +755,9 @@ BUILDERS = [
     ("ops", build_renorm_forward),
     ("core", build_renorm_backward),
     ("ops", build_renorm_backward),
+    ("core", build_ghost),
     ("ops", build_ghost),
+    ("core", lambda rng, api: build_ghost(rng, api, backward=True)),
     ("ops", lambda rng, api: build_ghost(rng, api, backward=True)),
     ("core", build_im2col),
     ("core", build_col2im),

@@ -48,6 +48,7 @@ ARGS = {
     "none": None,
 }
 ARGS["readonly64"].flags.writeable = False
+ARGS["stats_1x3"] = np.abs(_rng.standard_normal((1, 3)))  # a ghost batch's (groups, C) statistics
 ARGS["out_nhwc64"] = np.empty_like(ARGS["x64"])
 _y, ARGS["argmax"] = _core.max_pool2d(ARGS["x64"], 2, 2, 2, 2, 0, 0, 0, 0, False)
 ARGS["dy_pool64"] = np.ones_like(_y)
@@ -291,6 +292,71 @@ def entry_points():
                         -1,
                         1e-3,
                         None,
+                    ),
+                ),
+            ],
+        ),
+        "ghost_batch_norm_forward": (
+            [
+                lambda: _core.ghost_batch_norm_forward(
+                    a["x64"], a["gamma64"], None, 1, -1, 1e-3, None
+                ),
+                lambda: _core.ghost_batch_norm_forward(
+                    a["x64_swapped"], None, a["gamma64"], 2, 3, 0.0, a["out_nhwc64"]
+                ),
+            ],
+            [
+                (
+                    ValueError,
+                    lambda: _core.ghost_batch_norm_forward(a["x64"], None, None, 3, -1, 1e-3, None),
+                ),
+                (
+                    TypeError,
+                    lambda: _core.ghost_batch_norm_forward(
+                        a["x64_swapped"], a["rows32"], None, 2, -1, 1e-3, None
+                    ),
+                ),
+                (
+                    ValueError,
+                    lambda: _core.ghost_batch_norm_forward(
+                        a["x64"], None, None, 2, -1, 1e-3, a["readonly64"]
+                    ),
+                ),
+            ],
+        ),
+        "ghost_batch_norm_backward": (
+            [
+                lambda: _core.ghost_batch_norm_backward(
+                    a["x64"],
+                    a["x64_swapped"],
+                    a["gamma64"],
+                    a["stats_1x3"],
+                    a["stats_1x3"],
+                    2,
+                    -1,
+                    1e-3,
+                    None,
+                )
+            ],
+            [
+                (
+                    ValueError,
+                    lambda: _core.ghost_batch_norm_backward(
+                        a["x64"], a["x64"], None, a["gamma64"], a["stats_1x3"], 2, -1, 1e-3, None
+                    ),
+                ),
+                (
+                    ValueError,
+                    lambda: _core.ghost_batch_norm_backward(
+                        a["x64"],
+                        a["x64"],
+                        None,
+                        a["stats_1x3"],
+                        a["stats_1x3"],
+                        2,
+                        -1,
+                        1e-3,
+                        a["readonly64"],
                     ),
                 ),
             ],
