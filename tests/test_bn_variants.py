@@ -16,9 +16,8 @@ from reference_layers import check_layer_gradients, numeric_gradient, one_thread
 import bnpy.layers
 from bnpy import ops
 from bnpy.layers import BatchNormalization, Dense
-from bnpy.models import Sequential
+from bnpy.models import Sequential, load_model
 from bnpy.optimizers import SGD
-from bnpy.saving import load_model
 
 pytestmark = requires_bn
 
@@ -980,6 +979,10 @@ LAYER_ARGUMENTS = {
     "AveragePooling2D": dict(pool_size=3, padding="same"),
     "MaxPool2D": dict(),
     "AvgPool2D": dict(),
+    "GlobalAveragePooling2D": dict(data_format="channels_first"),
+    "GlobalMaxPooling2D": dict(),
+    "GlobalAvgPool2D": dict(),
+    "GlobalMaxPool2D": dict(data_format="channels_last"),
     "BatchNormalization": dict(
         axis=1, momentum=None, epsilon=1e-4, renorm=True, renorm_clipping={"rmin": 0.5}
     ),
