@@ -1017,3 +1017,18 @@ def test_from_config_round_trips(class_name):
     clone.build_for((None, 4, 6, 2))
     assert [w.shape for w in clone.weights] == [w.shape for w in layer.weights]
     assert clone.output_shape == layer.output_shape
+
+
+@pytest.mark.parametrize("config", VARIANT_CONFIGS)
+def test_variants_fold_into_the_layer_before_when_inference_uses_moving_statistics(config):
+    from bnpy.utils.folding import fold_batch_norm
+
+    rng = np.random.default_rng(24)
+    model = Sequential([Dense(5, input_shape=(3,)), BatchNormalization(**config), Dense(2)])
+    model.compile(SGD(0.05), "mse")
+    x = rng.standard_normal((16, 3)).astype(np.float32)
+    model.fit(x, rng.standard_normal((16, 2)).astype(np.float32), batch_size=8, verbose=0)
+    folded = fold_batch_norm(model)
+    kept = config.get("track_running_stats", True) is False  # batch statistics: cannot fold
+    assert len(folded.layers) == (3 if kept else 2)
+    np.testing.assert_allclose(folded.predict(x[:8]), model.predict(x[:8]), rtol=1e-5, atol=1e-5)

@@ -180,8 +180,7 @@ def test_channels_first_conv_folds_with_axis_1():
 def test_bn_without_running_statistics_at_inference_stays():
     model = Sequential()
     model.add(Dense(3, input_shape=(2,)))
-    model.add(BatchNormalization())
-    model.layers[1].track_running_stats = False  # normalizes with batch statistics at inference
+    model.add(BatchNormalization(track_running_stats=False))  # batch statistics at inference
     assert _types(fold_batch_norm(model)) == ["Dense", "BatchNormalization"]
 
 
