@@ -90,6 +90,24 @@ static PyArrayObject *variant_main_input(PyObject *obj, int typenum, const char 
     return a;
 }
 
+/* A backward's dy and x (args[0], args[1]) into *dy, *x: two main inputs of the same shape. On
+ * failure what was converted stays in *dy / *x for the caller's release. */
+static int variant_dy_and_x(PyObject *const *args, int typenum, const char *func,
+                            PyArrayObject **dy, PyArrayObject **x)
+{
+    if ((*dy = variant_main_input(args[0], typenum, func, "dy")) == NULL ||
+        (*x = variant_main_input(args[1], typenum, func, "x")) == NULL)
+        return -1;
+    if (PyArray_SAMESHAPE(*x, *dy))
+        return 0;
+    PyObject *xs = bnpy_shape_tuple(*x), *ds = bnpy_shape_tuple(*dy);
+    if (xs != NULL && ds != NULL)
+        PyErr_Format(PyExc_ValueError, "%s: x must have the shape of dy %R, got shape %R", func, ds,
+                     xs);
+    bnpy_release(2, xs, ds);
+    return -1;
+}
+
 /* The (outer, C, inner) view of a C-contiguous array around axis. */
 static void variant_split_at_axis(PyArrayObject *a, int axis, npy_intp *outer, npy_intp *channels,
                                   npy_intp *inner)
@@ -102,6 +120,28 @@ static void variant_split_at_axis(PyArrayObject *a, int axis, npy_intp *outer, n
     *outer = o;
     *channels = PyArray_DIM(a, axis);
     *inner = i;
+}
+
+/* A backward's outputs: *dx from out_obj (None: a new array) of x's shape, which may be dy or x
+ * itself but must not overlap them otherwise nor any of the n per-channel params (NULL ones
+ * skipped), and new (C,) *dgamma, *dbeta. On failure what was made stays for the caller's
+ * release. */
+static int variant_backward_outputs(PyObject *out_obj, int typenum, PyArrayObject *dy,
+                                    PyArrayObject *x, PyArrayObject *const *params,
+                                    const char *const *names, int n, npy_intp channels,
+                                    const char *func, PyArrayObject **dx, PyArrayObject **dgamma,
+                                    PyArrayObject **dbeta)
+{
+    *dx = bnpy_output_array(out_obj, typenum, PyArray_NDIM(x), PyArray_DIMS(x), func, "out");
+    if (*dx == NULL || bnpy_check_overlap(*dx, dy, 1, func, "out", "dy") < 0 ||
+        bnpy_check_overlap(*dx, x, 1, func, "out", "x") < 0)
+        return -1;
+    for (int i = 0; i < n; i++)
+        if (bnpy_check_overlap(*dx, params[i], 0, func, "out", names[i]) < 0)
+            return -1;
+    *dgamma = (PyArrayObject *)PyArray_EMPTY(1, &channels, typenum, 0);
+    *dbeta = (PyArrayObject *)PyArray_EMPTY(1, &channels, typenum, 0);
+    return *dgamma == NULL || *dbeta == NULL ? -1 : 0;
 }
 
 #define DATA(a) ((a) != NULL ? PyArray_DATA(a) : NULL)
@@ -196,17 +236,8 @@ static PyObject *batch_renorm_backward(PyObject *module, PyObject *const *args, 
     int typenum;
     if (bnpy_check_nargs(nargs, 10, 10, func) < 0 ||
         (typenum = bnpy_call_typenum(args, arrays, 7, func)) < 0 ||
-        (dy = variant_main_input(args[0], typenum, func, "dy")) == NULL ||
-        (x = variant_main_input(args[1], typenum, func, "x")) == NULL)
+        variant_dy_and_x(args, typenum, func, &dy, &x) < 0)
         goto fail;
-    if (!PyArray_SAMESHAPE(x, dy)) {
-        PyObject *xs = bnpy_shape_tuple(x), *ds = bnpy_shape_tuple(dy);
-        if (xs != NULL && ds != NULL)
-            PyErr_Format(PyExc_ValueError, "%s: x must have the shape of dy %R, got shape %R", func,
-                         ds, xs);
-        bnpy_release(2, xs, ds);
-        goto fail;
-    }
     if (variant_parse_axis(args[7], PyArray_NDIM(x), func, &axis) < 0)
         goto fail;
     variant_split_at_axis(x, axis, &outer, &channels, &inner);
@@ -217,18 +248,10 @@ static PyObject *batch_renorm_backward(PyObject *module, PyObject *const *args, 
         variant_channel_vector(args[6], typenum, channels, 0, func, "d", &d) < 0 ||
         variant_parse_real(args[8], 0.0, INFINITY, 0, func, "epsilon", &epsilon) < 0)
         goto fail;
-    dx = bnpy_output_array(args[9], typenum, PyArray_NDIM(x), PyArray_DIMS(x), func, "out");
-    if (dx == NULL || bnpy_check_overlap(dx, dy, 1, func, "out", "dy") < 0 ||
-        bnpy_check_overlap(dx, x, 1, func, "out", "x") < 0 ||
-        bnpy_check_overlap(dx, gamma, 0, func, "out", "gamma") < 0 ||
-        bnpy_check_overlap(dx, mean, 0, func, "out", "mean") < 0 ||
-        bnpy_check_overlap(dx, var, 0, func, "out", "var") < 0 ||
-        bnpy_check_overlap(dx, r, 0, func, "out", "r") < 0 ||
-        bnpy_check_overlap(dx, d, 0, func, "out", "d") < 0)
-        goto fail;
-    dgamma = (PyArrayObject *)PyArray_EMPTY(1, &channels, typenum, 0);
-    dbeta = (PyArrayObject *)PyArray_EMPTY(1, &channels, typenum, 0);
-    if (dgamma == NULL || dbeta == NULL)
+    PyArrayObject *const params[] = {gamma, mean, var, r, d};
+    static const char *const param_names[] = {"gamma", "mean", "var", "r", "d"};
+    if (variant_backward_outputs(args[9], typenum, dy, x, params, param_names, 5, channels, func,
+                                 &dx, &dgamma, &dbeta) < 0)
         goto fail;
 
     Py_BEGIN_ALLOW_THREADS
@@ -391,17 +414,8 @@ static PyObject *ghost_batch_norm_backward(PyObject *module, PyObject *const *ar
     int typenum;
     if (bnpy_check_nargs(nargs, 9, 9, func) < 0 ||
         (typenum = bnpy_call_typenum(args, arrays, 5, func)) < 0 ||
-        (dy = variant_main_input(args[0], typenum, func, "dy")) == NULL ||
-        (x = variant_main_input(args[1], typenum, func, "x")) == NULL)
+        variant_dy_and_x(args, typenum, func, &dy, &x) < 0)
         goto fail;
-    if (!PyArray_SAMESHAPE(x, dy)) {
-        PyObject *xs = bnpy_shape_tuple(x), *ds = bnpy_shape_tuple(dy);
-        if (xs != NULL && ds != NULL)
-            PyErr_Format(PyExc_ValueError, "%s: x must have the shape of dy %R, got shape %R", func,
-                         ds, xs);
-        bnpy_release(2, xs, ds);
-        goto fail;
-    }
     if (variant_parse_axis(args[6], PyArray_NDIM(x), func, &axis) < 0 ||
         ghost_split(x, args[5], axis, func, &virtual_batch, &groups, &outer, &channels, &inner) <
             0 ||
@@ -410,16 +424,10 @@ static PyObject *ghost_batch_norm_backward(PyObject *module, PyObject *const *ar
         (var = group_matrix(args[4], typenum, groups, channels, func, "var")) == NULL ||
         variant_parse_real(args[7], 0.0, INFINITY, 0, func, "epsilon", &epsilon) < 0)
         goto fail;
-    dx = bnpy_output_array(args[8], typenum, PyArray_NDIM(x), PyArray_DIMS(x), func, "out");
-    if (dx == NULL || bnpy_check_overlap(dx, dy, 1, func, "out", "dy") < 0 ||
-        bnpy_check_overlap(dx, x, 1, func, "out", "x") < 0 ||
-        bnpy_check_overlap(dx, gamma, 0, func, "out", "gamma") < 0 ||
-        bnpy_check_overlap(dx, mean, 0, func, "out", "mean") < 0 ||
-        bnpy_check_overlap(dx, var, 0, func, "out", "var") < 0)
-        goto fail;
-    dgamma = (PyArrayObject *)PyArray_EMPTY(1, &channels, typenum, 0);
-    dbeta = (PyArrayObject *)PyArray_EMPTY(1, &channels, typenum, 0);
-    if (dgamma == NULL || dbeta == NULL)
+    PyArrayObject *const params[] = {gamma, mean, var};
+    static const char *const param_names[] = {"gamma", "mean", "var"};
+    if (variant_backward_outputs(args[8], typenum, dy, x, params, param_names, 3, channels, func,
+                                 &dx, &dgamma, &dbeta) < 0)
         goto fail;
 
     Py_BEGIN_ALLOW_THREADS
