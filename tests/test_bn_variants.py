@@ -502,7 +502,6 @@ def test_renorm_layer_with_unit_clipping_trains_as_batch_norm():
         (dict(renorm_clipping={"dmax": -1}), ValueError, "dmax"),
         (dict(renorm_clipping={"rmax": "2"}), TypeError, "rmax"),
         (dict(track_running_stats=False), ValueError, "track_running_stats"),
-        (dict(virtual_batch_size=2), ValueError, "virtual_batch_size"),
     ],
 )
 def test_renorm_layer_bad_arguments(kwargs, error, match):
@@ -573,6 +572,60 @@ def test_renorm_matches_tf_keras():
         np.random.default_rng(12),
         ["moving_mean", "moving_variance", "moving_stddev", "renorm_mean", "renorm_stddev"],
     )
+
+
+def test_renorm_with_virtual_batches_matches_tf_keras():
+    clipping = {"rmax": 1.3, "rmin": 0.8, "dmax": 0.2}
+    common = dict(momentum=0.7, renorm=True, renorm_momentum=0.6, virtual_batch_size=3)
+    _compare_with_tf_keras(
+        dict(common, renorm_clipping=clipping),
+        dict(common, renorm_clipping=clipping),
+        (9, 2, 3, 4),
+        5,
+        np.random.default_rng(25),
+        ["moving_mean", "moving_variance", "moving_stddev", "renorm_mean", "renorm_stddev"],
+    )
+
+
+@pytest.mark.parametrize("shape, axis", [((12, 4), -1), ((6, 3, 2, 2), -1), ((6, 3, 2, 2), 1)])
+def test_renorm_with_virtual_batches_matches_the_twins(shape, axis):
+    rng = np.random.default_rng(26)
+    clip = dict(rmin=0.7, rmax=1.4, dmax=0.3)
+    layer = _renorm_layer(axis=axis, virtual_batch_size=3, renorm_clipping=clip)
+    layer.build_for((None,) + shape[1:])
+    channels = shape[axis]
+    state = {k: np.zeros(channels) for k in ("moving_mean", "renorm_mean")}
+    state.update(
+        {k: np.ones(channels) for k in ("moving_stddev", "renorm_stddev", "moving_variance")}
+    )
+    b = [1] * len(shape)
+    b[axis] = -1
+    for step in range(4):
+        x = _data(rng, shape, offset=step * 0.5, scale=1.0 + step)
+        dy = rng.standard_normal(shape)
+        xhat, means, variances = twin.ghost_batch_norm_forward(x, None, None, 3, axis)
+        mean, var = means.mean(axis=0), variances.mean(axis=0)
+        r, d = twin.renorm_corrections(
+            mean, var, state["renorm_mean"], state["renorm_stddev"], 1e-3, 0.7, 1.4, 0.3
+        )
+        g, beta = layer.gamma.copy(), layer.beta.copy()
+        expected = g.reshape(b) * (xhat * r.reshape(b) + d.reshape(b)) + beta.reshape(b)
+        np.testing.assert_allclose(
+            layer.forward(x, training=True), expected, rtol=1e-11, atol=1e-11
+        )
+        dx = layer.backward(dy.copy())
+        dx_expected, dxhat, dbeta = twin.ghost_batch_norm_backward(
+            dy, x, g * r, means, variances, 3, axis
+        )
+        np.testing.assert_allclose(dx, dx_expected, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(
+            layer.gradients[0], r * dxhat + d * dbeta, rtol=1e-10, atol=1e-10
+        )
+        np.testing.assert_allclose(layer.gradients[1], dbeta, rtol=1e-10, atol=1e-10)
+        layer.commit_updates()
+        state = twin.renorm_layer_update(state, mean, var, 1e-3, 0.8, 0.7)
+        for name, value in state.items():
+            np.testing.assert_allclose(getattr(layer, name), value, rtol=1e-12, err_msg=name)
 
 
 def test_renorm_defaults_match_tf_keras_without_clipping():
@@ -919,6 +972,7 @@ VARIANT_CONFIGS = [
     dict(momentum=None, unbiased_moving_variance=True),
     dict(renorm=True, renorm_clipping={"rmax": 3.0, "dmax": 5.0}, renorm_momentum=0.9),
     dict(renorm=True, momentum=None),
+    dict(renorm=True, virtual_batch_size=4, renorm_clipping={"dmax": 0.5}),
     dict(virtual_batch_size=4),
     dict(track_running_stats=False),
     dict(track_running_stats=False, virtual_batch_size=2),

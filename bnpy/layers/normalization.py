@@ -108,7 +108,8 @@ class BatchNormalization(Layer):
       ``renorm_momentum``; in training y = γ·(x̂·r + d) + β with r = clip(σ_B/s, rmin, rmax),
       d = clip((μ_B − renorm_mean)/s, −dmax, dmax), s = max(renorm_stddev, √ε), r and d constants
       in the backward. Extra non-trainable weights in tf.keras's order: moving_stddev,
-      renorm_mean, renorm_stddev. Inference is unchanged (moving mean and variance).
+      renorm_mean, renorm_stddev. Inference is unchanged (moving mean and variance). With
+      ``virtual_batch_size``, r and d come from the virtual batches' averaged statistics.
     - ``virtual_batch_size=V``: ghost batch normalization as tf.keras does it: a training batch
       of N = V·G samples is normalized as G virtual batches of V samples, each with its own
       statistics, virtual batch g holding samples g, g + G, g + 2G, … (tf.keras's reshape to
@@ -190,11 +191,6 @@ class BatchNormalization(Layer):
             raise ValueError(
                 "BatchNormalization: `renorm=True` measures each batch against moving "
                 "statistics, which `track_running_stats=False` does not keep"
-            )
-        if self.renorm and self.virtual_batch_size is not None:
-            raise ValueError(
-                "BatchNormalization: `renorm=True` together with `virtual_batch_size` is not "
-                "supported"
             )
         self._cache = None
         self._pending = None
@@ -356,6 +352,8 @@ class BatchNormalization(Layer):
         gamma, beta, axis, epsilon = self.gamma, self.beta, self.axis, self.epsilon
         if self.virtual_batch_size is not None:
             self._check_virtual_batches(len(x))
+            if renorm:
+                return self._ghost_renorm(x)
             size = self.virtual_batch_size
             y, means, variances = ops.ghost_batch_norm_forward(
                 x, gamma, beta, size, axis=axis, epsilon=epsilon
@@ -400,6 +398,41 @@ class BatchNormalization(Layer):
             lambda dy: ops.batch_norm_backward(dy, x, gamma, mean, var, axis=axis, epsilon=epsilon),
             (mean, var, count),
         )
+
+    def _ghost_renorm(self, x):
+        """Renorm with virtual batches, as tf.keras composes them: each virtual batch normalized
+        with its own statistics, x̂_g, then y = γ·(x̂_g·r + d) + β with r and d from the virtual
+        batches' averaged mean and variance (those that the moving statistics fold in)::
+
+            μ = (1/G) Σ_g μ_g,  σ² = (1/G) Σ_g σ²_g,  r, d = the corrections of (μ, σ²)
+
+        The backward is the ghost backward with γ·r for γ, and dγ = r·Σdy·x̂ + d·Σdy."""
+        axis, epsilon, size = self.axis, self.epsilon, self.virtual_batch_size
+        y, means, variances = ops.ghost_batch_norm_forward(
+            x, None, None, size, axis=axis, epsilon=epsilon
+        )
+        mean = means.mean(axis=0, dtype=np.float64)
+        var = variances.mean(axis=0, dtype=np.float64)
+        r, d = _renorm_corrections(
+            mean, var, self.renorm_mean, self.renorm_stddev, epsilon, self.renorm_clipping
+        )
+        gamma = 1.0 if self.gamma is None else self.gamma.astype(np.float64)
+        beta = 0.0 if self.beta is None else self.beta.astype(np.float64)
+        shape = [1] * x.ndim
+        shape[axis] = -1
+        scale = np.asarray(gamma * r, dtype=y.dtype)  # the effective γ of the backward too
+        y *= scale.reshape(shape)
+        y += np.asarray(gamma * d + beta, dtype=y.dtype).reshape(shape)
+
+        def backward(dy):
+            dx, dxhat, dbeta = ops.ghost_batch_norm_backward(
+                dy, x, scale, means, variances, size, axis=axis, epsilon=epsilon
+            )
+            dgamma = r * dxhat.astype(np.float64) + d * dbeta.astype(np.float64)
+            return dx, dgamma.astype(dbeta.dtype), dbeta
+
+        count = size * (x.size // (len(x) * x.shape[axis]))
+        return y, backward, (mean.astype(y.dtype), var.astype(y.dtype), count)
 
     def backward(self, dy):
         if self._cache is None:
@@ -505,6 +538,17 @@ class BatchNormalization(Layer):
             virtual_batch_size=self.virtual_batch_size,
             track_running_stats=self.track_running_stats,
         )
+
+
+def _renorm_corrections(mean, var, renorm_mean, renorm_stddev, epsilon, clipping):
+    """(r, d) in float64 as bn_renorm.h computes them: σ = √(var + ε), s = max(renorm_stddev, √ε),
+    r = clip(σ/s, rmin, rmax), d = clip((mean − renorm_mean)/s, −dmax, dmax); a NaN stays."""
+    s = np.maximum(renorm_stddev.astype(np.float64), math.sqrt(epsilon))
+    r = np.sqrt(var + epsilon) / s
+    d = (mean - renorm_mean.astype(np.float64)) / s
+    r = np.clip(r, clipping.get("rmin", 0.0), clipping.get("rmax", math.inf))
+    dmax = clipping.get("dmax", math.inf)
+    return r, np.clip(d, -dmax, dmax)
 
 
 class _SqrtInitializer(initializers.Initializer):
