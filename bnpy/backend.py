@@ -9,8 +9,9 @@ defaults in every process and writes no file):
 - ``epsilon()`` / ``set_epsilon(e)``: 1e-7, the fuzz factor of the losses' clipping
   (``bnpy.losses.EPSILON``, read at every call). BatchNormalization's own ``epsilon`` (1e-3) is
   a layer argument, as in Keras.
-- ``floatx()`` / ``set_floatx(t)``: 'float32'; the dtype ImageDataGenerator's batches take.
-  bnpy's layers are float32 unless made with ``dtype=`` (Keras's layers follow floatx).
+- ``floatx()`` / ``set_floatx(t)``: 'float32' or 'float64' (bnpy's kernels compute in these two;
+  Keras's 'float16' is refused); the dtype of a layer made without ``dtype=`` (read when the
+  layer is made, as Keras does) and of ImageDataGenerator's batches.
 
 Values: bnpy has no symbolic tensors, its variables are NumPy arrays (a layer's weights, owned
 and updated in place) and an optimizer's ``lr`` (:class:`bnpy.optimizers.LearningRate`):
@@ -24,7 +25,7 @@ and updated in place) and an optimizer's ``lr`` (:class:`bnpy.optimizers.Learnin
 
 import numpy as np
 
-from . import engine, losses
+from . import _config, engine, losses
 from .optimizers import LearningRate
 
 __all__ = [
@@ -42,9 +43,8 @@ __all__ = [
 ]
 
 _IMAGE_DATA_FORMATS = ("channels_last", "channels_first")
-_FLOATX = ("float16", "float32", "float64")
-
-_settings = {"image_data_format": "channels_last", "floatx": "float32"}
+_FLOATX = ("float32", "float64")
+_settings = _config.settings
 
 
 def backend():
@@ -90,7 +90,7 @@ def set_epsilon(value):
 
 
 def floatx():
-    """'float32' (the default), 'float16' or 'float64'."""
+    """'float32' (the default) or 'float64'."""
     return _settings["floatx"]
 
 

@@ -25,6 +25,8 @@ import re
 
 import numpy as np
 
+from . import _config
+
 # Keras-2.0 base keywords accepted by every layer (keras/engine/topology.py, Layer.__init__).
 _BASE_KWARGS = {
     "input_shape",
@@ -118,7 +120,10 @@ class Layer:
                 )
         self.name = kwargs.get("name") or unique_layer_name(to_snake_case(type(self).__name__))
         self.trainable = kwargs.get("trainable", True)
-        self.dtype = np.dtype(kwargs.get("dtype") or kwargs.get("input_dtype") or "float32")
+        # Keras 2.0: a layer made without dtype takes backend.floatx() (float32 by default)
+        self.dtype = np.dtype(
+            kwargs.get("dtype") or kwargs.get("input_dtype") or _config.settings["floatx"]
+        )
         if "batch_input_shape" in kwargs:
             self.batch_input_shape = tuple(kwargs["batch_input_shape"])
         elif "input_shape" in kwargs:

@@ -64,6 +64,23 @@ def test_floatx_is_the_generators_dtype(restore_backend):
         K.set_floatx("float8")
 
 
+def test_floatx_is_the_dtype_of_layers_made_after_it(restore_backend):
+    before = Dense(2, input_shape=(3,))
+    K.set_floatx("float64")
+    model = Sequential([Dense(4, input_shape=(3,)), Dense(2)])
+    assert [layer.dtype for layer in model.layers] == [np.float64, np.float64]
+    assert all(w.dtype == np.float64 for w in model.get_weights())
+    assert model.predict(np.ones((5, 3))).dtype == np.float64
+    assert before.dtype == np.float32  # read when a layer is made, as Keras does
+    assert Dense(2, dtype="float32").dtype == np.float32  # an explicit dtype wins
+
+
+def test_float16_is_refused_with_the_reason():
+    with pytest.raises(ValueError, match="unknown floatx type 'float16'; expected one of float32"):
+        K.set_floatx("float16")
+    assert K.floatx() == "float32"
+
+
 def test_get_and_set_value_on_weights_write_into_the_model():
     model = Sequential([Dense(2, input_shape=(3,))])
     kernel = model.layers[0].kernel

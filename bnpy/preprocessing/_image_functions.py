@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from .. import _config
 from ..ops.image import affine_warp
 
 #: File types flow_from_directory and load_from_directory read (Keras 2.0.8's white list).
@@ -15,22 +16,12 @@ WHITE_LIST_FORMATS = ("png", "jpg", "jpeg", "bmp")
 # ---- configuration ------------------------------------------------------------------------------
 
 
-def _backend_setting(name, default):
-    """bnpy.backend's setting when that module exists (as keras.backend's), else Keras's default."""
-    try:
-        from .. import backend  # noqa: PLC0415  (optional module of the framework)
-    except ImportError:
-        return default
-    getter = getattr(backend, name, None)
-    return getter() if callable(getter) else default
-
-
 def _image_data_format():
-    return _backend_setting("image_data_format", "channels_last")
+    return _config.settings["image_data_format"]
 
 
 def _floatx():
-    return _backend_setting("floatx", "float32")
+    return _config.settings["floatx"]
 
 
 def _pil_image(func):
