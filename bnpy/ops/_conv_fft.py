@@ -30,16 +30,21 @@ import numpy as np
 
 from .. import _core
 
-# Tests switch the path off or force it (MIN_TAPS = MIN_DIRECT_FLOPS = 0) to compare both.
+# Tests switch the path off, or force it (MIN_DIRECT_FLOPS = 0, FFT_FLOP_COST = 0).
 ENABLED = True
-# The FFT path is considered from a 5x5 kernel on ...
+# The FFT path is considered from a 5x5 kernel on (smaller kernels: its transforms cost more than
+# the direct sums they replace) ...
 MIN_TAPS = 25
-# ... and for convolutions of at least this many direct flops: below it, the transforms' fixed
-# costs (plans, scratch, one spectrum of the kernel per call) outweigh what they save.
+# ... for convolutions of at least this many direct flops (forward + kernel gradient): below it,
+# the fixed costs (plans, scratch, the kernel's spectra on every call) outweigh what it saves ...
 MIN_DIRECT_FLOPS = 20e6
-# ... when its estimated flops (above) times this factor stay below the direct count: a transform's
-# flop runs slower than the direct kernel's fused multiply-adds.
-FFT_FLOP_COST = 3.0
+# ... whose kernel spectrum (Cin Cout F complex64) fits this budget: every image's products read
+# all of it, so beyond the caches they run at memory speed ...
+MAX_KERNEL_SPECTRUM_BYTES = 4 << 20
+# ... and when the estimated FFT flops times this weight stay below the direct count: a
+# transform's flop costs more time than one of the direct kernel's fused multiply-adds
+# (calibrated on the shapes in docs/convolution.md).
+FFT_FLOP_COST = 3.5
 
 
 def fft_size(n):
@@ -82,7 +87,8 @@ def estimated_flops(n, h, w, cin, cout, out_hw, geometry):
 
 def use_fft(x, geometry, cout, channels_first, dilation):
     """True when the FFT path runs this convolution: float32 channels-last, stride 1, no dilation,
-    a kernel of >= MIN_TAPS taps, enough work, and fewer estimated flops (weighted) than direct."""
+    a kernel of >= MIN_TAPS taps, enough work, a kernel spectrum within the budget, and fewer
+    estimated flops (weighted) than direct."""
     kh, kw, sh, sw = geometry[:4]
     if (
         not ENABLED
@@ -97,6 +103,9 @@ def use_fft(x, geometry, cout, channels_first, dilation):
     n, h, w, cin = x.shape
     pt, pb, pl, pr = geometry[4:]
     out_hw = (h + pt + pb - kh + 1, w + pl + pr - kw + 1)
+    p_h, p_w = sizes(h, w, out_hw[0], out_hw[1], kh, kw, pt, pl)
+    if cin * cout * p_h * (p_w // 2 + 1) * 8 > MAX_KERNEL_SPECTRUM_BYTES:
+        return False
     direct, fft = estimated_flops(n, h, w, cin, cout, out_hw, geometry)
     return direct >= MIN_DIRECT_FLOPS and FFT_FLOP_COST * fft < direct
 
