@@ -132,7 +132,9 @@ def forward(x, kernel, bias, geometry):
     p_h, p_w = sizes(h, w, out_h, out_w, kh, kw, pt, pl)
     state = FFTState()
     state.xspec = _x_spectrum(x, p_h, p_w)
-    kspec = _core.fft_spectrum(np.ascontiguousarray(kernel.transpose(2, 0, 1, 3)), p_h, p_w, -pt, -pl)
+    kspec = _core.fft_spectrum(
+        np.ascontiguousarray(kernel.transpose(2, 0, 1, 3)), p_h, p_w, -pt, -pl
+    )
     y = _core.conv2d_fft_forward(state.xspec, kspec, bias, n, cout, out_h, out_w, p_w)
     state.kernel, state.x_shape, state.geometry = kernel, x.shape, geometry
     state.p_h, state.p_w = p_h, p_w
