@@ -400,20 +400,35 @@ BNPY_ALWAYS_INLINE float *spectrum2d(const fft2_plan *plan, const scratch *sc, c
                                      ptrdiff_t col_stride, int nl, ptrdiff_t sh, ptrdiff_t sw)
 {
     const ptrdiff_t P_w = plan->P_w, Pr = plan->Pr, pairs = (nrows + 1) / 2;
-    /* rows 2q and 2q+1 as the real and imaginary parts of packed row q, element j at (j, q) */
-    memset(sc->rows, 0, (size_t)(P_w * pairs * ELEM) * sizeof(float));
+    /* rows 2q and 2q+1 as the real and imaginary parts of packed row q, element j at (j, q);
+     * the columns no cell lands in are zero */
+    for (ptrdiff_t c = ncols; c < P_w; c++)
+        memset(sc->rows + wrap(c + sw, P_w) * pairs * ELEM, 0,
+               (size_t)(pairs * ELEM) * sizeof(float));
+    if (nrows % 2 == 1) /* the last packed row has no imaginary part */
+        for (ptrdiff_t c = 0; c < ncols; c++)
+            lanes_store(sc->rows + (wrap(c + sw, P_w) * pairs + pairs - 1) * ELEM + LANES,
+                        lanes_zero());
     for (ptrdiff_t r = 0; r < nrows; r++) {
         float *dst = sc->rows + (r / 2) * ELEM + (r % 2) * LANES;
         ptrdiff_t j = wrap(sw, P_w);
         for (ptrdiff_t c = 0; c < ncols; c++) {
-            memcpy(dst + j * pairs * ELEM, src + r * row_stride + c * col_stride,
-                   (size_t)nl * sizeof(float));
+            const float *cell = src + r * row_stride + c * col_stride;
+            if (nl == LANES) {
+                lanes_store(dst + j * pairs * ELEM, lanes_load(cell));
+            } else {
+                float v[LANES] = {0};
+                memcpy(v, cell, (size_t)nl * sizeof(float));
+                lanes_store(dst + j * pairs * ELEM, lanes_load(v));
+            }
             j = j + 1 == P_w ? 0 : j + 1;
         }
     }
     const float *z = fft_run(&plan->rows, sc->rows, sc->rows_work, pairs, 0);
     /* untangle: with Z = FFT(a + ib), A[k] = (Z[k] + conj(Z[-k]))/2, B[k] = (Z[k] - conj(Z[-k]))/2i */
-    memset(sc->spec, 0, (size_t)(plan->F * ELEM) * sizeof(float));
+    for (ptrdiff_t r = nrows; r < plan->P_h; r++) /* the rows no cell lands in */
+        memset(sc->spec + wrap(r + sh, plan->P_h) * Pr * ELEM, 0,
+               (size_t)(Pr * ELEM) * sizeof(float));
     for (ptrdiff_t q = 0; q < pairs; q++) {
         float *a = sc->spec + wrap(2 * q + sh, plan->P_h) * Pr * ELEM;
         float *b =
