@@ -22,12 +22,15 @@ static int parse_size(PyObject *obj, const char *func, const char *name, Py_ssiz
     return 0;
 }
 
+/* The FFT path is for small planes: larger sizes are refused before any allocation. */
+#define MAX_FFT_SIZE 1024
+
 static int check_fft_size(Py_ssize_t n, const char *func, const char *name)
 {
-    if (!bnpy_fft_size_supported(n)) {
+    if (!bnpy_fft_size_supported(n) || n > MAX_FFT_SIZE) {
         PyErr_Format(PyExc_ValueError,
-                     "%s: %s must be a product of 2s, 3s and 5s (an FFT size), got %zd", func, name,
-                     n);
+                     "%s: %s must be a product of 2s, 3s and 5s (an FFT size) <= %d, got %zd",
+                     func, name, MAX_FFT_SIZE, n);
         return -1;
     }
     return 0;

@@ -41,6 +41,8 @@ MIN_DIRECT_FLOPS = 20e6
 # ... whose kernel spectrum (Cin Cout F complex64) fits this budget: every image's products read
 # all of it, so beyond the caches they run at memory speed ...
 MAX_KERNEL_SPECTRUM_BYTES = 4 << 20
+# ... whose FFT sizes stay within the C glue's limit (larger planes are not what it is for) ...
+MAX_FFT_SIZE = 1024
 # ... and when the estimated FFT flops times this weight stay below the direct count: a
 # transform's flop costs more time than one of the direct kernel's fused multiply-adds
 # (calibrated on the shapes in docs/convolution.md).
@@ -104,7 +106,10 @@ def use_fft(x, geometry, cout, channels_first, dilation):
     pt, pb, pl, pr = geometry[4:]
     out_hw = (h + pt + pb - kh + 1, w + pl + pr - kw + 1)
     p_h, p_w = sizes(h, w, out_hw[0], out_hw[1], kh, kw, pt, pl)
-    if cin * cout * p_h * (p_w // 2 + 1) * 8 > MAX_KERNEL_SPECTRUM_BYTES:
+    if (
+        max(p_h, p_w) > MAX_FFT_SIZE
+        or cin * cout * p_h * (p_w // 2 + 1) * 8 > MAX_KERNEL_SPECTRUM_BYTES
+    ):
         return False
     direct, fft = estimated_flops(n, h, w, cin, cout, out_hw, geometry)
     return direct >= MIN_DIRECT_FLOPS and FFT_FLOP_COST * fft < direct
