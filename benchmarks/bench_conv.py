@@ -187,7 +187,7 @@ def main():
             dy = rng.standard_normal(y.shape).astype(np.float32)
             steps = {
                 "bnpy fwd": lambda: ops.max_pool2d_forward(xp),
-                "bnpy bwd": lambda: ops.max_pool2d_backward(dy, ctx),
+                "bnpy bwd": lambda dy=dy, ctx=ctx: ops.max_pool2d_backward(dy, ctx),
             }
             if torch is not None:
                 for name, fmt in [("NCHW", torch.contiguous_format), ("CL", torch.channels_last)]:
@@ -208,7 +208,7 @@ def main():
 
                     steps["torch {} fwd".format(name)] = fwd
                     steps["torch {} fwd+bwd".format(name)] = fwd_bwd
-            steps["bnpy fwd+bwd"] = lambda: ops.max_pool2d_backward(
+            steps["bnpy fwd+bwd"] = lambda dy=dy: ops.max_pool2d_backward(
                 dy, ops.max_pool2d_forward(xp)[1]
             )
             res = round_robin_medians(steps, args.repeats)
