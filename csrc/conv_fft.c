@@ -207,13 +207,22 @@ BNPY_ALWAYS_INLINE void signal2d(const fft2_plan *plan, const scratch *sc, float
     }
 }
 
-/* Lane l of the spectrum block list `spec` (blocks of F elements): its (re, im) at frequency f. */
-static inline void lane_value(const float *spec, ptrdiff_t F, ptrdiff_t l, ptrdiff_t f, float *re,
-                              float *im)
+/* acc[f] = (acc[f] +) x_l[f] v[f] (or conj(v[f])) for every frequency f < F: x_l the spectrum of
+ * lane l of `spec` (blocks of F elements; a scalar per frequency), v one block's spectrum. With
+ * first, acc is overwritten (the first term of a sum). One pass over the block per term keeps
+ * the loads unit-stride and the index arithmetic out of the loop. */
+BNPY_ALWAYS_INLINE void mac_lane(float *acc, const float *spec, ptrdiff_t F, ptrdiff_t l,
+                                 const float *v, int conj_v, int first)
 {
-    const float *p = spec + ((l / LANES) * F + f) * ELEM + l % LANES;
-    *re = p[0];
-    *im = p[LANES];
+    const float *x = spec + (l / LANES) * F * ELEM + l % LANES;
+    for (ptrdiff_t f = 0; f < F; f++) {
+        const float xr = x[f * ELEM], xi = x[f * ELEM + LANES];
+        const cvec vf = cv_load(v + f * ELEM, 0, LANES);
+        const cvec zero = {lanes_zero(), lanes_zero()};
+        const cvec base = first ? zero : cv_load(acc + f * ELEM, 0, LANES);
+        cv_store(acc + f * ELEM, conj_v ? cv_mac_conj(base, xr, xi, vf) : cv_mac(base, xr, xi, vf),
+                 0, LANES);
+    }
 }
 
 static inline int block_lanes(ptrdiff_t total, ptrdiff_t block)
@@ -264,16 +273,9 @@ BNPY_HOT static void forward_item(void *ctx, ptrdiff_t n)
         return;
     }
     for (ptrdiff_t ob = 0; ob < nob; ob++) {
-        for (ptrdiff_t f = 0; f < F; f++) {
-            cvec acc = {lanes_zero(), lanes_zero()};
-            for (ptrdiff_t c = 0; c < jb->Cin; c++) {
-                float xr, xi;
-                lane_value(jb->in, F, n * jb->Cin + c, f, &xr, &xi);
-                acc = cv_mac_conj(acc, xr, xi,
-                                  cv_load(jb->in2 + ((c * nob + ob) * F + f) * ELEM, 0, LANES));
-            }
-            cv_store(sc.spec + f * ELEM, acc, 0, LANES);
-        }
+        for (ptrdiff_t c = 0; c < jb->Cin; c++) /* sum_c X[n,c] conj(KF[c,o]) */
+            mac_lane(sc.spec, jb->in, F, n * jb->Cin + c, jb->in2 + (c * nob + ob) * F * ELEM, 1,
+                     c == 0);
         signal2d(plan, &sc, sc.spec, sc.spec_work,
                  jb->out + n * jb->out_rows * jb->out_cols * jb->Cout + ob * LANES, jb->out_rows,
                  jb->out_cols, jb->out_cols * jb->Cout, jb->Cout, block_lanes(jb->Cout, ob), 0, 0,
@@ -296,20 +298,12 @@ BNPY_HOT static void dkernel_item(void *ctx, ptrdiff_t ob)
         return;
     }
     float *g = sc.extra; /* (Cin, F) elements: sum_n X[n,c] conj(DY[n]) */
-    memset(g, 0, (size_t)(Cin * F * ELEM) * sizeof(float));
     for (ptrdiff_t n = 0; n < jb->N; n++) {
         const float *d =
             spectrum2d(plan, &sc, jb->in + n * jb->in_rows * jb->in_cols * Cout + ob * LANES,
                        jb->in_rows, jb->in_cols, jb->in_cols * Cout, Cout, nl, 0, 0);
-        for (ptrdiff_t f = 0; f < F; f++) {
-            const cvec df = cv_load(d + f * ELEM, 0, LANES);
-            for (ptrdiff_t c = 0; c < Cin; c++) {
-                float xr, xi;
-                lane_value(jb->in2, F, n * Cin + c, f, &xr, &xi);
-                float *gp = g + (c * F + f) * ELEM;
-                cv_store(gp, cv_mac_conj(cv_load(gp, 0, LANES), xr, xi, df), 0, LANES);
-            }
-        }
+        for (ptrdiff_t c = 0; c < Cin; c++)
+            mac_lane(g + c * F * ELEM, jb->in2, F, n * Cin + c, d, 1, n == 0);
     }
     for (ptrdiff_t c = 0; c < Cin; c++)
         signal2d(plan, &sc, g + c * F * ELEM, sc.spec_work, jb->out + c * Cout + ob * LANES,
@@ -339,16 +333,8 @@ BNPY_HOT static void dinput_item(void *ctx, ptrdiff_t n)
         memcpy(dys + ob * F * ELEM, d, (size_t)(F * ELEM) * sizeof(float));
     }
     for (ptrdiff_t cb = 0; cb < ncb; cb++) {
-        for (ptrdiff_t f = 0; f < F; f++) {
-            cvec acc = {lanes_zero(), lanes_zero()};
-            for (ptrdiff_t o = 0; o < Cout; o++) {
-                float dr, di;
-                lane_value(dys, F, o, f, &dr, &di);
-                acc = cv_mac(acc, dr, di,
-                             cv_load(jb->in2 + ((o * ncb + cb) * F + f) * ELEM, 0, LANES));
-            }
-            cv_store(sc.spec + f * ELEM, acc, 0, LANES);
-        }
+        for (ptrdiff_t o = 0; o < Cout; o++) /* sum_o DY[n,o] KF[c,o] */
+            mac_lane(sc.spec, dys, F, o, jb->in2 + (o * ncb + cb) * F * ELEM, 0, o == 0);
         signal2d(plan, &sc, sc.spec, sc.spec_work,
                  jb->out + n * jb->out_rows * jb->out_cols * Cin + cb * LANES, jb->out_rows,
                  jb->out_cols, jb->out_cols * Cin, Cin, block_lanes(Cin, cb), 0, 0, scale, NULL);

@@ -3,7 +3,7 @@
  * A complex lane element is 2 x LANES floats: the LANES real parts, then the LANES imaginary
  * parts, one independent transform per lane. fft_run computes `batch` interleaved DFTs
  *     X[k] = sum_j x[j] e^(-2 pi i j k / n)
- * with mixed-radix (4, 2, 3, 5) Stockham passes (self-sorting: the result is in natural order,
+ * with mixed-radix (8, 4, 2, 3, 5) Stockham passes (self-sorting: the result is in natural order,
  * ping-ponging between two buffers), and the unscaled inverse as the same transform with the real
  * and imaginary parts exchanged: swap(DFT(swap(z))) = IDFT(z) * n. Everything is always inlined, so
  * that it is compiled inside conv_fft.c's hot functions with their instruction set (BNPY_HOT).
@@ -170,7 +170,7 @@ typedef struct {
         *twiddle[MAX_STAGES]; /* stage s: (cos, sin) of -2 pi p k / len_s, p < m, 1 <= k < r */
 } fft_plan;
 
-/* Factor n into 4s, 2s, 3s and 5s and fill the twiddles (at most 4n floats). 0, or -1 when n has
+/* Factor n into 8s, 4s, 2s, 3s and 5s and fill the twiddles (at most 4n floats). 0, or -1 when n has
  * another prime factor. */
 static inline int plan_init(fft_plan *plan, float *twiddles, ptrdiff_t n)
 {
@@ -179,7 +179,12 @@ static inline int plan_init(fft_plan *plan, float *twiddles, ptrdiff_t n)
     plan->n = n;
     plan->stages = 0;
     while (len > 1) {
-        const int r = len % 4 == 0 ? 4 : len % 2 == 0 ? 2 : len % 3 == 0 ? 3 : len % 5 == 0 ? 5 : 0;
+        const int r = len % 8 == 0   ? 8
+                      : len % 4 == 0 ? 4
+                      : len % 2 == 0 ? 2
+                      : len % 3 == 0 ? 3
+                      : len % 5 == 0 ? 5
+                                     : 0;
         if (r == 0 || plan->stages == MAX_STAGES)
             return -1;
         const ptrdiff_t m = len / r;
@@ -287,6 +292,53 @@ BNPY_ALWAYS_INLINE void pass_r5(float *work, const float *x, ptrdiff_t s, ptrdif
     }
 }
 
+/* Radix 8 as two radix-4 DFTs: the sums and differences a_t +- a_(t+4) give the even outputs
+ * (DFT_4 of the sums) and the odd ones (DFT_4 of the differences times w_8^(-t)). */
+BNPY_ALWAYS_INLINE void dft4(cvec c0, cvec c1, cvec c2, cvec c3, cvec *out)
+{
+    const cvec e0 = cv_add(c0, c2), e1 = cv_sub(c0, c2);
+    const cvec f0 = cv_add(c1, c3), f1 = cv_mul_minus_i(cv_sub(c1, c3));
+    out[0] = cv_add(e0, f0);
+    out[1] = cv_add(e1, f1);
+    out[2] = cv_sub(e0, f0);
+    out[3] = cv_sub(e1, f1);
+}
+
+BNPY_ALWAYS_INLINE void pass_r8(float *work, const float *x, ptrdiff_t s, ptrdiff_t m,
+                                const float *tw, ptrdiff_t ro, ptrdiff_t io)
+{
+    const float half_sqrt2 = 0.70710678118654752440f;
+    for (ptrdiff_t p = 0; p < m; p++) {
+        const float *w = tw + 14 * p;
+        for (ptrdiff_t q = 0; q < s; q++) {
+            const float *a = x + (q + s * p) * ELEM;
+            float *b = work + (q + 8 * s * p) * ELEM;
+            const ptrdiff_t step = s * m * ELEM;
+            cvec sum[4], dif[4], even[4], odd[4];
+            for (int t = 0; t < 4; t++) {
+                const cvec lo = cv_load(a + t * step, ro, io),
+                           hi = cv_load(a + (t + 4) * step, ro, io);
+                sum[t] = cv_add(lo, hi);
+                dif[t] = cv_sub(lo, hi);
+            }
+            /* dif[t] w_8^(-t): w_8^-1 = (1 - i)/sqrt2, w_8^-2 = -i, w_8^-3 = -(1 + i)/sqrt2 */
+            const cvec d1 = {lanes_scale(lanes_add(dif[1].re, dif[1].im), half_sqrt2),
+                             lanes_scale(lanes_sub(dif[1].im, dif[1].re), half_sqrt2)};
+            const cvec d3 = {
+                lanes_scale(lanes_sub(dif[3].im, dif[3].re), half_sqrt2),
+                lanes_scale(lanes_sub(lanes_zero(), lanes_add(dif[3].re, dif[3].im)), half_sqrt2)};
+            dft4(sum[0], sum[1], sum[2], sum[3], even);
+            dft4(dif[0], d1, cv_mul_minus_i(dif[2]), d3, odd);
+            cv_store(b, even[0], ro, io);
+            for (int k = 1; k < 8; k++) {
+                const cvec v = k % 2 == 0 ? even[k / 2] : odd[k / 2];
+                cv_store(b + k * s * ELEM, cv_mul_scalar(v, w[2 * (k - 1)], w[2 * (k - 1) + 1]), ro,
+                         io);
+            }
+        }
+    }
+}
+
 /* `batch` DFTs of length plan->n at once, element j of transform q at x + (q + batch j) ELEM;
  * inverse: the unscaled inverse DFT (the forward transform with re and im exchanged). Ping-pongs
  * between x and work; returns the buffer that holds the result, in natural order. */
@@ -298,7 +350,9 @@ BNPY_ALWAYS_INLINE float *fft_run(const fft_plan *plan, float *x, float *work, p
     for (int st = 0; st < plan->stages; st++) {
         const int r = plan->radix[st];
         const ptrdiff_t m = len / r;
-        if (r == 4)
+        if (r == 8)
+            pass_r8(work, x, s, m, plan->twiddle[st], ro, io);
+        else if (r == 4)
             pass_r4(work, x, s, m, plan->twiddle[st], ro, io);
         else if (r == 2)
             pass_r2(work, x, s, m, plan->twiddle[st], ro, io);
