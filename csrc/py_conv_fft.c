@@ -29,8 +29,8 @@ static int check_fft_size(Py_ssize_t n, const char *func, const char *name)
 {
     if (!bnpy_fft_size_supported(n) || n > MAX_FFT_SIZE) {
         PyErr_Format(PyExc_ValueError,
-                     "%s: %s must be a product of 2s, 3s and 5s (an FFT size) <= %d, got %zd",
-                     func, name, MAX_FFT_SIZE, n);
+                     "%s: %s must be a product of 2s, 3s and 5s (an FFT size) <= %d, got %zd", func,
+                     name, MAX_FFT_SIZE, n);
         return -1;
     }
     return 0;

@@ -116,6 +116,8 @@ def test_fft_sizes_make_the_circular_convolution_linear():
     assert _conv_fft.sizes(32, 32, 32, 32, 11, 11, 5, 5) == (40, 40)  # needs 37
     assert _conv_fft.sizes(32, 32, 22, 22, 11, 11, 0, 0) == (32, 32)  # 'valid' needs H
     assert _conv_fft.sizes(7, 9, 7, 9, 4, 5, 1, 2) == (9, 12)  # even kernel: needs 9, 11
+    with pytest.raises(ValueError, match="fft_size: n must be in"):
+        _conv_fft.fft_size(2**62 + 1)  # 5-smooth numbers are sparse there: refused, not searched
     assert [_conv_fft.fft_size(n) for n in (1, 7, 11, 13, 14, 17, 31, 49)] == [
         1,
         8,
@@ -165,7 +167,16 @@ def test_dispatch_takes_the_fft_path_for_the_article_conv():
 
 @pytest.mark.parametrize(
     "case",
-    ["3x3 kernel", "stride 2", "dilation 2", "float64", "channels_first", "little work", "off"],
+    [
+        "3x3 kernel",
+        "stride 2",
+        "dilation 2",
+        "float64",
+        "channels_first",
+        "little work",
+        "off",
+        "huge padding",
+    ],
 )
 def test_dispatch_keeps_the_direct_or_im2col_path(case, monkeypatch):
     """Small kernels, strides, dilation, float64, channels-first and tiny convolutions do not take
@@ -180,6 +191,12 @@ def test_dispatch_keeps_the_direct_or_im2col_path(case, monkeypatch):
         kernel = kernel[:3, :3]
     if case == "off":
         monkeypatch.setattr(_conv_fft, "ENABLED", False)
+    if case == "huge padding":  # FFT sizes beyond the glue's 1024: decided without searching one
+        x = x[:1, :4, :4]
+        padding = ((1100, 1100), (4, 4))
+        y, ctx = ops.conv2d_forward(x, kernel, bias, 1, padding)
+        assert ctx.fft is None and y.shape == (1, 2194, 2, 96)
+        return
     strides = 2 if case == "stride 2" else 1
     dilation = 2 if case == "dilation 2" else 1
     fmt = "channels_first" if case == "channels_first" else "channels_last"

@@ -3,11 +3,13 @@
 For large kernels a convolution costs fewer operations in the frequency domain. Every plane is
 placed in a P_h x P_w periodic domain and transformed once (DFT, S[u,v] = sum_(r,c) s[r,c]
 e^(-2 pi i (u r / P_h + v c / P_w))); with x at the origin and the kernel's tap (di, dj) at
-(di - pad_top, dj - pad_left)::
+(di - pad_top, dj - pad_left) (KF: the kernel's spectrum so placed)::
 
-    Y[n,o]  = sum_c X[n,c] KF[c,o]             y  = IDFT(Y)[i, j]                  + b[o]
+    Y[n,o]  = sum_c X[n,c] conj(KF[c,o])       y  = IDFT(Y)[i, j]                  + b[o]
     G[c,o]  = sum_n X[n,c] conj(DY[n,o])       dK = IDFT(G)[di - pad_top, dj - pad_left]
-    DX[n,c] = sum_o DY[n,o] conj(KF[c,o])      dx = IDFT(DX)[h, w]
+    DX[n,c] = sum_o DY[n,o] KF[c,o]            dx = IDFT(DX)[h, w]
+
+(a cross-correlation, as Keras's convolution: hence the conjugates).
 
 The circular products equal the linear (zero-padded) ones when no index wraps onto a real cell:
 P_h >= max(H + pad_top, out_h + kh - 1 - pad_top), and likewise for the columns; the sizes are
@@ -50,7 +52,10 @@ FFT_FLOP_COST = 3.5
 
 
 def fft_size(n):
-    """The smallest product of 2s, 3s and 5s that is >= n (n >= 1)."""
+    """The smallest product of 2s, 3s and 5s that is >= n (1 <= n <= MAX_FFT_SIZE; beyond it such
+    numbers grow sparse, and the C glue refuses them anyway)."""
+    if not 1 <= n <= MAX_FFT_SIZE:
+        raise ValueError("fft_size: n must be in [1, {}], got {}".format(MAX_FFT_SIZE, n))
     size = n
     while not _is_fft_size(size):
         size += 1
@@ -105,6 +110,8 @@ def use_fft(x, geometry, cout, channels_first, dilation):
     n, h, w, cin = x.shape
     pt, pb, pl, pr = geometry[4:]
     out_hw = (h + pt + pb - kh + 1, w + pl + pr - kw + 1)
+    if max(h + pt, out_hw[0] + kh - 1 - pt, w + pl, out_hw[1] + kw - 1 - pl) > MAX_FFT_SIZE:
+        return False  # (FFT sizes are at least these)
     p_h, p_w = sizes(h, w, out_hw[0], out_hw[1], kh, kw, pt, pl)
     if (
         max(p_h, p_w) > MAX_FFT_SIZE
