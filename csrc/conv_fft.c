@@ -4,9 +4,9 @@
  * S[u,v] = sum_(r,c) s[r,c] w_h^(-u r) w_w^(-v c), w = e^(2 pi i / P). With x at rows 0..H-1, the
  * kernel's tap (di, dj) at (di - pad_top, dj - pad_left) mod P, and y, dy at rows 0..out_h-1:
  *
- *     Y[n,o]  = sum_c X[n,c] KF[c,o]            y  = IDFT(Y)  read at (i, j)
+ *     Y[n,o]  = sum_c X[n,c] conj(KF[c,o])      y  = IDFT(Y)  read at (i, j)
  *     G[c,o]  = sum_n X[n,c] conj(DY[n,o])      dK = IDFT(G)  read at (di - pad_top, dj - pad_left)
- *     DX[n,c] = sum_o DY[n,o] conj(KF[c,o])     dx = IDFT(DX) read at (h, w)
+ *     DX[n,c] = sum_o DY[n,o] KF[c,o]           dx = IDFT(DX) read at (h, w)
  *
  * (IDFT with the 1/(P_h P_w) factor). The circular products equal the linear ones when no index
  * wraps onto a real cell: P_h >= max(H + pad_top, out_h + kh - 1 - pad_top), and the same for the
@@ -16,7 +16,7 @@
  * pixel are LANES independent planes, so every butterfly is plain vector arithmetic, with no
  * shuffles. A block's spectrum is (P_h, Pr, 2, LANES) floats, Pr = P_w/2 + 1 (the real planes'
  * half spectrum): the LANES real parts of a frequency, then the LANES imaginary parts. The 1-D
- * transforms are mixed-radix (4, 2, 3, 5) Stockham FFTs over many transforms at once; the real
+ * transforms are mixed-radix (8, 4, 2, 3, 5) Stockham FFTs over many transforms at once; the real
  * row transforms pack two rows into one complex transform (rows a and b as a + ib) and untangle
  * them; the inverse is the forward transform with real and imaginary parts exchanged.
  *

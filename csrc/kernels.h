@@ -266,7 +266,7 @@ int bnpy_fft_size_supported(ptrdiff_t n);
 int bnpy_fft_spectrum_f32(float *spec, const float *a, ptrdiff_t B, ptrdiff_t R, ptrdiff_t C,
                           ptrdiff_t L, ptrdiff_t P_h, ptrdiff_t P_w, ptrdiff_t shift_h,
                           ptrdiff_t shift_w);
-/* y (N, out_h, out_w, Cout) = IDFT(sum_c X[n,c] KF[c,o]) + bias. xspec: the spectrum of x as
+/* y (N, out_h, out_w, Cout) = IDFT(sum_c X[n,c] conj(KF[c,o])) + bias. xspec: the spectrum of x as
  * (1, H, W, N*Cin) (lane n*Cin + c); kspec (Cin, ceil(Cout/LANES), ...): the spectra of the kernel
  * as (Cin, kh, kw, Cout), shifted by (-pad_top, -pad_left); bias (Cout,) or NULL. */
 int bnpy_conv2d_fft_forward_f32(float *y, const float *xspec, const float *kspec, const float *bias,
@@ -278,7 +278,7 @@ int bnpy_conv2d_fft_dkernel_f32(float *dkernel, const float *dy, const float *xs
                                 ptrdiff_t Cin, ptrdiff_t Cout, ptrdiff_t out_h, ptrdiff_t out_w,
                                 ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t pad_top, ptrdiff_t pad_left,
                                 ptrdiff_t P_h, ptrdiff_t P_w);
-/* dx (N, H, W, Cin) = IDFT(sum_o DY[n,o] conj(KF[c,o])); dy (N, out_h, out_w, Cout); ktspec
+/* dx (N, H, W, Cin) = IDFT(sum_o DY[n,o] KF[c,o]); dy (N, out_h, out_w, Cout); ktspec
  * (Cout, ceil(Cin/LANES), ...): the spectra of the kernel as (Cout, kh, kw, Cin), shifted as for
  * the forward. */
 int bnpy_conv2d_fft_dinput_f32(float *dx, const float *dy, const float *ktspec, ptrdiff_t N,

@@ -102,6 +102,17 @@ static int check_fits(Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t P_h, Py_ssize
     return 0;
 }
 
+/* dy as a float32 array (N, out_h, out_w, Cout) with no empty axis, or NULL with the error set. */
+static PyArrayObject *dy_array(PyObject *obj, const char *func)
+{
+    PyArrayObject *dy = bnpy_input_array(obj, NPY_FLOAT, func, "dy");
+    if (dy != NULL && (PyArray_NDIM(dy) != 4 || PyArray_SIZE(dy) == 0)) {
+        raise_shape(func, "dy", "a non-empty 4-D array (N, out_h, out_w, Cout)", dy);
+        Py_CLEAR(dy);
+    }
+    return dy;
+}
+
 /* fft_spectrum(a, P_h, P_w, shift_h, shift_w) -> spectrum (B, ceil(L/8), P_h, P_w/2+1, 2, 8) */
 static PyObject *py_fft_spectrum(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -219,13 +230,9 @@ static PyObject *py_conv2d_fft_dkernel(PyObject *module, PyObject *const *args, 
         parse_size(args[6], func, "pad_left", 0, &pad_left) < 0 ||
         parse_size(args[7], func, "P_w", 1, &P_w) < 0)
         return NULL;
-    dy = bnpy_input_array(args[0], NPY_FLOAT, func, "dy");
+    dy = dy_array(args[0], func);
     if (dy == NULL)
         goto fail;
-    if (PyArray_NDIM(dy) != 4 || PyArray_SIZE(dy) == 0) {
-        raise_shape(func, "dy", "a non-empty 4-D array (N, out_h, out_w, Cout)", dy);
-        goto fail;
-    }
     const npy_intp N = PyArray_DIM(dy, 0), out_h = PyArray_DIM(dy, 1), out_w = PyArray_DIM(dy, 2),
                    Cout = PyArray_DIM(dy, 3);
     xspec = spectrum_array(args[1], func, "xspec", 1, lane_blocks(N * Cin), &P_h, &Pr);
@@ -265,13 +272,9 @@ static PyObject *py_conv2d_fft_dinput(PyObject *module, PyObject *const *args, P
         parse_size(args[3], func, "H", 1, &H) < 0 || parse_size(args[4], func, "W", 1, &W) < 0 ||
         parse_size(args[5], func, "P_w", 1, &P_w) < 0)
         return NULL;
-    dy = bnpy_input_array(args[0], NPY_FLOAT, func, "dy");
+    dy = dy_array(args[0], func);
     if (dy == NULL)
         goto fail;
-    if (PyArray_NDIM(dy) != 4 || PyArray_SIZE(dy) == 0) {
-        raise_shape(func, "dy", "a non-empty 4-D array (N, out_h, out_w, Cout)", dy);
-        goto fail;
-    }
     const npy_intp N = PyArray_DIM(dy, 0), out_h = PyArray_DIM(dy, 1), out_w = PyArray_DIM(dy, 2),
                    Cout = PyArray_DIM(dy, 3);
     ktspec = spectrum_array(args[1], func, "ktspec", Cout, lane_blocks(Cin), &P_h, &Pr);
