@@ -4,8 +4,10 @@ Cases (float32, batch 32):
   conv1  Conv2D 96 11x11 'same' on 32x32x3   (the step's dominant op; no dx: it is the first layer)
   conv2  Conv2D 120 1x1 'valid' on 16x16x96  (with dx)
   pool   MaxPooling2D 2x2 on 32x32x96
-For each: forward, backward and forward+backward, at 1 and 2 threads, for bnpy (channels-last),
-bnpy with the direct kernel switched off (im2col + matmul: shows what the direct kernel buys) and
+For each: forward, backward and forward+backward, at 1 and 2 threads, for bnpy (channels-last;
+conv1 takes the FFT path, bnpy/ops/_conv_fft.py, and benchmarks/bench_conv_fft.py compares it
+with the direct kernel), bnpy with the FFT path and the direct kernel switched off (im2col +
+matmul: shows what they buy) and
 torch in NCHW and channels-last (autograd; torch.set_num_threads; its backward is derived as
 fwd+bwd minus forward, since autograd frees the graph after each backward). Medians are measured
 round-robin (one call of each contestant in turn) so a busy machine slows all alike; ratios are
@@ -24,6 +26,7 @@ import numpy as np
 
 import bnpy
 import bnpy.ops as ops
+from bnpy.ops import _conv_fft
 from bnpy.ops import conv as conv_module
 
 CLOCK = time.perf_counter
@@ -43,14 +46,18 @@ def round_robin_medians(steps, repeats, warmup=2):
 
 
 def bnpy_conv_steps(x, kernel, bias, padding, need_dx, direct):
+    """bnpy's dispatch (direct=True: the FFT path or the direct kernel where they apply), or
+    im2col + matmul with both switched off."""
+
     def with_path(fn):
         def run():
-            saved = conv_module._USE_DIRECT
-            conv_module._USE_DIRECT = direct and saved
+            saved = conv_module._USE_DIRECT, _conv_fft.ENABLED
+            conv_module._USE_DIRECT = direct and saved[0]
+            _conv_fft.ENABLED = direct and saved[1]
             try:
                 return fn()
             finally:
-                conv_module._USE_DIRECT = saved
+                conv_module._USE_DIRECT, _conv_fft.ENABLED = saved
 
         return run
 
@@ -187,7 +194,7 @@ def main():
             dy = rng.standard_normal(y.shape).astype(np.float32)
             steps = {
                 "bnpy fwd": lambda: ops.max_pool2d_forward(xp),
-                "bnpy bwd": lambda: ops.max_pool2d_backward(dy, ctx),
+                "bnpy bwd": lambda dy=dy, ctx=ctx: ops.max_pool2d_backward(dy, ctx),
             }
             if torch is not None:
                 for name, fmt in [("NCHW", torch.contiguous_format), ("CL", torch.channels_last)]:
@@ -208,7 +215,7 @@ def main():
 
                     steps["torch {} fwd".format(name)] = fwd
                     steps["torch {} fwd+bwd".format(name)] = fwd_bwd
-            steps["bnpy fwd+bwd"] = lambda: ops.max_pool2d_backward(
+            steps["bnpy fwd+bwd"] = lambda dy=dy: ops.max_pool2d_backward(
                 dy, ops.max_pool2d_forward(xp)[1]
             )
             res = round_robin_medians(steps, args.repeats)

@@ -1,4 +1,4 @@
-"""One training step of the article's network, bnpy against PyTorch, measured in the same run.
+"""One training step of the article's network: bnpy against PyTorch and tf-keras, in the same run.
 
 The network is the article's LeNet-5 variant with all four commented BatchNormalization lines
 enabled (355,192 parameters):
@@ -6,21 +6,29 @@ enabled (355,192 parameters):
     Conv2D 96 11x11 same -> BN -> MaxPool 2x2 -> BN -> tanh -> Conv2D 120 1x1 valid -> BN ->
     Flatten -> Dense 10 -> BN -> relu -> Dense 10 -> softmax, categorical cross-entropy, Adadelta
 
-on a batch of 32 random 32x32x3 float32 images, at 1 and 2 threads. Three contestants:
+on a batch of 32 random 32x32x3 float32 images, at 1 and 2 threads. Contestants:
 
   * bnpy.ops  - the step composed from bnpy.ops calls (conv, pooling, BN, matmul for the dense
                 layers, softmax + cross-entropy and Adadelta in NumPy): what the framework can reach;
-  * bnpy model - ``Sequential.train_on_batch`` of the real model (when bnpy.models exists); with
-                more than one thread also a row with NumPy's BLAS limited to one thread (the
-                dense layers' small matmuls), bnpy's own kernels keeping all threads;
-  * torch      - the same network in PyTorch, NCHW and channels-last (torch.set_num_threads).
+  * bnpy model - ``Sequential.train_on_batch`` of the real model; with more than one thread also a
+                row with NumPy's BLAS pool uncapped (the model caps it at one thread while bnpy's
+                OpenMP kernels run, bnpy._threads);
+  * torch      - the same network in PyTorch, NCHW and channels-last (torch.set_num_threads);
+  * tf-keras   - the same network in tf-keras (Keras 2 on TensorFlow) with Keras 2.0's settings
+                (Adadelta lr=1.0, rho=0.95, epsilon=1e-8; BatchNormalization fused=False, as Keras
+                2.0 had no fused kernel), when tensorflow and tf_keras import. TensorFlow fixes its
+                thread pools when it starts, so it runs only when a single --threads value is given.
 
-For each thread count it prints the median ms/step, the ratio to PyTorch's fastest layout, the
-implied seconds per 50,000-image epoch, and the fastest step of each (on a busy machine the
-minimum is the better estimate of a contestant's unloaded speed). With --memory it also runs a one-epoch fit of the bnpy
-model on 50,000 random images in a subprocess and prints its peak resident memory (getrusage).
+Timing: interleaved rounds (every contestant in turn, A, B, C, ...), each contestant's fastest of
+--calls calls per round after one untimed call; printed: the median over the rounds of those
+fastest times, and the median [quartiles] of the per-round ratios bnpy / torch's best layout of the
+same round (and / tf-keras). Then a per-layer breakdown of the bnpy model's step (each layer's
+forward and backward, ms and share of the step; "rest" is the loss, the optimizer and the moving
+statistics). With --memory it also runs a one-epoch fit of the bnpy model on 50,000 random images
+in a subprocess and prints its peak resident memory (getrusage).
 
 Run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_training.py [--memory]
+      [--threads 1] [--rounds 9] [--calls 3] [--clock cpu]
 Timings on a shared machine are noisy: compare the ratios of one run, not absolute times.
 """
 
@@ -42,28 +50,6 @@ RHO, EPS_ADADELTA, LR = 0.95, 1e-8, 1.0  # Keras 2.0 Adadelta defaults
 
 
 CLOCK = time.perf_counter
-
-
-def median_ms(steps, repeats, warmup=3, block=3):
-    """Median ms per call of each step function, measured in short blocks taken in turn: each
-    contestant gets one untimed call, then `block` timed ones, then the next contestant, round
-    after round. The load of a shared machine still falls on every contestant alike, while the
-    idle-spinning workers one library leaves behind (torch's OpenMP pool, OpenBLAS's) are gone
-    before the next contestant's timed calls. CLOCK is wall time, or process CPU time with --clock
-    cpu (robust to other processes' load, but only meaningful for one thread: with more it adds
-    up the threads' times)."""
-    for step in steps.values():
-        for _ in range(warmup):
-            step()
-    times = {name: [] for name in steps}
-    for _ in range(-(-repeats // block)):
-        for name, step in steps.items():
-            step()
-            for _ in range(block):
-                start = CLOCK()
-                step()
-                times[name].append(CLOCK() - start)
-    return {name: (1e3 * float(np.median(t)), 1e3 * float(np.min(t))) for name, t in times.items()}
 
 
 # ---- batch normalization: bnpy.ops ----------------------------------------------------------------
@@ -227,6 +213,116 @@ def torch_step_factory(channels_last):
     return step
 
 
+def tf_keras_step_factory(threads):
+    """A train_on_batch step of the network in tf-keras with Keras 2.0's settings, or None when
+    tensorflow or tf_keras is not installed."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        import tensorflow as tf
+        import tf_keras as keras
+    except ImportError:
+        return None, None
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    layers = keras.layers
+    keras.utils.set_random_seed(0)
+
+    def bn():
+        return layers.BatchNormalization(momentum=MOMENTUM, epsilon=EPS_BN, fused=False)
+
+    model = keras.Sequential(
+        [
+            layers.Conv2D(96, (11, 11), padding="same", input_shape=(32, 32, 3)),
+            bn(),
+            layers.MaxPooling2D((2, 2)),
+            bn(),
+            layers.Activation("tanh"),
+            layers.Conv2D(120, (1, 1), padding="valid"),
+            bn(),
+            layers.Flatten(),
+            layers.Dense(10),
+            bn(),
+            layers.Activation("relu"),
+            layers.Dense(10),
+            layers.Activation("softmax"),
+        ]
+    )
+    optimizer = keras.optimizers.Adadelta(learning_rate=LR, rho=RHO, epsilon=EPS_ADADELTA)
+    model.compile(loss="categorical_crossentropy", optimizer=optimizer, metrics=["accuracy"])
+    rng = np.random.default_rng(0)
+    x = rng.random((BATCH, 32, 32, 3), dtype=np.float32)
+    y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, BATCH)]
+    return (lambda: model.train_on_batch(x, y)), "tensorflow {}, tf_keras {}".format(
+        tf.__version__, keras.__version__
+    )
+
+
+# ---- where the bnpy model's step goes --------------------------------------------------------------
+
+
+def layer_breakdown(model, x, y, steps):
+    """Median ms per step of each layer's forward and backward in the model's train_on_batch, and
+    of the whole step, measured by wrapping the layers' methods for `steps` steps."""
+    spent = {}
+
+    def timed(key, method):
+        def run(*args, **kwargs):
+            start = CLOCK()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                spent[key] = spent.get(key, 0.0) + CLOCK() - start
+
+        return run
+
+    for layer in model.layers:
+        layer.forward = timed((layer.name, "forward"), layer.forward)
+        layer.backward = timed((layer.name, "backward"), layer.backward)
+    samples = {}
+    try:
+        model.train_on_batch(x, y)
+        for _ in range(steps):
+            spent.clear()
+            start = CLOCK()
+            model.train_on_batch(x, y)
+            spent[("step", "")] = CLOCK() - start
+            for key, value in spent.items():
+                samples.setdefault(key, []).append(value)
+    finally:
+        for layer in model.layers:
+            del layer.forward, layer.backward  # the class's methods again
+    return {key: 1e3 * float(np.median(v)) for key, v in samples.items()}
+
+
+def print_breakdown(model, breakdown):
+    step = breakdown[("step", "")]
+    print("\nbnpy model, where a step goes (median of the steps; share of the median step):")
+    print(
+        "  {:<44} {:>9} {:>7} {:>9} {:>7}".format("layer", "forward", "share", "backward", "share")
+    )
+    total = 0.0
+    for layer in model.layers:
+        fwd = breakdown.get((layer.name, "forward"), 0.0)
+        bwd = breakdown.get((layer.name, "backward"), 0.0)
+        total += fwd + bwd
+        print(
+            "  {:<44} {:>7.2f}ms {:>6.1f}% {:>7.2f}ms {:>6.1f}%".format(
+                "{} ({})".format(layer.name, type(layer).__name__),
+                fwd,
+                100 * fwd / step,
+                bwd,
+                100 * bwd / step,
+            )
+        )
+    rest = step - total
+    print(
+        "  {:<44} {:>7.2f}ms {:>6.1f}%".format(
+            "rest (loss, optimizer, ...)", rest, 100 * rest / step
+        )
+    )
+    print("  {:<44} {:>7.2f}ms".format("step", step))
+
+
 # ---- peak memory of a one-epoch fit -------------------------------------------------------------------------
 
 MEMORY_CHILD = r"""
@@ -259,9 +355,22 @@ def peak_memory_of_fit(threads=1):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    benchtools.add_run_options(parser)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument(
+        "--calls", type=int, default=3, help="timed calls per round (fastest counts)"
+    )
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="wall time (default) or process CPU time (load-robust; 1 thread only)",
+    )
     parser.add_argument(
         "--memory", action="store_true", help="also measure a one-epoch fit's peak RSS"
+    )
+    parser.add_argument(
+        "--breakdown-steps", type=int, default=15, help="steps for the per-layer breakdown"
     )
     args = parser.parse_args()
     global CLOCK
@@ -280,25 +389,35 @@ def main():
     y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, BATCH)]
     network = OpsNetwork(rng)
     model = build_model()
+    tf_step, tf_version = None, "not run (give a single --threads value)"
+    if len(args.threads) == 1:
+        tf_step, tf_version = tf_keras_step_factory(args.threads[0])
+        tf_version = tf_version or "absent"
     blas = [
         (i["internal_api"], i.get("architecture"), i.get("version"))
         for i in threadpool_info()
         if i["user_api"] == "blas"
     ]
     print(
-        "bnpy {} (OpenMP {}), NumPy {}, BLAS {}, torch {}".format(
+        "bnpy {} (OpenMP {}), NumPy {}, BLAS {}, torch {}, tf-keras: {}".format(
             bnpy.__version__,
             bool(bnpy._core.HAVE_OPENMP),
             np.__version__,
             blas,
             torch.__version__ if torch else "absent",
+            tf_version,
         )
     )
     print("parameters: {} (Keras: 355,192); clock: {}".format(network.count_params(), args.clock))
     steps_per_epoch = -(-EPOCH_IMAGES // BATCH)
     print(
-        "\n{:>7} {:<22} {:>9} {:>14} {:>10} {:>9} {:>10}".format(
-            "threads", "contestant", "ms/step", "vs torch best", "s/epoch", "min ms", "min ratio"
+        "\n{:>7} {:<26} {:>9} {:>22} {:>22} {:>9}".format(
+            "threads",
+            "contestant",
+            "ms/step",
+            "/ torch best [q1-q3]",
+            "/ tf-keras [q1-q3]",
+            "s/epoch",
         )
     )
     for threads in args.threads:
@@ -309,6 +428,8 @@ def main():
                 torch.set_num_threads(threads)
                 steps["torch NCHW"] = torch_step_factory(False)
                 steps["torch channels_last"] = torch_step_factory(True)
+            if tf_step is not None:
+                steps["tf-keras"] = tf_step
             steps["bnpy.ops"] = lambda: network.train_step(x, y)
             steps["bnpy model"] = lambda: model.train_on_batch(x, y)
             if threads > 1:  # what the model does without its BLAS cap (bnpy._threads)
@@ -325,19 +446,32 @@ def main():
                             os.environ["BNPY_FIT_BLAS_THREADS"] = saved
 
                 steps["bnpy model, BLAS uncapped"] = model_blas_uncapped
-            results = median_ms(steps, args.repeats)
-        best_torch = min((v[0] for k, v in results.items() if k.startswith("torch")), default=None)
-        best_torch_min = min(
-            (v[1] for k, v in results.items() if k.startswith("torch")), default=None
-        )
-        for name, (ms, ms_min) in results.items():
-            ratio = "{:.2f}x".format(ms / best_torch) if best_torch else "-"
-            ratio_min = "{:.2f}x".format(ms_min / best_torch_min) if best_torch_min else "-"
-            print(
-                "{:>7} {:<22} {:>9.1f} {:>14} {:>10.0f} {:>9.1f} {:>10}".format(
-                    threads, name, ms, ratio, ms * steps_per_epoch / 1e3, ms_min, ratio_min
+            times = benchtools.interleaved_rounds(steps, args.rounds, args.calls, clock=CLOCK)
+            torch_names = [k for k in times if k.startswith("torch")]
+            if torch_names:  # per round, torch's faster layout
+                times["torch best"] = list(np.min([times[k] for k in torch_names], axis=0))
+            for name in steps:
+                ms = 1e3 * float(np.median(times[name]))
+                cells = []
+                for ref_name in ["torch best", "tf-keras"]:
+                    if ref_name in times and name != ref_name:
+                        cells.append(
+                            "{:.2f}x [{:.2f}-{:.2f}]".format(
+                                *benchtools.ratio_summary(times, name, ref_name)
+                            )
+                        )
+                    else:
+                        cells.append("-")
+                print(
+                    "{:>7} {:<26} {:>9.1f} {:>22} {:>22} {:>9.0f}".format(
+                        threads, name, ms, cells[0], cells[1], ms * steps_per_epoch / 1e3
+                    )
                 )
-            )
+            print_breakdown(model, layer_breakdown(model, x, y, args.breakdown_steps))
+    print(
+        "\nms/step: median over {} rounds of each contestant's fastest of {} calls; ratios: median "
+        "[quartiles] of per-round ratios.".format(args.rounds, args.calls)
+    )
     if args.memory:
         threads = min(args.threads)
         peak, seconds = peak_memory_of_fit(threads)

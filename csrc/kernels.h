@@ -250,6 +250,41 @@ int bnpy_conv2d_direct_dkernel_f32(float *dkernel, const float *xpad, const floa
                                    ptrdiff_t pad_bottom, ptrdiff_t pad_left, ptrdiff_t pad_right,
                                    ptrdiff_t out_h, ptrdiff_t out_w, ptrdiff_t Cout);
 
+/* ---- FFT convolution (conv_fft.c) ---------------------------------------------------------- */
+
+/* Float32 channels-last stride-1 convolution through 2-D FFTs of size P_h x P_w (products of 2, 3
+ * and 5; bnpy_fft_size_supported). Planes are transformed BNPY_FFT_LANES at a time; a spectrum is
+ * (blocks, P_h, Pr, 2, BNPY_FFT_LANES) floats, Pr = P_w/2 + 1: per frequency the lanes' real parts,
+ * then their imaginary parts. Formulas and the sizes that make the circular products linear: the
+ * header of conv_fft.c. Each returns 0, or -1 when scratch memory could not be allocated (the
+ * output is then incomplete: the glue discards it). Results do not depend on the thread count. */
+#define BNPY_FFT_LANES 8
+int bnpy_fft_size_supported(ptrdiff_t n);
+/* spec (B, ceil(L/LANES), P_h, Pr, 2, LANES): the spectra of the L planes of each a[b] (a is
+ * (B, R, C, L), C-contiguous, R <= P_h, C <= P_w), cell (r, c) placed at
+ * ((r + shift_h) mod P_h, (c + shift_w) mod P_w); lanes beyond L are 0. */
+int bnpy_fft_spectrum_f32(float *spec, const float *a, ptrdiff_t B, ptrdiff_t R, ptrdiff_t C,
+                          ptrdiff_t L, ptrdiff_t P_h, ptrdiff_t P_w, ptrdiff_t shift_h,
+                          ptrdiff_t shift_w);
+/* y (N, out_h, out_w, Cout) = IDFT(sum_c X[n,c] conj(KF[c,o])) + bias. xspec: the spectrum of x as
+ * (1, H, W, N*Cin) (lane n*Cin + c); kspec (Cin, ceil(Cout/LANES), ...): the spectra of the kernel
+ * as (Cin, kh, kw, Cout), shifted by (-pad_top, -pad_left); bias (Cout,) or NULL. */
+int bnpy_conv2d_fft_forward_f32(float *y, const float *xspec, const float *kspec, const float *bias,
+                                ptrdiff_t N, ptrdiff_t Cin, ptrdiff_t Cout, ptrdiff_t out_h,
+                                ptrdiff_t out_w, ptrdiff_t P_h, ptrdiff_t P_w);
+/* dkernel (kh, kw, Cin, Cout) = IDFT(sum_n X[n,c] conj(DY[n,o])) read at (di - pad_top,
+ * dj - pad_left); dy (N, out_h, out_w, Cout); xspec as for the forward. */
+int bnpy_conv2d_fft_dkernel_f32(float *dkernel, const float *dy, const float *xspec, ptrdiff_t N,
+                                ptrdiff_t Cin, ptrdiff_t Cout, ptrdiff_t out_h, ptrdiff_t out_w,
+                                ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t pad_top, ptrdiff_t pad_left,
+                                ptrdiff_t P_h, ptrdiff_t P_w);
+/* dx (N, H, W, Cin) = IDFT(sum_o DY[n,o] KF[c,o]); dy (N, out_h, out_w, Cout); ktspec
+ * (Cout, ceil(Cin/LANES), ...): the spectra of the kernel as (Cout, kh, kw, Cin), shifted as for
+ * the forward. */
+int bnpy_conv2d_fft_dinput_f32(float *dx, const float *dy, const float *ktspec, ptrdiff_t N,
+                               ptrdiff_t Cin, ptrdiff_t Cout, ptrdiff_t H, ptrdiff_t W,
+                               ptrdiff_t out_h, ptrdiff_t out_w, ptrdiff_t P_h, ptrdiff_t P_w);
+
 /* ---- image warps (affine.c) ----------------------------------------------------------------- */
 
 /* How a warp samples outside the input image (scipy.ndimage's mode names, as Keras 2.0 passes

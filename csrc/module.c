@@ -6,6 +6,7 @@
 
 /* The batch-norm variants' table (py_bn_variants.c). */
 extern PyMethodDef bnpy_bn_variants_methods[];
+extern PyMethodDef bnpy_conv_fft_methods[]; /* py_conv_fft.c */
 
 static PyObject *set_num_threads(PyObject *module, PyObject *arg)
 {
@@ -48,6 +49,7 @@ static int core_exec(PyObject *module)
         PyModule_AddFunctions(module, bnpy_batchnorm_methods) < 0 ||
         PyModule_AddFunctions(module, bnpy_bn_variants_methods) < 0 ||
         PyModule_AddFunctions(module, bnpy_conv_methods) < 0 ||
+        PyModule_AddFunctions(module, bnpy_conv_fft_methods) < 0 ||
         PyModule_AddFunctions(module, bnpy_pool_methods) < 0 ||
         PyModule_AddFunctions(module, bnpy_image_methods) < 0 ||
         PyModule_AddFunctions(module, bnpy_memory_methods) < 0)

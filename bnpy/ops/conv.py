@@ -42,6 +42,7 @@ evaluate use little memory.
 import numpy as np
 
 from .. import _core
+from . import _conv_fft
 
 __all__ = [
     "conv2d",
@@ -182,6 +183,7 @@ class Conv2DContext:
     __slots__ = (
         "col",
         "xpad",
+        "fft",
         "kernel2d",
         "kernel_shape",
         "x_shape",
@@ -301,8 +303,10 @@ def conv2d_forward(
         x, kernel, bias, strides, padding, data_format, dilation_rate, func
     )
     ctx = Conv2DContext()
-    ctx.col = ctx.xpad = None
-    if _use_direct(x, kernel2d, geometry, cf, dilation):
+    ctx.col = ctx.xpad = ctx.fft = None
+    if _conv_fft.use_fft(x, geometry, kernel2d.shape[1], cf, dilation):
+        y, ctx.fft = _conv_fft.forward(x, kernel2d.reshape(*geometry[:2], cin, -1), bias, geometry)
+    elif _use_direct(x, kernel2d, geometry, cf, dilation):
         y, ctx.xpad = _core.conv2d_direct(
             x, kernel2d.reshape(geometry[0], geometry[1], cin, -1), bias, *geometry[2:]
         )
@@ -346,6 +350,9 @@ def conv2d_backward(dy, ctx, need_dx=True):
         )
     else:
         dy2d = np.ascontiguousarray(dy).reshape(-1, cout)
+    if ctx.fft is not None:
+        dx, dkernel = _conv_fft.backward(dy2d.reshape(ctx.y_shape), ctx.fft, need_dx)
+        return dx, dkernel, (_core.sum_rows(dy2d) if ctx.has_bias else None)
     if ctx.xpad is not None:
         kh, kw = ctx.geometry[0], ctx.geometry[1]
         dkernel = _core.conv2d_direct_dkernel(
@@ -393,6 +400,8 @@ def conv2d(
     x, kernel2d, bias, cf, (n, h, w, cin), out_hw, geometry, dilation = _conv_setup(
         x, kernel, bias, strides, padding, data_format, dilation_rate, func
     )
+    if _conv_fft.use_fft(x, geometry, kernel2d.shape[1], cf, dilation):
+        return _conv_fft.forward(x, kernel2d.reshape(*geometry[:2], cin, -1), bias, geometry)[0]
     if _use_direct(x, kernel2d, geometry, cf, dilation):  # no im2col matrix: nothing to chunk
         return _core.conv2d_direct(
             x, kernel2d.reshape(geometry[0], geometry[1], cin, -1), bias, *geometry[2:]

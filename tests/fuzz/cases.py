@@ -614,6 +614,45 @@ def build_conv2d_direct_dkernel(rng, api):
     )
 
 
+def _fft_problem(rng):
+    """A consistent FFT convolution: sizes, an FFT size that fits, x's and the kernels' spectra."""
+    n, cin, cout = (int(v) for v in rng.integers(1, [3, 5, 12]))
+    h, w = (int(v) for v in rng.integers(1, 9, 2))
+    kh, kw = int(rng.integers(1, h + 1)), int(rng.integers(1, w + 1))
+    p_h, p_w = (
+        int(rng.choice([v for v in (1, 2, 3, 4, 5, 6, 8, 9, 10, 12) if v >= m])) for m in (h, w)
+    )
+    x = _values(rng, (1, h, w, n * cin), np.float32)
+    kernel = _values(rng, (kh, kw, cin, cout), np.float32)
+    xspec = _core.fft_spectrum(x, p_h, p_w, 0, 0)
+    kspec = _core.fft_spectrum(np.ascontiguousarray(kernel.transpose(2, 0, 1, 3)), p_h, p_w, 0, 0)
+    ktspec = _core.fft_spectrum(np.ascontiguousarray(kernel.transpose(3, 0, 1, 2)), p_h, p_w, 0, 0)
+    return n, cin, cout, h, w, kh, kw, p_h, p_w, xspec, kspec, ktspec
+
+
+def build_fft_spectrum(rng, api):
+    p_h, p_w = (int(v) for v in rng.choice([1, 2, 3, 4, 5, 8, 9, 10, 12], 2))
+    shape = (int(rng.integers(1, 3)), int(rng.integers(1, p_h + 1)), int(rng.integers(1, p_w + 1)))
+    a = _values(rng, shape + (int(rng.integers(1, 12)),), np.float32)
+    shifts = [int(v) for v in rng.integers(-6, 7, 2)]
+    return Case("_core.fft_spectrum", _core.fft_spectrum, [a, p_h, p_w] + shifts)
+
+
+def build_conv2d_fft(rng, api, which):
+    n, cin, cout, h, w, kh, kw, p_h, p_w, xspec, kspec, ktspec = _fft_problem(rng)
+    oh, ow = int(rng.integers(1, p_h + 1)), int(rng.integers(1, p_w + 1))
+    dy = _values(rng, (n, oh, ow, cout), np.float32)
+    if which == "forward":
+        bias = _values(rng, (cout,), np.float32) if rng.random() < 0.5 else None
+        args = [xspec, kspec, bias, n, cout, oh, ow, p_w]
+    elif which == "dkernel":
+        args = [dy, xspec, cin, kh, kw] + [int(v) for v in rng.integers(0, 4, 2)] + [p_w]
+    else:
+        args = [dy, ktspec, cin, h, w, p_w]
+    name = "conv2d_fft_" + which
+    return Case("_core." + name, getattr(_core, name), args)
+
+
 def build_affine_warp(rng, api):
     cf = bool(rng.integers(2))
     x = _image_batch(rng, [1, 1, 1, 1, 0, 0, 0, 0], cf)
@@ -779,6 +818,10 @@ BUILDERS = [
     ("ops", lambda rng, api: build_ops_pool(rng, api, "avg", "backward")),
     ("core", build_threads),
     ("ops", build_threads),
+    ("core", build_fft_spectrum),
+    ("core", lambda rng, api: build_conv2d_fft(rng, api, "forward")),
+    ("core", lambda rng, api: build_conv2d_fft(rng, api, "dkernel")),
+    ("core", lambda rng, api: build_conv2d_fft(rng, api, "dinput")),
 ]
 if _core.conv_direct_available():
     BUILDERS += [("core", build_conv2d_direct), ("core", build_conv2d_direct_dkernel)]
@@ -805,6 +848,10 @@ COVERED = {
     "avg_pool2d_backward",
     "conv2d_direct",
     "conv2d_direct_dkernel",
+    "fft_spectrum",
+    "conv2d_fft_forward",
+    "conv2d_fft_dkernel",
+    "conv2d_fft_dinput",
     "affine_warp",
     "set_num_threads",
     "conv2d",

@@ -57,6 +57,13 @@ ARGS["argmax_bad"].flat[-1] = 10**6
 ARGS["dcol64"] = _core.im2col(ARGS["x64"], 3, 3, 1, 1, 1, 1, 1, 1, False)
 ARGS["xpad32"] = np.pad(ARGS["x32"], ((0, 0), (1, 1), (1, 1), (0, 0)))
 ARGS["dy_direct32"] = np.ones((2, 6, 5, 8), np.float32)
+# the FFT convolution of x32 (N=2, Cin=3) with kernel32 (3x3, Cout=8), 'same', FFT size 8x6
+ARGS["planes32"] = np.ascontiguousarray(ARGS["x32"].transpose(1, 2, 0, 3)).reshape(1, 6, 5, 6)
+ARGS["kernel_planes32"] = np.ascontiguousarray(ARGS["kernel32"].transpose(2, 0, 1, 3))
+ARGS["kernel_t_planes32"] = np.ascontiguousarray(ARGS["kernel32"].transpose(3, 0, 1, 2))
+ARGS["xspec"] = _core.fft_spectrum(ARGS["planes32"], 8, 6, 0, 0)
+ARGS["kspec"] = _core.fft_spectrum(ARGS["kernel_planes32"], 8, 6, -1, -1)
+ARGS["ktspec"] = _core.fft_spectrum(ARGS["kernel_t_planes32"], 8, 6, -1, -1)
 
 
 def _a(name):
@@ -522,6 +529,49 @@ def entry_points():
             ],
         ),
     }
+    points["fft_spectrum"] = (
+        [lambda: _core.fft_spectrum(a["planes32"], 8, 6, 0, 0)],
+        [
+            (ValueError, lambda: _core.fft_spectrum(a["planes32"], 7, 6, 0, 0)),
+            (TypeError, lambda: _core.fft_spectrum(a["x64"], 8, 6, 0, 0)),
+            (ValueError, lambda: _core.fft_spectrum(a["x32_strided"], 1, 6, 0, 0)),  # copied
+        ],
+    )
+    points["conv2d_fft_forward"] = (
+        [lambda: _core.conv2d_fft_forward(a["xspec"], a["kspec"], a["bias8"], 2, 8, 6, 5, 6)],
+        [
+            (
+                ValueError,
+                lambda: _core.conv2d_fft_forward(a["xspec"], a["kspec"], None, 2, 8, 9, 5, 6),
+            ),
+            (
+                ValueError,
+                lambda: _core.conv2d_fft_forward(
+                    a["xspec"], a["kspec"], a["bias3_64"].astype(np.float32), 2, 8, 6, 5, 6
+                ),
+            ),
+        ],
+    )
+    points["conv2d_fft_dkernel"] = (
+        [lambda: _core.conv2d_fft_dkernel(a["dy_direct32"], a["xspec"], 3, 3, 3, 1, 1, 6)],
+        [
+            (
+                ValueError,
+                lambda: _core.conv2d_fft_dkernel(a["dy_direct32"], a["xspec"], 3, 9, 3, 1, 1, 6),
+            ),
+            (TypeError, lambda: _core.conv2d_fft_dkernel(a["x64"], a["xspec"], 3, 3, 3, 1, 1, 6)),
+        ],
+    )
+    points["conv2d_fft_dinput"] = (
+        [lambda: _core.conv2d_fft_dinput(a["dy_direct32"], a["ktspec"], 3, 6, 5, 6)],
+        [
+            (
+                ValueError,
+                lambda: _core.conv2d_fft_dinput(a["dy_direct32"], a["ktspec"], 3, 6, 7, 6),
+            ),
+            (ValueError, lambda: _core.conv2d_fft_dinput(a["dy_direct32"], a["kspec"], 3, 6, 5, 6)),
+        ],
+    )
     if _core.conv_direct_available():
         points["conv2d_direct"] = (
             [

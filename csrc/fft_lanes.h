@@ -1,0 +1,372 @@
+/* fft_lanes.h: 1-D FFTs of many transforms at once on lane vectors (internal, for conv_fft.c).
+ *
+ * A complex lane element is 2 x LANES floats: the LANES real parts, then the LANES imaginary
+ * parts, one independent transform per lane. fft_run computes `batch` interleaved DFTs
+ *     X[k] = sum_j x[j] e^(-2 pi i j k / n)
+ * with mixed-radix (8, 4, 2, 3, 5) Stockham passes (self-sorting: the result is in natural order,
+ * ping-ponging between two buffers), and the unscaled inverse as the same transform with the real
+ * and imaginary parts exchanged: swap(DFT(swap(z))) = IDFT(z) * n. Everything is always inlined, so
+ * that it is compiled inside conv_fft.c's hot functions with their instruction set (BNPY_HOT).
+ */
+#ifndef BNPY_FFT_LANES_H
+#define BNPY_FFT_LANES_H
+
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "simd.h"
+
+#define LANES BNPY_FFT_LANES
+#define ELEM (2 * LANES) /* floats per complex lane element */
+#define MAX_STAGES 64
+
+/* ---- lane vectors and their complex arithmetic ---------------------------------------------- */
+
+#ifdef BNPY_VECTOR
+typedef bnpy_vf8 lanes;
+
+BNPY_ALWAYS_INLINE lanes lanes_load(const float *p)
+{
+    return bnpy_vf8_load(p);
+}
+
+BNPY_ALWAYS_INLINE void lanes_store(float *p, lanes a)
+{
+    bnpy_vf8_store(p, a);
+}
+
+BNPY_ALWAYS_INLINE lanes lanes_add(lanes a, lanes b)
+{
+    return a + b;
+}
+
+BNPY_ALWAYS_INLINE lanes lanes_sub(lanes a, lanes b)
+{
+    return a - b;
+}
+
+BNPY_ALWAYS_INLINE lanes lanes_scale(lanes a, float s)
+{
+    return a * s;
+}
+
+BNPY_ALWAYS_INLINE lanes lanes_zero(void)
+{
+    return (lanes){0};
+}
+#else
+typedef struct {
+    float v[LANES];
+} lanes;
+
+BNPY_ALWAYS_INLINE lanes lanes_load(const float *p)
+{
+    lanes a;
+    memcpy(a.v, p, sizeof a.v);
+    return a;
+}
+
+BNPY_ALWAYS_INLINE void lanes_store(float *p, lanes a)
+{
+    memcpy(p, a.v, sizeof a.v);
+}
+
+BNPY_ALWAYS_INLINE lanes lanes_add(lanes a, lanes b)
+{
+    for (int l = 0; l < LANES; l++)
+        a.v[l] += b.v[l];
+    return a;
+}
+
+BNPY_ALWAYS_INLINE lanes lanes_sub(lanes a, lanes b)
+{
+    for (int l = 0; l < LANES; l++)
+        a.v[l] -= b.v[l];
+    return a;
+}
+
+BNPY_ALWAYS_INLINE lanes lanes_scale(lanes a, float s)
+{
+    for (int l = 0; l < LANES; l++)
+        a.v[l] *= s;
+    return a;
+}
+
+BNPY_ALWAYS_INLINE lanes lanes_zero(void)
+{
+    lanes a;
+    memset(a.v, 0, sizeof a.v);
+    return a;
+}
+#endif
+
+typedef struct {
+    lanes re, im;
+} cvec;
+
+/* Loads and stores with the real part at offset ro and the imaginary part at io (0 and LANES, or
+ * exchanged for the inverse transform). */
+BNPY_ALWAYS_INLINE cvec cv_load(const float *p, ptrdiff_t ro, ptrdiff_t io)
+{
+    return (cvec){lanes_load(p + ro), lanes_load(p + io)};
+}
+
+BNPY_ALWAYS_INLINE void cv_store(float *p, cvec a, ptrdiff_t ro, ptrdiff_t io)
+{
+    lanes_store(p + ro, a.re);
+    lanes_store(p + io, a.im);
+}
+
+BNPY_ALWAYS_INLINE cvec cv_add(cvec a, cvec b)
+{
+    return (cvec){lanes_add(a.re, b.re), lanes_add(a.im, b.im)};
+}
+
+BNPY_ALWAYS_INLINE cvec cv_sub(cvec a, cvec b)
+{
+    return (cvec){lanes_sub(a.re, b.re), lanes_sub(a.im, b.im)};
+}
+
+BNPY_ALWAYS_INLINE cvec cv_scale(cvec a, float s)
+{
+    return (cvec){lanes_scale(a.re, s), lanes_scale(a.im, s)};
+}
+
+/* -i a */
+BNPY_ALWAYS_INLINE cvec cv_mul_minus_i(cvec a)
+{
+    return (cvec){a.im, lanes_sub(lanes_zero(), a.re)};
+}
+
+/* a (wr + i wi) */
+BNPY_ALWAYS_INLINE cvec cv_mul_scalar(cvec a, float wr, float wi)
+{
+    return (cvec){lanes_sub(lanes_scale(a.re, wr), lanes_scale(a.im, wi)),
+                  lanes_add(lanes_scale(a.re, wi), lanes_scale(a.im, wr))};
+}
+
+/* acc + (xr + i xi) a */
+BNPY_ALWAYS_INLINE cvec cv_mac(cvec acc, float xr, float xi, cvec a)
+{
+    return cv_add(acc, cv_mul_scalar(a, xr, xi));
+}
+
+/* acc + (xr + i xi) conj(a) */
+BNPY_ALWAYS_INLINE cvec cv_mac_conj(cvec acc, float xr, float xi, cvec a)
+{
+    return (cvec){lanes_add(acc.re, lanes_add(lanes_scale(a.re, xr), lanes_scale(a.im, xi))),
+                  lanes_add(acc.im, lanes_sub(lanes_scale(a.re, xi), lanes_scale(a.im, xr)))};
+}
+
+/* ---- 1-D FFT plans and the Stockham passes ------------------------------------------------- */
+
+typedef struct {
+    ptrdiff_t n;
+    int stages;
+    int radix[MAX_STAGES];
+    const float
+        *twiddle[MAX_STAGES]; /* stage s: (cos, sin) of -2 pi p k / len_s, p < m, 1 <= k < r */
+} fft_plan;
+
+/* Factor n into 8s, 4s, 2s, 3s and 5s and fill the twiddles (at most 4n floats). 0, or -1 when n has
+ * another prime factor. */
+static inline int plan_init(fft_plan *plan, float *twiddles, ptrdiff_t n)
+{
+    const double two_pi = 6.283185307179586476925286766559;
+    ptrdiff_t len = n;
+    plan->n = n;
+    plan->stages = 0;
+    while (len > 1) {
+        const int r = len % 8 == 0   ? 8
+                      : len % 4 == 0 ? 4
+                      : len % 2 == 0 ? 2
+                      : len % 3 == 0 ? 3
+                      : len % 5 == 0 ? 5
+                                     : 0;
+        if (r == 0 || plan->stages == MAX_STAGES)
+            return -1;
+        const ptrdiff_t m = len / r;
+        plan->radix[plan->stages] = r;
+        plan->twiddle[plan->stages] = twiddles;
+        for (ptrdiff_t p = 0; p < m; p++)
+            for (int k = 1; k < r; k++) {
+                const double angle = -two_pi * (double)(p * k) / (double)len;
+                *twiddles++ = (float)cos(angle);
+                *twiddles++ = (float)sin(angle);
+            }
+        plan->stages++;
+        len = m;
+    }
+    return 0;
+}
+
+/* One pass of radix r: for p < m, q < s, the r inputs x[q + s(p + t m)] (t < r) give the outputs
+ * work[q + s(r p + k)] = DFT_r(inputs)[k] * w_len^(-p k), len = r m. */
+BNPY_ALWAYS_INLINE void pass_r2(float *work, const float *x, ptrdiff_t s, ptrdiff_t m,
+                                const float *tw, ptrdiff_t ro, ptrdiff_t io)
+{
+    for (ptrdiff_t p = 0; p < m; p++) {
+        const float w1r = tw[2 * p], w1i = tw[2 * p + 1];
+        for (ptrdiff_t q = 0; q < s; q++) {
+            const float *a = x + (q + s * p) * ELEM;
+            float *b = work + (q + 2 * s * p) * ELEM;
+            const cvec a0 = cv_load(a, ro, io), a1 = cv_load(a + s * m * ELEM, ro, io);
+            cv_store(b, cv_add(a0, a1), ro, io);
+            cv_store(b + s * ELEM, cv_mul_scalar(cv_sub(a0, a1), w1r, w1i), ro, io);
+        }
+    }
+}
+
+BNPY_ALWAYS_INLINE void pass_r3(float *work, const float *x, ptrdiff_t s, ptrdiff_t m,
+                                const float *tw, ptrdiff_t ro, ptrdiff_t io)
+{
+    const float half_sqrt3 = 0.86602540378443864676f;
+    for (ptrdiff_t p = 0; p < m; p++) {
+        const float *w = tw + 4 * p;
+        for (ptrdiff_t q = 0; q < s; q++) {
+            const float *a = x + (q + s * p) * ELEM;
+            float *b = work + (q + 3 * s * p) * ELEM;
+            const ptrdiff_t step = s * m * ELEM;
+            const cvec a0 = cv_load(a, ro, io), a1 = cv_load(a + step, ro, io),
+                       a2 = cv_load(a + 2 * step, ro, io);
+            const cvec t1 = cv_add(a1, a2);
+            const cvec t2 = cv_sub(a0, cv_scale(t1, 0.5f));
+            const cvec t3 = cv_mul_minus_i(cv_scale(cv_sub(a1, a2), half_sqrt3));
+            cv_store(b, cv_add(a0, t1), ro, io);
+            cv_store(b + s * ELEM, cv_mul_scalar(cv_add(t2, t3), w[0], w[1]), ro, io);
+            cv_store(b + 2 * s * ELEM, cv_mul_scalar(cv_sub(t2, t3), w[2], w[3]), ro, io);
+        }
+    }
+}
+
+BNPY_ALWAYS_INLINE void pass_r4(float *work, const float *x, ptrdiff_t s, ptrdiff_t m,
+                                const float *tw, ptrdiff_t ro, ptrdiff_t io)
+{
+    for (ptrdiff_t p = 0; p < m; p++) {
+        const float *w = tw + 6 * p;
+        for (ptrdiff_t q = 0; q < s; q++) {
+            const float *a = x + (q + s * p) * ELEM;
+            float *b = work + (q + 4 * s * p) * ELEM;
+            const ptrdiff_t step = s * m * ELEM;
+            const cvec a0 = cv_load(a, ro, io), a1 = cv_load(a + step, ro, io),
+                       a2 = cv_load(a + 2 * step, ro, io), a3 = cv_load(a + 3 * step, ro, io);
+            const cvec s02 = cv_add(a0, a2), d02 = cv_sub(a0, a2);
+            const cvec s13 = cv_add(a1, a3), d13 = cv_mul_minus_i(cv_sub(a1, a3));
+            cv_store(b, cv_add(s02, s13), ro, io);
+            cv_store(b + s * ELEM, cv_mul_scalar(cv_add(d02, d13), w[0], w[1]), ro, io);
+            cv_store(b + 2 * s * ELEM, cv_mul_scalar(cv_sub(s02, s13), w[2], w[3]), ro, io);
+            cv_store(b + 3 * s * ELEM, cv_mul_scalar(cv_sub(d02, d13), w[4], w[5]), ro, io);
+        }
+    }
+}
+
+BNPY_ALWAYS_INLINE void pass_r5(float *work, const float *x, ptrdiff_t s, ptrdiff_t m,
+                                const float *tw, ptrdiff_t ro, ptrdiff_t io)
+{
+    /* cos and sin of 2 pi/5 and 4 pi/5 */
+    const float c1 = 0.30901699437494742410f, c2 = -0.80901699437494742410f;
+    const float s1 = 0.95105651629515357212f, s2 = 0.58778525229247312917f;
+    for (ptrdiff_t p = 0; p < m; p++) {
+        const float *w = tw + 8 * p;
+        for (ptrdiff_t q = 0; q < s; q++) {
+            const float *a = x + (q + s * p) * ELEM;
+            float *b = work + (q + 5 * s * p) * ELEM;
+            const ptrdiff_t step = s * m * ELEM;
+            const cvec a0 = cv_load(a, ro, io), a1 = cv_load(a + step, ro, io),
+                       a2 = cv_load(a + 2 * step, ro, io), a3 = cv_load(a + 3 * step, ro, io),
+                       a4 = cv_load(a + 4 * step, ro, io);
+            const cvec t1 = cv_add(a1, a4), t2 = cv_add(a2, a3);
+            const cvec t3 = cv_sub(a1, a4), t4 = cv_sub(a2, a3);
+            const cvec r1 = cv_add(a0, cv_add(cv_scale(t1, c1), cv_scale(t2, c2)));
+            const cvec r2 = cv_add(a0, cv_add(cv_scale(t1, c2), cv_scale(t2, c1)));
+            const cvec i1 = cv_mul_minus_i(cv_add(cv_scale(t3, s1), cv_scale(t4, s2)));
+            const cvec i2 = cv_mul_minus_i(cv_sub(cv_scale(t3, s2), cv_scale(t4, s1)));
+            cv_store(b, cv_add(a0, cv_add(t1, t2)), ro, io);
+            cv_store(b + s * ELEM, cv_mul_scalar(cv_add(r1, i1), w[0], w[1]), ro, io);
+            cv_store(b + 2 * s * ELEM, cv_mul_scalar(cv_add(r2, i2), w[2], w[3]), ro, io);
+            cv_store(b + 3 * s * ELEM, cv_mul_scalar(cv_sub(r2, i2), w[4], w[5]), ro, io);
+            cv_store(b + 4 * s * ELEM, cv_mul_scalar(cv_sub(r1, i1), w[6], w[7]), ro, io);
+        }
+    }
+}
+
+/* Radix 8 as two radix-4 DFTs: the sums and differences a_t +- a_(t+4) give the even outputs
+ * (DFT_4 of the sums) and the odd ones (DFT_4 of the differences times w_8^(-t)). */
+BNPY_ALWAYS_INLINE void dft4(cvec c0, cvec c1, cvec c2, cvec c3, cvec *out)
+{
+    const cvec e0 = cv_add(c0, c2), e1 = cv_sub(c0, c2);
+    const cvec f0 = cv_add(c1, c3), f1 = cv_mul_minus_i(cv_sub(c1, c3));
+    out[0] = cv_add(e0, f0);
+    out[1] = cv_add(e1, f1);
+    out[2] = cv_sub(e0, f0);
+    out[3] = cv_sub(e1, f1);
+}
+
+BNPY_ALWAYS_INLINE void pass_r8(float *work, const float *x, ptrdiff_t s, ptrdiff_t m,
+                                const float *tw, ptrdiff_t ro, ptrdiff_t io)
+{
+    const float half_sqrt2 = 0.70710678118654752440f;
+    for (ptrdiff_t p = 0; p < m; p++) {
+        const float *w = tw + 14 * p;
+        for (ptrdiff_t q = 0; q < s; q++) {
+            const float *a = x + (q + s * p) * ELEM;
+            float *b = work + (q + 8 * s * p) * ELEM;
+            const ptrdiff_t step = s * m * ELEM;
+            cvec sum[4], dif[4], even[4], odd[4];
+            for (int t = 0; t < 4; t++) {
+                const cvec lo = cv_load(a + t * step, ro, io),
+                           hi = cv_load(a + (t + 4) * step, ro, io);
+                sum[t] = cv_add(lo, hi);
+                dif[t] = cv_sub(lo, hi);
+            }
+            /* dif[t] w_8^(-t): w_8^-1 = (1 - i)/sqrt2, w_8^-2 = -i, w_8^-3 = -(1 + i)/sqrt2 */
+            const cvec d1 = {lanes_scale(lanes_add(dif[1].re, dif[1].im), half_sqrt2),
+                             lanes_scale(lanes_sub(dif[1].im, dif[1].re), half_sqrt2)};
+            const cvec d3 = {
+                lanes_scale(lanes_sub(dif[3].im, dif[3].re), half_sqrt2),
+                lanes_scale(lanes_sub(lanes_zero(), lanes_add(dif[3].re, dif[3].im)), half_sqrt2)};
+            dft4(sum[0], sum[1], sum[2], sum[3], even);
+            dft4(dif[0], d1, cv_mul_minus_i(dif[2]), d3, odd);
+            cv_store(b, even[0], ro, io);
+            for (int k = 1; k < 8; k++) {
+                const cvec v = k % 2 == 0 ? even[k / 2] : odd[k / 2];
+                cv_store(b + k * s * ELEM, cv_mul_scalar(v, w[2 * (k - 1)], w[2 * (k - 1) + 1]), ro,
+                         io);
+            }
+        }
+    }
+}
+
+/* `batch` DFTs of length plan->n at once, element j of transform q at x + (q + batch j) ELEM;
+ * inverse: the unscaled inverse DFT (the forward transform with re and im exchanged). Ping-pongs
+ * between x and work; returns the buffer that holds the result, in natural order. */
+BNPY_ALWAYS_INLINE float *fft_run(const fft_plan *plan, float *x, float *work, ptrdiff_t batch,
+                                  int inverse)
+{
+    const ptrdiff_t ro = inverse ? LANES : 0, io = LANES - ro;
+    ptrdiff_t len = plan->n, s = batch;
+    for (int st = 0; st < plan->stages; st++) {
+        const int r = plan->radix[st];
+        const ptrdiff_t m = len / r;
+        if (r == 8)
+            pass_r8(work, x, s, m, plan->twiddle[st], ro, io);
+        else if (r == 4)
+            pass_r4(work, x, s, m, plan->twiddle[st], ro, io);
+        else if (r == 2)
+            pass_r2(work, x, s, m, plan->twiddle[st], ro, io);
+        else if (r == 3)
+            pass_r3(work, x, s, m, plan->twiddle[st], ro, io);
+        else
+            pass_r5(work, x, s, m, plan->twiddle[st], ro, io);
+        float *t = x;
+        x = work;
+        work = t;
+        s *= r;
+        len = m;
+    }
+    return x;
+}
+
+#endif /* BNPY_FFT_LANES_H */
