@@ -291,3 +291,38 @@ def ghost_batch_norm_backward(
     out: NDArray[np.floating] | None,
     /,
 ) -> tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]]: ...
+
+# ---- synchronized batch norm (csrc/bn_sync.c, csrc/py_bn_sync.c); documented in bnpy.ops.batchnorm ----
+
+def batch_norm_local_stats(x: ArrayLike, axis: int, /) -> tuple[int, NDArray[np.float64], NDArray[np.float64]]: ...
+def batch_norm_merge_stats(
+    counts: ArrayLike, means: ArrayLike, m2s: ArrayLike, /
+) -> tuple[int, NDArray[np.float64], NDArray[np.float64]]: ...
+def batch_norm_normalize(
+    x: ArrayLike,
+    gamma: ArrayLike | None,
+    beta: ArrayLike | None,
+    mean: ArrayLike,
+    var: ArrayLike,
+    axis: int,
+    epsilon: float,
+    out: NDArray[np.floating] | None,
+    /,
+) -> NDArray[np.floating]: ...
+def batch_norm_grad_sums(
+    dy: ArrayLike, x: ArrayLike, mean: ArrayLike, axis: int, /
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]: ...
+def batch_norm_backward_apply(
+    dy: ArrayLike,
+    x: ArrayLike,
+    gamma: ArrayLike | None,
+    mean: ArrayLike,
+    var: ArrayLike,
+    sum_dy: ArrayLike,
+    sum_dyxc: ArrayLike,
+    count: float,
+    axis: int,
+    epsilon: float,
+    out: NDArray[np.floating] | None,
+    /,
+) -> NDArray[np.floating]: ...

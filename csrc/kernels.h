@@ -146,6 +146,47 @@ int bnpy_bn_ghost_backward_f64(double *dx, double *dgamma, double *dbeta, const 
                                ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t inner,
                                double epsilon);
 
+/* ---- synchronized batch normalization (bn_sync.c) ------------------------------------------- */
+
+/* The phases of a batch norm whose batch is split across processes; shapes as above, and every
+ * per-channel quantity that crosses processes is float64 (C,). Formulas: the header of bn_sync.c.
+ * Results do not depend on the thread count (bitwise). int kernels return 0, or -1 when scratch
+ * memory could not be allocated (nothing written). */
+
+/* One shard's per-channel mean and M2 = Σ(x − mean)² over its outer·inner values (0 if none). */
+int bnpy_bn_local_stats_f32(double *mean, double *m2, const float *x, ptrdiff_t outer,
+                            ptrdiff_t channels, ptrdiff_t inner);
+int bnpy_bn_local_stats_f64(double *mean, double *m2, const double *x, ptrdiff_t outer,
+                            ptrdiff_t channels, ptrdiff_t inner);
+/* Chan's merge of `parts` shards in order: counts (parts,), means and m2s (parts, C) row-major;
+ * count = Σ counts, mean and var = M2/count (biased; 0 when count is 0) (C,). Shards with a
+ * count <= 0 are skipped. */
+void bnpy_bn_merge_stats(double *count, double *mean, double *var, const double *counts,
+                         const double *means, const double *m2s, ptrdiff_t parts,
+                         ptrdiff_t channels);
+/* y = (x − mean)·γ/√(var + ε) + β with float64 mean and var; y may be x itself. */
+int bnpy_bn_normalize_f32(float *y, const float *x, const float *gamma, const float *beta,
+                          const double *mean, const double *var, ptrdiff_t outer,
+                          ptrdiff_t channels, ptrdiff_t inner, double epsilon);
+int bnpy_bn_normalize_f64(double *y, const double *x, const double *gamma, const double *beta,
+                          const double *mean, const double *var, ptrdiff_t outer,
+                          ptrdiff_t channels, ptrdiff_t inner, double epsilon);
+/* sum_dy = Σdy and sum_dyxc = Σdy·(x − mean) per channel, in double; mean float64 (C,). */
+int bnpy_bn_grad_sums_f32(double *sum_dy, double *sum_dyxc, const float *dy, const float *x,
+                          const double *mean, ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t inner);
+int bnpy_bn_grad_sums_f64(double *sum_dy, double *sum_dyxc, const double *dy, const double *x,
+                          const double *mean, ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t inner);
+/* dx of the training backward from the whole batch's statistics (mean, var), sums (sum_dy,
+ * sum_dyxc) and count; dx may be dy or x itself. */
+int bnpy_bn_backward_apply_f32(float *dx, const float *dy, const float *x, const float *gamma,
+                               const double *mean, const double *var, const double *sum_dy,
+                               const double *sum_dyxc, double count, ptrdiff_t outer,
+                               ptrdiff_t channels, ptrdiff_t inner, double epsilon);
+int bnpy_bn_backward_apply_f64(double *dx, const double *dy, const double *x, const double *gamma,
+                               const double *mean, const double *var, const double *sum_dy,
+                               const double *sum_dyxc, double count, ptrdiff_t outer,
+                               ptrdiff_t channels, ptrdiff_t inner, double epsilon);
+
 /* ---- convolution and pooling (conv.c, pool.c) ----------------------------------------------- */
 
 /* Geometry shared by the kernels below. x is C-contiguous (N, H, W, C) when channels_first == 0,

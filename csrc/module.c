@@ -7,6 +7,8 @@
 /* The batch-norm variants' table (py_bn_variants.c). */
 extern PyMethodDef bnpy_bn_variants_methods[];
 extern PyMethodDef bnpy_conv_fft_methods[]; /* py_conv_fft.c */
+/* The synchronized batch-norm phases' table (py_bn_sync.c). */
+extern PyMethodDef bnpy_bn_sync_methods[];
 
 static PyObject *set_num_threads(PyObject *module, PyObject *arg)
 {
@@ -48,6 +50,7 @@ static int core_exec(PyObject *module)
     if (PyModule_AddFunctions(module, core_methods) < 0 ||
         PyModule_AddFunctions(module, bnpy_batchnorm_methods) < 0 ||
         PyModule_AddFunctions(module, bnpy_bn_variants_methods) < 0 ||
+        PyModule_AddFunctions(module, bnpy_bn_sync_methods) < 0 ||
         PyModule_AddFunctions(module, bnpy_conv_methods) < 0 ||
         PyModule_AddFunctions(module, bnpy_conv_fft_methods) < 0 ||
         PyModule_AddFunctions(module, bnpy_pool_methods) < 0 ||

@@ -403,3 +403,127 @@ def ghost_batch_norm_backward(
         dgamma.reshape(groups, channels).sum(axis=0, dtype=np.float64).astype(dgamma.dtype),
         dbeta.reshape(groups, channels).sum(axis=0, dtype=np.float64).astype(dbeta.dtype),
     )
+
+
+# ------------------------------------------------------------------------------------------------
+# Synchronized batch normalization: the phases of a batch split across processes (csrc/bn_sync.c)
+# ------------------------------------------------------------------------------------------------
+# A batch of m values per channel is split into shards r = 0, 1, ... of n_r values, one per
+# process. Each process computes its shard's statistics, the processes exchange them (bnpy.
+# distributed does it over MPI) and merge them in the same order, normalise their own shard with
+# the whole batch's statistics, and in the backward exchange the two gradient sums. Everything
+# that crosses processes is float64 whatever x's dtype, so nothing is lost between the phases:
+#
+#   forward   (n_r, mean_r, M2_r) = batch_norm_local_stats(x_r)
+#             (m, mean, var)      = batch_norm_merge_stats(all n_r, mean_r, M2_r)  (same on all)
+#             y_r                 = batch_norm_normalize(x_r, γ, β, mean, var)
+#   backward  (S1_r, S2_r)        = batch_norm_grad_sums(dy_r, x_r, mean);  S1, S2 = Σ_r of them
+#             dx_r                = batch_norm_backward_apply(dy_r, x_r, γ, mean, var, S1, S2, m)
+#             dβ = Σ_r S1_r,  dγ = Σ_r S2_r/√(var + ε)
+#
+# With one shard this is batch_norm_forward and batch_norm_backward (the tests check it).
+
+__all__ += [
+    "batch_norm_local_stats",
+    "batch_norm_merge_stats",
+    "batch_norm_normalize",
+    "batch_norm_grad_sums",
+    "batch_norm_backward_apply",
+]
+
+
+def batch_norm_local_stats(x, axis=-1):
+    """One shard's per-channel statistics in float64, for :func:`batch_norm_merge_stats`.
+
+    ``n = x.size // x.shape[axis]``, ``mean = (1/n) Σ x`` and ``M2 = Σ (x − mean)²`` per channel
+    (two passes in double about each chunk's mean, so a large offset loses nothing). A shard with
+    no values gives ``n = 0`` and zeros.
+
+    Args:
+        x: float32 or float64 array of rank >= 1; ``x.shape[axis]`` channels.
+        axis: the channel axis.
+
+    Returns:
+        ``(n, mean, m2)``: an int and two float64 arrays of shape (C,).
+    """
+    return _core.batch_norm_local_stats(x, axis)
+
+
+def batch_norm_merge_stats(counts, means, m2s):
+    """The statistics of a whole batch from its shards', merged in the order given.
+
+    Chan's formula, shard by shard: with ``δ = mean_b − mean_a`` and ``n = n_a + n_b``,
+    ``mean = mean_a + δ·n_b/n`` and ``M2 = M2_a + M2_b + δ²·n_a·n_b/n``; then ``var = M2/n``
+    (biased, what normalises). The same input in the same order gives the same bits on every
+    process. Shards with a count of 0 are skipped; with no values at all, mean and var are 0.
+
+    Args:
+        counts: (R,) values per channel of each shard, finite and >= 0 (float64 or ints).
+        means, m2s: (R, C) float64, row r from shard r's :func:`batch_norm_local_stats`.
+
+    Returns:
+        ``(m, mean, var)``: the total count (int) and two float64 arrays of shape (C,).
+    """
+    if isinstance(counts, (list, tuple)) or np.issubdtype(np.asarray(counts).dtype, np.integer):
+        counts = np.asarray(counts, dtype=np.float64)  # counts are integers: exact in float64
+    return _core.batch_norm_merge_stats(counts, means, m2s)
+
+
+def batch_norm_normalize(x, gamma, beta, mean, var, axis=-1, epsilon=1e-3, out=None):
+    """``y = (x − mean)·γ/√(var + ε) + β`` with float64 statistics.
+
+    :func:`batch_norm_inference` takes ``mean`` and ``var`` in x's dtype, which for float32
+    rounds the mean by an ulp of its size (at an offset of 1e4 that is 1e-3, a large part of σ):
+    here they stay float64 and every element is computed in double.
+
+    Args:
+        x: float32/float64 array; gamma, beta: (C,) of x's dtype, or None.
+        mean, var: float64 (C,), e.g. from :func:`batch_norm_merge_stats`.
+        axis, epsilon, out: as in :func:`batch_norm_forward`.
+
+    Returns:
+        ``y`` of x's shape and dtype.
+    """
+    return _core.batch_norm_normalize(x, gamma, beta, mean, var, axis, epsilon, out)
+
+
+def batch_norm_grad_sums(dy, x, mean, axis=-1):
+    """The backward's two per-channel sums over this shard, in float64:
+    ``sum_dy = Σ dy`` and ``sum_dyxc = Σ dy·(x − mean)`` (mean: the whole batch's, float64).
+
+    Summed over every shard they give the whole batch's sums, from which
+    :func:`batch_norm_backward_apply` computes dx, and ``dβ = Σ dy``, ``dγ = Σ dy·(x − mean)/√(var
+    + ε)``.
+
+    Returns:
+        ``(sum_dy, sum_dyxc)``, float64 arrays of shape (C,).
+    """
+    return _core.batch_norm_grad_sums(dy, x, mean, axis)
+
+
+def batch_norm_backward_apply(
+    dy, x, gamma, mean, var, sum_dy, sum_dyxc, count, axis=-1, epsilon=1e-3, out=None
+):
+    """dx of the training backward from the whole batch's statistics and gradient sums.
+
+    With ``s = 1/√(var + ε)``, the whole batch's ``S1 = Σdy``, ``S2 = Σdy·(x − mean)`` and ``m``
+    values per channel::
+
+        dx = γ·s·(dy − S1/m) − γ·s³·(S2/m)·(x − mean)
+
+    which is :func:`batch_norm_backward`'s ``γ·s·(dy − Σdy/m − x̂·Σdy·x̂/m)`` with sums over every
+    shard.
+
+    Args:
+        dy, x: this shard's upstream gradient and forward input (one shape, one dtype).
+        gamma: (C,) of x's dtype or None.
+        mean, var, sum_dy, sum_dyxc: float64 (C,), the whole batch's.
+        count: m, the whole batch's values per channel (at least this shard's).
+        axis, epsilon: the forward's; out: optional array for dx (may be dy or x).
+
+    Returns:
+        ``dx`` of x's shape and dtype.
+    """
+    return _core.batch_norm_backward_apply(
+        dy, x, gamma, mean, var, sum_dy, sum_dyxc, count, axis, epsilon, out
+    )

@@ -1,0 +1,361 @@
+/* py_bn_sync.c: CPython/NumPy glue of the synchronized batch-norm phases (csrc/bn_sync.c).
+ *
+ * Positional arguments (METH_FASTCALL; bnpy.ops.batchnorm gives the keywords). x, dy, gamma, beta
+ * and out share the call's dtype (float32 or float64); every per-channel statistic or sum that
+ * crosses processes is float64 whatever that dtype is. Every argument is checked before anything
+ * is written; the GIL is released around the kernels.
+ */
+#include "glue.h" /* Python.h first */
+
+#include <math.h>
+
+/* ---- small helpers (the batch-norm glue's conventions; py_batchnorm.c keeps its own static
+ * copies, which glue.c may take over) -------------------------------------------------------- */
+
+/* The (outer, C, inner) view of x around the channel axis given by obj (an int, negative counts
+ * from the end). 0, or -1 with TypeError/ValueError. */
+static int sync_split(PyObject *obj, PyArrayObject *x, const char *func, npy_intp *outer,
+                      npy_intp *channels, npy_intp *inner)
+{
+    Py_ssize_t axis;
+    int ndim = PyArray_NDIM(x);
+    if (bnpy_parse_ssize(obj, func, "axis", &axis) < 0)
+        return -1;
+    if (axis < -ndim || axis >= ndim) {
+        PyErr_Format(PyExc_ValueError, "%s: axis %zd is out of range for an array of rank %d", func,
+                     axis, ndim);
+        return -1;
+    }
+    axis = axis < 0 ? axis + ndim : axis;
+    *outer = *inner = 1;
+    for (int d = 0; d < ndim; d++) {
+        if (d < axis)
+            *outer *= PyArray_DIM(x, d);
+        else if (d > axis)
+            *inner *= PyArray_DIM(x, d);
+    }
+    *channels = PyArray_DIM(x, (int)axis);
+    return 0;
+}
+
+/* An elementwise input (x, dy) of the call's dtype with at least one dimension. */
+static PyArrayObject *sync_main_input(PyObject *obj, int typenum, const char *func, const char *arg)
+{
+    PyArrayObject *a = bnpy_input_array(obj, typenum, func, arg);
+    if (a != NULL && PyArray_NDIM(a) < 1) {
+        PyErr_Format(PyExc_ValueError, "%s: %s must have at least one dimension, got a 0-d array",
+                     func, arg);
+        Py_CLEAR(a);
+    }
+    return a;
+}
+
+/* An array of typenum with exactly the dims given (ndim of them), or None when optional
+ * (*out = NULL). 0, or -1 with an error. */
+static int sync_shaped(PyObject *obj, int typenum, int ndim, const npy_intp *dims, int optional,
+                       const char *func, const char *arg, PyArrayObject **out)
+{
+    *out = NULL;
+    if (obj == Py_None && optional)
+        return 0;
+    PyArrayObject *a = bnpy_input_array(obj, typenum, func, arg);
+    if (a == NULL)
+        return -1;
+    int ok = PyArray_NDIM(a) == ndim;
+    for (int d = 0; ok && d < ndim; d++)
+        ok = PyArray_DIM(a, d) == dims[d];
+    if (!ok) {
+        PyObject *got = bnpy_shape_tuple(a);
+        PyObject *want = PyTuple_New(ndim);
+        for (int d = 0; want != NULL && d < ndim; d++)
+            PyTuple_SET_ITEM(want, d, PyLong_FromSsize_t(dims[d]));
+        if (got != NULL && want != NULL)
+            PyErr_Format(PyExc_ValueError, "%s: %s must have shape %R, got shape %R", func, arg,
+                         want, got);
+        bnpy_release(3, (PyObject *)a, got, want);
+        return -1;
+    }
+    *out = a;
+    return 0;
+}
+
+/* A finite real number >= 0 (epsilon, count). */
+static int sync_nonnegative(PyObject *obj, const char *func, const char *arg, double *out)
+{
+    double v = PyBool_Check(obj) ? -1.0 : PyFloat_AsDouble(obj);
+    if (PyBool_Check(obj) || (v == -1.0 && PyErr_Occurred())) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s: %s must be a real number, got %.200s", func, arg,
+                     Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    if (!(v >= 0.0 && isfinite(v))) {
+        PyErr_Format(PyExc_ValueError, "%s: %s must be a finite number >= 0, got %R", func, arg,
+                     obj);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* x (and dy when given) converted, of one shape; the (outer, C, inner) split at args[axis_at]. */
+static int sync_inputs(PyObject *const *args, int dy_at, int x_at, int axis_at, int typenum,
+                       const char *func, PyArrayObject **dy, PyArrayObject **x, npy_intp *outer,
+                       npy_intp *channels, npy_intp *inner)
+{
+    if (dy_at >= 0 && (*dy = sync_main_input(args[dy_at], typenum, func, "dy")) == NULL)
+        return -1;
+    if ((*x = sync_main_input(args[x_at], typenum, func, "x")) == NULL)
+        return -1;
+    if (dy_at >= 0 && !PyArray_SAMESHAPE(*x, *dy)) {
+        PyObject *xs = bnpy_shape_tuple(*x), *ds = bnpy_shape_tuple(*dy);
+        if (xs != NULL && ds != NULL)
+            PyErr_Format(PyExc_ValueError, "%s: x must have the shape of dy %R, got shape %R", func,
+                         ds, xs);
+        bnpy_release(2, xs, ds);
+        return -1;
+    }
+    return sync_split(args[axis_at], *x, func, outer, channels, inner);
+}
+
+static PyObject *sync_new_vector(npy_intp channels)
+{
+    return PyArray_EMPTY(1, &channels, NPY_DOUBLE, 0);
+}
+
+#define DATA(a) ((a) != NULL ? PyArray_DATA(a) : NULL)
+
+/* ---- batch_norm_local_stats(x, axis) -> (count, mean, m2) ------------------------------------ */
+
+static PyObject *batch_norm_local_stats(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    static const char *func = "batch_norm_local_stats";
+    PyArrayObject *x = NULL, *mean = NULL, *m2 = NULL;
+    PyObject *result = NULL;
+    npy_intp outer, channels, inner;
+    int typenum, rc;
+    static const char *const arrays[] = {"x"};
+    if (bnpy_check_nargs(nargs, 2, 2, func) < 0 ||
+        (typenum = bnpy_call_typenum(args, arrays, 1, func)) < 0 ||
+        sync_inputs(args, -1, 0, 1, typenum, func, NULL, &x, &outer, &channels, &inner) < 0)
+        goto fail;
+    mean = (PyArrayObject *)sync_new_vector(channels);
+    m2 = (PyArrayObject *)sync_new_vector(channels);
+    if (mean == NULL || m2 == NULL)
+        goto fail;
+    Py_BEGIN_ALLOW_THREADS
+    rc = BNPY_CALL_FOR_TYPE(typenum, bnpy_bn_local_stats, PyArray_DATA(mean), PyArray_DATA(m2),
+                            PyArray_DATA(x), outer, channels, inner);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    result = Py_BuildValue("nOO", (Py_ssize_t)(outer * inner), mean, m2);
+fail:
+    bnpy_release(3, x, mean, m2);
+    return result;
+}
+
+/* ---- batch_norm_merge_stats(counts, means, m2s) -> (count, mean, var) ------------------------ */
+
+static PyObject *batch_norm_merge_stats(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    static const char *func = "batch_norm_merge_stats";
+    PyArrayObject *counts = NULL, *means = NULL, *m2s = NULL, *mean = NULL, *var = NULL;
+    PyObject *result = NULL;
+    double count;
+    if (bnpy_check_nargs(nargs, 3, 3, func) < 0 ||
+        (counts = bnpy_input_array(args[0], NPY_DOUBLE, func, "counts")) == NULL)
+        goto fail;
+    if (PyArray_NDIM(counts) != 1) {
+        PyErr_Format(PyExc_ValueError, "%s: counts must be 1-d (one count per shard), got %d dims",
+                     func, PyArray_NDIM(counts));
+        goto fail;
+    }
+    npy_intp parts = PyArray_DIM(counts, 0);
+    const double *c = PyArray_DATA(counts);
+    for (npy_intp r = 0; r < parts; r++)
+        if (!(c[r] >= 0.0 && isfinite(c[r]))) {
+            PyErr_Format(PyExc_ValueError, "%s: counts must be finite and >= 0, got %R", func,
+                         args[0]);
+            goto fail;
+        }
+    if ((means = bnpy_input_array(args[1], NPY_DOUBLE, func, "means")) == NULL)
+        goto fail;
+    if (PyArray_NDIM(means) != 2 || PyArray_DIM(means, 0) != parts) {
+        PyObject *got = bnpy_shape_tuple(means);
+        if (got != NULL)
+            PyErr_Format(PyExc_ValueError,
+                         "%s: means must have shape (%zd, channels) (a row per count), got %R",
+                         func, (Py_ssize_t)parts, got);
+        Py_XDECREF(got);
+        goto fail;
+    }
+    npy_intp channels = PyArray_DIM(means, 1);
+    if (sync_shaped(args[2], NPY_DOUBLE, 2, PyArray_DIMS(means), 0, func, "m2s", &m2s) < 0)
+        goto fail;
+    mean = (PyArrayObject *)sync_new_vector(channels);
+    var = (PyArrayObject *)sync_new_vector(channels);
+    if (mean == NULL || var == NULL)
+        goto fail;
+    bnpy_bn_merge_stats(&count, PyArray_DATA(mean), PyArray_DATA(var), c, PyArray_DATA(means),
+                        PyArray_DATA(m2s), parts, channels);
+    PyObject *count_obj = PyLong_FromDouble(count);
+    if (count_obj == NULL)
+        goto fail;
+    result = Py_BuildValue("NOO", count_obj, mean, var);
+fail:
+    bnpy_release(5, counts, means, m2s, mean, var);
+    return result;
+}
+
+/* ---- batch_norm_normalize(x, gamma, beta, mean, var, axis, epsilon, out) -> y ---------------- */
+
+static PyObject *batch_norm_normalize(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    static const char *func = "batch_norm_normalize";
+    PyArrayObject *x = NULL, *gamma = NULL, *beta = NULL, *mean = NULL, *var = NULL, *y = NULL;
+    PyObject *result = NULL;
+    npy_intp outer, channels, inner;
+    double epsilon;
+    int typenum, rc;
+    static const char *const arrays[] = {"x", "gamma", "beta"};
+    if (bnpy_check_nargs(nargs, 8, 8, func) < 0 ||
+        (typenum = bnpy_call_typenum(args, arrays, 3, func)) < 0 ||
+        sync_inputs(args, -1, 0, 5, typenum, func, NULL, &x, &outer, &channels, &inner) < 0 ||
+        sync_shaped(args[1], typenum, 1, &channels, 1, func, "gamma", &gamma) < 0 ||
+        sync_shaped(args[2], typenum, 1, &channels, 1, func, "beta", &beta) < 0 ||
+        sync_shaped(args[3], NPY_DOUBLE, 1, &channels, 0, func, "mean", &mean) < 0 ||
+        sync_shaped(args[4], NPY_DOUBLE, 1, &channels, 0, func, "var", &var) < 0 ||
+        sync_nonnegative(args[6], func, "epsilon", &epsilon) < 0)
+        goto fail;
+    y = bnpy_output_array(args[7], typenum, PyArray_NDIM(x), PyArray_DIMS(x), func, "out");
+    if (y == NULL || bnpy_check_overlap(y, x, 1, func, "out", "x") < 0 ||
+        bnpy_check_overlap(y, gamma, 0, func, "out", "gamma") < 0 ||
+        bnpy_check_overlap(y, beta, 0, func, "out", "beta") < 0)
+        goto fail;
+    Py_BEGIN_ALLOW_THREADS
+    rc = BNPY_CALL_FOR_TYPE(typenum, bnpy_bn_normalize, PyArray_DATA(y), PyArray_DATA(x),
+                            DATA(gamma), DATA(beta), PyArray_DATA(mean), PyArray_DATA(var), outer,
+                            channels, inner, epsilon);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    result = (PyObject *)y;
+    y = NULL;
+fail:
+    bnpy_release(6, x, gamma, beta, mean, var, y);
+    return result;
+}
+
+/* ---- batch_norm_grad_sums(dy, x, mean, axis) -> (sum_dy, sum_dyxc) --------------------------- */
+
+static PyObject *batch_norm_grad_sums(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    static const char *func = "batch_norm_grad_sums";
+    PyArrayObject *dy = NULL, *x = NULL, *mean = NULL, *sum_dy = NULL, *sum_dyxc = NULL;
+    PyObject *result = NULL;
+    npy_intp outer, channels, inner;
+    int typenum, rc;
+    static const char *const arrays[] = {"dy", "x"};
+    if (bnpy_check_nargs(nargs, 4, 4, func) < 0 ||
+        (typenum = bnpy_call_typenum(args, arrays, 2, func)) < 0 ||
+        sync_inputs(args, 0, 1, 3, typenum, func, &dy, &x, &outer, &channels, &inner) < 0 ||
+        sync_shaped(args[2], NPY_DOUBLE, 1, &channels, 0, func, "mean", &mean) < 0)
+        goto fail;
+    sum_dy = (PyArrayObject *)sync_new_vector(channels);
+    sum_dyxc = (PyArrayObject *)sync_new_vector(channels);
+    if (sum_dy == NULL || sum_dyxc == NULL)
+        goto fail;
+    Py_BEGIN_ALLOW_THREADS
+    rc = BNPY_CALL_FOR_TYPE(typenum, bnpy_bn_grad_sums, PyArray_DATA(sum_dy),
+                            PyArray_DATA(sum_dyxc), PyArray_DATA(dy), PyArray_DATA(x),
+                            PyArray_DATA(mean), outer, channels, inner);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    result = PyTuple_Pack(2, (PyObject *)sum_dy, (PyObject *)sum_dyxc);
+fail:
+    bnpy_release(5, dy, x, mean, sum_dy, sum_dyxc);
+    return result;
+}
+
+/* ---- batch_norm_backward_apply(dy, x, gamma, mean, var, sum_dy, sum_dyxc, count, axis,
+ *      epsilon, out) -> dx ----------------------------------------------------------------- */
+
+static PyObject *batch_norm_backward_apply(PyObject *module, PyObject *const *args,
+                                           Py_ssize_t nargs)
+{
+    static const char *func = "batch_norm_backward_apply";
+    PyArrayObject *dy = NULL, *x = NULL, *gamma = NULL, *mean = NULL, *var = NULL, *sum_dy = NULL,
+                  *sum_dyxc = NULL, *dx = NULL;
+    PyObject *result = NULL;
+    npy_intp outer, channels, inner;
+    double count, epsilon;
+    int typenum, rc;
+    static const char *const arrays[] = {"dy", "x", "gamma"};
+    if (bnpy_check_nargs(nargs, 11, 11, func) < 0 ||
+        (typenum = bnpy_call_typenum(args, arrays, 3, func)) < 0 ||
+        sync_inputs(args, 0, 1, 8, typenum, func, &dy, &x, &outer, &channels, &inner) < 0 ||
+        sync_shaped(args[2], typenum, 1, &channels, 1, func, "gamma", &gamma) < 0 ||
+        sync_shaped(args[3], NPY_DOUBLE, 1, &channels, 0, func, "mean", &mean) < 0 ||
+        sync_shaped(args[4], NPY_DOUBLE, 1, &channels, 0, func, "var", &var) < 0 ||
+        sync_shaped(args[5], NPY_DOUBLE, 1, &channels, 0, func, "sum_dy", &sum_dy) < 0 ||
+        sync_shaped(args[6], NPY_DOUBLE, 1, &channels, 0, func, "sum_dyxc", &sum_dyxc) < 0 ||
+        sync_nonnegative(args[7], func, "count", &count) < 0 ||
+        sync_nonnegative(args[9], func, "epsilon", &epsilon) < 0)
+        goto fail;
+    if (count < (double)(outer * inner)) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: count (values per channel in the whole batch) must be at least this "
+                     "shard's %zd, got %R",
+                     func, (Py_ssize_t)(outer * inner), args[7]);
+        goto fail;
+    }
+    dx = bnpy_output_array(args[10], typenum, PyArray_NDIM(x), PyArray_DIMS(x), func, "out");
+    if (dx == NULL || bnpy_check_overlap(dx, dy, 1, func, "out", "dy") < 0 ||
+        bnpy_check_overlap(dx, x, 1, func, "out", "x") < 0 ||
+        bnpy_check_overlap(dx, gamma, 0, func, "out", "gamma") < 0)
+        goto fail;
+    Py_BEGIN_ALLOW_THREADS
+    rc = BNPY_CALL_FOR_TYPE(typenum, bnpy_bn_backward_apply, PyArray_DATA(dx), PyArray_DATA(dy),
+                            PyArray_DATA(x), DATA(gamma), PyArray_DATA(mean), PyArray_DATA(var),
+                            PyArray_DATA(sum_dy), PyArray_DATA(sum_dyxc), count, outer, channels,
+                            inner, epsilon);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    result = (PyObject *)dx;
+    dx = NULL;
+fail:
+    bnpy_release(8, dy, x, gamma, mean, var, sum_dy, sum_dyxc, dx);
+    return result;
+}
+
+PyMethodDef bnpy_bn_sync_methods[] = {
+    {"batch_norm_local_stats", (PyCFunction)(void (*)(void))batch_norm_local_stats, METH_FASTCALL,
+     "batch_norm_local_stats(x, axis, /)\n--\n\n"
+     "One shard's (count, mean, m2) in float64. Use bnpy.ops.batch_norm_local_stats."},
+    {"batch_norm_merge_stats", (PyCFunction)(void (*)(void))batch_norm_merge_stats, METH_FASTCALL,
+     "batch_norm_merge_stats(counts, means, m2s, /)\n--\n\n"
+     "Chan's merge in order: (count, mean, var). Use bnpy.ops.batch_norm_merge_stats."},
+    {"batch_norm_normalize", (PyCFunction)(void (*)(void))batch_norm_normalize, METH_FASTCALL,
+     "batch_norm_normalize(x, gamma, beta, mean, var, axis, epsilon, out, /)\n--\n\n"
+     "Normalization with float64 statistics: y. Use bnpy.ops.batch_norm_normalize."},
+    {"batch_norm_grad_sums", (PyCFunction)(void (*)(void))batch_norm_grad_sums, METH_FASTCALL,
+     "batch_norm_grad_sums(dy, x, mean, axis, /)\n--\n\n"
+     "(sum_dy, sum_dyxc) in float64. Use bnpy.ops.batch_norm_grad_sums."},
+    {"batch_norm_backward_apply", (PyCFunction)(void (*)(void))batch_norm_backward_apply,
+     METH_FASTCALL,
+     "batch_norm_backward_apply(dy, x, gamma, mean, var, sum_dy, sum_dyxc, count, axis, epsilon, "
+     "out, /)\n--\n\n"
+     "dx from the whole batch's statistics and sums. Use bnpy.ops.batch_norm_backward_apply."},
+    {NULL, NULL, 0, NULL},
+};
