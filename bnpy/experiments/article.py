@@ -86,10 +86,12 @@ DEFAULT_DATA = ("cifar10", "cifar10_sample")
 POPULATION_BATCHES = 100
 
 
-def build_model(group, input_shape, num_classes=10):
+def build_model(group, input_shape, num_classes=10, synchronized=False, dtype=None):
     """The article's network for ``group`` (a key of GROUPS), adapted to ``input_shape`` (H, W, C).
 
-    Layer names restart at _1 for every model, as in a fresh Keras process.
+    Layer names restart at _1 for every model, as in a fresh Keras process. ``synchronized``:
+    every BatchNormalization uses the global batch's statistics in data-parallel training
+    (bnpy.distributed); ``dtype``: every layer's (float32 by default).
     """
     from bnpy.engine import reset_layer_names
     from bnpy.layers.convolutional import Conv2D
@@ -99,27 +101,29 @@ def build_model(group, input_shape, num_classes=10):
     from bnpy.models import Sequential
 
     flags = GROUPS[group][1]
+    kw = {} if dtype is None else {"dtype": dtype}
+    bn = dict(kw, synchronized=True) if synchronized else kw
     reset_layer_names()
     model = Sequential()
     # The script's Keras-1 spelling Convolution2D(96, 11, 11, border_mode='same') in Keras 2 terms
-    model.add(Conv2D(96, (11, 11), padding="same", input_shape=tuple(input_shape)))
+    model.add(Conv2D(96, (11, 11), padding="same", input_shape=tuple(input_shape), **kw))
     if flags["bn1"]:
-        model.add(BatchNormalization())
-    model.add(MaxPooling2D(pool_size=(2, 2)))
+        model.add(BatchNormalization(**bn))
+    model.add(MaxPooling2D(pool_size=(2, 2), **kw))
     if flags["bn2"]:
-        model.add(BatchNormalization())
-    model.add(Activation("tanh"))
-    model.add(Conv2D(120, (1, 1), padding="valid"))
+        model.add(BatchNormalization(**bn))
+    model.add(Activation("tanh", **kw))
+    model.add(Conv2D(120, (1, 1), padding="valid", **kw))
     if flags["bn3"]:
-        model.add(BatchNormalization())
-    model.add(Flatten())
-    model.add(Dense(num_classes))
+        model.add(BatchNormalization(**bn))
+    model.add(Flatten(**kw))
+    model.add(Dense(num_classes, **kw))
     if flags["bn_dense"]:
-        model.add(BatchNormalization())
-    model.add(Activation("relu"))
+        model.add(BatchNormalization(**bn))
+    model.add(Activation("relu", **kw))
     if flags["extra_dense"]:
-        model.add(Dense(num_classes))
-    model.add(Activation("softmax"))
+        model.add(Dense(num_classes, **kw))
+    model.add(Activation("softmax", **kw))
     return model
 
 

@@ -127,6 +127,12 @@ class BatchNormalization(Layer):
     ``fit`` (moving statistics used, nothing updated, γ and β get no gradient), which is what
     tf.keras 2 and Keras 3 do. Keras 2.0 differed: a frozen layer still normalized with the batch
     statistics in ``fit`` and still updated its moving statistics (only γ and β were frozen).
+
+    ``synchronized=True`` (Keras 3's name): in data-parallel training over MPI
+    (:mod:`bnpy.distributed`, after its ``init()`` in a job of several processes) μ_B and σ²_B
+    are those of the whole global batch, combined from every process's shard in float64, and
+    the moving statistics are the same on every process; in one process it is the ordinary layer.
+    Not combined with ``renorm``, ``virtual_batch_size`` or ``track_running_stats=False``.
     """
 
     @legacy_batchnorm_support
@@ -151,6 +157,7 @@ class BatchNormalization(Layer):
         renorm_momentum=0.99,
         virtual_batch_size=None,
         track_running_stats=True,
+        synchronized=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -191,6 +198,14 @@ class BatchNormalization(Layer):
             raise ValueError(
                 "BatchNormalization: `renorm=True` measures each batch against moving "
                 "statistics, which `track_running_stats=False` does not keep"
+            )
+        self.synchronized = bool(synchronized)
+        if self.synchronized and (
+            self.renorm or self.virtual_batch_size is not None or not self.track_running_stats
+        ):
+            raise ValueError(
+                "BatchNormalization: `synchronized=True` is not supported together with renorm, "
+                "virtual_batch_size or track_running_stats=False"
             )
         self._cache = None
         self._pending = None
@@ -350,6 +365,12 @@ class BatchNormalization(Layer):
         virtual batch. A subclass that gathers statistics elsewhere overrides this one method.
         """
         gamma, beta, axis, epsilon = self.gamma, self.beta, self.axis, self.epsilon
+        if self.synchronized:  # the global batch's statistics (bnpy.distributed)
+            from ..distributed import _sync_bn
+
+            context = _sync_bn.active_context()
+            if context is not None:
+                return _sync_bn.normalize(self, x, context)
         if self.virtual_batch_size is not None:
             self._check_virtual_batches(len(x))
             if renorm:
@@ -537,6 +558,7 @@ class BatchNormalization(Layer):
             renorm_momentum=self.renorm_momentum,
             virtual_batch_size=self.virtual_batch_size,
             track_running_stats=self.track_running_stats,
+            synchronized=self.synchronized,
         )
 
 

