@@ -19,6 +19,8 @@ import textwrap
 import numpy as np
 import pytest
 
+from bnpy.callbacks import Callback
+
 
 def _mpirun():
     local = os.path.join(os.path.dirname(sys.executable), "mpirun")
@@ -197,6 +199,78 @@ def test_unsynchronized_ranks_fail_the_same_check(scripts):
     result = run_distributed(scripts, 2, "float64", synchronized=False)
     reference = run_one_process(scripts, "float64")
     assert largest_difference(result, reference) > 1e3 * TOLERANCE["float64"]
+
+
+FIT = """
+import sys
+import numpy as np
+from bnpy import distributed
+from bnpy.callbacks import Callback
+from common import make
+
+path = sys.argv[1]
+
+
+class StopAfterSecondEpoch(Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.stop_training = epoch == 1
+
+
+context = distributed.init(threads=1)
+model, x, y = make("float64", True)
+x, y = x.reshape((-1,) + x.shape[2:]), y.reshape(-1, y.shape[-1])
+np.random.seed(5)
+history = distributed.DataParallel(model, context).fit(
+    x[:64], y[:64], batch_size=16, epochs=4, verbose=0, validation_data=(x[64:], y[64:]),
+    callbacks=[StopAfterSecondEpoch()] if context.rank == 0 else None,
+)
+rows = context.comm.gather(history.history, root=0)
+weights = context.comm.gather([w.copy() for w in model.weights], root=0)
+if context.rank == 0:
+    assert all(r == rows[0] for r in rows), rows
+    assert all(all(a.tobytes() == b.tobytes() for a, b in zip(weights[0], w)) for w in weights)
+    np.savez(path, *weights[0], **{k: np.array(v) for k, v in history.history.items()})
+"""
+
+
+def test_fit_equals_one_process_fit(scripts):
+    """DataParallel.fit on 2 ranks (rank 0's shuffle, validation split over the ranks, rank 0's
+    callback stopping after the second of 4 epochs) against Sequential.fit in one process."""
+    (scripts / "fit.py").write_text(FIT)
+    path = scripts / "fit.npz"
+    done = mpirun(scripts, 2, scripts / "fit.py", path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = dict(np.load(path))
+    sys.path.insert(0, str(scripts))
+    try:
+        import common
+    finally:
+        sys.path.remove(str(scripts))
+
+    class StopAfterSecondEpoch(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.model.stop_training = epoch == 1
+
+    model, x, y = common.make("float64", False)
+    x, y = x.reshape((-1,) + x.shape[2:]), y.reshape(-1, y.shape[-1])
+    np.random.seed(5)
+    history = model.fit(
+        x[:64],
+        y[:64],
+        batch_size=16,
+        epochs=4,
+        verbose=0,
+        validation_data=(x[64:], y[64:]),
+        callbacks=[StopAfterSecondEpoch()],
+    )
+    assert sorted(history.history) == sorted(k for k in result if not k.startswith("arr_"))
+    for key, values in history.history.items():
+        assert len(values) == 2
+        np.testing.assert_allclose(result[key], values, rtol=1e-10, atol=1e-12)
+    for i, w in enumerate(model.weights):
+        np.testing.assert_allclose(
+            result["arr_%d" % i], w, rtol=0, atol=1e-10 * (1 + np.abs(w).max())
+        )
 
 
 FAILING = """

@@ -181,7 +181,7 @@ class DataParallel:
         x, y, weights = model._standardize_xy(x, y, sample_weight)
         val = None
         if validation_data is not None:
-            val = model._standardize_xy(*validation_data[:2])
+            val = model._standardize_xy(*validation_data[:2], *validation_data[2:3])
         out_labels = list(model.metrics_names)
         do_validation = val is not None and len(val[0]) > 0
         metrics = out_labels + (["val_" + n for n in out_labels] if do_validation else [])
@@ -233,7 +233,7 @@ class DataParallel:
                     if self._stop_everywhere():
                         break
                 if do_validation:
-                    val_outs = self.evaluate(*val, batch_size=batch_size)
+                    val_outs = self.evaluate(val[0], val[1], batch_size, sample_weight=val[2])
                     epoch_logs.update(("val_" + n, v) for n, v in zip(out_labels, val_outs))
                 callback_list.on_epoch_end(epoch, epoch_logs)
                 if self._stop_everywhere():
