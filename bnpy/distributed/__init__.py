@@ -18,5 +18,6 @@ layer. mpi4py is imported by :func:`init` only, never by ``import bnpy``: instal
 
 from ._context import Context, broadcast_weights, current, init
 from ._data_parallel import DataParallel
+from ._sync_bn import unsynchronized
 
-__all__ = ["Context", "DataParallel", "broadcast_weights", "current", "init"]
+__all__ = ["Context", "DataParallel", "broadcast_weights", "current", "init", "unsynchronized"]

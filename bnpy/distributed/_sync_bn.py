@@ -9,17 +9,36 @@ sums. The layer's dγ and dβ are the shard's own sums, which the data-parallel 
 ranks with every other weight gradient.
 """
 
+import contextlib
+
 import numpy as np
 
 from .. import ops
 from . import _context
 
+_suspended = 0
+
 
 def active_context():
-    """The job's Context when statistics must be synchronized (init() ran, more than one rank),
-    else None: the layer then is the ordinary one."""
+    """The job's Context when statistics must be synchronized (init() ran, more than one rank,
+    not inside unsynchronized()), else None: the layer then is the ordinary one."""
     context = _context.current()
-    return context if context is not None and context.size > 1 else None
+    if _suspended or context is None or context.size == 1:
+        return None
+    return context
+
+
+@contextlib.contextmanager
+def unsynchronized():
+    """Within the block, synchronized layers use their own process's batch statistics: for work
+    every rank repeats on the same data on its own (the population statistics of a model), where
+    the collectives would only add time (and the count would be that of every rank's copy)."""
+    global _suspended
+    _suspended += 1
+    try:
+        yield
+    finally:
+        _suspended -= 1
 
 
 def normalize(layer, x, context):

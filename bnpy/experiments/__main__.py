@@ -162,6 +162,13 @@ def build_parser():
         action="store_true",
         help="keep the checkpoints of a finished run (default: removed at the end)",
     )
+    p.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data-parallel training over MPI, every BN synchronized: launch with "
+        "`mpirun -n R python -m mpi4py -m bnpy.experiments article --distributed ...`; "
+        "--batch-size is the global batch, rank 0 writes the results (docs/distributed.md)",
+    )
     _add_common(
         p,
         "cifar10 | cifar10_sample | fashion_mnist | mnist | DIR: CIFAR-10 as Keras "
@@ -225,21 +232,32 @@ def main(argv=None, *, after_epoch=None):
 
     module = article if args.command == "article" else paper_fig1
     log = _common.Log()
+    context = None  # the MPI context of a --distributed run
     try:
+        if getattr(args, "distributed", False):
+            context = _distributed_context(args)
+            if not context.is_root:
+                log = _common.Log(quiet=True)
         if args.threads is not None:
             _set_threads(args.threads, log)
         config = module.vars_config(args)
         module.validate_args(args)  # reject bad options and unusable data before creating anything
         data = module.load_data(args, log)
-        run_dir, record, resuming = _common.prepare_run_dir(
-            args.command,
-            args.out,
-            args.resume,
-            args.overwrite,
-            config,
-            log,
-            data=_common.data_identity(*data),
-        )
+        if context is not None and not context.is_root:
+            return _follow_root(context, module, args, data)
+        try:
+            run_dir, record, resuming = _common.prepare_run_dir(
+                args.command,
+                args.out,
+                args.resume,
+                args.overwrite,
+                config,
+                log,
+                data=_common.data_identity(*data),
+            )
+        finally:  # the other ranks train only once rank 0 has its run directory
+            if context is not None:
+                context.bcast_object(sys.exc_info()[0] is None)
         log = _common.Log(run_dir)
         log(
             "bnpy-experiment {} -> {}{}".format(
@@ -280,6 +298,48 @@ def main(argv=None, *, after_epoch=None):
     except ExperimentError as exc:
         print("bnpy-experiment {}: error: {}".format(args.command, exc), file=sys.stderr)
         return 2
+
+
+def _distributed_context(args):
+    """This rank's bnpy.distributed context; rank 0 says what the job is."""
+    if args.resume:
+        raise ExperimentError("--resume is not supported with --distributed (yet)")
+    try:
+        from bnpy import distributed
+
+        context = distributed.init(threads=args.threads)
+    except ImportError as exc:
+        raise ExperimentError(str(exc)) from None
+    if context.is_root:
+        print(
+            "bnpy-experiment: distributed over {} ranks, {} thread(s) each; global batch {}, "
+            "about {} samples a rank".format(
+                context.size,
+                context.threads,
+                args.batch_size,
+                args.batch_size // context.size,
+            ),
+            flush=True,
+        )
+    return context
+
+
+def _follow_root(context, module, args, data):
+    """A rank other than 0 of a --distributed run: the same training as rank 0 (its collectives
+    need every rank), its files in a scratch directory removed at the end; rank 0 writes the
+    run's results."""
+    import shutil
+    import tempfile
+
+    if not context.bcast_object(None):
+        return 2  # rank 0 could not prepare its run directory and said why
+    args.verbose = 0
+    scratch = tempfile.mkdtemp(prefix="bnpy-rank{}-".format(context.rank))
+    try:
+        module.run(args, scratch, False, _common.Log(quiet=True), data)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return 0
 
 
 def _set_threads(n, log):

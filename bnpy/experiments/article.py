@@ -211,6 +211,17 @@ def evaluate_with_population_statistics(model, x_train, x_test, y_test_1h, batch
     return float(loss), float(acc)
 
 
+def _population_evaluation(model, x_train, x_test, y_test_1h, batch_size, distributed):
+    """evaluate_with_population_statistics; in a distributed run every rank computes it alone
+    (the same numbers everywhere), its synchronized BNs using the batches they are given."""
+    if not distributed:
+        return evaluate_with_population_statistics(model, x_train, x_test, y_test_1h, batch_size)
+    from bnpy.distributed import unsynchronized
+
+    with unsynchronized():
+        return evaluate_with_population_statistics(model, x_train, x_test, y_test_1h, batch_size)
+
+
 def final_relu_alive(model, x, batch_size=500):
     """How many units of the ReLU after the first Dense are positive for at least one image of
     ``x`` (inference mode, moving statistics): (alive, units). 0 alive means the network's output
@@ -291,8 +302,14 @@ def train_unit(args, run_dir, group, seed, data, resuming, log, after_epoch=None
             log("{} seed {}: finished earlier, kept".format(group, seed))
             return finished
     np.random.seed(seed)  # every group of one seed starts from the same RNG state
-    model = build_model(group, x_train.shape[1:], y_test_1h.shape[1])
+    distributed = getattr(args, "distributed", False)
+    model = build_model(group, x_train.shape[1:], y_test_1h.shape[1], synchronized=distributed)
     model.compile(loss="categorical_crossentropy", optimizer="adadelta", metrics=["accuracy"])
+    trainer = model
+    if distributed:  # every rank trains its shard of each batch (bnpy.distributed)
+        from bnpy.distributed import DataParallel
+
+        trainer = DataParallel(model)
     unit = {
         "params": int(model.count_params()),
         "complete": False,
@@ -310,7 +327,7 @@ def train_unit(args, run_dir, group, seed, data, resuming, log, after_epoch=None
     for epoch in range(start, args.epochs):
         t0 = time.perf_counter()
         history = _fit_one_epoch(
-            model,
+            trainer,
             x_train,
             y_train_1h,
             x_test,
@@ -321,8 +338,8 @@ def train_unit(args, run_dir, group, seed, data, resuming, log, after_epoch=None
             args.verbose,
         )
         t1 = time.perf_counter()
-        population = evaluate_with_population_statistics(
-            model, x_train, x_test, y_test_1h, args.batch_size
+        population = _population_evaluation(
+            model, x_train, x_test, y_test_1h, args.batch_size, distributed
         )
         row = _history_row(epoch + 1, history, t1 - t0, population, time.perf_counter() - t1)
         unit["history"].append(row)
