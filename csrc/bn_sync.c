@@ -289,6 +289,20 @@ static void SUF(bn_sync_affine_part)(void *ctx, ptrdiff_t part)
     const bn_sync_plan *p = j->p;
     const ptrdiff_t C = p->channels, L = p->inner;
     const ptrdiff_t r0 = part * p->outer / j->parts, r1 = (part + 1) * p->outer / j->parts;
+    if (L == 1) { /* channels last: the channel innermost, a loop that vectorises */
+        for (ptrdiff_t r = r0; r < r1; r++) {
+            T *out = j->out + r * C;
+            const T *x = j->x + r * C;
+            if (j->u == NULL)
+                for (ptrdiff_t c = 0; c < C; c++)
+                    out[c] = (T)(((double)x[c] - j->mean[c]) * j->b[c] + j->shift[c]);
+            else
+                for (ptrdiff_t c = 0; c < C; c++)
+                    out[c] = (T)(((double)j->u[r * C + c] - j->u_mean[c]) * j->a[c] +
+                                 ((double)x[c] - j->mean[c]) * j->b[c] + j->shift[c]);
+        }
+        return;
+    }
     for (ptrdiff_t r = r0; r < r1; r++)
         for (ptrdiff_t c = 0; c < C; c++) {
             const ptrdiff_t at = (r * C + c) * L;

@@ -66,7 +66,8 @@ def init(comm=None, threads=None, abort_on_error=True):
 
     Args:
         comm: the communicator of the job (default ``MPI.COMM_WORLD``).
-        threads: bnpy's OpenMP threads per rank (``bnpy.set_num_threads``). Default: the
+        threads: bnpy's OpenMP threads per rank (``bnpy.set_num_threads``), and NumPy's BLAS
+            threads (through threadpoolctl, for the whole process). Default: the
             processors of this machine divided by the ranks on it (at least 1), so that R ranks
             of one machine do not start R teams of all its cores. Open MPI binds each rank to
             one core by default: more than one thread per rank needs ``--bind-to none``.
@@ -97,11 +98,23 @@ def init(comm=None, threads=None, abort_on_error=True):
     if threads < 1:
         raise ValueError("bnpy.distributed.init: threads must be >= 1, got {}".format(threads))
     bnpy.set_num_threads(threads)
+    _limit_blas(threads)
     context = Context(comm, local_rank, local_size, threads)
     if abort_on_error and context.size > 1:
         _abort_on_uncaught_exception(context)
     _current = context
     return context
+
+
+def _limit_blas(threads):
+    """NumPy's BLAS (the dense layers' and convolutions' matrix products) to ``threads`` threads
+    as well: R ranks of a machine each with a BLAS pool of all its cores would oversubscribe it
+    R times over (and OpenBLAS's idle workers spin)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # a dependency of bnpy; a broken install keeps the BLAS default
+        return
+    threadpool_limits(limits=threads, user_api="blas")
 
 
 def _abort_on_uncaught_exception(context):

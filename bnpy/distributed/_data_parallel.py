@@ -55,6 +55,12 @@ class DataParallel:
         """One step on the global batch (x, y), the same arrays on every rank; returns
         [loss, metric values] of the global batch (from before the update), the same everywhere.
         """
+        # as Sequential's compute methods: BLAS capped while bnpy's team runs, large arrays'
+        # memory kept between steps, the model's lock (re-entrant: fit holds it already)
+        with _threads.fit_threads(), _memory.array_cache(), self.model._turns:
+            return self._train_step(x, y, sample_weight)
+
+    def _train_step(self, x, y, sample_weight):
         model, context = self.model, self.context
         batch = len(x)
         start, stop = context.shard(batch)
