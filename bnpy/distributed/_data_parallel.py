@@ -20,7 +20,7 @@ import warnings
 
 import numpy as np
 
-from .. import _memory, _threads
+from .. import _inputs, _memory, _threads
 from .. import callbacks as cbks
 from ._context import broadcast_weights, current, init
 
@@ -199,10 +199,10 @@ class DataParallel:
         batch_size = int(batch_size)
         if batch_size < 1:
             raise ValueError("DataParallel.fit: batch_size must be >= 1, got {}".format(batch_size))
-        x, y, weights = model._standardize_xy(x, y, sample_weight)
+        x, y, weights = _inputs.standardize_xy(model, x, y, sample_weight)
         val = None
         if validation_data is not None:
-            val = model._standardize_xy(*validation_data[:2], *validation_data[2:3])
+            val = _inputs.standardize_xy(model, *validation_data[:2], *validation_data[2:3])
         out_labels = list(model.metrics_names)
         do_validation = val is not None and len(val[0]) > 0
         metrics = out_labels + (["val_" + n for n in out_labels] if do_validation else [])
