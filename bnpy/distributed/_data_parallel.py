@@ -20,7 +20,7 @@ import warnings
 
 import numpy as np
 
-from .. import _inputs, _memory, _threads
+from .. import _inputs, _memory, _threads, _training
 from .. import callbacks as cbks
 from ._context import broadcast_weights, current, init
 
@@ -193,7 +193,10 @@ class DataParallel:
         """Sequential.fit's loop, data-parallel: returns the History (the same on every rank).
 
         ``batch_size`` is the global batch; each rank computes on about batch_size/size of it.
-        The shuffle is NumPy's global RNG on rank 0 (as Sequential.fit draws it), broadcast.
+        The shuffle (``True`` or ``'batch'``) is NumPy's global RNG on rank 0 (as Sequential.fit
+        draws it), broadcast. ``validation_data`` may hold sample weights; Sequential.fit's
+        ``validation_split`` and ``class_weight`` are not taken (split the arrays, pass
+        ``sample_weight``).
         """
         model, context = self.model, self.context
         batch_size = int(batch_size)
@@ -234,7 +237,9 @@ class DataParallel:
             for epoch in range(initial_epoch, epochs):
                 callback_list.on_epoch_begin(epoch)
                 if shuffle:
-                    if context.is_root:
+                    if context.is_root and shuffle == "batch":
+                        index_array[:] = _training.batch_shuffle(index_array, batch_size)
+                    elif context.is_root:
                         np.random.shuffle(index_array)
                     context.bcast(index_array)
                 epoch_logs = {}

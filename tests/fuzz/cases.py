@@ -474,6 +474,42 @@ def build_ghost(rng, api, backward=False):
     )
 
 
+def build_bn_sync(rng, api, name):
+    """The synchronized-BN phases (bn_sync.c): the per-channel statistics and sums are float64
+    whatever x's dtype."""
+    dtype, shape, axis, c, x, vec, var, eps = _bn_common(rng)
+    m = x.size // c if c else 0
+    vec64 = lambda: _values(rng, (c,), "float64")  # noqa: E731
+    gamma = vec() if rng.random() < 0.8 else None
+    beta = vec() if rng.random() < 0.8 else None
+    if name == "batch_norm_local_stats":
+        args, kwargs, outputs = [x], dict(axis=axis), []
+    elif name == "batch_norm_merge_stats":
+        parts = int(rng.integers(0, 4))
+        counts = rng.integers(0, 5, parts).astype(np.float64)
+        args = [counts, _values(rng, (parts, c), "float64")]
+        args.append(np.abs(_values(rng, (parts, c), "float64")))
+        kwargs, outputs = {}, []
+    elif name == "batch_norm_normalize":
+        out = _out_choice(rng, x, [x])
+        args = [x, gamma, beta, vec64(), np.abs(vec64())]
+        kwargs, outputs = dict(axis=axis, epsilon=eps, out=out), ["out"]
+    elif name == "batch_norm_grad_sums":
+        args, kwargs, outputs = [_values(rng, shape, dtype), x, vec64()], dict(axis=axis), []
+    else:  # batch_norm_backward_apply
+        dy = _values(rng, shape, dtype)
+        out = _out_choice(rng, x, [x, dy])
+        count = m + int(rng.integers(0, 3) * m)
+        args = [dy, x, gamma, vec64(), np.abs(vec64()), vec64(), vec64(), count]
+        kwargs, outputs = dict(axis=axis, epsilon=eps, out=out), ["out"]
+    if api == "ops":
+        return Case("ops." + name, getattr(ops, name), args, kwargs, outputs=outputs, core=False)
+    # the core functions take the keywords positionally, in this order, out last
+    core_args = args + [kwargs[k] for k in ("axis", "epsilon", "out") if k in kwargs]
+    positions = [len(core_args) - 1] if "out" in kwargs else []
+    return Case("_core." + name, getattr(_core, name), core_args, outputs=positions)
+
+
 def _geometry(rng, pool=False):
     kh, kw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
     sh, sw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
@@ -822,6 +858,17 @@ BUILDERS = [
     ("core", lambda rng, api: build_conv2d_fft(rng, api, "forward")),
     ("core", lambda rng, api: build_conv2d_fft(rng, api, "dkernel")),
     ("core", lambda rng, api: build_conv2d_fft(rng, api, "dinput")),
+    *[
+        (api, lambda rng, api, name=name: build_bn_sync(rng, api, name))
+        for api in ("core", "ops")
+        for name in (
+            "batch_norm_local_stats",
+            "batch_norm_merge_stats",
+            "batch_norm_normalize",
+            "batch_norm_grad_sums",
+            "batch_norm_backward_apply",
+        )
+    ],
 ]
 if _core.conv_direct_available():
     BUILDERS += [("core", build_conv2d_direct), ("core", build_conv2d_direct_dkernel)]
@@ -837,6 +884,11 @@ COVERED = {
     "batch_norm_backward",
     "batch_norm_inference_backward",
     "update_moving_stats",
+    "batch_norm_local_stats",
+    "batch_norm_merge_stats",
+    "batch_norm_normalize",
+    "batch_norm_grad_sums",
+    "batch_norm_backward_apply",
     "im2col",
     "col2im",
     "add_bias_rows",
