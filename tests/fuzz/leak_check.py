@@ -64,6 +64,8 @@ ARGS["kernel_t_planes32"] = np.ascontiguousarray(ARGS["kernel32"].transpose(3, 0
 ARGS["xspec"] = _core.fft_spectrum(ARGS["planes32"], 8, 6, 0, 0)
 ARGS["kspec"] = _core.fft_spectrum(ARGS["kernel_planes32"], 8, 6, -1, -1)
 ARGS["ktspec"] = _core.fft_spectrum(ARGS["kernel_t_planes32"], 8, 6, -1, -1)
+ARGS["counts7"] = np.arange(7.0)
+ARGS["counts_negative"] = -ARGS["counts7"]
 
 
 def _a(name):
@@ -608,7 +610,108 @@ def entry_points():
                 )
             ],
         )
+    points.update(_bn_sync_points(a))
     return points
+
+
+def _bn_sync_points(a):
+    """The synchronized-BN phases (py_bn_sync.c): float64 statistics of (2, 6, 5, 3) data."""
+    stats = (a["gamma64"], a["var64"])  # any float64 (3,) vectors
+    return {
+        "batch_norm_local_stats": (
+            [
+                lambda: _core.batch_norm_local_stats(a["x64"], -1),
+                lambda: _core.batch_norm_local_stats(a["x32_strided"], 1),
+            ],
+            [
+                (TypeError, lambda: _core.batch_norm_local_stats(a["ints"], -1)),
+                (ValueError, lambda: _core.batch_norm_local_stats(a["x32_strided"], 7)),
+            ],
+        ),
+        "batch_norm_merge_stats": (
+            [lambda: _core.batch_norm_merge_stats(a["counts7"], a["rows64"], a["rows64"])],
+            [
+                (
+                    ValueError,
+                    lambda: _core.batch_norm_merge_stats(
+                        a["counts_negative"], a["rows64"], a["rows64"]
+                    ),
+                ),
+                (
+                    ValueError,
+                    lambda: _core.batch_norm_merge_stats(a["counts7"], a["rows64"], a["cube64"]),
+                ),
+            ],
+        ),
+        "batch_norm_normalize": (
+            [
+                lambda: _core.batch_norm_normalize(
+                    a["x64"], None, a["gamma64"], *stats, -1, 1e-3, a["out_nhwc64"]
+                ),
+                lambda: _core.batch_norm_normalize(
+                    a["x32_strided"], None, None, *stats, -1, 1e-3, None
+                ),
+            ],
+            [
+                (
+                    ValueError,
+                    lambda: _core.batch_norm_normalize(
+                        a["x32_strided"], None, None, *stats, -1, -1.0, None
+                    ),
+                ),
+                (
+                    ValueError,
+                    lambda: _core.batch_norm_normalize(
+                        a["x64"], None, None, *stats, -1, 1e-3, a["readonly64"]
+                    ),
+                ),
+            ],
+        ),
+        "batch_norm_grad_sums": (
+            [lambda: _core.batch_norm_grad_sums(a["x64_swapped"], a["x64"], a["gamma64"], -1)],
+            [
+                (
+                    ValueError,
+                    lambda: _core.batch_norm_grad_sums(
+                        a["x64_swapped"], a["rows64"], a["var64"], -1
+                    ),
+                ),
+                (
+                    ValueError,
+                    lambda: _core.batch_norm_grad_sums(a["x64"], a["x64"], a["rows64"], -1),
+                ),
+            ],
+        ),
+        "batch_norm_backward_apply": (
+            [
+                lambda: _core.batch_norm_backward_apply(
+                    a["x64"],
+                    a["x64_swapped"],
+                    None,
+                    *stats,
+                    *stats,
+                    120,
+                    -1,
+                    1e-3,
+                    a["out_nhwc64"],
+                )
+            ],
+            [
+                (
+                    ValueError,
+                    lambda: _core.batch_norm_backward_apply(
+                        a["x64"], a["x64_swapped"], None, *stats, *stats, 5, -1, 1e-3, None
+                    ),
+                ),
+                (
+                    ValueError,
+                    lambda: _core.batch_norm_backward_apply(
+                        a["x64"], a["x64"], None, *stats, *stats, 60, -1, 1e-3, a["readonly64"]
+                    ),
+                ),
+            ],
+        ),
+    }
 
 
 def run_round(points):
