@@ -57,7 +57,6 @@ class DataParallel:
                 stacklevel=2,
             )
         self._buffer = None
-        self._warned_small_batch = False
 
     # -- one step ----------------------------------------------------------------------------
     def _gradient_buffer(self, params, extra):
@@ -200,72 +199,78 @@ class DataParallel:
         """
         model, context = self.model, self.context
         batch_size = int(batch_size)
-        if batch_size < 1:
-            raise ValueError("DataParallel.fit: batch_size must be >= 1, got {}".format(batch_size))
+        if batch_size < context.size:
+            raise ValueError(
+                "DataParallel.fit: batch_size (the global batch) must be at least the number of "
+                "ranks, {}, so that every rank has a sample; got {}".format(
+                    context.size, batch_size
+                )
+            )
         x, y, weights = _inputs.standardize_xy(model, x, y, sample_weight)
         val = None
         if validation_data is not None:
             val = _inputs.standardize_xy(model, *validation_data[:2], *validation_data[2:3])
-        out_labels = list(model.metrics_names)
         do_validation = val is not None and len(val[0]) > 0
-        metrics = out_labels + (["val_" + n for n in out_labels] if do_validation else [])
-        history = cbks.History()
-        listed = [cbks.BaseLogger()] + list(all_ranks_callbacks or [])
-        if context.is_root:
-            listed += list(callbacks or [])
-        listed.append(history)
-        if verbose and context.is_root:
-            listed.append(cbks.ProgbarLogger(count_mode="samples"))
-        callback_list = cbks.CallbackList(listed)
-        callback_list.set_model(model)
-        callback_list.set_params(
+        labels = list(model.metrics_names)
+        verbose = verbose if context.is_root else 0
+        listed = list(all_ranks_callbacks or []) + list(callbacks or [] if context.is_root else [])
+        listed.append(_StopEverywhere(self))  # after the user's: rank 0's decision, everywhere
+        callback_list = _training.make_callbacks(
+            model,
+            listed,
+            verbose,
+            "samples",
             {
                 "batch_size": batch_size,
                 "epochs": epochs,
                 "steps": None,
                 "samples": len(x),
-                "verbose": verbose if context.is_root else 0,
+                "verbose": verbose,
                 "do_validation": do_validation,
-                "metrics": metrics,
-            }
+                "metrics": labels + (["val_" + n for n in labels] if do_validation else []),
+            },
         )
-        model.history = history
-        model.stop_training = False
+        epoch_batches, steps = self._epoch_batches(x, y, weights, batch_size, shuffle)
+
+        def validate(last_batch_size):
+            if not do_validation:
+                return None
+            return self.evaluate(val[0], val[1], batch_size, sample_weight=val[2])
+
+        with _threads.fit_threads(), _memory.array_cache():
+            return _training.run_epochs(
+                _SteppedByTrainer(self),
+                "fit",
+                epoch_batches,
+                steps,
+                epochs,
+                initial_epoch,
+                callback_list,
+                validate,
+            )
+
+    def _epoch_batches(self, x, y, weights, batch_size, shuffle):
+        """fit's batches for _training.run_epochs: the global batches in rank 0's order (every
+        rank holds all of each; train_step takes its shard), and their number. A batch of fewer
+        samples than ranks is left out on every rank."""
+        context = self.context
         index_array = np.arange(len(x))
-        with _threads.fit_threads(), _memory.array_cache(), model._turns:
-            callback_list.on_train_begin()
-            for epoch in range(initial_epoch, epochs):
-                callback_list.on_epoch_begin(epoch)
-                if shuffle:
-                    if context.is_root and shuffle == "batch":
-                        index_array[:] = _training.batch_shuffle(index_array, batch_size)
-                    elif context.is_root:
-                        np.random.shuffle(index_array)
-                    context.bcast(index_array)
-                epoch_logs = {}
-                starts = range(0, len(x), batch_size)
-                for batch_index, begin in enumerate(starts):
-                    ids = index_array[begin : begin + batch_size]
-                    if len(ids) < context.size:
-                        self._warn_small_batch(len(ids))
-                        continue
-                    batch_logs = {"batch": batch_index, "size": len(ids)}
-                    callback_list.on_batch_begin(batch_index, batch_logs)
-                    outs = self.train_step(
-                        x[ids], y[ids], None if weights is None else weights[ids]
-                    )
-                    batch_logs.update(zip(out_labels, outs))
-                    callback_list.on_batch_end(batch_index, batch_logs)
-                    if self._stop_everywhere():
-                        break
-                if do_validation:
-                    val_outs = self.evaluate(val[0], val[1], batch_size, sample_weight=val[2])
-                    epoch_logs.update(("val_" + n, v) for n, v in zip(out_labels, val_outs))
-                callback_list.on_epoch_end(epoch, epoch_logs)
-                if self._stop_everywhere():
-                    break
-            callback_list.on_train_end()
-        return history
+        starts = [b for b in range(0, len(x), batch_size) if len(x) - b >= context.size]
+        if len(starts) < len(range(0, len(x), batch_size)):
+            self._warn_small_batch(len(x) % batch_size)
+
+        def epoch_batches(epoch):
+            if shuffle:
+                if context.is_root and shuffle == "batch":
+                    index_array[:] = _training.batch_shuffle(index_array, batch_size)
+                elif context.is_root:
+                    np.random.shuffle(index_array)
+                context.bcast(index_array)
+            for begin in starts:
+                ids = index_array[begin : begin + batch_size]
+                yield x[ids], y[ids], None if weights is None else weights[ids]
+
+        return epoch_batches, len(starts)
 
     def _stop_everywhere(self):
         """Rank 0's model.stop_training, on every rank."""
@@ -275,11 +280,46 @@ class DataParallel:
         return self.model.stop_training
 
     def _warn_small_batch(self, size):
-        if not self._warned_small_batch:
-            self._warned_small_batch = True
-            warnings.warn(
-                "DataParallel.fit: a batch of {} samples for {} ranks is skipped (every rank "
-                "needs a sample)".format(size, self.context.size),
-                RuntimeWarning,
-                stacklevel=3,
-            )
+        warnings.warn(
+            "DataParallel.fit: a batch of {} samples for {} ranks is skipped (every rank "
+            "needs a sample)".format(size, self.context.size),
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+class _StopEverywhere(cbks.Callback):
+    """The last callback of every rank: after each batch and epoch, rank 0's stop_training (its
+    callbacks', e.g. EarlyStopping's, decision) on every rank, so all leave the loop together."""
+
+    def __init__(self, trainer):
+        super().__init__()
+        self.trainer = trainer
+
+    def on_batch_end(self, batch, logs=None):
+        self.trainer._stop_everywhere()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.trainer._stop_everywhere()
+
+
+class _SteppedByTrainer:
+    """The model as _training.run_epochs (Sequential's epoch and batch loop) sees it, with the
+    data-parallel step in place of Sequential._train_step."""
+
+    def __init__(self, trainer):
+        self._trainer = trainer
+
+    def __getattr__(self, name):
+        return getattr(self._trainer.model, name)
+
+    @property
+    def stop_training(self):
+        return self._trainer.model.stop_training
+
+    @stop_training.setter
+    def stop_training(self, value):
+        self._trainer.model.stop_training = value
+
+    def _train_step(self, x, y, sample_weight=None):
+        return self._trainer._train_step(x, y, sample_weight)
