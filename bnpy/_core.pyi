@@ -294,7 +294,9 @@ def ghost_batch_norm_backward(
 
 # ---- synchronized batch norm (csrc/bn_sync.c, csrc/py_bn_sync.c); documented in bnpy.ops.batchnorm ----
 
-def batch_norm_local_stats(x: ArrayLike, axis: int, /) -> tuple[int, NDArray[np.float64], NDArray[np.float64]]: ...
+def batch_norm_local_stats(
+    x: ArrayLike, axis: int, /
+) -> tuple[int, NDArray[np.float64], NDArray[np.float64]]: ...
 def batch_norm_merge_stats(
     counts: ArrayLike, means: ArrayLike, m2s: ArrayLike, /
 ) -> tuple[int, NDArray[np.float64], NDArray[np.float64]]: ...
