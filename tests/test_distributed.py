@@ -390,3 +390,13 @@ def test_a_batch_smaller_than_the_ranks_is_skipped_on_every_rank(scripts):
         "rank 1 done",
         "rank 2 done",
     ]
+
+
+@pytest.mark.parametrize(
+    "variant", [dict(renorm=True), dict(virtual_batch_size=2), dict(track_running_stats=False)]
+)
+def test_synchronized_rejects_the_variants_it_does_not_combine_with(variant):
+    from bnpy.layers.normalization import BatchNormalization
+
+    with pytest.raises(ValueError, match="synchronized=True. is not supported together"):
+        BatchNormalization(synchronized=True, **variant)
