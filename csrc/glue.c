@@ -1,6 +1,7 @@
 /* glue.c: helpers shared by the glue files (see glue.h). */
 #include "glue.h"
 
+#include <math.h>
 #include <stdarg.h>
 
 int bnpy_float_typenum(PyObject *obj, const char *func, const char *arg)
@@ -265,4 +266,142 @@ void bnpy_release(int n, ...)
         Py_XDECREF(obj);
     }
     va_end(objects);
+}
+
+int bnpy_check_overlaps(PyArrayObject *out, const char *out_name, PyArrayObject *const *ins,
+                        const char *const *in_names, int n, int n_inplace, const char *func)
+{
+    for (int i = 0; i < n; i++)
+        if (bnpy_check_overlap(out, ins[i], i < n_inplace, func, out_name, in_names[i]) < 0)
+            return -1;
+    return 0;
+}
+
+int bnpy_kernel_status(int rc)
+{
+    if (rc >= 0)
+        return 0;
+    PyErr_NoMemory();
+    return -1;
+}
+
+/* ---- batch-norm style arguments -------------------------------------------------------------- */
+
+PyArrayObject *bnpy_data_input(PyObject *obj, int typenum, const char *func, const char *arg)
+{
+    PyArrayObject *a = bnpy_input_array(obj, typenum, func, arg);
+    if (a != NULL && PyArray_NDIM(a) < 1) {
+        PyErr_Format(PyExc_ValueError, "%s: %s must have at least one dimension, got a 0-d array",
+                     func, arg);
+        Py_CLEAR(a);
+    }
+    return a;
+}
+
+int bnpy_parse_axis(PyObject *obj, int ndim, const char *func, int *axis)
+{
+    if (PyBool_Check(obj) || !PyIndex_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s: axis must be an int, got %.200s", func,
+                     Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    Py_ssize_t v = PyNumber_AsSsize_t(obj, NULL); /* clamps huge values: still out of range */
+    if (v == -1 && PyErr_Occurred()) {
+        /* an index-like object that is no integer scalar (an array of several values) */
+        if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError, "%s: axis must be an int, got %.200s", func,
+                         Py_TYPE(obj)->tp_name);
+        }
+        return -1;
+    }
+    if (v < -ndim || v >= ndim) {
+        PyErr_Format(PyExc_ValueError, "%s: axis %zd is out of range for an array of rank %d", func,
+                     v, ndim);
+        return -1;
+    }
+    *axis = (int)(v < 0 ? v + ndim : v);
+    return 0;
+}
+
+int bnpy_parse_real(PyObject *obj, double lo, double hi, const char *func, const char *arg,
+                    double *out)
+{
+    double v = PyBool_Check(obj) ? -1.0 : PyFloat_AsDouble(obj);
+    if (PyBool_Check(obj) || (v == -1.0 && PyErr_Occurred())) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s: %s must be a real number, got %.200s", func, arg,
+                     Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    if (!(v >= lo && v <= hi && isfinite(v))) {
+        PyObject *lo_obj = PyFloat_FromDouble(lo), *hi_obj = PyFloat_FromDouble(hi);
+        if (lo_obj != NULL && hi_obj != NULL) {
+            if (isinf(hi))
+                PyErr_Format(PyExc_ValueError, "%s: %s must be a finite number >= %R, got %R", func,
+                             arg, lo_obj, obj);
+            else
+                PyErr_Format(PyExc_ValueError, "%s: %s must be in [%R, %R], got %R", func, arg,
+                             lo_obj, hi_obj, obj);
+        }
+        bnpy_release(2, lo_obj, hi_obj);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+void bnpy_split_at_axis(PyArrayObject *a, int axis, npy_intp *outer, npy_intp *channels,
+                        npy_intp *inner)
+{
+    npy_intp o = 1, i = 1;
+    for (int d = 0; d < axis; d++)
+        o *= PyArray_DIM(a, d);
+    for (int d = axis + 1; d < PyArray_NDIM(a); d++)
+        i *= PyArray_DIM(a, d);
+    *outer = o;
+    *channels = PyArray_DIM(a, axis);
+    *inner = i;
+}
+
+/* One per-channel vector (see bnpy_channel_vectors). */
+static int channel_vector(PyObject *obj, int typenum, npy_intp channels, int optional,
+                          const char *func, const char *arg, PyArrayObject **out)
+{
+    if (obj == Py_None) {
+        if (optional)
+            return 0;
+        PyErr_Format(PyExc_TypeError, "%s: %s must be an array of shape (%zd,), got None", func,
+                     arg, (Py_ssize_t)channels);
+        return -1;
+    }
+    PyArrayObject *a = bnpy_input_array(obj, typenum, func, arg);
+    if (a == NULL)
+        return -1;
+    if (PyArray_NDIM(a) != 1 || PyArray_DIM(a, 0) != channels) {
+        PyObject *shape = bnpy_shape_tuple(a);
+        if (shape != NULL)
+            PyErr_Format(PyExc_ValueError,
+                         "%s: %s must have shape (%zd,) (one value per channel), got shape %R",
+                         func, arg, (Py_ssize_t)channels, shape);
+        Py_XDECREF(shape);
+        Py_DECREF(a);
+        return -1;
+    }
+    *out = a;
+    return 0;
+}
+
+int bnpy_channel_vectors(PyObject *const *objs, const char *const *names, int n,
+                         unsigned optional_mask, int typenum, npy_intp channels, const char *func,
+                         ...)
+{
+    va_list outs;
+    va_start(outs, func);
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++)
+        rc = channel_vector(objs[i], typenum, channels, (optional_mask >> i) & 1u, func, names[i],
+                            va_arg(outs, PyArrayObject **));
+    va_end(outs);
+    return rc;
 }

@@ -83,6 +83,54 @@ int bnpy_parse_ssize(PyObject *obj, const char *func, const char *arg, Py_ssize_
 /* A flag argument, true or false as Python sees it, into *out (0 or 1). */
 int bnpy_parse_flag(PyObject *obj, const char *func, const char *arg, int *out);
 
+/* 0 if out overlaps none of ins[0..n) (NULL entries skipped; in_names[i] names ins[i]); the first
+ * n_inplace of them may also be the very same buffer as out (an elementwise pass run in place).
+ * Else ValueError as bnpy_check_overlap and -1. One call checks an output against every input. */
+int bnpy_check_overlaps(PyArrayObject *out, const char *out_name, PyArrayObject *const *ins,
+                        const char *const *in_names, int n, int n_inplace, const char *func);
+
+/* A kernel's status into a Python error: 0 for 0; for -1 (its scratch could not be allocated,
+ * nothing written) MemoryError and -1. Call it after Py_END_ALLOW_THREADS. */
+int bnpy_kernel_status(int rc);
+
+/* The array *a handed over as the call's result (the reference moves: *a becomes NULL, so the
+ * `fail:` release leaves it alone). */
+static inline PyObject *bnpy_take(PyArrayObject **a)
+{
+    PyObject *result = (PyObject *)*a;
+    *a = NULL;
+    return result;
+}
+
+/* ---- batch-norm style arguments (py_batchnorm.c and its variants) ---------------------------- */
+
+/* The elementwise input of a per-channel op (x or dy): obj as bnpy_input_array converts it, with
+ * at least one dimension. New reference, or NULL with an error. */
+PyArrayObject *bnpy_data_input(PyObject *obj, int typenum, const char *func, const char *arg);
+
+/* The channel axis of an array of rank ndim, from a Python int (negative counts from the end),
+ * into *axis in [0, ndim). TypeError for a non-int, ValueError when out of range. */
+int bnpy_parse_axis(PyObject *obj, int ndim, const char *func, int *axis);
+
+/* A real number in [lo, hi] into *out (NaN is rejected; hi may be INFINITY, then the number must
+ * be finite). TypeError for a non-number (or a bool), ValueError out of range. */
+int bnpy_parse_real(PyObject *obj, double lo, double hi, const char *func, const char *arg,
+                    double *out);
+
+/* The (outer, channels, inner) view of a C-contiguous array around axis: outer is the product of
+ * the dims before axis, inner that of the dims after it. */
+void bnpy_split_at_axis(PyArrayObject *a, int axis, npy_intp *outer, npy_intp *channels,
+                        npy_intp *inner);
+
+/* Per-channel vectors: objs[i] (named names[i]) converted to a (channels,) array of typenum, for
+ * i in [0, n), into the n PyArrayObject * variables whose addresses follow (`&gamma, &beta`);
+ * those with bit i set in optional_mask may be None (the variable stays NULL). 0, or -1 with
+ * TypeError/ValueError; what was converted by then stays in its variable for the caller's release
+ * (the variables must start NULL). */
+int bnpy_channel_vectors(PyObject *const *objs, const char *const *names, int n,
+                         unsigned optional_mask, int typenum, npy_intp channels, const char *func,
+                         ...);
+
 /* The kernel `name`_f32 or `name`_f64 for typenum NPY_FLOAT or NPY_DOUBLE, called with the same
  * arguments (data pointers are void *, so one argument list serves both). An expression: its
  * value is the kernel's result (void kernels give a void expression). */
