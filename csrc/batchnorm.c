@@ -220,6 +220,31 @@ static void bn_scratch_free(double *scratch, double *stack_buffer)
         free(scratch);
 }
 
+/* One entry point's plan and scratch, the scratch on the stack when it fits. */
+typedef struct {
+    bn_plan p;
+    double *scratch;
+    double stack_buffer[BN_STACK_DOUBLES];
+} bn_call;
+
+/* Starts an entry point (see bn_begin): 1 when c is ready; 0 when there is nothing to compute (no
+ * channel, or, when values_needed, no value per channel); -1 when the scratch cannot be
+ * allocated. A ready call ends with bn_call_end. */
+static int bn_call_begin(bn_call *c, ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t inner,
+                         int values_needed, ptrdiff_t chunk_arrays, ptrdiff_t channel_arrays)
+{
+    if (channels <= 0 || (values_needed && outer * inner <= 0))
+        return 0;
+    c->scratch =
+        bn_begin(&c->p, c->stack_buffer, outer, channels, inner, chunk_arrays, channel_arrays);
+    return c->scratch != NULL ? 1 : -1;
+}
+
+static void bn_call_end(bn_call *c)
+{
+    bn_scratch_free(c->scratch, c->stack_buffer);
+}
+
 /* 1/√(var + ε), with 0 for var + ε == 0 (a constant channel and ε = 0) instead of infinity. */
 static inline double bn_invstd(double var, double epsilon)
 {

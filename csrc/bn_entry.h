@@ -4,61 +4,55 @@
 int BN_FORWARD(T *y, T *mean, T *var, const T *x, const T *gamma, const T *beta, ptrdiff_t outer,
                ptrdiff_t channels, ptrdiff_t inner, double epsilon)
 {
-    bn_plan p;
-    double stack_buffer[BN_STACK_DOUBLES];
+    bn_call call;
+    int ready = bn_call_begin(&call, outer, channels, inner, 1, 2, 10);
+    if (ready <= 0)
+        return ready;
     ptrdiff_t C = channels;
-    if (C <= 0 || outer * inner <= 0)
-        return 0;
-    double *scratch = bn_begin(&p, stack_buffer, outer, channels, inner, 2, 10);
-    if (scratch == NULL)
-        return -1;
-    double *chunk_mean = scratch, *chunk_m2 = chunk_mean + p.chunks * C;
-    double *pivot = chunk_m2 + p.chunks * C, *centered_mean = pivot + C, *var_d = centered_mean + C,
-           *scale = var_d + C, *shift = scale + C;
+    double *chunk_mean = call.scratch, *chunk_m2 = chunk_mean + call.p.chunks * C;
+    double *pivot = chunk_m2 + call.p.chunks * C, *centered_mean = pivot + C,
+           *var_d = centered_mean + C, *scale = var_d + C, *shift = scale + C;
     T *coef = (T *)(shift + C); /* 5·C values of T for bn_affine */
 
     /* The mean is carried relative to a pivot, a T value within the channel's data:
      * mean = pivot + centered_mean with centered_mean of the size of σ, and
      * y = ((x − pivot) − centered_mean)·scale + β, where x − pivot is exact for data far from
      * 0 (1e4 + N(0, 1)). Subtracting one rounded mean instead would cost an ulp of |x| in y. */
-    F(bn_pivots)(pivot, x, &p);
-    F(bn_chunk_stats)(chunk_mean, chunk_m2, x, pivot, &p);
-    bn_merge_chunk_stats(centered_mean, var_d, chunk_mean, chunk_m2, &p);
+    F(bn_pivots)(pivot, x, &call.p);
+    F(bn_chunk_stats)(chunk_mean, chunk_m2, x, pivot, &call.p);
+    bn_merge_chunk_stats(centered_mean, var_d, chunk_mean, chunk_m2, &call.p);
     for (ptrdiff_t c = 0; c < C; c++) {
         scale[c] = (gamma != NULL ? (double)gamma[c] : 1.0) * bn_invstd(var_d[c], epsilon);
         shift[c] = beta != NULL ? (double)beta[c] : 0.0;
     }
-    F(bn_affine)(y, NULL, x, NULL, scale, pivot, centered_mean, shift, coef, &p);
-    F(bn_fill_nan_channels)(y, NULL, scale, pivot, centered_mean, shift, &p);
+    F(bn_affine)(y, NULL, x, NULL, scale, pivot, centered_mean, shift, coef, &call.p);
+    F(bn_fill_nan_channels)(y, NULL, scale, pivot, centered_mean, shift, &call.p);
     for (ptrdiff_t c = 0; c < C; c++) {
         mean[c] = (T)(pivot[c] + centered_mean[c]);
         var[c] = (T)var_d[c];
     }
-    bn_scratch_free(scratch, stack_buffer);
+    bn_call_end(&call);
     return 0;
 }
 
 int BN_INFERENCE(T *y, const T *x, const T *gamma, const T *beta, const T *mean, const T *var,
                  ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t inner, double epsilon)
 {
-    bn_plan p;
-    double stack_buffer[BN_STACK_DOUBLES];
+    bn_call call;
+    int ready = bn_call_begin(&call, outer, channels, inner, 1, 0, 8);
+    if (ready <= 0)
+        return ready;
     ptrdiff_t C = channels;
-    if (C <= 0 || outer * inner <= 0)
-        return 0;
-    double *scratch = bn_begin(&p, stack_buffer, outer, channels, inner, 0, 8);
-    if (scratch == NULL)
-        return -1;
-    double *mean_d = scratch, *scale = mean_d + C, *shift = scale + C;
+    double *mean_d = call.scratch, *scale = mean_d + C, *shift = scale + C;
     T *coef = (T *)(shift + C); /* 5·C values of T for bn_affine */
     for (ptrdiff_t c = 0; c < C; c++) {
         mean_d[c] = (double)mean[c];
         scale[c] = (gamma != NULL ? (double)gamma[c] : 1.0) * bn_invstd((double)var[c], epsilon);
         shift[c] = beta != NULL ? (double)beta[c] : 0.0;
     }
-    F(bn_affine)(y, NULL, x, NULL, scale, NULL, mean_d, shift, coef, &p);
-    F(bn_fill_nan_channels)(y, NULL, scale, NULL, mean_d, shift, &p);
-    bn_scratch_free(scratch, stack_buffer);
+    F(bn_affine)(y, NULL, x, NULL, scale, NULL, mean_d, shift, coef, &call.p);
+    F(bn_fill_nan_channels)(y, NULL, scale, NULL, mean_d, shift, &call.p);
+    bn_call_end(&call);
     return 0;
 }
 
@@ -101,23 +95,20 @@ static int F(bn_backward)(int training, T *dx, T *dgamma, T *dbeta, const T *dy,
                           const T *gamma, const T *mean, const T *var, ptrdiff_t outer,
                           ptrdiff_t channels, ptrdiff_t inner, double epsilon)
 {
-    bn_plan p;
-    double stack_buffer[BN_STACK_DOUBLES];
+    bn_call call;
+    int ready = bn_call_begin(&call, outer, channels, inner, 0, 2, 11);
+    if (ready <= 0)
+        return ready;
     ptrdiff_t C = channels, m = outer * inner;
-    if (C <= 0)
-        return 0;
-    double *scratch = bn_begin(&p, stack_buffer, outer, channels, inner, 2, 11);
-    if (scratch == NULL)
-        return -1;
-    double *sum_dy = scratch + 2 * p.chunks * C, *sum_dyxc = sum_dy + C, *mean_d = sum_dyxc + C,
-           *a = mean_d + C, *b = a + C, *shift = b + C;
+    double *sum_dy = call.scratch + 2 * call.p.chunks * C, *sum_dyxc = sum_dy + C,
+           *mean_d = sum_dyxc + C, *a = mean_d + C, *b = a + C, *shift = b + C;
     T *coef = (T *)(shift + C); /* 5·C values of T for bn_affine */
     for (ptrdiff_t c = 0; c < C; c++) {
         mean_d[c] = (double)mean[c];
         a[c] = (gamma != NULL ? (double)gamma[c] : 1.0) * bn_invstd((double)var[c], epsilon);
     }
-    F(bn_grad_sums)(sum_dy, sum_dyxc, scratch, training ? NULL : dx, dy, x, mean_d,
-                    training ? NULL : a, &p);
+    F(bn_grad_sums)(sum_dy, sum_dyxc, call.scratch, training ? NULL : dx, dy, x, mean_d,
+                    training ? NULL : a, &call.p);
     if (training) {
         double inv_m = m > 0 ? 1.0 / (double)m : 0.0;
         for (ptrdiff_t c = 0; c < C; c++) {
@@ -127,13 +118,13 @@ static int F(bn_backward)(int training, T *dx, T *dgamma, T *dbeta, const T *dy,
             shift[c] = sum_dy[c] * inv_m; /* the mean of dy */
         }
         if (m > 0)
-            F(bn_affine)(dx, dy, x, a, b, NULL, mean_d, shift, coef, &p);
+            F(bn_affine)(dx, dy, x, a, b, NULL, mean_d, shift, coef, &call.p);
     }
     if (m > 0)
         F(bn_fill_nan_channels)(dx, a, training ? b : NULL, NULL, training ? mean_d : NULL,
-                                training ? shift : NULL, &p);
+                                training ? shift : NULL, &call.p);
     F(bn_write_param_grads)(dgamma, dbeta, sum_dy, sum_dyxc, var, epsilon, C);
-    bn_scratch_free(scratch, stack_buffer);
+    bn_call_end(&call);
     return 0;
 }
 

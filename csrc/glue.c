@@ -277,6 +277,16 @@ int bnpy_check_overlaps(PyArrayObject *out, const char *out_name, PyArrayObject 
     return 0;
 }
 
+PyArrayObject *bnpy_output_like(PyObject *out, PyArrayObject *like, PyArrayObject *const *ins,
+                                const char *const *in_names, int n, int n_inplace, const char *func)
+{
+    PyArrayObject *a = bnpy_output_array(out, PyArray_TYPE(like), PyArray_NDIM(like),
+                                         PyArray_DIMS(like), func, "out");
+    if (a != NULL && bnpy_check_overlaps(a, "out", ins, in_names, n, n_inplace, func) < 0)
+        Py_CLEAR(a);
+    return a;
+}
+
 int bnpy_kernel_status(int rc)
 {
     if (rc >= 0)
@@ -362,6 +372,19 @@ void bnpy_split_at_axis(PyArrayObject *a, int axis, npy_intp *outer, npy_intp *c
     *outer = o;
     *channels = PyArray_DIM(a, axis);
     *inner = i;
+}
+
+int bnpy_channel_call(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t n_args,
+                      const char *const *names, int n_arrays, const char *func,
+                      bnpy_channel_layout *layout, PyArrayObject **x)
+{
+    if (bnpy_check_nargs(nargs, n_args, n_args, func) < 0 ||
+        (layout->typenum = bnpy_call_typenum(args, names, n_arrays, func)) < 0 ||
+        (*x = bnpy_data_input(args[0], layout->typenum, func, names[0])) == NULL ||
+        bnpy_parse_axis(args[n_args - 3], PyArray_NDIM(*x), func, &layout->axis) < 0)
+        return -1;
+    bnpy_split_at_axis(*x, layout->axis, &layout->outer, &layout->channels, &layout->inner);
+    return bnpy_parse_real(args[n_args - 2], 0.0, INFINITY, func, "epsilon", &layout->epsilon);
 }
 
 /* One per-channel vector (see bnpy_channel_vectors). */

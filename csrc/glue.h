@@ -89,6 +89,13 @@ int bnpy_parse_flag(PyObject *obj, const char *func, const char *arg, int *out);
 int bnpy_check_overlaps(PyArrayObject *out, const char *out_name, PyArrayObject *const *ins,
                         const char *const *in_names, int n, int n_inplace, const char *func);
 
+/* An output shaped like `like` (its dtype and dims) from the argument out (None: a new array;
+ * else checked as bnpy_output_array, named "out"), then bnpy_check_overlaps against ins. New
+ * reference, or NULL with an error. */
+PyArrayObject *bnpy_output_like(PyObject *out, PyArrayObject *like, PyArrayObject *const *ins,
+                                const char *const *in_names, int n, int n_inplace,
+                                const char *func);
+
 /* A kernel's status into a Python error: 0 for 0; for -1 (its scratch could not be allocated,
  * nothing written) MemoryError and -1. Call it after Py_END_ALLOW_THREADS. */
 int bnpy_kernel_status(int rc);
@@ -121,6 +128,24 @@ int bnpy_parse_real(PyObject *obj, double lo, double hi, const char *func, const
  * the dims before axis, inner that of the dims after it. */
 void bnpy_split_at_axis(PyArrayObject *a, int axis, npy_intp *outer, npy_intp *channels,
                         npy_intp *inner);
+
+/* What the head of a per-channel call found: its dtype, the channel axis, the (outer, C, inner)
+ * split of its elementwise input around that axis, and epsilon. */
+typedef struct {
+    int typenum, axis;
+    npy_intp outer, channels, inner;
+    double epsilon;
+} bnpy_channel_layout;
+
+/* The head of a per-channel call taking exactly n_args arguments whose float arrays are
+ * args[0..n_arrays) (named names[i]) and whose last two scalars are args[n_args - 3] the axis and
+ * args[n_args - 2] epsilon (a finite number >= 0), before out: the count checked, the dtype
+ * (bnpy_call_typenum), args[0] converted by bnpy_data_input into *x, the axis, the split around
+ * it and epsilon. 0, or -1 with an error (*x, if set, stays for the caller's release; it must
+ * start NULL). */
+int bnpy_channel_call(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t n_args,
+                      const char *const *names, int n_arrays, const char *func,
+                      bnpy_channel_layout *layout, PyArrayObject **x);
 
 /* Per-channel vectors: objs[i] (named names[i]) converted to a (channels,) array of typenum, for
  * i in [0, n), into the n PyArrayObject * variables whose addresses follow (`&gamma, &beta`);

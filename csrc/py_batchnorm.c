@@ -11,96 +11,68 @@
 
 #define DATA(a) ((a) != NULL ? PyArray_DATA(a) : NULL)
 
-/* ---- batch_norm_forward(x, gamma, beta, axis, epsilon, out) -> (y, mean, var) ---------------- */
+/* ---- the two forwards -------------------------------------------------------------------------
+ *   batch_norm_forward(x, gamma, beta, axis, epsilon, out) -> (y, mean, var)   (batch statistics)
+ *   batch_norm_inference(x, gamma, beta, mean, var, axis, epsilon, out) -> y   (given statistics) */
 
-static PyObject *batch_norm_forward(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+static PyObject *forward_common(PyObject *const *args, Py_ssize_t nargs, const char *func,
+                                int training)
 {
-    static const char *func = "batch_norm_forward";
-    static const char *const names[] = {"x", "gamma", "beta"};
-    PyArrayObject *x = NULL, *gamma = NULL, *beta = NULL, *y = NULL, *mean = NULL, *var = NULL;
-    PyObject *result = NULL;
-    int typenum, axis, rc;
-    double epsilon;
-    npy_intp outer, channels, inner;
-
-    if (bnpy_check_nargs(nargs, 6, 6, func) < 0 ||
-        (typenum = bnpy_call_typenum(args, names, 3, func)) < 0 ||
-        (x = bnpy_data_input(args[0], typenum, func, "x")) == NULL ||
-        bnpy_parse_axis(args[3], PyArray_NDIM(x), func, &axis) < 0)
-        goto fail;
-    bnpy_split_at_axis(x, axis, &outer, &channels, &inner);
-    if (bnpy_channel_vectors(args + 1, names + 1, 2, 0x3, typenum, channels, func, &gamma, &beta) <
-            0 ||
-        bnpy_parse_real(args[4], 0.0, INFINITY, func, "epsilon", &epsilon) < 0)
-        goto fail;
-    if (outer * inner == 0) {
-        PyErr_Format(PyExc_ValueError,
-                     "%s: x has no values per channel (shape with a zero outside axis %d): the "
-                     "batch statistics are undefined",
-                     func, axis);
-        goto fail;
-    }
-    y = bnpy_output_array(args[5], typenum, PyArray_NDIM(x), PyArray_DIMS(x), func, "out");
-    if (y == NULL || bnpy_check_overlaps(y, "out", (PyArrayObject *const[]){x, gamma, beta}, names,
-                                         3, 1, func) < 0)
-        goto fail;
-    mean = (PyArrayObject *)PyArray_EMPTY(1, &channels, typenum, 0);
-    var = (PyArrayObject *)PyArray_EMPTY(1, &channels, typenum, 0);
-    if (mean == NULL || var == NULL)
-        goto fail;
-
-    Py_BEGIN_ALLOW_THREADS
-    rc = BNPY_CALL_FOR_TYPE(typenum, bnpy_bn_forward, PyArray_DATA(y), PyArray_DATA(mean),
-                            PyArray_DATA(var), PyArray_DATA(x), DATA(gamma), DATA(beta), outer,
-                            channels, inner, epsilon);
-    Py_END_ALLOW_THREADS
-    if (bnpy_kernel_status(rc) == 0)
-        result = PyTuple_Pack(3, (PyObject *)y, (PyObject *)mean, (PyObject *)var);
-fail:
-    bnpy_release(6, (PyObject *)x, (PyObject *)gamma, (PyObject *)beta, (PyObject *)y,
-                 (PyObject *)mean, (PyObject *)var);
-    return result;
-}
-
-/* ---- batch_norm_inference(x, gamma, beta, mean, var, axis, epsilon, out) -> y ----------------- */
-
-static PyObject *batch_norm_inference(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    static const char *func = "batch_norm_inference";
     static const char *const names[] = {"x", "gamma", "beta", "mean", "var"};
     PyArrayObject *x = NULL, *gamma = NULL, *beta = NULL, *mean = NULL, *var = NULL, *y = NULL;
     PyObject *result = NULL;
-    int typenum, axis, rc;
-    double epsilon;
-    npy_intp outer, channels, inner;
+    bnpy_channel_layout L;
+    const int n_arrays = training ? 3 : 5; /* training computes mean and var */
+    int rc;
 
-    if (bnpy_check_nargs(nargs, 8, 8, func) < 0 ||
-        (typenum = bnpy_call_typenum(args, names, 5, func)) < 0 ||
-        (x = bnpy_data_input(args[0], typenum, func, "x")) == NULL ||
-        bnpy_parse_axis(args[5], PyArray_NDIM(x), func, &axis) < 0)
+    if (bnpy_channel_call(args, nargs, n_arrays + 3, names, n_arrays, func, &L, &x) < 0 ||
+        bnpy_channel_vectors(args + 1, names + 1, n_arrays - 1, 0x3, L.typenum, L.channels, func,
+                             &gamma, &beta, &mean, &var) < 0)
         goto fail;
-    bnpy_split_at_axis(x, axis, &outer, &channels, &inner);
-    if (bnpy_channel_vectors(args + 1, names + 1, 4, 0x3, typenum, channels, func, &gamma, &beta,
-                             &mean, &var) < 0 ||
-        bnpy_parse_real(args[6], 0.0, INFINITY, func, "epsilon", &epsilon) < 0)
+    if (training && L.outer * L.inner == 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: x has no values per channel (shape with a zero outside axis %d): the "
+                     "batch statistics are undefined",
+                     func, L.axis);
         goto fail;
-    y = bnpy_output_array(args[7], typenum, PyArray_NDIM(x), PyArray_DIMS(x), func, "out");
-    if (y == NULL ||
-        bnpy_check_overlaps(y, "out", (PyArrayObject *const[]){x, gamma, beta, mean, var}, names, 5,
-                            1, func) < 0)
+    }
+    /* out may be x itself (in place), never a parameter or statistic (NULL ones are skipped) */
+    if ((y = bnpy_output_like(args[n_arrays + 2], x,
+                              (PyArrayObject *const[]){x, gamma, beta, mean, var}, names, 5, 1,
+                              func)) == NULL)
+        goto fail;
+    if (training &&
+        ((mean = (PyArrayObject *)PyArray_EMPTY(1, &L.channels, L.typenum, 0)) == NULL ||
+         (var = (PyArrayObject *)PyArray_EMPTY(1, &L.channels, L.typenum, 0)) == NULL))
         goto fail;
 
     Py_BEGIN_ALLOW_THREADS
-    rc = BNPY_CALL_FOR_TYPE(typenum, bnpy_bn_inference, PyArray_DATA(y), PyArray_DATA(x),
-                            DATA(gamma), DATA(beta), PyArray_DATA(mean), PyArray_DATA(var), outer,
-                            channels, inner, epsilon);
+    if (training)
+        rc = BNPY_CALL_FOR_TYPE(L.typenum, bnpy_bn_forward, PyArray_DATA(y), PyArray_DATA(mean),
+                                PyArray_DATA(var), PyArray_DATA(x), DATA(gamma), DATA(beta),
+                                L.outer, L.channels, L.inner, L.epsilon);
+    else
+        rc = BNPY_CALL_FOR_TYPE(L.typenum, bnpy_bn_inference, PyArray_DATA(y), PyArray_DATA(x),
+                                DATA(gamma), DATA(beta), PyArray_DATA(mean), PyArray_DATA(var),
+                                L.outer, L.channels, L.inner, L.epsilon);
     Py_END_ALLOW_THREADS
     if (bnpy_kernel_status(rc) == 0)
-        result = bnpy_take(&y);
+        result = training ? PyTuple_Pack(3, (PyObject *)y, (PyObject *)mean, (PyObject *)var)
+                          : bnpy_take(&y);
 fail:
     bnpy_release(6, (PyObject *)x, (PyObject *)gamma, (PyObject *)beta, (PyObject *)mean,
                  (PyObject *)var, (PyObject *)y);
     return result;
+}
+
+static PyObject *batch_norm_forward(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    return forward_common(args, nargs, "batch_norm_forward", 1);
+}
+
+static PyObject *batch_norm_inference(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    return forward_common(args, nargs, "batch_norm_inference", 0);
 }
 
 /* ---- the two backwards: (dy, x, gamma, mean, var, axis, epsilon, out) -> (dx, dgamma, dbeta) --- */
@@ -112,14 +84,12 @@ static PyObject *backward_common(PyObject *const *args, Py_ssize_t nargs, const 
     PyArrayObject *dy = NULL, *x = NULL, *gamma = NULL, *mean = NULL, *var = NULL, *dx = NULL,
                   *dgamma = NULL, *dbeta = NULL;
     PyObject *result = NULL;
-    int typenum, axis, rc;
-    double epsilon;
-    npy_intp outer, channels, inner;
+    bnpy_channel_layout L;
+    int rc;
 
-    if (bnpy_check_nargs(nargs, 8, 8, func) < 0 ||
-        (typenum = bnpy_call_typenum(args, names, 5, func)) < 0 ||
-        (dy = bnpy_data_input(args[0], typenum, func, "dy")) == NULL ||
-        (x = bnpy_data_input(args[1], typenum, func, "x")) == NULL)
+    /* the layout comes from dy, which x must match */
+    if (bnpy_channel_call(args, nargs, 8, names, 5, func, &L, &dy) < 0 ||
+        (x = bnpy_data_input(args[1], L.typenum, func, "x")) == NULL)
         goto fail;
     if (!PyArray_SAMESHAPE(x, dy)) {
         PyObject *xs = bnpy_shape_tuple(x), *ds = bnpy_shape_tuple(dy);
@@ -129,20 +99,13 @@ static PyObject *backward_common(PyObject *const *args, Py_ssize_t nargs, const 
         bnpy_release(2, xs, ds);
         goto fail;
     }
-    if (bnpy_parse_axis(args[5], PyArray_NDIM(x), func, &axis) < 0)
+    if (bnpy_channel_vectors(args + 2, names + 2, 3, 0x1, L.typenum, L.channels, func, &gamma,
+                             &mean, &var) < 0 ||
+        (dx = bnpy_output_like(args[7], x, (PyArrayObject *const[]){dy, x, gamma, mean, var}, names,
+                               5, 2, func)) == NULL)
         goto fail;
-    bnpy_split_at_axis(x, axis, &outer, &channels, &inner);
-    if (bnpy_channel_vectors(args + 2, names + 2, 3, 0x1, typenum, channels, func, &gamma, &mean,
-                             &var) < 0 ||
-        bnpy_parse_real(args[6], 0.0, INFINITY, func, "epsilon", &epsilon) < 0)
-        goto fail;
-    dx = bnpy_output_array(args[7], typenum, PyArray_NDIM(x), PyArray_DIMS(x), func, "out");
-    if (dx == NULL ||
-        bnpy_check_overlaps(dx, "out", (PyArrayObject *const[]){dy, x, gamma, mean, var}, names, 5,
-                            2, func) < 0)
-        goto fail;
-    dgamma = (PyArrayObject *)PyArray_EMPTY(1, &channels, typenum, 0);
-    dbeta = (PyArrayObject *)PyArray_EMPTY(1, &channels, typenum, 0);
+    dgamma = (PyArrayObject *)PyArray_EMPTY(1, &L.channels, L.typenum, 0);
+    dbeta = (PyArrayObject *)PyArray_EMPTY(1, &L.channels, L.typenum, 0);
     if (dgamma == NULL || dbeta == NULL)
         goto fail;
 
@@ -151,12 +114,13 @@ static PyObject *backward_common(PyObject *const *args, Py_ssize_t nargs, const 
                           PyArray_DATA(var)};
     Py_BEGIN_ALLOW_THREADS
     if (training)
-        rc = BNPY_CALL_FOR_TYPE(typenum, bnpy_bn_backward, outs[0], outs[1], outs[2], ins[0],
-                                ins[1], ins[2], ins[3], ins[4], outer, channels, inner, epsilon);
+        rc = BNPY_CALL_FOR_TYPE(L.typenum, bnpy_bn_backward, outs[0], outs[1], outs[2], ins[0],
+                                ins[1], ins[2], ins[3], ins[4], L.outer, L.channels, L.inner,
+                                L.epsilon);
     else
-        rc = BNPY_CALL_FOR_TYPE(typenum, bnpy_bn_inference_backward, outs[0], outs[1], outs[2],
-                                ins[0], ins[1], ins[2], ins[3], ins[4], outer, channels, inner,
-                                epsilon);
+        rc = BNPY_CALL_FOR_TYPE(L.typenum, bnpy_bn_inference_backward, outs[0], outs[1], outs[2],
+                                ins[0], ins[1], ins[2], ins[3], ins[4], L.outer, L.channels,
+                                L.inner, L.epsilon);
     Py_END_ALLOW_THREADS
     if (bnpy_kernel_status(rc) == 0)
         result = PyTuple_Pack(3, (PyObject *)dx, (PyObject *)dgamma, (PyObject *)dbeta);
