@@ -192,6 +192,152 @@ fail:
     return result;
 }
 
+/* ---- conv2d_setup: every argument of a convolution checked once ------------------------------- */
+
+/* TensorFlow's 'same' padding along one axis of n cells, window extent k, stride s: (before, after)
+ * with out = ceil(n / s) and before = total // 2 of total = max((out - 1)*s + k - n, 0). */
+static void same_pads(npy_intp n, npy_intp k, npy_intp s, npy_intp *before, npy_intp *after)
+{
+    const npy_intp out = n / s + (n % s != 0);
+    const npy_intp total = (out - 1) * s + k - n > 0 ? (out - 1) * s + k - n : 0;
+    *before = total / 2;
+    *after = total - total / 2;
+}
+
+/* The padding argument: 'valid' or 'same' (any case) into *mode (0 or 1, the pads then computed
+ * by the caller), or ((top, bottom), (left, right)) of ints into g's pads (*mode = -1). */
+static int parse_padding(PyObject *obj, const char *func, geometry *g, int *mode)
+{
+    if (PyUnicode_Check(obj)) {
+        PyObject *lower = PyObject_CallMethod(obj, "lower", NULL);
+        if (lower == NULL)
+            return -1;
+        *mode = PyUnicode_CompareWithASCIIString(lower, "valid") == 0  ? 0
+                : PyUnicode_CompareWithASCIIString(lower, "same") == 0 ? 1
+                                                                       : -2;
+        Py_DECREF(lower);
+    } else {
+        PyObject *rows = NULL, *cols = NULL;
+        npy_intp p[2][2];
+        *mode = -2;
+        if (PySequence_Check(obj) && PySequence_Size(obj) == 2 &&
+            (rows = PySequence_GetItem(obj, 0)) != NULL &&
+            (cols = PySequence_GetItem(obj, 1)) != NULL &&
+            parse_pair(rows, func, "padding", p[0]) == 0 &&
+            parse_pair(cols, func, "padding", p[1]) == 0 && !PyIndex_Check(rows) &&
+            !PyIndex_Check(cols)) {
+            g->pt = p[0][0];
+            g->pb = p[0][1];
+            g->pl = p[1][0];
+            g->pr = p[1][1];
+            *mode = -1;
+        }
+        bnpy_release(2, rows, cols);
+        if (*mode == -2 && PyErr_Occurred() && PyErr_ExceptionMatches(PyExc_ValueError))
+            return -1; /* a pad beyond Py_ssize_t: parse_pair said so */
+    }
+    if (*mode != -2)
+        return 0;
+    PyErr_Clear();
+    PyErr_Format(
+        PyExc_ValueError,
+        "%s: padding must be 'valid', 'same' or ((top, bottom), (left, right)), got %.200R", func,
+        obj);
+    return -1;
+}
+
+/* conv2d_setup(caller, x, kernel, bias, strides, padding, dilation_rate, channels_first)
+ *   -> (x, kernel, bias, (kh, kw, sh, sw, pad_top, pad_bottom, pad_left, pad_right), (dh, dw),
+ *       (out_h, out_w))
+ * Every argument of a 2-D convolution as bnpy.ops.conv takes it, checked here and only here:
+ * x (N, H, W, C) or (N, C, H, W) and kernel (kh, kw, C, Cout) of one float dtype, bias (Cout,)
+ * or None, strides and dilation_rate an int or a pair (>= 1), padding 'valid', 'same' or
+ * explicit; errors name `caller`. The arrays come back C-contiguous; a 1-wide kernel axis has no
+ * taps to spread, so its dilation is 1 whatever was asked. */
+static PyObject *py_conv2d_setup(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    static const char *const names[] = {"x", "kernel", "bias"};
+    PyObject *result = NULL;
+    PyArrayObject *x = NULL, *kernel = NULL, *bias = NULL;
+    geometry g;
+    npy_intp strides[2], dilation[2];
+    int typenum, cf, same;
+    if (bnpy_check_nargs(nargs, 8, 8, "conv2d_setup") < 0)
+        return NULL;
+    const char *func = PyUnicode_Check(args[0]) ? PyUnicode_AsUTF8(args[0]) : NULL;
+    if (func == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "conv2d_setup: caller must be a str");
+        return NULL;
+    }
+    if ((typenum = bnpy_call_typenum(args + 1, names, 3, func)) < 0 ||
+        (x = bnpy_input_array(args[1], typenum, func, "x")) == NULL ||
+        check_rank(x, 4, func, "x", "(N, H, W, C) or (N, C, H, W)") < 0 ||
+        (kernel = bnpy_input_array(args[2], typenum, func, "kernel")) == NULL ||
+        check_rank(kernel, 4, func, "kernel", "(kh, kw, Cin, Cout)") < 0 ||
+        bnpy_parse_flag(args[7], func, "channels_first", &cf) < 0)
+        goto fail;
+    shape_from_dims(&g, PyArray_DIMS(x), cf);
+    const npy_intp *kd = PyArray_DIMS(kernel);
+    if (kd[2] != g.C) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: kernel (%zd, %zd, %zd, %zd) expects %zd input channels, x has %zd "
+                     "(x of shape (%zd, %zd, %zd, %zd), %s)",
+                     func, (Py_ssize_t)kd[0], (Py_ssize_t)kd[1], (Py_ssize_t)kd[2],
+                     (Py_ssize_t)kd[3], (Py_ssize_t)kd[2], (Py_ssize_t)g.C,
+                     (Py_ssize_t)PyArray_DIM(x, 0), (Py_ssize_t)PyArray_DIM(x, 1),
+                     (Py_ssize_t)PyArray_DIM(x, 2), (Py_ssize_t)PyArray_DIM(x, 3),
+                     cf ? "channels_first" : "channels_last");
+        goto fail;
+    }
+    if (kd[0] < 1 || kd[1] < 1 || kd[3] < 1) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: kernel must have a non-empty shape, got (%zd, %zd, %zd, %zd)", func,
+                     (Py_ssize_t)kd[0], (Py_ssize_t)kd[1], (Py_ssize_t)kd[2], (Py_ssize_t)kd[3]);
+        goto fail;
+    }
+    if (args[3] != Py_None && (bias = bias_vector(args[3], typenum, kd[3], func)) == NULL)
+        goto fail;
+    if (parse_pair(args[4], func, "strides", strides) < 0 ||
+        parse_pair(args[6], func, "dilation_rate", dilation) < 0 ||
+        parse_padding(args[5], func, &g, &same) < 0)
+        goto fail;
+    if (strides[0] < 1 || strides[1] < 1 || dilation[0] < 1 || dilation[1] < 1) {
+        const int bad_strides = strides[0] < 1 || strides[1] < 1;
+        PyErr_Format(PyExc_ValueError, "%s: %s must be >= 1, got (%zd, %zd)", func,
+                     bad_strides ? "strides" : "dilation_rate",
+                     (Py_ssize_t)(bad_strides ? strides : dilation)[0],
+                     (Py_ssize_t)(bad_strides ? strides : dilation)[1]);
+        goto fail;
+    }
+    g.kh = kd[0];
+    g.kw = kd[1];
+    g.sh = strides[0];
+    g.sw = strides[1];
+    g.dh = g.kh > 1 ? dilation[0] : 1;
+    g.dw = g.kw > 1 ? dilation[1] : 1;
+    if (same >= 0) /* 'valid' or 'same' */
+        g.pt = g.pb = g.pl = g.pr = 0;
+    /* 'same' needs the window's extent: unless it is too large to compute (check_geometry then
+     * says so, for the zero pads left here) */
+    if (same == 1 && (double)(g.kh - 1) * (double)g.dh < 0x1p60 &&
+        (double)(g.kw - 1) * (double)g.dw < 0x1p60) {
+        same_pads(g.H, (g.kh - 1) * g.dh + 1, g.sh, &g.pt, &g.pb);
+        same_pads(g.W, (g.kw - 1) * g.dw + 1, g.sw, &g.pl, &g.pr);
+    }
+    if (check_geometry(&g, func, 0) < 0)
+        goto fail;
+    if (bias == NULL) {
+        bias = (PyArrayObject *)Py_None;
+        Py_INCREF(Py_None);
+    }
+    result = Py_BuildValue("OOO(nnnnnnnn)(nn)(nn)", x, kernel, bias, g.kh, g.kw, g.sh, g.sw, g.pt,
+                           g.pb, g.pl, g.pr, g.dh, g.dw, g.out_h, g.out_w);
+fail:
+    bnpy_release(3, (PyObject *)x, (PyObject *)kernel, (PyObject *)bias);
+    return result;
+}
+
 /* ---- the direct float32 channels-last convolution (conv_direct.c) ------------------------------ */
 
 static PyObject *py_conv_direct_available(PyObject *module, PyObject *unused)
@@ -335,6 +481,11 @@ fail:
 }
 
 PyMethodDef bnpy_conv_methods[] = {
+    {"conv2d_setup", (PyCFunction)(void (*)(void))py_conv2d_setup, METH_FASTCALL,
+     "conv2d_setup(caller, x, kernel, bias, strides, padding, dilation_rate, channels_first, "
+     "/)\n--\n\n"
+     "Every argument of a 2-D convolution checked once (errors name caller): (x, kernel, bias, "
+     "geometry, dilation, (out_h, out_w))."},
     {"im2col", (PyCFunction)(void (*)(void))py_im2col, METH_FASTCALL,
      "im2col(x, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first, "
      "out=None, dh=1, dw=1, /)\n--\n\n"

@@ -203,6 +203,41 @@ static inline int parse_shape4(PyObject *obj, npy_intp *d, const char *func, con
     return 0;
 }
 
+/* An int or a pair of ints (any index-like objects but bools) into out[0], out[1]. TypeError
+ * "func: arg must be an int or a pair of ints, got ..." for anything else; ValueError for an int
+ * beyond Py_ssize_t. The length is asked first: a huge sequence is never copied. */
+static inline int parse_pair(PyObject *obj, const char *func, const char *arg, npy_intp *out)
+{
+    Py_ssize_t v[2];
+    if (!PyBool_Check(obj) && PyIndex_Check(obj) && !PySequence_Check(obj)) {
+        if (bnpy_parse_ssize(obj, func, arg, &v[0]) < 0)
+            return -1;
+        out[0] = out[1] = v[0];
+        return 0;
+    }
+    Py_ssize_t len = PySequence_Check(obj) && !PyUnicode_Check(obj) ? PySequence_Size(obj) : -1;
+    PyErr_Clear();
+    for (Py_ssize_t i = 0; len == 2 && i < 2; i++) {
+        PyObject *item = PySequence_GetItem(obj, i);
+        int ok = item != NULL && !PyBool_Check(item) && PyIndex_Check(item) &&
+                 !PySequence_Check(item) && bnpy_parse_ssize(item, func, arg, &v[i]) == 0;
+        Py_XDECREF(item);
+        if (!ok && PyErr_Occurred() && PyErr_ExceptionMatches(PyExc_ValueError))
+            return -1; /* an int too large: bnpy_parse_ssize said so */
+        if (!ok)
+            len = -1;
+    }
+    if (len != 2) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s: %s must be an int or a pair of ints, got %.200R", func,
+                     arg, obj);
+        return -1;
+    }
+    out[0] = v[0];
+    out[1] = v[1];
+    return 0;
+}
+
 static inline int check_size(double elements, const char *func, const char *what)
 {
     if (elements * 8.0 >= (double)NPY_MAX_INTP) {

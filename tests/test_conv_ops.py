@@ -712,3 +712,47 @@ def test_direct_kernel_gradient_is_identical_for_any_thread_count():
         bnpy.set_num_threads(before)
     for other in grads[1:]:
         np.testing.assert_array_equal(other, grads[0])
+
+
+def _tf_same(n, k, s):
+    """TensorFlow's 'same' rule along one axis: (out, pad_before, pad_after)."""
+    out = -(-n // s)
+    total = max((out - 1) * s + k - n, 0)
+    return out, total // 2, total - total // 2
+
+
+def test_conv2d_setup_resolves_the_keras_arguments_in_c():
+    """The convolutions' arguments are checked and resolved once, by _core.conv2d_setup: strides
+    and dilation as an int or a pair, 'same' padding (TF's rule over the dilated extent) and a
+    1-wide kernel axis's dilation, with errors that name the caller."""
+    x = np.zeros((2, 7, 5, 3), np.float32)
+    kernel = np.zeros((3, 1, 3, 8), np.float32)
+    for strides, dilation in [(1, 1), (2, 1), ((3, 2), (2, 3)), (np.array([2, 3]), 2)]:
+        sh, sw = np.broadcast_to(strides, 2)
+        dh, _ = np.broadcast_to(dilation, 2)
+        xs, ks, bias, geometry, dil, out_hw = bnpy._core.conv2d_setup(
+            "caller", x, kernel, None, strides, "SAME", dilation, False
+        )
+        assert xs is x and ks is kernel and bias is None
+        assert dil == (dh, 1)  # a 1-wide kernel axis has no taps to spread
+        out_h, top, bottom = _tf_same(7, (3 - 1) * dh + 1, sh)
+        out_w, left, right = _tf_same(5, 1, sw)
+        assert geometry == (3, 1, sh, sw, top, bottom, left, right)
+        assert out_hw == (out_h, out_w)
+    cases = [
+        (dict(padding=(1, 2)), ValueError, "caller: padding must be 'valid', 'same' or"),
+        (dict(padding=((0, 2**70), (0, 0))), ValueError, "caller: padding is too large"),
+        (dict(padding=((0, 1), (0, "a"))), ValueError, "caller: padding must be"),
+        (dict(strides=(1, 2, 3)), TypeError, "caller: strides must be an int or a pair of ints"),
+        (dict(strides=True), TypeError, "caller: strides must be an int or a pair of ints"),
+        (dict(dilation=(1, 0)), ValueError, r"caller: dilation_rate must be >= 1, got \(1, 0\)"),
+        (dict(kernel=kernel[:, :, :2]), ValueError, "caller: kernel .* expects 2 input channels"),
+        (dict(kernel=np.zeros((3, 1, 3, 0), np.float32)), ValueError, "non-empty shape"),
+        (dict(caller=None), TypeError, "conv2d_setup: caller must be a str"),
+    ]
+    for change, exc, message in cases:
+        args = dict(caller="caller", x=x, kernel=kernel, bias=None, strides=1, padding="valid")
+        args.update(dilation=1, channels_first=False)
+        args.update(change)
+        with pytest.raises(exc, match=message):
+            bnpy._core.conv2d_setup(*args.values())

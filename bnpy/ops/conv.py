@@ -84,7 +84,7 @@ def _float_array(a, func, name, dtype=None, ndim=None):
     return arr
 
 
-# Window sizes, strides and paddings beyond this are refused in Python: the C glue parses them as
+# Pooling's window sizes and strides beyond this are refused in Python: the C glue parses them as
 # Py_ssize_t, and no real geometry comes near it.
 _MAX_GEOMETRY = 2**62
 
@@ -131,39 +131,17 @@ def _same_pads(n, k, s):
     return total // 2, total - total // 2
 
 
-def _pads(padding, size, window, strides, func, allow_explicit):
-    """((top, bottom), (left, right)) for the padding spec."""
-    if isinstance(padding, str):
-        mode = padding.lower()
-        if mode == "valid":
-            return (0, 0), (0, 0)
-        if mode == "same":
-            return (
-                _same_pads(size[0], window[0], strides[0]),
-                _same_pads(size[1], window[1], strides[1]),
-            )
-    elif allow_explicit:
-        try:
-            (top, bottom), (left, right) = padding
-            pads = tuple(int(v) for v in (top, bottom, left, right))
-            ok = all(
-                isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-                for v in (top, bottom, left, right)
-            )
-        except (TypeError, ValueError):
-            ok = False
-        if ok:
-            if min(pads) < 0:
-                raise ValueError("{}: padding must be >= 0, got {!r}".format(func, padding))
-            if max(pads) > _MAX_GEOMETRY:
-                raise ValueError("{}: padding is too large, got {!r}".format(func, padding))
-            return (pads[0], pads[1]), (pads[2], pads[3])
-    expected = (
-        "'valid', 'same' or ((top, bottom), (left, right))"
-        if allow_explicit
-        else "'valid' or 'same'"
-    )
-    raise ValueError("{}: padding must be {}, got {!r}".format(func, expected, padding))
+def _pads(padding, size, window, strides, func):
+    """((top, bottom), (left, right)) for pooling's 'valid' or 'same' (convolutions: in C)."""
+    mode = padding.lower() if isinstance(padding, str) else None
+    if mode == "valid":
+        return (0, 0), (0, 0)
+    if mode == "same":
+        return (
+            _same_pads(size[0], window[0], strides[0]),
+            _same_pads(size[1], window[1], strides[1]),
+        )
+    raise ValueError("{}: padding must be 'valid' or 'same', got {!r}".format(func, padding))
 
 
 def _image(x, func, channels_first, dtype=None):
@@ -197,46 +175,18 @@ class Conv2DContext:
 
 
 def _conv_setup(x, kernel, bias, strides, padding, data_format, dilation_rate, func):
+    """Every argument checked once, by _core.conv2d_setup (errors name func), and the kernel as a
+    (kh*kw*Cin, Cout) matrix."""
     channels_first = _channels_first(data_format, func)
-    x, (n, h, w, cin) = _image(x, func, channels_first)
-    kernel = _float_array(kernel, func, "kernel", x.dtype, ndim=4)
-    kh, kw, kcin, cout = kernel.shape
-    if kcin != cin:
-        raise ValueError(
-            "{}: kernel {} expects {} input channels, x has {} (shape {}, {})".format(
-                func, kernel.shape, kcin, cin, x.shape, data_format
-            )
-        )
-    if kh < 1 or kw < 1 or cout < 1:
-        raise ValueError(
-            "{}: kernel must have a non-empty shape, got {}".format(func, kernel.shape)
-        )
-    if bias is not None:
-        bias = _float_array(bias, func, "bias", x.dtype)
-        if bias.shape != (cout,):
-            raise ValueError(
-                "{}: bias must have shape ({},), got {}".format(func, cout, bias.shape)
-            )
-        bias = np.ascontiguousarray(bias)
-    sh, sw = _pair(strides, func, "strides")
-    # A 1-wide kernel axis has no taps to spread: its dilation is 1, whatever was asked.
-    dilation = tuple(
-        d if k > 1 else 1 for d, k in zip(_pair(dilation_rate, func, "dilation_rate"), (kh, kw))
+    x, kernel, bias, geometry, dilation, out_hw = _core.conv2d_setup(
+        func, x, kernel, bias, strides, padding, dilation_rate, channels_first
     )
-    ekh, ekw = (kh - 1) * dilation[0] + 1, (kw - 1) * dilation[1] + 1  # the window's extent
-    (pt, pb), (pl, pr) = _pads(padding, (h, w), (ekh, ekw), (sh, sw), func, allow_explicit=True)
-    if h + pt + pb < ekh or w + pl + pr < ekw:
-        raise ValueError(
-            "{}: {}kernel size ({}, {}) is larger than the padded input ({}, {})".format(
-                func, "dilated " if dilation != (1, 1) else "", ekh, ekw, h + pt + pb, w + pl + pr
-            )
-        )
-    out_h, out_w = (h + pt + pb - ekh) // sh + 1, (w + pl + pr - ekw) // sw + 1
-    geometry = (kh, kw, sh, sw, pt, pb, pl, pr)
-    # The kernel as a (kh*kw*Cin, Cout) matrix, copied so that an in-place update of the weights
-    # between forward and backward cannot change the gradient.
-    kernel2d = np.array(kernel, order="C", copy=True).reshape(kh * kw * cin, cout)
-    return x, kernel2d, bias, channels_first, (n, h, w, cin), (out_h, out_w), geometry, dilation
+    n, a, b, c = x.shape
+    n, h, w, cin = (n, b, c, a) if channels_first else (n, a, b, c)
+    # Copied so that an in-place update of the weights between forward and backward cannot change
+    # the gradient.
+    kernel2d = np.array(kernel, order="C", copy=True).reshape(-1, kernel.shape[3])
+    return x, kernel2d, bias, channels_first, (n, h, w, cin), out_hw, geometry, dilation
 
 
 def _use_direct(x, kernel2d, geometry, channels_first, dilation):
@@ -436,7 +386,7 @@ def _pool_setup(x, pool_size, strides, padding, data_format, func):
     x, (n, h, w, c) = _image(x, func, cf)
     ph, pw = _pair(pool_size, func, "pool_size")
     sh, sw = (ph, pw) if strides is None else _pair(strides, func, "strides")
-    (pt, pb), (pl, pr) = _pads(padding, (h, w), (ph, pw), (sh, sw), func, allow_explicit=False)
+    (pt, pb), (pl, pr) = _pads(padding, (h, w), (ph, pw), (sh, sw), func)
     if h + pt + pb < ph or w + pl + pr < pw:
         raise ValueError(
             "{}: pool_size ({}, {}) is larger than the padded input ({}, {})".format(

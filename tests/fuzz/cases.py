@@ -780,6 +780,13 @@ def build_ops_conv(rng, api, which):
     )
 
 
+def build_conv2d_setup(rng, api):
+    # the arguments of a convolution as ops.conv passes them on (ops.conv2d's case, unwrapped)
+    x, kernel, bias, strides, padding, fmt, dilation = build_ops_conv(rng, api, "conv2d").args
+    args = ["conv2d", x, kernel, bias, strides, padding, dilation, fmt == "channels_first"]
+    return Case("_core.conv2d_setup", _core.conv2d_setup, args)
+
+
 def build_ops_pool(rng, api, kind, which):
     cf = bool(rng.integers(2))
     pool = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
@@ -835,6 +842,7 @@ BUILDERS = [
     ("core", lambda rng, api: build_ghost(rng, api, backward=True)),
     ("ops", lambda rng, api: build_ghost(rng, api, backward=True)),
     ("core", build_im2col),
+    ("core", build_conv2d_setup),
     ("core", build_col2im),
     ("core", build_add_bias_rows),
     ("core", build_sum_rows),
@@ -890,6 +898,7 @@ COVERED = {
     "batch_norm_grad_sums",
     "batch_norm_backward_apply",
     "im2col",
+    "conv2d_setup",
     "col2im",
     "add_bias_rows",
     "sum_rows",

@@ -422,6 +422,62 @@ def entry_points():
                 ),
             ],
         ),
+        "conv2d_setup": (
+            [
+                lambda: _core.conv2d_setup(
+                    "conv2d", a["x32"], a["kernel32"], a["bias8"], 1, "same", 1, False
+                ),
+                lambda: _core.conv2d_setup(
+                    "conv2d",
+                    a["x32_strided"],
+                    a["kernel32"],
+                    None,
+                    (2, 1),
+                    ((1, 0), (2, 2)),
+                    2,
+                    False,
+                ),
+            ],
+            [
+                (
+                    TypeError,
+                    lambda: _core.conv2d_setup(
+                        "conv2d", a["x32"], a["x64"], None, 1, "valid", 1, False
+                    ),
+                ),
+                (
+                    ValueError,
+                    lambda: _core.conv2d_setup(
+                        "conv2d",
+                        a["x32"],
+                        a["kernel32"],
+                        a["bias3_64"].astype(np.float32),
+                        1,
+                        "valid",
+                        1,
+                        False,
+                    ),
+                ),
+                (
+                    ValueError,
+                    lambda: _core.conv2d_setup(
+                        "conv2d", a["x32"], a["kernel32"], None, 1, ((1, -1), (0, 0)), 1, False
+                    ),
+                ),
+                (
+                    TypeError,
+                    lambda: _core.conv2d_setup(
+                        "conv2d", a["x32"], a["kernel32"], None, (1, 1.5), "valid", 1, False
+                    ),
+                ),
+                (
+                    ValueError,
+                    lambda: _core.conv2d_setup(
+                        "conv2d", a["x32"], a["kernel32"], None, 1, "full", 1, False
+                    ),
+                ),
+            ],
+        ),
         "add_bias_rows": (
             [lambda: _core.add_bias_rows(a["rows64"], a["bias3_64"])],
             [
