@@ -1,16 +1,16 @@
 """Typed stubs of the C extension bnpy._core (see csrc/). Use the kernels through bnpy.ops."""
 
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
 HAVE_OPENMP: int
 
 def set_num_threads(n: int, /) -> int: ...
 def get_num_threads() -> int: ...
 
 # ---- batch normalization (csrc/py_batchnorm.c); documented in bnpy.ops.batchnorm -------------
-from typing import Optional, Tuple
-
-import numpy as np
-from numpy.typing import ArrayLike, NDArray
-
 def batch_norm_forward(
     x: ArrayLike,
     gamma: ArrayLike | None,
@@ -66,14 +66,8 @@ def update_moving_stats(
 # ---- convolution and pooling (csrc/conv.c, csrc/pool.c, csrc/py_conv.c) ----------------------------
 # Positional only, like every _core function (bnpy.ops.conv gives keywords and defaults).
 # x is C-contiguous after conversion: (N, H, W, C), or (N, C, H, W) when channels_first.
-from typing import Literal as _Literal
-from typing import Optional as _Optional
-from typing import Tuple as _Tuple
-
-import numpy as _np
-
 def im2col(
-    x: _np.ndarray,
+    x: np.ndarray,
     kh: int,
     kw: int,
     sh: int,
@@ -83,13 +77,13 @@ def im2col(
     pad_left: int,
     pad_right: int,
     channels_first: bool,
-    out: _np.ndarray | None = None,
+    out: np.ndarray | None = None,
     dh: int = 1,
     dw: int = 1,
     /,
-) -> _np.ndarray: ...
+) -> np.ndarray: ...
 def col2im(
-    dcol: _np.ndarray,
+    dcol: np.ndarray,
     x_shape: tuple[int, int, int, int],
     kh: int,
     kw: int,
@@ -100,16 +94,34 @@ def col2im(
     pad_left: int,
     pad_right: int,
     channels_first: bool,
-    out: _np.ndarray | None = None,
+    out: np.ndarray | None = None,
     dh: int = 1,
     dw: int = 1,
     /,
-) -> _np.ndarray: ...
-def add_bias_rows(y: _np.ndarray, bias: _np.ndarray, /) -> None: ...
-def sum_rows(dy: _np.ndarray, /) -> _np.ndarray: ...
-def batch_transpose(a: _np.ndarray, bias: _np.ndarray | None = None, /) -> _np.ndarray: ...
+) -> np.ndarray: ...
+def conv2d_setup(
+    caller: str,
+    x: ArrayLike,
+    kernel: ArrayLike,
+    bias: ArrayLike | None,
+    strides: int | tuple[int, int],
+    padding: str | tuple[tuple[int, int], tuple[int, int]],
+    dilation_rate: int | tuple[int, int],
+    channels_first: bool,
+    /,
+) -> tuple[
+    np.ndarray,
+    np.ndarray,
+    np.ndarray | None,
+    tuple[int, int, int, int, int, int, int, int],
+    tuple[int, int],
+    tuple[int, int],
+]: ...
+def add_bias_rows(y: np.ndarray, bias: np.ndarray, /) -> None: ...
+def sum_rows(dy: np.ndarray, /) -> np.ndarray: ...
+def batch_transpose(a: np.ndarray, bias: np.ndarray | None = None, /) -> np.ndarray: ...
 def max_pool2d(
-    x: _np.ndarray,
+    x: np.ndarray,
     ph: int,
     pw: int,
     sh: int,
@@ -120,16 +132,16 @@ def max_pool2d(
     pad_right: int,
     channels_first: bool,
     /,
-) -> tuple[_np.ndarray, _np.ndarray]: ...
+) -> tuple[np.ndarray, np.ndarray]: ...
 def max_pool2d_backward(
-    dy: _np.ndarray,
-    argmax: _np.ndarray,
+    dy: np.ndarray,
+    argmax: np.ndarray,
     x_shape: tuple[int, int, int, int],
     channels_first: bool,
     /,
-) -> _np.ndarray: ...
+) -> np.ndarray: ...
 def avg_pool2d(
-    x: _np.ndarray,
+    x: np.ndarray,
     ph: int,
     pw: int,
     sh: int,
@@ -140,9 +152,9 @@ def avg_pool2d(
     pad_right: int,
     channels_first: bool,
     /,
-) -> _np.ndarray: ...
+) -> np.ndarray: ...
 def avg_pool2d_backward(
-    dy: _np.ndarray,
+    dy: np.ndarray,
     x_shape: tuple[int, int, int, int],
     ph: int,
     pw: int,
@@ -154,12 +166,12 @@ def avg_pool2d_backward(
     pad_right: int,
     channels_first: bool,
     /,
-) -> _np.ndarray: ...
+) -> np.ndarray: ...
 def conv_direct_available() -> bool: ...
 def conv2d_direct(
-    x: _np.ndarray,
-    kernel: _np.ndarray,
-    bias: _np.ndarray | None,
+    x: np.ndarray,
+    kernel: np.ndarray,
+    bias: np.ndarray | None,
     sh: int,
     sw: int,
     pad_top: int,
@@ -167,10 +179,10 @@ def conv2d_direct(
     pad_left: int,
     pad_right: int,
     /,
-) -> tuple[_np.ndarray, _np.ndarray]: ...
+) -> tuple[np.ndarray, np.ndarray]: ...
 def conv2d_direct_dkernel(
-    dy: _np.ndarray,
-    xpad: _np.ndarray,
+    dy: np.ndarray,
+    xpad: np.ndarray,
     x_shape: tuple[int, int, int, int],
     kh: int,
     kw: int,
@@ -181,7 +193,7 @@ def conv2d_direct_dkernel(
     pad_left: int,
     pad_right: int,
     /,
-) -> _np.ndarray: ...
+) -> np.ndarray: ...
 
 # ---- FFT convolution (csrc/conv_fft.c, csrc/py_conv_fft.c); used by bnpy.ops._conv_fft ----
 
@@ -217,21 +229,19 @@ def conv2d_fft_dinput(
 # ---- image warps (csrc/affine.c, csrc/py_image.c); documented in bnpy.ops.image ----
 
 def affine_warp(
-    images: _np.ndarray,
-    matrices: _np.ndarray,
+    images: np.ndarray,
+    matrices: np.ndarray,
     order: int,
-    fill_mode: _Literal["constant", "nearest", "reflect", "wrap"],
+    fill_mode: Literal["constant", "nearest", "reflect", "wrap"],
     cval: float,
-    data_format: _Literal["channels_last", "channels_first"],
-    out: _np.ndarray | None,
+    data_format: Literal["channels_last", "channels_first"],
+    out: np.ndarray | None,
     /,
-) -> _np.ndarray: ...
+) -> np.ndarray: ...
 
 # ---- the array cache of bnpy._memory (csrc/py_memory.c); internal ----
-from typing import Any as _Any
-
-def _array_cache_enter() -> _Any: ...
-def _array_cache_exit(previous: _Any, /) -> None: ...
+def _array_cache_enter() -> Any: ...
+def _array_cache_exit(previous: Any, /) -> None: ...
 def _array_cache_info() -> tuple[int, int, int, int]: ...
 def _array_cache_release() -> int: ...
 
