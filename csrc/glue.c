@@ -83,8 +83,8 @@ PyArrayObject *bnpy_input_array(PyObject *obj, int typenum, const char *func, co
     return (PyArrayObject *)PyArray_FROM_OTF(obj, have, NPY_ARRAY_IN_ARRAY);
 }
 
-static int check_shape(PyArrayObject *a, int ndim, const npy_intp *dims, const char *func,
-                       const char *arg)
+int bnpy_check_shape(PyArrayObject *a, int ndim, const npy_intp *dims, const char *func,
+                     const char *arg)
 {
     int ok = PyArray_NDIM(a) == ndim;
     for (int i = 0; ok && i < ndim; i++)
@@ -147,7 +147,7 @@ PyArrayObject *bnpy_inplace_array(PyObject *obj, int typenum, int ndim, const np
                      arg);
         return NULL;
     }
-    if (check_shape(a, ndim, dims, func, arg) < 0)
+    if (bnpy_check_shape(a, ndim, dims, func, arg) < 0)
         return NULL;
     Py_INCREF(a);
     return a;

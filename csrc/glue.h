@@ -45,6 +45,11 @@ int bnpy_call_typenum(PyObject *const *objs, const char *const *args, int n, con
  * Returns a new reference, or NULL with TypeError/ValueError set. */
 PyArrayObject *bnpy_input_array(PyObject *obj, int typenum, const char *func, const char *arg);
 
+/* 0 if a has ndim dims equal to dims (a dim < 0 matches any size), else ValueError "func: arg must
+ * have shape [2, 'any'], got shape [2, 3, 4]" and -1. */
+int bnpy_check_shape(PyArrayObject *a, int ndim, const npy_intp *dims, const char *func,
+                     const char *arg);
+
 /* An array updated in place (running statistics, parameters): must already be an ndarray of
  * typenum, C-contiguous, aligned, native-endian and writeable, with ndim dims equal to dims
  * (a dim < 0 matches any size). Never copied. Returns a new reference or NULL with an error. */

@@ -24,8 +24,7 @@ static PyObject *py_im2col(PyObject *module, PyObject *const *args, Py_ssize_t n
         bnpy_parse_flag(args[9], func, "channels_first", &cf) < 0 ||
         parse_out_dilation(args, nargs, 10, &g, func, &out_obj) < 0)
         return NULL;
-    x = bnpy_input_array(args[0], -1, func, "x");
-    if (x == NULL || check_rank(x, 4, func, "x", "(N, H, W, C) or (N, C, H, W)") < 0)
+    if ((x = input_with_rank(args[0], -1, 4, func, "x", "(N, H, W, C) or (N, C, H, W)")) == NULL)
         goto fail;
     shape_from_dims(&g, PyArray_DIMS(x), cf);
     if (check_geometry(&g, func, 0) < 0 ||
@@ -41,8 +40,7 @@ static PyObject *py_im2col(PyObject *module, PyObject *const *args, Py_ssize_t n
                        g.W, g.C, cf, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.out_h, g.out_w, g.dh,
                        g.dw);
     Py_END_ALLOW_THREADS
-    result = (PyObject *)col;
-    col = NULL;
+    result = bnpy_take(&col);
 fail:
     bnpy_release(2, (PyObject *)x, (PyObject *)col);
     return result;
@@ -62,8 +60,7 @@ static PyObject *py_col2im(PyObject *module, PyObject *const *args, Py_ssize_t n
         parse_out_dilation(args, nargs, 11, &g, func, &out_obj) < 0 ||
         parse_shape4(args[1], xd, func, "x_shape") < 0)
         return NULL;
-    dcol = bnpy_input_array(args[0], -1, func, "dcol");
-    if (dcol == NULL || check_rank(dcol, 2, func, "dcol", "(N*out_h*out_w, kh*kw*C)") < 0)
+    if ((dcol = input_with_rank(args[0], -1, 2, func, "dcol", "(N*out_h*out_w, kh*kw*C)")) == NULL)
         goto fail;
     shape_from_dims(&g, xd, cf);
     if (check_geometry(&g, func, 0) < 0)
@@ -84,8 +81,7 @@ static PyObject *py_col2im(PyObject *module, PyObject *const *args, Py_ssize_t n
                        g.H, g.W, g.C, cf, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.out_h, g.out_w,
                        g.dh, g.dw);
     Py_END_ALLOW_THREADS
-    result = (PyObject *)dx;
-    dx = NULL;
+    result = bnpy_take(&dx);
 fail:
     bnpy_release(2, (PyObject *)dcol, (PyObject *)dx);
     return result;
@@ -141,8 +137,7 @@ static PyObject *py_sum_rows(PyObject *module, PyObject *const *args, Py_ssize_t
     int rc;
     if (bnpy_check_nargs(nargs, 1, 1, func) < 0)
         return NULL;
-    dy = bnpy_input_array(args[0], -1, func, "dy");
-    if (dy == NULL || check_rank(dy, 2, func, "dy", "(rows, C)") < 0)
+    if ((dy = input_with_rank(args[0], -1, 2, func, "dy", "(rows, C)")) == NULL)
         goto fail;
     npy_intp dims[1] = {PyArray_DIM(dy, 1)};
     db = (PyArrayObject *)PyArray_EMPTY(1, dims, PyArray_TYPE(dy), 0);
@@ -152,12 +147,8 @@ static PyObject *py_sum_rows(PyObject *module, PyObject *const *args, Py_ssize_t
     rc = BNPY_CALL_FOR_TYPE(PyArray_TYPE(dy), bnpy_sum_rows, PyArray_DATA(db), PyArray_DATA(dy),
                             PyArray_DIM(dy, 0), dims[0]);
     Py_END_ALLOW_THREADS
-    if (rc < 0) {
-        PyErr_NoMemory();
-        goto fail;
-    }
-    result = (PyObject *)db;
-    db = NULL;
+    if (bnpy_kernel_status(rc) == 0)
+        result = bnpy_take(&db);
 fail:
     bnpy_release(2, (PyObject *)dy, (PyObject *)db);
     return result;
@@ -171,8 +162,7 @@ static PyObject *py_batch_transpose(PyObject *module, PyObject *const *args, Py_
     PyArrayObject *a = NULL, *bias = NULL, *out = NULL;
     if (bnpy_check_nargs(nargs, 1, 2, func) < 0)
         return NULL;
-    a = bnpy_input_array(args[0], -1, func, "a");
-    if (a == NULL || check_rank(a, 3, func, "a", "(N, A, B)") < 0)
+    if ((a = input_with_rank(args[0], -1, 3, func, "a", "(N, A, B)")) == NULL)
         goto fail;
     if (nargs > 1 && args[1] != Py_None &&
         (bias = bias_vector(args[1], PyArray_TYPE(a), PyArray_DIM(a, 2), func)) == NULL)
@@ -185,8 +175,7 @@ static PyObject *py_batch_transpose(PyObject *module, PyObject *const *args, Py_
     BNPY_CALL_FOR_TYPE(PyArray_TYPE(a), bnpy_batch_transpose, PyArray_DATA(out), PyArray_DATA(a),
                        bias ? PyArray_DATA(bias) : NULL, dims[0], dims[2], dims[1]);
     Py_END_ALLOW_THREADS
-    result = (PyObject *)out;
-    out = NULL;
+    result = bnpy_take(&out);
 fail:
     bnpy_release(3, (PyObject *)a, (PyObject *)bias, (PyObject *)out);
     return result;
@@ -271,10 +260,10 @@ static PyObject *py_conv2d_setup(PyObject *module, PyObject *const *args, Py_ssi
         return NULL;
     }
     if ((typenum = bnpy_call_typenum(args + 1, names, 3, func)) < 0 ||
-        (x = bnpy_input_array(args[1], typenum, func, "x")) == NULL ||
-        check_rank(x, 4, func, "x", "(N, H, W, C) or (N, C, H, W)") < 0 ||
-        (kernel = bnpy_input_array(args[2], typenum, func, "kernel")) == NULL ||
-        check_rank(kernel, 4, func, "kernel", "(kh, kw, Cin, Cout)") < 0 ||
+        (x = input_with_rank(args[1], typenum, 4, func, "x", "(N, H, W, C) or (N, C, H, W)")) ==
+            NULL ||
+        (kernel = input_with_rank(args[2], typenum, 4, func, "kernel", "(kh, kw, Cin, Cout)")) ==
+            NULL ||
         bnpy_parse_flag(args[7], func, "channels_first", &cf) < 0)
         goto fail;
     shape_from_dims(&g, PyArray_DIMS(x), cf);
@@ -377,11 +366,10 @@ static PyObject *py_conv2d_direct(PyObject *module, PyObject *const *args, Py_ss
         }
         g.dh = g.dw = 1;
     }
-    x = bnpy_input_array(args[0], NPY_FLOAT, func, "x");
-    if (x == NULL || check_rank(x, 4, func, "x", "(N, H, W, C)") < 0)
+    if ((x = input_with_rank(args[0], NPY_FLOAT, 4, func, "x", "(N, H, W, C)")) == NULL)
         goto fail;
-    kernel = bnpy_input_array(args[1], NPY_FLOAT, func, "kernel");
-    if (kernel == NULL || check_rank(kernel, 4, func, "kernel", "(kh, kw, C, Cout)") < 0)
+    if ((kernel = input_with_rank(args[1], NPY_FLOAT, 4, func, "kernel", "(kh, kw, C, Cout)")) ==
+        NULL)
         goto fail;
     shape_from_dims(&g, PyArray_DIMS(x), 0);
     g.kh = PyArray_DIM(kernel, 0);
@@ -412,11 +400,8 @@ static PyObject *py_conv2d_direct(PyObject *module, PyObject *const *args, Py_ss
                                 bias ? PyArray_DATA(bias) : NULL, g.N, g.H, g.W, g.C, g.kh, g.kw,
                                 g.sh, g.sw, g.pt, g.pb, g.pl, g.pr, g.out_h, g.out_w, cout);
     Py_END_ALLOW_THREADS
-    if (rc < 0) {
-        PyErr_NoMemory();
-        goto fail;
-    }
-    result = PyTuple_Pack(2, (PyObject *)y, (PyObject *)xpad);
+    if (bnpy_kernel_status(rc) == 0)
+        result = PyTuple_Pack(2, (PyObject *)y, (PyObject *)xpad);
 fail:
     bnpy_release(5, (PyObject *)x, (PyObject *)kernel, (PyObject *)bias, (PyObject *)y,
                  (PyObject *)xpad);
@@ -439,11 +424,10 @@ static PyObject *py_conv2d_direct_dkernel(PyObject *module, PyObject *const *arg
     shape_from_dims(&g, xd, 0);
     if (check_geometry(&g, func, 0) < 0)
         return NULL;
-    dy = bnpy_input_array(args[0], NPY_FLOAT, func, "dy");
-    if (dy == NULL || check_rank(dy, 4, func, "dy", "(N, out_h, out_w, Cout)") < 0)
+    if ((dy = input_with_rank(args[0], NPY_FLOAT, 4, func, "dy", "(N, out_h, out_w, Cout)")) ==
+        NULL)
         goto fail;
-    xpad = bnpy_input_array(args[1], NPY_FLOAT, func, "xpad");
-    if (xpad == NULL || check_rank(xpad, 4, func, "xpad", "(N, Hp, Wp, C)") < 0)
+    if ((xpad = input_with_rank(args[1], NPY_FLOAT, 4, func, "xpad", "(N, Hp, Wp, C)")) == NULL)
         goto fail;
     const npy_intp cout = PyArray_DIM(dy, 3);
     if (PyArray_DIM(dy, 0) != g.N || PyArray_DIM(dy, 1) != g.out_h ||
@@ -469,12 +453,8 @@ static PyObject *py_conv2d_direct_dkernel(PyObject *module, PyObject *const *arg
                                         g.H, g.W, g.C, g.kh, g.kw, g.sh, g.sw, g.pt, g.pb, g.pl,
                                         g.pr, g.out_h, g.out_w, cout);
     Py_END_ALLOW_THREADS
-    if (rc < 0) {
-        PyErr_NoMemory();
-        goto fail;
-    }
-    result = (PyObject *)dk;
-    dk = NULL;
+    if (bnpy_kernel_status(rc) == 0)
+        result = bnpy_take(&dk);
 fail:
     bnpy_release(3, (PyObject *)dy, (PyObject *)xpad, (PyObject *)dk);
     return result;

@@ -17,8 +17,7 @@ static PyObject *pool_forward(PyObject *const *args, Py_ssize_t nargs, int is_ma
     if (bnpy_check_nargs(nargs, 10, 10, func) < 0 || parse_window(args + 1, 8, &g, func, 1) < 0 ||
         bnpy_parse_flag(args[9], func, "channels_first", &cf) < 0)
         return NULL;
-    x = bnpy_input_array(args[0], -1, func, "x");
-    if (x == NULL || check_rank(x, 4, func, "x", "(N, H, W, C) or (N, C, H, W)") < 0)
+    if ((x = input_with_rank(args[0], -1, 4, func, "x", "(N, H, W, C) or (N, C, H, W)")) == NULL)
         goto fail;
     shape_from_dims(&g, PyArray_DIMS(x), cf);
     if (check_geometry(&g, func, 1) < 0)
@@ -70,8 +69,7 @@ static PyObject *py_max_pool2d_backward(PyObject *module, PyObject *const *args,
         parse_shape4(args[2], xd, func, "x_shape") < 0)
         return NULL;
     shape_from_dims(&g, xd, cf);
-    dy = bnpy_input_array(args[0], -1, func, "dy");
-    if (dy == NULL || check_rank(dy, 4, func, "dy", "shaped like the pooled output") < 0)
+    if ((dy = input_with_rank(args[0], -1, 4, func, "dy", "shaped like the pooled output")) == NULL)
         goto fail;
     if (!PyArray_Check(args[1]) || PyArray_TYPE((PyArrayObject *)args[1]) != NPY_INT32) {
         PyErr_Format(PyExc_TypeError, "%s: argmax must be the int32 array max_pool2d returned",
@@ -103,16 +101,14 @@ static PyObject *py_max_pool2d_backward(PyObject *module, PyObject *const *args,
                 goto fail;
             }
     }
-    dx = (PyArrayObject *)PyArray_EMPTY(4, xd, PyArray_TYPE(dy), 0);
-    if (dx == NULL)
+    if ((dx = (PyArrayObject *)PyArray_EMPTY(4, xd, PyArray_TYPE(dy), 0)) == NULL)
         goto fail;
     Py_BEGIN_ALLOW_THREADS
     BNPY_CALL_FOR_TYPE(PyArray_TYPE(dy), bnpy_max_pool2d_backward, PyArray_DATA(dx),
                        PyArray_DATA(dy), PyArray_DATA(argmax), g.N, g.H, g.W, g.C, cf, g.out_h,
                        g.out_w);
     Py_END_ALLOW_THREADS
-    result = (PyObject *)dx;
-    dx = NULL;
+    result = bnpy_take(&dx);
 fail:
     bnpy_release(3, (PyObject *)dy, (PyObject *)argmax, (PyObject *)dx);
     return result;
@@ -134,31 +130,18 @@ static PyObject *py_avg_pool2d_backward(PyObject *module, PyObject *const *args,
     shape_from_dims(&g, xd, cf);
     if (check_geometry(&g, func, 1) < 0)
         return NULL;
-    dy = bnpy_input_array(args[0], -1, func, "dy");
-    if (dy == NULL || check_rank(dy, 4, func, "dy", "shaped like the pooled output") < 0)
+    if ((dy = input_with_rank(args[0], -1, 4, func, "dy", "shaped like the pooled output")) == NULL)
         goto fail;
-    image_dims(&g, g.out_h, g.out_w, g.C, yd);
-    for (int i = 0; i < 4; i++)
-        if (PyArray_DIM(dy, i) != yd[i]) {
-            PyErr_Format(PyExc_ValueError,
-                         "%s: dy must have the pooled output's shape (%zd, %zd, %zd, %zd), got "
-                         "(%zd, %zd, %zd, %zd)",
-                         func, (Py_ssize_t)yd[0], (Py_ssize_t)yd[1], (Py_ssize_t)yd[2],
-                         (Py_ssize_t)yd[3], (Py_ssize_t)PyArray_DIM(dy, 0),
-                         (Py_ssize_t)PyArray_DIM(dy, 1), (Py_ssize_t)PyArray_DIM(dy, 2),
-                         (Py_ssize_t)PyArray_DIM(dy, 3));
-            goto fail;
-        }
-    dx = (PyArrayObject *)PyArray_EMPTY(4, xd, PyArray_TYPE(dy), 0);
-    if (dx == NULL)
+    image_dims(&g, g.out_h, g.out_w, g.C, yd); /* the pooled output's shape */
+    if (bnpy_check_shape(dy, 4, yd, func, "dy") < 0 ||
+        (dx = (PyArrayObject *)PyArray_EMPTY(4, xd, PyArray_TYPE(dy), 0)) == NULL)
         goto fail;
     Py_BEGIN_ALLOW_THREADS
     BNPY_CALL_FOR_TYPE(PyArray_TYPE(dy), bnpy_avg_pool2d_backward, PyArray_DATA(dx),
                        PyArray_DATA(dy), g.N, g.H, g.W, g.C, cf, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl,
                        g.out_h, g.out_w);
     Py_END_ALLOW_THREADS
-    result = (PyObject *)dx;
-    dx = NULL;
+    result = bnpy_take(&dx);
 fail:
     bnpy_release(2, (PyObject *)dy, (PyObject *)dx);
     return result;

@@ -175,6 +175,17 @@ static inline int check_rank(PyArrayObject *a, int ndim, const char *func, const
     return 0;
 }
 
+/* An input (bnpy_input_array) that must have rank ndim (`what` names the layout in the error).
+ * New reference, or NULL with an error. */
+static inline PyArrayObject *input_with_rank(PyObject *obj, int typenum, int ndim, const char *func,
+                                             const char *arg, const char *what)
+{
+    PyArrayObject *a = bnpy_input_array(obj, typenum, func, arg);
+    if (a != NULL && check_rank(a, ndim, func, arg, what) < 0)
+        Py_CLEAR(a);
+    return a;
+}
+
 /* A 4-item shape tuple of non-negative ints. */
 static inline int parse_shape4(PyObject *obj, npy_intp *d, const char *func, const char *arg)
 {
