@@ -209,12 +209,12 @@ static int parse_padding(PyObject *obj, const char *func, geometry *g, int *mode
         PyObject *rows = NULL, *cols = NULL;
         npy_intp p[2][2];
         *mode = -2;
-        if (PySequence_Check(obj) && PySequence_Size(obj) == 2 &&
-            (rows = PySequence_GetItem(obj, 0)) != NULL &&
-            (cols = PySequence_GetItem(obj, 1)) != NULL &&
+        /* two pairs: each row a sequence itself (an int would pass parse_pair as (v, v)) */
+        if (PySequence_Check(obj) && !PyUnicode_Check(obj) && PySequence_Size(obj) == 2 &&
+            (rows = PySequence_GetItem(obj, 0)) != NULL && PySequence_Check(rows) &&
+            (cols = PySequence_GetItem(obj, 1)) != NULL && PySequence_Check(cols) &&
             parse_pair(rows, func, "padding", p[0]) == 0 &&
-            parse_pair(cols, func, "padding", p[1]) == 0 && !PyIndex_Check(rows) &&
-            !PyIndex_Check(cols)) {
+            parse_pair(cols, func, "padding", p[1]) == 0) {
             g->pt = p[0][0];
             g->pb = p[0][1];
             g->pl = p[1][0];

@@ -739,6 +739,9 @@ def test_conv2d_setup_resolves_the_keras_arguments_in_c():
         out_w, left, right = _tf_same(5, 1, sw)
         assert geometry == (3, 1, sh, sw, top, bottom, left, right)
         assert out_hw == (out_h, out_w)
+    for padding in [((1, 0), (2, 2)), [[1, 0], [2, 2]], np.array([[1, 0], [2, 2]])]:
+        geometry = bnpy._core.conv2d_setup("caller", x, kernel, None, 1, padding, 1, False)[3]
+        assert geometry[4:] == (1, 0, 2, 2)
     cases = [
         (dict(padding=(1, 2)), ValueError, "caller: padding must be 'valid', 'same' or"),
         (dict(padding=((0, 2**70), (0, 0))), ValueError, "caller: padding is too large"),
