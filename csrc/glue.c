@@ -56,19 +56,25 @@ static const char *float_name(int typenum)
     return typenum == NPY_FLOAT ? "float32" : "float64";
 }
 
-PyArrayObject *bnpy_input_array(PyObject *obj, int typenum, const char *func, const char *arg)
+int bnpy_check_dtype(PyObject *obj, int typenum, const char *func, const char *arg)
 {
     int have = bnpy_float_typenum(obj, func, arg);
-    if (have < 0)
-        return NULL;
-    if (typenum >= 0 && have != typenum && !has_own_dtype(obj)) /* a list takes the call's dtype */
-        return (PyArrayObject *)PyArray_FROM_OTF(obj, typenum,
-                                                 NPY_ARRAY_IN_ARRAY | NPY_ARRAY_FORCECAST);
-    if (typenum >= 0 && have != typenum) {
+    if (have >= 0 && typenum >= 0 && have != typenum && has_own_dtype(obj)) {
         PyErr_Format(PyExc_TypeError, "%s: %s must be %s like the other arrays, got %s", func, arg,
                      float_name(typenum), float_name(have));
-        return NULL;
+        return -1;
     }
+    return have;
+}
+
+PyArrayObject *bnpy_input_array(PyObject *obj, int typenum, const char *func, const char *arg)
+{
+    int have = bnpy_check_dtype(obj, typenum, func, arg);
+    if (have < 0)
+        return NULL;
+    if (typenum >= 0 && have != typenum) /* a list takes the call's dtype */
+        return (PyArrayObject *)PyArray_FROM_OTF(obj, typenum,
+                                                 NPY_ARRAY_IN_ARRAY | NPY_ARRAY_FORCECAST);
     /* An array that is already C-contiguous, aligned and native-endian is used as it is: what
      * PyArray_FROM_OTF would return too, without its dtype discovery and cast lookup, a sizeable
      * part of a small call. */

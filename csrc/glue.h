@@ -38,6 +38,11 @@ int bnpy_float_typenum(PyObject *obj, const char *func, const char *arg);
  * if none has one, that of objs[0] as NumPy converts it. -1 with TypeError as bnpy_float_typenum. */
 int bnpy_call_typenum(PyObject *const *objs, const char *const *args, int n, const char *func);
 
+/* The dtype rule of bnpy_input_array without converting anything: obj's float type number, or -1
+ * with TypeError when obj is no float32/float64 array, or brings a dtype of its own that is not
+ * typenum (typenum < 0: any float dtype). */
+int bnpy_check_dtype(PyObject *obj, int typenum, const char *func, const char *arg);
+
 /* A read-only input: obj as a C-contiguous, aligned, native-endian array of typenum (copied only
  * when needed). typenum < 0 takes the dtype from obj (which must be float32/float64). The dtype
  * must match exactly: a float64 array given where float32 is needed is a TypeError, never a

@@ -89,16 +89,23 @@ fail:
 
 /* ---- bias and layout helpers ------------------------------------------------------------------ */
 
+/* 0 if b is a vector of `size` values, else ValueError and -1. */
+static int check_bias_shape(PyArrayObject *b, npy_intp size, const char *func)
+{
+    if (PyArray_NDIM(b) == 1 && PyArray_DIM(b, 0) == size)
+        return 0;
+    PyErr_Format(PyExc_ValueError,
+                 "%s: bias must have shape (%zd,), got a %d-D array of %zd values", func,
+                 (Py_ssize_t)size, PyArray_NDIM(b), (Py_ssize_t)PyArray_SIZE(b));
+    return -1;
+}
+
 /* A bias vector of `size` values (typenum), or NULL with ValueError/TypeError. */
 static PyArrayObject *bias_vector(PyObject *obj, int typenum, npy_intp size, const char *func)
 {
     PyArrayObject *b = bnpy_input_array(obj, typenum, func, "bias");
-    if (b != NULL && (PyArray_NDIM(b) != 1 || PyArray_DIM(b, 0) != size)) {
-        PyErr_Format(PyExc_ValueError,
-                     "%s: bias must have shape (%zd,), got a %d-D array of %zd values", func,
-                     (Py_ssize_t)size, PyArray_NDIM(b), (Py_ssize_t)PyArray_SIZE(b));
+    if (b != NULL && check_bias_shape(b, size, func) < 0)
         Py_CLEAR(b);
-    }
     return b;
 }
 
@@ -247,7 +254,8 @@ static PyObject *py_conv2d_setup(PyObject *module, PyObject *const *args, Py_ssi
 {
     static const char *const names[] = {"x", "kernel", "bias"};
     PyObject *result = NULL;
-    PyArrayObject *x = NULL, *kernel = NULL, *bias = NULL;
+    /* the arguments as given (views: checked before anything is copied), then converted */
+    PyArrayObject *xv = NULL, *kv = NULL, *bv = NULL, *x = NULL, *kernel = NULL, *bias = NULL;
     geometry g;
     npy_intp strides[2], dilation[2];
     int typenum, cf, same;
@@ -260,22 +268,21 @@ static PyObject *py_conv2d_setup(PyObject *module, PyObject *const *args, Py_ssi
         return NULL;
     }
     if ((typenum = bnpy_call_typenum(args + 1, names, 3, func)) < 0 ||
-        (x = input_with_rank(args[1], typenum, 4, func, "x", "(N, H, W, C) or (N, C, H, W)")) ==
+        (xv = view_with_rank(args[1], typenum, 4, func, "x", "(N, H, W, C) or (N, C, H, W)")) ==
             NULL ||
-        (kernel = input_with_rank(args[2], typenum, 4, func, "kernel", "(kh, kw, Cin, Cout)")) ==
-            NULL ||
+        (kv = view_with_rank(args[2], typenum, 4, func, "kernel", "(kh, kw, Cin, Cout)")) == NULL ||
         bnpy_parse_flag(args[7], func, "channels_first", &cf) < 0)
         goto fail;
-    shape_from_dims(&g, PyArray_DIMS(x), cf);
-    const npy_intp *kd = PyArray_DIMS(kernel);
+    shape_from_dims(&g, PyArray_DIMS(xv), cf);
+    const npy_intp *kd = PyArray_DIMS(kv);
     if (kd[2] != g.C) {
         PyErr_Format(PyExc_ValueError,
                      "%s: kernel (%zd, %zd, %zd, %zd) expects %zd input channels, x has %zd "
                      "(x of shape (%zd, %zd, %zd, %zd), %s)",
                      func, (Py_ssize_t)kd[0], (Py_ssize_t)kd[1], (Py_ssize_t)kd[2],
                      (Py_ssize_t)kd[3], (Py_ssize_t)kd[2], (Py_ssize_t)g.C,
-                     (Py_ssize_t)PyArray_DIM(x, 0), (Py_ssize_t)PyArray_DIM(x, 1),
-                     (Py_ssize_t)PyArray_DIM(x, 2), (Py_ssize_t)PyArray_DIM(x, 3),
+                     (Py_ssize_t)PyArray_DIM(xv, 0), (Py_ssize_t)PyArray_DIM(xv, 1),
+                     (Py_ssize_t)PyArray_DIM(xv, 2), (Py_ssize_t)PyArray_DIM(xv, 3),
                      cf ? "channels_first" : "channels_last");
         goto fail;
     }
@@ -285,7 +292,9 @@ static PyObject *py_conv2d_setup(PyObject *module, PyObject *const *args, Py_ssi
                      (Py_ssize_t)kd[0], (Py_ssize_t)kd[1], (Py_ssize_t)kd[2], (Py_ssize_t)kd[3]);
         goto fail;
     }
-    if (args[3] != Py_None && (bias = bias_vector(args[3], typenum, kd[3], func)) == NULL)
+    if (args[3] != Py_None &&
+        ((bv = view_with_rank(args[3], typenum, 1, func, "bias", "(Cout,)")) == NULL ||
+         check_bias_shape(bv, kd[3], func) < 0))
         goto fail;
     if (parse_pair(args[4], func, "strides", strides) < 0 ||
         parse_pair(args[6], func, "dilation_rate", dilation) < 0 ||
@@ -314,7 +323,10 @@ static PyObject *py_conv2d_setup(PyObject *module, PyObject *const *args, Py_ssi
         same_pads(g.H, (g.kh - 1) * g.dh + 1, g.sh, &g.pt, &g.pb);
         same_pads(g.W, (g.kw - 1) * g.dw + 1, g.sw, &g.pl, &g.pr);
     }
-    if (check_geometry(&g, func, 0) < 0)
+    if (check_geometry(&g, func, 0) < 0 ||
+        (x = bnpy_input_array(args[1], typenum, func, "x")) == NULL ||
+        (kernel = bnpy_input_array(args[2], typenum, func, "kernel")) == NULL ||
+        (args[3] != Py_None && (bias = bnpy_input_array(args[3], typenum, func, "bias")) == NULL))
         goto fail;
     if (bias == NULL) {
         bias = (PyArrayObject *)Py_None;
@@ -323,7 +335,8 @@ static PyObject *py_conv2d_setup(PyObject *module, PyObject *const *args, Py_ssi
     result = Py_BuildValue("OOO(nnnnnnnn)(nn)(nn)", x, kernel, bias, g.kh, g.kw, g.sh, g.sw, g.pt,
                            g.pb, g.pl, g.pr, g.dh, g.dw, g.out_h, g.out_w);
 fail:
-    bnpy_release(3, (PyObject *)x, (PyObject *)kernel, (PyObject *)bias);
+    bnpy_release(6, (PyObject *)xv, (PyObject *)kv, (PyObject *)bv, (PyObject *)x,
+                 (PyObject *)kernel, (PyObject *)bias);
     return result;
 }
 

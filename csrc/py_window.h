@@ -186,6 +186,21 @@ static inline PyArrayObject *input_with_rank(PyObject *obj, int typenum, int ndi
     return a;
 }
 
+/* obj as an array for checking its shape before anything is copied (an ndarray as it is, any
+ * strides; a list converted), of the call's dtype (bnpy_check_dtype) and rank ndim. New reference
+ * or NULL with an error. Convert it with bnpy_input_array once every check has passed: a huge
+ * strided view with a bad argument beside it is then refused without allocating its copy. */
+static inline PyArrayObject *view_with_rank(PyObject *obj, int typenum, int ndim, const char *func,
+                                            const char *arg, const char *what)
+{
+    if (bnpy_check_dtype(obj, typenum, func, arg) < 0)
+        return NULL;
+    PyArrayObject *a = (PyArrayObject *)PyArray_FROM_O(obj);
+    if (a != NULL && check_rank(a, ndim, func, arg, what) < 0)
+        Py_CLEAR(a);
+    return a;
+}
+
 /* A 4-item shape tuple of non-negative ints. */
 static inline int parse_shape4(PyObject *obj, npy_intp *d, const char *func, const char *arg)
 {

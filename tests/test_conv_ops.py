@@ -759,3 +759,16 @@ def test_conv2d_setup_resolves_the_keras_arguments_in_c():
         args.update(change)
         with pytest.raises(exc, match=message):
             bnpy._core.conv2d_setup(*args.values())
+
+
+def test_conv2d_checks_a_huge_view_before_copying_it():
+    """A zero-stride view of 2**56 values with a kernel of the wrong channel count: the argument
+    error, not an attempt to copy the view into a C-contiguous array (MemoryError, or an abort
+    under AddressSanitizer)."""
+    huge = np.lib.stride_tricks.as_strided(
+        np.zeros(1, np.float32), shape=(2**14, 2**14, 2**14, 2**14), strides=(0, 0, 0, 0)
+    )
+    with pytest.raises(ValueError, match="conv2d: kernel .* expects 2 input channels"):
+        ops.conv2d(huge, np.zeros((3, 3, 2, 8), np.float32))
+    with pytest.raises(ValueError, match="conv2d_forward: bias must have shape"):
+        ops.conv2d_forward(huge, np.zeros((3, 3, 2**14, 8), np.float32), huge[0, 0, 0])
