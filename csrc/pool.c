@@ -8,8 +8,9 @@
  *     avg:  y = (Σ real cells) / (number of real cells); backward adds dy / count to each.
  * The glue guarantees pad_top, pad_bottom < ph and pad_left, pad_right < pw, so every window holds
  * at least one real cell. x and y are C-contiguous, both channels-last (N, H, W, C) or both
- * channels-first (N, C, H, W); argmax has y's shape. Work is split over images (backward: each
- * image is written by one thread, so the scattered additions never race).
+ * channels-first (N, C, H, W); argmax has y's shape. The forwards split the work over output rows
+ * (n, i); the backwards over images (each image is written by one thread, so the scattered
+ * additions never race).
  *
  * Compiled once, including itself twice through twin.h: float (_f32) and double (_f64).
  */
