@@ -120,6 +120,15 @@ def conv2d_setup(
 def add_bias_rows(y: np.ndarray, bias: np.ndarray, /) -> None: ...
 def sum_rows(dy: np.ndarray, /) -> np.ndarray: ...
 def batch_transpose(a: np.ndarray, bias: np.ndarray | None = None, /) -> np.ndarray: ...
+def pool2d_setup(
+    caller: str,
+    x: ArrayLike,
+    pool_size: int | tuple[int, int],
+    strides: int | tuple[int, int] | None,
+    padding: str,
+    channels_first: bool,
+    /,
+) -> tuple[np.ndarray, tuple[int, int, int, int, int, int, int, int]]: ...
 def max_pool2d(
     x: np.ndarray,
     ph: int,

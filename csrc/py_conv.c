@@ -190,58 +190,6 @@ fail:
 
 /* ---- conv2d_setup: every argument of a convolution checked once ------------------------------- */
 
-/* TensorFlow's 'same' padding along one axis of n cells, window extent k, stride s: (before, after)
- * with out = ceil(n / s) and before = total // 2 of total = max((out - 1)*s + k - n, 0). */
-static void same_pads(npy_intp n, npy_intp k, npy_intp s, npy_intp *before, npy_intp *after)
-{
-    const npy_intp out = n / s + (n % s != 0);
-    const npy_intp total = (out - 1) * s + k - n > 0 ? (out - 1) * s + k - n : 0;
-    *before = total / 2;
-    *after = total - total / 2;
-}
-
-/* The padding argument: 'valid' or 'same' (any case) into *mode (0 or 1, the pads then computed
- * by the caller), or ((top, bottom), (left, right)) of ints into g's pads (*mode = -1). */
-static int parse_padding(PyObject *obj, const char *func, geometry *g, int *mode)
-{
-    if (PyUnicode_Check(obj)) {
-        PyObject *lower = PyObject_CallMethod(obj, "lower", NULL);
-        if (lower == NULL)
-            return -1;
-        *mode = PyUnicode_CompareWithASCIIString(lower, "valid") == 0  ? 0
-                : PyUnicode_CompareWithASCIIString(lower, "same") == 0 ? 1
-                                                                       : -2;
-        Py_DECREF(lower);
-    } else {
-        PyObject *rows = NULL, *cols = NULL;
-        npy_intp p[2][2];
-        *mode = -2;
-        /* two pairs: each row a sequence itself (an int would pass parse_pair as (v, v)) */
-        if (PySequence_Check(obj) && !PyUnicode_Check(obj) && PySequence_Size(obj) == 2 &&
-            (rows = PySequence_GetItem(obj, 0)) != NULL && PySequence_Check(rows) &&
-            (cols = PySequence_GetItem(obj, 1)) != NULL && PySequence_Check(cols) &&
-            parse_pair(rows, func, "padding", p[0]) == 0 &&
-            parse_pair(cols, func, "padding", p[1]) == 0) {
-            g->pt = p[0][0];
-            g->pb = p[0][1];
-            g->pl = p[1][0];
-            g->pr = p[1][1];
-            *mode = -1;
-        }
-        bnpy_release(2, rows, cols);
-        if (*mode == -2 && PyErr_Occurred() && PyErr_ExceptionMatches(PyExc_ValueError))
-            return -1; /* a pad beyond Py_ssize_t: parse_pair said so */
-    }
-    if (*mode != -2)
-        return 0;
-    PyErr_Clear();
-    PyErr_Format(
-        PyExc_ValueError,
-        "%s: padding must be 'valid', 'same' or ((top, bottom), (left, right)), got %.200R", func,
-        obj);
-    return -1;
-}
-
 /* conv2d_setup(caller, x, kernel, bias, strides, padding, dilation_rate, channels_first)
  *   -> (x, kernel, bias, (kh, kw, sh, sw, pad_top, pad_bottom, pad_left, pad_right), (dh, dw),
  *       (out_h, out_w))
@@ -257,8 +205,8 @@ static PyObject *py_conv2d_setup(PyObject *module, PyObject *const *args, Py_ssi
     /* the arguments as given (views: checked before anything is copied), then converted */
     PyArrayObject *xv = NULL, *kv = NULL, *bv = NULL, *x = NULL, *kernel = NULL, *bias = NULL;
     geometry g;
-    npy_intp strides[2], dilation[2];
-    int typenum, cf, same;
+    npy_intp dilation[2];
+    int typenum, cf;
     if (bnpy_check_nargs(nargs, 8, 8, "conv2d_setup") < 0)
         return NULL;
     const char *func = PyUnicode_Check(args[0]) ? PyUnicode_AsUTF8(args[0]) : NULL;
@@ -296,34 +244,18 @@ static PyObject *py_conv2d_setup(PyObject *module, PyObject *const *args, Py_ssi
         ((bv = view_with_rank(args[3], typenum, 1, func, "bias", "(Cout,)")) == NULL ||
          check_bias_shape(bv, kd[3], func) < 0))
         goto fail;
-    if (parse_pair(args[4], func, "strides", strides) < 0 ||
-        parse_pair(args[6], func, "dilation_rate", dilation) < 0 ||
-        parse_padding(args[5], func, &g, &same) < 0)
+    if (parse_pair(args[6], func, "dilation_rate", dilation) < 0)
         goto fail;
-    if (strides[0] < 1 || strides[1] < 1 || dilation[0] < 1 || dilation[1] < 1) {
-        const int bad_strides = strides[0] < 1 || strides[1] < 1;
-        PyErr_Format(PyExc_ValueError, "%s: %s must be >= 1, got (%zd, %zd)", func,
-                     bad_strides ? "strides" : "dilation_rate",
-                     (Py_ssize_t)(bad_strides ? strides : dilation)[0],
-                     (Py_ssize_t)(bad_strides ? strides : dilation)[1]);
+    if (dilation[0] < 1 || dilation[1] < 1) {
+        PyErr_Format(PyExc_ValueError, "%s: dilation_rate must be >= 1, got (%zd, %zd)", func,
+                     (Py_ssize_t)dilation[0], (Py_ssize_t)dilation[1]);
         goto fail;
     }
     g.kh = kd[0];
     g.kw = kd[1];
-    g.sh = strides[0];
-    g.sw = strides[1];
     g.dh = g.kh > 1 ? dilation[0] : 1;
     g.dw = g.kw > 1 ? dilation[1] : 1;
-    if (same >= 0) /* 'valid' or 'same' */
-        g.pt = g.pb = g.pl = g.pr = 0;
-    /* 'same' needs the window's extent: unless it is too large to compute (check_geometry then
-     * says so, for the zero pads left here) */
-    if (same == 1 && (double)(g.kh - 1) * (double)g.dh < 0x1p60 &&
-        (double)(g.kw - 1) * (double)g.dw < 0x1p60) {
-        same_pads(g.H, (g.kh - 1) * g.dh + 1, g.sh, &g.pt, &g.pb);
-        same_pads(g.W, (g.kw - 1) * g.dw + 1, g.sw, &g.pl, &g.pr);
-    }
-    if (check_geometry(&g, func, 0) < 0 ||
+    if (place_window(&g, args[4], args[5], 0, func) < 0 ||
         (x = bnpy_input_array(args[1], typenum, func, "x")) == NULL ||
         (kernel = bnpy_input_array(args[2], typenum, func, "kernel")) == NULL ||
         (args[3] != Py_None && (bias = bnpy_input_array(args[3], typenum, func, "bias")) == NULL))

@@ -147,7 +147,53 @@ fail:
     return result;
 }
 
+/* pool2d_setup(caller, x, pool_size, strides, padding, channels_first)
+ *   -> (x, (ph, pw, sh, sw, pad_top, pad_bottom, pad_left, pad_right))
+ * Every argument of a 2-D pooling as bnpy.ops.conv takes it, checked here and only here: x
+ * (N, H, W, C) or (N, C, H, W) float32/float64, pool_size and strides an int or a pair >= 1
+ * (strides None: pool_size), padding 'valid' or 'same'; errors name `caller`. x comes back
+ * C-contiguous, copied only once everything has passed. */
+static PyObject *py_pool2d_setup(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *result = NULL;
+    PyArrayObject *xv = NULL, *x = NULL; /* x as given (checked first), then converted */
+    geometry g;
+    npy_intp window[2];
+    int cf;
+    if (bnpy_check_nargs(nargs, 6, 6, "pool2d_setup") < 0)
+        return NULL;
+    const char *func = PyUnicode_Check(args[0]) ? PyUnicode_AsUTF8(args[0]) : NULL;
+    if (func == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "pool2d_setup: caller must be a str");
+        return NULL;
+    }
+    if ((xv = view_with_rank(args[1], -1, 4, func, "x", "(N, H, W, C) or (N, C, H, W)")) == NULL ||
+        bnpy_parse_flag(args[5], func, "channels_first", &cf) < 0 ||
+        parse_pair(args[2], func, "pool_size", window) < 0)
+        goto fail;
+    if (window[0] < 1 || window[1] < 1) { /* before strides, which default to it */
+        PyErr_Format(PyExc_ValueError, "%s: pool_size must be >= 1, got (%zd, %zd)", func,
+                     (Py_ssize_t)window[0], (Py_ssize_t)window[1]);
+        goto fail;
+    }
+    shape_from_dims(&g, PyArray_DIMS(xv), cf);
+    g.kh = window[0];
+    g.kw = window[1];
+    g.dh = g.dw = 1;
+    if (place_window(&g, args[3], args[4], 1, func) < 0 ||
+        (x = bnpy_input_array(args[1], -1, func, "x")) == NULL)
+        goto fail;
+    result = Py_BuildValue("O(nnnnnnnn)", x, g.kh, g.kw, g.sh, g.sw, g.pt, g.pb, g.pl, g.pr);
+fail:
+    bnpy_release(2, (PyObject *)xv, (PyObject *)x);
+    return result;
+}
+
 PyMethodDef bnpy_pool_methods[] = {
+    {"pool2d_setup", (PyCFunction)(void (*)(void))py_pool2d_setup, METH_FASTCALL,
+     "pool2d_setup(caller, x, pool_size, strides, padding, channels_first, /)\n--\n\n"
+     "Every argument of a 2-D pooling checked once (errors name caller): (x, geometry)."},
     {"max_pool2d", (PyCFunction)(void (*)(void))py_max_pool2d, METH_FASTCALL,
      "max_pool2d(x, ph, pw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first, "
      "/)\n--\n\n"

@@ -264,6 +264,95 @@ static inline int parse_pair(PyObject *obj, const char *func, const char *arg, n
     return 0;
 }
 
+/* TensorFlow's 'same' padding along one axis of n cells, window extent k, stride s: (before, after)
+ * with out = ceil(n / s) and before = total // 2 of total = max((out - 1)*s + k - n, 0). */
+static inline void same_pads(npy_intp n, npy_intp k, npy_intp s, npy_intp *before, npy_intp *after)
+{
+    const npy_intp out = n / s + (n % s != 0);
+    const npy_intp total = (out - 1) * s + k - n > 0 ? (out - 1) * s + k - n : 0;
+    *before = total / 2;
+    *after = total - total / 2;
+}
+
+/* The padding argument: 'valid' or 'same' (any case) into *mode (0 or 1, the pads then computed
+ * by the caller), or, when explicit_ok, ((top, bottom), (left, right)) of ints into g's pads
+ * (*mode = -1). */
+static inline int parse_padding(PyObject *obj, int explicit_ok, const char *func, geometry *g,
+                                int *mode)
+{
+    if (PyUnicode_Check(obj)) {
+        PyObject *lower = PyObject_CallMethod(obj, "lower", NULL);
+        if (lower == NULL)
+            return -1;
+        *mode = PyUnicode_CompareWithASCIIString(lower, "valid") == 0  ? 0
+                : PyUnicode_CompareWithASCIIString(lower, "same") == 0 ? 1
+                                                                       : -2;
+        Py_DECREF(lower);
+    } else if (explicit_ok) {
+        PyObject *rows = NULL, *cols = NULL;
+        npy_intp p[2][2];
+        *mode = -2;
+        /* two pairs: each row a sequence itself (an int would pass parse_pair as (v, v)) */
+        if (PySequence_Check(obj) && !PyUnicode_Check(obj) && PySequence_Size(obj) == 2 &&
+            (rows = PySequence_GetItem(obj, 0)) != NULL && PySequence_Check(rows) &&
+            (cols = PySequence_GetItem(obj, 1)) != NULL && PySequence_Check(cols) &&
+            parse_pair(rows, func, "padding", p[0]) == 0 &&
+            parse_pair(cols, func, "padding", p[1]) == 0) {
+            g->pt = p[0][0];
+            g->pb = p[0][1];
+            g->pl = p[1][0];
+            g->pr = p[1][1];
+            *mode = -1;
+        }
+        bnpy_release(2, rows, cols);
+        if (*mode == -2 && PyErr_Occurred() && PyErr_ExceptionMatches(PyExc_ValueError))
+            return -1; /* a pad beyond Py_ssize_t: parse_pair said so */
+    } else {
+        *mode = -2;
+    }
+    if (*mode != -2)
+        return 0;
+    PyErr_Clear();
+    PyErr_Format(PyExc_ValueError, "%s: padding must be %s, got %.200R", func,
+                 explicit_ok ? "'valid', 'same' or ((top, bottom), (left, right))"
+                             : "'valid' or 'same'",
+                 obj);
+    return -1;
+}
+
+/* Places a window whose size (kh, kw and the dilation dh, dw) is set in g over g's image, from
+ * the arguments as Keras gives them: strides an int or a pair >= 1 (None, for pooling: the
+ * window's size), padding 'valid', 'same' (TensorFlow's rule over the window's extent) or, for a
+ * convolution (pool == 0), ((top, bottom), (left, right)); then check_geometry. 0, or -1 with an
+ * error naming func. */
+static inline int place_window(geometry *g, PyObject *strides_obj, PyObject *padding_obj, int pool,
+                               const char *func)
+{
+    npy_intp strides[2] = {g->kh, g->kw};
+    int mode;
+    if ((strides_obj != Py_None || !pool) && parse_pair(strides_obj, func, "strides", strides) < 0)
+        return -1;
+    if (parse_padding(padding_obj, !pool, func, g, &mode) < 0)
+        return -1;
+    if (strides[0] < 1 || strides[1] < 1) {
+        PyErr_Format(PyExc_ValueError, "%s: strides must be >= 1, got (%zd, %zd)", func,
+                     (Py_ssize_t)strides[0], (Py_ssize_t)strides[1]);
+        return -1;
+    }
+    g->sh = strides[0];
+    g->sw = strides[1];
+    if (mode >= 0) /* 'valid' or 'same' */
+        g->pt = g->pb = g->pl = g->pr = 0;
+    /* 'same' needs the window's extent: unless it is too large to compute (check_geometry then
+     * says so, for the zero pads left here) */
+    if (mode == 1 && (double)(g->kh - 1) * (double)g->dh < 0x1p60 &&
+        (double)(g->kw - 1) * (double)g->dw < 0x1p60) {
+        same_pads(g->H, (g->kh - 1) * g->dh + 1, g->sh, &g->pt, &g->pb);
+        same_pads(g->W, (g->kw - 1) * g->dw + 1, g->sw, &g->pl, &g->pr);
+    }
+    return check_geometry(g, func, pool);
+}
+
 static inline int check_size(double elements, const char *func, const char *what)
 {
     if (elements * 8.0 >= (double)NPY_MAX_INTP) {

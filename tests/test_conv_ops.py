@@ -772,3 +772,33 @@ def test_conv2d_checks_a_huge_view_before_copying_it():
         ops.conv2d(huge, np.zeros((3, 3, 2, 8), np.float32))
     with pytest.raises(ValueError, match="conv2d_forward: bias must have shape"):
         ops.conv2d_forward(huge, np.zeros((3, 3, 2**14, 8), np.float32), huge[0, 0, 0])
+
+
+def test_pool2d_setup_resolves_the_keras_arguments_in_c():
+    """Pooling's arguments are checked and resolved once, by _core.pool2d_setup: pool_size and
+    strides as an int or a pair (strides None: pool_size), 'same' padding by TF's rule, errors
+    naming the caller, and a huge view refused before it is copied."""
+    x = np.zeros((2, 7, 5, 3), np.float32)
+    for pool, strides in [(2, None), ((3, 2), 1), (np.array([2, 3]), (3, 2))]:
+        ph, pw = np.broadcast_to(pool, 2)
+        sh, sw = (ph, pw) if strides is None else np.broadcast_to(strides, 2)
+        xs, geometry = bnpy._core.pool2d_setup("caller", x, pool, strides, "Same", False)
+        _, top, bottom = _tf_same(7, ph, sh)
+        _, left, right = _tf_same(5, pw, sw)
+        assert xs is x and geometry == (ph, pw, sh, sw, top, bottom, left, right)
+    huge = np.lib.stride_tricks.as_strided(
+        np.zeros(1, np.float32), shape=(2**14, 2**14, 2**14, 2**14), strides=(0, 0, 0, 0)
+    )
+    cases = [
+        (dict(padding=((0, 0), (0, 0))), ValueError, "caller: padding must be 'valid' or 'same'"),
+        (dict(pool_size=(0, 2)), ValueError, r"caller: pool_size must be >= 1, got \(0, 2\)"),
+        (dict(strides=(1, 2, 3)), TypeError, "caller: strides must be an int or a pair of ints"),
+        (dict(x=huge, padding="full"), ValueError, "caller: padding must be"),
+        (dict(x=x[0]), ValueError, "caller: x must be a 4-D array"),
+    ]
+    for change, exc, message in cases:
+        args = dict(caller="caller", x=x, pool_size=2, strides=None, padding="valid")
+        args.update(channels_first=False)
+        args.update(change)
+        with pytest.raises(exc, match=message):
+            bnpy._core.pool2d_setup(*args.values())

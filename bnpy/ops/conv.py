@@ -66,50 +66,21 @@ _DIRECT_MAX_CIN = 16
 
 
 # ---- argument checking ----------------------------------------------------------------------------
+# The forwards' arguments are checked once, in C (_core.conv2d_setup, _core.pool2d_setup); here only
+# the data_format name (the C functions take a channels_first flag) and the backwards' dy against
+# the context of their forward.
 
 
-def _float_array(a, func, name, dtype=None, ndim=None):
-    """`a` as an ndarray of float32/float64 (the dtype of the call, if given), any strides."""
+def _float_array(a, func, name, dtype):
+    """`a` as an ndarray of float32/float64 of the forward's dtype, any strides."""
     arr = a if isinstance(a, np.ndarray) else np.asarray(a)
     if arr.dtype not in (np.float32, np.float64):
         raise TypeError("{}: {} must be float32 or float64, got {}".format(func, name, arr.dtype))
-    if dtype is not None and arr.dtype != dtype:
+    if arr.dtype != dtype:
         raise TypeError(
             "{}: {} must be {} like x, got {}".format(func, name, np.dtype(dtype).name, arr.dtype)
         )
-    if ndim is not None and arr.ndim != ndim:
-        raise ValueError(
-            "{}: {} must be a {}-D array, got shape {}".format(func, name, ndim, arr.shape)
-        )
     return arr
-
-
-# Pooling's window sizes and strides beyond this are refused in Python: the C glue parses them as
-# Py_ssize_t, and no real geometry comes near it.
-_MAX_GEOMETRY = 2**62
-
-
-def _pair(value, func, name):
-    """An int or a pair of ints, as a tuple of two ints >= 1."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        value = (value, value)
-    try:
-        pair = tuple(value) if len(value) == 2 else None  # len first: never iterate a huge array
-    except TypeError:
-        pair = None
-    if (
-        pair is None
-        or len(pair) != 2
-        or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair)
-    ):
-        raise TypeError(
-            "{}: {} must be an int or a pair of ints, got {!r}".format(func, name, value)
-        )
-    if pair[0] < 1 or pair[1] < 1:
-        raise ValueError("{}: {} must be >= 1, got {!r}".format(func, name, pair))
-    if pair[0] > _MAX_GEOMETRY or pair[1] > _MAX_GEOMETRY:
-        raise ValueError("{}: {} is too large, got {!r}".format(func, name, pair))
-    return int(pair[0]), int(pair[1])
 
 
 def _channels_first(data_format, func):
@@ -122,32 +93,6 @@ def _channels_first(data_format, func):
             func, data_format
         )
     )
-
-
-def _same_pads(n, k, s):
-    """TensorFlow's 'same' padding along one axis: (before, after)."""
-    out = -(-n // s)
-    total = max((out - 1) * s + k - n, 0)
-    return total // 2, total - total // 2
-
-
-def _pads(padding, size, window, strides, func):
-    """((top, bottom), (left, right)) for pooling's 'valid' or 'same' (convolutions: in C)."""
-    mode = padding.lower() if isinstance(padding, str) else None
-    if mode == "valid":
-        return (0, 0), (0, 0)
-    if mode == "same":
-        return (
-            _same_pads(size[0], window[0], strides[0]),
-            _same_pads(size[1], window[1], strides[1]),
-        )
-    raise ValueError("{}: padding must be 'valid' or 'same', got {!r}".format(func, padding))
-
-
-def _image(x, func, channels_first, dtype=None):
-    x = _float_array(x, func, "x", dtype, ndim=4)
-    n, a, b, c = x.shape
-    return x, ((n, b, c, a) if channels_first else (n, a, b, c))  # (N, H, W, C)
 
 
 # ---- convolution ------------------------------------------------------------------------------------
@@ -382,18 +327,10 @@ class Pool2DContext:
 
 
 def _pool_setup(x, pool_size, strides, padding, data_format, func):
+    """Every argument checked once, by _core.pool2d_setup (errors name func)."""
     cf = _channels_first(data_format, func)
-    x, (n, h, w, c) = _image(x, func, cf)
-    ph, pw = _pair(pool_size, func, "pool_size")
-    sh, sw = (ph, pw) if strides is None else _pair(strides, func, "strides")
-    (pt, pb), (pl, pr) = _pads(padding, (h, w), (ph, pw), (sh, sw), func)
-    if h + pt + pb < ph or w + pl + pr < pw:
-        raise ValueError(
-            "{}: pool_size ({}, {}) is larger than the padded input ({}, {})".format(
-                func, ph, pw, h + pt + pb, w + pl + pr
-            )
-        )
-    return x, cf, (ph, pw, sh, sw, pt, pb, pl, pr)
+    x, geometry = _core.pool2d_setup(func, x, pool_size, strides, padding, cf)
+    return x, cf, geometry
 
 
 def _pool_forward(kind, x, pool_size, strides, padding, data_format):

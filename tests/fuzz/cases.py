@@ -813,6 +813,13 @@ def build_ops_pool(rng, api, kind, which):
     )
 
 
+def build_pool2d_setup(rng, api):
+    # the arguments of a pooling as ops.conv passes them on (the forward's case, unwrapped)
+    x, pool, strides, padding, fmt = build_ops_pool(rng, api, "max", "forward").args
+    args = ["max_pool2d_forward", x, pool, strides, padding, fmt == "channels_first"]
+    return Case("_core.pool2d_setup", _core.pool2d_setup, args)
+
+
 def build_threads(rng, api):
     value = int(rng.choice([1, 2, 1, 2, 0, -1, 5000])) if rng.random() < 0.8 else junk(rng)
     fn = _core.set_num_threads if api == "core" else bnpy.set_num_threads
@@ -843,6 +850,7 @@ BUILDERS = [
     ("ops", lambda rng, api: build_ghost(rng, api, backward=True)),
     ("core", build_im2col),
     ("core", build_conv2d_setup),
+    ("core", build_pool2d_setup),
     ("core", build_col2im),
     ("core", build_add_bias_rows),
     ("core", build_sum_rows),
@@ -899,6 +907,7 @@ COVERED = {
     "batch_norm_backward_apply",
     "im2col",
     "conv2d_setup",
+    "pool2d_setup",
     "col2im",
     "add_bias_rows",
     "sum_rows",

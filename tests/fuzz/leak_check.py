@@ -478,6 +478,19 @@ def entry_points():
                 ),
             ],
         ),
+        "pool2d_setup": (
+            [
+                lambda: _core.pool2d_setup("max_pool2d_forward", a["x32"], 2, None, "same", False),
+                lambda: _core.pool2d_setup("avg", a["x32_strided"], (3, 2), 1, "valid", True),
+            ],
+            [
+                (TypeError, lambda: _core.pool2d_setup("f", a["ints"], 2, None, "valid", False)),
+                (ValueError, lambda: _core.pool2d_setup("f", a["x32"], 0, None, "valid", False)),
+                (TypeError, lambda: _core.pool2d_setup("f", a["x32"], 2, 1.5, "valid", False)),
+                (ValueError, lambda: _core.pool2d_setup("f", a["x32"], 2, None, "full", False)),
+                (ValueError, lambda: _core.pool2d_setup("f", a["x32"], 9, None, "valid", False)),
+            ],
+        ),
         "add_bias_rows": (
             [lambda: _core.add_bias_rows(a["rows64"], a["bias3_64"])],
             [
