@@ -207,14 +207,9 @@ static PyObject *py_conv2d_setup(PyObject *module, PyObject *const *args, Py_ssi
     geometry g;
     npy_intp dilation[2];
     int typenum, cf;
-    if (bnpy_check_nargs(nargs, 8, 8, "conv2d_setup") < 0)
+    const char *func = parse_caller(args, nargs, 8, "conv2d_setup");
+    if (func == NULL)
         return NULL;
-    const char *func = PyUnicode_Check(args[0]) ? PyUnicode_AsUTF8(args[0]) : NULL;
-    if (func == NULL) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_TypeError, "conv2d_setup: caller must be a str");
-        return NULL;
-    }
     if ((typenum = bnpy_call_typenum(args + 1, names, 3, func)) < 0 ||
         (xv = view_with_rank(args[1], typenum, 4, func, "x", "(N, H, W, C) or (N, C, H, W)")) ==
             NULL ||

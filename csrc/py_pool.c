@@ -160,14 +160,9 @@ static PyObject *py_pool2d_setup(PyObject *module, PyObject *const *args, Py_ssi
     geometry g;
     npy_intp window[2];
     int cf;
-    if (bnpy_check_nargs(nargs, 6, 6, "pool2d_setup") < 0)
+    const char *func = parse_caller(args, nargs, 6, "pool2d_setup");
+    if (func == NULL)
         return NULL;
-    const char *func = PyUnicode_Check(args[0]) ? PyUnicode_AsUTF8(args[0]) : NULL;
-    if (func == NULL) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_TypeError, "pool2d_setup: caller must be a str");
-        return NULL;
-    }
     if ((xv = view_with_rank(args[1], -1, 4, func, "x", "(N, H, W, C) or (N, C, H, W)")) == NULL ||
         bnpy_parse_flag(args[5], func, "channels_first", &cf) < 0 ||
         parse_pair(args[2], func, "pool_size", window) < 0)
@@ -190,21 +185,23 @@ fail:
     return result;
 }
 
+/* The signature line of both forwards' docstrings. */
+#define POOL_FORWARD_ARGS                                                                          \
+    "(x, ph, pw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first, /)\n--\n\n"
+
 PyMethodDef bnpy_pool_methods[] = {
     {"pool2d_setup", (PyCFunction)(void (*)(void))py_pool2d_setup, METH_FASTCALL,
      "pool2d_setup(caller, x, pool_size, strides, padding, channels_first, /)\n--\n\n"
      "Every argument of a 2-D pooling checked once (errors name caller): (x, geometry)."},
     {"max_pool2d", (PyCFunction)(void (*)(void))py_max_pool2d, METH_FASTCALL,
-     "max_pool2d(x, ph, pw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first, "
-     "/)\n--\n\n"
+     "max_pool2d" POOL_FORWARD_ARGS
      "(y, argmax): window maxima over the real cells and the plane index h*W + w of the first "
      "maximum."},
     {"max_pool2d_backward", (PyCFunction)(void (*)(void))py_max_pool2d_backward, METH_FASTCALL,
      "max_pool2d_backward(dy, argmax, x_shape, channels_first, /)\n--\n\ndx: dy added to each "
      "argmax cell."},
     {"avg_pool2d", (PyCFunction)(void (*)(void))py_avg_pool2d, METH_FASTCALL,
-     "avg_pool2d(x, ph, pw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first, "
-     "/)\n--\n\n"
+     "avg_pool2d" POOL_FORWARD_ARGS
      "Window means over the real cells (TensorFlow's 'same' average pooling)."},
     {"avg_pool2d_backward", (PyCFunction)(void (*)(void))py_avg_pool2d_backward, METH_FASTCALL,
      "avg_pool2d_backward(dy, x_shape, ph, pw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, "

@@ -353,6 +353,20 @@ static inline int place_window(geometry *g, PyObject *strides_obj, PyObject *pad
     return check_geometry(g, func, pool);
 }
 
+/* The head of a *_setup call (conv2d_setup, pool2d_setup): exactly n arguments, the first the
+ * public function's name, which every error of the call names. That name, or NULL with
+ * TypeError. */
+static inline const char *parse_caller(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t n,
+                                       const char *setup)
+{
+    if (bnpy_check_nargs(nargs, n, n, setup) < 0)
+        return NULL;
+    const char *func = PyUnicode_Check(args[0]) ? PyUnicode_AsUTF8(args[0]) : NULL;
+    if (func == NULL && !PyErr_Occurred())
+        PyErr_Format(PyExc_TypeError, "%s: caller must be a str", setup);
+    return func;
+}
+
 static inline int check_size(double elements, const char *func, const char *what)
 {
     if (elements * 8.0 >= (double)NPY_MAX_INTP) {
