@@ -207,22 +207,22 @@ def conv2d_direct_dkernel(
 # ---- FFT convolution (csrc/conv_fft.c, csrc/py_conv_fft.c); used by bnpy.ops._conv_fft ----
 
 def fft_spectrum(
-    a: _np.ndarray, P_h: int, P_w: int, shift_h: int, shift_w: int, /
-) -> _np.ndarray: ...
+    a: np.ndarray, P_h: int, P_w: int, shift_h: int, shift_w: int, /
+) -> np.ndarray: ...
 def conv2d_fft_forward(
-    xspec: _np.ndarray,
-    kspec: _np.ndarray,
-    bias: _np.ndarray | None,
+    xspec: np.ndarray,
+    kspec: np.ndarray,
+    bias: np.ndarray | None,
     N: int,
     Cout: int,
     out_h: int,
     out_w: int,
     P_w: int,
     /,
-) -> _np.ndarray: ...
+) -> np.ndarray: ...
 def conv2d_fft_dkernel(
-    dy: _np.ndarray,
-    xspec: _np.ndarray,
+    dy: np.ndarray,
+    xspec: np.ndarray,
     Cin: int,
     kh: int,
     kw: int,
@@ -230,10 +230,10 @@ def conv2d_fft_dkernel(
     pad_left: int,
     P_w: int,
     /,
-) -> _np.ndarray: ...
+) -> np.ndarray: ...
 def conv2d_fft_dinput(
-    dy: _np.ndarray, ktspec: _np.ndarray, Cin: int, H: int, W: int, P_w: int, /
-) -> _np.ndarray: ...
+    dy: np.ndarray, ktspec: np.ndarray, Cin: int, H: int, W: int, P_w: int, /
+) -> np.ndarray: ...
 
 # ---- image warps (csrc/affine.c, csrc/py_image.c); documented in bnpy.ops.image ----
 
