@@ -340,8 +340,9 @@ int bnpy_parse_axis(PyObject *obj, int ndim, const char *func, int *axis)
     return 0;
 }
 
-int bnpy_parse_real(PyObject *obj, double lo, double hi, const char *func, const char *arg,
-                    double *out)
+/* A real number in [lo, hi], infinite only when allow_inf (see bnpy_parse_real, bnpy_parse_bound). */
+static int parse_number(PyObject *obj, double lo, double hi, int allow_inf, const char *func,
+                        const char *arg, double *out)
 {
     double v = PyBool_Check(obj) ? -1.0 : PyFloat_AsDouble(obj);
     if (PyBool_Check(obj) || (v == -1.0 && PyErr_Occurred())) {
@@ -350,12 +351,12 @@ int bnpy_parse_real(PyObject *obj, double lo, double hi, const char *func, const
                      Py_TYPE(obj)->tp_name);
         return -1;
     }
-    if (!(v >= lo && v <= hi && isfinite(v))) {
+    if (!(v >= lo && v <= hi && (allow_inf || isfinite(v)))) {
         PyObject *lo_obj = PyFloat_FromDouble(lo), *hi_obj = PyFloat_FromDouble(hi);
         if (lo_obj != NULL && hi_obj != NULL) {
             if (isinf(hi))
-                PyErr_Format(PyExc_ValueError, "%s: %s must be a finite number >= %R, got %R", func,
-                             arg, lo_obj, obj);
+                PyErr_Format(PyExc_ValueError, "%s: %s must be a %snumber >= %R, got %R", func, arg,
+                             allow_inf ? "" : "finite ", lo_obj, obj);
             else
                 PyErr_Format(PyExc_ValueError, "%s: %s must be in [%R, %R], got %R", func, arg,
                              lo_obj, hi_obj, obj);
@@ -365,6 +366,17 @@ int bnpy_parse_real(PyObject *obj, double lo, double hi, const char *func, const
     }
     *out = v;
     return 0;
+}
+
+int bnpy_parse_real(PyObject *obj, double lo, double hi, const char *func, const char *arg,
+                    double *out)
+{
+    return parse_number(obj, lo, hi, 0, func, arg, out);
+}
+
+int bnpy_parse_bound(PyObject *obj, double lo, const char *func, const char *arg, double *out)
+{
+    return parse_number(obj, lo, INFINITY, 1, func, arg, out);
 }
 
 void bnpy_split_at_axis(PyArrayObject *a, int axis, npy_intp *outer, npy_intp *channels,
@@ -381,16 +393,29 @@ void bnpy_split_at_axis(PyArrayObject *a, int axis, npy_intp *outer, npy_intp *c
 }
 
 int bnpy_channel_call(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t n_args,
-                      const char *const *names, int n_arrays, const char *func,
+                      const char *const *names, int n_arrays, int axis_index, const char *func,
                       bnpy_channel_layout *layout, PyArrayObject **x)
 {
     if (bnpy_check_nargs(nargs, n_args, n_args, func) < 0 ||
         (layout->typenum = bnpy_call_typenum(args, names, n_arrays, func)) < 0 ||
         (*x = bnpy_data_input(args[0], layout->typenum, func, names[0])) == NULL ||
-        bnpy_parse_axis(args[n_args - 3], PyArray_NDIM(*x), func, &layout->axis) < 0)
+        bnpy_parse_axis(args[axis_index], PyArray_NDIM(*x), func, &layout->axis) < 0)
         return -1;
     bnpy_split_at_axis(*x, layout->axis, &layout->outer, &layout->channels, &layout->inner);
-    return bnpy_parse_real(args[n_args - 2], 0.0, INFINITY, func, "epsilon", &layout->epsilon);
+    return bnpy_parse_real(args[axis_index + 1], 0.0, INFINITY, func, "epsilon", &layout->epsilon);
+}
+
+int bnpy_check_same_shape(PyArrayObject *a, const char *arg, PyArrayObject *like,
+                          const char *like_arg, const char *func)
+{
+    if (PyArray_SAMESHAPE(a, like))
+        return 0;
+    PyObject *a_shape = bnpy_shape_tuple(a), *like_shape = bnpy_shape_tuple(like);
+    if (a_shape != NULL && like_shape != NULL)
+        PyErr_Format(PyExc_ValueError, "%s: %s must have the shape of %s %R, got shape %R", func,
+                     arg, like_arg, like_shape, a_shape);
+    bnpy_release(2, a_shape, like_shape);
+    return -1;
 }
 
 /* One per-channel vector (see bnpy_channel_vectors). */

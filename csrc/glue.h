@@ -134,6 +134,10 @@ int bnpy_parse_axis(PyObject *obj, int ndim, const char *func, int *axis);
 int bnpy_parse_real(PyObject *obj, double lo, double hi, const char *func, const char *arg,
                     double *out);
 
+/* A number >= lo that may be infinite (an open-ended bound, as a clip limit) into *out. NaN is
+ * rejected. TypeError for a non-number (or a bool), ValueError below lo. */
+int bnpy_parse_bound(PyObject *obj, double lo, const char *func, const char *arg, double *out);
+
 /* The (outer, channels, inner) view of a C-contiguous array around axis: outer is the product of
  * the dims before axis, inner that of the dims after it. */
 void bnpy_split_at_axis(PyArrayObject *a, int axis, npy_intp *outer, npy_intp *channels,
@@ -148,14 +152,18 @@ typedef struct {
 } bnpy_channel_layout;
 
 /* The head of a per-channel call taking exactly n_args arguments whose float arrays are
- * args[0..n_arrays) (named names[i]) and whose last two scalars are args[n_args - 3] the axis and
- * args[n_args - 2] epsilon (a finite number >= 0), before out: the count checked, the dtype
- * (bnpy_call_typenum), args[0] converted by bnpy_data_input into *x, the axis, the split around
- * it and epsilon. 0, or -1 with an error (*x, if set, stays for the caller's release; it must
- * start NULL). */
+ * args[0..n_arrays) (named names[i]) and whose channel axis and epsilon (a finite number >= 0) are
+ * args[axis_index] and args[axis_index + 1]: the count checked, the dtype (bnpy_call_typenum),
+ * args[0] converted by bnpy_data_input into *x, the axis, the split around it and epsilon. 0, or
+ * -1 with an error (*x, if set, stays for the caller's release; it must start NULL). */
 int bnpy_channel_call(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t n_args,
-                      const char *const *names, int n_arrays, const char *func,
+                      const char *const *names, int n_arrays, int axis_index, const char *func,
                       bnpy_channel_layout *layout, PyArrayObject **x);
+
+/* 0 if a (named arg) has the shape of like (named like_arg), else ValueError "func: x must have the
+ * shape of dy (4, 3), got shape (2, 3)" and -1. */
+int bnpy_check_same_shape(PyArrayObject *a, const char *arg, PyArrayObject *like,
+                          const char *like_arg, const char *func);
 
 /* Per-channel vectors: objs[i] (named names[i]) converted to a (channels,) array of typenum, for
  * i in [0, n), into the n PyArrayObject * variables whose addresses follow (`&gamma, &beta`);

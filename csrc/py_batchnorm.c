@@ -25,7 +25,7 @@ static PyObject *forward_common(PyObject *const *args, Py_ssize_t nargs, const c
     const int n_arrays = training ? 3 : 5; /* training computes mean and var */
     int rc;
 
-    if (bnpy_channel_call(args, nargs, n_arrays + 3, names, n_arrays, func, &L, &x) < 0 ||
+    if (bnpy_channel_call(args, nargs, n_arrays + 3, names, n_arrays, n_arrays, func, &L, &x) < 0 ||
         bnpy_channel_vectors(args + 1, names + 1, n_arrays - 1, 0x3, L.typenum, L.channels, func,
                              &gamma, &beta, &mean, &var) < 0)
         goto fail;
@@ -88,17 +88,11 @@ static PyObject *backward_common(PyObject *const *args, Py_ssize_t nargs, const 
     int rc;
 
     /* the layout comes from dy, which x must match */
-    if (bnpy_channel_call(args, nargs, 8, names, 5, func, &L, &dy) < 0 ||
+    if (bnpy_channel_call(args, nargs, 8, names, 5, 5, func, &L, &dy) < 0 ||
         (x = bnpy_data_input(args[1], L.typenum, func, "x")) == NULL)
         goto fail;
-    if (!PyArray_SAMESHAPE(x, dy)) {
-        PyObject *xs = bnpy_shape_tuple(x), *ds = bnpy_shape_tuple(dy);
-        if (xs != NULL && ds != NULL)
-            PyErr_Format(PyExc_ValueError, "%s: x must have the shape of dy %R, got shape %R", func,
-                         ds, xs);
-        bnpy_release(2, xs, ds);
+    if (bnpy_check_same_shape(x, "x", dy, "dy", func) < 0)
         goto fail;
-    }
     if (bnpy_channel_vectors(args + 2, names + 2, 3, 0x1, L.typenum, L.channels, func, &gamma,
                              &mean, &var) < 0 ||
         (dx = bnpy_output_like(args[7], x, (PyArrayObject *const[]){dy, x, gamma, mean, var}, names,
