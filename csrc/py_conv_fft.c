@@ -139,19 +139,14 @@ static PyObject *py_fft_spectrum(PyObject *module, PyObject *const *args, Py_ssi
     if (check_fits(R, C, P_h, P_w, func, "a's planes") < 0)
         goto fail;
     npy_intp dims[6] = {B, lane_blocks(L), P_h, P_w / 2 + 1, 2, LANES};
-    spec = (PyArrayObject *)PyArray_EMPTY(6, dims, NPY_FLOAT, 0);
-    if (spec == NULL)
+    if ((spec = (PyArrayObject *)PyArray_EMPTY(6, dims, NPY_FLOAT, 0)) == NULL)
         goto fail;
     Py_BEGIN_ALLOW_THREADS
     rc = bnpy_fft_spectrum_f32(PyArray_DATA(spec), PyArray_DATA(a), B, R, C, L, P_h, P_w,
                                shift_h % P_h, shift_w % P_w);
     Py_END_ALLOW_THREADS
-    if (rc < 0) {
-        PyErr_NoMemory();
-        goto fail;
-    }
-    result = (PyObject *)spec;
-    spec = NULL;
+    if (bnpy_kernel_status(rc) == 0)
+        result = bnpy_take(&spec);
 fail:
     bnpy_release(2, (PyObject *)a, (PyObject *)spec);
     return result;
@@ -196,20 +191,15 @@ static PyObject *py_conv2d_fft_forward(PyObject *module, PyObject *const *args, 
         }
     }
     npy_intp dims[4] = {N, out_h, out_w, Cout};
-    y = (PyArrayObject *)PyArray_EMPTY(4, dims, NPY_FLOAT, 0);
-    if (y == NULL)
+    if ((y = (PyArrayObject *)PyArray_EMPTY(4, dims, NPY_FLOAT, 0)) == NULL)
         goto fail;
     Py_BEGIN_ALLOW_THREADS
     rc = bnpy_conv2d_fft_forward_f32(PyArray_DATA(y), PyArray_DATA(xspec), PyArray_DATA(kspec),
                                      bias ? PyArray_DATA(bias) : NULL, N, Cin, Cout, out_h, out_w,
                                      P_h, P_w);
     Py_END_ALLOW_THREADS
-    if (rc < 0) {
-        PyErr_NoMemory();
-        goto fail;
-    }
-    result = (PyObject *)y;
-    y = NULL;
+    if (bnpy_kernel_status(rc) == 0)
+        result = bnpy_take(&y);
 fail:
     bnpy_release(4, (PyObject *)xspec, (PyObject *)kspec, (PyObject *)bias, (PyObject *)y);
     return result;
@@ -241,20 +231,15 @@ static PyObject *py_conv2d_fft_dkernel(PyObject *module, PyObject *const *args, 
         check_fits(kh, kw, P_h, P_w, func, "the kernel's planes") < 0)
         goto fail;
     npy_intp dims[4] = {kh, kw, Cin, Cout};
-    dk = (PyArrayObject *)PyArray_EMPTY(4, dims, NPY_FLOAT, 0);
-    if (dk == NULL)
+    if ((dk = (PyArrayObject *)PyArray_EMPTY(4, dims, NPY_FLOAT, 0)) == NULL)
         goto fail;
     Py_BEGIN_ALLOW_THREADS
     rc = bnpy_conv2d_fft_dkernel_f32(PyArray_DATA(dk), PyArray_DATA(dy), PyArray_DATA(xspec), N,
                                      Cin, Cout, out_h, out_w, kh, kw, pad_top % P_h, pad_left % P_w,
                                      P_h, P_w);
     Py_END_ALLOW_THREADS
-    if (rc < 0) {
-        PyErr_NoMemory();
-        goto fail;
-    }
-    result = (PyObject *)dk;
-    dk = NULL;
+    if (bnpy_kernel_status(rc) == 0)
+        result = bnpy_take(&dk);
 fail:
     bnpy_release(3, (PyObject *)dy, (PyObject *)xspec, (PyObject *)dk);
     return result;
@@ -283,19 +268,14 @@ static PyObject *py_conv2d_fft_dinput(PyObject *module, PyObject *const *args, P
         check_fits(H, W, P_h, P_w, func, "x's planes") < 0)
         goto fail;
     npy_intp dims[4] = {N, H, W, Cin};
-    dx = (PyArrayObject *)PyArray_EMPTY(4, dims, NPY_FLOAT, 0);
-    if (dx == NULL)
+    if ((dx = (PyArrayObject *)PyArray_EMPTY(4, dims, NPY_FLOAT, 0)) == NULL)
         goto fail;
     Py_BEGIN_ALLOW_THREADS
     rc = bnpy_conv2d_fft_dinput_f32(PyArray_DATA(dx), PyArray_DATA(dy), PyArray_DATA(ktspec), N,
                                     Cin, Cout, H, W, out_h, out_w, P_h, P_w);
     Py_END_ALLOW_THREADS
-    if (rc < 0) {
-        PyErr_NoMemory();
-        goto fail;
-    }
-    result = (PyObject *)dx;
-    dx = NULL;
+    if (bnpy_kernel_status(rc) == 0)
+        result = bnpy_take(&dx);
 fail:
     bnpy_release(3, (PyObject *)dy, (PyObject *)ktspec, (PyObject *)dx);
     return result;
