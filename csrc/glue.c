@@ -56,7 +56,8 @@ static const char *float_name(int typenum)
     return typenum == NPY_FLOAT ? "float32" : "float64";
 }
 
-int bnpy_check_dtype(PyObject *obj, int typenum, const char *func, const char *arg)
+/* bnpy_check_dtype, inlined into bnpy_input_array (every input of every call passes here). */
+static inline int check_dtype(PyObject *obj, int typenum, const char *func, const char *arg)
 {
     int have = bnpy_float_typenum(obj, func, arg);
     if (have >= 0 && typenum >= 0 && have != typenum && has_own_dtype(obj)) {
@@ -67,9 +68,14 @@ int bnpy_check_dtype(PyObject *obj, int typenum, const char *func, const char *a
     return have;
 }
 
+int bnpy_check_dtype(PyObject *obj, int typenum, const char *func, const char *arg)
+{
+    return check_dtype(obj, typenum, func, arg);
+}
+
 PyArrayObject *bnpy_input_array(PyObject *obj, int typenum, const char *func, const char *arg)
 {
-    int have = bnpy_check_dtype(obj, typenum, func, arg);
+    int have = check_dtype(obj, typenum, func, arg);
     if (have < 0)
         return NULL;
     if (typenum >= 0 && have != typenum) /* a list takes the call's dtype */
