@@ -9,46 +9,7 @@
 
 #include <math.h>
 
-/* ---- small helpers (the batch-norm glue's conventions; py_batchnorm.c keeps its own static
- * copies, which glue.c may take over) -------------------------------------------------------- */
-
-/* The (outer, C, inner) view of x around the channel axis given by obj (an int, negative counts
- * from the end). 0, or -1 with TypeError/ValueError. */
-static int sync_split(PyObject *obj, PyArrayObject *x, const char *func, npy_intp *outer,
-                      npy_intp *channels, npy_intp *inner)
-{
-    Py_ssize_t axis;
-    int ndim = PyArray_NDIM(x);
-    if (bnpy_parse_ssize(obj, func, "axis", &axis) < 0)
-        return -1;
-    if (axis < -ndim || axis >= ndim) {
-        PyErr_Format(PyExc_ValueError, "%s: axis %zd is out of range for an array of rank %d", func,
-                     axis, ndim);
-        return -1;
-    }
-    axis = axis < 0 ? axis + ndim : axis;
-    *outer = *inner = 1;
-    for (int d = 0; d < ndim; d++) {
-        if (d < axis)
-            *outer *= PyArray_DIM(x, d);
-        else if (d > axis)
-            *inner *= PyArray_DIM(x, d);
-    }
-    *channels = PyArray_DIM(x, (int)axis);
-    return 0;
-}
-
-/* An elementwise input (x, dy) of the call's dtype with at least one dimension. */
-static PyArrayObject *sync_main_input(PyObject *obj, int typenum, const char *func, const char *arg)
-{
-    PyArrayObject *a = bnpy_input_array(obj, typenum, func, arg);
-    if (a != NULL && PyArray_NDIM(a) < 1) {
-        PyErr_Format(PyExc_ValueError, "%s: %s must have at least one dimension, got a 0-d array",
-                     func, arg);
-        Py_CLEAR(a);
-    }
-    return a;
-}
+/* ---- small helpers (the shared ones of the batch-norm glue are in glue.c) ------------------- */
 
 /* An array of typenum with exactly the dims given (ndim of them), or None when optional
  * (*out = NULL). 0, or -1 with an error. */
@@ -82,20 +43,7 @@ static int sync_shaped(PyObject *obj, int typenum, int ndim, const npy_intp *dim
 /* A finite real number >= 0 (epsilon, count). */
 static int sync_nonnegative(PyObject *obj, const char *func, const char *arg, double *out)
 {
-    double v = PyBool_Check(obj) ? -1.0 : PyFloat_AsDouble(obj);
-    if (PyBool_Check(obj) || (v == -1.0 && PyErr_Occurred())) {
-        PyErr_Clear();
-        PyErr_Format(PyExc_TypeError, "%s: %s must be a real number, got %.200s", func, arg,
-                     Py_TYPE(obj)->tp_name);
-        return -1;
-    }
-    if (!(v >= 0.0 && isfinite(v))) {
-        PyErr_Format(PyExc_ValueError, "%s: %s must be a finite number >= 0, got %R", func, arg,
-                     obj);
-        return -1;
-    }
-    *out = v;
-    return 0;
+    return bnpy_parse_real(obj, 0.0, INFINITY, func, arg, out);
 }
 
 /* x (and dy when given) converted, of one shape; the (outer, C, inner) split at args[axis_at]. */
@@ -103,19 +51,14 @@ static int sync_inputs(PyObject *const *args, int dy_at, int x_at, int axis_at, 
                        const char *func, PyArrayObject **dy, PyArrayObject **x, npy_intp *outer,
                        npy_intp *channels, npy_intp *inner)
 {
-    if (dy_at >= 0 && (*dy = sync_main_input(args[dy_at], typenum, func, "dy")) == NULL)
+    int axis;
+    if ((dy_at >= 0 && (*dy = bnpy_data_input(args[dy_at], typenum, func, "dy")) == NULL) ||
+        (*x = bnpy_data_input(args[x_at], typenum, func, "x")) == NULL ||
+        (dy_at >= 0 && bnpy_check_same_shape(*x, "x", *dy, "dy", func) < 0) ||
+        bnpy_parse_axis(args[axis_at], PyArray_NDIM(*x), func, &axis) < 0)
         return -1;
-    if ((*x = sync_main_input(args[x_at], typenum, func, "x")) == NULL)
-        return -1;
-    if (dy_at >= 0 && !PyArray_SAMESHAPE(*x, *dy)) {
-        PyObject *xs = bnpy_shape_tuple(*x), *ds = bnpy_shape_tuple(*dy);
-        if (xs != NULL && ds != NULL)
-            PyErr_Format(PyExc_ValueError, "%s: x must have the shape of dy %R, got shape %R", func,
-                         ds, xs);
-        bnpy_release(2, xs, ds);
-        return -1;
-    }
-    return sync_split(args[axis_at], *x, func, outer, channels, inner);
+    bnpy_split_at_axis(*x, axis, outer, channels, inner);
+    return 0;
 }
 
 static PyObject *sync_new_vector(npy_intp channels)
