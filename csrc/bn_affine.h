@@ -59,14 +59,30 @@ BNPY_ALWAYS_INLINE void F(bn_affine_rows_of_kind)(const int kind, int flat, ptrd
     ptrdiff_t rows_end = lead > 0 ? r1 - 1 : r1, r = r0, c_tail = 0;
 #ifdef BNPY_VECTOR
     if (flat) {
+        /* The flat form runs on tensors that stream from memory: its stores are non-temporal
+         * where they can be (out_s 32-byte aligned, which lead gives unless out is not aligned
+         * to T): out is not read back from the caches before it is evicted anyway. */
+        int stream = 0;
+#ifdef BNPY_HAVE_STREAM
+        stream = (uintptr_t)out_s % 32 == 0;
+#endif
         for (ptrdiff_t j = r0 * C, end = rows_end * C, cj = 0; j < end; j += BN_VT_LANES) {
-            bn_vt_store(out_s + j,
-                        F(bn_affine_vector)(kind, bn_vt_load(u_s + j), bn_vt_load(v_s + j),
-                                            bn_vt_load(a + cj), bn_vt_load(b + cj),
-                                            bn_vt_load(pivot + cj), bn_vt_load(center + cj),
-                                            bn_vt_load(shift + cj)));
+            bn_vt value =
+                F(bn_affine_vector)(kind, bn_vt_load(u_s + j), bn_vt_load(v_s + j),
+                                    bn_vt_load(a + cj), bn_vt_load(b + cj), bn_vt_load(pivot + cj),
+                                    bn_vt_load(center + cj), bn_vt_load(shift + cj));
+#ifdef BNPY_HAVE_STREAM
+            if (stream)
+                bnpy_stream_store32(out_s + j, &value);
+            else
+#endif
+                bn_vt_store(out_s + j, value);
             cj = cj + BN_VT_LANES == C ? 0 : cj + BN_VT_LANES;
         }
+#ifdef BNPY_HAVE_STREAM
+        if (stream)
+            bnpy_stream_fence();
+#endif
         r = rows_end;
         c_tail = C;
     } else {
