@@ -709,15 +709,17 @@ def test_elementwise_passes_at_every_alignment(dtype, tail, axis, rows):
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_flat_form_streaming_stores_at_every_alignment(threads):
-    """The flat form (channels-last tensors of 6 MiB and more, C a multiple of the vector width)
-    writes its outputs with non-temporal stores where the shifted rows are 32-byte aligned
-    (csrc/bn_affine.h): every output placement, in place too and on any thread count, must give
-    the bits of an ordinary store, and the rows before and after the shifted ones must be
-    written. A buffer filled with NaN first shows any value the pass left unwritten."""
+@pytest.mark.parametrize("mebibytes", [4, 6])
+def test_streaming_stores_at_every_alignment(mebibytes, threads):
+    """Channels-last training passes on tensors of 3.5 MiB and more (C a multiple of the vector
+    width) write their outputs with non-temporal stores, in the row sweeps (4 MiB) and in the
+    flat form (6 MiB and more; csrc/bn_affine.h): every output placement, in place too and on
+    any thread count, must give the bits of an ordinary store, and the values before and after
+    the shifted rows must be written. A buffer filled with NaN first shows any value the pass
+    left unwritten."""
     rng = np.random.default_rng(5)
     channels = 24
-    rows = (6 * 2**20) // (channels * 4) + 3
+    rows = (mebibytes * 2**20) // (channels * 4) + 3
     shape = (rows, channels)
     x = (rng.standard_normal(shape) * 2 + 50).astype(np.float32)
     dy = rng.standard_normal(shape).astype(np.float32)
