@@ -39,13 +39,17 @@ static inline int bnpy_threads_for(double work)
 #include <omp.h>
 
 /* Until this time (omp_get_wtime seconds) bnpy_parallel_for runs its loops on the calling thread:
- * the last forked loop's caller waited for its team longer than it worked. A parallel region ends
+ * the last forked loop's caller waited for its team longer than it worked, and longer than a
+ * worker takes to wake. A parallel region ends
  * only when every thread of the team has arrived, and on a machine whose cores other processes
  * hold, a worker can wait a scheduler time slice (milliseconds) before it runs at all: the caller
  * then does all the work and waits on top, and two threads are many times slower than one. Which
  * thread runs an iteration never changes a result, so this only trades speed. */
 static double bnpy_serial_until = 0.0;
 #define BNPY_SERIAL_BACKOFF 0.05 /* seconds on one thread after such a loop */
+/* A wait shorter than this is a sleeping worker waking up (tens of microseconds, more on a busy
+ * machine), which the next loops would pay again; a scheduler time slice is milliseconds. */
+#define BNPY_LATE_TEAM_SECONDS 0.5e-3
 
 /* Any thread may read or set it (concurrent callers): atomically, where the compiler can. */
 static inline double bnpy_serial_until_get(void)
@@ -90,7 +94,8 @@ static inline void bnpy_parallel_for(ptrdiff_t n, int fork, int threads, ptrdiff
                 caller_done = omp_get_wtime();
         }
         double end = omp_get_wtime();
-        if (end - caller_done > caller_done - start)
+        double waited = end - caller_done;
+        if (waited > caller_done - start && waited > BNPY_LATE_TEAM_SECONDS)
             bnpy_serial_until_set(end + BNPY_SERIAL_BACKOFF);
         return;
     }
