@@ -2,8 +2,9 @@
  *
  * One rule for all: a loop touching fewer than BNPY_PARALLEL_MIN_VALUES values runs on the calling
  * thread, outside any OpenMP construct (a parallel region costs microseconds, and on a busy machine
- * a late worker makes a tiny call slow); larger loops run on bnpy_get_num_threads() threads. The
- * serial build (no OpenMP) compiles the same loops without the pragmas. Which thread runs an
+ * a late worker makes a tiny call slow); larger loops run on bnpy_get_num_threads() threads, except
+ * that bnpy_parallel_for keeps to the calling thread for a while after its caller had to wait for
+ * a late team (see bnpy_serial_until). The serial build (no OpenMP) compiles the same loops without the pragmas. Which thread runs an
  * iteration never changes a result: reductions merge per-chunk partial sums in a fixed order.
  */
 #ifndef BNPY_PARALLEL_H
