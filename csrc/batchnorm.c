@@ -76,6 +76,12 @@
  * (see bn_affine_rows_of_kind): the sweeps win while the tensor fits in the last-level cache, the
  * flat run once it streams from memory; the crossover measured is in docs/batchnorm.md. */
 #define BN_FLAT_MIN_BYTES (6.0 * 1024 * 1024)
+/* Tensors of at least this many bytes (channels-last, C a multiple of the vector width) are
+ * written by the training passes with non-temporal stores (see bn_affine_rows_of_kind): a step's
+ * four such arrays then fill half of a 32 MiB L3 shared with other processes, its output is
+ * evicted before it is read again, and an ordinary store would first read each line and evict
+ * inputs the next pass reads (docs/performance.md has the measurements). */
+#define BN_STREAM_MIN_BYTES (3.5 * 1024 * 1024)
 /* Values per channel averaged into its pivot (see bn_pivots). */
 #define BN_PIVOT_VALUES 16
 /* Scratch of at most this many doubles lives on the stack (no malloc for small problems). */

@@ -34,6 +34,22 @@ BNPY_ALWAYS_INLINE bn_vt F(bn_affine_vector)(const int kind, bn_vt u, bn_vt v, b
 }
 #endif
 
+#ifdef BNPY_VECTOR
+/* A vector into out at p: non-temporal when `stream` (p then 32-byte aligned), else ordinary. */
+BNPY_ALWAYS_INLINE void F(bn_out_store)(int stream, T *p, bn_vt value)
+{
+#ifdef BNPY_HAVE_STREAM
+    if (stream) {
+        bnpy_stream_store32(p, &value);
+        return;
+    }
+#else
+    (void)stream;
+#endif
+    bn_vt_store(p, value);
+}
+#endif
+
 /* Rows layout, rows [r0, r1) of C values for one constant `kind`, every pointer valid (what kind
  * does not use is not read). The vector loops run on "shifted rows" of C values that start `lead`
  * values into each row (lead as bn_align_lead gives it for out, 0 unless C is a multiple of the
@@ -47,11 +63,16 @@ BNPY_ALWAYS_INLINE bn_vt F(bn_affine_vector)(const int kind, bn_vt u, bn_vt v, b
  * (`flat`, C a multiple of the vector width): the rows as one run of values, the coefficients'
  * offset wrapping at C: no per-row work and a purely sequential stream, but the coefficients
  * loaded for every vector; faster once the tensor spills out of L3, slower below (bn_affine picks
- * it from BN_FLAT_MIN_BYTES). */
-BNPY_ALWAYS_INLINE void F(bn_affine_rows_of_kind)(const int kind, int flat, ptrdiff_t lead, T *out,
-                                                  const T *u, const T *v, const T *a, const T *b,
-                                                  const T *pivot, const T *center, const T *shift,
-                                                  ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t C)
+ * it from BN_FLAT_MIN_BYTES).
+ *
+ * With `stream` (bn_affine sets it for tensors of BN_STREAM_MIN_BYTES and more whose shifted rows
+ * are 32-byte aligned), the vector stores are non-temporal: they skip the read of each line an
+ * ordinary store makes, and leave the caches to the inputs, which the next pass reads again. */
+BNPY_ALWAYS_INLINE void F(bn_affine_rows_of_kind)(const int kind, int flat, int stream,
+                                                  ptrdiff_t lead, T *out, const T *u, const T *v,
+                                                  const T *a, const T *b, const T *pivot,
+                                                  const T *center, const T *shift, ptrdiff_t r0,
+                                                  ptrdiff_t r1, ptrdiff_t C)
 {
     const ptrdiff_t sweep = kind == BN_AFFINE_BACKWARD ? 1 : 4;
     T *out_s = out + lead;
@@ -60,11 +81,11 @@ BNPY_ALWAYS_INLINE void F(bn_affine_rows_of_kind)(const int kind, int flat, ptrd
 #ifdef BNPY_VECTOR
     if (flat) {
         for (ptrdiff_t j = r0 * C, end = rows_end * C, cj = 0; j < end; j += BN_VT_LANES) {
-            bn_vt_store(out_s + j,
-                        F(bn_affine_vector)(kind, bn_vt_load(u_s + j), bn_vt_load(v_s + j),
-                                            bn_vt_load(a + cj), bn_vt_load(b + cj),
-                                            bn_vt_load(pivot + cj), bn_vt_load(center + cj),
-                                            bn_vt_load(shift + cj)));
+            bn_vt value =
+                F(bn_affine_vector)(kind, bn_vt_load(u_s + j), bn_vt_load(v_s + j),
+                                    bn_vt_load(a + cj), bn_vt_load(b + cj), bn_vt_load(pivot + cj),
+                                    bn_vt_load(center + cj), bn_vt_load(shift + cj));
+            F(bn_out_store)(stream, out_s + j, value);
             cj = cj + BN_VT_LANES == C ? 0 : cj + BN_VT_LANES;
         }
         r = rows_end;
@@ -77,15 +98,20 @@ BNPY_ALWAYS_INLINE void F(bn_affine_rows_of_kind)(const int kind, int flat, ptrd
                 bn_vt cv = bn_vt_load(center + c), sv = bn_vt_load(shift + c);
                 for (ptrdiff_t k = 0; k < sweep; k++) {
                     ptrdiff_t o = (r + k) * C + c;
-                    bn_vt_store(out_s + o,
-                                F(bn_affine_vector)(kind, bn_vt_load(u_s + o), bn_vt_load(v_s + o),
-                                                    av, bv, pv, cv, sv));
+                    F(bn_out_store)(stream, out_s + o,
+                                    F(bn_affine_vector)(kind, bn_vt_load(u_s + o),
+                                                        bn_vt_load(v_s + o), av, bv, pv, cv, sv));
                 }
             }
         }
     }
+#ifdef BNPY_HAVE_STREAM
+    if (stream)
+        bnpy_stream_fence();
+#endif
 #else
     (void)flat;
+    (void)stream;
 #endif
     for (ptrdiff_t q = r0; q < rows_end; q++) {
         ptrdiff_t c = q < r ? c_tail : 0; /* rows swept above lack only the tail columns */
@@ -105,20 +131,20 @@ BNPY_ALWAYS_INLINE void F(bn_affine_rows_of_kind)(const int kind, int flat, ptrd
 }
 
 /* Rows layout: bn_affine_rows_of_kind, compiled once per kind. */
-static BNPY_HOT void F(bn_affine_rows)(int kind, int flat, ptrdiff_t lead, T *out, const T *u,
-                                       const T *v, const T *a, const T *b, const T *pivot,
-                                       const T *center, const T *shift, ptrdiff_t r0, ptrdiff_t r1,
-                                       ptrdiff_t C)
+static BNPY_HOT void F(bn_affine_rows)(int kind, int flat, int stream, ptrdiff_t lead, T *out,
+                                       const T *u, const T *v, const T *a, const T *b,
+                                       const T *pivot, const T *center, const T *shift,
+                                       ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t C)
 {
     if (kind == BN_AFFINE_BACKWARD)
-        F(bn_affine_rows_of_kind)(BN_AFFINE_BACKWARD, flat, lead, out, u, v, a, b, pivot, center,
-                                  shift, r0, r1, C);
+        F(bn_affine_rows_of_kind)(BN_AFFINE_BACKWARD, flat, stream, lead, out, u, v, a, b, pivot,
+                                  center, shift, r0, r1, C);
     else if (kind == BN_AFFINE_FORWARD)
-        F(bn_affine_rows_of_kind)(BN_AFFINE_FORWARD, flat, lead, out, u, v, a, b, pivot, center,
-                                  shift, r0, r1, C);
+        F(bn_affine_rows_of_kind)(BN_AFFINE_FORWARD, flat, stream, lead, out, u, v, a, b, pivot,
+                                  center, shift, r0, r1, C);
     else
-        F(bn_affine_rows_of_kind)(BN_AFFINE_INFERENCE, flat, lead, out, u, v, a, b, pivot, center,
-                                  shift, r0, r1, C);
+        F(bn_affine_rows_of_kind)(BN_AFFINE_INFERENCE, flat, stream, lead, out, u, v, a, b, pivot,
+                                  center, shift, r0, r1, C);
 }
 
 static BNPY_HOT void F(bn_affine_segments)(T *out, const T *u, const T *v, const T *a, const T *b,
@@ -158,7 +184,7 @@ static BNPY_HOT void F(bn_affine_segments)(T *out, const T *u, const T *v, const
 /* The arguments of bn_affine, for its parts: rows (rows layout) or segments of L values
  * (channels-first layout), `items` of them cut into `parts`. */
 struct F(bn_affine_job) {
-    int kind, flat;
+    int kind, flat, stream;
     ptrdiff_t lead;
     T *out;
     const T *u, *v, *a, *b, *pivot, *center, *shift;
@@ -172,8 +198,8 @@ static void F(bn_affine_part)(void *ctx, ptrdiff_t q)
     const bn_plan *p = j->p;
     ptrdiff_t start = q * j->items / j->parts, end = (q + 1) * j->items / j->parts;
     if (p->rows_layout)
-        F(bn_affine_rows)(j->kind, j->flat, j->lead, j->out, j->u != NULL ? j->u : j->v, j->v, j->a,
-                          j->b, j->pivot, j->center, j->shift, start, end, p->channels);
+        F(bn_affine_rows)(j->kind, j->flat, j->stream, j->lead, j->out, j->u != NULL ? j->u : j->v,
+                          j->v, j->a, j->b, j->pivot, j->center, j->shift, start, end, p->channels);
     else
         F(bn_affine_segments)(j->out, j->u, j->v, j->a, j->b,
                               j->kind == BN_AFFINE_FORWARD ? j->pivot : NULL, j->center, j->shift,
@@ -207,8 +233,17 @@ static void F(bn_affine)(T *out, const T *u, const T *v, const double *a, const 
     job.kind = u != NULL       ? BN_AFFINE_BACKWARD
                : pivot != NULL ? BN_AFFINE_FORWARD
                                : BN_AFFINE_INFERENCE;
-    job.flat = p->rows_layout && C % BN_VT_LANES == 0 &&
-               (double)p->outer * (double)C * sizeof(T) >= BN_FLAT_MIN_BYTES;
+    double bytes = (double)p->outer * (double)C * sizeof(T);
+    job.flat = p->rows_layout && C % BN_VT_LANES == 0 && bytes >= BN_FLAT_MIN_BYTES;
+    /* Non-temporal stores (see bn_affine_rows_of_kind) from BN_STREAM_MIN_BYTES in training,
+     * where a step's working set is four such arrays (x, y, dy, dx); the inference's two stay in
+     * the last-level cache below BN_FLAT_MIN_BYTES, and there ordinary stores are faster. */
+    job.stream = 0;
+#ifdef BNPY_HAVE_STREAM
+    job.stream =
+        p->rows_layout && C % BN_VT_LANES == 0 && (uintptr_t)(out + lead) % 32 == 0 &&
+        bytes >= (job.kind == BN_AFFINE_INFERENCE ? BN_FLAT_MIN_BYTES : BN_STREAM_MIN_BYTES);
+#endif
     job.lead = lead;
     job.out = out;
     job.u = u;

@@ -706,3 +706,45 @@ def test_elementwise_passes_at_every_alignment(dtype, tail, axis, rows):
             np.testing.assert_array_equal(
                 got, expected, err_msg=f"{name} in place at +{offset} bytes"
             )
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("mebibytes", [4, 6])
+def test_streaming_stores_at_every_alignment(mebibytes, threads):
+    """Channels-last training passes on tensors of 3.5 MiB and more (C a multiple of the vector
+    width) write their outputs with non-temporal stores, in the row sweeps (4 MiB) and in the
+    flat form (6 MiB and more; csrc/bn_affine.h): every output placement, in place too and on
+    any thread count, must give the bits of an ordinary store, and the values before and after
+    the shifted rows must be written. A buffer filled with NaN first shows any value the pass
+    left unwritten."""
+    rng = np.random.default_rng(5)
+    channels = 24
+    rows = (mebibytes * 2**20) // (channels * 4) + 3
+    shape = (rows, channels)
+    x = (rng.standard_normal(shape) * 2 + 50).astype(np.float32)
+    dy = rng.standard_normal(shape).astype(np.float32)
+    gamma, beta = channel_params(rng, channels, np.float32)
+    before = bnpy.get_num_threads()
+    try:
+        bnpy.set_num_threads(1)
+        y, mean, var = ops.batch_norm_forward(x, gamma, beta, axis=-1)
+        ry, _, _ = reference.batch_norm_forward(x, gamma, beta, -1, 1e-3)
+        assert relative_error(y, ry) <= TOLERANCE[np.float32]
+        dx = ops.batch_norm_backward(dy, x, gamma, mean, var, axis=-1)[0]
+        rdx = reference.batch_norm_backward(dy, x, gamma, mean, var, -1, 1e-3)[0]
+        assert relative_error(dx, rdx) <= TOLERANCE[np.float32]
+        bnpy.set_num_threads(threads)
+        for offset in (0, 4, 16, 28):
+            out = at_offset(shape, np.float32, offset)
+            out[...] = np.nan
+            got = ops.batch_norm_forward(x, gamma, beta, axis=-1, out=out)[0]
+            np.testing.assert_array_equal(got, y, err_msg=f"forward, out at +{offset} bytes")
+            out[...] = np.nan
+            got = ops.batch_norm_backward(dy, x, gamma, mean, var, axis=-1, out=out)[0]
+            np.testing.assert_array_equal(got, dx, err_msg=f"backward, out at +{offset} bytes")
+            buffer = at_offset(shape, np.float32, offset)
+            buffer[...] = dy
+            got = ops.batch_norm_backward(buffer, x, gamma, mean, var, axis=-1, out=buffer)[0]
+            np.testing.assert_array_equal(got, dx, err_msg=f"backward in place at +{offset}")
+    finally:
+        bnpy.set_num_threads(before)
