@@ -24,17 +24,16 @@ int BN_GHOST_FORWARD(T *y, T *mean, T *var, const T *x, const T *gamma, const T 
                      ptrdiff_t virtual_batch, ptrdiff_t groups, ptrdiff_t outer, ptrdiff_t channels,
                      ptrdiff_t inner, double epsilon)
 {
-    bn_plan p;
-    double stack_buffer[BN_STACK_DOUBLES];
+    bn_call call;
     ptrdiff_t C = channels, sample = outer * channels * inner;
     double m_sample = (double)(outer * inner);
-    if (C <= 0 || outer * inner <= 0 || virtual_batch <= 0 || groups <= 0)
+    if (virtual_batch <= 0 || groups <= 0)
         return 0;
-    double *scratch = bn_begin(&p, stack_buffer, outer, channels, inner, 2, 13);
-    if (scratch == NULL)
-        return -1;
-    double *chunk_mean = scratch, *chunk_m2 = chunk_mean + p.chunks * C;
-    double *pivot = chunk_m2 + p.chunks * C, *centered = pivot + C, *var_d = centered + C,
+    int ready = bn_call_begin(&call, outer, channels, inner, 1, 2, 13);
+    if (ready <= 0)
+        return ready;
+    double *chunk_mean = call.scratch, *chunk_m2 = chunk_mean + call.p.chunks * C;
+    double *pivot = chunk_m2 + call.p.chunks * C, *centered = pivot + C, *var_d = centered + C,
            *pivot0 = var_d + C, *group_mean = pivot0 + C, *group_m2 = group_mean + C,
            *scale = group_m2 + C, *shift = scale + C;
     T *coef = (T *)(shift + C); /* 5·C values of T for bn_affine */
@@ -43,9 +42,9 @@ int BN_GHOST_FORWARD(T *y, T *mean, T *var, const T *x, const T *gamma, const T 
         /* Statistics: each sample's about its own pivot, merged relative to the first one's. */
         for (ptrdiff_t v = 0; v < virtual_batch; v++) {
             const T *xs = x + (v * groups + g) * sample;
-            F(bn_pivots)(pivot, xs, &p);
-            F(bn_chunk_stats)(chunk_mean, chunk_m2, xs, pivot, &p);
-            bn_merge_chunk_stats(centered, var_d, chunk_mean, chunk_m2, &p);
+            F(bn_pivots)(pivot, xs, &call.p);
+            F(bn_chunk_stats)(chunk_mean, chunk_m2, xs, pivot, &call.p);
+            bn_merge_chunk_stats(centered, var_d, chunk_mean, chunk_m2, &call.p);
             for (ptrdiff_t c = 0; c < C; c++) {
                 if (v == 0) {
                     pivot0[c] = pivot[c];
@@ -70,11 +69,11 @@ int BN_GHOST_FORWARD(T *y, T *mean, T *var, const T *x, const T *gamma, const T 
         for (ptrdiff_t v = 0; v < virtual_batch; v++) {
             ptrdiff_t offset = (v * groups + g) * sample;
             F(bn_affine)(y + offset, NULL, x + offset, NULL, scale, pivot0, group_mean, shift, coef,
-                         &p);
-            F(bn_fill_nan_channels)(y + offset, NULL, scale, pivot0, group_mean, shift, &p);
+                         &call.p);
+            F(bn_fill_nan_channels)(y + offset, NULL, scale, pivot0, group_mean, shift, &call.p);
         }
     }
-    bn_scratch_free(scratch, stack_buffer);
+    bn_call_end(&call);
     return 0;
 }
 
@@ -82,17 +81,15 @@ int BN_GHOST_BACKWARD(T *dx, T *dgamma, T *dbeta, const T *dy, const T *x, const
                       const T *mean, const T *var, ptrdiff_t virtual_batch, ptrdiff_t groups,
                       ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t inner, double epsilon)
 {
-    bn_plan p;
-    double stack_buffer[BN_STACK_DOUBLES];
+    bn_call call;
     ptrdiff_t C = channels, sample = outer * channels * inner;
-    if (C <= 0)
-        return 0;
-    double *scratch = bn_begin(&p, stack_buffer, outer, channels, inner, 2, 15);
-    if (scratch == NULL)
-        return -1;
-    double *sum_dy = scratch + 2 * p.chunks * C, *sum_dyxc = sum_dy + C, *group_dy = sum_dyxc + C,
-           *group_dyxc = group_dy + C, *mean_d = group_dyxc + C, *a = mean_d + C, *b = a + C,
-           *shift = b + C, *dgamma_d = shift + C, *dbeta_d = dgamma_d + C;
+    int ready = bn_call_begin(&call, outer, channels, inner, 0, 2, 15);
+    if (ready <= 0)
+        return ready;
+    double *sum_dy = call.scratch + 2 * call.p.chunks * C, *sum_dyxc = sum_dy + C,
+           *group_dy = sum_dyxc + C, *group_dyxc = group_dy + C, *mean_d = group_dyxc + C,
+           *a = mean_d + C, *b = a + C, *shift = b + C, *dgamma_d = shift + C,
+           *dbeta_d = dgamma_d + C;
     T *coef = (T *)(dbeta_d + C); /* 5·C values of T for bn_affine */
     ptrdiff_t m = virtual_batch * outer * inner;
     double inv_m = m > 0 ? 1.0 / (double)m : 0.0;
@@ -106,8 +103,8 @@ int BN_GHOST_BACKWARD(T *dx, T *dgamma, T *dbeta, const T *dy, const T *x, const
         }
         for (ptrdiff_t v = 0; v < virtual_batch; v++) {
             ptrdiff_t offset = (v * groups + g) * sample;
-            F(bn_grad_sums)(sum_dy, sum_dyxc, scratch, NULL, dy + offset, x + offset, mean_d, NULL,
-                            &p);
+            F(bn_grad_sums)(sum_dy, sum_dyxc, call.scratch, NULL, dy + offset, x + offset, mean_d,
+                            NULL, &call.p);
             for (ptrdiff_t c = 0; c < C; c++) {
                 group_dy[c] += sum_dy[c];
                 group_dyxc[c] += sum_dyxc[c];
@@ -127,14 +124,15 @@ int BN_GHOST_BACKWARD(T *dx, T *dgamma, T *dbeta, const T *dy, const T *x, const
             continue;
         for (ptrdiff_t v = 0; v < virtual_batch; v++) {
             ptrdiff_t offset = (v * groups + g) * sample;
-            F(bn_affine)(dx + offset, dy + offset, x + offset, a, b, NULL, mean_d, shift, coef, &p);
-            F(bn_fill_nan_channels)(dx + offset, a, b, NULL, mean_d, shift, &p);
+            F(bn_affine)(dx + offset, dy + offset, x + offset, a, b, NULL, mean_d, shift, coef,
+                         &call.p);
+            F(bn_fill_nan_channels)(dx + offset, a, b, NULL, mean_d, shift, &call.p);
         }
     }
     for (ptrdiff_t c = 0; c < C; c++) {
         dgamma[c] = (T)dgamma_d[c];
         dbeta[c] = (T)dbeta_d[c];
     }
-    bn_scratch_free(scratch, stack_buffer);
+    bn_call_end(&call);
     return 0;
 }

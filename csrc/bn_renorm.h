@@ -31,23 +31,20 @@ int BN_RENORM_FORWARD(T *y, T *mean, T *var, T *r, T *d, const T *x, const T *ga
                       ptrdiff_t channels, ptrdiff_t inner, double epsilon, double rmin, double rmax,
                       double dmax)
 {
-    bn_plan p;
-    double stack_buffer[BN_STACK_DOUBLES];
+    bn_call call;
     ptrdiff_t C = channels;
-    if (C <= 0 || outer * inner <= 0)
-        return 0;
-    double *scratch = bn_begin(&p, stack_buffer, outer, channels, inner, 2, 10);
-    if (scratch == NULL)
-        return -1;
-    double *chunk_mean = scratch, *chunk_m2 = chunk_mean + p.chunks * C;
-    double *pivot = chunk_m2 + p.chunks * C, *centered_mean = pivot + C, *var_d = centered_mean + C,
-           *scale = var_d + C, *shift = scale + C;
+    int ready = bn_call_begin(&call, outer, channels, inner, 1, 2, 10);
+    if (ready <= 0)
+        return ready;
+    double *chunk_mean = call.scratch, *chunk_m2 = chunk_mean + call.p.chunks * C;
+    double *pivot = chunk_m2 + call.p.chunks * C, *centered_mean = pivot + C,
+           *var_d = centered_mean + C, *scale = var_d + C, *shift = scale + C;
     T *coef = (T *)(shift + C); /* 5·C values of T for bn_affine */
 
     /* The statistics exactly as the training forward computes them (see BN_FORWARD). */
-    F(bn_pivots)(pivot, x, &p);
-    F(bn_chunk_stats)(chunk_mean, chunk_m2, x, pivot, &p);
-    bn_merge_chunk_stats(centered_mean, var_d, chunk_mean, chunk_m2, &p);
+    F(bn_pivots)(pivot, x, &call.p);
+    F(bn_chunk_stats)(chunk_mean, chunk_m2, x, pivot, &call.p);
+    bn_merge_chunk_stats(centered_mean, var_d, chunk_mean, chunk_m2, &call.p);
     double stddev_floor = sqrt(epsilon);
     for (ptrdiff_t c = 0; c < C; c++) {
         double batch_mean = pivot[c] + centered_mean[c];
@@ -61,13 +58,13 @@ int BN_RENORM_FORWARD(T *y, T *mean, T *var, T *r, T *d, const T *x, const T *ga
         scale[c] = g * (double)r[c] * bn_invstd(var_d[c], epsilon);
         shift[c] = g * (double)d[c] + (beta != NULL ? (double)beta[c] : 0.0);
     }
-    F(bn_affine)(y, NULL, x, NULL, scale, pivot, centered_mean, shift, coef, &p);
-    F(bn_fill_nan_channels)(y, NULL, scale, pivot, centered_mean, shift, &p);
+    F(bn_affine)(y, NULL, x, NULL, scale, pivot, centered_mean, shift, coef, &call.p);
+    F(bn_fill_nan_channels)(y, NULL, scale, pivot, centered_mean, shift, &call.p);
     for (ptrdiff_t c = 0; c < C; c++) {
         mean[c] = (T)(pivot[c] + centered_mean[c]);
         var[c] = (T)var_d[c];
     }
-    bn_scratch_free(scratch, stack_buffer);
+    bn_call_end(&call);
     return 0;
 }
 
@@ -75,20 +72,17 @@ int BN_RENORM_BACKWARD(T *dx, T *dgamma, T *dbeta, const T *dy, const T *x, cons
                        const T *mean, const T *var, const T *r, const T *d, ptrdiff_t outer,
                        ptrdiff_t channels, ptrdiff_t inner, double epsilon)
 {
-    bn_plan p;
-    double stack_buffer[BN_STACK_DOUBLES];
+    bn_call call;
     ptrdiff_t C = channels, m = outer * inner;
-    if (C <= 0)
-        return 0;
-    double *scratch = bn_begin(&p, stack_buffer, outer, channels, inner, 2, 11);
-    if (scratch == NULL)
-        return -1;
-    double *sum_dy = scratch + 2 * p.chunks * C, *sum_dyxc = sum_dy + C, *mean_d = sum_dyxc + C,
-           *a = mean_d + C, *b = a + C, *shift = b + C;
+    int ready = bn_call_begin(&call, outer, channels, inner, 0, 2, 11);
+    if (ready <= 0)
+        return ready;
+    double *sum_dy = call.scratch + 2 * call.p.chunks * C, *sum_dyxc = sum_dy + C,
+           *mean_d = sum_dyxc + C, *a = mean_d + C, *b = a + C, *shift = b + C;
     T *coef = (T *)(shift + C); /* 5·C values of T for bn_affine */
     for (ptrdiff_t c = 0; c < C; c++)
         mean_d[c] = (double)mean[c];
-    F(bn_grad_sums)(sum_dy, sum_dyxc, scratch, NULL, dy, x, mean_d, NULL, &p);
+    F(bn_grad_sums)(sum_dy, sum_dyxc, call.scratch, NULL, dy, x, mean_d, NULL, &call.p);
     /* dx = a·(dy − Σdy/m) + b·(x − mean) with the effective scale γ·r (see bn_backward). */
     double inv_m = m > 0 ? 1.0 / (double)m : 0.0;
     for (ptrdiff_t c = 0; c < C; c++) {
@@ -99,14 +93,14 @@ int BN_RENORM_BACKWARD(T *dx, T *dgamma, T *dbeta, const T *dy, const T *x, cons
         shift[c] = sum_dy[c] * inv_m; /* the mean of dy */
     }
     if (m > 0) {
-        F(bn_affine)(dx, dy, x, a, b, NULL, mean_d, shift, coef, &p);
-        F(bn_fill_nan_channels)(dx, a, b, NULL, mean_d, shift, &p);
+        F(bn_affine)(dx, dy, x, a, b, NULL, mean_d, shift, coef, &call.p);
+        F(bn_fill_nan_channels)(dx, a, b, NULL, mean_d, shift, &call.p);
     }
     for (ptrdiff_t c = 0; c < C; c++) {
         double s = bn_invstd((double)var[c], epsilon);
         dgamma[c] = (T)((double)r[c] * sum_dyxc[c] * s + (double)d[c] * sum_dy[c]);
         dbeta[c] = (T)sum_dy[c];
     }
-    bn_scratch_free(scratch, stack_buffer);
+    bn_call_end(&call);
     return 0;
 }
