@@ -51,6 +51,7 @@
 #pragma GCC optimize("fp-contract=fast")
 #endif
 
+#include "bn_chan.h"
 #include "kernels.h"
 #include "parallel.h"
 #include "simd.h"
@@ -251,13 +252,6 @@ static void bn_call_end(bn_call *c)
     bn_scratch_free(c->scratch, c->stack_buffer);
 }
 
-/* 1/√(var + ε), with 0 for var + ε == 0 (a constant channel and ε = 0) instead of infinity. */
-static inline double bn_invstd(double var, double epsilon)
-{
-    double v = var + epsilon;
-    return v == 0.0 ? 0.0 : 1.0 / sqrt(v);
-}
-
 /* Whether any of the n values of v (none if v is NULL) is NaN. */
 static inline int bn_any_nan(const double *v, ptrdiff_t n)
 {
@@ -303,20 +297,9 @@ static void bn_merge_chunk_stats(double *mean, double *var, const double *chunk_
     double n_a = (double)(bn_chunk_start(p, 1) * p->inner);
     for (ptrdiff_t k = 1; k < p->chunks; k++) {
         double n_b = (double)((bn_chunk_start(p, k + 1) - bn_chunk_start(p, k)) * p->inner);
-        double n = n_a + n_b, w_b = n_b / n, w_ab = n_a * n_b / n;
-        const double *mean_k = chunk_mean + k * C, *m2_k = chunk_m2 + k * C;
-        for (ptrdiff_t c = 0; c < C; c++) { /* Chan's formula, as bn_chan_merge */
-            double delta = mean_k[c] - mean[c];
-            mean[c] += delta * w_b;
-            var[c] += m2_k[c] + delta * delta * w_ab;
-        }
-        n_a = n;
+        n_a = bn_chan_merge_channels(mean, var, chunk_mean + k * C, chunk_m2 + k * C, n_a, n_b, C);
     }
-    for (ptrdiff_t c = 0; c < C; c++) {
-        double v = n_a > 0.0 ? var[c] / n_a : 0.0;
-        /* rounding can leave M2 a hair below zero; a NaN (from a NaN or Inf in the channel) stays */
-        var[c] = v < 0.0 ? 0.0 : v;
-    }
+    bn_m2_to_var(var, n_a, C);
 }
 
 /* Sum of the per-chunk partial sums, chunk by chunk in order (deterministic). */

@@ -32,6 +32,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "bn_chan.h"
 #include "kernels.h"
 #include "parallel.h"
 
@@ -68,13 +69,6 @@ static inline ptrdiff_t bn_sync_chunk_start(const bn_sync_plan *p, ptrdiff_t k)
     return k * p->outer / p->chunks;
 }
 
-/* 1/√(var + ε), 0 when var + ε is exactly 0 (a constant channel with ε = 0), as batchnorm.c. */
-static inline double bn_sync_invstd(double var, double epsilon)
-{
-    double v = var + epsilon;
-    return v == 0.0 ? 0.0 : 1.0 / sqrt(v);
-}
-
 void bnpy_bn_merge_stats(double *count, double *mean, double *var, const double *counts,
                          const double *means, const double *m2s, ptrdiff_t parts,
                          ptrdiff_t channels)
@@ -86,19 +80,10 @@ void bnpy_bn_merge_stats(double *count, double *mean, double *var, const double 
         double n_b = counts[r];
         if (!(n_b > 0.0)) /* an empty shard adds nothing */
             continue;
-        double n = n_a + n_b, w_b = n_b / n, w_ab = n_a * n_b / n;
-        const double *mean_b = means + r * channels, *m2_b = m2s + r * channels;
-        for (ptrdiff_t c = 0; c < channels; c++) {
-            double delta = mean_b[c] - mean[c];
-            mean[c] += delta * w_b;
-            var[c] += m2_b[c] + delta * delta * w_ab;
-        }
-        n_a = n;
+        n_a = bn_chan_merge_channels(mean, var, means + r * channels, m2s + r * channels, n_a, n_b,
+                                     channels);
     }
-    for (ptrdiff_t c = 0; c < channels; c++) {
-        double v = n_a > 0.0 ? var[c] / n_a : 0.0;
-        var[c] = v < 0.0 ? 0.0 : v; /* a NaN stays */
-    }
+    bn_m2_to_var(var, n_a, channels);
     *count = n_a;
 }
 
@@ -340,7 +325,7 @@ int SUF(bnpy_bn_normalize)(T *y, const T *x, const T *gamma, const T *beta, cons
         return -1;
     double *shift = scale + C;
     for (ptrdiff_t c = 0; c < C; c++) {
-        scale[c] = (gamma != NULL ? (double)gamma[c] : 1.0) * bn_sync_invstd(var[c], epsilon);
+        scale[c] = (gamma != NULL ? (double)gamma[c] : 1.0) * bn_invstd(var[c], epsilon);
         shift[c] = beta != NULL ? (double)beta[c] : 0.0;
     }
     bn_sync_plan p = bn_sync_make_plan(outer, channels, inner);
@@ -364,7 +349,7 @@ int SUF(bnpy_bn_backward_apply)(T *dx, const T *dy, const T *x, const T *gamma, 
     double *a = scratch, *b = a + C, *dy_mean = b + C, *zero = dy_mean + C;
     const double inv_m = count > 0.0 ? 1.0 / count : 0.0;
     for (ptrdiff_t c = 0; c < C; c++) {
-        double s = bn_sync_invstd(var[c], epsilon), g = gamma != NULL ? (double)gamma[c] : 1.0;
+        double s = bn_invstd(var[c], epsilon), g = gamma != NULL ? (double)gamma[c] : 1.0;
         a[c] = g * s;
         b[c] = -g * s * s * s * sum_dyxc[c] * inv_m;
         dy_mean[c] = sum_dy[c] * inv_m;
