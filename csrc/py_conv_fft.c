@@ -113,6 +113,37 @@ static PyArrayObject *dy_array(PyObject *obj, const char *func)
     return dy;
 }
 
+/* The sizes of dy and of the FFT, shared by the two backward passes. */
+typedef struct {
+    npy_intp N, out_h, out_w, Cout;
+    Py_ssize_t P_h;
+} grad_geometry;
+
+/* dy (args[0]) and the spectrum it is combined with (args[1], named spec_name): x's
+ * (1, ceil(N·Cin/8), ...) or, with kernel_spectrum, the transposed kernel's (Cout, ceil(Cin/8),
+ * ...), checked against P_w and dy's planes. 0, or -1 with the error set; what was taken is in
+ * *dy and *spec either way, for the caller to release. */
+static int grad_inputs(PyObject *const *args, const char *func, const char *spec_name,
+                       int kernel_spectrum, Py_ssize_t Cin, Py_ssize_t P_w, PyArrayObject **dy,
+                       PyArrayObject **spec, grad_geometry *g)
+{
+    Py_ssize_t Pr;
+    if ((*dy = dy_array(args[0], func)) == NULL)
+        return -1;
+    g->N = PyArray_DIM(*dy, 0);
+    g->out_h = PyArray_DIM(*dy, 1);
+    g->out_w = PyArray_DIM(*dy, 2);
+    g->Cout = PyArray_DIM(*dy, 3);
+    *spec =
+        kernel_spectrum
+            ? spectrum_array(args[1], func, spec_name, g->Cout, lane_blocks(Cin), &g->P_h, &Pr)
+            : spectrum_array(args[1], func, spec_name, 1, lane_blocks(g->N * Cin), &g->P_h, &Pr);
+    if (*spec == NULL || check_row_size(g->P_h, P_w, Pr, func) < 0 ||
+        check_fits(g->out_h, g->out_w, g->P_h, P_w, func, "dy's planes") < 0)
+        return -1;
+    return 0;
+}
+
 /* fft_spectrum(a, P_h, P_w, shift_h, shift_w) -> spectrum (B, ceil(L/8), P_h, P_w/2+1, 2, 8) */
 static PyObject *py_fft_spectrum(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -211,7 +242,8 @@ static PyObject *py_conv2d_fft_dkernel(PyObject *module, PyObject *const *args, 
     static const char *func = "conv2d_fft_dkernel";
     PyObject *result = NULL;
     PyArrayObject *dy = NULL, *xspec = NULL, *dk = NULL;
-    Py_ssize_t Cin, kh, kw, pad_top, pad_left, P_w, P_h, Pr;
+    Py_ssize_t Cin, kh, kw, pad_top, pad_left, P_w;
+    grad_geometry g;
     int rc = 0;
     if (bnpy_check_nargs(nargs, 8, 8, func) < 0 || parse_size(args[2], func, "Cin", 1, &Cin) < 0 ||
         parse_size(args[3], func, "kh", 1, &kh) < 0 ||
@@ -220,23 +252,16 @@ static PyObject *py_conv2d_fft_dkernel(PyObject *module, PyObject *const *args, 
         parse_size(args[6], func, "pad_left", 0, &pad_left) < 0 ||
         parse_size(args[7], func, "P_w", 1, &P_w) < 0)
         return NULL;
-    dy = dy_array(args[0], func);
-    if (dy == NULL)
+    if (grad_inputs(args, func, "xspec", 0, Cin, P_w, &dy, &xspec, &g) < 0 ||
+        check_fits(kh, kw, g.P_h, P_w, func, "the kernel's planes") < 0)
         goto fail;
-    const npy_intp N = PyArray_DIM(dy, 0), out_h = PyArray_DIM(dy, 1), out_w = PyArray_DIM(dy, 2),
-                   Cout = PyArray_DIM(dy, 3);
-    xspec = spectrum_array(args[1], func, "xspec", 1, lane_blocks(N * Cin), &P_h, &Pr);
-    if (xspec == NULL || check_row_size(P_h, P_w, Pr, func) < 0 ||
-        check_fits(out_h, out_w, P_h, P_w, func, "dy's planes") < 0 ||
-        check_fits(kh, kw, P_h, P_w, func, "the kernel's planes") < 0)
-        goto fail;
-    npy_intp dims[4] = {kh, kw, Cin, Cout};
+    npy_intp dims[4] = {kh, kw, Cin, g.Cout};
     if ((dk = (PyArrayObject *)PyArray_EMPTY(4, dims, NPY_FLOAT, 0)) == NULL)
         goto fail;
     Py_BEGIN_ALLOW_THREADS
-    rc = bnpy_conv2d_fft_dkernel_f32(PyArray_DATA(dk), PyArray_DATA(dy), PyArray_DATA(xspec), N,
-                                     Cin, Cout, out_h, out_w, kh, kw, pad_top % P_h, pad_left % P_w,
-                                     P_h, P_w);
+    rc = bnpy_conv2d_fft_dkernel_f32(PyArray_DATA(dk), PyArray_DATA(dy), PyArray_DATA(xspec), g.N,
+                                     Cin, g.Cout, g.out_h, g.out_w, kh, kw, pad_top % g.P_h,
+                                     pad_left % P_w, g.P_h, P_w);
     Py_END_ALLOW_THREADS
     if (bnpy_kernel_status(rc) == 0)
         result = bnpy_take(&dk);
@@ -251,28 +276,22 @@ static PyObject *py_conv2d_fft_dinput(PyObject *module, PyObject *const *args, P
     static const char *func = "conv2d_fft_dinput";
     PyObject *result = NULL;
     PyArrayObject *dy = NULL, *ktspec = NULL, *dx = NULL;
-    Py_ssize_t Cin, H, W, P_w, P_h, Pr;
+    Py_ssize_t Cin, H, W, P_w;
+    grad_geometry g;
     int rc = 0;
     if (bnpy_check_nargs(nargs, 6, 6, func) < 0 || parse_size(args[2], func, "Cin", 1, &Cin) < 0 ||
         parse_size(args[3], func, "H", 1, &H) < 0 || parse_size(args[4], func, "W", 1, &W) < 0 ||
         parse_size(args[5], func, "P_w", 1, &P_w) < 0)
         return NULL;
-    dy = dy_array(args[0], func);
-    if (dy == NULL)
+    if (grad_inputs(args, func, "ktspec", 1, Cin, P_w, &dy, &ktspec, &g) < 0 ||
+        check_fits(H, W, g.P_h, P_w, func, "x's planes") < 0)
         goto fail;
-    const npy_intp N = PyArray_DIM(dy, 0), out_h = PyArray_DIM(dy, 1), out_w = PyArray_DIM(dy, 2),
-                   Cout = PyArray_DIM(dy, 3);
-    ktspec = spectrum_array(args[1], func, "ktspec", Cout, lane_blocks(Cin), &P_h, &Pr);
-    if (ktspec == NULL || check_row_size(P_h, P_w, Pr, func) < 0 ||
-        check_fits(out_h, out_w, P_h, P_w, func, "dy's planes") < 0 ||
-        check_fits(H, W, P_h, P_w, func, "x's planes") < 0)
-        goto fail;
-    npy_intp dims[4] = {N, H, W, Cin};
+    npy_intp dims[4] = {g.N, H, W, Cin};
     if ((dx = (PyArrayObject *)PyArray_EMPTY(4, dims, NPY_FLOAT, 0)) == NULL)
         goto fail;
     Py_BEGIN_ALLOW_THREADS
-    rc = bnpy_conv2d_fft_dinput_f32(PyArray_DATA(dx), PyArray_DATA(dy), PyArray_DATA(ktspec), N,
-                                    Cin, Cout, H, W, out_h, out_w, P_h, P_w);
+    rc = bnpy_conv2d_fft_dinput_f32(PyArray_DATA(dx), PyArray_DATA(dy), PyArray_DATA(ktspec), g.N,
+                                    Cin, g.Cout, H, W, g.out_h, g.out_w, g.P_h, P_w);
     Py_END_ALLOW_THREADS
     if (bnpy_kernel_status(rc) == 0)
         result = bnpy_take(&dx);
