@@ -90,11 +90,8 @@ static PyObject *batch_norm_local_stats(PyObject *module, PyObject *const *args,
     rc = BNPY_CALL_FOR_TYPE(typenum, bnpy_bn_local_stats, PyArray_DATA(mean), PyArray_DATA(m2),
                             PyArray_DATA(x), outer, channels, inner);
     Py_END_ALLOW_THREADS
-    if (rc < 0) {
-        PyErr_NoMemory();
-        goto fail;
-    }
-    result = Py_BuildValue("nOO", (Py_ssize_t)(outer * inner), mean, m2);
+    if (bnpy_kernel_status(rc) == 0)
+        result = Py_BuildValue("nOO", (Py_ssize_t)(outer * inner), mean, m2);
 fail:
     bnpy_release(3, x, mean, m2);
     return result;
@@ -171,24 +168,17 @@ static PyObject *batch_norm_normalize(PyObject *module, PyObject *const *args, P
         sync_shaped(args[2], typenum, 1, &channels, 1, func, "beta", &beta) < 0 ||
         sync_shaped(args[3], NPY_DOUBLE, 1, &channels, 0, func, "mean", &mean) < 0 ||
         sync_shaped(args[4], NPY_DOUBLE, 1, &channels, 0, func, "var", &var) < 0 ||
-        sync_nonnegative(args[6], func, "epsilon", &epsilon) < 0)
-        goto fail;
-    y = bnpy_output_array(args[7], typenum, PyArray_NDIM(x), PyArray_DIMS(x), func, "out");
-    if (y == NULL || bnpy_check_overlap(y, x, 1, func, "out", "x") < 0 ||
-        bnpy_check_overlap(y, gamma, 0, func, "out", "gamma") < 0 ||
-        bnpy_check_overlap(y, beta, 0, func, "out", "beta") < 0)
+        sync_nonnegative(args[6], func, "epsilon", &epsilon) < 0 ||
+        (y = bnpy_output_like(args[7], x, (PyArrayObject *const[]){x, gamma, beta}, arrays, 3, 1,
+                              func)) == NULL)
         goto fail;
     Py_BEGIN_ALLOW_THREADS
     rc = BNPY_CALL_FOR_TYPE(typenum, bnpy_bn_normalize, PyArray_DATA(y), PyArray_DATA(x),
                             DATA(gamma), DATA(beta), PyArray_DATA(mean), PyArray_DATA(var), outer,
                             channels, inner, epsilon);
     Py_END_ALLOW_THREADS
-    if (rc < 0) {
-        PyErr_NoMemory();
-        goto fail;
-    }
-    result = (PyObject *)y;
-    y = NULL;
+    if (bnpy_kernel_status(rc) == 0)
+        result = bnpy_take(&y);
 fail:
     bnpy_release(6, x, gamma, beta, mean, var, y);
     return result;
@@ -218,11 +208,8 @@ static PyObject *batch_norm_grad_sums(PyObject *module, PyObject *const *args, P
                             PyArray_DATA(sum_dyxc), PyArray_DATA(dy), PyArray_DATA(x),
                             PyArray_DATA(mean), outer, channels, inner);
     Py_END_ALLOW_THREADS
-    if (rc < 0) {
-        PyErr_NoMemory();
-        goto fail;
-    }
-    result = PyTuple_Pack(2, (PyObject *)sum_dy, (PyObject *)sum_dyxc);
+    if (bnpy_kernel_status(rc) == 0)
+        result = PyTuple_Pack(2, (PyObject *)sum_dy, (PyObject *)sum_dyxc);
 fail:
     bnpy_release(5, dy, x, mean, sum_dy, sum_dyxc);
     return result;
@@ -260,10 +247,8 @@ static PyObject *batch_norm_backward_apply(PyObject *module, PyObject *const *ar
                      func, (Py_ssize_t)(outer * inner), args[7]);
         goto fail;
     }
-    dx = bnpy_output_array(args[10], typenum, PyArray_NDIM(x), PyArray_DIMS(x), func, "out");
-    if (dx == NULL || bnpy_check_overlap(dx, dy, 1, func, "out", "dy") < 0 ||
-        bnpy_check_overlap(dx, x, 1, func, "out", "x") < 0 ||
-        bnpy_check_overlap(dx, gamma, 0, func, "out", "gamma") < 0)
+    dx = bnpy_output_like(args[10], x, (PyArrayObject *const[]){dy, x, gamma}, arrays, 3, 2, func);
+    if (dx == NULL)
         goto fail;
     Py_BEGIN_ALLOW_THREADS
     rc = BNPY_CALL_FOR_TYPE(typenum, bnpy_bn_backward_apply, PyArray_DATA(dx), PyArray_DATA(dy),
@@ -271,12 +256,8 @@ static PyObject *batch_norm_backward_apply(PyObject *module, PyObject *const *ar
                             PyArray_DATA(sum_dy), PyArray_DATA(sum_dyxc), count, outer, channels,
                             inner, epsilon);
     Py_END_ALLOW_THREADS
-    if (rc < 0) {
-        PyErr_NoMemory();
-        goto fail;
-    }
-    result = (PyObject *)dx;
-    dx = NULL;
+    if (bnpy_kernel_status(rc) == 0)
+        result = bnpy_take(&dx);
 fail:
     bnpy_release(8, dy, x, gamma, mean, var, sum_dy, sum_dyxc, dx);
     return result;
