@@ -1,6 +1,36 @@
 /* bn_entry.h: the batch-norm entry points of kernels.h, per type (included by bn_typed.h, whose
  * table names them: bnpy_bn_forward_f32 and so on). */
 
+/* The training forward's statistics per channel: a pivot (a T value within the channel's data),
+ * the mean relative to it and the biased variance, through chunk_scratch (2·chunks·C doubles).
+ * The mean is carried relative to the pivot: mean = pivot + centered_mean with centered_mean of
+ * the size of σ, and y = ((x − pivot) − centered_mean)·scale + β, where x − pivot is exact for
+ * data far from 0 (1e4 + N(0, 1)). Subtracting one rounded mean instead would cost an ulp of |x|
+ * in y. */
+static void F(bn_batch_stats)(double *pivot, double *centered_mean, double *var_d,
+                              double *chunk_scratch, const T *x, const bn_plan *p)
+{
+    double *chunk_mean = chunk_scratch, *chunk_m2 = chunk_scratch + p->chunks * p->channels;
+    F(bn_pivots)(pivot, x, p);
+    F(bn_chunk_stats)(chunk_mean, chunk_m2, x, pivot, p);
+    bn_merge_chunk_stats(centered_mean, var_d, chunk_mean, chunk_m2, p);
+}
+
+/* The end of a training forward: y = ((x − pivot) − centered_mean)·scale + shift (NaN channels
+ * filled), and the batch's mean and variance rounded to T. */
+static void F(bn_forward_finish)(T *y, T *mean, T *var, const T *x, const double *scale,
+                                 const double *pivot, const double *centered_mean,
+                                 const double *var_d, const double *shift, T *coef,
+                                 const bn_plan *p)
+{
+    F(bn_affine)(y, NULL, x, NULL, scale, pivot, centered_mean, shift, coef, p);
+    F(bn_fill_nan_channels)(y, NULL, scale, pivot, centered_mean, shift, p);
+    for (ptrdiff_t c = 0; c < p->channels; c++) {
+        mean[c] = (T)(pivot[c] + centered_mean[c]);
+        var[c] = (T)var_d[c];
+    }
+}
+
 int BN_FORWARD(T *y, T *mean, T *var, const T *x, const T *gamma, const T *beta, ptrdiff_t outer,
                ptrdiff_t channels, ptrdiff_t inner, double epsilon)
 {
@@ -9,28 +39,15 @@ int BN_FORWARD(T *y, T *mean, T *var, const T *x, const T *gamma, const T *beta,
     if (ready <= 0)
         return ready;
     ptrdiff_t C = channels;
-    double *chunk_mean = call.scratch, *chunk_m2 = chunk_mean + call.p.chunks * C;
-    double *pivot = chunk_m2 + call.p.chunks * C, *centered_mean = pivot + C,
+    double *pivot = call.scratch + 2 * call.p.chunks * C, *centered_mean = pivot + C,
            *var_d = centered_mean + C, *scale = var_d + C, *shift = scale + C;
     T *coef = (T *)(shift + C); /* 5·C values of T for bn_affine */
-
-    /* The mean is carried relative to a pivot, a T value within the channel's data:
-     * mean = pivot + centered_mean with centered_mean of the size of σ, and
-     * y = ((x − pivot) − centered_mean)·scale + β, where x − pivot is exact for data far from
-     * 0 (1e4 + N(0, 1)). Subtracting one rounded mean instead would cost an ulp of |x| in y. */
-    F(bn_pivots)(pivot, x, &call.p);
-    F(bn_chunk_stats)(chunk_mean, chunk_m2, x, pivot, &call.p);
-    bn_merge_chunk_stats(centered_mean, var_d, chunk_mean, chunk_m2, &call.p);
+    F(bn_batch_stats)(pivot, centered_mean, var_d, call.scratch, x, &call.p);
     for (ptrdiff_t c = 0; c < C; c++) {
         scale[c] = (gamma != NULL ? (double)gamma[c] : 1.0) * bn_invstd(var_d[c], epsilon);
         shift[c] = beta != NULL ? (double)beta[c] : 0.0;
     }
-    F(bn_affine)(y, NULL, x, NULL, scale, pivot, centered_mean, shift, coef, &call.p);
-    F(bn_fill_nan_channels)(y, NULL, scale, pivot, centered_mean, shift, &call.p);
-    for (ptrdiff_t c = 0; c < C; c++) {
-        mean[c] = (T)(pivot[c] + centered_mean[c]);
-        var[c] = (T)var_d[c];
-    }
+    F(bn_forward_finish)(y, mean, var, x, scale, pivot, centered_mean, var_d, shift, coef, &call.p);
     bn_call_end(&call);
     return 0;
 }

@@ -32,19 +32,16 @@ int BN_GHOST_FORWARD(T *y, T *mean, T *var, const T *x, const T *gamma, const T 
     int ready = bn_call_begin(&call, outer, channels, inner, 1, 2, 13);
     if (ready <= 0)
         return ready;
-    double *chunk_mean = call.scratch, *chunk_m2 = chunk_mean + call.p.chunks * C;
-    double *pivot = chunk_m2 + call.p.chunks * C, *centered = pivot + C, *var_d = centered + C,
-           *pivot0 = var_d + C, *group_mean = pivot0 + C, *group_m2 = group_mean + C,
-           *scale = group_m2 + C, *shift = scale + C;
+    double *pivot = call.scratch + 2 * call.p.chunks * C, *centered = pivot + C,
+           *var_d = centered + C, *pivot0 = var_d + C, *group_mean = pivot0 + C,
+           *group_m2 = group_mean + C, *scale = group_m2 + C, *shift = scale + C;
     T *coef = (T *)(shift + C); /* 5·C values of T for bn_affine */
 
     for (ptrdiff_t g = 0; g < groups; g++) {
         /* Statistics: each sample's about its own pivot, merged relative to the first one's. */
         for (ptrdiff_t v = 0; v < virtual_batch; v++) {
-            const T *xs = x + (v * groups + g) * sample;
-            F(bn_pivots)(pivot, xs, &call.p);
-            F(bn_chunk_stats)(chunk_mean, chunk_m2, xs, pivot, &call.p);
-            bn_merge_chunk_stats(centered, var_d, chunk_mean, chunk_m2, &call.p);
+            F(bn_batch_stats)(pivot, centered, var_d, call.scratch, x + (v * groups + g) * sample,
+                              &call.p);
             for (ptrdiff_t c = 0; c < C; c++) {
                 if (v == 0) {
                     pivot0[c] = pivot[c];

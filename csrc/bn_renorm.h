@@ -36,15 +36,12 @@ int BN_RENORM_FORWARD(T *y, T *mean, T *var, T *r, T *d, const T *x, const T *ga
     int ready = bn_call_begin(&call, outer, channels, inner, 1, 2, 10);
     if (ready <= 0)
         return ready;
-    double *chunk_mean = call.scratch, *chunk_m2 = chunk_mean + call.p.chunks * C;
-    double *pivot = chunk_m2 + call.p.chunks * C, *centered_mean = pivot + C,
+    double *pivot = call.scratch + 2 * call.p.chunks * C, *centered_mean = pivot + C,
            *var_d = centered_mean + C, *scale = var_d + C, *shift = scale + C;
     T *coef = (T *)(shift + C); /* 5·C values of T for bn_affine */
 
     /* The statistics exactly as the training forward computes them (see BN_FORWARD). */
-    F(bn_pivots)(pivot, x, &call.p);
-    F(bn_chunk_stats)(chunk_mean, chunk_m2, x, pivot, &call.p);
-    bn_merge_chunk_stats(centered_mean, var_d, chunk_mean, chunk_m2, &call.p);
+    F(bn_batch_stats)(pivot, centered_mean, var_d, call.scratch, x, &call.p);
     double stddev_floor = sqrt(epsilon);
     for (ptrdiff_t c = 0; c < C; c++) {
         double batch_mean = pivot[c] + centered_mean[c];
@@ -58,12 +55,7 @@ int BN_RENORM_FORWARD(T *y, T *mean, T *var, T *r, T *d, const T *x, const T *ga
         scale[c] = g * (double)r[c] * bn_invstd(var_d[c], epsilon);
         shift[c] = g * (double)d[c] + (beta != NULL ? (double)beta[c] : 0.0);
     }
-    F(bn_affine)(y, NULL, x, NULL, scale, pivot, centered_mean, shift, coef, &call.p);
-    F(bn_fill_nan_channels)(y, NULL, scale, pivot, centered_mean, shift, &call.p);
-    for (ptrdiff_t c = 0; c < C; c++) {
-        mean[c] = (T)(pivot[c] + centered_mean[c]);
-        var[c] = (T)var_d[c];
-    }
+    F(bn_forward_finish)(y, mean, var, x, scale, pivot, centered_mean, var_d, shift, coef, &call.p);
     bn_call_end(&call);
     return 0;
 }
