@@ -307,6 +307,24 @@ int bnpy_kernel_status(int rc)
     return -1;
 }
 
+PyObject *bnpy_results(int rc, int n, ...)
+{
+    if (bnpy_kernel_status(rc) < 0)
+        return NULL;
+    PyObject *tuple = PyTuple_New(n);
+    if (tuple == NULL)
+        return NULL;
+    va_list arrays;
+    va_start(arrays, n);
+    for (int i = 0; i < n; i++) {
+        PyObject *a = va_arg(arrays, PyObject *);
+        Py_INCREF(a);
+        PyTuple_SET_ITEM(tuple, i, a);
+    }
+    va_end(arrays);
+    return tuple;
+}
+
 /* ---- batch-norm style arguments -------------------------------------------------------------- */
 
 PyArrayObject *bnpy_data_input(PyObject *obj, int typenum, const char *func, const char *arg)

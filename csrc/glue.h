@@ -110,6 +110,10 @@ PyArrayObject *bnpy_output_like(PyObject *out, PyArrayObject *like, PyArrayObjec
  * nothing written) MemoryError and -1. Call it after Py_END_ALLOW_THREADS. */
 int bnpy_kernel_status(int rc);
 
+/* The tuple of the n arrays given (new references) when the kernel's status rc is 0, else NULL
+ * with bnpy_kernel_status's error: the result of a glue function with several outputs. */
+PyObject *bnpy_results(int rc, int n, ...);
+
 /* The array *a handed over as the call's result (the reference moves: *a becomes NULL, so the
  * `fail:` release leaves it alone). */
 static inline PyObject *bnpy_take(PyArrayObject **a)

@@ -116,8 +116,7 @@ static PyObject *backward_common(PyObject *const *args, Py_ssize_t nargs, const 
                                 ins[0], ins[1], ins[2], ins[3], ins[4], L.outer, L.channels,
                                 L.inner, L.epsilon);
     Py_END_ALLOW_THREADS
-    if (bnpy_kernel_status(rc) == 0)
-        result = PyTuple_Pack(3, (PyObject *)dx, (PyObject *)dgamma, (PyObject *)dbeta);
+    result = bnpy_results(rc, 3, (PyObject *)dx, (PyObject *)dgamma, (PyObject *)dbeta);
 fail:
     bnpy_release(8, (PyObject *)dy, (PyObject *)x, (PyObject *)gamma, (PyObject *)mean,
                  (PyObject *)var, (PyObject *)dx, (PyObject *)dgamma, (PyObject *)dbeta);

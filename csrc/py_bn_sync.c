@@ -208,8 +208,7 @@ static PyObject *batch_norm_grad_sums(PyObject *module, PyObject *const *args, P
                             PyArray_DATA(sum_dyxc), PyArray_DATA(dy), PyArray_DATA(x),
                             PyArray_DATA(mean), outer, channels, inner);
     Py_END_ALLOW_THREADS
-    if (bnpy_kernel_status(rc) == 0)
-        result = PyTuple_Pack(2, (PyObject *)sum_dy, (PyObject *)sum_dyxc);
+    result = bnpy_results(rc, 2, (PyObject *)sum_dy, (PyObject *)sum_dyxc);
 fail:
     bnpy_release(5, dy, x, mean, sum_dy, sum_dyxc);
     return result;

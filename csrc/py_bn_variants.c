@@ -73,9 +73,8 @@ static PyObject *batch_renorm_forward(PyObject *module, PyObject *const *args, P
                             PyArray_DATA(renorm_stddev), L.outer, L.channels, L.inner, L.epsilon,
                             rmin, rmax, dmax);
     Py_END_ALLOW_THREADS
-    if (bnpy_kernel_status(rc) == 0)
-        result = PyTuple_Pack(5, (PyObject *)y, (PyObject *)mean, (PyObject *)var, (PyObject *)r,
-                              (PyObject *)d);
+    result = bnpy_results(rc, 5, (PyObject *)y, (PyObject *)mean, (PyObject *)var, (PyObject *)r,
+                          (PyObject *)d);
 fail:
     bnpy_release(10, (PyObject *)x, (PyObject *)gamma, (PyObject *)beta, (PyObject *)renorm_mean,
                  (PyObject *)renorm_stddev, (PyObject *)y, (PyObject *)mean, (PyObject *)var,
@@ -113,8 +112,7 @@ static PyObject *batch_renorm_backward(PyObject *module, PyObject *const *args, 
                             PyArray_DATA(r), PyArray_DATA(d), L.outer, L.channels, L.inner,
                             L.epsilon);
     Py_END_ALLOW_THREADS
-    if (bnpy_kernel_status(rc) == 0)
-        result = PyTuple_Pack(3, (PyObject *)dx, (PyObject *)dgamma, (PyObject *)dbeta);
+    result = bnpy_results(rc, 3, (PyObject *)dx, (PyObject *)dgamma, (PyObject *)dbeta);
 fail:
     bnpy_release(10, (PyObject *)dy, (PyObject *)x, (PyObject *)gamma, (PyObject *)mean,
                  (PyObject *)var, (PyObject *)r, (PyObject *)d, (PyObject *)dx, (PyObject *)dgamma,
@@ -226,8 +224,7 @@ static PyObject *ghost_batch_norm_forward(PyObject *module, PyObject *const *arg
                             PyArray_DATA(var), PyArray_DATA(x), DATA(gamma), DATA(beta),
                             virtual_batch, groups, L.outer, L.channels, L.inner, L.epsilon);
     Py_END_ALLOW_THREADS
-    if (bnpy_kernel_status(rc) == 0)
-        result = PyTuple_Pack(3, (PyObject *)y, (PyObject *)mean, (PyObject *)var);
+    result = bnpy_results(rc, 3, (PyObject *)y, (PyObject *)mean, (PyObject *)var);
 fail:
     bnpy_release(6, (PyObject *)x, (PyObject *)gamma, (PyObject *)beta, (PyObject *)y,
                  (PyObject *)mean, (PyObject *)var);
@@ -270,8 +267,7 @@ static PyObject *ghost_batch_norm_backward(PyObject *module, PyObject *const *ar
                             PyArray_DATA(x), DATA(gamma), PyArray_DATA(mean), PyArray_DATA(var),
                             virtual_batch, groups, L.outer, L.channels, L.inner, L.epsilon);
     Py_END_ALLOW_THREADS
-    if (bnpy_kernel_status(rc) == 0)
-        result = PyTuple_Pack(3, (PyObject *)dx, (PyObject *)dgamma, (PyObject *)dbeta);
+    result = bnpy_results(rc, 3, (PyObject *)dx, (PyObject *)dgamma, (PyObject *)dbeta);
 fail:
     bnpy_release(8, (PyObject *)dy, (PyObject *)x, (PyObject *)gamma, (PyObject *)mean,
                  (PyObject *)var, (PyObject *)dx, (PyObject *)dgamma, (PyObject *)dbeta);

@@ -340,8 +340,7 @@ static PyObject *py_conv2d_direct(PyObject *module, PyObject *const *args, Py_ss
                                 bias ? PyArray_DATA(bias) : NULL, g.N, g.H, g.W, g.C, g.kh, g.kw,
                                 g.sh, g.sw, g.pt, g.pb, g.pl, g.pr, g.out_h, g.out_w, cout);
     Py_END_ALLOW_THREADS
-    if (bnpy_kernel_status(rc) == 0)
-        result = PyTuple_Pack(2, (PyObject *)y, (PyObject *)xpad);
+    result = bnpy_results(rc, 2, (PyObject *)y, (PyObject *)xpad);
 fail:
     bnpy_release(5, (PyObject *)x, (PyObject *)kernel, (PyObject *)bias, (PyObject *)y,
                  (PyObject *)xpad);
