@@ -342,20 +342,29 @@ BNPY_HOT static void dinput_item(void *ctx, ptrdiff_t n)
     free(sc.spec);
 }
 
-/* Runs body over n_items items (on threads when the work is large enough); 0, or -1 when a
+/* Runs body over n_items items of jb with the plan of the FFT size (P_h, P_w), on threads when
+ * the work (work_per_bin times the plan's F bins) is large enough; 0, or -1 when the plan or a
  * worker's scratch could not be allocated. */
-static int run_items(job *jb, ptrdiff_t n_items, double work, void (*body)(void *, ptrdiff_t))
+static int run_items(job *jb, ptrdiff_t P_h, ptrdiff_t P_w, ptrdiff_t n_items, double work_per_bin,
+                     void (*body)(void *, ptrdiff_t))
 {
-    int *status = calloc((size_t)(n_items > 0 ? n_items : 1), sizeof(int));
-    if (status == NULL)
+    fft2_plan plan;
+    if (fft2_init(&plan, P_h, P_w) < 0)
         return -1;
+    int *status = calloc((size_t)(n_items > 0 ? n_items : 1), sizeof(int));
+    if (status == NULL) {
+        free(plan.twiddles);
+        return -1;
+    }
+    jb->plan = &plan;
     jb->status = status;
-    const int threads = bnpy_threads_for(work);
+    const int threads = bnpy_threads_for(work_per_bin * plan.F);
     bnpy_parallel_for(n_items, threads > 1 && n_items > 1, threads, 1, body, jb);
     int rc = 0;
     for (ptrdiff_t i = 0; i < n_items; i++)
         rc |= status[i];
     free(status);
+    free(plan.twiddles);
     return rc < 0 ? -1 : 0;
 }
 
@@ -365,33 +374,16 @@ int bnpy_fft_spectrum_f32(float *spec, const float *a, ptrdiff_t B, ptrdiff_t R,
                           ptrdiff_t L, ptrdiff_t P_h, ptrdiff_t P_w, ptrdiff_t shift_h,
                           ptrdiff_t shift_w)
 {
-    fft2_plan plan;
-    if (fft2_init(&plan, P_h, P_w) < 0)
-        return -1;
-    job jb = {.plan = &plan,
-              .out = spec,
-              .in = a,
-              .B = B,
-              .R = R,
-              .C = C,
-              .L = L,
-              .sh = shift_h,
-              .sw = shift_w};
+    job jb = {.out = spec, .in = a, .B = B, .R = R, .C = C, .L = L, .sh = shift_h, .sw = shift_w};
     const ptrdiff_t items = B * ((L + LANES - 1) / LANES);
-    const int rc = run_items(&jb, items, (double)items * plan.F * ELEM, spectrum_item);
-    free(plan.twiddles);
-    return rc;
+    return run_items(&jb, P_h, P_w, items, (double)items * ELEM, spectrum_item);
 }
 
 int bnpy_conv2d_fft_forward_f32(float *y, const float *xspec, const float *kspec, const float *bias,
                                 ptrdiff_t N, ptrdiff_t Cin, ptrdiff_t Cout, ptrdiff_t out_h,
                                 ptrdiff_t out_w, ptrdiff_t P_h, ptrdiff_t P_w)
 {
-    fft2_plan plan;
-    if (fft2_init(&plan, P_h, P_w) < 0)
-        return -1;
-    job jb = {.plan = &plan,
-              .out = y,
+    job jb = {.out = y,
               .in = xspec,
               .in2 = kspec,
               .bias = bias,
@@ -400,9 +392,7 @@ int bnpy_conv2d_fft_forward_f32(float *y, const float *xspec, const float *kspec
               .Cout = Cout,
               .out_rows = out_h,
               .out_cols = out_w};
-    const int rc = run_items(&jb, N, (double)N * Cout * plan.F * 2, forward_item);
-    free(plan.twiddles);
-    return rc;
+    return run_items(&jb, P_h, P_w, N, (double)N * Cout * 2, forward_item);
 }
 
 int bnpy_conv2d_fft_dkernel_f32(float *dkernel, const float *dy, const float *xspec, ptrdiff_t N,
@@ -410,11 +400,7 @@ int bnpy_conv2d_fft_dkernel_f32(float *dkernel, const float *dy, const float *xs
                                 ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t pad_top, ptrdiff_t pad_left,
                                 ptrdiff_t P_h, ptrdiff_t P_w)
 {
-    fft2_plan plan;
-    if (fft2_init(&plan, P_h, P_w) < 0)
-        return -1;
-    job jb = {.plan = &plan,
-              .out = dkernel,
+    job jb = {.out = dkernel,
               .in = dy,
               .in2 = xspec,
               .N = N,
@@ -427,20 +413,14 @@ int bnpy_conv2d_fft_dkernel_f32(float *dkernel, const float *dy, const float *xs
               .sh = -pad_top,
               .sw = -pad_left};
     const ptrdiff_t items = (Cout + LANES - 1) / LANES;
-    const int rc = run_items(&jb, items, (double)N * Cout * plan.F * 2, dkernel_item);
-    free(plan.twiddles);
-    return rc;
+    return run_items(&jb, P_h, P_w, items, (double)N * Cout * 2, dkernel_item);
 }
 
 int bnpy_conv2d_fft_dinput_f32(float *dx, const float *dy, const float *ktspec, ptrdiff_t N,
                                ptrdiff_t Cin, ptrdiff_t Cout, ptrdiff_t H, ptrdiff_t W,
                                ptrdiff_t out_h, ptrdiff_t out_w, ptrdiff_t P_h, ptrdiff_t P_w)
 {
-    fft2_plan plan;
-    if (fft2_init(&plan, P_h, P_w) < 0)
-        return -1;
-    job jb = {.plan = &plan,
-              .out = dx,
+    job jb = {.out = dx,
               .in = dy,
               .in2 = ktspec,
               .N = N,
@@ -450,7 +430,5 @@ int bnpy_conv2d_fft_dinput_f32(float *dx, const float *dy, const float *ktspec, 
               .in_cols = out_w,
               .out_rows = H,
               .out_cols = W};
-    const int rc = run_items(&jb, N, (double)N * (Cin + Cout) * plan.F * 2, dinput_item);
-    free(plan.twiddles);
-    return rc;
+    return run_items(&jb, P_h, P_w, N, (double)N * (Cin + Cout) * 2, dinput_item);
 }
