@@ -69,6 +69,18 @@ static inline ptrdiff_t bn_sync_chunk_start(const bn_sync_plan *p, ptrdiff_t k)
     return k * p->outer / p->chunks;
 }
 
+/* The scratch of an elementwise phase, `arrays` arrays of C doubles, into *scratch (to free): 1
+ * when ready, 0 when there is nothing to compute (no channel or no value), -1 when it cannot be
+ * allocated. */
+static int bn_sync_scratch(double **scratch, ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t inner,
+                           ptrdiff_t arrays)
+{
+    if (channels <= 0 || outer * inner <= 0)
+        return 0;
+    *scratch = malloc((size_t)(arrays * channels) * sizeof(double));
+    return *scratch != NULL ? 1 : -1;
+}
+
 void bnpy_bn_merge_stats(double *count, double *mean, double *var, const double *counts,
                          const double *means, const double *m2s, ptrdiff_t parts,
                          ptrdiff_t channels)
@@ -318,11 +330,10 @@ int SUF(bnpy_bn_normalize)(T *y, const T *x, const T *gamma, const T *beta, cons
                            double epsilon)
 {
     const ptrdiff_t C = channels;
-    if (C <= 0 || outer * inner <= 0)
-        return 0;
-    double *scale = malloc((size_t)(2 * C) * sizeof(double));
-    if (scale == NULL)
-        return -1;
+    double *scale;
+    int ready = bn_sync_scratch(&scale, outer, channels, inner, 2);
+    if (ready <= 0)
+        return ready;
     double *shift = scale + C;
     for (ptrdiff_t c = 0; c < C; c++) {
         scale[c] = (gamma != NULL ? (double)gamma[c] : 1.0) * bn_invstd(var[c], epsilon);
@@ -341,11 +352,10 @@ int SUF(bnpy_bn_backward_apply)(T *dx, const T *dy, const T *x, const T *gamma, 
                                 double epsilon)
 {
     const ptrdiff_t C = channels;
-    if (C <= 0 || outer * inner <= 0)
-        return 0;
-    double *scratch = malloc((size_t)(4 * C) * sizeof(double));
-    if (scratch == NULL)
-        return -1;
+    double *scratch;
+    int ready = bn_sync_scratch(&scratch, outer, channels, inner, 4);
+    if (ready <= 0)
+        return ready;
     double *a = scratch, *b = a + C, *dy_mean = b + C, *zero = dy_mean + C;
     const double inv_m = count > 0.0 ? 1.0 / count : 0.0;
     for (ptrdiff_t c = 0; c < C; c++) {

@@ -61,9 +61,13 @@ static int sync_inputs(PyObject *const *args, int dy_at, int x_at, int axis_at, 
     return 0;
 }
 
-static PyObject *sync_new_vector(npy_intp channels)
+/* Two new float64 vectors of `channels` values into *a and *b: 0, or -1 with the error set (what
+ * was made is in *a and *b either way, for the caller to release). */
+static int sync_new_vectors(npy_intp channels, PyArrayObject **a, PyArrayObject **b)
 {
-    return PyArray_EMPTY(1, &channels, NPY_DOUBLE, 0);
+    *a = (PyArrayObject *)PyArray_EMPTY(1, &channels, NPY_DOUBLE, 0);
+    *b = (PyArrayObject *)PyArray_EMPTY(1, &channels, NPY_DOUBLE, 0);
+    return *a != NULL && *b != NULL ? 0 : -1;
 }
 
 #define DATA(a) ((a) != NULL ? PyArray_DATA(a) : NULL)
@@ -82,9 +86,7 @@ static PyObject *batch_norm_local_stats(PyObject *module, PyObject *const *args,
         (typenum = bnpy_call_typenum(args, arrays, 1, func)) < 0 ||
         sync_inputs(args, -1, 0, 1, typenum, func, NULL, &x, &outer, &channels, &inner) < 0)
         goto fail;
-    mean = (PyArrayObject *)sync_new_vector(channels);
-    m2 = (PyArrayObject *)sync_new_vector(channels);
-    if (mean == NULL || m2 == NULL)
+    if (sync_new_vectors(channels, &mean, &m2) < 0)
         goto fail;
     Py_BEGIN_ALLOW_THREADS
     rc = BNPY_CALL_FOR_TYPE(typenum, bnpy_bn_local_stats, PyArray_DATA(mean), PyArray_DATA(m2),
@@ -135,9 +137,7 @@ static PyObject *batch_norm_merge_stats(PyObject *module, PyObject *const *args,
     npy_intp channels = PyArray_DIM(means, 1);
     if (sync_shaped(args[2], NPY_DOUBLE, 2, PyArray_DIMS(means), 0, func, "m2s", &m2s) < 0)
         goto fail;
-    mean = (PyArrayObject *)sync_new_vector(channels);
-    var = (PyArrayObject *)sync_new_vector(channels);
-    if (mean == NULL || var == NULL)
+    if (sync_new_vectors(channels, &mean, &var) < 0)
         goto fail;
     bnpy_bn_merge_stats(&count, PyArray_DATA(mean), PyArray_DATA(var), c, PyArray_DATA(means),
                         PyArray_DATA(m2s), parts, channels);
@@ -199,9 +199,7 @@ static PyObject *batch_norm_grad_sums(PyObject *module, PyObject *const *args, P
         sync_inputs(args, 0, 1, 3, typenum, func, &dy, &x, &outer, &channels, &inner) < 0 ||
         sync_shaped(args[2], NPY_DOUBLE, 1, &channels, 0, func, "mean", &mean) < 0)
         goto fail;
-    sum_dy = (PyArrayObject *)sync_new_vector(channels);
-    sum_dyxc = (PyArrayObject *)sync_new_vector(channels);
-    if (sum_dy == NULL || sum_dyxc == NULL)
+    if (sync_new_vectors(channels, &sum_dy, &sum_dyxc) < 0)
         goto fail;
     Py_BEGIN_ALLOW_THREADS
     rc = BNPY_CALL_FOR_TYPE(typenum, bnpy_bn_grad_sums, PyArray_DATA(sum_dy),
