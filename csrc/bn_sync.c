@@ -109,7 +109,7 @@ void bnpy_bn_merge_stats(double *count, double *mean, double *var, const double 
 struct SUF(bn_sync_stats_job) {
     double *chunk_mean, *chunk_m2, *chunk_lin; /* (chunks, C) each */
     const T *x;
-    const bn_sync_plan *p;
+    const bn_sync_plan *p; /* p and parts: set by bn_sync_affine */
 };
 
 /* Σ over the values of channel c in outer indices [r0, r1) of (x − center[c]) into lin[c] and of
@@ -206,7 +206,7 @@ struct SUF(bn_sync_grad_job) {
     double *chunk_dy, *chunk_dyxc; /* (chunks, C) */
     const T *dy, *x;
     const double *mean;
-    const bn_sync_plan *p;
+    const bn_sync_plan *p; /* p and parts: set by bn_sync_affine */
 };
 
 static void SUF(bn_sync_grad_chunk)(void *ctx, ptrdiff_t k)
@@ -276,7 +276,7 @@ struct SUF(bn_sync_affine_job) {
     T *out;
     const T *u, *x;
     const double *u_mean, *a, *mean, *b, *shift; /* (C,) each; u_mean, a unused when u is NULL */
-    const bn_sync_plan *p;
+    const bn_sync_plan *p;                       /* p and parts: set by bn_sync_affine */
     ptrdiff_t parts;
 };
 
@@ -316,12 +316,15 @@ static void SUF(bn_sync_affine_part)(void *ctx, ptrdiff_t part)
         }
 }
 
-static void SUF(bn_sync_affine)(struct SUF(bn_sync_affine_job) * job)
+/* The pass of job (its plan and parts set here) over the (outer, channels, inner) block. */
+static void SUF(bn_sync_affine)(struct SUF(bn_sync_affine_job) * job, ptrdiff_t outer,
+                                ptrdiff_t channels, ptrdiff_t inner)
 {
-    const bn_sync_plan *p = job->p;
-    ptrdiff_t parts = p->threads > 1 ? 16 * (ptrdiff_t)p->threads : 1;
-    job->parts = parts < p->outer ? parts : (p->outer > 0 ? p->outer : 1);
-    bnpy_parallel_for(job->parts, p->threads > 1 && job->parts > 1, p->threads, 1,
+    const bn_sync_plan p = bn_sync_make_plan(outer, channels, inner);
+    ptrdiff_t parts = p.threads > 1 ? 16 * (ptrdiff_t)p.threads : 1;
+    job->p = &p;
+    job->parts = parts < p.outer ? parts : (p.outer > 0 ? p.outer : 1);
+    bnpy_parallel_for(job->parts, p.threads > 1 && job->parts > 1, p.threads, 1,
                       SUF(bn_sync_affine_part), job);
 }
 
@@ -339,9 +342,8 @@ int SUF(bnpy_bn_normalize)(T *y, const T *x, const T *gamma, const T *beta, cons
         scale[c] = (gamma != NULL ? (double)gamma[c] : 1.0) * bn_invstd(var[c], epsilon);
         shift[c] = beta != NULL ? (double)beta[c] : 0.0;
     }
-    bn_sync_plan p = bn_sync_make_plan(outer, channels, inner);
-    struct SUF(bn_sync_affine_job) job = {y, NULL, x, NULL, NULL, mean, scale, shift, &p, 1};
-    SUF(bn_sync_affine)(&job);
+    struct SUF(bn_sync_affine_job) job = {y, NULL, x, NULL, NULL, mean, scale, shift, NULL, 0};
+    SUF(bn_sync_affine)(&job, outer, channels, inner);
     free(scale);
     return 0;
 }
@@ -365,9 +367,8 @@ int SUF(bnpy_bn_backward_apply)(T *dx, const T *dy, const T *x, const T *gamma, 
         dy_mean[c] = sum_dy[c] * inv_m;
         zero[c] = 0.0;
     }
-    bn_sync_plan p = bn_sync_make_plan(outer, channels, inner);
-    struct SUF(bn_sync_affine_job) job = {dx, dy, x, dy_mean, a, mean, b, zero, &p, 1};
-    SUF(bn_sync_affine)(&job);
+    struct SUF(bn_sync_affine_job) job = {dx, dy, x, dy_mean, a, mean, b, zero, NULL, 0};
+    SUF(bn_sync_affine)(&job, outer, channels, inner);
     free(scratch);
     return 0;
 }
