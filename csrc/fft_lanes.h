@@ -202,26 +202,77 @@ static inline int plan_init(fft_plan *plan, float *twiddles, ptrdiff_t n)
     return 0;
 }
 
-/* The butterflies: the r inputs a[t] of one DFT_r to its outputs out[k] = sum_t a[t] w_r^(-t k),
- * before the pass's twiddles. */
-BNPY_ALWAYS_INLINE void dft2(const cvec *a, cvec *out)
+/* Output k >= 1 of a butterfly, times its twiddle (w[2 (k - 1)], w[2 (k - 1) + 1]), stored at
+ * b + k s ELEM. */
+BNPY_ALWAYS_INLINE void store_twiddled(float *b, int k, cvec v, const float *w, ptrdiff_t s,
+                                       ptrdiff_t ro, ptrdiff_t io)
 {
-    out[0] = cv_add(a[0], a[1]);
-    out[1] = cv_sub(a[0], a[1]);
+    cv_store(b + k * s * ELEM, cv_mul_scalar(v, w[2 * (k - 1)], w[2 * (k - 1) + 1]), ro, io);
 }
 
-BNPY_ALWAYS_INLINE void dft3(const cvec *a, cvec *out)
+/* The butterflies of pass_radix: each loads the r inputs a + t step of one DFT_r, computes the
+ * outputs sum_t a_t w_r^(-t k) and stores them at b + k s ELEM (k >= 1 times its twiddle), each
+ * as soon as it is computed, so that few vectors are live at once. */
+BNPY_ALWAYS_INLINE void dft2(const float *a, float *b, const float *w, ptrdiff_t s, ptrdiff_t step,
+                             ptrdiff_t ro, ptrdiff_t io)
+{
+    const cvec a0 = cv_load(a, ro, io), a1 = cv_load(a + step, ro, io);
+    cv_store(b, cv_add(a0, a1), ro, io);
+    store_twiddled(b, 1, cv_sub(a0, a1), w, s, ro, io);
+}
+
+BNPY_ALWAYS_INLINE void dft3(const float *a, float *b, const float *w, ptrdiff_t s, ptrdiff_t step,
+                             ptrdiff_t ro, ptrdiff_t io)
 {
     const float half_sqrt3 = 0.86602540378443864676f;
-    const cvec t1 = cv_add(a[1], a[2]);
-    const cvec t2 = cv_sub(a[0], cv_scale(t1, 0.5f));
-    const cvec t3 = cv_mul_minus_i(cv_scale(cv_sub(a[1], a[2]), half_sqrt3));
-    out[0] = cv_add(a[0], t1);
-    out[1] = cv_add(t2, t3);
-    out[2] = cv_sub(t2, t3);
+    const cvec a0 = cv_load(a, ro, io), a1 = cv_load(a + step, ro, io),
+               a2 = cv_load(a + 2 * step, ro, io);
+    const cvec t1 = cv_add(a1, a2);
+    const cvec t2 = cv_sub(a0, cv_scale(t1, 0.5f));
+    const cvec t3 = cv_mul_minus_i(cv_scale(cv_sub(a1, a2), half_sqrt3));
+    cv_store(b, cv_add(a0, t1), ro, io);
+    store_twiddled(b, 1, cv_add(t2, t3), w, s, ro, io);
+    store_twiddled(b, 2, cv_sub(t2, t3), w, s, ro, io);
 }
 
-BNPY_ALWAYS_INLINE void dft4(cvec c0, cvec c1, cvec c2, cvec c3, cvec *out)
+BNPY_ALWAYS_INLINE void dft4(const float *a, float *b, const float *w, ptrdiff_t s, ptrdiff_t step,
+                             ptrdiff_t ro, ptrdiff_t io)
+{
+    const cvec a0 = cv_load(a, ro, io), a1 = cv_load(a + step, ro, io),
+               a2 = cv_load(a + 2 * step, ro, io), a3 = cv_load(a + 3 * step, ro, io);
+    const cvec s02 = cv_add(a0, a2), d02 = cv_sub(a0, a2);
+    const cvec s13 = cv_add(a1, a3), d13 = cv_mul_minus_i(cv_sub(a1, a3));
+    cv_store(b, cv_add(s02, s13), ro, io);
+    store_twiddled(b, 1, cv_add(d02, d13), w, s, ro, io);
+    store_twiddled(b, 2, cv_sub(s02, s13), w, s, ro, io);
+    store_twiddled(b, 3, cv_sub(d02, d13), w, s, ro, io);
+}
+
+BNPY_ALWAYS_INLINE void dft5(const float *a, float *b, const float *w, ptrdiff_t s, ptrdiff_t step,
+                             ptrdiff_t ro, ptrdiff_t io)
+{
+    /* cos and sin of 2 pi/5 and 4 pi/5 */
+    const float c1 = 0.30901699437494742410f, c2 = -0.80901699437494742410f;
+    const float s1 = 0.95105651629515357212f, s2 = 0.58778525229247312917f;
+    const cvec a0 = cv_load(a, ro, io), a1 = cv_load(a + step, ro, io),
+               a2 = cv_load(a + 2 * step, ro, io), a3 = cv_load(a + 3 * step, ro, io),
+               a4 = cv_load(a + 4 * step, ro, io);
+    const cvec t1 = cv_add(a1, a4), t2 = cv_add(a2, a3);
+    const cvec t3 = cv_sub(a1, a4), t4 = cv_sub(a2, a3);
+    const cvec r1 = cv_add(a0, cv_add(cv_scale(t1, c1), cv_scale(t2, c2)));
+    const cvec r2 = cv_add(a0, cv_add(cv_scale(t1, c2), cv_scale(t2, c1)));
+    const cvec i1 = cv_mul_minus_i(cv_add(cv_scale(t3, s1), cv_scale(t4, s2)));
+    const cvec i2 = cv_mul_minus_i(cv_sub(cv_scale(t3, s2), cv_scale(t4, s1)));
+    cv_store(b, cv_add(a0, cv_add(t1, t2)), ro, io);
+    store_twiddled(b, 1, cv_add(r1, i1), w, s, ro, io);
+    store_twiddled(b, 2, cv_add(r2, i2), w, s, ro, io);
+    store_twiddled(b, 3, cv_sub(r2, i2), w, s, ro, io);
+    store_twiddled(b, 4, cv_sub(r1, i1), w, s, ro, io);
+}
+
+/* Radix 8 as two radix-4 DFTs: the sums and differences a_t +- a_(t+4) give the even outputs
+ * (DFT_4 of the sums) and the odd ones (DFT_4 of the differences times w_8^(-t)). */
+BNPY_ALWAYS_INLINE void dft4_of(cvec c0, cvec c1, cvec c2, cvec c3, cvec *out)
 {
     const cvec e0 = cv_add(c0, c2), e1 = cv_sub(c0, c2);
     const cvec f0 = cv_add(c1, c3), f1 = cv_mul_minus_i(cv_sub(c1, c3));
@@ -231,33 +282,15 @@ BNPY_ALWAYS_INLINE void dft4(cvec c0, cvec c1, cvec c2, cvec c3, cvec *out)
     out[3] = cv_sub(e1, f1);
 }
 
-BNPY_ALWAYS_INLINE void dft5(const cvec *a, cvec *out)
-{
-    /* cos and sin of 2 pi/5 and 4 pi/5 */
-    const float c1 = 0.30901699437494742410f, c2 = -0.80901699437494742410f;
-    const float s1 = 0.95105651629515357212f, s2 = 0.58778525229247312917f;
-    const cvec t1 = cv_add(a[1], a[4]), t2 = cv_add(a[2], a[3]);
-    const cvec t3 = cv_sub(a[1], a[4]), t4 = cv_sub(a[2], a[3]);
-    const cvec r1 = cv_add(a[0], cv_add(cv_scale(t1, c1), cv_scale(t2, c2)));
-    const cvec r2 = cv_add(a[0], cv_add(cv_scale(t1, c2), cv_scale(t2, c1)));
-    const cvec i1 = cv_mul_minus_i(cv_add(cv_scale(t3, s1), cv_scale(t4, s2)));
-    const cvec i2 = cv_mul_minus_i(cv_sub(cv_scale(t3, s2), cv_scale(t4, s1)));
-    out[0] = cv_add(a[0], cv_add(t1, t2));
-    out[1] = cv_add(r1, i1);
-    out[2] = cv_add(r2, i2);
-    out[3] = cv_sub(r2, i2);
-    out[4] = cv_sub(r1, i1);
-}
-
-/* Radix 8 as two radix-4 DFTs: the sums and differences a_t +- a_(t+4) give the even outputs
- * (DFT_4 of the sums) and the odd ones (DFT_4 of the differences times w_8^(-t)). */
-BNPY_ALWAYS_INLINE void dft8(const cvec *a, cvec *out)
+BNPY_ALWAYS_INLINE void dft8(const float *a, float *b, const float *w, ptrdiff_t s, ptrdiff_t step,
+                             ptrdiff_t ro, ptrdiff_t io)
 {
     const float half_sqrt2 = 0.70710678118654752440f;
     cvec sum[4], dif[4], even[4], odd[4];
     for (int t = 0; t < 4; t++) {
-        sum[t] = cv_add(a[t], a[t + 4]);
-        dif[t] = cv_sub(a[t], a[t + 4]);
+        const cvec lo = cv_load(a + t * step, ro, io), hi = cv_load(a + (t + 4) * step, ro, io);
+        sum[t] = cv_add(lo, hi);
+        dif[t] = cv_sub(lo, hi);
     }
     /* dif[t] w_8^(-t): w_8^-1 = (1 - i)/sqrt2, w_8^-2 = -i, w_8^-3 = -(1 + i)/sqrt2 */
     const cvec d1 = {lanes_scale(lanes_add(dif[1].re, dif[1].im), half_sqrt2),
@@ -265,16 +298,17 @@ BNPY_ALWAYS_INLINE void dft8(const cvec *a, cvec *out)
     const cvec d3 = {
         lanes_scale(lanes_sub(dif[3].im, dif[3].re), half_sqrt2),
         lanes_scale(lanes_sub(lanes_zero(), lanes_add(dif[3].re, dif[3].im)), half_sqrt2)};
-    dft4(sum[0], sum[1], sum[2], sum[3], even);
-    dft4(dif[0], d1, cv_mul_minus_i(dif[2]), d3, odd);
-    for (int k = 0; k < 8; k++)
-        out[k] = k % 2 == 0 ? even[k / 2] : odd[k / 2];
+    dft4_of(sum[0], sum[1], sum[2], sum[3], even);
+    dft4_of(dif[0], d1, cv_mul_minus_i(dif[2]), d3, odd);
+    cv_store(b, even[0], ro, io);
+    for (int k = 1; k < 8; k++)
+        store_twiddled(b, k, k % 2 == 0 ? even[k / 2] : odd[k / 2], w, s, ro, io);
 }
 
 /* One pass of radix r (a constant where it is called, so that each radix compiles to its own
- * loop with the butterfly unrolled): for p < m, q < s, the r inputs x[q + s(p + t m)] (t < r)
- * give the outputs work[q + s(r p + k)] = DFT_r(inputs)[k] * w_len^(-p k), len = r m, with the
- * r - 1 twiddles w_len^(-p k) (k >= 1) at tw + 2 (r - 1) p. */
+ * loop around its butterfly): for p < m, q < s, the r inputs x[q + s(p + t m)] (t < r) give the
+ * outputs work[q + s(r p + k)] = DFT_r(inputs)[k] * w_len^(-p k), len = r m, with the r - 1
+ * twiddles w_len^(-p k) (k >= 1) at tw + 2 (r - 1) p. */
 BNPY_ALWAYS_INLINE void pass_radix(float *work, const float *x, ptrdiff_t s, ptrdiff_t m,
                                    const float *tw, ptrdiff_t ro, ptrdiff_t io, const int r)
 {
@@ -284,23 +318,16 @@ BNPY_ALWAYS_INLINE void pass_radix(float *work, const float *x, ptrdiff_t s, ptr
         for (ptrdiff_t q = 0; q < s; q++) {
             const float *a = x + (q + s * p) * ELEM;
             float *b = work + (q + r * s * p) * ELEM;
-            cvec in[8], out[8];
-            for (int t = 0; t < r; t++)
-                in[t] = cv_load(a + t * step, ro, io);
             if (r == 8)
-                dft8(in, out);
+                dft8(a, b, w, s, step, ro, io);
             else if (r == 4)
-                dft4(in[0], in[1], in[2], in[3], out);
+                dft4(a, b, w, s, step, ro, io);
             else if (r == 2)
-                dft2(in, out);
+                dft2(a, b, w, s, step, ro, io);
             else if (r == 3)
-                dft3(in, out);
+                dft3(a, b, w, s, step, ro, io);
             else
-                dft5(in, out);
-            cv_store(b, out[0], ro, io);
-            for (int k = 1; k < r; k++)
-                cv_store(b + k * s * ELEM,
-                         cv_mul_scalar(out[k], w[2 * (k - 1)], w[2 * (k - 1) + 1]), ro, io);
+                dft5(a, b, w, s, step, ro, io);
         }
     }
 }
