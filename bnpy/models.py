@@ -526,7 +526,9 @@ class Sequential:
             if not do_validation:
                 return None
             if val_is_generator:
-                return np.atleast_1d(self.evaluate_generator(validation_data, validation_steps))
+                return np.atleast_1d(
+                    self.evaluate_generator(validation_data, validation_steps)
+                ).tolist()
             with self._turns:
                 return _training.test_loop(self, *val, last_batch_size)
 
