@@ -379,19 +379,31 @@ int bnpy_fft_spectrum_f32(float *spec, const float *a, ptrdiff_t B, ptrdiff_t R,
     return run_items(&jb, P_h, P_w, items, (double)items * ELEM, spectrum_item);
 }
 
+/* The job of one convolution pass: out written from in and in2 (which of x, dy, the kernel or
+ * their spectra each is, the item functions say), N images of Cin -> Cout channels, the in planes
+ * (in_rows, in_cols) read and the out planes (out_rows, out_cols) written. */
+static job conv_job(float *out, const float *in, const float *in2, ptrdiff_t N, ptrdiff_t Cin,
+                    ptrdiff_t Cout, ptrdiff_t in_rows, ptrdiff_t in_cols, ptrdiff_t out_rows,
+                    ptrdiff_t out_cols)
+{
+    return (job){.out = out,
+                 .in = in,
+                 .in2 = in2,
+                 .N = N,
+                 .Cin = Cin,
+                 .Cout = Cout,
+                 .in_rows = in_rows,
+                 .in_cols = in_cols,
+                 .out_rows = out_rows,
+                 .out_cols = out_cols};
+}
+
 int bnpy_conv2d_fft_forward_f32(float *y, const float *xspec, const float *kspec, const float *bias,
                                 ptrdiff_t N, ptrdiff_t Cin, ptrdiff_t Cout, ptrdiff_t out_h,
                                 ptrdiff_t out_w, ptrdiff_t P_h, ptrdiff_t P_w)
 {
-    job jb = {.out = y,
-              .in = xspec,
-              .in2 = kspec,
-              .bias = bias,
-              .N = N,
-              .Cin = Cin,
-              .Cout = Cout,
-              .out_rows = out_h,
-              .out_cols = out_w};
+    job jb = conv_job(y, xspec, kspec, N, Cin, Cout, 0, 0, out_h, out_w);
+    jb.bias = bias;
     return run_items(&jb, P_h, P_w, N, (double)N * Cout * 2, forward_item);
 }
 
@@ -400,18 +412,9 @@ int bnpy_conv2d_fft_dkernel_f32(float *dkernel, const float *dy, const float *xs
                                 ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t pad_top, ptrdiff_t pad_left,
                                 ptrdiff_t P_h, ptrdiff_t P_w)
 {
-    job jb = {.out = dkernel,
-              .in = dy,
-              .in2 = xspec,
-              .N = N,
-              .Cin = Cin,
-              .Cout = Cout,
-              .in_rows = out_h,
-              .in_cols = out_w,
-              .out_rows = kh,
-              .out_cols = kw,
-              .sh = -pad_top,
-              .sw = -pad_left};
+    job jb = conv_job(dkernel, dy, xspec, N, Cin, Cout, out_h, out_w, kh, kw);
+    jb.sh = -pad_top;
+    jb.sw = -pad_left;
     const ptrdiff_t items = (Cout + LANES - 1) / LANES;
     return run_items(&jb, P_h, P_w, items, (double)N * Cout * 2, dkernel_item);
 }
@@ -420,15 +423,6 @@ int bnpy_conv2d_fft_dinput_f32(float *dx, const float *dy, const float *ktspec, 
                                ptrdiff_t Cin, ptrdiff_t Cout, ptrdiff_t H, ptrdiff_t W,
                                ptrdiff_t out_h, ptrdiff_t out_w, ptrdiff_t P_h, ptrdiff_t P_w)
 {
-    job jb = {.out = dx,
-              .in = dy,
-              .in2 = ktspec,
-              .N = N,
-              .Cin = Cin,
-              .Cout = Cout,
-              .in_rows = out_h,
-              .in_cols = out_w,
-              .out_rows = H,
-              .out_cols = W};
+    job jb = conv_job(dx, dy, ktspec, N, Cin, Cout, out_h, out_w, H, W);
     return run_items(&jb, P_h, P_w, N, (double)N * (Cin + Cout) * 2, dinput_item);
 }

@@ -123,6 +123,20 @@ static inline PyObject *bnpy_take(PyArrayObject **a)
     return result;
 }
 
+/* The one output *a of a kernel with status rc, handed over as the call's result (bnpy_take) when
+ * rc is 0; else NULL with bnpy_kernel_status's error and *a left for the `fail:` release. The
+ * single-output form of bnpy_results. */
+static inline PyObject *bnpy_result(int rc, PyArrayObject **a)
+{
+    return bnpy_kernel_status(rc) == 0 ? bnpy_take(a) : NULL;
+}
+
+/* A method-table entry of a glue function: every one takes its arguments positionally
+ * (METH_FASTCALL), and the table's type needs the cast CPython's own tables spell out. The doc
+ * starts with the signature line ("name(args, /)\n--\n\n") that gives __text_signature__. */
+#define BNPY_FASTCALL(name, function, doc)                                                         \
+    {name, (PyCFunction)(void (*)(void))(function), METH_FASTCALL, doc}
+
 /* ---- batch-norm style arguments (py_batchnorm.c and its variants) ---------------------------- */
 
 /* The elementwise input of a per-channel op (x or dy): obj as bnpy_input_array converts it, with

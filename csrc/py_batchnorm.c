@@ -210,22 +210,25 @@ fail:
 }
 
 PyMethodDef bnpy_batchnorm_methods[] = {
-    {"batch_norm_forward", (PyCFunction)(void (*)(void))batch_norm_forward, METH_FASTCALL,
-     "batch_norm_forward(x, gamma, beta, axis, epsilon, out, /)\n--\n\n"
-     "Training-mode batch normalization: (y, mean, var). Use bnpy.ops.batch_norm_forward."},
-    {"batch_norm_inference", (PyCFunction)(void (*)(void))batch_norm_inference, METH_FASTCALL,
-     "batch_norm_inference(x, gamma, beta, mean, var, axis, epsilon, out, /)\n--\n\n"
-     "Inference-mode batch normalization: y. Use bnpy.ops.batch_norm_inference."},
-    {"batch_norm_backward", (PyCFunction)(void (*)(void))batch_norm_backward, METH_FASTCALL,
-     "batch_norm_backward(dy, x, gamma, mean, var, axis, epsilon, out, /)\n--\n\n"
-     "Gradient of the training forward: (dx, dgamma, dbeta). Use bnpy.ops.batch_norm_backward."},
-    {"batch_norm_inference_backward", (PyCFunction)(void (*)(void))batch_norm_inference_backward,
-     METH_FASTCALL,
-     "batch_norm_inference_backward(dy, x, gamma, mean, var, axis, epsilon, out, /)\n--\n\n"
-     "Gradient of the inference forward: (dx, dgamma, dbeta). "
-     "Use bnpy.ops.batch_norm_inference_backward."},
-    {"update_moving_stats", (PyCFunction)(void (*)(void))update_moving_stats, METH_FASTCALL,
-     "update_moving_stats(moving_mean, moving_var, mean, var, momentum, count, /)\n--\n\n"
-     "In-place moving-statistics update. Use bnpy.ops.update_moving_stats."},
+    BNPY_FASTCALL(
+        "batch_norm_forward", batch_norm_forward,
+        "batch_norm_forward(x, gamma, beta, axis, epsilon, out, /)\n--\n\n"
+        "Training-mode batch normalization: (y, mean, var). Use bnpy.ops.batch_norm_forward."),
+    BNPY_FASTCALL("batch_norm_inference", batch_norm_inference,
+                  "batch_norm_inference(x, gamma, beta, mean, var, axis, epsilon, out, /)\n--\n\n"
+                  "Inference-mode batch normalization: y. Use bnpy.ops.batch_norm_inference."),
+    BNPY_FASTCALL(
+        "batch_norm_backward", batch_norm_backward,
+        "batch_norm_backward(dy, x, gamma, mean, var, axis, epsilon, out, /)\n--\n\n"
+        "Gradient of the training forward: (dx, dgamma, dbeta). Use bnpy.ops.batch_norm_backward."),
+    BNPY_FASTCALL(
+        "batch_norm_inference_backward", batch_norm_inference_backward,
+        "batch_norm_inference_backward(dy, x, gamma, mean, var, axis, epsilon, out, /)\n--\n\n"
+        "Gradient of the inference forward: (dx, dgamma, dbeta). "
+        "Use bnpy.ops.batch_norm_inference_backward."),
+    BNPY_FASTCALL(
+        "update_moving_stats", update_moving_stats,
+        "update_moving_stats(moving_mean, moving_var, mean, var, momentum, count, /)\n--\n\n"
+        "In-place moving-statistics update. Use bnpy.ops.update_moving_stats."),
     {NULL, NULL, 0, NULL},
 };

@@ -122,12 +122,18 @@ fail:
 
 /* ---- ghost batches: the split of x's batch axis ------------------------------------------------- */
 
-/* The virtual batches of x: *virtual_batch (V) from obj, *groups = N/V, and the per-sample
- * (outer, C, inner) view around axis, which must not be the batch axis 0. */
-static int ghost_split(PyArrayObject *x, PyObject *v_obj, int axis, const char *func,
-                       Py_ssize_t *virtual_batch, npy_intp *groups, npy_intp *outer,
-                       npy_intp *channels, npy_intp *inner)
+/* How a ghost call splits the batch: virtual batches of V samples, N / V of them. */
+typedef struct {
+    Py_ssize_t virtual_batch;
+    npy_intp groups;
+} ghost_batches;
+
+/* The virtual batches of x (V from v_obj) into *G, and L's (outer, C, inner) replaced by the
+ * per-sample view around L->axis, which must not be the batch axis 0. */
+static int ghost_split(PyArrayObject *x, PyObject *v_obj, const char *func, bnpy_channel_layout *L,
+                       ghost_batches *G)
 {
+    const int axis = L->axis;
     if (PyArray_NDIM(x) < 2) {
         PyErr_Format(PyExc_ValueError,
                      "%s: x needs a batch axis and a channel axis, got a %d-d array", func,
@@ -139,24 +145,24 @@ static int ghost_split(PyArrayObject *x, PyObject *v_obj, int axis, const char *
                      func);
         return -1;
     }
-    if (bnpy_parse_ssize(v_obj, func, "virtual_batch_size", virtual_batch) < 0)
+    if (bnpy_parse_ssize(v_obj, func, "virtual_batch_size", &G->virtual_batch) < 0)
         return -1;
-    npy_intp batch = PyArray_DIM(x, 0);
-    if (*virtual_batch < 1 || batch == 0 || batch % *virtual_batch != 0) {
+    const npy_intp batch = PyArray_DIM(x, 0), V = G->virtual_batch;
+    if (V < 1 || batch == 0 || batch % V != 0) {
         PyErr_Format(PyExc_ValueError,
                      "%s: the batch size %zd must be a positive multiple of virtual_batch_size %zd",
-                     func, (Py_ssize_t)batch, *virtual_batch);
+                     func, (Py_ssize_t)batch, (Py_ssize_t)V);
         return -1;
     }
-    *groups = batch / *virtual_batch;
+    G->groups = batch / V;
     npy_intp o = 1, i = 1;
     for (int k = 1; k < axis; k++)
         o *= PyArray_DIM(x, k);
     for (int k = axis + 1; k < PyArray_NDIM(x); k++)
         i *= PyArray_DIM(x, k);
-    *outer = o;
-    *channels = PyArray_DIM(x, axis);
-    *inner = i;
+    L->outer = o;
+    L->channels = PyArray_DIM(x, axis);
+    L->inner = i;
     if (o * i == 0) {
         PyErr_Format(PyExc_ValueError,
                      "%s: x has no values per channel (shape with a zero outside axis %d): the "
@@ -201,19 +207,17 @@ static PyObject *ghost_batch_norm_forward(PyObject *module, PyObject *const *arg
     PyArrayObject *x = NULL, *gamma = NULL, *beta = NULL, *y = NULL, *mean = NULL, *var = NULL;
     PyObject *result = NULL;
     bnpy_channel_layout L;
-    Py_ssize_t virtual_batch;
-    npy_intp groups;
+    ghost_batches G;
     int rc;
 
     if (bnpy_channel_call(args, nargs, 7, names, 3, 4, func, &L, &x) < 0 ||
-        ghost_split(x, args[3], L.axis, func, &virtual_batch, &groups, &L.outer, &L.channels,
-                    &L.inner) < 0 ||
+        ghost_split(x, args[3], func, &L, &G) < 0 ||
         bnpy_channel_vectors(args + 1, names + 1, 2, 0x3, L.typenum, L.channels, func, &gamma,
                              &beta) < 0 ||
         (y = bnpy_output_like(args[6], x, (PyArrayObject *const[]){x, gamma, beta}, names, 3, 1,
                               func)) == NULL)
         goto fail;
-    npy_intp stats_dims[2] = {groups, L.channels};
+    npy_intp stats_dims[2] = {G.groups, L.channels};
     mean = (PyArrayObject *)PyArray_EMPTY(2, stats_dims, L.typenum, 0);
     var = (PyArrayObject *)PyArray_EMPTY(2, stats_dims, L.typenum, 0);
     if (mean == NULL || var == NULL)
@@ -222,7 +226,7 @@ static PyObject *ghost_batch_norm_forward(PyObject *module, PyObject *const *arg
     Py_BEGIN_ALLOW_THREADS
     rc = BNPY_CALL_FOR_TYPE(L.typenum, bnpy_bn_ghost_forward, PyArray_DATA(y), PyArray_DATA(mean),
                             PyArray_DATA(var), PyArray_DATA(x), DATA(gamma), DATA(beta),
-                            virtual_batch, groups, L.outer, L.channels, L.inner, L.epsilon);
+                            G.virtual_batch, G.groups, L.outer, L.channels, L.inner, L.epsilon);
     Py_END_ALLOW_THREADS
     result = bnpy_results(rc, 3, (PyObject *)y, (PyObject *)mean, (PyObject *)var);
 fail:
@@ -243,20 +247,18 @@ static PyObject *ghost_batch_norm_backward(PyObject *module, PyObject *const *ar
                   *dgamma = NULL, *dbeta = NULL;
     PyObject *result = NULL;
     bnpy_channel_layout L;
-    Py_ssize_t virtual_batch;
-    npy_intp groups;
+    ghost_batches G;
     int rc;
 
     /* the layout comes from dy, which x must match */
     if (bnpy_channel_call(args, nargs, 9, names, 5, 6, func, &L, &dy) < 0 ||
         (x = bnpy_data_input(args[1], L.typenum, func, "x")) == NULL ||
         bnpy_check_same_shape(x, "x", dy, "dy", func) < 0 ||
-        ghost_split(x, args[5], L.axis, func, &virtual_batch, &groups, &L.outer, &L.channels,
-                    &L.inner) < 0 ||
+        ghost_split(x, args[5], func, &L, &G) < 0 ||
         bnpy_channel_vectors(args + 2, names + 2, 1, 0x1, L.typenum, L.channels, func, &gamma) <
             0 ||
-        (mean = group_matrix(args[3], L.typenum, groups, L.channels, func, "mean")) == NULL ||
-        (var = group_matrix(args[4], L.typenum, groups, L.channels, func, "var")) == NULL ||
+        (mean = group_matrix(args[3], L.typenum, G.groups, L.channels, func, "mean")) == NULL ||
+        (var = group_matrix(args[4], L.typenum, G.groups, L.channels, func, "var")) == NULL ||
         backward_outputs(args[8], x, (PyArrayObject *const[]){dy, x, gamma, mean, var}, names, 5,
                          &L, func, &dx, &dgamma, &dbeta) < 0)
         goto fail;
@@ -265,7 +267,7 @@ static PyObject *ghost_batch_norm_backward(PyObject *module, PyObject *const *ar
     rc = BNPY_CALL_FOR_TYPE(L.typenum, bnpy_bn_ghost_backward, PyArray_DATA(dx),
                             PyArray_DATA(dgamma), PyArray_DATA(dbeta), PyArray_DATA(dy),
                             PyArray_DATA(x), DATA(gamma), PyArray_DATA(mean), PyArray_DATA(var),
-                            virtual_batch, groups, L.outer, L.channels, L.inner, L.epsilon);
+                            G.virtual_batch, G.groups, L.outer, L.channels, L.inner, L.epsilon);
     Py_END_ALLOW_THREADS
     result = bnpy_results(rc, 3, (PyObject *)dx, (PyObject *)dgamma, (PyObject *)dbeta);
 fail:
@@ -275,25 +277,27 @@ fail:
 }
 
 PyMethodDef bnpy_bn_variants_methods[] = {
-    {"batch_renorm_forward", (PyCFunction)(void (*)(void))batch_renorm_forward, METH_FASTCALL,
-     "batch_renorm_forward(x, gamma, beta, renorm_mean, renorm_stddev, axis, epsilon, rmin, rmax, "
-     "dmax, out, /)\n--\n\n"
-     "Training-mode Batch Renormalization: (y, mean, var, r, d). Use "
-     "bnpy.ops.batch_renorm_forward."},
-    {"batch_renorm_backward", (PyCFunction)(void (*)(void))batch_renorm_backward, METH_FASTCALL,
-     "batch_renorm_backward(dy, x, gamma, mean, var, r, d, axis, epsilon, out, /)\n--\n\n"
-     "Gradient of the renorm forward with r, d constant: (dx, dgamma, dbeta). Use "
-     "bnpy.ops.batch_renorm_backward."},
-    {"ghost_batch_norm_forward", (PyCFunction)(void (*)(void))ghost_batch_norm_forward,
-     METH_FASTCALL,
-     "ghost_batch_norm_forward(x, gamma, beta, virtual_batch_size, axis, epsilon, out, /)\n--\n\n"
-     "Ghost batch normalization, tf.keras's grouping: (y, mean, var). Use "
-     "bnpy.ops.ghost_batch_norm_forward."},
-    {"ghost_batch_norm_backward", (PyCFunction)(void (*)(void))ghost_batch_norm_backward,
-     METH_FASTCALL,
-     "ghost_batch_norm_backward(dy, x, gamma, mean, var, virtual_batch_size, axis, epsilon, out, "
-     "/)\n--\n\n"
-     "Gradient of the ghost forward: (dx, dgamma, dbeta). Use "
-     "bnpy.ops.ghost_batch_norm_backward."},
+    BNPY_FASTCALL("batch_renorm_forward", batch_renorm_forward,
+                  "batch_renorm_forward(x, gamma, beta, renorm_mean, renorm_stddev, axis, epsilon, "
+                  "rmin, rmax, "
+                  "dmax, out, /)\n--\n\n"
+                  "Training-mode Batch Renormalization: (y, mean, var, r, d). Use "
+                  "bnpy.ops.batch_renorm_forward."),
+    BNPY_FASTCALL(
+        "batch_renorm_backward", batch_renorm_backward,
+        "batch_renorm_backward(dy, x, gamma, mean, var, r, d, axis, epsilon, out, /)\n--\n\n"
+        "Gradient of the renorm forward with r, d constant: (dx, dgamma, dbeta). Use "
+        "bnpy.ops.batch_renorm_backward."),
+    BNPY_FASTCALL("ghost_batch_norm_forward", ghost_batch_norm_forward,
+                  "ghost_batch_norm_forward(x, gamma, beta, virtual_batch_size, axis, epsilon, "
+                  "out, /)\n--\n\n"
+                  "Ghost batch normalization, tf.keras's grouping: (y, mean, var). Use "
+                  "bnpy.ops.ghost_batch_norm_forward."),
+    BNPY_FASTCALL("ghost_batch_norm_backward", ghost_batch_norm_backward,
+                  "ghost_batch_norm_backward(dy, x, gamma, mean, var, virtual_batch_size, axis, "
+                  "epsilon, out, "
+                  "/)\n--\n\n"
+                  "Gradient of the ghost forward: (dx, dgamma, dbeta). Use "
+                  "bnpy.ops.ghost_batch_norm_backward."),
     {NULL, NULL, 0, NULL},
 };

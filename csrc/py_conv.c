@@ -154,8 +154,7 @@ static PyObject *py_sum_rows(PyObject *module, PyObject *const *args, Py_ssize_t
     rc = BNPY_CALL_FOR_TYPE(PyArray_TYPE(dy), bnpy_sum_rows, PyArray_DATA(db), PyArray_DATA(dy),
                             PyArray_DIM(dy, 0), dims[0]);
     Py_END_ALLOW_THREADS
-    if (bnpy_kernel_status(rc) == 0)
-        result = bnpy_take(&db);
+    result = bnpy_result(rc, &db);
 fail:
     bnpy_release(2, (PyObject *)dy, (PyObject *)db);
     return result;
@@ -392,44 +391,51 @@ static PyObject *py_conv2d_direct_dkernel(PyObject *module, PyObject *const *arg
                                         g.H, g.W, g.C, g.kh, g.kw, g.sh, g.sw, g.pt, g.pb, g.pl,
                                         g.pr, g.out_h, g.out_w, cout);
     Py_END_ALLOW_THREADS
-    if (bnpy_kernel_status(rc) == 0)
-        result = bnpy_take(&dk);
+    result = bnpy_result(rc, &dk);
 fail:
     bnpy_release(3, (PyObject *)dy, (PyObject *)xpad, (PyObject *)dk);
     return result;
 }
 
 PyMethodDef bnpy_conv_methods[] = {
-    {"conv2d_setup", (PyCFunction)(void (*)(void))py_conv2d_setup, METH_FASTCALL,
-     "conv2d_setup(caller, x, kernel, bias, strides, padding, dilation_rate, channels_first, "
-     "/)\n--\n\n"
-     "Every argument of a 2-D convolution checked once (errors name caller): (x, kernel, bias, "
-     "geometry, dilation, (out_h, out_w))."},
-    {"im2col", (PyCFunction)(void (*)(void))py_im2col, METH_FASTCALL,
-     "im2col(x, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first, "
-     "out=None, dh=1, dw=1, /)\n--\n\n"
-     "The (N*out_h*out_w, kh*kw*C) column matrix of a convolution over x (see csrc/conv.c)."},
-    {"col2im", (PyCFunction)(void (*)(void))py_col2im, METH_FASTCALL,
-     "col2im(dcol, x_shape, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, "
-     "channels_first, out=None, dh=1, dw=1, /)\n--\n\n"
-     "The adjoint of im2col: dx of shape x_shape, each cell the sum of the dcol entries copied "
-     "from it."},
-    {"add_bias_rows", (PyCFunction)(void (*)(void))py_add_bias_rows, METH_FASTCALL,
-     "add_bias_rows(y, bias, /)\n--\n\nIn place: y[r, c] += bias[c] (y C-contiguous 2-D)."},
-    {"sum_rows", (PyCFunction)(void (*)(void))py_sum_rows, METH_FASTCALL,
-     "sum_rows(dy, /)\n--\n\nThe column sums of a 2-D array, accumulated in double."},
-    {"batch_transpose", (PyCFunction)(void (*)(void))py_batch_transpose, METH_FASTCALL,
-     "batch_transpose(a, bias=None, /)\n--\n\nb[n, j, i] = a[n, i, j] (+ bias[j]): (N, A, B) -> "
-     "(N, B, A)."},
+    BNPY_FASTCALL(
+        "conv2d_setup", py_conv2d_setup,
+        "conv2d_setup(caller, x, kernel, bias, strides, padding, dilation_rate, channels_first, "
+        "/)\n--\n\n"
+        "Every argument of a 2-D convolution checked once (errors name caller): (x, kernel, bias, "
+        "geometry, dilation, (out_h, out_w))."),
+    BNPY_FASTCALL(
+        "im2col", py_im2col,
+        "im2col(x, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first, "
+        "out=None, dh=1, dw=1, /)\n--\n\n"
+        "The (N*out_h*out_w, kh*kw*C) column matrix of a convolution over x (see csrc/conv.c)."),
+    BNPY_FASTCALL(
+        "col2im", py_col2im,
+        "col2im(dcol, x_shape, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, "
+        "channels_first, out=None, dh=1, dw=1, /)\n--\n\n"
+        "The adjoint of im2col: dx of shape x_shape, each cell the sum of the dcol entries copied "
+        "from it."),
+    BNPY_FASTCALL(
+        "add_bias_rows", py_add_bias_rows,
+        "add_bias_rows(y, bias, /)\n--\n\nIn place: y[r, c] += bias[c] (y C-contiguous 2-D)."),
+    BNPY_FASTCALL("sum_rows", py_sum_rows,
+                  "sum_rows(dy, /)\n--\n\nThe column sums of a 2-D array, accumulated in double."),
+    BNPY_FASTCALL(
+        "batch_transpose", py_batch_transpose,
+        "batch_transpose(a, bias=None, /)\n--\n\nb[n, j, i] = a[n, i, j] (+ bias[j]): (N, A, B) -> "
+        "(N, B, A)."),
     {"conv_direct_available", py_conv_direct_available, METH_NOARGS,
      "conv_direct_available()\n--\n\nTrue when conv2d_direct can run (x86 with AVX2 and FMA)."},
-    {"conv2d_direct", (PyCFunction)(void (*)(void))py_conv2d_direct, METH_FASTCALL,
-     "conv2d_direct(x, kernel, bias, sh, sw, pad_top, pad_bottom, pad_left, pad_right, /)\n--\n\n"
-     "(y, xpad): float32 channels-last convolution without im2col (Cout % 8 == 0), and the padded "
-     "x."},
-    {"conv2d_direct_dkernel", (PyCFunction)(void (*)(void))py_conv2d_direct_dkernel, METH_FASTCALL,
-     "conv2d_direct_dkernel(dy, xpad, x_shape, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, "
-     "pad_right, /)\n--\n\n"
-     "The kernel gradient of conv2d_direct from its padded x and dy."},
+    BNPY_FASTCALL("conv2d_direct", py_conv2d_direct,
+                  "conv2d_direct(x, kernel, bias, sh, sw, pad_top, pad_bottom, pad_left, "
+                  "pad_right, /)\n--\n\n"
+                  "(y, xpad): float32 channels-last convolution without im2col (Cout % 8 == 0), "
+                  "and the padded "
+                  "x."),
+    BNPY_FASTCALL(
+        "conv2d_direct_dkernel", py_conv2d_direct_dkernel,
+        "conv2d_direct_dkernel(dy, xpad, x_shape, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, "
+        "pad_right, /)\n--\n\n"
+        "The kernel gradient of conv2d_direct from its padded x and dy."),
     {NULL, NULL, 0, NULL},
 };

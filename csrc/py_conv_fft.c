@@ -176,8 +176,7 @@ static PyObject *py_fft_spectrum(PyObject *module, PyObject *const *args, Py_ssi
     rc = bnpy_fft_spectrum_f32(PyArray_DATA(spec), PyArray_DATA(a), B, R, C, L, P_h, P_w,
                                shift_h % P_h, shift_w % P_w);
     Py_END_ALLOW_THREADS
-    if (bnpy_kernel_status(rc) == 0)
-        result = bnpy_take(&spec);
+    result = bnpy_result(rc, &spec);
 fail:
     bnpy_release(2, (PyObject *)a, (PyObject *)spec);
     return result;
@@ -229,8 +228,7 @@ static PyObject *py_conv2d_fft_forward(PyObject *module, PyObject *const *args, 
                                      bias ? PyArray_DATA(bias) : NULL, N, Cin, Cout, out_h, out_w,
                                      P_h, P_w);
     Py_END_ALLOW_THREADS
-    if (bnpy_kernel_status(rc) == 0)
-        result = bnpy_take(&y);
+    result = bnpy_result(rc, &y);
 fail:
     bnpy_release(4, (PyObject *)xspec, (PyObject *)kspec, (PyObject *)bias, (PyObject *)y);
     return result;
@@ -263,8 +261,7 @@ static PyObject *py_conv2d_fft_dkernel(PyObject *module, PyObject *const *args, 
                                      Cin, g.Cout, g.out_h, g.out_w, kh, kw, pad_top % g.P_h,
                                      pad_left % P_w, g.P_h, P_w);
     Py_END_ALLOW_THREADS
-    if (bnpy_kernel_status(rc) == 0)
-        result = bnpy_take(&dk);
+    result = bnpy_result(rc, &dk);
 fail:
     bnpy_release(3, (PyObject *)dy, (PyObject *)xspec, (PyObject *)dk);
     return result;
@@ -293,27 +290,29 @@ static PyObject *py_conv2d_fft_dinput(PyObject *module, PyObject *const *args, P
     rc = bnpy_conv2d_fft_dinput_f32(PyArray_DATA(dx), PyArray_DATA(dy), PyArray_DATA(ktspec), g.N,
                                     Cin, g.Cout, H, W, g.out_h, g.out_w, g.P_h, P_w);
     Py_END_ALLOW_THREADS
-    if (bnpy_kernel_status(rc) == 0)
-        result = bnpy_take(&dx);
+    result = bnpy_result(rc, &dx);
 fail:
     bnpy_release(3, (PyObject *)dy, (PyObject *)ktspec, (PyObject *)dx);
     return result;
 }
 
 PyMethodDef bnpy_conv_fft_methods[] = {
-    {"fft_spectrum", (PyCFunction)(void (*)(void))py_fft_spectrum, METH_FASTCALL,
-     "fft_spectrum(a, P_h, P_w, shift_h, shift_w, /)\n--\n\n"
-     "Half spectra (B, ceil(L/8), P_h, P_w//2+1, 2, 8) of the planes of a float32 (B, R, C, L), "
-     "cell (r, c) placed at ((r + shift_h) % P_h, (c + shift_w) % P_w) (see csrc/conv_fft.c)."},
-    {"conv2d_fft_forward", (PyCFunction)(void (*)(void))py_conv2d_fft_forward, METH_FASTCALL,
-     "conv2d_fft_forward(xspec, kspec, bias, N, Cout, out_h, out_w, P_w, /)\n--\n\n"
-     "y (N, out_h, out_w, Cout) of a stride-1 float32 channels-last convolution from the spectra "
-     "of x and of the kernel."},
-    {"conv2d_fft_dkernel", (PyCFunction)(void (*)(void))py_conv2d_fft_dkernel, METH_FASTCALL,
-     "conv2d_fft_dkernel(dy, xspec, Cin, kh, kw, pad_top, pad_left, P_w, /)\n--\n\n"
-     "The kernel gradient (kh, kw, Cin, Cout) from dy and the spectrum of x."},
-    {"conv2d_fft_dinput", (PyCFunction)(void (*)(void))py_conv2d_fft_dinput, METH_FASTCALL,
-     "conv2d_fft_dinput(dy, ktspec, Cin, H, W, P_w, /)\n--\n\n"
-     "The input gradient (N, H, W, Cin) from dy and the spectrum of the transposed kernel."},
+    BNPY_FASTCALL(
+        "fft_spectrum", py_fft_spectrum,
+        "fft_spectrum(a, P_h, P_w, shift_h, shift_w, /)\n--\n\n"
+        "Half spectra (B, ceil(L/8), P_h, P_w//2+1, 2, 8) of the planes of a float32 (B, R, C, L), "
+        "cell (r, c) placed at ((r + shift_h) % P_h, (c + shift_w) % P_w) (see csrc/conv_fft.c)."),
+    BNPY_FASTCALL("conv2d_fft_forward", py_conv2d_fft_forward,
+                  "conv2d_fft_forward(xspec, kspec, bias, N, Cout, out_h, out_w, P_w, /)\n--\n\n"
+                  "y (N, out_h, out_w, Cout) of a stride-1 float32 channels-last convolution from "
+                  "the spectra "
+                  "of x and of the kernel."),
+    BNPY_FASTCALL("conv2d_fft_dkernel", py_conv2d_fft_dkernel,
+                  "conv2d_fft_dkernel(dy, xspec, Cin, kh, kw, pad_top, pad_left, P_w, /)\n--\n\n"
+                  "The kernel gradient (kh, kw, Cin, Cout) from dy and the spectrum of x."),
+    BNPY_FASTCALL(
+        "conv2d_fft_dinput", py_conv2d_fft_dinput,
+        "conv2d_fft_dinput(dy, ktspec, Cin, H, W, P_w, /)\n--\n\n"
+        "The input gradient (N, H, W, Cin) from dy and the spectrum of the transposed kernel."),
     {NULL, NULL, 0, NULL},
 };

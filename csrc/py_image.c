@@ -177,6 +177,6 @@ fail:
 }
 
 PyMethodDef bnpy_image_methods[] = {
-    {"affine_warp", (PyCFunction)(void (*)(void))affine_warp, METH_FASTCALL, affine_warp_doc},
+    BNPY_FASTCALL("affine_warp", affine_warp, affine_warp_doc),
     {NULL, NULL, 0, NULL},
 };

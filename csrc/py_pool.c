@@ -190,22 +190,26 @@ fail:
     "(x, ph, pw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first, /)\n--\n\n"
 
 PyMethodDef bnpy_pool_methods[] = {
-    {"pool2d_setup", (PyCFunction)(void (*)(void))py_pool2d_setup, METH_FASTCALL,
-     "pool2d_setup(caller, x, pool_size, strides, padding, channels_first, /)\n--\n\n"
-     "Every argument of a 2-D pooling checked once (errors name caller): (x, geometry)."},
-    {"max_pool2d", (PyCFunction)(void (*)(void))py_max_pool2d, METH_FASTCALL,
-     "max_pool2d" POOL_FORWARD_ARGS
-     "(y, argmax): window maxima over the real cells and the plane index h*W + w of the first "
-     "maximum."},
-    {"max_pool2d_backward", (PyCFunction)(void (*)(void))py_max_pool2d_backward, METH_FASTCALL,
-     "max_pool2d_backward(dy, argmax, x_shape, channels_first, /)\n--\n\ndx: dy added to each "
-     "argmax cell."},
-    {"avg_pool2d", (PyCFunction)(void (*)(void))py_avg_pool2d, METH_FASTCALL,
-     "avg_pool2d" POOL_FORWARD_ARGS
-     "Window means over the real cells (TensorFlow's 'same' average pooling)."},
-    {"avg_pool2d_backward", (PyCFunction)(void (*)(void))py_avg_pool2d_backward, METH_FASTCALL,
-     "avg_pool2d_backward(dy, x_shape, ph, pw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, "
-     "channels_first, /)\n--\n\n"
-     "dx: each real cell of a window gets dy / (number of real cells)."},
+    BNPY_FASTCALL(
+        "pool2d_setup", py_pool2d_setup,
+        "pool2d_setup(caller, x, pool_size, strides, padding, channels_first, /)\n--\n\n"
+        "Every argument of a 2-D pooling checked once (errors name caller): (x, geometry)."),
+    BNPY_FASTCALL(
+        "max_pool2d", py_max_pool2d,
+        "max_pool2d" POOL_FORWARD_ARGS
+        "(y, argmax): window maxima over the real cells and the plane index h*W + w of the first "
+        "maximum."),
+    BNPY_FASTCALL(
+        "max_pool2d_backward", py_max_pool2d_backward,
+        "max_pool2d_backward(dy, argmax, x_shape, channels_first, /)\n--\n\ndx: dy added to each "
+        "argmax cell."),
+    BNPY_FASTCALL("avg_pool2d", py_avg_pool2d,
+                  "avg_pool2d" POOL_FORWARD_ARGS
+                  "Window means over the real cells (TensorFlow's 'same' average pooling)."),
+    BNPY_FASTCALL("avg_pool2d_backward", py_avg_pool2d_backward,
+                  "avg_pool2d_backward(dy, x_shape, ph, pw, sh, sw, pad_top, pad_bottom, pad_left, "
+                  "pad_right, "
+                  "channels_first, /)\n--\n\n"
+                  "dx: each real cell of a window gets dy / (number of real cells)."),
     {NULL, NULL, 0, NULL},
 };
