@@ -271,13 +271,13 @@ int bnpy_parse_flag(PyObject *obj, const char *func, const char *arg, int *out)
 
 void bnpy_release(int n, ...)
 {
-    va_list objects;
-    va_start(objects, n);
+    va_list arrays;
+    va_start(arrays, n);
     for (int i = 0; i < n; i++) {
-        PyObject *obj = va_arg(objects, PyObject *);
-        Py_XDECREF(obj);
+        PyArrayObject *a = va_arg(arrays, PyArrayObject *);
+        Py_XDECREF(a);
     }
-    va_end(objects);
+    va_end(arrays);
 }
 
 int bnpy_check_overlaps(PyArrayObject *out, const char *out_name, PyArrayObject *const *ins,
@@ -317,7 +317,7 @@ PyObject *bnpy_results(int rc, int n, ...)
     va_list arrays;
     va_start(arrays, n);
     for (int i = 0; i < n; i++) {
-        PyObject *a = va_arg(arrays, PyObject *);
+        PyObject *a = (PyObject *)va_arg(arrays, PyArrayObject *);
         Py_INCREF(a);
         PyTuple_SET_ITEM(tuple, i, a);
     }
@@ -385,7 +385,8 @@ static int parse_number(PyObject *obj, double lo, double hi, int allow_inf, cons
                 PyErr_Format(PyExc_ValueError, "%s: %s must be in [%R, %R], got %R", func, arg,
                              lo_obj, hi_obj, obj);
         }
-        bnpy_release(2, lo_obj, hi_obj);
+        Py_XDECREF(lo_obj);
+        Py_XDECREF(hi_obj);
         return -1;
     }
     *out = v;
@@ -438,7 +439,8 @@ int bnpy_check_same_shape(PyArrayObject *a, const char *arg, PyArrayObject *like
     if (a_shape != NULL && like_shape != NULL)
         PyErr_Format(PyExc_ValueError, "%s: %s must have the shape of %s %R, got shape %R", func,
                      arg, like_arg, like_shape, a_shape);
-    bnpy_release(2, a_shape, like_shape);
+    Py_XDECREF(a_shape);
+    Py_XDECREF(like_shape);
     return -1;
 }
 

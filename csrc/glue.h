@@ -78,8 +78,9 @@ int bnpy_check_overlap(PyArrayObject *out, PyArrayObject *in, int same_ok, const
 /* The shape of a as a tuple of ints, for error messages (new reference, or NULL). */
 PyObject *bnpy_shape_tuple(PyArrayObject *a);
 
-/* Py_XDECREF of each of the n arrays (or other objects) given, NULL ones skipped: a glue
- * function's one exit path releases everything it holds with one call. */
+/* Py_XDECREF of each of the n arrays (PyArrayObject *, no casts: va_arg reads that type) given,
+ * NULL ones skipped: a glue function's one exit path releases every array it holds with one
+ * call. */
 void bnpy_release(int n, ...);
 
 /* Every glue function takes its arguments positionally (METH_FASTCALL; bnpy.ops gives the
@@ -110,8 +111,9 @@ PyArrayObject *bnpy_output_like(PyObject *out, PyArrayObject *like, PyArrayObjec
  * nothing written) MemoryError and -1. Call it after Py_END_ALLOW_THREADS. */
 int bnpy_kernel_status(int rc);
 
-/* The tuple of the n arrays given (new references) when the kernel's status rc is 0, else NULL
- * with bnpy_kernel_status's error: the result of a glue function with several outputs. */
+/* The tuple of the n arrays (PyArrayObject *) given, as new references, when the kernel's status
+ * rc is 0, else NULL with bnpy_kernel_status's error: the result of a glue function with several
+ * outputs. */
 PyObject *bnpy_results(int rc, int n, ...);
 
 /* The array *a handed over as the call's result (the reference moves: *a becomes NULL, so the

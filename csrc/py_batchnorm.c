@@ -60,8 +60,7 @@ static PyObject *forward_common(PyObject *const *args, Py_ssize_t nargs, const c
         result = training ? PyTuple_Pack(3, (PyObject *)y, (PyObject *)mean, (PyObject *)var)
                           : bnpy_take(&y);
 fail:
-    bnpy_release(6, (PyObject *)x, (PyObject *)gamma, (PyObject *)beta, (PyObject *)mean,
-                 (PyObject *)var, (PyObject *)y);
+    bnpy_release(6, x, gamma, beta, mean, var, y);
     return result;
 }
 
@@ -116,10 +115,9 @@ static PyObject *backward_common(PyObject *const *args, Py_ssize_t nargs, const 
                                 ins[0], ins[1], ins[2], ins[3], ins[4], L.outer, L.channels,
                                 L.inner, L.epsilon);
     Py_END_ALLOW_THREADS
-    result = bnpy_results(rc, 3, (PyObject *)dx, (PyObject *)dgamma, (PyObject *)dbeta);
+    result = bnpy_results(rc, 3, dx, dgamma, dbeta);
 fail:
-    bnpy_release(8, (PyObject *)dy, (PyObject *)x, (PyObject *)gamma, (PyObject *)mean,
-                 (PyObject *)var, (PyObject *)dx, (PyObject *)dgamma, (PyObject *)dbeta);
+    bnpy_release(8, dy, x, gamma, mean, var, dx, dgamma, dbeta);
     return result;
 }
 
@@ -204,8 +202,7 @@ static PyObject *update_moving_stats(PyObject *module, PyObject *const *args, Py
     result = Py_None;
     Py_INCREF(result);
 fail:
-    bnpy_release(4, (PyObject *)moving_mean, (PyObject *)moving_var, (PyObject *)mean,
-                 (PyObject *)var);
+    bnpy_release(4, moving_mean, moving_var, mean, var);
     return result;
 }
 

@@ -33,7 +33,9 @@ static int sync_shaped(PyObject *obj, int typenum, int ndim, const npy_intp *dim
         if (got != NULL && want != NULL)
             PyErr_Format(PyExc_ValueError, "%s: %s must have shape %R, got shape %R", func, arg,
                          want, got);
-        bnpy_release(3, (PyObject *)a, got, want);
+        Py_DECREF(a);
+        Py_XDECREF(got);
+        Py_XDECREF(want);
         return -1;
     }
     *out = a;
@@ -177,8 +179,7 @@ static PyObject *batch_norm_normalize(PyObject *module, PyObject *const *args, P
                             DATA(gamma), DATA(beta), PyArray_DATA(mean), PyArray_DATA(var), outer,
                             channels, inner, epsilon);
     Py_END_ALLOW_THREADS
-    if (bnpy_kernel_status(rc) == 0)
-        result = bnpy_take(&y);
+    result = bnpy_result(rc, &y);
 fail:
     bnpy_release(6, x, gamma, beta, mean, var, y);
     return result;
@@ -206,7 +207,7 @@ static PyObject *batch_norm_grad_sums(PyObject *module, PyObject *const *args, P
                             PyArray_DATA(sum_dyxc), PyArray_DATA(dy), PyArray_DATA(x),
                             PyArray_DATA(mean), outer, channels, inner);
     Py_END_ALLOW_THREADS
-    result = bnpy_results(rc, 2, (PyObject *)sum_dy, (PyObject *)sum_dyxc);
+    result = bnpy_results(rc, 2, sum_dy, sum_dyxc);
 fail:
     bnpy_release(5, dy, x, mean, sum_dy, sum_dyxc);
     return result;
@@ -253,30 +254,30 @@ static PyObject *batch_norm_backward_apply(PyObject *module, PyObject *const *ar
                             PyArray_DATA(sum_dy), PyArray_DATA(sum_dyxc), count, outer, channels,
                             inner, epsilon);
     Py_END_ALLOW_THREADS
-    if (bnpy_kernel_status(rc) == 0)
-        result = bnpy_take(&dx);
+    result = bnpy_result(rc, &dx);
 fail:
     bnpy_release(8, dy, x, gamma, mean, var, sum_dy, sum_dyxc, dx);
     return result;
 }
 
 PyMethodDef bnpy_bn_sync_methods[] = {
-    {"batch_norm_local_stats", (PyCFunction)(void (*)(void))batch_norm_local_stats, METH_FASTCALL,
-     "batch_norm_local_stats(x, axis, /)\n--\n\n"
-     "One shard's (count, mean, m2) in float64. Use bnpy.ops.batch_norm_local_stats."},
-    {"batch_norm_merge_stats", (PyCFunction)(void (*)(void))batch_norm_merge_stats, METH_FASTCALL,
-     "batch_norm_merge_stats(counts, means, m2s, /)\n--\n\n"
-     "Chan's merge in order: (count, mean, var). Use bnpy.ops.batch_norm_merge_stats."},
-    {"batch_norm_normalize", (PyCFunction)(void (*)(void))batch_norm_normalize, METH_FASTCALL,
-     "batch_norm_normalize(x, gamma, beta, mean, var, axis, epsilon, out, /)\n--\n\n"
-     "Normalization with float64 statistics: y. Use bnpy.ops.batch_norm_normalize."},
-    {"batch_norm_grad_sums", (PyCFunction)(void (*)(void))batch_norm_grad_sums, METH_FASTCALL,
-     "batch_norm_grad_sums(dy, x, mean, axis, /)\n--\n\n"
-     "(sum_dy, sum_dyxc) in float64. Use bnpy.ops.batch_norm_grad_sums."},
-    {"batch_norm_backward_apply", (PyCFunction)(void (*)(void))batch_norm_backward_apply,
-     METH_FASTCALL,
-     "batch_norm_backward_apply(dy, x, gamma, mean, var, sum_dy, sum_dyxc, count, axis, epsilon, "
-     "out, /)\n--\n\n"
-     "dx from the whole batch's statistics and sums. Use bnpy.ops.batch_norm_backward_apply."},
+    BNPY_FASTCALL("batch_norm_local_stats", batch_norm_local_stats,
+                  "batch_norm_local_stats(x, axis, /)\n--\n\n"
+                  "One shard's (count, mean, m2) in float64. Use bnpy.ops.batch_norm_local_stats."),
+    BNPY_FASTCALL(
+        "batch_norm_merge_stats", batch_norm_merge_stats,
+        "batch_norm_merge_stats(counts, means, m2s, /)\n--\n\n"
+        "Chan's merge in order: (count, mean, var). Use bnpy.ops.batch_norm_merge_stats."),
+    BNPY_FASTCALL("batch_norm_normalize", batch_norm_normalize,
+                  "batch_norm_normalize(x, gamma, beta, mean, var, axis, epsilon, out, /)\n--\n\n"
+                  "Normalization with float64 statistics: y. Use bnpy.ops.batch_norm_normalize."),
+    BNPY_FASTCALL("batch_norm_grad_sums", batch_norm_grad_sums,
+                  "batch_norm_grad_sums(dy, x, mean, axis, /)\n--\n\n"
+                  "(sum_dy, sum_dyxc) in float64. Use bnpy.ops.batch_norm_grad_sums."),
+    BNPY_FASTCALL(
+        "batch_norm_backward_apply", batch_norm_backward_apply,
+        "batch_norm_backward_apply(dy, x, gamma, mean, var, sum_dy, sum_dyxc, count, axis, "
+        "epsilon, out, /)\n--\n\n"
+        "dx from the whole batch's statistics and sums. Use bnpy.ops.batch_norm_backward_apply."),
     {NULL, NULL, 0, NULL},
 };

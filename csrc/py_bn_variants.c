@@ -73,12 +73,9 @@ static PyObject *batch_renorm_forward(PyObject *module, PyObject *const *args, P
                             PyArray_DATA(renorm_stddev), L.outer, L.channels, L.inner, L.epsilon,
                             rmin, rmax, dmax);
     Py_END_ALLOW_THREADS
-    result = bnpy_results(rc, 5, (PyObject *)y, (PyObject *)mean, (PyObject *)var, (PyObject *)r,
-                          (PyObject *)d);
+    result = bnpy_results(rc, 5, y, mean, var, r, d);
 fail:
-    bnpy_release(10, (PyObject *)x, (PyObject *)gamma, (PyObject *)beta, (PyObject *)renorm_mean,
-                 (PyObject *)renorm_stddev, (PyObject *)y, (PyObject *)mean, (PyObject *)var,
-                 (PyObject *)r, (PyObject *)d);
+    bnpy_release(10, x, gamma, beta, renorm_mean, renorm_stddev, y, mean, var, r, d);
     return result;
 }
 
@@ -112,11 +109,9 @@ static PyObject *batch_renorm_backward(PyObject *module, PyObject *const *args, 
                             PyArray_DATA(r), PyArray_DATA(d), L.outer, L.channels, L.inner,
                             L.epsilon);
     Py_END_ALLOW_THREADS
-    result = bnpy_results(rc, 3, (PyObject *)dx, (PyObject *)dgamma, (PyObject *)dbeta);
+    result = bnpy_results(rc, 3, dx, dgamma, dbeta);
 fail:
-    bnpy_release(10, (PyObject *)dy, (PyObject *)x, (PyObject *)gamma, (PyObject *)mean,
-                 (PyObject *)var, (PyObject *)r, (PyObject *)d, (PyObject *)dx, (PyObject *)dgamma,
-                 (PyObject *)dbeta);
+    bnpy_release(10, dy, x, gamma, mean, var, r, d, dx, dgamma, dbeta);
     return result;
 }
 
@@ -191,7 +186,8 @@ static PyArrayObject *group_matrix(PyObject *obj, int typenum, npy_intp groups, 
                          "%s: %s must have shape (%zd, %zd) (one row per virtual batch), got "
                          "shape %R",
                          func, arg, (Py_ssize_t)groups, (Py_ssize_t)channels, shape);
-        bnpy_release(2, shape, (PyObject *)a);
+        Py_XDECREF(shape);
+        Py_DECREF(a);
         return NULL;
     }
     return a;
@@ -228,10 +224,9 @@ static PyObject *ghost_batch_norm_forward(PyObject *module, PyObject *const *arg
                             PyArray_DATA(var), PyArray_DATA(x), DATA(gamma), DATA(beta),
                             G.virtual_batch, G.groups, L.outer, L.channels, L.inner, L.epsilon);
     Py_END_ALLOW_THREADS
-    result = bnpy_results(rc, 3, (PyObject *)y, (PyObject *)mean, (PyObject *)var);
+    result = bnpy_results(rc, 3, y, mean, var);
 fail:
-    bnpy_release(6, (PyObject *)x, (PyObject *)gamma, (PyObject *)beta, (PyObject *)y,
-                 (PyObject *)mean, (PyObject *)var);
+    bnpy_release(6, x, gamma, beta, y, mean, var);
     return result;
 }
 
@@ -269,35 +264,32 @@ static PyObject *ghost_batch_norm_backward(PyObject *module, PyObject *const *ar
                             PyArray_DATA(x), DATA(gamma), PyArray_DATA(mean), PyArray_DATA(var),
                             G.virtual_batch, G.groups, L.outer, L.channels, L.inner, L.epsilon);
     Py_END_ALLOW_THREADS
-    result = bnpy_results(rc, 3, (PyObject *)dx, (PyObject *)dgamma, (PyObject *)dbeta);
+    result = bnpy_results(rc, 3, dx, dgamma, dbeta);
 fail:
-    bnpy_release(8, (PyObject *)dy, (PyObject *)x, (PyObject *)gamma, (PyObject *)mean,
-                 (PyObject *)var, (PyObject *)dx, (PyObject *)dgamma, (PyObject *)dbeta);
+    bnpy_release(8, dy, x, gamma, mean, var, dx, dgamma, dbeta);
     return result;
 }
 
 PyMethodDef bnpy_bn_variants_methods[] = {
     BNPY_FASTCALL("batch_renorm_forward", batch_renorm_forward,
                   "batch_renorm_forward(x, gamma, beta, renorm_mean, renorm_stddev, axis, epsilon, "
-                  "rmin, rmax, "
-                  "dmax, out, /)\n--\n\n"
-                  "Training-mode Batch Renormalization: (y, mean, var, r, d). Use "
-                  "bnpy.ops.batch_renorm_forward."),
+                  "rmin, rmax, dmax, out, /)\n--\n\n"
+                  "Training-mode Batch Renormalization: (y, mean, var, r, d). "
+                  "Use bnpy.ops.batch_renorm_forward."),
     BNPY_FASTCALL(
         "batch_renorm_backward", batch_renorm_backward,
         "batch_renorm_backward(dy, x, gamma, mean, var, r, d, axis, epsilon, out, /)\n--\n\n"
-        "Gradient of the renorm forward with r, d constant: (dx, dgamma, dbeta). Use "
-        "bnpy.ops.batch_renorm_backward."),
+        "Gradient of the renorm forward with r, d constant: (dx, dgamma, dbeta). "
+        "Use bnpy.ops.batch_renorm_backward."),
     BNPY_FASTCALL("ghost_batch_norm_forward", ghost_batch_norm_forward,
                   "ghost_batch_norm_forward(x, gamma, beta, virtual_batch_size, axis, epsilon, "
                   "out, /)\n--\n\n"
-                  "Ghost batch normalization, tf.keras's grouping: (y, mean, var). Use "
-                  "bnpy.ops.ghost_batch_norm_forward."),
+                  "Ghost batch normalization, tf.keras's grouping: (y, mean, var). "
+                  "Use bnpy.ops.ghost_batch_norm_forward."),
     BNPY_FASTCALL("ghost_batch_norm_backward", ghost_batch_norm_backward,
                   "ghost_batch_norm_backward(dy, x, gamma, mean, var, virtual_batch_size, axis, "
-                  "epsilon, out, "
-                  "/)\n--\n\n"
-                  "Gradient of the ghost forward: (dx, dgamma, dbeta). Use "
-                  "bnpy.ops.ghost_batch_norm_backward."),
+                  "epsilon, out, /)\n--\n\n"
+                  "Gradient of the ghost forward: (dx, dgamma, dbeta). "
+                  "Use bnpy.ops.ghost_batch_norm_backward."),
     {NULL, NULL, 0, NULL},
 };

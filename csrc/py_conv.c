@@ -42,7 +42,7 @@ static PyObject *py_im2col(PyObject *module, PyObject *const *args, Py_ssize_t n
     Py_END_ALLOW_THREADS
     result = bnpy_take(&col);
 fail:
-    bnpy_release(2, (PyObject *)x, (PyObject *)col);
+    bnpy_release(2, x, col);
     return result;
 }
 
@@ -83,7 +83,7 @@ static PyObject *py_col2im(PyObject *module, PyObject *const *args, Py_ssize_t n
     Py_END_ALLOW_THREADS
     result = bnpy_take(&dx);
 fail:
-    bnpy_release(2, (PyObject *)dcol, (PyObject *)dx);
+    bnpy_release(2, dcol, dx);
     return result;
 }
 
@@ -131,7 +131,7 @@ static PyObject *py_add_bias_rows(PyObject *module, PyObject *const *args, Py_ss
     Py_INCREF(Py_None);
     result = Py_None;
 fail:
-    bnpy_release(2, (PyObject *)y, (PyObject *)b);
+    bnpy_release(2, y, b);
     return result;
 }
 
@@ -156,7 +156,7 @@ static PyObject *py_sum_rows(PyObject *module, PyObject *const *args, Py_ssize_t
     Py_END_ALLOW_THREADS
     result = bnpy_result(rc, &db);
 fail:
-    bnpy_release(2, (PyObject *)dy, (PyObject *)db);
+    bnpy_release(2, dy, db);
     return result;
 }
 
@@ -183,7 +183,7 @@ static PyObject *py_batch_transpose(PyObject *module, PyObject *const *args, Py_
     Py_END_ALLOW_THREADS
     result = bnpy_take(&out);
 fail:
-    bnpy_release(3, (PyObject *)a, (PyObject *)bias, (PyObject *)out);
+    bnpy_release(3, a, bias, out);
     return result;
 }
 
@@ -261,8 +261,7 @@ static PyObject *py_conv2d_setup(PyObject *module, PyObject *const *args, Py_ssi
     result = Py_BuildValue("OOO(nnnnnnnn)(nn)(nn)", x, kernel, bias, g.kh, g.kw, g.sh, g.sw, g.pt,
                            g.pb, g.pl, g.pr, g.dh, g.dw, g.out_h, g.out_w);
 fail:
-    bnpy_release(6, (PyObject *)xv, (PyObject *)kv, (PyObject *)bv, (PyObject *)x,
-                 (PyObject *)kernel, (PyObject *)bias);
+    bnpy_release(6, xv, kv, bv, x, kernel, bias);
     return result;
 }
 
@@ -339,10 +338,9 @@ static PyObject *py_conv2d_direct(PyObject *module, PyObject *const *args, Py_ss
                                 bias ? PyArray_DATA(bias) : NULL, g.N, g.H, g.W, g.C, g.kh, g.kw,
                                 g.sh, g.sw, g.pt, g.pb, g.pl, g.pr, g.out_h, g.out_w, cout);
     Py_END_ALLOW_THREADS
-    result = bnpy_results(rc, 2, (PyObject *)y, (PyObject *)xpad);
+    result = bnpy_results(rc, 2, y, xpad);
 fail:
-    bnpy_release(5, (PyObject *)x, (PyObject *)kernel, (PyObject *)bias, (PyObject *)y,
-                 (PyObject *)xpad);
+    bnpy_release(5, x, kernel, bias, y, xpad);
     return result;
 }
 
@@ -393,7 +391,7 @@ static PyObject *py_conv2d_direct_dkernel(PyObject *module, PyObject *const *arg
     Py_END_ALLOW_THREADS
     result = bnpy_result(rc, &dk);
 fail:
-    bnpy_release(3, (PyObject *)dy, (PyObject *)xpad, (PyObject *)dk);
+    bnpy_release(3, dy, xpad, dk);
     return result;
 }
 
@@ -430,8 +428,7 @@ PyMethodDef bnpy_conv_methods[] = {
                   "conv2d_direct(x, kernel, bias, sh, sw, pad_top, pad_bottom, pad_left, "
                   "pad_right, /)\n--\n\n"
                   "(y, xpad): float32 channels-last convolution without im2col (Cout % 8 == 0), "
-                  "and the padded "
-                  "x."),
+                  "and the padded x."),
     BNPY_FASTCALL(
         "conv2d_direct_dkernel", py_conv2d_direct_dkernel,
         "conv2d_direct_dkernel(dy, xpad, x_shape, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, "

@@ -178,7 +178,7 @@ static PyObject *py_fft_spectrum(PyObject *module, PyObject *const *args, Py_ssi
     Py_END_ALLOW_THREADS
     result = bnpy_result(rc, &spec);
 fail:
-    bnpy_release(2, (PyObject *)a, (PyObject *)spec);
+    bnpy_release(2, a, spec);
     return result;
 }
 
@@ -230,7 +230,7 @@ static PyObject *py_conv2d_fft_forward(PyObject *module, PyObject *const *args, 
     Py_END_ALLOW_THREADS
     result = bnpy_result(rc, &y);
 fail:
-    bnpy_release(4, (PyObject *)xspec, (PyObject *)kspec, (PyObject *)bias, (PyObject *)y);
+    bnpy_release(4, xspec, kspec, bias, y);
     return result;
 }
 
@@ -263,7 +263,7 @@ static PyObject *py_conv2d_fft_dkernel(PyObject *module, PyObject *const *args, 
     Py_END_ALLOW_THREADS
     result = bnpy_result(rc, &dk);
 fail:
-    bnpy_release(3, (PyObject *)dy, (PyObject *)xspec, (PyObject *)dk);
+    bnpy_release(3, dy, xspec, dk);
     return result;
 }
 
@@ -292,7 +292,7 @@ static PyObject *py_conv2d_fft_dinput(PyObject *module, PyObject *const *args, P
     Py_END_ALLOW_THREADS
     result = bnpy_result(rc, &dx);
 fail:
-    bnpy_release(3, (PyObject *)dy, (PyObject *)ktspec, (PyObject *)dx);
+    bnpy_release(3, dy, ktspec, dx);
     return result;
 }
 

@@ -172,7 +172,7 @@ static PyObject *affine_warp(PyObject *module, PyObject *const *args, Py_ssize_t
     result = (PyObject *)out;
     Py_INCREF(result);
 fail:
-    bnpy_release(3, (PyObject *)images, (PyObject *)matrices, (PyObject *)out);
+    bnpy_release(3, images, matrices, out);
     return result;
 }
 

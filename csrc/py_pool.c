@@ -41,7 +41,7 @@ static PyObject *pool_forward(PyObject *const *args, Py_ssize_t nargs, int is_ma
     result =
         is_max ? PyTuple_Pack(2, (PyObject *)y, (PyObject *)argmax) : (Py_INCREF(y), (PyObject *)y);
 fail:
-    bnpy_release(3, (PyObject *)x, (PyObject *)y, (PyObject *)argmax);
+    bnpy_release(3, x, y, argmax);
     return result;
 }
 
@@ -110,7 +110,7 @@ static PyObject *py_max_pool2d_backward(PyObject *module, PyObject *const *args,
     Py_END_ALLOW_THREADS
     result = bnpy_take(&dx);
 fail:
-    bnpy_release(3, (PyObject *)dy, (PyObject *)argmax, (PyObject *)dx);
+    bnpy_release(3, dy, argmax, dx);
     return result;
 }
 
@@ -143,7 +143,7 @@ static PyObject *py_avg_pool2d_backward(PyObject *module, PyObject *const *args,
     Py_END_ALLOW_THREADS
     result = bnpy_take(&dx);
 fail:
-    bnpy_release(2, (PyObject *)dy, (PyObject *)dx);
+    bnpy_release(2, dy, dx);
     return result;
 }
 
@@ -181,7 +181,7 @@ static PyObject *py_pool2d_setup(PyObject *module, PyObject *const *args, Py_ssi
         goto fail;
     result = Py_BuildValue("O(nnnnnnnn)", x, g.kh, g.kw, g.sh, g.sw, g.pt, g.pb, g.pl, g.pr);
 fail:
-    bnpy_release(2, (PyObject *)xv, (PyObject *)x);
+    bnpy_release(2, xv, x);
     return result;
 }
 
