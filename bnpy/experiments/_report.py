@@ -76,6 +76,10 @@ def compare(summary):
 
 
 def _pm(entry, digits=3):
+    """A metric's "mean ± sample standard deviation" over the seeds; one seed has no spread to
+    show (its sample standard deviation is undefined, not 0), so its value alone."""
+    if len(entry["values"]) < 2:
+        return "{:.{d}f}".format(entry["mean"], d=digits)
     return "{:.{d}f} ± {:.{d}f}".format(entry["mean"], entry["sd"], d=digits)
 
 
