@@ -129,3 +129,25 @@ def test_frozen_layers_are_left_out_and_bad_arguments_raise():
         compute_population_statistics(model, x, batch_size=1)
     with pytest.raises(ValueError, match="shape"):
         compute_population_statistics(model, x[:, :3], batch_size=4)
+
+
+def test_renorm_layers_get_a_matching_moving_stddev():
+    # a renorm layer derives its moving variance from moving_stddev (var = s² − ε) at every
+    # update, so the population variance must reach moving_stddev too, or the next training step
+    # would throw it away; restore puts all three arrays back
+    np.random.seed(5)
+    model = Sequential()
+    model.add(Dense(6, input_shape=(4,), dtype="float64"))
+    model.add(BatchNormalization(renorm=True, epsilon=1e-2, dtype="float64"))
+    model.compile(loss="mse", optimizer="sgd")
+    x = np.random.RandomState(1).normal(2.0, 3.0, (40, 4))
+    model.train_on_batch(x[:20], np.zeros((20, 6)))
+    bn = model.layers[1]
+    before = [w.copy() for w in model.get_weights()]
+    previous = set_population_statistics(model, x, batch_size=10)
+    _, var = compute_population_statistics(model, x, batch_size=10)[bn.name]
+    np.testing.assert_array_equal(bn.moving_variance, var)
+    np.testing.assert_allclose(bn.moving_stddev**2 - bn.epsilon, var, rtol=1e-12)
+    restore_moving_statistics(model, previous)
+    for b, a in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(b, a)

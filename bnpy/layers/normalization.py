@@ -654,19 +654,33 @@ def compute_population_statistics(model, x, batch_size=32):
     return result
 
 
+def _moving_statistics(layer):
+    """The arrays that hold a BN layer's inference statistics: moving mean and variance, and on a
+    renorm layer moving_stddev too, from which its updates derive the variance (var = s² − ε)."""
+    arrays = [layer.moving_mean, layer.moving_variance]
+    if layer.renorm:
+        arrays.append(layer.moving_stddev)
+    return arrays
+
+
 def set_population_statistics(model, x, batch_size=32):
     """Replace every trainable BN layer's moving mean and variance by its population statistics
-    over ``x`` (see compute_population_statistics); returns the previous ones,
-    ``{layer name: (moving_mean, moving_variance)}`` (copies), for restore_moving_statistics."""
+    over ``x`` (see compute_population_statistics); on a renorm layer moving_stddev becomes
+    √(var + ε), so that its next update starts from them too. Returns the previous values,
+    ``{layer name: (moving_mean, moving_variance[, moving_stddev])}`` (copies), for
+    restore_moving_statistics."""
     with _model_lock(model):
         statistics = compute_population_statistics(model, x, batch_size)
         previous = {}
         for layer in model.layers:
             if layer.name in statistics:
-                previous[layer.name] = (layer.moving_mean.copy(), layer.moving_variance.copy())
+                arrays = _moving_statistics(layer)
+                previous[layer.name] = tuple(a.copy() for a in arrays)
                 mean, var = statistics[layer.name]
-                layer.moving_mean[...] = mean
-                layer.moving_variance[...] = var
+                arrays[0][...] = mean
+                arrays[1][...] = var
+                if layer.renorm:
+                    arrays[2][...] = np.sqrt(var + layer.epsilon)
     return previous
 
 
@@ -675,7 +689,8 @@ def restore_moving_statistics(model, previous):
     with _model_lock(model):
         for layer in model.layers:
             if layer.name in previous:
-                layer.moving_mean[...], layer.moving_variance[...] = previous[layer.name]
+                for array, saved in zip(_moving_statistics(layer), previous[layer.name]):
+                    array[...] = saved
 
 
 def _model_lock(model):
