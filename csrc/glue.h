@@ -20,9 +20,13 @@
 
 #include "kernels.h"
 
-/* The method tables of each kernel family, added to the module by module.c. */
+/* The method tables of each kernel family (in the py_*.c file of its name), added to the module
+ * by module.c. */
 extern PyMethodDef bnpy_batchnorm_methods[];
+extern PyMethodDef bnpy_bn_variants_methods[];
+extern PyMethodDef bnpy_bn_sync_methods[];
 extern PyMethodDef bnpy_conv_methods[];
+extern PyMethodDef bnpy_conv_fft_methods[];
 extern PyMethodDef bnpy_pool_methods[];
 extern PyMethodDef bnpy_image_methods[];
 extern PyMethodDef bnpy_memory_methods[];

@@ -1,14 +1,8 @@
 /* module.c: the bnpy._core extension module: multi-phase init, the NumPy C API import, the thread
- * setting, and the method tables of every kernel family (py_batchnorm.c, py_conv.c, py_image.c) and
+ * setting, and the method tables of every kernel family (the py_*.c files, listed in glue.h) and
  * of the array cache (py_memory.c). */
 #define BNPY_GLUE_IMPORTS_ARRAY
 #include "glue.h"
-
-/* The batch-norm variants' table (py_bn_variants.c). */
-extern PyMethodDef bnpy_bn_variants_methods[];
-extern PyMethodDef bnpy_conv_fft_methods[]; /* py_conv_fft.c */
-/* The synchronized batch-norm phases' table (py_bn_sync.c). */
-extern PyMethodDef bnpy_bn_sync_methods[];
 
 static PyObject *set_num_threads(PyObject *module, PyObject *arg)
 {
