@@ -3,8 +3,9 @@ a run used, so that a failure report says which build it came from."""
 
 import os
 
-# Fixtures shared by several test files (local_server: a stand-in for the dataset mirrors).
-pytest_plugins = ["dataset_fixtures"]
+# Fixtures shared by several test files (local_server: a stand-in for the dataset mirrors;
+# isolated: no real HOME or dataset folder for the bnpy.datasets tests).
+pytest_plugins = ["dataset_fixtures", "dataset_checks"]
 
 
 def pytest_report_header(config):

@@ -15,8 +15,6 @@ import numpy as np
 import pytest
 from dataset_fixtures import (
     CIFAR10_DIR,
-    FASHION_FILES,
-    fashion_payloads,
     make_tar_gz,
     md5,
     py2_pickle,
@@ -25,35 +23,21 @@ from dataset_fixtures import (
     tree,
     write_cifar10,
     write_cifar100,
-    write_fashion_mnist,
     write_mnist_npz,
 )
 
 from bnpy.datasets import (
     ChecksumError,
     DataFileError,
-    UnsafePickleError,
     _lookup,
-    cifar,
     cifar10,
     cifar100,
     fashion_mnist,
     mnist,
 )
 
-
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """A fresh HOME, no $BNPY_DATA, an empty system folder, and no downloads unless a test allows."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.delenv(_lookup.ENV_DATA, raising=False)
-    monkeypatch.setenv(_lookup.ENV_OFFLINE, "1")
-    system = tmp_path / "system"
-    system.mkdir()
-    monkeypatch.setattr(_lookup, "SYSTEM_DATA_DIRS", [str(system)])
-    return {"home": home, "keras": home / ".keras" / "datasets", "system": system}
+# Every test runs isolated (dataset_checks.py): no real HOME, $BNPY_DATA, system folder or download.
+pytestmark = pytest.mark.usefixtures("isolated")
 
 
 def assert_cifar10_matches(loaded, expected):
@@ -327,151 +311,6 @@ def test_label_too_large_for_int64_is_reported(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------------
-# the restricted unpickler
-
-
-class _Exploit:
-    """Unpickling this with plain pickle would run ``touch <marker>``."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, ("touch " + self.marker,))
-
-
-def _crafted_pickles(marker):
-    protocol_0 = "cos\nsystem\n(S'touch {}'\ntR.".format(marker).encode()
-    return {
-        "os.system, protocol 0 GLOBAL": protocol_0,
-        "os.system inside a batch dict, protocol 2": pickle.dumps(
-            {"data": _Exploit(marker)}, protocol=2
-        ),
-        "os.system via STACK_GLOBAL, protocol 4": pickle.dumps(_Exploit(marker), protocol=4),
-        "builtins.eval": pickle.dumps(_EvalExploit(marker), protocol=2),
-    }
-
-
-class _EvalExploit:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (eval, ("open({!r}, 'w').close()".format(self.marker),))
-
-
-@pytest.mark.parametrize(
-    "case",
-    [
-        "os.system, protocol 0 GLOBAL",
-        "os.system inside a batch dict, protocol 2",
-        "os.system via STACK_GLOBAL, protocol 4",
-        "builtins.eval",
-    ],
-)
-def test_crafted_pickle_is_refused_and_nothing_runs(tmp_path, case):
-    marker = str(tmp_path / "pwned")
-    data = _crafted_pickles(marker)[case]
-    expected = write_cifar10(str(tmp_path / "d"), batches=(1,))
-    with open(os.path.join(expected["dir"], "data_batch_1"), "wb") as f:
-        f.write(data)
-    with pytest.raises(
-        UnsafePickleError,
-        match=r"asks to load the global (posix|os|nt|builtins|__builtin__)\.(system|eval)",
-    ):
-        cifar10.load_data(path=expected["dir"])
-    assert not os.path.exists(marker)
-    assert isinstance(UnsafePickleError("x"), (ValueError, pickle.UnpicklingError))
-
-
-def test_the_exploit_fixture_really_is_one(tmp_path):
-    """Guard for the test above: plain pickle.loads of the same bytes does run the command."""
-    marker = str(tmp_path / "pwned")
-    pickle.loads(_crafted_pickles(marker)["builtins.eval"])
-    assert os.path.exists(marker)
-
-
-def test_allowed_globals_cannot_be_misused(tmp_path):
-    # _reconstruct with something other than numpy.ndarray as the class
-    misuse = b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\ndtype\nK\x00\x85U\x01b\x87R."
-    with pytest.raises(UnsafePickleError, match="only numpy.ndarray is allowed"):
-        cifar.unpickle_batch(misuse, "misuse")
-    # numpy.ndarray called directly (REDUCE): the token it resolves to is not callable
-    direct = b"\x80\x02cnumpy\nndarray\nK\x02\x85R."
-    with pytest.raises(DataFileError, match="not a readable CIFAR batch"):
-        cifar.unpickle_batch(direct, "direct")
-    # object arrays could carry anything: numpy.dtype('O') is refused
-    object_dtype = b"\x80\x02cnumpy\ndtype\nU\x02O8\x89\x88\x87R."
-    with pytest.raises(UnsafePickleError, match="only plain numeric dtypes"):
-        cifar.unpickle_batch(object_dtype, "object")
-    # other numpy globals are not on the list
-    matrix = b"\x80\x02cnumpy\nmatrix\n."
-    with pytest.raises(UnsafePickleError, match="global numpy.matrix"):
-        cifar.unpickle_batch(matrix, "matrix")
-
-
-def test_opcodes_official_files_lack_are_refused_before_unpickling():
-    with pytest.raises(UnsafePickleError, match="opcode INST at byte 1"):
-        cifar.unpickle_batch(b"(ios\nsystem\n.", "inst")
-    with pytest.raises(UnsafePickleError, match="opcode EXT1"):
-        cifar.unpickle_batch(b"\x80\x02\x82\x01.", "ext")  # copyreg's extension registry
-    with pytest.raises(UnsafePickleError, match="opcode BYTEARRAY8"):
-        cifar.unpickle_batch(b"\x80\x05\x96" + (1).to_bytes(8, "little") + b"x.", "bytearray")
-    # A memo index near 2**31 would make CPython's unpickler allocate gigabytes: refused by the scan.
-    with pytest.raises(DataFileError, match="memo entry 2147483647 stored when only 1 exist"):
-        cifar.unpickle_batch(b"\x80\x02}q\x00]r\xff\xff\xff\x7f.", "memo")
-    with pytest.raises(DataFileError, match="ends without a STOP"):
-        cifar.unpickle_batch(b"\x80\x02}q\x00", "cut")
-
-
-def test_mutated_batches_give_a_clear_error_or_a_valid_batch():
-    """A bounded fuzz: 1,500 random byte edits of a small batch never crash, hang or leak other errors."""
-    base = py2_pickle(
-        {
-            b"batch_label": b"x",
-            b"labels": [1, 2, 3],
-            b"filenames": [b"a", b"b", b"c"],
-            b"data": (np.arange(3 * 3072) % 7).astype(np.uint8).reshape(3, 3072),
-        }
-    )
-    structure_end = base.index(b"T")  # edits mostly before the raw pixel bytes, where structure is
-    outcomes = {"error": 0, "valid": 0}
-    for mutated in _mutations(base, 1500, seed=2017, focus_end=structure_end + 5):
-        try:
-            images, labels = cifar.parse_batch(mutated, "fuzz")
-        except DataFileError:
-            outcomes["error"] += 1
-            continue
-        assert (
-            images.dtype == np.uint8
-            and images.shape[1:] == (3, 32, 32)
-            and len(labels) == len(images)
-        )
-        outcomes["valid"] += 1
-    assert outcomes["error"] > 1000  # the edits really do break most batches
-
-
-def test_numpy2_written_batches_are_accepted(tmp_path):
-    """A batch re-pickled by NumPy 2 (protocol 3+) names numpy._core.multiarray._reconstruct."""
-    rows = np.arange(2 * 3072, dtype=np.uint8).reshape(2, 3072) % 251
-    data = pickle.dumps({b"data": rows, b"labels": [3, 4]}, protocol=3)
-    images, labels = cifar.parse_batch(data, "numpy2")
-    np.testing.assert_array_equal(images.reshape(2, 3072), rows)
-    assert labels == [3, 4]
-
-
-def test_wrong_batch_contents_are_reported(tmp_path):
-    with pytest.raises(DataFileError, match=r"'data' should be a uint8 array of shape \(N, 3072\)"):
-        cifar.parse_batch(
-            py2_pickle({b"data": np.zeros((2, 100), np.uint8), b"labels": [1, 2]}), "b"
-        )
-    with pytest.raises(DataFileError, match="has 2 images but 1 labels"):
-        cifar.parse_batch(py2_pickle({b"data": np.zeros((2, 3072), np.uint8), b"labels": [1]}), "b")
-    with pytest.raises(DataFileError, match="has no 'labels' entry"):
-        cifar.parse_batch(py2_pickle({b"data": np.zeros((2, 3072), np.uint8)}), "b")
-
-
-# --------------------------------------------------------------------------------------------------
 # CIFAR-100
 
 
@@ -501,143 +340,6 @@ def test_cifar100_archive_in_keras_cache_and_bad_label_mode(tmp_path, isolated):
         cifar100.load_data(label_mode="medium")
 
 
-# --------------------------------------------------------------------------------------------------
-# MNIST
-
-
-def _assert_mnist(loaded, arrays):
-    (x_train, y_train), (x_test, y_test) = loaded
-    for name, value in (
-        ("x_train", x_train),
-        ("y_train", y_train),
-        ("x_test", x_test),
-        ("y_test", y_test),
-    ):
-        assert value.dtype == np.uint8 and value.shape == arrays[name].shape, name
-        np.testing.assert_array_equal(value, arrays[name])
-
-
-def test_mnist_explicit_path_bnpy_data_and_keras_cache(tmp_path, monkeypatch, isolated):
-    arrays = write_mnist_npz(str(tmp_path / "files" / "mnist.npz"))
-    _assert_mnist(mnist.load_data(path=str(tmp_path / "files" / "mnist.npz")), arrays)
-    _assert_mnist(mnist.load_data(path=str(tmp_path / "files")), arrays)  # a folder holding it
-    keras_arrays = write_mnist_npz(str(isolated["keras"] / "mnist.npz"), seed=5)
-    _assert_mnist(mnist.load_data(), keras_arrays)
-    monkeypatch.setenv("BNPY_DATA", str(tmp_path / "files"))
-    _assert_mnist(mnist.load_data(), arrays)
-
-
-def test_mnist_corrupt_and_wrong_files(tmp_path):
-    path = tmp_path / "mnist.npz"
-    write_mnist_npz(str(path))
-    data = read_bytes(str(path))
-    path.write_bytes(data[: len(data) - 200])
-    with pytest.raises((DataFileError, FileNotFoundError), match="mnist.load_data: .*mnist.npz"):
-        mnist.load_data(path=str(path))
-    np.savez(
-        str(path),
-        x_train=np.zeros((2, 28, 28), np.float32),
-        y_train=np.zeros(2, np.uint8),
-        x_test=np.zeros((1, 28, 28), np.uint8),
-        y_test=np.zeros(1, np.uint8),
-    )
-    with pytest.raises(DataFileError, match=r"x_train should be uint8 \(N, 28, 28\), got float32"):
-        mnist.load_data(path=str(path))
-    # an object array needs pickle to load: refused (allow_pickle=False), not executed
-    np.savez(
-        str(path),
-        x_train=np.array([_Exploit(str(tmp_path / "pwned"))], dtype=object),
-        y_train=np.zeros(1, np.uint8),
-        x_test=np.zeros((1, 28, 28), np.uint8),
-        y_test=np.zeros(1, np.uint8),
-    )
-    with pytest.raises(
-        DataFileError, match="mnist.npz is not a readable MNIST .npz file.*Python objects"
-    ):
-        mnist.load_data(path=str(path))
-    assert not (tmp_path / "pwned").exists()
-
-
-# --------------------------------------------------------------------------------------------------
-# Fashion-MNIST
-
-
-def _assert_fashion(loaded, arrays):
-    (x_train, y_train), (x_test, y_test) = loaded
-    for name, value in (
-        ("x_train", x_train),
-        ("y_train", y_train),
-        ("x_test", x_test),
-        ("y_test", y_test),
-    ):
-        assert value.dtype == np.uint8 and value.shape == arrays[name].shape, name
-        np.testing.assert_array_equal(value, arrays[name])
-        assert value.flags.writeable
-
-
-def test_fashion_mnist_from_a_debian_like_system_folder(isolated):
-    # Debian's dataset-fashion-mnist: /usr/share/datasets/fashion-mnist/<the four .gz files>
-    arrays = write_fashion_mnist(str(isolated["system"] / "fashion-mnist"))
-    _assert_fashion(fashion_mnist.load_data(), arrays)
-
-
-@pytest.mark.parametrize("gz", [True, False])
-def test_fashion_mnist_from_bnpy_data_gzipped_or_not_and_explicit_path(tmp_path, monkeypatch, gz):
-    arrays = write_fashion_mnist(str(tmp_path / "d" / "fashion-mnist"), gz=gz)
-    _assert_fashion(fashion_mnist.load_data(path=str(tmp_path / "d" / "fashion-mnist")), arrays)
-    monkeypatch.setenv("BNPY_DATA", str(tmp_path / "d"))
-    _assert_fashion(fashion_mnist.load_data(), arrays)
-
-
-def test_fashion_mnist_download_lands_in_keras_layout(
-    tmp_path, monkeypatch, local_server, isolated
-):
-    payloads, arrays = fashion_payloads()
-    for name, data in payloads.items():
-        local_server.files["/fm/" + name] = data
-    monkeypatch.setattr(fashion_mnist, "BASE_URLS", (local_server.url("fm/"),))
-    monkeypatch.setattr(fashion_mnist, "MD5", {name: md5(data) for name, data in payloads.items()})
-    monkeypatch.delenv("BNPY_OFFLINE")
-    _assert_fashion(fashion_mnist.load_data(), arrays)
-    assert tree(str(isolated["keras"])) == ["fashion-mnist"] + sorted(
-        "fashion-mnist/" + n for n in FASHION_FILES
-    )
-
-
-def test_fashion_mnist_truncated_and_inconsistent_files(tmp_path):
-    folder = tmp_path / "fashion-mnist"
-    write_fashion_mnist(str(folder))
-    images = folder / "t10k-images-idx3-ubyte.gz"
-    data = read_bytes(str(images))
-    images.write_bytes(data[: len(data) // 2])
-    with pytest.raises(DataFileError, match="t10k-images-idx3-ubyte.gz is truncated or corrupt"):
-        fashion_mnist.load_data(path=str(folder))
-    write_fashion_mnist(str(folder))
-    other, _ = fashion_payloads(n_train=4)
-    (folder / "train-labels-idx1-ubyte.gz").write_bytes(other["train-labels-idx1-ubyte.gz"])
-    with pytest.raises(DataFileError, match="has 5 training images but 4 labels"):
-        fashion_mnist.load_data(path=str(folder))
-
-
-def test_read_idx_checks_magic_and_size():
-    good = bytes([0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 3]) + bytes(range(6))
-    np.testing.assert_array_equal(
-        fashion_mnist.read_idx(good), np.arange(6, dtype=np.uint8).reshape(2, 3)
-    )
-    big_endian_i32 = (
-        bytes([0, 0, 0x0C, 1, 0, 0, 0, 2])
-        + (258).to_bytes(4, "big")
-        + (-1).to_bytes(4, "big", signed=True)
-    )
-    np.testing.assert_array_equal(fashion_mnist.read_idx(big_endian_i32), [258, -1])
-    with pytest.raises(DataFileError, match="bad magic number"):
-        fashion_mnist.read_idx(b"\x1f\x8b\x08\x00" + good)
-    with pytest.raises(DataFileError, match="truncated"):
-        fashion_mnist.read_idx(good[:-1])
-    with pytest.raises(DataFileError, match="trailing bytes"):
-        fashion_mnist.read_idx(good + b"\x00")
-
-
 @pytest.mark.parametrize(
     "loader", [cifar10.load_data, cifar100.load_data, mnist.load_data, fashion_mnist.load_data]
 )
@@ -645,79 +347,3 @@ def test_path_of_the_wrong_type_is_a_type_error_naming_the_loader(loader):
     name = loader.__module__.rsplit(".", 1)[1] + ".load_data: path must be"
     with pytest.raises(TypeError, match=name):
         loader(path=42)
-
-
-def _mutations(data, count, seed, focus_end=None):
-    """`count` copies of `data` with 1-3 random byte edits each (replace, delete, insert); with
-    focus_end, 9 edits in 10 fall before that offset (where a file's structure is)."""
-    rng = np.random.default_rng(seed)
-    for _ in range(count):
-        mutated = bytearray(data)
-        for _ in range(int(rng.integers(1, 4))):
-            limit = len(mutated)
-            if focus_end is not None and rng.random() < 0.9:
-                limit = focus_end
-            position = int(rng.integers(0, limit))
-            edit = int(rng.integers(0, 3))
-            if edit == 0:
-                mutated[position] = int(rng.integers(0, 256))
-            elif edit == 1:
-                del mutated[position]
-            else:
-                mutated.insert(position, int(rng.integers(0, 256)))
-        yield bytes(mutated)
-
-
-def test_mutated_npz_and_gz_files_give_a_clear_error_or_valid_arrays(tmp_path):
-    """Bounded fuzz of the other two formats: only DataFileError, never another exception."""
-    npz = tmp_path / "mnist.npz"
-    write_mnist_npz(str(npz))
-    original = read_bytes(str(npz))
-    errors = 0
-    for mutated in _mutations(original, 400, seed=1):
-        npz.write_bytes(mutated)
-        try:
-            (x_train, y_train), _ = mnist.load_data(path=str(npz))
-        except DataFileError:
-            errors += 1
-            continue
-        assert (
-            x_train.dtype == np.uint8
-            and x_train.shape[1:] == (28, 28)
-            and len(y_train) == len(x_train)
-        )
-    assert errors > 300
-    folder = tmp_path / "fashion-mnist"
-    write_fashion_mnist(str(folder))
-    labels = folder / "t10k-labels-idx1-ubyte.gz"
-    original = read_bytes(str(labels))
-    errors = 0
-    for mutated in _mutations(original, 300, seed=2):
-        labels.write_bytes(mutated)
-        try:
-            fashion_mnist.load_data(path=str(folder))
-        except DataFileError:
-            errors += 1
-    assert errors > 200
-
-
-DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
-
-
-@pytest.mark.skipif(
-    not os.path.isdir(DEBIAN_FASHION_MNIST),
-    reason="Debian's dataset-fashion-mnist is not installed (apt install dataset-fashion-mnist)",
-)
-def test_real_fashion_mnist_from_the_debian_package(monkeypatch):
-    """The real files where the Debian package puts them, found through the default system folders."""
-    monkeypatch.setattr(_lookup, "SYSTEM_DATA_DIRS", ["/usr/share/datasets"])
-    (x_train, y_train), (x_test, y_test) = fashion_mnist.load_data()
-    assert (x_train.shape, x_test.shape) == ((60000, 28, 28), (10000, 28, 28))
-    assert x_train.dtype == y_train.dtype == np.uint8 and (y_train.shape, y_test.shape) == (
-        (60000,),
-        (10000,),
-    )
-    # Fashion-MNIST is balanced: 6,000 training and 1,000 test images per class (its README).
-    np.testing.assert_array_equal(np.bincount(y_train, minlength=10), [6000] * 10)
-    np.testing.assert_array_equal(np.bincount(y_test, minlength=10), [1000] * 10)
-    assert x_train.max() == 255 and x_train.min() == 0
