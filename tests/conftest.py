@@ -4,8 +4,9 @@ a run used, so that a failure report says which build it came from."""
 import os
 
 # Fixtures shared by several test files (local_server: a stand-in for the dataset mirrors;
-# isolated: no real HOME or dataset folder for the bnpy.datasets tests).
-pytest_plugins = ["dataset_fixtures", "dataset_checks"]
+# isolated: no real HOME or dataset folder for the bnpy.datasets tests; digits_root, cifar_root
+# and offline: tiny datasets and no network for the bnpy-experiment tests).
+pytest_plugins = ["dataset_fixtures", "dataset_checks", "experiment_fixtures"]
 
 
 def pytest_report_header(config):
