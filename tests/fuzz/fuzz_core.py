@@ -41,8 +41,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def _import_cases():
-    sys.path.insert(0, HERE)
-    import cases  # noqa: E402 (tests/fuzz/cases.py)
+    # tests/fuzz/cases.py, as a module of the fuzz package: it imports its siblings (builders_*.py,
+    # calls.py) relatively
+    sys.path.insert(0, os.path.dirname(HERE))
+    from fuzz import cases
 
     return cases
 
