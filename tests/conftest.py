@@ -3,6 +3,12 @@ a run used, so that a failure report says which build it came from."""
 
 import os
 
+import pytest
+
+# Helper modules shared by several test files (not plugins, which pytest rewrites anyway): their
+# asserts report values on failure like the tests' own.
+pytest.register_assert_rewrite("batchnorm_checks", "bn_variant_checks", "conv_checks")
+
 # Fixtures shared by several test files (local_server: a stand-in for the dataset mirrors;
 # isolated: no real HOME or dataset folder for the bnpy.datasets tests; digits_root, cifar_root
 # and offline: tiny datasets and no network for the bnpy-experiment tests).
