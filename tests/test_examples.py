@@ -13,7 +13,7 @@ pytest.importorskip("bnpy.models")
 pytest.importorskip("bnpy.datasets")
 pytest.importorskip("matplotlib")
 
-from test_experiments import write_tiny_cifar10  # noqa: E402
+from experiment_fixtures import write_tiny_cifar10  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, "examples")
