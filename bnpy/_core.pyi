@@ -243,7 +243,7 @@ def affine_warp(
     order: int,
     fill_mode: Literal["constant", "nearest", "reflect", "wrap"],
     cval: float,
-    data_format: Literal["channels_last", "channels_first"],
+    channels_first: bool,
     out: np.ndarray | None,
     /,
 ) -> np.ndarray: ...

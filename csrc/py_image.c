@@ -90,7 +90,7 @@ static PyArrayObject *matrices_array(PyObject *obj, npy_intp n)
 }
 
 PyDoc_STRVAR(affine_warp_doc,
-             "affine_warp(images, matrices, order, fill_mode, cval, data_format, out, /)\n"
+             "affine_warp(images, matrices, order, fill_mode, cval, channels_first, out, /)\n"
              "--\n\n"
              "Warp a batch of float32/float64 images (N, H, W, C) or (N, C, H, W), one "
              "output->input matrix\n"
@@ -99,12 +99,11 @@ PyDoc_STRVAR(affine_warp_doc,
              "as scipy.ndimage.affine_transform. order 0: nearest; 1: bilinear. Returns out.\n"
              "Use bnpy.ops.affine_warp.");
 
-/* affine_warp(images, matrices, order, fill_mode, cval, data_format, out) */
+/* affine_warp(images, matrices, order, fill_mode, cval, channels_first, out) */
 static PyObject *affine_warp(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     /* the order of enum bnpy_fill_mode */
     static const char *const fill_modes[] = {"constant", "nearest", "reflect", "wrap"};
-    static const char *const data_formats[] = {"channels_last", "channels_first"};
     PyArrayObject *images = NULL, *matrices = NULL, *out = NULL;
     PyObject *result = NULL;
     Py_ssize_t order;
@@ -121,7 +120,7 @@ static PyObject *affine_warp(PyObject *module, PyObject *const *args, Py_ssize_t
         goto fail;
     }
     if ((fill_mode = parse_choice(args[3], "fill_mode", fill_modes, 4)) < 0 ||
-        (channels_first = parse_choice(args[5], "data_format", data_formats, 2)) < 0)
+        bnpy_parse_flag(args[5], func, "channels_first", &channels_first) < 0)
         goto fail;
     if (!PyFloat_Check(cval_obj) && !PyLong_Check(cval_obj) &&
         !PyArray_IsScalar(cval_obj, Number)) {

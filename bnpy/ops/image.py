@@ -12,6 +12,7 @@ so a positive M[0, 2] samples from lower rows and moves the content up.
 import numpy as np
 
 from .. import _core
+from .conv import _channels_first
 
 __all__ = ["affine_warp", "FILL_MODES"]
 
@@ -56,7 +57,8 @@ def affine_warp(
             out = out[np.newaxis]
     elif arr.ndim == 4 and mats.ndim == 2:
         mats = np.broadcast_to(mats, (arr.shape[0],) + mats.shape)
-    result = _core.affine_warp(arr, mats, order, fill_mode, cval, data_format, out)
+    channels_first = _channels_first(data_format, "affine_warp")
+    result = _core.affine_warp(arr, mats, order, fill_mode, cval, channels_first, out)
     if given_out is not None:
         return given_out
     return result[0] if single else result

@@ -218,7 +218,7 @@ def build_affine_warp(rng, api):
                 kwargs["order"],
                 kwargs["fill_mode"],
                 kwargs["cval"],
-                kwargs["data_format"],
+                cf,
                 out,
             ],
             outputs=[6],

@@ -197,30 +197,28 @@ def image_points(a):
         "affine_warp": (
             [
                 lambda: _core.affine_warp(
-                    a["x64"], a["matrices"], 1, "nearest", 0.0, "channels_last", a["out_nhwc64"]
+                    a["x64"], a["matrices"], 1, "nearest", 0.0, False, a["out_nhwc64"]
                 ),
                 lambda: _core.affine_warp(
-                    a["x64_swapped"], a["matrices"], 0, "wrap", 0.0, "channels_last", None
+                    a["x64_swapped"], a["matrices"], 0, "wrap", 0.0, False, None
                 ),
             ],
             [
                 (
                     ValueError,
                     lambda: _core.affine_warp(
-                        a["x64"], a["matrices"], 0, "nearest", 0.0, "channels_last", a["x64"]
+                        a["x64"], a["matrices"], 0, "nearest", 0.0, False, a["x64"]
                     ),
                 ),
                 (
                     ValueError,
                     lambda: _core.affine_warp(
-                        a["x64"], a["matrices"][:1], 0, "nearest", 0.0, "channels_last", None
+                        a["x64"], a["matrices"][:1], 0, "nearest", 0.0, False, None
                     ),
                 ),
                 (
                     TypeError,
-                    lambda: _core.affine_warp(
-                        a["x64"], a["matrices"], 0, 3, 0.0, "channels_last", None
-                    ),
+                    lambda: _core.affine_warp(a["x64"], a["matrices"], 0, 3, 0.0, False, None),
                 ),
             ],
         ),
