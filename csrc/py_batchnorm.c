@@ -56,9 +56,7 @@ static PyObject *forward_common(PyObject *const *args, Py_ssize_t nargs, const c
                                 DATA(gamma), DATA(beta), PyArray_DATA(mean), PyArray_DATA(var),
                                 L.outer, L.channels, L.inner, L.epsilon);
     Py_END_ALLOW_THREADS
-    if (bnpy_kernel_status(rc) == 0)
-        result = training ? PyTuple_Pack(3, (PyObject *)y, (PyObject *)mean, (PyObject *)var)
-                          : bnpy_take(&y);
+    result = training ? bnpy_results(rc, 3, y, mean, var) : bnpy_result(rc, &y);
 fail:
     bnpy_release(6, x, gamma, beta, mean, var, y);
     return result;

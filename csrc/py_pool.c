@@ -38,8 +38,7 @@ static PyObject *pool_forward(PyObject *const *args, Py_ssize_t nargs, int is_ma
         BNPY_CALL_FOR_TYPE(PyArray_TYPE(x), bnpy_avg_pool2d, PyArray_DATA(y), PyArray_DATA(x), g.N,
                            g.H, g.W, g.C, cf, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.out_h, g.out_w);
     Py_END_ALLOW_THREADS
-    result =
-        is_max ? PyTuple_Pack(2, (PyObject *)y, (PyObject *)argmax) : (Py_INCREF(y), (PyObject *)y);
+    result = is_max ? bnpy_results(0, 2, y, argmax) : bnpy_take(&y);
 fail:
     bnpy_release(3, x, y, argmax);
     return result;
