@@ -16,10 +16,21 @@
  * which is the training backward of batchnorm.c written with sums over the whole batch. The
  * merge runs in the order given, so every process that merges the same list gets the same bits.
  *
- * Accuracy: the local statistics are two passes in double per chunk (the chunk's mean, then
- * Σ(x − mean) and Σ(x − mean)² about it, the first correcting the mean), so a large offset loses
- * nothing; the elementwise passes subtract the float64 mean from x converted to double (the
- * ordinary inference kernel takes the mean in T, one rounding of |mean| in float32).
+ * Accuracy: every sum and every elementwise value is computed in double from x converted to
+ * double. The local statistics read x once: per chunk, Σd and Σd² with d = x − shift, the shift
+ * the mean of the chunk's first values (x − shift is exact for x near it, as for data far from
+ * 0), so that mean = shift + Σd/n and M2 = Σd² − (Σd)²/n. They are taken when
+ * (Σd)² <= 0.8·n·Σd², i.e. |mean − shift| <= 2σ: then (Σd)²/n <= 0.8·Σd² and the subtraction
+ * loses at most a factor 5 of double's precision. A channel of a chunk that fails the check (a
+ * jump in level, a NaN) is summed again in two passes (its mean, then Σ(x − mean) and
+ * Σ(x − mean)² about it, the first correcting the mean). The elementwise passes subtract the
+ * float64 mean from x converted to double (the ordinary inference kernel takes the mean in T,
+ * one rounding of |mean| in float32).
+ *
+ * Speed: the hot loops run on vectors of 4 doubles (simd.h), across channels in the channels-last
+ * layout (four rows per sweep in the sums) and along each channel's segment otherwise, and are
+ * compiled for AVX2 and for the baseline (BNPY_HOT); a·b + c contracts to a fused multiply-add
+ * where the clone has one.
  *
  * Threads: the outer range is cut into chunks whose number depends on the sizes alone, each chunk
  * keeps its own partial sums, and the chunks are merged in order by one thread, so the results
@@ -29,17 +40,38 @@
  */
 #ifndef BNPY_TWIN_BODY
 
+/* As batchnorm.c: let a·b + c contract to one fused multiply-add where the clone has FMA (-std=c11
+ * turns that off). Before simd.h, so that its always-inlined helpers compile under it. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=fast")
+#endif
+
 #include <math.h>
 #include <stdlib.h>
 
 #include "bn_chan.h"
 #include "kernels.h"
 #include "parallel.h"
+#include "simd.h"
 
 /* Values per chunk of the outer range at least (small inputs are one chunk), at most this many
  * chunks (the scratch and the final merge grow with it). */
 #define BN_SYNC_CHUNK_VALUES 32768
 #define BN_SYNC_MAX_CHUNKS 64
+/* Values per channel averaged into a chunk's shift (see bn_sync_shifts). */
+#define BN_SYNC_SHIFT_VALUES 16
+
+#ifdef BNPY_VECTOR
+/* 4 values of x's type as 4 doubles, and back (rounded), for either twin. */
+#define bn_sync_load(p)                                                                            \
+    _Generic((p),                                                                                  \
+        const float *: bnpy_vd_load_f32,                                                           \
+        float *: bnpy_vd_load_f32,                                                                 \
+        const double *: bnpy_vd_load_f64,                                                          \
+        double *: bnpy_vd_load_f64)(p)
+#define bn_sync_store(p, v)                                                                        \
+    _Generic((p), float *: bnpy_vd_store_f32, double *: bnpy_vd_store_f64)(p, v)
+#endif
 
 /* How a call cuts its (outer, C, inner) block into chunks of the outer range, from sizes alone. */
 typedef struct {
@@ -106,50 +138,132 @@ void bnpy_bn_merge_stats(double *count, double *mean, double *var, const double 
 
 /* ---- local statistics ----------------------------------------------------------------------- */
 
-struct SUF(bn_sync_stats_job) {
-    double *chunk_mean, *chunk_m2, *chunk_lin; /* (chunks, C) each */
-    const T *x;
-    const bn_sync_plan *p; /* p and parts: set by bn_sync_affine */
-};
-
-/* Σ over the values of channel c in outer indices [r0, r1) of (x − center[c]) into lin[c] and of
- * its square into sq[c] (sq NULL: Σ(x − center) alone), added to what they hold. The channels-last
- * layout (inner == 1) walks rows with the channel innermost, a loop that vectorises. */
-static void SUF(bn_sync_center_sums)(double *lin, double *sq, const T *x, const double *center,
-                                     ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t C, ptrdiff_t L)
+/* The shift of each channel for outer indices [r0, r1) (r1 > r0): the mean of its first values, at
+ * most BN_SYNC_SHIFT_VALUES of them (the first rows, or the start of the first segment). */
+static void SUF(bn_sync_shifts)(double *shift, const T *x, ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t C,
+                                ptrdiff_t L)
 {
-    if (L == 1) {
-        for (ptrdiff_t r = r0; r < r1; r++) {
-            const T *row = x + r * C;
-            if (sq == NULL)
-                for (ptrdiff_t c = 0; c < C; c++)
-                    lin[c] += (double)row[c] - center[c];
-            else
-                for (ptrdiff_t c = 0; c < C; c++) {
-                    double d = (double)row[c] - center[c];
-                    lin[c] += d;
-                    sq[c] += d * d;
-                }
-        }
-        return;
+    ptrdiff_t span = L == 1 ? r1 - r0 : L;
+    ptrdiff_t n = span < BN_SYNC_SHIFT_VALUES ? span : BN_SYNC_SHIFT_VALUES;
+    for (ptrdiff_t c = 0; c < C; c++) {
+        double s = 0.0;
+        for (ptrdiff_t i = 0; i < n; i++)
+            s += L == 1 ? (double)x[(r0 + i) * C + c] : (double)x[(r0 * C + c) * L + i];
+        shift[c] = s / (double)n;
     }
+}
+
+/* The exact path of one channel over outer indices [r0, r1), two passes in double: its mean, then
+ * Σ(x − mean), the rounding left in the mean, and Σ(x − mean)² about it. */
+static void SUF(bn_sync_exact_channel)(double *mean, double *m2, const T *x, ptrdiff_t c,
+                                       ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t C, ptrdiff_t L)
+{
+    const double n = (double)((r1 - r0) * L);
+    double s = 0.0, lin = 0.0, q = 0.0;
     for (ptrdiff_t r = r0; r < r1; r++)
-        for (ptrdiff_t c = 0; c < C; c++) {
-            const T *v = x + (r * C + c) * L;
-            double mc = center[c], s = 0.0, q = 0.0;
-            for (ptrdiff_t i = 0; i < L; i++) {
-                double d = (double)v[i] - mc;
-                s += d;
-                q += d * d;
-            }
-            lin[c] += s;
-            if (sq != NULL)
-                sq[c] += q;
+        for (ptrdiff_t i = 0; i < L; i++)
+            s += (double)x[(r * C + c) * L + i];
+    const double center = s / n;
+    for (ptrdiff_t r = r0; r < r1; r++)
+        for (ptrdiff_t i = 0; i < L; i++) {
+            double d = (double)x[(r * C + c) * L + i] - center;
+            lin += d;
+            q += d * d;
+        }
+    const double offset = lin / n;
+    q -= lin * offset;
+    *mean = center + offset;
+    *m2 = q < 0.0 ? 0.0 : q; /* a NaN stays */
+}
+
+/* Channels-last layout (rows of C values): Σd into lin and Σd² into sq (both set here), with
+ * d = x − shift[c], over rows [r0, r1). Four rows per sweep, four channels per vector: each
+ * channel's Σd² is one chain of fused multiply-adds in row order. */
+static BNPY_HOT void SUF(bn_sync_shifted_sums_rows)(double *lin, double *sq, const T *x,
+                                                    const double *shift, ptrdiff_t r0, ptrdiff_t r1,
+                                                    ptrdiff_t C)
+{
+    for (ptrdiff_t c = 0; c < C; c++)
+        lin[c] = sq[c] = 0.0;
+    ptrdiff_t c_vector_end = 0;
+#ifdef BNPY_VECTOR
+    c_vector_end = C - C % 4;
+    ptrdiff_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        const T *p0 = x + r * C, *p1 = p0 + C, *p2 = p1 + C, *p3 = p2 + C;
+        for (ptrdiff_t c = 0; c < c_vector_end; c += 4) {
+            bnpy_vd s = bnpy_vd_load_f64(shift + c);
+            bnpy_vd a = bn_sync_load(p0 + c) - s, b = bn_sync_load(p1 + c) - s;
+            bnpy_vd e = bn_sync_load(p2 + c) - s, f = bn_sync_load(p3 + c) - s;
+            bnpy_vd q = bnpy_vd_load_f64(sq + c);
+            q = a * a + q;
+            q = b * b + q;
+            q = e * e + q;
+            bnpy_vd_store_f64(sq + c, f * f + q);
+            bnpy_vd_store_f64(lin + c, bnpy_vd_load_f64(lin + c) + ((a + b) + (e + f)));
+        }
+    }
+    for (; r < r1; r++) {
+        const T *p0 = x + r * C;
+        for (ptrdiff_t c = 0; c < c_vector_end; c += 4) {
+            bnpy_vd a = bn_sync_load(p0 + c) - bnpy_vd_load_f64(shift + c);
+            bnpy_vd_store_f64(sq + c, a * a + bnpy_vd_load_f64(sq + c));
+            bnpy_vd_store_f64(lin + c, bnpy_vd_load_f64(lin + c) + a);
+        }
+    }
+#endif
+    for (ptrdiff_t r = r0; r < r1 && c_vector_end < C; r++)
+        for (ptrdiff_t c = c_vector_end; c < C; c++) {
+            double d = (double)x[r * C + c] - shift[c];
+            sq[c] = d * d + sq[c];
+            lin[c] += d;
         }
 }
 
-/* Chunk k: mean and M2 of each channel over its outer indices, two passes in double: the mean,
- * then Σ(x − mean), the rounding left in the mean, and Σ(x − mean)² about it. */
+/* Channels-first layout: the same sums over the segments of L values of outer indices [r0, r1),
+ * each segment summed along its length on two vectors of 4 lanes, then added in. */
+static BNPY_HOT void SUF(bn_sync_shifted_sums_segments)(double *lin, double *sq, const T *x,
+                                                        const double *shift, ptrdiff_t r0,
+                                                        ptrdiff_t r1, ptrdiff_t C, ptrdiff_t L)
+{
+    for (ptrdiff_t c = 0; c < C; c++)
+        lin[c] = sq[c] = 0.0;
+    for (ptrdiff_t r = r0; r < r1; r++)
+        for (ptrdiff_t c = 0; c < C; c++) {
+            const T *p = x + (r * C + c) * L;
+            const double sh = shift[c];
+            double s1 = 0.0, s2 = 0.0;
+            ptrdiff_t i = 0;
+#ifdef BNPY_VECTOR
+            bnpy_vd vs = bnpy_vd_splat(sh), l0 = bnpy_vd_splat(0.0), l1 = l0, q0 = l0, q1 = l0;
+            for (; i + 8 <= L; i += 8) {
+                bnpy_vd a = bn_sync_load(p + i) - vs, b = bn_sync_load(p + i + 4) - vs;
+                l0 += a;
+                l1 += b;
+                q0 = a * a + q0;
+                q1 = b * b + q1;
+            }
+            s1 = bnpy_vd_hsum(l0 + l1);
+            s2 = bnpy_vd_hsum(q0 + q1);
+#endif
+            for (; i < L; i++) {
+                double d = (double)p[i] - sh;
+                s1 += d;
+                s2 = d * d + s2;
+            }
+            lin[c] += s1;
+            sq[c] += s2;
+        }
+}
+
+struct SUF(bn_sync_stats_job) {
+    double *chunk_mean, *chunk_m2, *chunk_lin; /* (chunks, C) each */
+    const T *x;
+    const bn_sync_plan *p;
+};
+
+/* Chunk k: mean and M2 of each channel over its outer indices, one pass about the chunk's shifts
+ * (the header's check, and the exact path for a channel that fails it). */
 static void SUF(bn_sync_stats_chunk)(void *ctx, ptrdiff_t k)
 {
     const struct SUF(bn_sync_stats_job) *j = ctx;
@@ -158,20 +272,24 @@ static void SUF(bn_sync_stats_chunk)(void *ctx, ptrdiff_t k)
     const ptrdiff_t r0 = bn_sync_chunk_start(p, k), r1 = bn_sync_chunk_start(p, k + 1);
     double *mean = j->chunk_mean + k * C, *m2 = j->chunk_m2 + k * C, *lin = j->chunk_lin + k * C;
     const double n = (double)((r1 - r0) * L);
-    for (ptrdiff_t c = 0; c < C; c++)
-        mean[c] = m2[c] = lin[c] = 0.0;
-    if (n == 0.0)
+    if (n == 0.0) {
+        for (ptrdiff_t c = 0; c < C; c++)
+            mean[c] = m2[c] = 0.0;
         return;
-    SUF(bn_sync_center_sums)(lin, NULL, j->x, mean, r0, r1, C, L); /* Σx: the center is 0 */
-    for (ptrdiff_t c = 0; c < C; c++) {
-        mean[c] = lin[c] / n;
-        lin[c] = 0.0;
     }
-    SUF(bn_sync_center_sums)(lin, m2, j->x, mean, r0, r1, C, L);
+    SUF(bn_sync_shifts)(mean, j->x, r0, r1, C, L); /* mean holds the shifts until the end */
+    if (L == 1)
+        SUF(bn_sync_shifted_sums_rows)(lin, m2, j->x, mean, r0, r1, C);
+    else
+        SUF(bn_sync_shifted_sums_segments)(lin, m2, j->x, mean, r0, r1, C, L);
     for (ptrdiff_t c = 0; c < C; c++) {
-        double offset = lin[c] / n, q = m2[c] - lin[c] * offset;
-        mean[c] += offset;
-        m2[c] = q < 0.0 ? 0.0 : q; /* a NaN stays */
+        if (lin[c] * lin[c] <= 0.8 * n * m2[c]) { /* NaN fails it */
+            double offset = lin[c] / n, q = m2[c] - lin[c] * offset;
+            mean[c] += offset;
+            m2[c] = q < 0.0 ? 0.0 : q;
+        } else {
+            SUF(bn_sync_exact_channel)(mean + c, m2 + c, j->x, c, r0, r1, C, L);
+        }
     }
 }
 
@@ -202,11 +320,90 @@ int SUF(bnpy_bn_local_stats)(double *mean, double *m2, const T *x, ptrdiff_t out
 
 /* ---- gradient sums -------------------------------------------------------------------------- */
 
+/* Channels-last layout: Σdy into sum_dy and Σdy·(x − mean) into sum_dyxc (set here) over rows
+ * [r0, r1), four rows per sweep, four channels per vector. */
+static BNPY_HOT void SUF(bn_sync_grad_rows)(double *sum_dy, double *sum_dyxc, const T *dy,
+                                            const T *x, const double *mean, ptrdiff_t r0,
+                                            ptrdiff_t r1, ptrdiff_t C)
+{
+    for (ptrdiff_t c = 0; c < C; c++)
+        sum_dy[c] = sum_dyxc[c] = 0.0;
+    ptrdiff_t c_vector_end = 0;
+#ifdef BNPY_VECTOR
+    c_vector_end = C - C % 4;
+    ptrdiff_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        const ptrdiff_t o0 = r * C, o1 = o0 + C, o2 = o1 + C, o3 = o2 + C;
+        for (ptrdiff_t c = 0; c < c_vector_end; c += 4) {
+            bnpy_vd m = bnpy_vd_load_f64(mean + c);
+            bnpy_vd g0 = bn_sync_load(dy + o0 + c), g1 = bn_sync_load(dy + o1 + c);
+            bnpy_vd g2 = bn_sync_load(dy + o2 + c), g3 = bn_sync_load(dy + o3 + c);
+            bnpy_vd x0 = bn_sync_load(x + o0 + c) - m, x1 = bn_sync_load(x + o1 + c) - m;
+            bnpy_vd x2 = bn_sync_load(x + o2 + c) - m, x3 = bn_sync_load(x + o3 + c) - m;
+            bnpy_vd_store_f64(sum_dy + c, bnpy_vd_load_f64(sum_dy + c) + ((g0 + g1) + (g2 + g3)));
+            bnpy_vd_store_f64(sum_dyxc + c, bnpy_vd_load_f64(sum_dyxc + c) +
+                                                ((g0 * x0 + g1 * x1) + (g2 * x2 + g3 * x3)));
+        }
+    }
+    for (; r < r1; r++) {
+        const ptrdiff_t o0 = r * C;
+        for (ptrdiff_t c = 0; c < c_vector_end; c += 4) {
+            bnpy_vd g0 = bn_sync_load(dy + o0 + c);
+            bnpy_vd x0 = bn_sync_load(x + o0 + c) - bnpy_vd_load_f64(mean + c);
+            bnpy_vd_store_f64(sum_dy + c, bnpy_vd_load_f64(sum_dy + c) + g0);
+            bnpy_vd_store_f64(sum_dyxc + c, g0 * x0 + bnpy_vd_load_f64(sum_dyxc + c));
+        }
+    }
+#endif
+    for (ptrdiff_t r = r0; r < r1 && c_vector_end < C; r++)
+        for (ptrdiff_t c = c_vector_end; c < C; c++) {
+            double g = (double)dy[r * C + c];
+            sum_dy[c] += g;
+            sum_dyxc[c] = g * ((double)x[r * C + c] - mean[c]) + sum_dyxc[c];
+        }
+}
+
+/* Channels-first layout: the same sums over the segments of outer indices [r0, r1), each along its
+ * length on two vectors of 4 lanes. */
+static BNPY_HOT void SUF(bn_sync_grad_segments)(double *sum_dy, double *sum_dyxc, const T *dy,
+                                                const T *x, const double *mean, ptrdiff_t r0,
+                                                ptrdiff_t r1, ptrdiff_t C, ptrdiff_t L)
+{
+    for (ptrdiff_t c = 0; c < C; c++)
+        sum_dy[c] = sum_dyxc[c] = 0.0;
+    for (ptrdiff_t r = r0; r < r1; r++)
+        for (ptrdiff_t c = 0; c < C; c++) {
+            const T *g = dy + (r * C + c) * L, *v = x + (r * C + c) * L;
+            const double mc = mean[c];
+            double s1 = 0.0, s2 = 0.0;
+            ptrdiff_t i = 0;
+#ifdef BNPY_VECTOR
+            bnpy_vd m = bnpy_vd_splat(mc), e0 = bnpy_vd_splat(0.0), e1 = e0, f0 = e0, f1 = e0;
+            for (; i + 8 <= L; i += 8) {
+                bnpy_vd g0 = bn_sync_load(g + i), g1 = bn_sync_load(g + i + 4);
+                e0 += g0;
+                e1 += g1;
+                f0 = g0 * (bn_sync_load(v + i) - m) + f0;
+                f1 = g1 * (bn_sync_load(v + i + 4) - m) + f1;
+            }
+            s1 = bnpy_vd_hsum(e0 + e1);
+            s2 = bnpy_vd_hsum(f0 + f1);
+#endif
+            for (; i < L; i++) {
+                double gi = (double)g[i];
+                s1 += gi;
+                s2 = gi * ((double)v[i] - mc) + s2;
+            }
+            sum_dy[c] += s1;
+            sum_dyxc[c] += s2;
+        }
+}
+
 struct SUF(bn_sync_grad_job) {
     double *chunk_dy, *chunk_dyxc; /* (chunks, C) */
     const T *dy, *x;
     const double *mean;
-    const bn_sync_plan *p; /* p and parts: set by bn_sync_affine */
+    const bn_sync_plan *p;
 };
 
 static void SUF(bn_sync_grad_chunk)(void *ctx, ptrdiff_t k)
@@ -216,31 +413,10 @@ static void SUF(bn_sync_grad_chunk)(void *ctx, ptrdiff_t k)
     const ptrdiff_t C = p->channels, L = p->inner;
     const ptrdiff_t r0 = bn_sync_chunk_start(p, k), r1 = bn_sync_chunk_start(p, k + 1);
     double *sum_dy = j->chunk_dy + k * C, *sum_dyxc = j->chunk_dyxc + k * C;
-    for (ptrdiff_t c = 0; c < C; c++)
-        sum_dy[c] = sum_dyxc[c] = 0.0;
-    if (L == 1) { /* channels last: the channel innermost, a loop that vectorises */
-        for (ptrdiff_t r = r0; r < r1; r++) {
-            const T *g = j->dy + r * C, *v = j->x + r * C;
-            for (ptrdiff_t c = 0; c < C; c++) {
-                double gc = (double)g[c];
-                sum_dy[c] += gc;
-                sum_dyxc[c] += gc * ((double)v[c] - j->mean[c]);
-            }
-        }
-        return;
-    }
-    for (ptrdiff_t r = r0; r < r1; r++)
-        for (ptrdiff_t c = 0; c < C; c++) {
-            const T *g = j->dy + (r * C + c) * L, *v = j->x + (r * C + c) * L;
-            double mc = j->mean[c], s = 0.0, q = 0.0;
-            for (ptrdiff_t i = 0; i < L; i++) {
-                double gi = (double)g[i];
-                s += gi;
-                q += gi * ((double)v[i] - mc);
-            }
-            sum_dy[c] += s;
-            sum_dyxc[c] += q;
-        }
+    if (L == 1)
+        SUF(bn_sync_grad_rows)(sum_dy, sum_dyxc, j->dy, j->x, j->mean, r0, r1, C);
+    else
+        SUF(bn_sync_grad_segments)(sum_dy, sum_dyxc, j->dy, j->x, j->mean, r0, r1, C, L);
 }
 
 int SUF(bnpy_bn_grad_sums)(double *sum_dy, double *sum_dyxc, const T *dy, const T *x,
@@ -268,52 +444,115 @@ int SUF(bnpy_bn_grad_sums)(double *sum_dy, double *sum_dyxc, const T *dy, const 
 
 /* ---- elementwise passes --------------------------------------------------------------------
  * out = (u − u_mean)·a + (x − mean)·b + shift per channel, all in double: the forward is
- * u = NULL, a = 0, b = γ·s, shift = β; the backward u = dy, a = γ·s, u_mean = S1/m,
- * b = −γ·s³·S2/m, shift = 0. One pass, split over the outer range (any split gives the same
+ * u = NULL, b = γ·s, shift = β; the backward u = dy, a = γ·s, u_mean = S1/m,
+ * b = −γ·s³·S2/m, no shift. One pass, split over the outer range (any split gives the same
  * values); out may be x or u itself (each element is written after it is read). */
 
 struct SUF(bn_sync_affine_job) {
     T *out;
     const T *u, *x;
-    const double *u_mean, *a, *mean, *b, *shift; /* (C,) each; u_mean, a unused when u is NULL */
-    const bn_sync_plan *p;                       /* p and parts: set by bn_sync_affine */
+    /* (C,) each; u_mean and a only with u, shift only without (the backward's is 0) */
+    const double *u_mean, *a, *mean, *b, *shift;
+    const bn_sync_plan *p; /* p and parts: set by bn_sync_affine */
     ptrdiff_t parts;
 };
 
-static void SUF(bn_sync_affine_part)(void *ctx, ptrdiff_t part)
+/* One output value; `with_u` a constant wherever it is inlined. The forward adds the shift β, the
+ * backward (whose shift is 0) does not. */
+BNPY_ALWAYS_INLINE T SUF(bn_sync_affine_value)(const int with_u, T u, T x, double u_mean, double a,
+                                               double mean, double b, double shift)
 {
-    const struct SUF(bn_sync_affine_job) *j = ctx;
-    const bn_sync_plan *p = j->p;
-    const ptrdiff_t C = p->channels, L = p->inner;
-    const ptrdiff_t r0 = part * p->outer / j->parts, r1 = (part + 1) * p->outer / j->parts;
-    if (L == 1) { /* channels last: the channel innermost, a loop that vectorises */
-        for (ptrdiff_t r = r0; r < r1; r++) {
-            T *out = j->out + r * C;
-            const T *x = j->x + r * C;
-            if (j->u == NULL)
-                for (ptrdiff_t c = 0; c < C; c++)
-                    out[c] = (T)(((double)x[c] - j->mean[c]) * j->b[c] + j->shift[c]);
-            else
-                for (ptrdiff_t c = 0; c < C; c++)
-                    out[c] = (T)(((double)j->u[r * C + c] - j->u_mean[c]) * j->a[c] +
-                                 ((double)x[c] - j->mean[c]) * j->b[c] + j->shift[c]);
+    double value = ((double)x - mean) * b;
+    return (T)(with_u ? ((double)u - u_mean) * a + value : value + shift);
+}
+
+#ifdef BNPY_VECTOR
+BNPY_ALWAYS_INLINE bnpy_vd SUF(bn_sync_affine_vector)(const int with_u, bnpy_vd u, bnpy_vd x,
+                                                      bnpy_vd u_mean, bnpy_vd a, bnpy_vd mean,
+                                                      bnpy_vd b, bnpy_vd shift)
+{
+    bnpy_vd value = (x - mean) * b;
+    return with_u ? (u - u_mean) * a + value : value + shift;
+}
+#endif
+
+/* Outer indices [r0, r1) of the pass, for one constant `with_u`: along each segment, or in the
+ * channels-last layout across channels (four per vector), the forward four rows per sweep (each
+ * vector of coefficients loaded once for them) and the backward row by row (its two inputs over
+ * four rows make eight streams: slower, as in batchnorm.c's passes). */
+BNPY_ALWAYS_INLINE void SUF(bn_sync_affine_range)(const int with_u,
+                                                  const struct SUF(bn_sync_affine_job) * j,
+                                                  ptrdiff_t r0, ptrdiff_t r1)
+{
+    const ptrdiff_t C = j->p->channels, L = j->p->inner;
+    const double *um = j->u_mean, *a = j->a, *m = j->mean, *b = j->b, *sh = j->shift;
+    if (L == 1) {
+        const ptrdiff_t sweep = with_u ? 1 : 4;
+        ptrdiff_t c_vector_end = 0, r = r0;
+#ifdef BNPY_VECTOR
+        c_vector_end = C - C % 4;
+        for (; r + sweep <= r1; r += sweep)
+            for (ptrdiff_t c = 0; c < c_vector_end; c += 4) {
+                bnpy_vd zero = bnpy_vd_splat(0.0);
+                bnpy_vd uc = with_u ? bnpy_vd_load_f64(um + c) : zero;
+                bnpy_vd ac = with_u ? bnpy_vd_load_f64(a + c) : zero;
+                bnpy_vd sc = with_u ? zero : bnpy_vd_load_f64(sh + c);
+                bnpy_vd mc = bnpy_vd_load_f64(m + c), bc = bnpy_vd_load_f64(b + c);
+                for (ptrdiff_t k = 0; k < sweep; k++) {
+                    const ptrdiff_t o = (r + k) * C + c;
+                    bnpy_vd uv = with_u ? bn_sync_load(j->u + o) : zero;
+                    bn_sync_store(j->out + o,
+                                  SUF(bn_sync_affine_vector)(with_u, uv, bn_sync_load(j->x + o), uc,
+                                                             ac, mc, bc, sc));
+                }
+            }
+#endif
+        for (ptrdiff_t q = r0; q < r1; q++) {
+            T *out = j->out + q * C;
+            const T *x = j->x + q * C, *u = with_u ? j->u + q * C : x;
+            for (ptrdiff_t c = q < r ? c_vector_end : 0; c < C; c++) /* swept rows: the tail */
+                out[c] = SUF(bn_sync_affine_value)(with_u, u[c], x[c], with_u ? um[c] : 0.0,
+                                                   with_u ? a[c] : 0.0, m[c], b[c],
+                                                   with_u ? 0.0 : sh[c]);
         }
         return;
     }
     for (ptrdiff_t r = r0; r < r1; r++)
         for (ptrdiff_t c = 0; c < C; c++) {
             const ptrdiff_t at = (r * C + c) * L;
-            const double mc = j->mean[c], bc = j->b[c], sc = j->shift[c];
-            if (j->u == NULL) {
-                for (ptrdiff_t i = 0; i < L; i++)
-                    j->out[at + i] = (T)(((double)j->x[at + i] - mc) * bc + sc);
-            } else {
-                const double uc = j->u_mean[c], ac = j->a[c];
-                for (ptrdiff_t i = 0; i < L; i++)
-                    j->out[at + i] = (T)(((double)j->u[at + i] - uc) * ac +
-                                         ((double)j->x[at + i] - mc) * bc + sc);
-            }
+            T *out = j->out + at;
+            const T *x = j->x + at, *u = with_u ? j->u + at : x;
+            const double uc = with_u ? um[c] : 0.0, ac = with_u ? a[c] : 0.0;
+            const double sc = with_u ? 0.0 : sh[c];
+            ptrdiff_t i = 0;
+#ifdef BNPY_VECTOR
+            bnpy_vd vu = bnpy_vd_splat(uc), va = bnpy_vd_splat(ac), vm = bnpy_vd_splat(m[c]);
+            bnpy_vd vb = bnpy_vd_splat(b[c]), vs = bnpy_vd_splat(sc);
+            for (; i + 4 <= L; i += 4)
+                bn_sync_store(out + i,
+                              SUF(bn_sync_affine_vector)(with_u, with_u ? bn_sync_load(u + i) : vu,
+                                                         bn_sync_load(x + i), vu, va, vm, vb, vs));
+#endif
+            for (; i < L; i++)
+                out[i] = SUF(bn_sync_affine_value)(with_u, u[i], x[i], uc, ac, m[c], b[c], sc);
         }
+}
+
+/* bn_sync_affine_range compiled once per with_u. */
+static BNPY_HOT void SUF(bn_sync_affine_rows)(const struct SUF(bn_sync_affine_job) * j,
+                                              ptrdiff_t r0, ptrdiff_t r1)
+{
+    if (j->u != NULL)
+        SUF(bn_sync_affine_range)(1, j, r0, r1);
+    else
+        SUF(bn_sync_affine_range)(0, j, r0, r1);
+}
+
+static void SUF(bn_sync_affine_part)(void *ctx, ptrdiff_t part)
+{
+    const struct SUF(bn_sync_affine_job) *j = ctx;
+    const ptrdiff_t outer = j->p->outer;
+    SUF(bn_sync_affine_rows)(j, part * outer / j->parts, (part + 1) * outer / j->parts);
 }
 
 /* The pass of job (its plan and parts set here) over the (outer, channels, inner) block. */
@@ -355,19 +594,18 @@ int SUF(bnpy_bn_backward_apply)(T *dx, const T *dy, const T *x, const T *gamma, 
 {
     const ptrdiff_t C = channels;
     double *scratch;
-    int ready = bn_sync_scratch(&scratch, outer, channels, inner, 4);
+    int ready = bn_sync_scratch(&scratch, outer, channels, inner, 3);
     if (ready <= 0)
         return ready;
-    double *a = scratch, *b = a + C, *dy_mean = b + C, *zero = dy_mean + C;
+    double *a = scratch, *b = a + C, *dy_mean = b + C;
     const double inv_m = count > 0.0 ? 1.0 / count : 0.0;
     for (ptrdiff_t c = 0; c < C; c++) {
         double s = bn_invstd(var[c], epsilon), g = gamma != NULL ? (double)gamma[c] : 1.0;
         a[c] = g * s;
         b[c] = -g * s * s * s * sum_dyxc[c] * inv_m;
         dy_mean[c] = sum_dy[c] * inv_m;
-        zero[c] = 0.0;
     }
-    struct SUF(bn_sync_affine_job) job = {dx, dy, x, dy_mean, a, mean, b, zero, NULL, 0};
+    struct SUF(bn_sync_affine_job) job = {dx, dy, x, dy_mean, a, mean, b, NULL, NULL, 0};
     SUF(bn_sync_affine)(&job, outer, channels, inner);
     free(scratch);
     return 0;

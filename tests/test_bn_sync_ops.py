@@ -67,6 +67,70 @@ def test_local_stats_match_twin(dtype, shape, axis, offset):
     np.testing.assert_allclose(m2, m2_ref, rtol=1e-12, atol=1e-12)
 
 
+# several chunks of the outer range, and channels in vectors of 4 with a tail (35), or segments
+# of 144 values (vectors of 8 with a tail): the kernels' vector loops and their per-chunk merges
+LARGE_SHAPES_AXES = [((40, 12, 12, 35), -1), ((40, 35, 12, 12), 1)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,axis", LARGE_SHAPES_AXES)
+def test_local_stats_of_large_inputs_match_twin(dtype, shape, axis):
+    x, _ = random_case(shape, dtype, offset=1e4)
+    n, mean, m2 = ops.batch_norm_local_stats(x, axis=axis)
+    n_ref, mean_ref, m2_ref = local_stats_twin(x, axis)
+    assert n == n_ref
+    np.testing.assert_allclose(mean, mean_ref, rtol=0, atol=1e-12 * (1e4 + 2))
+    np.testing.assert_allclose(m2, m2_ref, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,axis", LARGE_SHAPES_AXES)
+def test_local_stats_at_a_jump_in_level(dtype, shape, axis):
+    """The statistics are one pass about a shift, the mean of each chunk's first 16 values of a
+    channel. Here channel 0's first 16 values sit at -1e6 and the rest at 1e4 + N(0, 2): the
+    first chunk's mean is then farther than 2σ from its shift, the one-pass sums are dropped and
+    the channel is summed again in two passes, which must give the twin's statistics all the
+    same. A NaN in one channel makes that channel's statistics NaN and no other's."""
+    x, _ = random_case(shape, dtype, offset=1e4)
+    channels = x.shape[axis]
+    if axis == 1:  # channels first: the first segment of channel 0
+        x[0, 0].reshape(-1)[:16] = -1e6
+    else:  # channels last: channel 0 of the first rows
+        x.reshape(-1, channels)[:16, 0] = -1e6
+    nan_at = [1] + [0] * (x.ndim - 1)
+    nan_at[axis] = 1
+    x[tuple(nan_at)] = np.nan  # in channel 1
+    n, mean, m2 = ops.batch_norm_local_stats(x, axis=axis)
+    n_ref, mean_ref, m2_ref = local_stats_twin(x, axis)
+    assert np.isnan(mean[1]) and np.isnan(m2[1])
+    keep = np.arange(channels) != 1
+    np.testing.assert_allclose(mean[keep], mean_ref[keep], rtol=0, atol=1e-12 * 1e6)
+    np.testing.assert_allclose(m2[keep], m2_ref[keep], rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,axis", LARGE_SHAPES_AXES)
+def test_normalize_and_backward_of_large_inputs_match_twins(dtype, shape, axis):
+    x, dy = random_case(shape, dtype, offset=1e4, seed=4)
+    channels = x.shape[axis]
+    gamma = np.linspace(0.5, 2, channels).astype(dtype)
+    beta = np.linspace(-1, 1, channels).astype(dtype)
+    n, mean, m2 = ops.batch_norm_local_stats(x, axis=axis)
+    var = m2 / n
+    y = ops.batch_norm_normalize(x, gamma, beta, mean, var, axis=axis)
+    y_ref = normalize_twin(x, gamma, beta, mean, var, axis, 1e-3)
+    tol = 1e-6 if dtype == np.float32 else 1e-11
+    np.testing.assert_allclose(y, y_ref, rtol=0, atol=tol * (1 + np.abs(y_ref).max()))
+    sum_dy, sum_dyxc = ops.batch_norm_grad_sums(dy, x, mean, axis=axis)
+    s1, s2 = grad_sums_twin(dy, x, mean, axis)
+    scale = np.abs(reference._channel_view(dy, axis)).sum(axis=0)
+    np.testing.assert_allclose(sum_dy, s1, rtol=0, atol=1e-13 * scale.max())
+    np.testing.assert_allclose(sum_dyxc, s2, rtol=0, atol=1e-13 * 4 * scale.max())
+    dx = ops.batch_norm_backward_apply(dy, x, gamma, mean, var, sum_dy, sum_dyxc, n, axis=axis)
+    dx_ref, _, _ = reference.batch_norm_backward(dy, x, gamma, mean, var, axis=axis)
+    np.testing.assert_allclose(dx, dx_ref, rtol=0, atol=tol * (1 + np.abs(dx_ref).max()))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape,axis", SHAPES_AXES[1:4])
 def test_shards_merged_equal_the_whole_batch(dtype, shape, axis):
