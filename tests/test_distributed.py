@@ -83,12 +83,13 @@ from bnpy import distributed
 from common import make, record, STEPS
 
 dtype, synchronized, path = sys.argv[1], sys.argv[2] == "1", sys.argv[3]
+overlap, bucket_values = sys.argv[4] == "1", int(sys.argv[5])
 context = distributed.init(threads=1)
 model, x, y = make(dtype, synchronized)
 if context.rank != 0:  # rank 0's initial weights must reach every rank
     for w in model.weights:
         w[...] = np.random.default_rng(context.rank).random(w.shape)
-trainer = distributed.DataParallel(model, context)
+trainer = distributed.DataParallel(model, context, overlap=overlap, bucket_values=bucket_values)
 outputs, grads = record(model)
 losses = [trainer.train_step(x[s], y[s]) for s in range(STEPS)]
 weights = np.arange(len(x[0])) % 3 * 0.5  # a third of the samples weightless
@@ -141,9 +142,26 @@ def mpirun(folder, ranks, *args, module_mpi4py=True):
     )
 
 
-def run_distributed(folder, ranks, dtype, synchronized):
-    path = folder / "result-{}-{}-{}.npz".format(ranks, dtype, int(synchronized))
-    done = mpirun(folder, ranks, folder / "worker.py", dtype, int(synchronized), path)
+# The gradients' sum in buckets of at least 500 values: with the 8x8 images, three buckets (the
+# Dense layer's, the second convolution's with the third BN's, the rest), two of them summed while
+# the backward goes on; the default, 65536, would make one bucket of everything here.
+SMALL_BUCKETS = 500
+
+
+def run_distributed(folder, ranks, dtype, synchronized, overlap=True, bucket_values=SMALL_BUCKETS):
+    path = folder / "result-{}-{}-{}-{}-{}.npz".format(
+        ranks, dtype, int(synchronized), int(overlap), bucket_values
+    )
+    done = mpirun(
+        folder,
+        ranks,
+        folder / "worker.py",
+        dtype,
+        int(synchronized),
+        path,
+        int(overlap),
+        bucket_values,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return dict(np.load(path))
 
@@ -196,6 +214,19 @@ def test_synchronized_ranks_equal_one_process_on_the_whole_batch(scripts, ranks,
     reference = run_one_process(scripts, dtype)
     assert bool(result["identical"]), "weights or gradients differ between ranks"
     assert largest_difference(result, reference) <= TOLERANCE[dtype]
+
+
+@needs_mpi
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_gradients_summed_during_the_backward_equal_one_sum_after_it(scripts, dtype):
+    """On 2 ranks every summed value is a + b, however the buffer is cut into buckets and
+    whichever reduction MPI runs: the steps with the sum overlapping the backward (three buckets)
+    must give the bits of the steps with one Allreduce after it."""
+    overlapped = run_distributed(scripts, 2, dtype, True, overlap=True)
+    blocking = run_distributed(scripts, 2, dtype, True, overlap=False)
+    assert sorted(overlapped) == sorted(blocking)
+    for key in blocking:
+        assert overlapped[key].tobytes() == blocking[key].tobytes(), key
 
 
 @needs_mpi
@@ -400,3 +431,75 @@ def test_synchronized_rejects_the_variants_it_does_not_combine_with(variant):
 
     with pytest.raises(ValueError, match="synchronized=True. is not supported together"):
         BatchNormalization(synchronized=True, **variant)
+
+
+class RecordingContext:
+    """A one-process stand-in for Context that records the reductions started (as slices of the
+    buffer) and sums nothing."""
+
+    def __init__(self, buffer):
+        self.buffer, self.events = buffer, []
+
+    def iallreduce_sum(self, part):
+        start = part.__array_interface__["data"][0] - self.buffer.__array_interface__["data"][0]
+        self.events.append(("start", start // 8, start // 8 + part.size))
+        return len(self.events)
+
+    def test_all(self, requests):
+        self.events.append(("test", len(requests)))
+        return False
+
+    def wait_all(self, requests):
+        self.events.append(("wait", len(requests)))
+
+    def allreduce_sum(self, buffer):
+        self.events.append(("allreduce", buffer.size))
+
+
+def test_gradient_buckets_start_as_soon_as_they_are_full():
+    """A buffer of 100 values (layers at 0, 10, 40, 45 and totals from 95), filled from its end, in
+    buckets of at least 30: a bucket starts once 30 unsent values are ready, the rest with the
+    first layer; started ones are tested after every layer and waited for at the end."""
+    from bnpy.distributed._data_parallel import _GradientSum
+
+    buffer = np.zeros(100)
+    context = RecordingContext(buffer)
+    summing = _GradientSum(context, buffer, overlap=True, bucket_values=30)
+    for start in (95, 45, 40, 10, 0):
+        summing.filled_from(start)
+    summing.finish()
+    assert context.events == [
+        ("start", 45, 100),
+        ("test", 1),
+        ("test", 1),
+        ("start", 10, 45),
+        ("test", 2),
+        ("start", 0, 10),
+        ("test", 3),
+        ("wait", 3),
+    ]
+    context.events.clear()
+    blocking = _GradientSum(context, buffer, overlap=False, bucket_values=30)
+    for start in (95, 45, 0):
+        blocking.filled_from(start)
+    blocking.finish()
+    assert context.events == [("allreduce", 100)]
+
+
+@pytest.mark.parametrize(
+    "options,error,message",
+    [
+        (dict(overlap="yes"), TypeError, "overlap must be True or False, got 'yes'"),
+        (dict(bucket_values=2.5), TypeError, "bucket_values must be an int, got float"),
+        (dict(bucket_values=0), ValueError, "bucket_values must be at least 1, got 0"),
+    ],
+)
+def test_data_parallel_rejects_bad_options(options, error, message):
+    from bnpy import distributed
+    from bnpy.layers.core import Dense
+    from bnpy.models import Sequential
+
+    model = Sequential([Dense(2, input_shape=(3,))])
+    model.compile(loss="mse", optimizer="sgd")
+    with pytest.raises(error, match="^DataParallel: " + message):
+        distributed.DataParallel(model, **options)

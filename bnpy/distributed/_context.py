@@ -38,6 +38,20 @@ class Context:
         """buffer (a C-contiguous float64 array) replaced by its sum over the ranks, in place."""
         self.comm.Allreduce(self._mpi.IN_PLACE, buffer, op=self._mpi.SUM)
 
+    def iallreduce_sum(self, buffer):
+        """Start replacing buffer (a C-contiguous float64 array) by its sum over the ranks, in
+        place; returns the request, to pass to :meth:`wait_all` before buffer is read or written.
+        The ranks must start their reductions in the same order (as every collective)."""
+        return self.comm.Iallreduce(self._mpi.IN_PLACE, buffer, op=self._mpi.SUM)
+
+    def test_all(self, requests):
+        """Progress the requests without waiting (MPI moves non-blocking collectives along only
+        inside MPI calls); True when all are complete."""
+        return self._mpi.Request.Testall(requests)
+
+    def wait_all(self, requests):
+        self._mpi.Request.Waitall(requests)
+
     def allgather(self, send, receive):
         """receive[r] = rank r's send (receive: (size,) + send.shape, same dtype)."""
         self.comm.Allgather(send, receive)

@@ -3,8 +3,10 @@
 A step on a global batch of B samples, on rank r of R: the rank takes samples
 [r·B//R, (r+1)·B//R) of the batch, runs the forward and the backward on them with the loss of
 the *global* batch (d loss/d out divided by the global count, sample weights normalised over the
-global batch), and the weight gradients of all ranks are summed by one Allreduce into a reused
-float64 buffer, which also carries the batch's loss and metric sums. Then every rank adds the
+global batch), and the weight gradients of all ranks are summed into a reused float64 buffer,
+which also carries the batch's loss and metric sums: by default in buckets, each a non-blocking
+Allreduce started during the backward as soon as its layers' gradients are ready (see
+_GradientSum), or by one Allreduce after the backward (``overlap=False``). Then every rank adds the
 regularizers' gradients (once: the weights are the same everywhere), and makes the same optimizer
 step, constraints and moving-statistics updates, so the weights stay identical on every rank.
 With ``BatchNormalization(synchronized=True)`` a step is the step of one process on the whole
@@ -33,11 +35,30 @@ class DataParallel:
     (files, progress bars), and rank 0's ``model.stop_training`` is broadcast, so early stopping
     stops every rank after the same batch. Callbacks that change the model or the optimizer (a
     learning-rate schedule) must run on every rank: pass them as ``all_ranks_callbacks``.
+
+    ``overlap`` (default True): the gradients' sum over the ranks starts during the backward, in
+    buckets of at least ``bucket_values`` float64 values (the last layers' gradients are ready
+    first, and are summed while the first layers' backward runs); False: one Allreduce after the
+    backward. The sums are elementwise either way (with 2 ranks, each is a + b: the same bits).
     """
 
-    def __init__(self, model, context=None):
+    def __init__(self, model, context=None, overlap=True, bucket_values=65536):
         if getattr(model, "loss_function", None) is None:
             raise RuntimeError("DataParallel: compile the model before making its trainer")
+        if not isinstance(overlap, bool):
+            raise TypeError("DataParallel: overlap must be True or False, got {!r}".format(overlap))
+        if isinstance(bucket_values, bool) or not isinstance(bucket_values, int):
+            raise TypeError(
+                "DataParallel: bucket_values must be an int, got {}".format(
+                    type(bucket_values).__name__
+                )
+            )
+        if bucket_values < 1:
+            raise ValueError(
+                "DataParallel: bucket_values must be at least 1, got {}".format(bucket_values)
+            )
+        self.overlap = overlap
+        self.bucket_values = bucket_values
         self.model = model
         self.context = context or current() or init()
         broadcast_weights(model, self.context)
@@ -87,6 +108,7 @@ class DataParallel:
         layers = model.layers
         params = [p for layer in layers for p in layer.trainable_params]
         penalty = model._penalties()  # the weights' penalties, before the update
+        summing = None
         try:
             out = xs
             activity_outputs = {}
@@ -110,25 +132,33 @@ class DataParallel:
             dy *= np.asarray(1.0 / count, dtype=dy.dtype)
             if dy.dtype != out.dtype:
                 dy = dy.astype(out.dtype)
-            for layer in reversed(layers):
+            # the buffer: every layer's gradients in layer order, then the step's totals
+            starts, at = [], 0
+            for layer in layers:
+                starts.append(at)
+                at += sum(p.value.size for p in layer.trainable_params)
+            totals = [float(per_sample.sum()), activity_penalty] + metric_sums
+            buffer = self._gradient_buffer(params, len(totals))
+            buffer[at:] = totals
+            summing = _GradientSum(context, buffer, self.overlap, self.bucket_values)
+            summing.filled_from(at)
+            for index in reversed(range(len(layers))):
+                layer = layers[index]
                 if id(layer) in activity_outputs:
                     dy = dy + layer.activity_regularizer.gradient(activity_outputs[id(layer)])
                 dy = layer.backward(dy)
-            totals = [float(per_sample.sum()), activity_penalty] + metric_sums
-            buffer = self._gradient_buffer(params, len(totals))
-            at = 0
-            for layer in layers:
                 if len(layer.gradients) != len(layer.trainable_params):
                     raise RuntimeError(
                         "{}: backward produced {} gradients for {} trainable weights".format(
                             layer.name, len(layer.gradients), len(layer.trainable_params)
                         )
                     )
+                at = starts[index]
                 for grad in layer.gradients:
                     buffer[at : at + grad.size] = grad.reshape(-1)
                     at += grad.size
-            buffer[at:] = totals
-            context.allreduce_sum(buffer)
+                summing.filled_from(starts[index])
+            summing.finish()
             grads, at = [], 0
             for param in params:
                 grad = buffer[at : at + param.value.size].reshape(param.value.shape)
@@ -140,6 +170,8 @@ class DataParallel:
             loss_sum, activity_total = buffer[at], buffer[at + 1]
             metrics = [float(v) / n for v, n in zip(buffer[at + 2 :], metric_counts)]
         except BaseException:
+            if summing is not None:
+                summing.abandon()
             for layer in layers:
                 layer.discard_updates()
             raise
@@ -286,6 +318,52 @@ class DataParallel:
             RuntimeWarning,
             stacklevel=3,
         )
+
+
+class _GradientSum:
+    """The sum over the ranks of a step's buffer (gradients in layer order, then the totals),
+    filled from its end as the backward goes from the last layer to the first.
+
+    With overlap, once the filled values not yet sent reach ``bucket_values`` (or the first layer's
+    gradients are in), a non-blocking Allreduce of them starts, in place; between layers the
+    started ones are moved along (MPI progresses them only inside MPI calls: these tests and the
+    synchronized BN layers' own collectives), and :meth:`finish` waits for all. Every rank starts
+    the same buckets in the same order (the layers' sizes decide them). Without overlap,
+    :meth:`finish` is one blocking Allreduce of the whole buffer."""
+
+    def __init__(self, context, buffer, overlap, bucket_values):
+        self.context, self.buffer = context, buffer
+        self.overlap, self.bucket_values = overlap, bucket_values
+        self.unsent = buffer.size  # buffer[filled:unsent] is ready and in no bucket yet
+        self.requests = []
+
+    def filled_from(self, start):
+        """buffer[start:] holds this rank's values."""
+        if not self.overlap:
+            return
+        if self.unsent - start >= self.bucket_values or (start == 0 and self.unsent > 0):
+            self.requests.append(self.context.iallreduce_sum(self.buffer[start : self.unsent]))
+            self.unsent = start
+        if self.requests:
+            self.context.test_all(self.requests)
+
+    def finish(self):
+        """The buffer summed over the ranks (every value must be filled)."""
+        if self.overlap:
+            if self.unsent > 0:  # filled_from(0) was not called: a buffer of totals alone
+                self.requests.append(self.context.iallreduce_sum(self.buffer[: self.unsent]))
+                self.unsent = 0
+            self.context.wait_all(self.requests)
+            self.requests = []
+        else:
+            self.context.allreduce_sum(self.buffer)
+
+    def abandon(self):
+        """After a failure: wait for the reductions already started (every rank started them), so
+        that none writes into the buffer later."""
+        requests, self.requests = self.requests, []
+        if requests:
+            self.context.wait_all(requests)
 
 
 class _StopEverywhere(cbks.Callback):
