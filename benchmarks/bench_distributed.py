@@ -266,13 +266,10 @@ def instrument(clock, model, context=None):
         layer.backward = clock.wrap(kind + " backward", layer.backward)
     if context is None:
         return
-    for name in (
-        "batch_norm_local_stats",
-        "batch_norm_merge_stats",
-        "batch_norm_normalize",
-        "batch_norm_grad_sums",
-        "batch_norm_backward_apply",
-    ):
+    from bnpy.distributed import _sync_bn
+
+    source = inspect.getsource(_sync_bn)  # the ops the synchronized layer calls
+    for name in [n for n in ops.__all__ if "ops.{}(".format(n) in source]:
         setattr(ops, name, clock.wrap("kernel " + name, getattr(ops, name)))
     for name, label in (("allgather", "BN statistics"), ("allreduce_sum", "sums")):
         collective = getattr(context, name)

@@ -136,6 +136,97 @@ void bnpy_bn_merge_stats(double *count, double *mean, double *var, const double 
 
 #else /* ------------------------------------------------------------ the body, once per type */
 
+/* ---- per-channel sums ------------------------------------------------------------------------
+ * Σg and Σg·(x − center) per channel over outer indices [r0, r1), into s1 and s2 (set here), with
+ * g = dy for the gradient sums (center = the mean), or g = x − center when `squares`: the
+ * statistics' Σd and Σd² about the shift (dy unused). One body for both, `squares` a constant
+ * wherever it is inlined. Channels-last layout: four rows per sweep, four channels per vector;
+ * channels-first: each segment along its length on two vectors of 4 lanes, then added in. */
+BNPY_ALWAYS_INLINE void SUF(bn_sync_sums_of)(const int squares, double *s1, double *s2, const T *dy,
+                                             const T *x, const double *center, ptrdiff_t r0,
+                                             ptrdiff_t r1, ptrdiff_t C, ptrdiff_t L)
+{
+    for (ptrdiff_t c = 0; c < C; c++)
+        s1[c] = s2[c] = 0.0;
+    if (L == 1) {
+        ptrdiff_t c_vector_end = 0;
+#ifdef BNPY_VECTOR
+        c_vector_end = C - C % 4;
+        ptrdiff_t r = r0;
+        for (; r + 4 <= r1; r += 4) {
+            const ptrdiff_t o0 = r * C, o1 = o0 + C, o2 = o1 + C, o3 = o2 + C;
+            for (ptrdiff_t c = 0; c < c_vector_end; c += 4) {
+                bnpy_vd m = bnpy_vd_load_f64(center + c);
+                bnpy_vd x0 = bn_sync_load(x + o0 + c) - m, x1 = bn_sync_load(x + o1 + c) - m;
+                bnpy_vd x2 = bn_sync_load(x + o2 + c) - m, x3 = bn_sync_load(x + o3 + c) - m;
+                bnpy_vd g0 = squares ? x0 : bn_sync_load(dy + o0 + c);
+                bnpy_vd g1 = squares ? x1 : bn_sync_load(dy + o1 + c);
+                bnpy_vd g2 = squares ? x2 : bn_sync_load(dy + o2 + c);
+                bnpy_vd g3 = squares ? x3 : bn_sync_load(dy + o3 + c);
+                bnpy_vd_store_f64(s1 + c, bnpy_vd_load_f64(s1 + c) + ((g0 + g1) + (g2 + g3)));
+                bnpy_vd_store_f64(s2 + c, bnpy_vd_load_f64(s2 + c) +
+                                              ((g0 * x0 + g1 * x1) + (g2 * x2 + g3 * x3)));
+            }
+        }
+        for (; r < r1; r++)
+            for (ptrdiff_t c = 0; c < c_vector_end; c += 4) {
+                bnpy_vd x0 = bn_sync_load(x + r * C + c) - bnpy_vd_load_f64(center + c);
+                bnpy_vd g0 = squares ? x0 : bn_sync_load(dy + r * C + c);
+                bnpy_vd_store_f64(s1 + c, bnpy_vd_load_f64(s1 + c) + g0);
+                bnpy_vd_store_f64(s2 + c, g0 * x0 + bnpy_vd_load_f64(s2 + c));
+            }
+#endif
+        for (ptrdiff_t r = r0; r < r1 && c_vector_end < C; r++)
+            for (ptrdiff_t c = c_vector_end; c < C; c++) {
+                double d = (double)x[r * C + c] - center[c];
+                double g = squares ? d : (double)dy[r * C + c];
+                s1[c] += g;
+                s2[c] = g * d + s2[c];
+            }
+        return;
+    }
+    for (ptrdiff_t r = r0; r < r1; r++)
+        for (ptrdiff_t c = 0; c < C; c++) {
+            const ptrdiff_t at = (r * C + c) * L;
+            const double mc = center[c];
+            double t1 = 0.0, t2 = 0.0;
+            ptrdiff_t i = 0;
+#ifdef BNPY_VECTOR
+            bnpy_vd m = bnpy_vd_splat(mc), e0 = bnpy_vd_splat(0.0), e1 = e0, f0 = e0, f1 = e0;
+            for (; i + 8 <= L; i += 8) {
+                bnpy_vd x0 = bn_sync_load(x + at + i) - m, x1 = bn_sync_load(x + at + i + 4) - m;
+                bnpy_vd g0 = squares ? x0 : bn_sync_load(dy + at + i);
+                bnpy_vd g1 = squares ? x1 : bn_sync_load(dy + at + i + 4);
+                e0 += g0;
+                e1 += g1;
+                f0 = g0 * x0 + f0;
+                f1 = g1 * x1 + f1;
+            }
+            t1 = bnpy_vd_hsum(e0 + e1);
+            t2 = bnpy_vd_hsum(f0 + f1);
+#endif
+            for (; i < L; i++) {
+                double d = (double)x[at + i] - mc;
+                double g = squares ? d : (double)dy[at + i];
+                t1 += g;
+                t2 = g * d + t2;
+            }
+            s1[c] += t1;
+            s2[c] += t2;
+        }
+}
+
+/* bn_sync_sums_of compiled once per value of squares. */
+static BNPY_HOT void SUF(bn_sync_sums)(int squares, double *s1, double *s2, const T *dy, const T *x,
+                                       const double *center, ptrdiff_t r0, ptrdiff_t r1,
+                                       ptrdiff_t C, ptrdiff_t L)
+{
+    if (squares)
+        SUF(bn_sync_sums_of)(1, s1, s2, dy, x, center, r0, r1, C, L);
+    else
+        SUF(bn_sync_sums_of)(0, s1, s2, dy, x, center, r0, r1, C, L);
+}
+
 /* ---- local statistics ----------------------------------------------------------------------- */
 
 /* The shift of each channel for outer indices [r0, r1) (r1 > r0): the mean of its first values, at
@@ -176,86 +267,6 @@ static void SUF(bn_sync_exact_channel)(double *mean, double *m2, const T *x, ptr
     *m2 = q < 0.0 ? 0.0 : q; /* a NaN stays */
 }
 
-/* Channels-last layout (rows of C values): Σd into lin and Σd² into sq (both set here), with
- * d = x − shift[c], over rows [r0, r1). Four rows per sweep, four channels per vector: each
- * channel's Σd² is one chain of fused multiply-adds in row order. */
-static BNPY_HOT void SUF(bn_sync_shifted_sums_rows)(double *lin, double *sq, const T *x,
-                                                    const double *shift, ptrdiff_t r0, ptrdiff_t r1,
-                                                    ptrdiff_t C)
-{
-    for (ptrdiff_t c = 0; c < C; c++)
-        lin[c] = sq[c] = 0.0;
-    ptrdiff_t c_vector_end = 0;
-#ifdef BNPY_VECTOR
-    c_vector_end = C - C % 4;
-    ptrdiff_t r = r0;
-    for (; r + 4 <= r1; r += 4) {
-        const T *p0 = x + r * C, *p1 = p0 + C, *p2 = p1 + C, *p3 = p2 + C;
-        for (ptrdiff_t c = 0; c < c_vector_end; c += 4) {
-            bnpy_vd s = bnpy_vd_load_f64(shift + c);
-            bnpy_vd a = bn_sync_load(p0 + c) - s, b = bn_sync_load(p1 + c) - s;
-            bnpy_vd e = bn_sync_load(p2 + c) - s, f = bn_sync_load(p3 + c) - s;
-            bnpy_vd q = bnpy_vd_load_f64(sq + c);
-            q = a * a + q;
-            q = b * b + q;
-            q = e * e + q;
-            bnpy_vd_store_f64(sq + c, f * f + q);
-            bnpy_vd_store_f64(lin + c, bnpy_vd_load_f64(lin + c) + ((a + b) + (e + f)));
-        }
-    }
-    for (; r < r1; r++) {
-        const T *p0 = x + r * C;
-        for (ptrdiff_t c = 0; c < c_vector_end; c += 4) {
-            bnpy_vd a = bn_sync_load(p0 + c) - bnpy_vd_load_f64(shift + c);
-            bnpy_vd_store_f64(sq + c, a * a + bnpy_vd_load_f64(sq + c));
-            bnpy_vd_store_f64(lin + c, bnpy_vd_load_f64(lin + c) + a);
-        }
-    }
-#endif
-    for (ptrdiff_t r = r0; r < r1 && c_vector_end < C; r++)
-        for (ptrdiff_t c = c_vector_end; c < C; c++) {
-            double d = (double)x[r * C + c] - shift[c];
-            sq[c] = d * d + sq[c];
-            lin[c] += d;
-        }
-}
-
-/* Channels-first layout: the same sums over the segments of L values of outer indices [r0, r1),
- * each segment summed along its length on two vectors of 4 lanes, then added in. */
-static BNPY_HOT void SUF(bn_sync_shifted_sums_segments)(double *lin, double *sq, const T *x,
-                                                        const double *shift, ptrdiff_t r0,
-                                                        ptrdiff_t r1, ptrdiff_t C, ptrdiff_t L)
-{
-    for (ptrdiff_t c = 0; c < C; c++)
-        lin[c] = sq[c] = 0.0;
-    for (ptrdiff_t r = r0; r < r1; r++)
-        for (ptrdiff_t c = 0; c < C; c++) {
-            const T *p = x + (r * C + c) * L;
-            const double sh = shift[c];
-            double s1 = 0.0, s2 = 0.0;
-            ptrdiff_t i = 0;
-#ifdef BNPY_VECTOR
-            bnpy_vd vs = bnpy_vd_splat(sh), l0 = bnpy_vd_splat(0.0), l1 = l0, q0 = l0, q1 = l0;
-            for (; i + 8 <= L; i += 8) {
-                bnpy_vd a = bn_sync_load(p + i) - vs, b = bn_sync_load(p + i + 4) - vs;
-                l0 += a;
-                l1 += b;
-                q0 = a * a + q0;
-                q1 = b * b + q1;
-            }
-            s1 = bnpy_vd_hsum(l0 + l1);
-            s2 = bnpy_vd_hsum(q0 + q1);
-#endif
-            for (; i < L; i++) {
-                double d = (double)p[i] - sh;
-                s1 += d;
-                s2 = d * d + s2;
-            }
-            lin[c] += s1;
-            sq[c] += s2;
-        }
-}
-
 struct SUF(bn_sync_stats_job) {
     double *chunk_mean, *chunk_m2, *chunk_lin; /* (chunks, C) each */
     const T *x;
@@ -278,10 +289,7 @@ static void SUF(bn_sync_stats_chunk)(void *ctx, ptrdiff_t k)
         return;
     }
     SUF(bn_sync_shifts)(mean, j->x, r0, r1, C, L); /* mean holds the shifts until the end */
-    if (L == 1)
-        SUF(bn_sync_shifted_sums_rows)(lin, m2, j->x, mean, r0, r1, C);
-    else
-        SUF(bn_sync_shifted_sums_segments)(lin, m2, j->x, mean, r0, r1, C, L);
+    SUF(bn_sync_sums)(1, lin, m2, NULL, j->x, mean, r0, r1, C, L);
     for (ptrdiff_t c = 0; c < C; c++) {
         if (lin[c] * lin[c] <= 0.8 * n * m2[c]) { /* NaN fails it */
             double offset = lin[c] / n, q = m2[c] - lin[c] * offset;
@@ -320,85 +328,6 @@ int SUF(bnpy_bn_local_stats)(double *mean, double *m2, const T *x, ptrdiff_t out
 
 /* ---- gradient sums -------------------------------------------------------------------------- */
 
-/* Channels-last layout: Σdy into sum_dy and Σdy·(x − mean) into sum_dyxc (set here) over rows
- * [r0, r1), four rows per sweep, four channels per vector. */
-static BNPY_HOT void SUF(bn_sync_grad_rows)(double *sum_dy, double *sum_dyxc, const T *dy,
-                                            const T *x, const double *mean, ptrdiff_t r0,
-                                            ptrdiff_t r1, ptrdiff_t C)
-{
-    for (ptrdiff_t c = 0; c < C; c++)
-        sum_dy[c] = sum_dyxc[c] = 0.0;
-    ptrdiff_t c_vector_end = 0;
-#ifdef BNPY_VECTOR
-    c_vector_end = C - C % 4;
-    ptrdiff_t r = r0;
-    for (; r + 4 <= r1; r += 4) {
-        const ptrdiff_t o0 = r * C, o1 = o0 + C, o2 = o1 + C, o3 = o2 + C;
-        for (ptrdiff_t c = 0; c < c_vector_end; c += 4) {
-            bnpy_vd m = bnpy_vd_load_f64(mean + c);
-            bnpy_vd g0 = bn_sync_load(dy + o0 + c), g1 = bn_sync_load(dy + o1 + c);
-            bnpy_vd g2 = bn_sync_load(dy + o2 + c), g3 = bn_sync_load(dy + o3 + c);
-            bnpy_vd x0 = bn_sync_load(x + o0 + c) - m, x1 = bn_sync_load(x + o1 + c) - m;
-            bnpy_vd x2 = bn_sync_load(x + o2 + c) - m, x3 = bn_sync_load(x + o3 + c) - m;
-            bnpy_vd_store_f64(sum_dy + c, bnpy_vd_load_f64(sum_dy + c) + ((g0 + g1) + (g2 + g3)));
-            bnpy_vd_store_f64(sum_dyxc + c, bnpy_vd_load_f64(sum_dyxc + c) +
-                                                ((g0 * x0 + g1 * x1) + (g2 * x2 + g3 * x3)));
-        }
-    }
-    for (; r < r1; r++) {
-        const ptrdiff_t o0 = r * C;
-        for (ptrdiff_t c = 0; c < c_vector_end; c += 4) {
-            bnpy_vd g0 = bn_sync_load(dy + o0 + c);
-            bnpy_vd x0 = bn_sync_load(x + o0 + c) - bnpy_vd_load_f64(mean + c);
-            bnpy_vd_store_f64(sum_dy + c, bnpy_vd_load_f64(sum_dy + c) + g0);
-            bnpy_vd_store_f64(sum_dyxc + c, g0 * x0 + bnpy_vd_load_f64(sum_dyxc + c));
-        }
-    }
-#endif
-    for (ptrdiff_t r = r0; r < r1 && c_vector_end < C; r++)
-        for (ptrdiff_t c = c_vector_end; c < C; c++) {
-            double g = (double)dy[r * C + c];
-            sum_dy[c] += g;
-            sum_dyxc[c] = g * ((double)x[r * C + c] - mean[c]) + sum_dyxc[c];
-        }
-}
-
-/* Channels-first layout: the same sums over the segments of outer indices [r0, r1), each along its
- * length on two vectors of 4 lanes. */
-static BNPY_HOT void SUF(bn_sync_grad_segments)(double *sum_dy, double *sum_dyxc, const T *dy,
-                                                const T *x, const double *mean, ptrdiff_t r0,
-                                                ptrdiff_t r1, ptrdiff_t C, ptrdiff_t L)
-{
-    for (ptrdiff_t c = 0; c < C; c++)
-        sum_dy[c] = sum_dyxc[c] = 0.0;
-    for (ptrdiff_t r = r0; r < r1; r++)
-        for (ptrdiff_t c = 0; c < C; c++) {
-            const T *g = dy + (r * C + c) * L, *v = x + (r * C + c) * L;
-            const double mc = mean[c];
-            double s1 = 0.0, s2 = 0.0;
-            ptrdiff_t i = 0;
-#ifdef BNPY_VECTOR
-            bnpy_vd m = bnpy_vd_splat(mc), e0 = bnpy_vd_splat(0.0), e1 = e0, f0 = e0, f1 = e0;
-            for (; i + 8 <= L; i += 8) {
-                bnpy_vd g0 = bn_sync_load(g + i), g1 = bn_sync_load(g + i + 4);
-                e0 += g0;
-                e1 += g1;
-                f0 = g0 * (bn_sync_load(v + i) - m) + f0;
-                f1 = g1 * (bn_sync_load(v + i + 4) - m) + f1;
-            }
-            s1 = bnpy_vd_hsum(e0 + e1);
-            s2 = bnpy_vd_hsum(f0 + f1);
-#endif
-            for (; i < L; i++) {
-                double gi = (double)g[i];
-                s1 += gi;
-                s2 = gi * ((double)v[i] - mc) + s2;
-            }
-            sum_dy[c] += s1;
-            sum_dyxc[c] += s2;
-        }
-}
-
 struct SUF(bn_sync_grad_job) {
     double *chunk_dy, *chunk_dyxc; /* (chunks, C) */
     const T *dy, *x;
@@ -413,10 +342,7 @@ static void SUF(bn_sync_grad_chunk)(void *ctx, ptrdiff_t k)
     const ptrdiff_t C = p->channels, L = p->inner;
     const ptrdiff_t r0 = bn_sync_chunk_start(p, k), r1 = bn_sync_chunk_start(p, k + 1);
     double *sum_dy = j->chunk_dy + k * C, *sum_dyxc = j->chunk_dyxc + k * C;
-    if (L == 1)
-        SUF(bn_sync_grad_rows)(sum_dy, sum_dyxc, j->dy, j->x, j->mean, r0, r1, C);
-    else
-        SUF(bn_sync_grad_segments)(sum_dy, sum_dyxc, j->dy, j->x, j->mean, r0, r1, C, L);
+    SUF(bn_sync_sums)(0, sum_dy, sum_dyxc, j->dy, j->x, j->mean, r0, r1, C, L);
 }
 
 int SUF(bnpy_bn_grad_sums)(double *sum_dy, double *sum_dyxc, const T *dy, const T *x,
