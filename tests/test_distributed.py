@@ -53,6 +53,14 @@ def make(dtype, synchronized):
     return model, x, y
 
 
+def fit_options(x, y, split):
+    '''The validation of the fit tests: the samples after the 64 trained on, or (split) the last
+    quarter of those 64, and class c weighted 0.5 + c/4.'''
+    if split:
+        return dict(validation_split=0.25, class_weight={{c: 0.5 + c / 4 for c in range(CLASSES)}})
+    return dict(validation_data=(x[64:], y[64:]))
+
+
 def record(model):
     '''Lists the training-mode outputs and the gradients given to the optimizer fill.'''
     outputs, grads = [], []
@@ -243,9 +251,9 @@ import sys
 import numpy as np
 from bnpy import distributed
 from bnpy.callbacks import Callback
-from common import make
+from common import fit_options, make
 
-path = sys.argv[1]
+path, split = sys.argv[1], sys.argv[2] == "split"
 
 
 class StopAfterSecondEpoch(Callback):
@@ -258,8 +266,9 @@ model, x, y = make("float64", True)
 x, y = x.reshape((-1,) + x.shape[2:]), y.reshape(-1, y.shape[-1])
 np.random.seed(5)
 history = distributed.DataParallel(model, context).fit(
-    x[:64], y[:64], batch_size=16, epochs=4, verbose=0, validation_data=(x[64:], y[64:]),
+    x[:64], y[:64], batch_size=16, epochs=4, verbose=0,
     callbacks=[StopAfterSecondEpoch()] if context.rank == 0 else None,
+    **fit_options(x, y, split),
 )
 rows = context.comm.gather(history.history, root=0)
 weights = context.comm.gather([w.copy() for w in model.weights], root=0)
@@ -271,12 +280,14 @@ if context.rank == 0:
 
 
 @needs_mpi
-def test_fit_equals_one_process_fit(scripts):
+@pytest.mark.parametrize("split", [False, True])
+def test_fit_equals_one_process_fit(scripts, split):
     """DataParallel.fit on 2 ranks (rank 0's shuffle, validation split over the ranks, rank 0's
-    callback stopping after the second of 4 epochs) against Sequential.fit in one process."""
+    callback stopping after the second of 4 epochs) against Sequential.fit in one process; with
+    validation_data, or with validation_split and class_weight."""
     (scripts / "fit.py").write_text(FIT)
-    path = scripts / "fit.npz"
-    done = mpirun(scripts, 2, scripts / "fit.py", path)
+    path = scripts / "fit-{}.npz".format(int(split))
+    done = mpirun(scripts, 2, scripts / "fit.py", path, "split" if split else "data")
     assert done.returncode == 0, done.stdout + done.stderr
     result = dict(np.load(path))
     sys.path.insert(0, str(scripts))
@@ -298,8 +309,8 @@ def test_fit_equals_one_process_fit(scripts):
         batch_size=16,
         epochs=4,
         verbose=0,
-        validation_data=(x[64:], y[64:]),
         callbacks=[StopAfterSecondEpoch()],
+        **common.fit_options(x, y, split),
     )
     assert sorted(history.history) == sorted(k for k in result if not k.startswith("arr_"))
     for key, values in history.history.items():

@@ -215,19 +215,23 @@ class DataParallel:
         epochs=10,
         verbose=1,
         callbacks=None,
+        validation_split=0.0,
         validation_data=None,
         shuffle=True,
-        initial_epoch=0,
+        class_weight=None,
         sample_weight=None,
+        initial_epoch=0,
         all_ranks_callbacks=None,
     ):
         """Sequential.fit's loop, data-parallel: returns the History (the same on every rank).
 
         ``batch_size`` is the global batch; each rank computes on about batch_size/size of it.
         The shuffle (``True`` or ``'batch'``) is NumPy's global RNG on rank 0 (as Sequential.fit
-        draws it), broadcast. ``validation_data`` may hold sample weights; Sequential.fit's
-        ``validation_split`` and ``class_weight`` are not taken (split the arrays, pass
-        ``sample_weight``).
+        draws it), broadcast. ``validation_data`` may hold sample weights; without it,
+        ``validation_split`` in (0, 1) keeps that fraction of the samples, the last ones (before
+        any shuffle), for validation, as Sequential.fit does. ``class_weight`` ({class: weight})
+        weights the training samples by their class (y's argmax, or its value when y has one
+        column), when ``sample_weight`` is not given.
         """
         model, context = self.model, self.context
         batch_size = int(batch_size)
@@ -238,10 +242,15 @@ class DataParallel:
                     context.size, batch_size
                 )
             )
-        x, y, weights = _inputs.standardize_xy(model, x, y, sample_weight)
+        x, y, weights = _inputs.standardize_xy(model, x, y, sample_weight, class_weight)
         val = None
         if validation_data is not None:
             val = _inputs.standardize_xy(model, *validation_data[:2], *validation_data[2:3])
+        elif validation_split and 0.0 < validation_split < 1.0:
+            split_at = int(len(x) * (1.0 - validation_split))
+            arrays = (x, y, weights)
+            val = tuple(None if a is None else a[split_at:] for a in arrays)
+            x, y, weights = (None if a is None else a[:split_at] for a in arrays)
         do_validation = val is not None and len(val[0]) > 0
         labels = list(model.metrics_names)
         verbose = verbose if context.is_root else 0
