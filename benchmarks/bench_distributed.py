@@ -284,6 +284,23 @@ def instrument(clock, model, context=None):
                 return _collective(*args)
 
         setattr(context, name, timed)
+    for name, label in (("iallreduce_sum", "start"), ("test_all", "progress")):
+        if hasattr(context, name):  # the gradients' sum overlapping the backward
+            setattr(
+                context,
+                name,
+                clock.wrap(label + " weight-gradient buckets", getattr(context, name)),
+            )
+    if hasattr(context, "wait_all"):
+        wait_all = context.wait_all
+
+        def timed_wait(requests):
+            with clock.timing("wait before weight gradients"):
+                context.comm.Barrier()
+            with clock.timing("collective weight gradients (the buckets' rest)"):
+                return wait_all(requests)
+
+        context.wait_all = timed_wait
 
 
 def profile(args, context):
