@@ -8,8 +8,8 @@ One training step of the article's network with BN in all four places (group all
   * 1 proc x 2 threads  the same with 2 threads (train_on_batch then caps BLAS at 1 thread while
                         bnpy's kernels run on 2, bnpy's own policy: bnpy._threads);
   * 2 procs x 1 thread  DataParallel.train_step on both ranks, synchronized BN, B/2 images each
-                        (the gradients' sum overlapping the backward, the default), and the
-                        same with one Allreduce after the backward (overlap=False);
+                        (one Allreduce of the gradients after the backward, the default), and
+                        the same with that sum overlapping the backward (overlap=True);
   * 2 x 1, local BN     the same with synchronized=False: each rank normalises its own half (no
                         BN collectives; only the gradients' Allreduce). Not the same training: a
                         bound on what the synchronisation costs;
@@ -121,9 +121,7 @@ def measure(args, context):
         start, stop = context.shard(batch)
         two_procs = {"2 procs x 1 thread": make_trainer(context, True)}
         if "overlap" in inspect.signature(distributed.DataParallel).parameters:
-            two_procs["2 x 1, Allreduce after backward"] = make_trainer(
-                context, True, overlap=False
-            )
+            two_procs["2 x 1, gradient sum overlapping"] = make_trainer(context, True, overlap=True)
         two_procs["2 x 1, local BN"] = make_trainer(context, False)
         alone = make_model(False)  # every rank: its half, on its own
         solo = make_model(False) if rank == 0 else None

@@ -4,9 +4,9 @@ A step on a global batch of B samples, on rank r of R: the rank takes samples
 [r·B//R, (r+1)·B//R) of the batch, runs the forward and the backward on them with the loss of
 the *global* batch (d loss/d out divided by the global count, sample weights normalised over the
 global batch), and the weight gradients of all ranks are summed into a reused float64 buffer,
-which also carries the batch's loss and metric sums: by default in buckets, each a non-blocking
-Allreduce started during the backward as soon as its layers' gradients are ready (see
-_GradientSum), or by one Allreduce after the backward (``overlap=False``). Then every rank adds the
+which also carries the batch's loss and metric sums: by one Allreduce after the backward, or with
+``overlap=True`` in buckets, each a non-blocking Allreduce started during the backward as soon as
+its layers' gradients are ready (see _GradientSum). Then every rank adds the
 regularizers' gradients (once: the weights are the same everywhere), and makes the same optimizer
 step, constraints and moving-statistics updates, so the weights stay identical on every rank.
 With ``BatchNormalization(synchronized=True)`` a step is the step of one process on the whole
@@ -36,13 +36,14 @@ class DataParallel:
     stops every rank after the same batch. Callbacks that change the model or the optimizer (a
     learning-rate schedule) must run on every rank: pass them as ``all_ranks_callbacks``.
 
-    ``overlap`` (default True): the gradients' sum over the ranks starts during the backward, in
-    buckets of at least ``bucket_values`` float64 values (the last layers' gradients are ready
-    first, and are summed while the first layers' backward runs); False: one Allreduce after the
-    backward. The sums are elementwise either way (with 2 ranks, each is a + b: the same bits).
+    ``overlap=True``: the gradients' sum over the ranks starts during the backward, in buckets of
+    at least ``bucket_values`` float64 values (the last layers' gradients are ready first, and
+    are summed while the first layers' backward runs); the default, False: one Allreduce after
+    the backward, which was as fast or faster on one machine (docs/distributed.md, "Speed"). The
+    sums are elementwise either way (with 2 ranks each is a + b: the same bits).
     """
 
-    def __init__(self, model, context=None, overlap=True, bucket_values=65536):
+    def __init__(self, model, context=None, overlap=False, bucket_values=65536):
         if getattr(model, "loss_function", None) is None:
             raise RuntimeError("DataParallel: compile the model before making its trainer")
         if not isinstance(overlap, bool):
