@@ -413,9 +413,9 @@ BNPY_ALWAYS_INLINE void SUF(bn_sync_affine_range)(const int with_u,
     const ptrdiff_t C = j->p->channels, L = j->p->inner;
     const double *um = j->u_mean, *a = j->a, *m = j->mean, *b = j->b, *sh = j->shift;
     if (L == 1) {
-        const ptrdiff_t sweep = with_u ? 1 : 4;
         ptrdiff_t c_vector_end = 0, r = r0;
 #ifdef BNPY_VECTOR
+        const ptrdiff_t sweep = with_u ? 1 : 4;
         c_vector_end = C - C % 4;
         for (; r + sweep <= r1; r += sweep)
             for (ptrdiff_t c = 0; c < c_vector_end; c += 4) {
