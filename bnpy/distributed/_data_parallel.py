@@ -336,8 +336,8 @@ class _GradientSum:
 
     With overlap, once the filled values not yet sent reach ``bucket_values`` (or the first layer's
     gradients are in), a non-blocking Allreduce of them starts, in place; between layers the
-    started ones are moved along (MPI progresses them only inside MPI calls: these tests and the
-    synchronized BN layers' own collectives), and :meth:`finish` waits for all. Every rank starts
+    started ones are moved along (MPI progresses them only inside MPI calls: a Testall after each
+    layer, and the synchronized BN layers' own collectives), and :meth:`finish` waits for all. Every rank starts
     the same buckets in the same order (the layers' sizes decide them). Without overlap,
     :meth:`finish` is one blocking Allreduce of the whole buffer."""
 
@@ -360,7 +360,7 @@ class _GradientSum:
     def finish(self):
         """The buffer summed over the ranks (every value must be filled)."""
         if self.overlap:
-            if self.unsent > 0:  # filled_from(0) was not called: a buffer of totals alone
+            if self.unsent > 0:  # a model without layers: the buffer holds the totals alone
                 self.requests.append(self.context.iallreduce_sum(self.buffer[: self.unsent]))
                 self.unsent = 0
             self.context.wait_all(self.requests)
