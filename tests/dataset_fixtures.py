@@ -145,6 +145,31 @@ def py2_pickle(obj):
     return _Py2Pickler().dump(obj)
 
 
+CIFAR10_LABEL_NAMES = [
+    b"airplane",
+    b"automobile",
+    b"bird",
+    b"cat",
+    b"deer",
+    b"dog",
+    b"frog",
+    b"horse",
+    b"ship",
+    b"truck",
+]
+
+
+def write_cifar10_meta(folder, per_batch):
+    """<folder>/batches.meta as the official archive has it (its keys in the official order)."""
+    meta = {
+        b"num_cases_per_batch": per_batch,
+        b"label_names": CIFAR10_LABEL_NAMES,
+        b"num_vis": 3072,
+    }
+    with open(os.path.join(folder, "batches.meta"), "wb") as f:
+        f.write(py2_pickle(meta))
+
+
 # --------------------------------------------------------------------------------------------------
 # CIFAR
 
@@ -193,27 +218,7 @@ def write_cifar10(root, rows_per_batch=3, test_rows=4, batches=(1, 2, 3, 4, 5), 
                 }
             )
         )
-    with open(os.path.join(folder, "batches.meta"), "wb") as f:
-        f.write(
-            py2_pickle(
-                {
-                    b"num_cases_per_batch": 10000,
-                    b"label_names": [
-                        b"airplane",
-                        b"automobile",
-                        b"bird",
-                        b"cat",
-                        b"deer",
-                        b"dog",
-                        b"frog",
-                        b"horse",
-                        b"ship",
-                        b"truck",
-                    ],
-                    b"num_vis": 3072,
-                }
-            )
-        )
+    write_cifar10_meta(folder, 10000)
     with open(os.path.join(folder, "readme.html"), "w") as f:
         f.write(
             "<meta HTTP-EQUIV=\"REFRESH\" content=\"0; url=http://www.cs.toronto.edu/~kriz/cifar.html\">\n"

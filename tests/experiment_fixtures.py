@@ -65,7 +65,7 @@ def write_tiny_cifar10(root, n_train_per_batch=16, n_batches=5, n_test=32, seed=
     (dataset_fixtures.py writes them byte for byte as the official ones) of
     {b'data': uint8 (N, 3072) (R plane, G plane, B plane), b'labels': [int], ...}, and
     batches.meta."""
-    from dataset_fixtures import py2_pickle
+    from dataset_fixtures import py2_pickle, write_cifar10_meta
 
     rng = np.random.default_rng(seed)
     folder = os.path.join(root, "cifar-10-batches-py")
@@ -83,27 +83,7 @@ def write_tiny_cifar10(root, n_train_per_batch=16, n_batches=5, n_test=32, seed=
         }
         with open(os.path.join(folder, name), "wb") as f:
             f.write(py2_pickle(batch))
-    with open(os.path.join(folder, "batches.meta"), "wb") as f:
-        f.write(
-            py2_pickle(
-                {
-                    b"label_names": [
-                        b"airplane",
-                        b"automobile",
-                        b"bird",
-                        b"cat",
-                        b"deer",
-                        b"dog",
-                        b"frog",
-                        b"horse",
-                        b"ship",
-                        b"truck",
-                    ],
-                    b"num_cases_per_batch": n_train_per_batch,
-                    b"num_vis": 3072,
-                }
-            )
-        )
+    write_cifar10_meta(folder, n_train_per_batch)
 
 
 @pytest.fixture(scope="module")
