@@ -103,6 +103,28 @@ def standardize_xy(model, x, y, sample_weight=None, class_weight=None):
     return x, y, weights
 
 
+def training_and_validation(model, training, validation_data, validation_split):
+    """fit's validation set: ``validation_data`` standardized ((x, y) or (x, y, sample_weight)),
+    else, for ``validation_split`` in (0, 1), that fraction of the training samples, the last
+    ones (before any shuffle), as Keras does; else None. Returns ((x, y, weights) to train on,
+    the validation triple or None)."""
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise ValueError(
+                "When passing validation_data, it must contain 2 (x_val, y_val) "
+                "or 3 (x_val, y_val, val_sample_weights) items, however it "
+                "contains {} items".format(len(validation_data))
+            )
+        return training, standardize_xy(model, *validation_data)
+    if validation_split and 0.0 < validation_split < 1.0:
+        split_at = int(len(training[0]) * (1.0 - validation_split))
+        return (
+            tuple(None if a is None else a[:split_at] for a in training),
+            tuple(None if a is None else a[split_at:] for a in training),
+        )
+    return training, None
+
+
 def sample_weights(y, sample_weight, class_weight):
     if sample_weight is not None:
         sample_weight = np.asarray(sample_weight, dtype=np.float64)

@@ -427,24 +427,9 @@ class Sequential:
         self._require_compiled("fit")
         batch_size = positive_int(batch_size, "fit", "batch_size")
         x, y, weights = _inputs.standardize_xy(self, x, y, sample_weight, class_weight)
-        val = None
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-                raise ValueError(
-                    "When passing validation_data, it must contain 2 (x_val, y_val) "
-                    "or 3 (x_val, y_val, val_sample_weights) items, however it "
-                    "contains {} items".format(len(validation_data))
-                )
-            val = _inputs.standardize_xy(
-                self,
-                *validation_data[:2],
-                validation_data[2] if len(validation_data) == 3 else None,
-            )
-        elif validation_split and 0.0 < validation_split < 1.0:
-            split_at = int(len(x) * (1.0 - validation_split))
-            val = (x[split_at:], y[split_at:], None if weights is None else weights[split_at:])
-            x, y = x[:split_at], y[:split_at]
-            weights = None if weights is None else weights[:split_at]
+        (x, y, weights), val = _inputs.training_and_validation(
+            self, (x, y, weights), validation_data, validation_split
+        )
         do_validation = val is not None and len(val[0]) > 0
         smallest_batch = len(x) % batch_size or batch_size
         for layer in self.layers:  # fail before the first step, not at the end of an epoch

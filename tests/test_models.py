@@ -182,6 +182,13 @@ def test_validation_split_takes_the_last_samples():
     )
 
 
+def test_validation_data_of_the_wrong_length_is_refused():
+    x, y = _data(n=20)
+    model = _softmax_model()
+    with pytest.raises(ValueError, match="must contain 2 .* contains 1 items"):
+        model.fit(x, y, epochs=1, verbose=0, validation_data=(x,))
+
+
 def test_fit_is_reproducible_with_np_random_seed():
     x, y = _data(n=64)
 

@@ -244,14 +244,9 @@ class DataParallel:
                 )
             )
         x, y, weights = _inputs.standardize_xy(model, x, y, sample_weight, class_weight)
-        val = None
-        if validation_data is not None:
-            val = _inputs.standardize_xy(model, *validation_data[:2], *validation_data[2:3])
-        elif validation_split and 0.0 < validation_split < 1.0:
-            split_at = int(len(x) * (1.0 - validation_split))
-            arrays = (x, y, weights)
-            val = tuple(None if a is None else a[split_at:] for a in arrays)
-            x, y, weights = (None if a is None else a[:split_at] for a in arrays)
+        (x, y, weights), val = _inputs.training_and_validation(
+            model, (x, y, weights), validation_data, validation_split
+        )
         do_validation = val is not None and len(val[0]) > 0
         labels = list(model.metrics_names)
         verbose = verbose if context.is_root else 0
