@@ -129,8 +129,9 @@ def pool2d_setup(
     channels_first: bool,
     /,
 ) -> tuple[np.ndarray, tuple[int, int, int, int, int, int, int, int]]: ...
-def max_pool2d(
+def pool2d(
     x: np.ndarray,
+    take_max: bool,
     ph: int,
     pw: int,
     sh: int,
@@ -141,29 +142,10 @@ def max_pool2d(
     pad_right: int,
     channels_first: bool,
     /,
-) -> tuple[np.ndarray, np.ndarray]: ...
-def max_pool2d_backward(
+) -> tuple[np.ndarray, np.ndarray | None]: ...
+def pool2d_backward(
     dy: np.ndarray,
-    argmax: np.ndarray,
-    x_shape: tuple[int, int, int, int],
-    channels_first: bool,
-    /,
-) -> np.ndarray: ...
-def avg_pool2d(
-    x: np.ndarray,
-    ph: int,
-    pw: int,
-    sh: int,
-    sw: int,
-    pad_top: int,
-    pad_bottom: int,
-    pad_left: int,
-    pad_right: int,
-    channels_first: bool,
-    /,
-) -> np.ndarray: ...
-def avg_pool2d_backward(
-    dy: np.ndarray,
+    argmax: np.ndarray | None,
     x_shape: tuple[int, int, int, int],
     ph: int,
     pw: int,

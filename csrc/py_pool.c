@@ -6,16 +6,19 @@
 
 /* ---- pooling ---------------------------------------------------------------------------------- */
 
-/* max_pool2d / avg_pool2d(x, ph, pw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first) */
-static PyObject *pool_forward(PyObject *const *args, Py_ssize_t nargs, int is_max)
+/* pool2d(x, take_max, ph, pw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first)
+ *   -> (y, argmax) for max pooling (take_max true), (y, None) for average pooling */
+static PyObject *py_pool2d(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    const char *func = is_max ? "max_pool2d" : "avg_pool2d";
+    static const char *func = "pool2d";
     PyObject *result = NULL;
     PyArrayObject *x = NULL, *y = NULL, *argmax = NULL;
     geometry g;
-    int cf;
-    if (bnpy_check_nargs(nargs, 10, 10, func) < 0 || parse_window(args + 1, 8, &g, func, 1) < 0 ||
-        bnpy_parse_flag(args[9], func, "channels_first", &cf) < 0)
+    int is_max, cf;
+    if (bnpy_check_nargs(nargs, 11, 11, func) < 0 ||
+        bnpy_parse_flag(args[1], func, "take_max", &is_max) < 0 ||
+        parse_window(args + 2, 8, &g, func, 1) < 0 ||
+        bnpy_parse_flag(args[10], func, "channels_first", &cf) < 0)
         return NULL;
     if ((x = input_with_rank(args[0], -1, 4, func, "x", "(N, H, W, C) or (N, C, H, W)")) == NULL)
         goto fail;
@@ -38,111 +41,80 @@ static PyObject *pool_forward(PyObject *const *args, Py_ssize_t nargs, int is_ma
         BNPY_CALL_FOR_TYPE(PyArray_TYPE(x), bnpy_avg_pool2d, PyArray_DATA(y), PyArray_DATA(x), g.N,
                            g.H, g.W, g.C, cf, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.out_h, g.out_w);
     Py_END_ALLOW_THREADS
-    result = is_max ? bnpy_results(0, 2, y, argmax) : bnpy_take(&y);
+    result = is_max ? bnpy_results(0, 2, y, argmax) : Py_BuildValue("OO", y, Py_None);
 fail:
     bnpy_release(3, x, y, argmax);
     return result;
 }
 
-static PyObject *py_max_pool2d(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+/* max pooling's argmax for pool2d_backward: the int32 array pool2d returned, shaped like dy
+ * (y_dims), each index a cell of its image plane (the kernel writes there). New reference, or
+ * NULL with an error. */
+static PyArrayObject *checked_argmax(PyObject *obj, const npy_intp *y_dims, npy_intp cells,
+                                     const char *func)
 {
-    return pool_forward(args, nargs, 1);
+    if (!PyArray_Check(obj) || PyArray_TYPE((PyArrayObject *)obj) != NPY_INT32) {
+        PyErr_Format(PyExc_TypeError, "%s: argmax must be the int32 array max pooling returned",
+                     func);
+        return NULL;
+    }
+    PyArrayObject *argmax = (PyArrayObject *)PyArray_FROM_OTF(obj, NPY_INT32, NPY_ARRAY_IN_ARRAY);
+    if (argmax == NULL || bnpy_check_shape(argmax, 4, y_dims, func, "argmax") < 0)
+        goto fail;
+    const int32_t *a = PyArray_DATA(argmax);
+    for (npy_intp k = 0, count = PyArray_SIZE(argmax); k < count; k++)
+        if (a[k] < 0 || a[k] >= cells) {
+            PyErr_Format(PyExc_ValueError, "%s: argmax holds %d, outside the %zd cells of a plane",
+                         func, (int)a[k], (Py_ssize_t)cells);
+            goto fail;
+        }
+    return argmax;
+fail:
+    Py_XDECREF(argmax);
+    return NULL;
 }
 
-static PyObject *py_avg_pool2d(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+/* pool2d_backward(dy, argmax, x_shape, ph, pw, sh, sw, pad_top, pad_bottom, pad_left, pad_right,
+ *                 channels_first) -> dx
+ * argmax: max pooling's (each dy goes to its cell), or None for average pooling (each real cell
+ * of a window gets dy / its number of real cells). dy must have the pooled output's shape. */
+static PyObject *py_pool2d_backward(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    return pool_forward(args, nargs, 0);
-}
-
-/* max_pool2d_backward(dy, argmax, x_shape, channels_first) */
-static PyObject *py_max_pool2d_backward(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    static const char *func = "max_pool2d_backward";
+    static const char *func = "pool2d_backward";
     PyObject *result = NULL;
     PyArrayObject *dy = NULL, *argmax = NULL, *dx = NULL;
     geometry g;
-    npy_intp xd[4];
-    int cf;
-    if (bnpy_check_nargs(nargs, 4, 4, func) < 0 ||
-        bnpy_parse_flag(args[3], func, "channels_first", &cf) < 0 ||
-        parse_shape4(args[2], xd, func, "x_shape") < 0)
-        return NULL;
-    shape_from_dims(&g, xd, cf);
-    if ((dy = input_with_rank(args[0], -1, 4, func, "dy", "shaped like the pooled output")) == NULL)
-        goto fail;
-    if (!PyArray_Check(args[1]) || PyArray_TYPE((PyArrayObject *)args[1]) != NPY_INT32) {
-        PyErr_Format(PyExc_TypeError, "%s: argmax must be the int32 array max_pool2d returned",
-                     func);
-        goto fail;
-    }
-    argmax = (PyArrayObject *)PyArray_FROM_OTF(args[1], NPY_INT32, NPY_ARRAY_IN_ARRAY);
-    if (argmax == NULL)
-        goto fail;
-    if (!PyArray_SAMESHAPE(dy, argmax)) {
-        PyErr_Format(PyExc_ValueError, "%s: dy and argmax must have the same shape", func);
-        goto fail;
-    }
-    g.out_h = PyArray_DIM(dy, cf ? 2 : 1);
-    g.out_w = PyArray_DIM(dy, cf ? 3 : 2);
-    if (PyArray_DIM(dy, 0) != g.N || PyArray_DIM(dy, cf ? 1 : 3) != g.C) {
-        PyErr_Format(PyExc_ValueError, "%s: dy's batch size and channel count must match x_shape",
-                     func);
-        goto fail;
-    }
-    { /* every index must name a cell of its image plane: the kernel writes there */
-        const int32_t *a = PyArray_DATA(argmax);
-        const npy_intp count = PyArray_SIZE(argmax), cells = g.H * g.W;
-        for (npy_intp k = 0; k < count; k++)
-            if (a[k] < 0 || a[k] >= cells) {
-                PyErr_Format(PyExc_ValueError,
-                             "%s: argmax holds %d, outside the %zd cells of a plane", func,
-                             (int)a[k], (Py_ssize_t)cells);
-                goto fail;
-            }
-    }
-    if ((dx = (PyArrayObject *)PyArray_EMPTY(4, xd, PyArray_TYPE(dy), 0)) == NULL)
-        goto fail;
-    Py_BEGIN_ALLOW_THREADS
-    BNPY_CALL_FOR_TYPE(PyArray_TYPE(dy), bnpy_max_pool2d_backward, PyArray_DATA(dx),
-                       PyArray_DATA(dy), PyArray_DATA(argmax), g.N, g.H, g.W, g.C, cf, g.out_h,
-                       g.out_w);
-    Py_END_ALLOW_THREADS
-    result = bnpy_take(&dx);
-fail:
-    bnpy_release(3, dy, argmax, dx);
-    return result;
-}
-
-/* avg_pool2d_backward(dy, x_shape, ph, pw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first) */
-static PyObject *py_avg_pool2d_backward(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    static const char *func = "avg_pool2d_backward";
-    PyObject *result = NULL;
-    PyArrayObject *dy = NULL, *dx = NULL;
-    geometry g;
     npy_intp xd[4], yd[4];
     int cf;
-    if (bnpy_check_nargs(nargs, 11, 11, func) < 0 || parse_window(args + 2, 8, &g, func, 1) < 0 ||
-        bnpy_parse_flag(args[10], func, "channels_first", &cf) < 0 ||
-        parse_shape4(args[1], xd, func, "x_shape") < 0)
+    if (bnpy_check_nargs(nargs, 12, 12, func) < 0 ||
+        parse_shape4(args[2], xd, func, "x_shape") < 0 ||
+        parse_window(args + 3, 8, &g, func, 1) < 0 ||
+        bnpy_parse_flag(args[11], func, "channels_first", &cf) < 0)
         return NULL;
     shape_from_dims(&g, xd, cf);
     if (check_geometry(&g, func, 1) < 0)
         return NULL;
-    if ((dy = input_with_rank(args[0], -1, 4, func, "dy", "shaped like the pooled output")) == NULL)
-        goto fail;
     image_dims(&g, g.out_h, g.out_w, g.C, yd); /* the pooled output's shape */
-    if (bnpy_check_shape(dy, 4, yd, func, "dy") < 0 ||
+    const int is_max = args[1] != Py_None;
+    if ((dy = input_with_rank(args[0], -1, 4, func, "dy", "shaped like the pooled output")) ==
+            NULL ||
+        bnpy_check_shape(dy, 4, yd, func, "dy") < 0 ||
+        (is_max && (argmax = checked_argmax(args[1], yd, g.H * g.W, func)) == NULL) ||
         (dx = (PyArrayObject *)PyArray_EMPTY(4, xd, PyArray_TYPE(dy), 0)) == NULL)
         goto fail;
     Py_BEGIN_ALLOW_THREADS
-    BNPY_CALL_FOR_TYPE(PyArray_TYPE(dy), bnpy_avg_pool2d_backward, PyArray_DATA(dx),
-                       PyArray_DATA(dy), g.N, g.H, g.W, g.C, cf, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl,
-                       g.out_h, g.out_w);
+    if (is_max)
+        BNPY_CALL_FOR_TYPE(PyArray_TYPE(dy), bnpy_max_pool2d_backward, PyArray_DATA(dx),
+                           PyArray_DATA(dy), PyArray_DATA(argmax), g.N, g.H, g.W, g.C, cf, g.out_h,
+                           g.out_w);
+    else
+        BNPY_CALL_FOR_TYPE(PyArray_TYPE(dy), bnpy_avg_pool2d_backward, PyArray_DATA(dx),
+                           PyArray_DATA(dy), g.N, g.H, g.W, g.C, cf, g.kh, g.kw, g.sh, g.sw, g.pt,
+                           g.pl, g.out_h, g.out_w);
     Py_END_ALLOW_THREADS
     result = bnpy_take(&dx);
 fail:
-    bnpy_release(2, dy, dx);
+    bnpy_release(3, dy, argmax, dx);
     return result;
 }
 
@@ -184,31 +156,21 @@ fail:
     return result;
 }
 
-/* The signature line of both forwards' docstrings. */
-#define POOL_FORWARD_ARGS                                                                          \
-    "(x, ph, pw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, channels_first, /)\n--\n\n"
-
 PyMethodDef bnpy_pool_methods[] = {
     BNPY_FASTCALL(
         "pool2d_setup", py_pool2d_setup,
         "pool2d_setup(caller, x, pool_size, strides, padding, channels_first, /)\n--\n\n"
         "Every argument of a 2-D pooling checked once (errors name caller): (x, geometry)."),
-    BNPY_FASTCALL(
-        "max_pool2d", py_max_pool2d,
-        "max_pool2d" POOL_FORWARD_ARGS
-        "(y, argmax): window maxima over the real cells and the plane index h*W + w of the first "
-        "maximum."),
-    BNPY_FASTCALL(
-        "max_pool2d_backward", py_max_pool2d_backward,
-        "max_pool2d_backward(dy, argmax, x_shape, channels_first, /)\n--\n\ndx: dy added to each "
-        "argmax cell."),
-    BNPY_FASTCALL("avg_pool2d", py_avg_pool2d,
-                  "avg_pool2d" POOL_FORWARD_ARGS
-                  "Window means over the real cells (TensorFlow's 'same' average pooling)."),
-    BNPY_FASTCALL("avg_pool2d_backward", py_avg_pool2d_backward,
-                  "avg_pool2d_backward(dy, x_shape, ph, pw, sh, sw, pad_top, pad_bottom, pad_left, "
-                  "pad_right, "
+    BNPY_FASTCALL("pool2d", py_pool2d,
+                  "pool2d(x, take_max, ph, pw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, "
                   "channels_first, /)\n--\n\n"
-                  "dx: each real cell of a window gets dy / (number of real cells)."),
+                  "(y, argmax) of max pooling: window maxima over the real cells and the plane "
+                  "index h*W + w of the first maximum; (y, None) of average pooling: window means "
+                  "over the real cells (TensorFlow's 'same' average pooling)."),
+    BNPY_FASTCALL("pool2d_backward", py_pool2d_backward,
+                  "pool2d_backward(dy, argmax, x_shape, ph, pw, sh, sw, pad_top, pad_bottom, "
+                  "pad_left, pad_right, channels_first, /)\n--\n\n"
+                  "dx: with max pooling's argmax, dy added to each argmax cell; with None, each "
+                  "real cell of a window gets dy / (number of real cells)."),
     {NULL, NULL, 0, NULL},
 };

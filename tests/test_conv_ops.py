@@ -413,15 +413,20 @@ def test_core_rejects_inconsistent_arguments_without_writing():
         core.im2col(x, 2, 2, 0, 1, 0, 0, 0, 0, False)
     with pytest.raises(ValueError, match="col2im: dcol must have shape"):
         core.col2im(np.zeros((9, 7), np.float32), (1, 4, 4, 2), 2, 2, 1, 1, 0, 0, 0, 0, False)
-    y, argmax = core.max_pool2d(x, 2, 2, 2, 2, 0, 0, 0, 0, False)
+    window = (2, 2, 2, 2, 0, 0, 0, 0)
+    y, argmax = core.pool2d(x, True, *window, False)
     bad = argmax.copy()
     bad[0, 0, 0, 0] = 16
-    with pytest.raises(ValueError, match="max_pool2d_backward: argmax holds 16"):
-        core.max_pool2d_backward(y, bad, x.shape, False)
-    with pytest.raises(TypeError, match="max_pool2d_backward: argmax must be the int32"):
-        core.max_pool2d_backward(y, argmax.astype(np.int64), x.shape, False)
-    with pytest.raises(ValueError, match="max_pool2d: padding"):
-        core.max_pool2d(x, 2, 2, 2, 2, 2, 0, 0, 0, False)
+    with pytest.raises(ValueError, match="pool2d_backward: argmax holds 16"):
+        core.pool2d_backward(y, bad, x.shape, *window, False)
+    with pytest.raises(TypeError, match="pool2d_backward: argmax must be the int32"):
+        core.pool2d_backward(y, argmax.astype(np.int64), x.shape, *window, False)
+    with pytest.raises(ValueError, match=r"pool2d_backward: argmax must have shape \[1, 2, 2, 2\]"):
+        core.pool2d_backward(y, argmax[:, :1], x.shape, *window, False)
+    with pytest.raises(ValueError, match=r"pool2d_backward: dy must have shape \[1, 2, 2, 2\]"):
+        core.pool2d_backward(y[:, :1], None, x.shape, *window, False)
+    with pytest.raises(ValueError, match="pool2d: padding"):
+        core.pool2d(x, True, 2, 2, 2, 2, 2, 0, 0, 0, False)
     with pytest.raises(ValueError, match="add_bias_rows: bias must have shape"):
         core.add_bias_rows(out, np.zeros(3, np.float32))
     with pytest.raises(ValueError, match="add_bias_rows: y must be writeable"):

@@ -82,10 +82,11 @@ def _core_work(i):
     out = {}
     out["im2col"] = _core.im2col(x, 3, 3, 1, 1, 1, 1, 1, 1, cf)
     out["col2im"] = _core.col2im(out["im2col"], x.shape, 3, 3, 1, 1, 1, 1, 1, 1, cf)
-    out["max"], out["argmax"] = _core.max_pool2d(x, 3, 3, 2, 2, 1, 1, 1, 1, cf)
-    out["max_back"] = _core.max_pool2d_backward(out["max"], out["argmax"], x.shape, cf)
-    out["avg"] = _core.avg_pool2d(x, 2, 2, 2, 2, 0, 0, 0, 0, cf)
-    out["avg_back"] = _core.avg_pool2d_backward(out["avg"], x.shape, 2, 2, 2, 2, 0, 0, 0, 0, cf)
+    max_window, avg_window = (3, 3, 2, 2, 1, 1, 1, 1), (2, 2, 2, 2, 0, 0, 0, 0)
+    out["max"], out["argmax"] = _core.pool2d(x, True, *max_window, cf)
+    out["max_back"] = _core.pool2d_backward(out["max"], out["argmax"], x.shape, *max_window, cf)
+    out["avg"] = _core.pool2d(x, False, *avg_window, cf)[0]
+    out["avg_back"] = _core.pool2d_backward(out["avg"], None, x.shape, *avg_window, cf)
     out["sum"] = _core.sum_rows(out["im2col"])
     out["transpose"] = _core.batch_transpose(out["im2col"].reshape(8, -1, 27))
     rows = out["im2col"].copy()

@@ -337,10 +337,7 @@ def _pool_forward(kind, x, pool_size, strides, padding, data_format):
     func = kind + "_pool2d_forward"
     x, cf, geometry = _pool_setup(x, pool_size, strides, padding, data_format, func)
     ctx = Pool2DContext()
-    if kind == "max":
-        y, ctx.argmax = _core.max_pool2d(x, *geometry, cf)
-    else:
-        y, ctx.argmax = _core.avg_pool2d(x, *geometry, cf), None
+    y, ctx.argmax = _core.pool2d(x, kind == "max", *geometry, cf)  # argmax None for "avg"
     ctx.kind, ctx.x_shape, ctx.y_shape, ctx.geometry = kind, x.shape, y.shape, geometry
     ctx.channels_first, ctx.dtype = cf, x.dtype
     return y, ctx
@@ -365,9 +362,7 @@ def _pool_backward(kind, dy, ctx):
                 func, ctx.y_shape, dy.shape
             )
         )
-    if kind == "max":
-        return _core.max_pool2d_backward(dy, ctx.argmax, ctx.x_shape, ctx.channels_first)
-    return _core.avg_pool2d_backward(dy, ctx.x_shape, *ctx.geometry, ctx.channels_first)
+    return _core.pool2d_backward(dy, ctx.argmax, ctx.x_shape, *ctx.geometry, ctx.channels_first)
 
 
 def max_pool2d_forward(

@@ -102,14 +102,13 @@ def build_batch_transpose(rng, api):
 def build_pool(rng, api, kind):
     g, cf = _geometry(rng, pool=True), bool(rng.integers(2))
     x = _image_batch(rng, g, cf, min_hw=1)
-    fn = _core.max_pool2d if kind == "max" else _core.avg_pool2d
-    return Case("_core.{}_pool2d".format(kind), fn, [x] + g + [cf])
+    return Case("_core.pool2d", _core.pool2d, [x, kind == "max"] + g + [cf])
 
 
 def build_max_pool_backward(rng, api):
     g, cf = _geometry(rng, pool=True), bool(rng.integers(2))
     x = _image_batch(rng, g, cf, min_hw=1)
-    y, argmax = _core.max_pool2d(x, *g, cf)
+    y, argmax = _core.pool2d(x, True, *g, cf)
     if argmax.size and rng.random() < 0.3:  # an index outside the plane: must be refused
         argmax = argmax.copy()
         argmax.flat[rng.integers(argmax.size)] = int(
@@ -117,7 +116,7 @@ def build_max_pool_backward(rng, api):
         )
     dy = random_values(rng, y.shape, x.dtype)
     return Case(
-        "_core.max_pool2d_backward", _core.max_pool2d_backward, [dy, argmax, tuple(x.shape), cf]
+        "_core.pool2d_backward", _core.pool2d_backward, [dy, argmax, tuple(x.shape)] + g + [cf]
     )
 
 
@@ -128,7 +127,7 @@ def build_avg_pool_backward(rng, api):
     oh, ow = _out_hw(x.shape, g, cf)
     dy = random_values(rng, (n, c, oh, ow) if cf else (n, oh, ow, c), x.dtype)
     return Case(
-        "_core.avg_pool2d_backward", _core.avg_pool2d_backward, [dy, tuple(x.shape)] + g + [cf]
+        "_core.pool2d_backward", _core.pool2d_backward, [dy, None, tuple(x.shape)] + g + [cf]
     )
 
 

@@ -146,52 +146,46 @@ def image_points(a):
                 (TypeError, lambda: _core.batch_transpose(a["cube64"], a["bias8"])),
             ],
         ),
-        "max_pool2d": (
-            [lambda: _core.max_pool2d(a["x64_swapped"], *pool, False)],
+        "pool2d": (
+            [
+                lambda: _core.pool2d(a["x64_swapped"], True, *pool, False),
+                lambda: _core.pool2d(a["x32_strided"], False, *pool, True),
+            ],
             [
                 (
                     ValueError,
-                    lambda: _core.max_pool2d(a["x64_swapped"], 2, 2, 2, 2, 2, 0, 0, 0, False),
-                )
+                    lambda: _core.pool2d(a["x64_swapped"], True, 2, 2, 2, 2, 2, 0, 0, 0, False),
+                ),
+                (
+                    ValueError,
+                    lambda: _core.pool2d(a["x32_strided"], False, 9, 9, 1, 1, 0, 0, 0, 0, False),
+                ),
             ],
         ),
-        "avg_pool2d": (
-            [lambda: _core.avg_pool2d(a["x32_strided"], *pool, True)],
+        "pool2d_backward": (
             [
-                (
-                    ValueError,
-                    lambda: _core.avg_pool2d(a["x32_strided"], 9, 9, 1, 1, 0, 0, 0, 0, False),
-                )
-            ],
-        ),
-        "max_pool2d_backward": (
-            [
-                lambda: _core.max_pool2d_backward(
-                    a["dy_pool64"], a["argmax"], a["shape_nhwc"], False
-                )
+                lambda: _core.pool2d_backward(
+                    a["dy_pool64"], a["argmax"], a["shape_nhwc"], *pool, False
+                ),
+                lambda: _core.pool2d_backward(a["dy_pool64"], None, a["shape_nhwc"], *pool, False),
             ],
             [
                 (
                     ValueError,
-                    lambda: _core.max_pool2d_backward(
-                        a["dy_pool64"], a["argmax_bad"], a["shape_nhwc"], False
+                    lambda: _core.pool2d_backward(
+                        a["dy_pool64"], a["argmax_bad"], a["shape_nhwc"], *pool, False
                     ),
                 ),
                 (
                     TypeError,
-                    lambda: _core.max_pool2d_backward(
-                        a["dy_pool64"], a["ints"], a["shape_nhwc"], False
+                    lambda: _core.pool2d_backward(
+                        a["dy_pool64"], a["ints"], a["shape_nhwc"], *pool, False
                     ),
                 ),
-            ],
-        ),
-        "avg_pool2d_backward": (
-            [lambda: _core.avg_pool2d_backward(a["dy_pool64"], a["shape_nhwc"], *pool, False)],
-            [
                 (
                     ValueError,
-                    lambda: _core.avg_pool2d_backward(a["dy_pool64"], (2, 6, 5, 4), *pool, False),
-                )
+                    lambda: _core.pool2d_backward(a["dy_pool64"], None, (2, 6, 5, 4), *pool, False),
+                ),
             ],
         ),
         "affine_warp": (
