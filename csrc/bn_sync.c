@@ -101,16 +101,27 @@ static inline ptrdiff_t bn_sync_chunk_start(const bn_sync_plan *p, ptrdiff_t k)
     return k * p->outer / p->chunks;
 }
 
-/* The scratch of an elementwise phase, `arrays` arrays of C doubles, into *scratch (to free): 1
- * when ready, 0 when there is nothing to compute (no channel or no value), -1 when it cannot be
- * allocated. */
-static int bn_sync_scratch(double **scratch, ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t inner,
-                           ptrdiff_t arrays)
+/* Partial sums per chunk: `count` (chunks, C) arrays of double in one block (free(sum[0])). */
+typedef struct {
+    bn_sync_plan plan;
+    double *sum[3];
+} bn_sync_partials;
+
+/* The frame of both reductions (local statistics, gradient sums): the plan for (outer, channels,
+ * inner), `count` arrays of partial sums, and `chunk` run on every chunk (in parallel when the
+ * plan says so) with `job`, which holds *s. 0, or -1 when the sums cannot be allocated. */
+static int bn_sync_chunked_sums(bn_sync_partials *s, int count, ptrdiff_t outer, ptrdiff_t channels,
+                                ptrdiff_t inner, void (*chunk)(void *job, ptrdiff_t k), void *job)
 {
-    if (channels <= 0 || outer * inner <= 0)
-        return 0;
-    *scratch = malloc((size_t)(arrays * channels) * sizeof(double));
-    return *scratch != NULL ? 1 : -1;
+    s->plan = bn_sync_make_plan(outer, channels, inner);
+    const ptrdiff_t size = s->plan.chunks * channels;
+    double *block = malloc((size_t)(count * size) * sizeof(double));
+    if (block == NULL)
+        return -1;
+    for (int i = 0; i < 3; i++)
+        s->sum[i] = i < count ? block + i * size : NULL;
+    bnpy_parallel_for(s->plan.chunks, s->plan.parallel, s->plan.threads, 1, chunk, job);
+    return 0;
 }
 
 void bnpy_bn_merge_stats(double *count, double *mean, double *var, const double *counts,
@@ -267,21 +278,23 @@ static void SUF(bn_sync_exact_channel)(double *mean, double *m2, const T *x, ptr
     *m2 = q < 0.0 ? 0.0 : q; /* a NaN stays */
 }
 
-struct SUF(bn_sync_stats_job) {
-    double *chunk_mean, *chunk_m2, *chunk_lin; /* (chunks, C) each */
-    const T *x;
-    const bn_sync_plan *p;
+/* A reduction's job: its partial sums, and what its chunks read (mean: the gradient sums'). */
+struct SUF(bn_sync_sums_job) {
+    bn_sync_partials s;
+    const T *dy, *x;
+    const double *mean;
 };
 
 /* Chunk k: mean and M2 of each channel over its outer indices, one pass about the chunk's shifts
- * (the header's check, and the exact path for a channel that fails it). */
+ * (the header's check, and the exact path for a channel that fails it). Partial sums: mean, M2,
+ * and Σ(x − shift). */
 static void SUF(bn_sync_stats_chunk)(void *ctx, ptrdiff_t k)
 {
-    const struct SUF(bn_sync_stats_job) *j = ctx;
-    const bn_sync_plan *p = j->p;
+    const struct SUF(bn_sync_sums_job) *j = ctx;
+    const bn_sync_plan *p = &j->s.plan;
     const ptrdiff_t C = p->channels, L = p->inner;
     const ptrdiff_t r0 = bn_sync_chunk_start(p, k), r1 = bn_sync_chunk_start(p, k + 1);
-    double *mean = j->chunk_mean + k * C, *m2 = j->chunk_m2 + k * C, *lin = j->chunk_lin + k * C;
+    double *mean = j->s.sum[0] + k * C, *m2 = j->s.sum[1] + k * C, *lin = j->s.sum[2] + k * C;
     const double n = (double)((r1 - r0) * L);
     if (n == 0.0) {
         for (ptrdiff_t c = 0; c < C; c++)
@@ -307,42 +320,32 @@ int SUF(bnpy_bn_local_stats)(double *mean, double *m2, const T *x, ptrdiff_t out
     const ptrdiff_t C = channels;
     if (C <= 0)
         return 0;
-    bn_sync_plan p = bn_sync_make_plan(outer, channels, inner);
-    double *scratch = malloc((size_t)((3 * C + 1) * p.chunks) * sizeof(double));
-    if (scratch == NULL)
+    struct SUF(bn_sync_sums_job) job = {.x = x};
+    if (bn_sync_chunked_sums(&job.s, 3, outer, C, inner, SUF(bn_sync_stats_chunk), &job) < 0)
         return -1;
-    double *chunk_counts = scratch + 3 * p.chunks * C, total;
-    struct SUF(bn_sync_stats_job)
-        job = {scratch, scratch + p.chunks * C, scratch + 2 * p.chunks * C, x, &p};
-    bnpy_parallel_for(p.chunks, p.parallel, p.threads, 1, SUF(bn_sync_stats_chunk), &job);
-    for (ptrdiff_t k = 0; k < p.chunks; k++)
+    const bn_sync_plan *p = &job.s.plan;
+    double *chunk_counts = job.s.sum[2], total; /* the Σ(x − shift) are spent: (chunks,) counts */
+    for (ptrdiff_t k = 0; k < p->chunks; k++)
         chunk_counts[k] =
-            (double)((bn_sync_chunk_start(&p, k + 1) - bn_sync_chunk_start(&p, k)) * inner);
+            (double)((bn_sync_chunk_start(p, k + 1) - bn_sync_chunk_start(p, k)) * inner);
     /* the chunks merged in order, as shards are; the variance times the count is M2 again */
-    bnpy_bn_merge_stats(&total, mean, m2, chunk_counts, job.chunk_mean, job.chunk_m2, p.chunks, C);
+    bnpy_bn_merge_stats(&total, mean, m2, chunk_counts, job.s.sum[0], job.s.sum[1], p->chunks, C);
     for (ptrdiff_t c = 0; c < C; c++)
         m2[c] *= total;
-    free(scratch);
+    free(job.s.sum[0]);
     return 0;
 }
 
 /* ---- gradient sums -------------------------------------------------------------------------- */
 
-struct SUF(bn_sync_grad_job) {
-    double *chunk_dy, *chunk_dyxc; /* (chunks, C) */
-    const T *dy, *x;
-    const double *mean;
-    const bn_sync_plan *p;
-};
-
+/* Chunk k: Σ dy and Σ dy·(x − mean) of each channel over its outer indices (the partial sums). */
 static void SUF(bn_sync_grad_chunk)(void *ctx, ptrdiff_t k)
 {
-    const struct SUF(bn_sync_grad_job) *j = ctx;
-    const bn_sync_plan *p = j->p;
-    const ptrdiff_t C = p->channels, L = p->inner;
-    const ptrdiff_t r0 = bn_sync_chunk_start(p, k), r1 = bn_sync_chunk_start(p, k + 1);
-    double *sum_dy = j->chunk_dy + k * C, *sum_dyxc = j->chunk_dyxc + k * C;
-    SUF(bn_sync_sums)(0, sum_dy, sum_dyxc, j->dy, j->x, j->mean, r0, r1, C, L);
+    const struct SUF(bn_sync_sums_job) *j = ctx;
+    const bn_sync_plan *p = &j->s.plan;
+    const ptrdiff_t C = p->channels;
+    SUF(bn_sync_sums)(0, j->s.sum[0] + k * C, j->s.sum[1] + k * C, j->dy, j->x, j->mean,
+                      bn_sync_chunk_start(p, k), bn_sync_chunk_start(p, k + 1), C, p->inner);
 }
 
 int SUF(bnpy_bn_grad_sums)(double *sum_dy, double *sum_dyxc, const T *dy, const T *x,
@@ -351,20 +354,18 @@ int SUF(bnpy_bn_grad_sums)(double *sum_dy, double *sum_dyxc, const T *dy, const 
     const ptrdiff_t C = channels;
     if (C <= 0)
         return 0;
-    bn_sync_plan p = bn_sync_make_plan(outer, channels, inner);
-    double *scratch = malloc((size_t)(2 * p.chunks * C) * sizeof(double));
-    if (scratch == NULL)
+    struct SUF(bn_sync_sums_job) job = {.dy = dy, .x = x, .mean = mean};
+    if (bn_sync_chunked_sums(&job.s, 2, outer, C, inner, SUF(bn_sync_grad_chunk), &job) < 0)
         return -1;
-    struct SUF(bn_sync_grad_job) job = {scratch, scratch + p.chunks * C, dy, x, mean, &p};
-    bnpy_parallel_for(p.chunks, p.parallel, p.threads, 1, SUF(bn_sync_grad_chunk), &job);
     for (ptrdiff_t c = 0; c < C; c++)
         sum_dy[c] = sum_dyxc[c] = 0.0;
-    for (ptrdiff_t k = 0; k < p.chunks; k++) /* in order: the same bits for any thread count */
+    for (ptrdiff_t k = 0; k < job.s.plan.chunks;
+         k++) /* in order: the same bits for any thread count */
         for (ptrdiff_t c = 0; c < C; c++) {
-            sum_dy[c] += job.chunk_dy[k * C + c];
-            sum_dyxc[c] += job.chunk_dyxc[k * C + c];
+            sum_dy[c] += job.s.sum[0][k * C + c];
+            sum_dyxc[c] += job.s.sum[1][k * C + c];
         }
-    free(scratch);
+    free(job.s.sum[0]);
     return 0;
 }
 
@@ -377,11 +378,30 @@ int SUF(bnpy_bn_grad_sums)(double *sum_dy, double *sum_dyxc, const T *dy, const 
 struct SUF(bn_sync_affine_job) {
     T *out;
     const T *u, *x;
-    /* (C,) each; u_mean and a only with u, shift only without (the backward's is 0) */
-    const double *u_mean, *a, *mean, *b, *shift;
+    const double *mean;
+    /* the coefficients, (C,) each in one block (bn_sync_affine_begin, bn_sync_affine): u_mean and
+     * a used only with u, shift only without (the backward's is 0) */
+    double *u_mean, *a, *b, *shift;
     const bn_sync_plan *p; /* p and parts: set by bn_sync_affine */
     ptrdiff_t parts;
 };
+
+/* job's coefficients for the caller to fill: 1 when they are ready, 0 when there is nothing to
+ * compute (no channel or no value), -1 when they cannot be allocated. */
+static int SUF(bn_sync_affine_begin)(struct SUF(bn_sync_affine_job) * job, ptrdiff_t outer,
+                                     ptrdiff_t channels, ptrdiff_t inner)
+{
+    if (channels <= 0 || outer * inner <= 0)
+        return 0;
+    double *block = malloc((size_t)(4 * channels) * sizeof(double));
+    if (block == NULL)
+        return -1;
+    job->u_mean = block;
+    job->a = block + channels;
+    job->b = block + 2 * channels;
+    job->shift = block + 3 * channels;
+    return 1;
+}
 
 /* One output value; `with_u` a constant wherever it is inlined. The forward adds the shift β, the
  * backward (whose shift is 0) does not. */
@@ -481,7 +501,8 @@ static void SUF(bn_sync_affine_part)(void *ctx, ptrdiff_t part)
     SUF(bn_sync_affine_rows)(j, part * outer / j->parts, (part + 1) * outer / j->parts);
 }
 
-/* The pass of job (its plan and parts set here) over the (outer, channels, inner) block. */
+/* The pass of job (its plan and parts set here) over the (outer, channels, inner) block; then its
+ * coefficients are freed. */
 static void SUF(bn_sync_affine)(struct SUF(bn_sync_affine_job) * job, ptrdiff_t outer,
                                 ptrdiff_t channels, ptrdiff_t inner)
 {
@@ -491,25 +512,22 @@ static void SUF(bn_sync_affine)(struct SUF(bn_sync_affine_job) * job, ptrdiff_t 
     job->parts = parts < p.outer ? parts : (p.outer > 0 ? p.outer : 1);
     bnpy_parallel_for(job->parts, p.threads > 1 && job->parts > 1, p.threads, 1,
                       SUF(bn_sync_affine_part), job);
+    free(job->u_mean); /* the block's start */
 }
 
 int SUF(bnpy_bn_normalize)(T *y, const T *x, const T *gamma, const T *beta, const double *mean,
                            const double *var, ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t inner,
                            double epsilon)
 {
-    const ptrdiff_t C = channels;
-    double *scale;
-    int ready = bn_sync_scratch(&scale, outer, channels, inner, 2);
+    struct SUF(bn_sync_affine_job) job = {.out = y, .x = x, .mean = mean};
+    int ready = SUF(bn_sync_affine_begin)(&job, outer, channels, inner);
     if (ready <= 0)
         return ready;
-    double *shift = scale + C;
-    for (ptrdiff_t c = 0; c < C; c++) {
-        scale[c] = (gamma != NULL ? (double)gamma[c] : 1.0) * bn_invstd(var[c], epsilon);
-        shift[c] = beta != NULL ? (double)beta[c] : 0.0;
+    for (ptrdiff_t c = 0; c < channels; c++) {
+        job.b[c] = (gamma != NULL ? (double)gamma[c] : 1.0) * bn_invstd(var[c], epsilon);
+        job.shift[c] = beta != NULL ? (double)beta[c] : 0.0;
     }
-    struct SUF(bn_sync_affine_job) job = {y, NULL, x, NULL, NULL, mean, scale, shift, NULL, 0};
     SUF(bn_sync_affine)(&job, outer, channels, inner);
-    free(scale);
     return 0;
 }
 
@@ -518,22 +536,18 @@ int SUF(bnpy_bn_backward_apply)(T *dx, const T *dy, const T *x, const T *gamma, 
                                 double count, ptrdiff_t outer, ptrdiff_t channels, ptrdiff_t inner,
                                 double epsilon)
 {
-    const ptrdiff_t C = channels;
-    double *scratch;
-    int ready = bn_sync_scratch(&scratch, outer, channels, inner, 3);
+    struct SUF(bn_sync_affine_job) job = {.out = dx, .u = dy, .x = x, .mean = mean};
+    const double inv_m = count > 0.0 ? 1.0 / count : 0.0;
+    int ready = SUF(bn_sync_affine_begin)(&job, outer, channels, inner);
     if (ready <= 0)
         return ready;
-    double *a = scratch, *b = a + C, *dy_mean = b + C;
-    const double inv_m = count > 0.0 ? 1.0 / count : 0.0;
-    for (ptrdiff_t c = 0; c < C; c++) {
+    for (ptrdiff_t c = 0; c < channels; c++) {
         double s = bn_invstd(var[c], epsilon), g = gamma != NULL ? (double)gamma[c] : 1.0;
-        a[c] = g * s;
-        b[c] = -g * s * s * s * sum_dyxc[c] * inv_m;
-        dy_mean[c] = sum_dy[c] * inv_m;
+        job.a[c] = g * s;
+        job.b[c] = -g * s * s * s * sum_dyxc[c] * inv_m;
+        job.u_mean[c] = sum_dy[c] * inv_m;
     }
-    struct SUF(bn_sync_affine_job) job = {dx, dy, x, dy_mean, a, mean, b, NULL, NULL, 0};
     SUF(bn_sync_affine)(&job, outer, channels, inner);
-    free(scratch);
     return 0;
 }
 
