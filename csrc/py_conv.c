@@ -109,81 +109,86 @@ static PyArrayObject *bias_vector(PyObject *obj, int typenum, npy_intp size, con
     return b;
 }
 
-/* add_bias_rows(y, bias): in place */
-static PyObject *py_add_bias_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+/* conv_output(y, bias, channels_first) -> y in the data format
+ * The output stage of a convolution computed as a product (N, P, Cout), P = out_h·out_w pixels,
+ * bias (Cout,) or None: channels-last, bias added in place (y C-contiguous and writeable) and y
+ * itself returned; channels-first, a new (N, Cout, P) array, y transposed with bias added. */
+static PyObject *py_conv_output(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    static const char *func = "add_bias_rows";
+    static const char *func = "conv_output";
     PyObject *result = NULL;
-    PyArrayObject *y = NULL, *b = NULL;
-    npy_intp ydims[2] = {-1, -1};
-    int typenum;
-    if (bnpy_check_nargs(nargs, 2, 2, func) < 0 ||
+    PyArrayObject *y = NULL, *bias = NULL, *out = NULL;
+    const npy_intp any[3] = {-1, -1, -1};
+    int typenum, cf;
+    if (bnpy_check_nargs(nargs, 3, 3, func) < 0 ||
+        bnpy_parse_flag(args[2], func, "channels_first", &cf) < 0 ||
         (typenum = bnpy_float_typenum(args[0], func, "y")) < 0)
         return NULL;
-    if ((y = bnpy_inplace_array(args[0], typenum, 2, ydims, func, "y")) == NULL ||
-        (b = bias_vector(args[1], typenum, PyArray_DIM(y, 1), func)) == NULL ||
-        bnpy_check_overlap(y, b, 0, func, "y", "bias") < 0)
+    y = cf ? input_with_rank(args[0], typenum, 3, func, "y", "(N, pixels, Cout)")
+           : bnpy_inplace_array(args[0], typenum, 3, any, func, "y");
+    if (y == NULL ||
+        (args[1] != Py_None &&
+         (bias = bias_vector(args[1], typenum, PyArray_DIM(y, 2), func)) == NULL) ||
+        (!cf && bnpy_check_overlap(y, bias, 0, func, "y", "bias") < 0))
+        goto fail;
+    const npy_intp N = PyArray_DIM(y, 0), P = PyArray_DIM(y, 1), Cout = PyArray_DIM(y, 2);
+    const npy_intp dims[3] = {N, Cout, P};
+    if (cf && (out = (PyArrayObject *)PyArray_EMPTY(3, dims, typenum, 0)) == NULL)
         goto fail;
     Py_BEGIN_ALLOW_THREADS
-    BNPY_CALL_FOR_TYPE(typenum, bnpy_add_bias_rows, PyArray_DATA(y), PyArray_DATA(b),
-                       PyArray_DIM(y, 0), PyArray_DIM(y, 1));
+    if (cf)
+        BNPY_CALL_FOR_TYPE(typenum, bnpy_batch_transpose, PyArray_DATA(out), PyArray_DATA(y),
+                           bias ? PyArray_DATA(bias) : NULL, N, P, Cout);
+    else if (bias != NULL)
+        BNPY_CALL_FOR_TYPE(typenum, bnpy_add_bias_rows, PyArray_DATA(y), PyArray_DATA(bias), N * P,
+                           Cout);
     Py_END_ALLOW_THREADS
-    Py_INCREF(Py_None);
-    result = Py_None;
+    result = cf ? bnpy_take(&out) : bnpy_take(&y);
 fail:
-    bnpy_release(2, y, b);
+    bnpy_release(3, y, bias, out);
     return result;
 }
 
-/* sum_rows(dy) -> (C,) */
-static PyObject *py_sum_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+/* conv_output_backward(dy, with_bias, channels_first) -> (dy_rows, dbias or None)
+ * The gradient through conv_output: dy in the data format, (N, P, Cout) or (N, Cout, P), back to
+ * the product's (N, P, Cout) layout (C-contiguous; transposed for channels-first), and with_bias
+ * dbias[c] = Σ over batch and pixels of dy (summed in double). */
+static PyObject *py_conv_output_backward(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    static const char *func = "sum_rows";
+    static const char *func = "conv_output_backward";
     PyObject *result = NULL;
-    PyArrayObject *dy = NULL, *db = NULL;
-    int rc;
-    if (bnpy_check_nargs(nargs, 1, 1, func) < 0)
+    PyArrayObject *dy = NULL, *rows = NULL, *dbias = NULL;
+    int with_bias, cf, rc = 0;
+    if (bnpy_check_nargs(nargs, 3, 3, func) < 0 ||
+        bnpy_parse_flag(args[1], func, "with_bias", &with_bias) < 0 ||
+        bnpy_parse_flag(args[2], func, "channels_first", &cf) < 0)
         return NULL;
-    if ((dy = input_with_rank(args[0], -1, 2, func, "dy", "(rows, C)")) == NULL)
+    dy =
+        input_with_rank(args[0], -1, 3, func, "dy", cf ? "(N, Cout, pixels)" : "(N, pixels, Cout)");
+    if (dy == NULL)
         goto fail;
-    npy_intp dims[1] = {PyArray_DIM(dy, 1)};
-    db = (PyArrayObject *)PyArray_EMPTY(1, dims, PyArray_TYPE(dy), 0);
-    if (db == NULL)
+    const int typenum = PyArray_TYPE(dy);
+    const npy_intp N = PyArray_DIM(dy, 0), P = PyArray_DIM(dy, cf ? 2 : 1);
+    const npy_intp Cout = PyArray_DIM(dy, cf ? 1 : 2), dims[3] = {N, P, Cout};
+    if (!cf) { /* dy is in the product's layout already */
+        Py_INCREF(dy);
+        rows = dy;
+    } else if ((rows = (PyArrayObject *)PyArray_EMPTY(3, dims, typenum, 0)) == NULL)
+        goto fail;
+    if (with_bias && (dbias = (PyArrayObject *)PyArray_EMPTY(1, dims + 2, typenum, 0)) == NULL)
         goto fail;
     Py_BEGIN_ALLOW_THREADS
-    rc = BNPY_CALL_FOR_TYPE(PyArray_TYPE(dy), bnpy_sum_rows, PyArray_DATA(db), PyArray_DATA(dy),
-                            PyArray_DIM(dy, 0), dims[0]);
+    if (cf)
+        BNPY_CALL_FOR_TYPE(typenum, bnpy_batch_transpose, PyArray_DATA(rows), PyArray_DATA(dy),
+                           NULL, N, Cout, P);
+    if (with_bias)
+        rc = BNPY_CALL_FOR_TYPE(typenum, bnpy_sum_rows, PyArray_DATA(dbias), PyArray_DATA(rows),
+                                N * P, Cout);
     Py_END_ALLOW_THREADS
-    result = bnpy_result(rc, &db);
+    if (bnpy_kernel_status(rc) == 0)
+        result = Py_BuildValue("OO", rows, with_bias ? (PyObject *)dbias : Py_None);
 fail:
-    bnpy_release(2, dy, db);
-    return result;
-}
-
-/* batch_transpose(a[, bias]) -> (N, B, A) */
-static PyObject *py_batch_transpose(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    static const char *func = "batch_transpose";
-    PyObject *result = NULL;
-    PyArrayObject *a = NULL, *bias = NULL, *out = NULL;
-    if (bnpy_check_nargs(nargs, 1, 2, func) < 0)
-        return NULL;
-    if ((a = input_with_rank(args[0], -1, 3, func, "a", "(N, A, B)")) == NULL)
-        goto fail;
-    if (nargs > 1 && args[1] != Py_None &&
-        (bias = bias_vector(args[1], PyArray_TYPE(a), PyArray_DIM(a, 2), func)) == NULL)
-        goto fail;
-    npy_intp dims[3] = {PyArray_DIM(a, 0), PyArray_DIM(a, 2), PyArray_DIM(a, 1)};
-    out = (PyArrayObject *)PyArray_EMPTY(3, dims, PyArray_TYPE(a), 0);
-    if (out == NULL)
-        goto fail;
-    Py_BEGIN_ALLOW_THREADS
-    BNPY_CALL_FOR_TYPE(PyArray_TYPE(a), bnpy_batch_transpose, PyArray_DATA(out), PyArray_DATA(a),
-                       bias ? PyArray_DATA(bias) : NULL, dims[0], dims[2], dims[1]);
-    Py_END_ALLOW_THREADS
-    result = bnpy_take(&out);
-fail:
-    bnpy_release(3, a, bias, out);
+    bnpy_release(3, dy, rows, dbias);
     return result;
 }
 
@@ -413,15 +418,15 @@ PyMethodDef bnpy_conv_methods[] = {
         "channels_first, out=None, dh=1, dw=1, /)\n--\n\n"
         "The adjoint of im2col: dx of shape x_shape, each cell the sum of the dcol entries copied "
         "from it."),
-    BNPY_FASTCALL(
-        "add_bias_rows", py_add_bias_rows,
-        "add_bias_rows(y, bias, /)\n--\n\nIn place: y[r, c] += bias[c] (y C-contiguous 2-D)."),
-    BNPY_FASTCALL("sum_rows", py_sum_rows,
-                  "sum_rows(dy, /)\n--\n\nThe column sums of a 2-D array, accumulated in double."),
-    BNPY_FASTCALL(
-        "batch_transpose", py_batch_transpose,
-        "batch_transpose(a, bias=None, /)\n--\n\nb[n, j, i] = a[n, i, j] (+ bias[j]): (N, A, B) -> "
-        "(N, B, A)."),
+    BNPY_FASTCALL("conv_output", py_conv_output,
+                  "conv_output(y, bias, channels_first, /)\n--\n\n"
+                  "A convolution's (N, pixels, Cout) product in its data format, bias added: "
+                  "channels-last in place (y returned), channels-first transposed to "
+                  "(N, Cout, pixels)."),
+    BNPY_FASTCALL("conv_output_backward", py_conv_output_backward,
+                  "conv_output_backward(dy, with_bias, channels_first, /)\n--\n\n"
+                  "(dy_rows, dbias): dy in the product's (N, pixels, Cout) layout and, with_bias, "
+                  "its sums over batch and pixels (in double); else None."),
     {"conv_direct_available", py_conv_direct_available, METH_NOARGS,
      "conv_direct_available()\n--\n\nTrue when conv2d_direct can run (x86 with AVX2 and FMA)."},
     BNPY_FASTCALL("conv2d_direct", py_conv2d_direct,

@@ -427,13 +427,43 @@ def test_core_rejects_inconsistent_arguments_without_writing():
         core.pool2d_backward(y[:, :1], None, x.shape, *window, False)
     with pytest.raises(ValueError, match="pool2d: padding"):
         core.pool2d(x, True, 2, 2, 2, 2, 2, 0, 0, 0, False)
-    with pytest.raises(ValueError, match="add_bias_rows: bias must have shape"):
-        core.add_bias_rows(out, np.zeros(3, np.float32))
-    with pytest.raises(ValueError, match="add_bias_rows: y must be writeable"):
-        ro = out.copy()
+    y = out.reshape(1, 9, 7)
+    with pytest.raises(ValueError, match="conv_output: bias must have shape"):
+        core.conv_output(y, np.zeros(3, np.float32), False)
+    with pytest.raises(ValueError, match="conv_output: y must be writeable"):
+        ro = y.copy()
         ro.flags.writeable = False
-        core.add_bias_rows(ro, np.zeros(7, np.float32))
+        core.conv_output(ro, np.zeros(7, np.float32), False)
+    with pytest.raises(ValueError, match="conv_output: y must not overlap bias"):
+        core.conv_output(y, y[0, 0], False)
     np.testing.assert_array_equal(out, 7.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_conv_output_stage_matches_numpy(dtype, with_bias):
+    """conv_output: the (N, P, Cout) product in the data format with the bias added (in place for
+    channels-last); conv_output_backward: dy back in that layout, and the bias gradient."""
+    rng = np.random.default_rng(31)
+    product = rng.standard_normal((3, 20, 5)).astype(dtype)
+    bias = rng.standard_normal(5).astype(dtype) if with_bias else None
+    expected = product + (0 if bias is None else bias)
+    cl = product.copy()
+    assert bnpy._core.conv_output(cl, bias, False) is cl
+    np.testing.assert_array_equal(cl, expected)
+    cf = bnpy._core.conv_output(product, bias, True)
+    np.testing.assert_array_equal(cf, expected.transpose(0, 2, 1))
+
+    # the gradient: sums in double, rounded once (the tolerance of one rounding of the sum)
+    exact_sum = product.astype(np.float64).sum(axis=(0, 1))
+    for given, channels_first in [(product, False), (product.transpose(0, 2, 1), True)]:
+        rows, dbias = bnpy._core.conv_output_backward(given, with_bias, channels_first)
+        assert rows.flags.c_contiguous and rows.shape == product.shape
+        np.testing.assert_array_equal(rows, product)
+        if with_bias:
+            np.testing.assert_allclose(dbias, exact_sum, rtol=np.finfo(dtype).eps, atol=0)
+        else:
+            assert dbias is None
 
 
 def test_reference_counts_are_stable():
@@ -464,7 +494,7 @@ def test_reference_counts_are_stable():
                 x, 9, 9, 1, 1, 0, 0, 0, 0, False
             )
         with pytest.raises(ValueError):
-            bnpy._core.add_bias_rows(x.reshape(-1, 3), bias)
+            bnpy._core.conv_output(x.reshape(1, -1, 3), bias, False)
     assert [sys.getrefcount(a) for a in arrays] == before
 
 

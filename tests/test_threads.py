@@ -87,11 +87,11 @@ def _core_work(i):
     out["max_back"] = _core.pool2d_backward(out["max"], out["argmax"], x.shape, *max_window, cf)
     out["avg"] = _core.pool2d(x, False, *avg_window, cf)[0]
     out["avg_back"] = _core.pool2d_backward(out["avg"], None, x.shape, *avg_window, cf)
-    out["sum"] = _core.sum_rows(out["im2col"])
-    out["transpose"] = _core.batch_transpose(out["im2col"].reshape(8, -1, 27))
-    rows = out["im2col"].copy()
-    _core.add_bias_rows(rows, out["sum"])
-    out["bias_rows"] = rows
+    product = out["im2col"].reshape(8, -1, 27)
+    out["rows"], out["sum"] = _core.conv_output_backward(product, True, False)
+    out["transpose"] = _core.conv_output(product, out["sum"], True)
+    out["rows_transposed"], out["sum_transposed"] = _core.conv_output_backward(product, True, True)
+    out["bias_rows"] = _core.conv_output(product.copy(), out["sum"], False)
     out["warp"] = ops.affine_warp(
         x,
         MATRICES,

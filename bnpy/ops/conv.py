@@ -169,12 +169,9 @@ def _columns(x, geometry, channels_first, dilation):
 def _finish_output(y2d, bias, n, out_hw, channels_first):
     """(N*P, Cout) product -> y in the data format, bias added (in place for channels-last)."""
     cout = y2d.shape[1]
-    if channels_first:
-        pixels = out_hw[0] * out_hw[1]  # explicit: -1 is ambiguous for an empty batch
-        return _core.batch_transpose(y2d.reshape(n, pixels, cout), bias).reshape(n, cout, *out_hw)
-    if bias is not None:
-        _core.add_bias_rows(y2d, bias)
-    return y2d.reshape(n, out_hw[0], out_hw[1], cout)
+    pixels = out_hw[0] * out_hw[1]  # explicit: -1 is ambiguous for an empty batch
+    y = _core.conv_output(y2d.reshape(n, pixels, cout), bias, channels_first)
+    return y.reshape((n, cout) + out_hw if channels_first else (n,) + out_hw + (cout,))
 
 
 def conv2d_forward(
@@ -238,16 +235,17 @@ def conv2d_backward(dy, ctx, need_dx=True):
             )
         )
     cout = ctx.kernel_shape[3]
-    n = dy.shape[0]
-    if ctx.channels_first:
-        dy2d = _core.batch_transpose(dy.reshape(n, cout, dy.shape[2] * dy.shape[3])).reshape(
-            -1, cout
-        )
-    else:
-        dy2d = np.ascontiguousarray(dy).reshape(-1, cout)
+    out_h, out_w = ctx.y_shape[2:] if ctx.channels_first else ctx.y_shape[1:3]
+    n, pixels = dy.shape[0], out_h * out_w
+    dy_rows, dbias = _core.conv_output_backward(
+        dy.reshape((n, cout, pixels) if ctx.channels_first else (n, pixels, cout)),
+        ctx.has_bias,
+        ctx.channels_first,
+    )
+    dy2d = dy_rows.reshape(n * pixels, cout)
     if ctx.fft is not None:
         dx, dkernel = _conv_fft.backward(dy2d.reshape(ctx.y_shape), ctx.fft, need_dx)
-        return dx, dkernel, (_core.sum_rows(dy2d) if ctx.has_bias else None)
+        return dx, dkernel, dbias
     if ctx.xpad is not None:
         kh, kw = ctx.geometry[0], ctx.geometry[1]
         dkernel = _core.conv2d_direct_dkernel(
@@ -255,7 +253,6 @@ def conv2d_backward(dy, ctx, need_dx=True):
         )
     else:
         dkernel = np.matmul(ctx.col.T, dy2d).reshape(ctx.kernel_shape)
-    dbias = _core.sum_rows(dy2d) if ctx.has_bias else None
     dx = None
     if (
         need_dx

@@ -78,25 +78,18 @@ def build_col2im(rng, api):
     )
 
 
-def build_add_bias_rows(rng, api):
-    dtype = random_dtype(rng)
-    y = random_values(rng, random_shape(rng, 2), dtype)
-    bias = random_values(rng, (y.shape[1],), dtype)
-    return Case("_core.add_bias_rows", _core.add_bias_rows, [y, bias], outputs=[0])
+def build_conv_output(rng, api):
+    y = random_values(rng, random_shape(rng, 3), random_dtype(rng))
+    bias = random_values(rng, (y.shape[2],), y.dtype) if rng.random() < 0.5 else None
+    cf = bool(rng.integers(2))
+    # y is written in place when channels_first is false (a mutation may flip it)
+    return Case("_core.conv_output", _core.conv_output, [y, bias, cf], outputs=[0])
 
 
-def build_sum_rows(rng, api):
-    return Case(
-        "_core.sum_rows",
-        _core.sum_rows,
-        [random_values(rng, random_shape(rng, 2), random_dtype(rng))],
-    )
-
-
-def build_batch_transpose(rng, api):
-    a = random_values(rng, random_shape(rng, 3), random_dtype(rng))
-    bias = random_values(rng, (a.shape[2],), a.dtype) if rng.random() < 0.5 else None
-    return Case("_core.batch_transpose", _core.batch_transpose, [a, bias])
+def build_conv_output_backward(rng, api):
+    dy = random_values(rng, random_shape(rng, 3), random_dtype(rng))
+    args = [dy, bool(rng.integers(2)), bool(rng.integers(2))]
+    return Case("_core.conv_output_backward", _core.conv_output_backward, args)
 
 
 def build_pool(rng, api, kind):

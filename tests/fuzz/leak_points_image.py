@@ -116,34 +116,28 @@ def image_points(a):
                 (ValueError, lambda: _core.pool2d_setup("f", a["x32"], 9, None, "valid", False)),
             ],
         ),
-        "add_bias_rows": (
-            [lambda: _core.add_bias_rows(a["rows64"], a["bias3_64"])],
+        "conv_output": (
             [
-                (
-                    ValueError,
-                    lambda: _core.add_bias_rows(a["rows64"], a["bias8"].astype(np.float64)),
-                ),
-                (TypeError, lambda: _core.add_bias_rows(a["rows64"], a["bias8"])),
+                lambda: _core.conv_output(a["cube64"].copy(), a["bias3_64"], False),
+                lambda: _core.conv_output(a["cube64"], None, True),
+                lambda: _core.conv_output(a["cube64"], a["bias3_64"], True),
+            ],
+            [
+                (ValueError, lambda: _core.conv_output(a["cube64"], a["gamma64"][:2], True)),
+                (TypeError, lambda: _core.conv_output(a["cube64"], a["bias8"], True)),
+                (ValueError, lambda: _core.conv_output(a["rows64"], None, True)),
+                (ValueError, lambda: _core.conv_output(a["readonly64"][0], None, False)),
             ],
         ),
-        "sum_rows": (
+        "conv_output_backward": (
             [
-                lambda: _core.sum_rows(a["rows64"]),
-                lambda: _core.sum_rows(a["x32_strided"].reshape(-1, 15)),
+                lambda: _core.conv_output_backward(a["cube64"], True, False),
+                lambda: _core.conv_output_backward(a["cube64"][:, ::2], True, True),
+                lambda: _core.conv_output_backward(a["cube64"], False, True),
             ],
             [
-                (ValueError, lambda: _core.sum_rows(a["cube64"])),
-                (TypeError, lambda: _core.sum_rows(a["ints"])),
-            ],
-        ),
-        "batch_transpose": (
-            [
-                lambda: _core.batch_transpose(a["cube64"]),
-                lambda: _core.batch_transpose(a["cube64"], a["bias3_64"]),
-            ],
-            [
-                (ValueError, lambda: _core.batch_transpose(a["cube64"], a["gamma64"][:2])),
-                (TypeError, lambda: _core.batch_transpose(a["cube64"], a["bias8"])),
+                (ValueError, lambda: _core.conv_output_backward(a["rows64"], True, False)),
+                (TypeError, lambda: _core.conv_output_backward(a["ints"], True, False)),
             ],
         ),
         "pool2d": (
