@@ -137,15 +137,18 @@ void SUF(bnpy_add_bias_rows)(T *y, const T *bias, ptrdiff_t rows, ptrdiff_t C)
 
 int SUF(bnpy_sum_rows)(T *dbias, const T *dy, ptrdiff_t rows, ptrdiff_t C)
 {
-    /* A fixed number of row blocks (the thread count), each summed in double into its own
-     * partial, then the partials added in block order: deterministic for a given thread count. */
-    ptrdiff_t blocks = bnpy_threads_for((double)rows * C);
-    if (blocks > rows)
-        blocks = rows > 0 ? rows : 1;
+    /* Row blocks whose number follows from the sizes alone (about 32K values each, at most 64),
+     * each summed in double into its own partial, then the partials added in block order: the
+     * same bits for any thread count. */
+    enum { BLOCK_VALUES = 32768, MAX_BLOCKS = 64 };
+    ptrdiff_t blocks = (ptrdiff_t)((double)rows * (double)C / BLOCK_VALUES);
+    blocks = blocks > MAX_BLOCKS ? MAX_BLOCKS : blocks;
+    blocks = blocks > rows ? rows : blocks;
+    blocks = blocks < 1 ? 1 : blocks;
     double *partial = calloc((size_t)(blocks * C), sizeof(double));
     if (partial == NULL)
         return -1;
-    const int nt = (int)blocks;
+    const int nt = blocks > 1 ? bnpy_threads_for((double)rows * C) : 1;
     BNPY_OMP_FOR(nt)
     for (ptrdiff_t b = 0; b < blocks; b++) {
         double *acc = partial + b * C;

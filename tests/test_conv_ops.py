@@ -319,9 +319,28 @@ def test_results_do_not_depend_on_thread_count(direct, monkeypatch):
         bnpy.set_num_threads(before)
     for other in results[1:]:
         for a, b in zip(results[0], other):
-            # the kernel gradient and dbias add per-thread partials in double: the same to a few
-            # float32 ulps of the largest value; everything else is computed identically
+            # the im2col path's kernel gradient is a BLAS product, whose sums follow its threads:
+            # the same to a few float32 ulps of the largest value
             np.testing.assert_allclose(a, b, rtol=0, atol=4 * 2.0**-24 * np.abs(a).max())
+        for i in (2, 10):  # dbias of each format: blocks by size alone, bitwise the same
+            np.testing.assert_array_equal(results[0][i], other[i])
+
+
+def test_bias_gradient_is_bitwise_the_same_for_any_thread_count():
+    """float64, where partial sums cut at other places differ in their last bits (they did when
+    the row blocks were one per thread): the blocks follow from the sizes alone."""
+    dy = np.random.default_rng(23).standard_normal((16, 576, 16))  # 147K values: parallel
+    before = bnpy.get_num_threads()
+    sums = []
+    try:
+        for threads in (1, 2, 3):
+            bnpy.set_num_threads(threads)
+            sums.append(bnpy._core.conv_output_backward(dy, True, False)[1])
+    finally:
+        bnpy.set_num_threads(before)
+    for other in sums[1:]:
+        np.testing.assert_array_equal(sums[0], other)
+    np.testing.assert_allclose(sums[0], dy.sum(axis=(0, 1)), rtol=1e-13)
 
 
 def test_inputs_are_not_modified():
