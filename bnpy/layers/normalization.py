@@ -8,57 +8,12 @@ import numpy as np
 from .. import constraints, initializers, ops, regularizers
 from ..engine import Layer
 from ..legacy.interfaces import legacy_batchnorm_support
-
-_RENORM_CLIPPING_KEYS = ("rmax", "rmin", "dmax")
-
-
-def _real_in_range(owner, name, value, low, high, allow_none=False):
-    """``value`` as a float in [low, high] (NaN and bools rejected), or None when allow_none;
-    TypeError/ValueError naming ``name`` otherwise."""
-    if value is None and allow_none:
-        return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
-        raise TypeError(
-            "{}: `{}` must be a real number{}, got {!r}".format(
-                owner, name, " or None" if allow_none else "", value
-            )
-        )
-    number = float(value)
-    if not low <= number <= high:  # also rejects NaN
-        raise ValueError(
-            "{}: `{}` must be in [{}, {}], got {!r}".format(owner, name, low, high, value)
-        )
-    return number
-
-
-def _renorm_clipping_config(clipping):
-    """tf.keras's ``renorm_clipping`` dict checked and copied (keys it omits mean no clipping on
-    that side: rmin = 0, rmax = ∞, dmax = ∞)."""
-    owner = "BatchNormalization"
-    if clipping is None:
-        return {}
-    if not isinstance(clipping, dict):
-        raise TypeError(
-            "{}: `renorm_clipping` must be a dict with keys among {} or None, got {!r}".format(
-                owner, _RENORM_CLIPPING_KEYS, clipping
-            )
-        )
-    unknown = set(clipping) - set(_RENORM_CLIPPING_KEYS)
-    if unknown:
-        raise ValueError(
-            "{}: `renorm_clipping` has unknown keys {}; supported: {}".format(
-                owner, sorted(map(str, unknown)), _RENORM_CLIPPING_KEYS
-            )
-        )
-    checked = {
-        key: _real_in_range(owner, "renorm_clipping['{}']".format(key), value, 0.0, math.inf)
-        for key, value in clipping.items()
-    }
-    if checked.get("rmin", 0.0) > checked.get("rmax", math.inf):
-        raise ValueError(
-            "{}: `renorm_clipping` needs rmin <= rmax, got {!r}".format(owner, clipping)
-        )
-    return checked
+from ._bn_options import (
+    SqrtInitializer,
+    real_in_range,
+    renorm_clipping_config,
+    renorm_corrections,
+)
 
 
 class BatchNormalization(Layer):
@@ -165,8 +120,8 @@ class BatchNormalization(Layer):
         if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
             raise ValueError("BatchNormalization: `axis` must be an integer, got {!r}".format(axis))
         self.axis = int(axis)
-        self.momentum = _real_in_range(owner, "momentum", momentum, 0.0, 1.0, allow_none=True)
-        self.epsilon = _real_in_range(owner, "epsilon", epsilon, 0.0, math.inf)
+        self.momentum = real_in_range(owner, "momentum", momentum, 0.0, 1.0, allow_none=True)
+        self.epsilon = real_in_range(owner, "epsilon", epsilon, 0.0, math.inf)
         if not self.epsilon > 0.0:
             raise ValueError("BatchNormalization: `epsilon` must be > 0, got {!r}".format(epsilon))
         self.center = bool(center)
@@ -181,8 +136,8 @@ class BatchNormalization(Layer):
         self.gamma_constraint = constraints.get(gamma_constraint)
         self.unbiased_moving_variance = bool(unbiased_moving_variance)
         self.renorm = bool(renorm)
-        self.renorm_clipping = _renorm_clipping_config(renorm_clipping)
-        self.renorm_momentum = _real_in_range(owner, "renorm_momentum", renorm_momentum, 0.0, 1.0)
+        self.renorm_clipping = renorm_clipping_config(renorm_clipping)
+        self.renorm_momentum = real_in_range(owner, "renorm_momentum", renorm_momentum, 0.0, 1.0)
         if virtual_batch_size is not None and (
             isinstance(virtual_batch_size, (bool, np.bool_))
             or not isinstance(virtual_batch_size, (int, np.integer))
@@ -262,7 +217,7 @@ class BatchNormalization(Layer):
         )
         if self.renorm:
             # tf.keras tracks the inference statistics as a standard deviation under renorm
-            stddev_initializer = _SqrtInitializer(self.moving_variance_initializer)
+            stddev_initializer = SqrtInitializer(self.moving_variance_initializer)
             self.moving_stddev = self.add_weight(
                 shape, stddev_initializer, "moving_stddev", trainable=False
             )
@@ -434,7 +389,7 @@ class BatchNormalization(Layer):
         )
         mean = means.mean(axis=0, dtype=np.float64)
         var = variances.mean(axis=0, dtype=np.float64)
-        r, d = _renorm_corrections(
+        r, d = renorm_corrections(
             mean, var, self.renorm_mean, self.renorm_stddev, epsilon, self.renorm_clipping
         )
         gamma = 1.0 if self.gamma is None else self.gamma.astype(np.float64)
@@ -562,27 +517,6 @@ class BatchNormalization(Layer):
         )
 
 
-def _renorm_corrections(mean, var, renorm_mean, renorm_stddev, epsilon, clipping):
-    """(r, d) in float64 as bn_renorm.h computes them: σ = √(var + ε), s = max(renorm_stddev, √ε),
-    r = clip(σ/s, rmin, rmax), d = clip((mean − renorm_mean)/s, −dmax, dmax); a NaN stays."""
-    s = np.maximum(renorm_stddev.astype(np.float64), math.sqrt(epsilon))
-    r = np.sqrt(var + epsilon) / s
-    d = (mean - renorm_mean.astype(np.float64)) / s
-    r = np.clip(r, clipping.get("rmin", 0.0), clipping.get("rmax", math.inf))
-    dmax = clipping.get("dmax", math.inf)
-    return r, np.clip(d, -dmax, dmax)
-
-
-class _SqrtInitializer(initializers.Initializer):
-    """√ of another initializer's values (tf.keras's moving_stddev_initializer under renorm)."""
-
-    def __init__(self, initializer):
-        self.initializer = initializer
-
-    def __call__(self, shape, dtype=None):
-        return np.sqrt(np.asarray(self.initializer(shape, dtype), dtype=np.float64)).astype(dtype)
-
-
 # ------------------------------------------------------------------------------------------------
 # Population statistics for inference (the paper's Algorithm 2)
 # ------------------------------------------------------------------------------------------------
@@ -601,7 +535,8 @@ def compute_population_statistics(model, x, batch_size=32):
         Var[x] = Σ_b m_b·(m_b/(m_b − 1))·σ²_b / Σ_b m_b        (batches with m_b = 1 left out)
 
     which for equal batches is the paper's E_B[μ_B] and m/(m − 1)·E_B[σ²_B]. Nothing in the
-    model changes: the moving statistics are neither read nor updated. Keras 2.0 (and bnpy's
+    model changes: the moving statistics are not updated, and only a renorm layer reads them, for
+    its r and d corrections as in training (Algorithm 2 predates renorm). Keras 2.0 (and bnpy's
     ``fit``) instead keep exponential moving averages (``momentum``), which after few batches
     still remember their initial values and lag behind the weights.
     """
