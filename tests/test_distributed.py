@@ -407,6 +407,69 @@ def test_experiment_distributed_matches_one_process(tmp_path):
         assert abs(float(ours[0][key]) - float(theirs[0][key])) <= 1e-4, key
 
 
+INTERRUPTED_EXPERIMENT = """
+import sys
+from mpi4py import MPI
+from bnpy.experiments.__main__ import main
+
+
+def stop_after_first_epoch(group, done):
+    if done == 1:
+        raise KeyboardInterrupt
+
+
+status = main(sys.argv[1:], after_epoch=stop_after_first_epoch)
+print("rank", MPI.COMM_WORLD.Get_rank(), "status", status, flush=True)
+"""
+
+
+@needs_mpi
+def test_experiment_distributed_resumes_to_the_same_result(tmp_path):
+    """A 2-rank run interrupted after its first epoch (on every rank, as Ctrl-C would) and resumed
+    with --resume: rank 0 sends its checkpoint to rank 1, and the histories equal, bit for bit,
+    those of a 2-rank run never interrupted. The same checkpoint also resumes in one process."""
+    import csv
+    import json
+    import shutil
+
+    options = [
+        "article", "--dataset", "cifar10_sample", "--train-size", "64", "--test-size", "32",
+        "--epochs", "2", "--groups", "all-comments", "--verbose", "0", "--distributed",
+    ]  # fmt: skip
+    straight, broken = tmp_path / "straight", tmp_path / "broken"
+    done = mpirun(tmp_path, 2, "-m", "bnpy.experiments", *options, "--out", straight)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    (tmp_path / "interrupted.py").write_text(INTERRUPTED_EXPERIMENT)
+    done = mpirun(tmp_path, 2, tmp_path / "interrupted.py", *options, "--out", broken)
+    assert sorted(line for line in done.stdout.splitlines() if line.startswith("rank")) == [
+        "rank 0 status 130",
+        "rank 1 status 130",
+    ], done.stdout + done.stderr
+    assert json.loads((broken / "run.json").read_text())["status"] == "interrupted"
+    shutil.copytree(broken, tmp_path / "broken-one")
+
+    done = mpirun(tmp_path, 2, "-m", "bnpy.experiments", *options, "--out", broken, "--resume")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Resuming all-comments seed 0 after epoch 1/2" in done.stdout
+
+    def rows(folder):
+        with open(folder / "history-all-comments-seed0.csv") as f:
+            return list(csv.DictReader(f))
+
+    ours, theirs = rows(broken), rows(straight)
+    assert len(ours) == len(theirs) == 2
+    for a, b in zip(ours, theirs):
+        for key in ("loss", "acc", "val_loss", "val_acc", "val_loss_population"):
+            assert a[key] == b[key], (a["epoch"], key)
+
+    from bnpy.experiments.__main__ import main
+
+    one = [o for o in options if o != "--distributed"]
+    assert main(one + ["--out", str(tmp_path / "broken-one"), "--resume"]) == 0
+    assert len(rows(tmp_path / "broken-one")) == 2
+
+
 SMALL_BATCH = """
 import warnings
 import numpy as np

@@ -224,7 +224,8 @@ def build_parser():
 def main(argv=None, *, after_epoch=None):
     """Entry point of ``bnpy-experiment``; returns the exit status (0 done, 2 error, 130 Ctrl-C).
 
-    ``after_epoch(group, done)`` is called after every checkpoint (tests interrupt runs with it).
+    ``after_epoch(group, done)`` is called after every checkpoint, on every rank of a
+    --distributed run (tests interrupt runs with it).
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -244,7 +245,7 @@ def main(argv=None, *, after_epoch=None):
         module.validate_args(args)  # reject bad options and unusable data before creating anything
         data = module.load_data(args, log)
         if context is not None and not context.is_root:
-            return _follow_root(context, module, args, data)
+            return _follow_root(context, module, args, data, after_epoch)
         try:
             run_dir, record, resuming = _common.prepare_run_dir(
                 args.command,
@@ -255,9 +256,14 @@ def main(argv=None, *, after_epoch=None):
                 log,
                 data=_common.data_identity(*data),
             )
-        finally:  # the other ranks train only once rank 0 has its run directory
-            if context is not None:
-                context.bcast_object(sys.exc_info()[0] is None)
+        except BaseException:
+            if context is not None:  # the other ranks wait for the run directory: stop them
+                context.bcast_object(None)
+            raise
+        if context is not None:  # the other ranks train once rank 0 has its run directory
+            context.bcast_object(
+                {"resuming": resuming, "files": _common.read_run_files(run_dir) if resuming else {}}
+            )
         log = _common.Log(run_dir)
         log(
             "bnpy-experiment {} -> {}{}".format(
@@ -302,8 +308,6 @@ def main(argv=None, *, after_epoch=None):
 
 def _distributed_context(args):
     """This rank's bnpy.distributed context; rank 0 says what the job is."""
-    if args.resume:
-        raise ExperimentError("--resume is not supported with --distributed (yet)")
     try:
         from bnpy import distributed
 
@@ -324,19 +328,26 @@ def _distributed_context(args):
     return context
 
 
-def _follow_root(context, module, args, data):
+def _follow_root(context, module, args, data, after_epoch):
     """A rank other than 0 of a --distributed run: the same training as rank 0 (its collectives
     need every rank), its files in a scratch directory removed at the end; rank 0 writes the
-    run's results."""
+    run's results. A resumed run starts from a copy of rank 0's run directory, sent by rank 0,
+    so that every rank loads the same checkpoints and skips the same finished parts."""
     import shutil
     import tempfile
 
-    if not context.bcast_object(None):
+    start = context.bcast_object(None)
+    if start is None:
         return 2  # rank 0 could not prepare its run directory and said why
     args.verbose = 0
     scratch = tempfile.mkdtemp(prefix="bnpy-rank{}-".format(context.rank))
     try:
-        module.run(args, scratch, False, _common.Log(quiet=True), data)
+        _common.write_run_files(scratch, start["files"])
+        module.run(
+            args, scratch, start["resuming"], _common.Log(quiet=True), data, after_epoch=after_epoch
+        )
+    except KeyboardInterrupt:  # rank 0 records the interruption and says how to resume
+        return 130
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return 0

@@ -65,6 +65,27 @@ def write_json(path, obj):
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+def read_run_files(run_dir):
+    """Every file under ``run_dir`` as ``{relative path: bytes}``: what the other ranks of a
+    --distributed run need to resume rank 0's run, with no file system shared between them."""
+    files = {}
+    for folder, _, names in os.walk(run_dir):
+        for name in names:
+            path = os.path.join(folder, name)
+            with open(path, "rb") as f:
+                files[os.path.relpath(path, run_dir)] = f.read()
+    return files
+
+
+def write_run_files(folder, files):
+    """The files read_run_files returned, written under ``folder`` (their folders created)."""
+    for relative, content in files.items():
+        path = os.path.join(folder, relative)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(content)
+
+
 def write_csv(path, rows, columns):
     """rows: list of dicts; columns: their keys in order."""
     buf = io.StringIO()
