@@ -34,6 +34,16 @@ import numpy as np
 
 _COMMON_KWARGS = {"clipnorm", "clipvalue"}
 
+# Hyperparameters with an upper limit: (limit, whether the limit itself is allowed). A momentum
+# or ρ of 1 keeps everything; a β of 1 would divide by 1 − β^t = 0. Every other hyperparameter is
+# a finite number >= 0.
+_UPPER_LIMITS = {
+    "momentum": (1.0, True),
+    "rho": (1.0, True),
+    "beta_1": (1.0, False),
+    "beta_2": (1.0, False),
+}
+
 
 def _checked(optimizer, name, value, high=None, high_included=True):
     """``value`` of the argument ``name`` as a float: a real number (not a bool or a string),
@@ -160,13 +170,26 @@ class Optimizer:
     def _update_one(self, p, g, slots, lr):
         raise NotImplementedError
 
+    def _set_hyperparameters(self, **values):
+        """A subclass's own arguments: each checked (_checked, up to its _UPPER_LIMITS entry),
+        kept as an attribute (lr through its property) and listed by get_config in this order."""
+        for name, value in values.items():
+            high, high_included = _UPPER_LIMITS.get(name, (None, True))
+            setattr(self, name, _checked(self, name, value, high, high_included))
+        self._config_names = tuple(values)
+
+    _config_names = ()
+
     # -- introspection ----------------------------------------------------------------------
     def get_config(self):
+        """clipnorm and clipvalue where set, then the hyperparameters (Keras 2.0's keys)."""
         config = {}
         if self.clipnorm is not None:
             config["clipnorm"] = self.clipnorm
         if self.clipvalue is not None:
             config["clipvalue"] = self.clipvalue
+        for name in self._config_names:
+            config[name] = self._lr if name == "lr" else getattr(self, name)
         return config
 
     def get_state(self, param):
@@ -214,11 +237,7 @@ class SGD(Optimizer):
             raise TypeError(
                 "SGD: argument 'nesterov' must be True or False, got {!r}".format(nesterov)
             )
-        self.lr, self.momentum, self.decay = (
-            _checked(self, "lr", lr),
-            _checked(self, "momentum", momentum, 1.0),
-            _checked(self, "decay", decay),
-        )
+        self._set_hyperparameters(lr=lr, momentum=momentum, decay=decay)
         self.nesterov = bool(nesterov)
 
     def _update_one(self, p, g, slots, lr):
@@ -234,13 +253,7 @@ class SGD(Optimizer):
             p += v
 
     def get_config(self):
-        return dict(
-            super().get_config(),
-            lr=self._lr,
-            momentum=self.momentum,
-            decay=self.decay,
-            nesterov=self.nesterov,
-        )
+        return dict(super().get_config(), nesterov=self.nesterov)
 
 
 class RMSprop(Optimizer):
@@ -250,11 +263,7 @@ class RMSprop(Optimizer):
 
     def __init__(self, lr=0.001, rho=0.9, epsilon=1e-8, decay=0.0, **kwargs):
         super().__init__(**kwargs)
-        self.lr, self.rho = _checked(self, "lr", lr), _checked(self, "rho", rho, 1.0)
-        self.epsilon, self.decay = (
-            _checked(self, "epsilon", epsilon),
-            _checked(self, "decay", decay),
-        )
+        self._set_hyperparameters(lr=lr, rho=rho, epsilon=epsilon, decay=decay)
 
     def _update_one(self, p, g, slots, lr):
         a, scratch = slots
@@ -268,11 +277,6 @@ class RMSprop(Optimizer):
         scratch *= lr
         p -= scratch
 
-    def get_config(self):
-        return dict(
-            super().get_config(), lr=self._lr, rho=self.rho, epsilon=self.epsilon, decay=self.decay
-        )
-
 
 class Adagrad(Optimizer):
     """Slots: [a (sum of squares), scratch]."""
@@ -281,8 +285,7 @@ class Adagrad(Optimizer):
 
     def __init__(self, lr=0.01, epsilon=1e-8, decay=0.0, **kwargs):
         super().__init__(**kwargs)
-        self.lr, self.epsilon = _checked(self, "lr", lr), _checked(self, "epsilon", epsilon)
-        self.decay = _checked(self, "decay", decay)
+        self._set_hyperparameters(lr=lr, epsilon=epsilon, decay=decay)
 
     def _update_one(self, p, g, slots, lr):
         a, scratch = slots
@@ -294,9 +297,6 @@ class Adagrad(Optimizer):
         scratch *= lr
         p -= scratch
 
-    def get_config(self):
-        return dict(super().get_config(), lr=self._lr, epsilon=self.epsilon, decay=self.decay)
-
 
 class Adadelta(Optimizer):
     """Adadelta (Zeiler 2012) as Keras 2.0: lr=1.0, rho=0.95, epsilon=1e-8 (the literal, not
@@ -306,11 +306,7 @@ class Adadelta(Optimizer):
 
     def __init__(self, lr=1.0, rho=0.95, epsilon=1e-8, decay=0.0, **kwargs):
         super().__init__(**kwargs)
-        self.lr, self.rho = _checked(self, "lr", lr), _checked(self, "rho", rho, 1.0)
-        self.epsilon, self.decay = (
-            _checked(self, "epsilon", epsilon),
-            _checked(self, "decay", decay),
-        )
+        self._set_hyperparameters(lr=lr, rho=rho, epsilon=epsilon, decay=decay)
 
     def _update_one(self, p, g, slots, lr):
         a, d, delta, scratch = slots
@@ -332,11 +328,6 @@ class Adadelta(Optimizer):
         d *= rho
         d += scratch  # d = ρd + (1−ρ)Δ²   (unscaled Δ)
 
-    def get_config(self):
-        return dict(
-            super().get_config(), lr=self._lr, rho=self.rho, epsilon=self.epsilon, decay=self.decay
-        )
-
 
 class Adam(Optimizer):
     """Slots: [m, v, scratch]."""
@@ -345,15 +336,7 @@ class Adam(Optimizer):
 
     def __init__(self, lr=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8, decay=0.0, **kwargs):
         super().__init__(**kwargs)
-        self.lr, self.epsilon, self.decay = (
-            _checked(self, "lr", lr),
-            _checked(self, "epsilon", epsilon),
-            _checked(self, "decay", decay),
-        )
-        self.beta_1, self.beta_2 = (
-            _checked(self, name, value, 1.0, high_included=False)
-            for name, value in (("beta_1", beta_1), ("beta_2", beta_2))
-        )
+        self._set_hyperparameters(lr=lr, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, decay=decay)
 
     def _update_one(self, p, g, slots, lr):
         m, v, scratch = slots
@@ -372,16 +355,6 @@ class Adam(Optimizer):
         scratch *= lr_t
         p -= scratch
 
-    def get_config(self):
-        return dict(
-            super().get_config(),
-            lr=self._lr,
-            beta_1=self.beta_1,
-            beta_2=self.beta_2,
-            epsilon=self.epsilon,
-            decay=self.decay,
-        )
-
 
 class Adamax(Optimizer):
     """Slots: [m, u, scratch]."""
@@ -390,15 +363,7 @@ class Adamax(Optimizer):
 
     def __init__(self, lr=0.002, beta_1=0.9, beta_2=0.999, epsilon=1e-8, decay=0.0, **kwargs):
         super().__init__(**kwargs)
-        self.lr, self.epsilon, self.decay = (
-            _checked(self, "lr", lr),
-            _checked(self, "epsilon", epsilon),
-            _checked(self, "decay", decay),
-        )
-        self.beta_1, self.beta_2 = (
-            _checked(self, name, value, 1.0, high_included=False)
-            for name, value in (("beta_1", beta_1), ("beta_2", beta_2))
-        )
+        self._set_hyperparameters(lr=lr, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, decay=decay)
 
     def _update_one(self, p, g, slots, lr):
         m, u, scratch = slots
@@ -414,16 +379,6 @@ class Adamax(Optimizer):
         np.divide(m, scratch, out=scratch)
         scratch *= lr_t
         p -= scratch
-
-    def get_config(self):
-        return dict(
-            super().get_config(),
-            lr=self._lr,
-            beta_1=self.beta_1,
-            beta_2=self.beta_2,
-            epsilon=self.epsilon,
-            decay=self.decay,
-        )
 
 
 class Nadam(Optimizer):
@@ -442,12 +397,9 @@ class Nadam(Optimizer):
         self, lr=0.002, beta_1=0.9, beta_2=0.999, epsilon=1e-8, schedule_decay=0.004, **kwargs
     ):
         super().__init__(**kwargs)
-        self.lr, self.epsilon = _checked(self, "lr", lr), _checked(self, "epsilon", epsilon)
-        self.beta_1, self.beta_2 = (
-            _checked(self, name, value, 1.0, high_included=False)
-            for name, value in (("beta_1", beta_1), ("beta_2", beta_2))
+        self._set_hyperparameters(
+            lr=lr, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, schedule_decay=schedule_decay
         )
-        self.schedule_decay = _checked(self, "schedule_decay", schedule_decay)
         self.m_schedule = 1.0
         self._step_coefficients = None
 
@@ -471,16 +423,6 @@ class Nadam(Optimizer):
         m_bar = (1.0 - cache_t) / (1.0 - schedule_new) * g + cache_t1 / (1.0 - schedule_next) * m
         denom = np.sqrt(v / (1.0 - self.beta_2**t)) + self.epsilon
         p -= self._lr * m_bar / denom
-
-    def get_config(self):
-        return dict(
-            super().get_config(),
-            lr=self._lr,
-            beta_1=self.beta_1,
-            beta_2=self.beta_2,
-            epsilon=self.epsilon,
-            schedule_decay=self.schedule_decay,
-        )
 
 
 sgd = SGD
