@@ -8,21 +8,11 @@ import sys
 import numpy as np
 import pytest
 
+from bnpy.datasets.cifar10 import LABEL_NAMES
 from bnpy.preprocessing import image as bimage
 from bnpy.preprocessing.image import ImageDataGenerator, load_from_directory
 
-CIFAR_CLASSES = [
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-]
+CIFAR_CLASSES = list(LABEL_NAMES)  # alphabetical: the archive's class folders sort into label order
 
 
 @pytest.fixture

@@ -39,18 +39,8 @@ import zipfile
 
 import numpy as np
 
-LABEL_NAMES = (
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-)
+from bnpy.datasets.cifar10 import LABEL_NAMES  # CIFAR-10's label order (pip install . first)
+
 PER_CLASS = {"train": 1000, "test": 200}
 ORDER_SEED = {"train": 2017, "test": 2018}
 DEFAULT_OUT = os.path.join(

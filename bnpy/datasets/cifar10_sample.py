@@ -28,21 +28,10 @@ import numpy as np
 
 from ..utils.data_utils import DataFileError
 from . import _lookup
+from .cifar10 import LABEL_NAMES
 
 __all__ = ["load_data", "LABEL_NAMES", "FILE"]
 
-LABEL_NAMES = (
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-)
 #: The sample's file, inside the installed package.
 FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "cifar10_sample.npz")
 #: SHA-256 of FILE as tools/make_cifar10_sample.py wrote it (a damaged copy is refused).
