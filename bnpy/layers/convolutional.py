@@ -7,7 +7,7 @@ from .. import activations, constraints, initializers, ops, regularizers
 from ..engine import Layer
 from ..legacy.interfaces import legacy_conv2d_support, legacy_zeropadding2d_support
 from . import _conv_utils as cu
-from .core import kernel_bias_options
+from .core import add_kernel_and_bias, kernel_bias_options
 
 # Keras 2.0 re-exports the pooling layers here, and the article imports them from this module
 from .pooling import AveragePooling2D, MaxPooling2D  # noqa: F401
@@ -91,22 +91,7 @@ class Conv2D(Layer):
                     self.name
                 )
             )
-        self.kernel = self.add_weight(
-            self.kernel_size + (channels, self.filters),
-            self.kernel_initializer,
-            "kernel",
-            self.kernel_regularizer,
-            constraint=self.kernel_constraint,
-        )
-        self.bias = None
-        if self.use_bias:
-            self.bias = self.add_weight(
-                (self.filters,),
-                self.bias_initializer,
-                "bias",
-                self.bias_regularizer,
-                constraint=self.bias_constraint,
-            )
+        add_kernel_and_bias(self, self.kernel_size + (channels, self.filters))
 
     def compute_output_shape(self, input_shape):
         row_axis, col_axis, _ = cu.spatial_axes(self.data_format)

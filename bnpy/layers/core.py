@@ -54,23 +54,7 @@ class Dense(Layer):
                     self.name, input_shape
                 )
             )
-        input_dim = input_shape[-1]
-        self.kernel = self.add_weight(
-            (input_dim, self.units),
-            self.kernel_initializer,
-            "kernel",
-            self.kernel_regularizer,
-            constraint=self.kernel_constraint,
-        )
-        self.bias = None
-        if self.use_bias:
-            self.bias = self.add_weight(
-                (self.units,),
-                self.bias_initializer,
-                "bias",
-                self.bias_regularizer,
-                constraint=self.bias_constraint,
-            )
+        add_kernel_and_bias(self, (input_shape[-1], self.units))
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
@@ -248,6 +232,28 @@ class Reshape(Layer):
 
     def get_config(self):
         return dict(super().get_config(), target_shape=self.target_shape)
+
+
+def add_kernel_and_bias(layer, kernel_shape):
+    """The weights of a layer with a kernel and a bias (Dense, Conv2D): layer.kernel of
+    kernel_shape and, with use_bias, layer.bias of its last dimension (else None), each with the
+    layer's initializer, regularizer and constraint."""
+    layer.kernel = layer.add_weight(
+        kernel_shape,
+        layer.kernel_initializer,
+        "kernel",
+        layer.kernel_regularizer,
+        constraint=layer.kernel_constraint,
+    )
+    layer.bias = None
+    if layer.use_bias:
+        layer.bias = layer.add_weight(
+            (kernel_shape[-1],),
+            layer.bias_initializer,
+            "bias",
+            layer.bias_regularizer,
+            constraint=layer.bias_constraint,
+        )
 
 
 def kernel_bias_options(layer):
