@@ -658,6 +658,16 @@ class Sequential:
         )
 
 
+def save_model(model, filepath, overwrite=True):
+    """Keras 2.0's ``keras.models.save_model``: ``model.save(filepath, overwrite)``, which waits
+    for a training step in progress in another thread (the model's lock)."""
+    if not isinstance(model, Sequential):
+        raise TypeError(
+            "save_model: model must be a bnpy Sequential, got {}".format(type(model).__name__)
+        )
+    model.save(filepath, overwrite=overwrite)
+
+
 def load_model(filepath, custom_objects=None, compile=True):
     """Keras 2.0's ``keras.models.load_model``: the model ``Sequential.save`` wrote, weights,
     compile settings and optimizer state included (see :mod:`bnpy.saving`)."""

@@ -24,7 +24,7 @@ from bnpy.layers import (
     Reshape,
     ZeroPadding2D,
 )
-from bnpy.models import Sequential, load_model
+from bnpy.models import Sequential, load_model, save_model
 
 OPTIMIZERS = ["sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamax", "nadam"]
 
@@ -103,6 +103,25 @@ def test_the_article_network_round_trips(tmp_path):
     x = np.random.default_rng(3).standard_normal((4, 32, 32, 3)).astype(np.float32)
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
     assert loaded.count_params() == model.count_params()
+
+
+def test_save_model_is_model_save(tmp_path):
+    """bnpy.models.save_model (Keras 2.0's keras.models.save_model) writes what model.save writes;
+    anything but a Sequential is a TypeError, and overwrite=False keeps an existing file."""
+    x, y = data()
+    model = Sequential([Flatten(input_shape=x.shape[1:]), Dense(5, activation="softmax")])
+    model.compile("sgd", "categorical_crossentropy")
+    save_model(model, tmp_path / "a.npz")
+    model.save(tmp_path / "b.npz")
+    with np.load(tmp_path / "a.npz") as a, np.load(tmp_path / "b.npz") as b:
+        assert a.files == b.files  # the same entries (the zip's timestamps may differ)
+        for name in a.files:
+            np.testing.assert_array_equal(a[name], b[name])
+    np.testing.assert_array_equal(load_model(tmp_path / "a.npz").predict(x), model.predict(x))
+    with pytest.raises(FileExistsError):
+        save_model(model, tmp_path / "a.npz", overwrite=False)
+    with pytest.raises(TypeError, match="save_model: model must be a bnpy Sequential, got Flatten"):
+        save_model(model.layers[0], tmp_path / "c.npz")
 
 
 @requires_conv
