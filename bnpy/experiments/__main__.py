@@ -7,40 +7,27 @@ from . import _common
 from ._common import ExperimentError
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            "expected a positive integer, got {!r}".format(text)
-        ) from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("expected a positive integer, got {}".format(value))
-    return value
+def _number_type(convert, accept, expected):
+    """An argparse type: the text converted by ``convert`` and kept when ``accept(value)``, else
+    the one-line error 'expected <expected>, got ...'."""
+
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                "expected {}, got {!r}".format(expected, text)
+            ) from None
+        if not accept(value):  # a NaN is refused too
+            raise argparse.ArgumentTypeError("expected {}, got {}".format(expected, value))
+        return value
+
+    return parse
 
 
-def _nonnegative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            "expected an integer >= 0, got {!r}".format(text)
-        ) from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("expected an integer >= 0, got {}".format(value))
-    return value
-
-
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            "expected a positive number, got {!r}".format(text)
-        ) from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError("expected a positive number, got {}".format(value))
-    return value
+_positive_int = _number_type(int, lambda value: value >= 1, "a positive integer")
+_nonnegative_int = _number_type(int, lambda value: value >= 0, "an integer >= 0")
+_positive_float = _number_type(float, lambda value: value > 0, "a positive number")
 
 
 class _Parser(argparse.ArgumentParser):
