@@ -50,25 +50,28 @@ def _dilation(rng, geometry):
     return list(dilation), extent
 
 
-def build_im2col(rng, api):
+def _im2col_geometry(rng):
+    """For im2col and col2im: geometry, channels_first, dilation, an image batch that fits the
+    dilated window, and the shape of its column matrix (one row per output pixel, kh*kw*C columns)."""
     g, cf = _geometry(rng), bool(rng.integers(2))
     dilation, extent = _dilation(rng, g)
     x = _image_batch(rng, extent, cf)
     n, c = x.shape[0], x.shape[1] if cf else x.shape[3]
     oh, ow = _out_hw(x.shape, extent, cf)
+    return g, cf, dilation, x, (n * oh * ow, g[0] * g[1] * c)
+
+
+def build_im2col(rng, api):
+    g, cf, dilation, x, col_shape = _im2col_geometry(rng)
     out = None
     if rng.random() < 0.4:
-        out = np.empty((n * oh * ow, g[0] * g[1] * c), x.dtype)
+        out = np.empty(col_shape, x.dtype)
     return Case("_core.im2col", _core.im2col, [x] + g + [cf, out] + dilation, outputs=[10])
 
 
 def build_col2im(rng, api):
-    g, cf = _geometry(rng), bool(rng.integers(2))
-    dilation, extent = _dilation(rng, g)
-    x = _image_batch(rng, extent, cf)
-    n, c = x.shape[0], x.shape[1] if cf else x.shape[3]
-    oh, ow = _out_hw(x.shape, extent, cf)
-    dcol = random_values(rng, (n * oh * ow, g[0] * g[1] * c), x.dtype)
+    g, cf, dilation, x, col_shape = _im2col_geometry(rng)
+    dcol = random_values(rng, col_shape, x.dtype)
     out = np.empty(x.shape, x.dtype) if rng.random() < 0.4 else None
     return Case(
         "_core.col2im",

@@ -23,6 +23,8 @@ A crash, a sanitizer report or a hang is caught by the driver (fuzz_core.py), no
 calls are built in builders_bn.py and builders_image.py, their arguments from calls.py.
 """
 
+import functools
+
 import numpy as np
 
 import bnpy
@@ -53,25 +55,24 @@ def build_threads(rng, api):
     )
 
 
+def _core_and_ops(*builders):
+    """(api, builder) pairs: each builder for bnpy._core, then for bnpy.ops, in the order given (a
+    case picks its builder by index, so the order fixes which cases a seed makes)."""
+    return [(api, builder) for builder in builders for api in ("core", "ops")]
+
+
 BUILDERS = [
-    ("core", bn.build_bn_forward),
-    ("ops", bn.build_bn_forward),
-    ("core", bn.build_bn_inference),
-    ("ops", bn.build_bn_inference),
-    ("core", bn.build_bn_backward),
-    ("ops", bn.build_bn_backward),
-    ("core", lambda rng, api: bn.build_bn_backward(rng, api, inference=True)),
-    ("ops", lambda rng, api: bn.build_bn_backward(rng, api, inference=True)),
-    ("core", bn.build_update_moving_stats),
-    ("ops", bn.build_update_moving_stats),
-    ("core", bn.build_renorm_forward),
-    ("ops", bn.build_renorm_forward),
-    ("core", bn.build_renorm_backward),
-    ("ops", bn.build_renorm_backward),
-    ("core", bn.build_ghost),
-    ("ops", bn.build_ghost),
-    ("core", lambda rng, api: bn.build_ghost(rng, api, backward=True)),
-    ("ops", lambda rng, api: bn.build_ghost(rng, api, backward=True)),
+    *_core_and_ops(
+        bn.build_bn_forward,
+        bn.build_bn_inference,
+        bn.build_bn_backward,
+        functools.partial(bn.build_bn_backward, inference=True),
+        bn.build_update_moving_stats,
+        bn.build_renorm_forward,
+        bn.build_renorm_backward,
+        bn.build_ghost,
+        functools.partial(bn.build_ghost, backward=True),
+    ),
     ("core", image.build_im2col),
     ("core", image.build_conv2d_setup),
     ("core", image.build_pool2d_setup),
@@ -82,8 +83,7 @@ BUILDERS = [
     ("core", lambda rng, api: image.build_pool(rng, api, "avg")),
     ("core", image.build_max_pool_backward),
     ("core", image.build_avg_pool_backward),
-    ("core", image.build_affine_warp),
-    ("ops", image.build_affine_warp),
+    *_core_and_ops(image.build_affine_warp),
     ("ops", lambda rng, api: image.build_ops_conv(rng, api, "conv2d")),
     ("ops", lambda rng, api: image.build_ops_conv(rng, api, "forward")),
     ("ops", lambda rng, api: image.build_ops_conv(rng, api, "backward")),
@@ -91,8 +91,7 @@ BUILDERS = [
     ("ops", lambda rng, api: image.build_ops_pool(rng, api, "max", "backward")),
     ("ops", lambda rng, api: image.build_ops_pool(rng, api, "avg", "forward")),
     ("ops", lambda rng, api: image.build_ops_pool(rng, api, "avg", "backward")),
-    ("core", build_threads),
-    ("ops", build_threads),
+    *_core_and_ops(build_threads),
     ("core", image.build_fft_spectrum),
     ("core", lambda rng, api: image.build_conv2d_fft(rng, api, "forward")),
     ("core", lambda rng, api: image.build_conv2d_fft(rng, api, "dkernel")),
