@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import reference
 from batchnorm_checks import TOLERANCE, channel_params, check, relative_error
+from reference_layers import numeric_gradient
 
 import bnpy
 from bnpy import ops
@@ -234,22 +235,6 @@ def test_statistics_of_non_stationary_channels(dtype, pattern):
 GRAD_CASES = [((6, 3), -1), ((2, 3, 4), 1), ((3, 2, 2, 3), 0), ((4, 5), 0), ((2, 5, 3, 2), 3)]
 
 
-def numerical_gradient(f, v, h=1e-6):
-    """Central differences of the scalar f() with respect to every element of v (modified in place)."""
-    grad = np.zeros_like(v)
-    it = np.nditer(v, flags=["multi_index"])
-    for _ in it:
-        i = it.multi_index
-        old = v[i]
-        v[i] = old + h
-        plus = f()
-        v[i] = old - h
-        minus = f()
-        v[i] = old
-        grad[i] = (plus - minus) / (2 * h)
-    return grad
-
-
 @pytest.mark.parametrize("shape, axis", GRAD_CASES)
 @pytest.mark.parametrize("training", [True, False], ids=["training", "inference"])
 def test_backward_matches_finite_differences(shape, axis, training):
@@ -290,7 +275,7 @@ def test_backward_matches_finite_differences(shape, axis, training):
             dy, x, gamma, mean, var, axis=axis, epsilon=eps
         )
     for label, analytic, v in [("dx", dx, x), ("dgamma", dgamma, gamma), ("dbeta", dbeta, beta)]:
-        numeric = numerical_gradient(loss, v)
+        numeric = numeric_gradient(loss, v)
         assert np.abs(numeric).max() > 1e-3, f"{label}: degenerate check (gradient ~ 0)"
         err = relative_error(analytic, numeric)
         assert err < 1e-6, (
