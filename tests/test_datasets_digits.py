@@ -24,11 +24,8 @@ from bnpy.datasets import DataFileError, _lookup, fashion_mnist, mnist
 pytestmark = pytest.mark.usefixtures("isolated")
 
 
-# --------------------------------------------------------------------------------------------------
-# MNIST
-
-
-def _assert_mnist(loaded, arrays):
+def _assert_digits(loaded, arrays):
+    """MNIST and Fashion-MNIST: the four arrays as written, uint8, and writeable (as Keras's)."""
     (x_train, y_train), (x_test, y_test) = loaded
     for name, value in (
         ("x_train", x_train),
@@ -38,16 +35,21 @@ def _assert_mnist(loaded, arrays):
     ):
         assert value.dtype == np.uint8 and value.shape == arrays[name].shape, name
         np.testing.assert_array_equal(value, arrays[name])
+        assert value.flags.writeable
+
+
+# --------------------------------------------------------------------------------------------------
+# MNIST
 
 
 def test_mnist_explicit_path_bnpy_data_and_keras_cache(tmp_path, monkeypatch, isolated):
     arrays = write_mnist_npz(str(tmp_path / "files" / "mnist.npz"))
-    _assert_mnist(mnist.load_data(path=str(tmp_path / "files" / "mnist.npz")), arrays)
-    _assert_mnist(mnist.load_data(path=str(tmp_path / "files")), arrays)  # a folder holding it
+    _assert_digits(mnist.load_data(path=str(tmp_path / "files" / "mnist.npz")), arrays)
+    _assert_digits(mnist.load_data(path=str(tmp_path / "files")), arrays)  # a folder holding it
     keras_arrays = write_mnist_npz(str(isolated["keras"] / "mnist.npz"), seed=5)
-    _assert_mnist(mnist.load_data(), keras_arrays)
+    _assert_digits(mnist.load_data(), keras_arrays)
     monkeypatch.setenv("BNPY_DATA", str(tmp_path / "files"))
-    _assert_mnist(mnist.load_data(), arrays)
+    _assert_digits(mnist.load_data(), arrays)
 
 
 def test_mnist_corrupt_and_wrong_files(tmp_path):
@@ -85,31 +87,18 @@ def test_mnist_corrupt_and_wrong_files(tmp_path):
 # Fashion-MNIST
 
 
-def _assert_fashion(loaded, arrays):
-    (x_train, y_train), (x_test, y_test) = loaded
-    for name, value in (
-        ("x_train", x_train),
-        ("y_train", y_train),
-        ("x_test", x_test),
-        ("y_test", y_test),
-    ):
-        assert value.dtype == np.uint8 and value.shape == arrays[name].shape, name
-        np.testing.assert_array_equal(value, arrays[name])
-        assert value.flags.writeable
-
-
 def test_fashion_mnist_from_a_debian_like_system_folder(isolated):
     # Debian's dataset-fashion-mnist: /usr/share/datasets/fashion-mnist/<the four .gz files>
     arrays = write_fashion_mnist(str(isolated["system"] / "fashion-mnist"))
-    _assert_fashion(fashion_mnist.load_data(), arrays)
+    _assert_digits(fashion_mnist.load_data(), arrays)
 
 
 @pytest.mark.parametrize("gz", [True, False])
 def test_fashion_mnist_from_bnpy_data_gzipped_or_not_and_explicit_path(tmp_path, monkeypatch, gz):
     arrays = write_fashion_mnist(str(tmp_path / "d" / "fashion-mnist"), gz=gz)
-    _assert_fashion(fashion_mnist.load_data(path=str(tmp_path / "d" / "fashion-mnist")), arrays)
+    _assert_digits(fashion_mnist.load_data(path=str(tmp_path / "d" / "fashion-mnist")), arrays)
     monkeypatch.setenv("BNPY_DATA", str(tmp_path / "d"))
-    _assert_fashion(fashion_mnist.load_data(), arrays)
+    _assert_digits(fashion_mnist.load_data(), arrays)
 
 
 def test_fashion_mnist_download_lands_in_keras_layout(
@@ -121,7 +110,7 @@ def test_fashion_mnist_download_lands_in_keras_layout(
     monkeypatch.setattr(fashion_mnist, "BASE_URLS", (local_server.url("fm/"),))
     monkeypatch.setattr(fashion_mnist, "MD5", {name: md5(data) for name, data in payloads.items()})
     monkeypatch.delenv("BNPY_OFFLINE")
-    _assert_fashion(fashion_mnist.load_data(), arrays)
+    _assert_digits(fashion_mnist.load_data(), arrays)
     assert tree(str(isolated["keras"])) == ["fashion-mnist"] + sorted(
         "fashion-mnist/" + n for n in FASHION_FILES
     )
