@@ -149,23 +149,30 @@ def test_lookup_order_bnpy_data_before_keras_cache_before_system(tmp_path, monke
     assert_cifar10_matches(cifar10.load_data(path=in_system["dir"]), in_system)  # path= beats all
 
 
+def _cifar10_archive(tmp_path):
+    """A CIFAR-10 folder written under tmp_path/made, and its cifar-10-python.tar.gz as bytes."""
+    expected = write_cifar10(str(tmp_path / "made"))
+    archive = read_bytes(make_tar_gz(expected["dir"], str(tmp_path / "cifar-10-python.tar.gz")))
+    return expected, archive
+
+
+def _download_cifar10_from(monkeypatch, local_server, name, served, file_hash):
+    """cifar10.load_data downloads ``served`` from the local server's /name, expecting file_hash."""
+    local_server.files["/" + name] = served
+    download = _lookup.Download(
+        fname=CIFAR10_DIR, untar=True, origins=(local_server.url(name),), file_hash=file_hash
+    )
+    monkeypatch.setattr(cifar10, "DOWNLOAD", download)
+    monkeypatch.delenv("BNPY_OFFLINE")
+
+
 def test_cifar10_download_from_local_server_verifies_and_caches(
     tmp_path, monkeypatch, local_server, capsys
 ):
-    expected = write_cifar10(str(tmp_path / "made"))
-    archive = read_bytes(make_tar_gz(expected["dir"], str(tmp_path / "cifar-10-python.tar.gz")))
-    local_server.files["/cifar-10-python.tar.gz"] = archive
-    monkeypatch.setattr(
-        cifar10,
-        "DOWNLOAD",
-        _lookup.Download(
-            fname=CIFAR10_DIR,
-            untar=True,
-            origins=(local_server.url("cifar-10-python.tar.gz"),),
-            file_hash=sha256(archive),
-        ),
+    expected, archive = _cifar10_archive(tmp_path)
+    _download_cifar10_from(
+        monkeypatch, local_server, "cifar-10-python.tar.gz", archive, sha256(archive)
     )
-    monkeypatch.delenv("BNPY_OFFLINE")
     data = tmp_path / "bnpy-data"
     monkeypatch.setenv("BNPY_DATA", str(data))  # downloads go to the first $BNPY_DATA folder
 
@@ -196,20 +203,9 @@ def test_download_goes_to_keras_cache_without_bnpy_data(
 def test_corrupt_download_gives_checksum_error_and_leaves_nothing(
     tmp_path, monkeypatch, local_server
 ):
-    expected = write_cifar10(str(tmp_path / "made"))
-    archive = read_bytes(make_tar_gz(expected["dir"], str(tmp_path / "cifar-10-python.tar.gz")))
-    local_server.files["/c.tar.gz"] = archive[:-10] + b"0123456789"
-    monkeypatch.setattr(
-        cifar10,
-        "DOWNLOAD",
-        _lookup.Download(
-            fname=CIFAR10_DIR,
-            untar=True,
-            origins=(local_server.url("c.tar.gz"),),
-            file_hash=md5(archive),
-        ),
-    )
-    monkeypatch.delenv("BNPY_OFFLINE")
+    _, archive = _cifar10_archive(tmp_path)
+    corrupt = archive[:-10] + b"0123456789"
+    _download_cifar10_from(monkeypatch, local_server, "c.tar.gz", corrupt, md5(archive))
     monkeypatch.setenv("BNPY_DATA", str(tmp_path / "bnpy-data"))
     with pytest.raises(ChecksumError, match="expected"):
         cifar10.load_data()
