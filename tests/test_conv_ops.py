@@ -54,6 +54,51 @@ def conv_cases_with_paths():
                 yield case + (dtype, "direct")
 
 
+def _conv2d_matches_reference(
+    rng, x, kernel, bias, strides, padding, fmt, context, dilation=(1, 1)
+):
+    """ops.conv2d_forward of the NHWC arrays (given to it in ``fmt``) and conv2d_backward's dx and
+    dkernel for a random dy, against the reference within the floating-point bound, in x's dtype;
+    the inference-only conv2d equal to the forward bit for bit. Returns (ctx, dbias, the
+    reference's dbias, its bound, the number of terms it sums) for the caller's own dbias check."""
+    dtype = x.dtype.type
+    n, h, w, cin = x.shape
+    kh, kw, _, cout = kernel.shape
+    ekh, ekw = (kh - 1) * dilation[0] + 1, (kw - 1) * dilation[1] + 1  # the dilated window
+    pads = ref.pads_for(padding, h, w, ekh, ekw, *strides)
+    y, ctx = ops.conv2d_forward(
+        to_format(x, fmt), kernel, bias, strides, padding, fmt, dilation_rate=dilation
+    )
+    assert y.dtype == dtype
+    want = ref.conv2d(x, kernel, bias, strides, pads, dilation)
+    bound = ref.conv2d(np.abs(x), np.abs(kernel), np.abs(bias), strides, pads, dilation)
+    assert_within("conv2d_forward", from_format(y, fmt), want, bound, kh * kw * cin, dtype, context)
+    y_inference = ops.conv2d(
+        to_format(x, fmt), kernel, bias, strides, padding, fmt, dilation_rate=dilation
+    )
+    np.testing.assert_array_equal(y_inference, y)
+
+    dy = rng.standard_normal(want.shape).astype(dtype)
+    dx, dkernel, dbias = ops.conv2d_backward(to_format(dy, fmt), ctx)
+    want_dx, want_dk, want_db = ref.conv2d_backward(dy, x, kernel, strides, pads, dilation)
+    bound_dx, bound_dk, bound_db = ref.conv2d_backward(
+        np.abs(dy), np.abs(x), np.abs(kernel), strides, pads, dilation
+    )
+    rows = dy.shape[0] * dy.shape[1] * dy.shape[2]
+    assert_within(
+        "conv2d_backward dx",
+        from_format(dx, fmt),
+        want_dx,
+        bound_dx,
+        cout + kh * kw,
+        dtype,
+        context,
+    )
+    assert_within("conv2d_backward dkernel", dkernel, want_dk, bound_dk, rows, dtype, context)
+    assert dx.dtype == dkernel.dtype == dtype
+    return ctx, dbias, want_db, bound_db, rows
+
+
 @pytest.mark.parametrize("shape, padding, stride, fmt, dtype, path", list(conv_cases_with_paths()))
 def test_conv2d_matches_reference(shape, padding, stride, fmt, dtype, path, monkeypatch):
     from bnpy.ops import conv as conv_module
@@ -67,40 +112,17 @@ def test_conv2d_matches_reference(shape, padding, stride, fmt, dtype, path, monk
     kernel = rng.standard_normal((kh, kw, cin, cout)).astype(dtype)
     bias = rng.standard_normal(cout).astype(dtype)
     strides = (stride, 1 if stride == 3 else stride)  # also a non-square stride
-    pads = ref.pads_for(padding, h, w, kh, kw, *strides)
     context = "shape={} padding={} strides={} {} {}".format(shape, padding, strides, fmt, path)
 
-    y, ctx = ops.conv2d_forward(to_format(x, fmt), kernel, bias, strides, padding, fmt)
+    ctx, dbias, want_db, bound_db, rows = _conv2d_matches_reference(
+        rng, x, kernel, bias, strides, padding, fmt, context
+    )
     direct_applies = (
         path == "direct" and cout % 8 == 0 and (kh * kw == 1 or cin <= conv_module._DIRECT_MAX_CIN)
     )
     assert (ctx.xpad is not None) == direct_applies, context  # the path under test really ran
-    assert y.dtype == dtype
-    want = ref.conv2d(x, kernel, bias, strides, pads)
-    bound = ref.conv2d(np.abs(x), np.abs(kernel), np.abs(bias), strides, pads)
-    assert_within("conv2d_forward", from_format(y, fmt), want, bound, kh * kw * cin, dtype, context)
-    y_inference = ops.conv2d(to_format(x, fmt), kernel, bias, strides, padding, fmt)
-    np.testing.assert_array_equal(y_inference, y)
-
-    dy = rng.standard_normal(want.shape).astype(dtype)
-    dx, dkernel, dbias = ops.conv2d_backward(to_format(dy, fmt), ctx)
-    want_dx, want_dk, want_db = ref.conv2d_backward(dy, x, kernel, strides, pads)
-    bound_dx, bound_dk, bound_db = ref.conv2d_backward(
-        np.abs(dy), np.abs(x), np.abs(kernel), strides, pads
-    )
-    rows = dy.shape[0] * dy.shape[1] * dy.shape[2]
-    assert_within(
-        "conv2d_backward dx",
-        from_format(dx, fmt),
-        want_dx,
-        bound_dx,
-        cout + kh * kw,
-        dtype,
-        context,
-    )
-    assert_within("conv2d_backward dkernel", dkernel, want_dk, bound_dk, rows, dtype, context)
     assert_within("conv2d_backward dbias", dbias, want_db, bound_db, rows, dtype, context)
-    assert dx.dtype == dkernel.dtype == dbias.dtype == dtype
+    assert dbias.dtype == dtype
 
 
 # (N, H, W, Cin, kh, kw, Cout) x dilation: the taps spread apart (Keras's dilation_rate), a 1x1
@@ -121,47 +143,17 @@ DILATED_CASES = [
 @pytest.mark.parametrize("shape, dilation", DILATED_CASES)
 def test_dilated_conv2d_matches_reference(shape, dilation, padding, fmt, dtype):
     n, h, w, cin, kh, kw, cout = shape
-    ekh, ekw = (kh - 1) * dilation[0] + 1, (kw - 1) * dilation[1] + 1
     rng = np.random.default_rng(hash((shape, dilation, str(padding), fmt)) % 2**32)
     x = rng.standard_normal((n, h, w, cin)).astype(dtype)
     kernel = rng.standard_normal((kh, kw, cin, cout)).astype(dtype)
     bias = rng.standard_normal(cout).astype(dtype)
     for strides in [(1, 1), (2, 1)]:
-        pads = ref.pads_for(padding, h, w, ekh, ekw, *strides)
         context = "shape={} dilation={} padding={} strides={} {}".format(
             shape, dilation, padding, strides, fmt
         )
-        y, ctx = ops.conv2d_forward(
-            to_format(x, fmt), kernel, bias, strides, padding, fmt, dilation_rate=dilation
+        _, dbias, want_db, _, _ = _conv2d_matches_reference(
+            rng, x, kernel, bias, strides, padding, fmt, context, dilation
         )
-        want = ref.conv2d(x, kernel, bias, strides, pads, dilation)
-        bound = ref.conv2d(np.abs(x), np.abs(kernel), np.abs(bias), strides, pads, dilation)
-        assert_within(
-            "conv2d_forward", from_format(y, fmt), want, bound, kh * kw * cin, dtype, context
-        )
-        np.testing.assert_array_equal(
-            ops.conv2d(
-                to_format(x, fmt), kernel, bias, strides, padding, fmt, dilation_rate=dilation
-            ),
-            y,
-        )
-        dy = rng.standard_normal(want.shape).astype(dtype)
-        dx, dkernel, dbias = ops.conv2d_backward(to_format(dy, fmt), ctx)
-        want_dx, want_dk, want_db = ref.conv2d_backward(dy, x, kernel, strides, pads, dilation)
-        bound_dx, bound_dk, _ = ref.conv2d_backward(
-            np.abs(dy), np.abs(x), np.abs(kernel), strides, pads, dilation
-        )
-        rows = dy.shape[0] * dy.shape[1] * dy.shape[2]
-        assert_within(
-            "conv2d_backward dx",
-            from_format(dx, fmt),
-            want_dx,
-            bound_dx,
-            cout + kh * kw,
-            dtype,
-            context,
-        )
-        assert_within("conv2d_backward dkernel", dkernel, want_dk, bound_dk, rows, dtype, context)
         np.testing.assert_allclose(dbias, want_db, rtol=1e-5)
 
 
