@@ -26,25 +26,35 @@ def pads_for(padding, h, w, kh, kw, sh, sw):
     return (top, bottom), (left, right)
 
 
-def conv2d(x, kernel, bias, strides, pads, dilation=(1, 1)):
-    """y[n,i,j,o] = b[o] + sum_{di,dj,c} xpad[n, i*sh+di*dh, j*sw+dj*dw, c] * K[di,dj,c,o]."""
-    x = np.asarray(x, np.float64)
-    kernel = np.asarray(kernel, np.float64)
+def _padded(x, pads):
+    """x (N, H, W, C) in float64 with pads ((top, bottom), (left, right)) of zeros around H, W."""
     (pt, pb), (pl, pr) = pads
+    return np.pad(np.asarray(x, np.float64), ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+
+
+def _taps(kernel_shape, out_h, out_w, strides, dilation):
+    """For each kernel tap (di, dj): the rows and columns of the padded input that it multiplies,
+    one per output pixel: rows di*dh, di*dh + sh, ..., di*dh + (out_h-1)*sh (columns likewise)."""
+    kh, kw = kernel_shape[:2]
     sh, sw = strides
     dh, dw = dilation
-    kh, kw, cin, cout = kernel.shape
-    xpad = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
-    out_h = (xpad.shape[1] - (kh - 1) * dh - 1) // sh + 1
-    out_w = (xpad.shape[2] - (kw - 1) * dw - 1) // sw + 1
-    y = np.zeros((x.shape[0], out_h, out_w, cout))
     for di in range(kh):
         for dj in range(kw):
-            r0, c0 = di * dh, dj * dw
-            window = xpad[
-                :, r0 : r0 + (out_h - 1) * sh + 1 : sh, c0 : c0 + (out_w - 1) * sw + 1 : sw, :
-            ]
-            y += window @ kernel[di, dj]
+            rows = slice(di * dh, di * dh + (out_h - 1) * sh + 1, sh)
+            cols = slice(dj * dw, dj * dw + (out_w - 1) * sw + 1, sw)
+            yield di, dj, rows, cols
+
+
+def conv2d(x, kernel, bias, strides, pads, dilation=(1, 1)):
+    """y[n,i,j,o] = b[o] + sum_{di,dj,c} xpad[n, i*sh+di*dh, j*sw+dj*dw, c] * K[di,dj,c,o]."""
+    kernel = np.asarray(kernel, np.float64)
+    xpad = _padded(x, pads)
+    kh, kw, cin, cout = kernel.shape
+    out_h = (xpad.shape[1] - (kh - 1) * dilation[0] - 1) // strides[0] + 1
+    out_w = (xpad.shape[2] - (kw - 1) * dilation[1] - 1) // strides[1] + 1
+    y = np.zeros((xpad.shape[0], out_h, out_w, cout))
+    for di, dj, rows, cols in _taps(kernel.shape, out_h, out_w, strides, dilation):
+        y += xpad[:, rows, cols, :] @ kernel[di, dj]
     if bias is not None:
         y += np.asarray(bias, np.float64)
     return y
@@ -54,24 +64,16 @@ def conv2d_backward(dy, x, kernel, strides, pads, dilation=(1, 1)):
     """(dx, dkernel, dbias) of conv2d for the upstream gradient dy, by the same shift and add:
     dK[di,dj] = sum over (n,i,j) of xpad-window ⊗ dy; dxpad[window] += dy · K[di,dj]ᵀ."""
     dy = np.asarray(dy, np.float64)
-    x = np.asarray(x, np.float64)
     kernel = np.asarray(kernel, np.float64)
-    (pt, pb), (pl, pr) = pads
-    sh, sw = strides
-    dh, dw = dilation
-    kh, kw, cin, cout = kernel.shape
-    xpad = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    xpad = _padded(x, pads)
     dxpad = np.zeros_like(xpad)
-    out_h, out_w = dy.shape[1], dy.shape[2]
     dkernel = np.zeros_like(kernel)
-    for di in range(kh):
-        for dj in range(kw):
-            rows = slice(di * dh, di * dh + (out_h - 1) * sh + 1, sh)
-            cols = slice(dj * dw, dj * dw + (out_w - 1) * sw + 1, sw)
-            window = xpad[:, rows, cols, :]
-            dkernel[di, dj] = np.einsum("nijc,nijo->co", window, dy)
-            dxpad[:, rows, cols, :] += dy @ kernel[di, dj].T
-    dx = dxpad[:, pt : pt + x.shape[1], pl : pl + x.shape[2], :]
+    for di, dj, rows, cols in _taps(kernel.shape, dy.shape[1], dy.shape[2], strides, dilation):
+        window = xpad[:, rows, cols, :]
+        dkernel[di, dj] = np.einsum("nijc,nijo->co", window, dy)
+        dxpad[:, rows, cols, :] += dy @ kernel[di, dj].T
+    (pt, _), (pl, _) = pads
+    dx = dxpad[:, pt : pt + np.shape(x)[1], pl : pl + np.shape(x)[2], :]
     return dx, dkernel, dy.sum(axis=(0, 1, 2))
 
 
