@@ -13,9 +13,9 @@ import time
 import zipfile
 
 import pytest
+from child_python import child_env
 from dataset_fixtures import make_tar_gz, md5, read_bytes, sha256, tree
 
-import bnpy
 from bnpy.utils import data_utils
 from bnpy.utils.data_utils import (
     ChecksumError,
@@ -163,14 +163,7 @@ def test_download_killed_mid_way_leaves_no_file_that_looks_complete(tmp_path, lo
         "import sys; from bnpy.utils.data_utils import get_file; "
         "get_file('blob.bin', sys.argv[1], cache_dir=sys.argv[2], progress=False)"
     )
-    # The child imports the same bnpy as this process (installed or built in place), whatever its cwd.
-    env = dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join(
-            [os.path.dirname(os.path.dirname(os.path.abspath(bnpy.__file__)))]
-            + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-        ),
-    )
+    env = child_env()
     writer = subprocess.Popen(
         [sys.executable, "-c", code, local_server.url("blob.bin"), str(tmp_path)],
         cwd=str(tmp_path),

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from child_python import child_env
 from experiment_fixtures import (
     ARTICLE_TINY,
     Interrupt,
@@ -78,7 +79,7 @@ def test_argparse_rejects_bad_values(argv, capsys):
 
 
 def test_python_dash_m_help(tmp_path):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    env = child_env()
     # cwd elsewhere: `python -m` puts the cwd first on sys.path, and a source checkout's bnpy/
     # (no compiled _core when the package is installed with pip) must not shadow the installed one
     result = subprocess.run(

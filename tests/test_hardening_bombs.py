@@ -22,6 +22,7 @@ import textwrap
 import numpy as np
 import pytest
 from bomb_fixtures import Deflated, npy_header, write_gzip, write_npz, write_tar_gz_bomb
+from child_python import child_env
 from dataset_fixtures import (
     fashion_payloads,
     make_tar_gz,
@@ -29,8 +30,6 @@ from dataset_fixtures import (
     write_cifar100,
     write_mnist_npz,
 )
-
-import bnpy
 
 MEMORY_LIMIT = 64 << 20
 BOMB_MIB = 1024
@@ -63,13 +62,7 @@ def measure(setup, call, good, bad):
     code = _CHILD.format(
         setup=textwrap.dedent(setup), call=textwrap.indent(textwrap.dedent(call), "    ")
     )
-    env = dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join(
-            [os.path.dirname(os.path.dirname(os.path.abspath(bnpy.__file__)))]
-            + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-        ),
-    )
+    env = child_env()
     result = subprocess.run(
         [sys.executable, "-c", code, json.dumps({"good": good, "bad": bad})],
         capture_output=True,

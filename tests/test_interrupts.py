@@ -20,8 +20,8 @@ import time
 
 import numpy as np
 import pytest
+from child_python import child_env
 
-import bnpy
 from bnpy import callbacks
 from bnpy.layers import Activation, BatchNormalization, Conv2D, Dense, Flatten, MaxPooling2D
 from bnpy.models import Sequential
@@ -169,11 +169,7 @@ def test_a_writer_killed_mid_write_leaves_a_complete_file(tmp_path, mode):
     previous.save_weights(path)
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [os.path.dirname(os.path.dirname(bnpy.__file__)), env.get("PYTHONPATH", "")]
-    )
-    env["OMP_NUM_THREADS"] = "1"
+    env = child_env(OMP_NUM_THREADS="1")
     seen_versions = set()
 
     def leftovers():

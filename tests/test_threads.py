@@ -18,6 +18,7 @@ import threading
 
 import numpy as np
 import pytest
+from child_python import child_env
 
 import bnpy
 from bnpy import _core, ops
@@ -295,6 +296,21 @@ def test_overlapping_blas_caps_restore_the_pool_whatever_order_they_end_in(monke
     assert pool.threads == 2
 
 
+def _run_python(script, env, cwd):
+    """``script`` in a new Python process with ``env`` (child_env: the bnpy this test imported),
+    from ``cwd``; fails with the end of its stderr unless it exits with 0."""
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=str(cwd),
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    return run
+
+
 _OVERLAPPING_FITS_SCRIPT = r"""
 import json
 import threading
@@ -353,22 +369,9 @@ print(json.dumps({"before": before, "after": blas_threads(), "errors": errors, *
 def test_overlapping_fits_in_two_threads_leave_the_blas_pool_as_they_found_it(tmp_path):
     """The issue as users meet it, with the real BLAS, in a fresh process (see the script)."""
     pytest.importorskip("threadpoolctl")
-    env = dict(
-        os.environ,
-        OMP_NUM_THREADS="2",
-        OPENBLAS_NUM_THREADS="2",
-        PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(bnpy.__file__))] + sys.path),
-    )
+    env = child_env(OMP_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2")
     env.pop("BNPY_FIT_BLAS_THREADS", None)
-    run = subprocess.run(
-        [sys.executable, "-c", _OVERLAPPING_FITS_SCRIPT],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        cwd=str(tmp_path),
-    )
-    assert run.returncode == 0, run.stderr[-2000:]
+    run = _run_python(_OVERLAPPING_FITS_SCRIPT, env, tmp_path)
     seen = json.loads(run.stdout)
     assert seen["errors"] == []
     if seen["before"] != [2]:
@@ -406,21 +409,8 @@ def test_more_threads_than_processors_cannot_end_the_process(tmp_path):
     """set_num_threads accepts up to 4096, but the kernels use at most one thread per processor:
     libgomp ends the process ("Thread creation failed") when it cannot create a team, as it cannot
     with 4096 threads under a memory limit."""
-    # The bnpy this test imported (cwd elsewhere: a source checkout's bnpy/ must not shadow it).
-    env = dict(
-        os.environ,
-        OMP_NUM_THREADS="2",
-        PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(bnpy.__file__))] + sys.path),
-    )
-    run = subprocess.run(
-        [sys.executable, "-c", _CAP_SCRIPT],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        cwd=str(tmp_path),
-    )
-    assert run.returncode == 0, run.stderr[-2000:]
+    env = child_env(OMP_NUM_THREADS="2")
+    run = _run_python(_CAP_SCRIPT, env, tmp_path)
     assert run.stdout.split() == ["4096", "True"]
 
 
@@ -458,21 +448,9 @@ def test_libgomp_gets_bnpys_spin_count_unless_the_user_chose_a_wait_policy(
     """libgomp prints the settings it read at load with OMP_DISPLAY_ENV=verbose: bnpy's short spin
     count takes effect, a user's own choice wins, and the variable is gone from the environment
     once bnpy is imported (child processes keep libgomp's default)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
-    env.update(
-        user_setting,
-        OMP_DISPLAY_ENV="verbose",
-        PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(bnpy.__file__))] + sys.path),
-    )
-    run = subprocess.run(
-        [sys.executable, "-c", _SPIN_SCRIPT],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        cwd=str(tmp_path),
-    )
-    assert run.returncode == 0, run.stderr[-2000:]
+    unset = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    env = child_env(unset, OMP_DISPLAY_ENV="verbose", **user_setting)
+    run = _run_python(_SPIN_SCRIPT, env, tmp_path)
     counts = set(re.findall(r"GOMP_SPINCOUNT = '(\d+)'", run.stderr))
     if not counts:
         pytest.skip("the OpenMP runtime is not libgomp: {}".format(run.stderr[-300:]))
