@@ -127,6 +127,15 @@ def run_cli(argv, **kwargs):
     return cli.main([str(a) for a in argv], **kwargs)
 
 
+def article_argv(epochs, groups, **options):
+    """bnpy-experiment's arguments ``article --epochs EPOCHS --groups GROUPS``, then ``--name
+    value`` for each keyword in the order given (train_size=16 gives --train-size 16)."""
+    argv = ["article", "--epochs", epochs, "--groups", groups]
+    for name, value in options.items():
+        argv += ["--" + name.replace("_", "-"), value]
+    return argv
+
+
 ARTICLE_TINY = [
     "--dataset",
     "fashion_mnist",

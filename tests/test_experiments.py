@@ -11,6 +11,7 @@ import pytest
 from experiment_fixtures import (
     ARTICLE_TINY,
     Interrupt,
+    article_argv,
     check_article_run,
     read_csv,
     run_cli,
@@ -74,19 +75,7 @@ def test_article_on_a_fresh_machine_uses_the_built_in_sample(offline, capsys):
     says in one line that it uses the CIFAR-10 sample shipped with bnpy, and records it."""
     pytest.importorskip("PIL")
     assert "BNPY_DATA" not in os.environ and os.listdir(os.environ["HOME"]) == []
-    argv = [
-        "article",
-        "--epochs",
-        1,
-        "--groups",
-        "as-printed",
-        "--train-size",
-        64,
-        "--test-size",
-        32,
-        "--verbose",
-        0,
-    ]
+    argv = article_argv(1, "as-printed", train_size=64, test_size=32, verbose=0)
     assert run_cli(argv) == 0
     captured = capsys.readouterr()
     assert captured.err == ""
@@ -107,23 +96,9 @@ def test_article_on_a_fresh_machine_uses_the_built_in_sample(offline, capsys):
 def test_article_default_dataset_is_cifar10_when_present(offline, cifar_root, monkeypatch):
     monkeypatch.setenv("BNPY_DATA", cifar_root)
     out = offline / "cifar"
-    argv = [
-        "article",
-        "--epochs",
-        1,
-        "--groups",
-        "as-printed",
-        "--out",
-        out,
-        "--train-size",
-        32,
-        "--test-size",
-        16,
-        "--verbose",
-        0,
-        "--batch-size",
-        16,
-    ]
+    argv = article_argv(
+        1, "as-printed", out=out, train_size=32, test_size=16, verbose=0, batch_size=16
+    )
     assert run_cli(argv) == 0
     with open(out / "dataset.json") as f:
         info = json.load(f)
@@ -138,21 +113,7 @@ def test_loader_warnings_are_recorded(offline, tmp_path, monkeypatch, capsys):
     write_tiny_cifar10(str(root), n_batches=2)
     monkeypatch.setenv("BNPY_DATA", str(root))
     out = offline / "partial"
-    argv = [
-        "article",
-        "--epochs",
-        1,
-        "--groups",
-        "no-bn",
-        "--dataset",
-        "cifar10",
-        "--out",
-        out,
-        "--verbose",
-        0,
-        "--batch-size",
-        16,
-    ]
+    argv = article_argv(1, "no-bn", dataset="cifar10", out=out, verbose=0, batch_size=16)
     assert run_cli(argv) == 0
     assert "Warning from the loader: " in capsys.readouterr().out
     with open(out / "dataset.json") as f:
@@ -183,21 +144,7 @@ def test_article_on_an_image_folder_dataset(offline, tmp_path):
     root = tmp_path / "folders"
     write_image_folders(str(root))
     out = offline / "folders-run"
-    argv = [
-        "article",
-        "--epochs",
-        1,
-        "--groups",
-        "as-printed",
-        "--dataset",
-        root,
-        "--out",
-        out,
-        "--batch-size",
-        4,
-        "--verbose",
-        0,
-    ]
+    argv = article_argv(1, "as-printed", dataset=root, out=out, batch_size=4, verbose=0)
     assert run_cli(argv) == 0
     with open(out / "dataset.json") as f:
         info = json.load(f)
@@ -244,24 +191,9 @@ def test_article_resumes_to_the_same_result(offline, digits_root, monkeypatch, c
     val_loss, val_acc) and final weights equal those of an uninterrupted run."""
     monkeypatch.setenv("BNPY_DATA", digits_root)
     groups = "all-comments,no-bn"
-    argv = [
-        "article",
-        "--epochs",
-        2,
-        "--groups",
-        groups,
-        "--dataset",
-        "fashion_mnist",
-        "--train-size",
-        32,
-        "--test-size",
-        16,
-        "--batch-size",
-        16,
-        "--verbose",
-        0,
-        "--keep-checkpoints",
-    ]
+    argv = article_argv(
+        2, groups, dataset="fashion_mnist", train_size=32, test_size=16, batch_size=16, verbose=0
+    ) + ["--keep-checkpoints"]
     assert run_cli(argv + ["--out", offline / "straight"]) == 0
 
     assert (
@@ -343,21 +275,7 @@ def test_never_overwrites_an_earlier_run(offline, digits_root, monkeypatch, caps
 
 def test_default_out_makes_a_new_directory_each_time(offline, digits_root, monkeypatch):
     monkeypatch.setenv("BNPY_DATA", digits_root)
-    argv = [
-        "article",
-        "--epochs",
-        1,
-        "--groups",
-        "no-bn",
-        "--train-size",
-        16,
-        "--test-size",
-        16,
-        "--dataset",
-        "fashion_mnist",
-        "--verbose",
-        0,
-    ]
+    argv = article_argv(1, "no-bn", train_size=16, test_size=16, dataset="fashion_mnist", verbose=0)
     assert run_cli(argv) == 0
     assert run_cli(argv) == 0
     runs = sorted(os.listdir(offline / "bnpy-results"))
@@ -370,21 +288,7 @@ def test_resume_without_out_continues_the_latest_unfinished_run(
     offline, digits_root, monkeypatch, capsys
 ):
     monkeypatch.setenv("BNPY_DATA", digits_root)
-    argv = [
-        "article",
-        "--epochs",
-        2,
-        "--groups",
-        "no-bn",
-        "--train-size",
-        16,
-        "--test-size",
-        16,
-        "--dataset",
-        "fashion_mnist",
-        "--verbose",
-        0,
-    ]
+    argv = article_argv(2, "no-bn", train_size=16, test_size=16, dataset="fashion_mnist", verbose=0)
     assert run_cli(argv, after_epoch=Interrupt("no-bn", 1)) == 130
     (run,) = os.listdir(offline / "bnpy-results")
     capsys.readouterr()
@@ -408,19 +312,7 @@ def test_article_with_two_seeds_writes_per_seed_and_aggregated_results(
     monkeypatch.setenv("BNPY_DATA", digits_root)
     out = offline / "two-seeds"
     groups = ["no-bn", "as-printed"]
-    argv = [
-        "article",
-        "--epochs",
-        2,
-        "--groups",
-        ",".join(groups),
-        "--seeds",
-        2,
-        "--seed",
-        3,
-        "--out",
-        out,
-    ] + ARTICLE_TINY
+    argv = article_argv(2, ",".join(groups), seeds=2, seed=3, out=out) + ARTICLE_TINY
     assert run_cli(argv) == 0
     results = check_article_run(str(out), groups, 2, seeds=(3, 4))
     for group in groups:

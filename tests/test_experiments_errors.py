@@ -12,6 +12,7 @@ from child_python import child_env
 from experiment_fixtures import (
     ARTICLE_TINY,
     Interrupt,
+    article_argv,
     check_article_run,
     run_cli,
     write_tiny_fashion_mnist,
@@ -173,21 +174,7 @@ def test_dataset_dir_in_the_keras_cache_layout(offline, cifar_root, tmp_path, ca
     """--dataset DIR where DIR holds cifar-10-batches-py/ (as ~/.keras/datasets does)."""
     assert os.path.isdir(os.path.join(cifar_root, "cifar-10-batches-py"))
     out = offline / "cache-layout"
-    argv = [
-        "article",
-        "--epochs",
-        1,
-        "--groups",
-        "as-printed",
-        "--dataset",
-        cifar_root,
-        "--out",
-        out,
-        "--batch-size",
-        16,
-        "--verbose",
-        0,
-    ]
+    argv = article_argv(1, "as-printed", dataset=cifar_root, out=out, batch_size=16, verbose=0)
     assert run_cli(argv) == 0
     with open(out / "dataset.json") as f:
         info = json.load(f)
