@@ -87,14 +87,21 @@ def _windows(size, k, s, pad_before, pad_after):
     return ranges
 
 
+def _plane_windows(h, w, pool_size, strides, pads):
+    """The windows over an h x w plane: their row ranges and their column ranges (_windows)."""
+    (pt, pb), (pl, pr) = pads
+    return (
+        _windows(h, pool_size[0], strides[0], pt, pb),
+        _windows(w, pool_size[1], strides[1], pl, pr),
+    )
+
+
 def max_pool2d(x, pool_size, strides, pads):
     """(y, argmax): the maximum of the real cells of each window, and the index h*W + w of the
     first maximum in row-major window order (np.argmax: first occurrence; a NaN is a maximum)."""
     x = np.asarray(x, np.float64)
     n, h, w, c = x.shape
-    (pt, pb), (pl, pr) = pads
-    rows = _windows(h, pool_size[0], strides[0], pt, pb)
-    cols = _windows(w, pool_size[1], strides[1], pl, pr)
+    rows, cols = _plane_windows(h, w, pool_size, strides, pads)
     y = np.empty((n, len(rows), len(cols), c))
     argmax = np.empty(y.shape, np.int64)
     for i, (h0, h1) in enumerate(rows):
@@ -120,9 +127,7 @@ def avg_pool2d(x, pool_size, strides, pads):
     """The mean of the real cells of each window (TensorFlow's avg_pool with 'same')."""
     x = np.asarray(x, np.float64)
     n, h, w, c = x.shape
-    (pt, pb), (pl, pr) = pads
-    rows = _windows(h, pool_size[0], strides[0], pt, pb)
-    cols = _windows(w, pool_size[1], strides[1], pl, pr)
+    rows, cols = _plane_windows(h, w, pool_size, strides, pads)
     y = np.empty((n, len(rows), len(cols), c))
     for i, (h0, h1) in enumerate(rows):
         for j, (w0, w1) in enumerate(cols):
@@ -133,9 +138,7 @@ def avg_pool2d(x, pool_size, strides, pads):
 def avg_pool2d_backward(dy, x_shape, pool_size, strides, pads):
     dy = np.asarray(dy, np.float64)
     n, h, w, c = x_shape
-    (pt, pb), (pl, pr) = pads
-    rows = _windows(h, pool_size[0], strides[0], pt, pb)
-    cols = _windows(w, pool_size[1], strides[1], pl, pr)
+    rows, cols = _plane_windows(h, w, pool_size, strides, pads)
     dx = np.zeros(x_shape)
     for i, (h0, h1) in enumerate(rows):
         for j, (w0, w1) in enumerate(cols):
