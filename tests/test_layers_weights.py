@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from reference_layers import numeric_gradient
 
 from bnpy import constraints, initializers, regularizers
 from bnpy.layers import Activation, Dense
@@ -76,15 +77,7 @@ def test_activity_regularizer_gradient_by_finite_differences():
     def total_loss():
         return model.test_on_batch(x, y)
 
-    numeric = np.zeros_like(kernel)
-    for i in np.ndindex(kernel.shape):
-        old = kernel[i]
-        kernel[i] = old + 1e-6
-        plus = total_loss()
-        kernel[i] = old - 1e-6
-        minus = total_loss()
-        kernel[i] = old
-        numeric[i] = (plus - minus) / 2e-6
+    numeric = numeric_gradient(total_loss, kernel, 1e-6)
     before = kernel.copy()
     model.train_on_batch(x, y)
     np.testing.assert_allclose(before - kernel, numeric, rtol=1e-6, atol=1e-9)

@@ -564,7 +564,13 @@ def test_missing_or_non_numeric_data_is_a_clear_error():
 def test_whole_model_gradient_by_finite_differences_channels_first():
     """Every layer type in one float64 channels-first model: the update of SGD(lr=1) is minus the
     gradient of the training-mode loss, which central differences check for every weight."""
-    from reference_layers import one_thread, requires_bn, requires_conv, requires_pool
+    from reference_layers import (
+        numeric_gradient,
+        one_thread,
+        requires_bn,
+        requires_conv,
+        requires_pool,
+    )
 
     from bnpy.layers import AveragePooling2D, Reshape, ZeroPadding2D
 
@@ -596,18 +602,7 @@ def test_whole_model_gradient_by_finite_differences_channels_first():
         return float(np.mean(model.loss_function(y, out)))
 
     with one_thread():
-        numeric = []
-        for w in model.trainable_weights:
-            g = np.zeros_like(w)
-            for i in np.ndindex(w.shape):
-                old = w[i]
-                w[i] = old + 1e-6
-                plus = training_loss()
-                w[i] = old - 1e-6
-                minus = training_loss()
-                w[i] = old
-                g[i] = (plus - minus) / 2e-6
-            numeric.append(g)
+        numeric = [numeric_gradient(training_loss, w, 1e-6) for w in model.trainable_weights]
         before = [w.copy() for w in model.trainable_weights]
         model.train_on_batch(x, y)
     for b, w, g in zip(before, model.trainable_weights, numeric):
