@@ -31,6 +31,21 @@ def _input(rng, data_format, n, h, w, c, dtype):
     return rng.standard_normal(shape).astype(dtype)
 
 
+def _check_forward_float32(layer, x, strides, padding, data_format, dilation=(1, 1)):
+    """Builds the float32 Conv2D layer for x: its output shape, and its forward in inference and
+    training mode, against the loop reference."""
+    out_shape = layer.build_for((None,) + x.shape[1:])
+    expected = conv2d_reference(
+        x, layer.kernel, layer.bias, strides, padding, data_format, dilation
+    )
+    assert out_shape == (None,) + expected.shape[1:]
+    # float32 sums of ≤ 32 products of O(1) numbers: rounding ~1e-6 relative, 2e-5 leaves room
+    for training in (False, True):
+        np.testing.assert_allclose(
+            layer.forward(x, training=training), expected, rtol=2e-5, atol=2e-5
+        )
+
+
 @requires_conv
 @pytest.mark.parametrize("h, w, kernel, strides, padding", GEOMETRIES)
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
@@ -45,14 +60,7 @@ def test_conv2d_matches_loop_reference(h, w, kernel, strides, padding, data_form
         bias_initializer="uniform",
     )
     x = _input(rng, data_format, 3, h, w, 2, np.float32)
-    out_shape = layer.build_for((None,) + x.shape[1:])
-    expected = conv2d_reference(x, layer.kernel, layer.bias, strides, padding, data_format)
-    assert out_shape == (None,) + expected.shape[1:]
-    # float32 sums of ≤ 32 products of O(1) numbers: rounding ~1e-6 relative, 2e-5 leaves room
-    for training in (False, True):
-        np.testing.assert_allclose(
-            layer.forward(x, training=training), expected, rtol=2e-5, atol=2e-5
-        )
+    _check_forward_float32(layer, x, strides, padding, data_format)
 
 
 @requires_conv
@@ -97,15 +105,9 @@ def test_dilated_conv2d(h, w, kernel, dilation, padding, data_format):
         bias_initializer="uniform",
     )
     x = _input(rng, data_format, 2, h, w, 2, np.float32)
-    out_shape = layer.build_for((None,) + x.shape[1:])
     dilation = layer.dilation_rate
-    expected = conv2d_reference(x, layer.kernel, layer.bias, (1, 1), padding, data_format, dilation)
-    assert out_shape == (None,) + expected.shape[1:]
+    _check_forward_float32(layer, x, (1, 1), padding, data_format, dilation)
     assert layer.get_config()["dilation_rate"] == dilation
-    for training in (False, True):
-        np.testing.assert_allclose(
-            layer.forward(x, training=training), expected, rtol=2e-5, atol=2e-5
-        )
     layer64 = Conv2D(
         3,
         kernel,
