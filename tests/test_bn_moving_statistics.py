@@ -24,6 +24,15 @@ def _train_step(layer, x):
     layer.commit_updates()
 
 
+def _first_step_sets_the_batch_statistics(layer, x, rtol):
+    """A training step on x as the first batch the cumulative average counts (weight 1/1): the
+    moving statistics become x's batch statistics."""
+    _train_step(layer, x)
+    mean, var, _ = twin.batch_statistics(x)
+    np.testing.assert_allclose(layer.moving_mean, mean, rtol=rtol)
+    np.testing.assert_allclose(layer.moving_variance, var, rtol=rtol)
+
+
 # ---- momentum=None: the cumulative moving average ----------------------------------------------
 
 
@@ -50,11 +59,7 @@ def test_cumulative_average_first_batch_replaces_the_initial_values():
     rng = np.random.default_rng(2)
     layer = BatchNormalization(momentum=None, dtype="float64")
     layer.build_for((None, 3))
-    x = random_data(rng, (8, 3))
-    _train_step(layer, x)
-    mean, var, _ = twin.batch_statistics(x)
-    np.testing.assert_allclose(layer.moving_mean, mean, rtol=1e-13)
-    np.testing.assert_allclose(layer.moving_variance, var, rtol=1e-13)
+    _first_step_sets_the_batch_statistics(layer, random_data(rng, (8, 3)), rtol=1e-13)
 
 
 def test_num_batches_tracked_is_a_non_trainable_int64_weight_after_keras_weights():
@@ -106,11 +111,7 @@ def test_reset_states_restarts_the_moving_statistics(renorm):
             np.testing.assert_array_equal(getattr(layer, name), 1)
         np.testing.assert_array_equal(layer.renorm_mean, 0)
     # after the reset, the next batch alone makes the moving statistics (weight 1/1)
-    x = random_data(rng, (7, 3))
-    _train_step(layer, x)
-    mean, var, _ = twin.batch_statistics(x)
-    np.testing.assert_allclose(layer.moving_mean, mean, rtol=1e-12)
-    np.testing.assert_allclose(layer.moving_variance, var, rtol=1e-12)
+    _first_step_sets_the_batch_statistics(layer, random_data(rng, (7, 3)), rtol=1e-12)
 
 
 def test_reset_states_uses_the_moving_initializers_and_keeps_momentum_layers_working():
