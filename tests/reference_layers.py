@@ -62,6 +62,15 @@ def same_padding(n, k, s):
     return total // 2, total - total // 2
 
 
+def _output_grid(h, w, kh, kw, sh, sw, padding):
+    """(out_h, out_w, top, left) of a kh x kw window sliding over h x w with strides (sh, sw):
+    the output size and the zero rows above and columns left of the input ('same' only)."""
+    oh, ow = output_length(h, kh, sh, padding), output_length(w, kw, sw, padding)
+    top = same_padding(h, kh, sh)[0] if padding == "same" else 0
+    left = same_padding(w, kw, sw)[0] if padding == "same" else 0
+    return oh, ow, top, left
+
+
 def _to_nhwc(x, data_format):
     return x if data_format == "channels_last" else x.transpose(0, 2, 3, 1)
 
@@ -90,9 +99,7 @@ def conv2d_reference(
     sh, sw = strides
     dh, dw = dilation
     ekh, ekw = (kh - 1) * dh + 1, (kw - 1) * dw + 1
-    oh, ow = output_length(h, ekh, sh, padding), output_length(w, ekw, sw, padding)
-    top = same_padding(h, ekh, sh)[0] if padding == "same" else 0
-    left = same_padding(w, ekw, sw)[0] if padding == "same" else 0
+    oh, ow, top, left = _output_grid(h, w, ekh, ekw, sh, sw, padding)
     y = np.zeros((n, oh, ow, o))
     for i in range(oh):
         for j in range(ow):
@@ -112,9 +119,7 @@ def pool2d_reference(x, pool_size, strides, padding, data_format, mode):
     n, h, w, c = x.shape
     ph, pw = pool_size
     sh, sw = strides
-    oh, ow = output_length(h, ph, sh, padding), output_length(w, pw, sw, padding)
-    top = same_padding(h, ph, sh)[0] if padding == "same" else 0
-    left = same_padding(w, pw, sw)[0] if padding == "same" else 0
+    oh, ow, top, left = _output_grid(h, w, ph, pw, sh, sw, padding)
     y = np.zeros((n, oh, ow, c))
     for i in range(oh):
         for j in range(ow):
