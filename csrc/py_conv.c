@@ -109,30 +109,38 @@ static PyArrayObject *bias_vector(PyObject *obj, int typenum, npy_intp size, con
     return b;
 }
 
-/* conv_output(y, bias, channels_first) -> y in the data format
- * The output stage of a convolution computed as a product (N, P, Cout), P = out_h·out_w pixels,
- * bias (Cout,) or None: channels-last, bias added in place (y C-contiguous and writeable) and y
- * itself returned; channels-first, a new (N, Cout, P) array, y transposed with bias added. */
+/* conv_output(y, bias, images, channels_first) -> y in the data format
+ * The output stage of a convolution computed as a product y (rows, Cout), rows = images·P with
+ * P = out_h·out_w pixels, bias (Cout,) or None: channels-last, bias added in place (y C-contiguous
+ * and writeable) and y itself returned; channels-first, a new (images, Cout, P) array, each
+ * image's (P, Cout) block transposed with bias added. */
 static PyObject *py_conv_output(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     static const char *func = "conv_output";
     PyObject *result = NULL;
     PyArrayObject *y = NULL, *bias = NULL, *out = NULL;
-    const npy_intp any[3] = {-1, -1, -1};
+    const npy_intp any[2] = {-1, -1};
+    Py_ssize_t N;
     int typenum, cf;
-    if (bnpy_check_nargs(nargs, 3, 3, func) < 0 ||
-        bnpy_parse_flag(args[2], func, "channels_first", &cf) < 0 ||
+    if (bnpy_check_nargs(nargs, 4, 4, func) < 0 ||
+        bnpy_parse_ssize(args[2], func, "images", &N) < 0 ||
+        bnpy_parse_flag(args[3], func, "channels_first", &cf) < 0 ||
         (typenum = bnpy_float_typenum(args[0], func, "y")) < 0)
         return NULL;
-    y = cf ? input_with_rank(args[0], typenum, 3, func, "y", "(N, pixels, Cout)")
-           : bnpy_inplace_array(args[0], typenum, 3, any, func, "y");
+    y = cf ? input_with_rank(args[0], typenum, 2, func, "y", "(rows, Cout)")
+           : bnpy_inplace_array(args[0], typenum, 2, any, func, "y");
     if (y == NULL ||
         (args[1] != Py_None &&
-         (bias = bias_vector(args[1], typenum, PyArray_DIM(y, 2), func)) == NULL) ||
+         (bias = bias_vector(args[1], typenum, PyArray_DIM(y, 1), func)) == NULL) ||
         (!cf && bnpy_check_overlap(y, bias, 0, func, "y", "bias") < 0))
         goto fail;
-    const npy_intp N = PyArray_DIM(y, 0), P = PyArray_DIM(y, 1), Cout = PyArray_DIM(y, 2);
-    const npy_intp dims[3] = {N, Cout, P};
+    const npy_intp rows = PyArray_DIM(y, 0), Cout = PyArray_DIM(y, 1);
+    if (N < 0 || (N == 0 ? rows != 0 : rows % N != 0)) {
+        PyErr_Format(PyExc_ValueError, "%s: y's %zd rows are not %zd images of equal size", func,
+                     (Py_ssize_t)rows, N);
+        goto fail;
+    }
+    const npy_intp P = N > 0 ? rows / N : 0, dims[3] = {N, Cout, P};
     if (cf && (out = (PyArrayObject *)PyArray_EMPTY(3, dims, typenum, 0)) == NULL)
         goto fail;
     Py_BEGIN_ALLOW_THREADS
@@ -140,7 +148,7 @@ static PyObject *py_conv_output(PyObject *module, PyObject *const *args, Py_ssiz
         BNPY_CALL_FOR_TYPE(typenum, bnpy_batch_transpose, PyArray_DATA(out), PyArray_DATA(y),
                            bias ? PyArray_DATA(bias) : NULL, N, P, Cout);
     else if (bias != NULL)
-        BNPY_CALL_FOR_TYPE(typenum, bnpy_add_bias_rows, PyArray_DATA(y), PyArray_DATA(bias), N * P,
+        BNPY_CALL_FOR_TYPE(typenum, bnpy_add_bias_rows, PyArray_DATA(y), PyArray_DATA(bias), rows,
                            Cout);
     Py_END_ALLOW_THREADS
     result = cf ? bnpy_take(&out) : bnpy_take(&y);
@@ -150,9 +158,10 @@ fail:
 }
 
 /* conv_output_backward(dy, with_bias, channels_first) -> (dy_rows, dbias or None)
- * The gradient through conv_output: dy in the data format, (N, P, Cout) or (N, Cout, P), back to
- * the product's (N, P, Cout) layout (C-contiguous; transposed for channels-first), and with_bias
- * dbias[c] = Σ over batch and pixels of dy (summed in double). */
+ * The gradient through conv_output: dy in the data format, (N, H, W, Cout) or (N, Cout, H, W),
+ * as the product's (N·H·W, Cout) rows (C-contiguous; a view of dy for channels-last, transposed
+ * for channels-first), and with_bias dbias[c] = Σ over batch and pixels of dy (summed in
+ * double). */
 static PyObject *py_conv_output_backward(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     static const char *func = "conv_output_backward";
@@ -163,19 +172,18 @@ static PyObject *py_conv_output_backward(PyObject *module, PyObject *const *args
         bnpy_parse_flag(args[1], func, "with_bias", &with_bias) < 0 ||
         bnpy_parse_flag(args[2], func, "channels_first", &cf) < 0)
         return NULL;
-    dy =
-        input_with_rank(args[0], -1, 3, func, "dy", cf ? "(N, Cout, pixels)" : "(N, pixels, Cout)");
+    dy = input_with_rank(args[0], -1, 4, func, "dy", cf ? "(N, Cout, H, W)" : "(N, H, W, Cout)");
     if (dy == NULL)
         goto fail;
     const int typenum = PyArray_TYPE(dy);
-    const npy_intp N = PyArray_DIM(dy, 0), P = PyArray_DIM(dy, cf ? 2 : 1);
-    const npy_intp Cout = PyArray_DIM(dy, cf ? 1 : 2), dims[3] = {N, P, Cout};
-    if (!cf) { /* dy is in the product's layout already */
-        Py_INCREF(dy);
-        rows = dy;
-    } else if ((rows = (PyArrayObject *)PyArray_EMPTY(3, dims, typenum, 0)) == NULL)
-        goto fail;
-    if (with_bias && (dbias = (PyArrayObject *)PyArray_EMPTY(1, dims + 2, typenum, 0)) == NULL)
+    const npy_intp *d = PyArray_DIMS(dy), N = d[0], Cout = d[cf ? 1 : 3];
+    const npy_intp P = cf ? d[2] * d[3] : d[1] * d[2];
+    npy_intp dims[2] = {N * P, Cout};
+    PyArray_Dims shape = {dims, 2};
+    rows = cf ? (PyArrayObject *)PyArray_EMPTY(2, dims, typenum, 0)
+              : (PyArrayObject *)PyArray_Newshape(dy, &shape, NPY_CORDER); /* a view */
+    if (rows == NULL ||
+        (with_bias && (dbias = (PyArrayObject *)PyArray_EMPTY(1, dims + 1, typenum, 0)) == NULL))
         goto fail;
     Py_BEGIN_ALLOW_THREADS
     if (cf)
@@ -419,13 +427,13 @@ PyMethodDef bnpy_conv_methods[] = {
         "The adjoint of im2col: dx of shape x_shape, each cell the sum of the dcol entries copied "
         "from it."),
     BNPY_FASTCALL("conv_output", py_conv_output,
-                  "conv_output(y, bias, channels_first, /)\n--\n\n"
-                  "A convolution's (N, pixels, Cout) product in its data format, bias added: "
+                  "conv_output(y, bias, images, channels_first, /)\n--\n\n"
+                  "A convolution's (images*pixels, Cout) product in its data format, bias added: "
                   "channels-last in place (y returned), channels-first transposed to "
-                  "(N, Cout, pixels)."),
+                  "(images, Cout, pixels)."),
     BNPY_FASTCALL("conv_output_backward", py_conv_output_backward,
                   "conv_output_backward(dy, with_bias, channels_first, /)\n--\n\n"
-                  "(dy_rows, dbias): dy in the product's (N, pixels, Cout) layout and, with_bias, "
+                  "(dy_rows, dbias): dy as the product's (N*pixels, Cout) rows and, with_bias, "
                   "its sums over batch and pixels (in double); else None."),
     {"conv_direct_available", py_conv_direct_available, METH_NOARGS,
      "conv_direct_available()\n--\n\nTrue when conv2d_direct can run (x86 with AVX2 and FMA)."},

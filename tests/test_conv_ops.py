@@ -321,7 +321,7 @@ def test_results_do_not_depend_on_thread_count(direct, monkeypatch):
 def test_bias_gradient_is_bitwise_the_same_for_any_thread_count():
     """float64, where partial sums cut at other places differ in their last bits (they did when
     the row blocks were one per thread): the blocks follow from the sizes alone."""
-    dy = np.random.default_rng(23).standard_normal((16, 576, 16))  # 147K values: parallel
+    dy = np.random.default_rng(23).standard_normal((16, 24, 24, 16))  # 147K values: parallel
     before = bnpy.get_num_threads()
     sums = []
     try:
@@ -332,7 +332,7 @@ def test_bias_gradient_is_bitwise_the_same_for_any_thread_count():
         bnpy.set_num_threads(before)
     for other in sums[1:]:
         np.testing.assert_array_equal(sums[0], other)
-    np.testing.assert_allclose(sums[0], dy.sum(axis=(0, 1)), rtol=1e-13)
+    np.testing.assert_allclose(sums[0], dy.sum(axis=(0, 1, 2)), rtol=1e-13)
 
 
 def test_inputs_are_not_modified():
@@ -438,36 +438,40 @@ def test_core_rejects_inconsistent_arguments_without_writing():
         core.pool2d_backward(y[:, :1], None, x.shape, *window, False)
     with pytest.raises(ValueError, match="pool2d: padding"):
         core.pool2d(x, True, 2, 2, 2, 2, 2, 0, 0, 0, False)
-    y = out.reshape(1, 9, 7)
     with pytest.raises(ValueError, match="conv_output: bias must have shape"):
-        core.conv_output(y, np.zeros(3, np.float32), False)
+        core.conv_output(out, np.zeros(3, np.float32), 1, False)
     with pytest.raises(ValueError, match="conv_output: y must be writeable"):
-        ro = y.copy()
+        ro = out.copy()
         ro.flags.writeable = False
-        core.conv_output(ro, np.zeros(7, np.float32), False)
+        core.conv_output(ro, np.zeros(7, np.float32), 1, False)
     with pytest.raises(ValueError, match="conv_output: y must not overlap bias"):
-        core.conv_output(y, y[0, 0], False)
+        core.conv_output(out, out[0], 1, False)
+    for images in (2, 0, -1):  # 9 rows: not 2 images of equal size, nor 0 images
+        with pytest.raises(ValueError, match="conv_output: y's 9 rows are not"):
+            core.conv_output(out, None, images, True)
     np.testing.assert_array_equal(out, 7.0)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("with_bias", [False, True])
 def test_conv_output_stage_matches_numpy(dtype, with_bias):
-    """conv_output: the (N, P, Cout) product in the data format with the bias added (in place for
-    channels-last); conv_output_backward: dy back in that layout, and the bias gradient."""
+    """conv_output: the (N·P, Cout) product in the data format with the bias added (in place for
+    channels-last, transposed per image for channels-first); conv_output_backward: dy, (N, H, W,
+    Cout) or (N, Cout, H, W), back as those rows, and the bias gradient."""
     rng = np.random.default_rng(31)
-    product = rng.standard_normal((3, 20, 5)).astype(dtype)
-    bias = rng.standard_normal(5).astype(dtype) if with_bias else None
-    expected = product + (0 if bias is None else bias)
+    images = rng.standard_normal((3, 4, 5, 6)).astype(dtype)  # (N, H, W, Cout)
+    product = images.reshape(60, 6)
+    bias = rng.standard_normal(6).astype(dtype) if with_bias else None
+    expected = images + (0 if bias is None else bias)
     cl = product.copy()
-    assert bnpy._core.conv_output(cl, bias, False) is cl
-    np.testing.assert_array_equal(cl, expected)
-    cf = bnpy._core.conv_output(product, bias, True)
-    np.testing.assert_array_equal(cf, expected.transpose(0, 2, 1))
+    assert bnpy._core.conv_output(cl, bias, 3, False) is cl
+    np.testing.assert_array_equal(cl, expected.reshape(60, 6))
+    cf = bnpy._core.conv_output(product, bias, 3, True)
+    np.testing.assert_array_equal(cf, expected.transpose(0, 3, 1, 2).reshape(3, 6, 20))
 
     # the gradient: sums in double, rounded once (the tolerance of one rounding of the sum)
-    exact_sum = product.astype(np.float64).sum(axis=(0, 1))
-    for given, channels_first in [(product, False), (product.transpose(0, 2, 1), True)]:
+    exact_sum = product.astype(np.float64).sum(axis=0)
+    for given, channels_first in [(images, False), (images.transpose(0, 3, 1, 2), True)]:
         rows, dbias = bnpy._core.conv_output_backward(given, with_bias, channels_first)
         assert rows.flags.c_contiguous and rows.shape == product.shape
         np.testing.assert_array_equal(rows, product)
@@ -505,7 +509,7 @@ def test_reference_counts_are_stable():
                 x, 9, 9, 1, 1, 0, 0, 0, 0, False
             )
         with pytest.raises(ValueError):
-            bnpy._core.conv_output(x.reshape(1, -1, 3), bias, False)
+            bnpy._core.conv_output(x.reshape(-1, 3), bias, 2, False)
     assert [sys.getrefcount(a) for a in arrays] == before
 
 

@@ -90,7 +90,9 @@ def test_a_leak_would_be_seen():
     try:
         start = tracemalloc.get_traced_memory()[0]
         for _ in range(1000):
-            arrays.append(_core.conv_output_backward(x[None], True, True)[1])  # kept, as a leak
+            arrays.append(
+                _core.conv_output_backward(x[None, None], True, True)[1]
+            )  # kept, as a leak
         grown = tracemalloc.get_traced_memory()[0] - start
     finally:
         tracemalloc.stop()

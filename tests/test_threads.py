@@ -88,11 +88,12 @@ def _core_work(i):
     out["max_back"] = _core.pool2d_backward(out["max"], out["argmax"], x.shape, *max_window, cf)
     out["avg"] = _core.pool2d(x, False, *avg_window, cf)[0]
     out["avg_back"] = _core.pool2d_backward(out["avg"], None, x.shape, *avg_window, cf)
-    product = out["im2col"].reshape(8, -1, 27)
-    out["rows"], out["sum"] = _core.conv_output_backward(product, True, False)
-    out["transpose"] = _core.conv_output(product, out["sum"], True)
-    out["rows_transposed"], out["sum_transposed"] = _core.conv_output_backward(product, True, True)
-    out["bias_rows"] = _core.conv_output(product.copy(), out["sum"], False)
+    product = out["im2col"]  # (8·P, 27) rows, and as 8 images of (P, 1, 27)
+    images = product.reshape(8, -1, 1, 27)
+    out["rows"], out["sum"] = _core.conv_output_backward(images, True, False)
+    out["transpose"] = _core.conv_output(product, out["sum"], 8, True)
+    out["rows_transposed"], out["sum_transposed"] = _core.conv_output_backward(images, True, True)
+    out["bias_rows"] = _core.conv_output(product.copy(), out["sum"], 8, False)
     out["warp"] = ops.affine_warp(
         x,
         MATRICES,

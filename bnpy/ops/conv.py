@@ -169,8 +169,7 @@ def _columns(x, geometry, channels_first, dilation):
 def _finish_output(y2d, bias, n, out_hw, channels_first):
     """(N*P, Cout) product -> y in the data format, bias added (in place for channels-last)."""
     cout = y2d.shape[1]
-    pixels = out_hw[0] * out_hw[1]  # explicit: -1 is ambiguous for an empty batch
-    y = _core.conv_output(y2d.reshape(n, pixels, cout), bias, channels_first)
+    y = _core.conv_output(y2d, bias, n, channels_first)
     return y.reshape((n, cout) + out_hw if channels_first else (n,) + out_hw + (cout,))
 
 
@@ -235,14 +234,7 @@ def conv2d_backward(dy, ctx, need_dx=True):
             )
         )
     cout = ctx.kernel_shape[3]
-    out_h, out_w = ctx.y_shape[2:] if ctx.channels_first else ctx.y_shape[1:3]
-    n, pixels = dy.shape[0], out_h * out_w
-    dy_rows, dbias = _core.conv_output_backward(
-        dy.reshape((n, cout, pixels) if ctx.channels_first else (n, pixels, cout)),
-        ctx.has_bias,
-        ctx.channels_first,
-    )
-    dy2d = dy_rows.reshape(n * pixels, cout)
+    dy2d, dbias = _core.conv_output_backward(dy, ctx.has_bias, ctx.channels_first)
     if ctx.fft is not None:
         dx, dkernel = _conv_fft.backward(dy2d.reshape(ctx.y_shape), ctx.fft, need_dx)
         return dx, dkernel, dbias

@@ -82,15 +82,16 @@ def build_col2im(rng, api):
 
 
 def build_conv_output(rng, api):
-    y = random_values(rng, random_shape(rng, 3), random_dtype(rng))
-    bias = random_values(rng, (y.shape[2],), y.dtype) if rng.random() < 0.5 else None
+    images, pixels, cout = random_shape(rng, 3)
+    y = random_values(rng, (images * pixels, cout), random_dtype(rng))
+    bias = random_values(rng, (cout,), y.dtype) if rng.random() < 0.5 else None
     cf = bool(rng.integers(2))
     # y is written in place when channels_first is false (a mutation may flip it)
-    return Case("_core.conv_output", _core.conv_output, [y, bias, cf], outputs=[0])
+    return Case("_core.conv_output", _core.conv_output, [y, bias, images, cf], outputs=[0])
 
 
 def build_conv_output_backward(rng, api):
-    dy = random_values(rng, random_shape(rng, 3), random_dtype(rng))
+    dy = random_values(rng, random_shape(rng, 4), random_dtype(rng))
     args = [dy, bool(rng.integers(2)), bool(rng.integers(2))]
     return Case("_core.conv_output_backward", _core.conv_output_backward, args)
 

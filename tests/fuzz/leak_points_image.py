@@ -118,25 +118,26 @@ def image_points(a):
         ),
         "conv_output": (
             [
-                lambda: _core.conv_output(a["cube64"].copy(), a["bias3_64"], False),
-                lambda: _core.conv_output(a["cube64"], None, True),
-                lambda: _core.conv_output(a["cube64"], a["bias3_64"], True),
+                lambda: _core.conv_output(a["rows64"].copy(), a["bias3_64"], 7, False),
+                lambda: _core.conv_output(a["rows64"], None, 1, True),
+                lambda: _core.conv_output(a["rows64"], a["bias3_64"], 7, True),
             ],
             [
-                (ValueError, lambda: _core.conv_output(a["cube64"], a["gamma64"][:2], True)),
-                (TypeError, lambda: _core.conv_output(a["cube64"], a["bias8"], True)),
-                (ValueError, lambda: _core.conv_output(a["rows64"], None, True)),
-                (ValueError, lambda: _core.conv_output(a["readonly64"][0], None, False)),
+                (ValueError, lambda: _core.conv_output(a["rows64"], a["gamma64"][:2], 7, True)),
+                (TypeError, lambda: _core.conv_output(a["rows64"], a["bias8"], 7, True)),
+                (ValueError, lambda: _core.conv_output(a["cube64"], None, 2, True)),
+                (ValueError, lambda: _core.conv_output(a["rows64"], None, 2, True)),
+                (ValueError, lambda: _core.conv_output(a["readonly64"][0, 0], None, 1, False)),
             ],
         ),
         "conv_output_backward": (
             [
-                lambda: _core.conv_output_backward(a["cube64"], True, False),
-                lambda: _core.conv_output_backward(a["cube64"][:, ::2], True, True),
-                lambda: _core.conv_output_backward(a["cube64"], False, True),
+                lambda: _core.conv_output_backward(a["x64"], True, False),
+                lambda: _core.conv_output_backward(a["x64"][:, ::2], True, True),
+                lambda: _core.conv_output_backward(a["x64"], False, True),
             ],
             [
-                (ValueError, lambda: _core.conv_output_backward(a["rows64"], True, False)),
+                (ValueError, lambda: _core.conv_output_backward(a["cube64"], True, False)),
                 (TypeError, lambda: _core.conv_output_backward(a["ints"], True, False)),
             ],
         ),
